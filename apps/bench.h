@@ -1,0 +1,39 @@
+/* apps/bench.h: shared timing and reporting for `digcl bench`.
+ *
+ * A case is timed by running it `warmup` times, then `repeats` times with a
+ * digcl_finish after each, and taking the median wall-clock time. Reports go to
+ * stdout as one aligned table row per case.
+ */
+#ifndef DIGCL_APPS_BENCH_H
+#define DIGCL_APPS_BENCH_H
+
+#include "digcl/runtime.h"
+
+typedef void (*bench_fn)(digcl_context *ctx, void *arg);
+
+/* Median milliseconds of fn over `repeats` runs after `warmup` runs. */
+double bench_time_ms(digcl_context *ctx, bench_fn fn, void *arg, int warmup, int repeats);
+
+/* Measured device copy bandwidth in GB/s (bytes read + bytes written), on a
+ * buffer of `bytes` bytes (about 256 MiB on a GPU). */
+double bench_copy_bandwidth(digcl_context *ctx, size_t bytes);
+
+/* Prints the table header once, then rows:
+ *   kernel, shape, ms, GB/s (bytes/ms), GFLOP/s (flops/ms), % of copy bandwidth.
+ * bytes or flops may be 0 (column left blank). */
+void bench_print_header(double copy_gbps);
+void bench_print_row(const char *kernel, const char *shape, double ms, double bytes, double flops,
+                     double copy_gbps);
+
+/* Subcommand entry points: argc/argv start after "bench <what>". */
+int bench_gemm_main(digcl_context *ctx, int argc, char **argv);
+int bench_ops_main(digcl_context *ctx, int argc, char **argv);
+int bench_gla_main(digcl_context *ctx, int argc, char **argv);
+
+/* Families of `digcl bench ops`, each in its own apps/bench_ops_<family>.c.
+ * Each times its kernels at DiG-S/2 training shapes (N=32, T=256, D=384) and at
+ * high resolution (N=1, T=12544) and prints rows with bench_print_row. */
+void bench_ops_dense(digcl_context *ctx, double copy_gbps);   /* linear, norms, activations, adaLN, losses, AdamW, EMA */
+void bench_ops_spatial(digcl_context *ctx, double copy_gbps); /* patchify, embeddings, dwconv, SREM, attention */
+
+#endif

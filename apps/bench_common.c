@@ -1,0 +1,83 @@
+/* Timing and table printing shared by the bench_*.c files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "bench.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_time_ms(digcl_context *ctx, bench_fn fn, void *arg, int warmup, int repeats) {
+    for (int i = 0; i < warmup; i++) fn(ctx, arg);
+    digcl_finish(ctx);
+    if (repeats < 1) repeats = 1;
+    double *times = malloc((size_t)repeats * sizeof *times);
+    if (!times) digcl_fatal("out of host memory in bench");
+    for (int i = 0; i < repeats; i++) {
+        double start = now_ms();
+        fn(ctx, arg);
+        digcl_finish(ctx);
+        times[i] = now_ms() - start;
+    }
+    qsort(times, (size_t)repeats, sizeof *times, compare_double);
+    double median = times[repeats / 2];
+    free(times);
+    return median;
+}
+
+typedef struct copy_case {
+    cl_kernel kernel;
+    size_t count4;
+} copy_case;
+
+/* A float4 copy kernel of our own (cl/util.cl), the yardstick for every
+ * memory-bound kernel: it moves bytes the way our kernels do. */
+static void run_copy(digcl_context *ctx, void *arg) {
+    copy_case *c = arg;
+    size_t global = c->count4, local = 256;
+    digcl_launch(ctx, c->kernel, "copy_float4", 1, &global, &local);
+}
+
+double bench_copy_bandwidth(digcl_context *ctx, size_t bytes) {
+    const digcl_device_info *device = digcl_context_device(ctx);
+    if (bytes > device->max_alloc_bytes / 2) bytes = (size_t)(device->max_alloc_bytes / 2);
+    digcl_buffer src = digcl_buffer_create(ctx, bytes, "bandwidth source");
+    digcl_buffer dst = digcl_buffer_create(ctx, bytes, "bandwidth destination");
+    bytes = bytes / 16 * 16;
+    digcl_fill_f32(ctx, src.mem, 0, bytes / sizeof(float), 1.5f);
+    copy_case c = {digcl_kernel(ctx, "util", "copy_float4", ""), bytes / 16};
+    digcl_arg_mem(c.kernel, 0, src.mem);
+    digcl_arg_mem(c.kernel, 1, dst.mem);
+    digcl_arg_int(c.kernel, 2, (int)c.count4);
+    double ms = bench_time_ms(ctx, run_copy, &c, 3, 15);
+    digcl_buffer_release(&src);
+    digcl_buffer_release(&dst);
+    return 2.0 * (double)bytes / (ms * 1e6);
+}
+
+void bench_print_header(double copy_gbps) {
+    printf("device copy bandwidth: %.1f GB/s (read + write)\n", copy_gbps);
+    printf("%-34s %-28s %10s %9s %10s %7s\n", "kernel", "shape", "ms", "GB/s", "GFLOP/s", "%copy");
+}
+
+void bench_print_row(const char *kernel, const char *shape, double ms, double bytes, double flops,
+                     double copy_gbps) {
+    char gbps[32] = "", gflops[32] = "", percent[32] = "";
+    if (bytes > 0) {
+        double rate = bytes / (ms * 1e6);
+        snprintf(gbps, sizeof gbps, "%.1f", rate);
+        if (copy_gbps > 0) snprintf(percent, sizeof percent, "%.0f%%", 100.0 * rate / copy_gbps);
+    }
+    if (flops > 0) snprintf(gflops, sizeof gflops, "%.1f", flops / (ms * 1e6));
+    printf("%-34s %-28s %10.4f %9s %10s %7s\n", kernel, shape, ms, gbps, gflops, percent);
+    fflush(stdout);
+}

@@ -1,0 +1,38 @@
+/* apps/cli.h: what the `digcl` subcommands share: global options, option
+ * parsing helpers and the context opener. */
+#ifndef DIGCL_APPS_CLI_H
+#define DIGCL_APPS_CLI_H
+
+#include "digcl/runtime.h"
+
+typedef struct cli_globals {
+    const char *device; /* --device P:D|NAME */
+    int verbose;        /* -v */
+} cli_globals;
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(const cli_globals *globals, int argc, char **argv); /* argv[0] is the command */
+    void (*usage)(void);
+} cli_command;
+
+/* Opens the context for the global --device/-v options. */
+digcl_context *cli_open_context(const cli_globals *globals);
+
+/* Option parsing: returns 1 if argv[*i] is `--name VALUE` or `--name=VALUE`,
+ * storing VALUE and advancing *i; exits 2 with a message when VALUE is missing. */
+int cli_option_value(int argc, char **argv, int *i, const char *name, const char **value);
+/* Parses an integer/float option value or exits 2 naming the flag. */
+long cli_parse_long(const char *flag, const char *value, long min, long max);
+double cli_parse_double(const char *flag, const char *value, double min, double max);
+int cli_is_help(const char *arg);
+/* Reports an unknown argument for `command` and exits 2. */
+_Noreturn void cli_unknown_argument(const char *command, const char *arg);
+
+int cmd_devices(const cli_globals *globals, int argc, char **argv);
+void usage_devices(void);
+int cmd_bench(const cli_globals *globals, int argc, char **argv);
+void usage_bench(void);
+
+#endif

@@ -1,0 +1,42 @@
+/* `digcl bench <what>`: kernel timings on the selected device. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+#include "cli.h"
+
+typedef struct bench_entry {
+    const char *name;
+    const char *summary;
+    int (*run)(digcl_context *ctx, int argc, char **argv);
+} bench_entry;
+
+static const bench_entry benches[] = {
+    {"gemm", "CLBlast SGEMM: correctness self-check, then GFLOP/s for about --seconds", bench_gemm_main},
+};
+static const int bench_count = (int)(sizeof benches / sizeof benches[0]);
+
+void usage_bench(void) {
+    printf("usage: digcl bench <what> [options]\n\nwhat:\n");
+    for (int i = 0; i < bench_count; i++) printf("  %-6s %s\n", benches[i].name, benches[i].summary);
+    printf("\nTimes are medians of repeated runs after a warm-up, measured with clFinish around\n"
+           "each run. Rows show ms, GB/s against the minimum bytes moved and GFLOP/s.\n"
+           "`digcl bench gemm --size N --seconds S` (defaults 1024, 1).\n");
+}
+
+int cmd_bench(const cli_globals *globals, int argc, char **argv) {
+    if (argc < 2) {
+        usage_bench();
+        return 2;
+    }
+    for (int i = 0; i < bench_count; i++) {
+        if (strcmp(argv[1], benches[i].name) != 0) continue;
+        digcl_context *ctx = cli_open_context(globals);
+        int status = benches[i].run(ctx, argc - 2, argv + 2);
+        digcl_context_release(ctx);
+        return status;
+    }
+    fprintf(stderr, "digcl bench: unknown benchmark '%s'\n", argv[1]);
+    usage_bench();
+    return 2;
+}

@@ -1,0 +1,80 @@
+/* digcl: the command-line tool. `digcl <command> [options]`; `digcl --help`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_command commands[] = {
+    {"devices", "list every OpenCL platform and device and mark the default", cmd_devices, usage_devices},
+    {"bench", "time kernels on the device (gemm, ops, gla)", cmd_bench, usage_bench},
+};
+static const int command_count = (int)(sizeof commands / sizeof commands[0]);
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: digcl [--device P:D|NAME] [-v] <command> [options]\n"
+            "\n"
+            "DiG (Diffusion Gated Linear Attention Transformers) on any OpenCL device.\n"
+            "\n"
+            "commands:\n");
+    for (int i = 0; i < command_count; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\n"
+            "global options:\n"
+            "  --device P:D|NAME  platform:device index or a case-insensitive name substring\n"
+            "                     (default: $DIGCL_DEVICE, else the first GPU, accelerator, CPU)\n"
+            "  -v, --verbose      say which kernels were compiled or loaded from the cache\n"
+            "  -h, --help         this help; `digcl <command> --help` for a command\n"
+            "  --version          print the version\n"
+            "\n"
+            "environment: DIGCL_DEVICE, DIGCL_PROFILE=1 (per-kernel times at exit),\n"
+            "             DIGCL_KERNEL_CACHE=0, DIGCL_CACHE_DIR (kernel binary cache)\n");
+}
+
+/* Removes the global options from argv wherever they stand; returns the new argc. */
+static int take_global_options(int argc, char **argv, cli_globals *globals) {
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        if (cli_option_value(argc, argv, &i, "--device", &value)) {
+            globals->device = value;
+        } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+            globals->verbose = 1;
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    argv[kept] = NULL;
+    return kept;
+}
+
+int main(int argc, char **argv) {
+    cli_globals globals = {0};
+    argc = take_global_options(argc, argv, &globals);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (cli_is_help(argv[1])) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("digcl 0.1.0\n");
+        return 0;
+    }
+    for (int i = 0; i < command_count; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        for (int a = 2; a < argc; a++) {
+            if (cli_is_help(argv[a])) {
+                commands[i].usage();
+                return 0;
+            }
+        }
+        return commands[i].run(&globals, argc - 1, argv + 1);
+    }
+    fprintf(stderr, "digcl: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,56 @@
+# Finds digcl's dependencies from distribution packages and collects them in
+# DIGCL_DEPENDENCY_TARGETS. A missing one stops configuration with the package
+# names for Debian/Ubuntu, Fedora and Arch (scripts/install-deps.sh installs them).
+find_package(PkgConfig REQUIRED)
+
+function(digcl_missing what debian fedora arch)
+  message(FATAL_ERROR
+    "digcl needs ${what}, which was not found.\n"
+    "  Debian/Ubuntu: sudo apt-get install ${debian}\n"
+    "  Fedora:        sudo dnf install ${fedora}\n"
+    "  Arch:          sudo pacman -S ${arch}\n"
+    "  or run scripts/install-deps.sh")
+endfunction()
+
+find_package(OpenCL QUIET)
+if(NOT OpenCL_FOUND)
+  digcl_missing("the OpenCL ICD loader and headers" "ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd"
+                "ocl-icd-devel opencl-headers pocl" "ocl-icd opencl-headers pocl")
+endif()
+
+find_package(CLBlast QUIET CONFIG)
+if(NOT CLBlast_FOUND)
+  digcl_missing("CLBlast >= 1.5.3" "libclblast-dev" "clblast-devel" "clblast")
+endif()
+if(CLBlast_VERSION AND CLBlast_VERSION VERSION_LESS 1.5.3)
+  message(FATAL_ERROR "digcl needs CLBlast >= 1.5.3, found ${CLBlast_VERSION}")
+endif()
+
+find_package(PNG QUIET)
+if(NOT PNG_FOUND)
+  digcl_missing("libpng" "libpng-dev" "libpng-devel" "libpng")
+endif()
+
+find_package(ZLIB QUIET)
+if(NOT ZLIB_FOUND)
+  digcl_missing("zlib" "zlib1g-dev" "zlib-devel" "zlib")
+endif()
+
+pkg_check_modules(CJSON QUIET IMPORTED_TARGET libcjson)
+if(NOT CJSON_FOUND)
+  digcl_missing("cJSON" "libcjson-dev" "cjson-devel" "cjson")
+endif()
+
+pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
+if(NOT XXHASH_FOUND)
+  digcl_missing("xxHash" "libxxhash-dev" "xxhash-devel" "xxhash")
+endif()
+
+if(DIGCL_BUILD_TESTS)
+  pkg_check_modules(CMOCKA QUIET IMPORTED_TARGET cmocka)
+  if(NOT CMOCKA_FOUND)
+    digcl_missing("cmocka (tests)" "libcmocka-dev" "libcmocka-devel" "cmocka")
+  endif()
+endif()
+
+set(DIGCL_DEPENDENCY_TARGETS OpenCL::OpenCL clblast PNG::PNG ZLIB::ZLIB PkgConfig::CJSON PkgConfig::XXHASH)

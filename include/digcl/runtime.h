@@ -1,0 +1,166 @@
+/* digcl/runtime.h: OpenCL devices, the per-device context and queue, kernel
+ * programs (embedded sources, in-process and persistent binary cache), kernel
+ * launches with optional profiling, and device buffers with memory accounting.
+ *
+ * Everything above the runtime (ops, models, training) talks to OpenCL through
+ * a digcl_context: one context and one in-order queue per device.
+ */
+#ifndef DIGCL_RUNTIME_H
+#define DIGCL_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digcl/error.h"
+
+/* ---------------------------------------------------------------- devices */
+
+typedef struct digcl_device_info {
+    int platform_index; /* P in "P:D" */
+    int device_index;   /* D in "P:D", counted inside the platform */
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_device_type type;
+    char platform_name[256];
+    char platform_version[256];
+    char name[256];
+    char vendor[256];
+    char driver_version[256];
+    char opencl_c_version[256];
+    uint64_t global_mem_bytes;
+    uint64_t local_mem_bytes;
+    uint64_t max_alloc_bytes;
+    uint32_t compute_units;
+    size_t max_work_group_size;
+    uint32_t mem_base_addr_align_bytes;
+    int has_fp16;
+    int has_fp64;
+} digcl_device_info;
+
+/* Lists every device of every platform. Returns the count (0 when there is no
+ * platform at all); *devices is malloc'ed and owned by the caller. */
+int digcl_list_devices(digcl_device_info **devices);
+
+/* Index into the list of the default device: the first GPU, else the first
+ * accelerator, else the first CPU, else the first device; -1 if none. */
+int digcl_default_device(const digcl_device_info *devices, int count);
+
+/* Resolves a --device spec: "P:D" or a case-insensitive name substring.
+ * A NULL or empty spec falls back to $DIGCL_DEVICE, then to the default.
+ * Returns the list index, or -1 when nothing matches (message in error). */
+int digcl_select_device(const digcl_device_info *devices, int count, const char *spec,
+                        char *error, size_t error_size);
+
+/* Prints the device table (digcl devices) and marks the default with '*'. */
+void digcl_print_devices(const digcl_device_info *devices, int count, int selected, void *file);
+
+/* ---------------------------------------------------------------- context */
+
+typedef struct digcl_context digcl_context;
+
+typedef struct digcl_context_options {
+    const char *device_spec; /* --device; NULL: $DIGCL_DEVICE, then the default */
+    int verbose;             /* 1: say which kernels came from the cache */
+} digcl_context_options;
+
+/* Opens the device: context, in-order queue (with profiling when
+ * DIGCL_PROFILE=1). An unknown spec lists the devices and fails with exit 2;
+ * no platform at all explains how to install PoCL. */
+digcl_context *digcl_context_create(const digcl_context_options *options);
+/* Prints profile totals (if enabled) and releases everything. */
+void digcl_context_release(digcl_context *ctx);
+
+const digcl_device_info *digcl_context_device(const digcl_context *ctx);
+cl_context digcl_context_cl(const digcl_context *ctx);
+cl_command_queue digcl_context_queue(const digcl_context *ctx);
+void digcl_finish(digcl_context *ctx);
+
+/* ---------------------------------------------------------------- kernels */
+
+typedef struct digcl_kernel_cache_stats {
+    int memory_hits;  /* programs reused inside this process */
+    int disk_hits;    /* programs loaded from the persistent binary cache */
+    int disk_misses;  /* programs compiled from source */
+    int disk_rejects; /* cache files found but corrupt/foreign, rebuilt */
+} digcl_kernel_cache_stats;
+
+/* The embedded source of cl/<file>.cl, or NULL. */
+const char *digcl_kernel_source(const char *file, size_t *length);
+
+/* The kernel `name` from cl/<file>.cl built with "-cl-std=CL1.2 <options>".
+ * Programs and kernels are cached per (file, options) for the context's
+ * lifetime; the caller must not release the kernel. A failed build prints the
+ * full build log. Not thread-safe (one host thread per context). */
+cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name,
+                       const char *options);
+
+/* Builds a program from an explicit source (tests, tools). */
+cl_program digcl_program_from_source(digcl_context *ctx, const char *label, const char *source,
+                                     size_t length, const char *options);
+
+digcl_kernel_cache_stats digcl_kernel_cache_stats_get(const digcl_context *ctx);
+
+/* The cache directory: $DIGCL_CACHE_DIR, else $XDG_CACHE_HOME/digcl, else
+ * ~/.cache/digcl. Empty when DIGCL_KERNEL_CACHE=0. */
+void digcl_kernel_cache_dir(char *path, size_t size);
+
+/* Kernel arguments. Each checks the OpenCL status. */
+void digcl_arg_mem(cl_kernel kernel, unsigned index, cl_mem value);
+void digcl_arg_int(cl_kernel kernel, unsigned index, int value);
+void digcl_arg_float(cl_kernel kernel, unsigned index, float value);
+void digcl_arg_local(cl_kernel kernel, unsigned index, size_t bytes);
+
+/* Enqueues an NDRange. local may be NULL. global sizes are rounded up to a
+ * multiple of local here, so kernels must bounds-check. label names the
+ * kernel in the profile. */
+void digcl_launch(digcl_context *ctx, cl_kernel kernel, const char *label, unsigned dims,
+                  const size_t *global, const size_t *local);
+
+/* For external enqueues (CLBlast): returns an event slot to pass to the API
+ * when profiling is on (NULL otherwise), then digcl_profile_record. */
+cl_event *digcl_profile_event_slot(digcl_context *ctx);
+void digcl_profile_record(digcl_context *ctx, const char *label);
+int digcl_profiling_enabled(const digcl_context *ctx);
+
+/* ---------------------------------------------------------------- buffers */
+
+typedef struct digcl_buffer {
+    cl_mem mem;
+    size_t bytes;
+    digcl_context *ctx;
+    char what[64];
+} digcl_buffer;
+
+/* Allocates `bytes` of device memory for `what`. Contents are undefined: never
+ * assume zeroes. Failure: "out of device memory: needed X MiB for <what>;
+ * device <name> has Y MiB, Z MiB in use", through digcl_fatal. */
+digcl_buffer digcl_buffer_create(digcl_context *ctx, size_t bytes, const char *what);
+void digcl_buffer_release(digcl_buffer *buffer);
+
+/* Blocking transfers, offsets in bytes. */
+void digcl_write(digcl_context *ctx, cl_mem mem, size_t offset, size_t bytes, const void *host);
+void digcl_read(digcl_context *ctx, cl_mem mem, size_t offset, size_t bytes, void *host);
+/* Fills `count` floats starting at element `offset` with value (zero-grad,
+ * poisoning). Asynchronous. */
+void digcl_fill_f32(digcl_context *ctx, cl_mem mem, size_t offset, size_t count, float value);
+/* Device-to-device copy, asynchronous, offsets in bytes. */
+void digcl_copy(digcl_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, size_t dst_offset,
+                size_t bytes);
+/* A sub-buffer view [offset, offset+bytes) of mem; offset must be a multiple of
+ * the device's base address alignment (digcl_align_offset). Released by the
+ * caller with clReleaseMemObject. */
+cl_mem digcl_sub_buffer(digcl_context *ctx, cl_mem mem, size_t offset, size_t bytes);
+/* Rounds bytes up to the device's sub-buffer alignment. */
+size_t digcl_align_offset(const digcl_context *ctx, size_t bytes);
+
+typedef struct digcl_memory_stats {
+    uint64_t in_use_bytes;
+    uint64_t peak_bytes;
+    uint64_t device_bytes;
+} digcl_memory_stats;
+
+digcl_memory_stats digcl_memory_stats_get(const digcl_context *ctx);
+/* Sets peak back to the current use (to measure one region). */
+void digcl_memory_reset_peak(digcl_context *ctx);
+
+#endif

@@ -1,0 +1,84 @@
+/* The per-device context: one cl_context and one in-order queue. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "digcl/gemm.h"
+#include "runtime/context_internal.h"
+
+static void explain_no_platform(void) {
+    digcl_fatal("no OpenCL platform found.\n"
+                "---> HINT: install an OpenCL driver. For a CPU device on Debian/Ubuntu:\n"
+                "      sudo apt-get install pocl-opencl-icd ocl-icd-libopencl1\n"
+                "    (Fedora: sudo dnf install pocl; Arch: sudo pacman -S pocl), or run\n"
+                "    scripts/install-deps.sh. GPU vendors ship their own ICD (check /etc/OpenCL/vendors).");
+}
+
+static void fail_unknown_device(const digcl_device_info *devices, int count, const char *message) {
+    fprintf(stderr, "digcl: error: %s. Available devices:\n", message);
+    digcl_print_devices(devices, count, -1, stderr);
+    exit(2);
+}
+
+static int env_is_one(const char *name) {
+    const char *value = getenv(name);
+    return value && strcmp(value, "1") == 0;
+}
+
+static void open_queue(digcl_context *ctx) {
+    cl_int status;
+    cl_context_properties properties[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->device.platform, 0};
+    ctx->context = clCreateContext(properties, 1, &ctx->device.device, NULL, NULL, &status);
+    DIGCL_CL_CHECK(status);
+    cl_command_queue_properties queue_properties = ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
+    ctx->queue = clCreateCommandQueue(ctx->context, ctx->device.device, queue_properties, &status);
+    DIGCL_CL_CHECK(status);
+}
+
+digcl_context *digcl_context_create(const digcl_context_options *options) {
+    digcl_context_options defaults = {0};
+    if (!options) options = &defaults;
+    digcl_device_info *devices = NULL;
+    int count = digcl_list_devices(&devices);
+    if (count == 0) explain_no_platform();
+    char message[256] = "";
+    int index = digcl_select_device(devices, count, options->device_spec, message, sizeof message);
+    if (index < 0) fail_unknown_device(devices, count, message);
+
+    digcl_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) digcl_fatal("out of host memory creating the OpenCL context");
+    ctx->device = devices[index];
+    free(devices);
+    ctx->verbose = options->verbose;
+    ctx->profiling = env_is_one("DIGCL_PROFILE");
+    static int cpu_notice_given = 0; /* once per process */
+    if (!(ctx->device.type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) &&
+        !(options->device_spec && *options->device_spec) && !getenv("DIGCL_DEVICE") && !cpu_notice_given) {
+        fprintf(stderr, "digcl: notice: no GPU found; running on the CPU device '%s'\n", ctx->device.name);
+        cpu_notice_given = 1;
+    }
+    open_queue(ctx);
+    return ctx;
+}
+
+void digcl_context_release(digcl_context *ctx) {
+    if (!ctx) return;
+    if (ctx->queue) clFinish(ctx->queue);
+    digcl_profile_flush(ctx);
+    if (ctx->profiling) digcl_profile_print(ctx);
+    digcl_profile_free(ctx);
+    digcl_gemm_release(ctx);
+    digcl_programs_release(ctx);
+    if (ctx->queue) clReleaseCommandQueue(ctx->queue);
+    if (ctx->context) clReleaseContext(ctx->context);
+    free(ctx);
+}
+
+const digcl_device_info *digcl_context_device(const digcl_context *ctx) { return &ctx->device; }
+cl_context digcl_context_cl(const digcl_context *ctx) { return ctx->context; }
+cl_command_queue digcl_context_queue(const digcl_context *ctx) { return ctx->queue; }
+
+void digcl_finish(digcl_context *ctx) {
+    DIGCL_CL_CHECK(clFinish(ctx->queue));
+    digcl_profile_flush(ctx);
+}

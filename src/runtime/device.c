@@ -1,0 +1,183 @@
+/* Device enumeration, selection and the `digcl devices` table. Every platform
+ * is enumerated, not only the first. */
+#include "digcl/runtime.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void platform_string(cl_platform_id platform, cl_platform_info what, char *out, size_t size) {
+    out[0] = '\0';
+    if (clGetPlatformInfo(platform, what, size, out, NULL) != CL_SUCCESS) out[0] = '\0';
+    out[size - 1] = '\0';
+}
+
+static void device_string(cl_device_id device, cl_device_info what, char *out, size_t size) {
+    out[0] = '\0';
+    if (clGetDeviceInfo(device, what, size, out, NULL) != CL_SUCCESS) out[0] = '\0';
+    out[size - 1] = '\0';
+}
+
+static uint64_t device_ulong(cl_device_id device, cl_device_info what) {
+    cl_ulong value = 0;
+    DIGCL_CL_CHECK(clGetDeviceInfo(device, what, sizeof value, &value, NULL));
+    return value;
+}
+
+static uint32_t device_uint(cl_device_id device, cl_device_info what) {
+    cl_uint value = 0;
+    DIGCL_CL_CHECK(clGetDeviceInfo(device, what, sizeof value, &value, NULL));
+    return value;
+}
+
+static int has_extension(cl_device_id device, const char *name) {
+    size_t size = 0;
+    if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, 0, NULL, &size) != CL_SUCCESS) return 0;
+    char *extensions = malloc(size + 1);
+    if (!extensions) return 0;
+    int found = 0;
+    if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, size, extensions, NULL) == CL_SUCCESS) {
+        extensions[size] = '\0';
+        found = strstr(extensions, name) != NULL;
+    }
+    free(extensions);
+    return found;
+}
+
+static void describe_device(digcl_device_info *info) {
+    cl_device_id device = info->device;
+    platform_string(info->platform, CL_PLATFORM_NAME, info->platform_name, sizeof info->platform_name);
+    platform_string(info->platform, CL_PLATFORM_VERSION, info->platform_version,
+                    sizeof info->platform_version);
+    device_string(device, CL_DEVICE_NAME, info->name, sizeof info->name);
+    device_string(device, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
+    device_string(device, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
+    device_string(device, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version,
+                  sizeof info->opencl_c_version);
+    DIGCL_CL_CHECK(clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof info->type, &info->type, NULL));
+    info->global_mem_bytes = device_ulong(device, CL_DEVICE_GLOBAL_MEM_SIZE);
+    info->local_mem_bytes = device_ulong(device, CL_DEVICE_LOCAL_MEM_SIZE);
+    info->max_alloc_bytes = device_ulong(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
+    info->compute_units = device_uint(device, CL_DEVICE_MAX_COMPUTE_UNITS);
+    info->mem_base_addr_align_bytes = device_uint(device, CL_DEVICE_MEM_BASE_ADDR_ALIGN) / 8;
+    if (info->mem_base_addr_align_bytes < 4) info->mem_base_addr_align_bytes = 4;
+    DIGCL_CL_CHECK(clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE,
+                                   sizeof info->max_work_group_size, &info->max_work_group_size, NULL));
+    info->has_fp16 = has_extension(device, "cl_khr_fp16");
+    info->has_fp64 = has_extension(device, "cl_khr_fp64");
+}
+
+static int list_platform(cl_platform_id platform, int platform_index, digcl_device_info **devices,
+                         int count) {
+    cl_uint device_count = 0;
+    cl_int status = clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, 0, NULL, &device_count);
+    if (status == CL_DEVICE_NOT_FOUND || device_count == 0) return count;
+    DIGCL_CL_CHECK(status);
+    cl_device_id *ids = malloc(device_count * sizeof *ids);
+    digcl_device_info *grown = realloc(*devices, (size_t)(count + (int)device_count) * sizeof **devices);
+    if (!ids || !grown) digcl_fatal("out of host memory while listing OpenCL devices");
+    *devices = grown;
+    DIGCL_CL_CHECK(clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, device_count, ids, NULL));
+    for (cl_uint d = 0; d < device_count; d++) {
+        digcl_device_info *info = &grown[count++];
+        memset(info, 0, sizeof *info);
+        info->platform_index = platform_index;
+        info->device_index = (int)d;
+        info->platform = platform;
+        info->device = ids[d];
+        describe_device(info);
+    }
+    free(ids);
+    return count;
+}
+
+int digcl_list_devices(digcl_device_info **devices) {
+    *devices = NULL;
+    cl_uint platform_count = 0;
+    cl_int status = clGetPlatformIDs(0, NULL, &platform_count);
+    if (status != CL_SUCCESS || platform_count == 0) return 0; /* -1001: no ICD at all */
+    cl_platform_id *platforms = malloc(platform_count * sizeof *platforms);
+    if (!platforms) digcl_fatal("out of host memory while listing OpenCL platforms");
+    DIGCL_CL_CHECK(clGetPlatformIDs(platform_count, platforms, NULL));
+    int count = 0;
+    for (cl_uint p = 0; p < platform_count; p++) count = list_platform(platforms[p], (int)p, devices, count);
+    free(platforms);
+    return count;
+}
+
+static int first_of_type(const digcl_device_info *devices, int count, cl_device_type type) {
+    for (int i = 0; i < count; i++)
+        if (devices[i].type & type) return i;
+    return -1;
+}
+
+int digcl_default_device(const digcl_device_info *devices, int count) {
+    if (count <= 0) return -1;
+    int index = first_of_type(devices, count, CL_DEVICE_TYPE_GPU);
+    if (index < 0) index = first_of_type(devices, count, CL_DEVICE_TYPE_ACCELERATOR);
+    if (index < 0) index = first_of_type(devices, count, CL_DEVICE_TYPE_CPU);
+    return index < 0 ? 0 : index;
+}
+
+static int contains_ignoring_case(const char *haystack, const char *needle) {
+    size_t needle_length = strlen(needle);
+    for (const char *start = haystack; *start; start++) {
+        size_t i = 0;
+        while (i < needle_length && start[i] &&
+               tolower((unsigned char)start[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == needle_length) return 1;
+    }
+    return needle_length == 0;
+}
+
+static int parse_index_spec(const char *spec, int *platform, int *device) {
+    char extra;
+    return sscanf(spec, "%d:%d%c", platform, device, &extra) == 2;
+}
+
+int digcl_select_device(const digcl_device_info *devices, int count, const char *spec,
+                        char *error, size_t error_size) {
+    if (!spec || !*spec) spec = getenv("DIGCL_DEVICE");
+    if (!spec || !*spec) return digcl_default_device(devices, count);
+    int platform, device;
+    if (parse_index_spec(spec, &platform, &device)) {
+        for (int i = 0; i < count; i++)
+            if (devices[i].platform_index == platform && devices[i].device_index == device) return i;
+        snprintf(error, error_size, "no OpenCL device %d:%d", platform, device);
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        if (contains_ignoring_case(devices[i].name, spec) ||
+            contains_ignoring_case(devices[i].platform_name, spec))
+            return i;
+    }
+    snprintf(error, error_size, "no OpenCL device matches '%s' (expected P:D or a name substring)", spec);
+    return -1;
+}
+
+static const char *type_name(cl_device_type type) {
+    if (type & CL_DEVICE_TYPE_GPU) return "GPU";
+    if (type & CL_DEVICE_TYPE_ACCELERATOR) return "accelerator";
+    if (type & CL_DEVICE_TYPE_CPU) return "CPU";
+    return "other";
+}
+
+void digcl_print_devices(const digcl_device_info *devices, int count, int selected, void *file) {
+    FILE *out = file ? (FILE *)file : stdout;
+    for (int i = 0; i < count; i++) {
+        const digcl_device_info *d = &devices[i];
+        fprintf(out, "%c %d:%d  %s  [%s]\n", i == selected ? '*' : ' ', d->platform_index,
+                d->device_index, d->name, type_name(d->type));
+        fprintf(out, "      platform:        %s (%s)\n", d->platform_name, d->platform_version);
+        fprintf(out, "      driver:          %s, %s\n", d->driver_version, d->opencl_c_version);
+        fprintf(out, "      global memory:   %.0f MiB (max allocation %.0f MiB)\n",
+                d->global_mem_bytes / 1048576.0, d->max_alloc_bytes / 1048576.0);
+        fprintf(out, "      local memory:    %.0f KiB\n", d->local_mem_bytes / 1024.0);
+        fprintf(out, "      compute units:   %u, max work-group size %zu\n", d->compute_units,
+                d->max_work_group_size);
+        fprintf(out, "      fp16: %s  fp64: %s\n", d->has_fp16 ? "yes" : "no", d->has_fp64 ? "yes" : "no");
+    }
+    if (selected >= 0) fprintf(out, "(* = selected device; choose with --device P:D|NAME or DIGCL_DEVICE)\n");
+}

@@ -1,0 +1,125 @@
+/* GEMM wrapper against the double C reference: odd shapes (1, 7, 33, 257,
+ * 1000), all transpose combinations, non-zero offsets and leading dimensions,
+ * alpha/beta (beta = 0 must ignore a NaN-poisoned C), and strided batches. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "digcl/gemm.h"
+#include "test_util.h"
+
+typedef struct gemm_case {
+    size_t M, N, K;
+    int transpose_a, transpose_b;
+    size_t pad; /* extra leading-dimension columns and offset */
+    float alpha, beta;
+} gemm_case;
+
+/* Stored rows x cols of op(X) before any transpose. */
+static void stored_shape(int transpose, size_t rows, size_t cols, size_t *stored_rows, size_t *stored_cols) {
+    *stored_rows = transpose ? cols : rows;
+    *stored_cols = transpose ? rows : cols;
+}
+
+static void run_case(const gemm_case *c, test_rng *rng) {
+    size_t a_rows, a_cols, b_rows, b_cols;
+    stored_shape(c->transpose_a, c->M, c->K, &a_rows, &a_cols);
+    stored_shape(c->transpose_b, c->K, c->N, &b_rows, &b_cols);
+    size_t lda = a_cols + c->pad, ldb = b_cols + 2 * c->pad, ldc = c->N + 3 * c->pad;
+    size_t a_offset = c->pad, b_offset = 2 * c->pad, c_offset = 5 * c->pad;
+    size_t a_count = a_offset + a_rows * lda, b_count = b_offset + b_rows * ldb;
+    size_t c_count = c_offset + c->M * ldc;
+    float *a = malloc(a_count * sizeof *a), *b = malloc(b_count * sizeof *b);
+    float *initial_c = malloc(c_count * sizeof *initial_c), *want = malloc(c_count * sizeof *want);
+    assert_true(a && b && initial_c && want);
+    test_fill_normal(rng, a, a_count, 1.0f);
+    test_fill_normal(rng, b, b_count, 1.0f);
+    test_fill_normal(rng, initial_c, c_count, 1.0f);
+    for (size_t i = 0; i < c_count; i++) want[i] = initial_c[i];
+    cl_mem da = test_upload(a, a_count), db = test_upload(b, b_count), dc = test_upload(initial_c, c_count);
+    if (c->beta == 0.0f) { /* beta = 0: C is output only, so poison it */
+        for (size_t m = 0; m < c->M; m++) digcl_fill_f32(test_context(), dc, c_offset + m * ldc, c->N, NAN);
+    }
+    digcl_gemm_args args = {c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, c->beta,
+                            da, a_offset, lda, db, b_offset, ldb, dc, c_offset, ldc};
+    digcl_gemm(test_context(), &args);
+    float *got = test_download(dc, c_count);
+    digcl_ref_gemm(c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, a, a_offset, lda, b, b_offset,
+                   ldb, c->beta, want, c_offset, ldc);
+    double *wide = malloc(c_count * sizeof *wide);
+    for (size_t i = 0; i < c_count; i++) wide[i] = want[i];
+    /* padding between rows must be untouched */
+    for (size_t m = 0; m < c->M; m++)
+        for (size_t j = c->N; j < ldc && m * ldc + c_offset + j < c_count; j++)
+            assert_true(got[c_offset + m * ldc + j] == initial_c[c_offset + m * ldc + j]);
+    char label[128];
+    snprintf(label, sizeof label, "gemm %zux%zux%zu t%d%d pad %zu a%.2g b%.2g", c->M, c->N, c->K, c->transpose_a,
+             c->transpose_b, c->pad, c->alpha, c->beta);
+    test_assert_close(label, got + c_offset, wide + c_offset, c_count - c_offset, 1e-5);
+    free(a), free(b), free(initial_c), free(want), free(got), free(wide);
+    test_release(da), test_release(db), test_release(dc);
+}
+
+static void test_gemm_shapes_and_transposes(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(11);
+    const size_t shapes[][3] = {{1, 1, 1}, {7, 1, 33}, {1, 257, 7}, {33, 7, 257}, {257, 33, 1},
+                                {7, 1000, 33}, {1000, 7, 33}, {33, 33, 1000}, {257, 257, 257}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        for (int t = 0; t < 4; t++) {
+            gemm_case c = {shapes[s][0], shapes[s][1], shapes[s][2], t & 1, (t >> 1) & 1, (size_t)(s % 3) * 3,
+                           t == 3 ? -0.5f : 1.0f, (t == 1 || t == 3) ? 0.75f : 0.0f};
+            run_case(&c, &rng);
+        }
+    }
+}
+
+static void test_gemm_large(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(12);
+    gemm_case c = {1000, 1000, 257, 0, 1, 1, 1.25f, 1.0f};
+    run_case(&c, &rng);
+}
+
+static void test_gemm_strided_batched(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(13);
+    const size_t M = 33, N = 7, K = 65, batch = 5, stride_a = M * K + 3, stride_b = K * N + 1, stride_c = M * N + 2;
+    size_t a_count = batch * stride_a, b_count = batch * stride_b, c_count = batch * stride_c;
+    float *a = malloc(a_count * 4), *b = malloc(b_count * 4), *c0 = malloc(c_count * 4), *want = malloc(c_count * 4);
+    test_fill_normal(&rng, a, a_count, 1.0f);
+    test_fill_normal(&rng, b, b_count, 1.0f);
+    test_fill_normal(&rng, c0, c_count, 1.0f);
+    for (size_t i = 0; i < c_count; i++) want[i] = c0[i];
+    cl_mem da = test_upload(a, a_count), db = test_upload(b, b_count), dc = test_upload(c0, c_count);
+    /* op(A) = A [M, K] row-major; op(B) = B^T with B stored [N, K] */
+    digcl_gemm_args args = {0, 1, M, N, K, 0.5f, 2.0f, da, 0, K, db, 0, K, dc, 0, N};
+    digcl_gemm_strided_batched(test_context(), &args, stride_a, stride_b, stride_c, batch);
+    for (size_t i = 0; i < batch; i++)
+        digcl_ref_gemm(0, 1, M, N, K, 0.5f, a, i * stride_a, K, b, i * stride_b, K, 2.0f, want, i * stride_c, N);
+    float *got = test_download(dc, c_count);
+    double *wide = malloc(c_count * sizeof *wide);
+    for (size_t i = 0; i < c_count; i++) wide[i] = want[i];
+    test_assert_close("strided batched 5 x 33x7x65", got, wide, c_count, 1e-5);
+    free(a), free(b), free(c0), free(want), free(got), free(wide);
+    test_release(da), test_release(db), test_release(dc);
+}
+
+static void test_reference_detects_errors(void **state) {
+    (void)state; /* the comparison itself must be able to fail */
+    float got[3] = {1.0f, 2.0f, 3.0f};
+    double want[3] = {1.0, 2.0, 3.1};
+    assert_true(test_rel_l2(got, want, 3) > 1e-3);
+    got[1] = NAN;
+    assert_true(test_rel_l2(got, want, 3) == INFINITY);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_detects_errors),
+        cmocka_unit_test(test_gemm_shapes_and_transposes),
+        cmocka_unit_test(test_gemm_large),
+        cmocka_unit_test(test_gemm_strided_batched),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,155 @@
+/* Shared helpers for the test suite (see test_util.h). */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static digcl_context *shared_context = NULL;
+
+static void close_shared_context(void) {
+    digcl_context_release(shared_context);
+    shared_context = NULL;
+}
+
+digcl_context *test_context(void) {
+    if (!shared_context) {
+        digcl_context_options options = {0};
+        shared_context = digcl_context_create(&options);
+        atexit(close_shared_context);
+    }
+    return shared_context;
+}
+
+/* ------------------------------------------------------------ RNG */
+
+test_rng test_rng_seeded(uint64_t seed) {
+    test_rng rng = {seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull};
+    return rng;
+}
+
+static uint64_t next_u64(test_rng *rng) { /* splitmix64 */
+    uint64_t z = (rng->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double test_uniform(test_rng *rng) { return (double)(next_u64(rng) >> 11) * (1.0 / 9007199254740992.0); }
+
+double test_normal(test_rng *rng) {
+    double u1 = test_uniform(rng), u2 = test_uniform(rng);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void test_fill_uniform(test_rng *rng, float *x, size_t n, float low, float high) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(low + (high - low) * test_uniform(rng));
+}
+
+void test_fill_normal(test_rng *rng, float *x, size_t n, float stddev) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(stddev * test_normal(rng));
+}
+
+void test_fill_normal_double(test_rng *rng, double *x, size_t n, double stddev) {
+    for (size_t i = 0; i < n; i++) x[i] = stddev * test_normal(rng);
+}
+
+/* ------------------------------------------------------------ device buffers */
+
+cl_mem test_upload(const float *host, size_t n) {
+    digcl_context *ctx = test_context();
+    digcl_buffer buffer = digcl_buffer_create(ctx, (n ? n : 1) * sizeof(float), "test input");
+    digcl_write(ctx, buffer.mem, 0, n * sizeof(float), host);
+    return buffer.mem;
+}
+
+void test_poison(cl_mem mem, size_t n) { digcl_fill_f32(test_context(), mem, 0, n, NAN); }
+
+cl_mem test_poisoned(size_t n) {
+    digcl_context *ctx = test_context();
+    digcl_buffer buffer = digcl_buffer_create(ctx, (n ? n : 1) * sizeof(float), "test output");
+    test_poison(buffer.mem, n ? n : 1);
+    return buffer.mem;
+}
+
+float *test_download(cl_mem mem, size_t n) {
+    float *host = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(host);
+    digcl_read(test_context(), mem, 0, n * sizeof(float), host);
+    return host;
+}
+
+void test_release(cl_mem mem) {
+    /* Buffers made here are accounted: give the bytes back through a digcl_buffer. */
+    size_t bytes = 0;
+    clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    digcl_buffer buffer = {mem, bytes, test_context(), "test"};
+    digcl_buffer_release(&buffer);
+}
+
+/* ------------------------------------------------------------ comparisons */
+
+int test_all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+double test_rel_l2(const float *got, const double *want, size_t n) {
+    double diff = 0.0, norm = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) return INFINITY;
+        double d = (double)got[i] - want[i];
+        diff += d * d;
+        norm += want[i] * want[i];
+    }
+    if (norm == 0.0) return diff == 0.0 ? 0.0 : INFINITY;
+    return sqrt(diff / norm);
+}
+
+double test_rel_l2_f(const float *got, const float *want, size_t n) {
+    double *wide = malloc((n ? n : 1) * sizeof *wide);
+    assert_non_null(wide);
+    for (size_t i = 0; i < n; i++) wide[i] = want[i];
+    double error = test_rel_l2(got, wide, n);
+    free(wide);
+    return error;
+}
+
+void test_assert_close(const char *label, const float *got, const double *want, size_t n, double tolerance) {
+    double error = test_rel_l2(got, want, n);
+    print_message("  %-48s rel L2 %.3e (tolerance %.0e)\n", label, error, tolerance);
+    if (!(error < tolerance)) fail_msg("%s: rel L2 error %.3e is not below %.0e", label, error, tolerance);
+}
+
+/* ------------------------------------------------------------ fatal-path capture */
+
+static jmp_buf fatal_jump;
+static char fatal_message[4096];
+
+static void capture_fatal(const char *message, void *user) {
+    (void)user;
+    snprintf(fatal_message, sizeof fatal_message, "%s", message);
+    longjmp(fatal_jump, 1);
+}
+
+int test_expect_fatal(void (*fn)(void *), void *arg, char *message, size_t message_size) {
+    digcl_error_handler previous = digcl_set_error_handler(capture_fatal, NULL);
+    volatile int failed = 0;
+    fatal_message[0] = '\0';
+    if (setjmp(fatal_jump) == 0) {
+        fn(arg);
+    } else {
+        failed = 1;
+    }
+    digcl_set_error_handler(previous, NULL);
+    if (message && message_size) snprintf(message, message_size, "%s", fatal_message);
+    return failed;
+}
+
+int test_long_enabled(void) {
+    const char *value = getenv("DIGCL_LONG_TESTS");
+    return value && strcmp(value, "1") == 0;
+}

@@ -1,0 +1,56 @@
+/* tests/test_util.h: shared helpers for the ctest/cmocka suite.
+ *
+ * - test_context(): a context on $DIGCL_DEVICE or the default device (PoCL in CI).
+ * - seeded random inputs (never zeros), output poisoning with NaN,
+ * - relative L2 error against a double reference; NaN/Inf fail.
+ * - expect_fatal(): run code that must end in digcl_fatal and capture the text.
+ */
+#ifndef DIGCL_TEST_UTIL_H
+#define DIGCL_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "digcl/runtime.h"
+
+/* One context per test process, opened on first use, closed at exit. */
+digcl_context *test_context(void);
+
+/* Deterministic RNG (splitmix64 / xoshiro-style), seeded per test. */
+typedef struct test_rng { uint64_t state; } test_rng;
+test_rng test_rng_seeded(uint64_t seed);
+double test_uniform(test_rng *rng);          /* [0, 1) */
+double test_normal(test_rng *rng);           /* N(0, 1) */
+void test_fill_uniform(test_rng *rng, float *x, size_t n, float low, float high);
+void test_fill_normal(test_rng *rng, float *x, size_t n, float stddev);
+void test_fill_normal_double(test_rng *rng, double *x, size_t n, double stddev);
+
+/* Device buffer helpers: upload a host array, allocate NaN-poisoned output,
+ * download into a fresh malloc'ed array. */
+cl_mem test_upload(const float *host, size_t n);
+cl_mem test_poisoned(size_t n);
+void test_poison(cl_mem mem, size_t n);
+float *test_download(cl_mem mem, size_t n);
+void test_release(cl_mem mem);
+
+/* ||got - want|| / ||want|| in double; returns INFINITY if got has NaN/Inf or
+ * when want is all zero but got is not. */
+double test_rel_l2(const float *got, const double *want, size_t n);
+double test_rel_l2_f(const float *got, const float *want, size_t n);
+int test_all_finite(const float *x, size_t n);
+
+/* Asserts rel_l2 < tolerance, printing the label and the error. */
+void test_assert_close(const char *label, const float *got, const double *want, size_t n,
+                       double tolerance);
+
+/* Runs fn(arg); returns 1 and copies the fatal message into message if it
+ * called digcl_fatal, else 0. */
+int test_expect_fatal(void (*fn)(void *), void *arg, char *message, size_t message_size);
+
+/* 1 when DIGCL_LONG_TESTS=1. */
+int test_long_enabled(void);
+
+#endif
