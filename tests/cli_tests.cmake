@@ -30,3 +30,9 @@ add_test(NAME cli_bench_gemm_twice_hits_cache
           sh ${DIGCL_BIN} "${CMAKE_BINARY_DIR}/cli-kernel-cache")
 set_tests_properties(cli_bench_gemm_twice_hits_cache PROPERTIES
   PASS_REGULAR_EXPRESSION "kernel cache: loaded util")
+
+# DIGCL_PROFILE=1 prints per-kernel totals at exit, CLBlast GEMMs included.
+add_test(NAME cli_profile_totals
+  COMMAND sh -c "DIGCL_PROFILE=1 \"$1\" bench gemm --size 64 --seconds 0.05 2>&1" sh ${DIGCL_BIN})
+set_tests_properties(cli_profile_totals PROPERTIES
+  PASS_REGULAR_EXPRESSION "digcl profile .*gemm \\(CLBlast, host-timed\\).*copy_float4|digcl profile .*copy_float4.*gemm \\(CLBlast, host-timed\\)")

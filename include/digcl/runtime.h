@@ -116,10 +116,12 @@ void digcl_arg_local(cl_kernel kernel, unsigned index, size_t bytes);
 void digcl_launch(digcl_context *ctx, cl_kernel kernel, const char *label, unsigned dims,
                   const size_t *global, const size_t *local);
 
-/* For external enqueues (CLBlast): returns an event slot to pass to the API
- * when profiling is on (NULL otherwise), then digcl_profile_record. */
-cl_event *digcl_profile_event_slot(digcl_context *ctx);
-void digcl_profile_record(digcl_context *ctx, const char *label);
+/* For work enqueued by a library (CLBlast), whose returned event covers only
+ * its last kernel: with DIGCL_PROFILE=1, begin finishes the queue and returns a
+ * host time, end finishes again and adds the elapsed time under label. Both
+ * are no-ops when profiling is off. */
+double digcl_profile_begin(digcl_context *ctx);
+void digcl_profile_end(digcl_context *ctx, const char *label, double begin);
 int digcl_profiling_enabled(const digcl_context *ctx);
 
 /* ---------------------------------------------------------------- buffers */

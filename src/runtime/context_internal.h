@@ -48,7 +48,7 @@ struct digcl_context {
     int profile_count, profile_capacity;
     pending_event pending[DIGCL_PENDING_EVENTS];
     int pending_count;
-    cl_event external_event; /* slot handed out by digcl_profile_event_slot */
+    cl_event external_event; /* event of the launch in flight */
 
     cl_mem gemm_temp;
     size_t gemm_temp_bytes;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/context_internal.h"
 
@@ -62,8 +63,26 @@ void digcl_profile_after_launch(digcl_context *ctx, const char *label) {
     ctx->external_event = NULL;
 }
 
-cl_event *digcl_profile_event_slot(digcl_context *ctx) { return digcl_profile_launch_event(ctx); }
-void digcl_profile_record(digcl_context *ctx, const char *label) { digcl_profile_after_launch(ctx, label); }
+static double host_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+double digcl_profile_begin(digcl_context *ctx) {
+    if (!ctx->profiling) return 0.0;
+    DIGCL_CL_CHECK(clFinish(ctx->queue));
+    return host_ms();
+}
+
+void digcl_profile_end(digcl_context *ctx, const char *label, double begin) {
+    if (!ctx->profiling) return;
+    DIGCL_CL_CHECK(clFinish(ctx->queue));
+    int index = profile_index(ctx, label); /* may grow ctx->profile */
+    profile_entry *entry = &ctx->profile[index];
+    entry->total_ms += host_ms() - begin;
+    entry->count++;
+}
 int digcl_profiling_enabled(const digcl_context *ctx) { return ctx->profiling; }
 
 static int by_total_descending(const void *a, const void *b) {
