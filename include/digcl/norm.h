@@ -1,0 +1,120 @@
+/* digcl/norm.h: row normalisations over the last dimension.
+ *
+ * LayerNorm without affine (DiT/DiG LN1, LN2 and the final layer;
+ * DIG_MODEL.md §2.1, §3.5), eps = 1e-6, biased variance:
+ *   y = (x - mean) * rstd,  rstd = 1 / sqrt(var + eps)
+ * forward saves mean and rstd ([rows] each) and backward reuses them.
+ *
+ * LayerNorm + modulate, fused (DiG computes modulate(LN(h)), adaln.h):
+ *   y = LN(x) * (1 + scale[n]) + shift[n],  x [N, T, D]
+ * the unfused path is digcl_layernorm_forward + digcl_modulate_forward.
+ *
+ * Per-head RMSNorm x swish gate (fla FusedRMSNormSwishGate, GLA.md §1.3 step 6,
+ * DIG_MODEL.md §2.2), over each head's V channels, eps = 1e-6:
+ *   y = x * rsqrt(mean(x^2) + eps) * w * g * sigmoid(g)
+ * with x, g [N, T, H, V] seen as [rows = N*T*H, V] and w [V] shared by heads.
+ *
+ * Gradients: dx (and dg) overwritten unless `accumulate` (then +=); dweight
+ * accumulates (+=) into the flat gradient buffer; dshift/dscale (activation
+ * gradients) are overwritten. All reductions are deterministic (no atomics).
+ */
+#ifndef DIGCL_NORM_H
+#define DIGCL_NORM_H
+
+#include <stddef.h>
+
+#include "digcl/adaln.h"
+#include "digcl/runtime.h"
+
+#define DIGCL_LAYERNORM_EPS 1e-6f
+#define DIGCL_RMSNORM_EPS 1e-6f
+
+/* ---------------------------------------------------------------- LayerNorm */
+
+void digcl_layernorm_forward(digcl_context *ctx, int rows, int D,
+                             cl_mem x,     /* [rows, D] */
+                             cl_mem y,     /* [rows, D] */
+                             cl_mem mean,  /* [rows] */
+                             cl_mem rstd); /* [rows] */
+
+/* dx (=|+=) rstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
+void digcl_layernorm_backward(digcl_context *ctx, int rows, int D,
+                              cl_mem dy,   /* [rows, D] */
+                              cl_mem x,    /* [rows, D] */
+                              cl_mem mean, /* [rows] */
+                              cl_mem rstd, /* [rows] */
+                              cl_mem dx,   /* [rows, D] */
+                              int accumulate);
+
+/* ---------------------------------------------------------------- LayerNorm + modulate */
+
+void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D,
+                                      cl_mem x,                 /* [N, T, D] */
+                                      digcl_adaln_vector shift, /* [N, D] */
+                                      digcl_adaln_vector scale, /* [N, D] */
+                                      cl_mem y,                 /* [N, T, D] */
+                                      cl_mem mean,              /* [N*T] */
+                                      cl_mem rstd);             /* [N*T] */
+
+size_t digcl_layernorm_modulate_backward_workspace_bytes(int N, int T, int D);
+
+/* dx (=|+=) LN^T(dy * (1 + scale[n])); dshift[n] = sum_t dy; dscale[n] = sum_t dy * xhat.
+ * Set accumulate=1 to add onto the residual stream's gradient. */
+void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D,
+                                       cl_mem dy,                 /* [N, T, D] */
+                                       cl_mem x,                  /* [N, T, D] */
+                                       cl_mem mean,               /* [N*T] */
+                                       cl_mem rstd,               /* [N*T] */
+                                       digcl_adaln_vector scale,  /* [N, D] */
+                                       cl_mem dx,                 /* [N, T, D] */
+                                       int accumulate,
+                                       digcl_adaln_vector dshift, /* [N, D] overwritten */
+                                       digcl_adaln_vector dscale, /* [N, D] overwritten */
+                                       cl_mem workspace);
+
+/* ---------------------------------------------------------------- RMSNorm x swish gate */
+
+void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V,
+                                cl_mem x,                                /* [rows, V] */
+                                cl_mem gate,                             /* [rows, V] */
+                                cl_mem weight, size_t weight_offset,     /* [V] */
+                                cl_mem y);                               /* [rows, V] */
+
+size_t digcl_rmsnorm_gate_backward_workspace_bytes(int rows, int V);
+
+/* dx, dgate (=|+=); dweight += sum over rows. rstd is recomputed from x. */
+void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V,
+                                 cl_mem dy,                               /* [rows, V] */
+                                 cl_mem x,                                /* [rows, V] */
+                                 cl_mem gate,                             /* [rows, V] */
+                                 cl_mem weight, size_t weight_offset,     /* [V] */
+                                 cl_mem dx,                               /* [rows, V] */
+                                 cl_mem dgate,                            /* [rows, V] */
+                                 int accumulate,
+                                 cl_mem dweight, size_t dweight_offset,   /* [V] += */
+                                 cl_mem workspace);
+
+/* ---------------------------------------------------------------- references (double) */
+
+void digcl_ref_layernorm_forward(int rows, int D, const double *x, double *y, double *mean,
+                                 double *rstd);
+/* dx overwritten. */
+void digcl_ref_layernorm_backward(int rows, int D, const double *dy, const double *x,
+                                  const double *mean, const double *rstd, double *dx);
+/* Unfused: layernorm then modulate. shift, scale contiguous [N, D]. */
+void digcl_ref_layernorm_modulate_forward(int N, int T, int D, const double *x,
+                                          const double *shift, const double *scale, double *y,
+                                          double *mean, double *rstd);
+/* dx, dshift, dscale overwritten. */
+void digcl_ref_layernorm_modulate_backward(int N, int T, int D, const double *dy, const double *x,
+                                           const double *mean, const double *rstd,
+                                           const double *scale, double *dx, double *dshift,
+                                           double *dscale);
+void digcl_ref_rmsnorm_gate_forward(int rows, int V, const double *x, const double *gate,
+                                    const double *weight, double *y);
+/* dx, dgate overwritten; dweight accumulates (+=). */
+void digcl_ref_rmsnorm_gate_backward(int rows, int V, const double *dy, const double *x,
+                                     const double *gate, const double *weight, double *dx,
+                                     double *dgate, double *dweight);
+
+#endif

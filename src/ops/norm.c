@@ -1,0 +1,264 @@
+/* norm.c: launchers of LayerNorm, LayerNorm + modulate and RMSNorm x swish gate
+ * (digcl/norm.h, cl/norm.cl).
+ *
+ * Row layout: LANES items per row, each owning COLS vectors of VEC floats, ROWS rows
+ * per 256-item group (cl/norm.cl). Backward column sums (dshift, dscale, dweight)
+ * are per-group partials in the workspace, then digcl_column_sum. */
+#include "digcl/norm.h"
+
+#include <stdio.h>
+
+#include "dense_common.h"
+#include "digcl/reduce.h"
+
+#define GROUP_ITEMS 256
+#define MAX_COLS 8
+#define LAYERNORM_ITERATIONS 2   /* row batches per group in the modulate backward */
+#define RMSNORM_TARGET_GROUPS 1024
+
+typedef struct row_layout {
+    int vec, lanes, cols, rows;
+    char options[96];
+} row_layout;
+
+static row_layout make_layout(int D, int vec) {
+    row_layout layout = {vec, 1, 1, 1, {0}};
+    const size_t D_vec = (size_t)(D / vec);
+    size_t lanes = dense_pow2_at_least(D_vec);
+    if (lanes > 32) lanes = 32;
+    if (D_vec > 32 * MAX_COLS) lanes = dense_pow2_at_least(dense_ceil_div(D_vec, MAX_COLS));
+    if (lanes > GROUP_ITEMS) digcl_fatal("norm: row width %d is too wide", D);
+    layout.lanes = (int)lanes;
+    layout.cols = (int)dense_ceil_div(D_vec, lanes);
+    layout.rows = GROUP_ITEMS / layout.lanes;
+    snprintf(layout.options, sizeof layout.options, "-DVEC=%d -DLANES=%d -DCOLS=%d -DROWS=%d",
+             layout.vec, layout.lanes, layout.cols, layout.rows);
+    return layout;
+}
+
+static void launch_groups(digcl_context *ctx, cl_kernel kernel, const char *label,
+                          const row_layout *layout, size_t groups) {
+    size_t global[2] = {(size_t)layout->lanes * groups, (size_t)layout->rows};
+    size_t local[2] = {(size_t)layout->lanes, (size_t)layout->rows};
+    digcl_launch(ctx, kernel, label, 2, global, local);
+}
+
+static void check_rows(int rows, int D, const char *op) {
+    dense_check_positive(rows, "rows", op);
+    dense_check_positive(D, "D", op);
+    dense_check_int((size_t)rows * D, "rows * D", op);
+}
+
+static unsigned set_view(cl_kernel kernel, unsigned index, digcl_adaln_vector view) {
+    digcl_arg_mem(kernel, index, view.mem);
+    digcl_arg_int(kernel, index + 1, (int)view.offset);
+    digcl_arg_int(kernel, index + 2, (int)view.row_stride);
+    return index + 3;
+}
+
+static int views_vec_width(int D, const digcl_adaln_vector *views, int count) {
+    size_t values[5] = {(size_t)D};
+    for (int i = 0; i < count; ++i) {
+        values[1 + 2 * i] = views[i].offset;
+        values[2 + 2 * i] = views[i].row_stride;
+    }
+    return dense_vec_width(values, 1 + 2 * count);
+}
+
+/* ---------------------------------------------------------------- LayerNorm (+ modulate) */
+
+static void layernorm_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
+                              const digcl_adaln_vector *shift, const digcl_adaln_vector *scale,
+                              cl_mem y, cl_mem mean, cl_mem rstd) {
+    const int modulate = shift != NULL;
+    const int vec = modulate ? views_vec_width(D, (digcl_adaln_vector[]){*shift, *scale}, 2)
+                             : views_vec_width(D, NULL, 0);
+    const row_layout layout = make_layout(D, vec);
+    const int rows = N * T;
+    digcl_adaln_vector unused = {x, 0, 0};
+    cl_kernel kernel = digcl_kernel(ctx, "norm", "layernorm_forward", layout.options);
+    digcl_arg_mem(kernel, 0, x);
+    digcl_arg_mem(kernel, 1, y);
+    digcl_arg_mem(kernel, 2, mean);
+    digcl_arg_mem(kernel, 3, rstd);
+    digcl_arg_int(kernel, 4, rows);
+    digcl_arg_int(kernel, 5, D);
+    digcl_arg_int(kernel, 6, T);
+    digcl_arg_int(kernel, 7, modulate);
+    unsigned index = set_view(kernel, 8, modulate ? *shift : unused);
+    set_view(kernel, index, modulate ? *scale : unused);
+    launch_groups(ctx, kernel, modulate ? "layernorm_modulate_forward" : "layernorm_forward",
+                  &layout, dense_ceil_div((size_t)rows, (size_t)layout.rows));
+}
+
+void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, cl_mem y, cl_mem mean,
+                             cl_mem rstd) {
+    check_rows(rows, D, "layernorm_forward");
+    layernorm_forward(ctx, 1, rows, D, x, NULL, NULL, y, mean, rstd);
+}
+
+void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
+                                      digcl_adaln_vector shift, digcl_adaln_vector scale,
+                                      cl_mem y, cl_mem mean, cl_mem rstd) {
+    dense_check_positive(N, "N", "layernorm_modulate_forward");
+    check_rows(N * T, D, "layernorm_modulate_forward");
+    dense_check_int(shift.offset + (size_t)N * shift.row_stride, "shift extent", "layernorm_modulate");
+    dense_check_int(scale.offset + (size_t)N * scale.row_stride, "scale extent", "layernorm_modulate");
+    layernorm_forward(ctx, N, T, D, x, &shift, &scale, y, mean, rstd);
+}
+
+typedef struct layernorm_backward_plan {
+    int N, T, D;
+    int iterations, chunks_per_n;
+    size_t partial_floats; /* one of dshift / dscale partials: N * chunks_per_n * D */
+} layernorm_backward_plan;
+
+static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int modulate,
+                                                       const row_layout *layout) {
+    layernorm_backward_plan plan = {N, T, D, modulate ? LAYERNORM_ITERATIONS : 1, 0, 0};
+    plan.chunks_per_n = (int)dense_ceil_div((size_t)T, (size_t)plan.iterations * layout->rows);
+    plan.partial_floats = modulate ? (size_t)N * plan.chunks_per_n * D : 0;
+    return plan;
+}
+
+/* The larger of the float and float4 layouts (the views decide which one runs). */
+size_t digcl_layernorm_modulate_backward_workspace_bytes(int N, int T, int D) {
+    size_t bytes = 0;
+    for (int vec = 1; vec <= (D % 4 == 0 ? 4 : 1); vec += 3) {
+        const row_layout layout = make_layout(D, vec);
+        const layernorm_backward_plan plan = plan_layernorm_backward(N, T, D, 1, &layout);
+        size_t need = 2 * plan.partial_floats * sizeof(float) +
+                      digcl_column_sum_workspace_bytes(N, plan.chunks_per_n, D);
+        if (need > bytes) bytes = need;
+    }
+    return bytes;
+}
+
+/* Launches the kernel; returns the plan it used (for the column sums). */
+static layernorm_backward_plan layernorm_backward(digcl_context *ctx, int N, int T, int D,
+                                                  cl_mem dy, cl_mem x, cl_mem mean, cl_mem rstd,
+                                                  const digcl_adaln_vector *scale, cl_mem dx,
+                                                  int accumulate, cl_mem workspace) {
+    const int modulate = scale != NULL;
+    const int vec = views_vec_width(D, scale, modulate);
+    const row_layout layout = make_layout(D, vec);
+    const layernorm_backward_plan plan = plan_layernorm_backward(N, T, D, modulate, &layout);
+    digcl_adaln_vector unused = {x, 0, 0};
+    cl_kernel kernel = digcl_kernel(ctx, "norm", "layernorm_backward", layout.options);
+    digcl_arg_mem(kernel, 0, dy);
+    digcl_arg_mem(kernel, 1, x);
+    digcl_arg_mem(kernel, 2, mean);
+    digcl_arg_mem(kernel, 3, rstd);
+    digcl_arg_mem(kernel, 4, dx);
+    digcl_arg_int(kernel, 5, accumulate);
+    digcl_arg_int(kernel, 6, T);
+    digcl_arg_int(kernel, 7, D);
+    digcl_arg_int(kernel, 8, plan.chunks_per_n);
+    digcl_arg_int(kernel, 9, plan.iterations);
+    digcl_arg_int(kernel, 10, modulate);
+    unsigned index = set_view(kernel, 11, modulate ? *scale : unused);
+    digcl_arg_mem(kernel, index, modulate ? workspace : dx);
+    digcl_arg_int(kernel, index + 1, (int)plan.partial_floats);
+    launch_groups(ctx, kernel, modulate ? "layernorm_modulate_backward" : "layernorm_backward",
+                  &layout, (size_t)N * plan.chunks_per_n);
+    return plan;
+}
+
+void digcl_layernorm_backward(digcl_context *ctx, int rows, int D, cl_mem dy, cl_mem x,
+                              cl_mem mean, cl_mem rstd, cl_mem dx, int accumulate) {
+    check_rows(rows, D, "layernorm_backward");
+    layernorm_backward(ctx, 1, rows, D, dy, x, mean, rstd, NULL, dx, accumulate, NULL);
+}
+
+void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy,
+                                       cl_mem x, cl_mem mean, cl_mem rstd,
+                                       digcl_adaln_vector scale, cl_mem dx, int accumulate,
+                                       digcl_adaln_vector dshift, digcl_adaln_vector dscale,
+                                       cl_mem workspace) {
+    dense_check_positive(N, "N", "layernorm_modulate_backward");
+    check_rows(N * T, D, "layernorm_modulate_backward");
+    if (!workspace) digcl_fatal("layernorm_modulate_backward: needs a workspace");
+    const layernorm_backward_plan plan =
+        layernorm_backward(ctx, N, T, D, dy, x, mean, rstd, &scale, dx, accumulate, workspace);
+    const size_t scratch = 2 * plan.partial_floats;
+    digcl_column_sum(ctx, N, plan.chunks_per_n, D, workspace, 0, 1.0f, dshift.mem, dshift.offset,
+                     dshift.row_stride, 0, workspace, scratch);
+    digcl_column_sum(ctx, N, plan.chunks_per_n, D, workspace, plan.partial_floats, 1.0f,
+                     dscale.mem, dscale.offset, dscale.row_stride, 0, workspace, scratch);
+}
+
+/* ---------------------------------------------------------------- RMSNorm x swish gate */
+
+static int rmsnorm_vec_width(int V, size_t weight_offset) {
+    size_t values[2] = {(size_t)V, weight_offset};
+    return dense_vec_width(values, 2);
+}
+
+void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, cl_mem gate,
+                                cl_mem weight, size_t weight_offset, cl_mem y) {
+    check_rows(rows, V, "rmsnorm_gate_forward");
+    dense_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_forward");
+    const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset));
+    cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_forward", layout.options);
+    digcl_arg_mem(kernel, 0, x);
+    digcl_arg_mem(kernel, 1, gate);
+    digcl_arg_mem(kernel, 2, weight);
+    digcl_arg_int(kernel, 3, (int)weight_offset);
+    digcl_arg_mem(kernel, 4, y);
+    digcl_arg_int(kernel, 5, rows);
+    digcl_arg_int(kernel, 6, V);
+    launch_groups(ctx, kernel, "rmsnorm_gate_forward", &layout,
+                  dense_ceil_div((size_t)rows, (size_t)layout.rows));
+}
+
+typedef struct rmsnorm_backward_plan {
+    int iterations, chunks;
+} rmsnorm_backward_plan;
+
+static rmsnorm_backward_plan plan_rmsnorm_backward(int rows, const row_layout *layout) {
+    size_t groups = dense_ceil_div((size_t)rows, (size_t)layout->rows);
+    rmsnorm_backward_plan plan;
+    plan.iterations = (int)dense_ceil_div(groups, RMSNORM_TARGET_GROUPS);
+    plan.chunks = (int)dense_ceil_div(groups, (size_t)plan.iterations);
+    return plan;
+}
+
+/* The larger of the float and float4 layouts (weight_offset decides which one runs). */
+size_t digcl_rmsnorm_gate_backward_workspace_bytes(int rows, int V) {
+    size_t bytes = 0;
+    for (int vec = 1; vec <= (V % 4 == 0 ? 4 : 1); vec += 3) {
+        const row_layout layout = make_layout(V, vec);
+        const rmsnorm_backward_plan plan = plan_rmsnorm_backward(rows, &layout);
+        size_t need = (size_t)plan.chunks * V * sizeof(float) +
+                      digcl_column_sum_workspace_bytes(1, plan.chunks, V);
+        if (need > bytes) bytes = need;
+    }
+    return bytes;
+}
+
+void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy, cl_mem x,
+                                 cl_mem gate, cl_mem weight, size_t weight_offset, cl_mem dx,
+                                 cl_mem dgate, int accumulate, cl_mem dweight,
+                                 size_t dweight_offset, cl_mem workspace) {
+    check_rows(rows, V, "rmsnorm_gate_backward");
+    dense_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_backward");
+    if (!workspace) digcl_fatal("rmsnorm_gate_backward: needs a workspace");
+    const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset));
+    const rmsnorm_backward_plan plan = plan_rmsnorm_backward(rows, &layout);
+    cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_backward", layout.options);
+    digcl_arg_mem(kernel, 0, dy);
+    digcl_arg_mem(kernel, 1, x);
+    digcl_arg_mem(kernel, 2, gate);
+    digcl_arg_mem(kernel, 3, weight);
+    digcl_arg_int(kernel, 4, (int)weight_offset);
+    digcl_arg_mem(kernel, 5, dx);
+    digcl_arg_mem(kernel, 6, dgate);
+    digcl_arg_int(kernel, 7, accumulate);
+    digcl_arg_int(kernel, 8, rows);
+    digcl_arg_int(kernel, 9, V);
+    digcl_arg_int(kernel, 10, plan.iterations);
+    digcl_arg_mem(kernel, 11, workspace);
+    launch_groups(ctx, kernel, "rmsnorm_gate_backward", &layout, (size_t)plan.chunks);
+    digcl_column_sum(ctx, 1, plan.chunks, V, workspace, 0, 1.0f, dweight, dweight_offset, 0, 1,
+                     workspace, (size_t)plan.chunks * V);
+}

@@ -1,0 +1,278 @@
+/* LayerNorm, fused LayerNorm + modulate (vectors read in place from an [N, 6D]
+ * tensor) and RMSNorm x swish gate against the double oracle, forward and
+ * backward, float and float4 layouts, overwrite and accumulate; each oracle's
+ * backward against central finite differences. */
+#include "dense_helpers.h"
+#include "digcl/norm.h"
+
+/* ---------------------------------------------------------------- LayerNorm */
+
+static void run_layernorm(test_rng *rng, int rows, int D, int accumulate) {
+    digcl_context *ctx = test_context();
+    const size_t n = (size_t)rows * D;
+    float *x = dense_random(rng, n, 2.0f), *dy = dense_random(rng, n, 1.0f);
+    float *prior = dense_random(rng, n, 1.0f);
+    for (size_t i = 0; i < n; ++i) x[i] += 3.0f; /* a non-zero mean */
+    double *xw = dense_widen(x, n), *dyw = dense_widen(dy, n);
+    double *y_want = dense_zeros(n), *dx_want = dense_zeros(n);
+    double *mean_want = dense_zeros((size_t)rows), *rstd_want = dense_zeros((size_t)rows);
+    digcl_ref_layernorm_forward(rows, D, xw, y_want, mean_want, rstd_want);
+    digcl_ref_layernorm_backward(rows, D, dyw, xw, mean_want, rstd_want, dx_want);
+    for (size_t i = 0; accumulate && i < n; ++i) dx_want[i] += prior[i];
+    cl_mem xm = test_upload(x, n), dym = test_upload(dy, n), y = test_poisoned(n);
+    cl_mem mean = test_poisoned((size_t)rows), rstd = test_poisoned((size_t)rows);
+    cl_mem dx = accumulate ? test_upload(prior, n) : test_poisoned(n);
+    digcl_layernorm_forward(ctx, rows, D, xm, y, mean, rstd);
+    digcl_layernorm_backward(ctx, rows, D, dym, xm, mean, rstd, dx, accumulate);
+    char label[96];
+    snprintf(label, sizeof label, "layernorm forward rows=%d D=%d", rows, D);
+    dense_expect(label, y, y_want, n, DENSE_FORWARD_TOLERANCE);
+    dense_expect("  mean", mean, mean_want, (size_t)rows, DENSE_FORWARD_TOLERANCE);
+    if (D > 1) dense_expect("  rstd", rstd, rstd_want, (size_t)rows, DENSE_FORWARD_TOLERANCE);
+    snprintf(label, sizeof label, "layernorm backward rows=%d D=%d acc=%d", rows, D, accumulate);
+    dense_expect(label, dx, dx_want, n, DENSE_BACKWARD_TOLERANCE);
+    test_release(xm), test_release(dym), test_release(y), test_release(mean), test_release(rstd);
+    test_release(dx);
+    free(x), free(dy), free(prior), free(xw), free(dyw), free(y_want), free(dx_want);
+    free(mean_want), free(rstd_want);
+}
+
+static void test_layernorm(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(31);
+    run_layernorm(&rng, 1, 1, 0);
+    run_layernorm(&rng, 7, 33, 1);
+    run_layernorm(&rng, 36, 384, 0);
+    run_layernorm(&rng, 257, 33, 0);
+    run_layernorm(&rng, 5, 1152, 1);
+}
+
+/* ---------------------------------------------------------------- LayerNorm + modulate */
+
+typedef struct modulate_case {
+    int N, T, D;
+    size_t pad;    /* extra columns per row of the adaLN tensor (0: packed [N, 6D]) */
+    int accumulate;
+} modulate_case;
+
+/* Column block k of a [N, stride] host tensor as contiguous [N, D] doubles. */
+static double *extract(const float *packed, size_t stride, size_t offset, int N, int D) {
+    double *out = dense_zeros((size_t)N * D);
+    for (int n = 0; n < N; ++n)
+        for (int d = 0; d < D; ++d) out[(size_t)n * D + d] = packed[n * stride + offset + d];
+    return out;
+}
+
+/* want: [N, stride] with the [N, D] block at offset replaced by value. */
+static void place(double *want, size_t stride, size_t offset, int N, int D, const double *value) {
+    for (int n = 0; n < N; ++n)
+        for (int d = 0; d < D; ++d) want[n * stride + offset + d] = value[(size_t)n * D + d];
+}
+
+static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
+    digcl_context *ctx = test_context();
+    const int N = c->N, T = c->T, D = c->D;
+    const size_t n = (size_t)N * T * D, rows = (size_t)N * T;
+    const size_t stride = 6 * (size_t)D + c->pad, base = c->pad ? 1 : 0, ada = (size_t)N * stride;
+    digcl_adaln_vector shift = {NULL, base + 3 * (size_t)D, stride};
+    digcl_adaln_vector scale = {NULL, base + 4 * (size_t)D, stride};
+    float *x = dense_random(rng, n, 1.5f), *dy = dense_random(rng, n, 1.0f);
+    float *prior = dense_random(rng, n, 1.0f), *adaln = dense_random(rng, ada, 0.5f);
+    double *xw = dense_widen(x, n), *dyw = dense_widen(dy, n);
+    double *shift_w = extract(adaln, stride, shift.offset, N, D);
+    double *scale_w = extract(adaln, stride, scale.offset, N, D);
+    double *y_want = dense_zeros(n), *dx_want = dense_zeros(n), *mean_w = dense_zeros(rows);
+    double *rstd_w = dense_zeros(rows), *dshift = dense_zeros((size_t)N * D);
+    double *dscale = dense_zeros((size_t)N * D), *dada_want = dense_zeros(ada);
+    digcl_ref_layernorm_modulate_forward(N, T, D, xw, shift_w, scale_w, y_want, mean_w, rstd_w);
+    digcl_ref_layernorm_modulate_backward(N, T, D, dyw, xw, mean_w, rstd_w, scale_w, dx_want,
+                                          dshift, dscale);
+    for (size_t i = 0; c->accumulate && i < n; ++i) dx_want[i] += prior[i];
+    place(dada_want, stride, shift.offset, N, D, dshift);
+    place(dada_want, stride, scale.offset, N, D, dscale);
+
+    cl_mem xm = test_upload(x, n), dym = test_upload(dy, n), ada_mem = test_upload(adaln, ada);
+    cl_mem y = test_poisoned(n), mean = test_poisoned(rows), rstd = test_poisoned(rows);
+    cl_mem dx = c->accumulate ? test_upload(prior, n) : test_poisoned(n);
+    cl_mem dada = test_upload(adaln, ada); /* untouched columns keep these values */
+    size_t ws = digcl_layernorm_modulate_backward_workspace_bytes(N, T, D);
+    cl_mem workspace = test_poisoned(ws / sizeof(float) + 1);
+    shift.mem = scale.mem = ada_mem;
+    digcl_layernorm_modulate_forward(ctx, N, T, D, xm, shift, scale, y, mean, rstd);
+    digcl_adaln_vector dshift_view = {dada, shift.offset, stride};
+    digcl_adaln_vector dscale_view = {dada, scale.offset, stride};
+    digcl_layernorm_modulate_backward(ctx, N, T, D, dym, xm, mean, rstd, scale, dx, c->accumulate,
+                                      dshift_view, dscale_view, workspace);
+    double *dada_full = dense_widen(adaln, ada);
+    place(dada_full, stride, shift.offset, N, D, dshift);
+    place(dada_full, stride, scale.offset, N, D, dscale);
+    char label[112];
+    snprintf(label, sizeof label, "ln+modulate forward N=%d T=%d D=%d pad=%zu", N, T, D, c->pad);
+    dense_expect(label, y, y_want, n, DENSE_FORWARD_TOLERANCE);
+    snprintf(label, sizeof label, "ln+modulate dx T=%d D=%d acc=%d", T, D, c->accumulate);
+    dense_expect(label, dx, dx_want, n, DENSE_BACKWARD_TOLERANCE);
+    snprintf(label, sizeof label, "ln+modulate dshift T=%d D=%d", T, D);
+    float *got = test_download(dada, ada);
+    double *got_shift = extract(got, stride, shift.offset, N, D);
+    double *got_scale = extract(got, stride, scale.offset, N, D);
+    float *as_float = malloc(ada * sizeof *as_float);
+    for (size_t i = 0; i < (size_t)N * D; ++i) as_float[i] = (float)got_shift[i];
+    test_assert_close(label, as_float, dshift, (size_t)N * D, DENSE_BACKWARD_TOLERANCE);
+    for (size_t i = 0; i < (size_t)N * D; ++i) as_float[i] = (float)got_scale[i];
+    snprintf(label, sizeof label, "ln+modulate dscale T=%d D=%d", T, D);
+    test_assert_close(label, as_float, dscale, (size_t)N * D, DENSE_BACKWARD_TOLERANCE);
+    test_assert_close("  whole adaLN gradient tensor", got, dada_full, ada, DENSE_BACKWARD_TOLERANCE);
+    test_release(xm), test_release(dym), test_release(ada_mem), test_release(y);
+    test_release(mean), test_release(rstd), test_release(dx), test_release(dada);
+    test_release(workspace);
+    free(x), free(dy), free(prior), free(adaln), free(xw), free(dyw), free(shift_w), free(scale_w);
+    free(y_want), free(dx_want), free(mean_w), free(rstd_w), free(dshift), free(dscale);
+    free(dada_want), free(got), free(got_shift), free(got_scale), free(as_float), free(dada_full);
+}
+
+static void test_layernorm_modulate(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(32);
+    const modulate_case cases[] = {
+        {2, 1, 1, 0, 0},   {2, 7, 33, 0, 1},   {2, 36, 384, 0, 0},  {2, 257, 33, 0, 0},
+        {1, 257, 384, 0, 1}, {2, 7, 384, 1, 0}, {3, 1, 384, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+        run_layernorm_modulate(&rng, &cases[i]);
+}
+
+/* ---------------------------------------------------------------- RMSNorm x swish gate */
+
+static void run_rmsnorm_gate(test_rng *rng, int rows, int V, size_t weight_offset, int accumulate) {
+    digcl_context *ctx = test_context();
+    const size_t n = (size_t)rows * V;
+    float *x = dense_random(rng, n, 1.0f), *g = dense_random(rng, n, 2.0f);
+    float *dy = dense_random(rng, n, 1.0f), *prior = dense_random(rng, n, 1.0f);
+    float *params = dense_random(rng, weight_offset + V, 1.0f);
+    float *grads = dense_random(rng, weight_offset + V, 1.0f);
+    double *xw = dense_widen(x, n), *gw = dense_widen(g, n), *dyw = dense_widen(dy, n);
+    double *ww = dense_widen(params + weight_offset, (size_t)V);
+    double *y_want = dense_zeros(n), *dx_want = dense_zeros(n), *dg_want = dense_zeros(n);
+    double *dw_want = dense_widen(grads, weight_offset + V);
+    digcl_ref_rmsnorm_gate_forward(rows, V, xw, gw, ww, y_want);
+    digcl_ref_rmsnorm_gate_backward(rows, V, dyw, xw, gw, ww, dx_want, dg_want,
+                                    dw_want + weight_offset);
+    for (size_t i = 0; accumulate && i < n; ++i) dx_want[i] += prior[i], dg_want[i] += prior[i];
+    cl_mem xm = test_upload(x, n), gm = test_upload(g, n), dym = test_upload(dy, n);
+    cl_mem pm = test_upload(params, weight_offset + V), dwm = test_upload(grads, weight_offset + V);
+    cl_mem y = test_poisoned(n);
+    cl_mem dx = accumulate ? test_upload(prior, n) : test_poisoned(n);
+    cl_mem dg = accumulate ? test_upload(prior, n) : test_poisoned(n);
+    cl_mem workspace =
+        test_poisoned(digcl_rmsnorm_gate_backward_workspace_bytes(rows, V) / sizeof(float) + 1);
+    digcl_rmsnorm_gate_forward(ctx, rows, V, xm, gm, pm, weight_offset, y);
+    digcl_rmsnorm_gate_backward(ctx, rows, V, dym, xm, gm, pm, weight_offset, dx, dg, accumulate,
+                                dwm, weight_offset, workspace);
+    char label[96];
+    snprintf(label, sizeof label, "rmsnorm_gate forward rows=%d V=%d off=%zu", rows, V,
+             weight_offset);
+    dense_expect(label, y, y_want, n, DENSE_FORWARD_TOLERANCE);
+    /* V = 1 is degenerate: dx = rstd dxn (1 - xn^2) with 1 - xn^2 ~ eps / x^2, which float
+     * cannot resolve (cancellation); DiG uses V = 64. */
+    snprintf(label, sizeof label, "rmsnorm_gate dx rows=%d V=%d acc=%d", rows, V, accumulate);
+    if (V > 1) dense_expect(label, dx, dx_want, n, DENSE_BACKWARD_TOLERANCE);
+    snprintf(label, sizeof label, "rmsnorm_gate dgate rows=%d V=%d", rows, V);
+    dense_expect(label, dg, dg_want, n, DENSE_BACKWARD_TOLERANCE);
+    snprintf(label, sizeof label, "rmsnorm_gate dweight (+=) rows=%d V=%d", rows, V);
+    dense_expect(label, dwm, dw_want, weight_offset + V, DENSE_BACKWARD_TOLERANCE);
+    test_release(xm), test_release(gm), test_release(dym), test_release(pm), test_release(dwm);
+    test_release(y), test_release(dx), test_release(dg), test_release(workspace);
+    free(x), free(g), free(dy), free(prior), free(params), free(grads), free(xw), free(gw);
+    free(dyw), free(ww), free(y_want), free(dx_want), free(dg_want), free(dw_want);
+}
+
+static void test_rmsnorm_gate(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(33);
+    run_rmsnorm_gate(&rng, 1, 1, 0, 0);
+    run_rmsnorm_gate(&rng, 7 * 6, 33, 2, 1);
+    run_rmsnorm_gate(&rng, 36 * 6 * 2, 64, 0, 0);
+    run_rmsnorm_gate(&rng, 257 * 6, 64, 4, 1);
+    run_rmsnorm_gate(&rng, 9, 64, 3, 0);
+}
+
+/* ---------------------------------------------------------------- oracle gradients */
+
+typedef struct ln_problem {
+    int N, T, D;
+    double *x, *shift, *scale, *weights, *y, *mean, *rstd;
+} ln_problem;
+
+static double ln_modulate_loss(void *problem) {
+    ln_problem *p = problem;
+    digcl_ref_layernorm_modulate_forward(p->N, p->T, p->D, p->x, p->shift, p->scale, p->y, p->mean,
+                                         p->rstd);
+    return dense_weighted_sum(p->y, p->weights, (size_t)p->N * p->T * p->D);
+}
+
+static double ln_loss(void *problem) {
+    ln_problem *p = problem;
+    digcl_ref_layernorm_forward(p->N * p->T, p->D, p->x, p->y, p->mean, p->rstd);
+    return dense_weighted_sum(p->y, p->weights, (size_t)p->N * p->T * p->D);
+}
+
+static void test_layernorm_oracle_gradients(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(34);
+    ln_problem p = {2, 3, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    const size_t n = 30, v = 10;
+    p.x = dense_random_double(&rng, n), p.shift = dense_random_double(&rng, v);
+    p.scale = dense_random_double(&rng, v), p.weights = dense_random_double(&rng, n);
+    p.y = dense_zeros(n), p.mean = dense_zeros(6), p.rstd = dense_zeros(6);
+    double *dx = dense_zeros(n), *dshift = dense_zeros(v), *dscale = dense_zeros(v);
+    ln_loss(&p);
+    digcl_ref_layernorm_backward(6, 5, p.weights, p.x, p.mean, p.rstd, dx);
+    dense_check_gradient("layernorm oracle d/dx", ln_loss, &p, p.x, dx, n, n);
+    ln_modulate_loss(&p);
+    digcl_ref_layernorm_modulate_backward(2, 3, 5, p.weights, p.x, p.mean, p.rstd, p.scale, dx,
+                                          dshift, dscale);
+    dense_check_gradient("ln+modulate oracle d/dx", ln_modulate_loss, &p, p.x, dx, n, n);
+    dense_check_gradient("ln+modulate oracle d/dshift", ln_modulate_loss, &p, p.shift, dshift, v, v);
+    dense_check_gradient("ln+modulate oracle d/dscale", ln_modulate_loss, &p, p.scale, dscale, v, v);
+    free(p.x), free(p.shift), free(p.scale), free(p.weights), free(p.y), free(p.mean);
+    free(p.rstd), free(dx), free(dshift), free(dscale);
+}
+
+typedef struct rms_problem {
+    int rows, V;
+    double *x, *gate, *weight, *weights, *y;
+} rms_problem;
+
+static double rms_loss(void *problem) {
+    rms_problem *p = problem;
+    digcl_ref_rmsnorm_gate_forward(p->rows, p->V, p->x, p->gate, p->weight, p->y);
+    return dense_weighted_sum(p->y, p->weights, (size_t)p->rows * p->V);
+}
+
+static void test_rmsnorm_gate_oracle_gradients(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(35);
+    rms_problem p = {4, 6, NULL, NULL, NULL, NULL, NULL};
+    const size_t n = 24;
+    p.x = dense_random_double(&rng, n), p.gate = dense_random_double(&rng, n);
+    p.weight = dense_random_double(&rng, 6), p.weights = dense_random_double(&rng, n);
+    p.y = dense_zeros(n);
+    double *dx = dense_zeros(n), *dg = dense_zeros(n), *dw = dense_zeros(6);
+    digcl_ref_rmsnorm_gate_backward(4, 6, p.weights, p.x, p.gate, p.weight, dx, dg, dw);
+    dense_check_gradient("rmsnorm_gate oracle d/dx", rms_loss, &p, p.x, dx, n, n);
+    dense_check_gradient("rmsnorm_gate oracle d/dgate", rms_loss, &p, p.gate, dg, n, n);
+    dense_check_gradient("rmsnorm_gate oracle d/dweight", rms_loss, &p, p.weight, dw, 6, 6);
+    free(p.x), free(p.gate), free(p.weight), free(p.weights), free(p.y), free(dx), free(dg);
+    free(dw);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_layernorm_modulate),
+        cmocka_unit_test(test_rmsnorm_gate),
+        cmocka_unit_test(test_layernorm_oracle_gradients),
+        cmocka_unit_test(test_rmsnorm_gate_oracle_gradients),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
