@@ -13,6 +13,7 @@ typedef struct bench_entry {
 
 static const bench_entry benches[] = {
     {"gemm", "CLBlast SGEMM: correctness self-check, then GFLOP/s for about --seconds", bench_gemm_main},
+    {"ops", "every layer kernel at DiG-S/2 training shapes (N=32, T=256) and at N=1, T=12544", bench_ops_main},
 };
 static const int bench_count = (int)(sizeof benches / sizeof benches[0]);
 

@@ -1,0 +1,61 @@
+/* digcl/attention.h: non-causal multi-head softmax attention for the DiT
+ * baseline (timm Attention with a fused qkv Linear D -> 3D), forward and
+ * backward as tiled online-softmax kernels (FlashAttention-2, Dao 2023,
+ * arXiv 2307.08691): memory O(T), never a [T, T] buffer.
+ *
+ * Layout: qkv [N, T, 3, H, dh] (q, k, v of head h at token t), out
+ * [N, T, H, dh] (= [N, T, D] for the proj Linear), scale = dh^-0.5:
+ *   S = scale q k^T,  P = softmax_rows(S),  out = P v
+ *   logsumexp[n, h, i] = log sum_j exp(S_ij)   (saved for the backward)
+ * Backward:
+ *   delta_i = sum_c dout_ic out_ic,  dP = dout v^T,  dS = P (dP - delta)
+ *   dq = scale dS k,  dk = scale dS^T q,  dv = P^T dout
+ * dqkv has the layout of qkv and is overwritten. head_dim must be a multiple
+ * of 4, at most 128.
+ */
+#ifndef DIGCL_ATTENTION_H
+#define DIGCL_ATTENTION_H
+
+#include <stddef.h>
+
+#include "digcl/runtime.h"
+
+typedef struct digcl_attention_shape {
+    int N;        /* batch */
+    int T;        /* tokens */
+    int H;        /* heads */
+    int head_dim; /* dh; D = H*dh */
+} digcl_attention_shape;
+
+void digcl_attention_forward(digcl_context *ctx, const digcl_attention_shape *shape,
+                             cl_mem qkv,        /* [N, T, 3, H, dh] */
+                             cl_mem out,        /* [N, T, H, dh] */
+                             cl_mem logsumexp); /* [N, H, T] */
+
+/* Scratch of the backward (delta), in bytes: N*H*T floats. */
+size_t digcl_attention_backward_workspace_bytes(const digcl_attention_shape *shape);
+
+void digcl_attention_backward(digcl_context *ctx, const digcl_attention_shape *shape,
+                              cl_mem qkv,       /* [N, T, 3, H, dh] */
+                              cl_mem out,       /* [N, T, H, dh] */
+                              cl_mem logsumexp, /* [N, H, T] */
+                              cl_mem dout,      /* [N, T, H, dh] */
+                              cl_mem dqkv,      /* [N, T, 3, H, dh] */
+                              cl_mem workspace);
+
+/* Naive O(T^2) references in double. logsumexp may be NULL. */
+void digcl_ref_attention_forward(const digcl_attention_shape *shape,
+                                 const double *qkv, /* [N, T, 3, H, dh] */
+                                 double *out,       /* [N, T, H, dh] */
+                                 double *logsumexp); /* [N, H, T] or NULL */
+void digcl_ref_attention_backward(const digcl_attention_shape *shape,
+                                  const double *qkv,  /* [N, T, 3, H, dh] */
+                                  const double *dout, /* [N, T, H, dh] */
+                                  double *dqkv);      /* [N, T, 3, H, dh] */
+/* The forward output of the single query row (n, t, h) only: O(T dh). */
+void digcl_ref_attention_forward_row(const digcl_attention_shape *shape, const double *qkv,
+                                     int n, int t, int h,
+                                     double *out_row,     /* [dh] */
+                                     double *logsumexp);  /* scalar, or NULL */
+
+#endif

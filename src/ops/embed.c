@@ -1,0 +1,57 @@
+/* Host launchers for cl/embed.cl (include/digcl/embed.h). */
+#include "digcl/embed.h"
+
+static size_t round_up(size_t value, size_t multiple) {
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+void digcl_timestep_embed_forward(digcl_context *ctx, int N, int dim, cl_mem timesteps,
+                                  cl_mem frequency_table, cl_mem embedding) {
+    if (N < 1 || dim < 2) digcl_fatal("timestep_embed: bad shape N=%d dim=%d", N, dim);
+    cl_kernel kernel = digcl_kernel(ctx, "embed", "timestep_embed_forward", "");
+    digcl_arg_mem(kernel, 0, timesteps);
+    digcl_arg_mem(kernel, 1, frequency_table);
+    digcl_arg_mem(kernel, 2, embedding);
+    digcl_arg_int(kernel, 3, N);
+    digcl_arg_int(kernel, 4, dim);
+    const size_t columns = (size_t)(dim / 2 + dim % 2);
+    const size_t local[2] = {64, 1};
+    const size_t global[2] = {round_up(columns, local[0]), (size_t)N};
+    digcl_launch(ctx, kernel, "timestep_embed_forward", 2, global, local);
+}
+
+static void check_label_shape(const char *what, int N, int D, int rows) {
+    if (N < 1 || D < 1 || rows < 1)
+        digcl_fatal("%s: bad shape N=%d D=%d rows=%d", what, N, D, rows);
+}
+
+void digcl_label_embed_forward(digcl_context *ctx, int N, int D, int rows, int accumulate,
+                               cl_mem labels, cl_mem table, cl_mem out) {
+    check_label_shape("label_embed_forward", N, D, rows);
+    cl_kernel kernel = digcl_kernel(ctx, "embed", "label_embed_forward",
+                                    accumulate ? "-DACCUMULATE" : "");
+    digcl_arg_mem(kernel, 0, labels);
+    digcl_arg_mem(kernel, 1, table);
+    digcl_arg_mem(kernel, 2, out);
+    digcl_arg_int(kernel, 3, N);
+    digcl_arg_int(kernel, 4, D);
+    digcl_arg_int(kernel, 5, rows);
+    const size_t local[2] = {64, 1};
+    const size_t global[2] = {round_up((size_t)D, local[0]), (size_t)N};
+    digcl_launch(ctx, kernel, "label_embed_forward", 2, global, local);
+}
+
+void digcl_label_embed_backward(digcl_context *ctx, int N, int D, int rows, cl_mem labels,
+                                cl_mem dout, cl_mem dtable) {
+    check_label_shape("label_embed_backward", N, D, rows);
+    cl_kernel kernel = digcl_kernel(ctx, "embed", "label_embed_backward", "");
+    digcl_arg_mem(kernel, 0, labels);
+    digcl_arg_mem(kernel, 1, dout);
+    digcl_arg_mem(kernel, 2, dtable);
+    digcl_arg_int(kernel, 3, N);
+    digcl_arg_int(kernel, 4, D);
+    digcl_arg_int(kernel, 5, rows);
+    const size_t local[2] = {64, 4};
+    const size_t global[2] = {round_up((size_t)D, local[0]), round_up((size_t)rows, local[1])};
+    digcl_launch(ctx, kernel, "label_embed_backward", 2, global, local);
+}
