@@ -1,0 +1,434 @@
+/* src/model/config.c: model configurations, presets, dig.config JSON and the
+ * parameter table. See include/digcl/model_config.h and DIG_MODEL.md §1-§3.
+ */
+#include "digcl/model_config.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(digcl_config_error *err, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int fail(digcl_config_error *err, const char *format, ...)
+{
+    if (err) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(err->message, sizeof err->message, format, args);
+        va_end(args);
+    }
+    return -1;
+}
+
+const char *digcl_arch_name(digcl_arch arch) { return arch == DIGCL_ARCH_DIT ? "dit" : "dig"; }
+
+/* ------------------------------------------------------------ derivation */
+
+/* fla GLAMLP (hidden_ratio 4): int(D*4*2/3) rounded up to a multiple of 256. */
+static int swiglu_hidden(int hidden_size)
+{
+    int raw = (int)((long long)hidden_size * 8 / 3);
+    return 256 * ((raw + 255) / 256);
+}
+
+static int check_positive(const char *what, int value, digcl_config_error *err)
+{
+    if (value < 1) return fail(err, "model config: %s must be positive, got %d", what, value);
+    return 0;
+}
+
+static int check_fields(const digcl_model_config *c, digcl_config_error *err)
+{
+    if (c->arch != DIGCL_ARCH_DIG && c->arch != DIGCL_ARCH_DIT)
+        return fail(err, "model config: arch must be dig or dit");
+    if (check_positive("depth", c->depth, err) || check_positive("hidden_size", c->hidden_size, err) ||
+        check_positive("num_heads", c->num_heads, err) ||
+        check_positive("patch_size", c->patch_size, err) ||
+        check_positive("input_size", c->input_size, err) ||
+        check_positive("in_channels", c->in_channels, err) ||
+        check_positive("num_classes", c->num_classes, err))
+        return -1;
+    if (c->hidden_size > (1 << 16) || c->depth > 1024 || c->input_size > (1 << 14) ||
+        c->in_channels > 4096 || c->num_classes > (1 << 24))
+        return fail(err, "model config: sizes out of range (hidden_size <= 65536, depth <= 1024, "
+                    "input_size <= 16384, in_channels <= 4096, num_classes <= 16777216)");
+    if (c->input_size % c->patch_size != 0)
+        return fail(err, "model config: input_size %d is not a multiple of patch_size %d",
+                    c->input_size, c->patch_size);
+    int qk = c->arch == DIGCL_ARCH_DIG ? c->hidden_size / 2 : c->hidden_size;
+    if (c->hidden_size % c->num_heads != 0 || (c->arch == DIGCL_ARCH_DIG && c->hidden_size % 2) ||
+        qk % c->num_heads != 0)
+        return fail(err, "model config: hidden_size %d does not split into %d heads%s",
+                    c->hidden_size, c->num_heads,
+                    c->arch == DIGCL_ARCH_DIG ? " (DiG needs D/2 and D divisible by heads)" : "");
+    if (c->arch == DIGCL_ARCH_DIT && (c->skip || c->skip_zero_init))
+        return fail(err, "model config: long skips exist only for DiG, not DiT");
+    return 0;
+}
+
+int digcl_model_config_finish(digcl_model_config *c, digcl_config_error *err)
+{
+    if (check_fields(c, err) != 0) return -1;
+    c->learn_sigma = c->learn_sigma != 0;
+    c->skip = c->skip != 0;
+    c->skip_zero_init = c->skip && c->skip_zero_init;
+    c->qk_dim = c->arch == DIGCL_ARCH_DIG ? c->hidden_size / 2 : c->hidden_size;
+    c->v_dim = c->hidden_size;
+    c->head_qk_dim = c->qk_dim / c->num_heads;
+    c->head_v_dim = c->v_dim / c->num_heads;
+    c->mlp_hidden = c->arch == DIGCL_ARCH_DIG ? swiglu_hidden(c->hidden_size) : 4 * c->hidden_size;
+    c->out_channels = c->learn_sigma ? 2 * c->in_channels : c->in_channels;
+    c->grid = c->input_size / c->patch_size;
+    c->tokens = c->grid * c->grid;
+    c->n_skip = 0;
+    for (int i = 0; c->skip && i < c->depth; i++) c->n_skip += i > c->depth / 2;
+    return 0;
+}
+
+/* ------------------------------------------------------------ presets */
+
+static const struct { const char *size; int depth, hidden, heads_dig, heads_dit; } sizes[] = {
+    {"S", 12, 384, 6, 6}, {"B", 12, 768, 12, 12}, {"L", 24, 1024, 16, 16}, {"XL", 28, 1152, 18, 16},
+};
+
+static const char *const preset_names[] = {
+    "DiG-S/2", "DiG-S/4", "DiG-S/8", "DiG-B/2", "DiG-B/4", "DiG-B/8",
+    "DiG-L/2", "DiG-L/4", "DiG-L/8", "DiG-XL/2", "DiG-XL/4", "DiG-XL/8",
+    "DiG-S/2-skip", "DiG-S/4-skip", "DiG-S/8-skip", "DiG-B/2-skip", "DiG-B/4-skip", "DiG-B/8-skip",
+    "DiG-L/2-skip", "DiG-L/4-skip", "DiG-L/8-skip", "DiG-XL/2-skip", "DiG-XL/4-skip",
+    "DiG-XL/8-skip",
+    "DiT-S/2", "DiT-S/4", "DiT-S/8", "DiT-B/2", "DiT-B/4", "DiT-B/8",
+    "DiT-L/2", "DiT-L/4", "DiT-L/8", "DiT-XL/2", "DiT-XL/4", "DiT-XL/8",
+    NULL,
+};
+
+const char *const *digcl_model_config_preset_names(void) { return preset_names; }
+
+/* Suffix after "DiG-<size>/<p>": "", "-skip", "-skipzero", upstream's
+ * "-bid-layer-dwconv-qdir[-head18][-skip|-skipzero]". Sets skip flags. */
+static int parse_dig_suffix(const char *s, int is_xl, digcl_model_config *c)
+{
+    static const char upstream[] = "-bid-layer-dwconv-qdir";
+    if (strncmp(s, upstream, sizeof upstream - 1) == 0) {
+        s += sizeof upstream - 1;
+        if (is_xl && strncmp(s, "-head18", 7) == 0) s += 7;
+        else if (is_xl) return -1; /* upstream only registers XL with 18 heads */
+    }
+    if (strcmp(s, "") == 0) return 0;
+    if (strcmp(s, "-skip") == 0) c->skip = 1;
+    else if (strcmp(s, "-skipzero") == 0) c->skip = c->skip_zero_init = 1;
+    else return -1;
+    return 0;
+}
+
+static int parse_preset(const char *name, digcl_model_config *c)
+{
+    memset(c, 0, sizeof *c);
+    if (strncmp(name, "DiG-", 4) == 0) c->arch = DIGCL_ARCH_DIG;
+    else if (strncmp(name, "DiT-", 4) == 0) c->arch = DIGCL_ARCH_DIT;
+    else return -1;
+    const char *slash = strchr(name + 4, '/');
+    if (!slash) return -1;
+    size_t size_len = (size_t)(slash - (name + 4));
+    int k = 0, n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
+    while (k < n_sizes && (strlen(sizes[k].size) != size_len ||
+                           strncmp(sizes[k].size, name + 4, size_len) != 0))
+        k++;
+    if (k == n_sizes || (slash[1] != '2' && slash[1] != '4' && slash[1] != '8')) return -1;
+    c->depth = sizes[k].depth;
+    c->hidden_size = sizes[k].hidden;
+    c->num_heads = c->arch == DIGCL_ARCH_DIG ? sizes[k].heads_dig : sizes[k].heads_dit;
+    c->patch_size = slash[1] - '0';
+    c->input_size = 32;
+    c->in_channels = 4;
+    c->num_classes = 1000;
+    c->learn_sigma = 1;
+    if (c->arch == DIGCL_ARCH_DIT) return slash[2] == '\0' ? 0 : -1;
+    return parse_dig_suffix(slash + 2, strcmp(sizes[k].size, "XL") == 0, c);
+}
+
+int digcl_model_config_preset(const char *name, digcl_model_config *cfg,
+                              digcl_config_error *err)
+{
+    if (!name || parse_preset(name, cfg) != 0)
+        return fail(err, "unknown model preset '%s' (expected DiG-S/2, DiG-B/4, DiG-L/2-skip, "
+                    "DiT-XL/2, ...: DiG|DiT, size S|B|L|XL, patch 2|4|8, DiG may add -skip)",
+                    name ? name : "(null)");
+    return digcl_model_config_finish(cfg, err);
+}
+
+/* ------------------------------------------------------------ JSON */
+
+char *digcl_model_config_to_json(const digcl_model_config *c)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    cJSON_AddStringToObject(root, "arch", digcl_arch_name(c->arch));
+    cJSON_AddNumberToObject(root, "depth", c->depth);
+    cJSON_AddNumberToObject(root, "hidden_size", c->hidden_size);
+    cJSON_AddNumberToObject(root, "num_heads", c->num_heads);
+    cJSON_AddNumberToObject(root, "patch_size", c->patch_size);
+    cJSON_AddNumberToObject(root, "input_size", c->input_size);
+    cJSON_AddNumberToObject(root, "in_channels", c->in_channels);
+    cJSON_AddNumberToObject(root, "num_classes", c->num_classes);
+    cJSON_AddBoolToObject(root, "learn_sigma", c->learn_sigma != 0);
+    cJSON_AddBoolToObject(root, "skip", c->skip != 0);
+    if (c->skip_zero_init) cJSON_AddBoolToObject(root, "skip_zero_init", 1);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!text) return NULL;
+    char *copy = malloc(strlen(text) + 1); /* plain malloc'ed, freed with free() */
+    if (copy) strcpy(copy, text);
+    cJSON_free(text);
+    return copy;
+}
+
+typedef struct json_int_field { const char *key; int *target; } json_int_field;
+
+static int read_int(const cJSON *root, const char *key, int *out, digcl_config_error *err)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!item) return fail(err, "dig.config: missing \"%s\"", key);
+    double d = item->valuedouble;
+    if (!cJSON_IsNumber(item) || !(d >= -2147483647.0 && d <= 2147483647.0) || d != (double)(int)d)
+        return fail(err, "dig.config: \"%s\" must be an integer", key);
+    *out = (int)d;
+    return 0;
+}
+
+static int read_bool(const cJSON *root, const char *key, int required, int *out,
+                     digcl_config_error *err)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!item && !required) return 0;
+    if (!item) return fail(err, "dig.config: missing \"%s\"", key);
+    if (!cJSON_IsBool(item)) return fail(err, "dig.config: \"%s\" must be true or false", key);
+    *out = cJSON_IsTrue(item);
+    return 0;
+}
+
+static int read_arch(const cJSON *root, digcl_arch *arch, digcl_config_error *err)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "arch");
+    if (!item) return fail(err, "dig.config: missing \"arch\"");
+    if (cJSON_IsString(item) && strcmp(item->valuestring, "dig") == 0) *arch = DIGCL_ARCH_DIG;
+    else if (cJSON_IsString(item) && strcmp(item->valuestring, "dit") == 0) *arch = DIGCL_ARCH_DIT;
+    else return fail(err, "dig.config: \"arch\" must be \"dig\" or \"dit\"");
+    return 0;
+}
+
+static int check_known_keys(const cJSON *root, digcl_config_error *err)
+{
+    static const char *const known[] = {"arch", "depth", "hidden_size", "num_heads",
+                                        "patch_size", "input_size", "in_channels",
+                                        "num_classes", "learn_sigma", "skip",
+                                        "skip_zero_init"};
+    for (const cJSON *e = root->child; e; e = e->next) {
+        size_t k = 0, n = sizeof known / sizeof known[0];
+        while (k < n && strcmp(known[k], e->string) != 0) k++;
+        if (k == n) return fail(err, "dig.config: unknown key \"%.64s\"", e->string);
+        for (const cJSON *prior = root->child; prior != e; prior = prior->next)
+            if (strcmp(prior->string, e->string) == 0)
+                return fail(err, "dig.config: key \"%s\" appears twice", e->string);
+    }
+    return 0;
+}
+
+static int read_fields(const cJSON *root, digcl_model_config *c, digcl_config_error *err)
+{
+    const json_int_field ints[] = {
+        {"depth", &c->depth}, {"hidden_size", &c->hidden_size}, {"num_heads", &c->num_heads},
+        {"patch_size", &c->patch_size}, {"input_size", &c->input_size},
+        {"in_channels", &c->in_channels}, {"num_classes", &c->num_classes},
+    };
+    if (check_known_keys(root, err) || read_arch(root, &c->arch, err)) return -1;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (read_int(root, ints[i].key, ints[i].target, err) != 0) return -1;
+    if (read_bool(root, "learn_sigma", 1, &c->learn_sigma, err) ||
+        read_bool(root, "skip", 1, &c->skip, err) ||
+        read_bool(root, "skip_zero_init", 0, &c->skip_zero_init, err))
+        return -1;
+    return 0;
+}
+
+int digcl_model_config_from_json(const char *json, digcl_model_config *cfg,
+                                 digcl_config_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cJSON *root = json ? cJSON_Parse(json) : NULL;
+    int status = 0;
+    if (!cJSON_IsObject(root))
+        status = fail(err, "dig.config: not a JSON object: %.80s", json ? json : "(null)");
+    if (status == 0) status = read_fields(root, cfg, err);
+    cJSON_Delete(root);
+    if (status == 0) status = digcl_model_config_finish(cfg, err);
+    return status;
+}
+
+/* ------------------------------------------------------------ parameter table */
+
+const char *digcl_param_init_name(digcl_param_init init)
+{
+    static const char *const names[] = {"xavier", "xavier_gla", "zero", "one", "normal_0.02",
+                                        "sincos_2d", "dw_identity", "skip_identity"};
+    return (int)init >= 0 && init <= DIGCL_INIT_SKIP_IDENTITY ? names[init] : "?";
+}
+
+typedef struct table_builder {
+    digcl_param_table *table;
+    size_t capacity;
+    int failed;
+} table_builder;
+
+/* Appends name (printf-style) with `rank` dims given as varargs (int64_t). */
+static void add_param(table_builder *b, digcl_param_init init, int trainable, int rank,
+                      const int64_t *shape, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+
+static void add_param(table_builder *b, digcl_param_init init, int trainable, int rank,
+                      const int64_t *shape, const char *format, ...)
+{
+    digcl_param_table *t = b->table;
+    if (b->failed) return;
+    if (t->count == b->capacity) {
+        size_t capacity = b->capacity ? 2 * b->capacity : 64;
+        digcl_param_info *p = realloc(t->params, capacity * sizeof *p);
+        if (!p) { b->failed = 1; return; }
+        t->params = p;
+        b->capacity = capacity;
+    }
+    digcl_param_info *p = &t->params[t->count++];
+    memset(p, 0, sizeof *p);
+    va_list args;
+    va_start(args, format);
+    vsnprintf(p->name, sizeof p->name, format, args);
+    va_end(args);
+    p->rank = rank;
+    p->numel = 1;
+    for (int i = 0; i < rank; i++) {
+        p->shape[i] = shape[i];
+        p->numel *= (size_t)shape[i];
+    }
+    p->offset = t->total;
+    p->trainable = trainable;
+    p->init = init;
+    t->total += p->numel;
+    if (trainable) t->trainable += p->numel;
+}
+
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+#define LINEAR_W(out, in) 2, SHAPE((int64_t)(out), (int64_t)(in))
+#define VECTOR(n) 1, SHAPE((int64_t)(n))
+
+/* pos_embed [1, T, D], x_embedder [D, C, p, p], t_embedder, y_embedder [K+1, D]. */
+static void add_embedders(table_builder *b, const digcl_model_config *c)
+{
+    int64_t d = c->hidden_size, p = c->patch_size;
+    add_param(b, DIGCL_INIT_SINCOS_2D, 0, 3, SHAPE(1, c->tokens, d), "pos_embed");
+    add_param(b, DIGCL_INIT_XAVIER, 1, 4, SHAPE(d, c->in_channels, p, p), "x_embedder.proj.weight");
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "x_embedder.proj.bias");
+    add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(d, DIGCL_TIMESTEP_FREQ_DIM), "t_embedder.mlp.0.weight");
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "t_embedder.mlp.0.bias");
+    add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(d, d), "t_embedder.mlp.2.weight");
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "t_embedder.mlp.2.bias");
+    add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(c->num_classes + 1, d),
+              "y_embedder.embedding_table.weight");
+}
+
+/* GLA token mixer: q,k [Dk, D]; v,g,o [D, D]; gk_proj D->16->Dk; RMSNorm weight [dv]. */
+static void add_gla(table_builder *b, const digcl_model_config *c, int i)
+{
+    int64_t d = c->hidden_size, dk = c->qk_dim, r = DIGCL_GLA_GATE_LOW_RANK;
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(dk, d), "blocks.%d.attn.q_proj.weight", i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(dk, d), "blocks.%d.attn.k_proj.weight", i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(c->v_dim, d), "blocks.%d.attn.v_proj.weight", i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(c->v_dim, d), "blocks.%d.attn.g_proj.weight", i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(r, d), "blocks.%d.attn.gk_proj.0.weight", i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(dk, r), "blocks.%d.attn.gk_proj.1.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(dk), "blocks.%d.attn.gk_proj.1.bias", i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(d, c->v_dim), "blocks.%d.attn.o_proj.weight", i);
+    add_param(b, DIGCL_INIT_ONE, 1, VECTOR(c->head_v_dim), "blocks.%d.attn.g_norm_swish_gate.weight", i);
+}
+
+static void add_dig_block(table_builder *b, const digcl_model_config *c, int i)
+{
+    int64_t d = c->hidden_size, f = c->mlp_hidden;
+    add_gla(b, c, i);
+    add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(2 * f, d), "blocks.%d.mlp.gate_proj.weight", i);
+    add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(d, f), "blocks.%d.mlp.down_proj.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, LINEAR_W(6 * d, d), "blocks.%d.adaLN_modulation.1.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(6 * d), "blocks.%d.adaLN_modulation.1.bias", i);
+    add_param(b, DIGCL_INIT_DW_IDENTITY, 1, 4, SHAPE(d, 1, 3, 3), "blocks.%d.dw_conv.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "blocks.%d.dw_conv.bias", i);
+    if (c->skip && i > c->depth / 2) {
+        add_param(b, c->skip_zero_init ? DIGCL_INIT_SKIP_IDENTITY : DIGCL_INIT_XAVIER, 1,
+                  LINEAR_W(d, 2 * d), "blocks.%d.skip_linear.weight", i);
+        add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "blocks.%d.skip_linear.bias", i);
+    }
+}
+
+/* DiT block: fused qkv [3D, D], proj, GELU MLP fc1 [4D, D], fc2, adaLN [6D, D]. */
+static void add_dit_block(table_builder *b, const digcl_model_config *c, int i)
+{
+    int64_t d = c->hidden_size, f = c->mlp_hidden;
+    add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(3 * d, d), "blocks.%d.attn.qkv.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(3 * d), "blocks.%d.attn.qkv.bias", i);
+    add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(d, d), "blocks.%d.attn.proj.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "blocks.%d.attn.proj.bias", i);
+    add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(f, d), "blocks.%d.mlp.fc1.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(f), "blocks.%d.mlp.fc1.bias", i);
+    add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(d, f), "blocks.%d.mlp.fc2.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "blocks.%d.mlp.fc2.bias", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, LINEAR_W(6 * d, d), "blocks.%d.adaLN_modulation.1.weight", i);
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(6 * d), "blocks.%d.adaLN_modulation.1.bias", i);
+}
+
+/* Final layer: linear [p*p*out, D], adaLN [2D, D]; all zero-initialised. */
+static void add_final_layer(table_builder *b, const digcl_model_config *c)
+{
+    int64_t d = c->hidden_size;
+    int64_t out = (int64_t)c->patch_size * c->patch_size * c->out_channels;
+    add_param(b, DIGCL_INIT_ZERO, 1, LINEAR_W(out, d), "final_layer.linear.weight");
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(out), "final_layer.linear.bias");
+    add_param(b, DIGCL_INIT_ZERO, 1, LINEAR_W(2 * d, d), "final_layer.adaLN_modulation.1.weight");
+    add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(2 * d), "final_layer.adaLN_modulation.1.bias");
+}
+
+int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *table)
+{
+    table_builder b = {table, 0, 0};
+    memset(table, 0, sizeof *table);
+    add_embedders(&b, cfg);
+    for (int i = 0; i < cfg->depth; i++) {
+        if (cfg->arch == DIGCL_ARCH_DIG) add_dig_block(&b, cfg, i);
+        else add_dit_block(&b, cfg, i);
+    }
+    add_final_layer(&b, cfg);
+    if (b.failed) {
+        digcl_param_table_free(table);
+        return -1;
+    }
+    return 0;
+}
+
+void digcl_param_table_free(digcl_param_table *table)
+{
+    free(table->params);
+    memset(table, 0, sizeof *table);
+}
+
+const digcl_param_info *digcl_param_table_find(const digcl_param_table *table, const char *name)
+{
+    for (size_t i = 0; i < table->count; i++)
+        if (strcmp(table->params[i].name, name) == 0) return &table->params[i];
+    return NULL;
+}

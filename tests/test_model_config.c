@@ -1,0 +1,342 @@
+/* Tests of model configs, presets, dig.config JSON and the parameter table
+ * (src/model/config.c), no device:
+ * - every count in tests/reference/param_counts.txt (total and trainable);
+ * - names and shapes of DiG-S/2 and DiT-S/2 equal upstream's state_dict dumps
+ *   (tests/reference/dig_s2_state_dict.txt, dit_s2_state_dict.txt), in order;
+ * - derived sizes (head dims 32/64, SwiGLU 1024/2048/2816/3072), presets, JSON.
+ * - the committed PyTorch fixtures (tests/reference/fixtures_committed/) hold
+ *   exactly the tensors their dig.config's parameter table names, with its shapes,
+ *   and inputs/expected tensors of the right shapes.
+ * Reference files are read relative to the source tree (ctest's working
+ * directory), falling back to ../shared/reference.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "digcl/model_config.h"
+#include "digcl/safetensors.h"
+#include "test_util.h"
+
+static FILE *open_reference(const char *name)
+{
+    const char *dirs[] = {"tests/reference", "../shared/reference", "/work/shared/reference"};
+    char path[512];
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dirs[i], name);
+        FILE *f = fopen(path, "r");
+        if (f) return f;
+    }
+    fail_msg("reference file %s not found (run from the source root)", name);
+    return NULL;
+}
+
+static digcl_model_config preset(const char *name)
+{
+    digcl_model_config cfg;
+    digcl_config_error err;
+    if (digcl_model_config_preset(name, &cfg, &err) != 0) fail_msg("%s", err.message);
+    return cfg;
+}
+
+static void test_param_counts(void **state)
+{
+    (void)state;
+    FILE *f = open_reference("param_counts.txt");
+    char line[512], name[64], millions[32];
+    unsigned long long total, trainable;
+    int checked = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        if (sscanf(line, "%63s %llu %31s %llu", name, &total, millions, &trainable) != 4) continue;
+        digcl_model_config cfg = preset(name);
+        digcl_param_table table;
+        assert_int_equal(digcl_param_table_build(&cfg, &table), 0);
+        if (table.total != total || table.trainable != trainable)
+            fail_msg("%s: total %zu trainable %zu, expected %llu %llu", name, table.total,
+                     table.trainable, total, trainable);
+        digcl_param_table_free(&table);
+        checked++;
+    }
+    fclose(f);
+    assert_int_equal(checked, 12);
+}
+
+/* Compares the table with "name<TAB>[d0, d1, ...]" lines, in order. */
+static void check_state_dict(const char *preset_name, const char *file)
+{
+    digcl_model_config cfg = preset(preset_name);
+    digcl_param_table table;
+    assert_int_equal(digcl_param_table_build(&cfg, &table), 0);
+    FILE *f = open_reference(file);
+    char line[512];
+    size_t i = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0]) continue;
+        assert_true(i < table.count);
+        const digcl_param_info *p = &table.params[i++];
+        char expected[512];
+        int used = snprintf(expected, sizeof expected, "%s\t[", p->name);
+        for (int d = 0; d < p->rank; d++)
+            used += snprintf(expected + used, sizeof expected - (size_t)used,
+                             d ? ", %lld" : "%lld", (long long)p->shape[d]);
+        snprintf(expected + used, sizeof expected - (size_t)used, "]");
+        if (strcmp(line, expected) != 0)
+            fail_msg("%s entry %zu: table has \"%s\", upstream \"%s\"", preset_name, i - 1,
+                     expected, line);
+    }
+    fclose(f);
+    assert_int_equal(i, table.count);
+    digcl_param_table_free(&table);
+}
+
+static void test_state_dict_names_and_shapes(void **state)
+{
+    (void)state;
+    check_state_dict("DiG-S/2", "dig_s2_state_dict.txt");
+    check_state_dict("DiT-S/2", "dit_s2_state_dict.txt");
+}
+
+static void test_derived_sizes(void **state)
+{
+    (void)state;
+    static const struct { const char *name; int mlp; int heads; } dig[] = {
+        {"DiG-S/2", 1024, 6}, {"DiG-B/2", 2048, 12}, {"DiG-L/2", 2816, 16}, {"DiG-XL/2", 3072, 18},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        digcl_model_config c = preset(dig[i].name);
+        assert_int_equal(c.mlp_hidden, dig[i].mlp);
+        assert_int_equal(c.num_heads, dig[i].heads);
+        assert_int_equal(c.head_qk_dim, 32);
+        assert_int_equal(c.head_v_dim, 64);
+        assert_int_equal(c.tokens, 256);
+        assert_int_equal(c.out_channels, 8);
+    }
+    digcl_model_config dit = preset("DiT-XL/8");
+    assert_int_equal(dit.num_heads, 16);
+    assert_int_equal(dit.mlp_hidden, 4 * 1152);
+    assert_int_equal(dit.tokens, 16);
+    assert_int_equal(dit.head_qk_dim, 72);
+    digcl_model_config skip = preset("DiG-S/2-skip");
+    assert_int_equal(skip.n_skip, 5);
+    assert_int_equal(preset("DiG-XL/2-skip").n_skip, 13);
+    assert_false(skip.skip_zero_init);
+    assert_true(preset("DiG-S/2-skipzero").skip_zero_init);
+}
+
+static void test_presets_and_aliases(void **state)
+{
+    (void)state;
+    const char *const *names = digcl_model_config_preset_names();
+    int n = 0;
+    for (; names[n]; n++) {
+        digcl_model_config c = preset(names[n]);
+        digcl_param_table table;
+        assert_int_equal(digcl_param_table_build(&c, &table), 0);
+        assert_true(table.total > table.trainable);
+        digcl_param_table_free(&table);
+    }
+    assert_int_equal(n, 36);
+    digcl_model_config a = preset("DiG-XL/2-bid-layer-dwconv-qdir-head18-skip");
+    digcl_model_config b = preset("DiG-XL/2-skip");
+    assert_memory_equal(&a, &b, sizeof a);
+    a = preset("DiG-S/2-bid-layer-dwconv-qdir");
+    b = preset("DiG-S/2");
+    assert_memory_equal(&a, &b, sizeof a);
+    digcl_model_config c;
+    digcl_config_error err;
+    static const char *const bad[] = {"DiG-M/2", "DiG-S/3", "DiT-S/2-skip", "dig-s/2", "DiG-S",
+                                      "DiG-XL/2-bid-layer-dwconv-qdir", "DiG-S/2-skipx", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(digcl_model_config_preset(bad[i], &c, &err), -1);
+        assert_non_null(strstr(err.message, "unknown model preset"));
+    }
+}
+
+static void test_json_round_trip(void **state)
+{
+    (void)state;
+    digcl_model_config a = preset("DiG-L/4-skipzero"), b;
+    digcl_config_error err;
+    a.input_size = 64;
+    a.learn_sigma = 0;
+    assert_int_equal(digcl_model_config_finish(&a, &err), 0);
+    char *json = digcl_model_config_to_json(&a);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"arch\":\"dig\""));
+    assert_non_null(strstr(json, "\"learn_sigma\":false"));
+    if (digcl_model_config_from_json(json, &b, &err) != 0) fail_msg("%s", err.message);
+    assert_memory_equal(&a, &b, sizeof a);
+    free(json);
+    json = digcl_model_config_to_json(&(digcl_model_config){0});
+    free(json);
+}
+
+static void expect_json_error(const char *json, const char *needle)
+{
+    digcl_model_config c;
+    digcl_config_error err;
+    assert_int_equal(digcl_model_config_from_json(json, &c, &err), -1);
+    if (!strstr(err.message, needle)) fail_msg("\"%s\" lacks \"%s\"", err.message, needle);
+}
+
+#define VALID_REST "\"num_heads\":2,\"patch_size\":2,\"input_size\":16,\"in_channels\":4," \
+                   "\"num_classes\":10,\"learn_sigma\":true,\"skip\":false}"
+
+static void test_json_rejections(void **state)
+{
+    (void)state;
+    expect_json_error("[1]", "not a JSON object");
+    expect_json_error("{\"arch\":\"dig\"", "not a JSON object");
+    expect_json_error("{\"arch\":\"vit\",\"depth\":4,\"hidden_size\":128," VALID_REST,
+                      "\"arch\" must be \"dig\" or \"dit\"");
+    expect_json_error("{\"arch\":\"dig\",\"hidden_size\":128," VALID_REST, "missing \"depth\"");
+    expect_json_error("{\"arch\":\"dig\",\"depth\":4.5,\"hidden_size\":128," VALID_REST,
+                      "\"depth\" must be an integer");
+    expect_json_error("{\"arch\":\"dig\",\"depth\":\"4\",\"hidden_size\":128," VALID_REST,
+                      "\"depth\" must be an integer");
+    expect_json_error("{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":128,\"x\":1," VALID_REST,
+                      "unknown key \"x\"");
+    expect_json_error("{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":130," VALID_REST,
+                      "does not split into 2 heads");
+    expect_json_error("{\"arch\":\"dig\",\"depth\":0,\"hidden_size\":128," VALID_REST,
+                      "depth must be positive");
+    expect_json_error("{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,"
+                      "\"patch_size\":3,\"input_size\":16,\"in_channels\":4,\"num_classes\":10,"
+                      "\"learn_sigma\":true,\"skip\":false}", "not a multiple of patch_size");
+    expect_json_error("{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,"
+                      "\"patch_size\":2,\"input_size\":16,\"in_channels\":4,\"num_classes\":10,"
+                      "\"learn_sigma\":1,\"skip\":false}", "\"learn_sigma\" must be true or false");
+    expect_json_error("{\"arch\":\"dit\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,"
+                      "\"patch_size\":2,\"input_size\":16,\"in_channels\":4,\"num_classes\":10,"
+                      "\"learn_sigma\":true,\"skip\":true}", "only for DiG");
+}
+
+static void test_tiny_fixture_config(void **state)
+{
+    (void)state;
+    /* the config of tests/reference fixture "dig_a" */
+    digcl_model_config c;
+    digcl_config_error err;
+    assert_int_equal(digcl_model_config_from_json(
+        "{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,\"patch_size\":2,"
+        "\"input_size\":16,\"in_channels\":4,\"num_classes\":10,\"learn_sigma\":true,"
+        "\"skip\":false}", &c, &err), 0);
+    assert_int_equal(c.head_qk_dim, 32);
+    assert_int_equal(c.head_v_dim, 64);
+    assert_int_equal(c.mlp_hidden, 512); /* int(128*8/3) = 341 -> 512 */
+    assert_int_equal(c.tokens, 64);
+    digcl_param_table t;
+    assert_int_equal(digcl_param_table_build(&c, &t), 0);
+    const digcl_param_info *pos = digcl_param_table_find(&t, "pos_embed");
+    assert_non_null(pos);
+    assert_false(pos->trainable);
+    assert_int_equal(pos->init, DIGCL_INIT_SINCOS_2D);
+    const digcl_param_info *dw = digcl_param_table_find(&t, "blocks.3.dw_conv.weight");
+    assert_non_null(dw);
+    assert_int_equal(dw->init, DIGCL_INIT_DW_IDENTITY);
+    assert_string_equal(digcl_param_init_name(dw->init), "dw_identity");
+    const digcl_param_info *last = &t.params[t.count - 1];
+    assert_int_equal(last->offset + last->numel, t.total);
+    assert_null(digcl_param_table_find(&t, "blocks.4.dw_conv.weight"));
+    digcl_param_table_free(&t);
+}
+
+static digcl_safetensors *open_fixture(const char *fixture, const char *file)
+{
+    char path[512];
+    digcl_safetensors *st;
+    digcl_st_error err;
+    snprintf(path, sizeof path, "tests/reference/fixtures_committed/%s/%s", fixture, file);
+    if (digcl_st_open(path, &st, &err) != 0) fail_msg("%s", err.message);
+    return st;
+}
+
+/* weights: every table entry with its shape, nothing else. */
+static void check_fixture_weights(const digcl_safetensors *w, const digcl_param_table *table)
+{
+    const char **names = calloc(table->count, sizeof *names);
+    digcl_st_error err;
+    assert_non_null(names);
+    for (size_t i = 0; i < table->count; i++) {
+        const digcl_param_info *p = &table->params[i];
+        names[i] = p->name;
+        if (digcl_st_expect(w, p->name, p->rank, p->shape, NULL, &err) != 0)
+            fail_msg("%s", err.message);
+    }
+    if (digcl_st_check_no_unexpected(w, names, table->count, &err) != 0) fail_msg("%s", err.message);
+    free(names);
+}
+
+/* inputs x/t/y/dout and expected out, grad.x, grad.<trainable>. */
+static void check_fixture_io(const digcl_safetensors *in, const digcl_safetensors *ex,
+                             const digcl_model_config *c, const digcl_param_table *table)
+{
+    digcl_st_error err;
+    int64_t n = 2, side = c->input_size;
+    int64_t x_shape[4] = {n, c->in_channels, side, side};
+    int64_t out_shape[4] = {n, c->out_channels, side, side};
+    const digcl_st_tensor *y;
+    int64_t labels[2];
+    if (digcl_st_expect(in, "x", 4, x_shape, NULL, &err) || digcl_st_expect(in, "t", 1, &n, NULL, &err) ||
+        digcl_st_expect(in, "y", 1, &n, &y, &err) || digcl_st_expect(in, "dout", 4, out_shape, NULL, &err) ||
+        digcl_st_expect(ex, "out", 4, out_shape, NULL, &err) ||
+        digcl_st_expect(ex, "grad.x", 4, x_shape, NULL, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(digcl_st_read_i64(in, y, labels, &err), 0);
+    assert_int_equal(labels[1], c->num_classes); /* the null class */
+    size_t n_grads = 0;
+    for (size_t i = 0; i < table->count; i++) {
+        const digcl_param_info *p = &table->params[i];
+        char name[DIGCL_PARAM_NAME_SIZE + 8];
+        snprintf(name, sizeof name, "grad.%s", p->name);
+        if (!p->trainable) {
+            assert_null(digcl_st_find(ex, name));
+            continue;
+        }
+        if (digcl_st_expect(ex, name, p->rank, p->shape, NULL, &err) != 0) fail_msg("%s", err.message);
+        n_grads++;
+    }
+    assert_int_equal(ex->n_tensors, n_grads + 2);
+}
+
+static void test_committed_fixtures_match_tables(void **state)
+{
+    (void)state;
+    static const char *const fixtures[] = {"dig_a_16x16", "dig_b_12x12", "dig_c_skip",
+                                           "dit_d_16x16", "dig_e_p4_c3"};
+    for (size_t f = 0; f < sizeof fixtures / sizeof fixtures[0]; f++) {
+        digcl_safetensors *w = open_fixture(fixtures[f], "weights.safetensors");
+        digcl_safetensors *in = open_fixture(fixtures[f], "inputs.safetensors");
+        digcl_safetensors *ex = open_fixture(fixtures[f], "expected.safetensors");
+        digcl_model_config c;
+        digcl_config_error err;
+        const char *json = digcl_st_metadata(w, DIGCL_CONFIG_METADATA_KEY);
+        assert_non_null(json);
+        if (digcl_model_config_from_json(json, &c, &err) != 0) fail_msg("%s: %s", fixtures[f], err.message);
+        digcl_param_table table;
+        assert_int_equal(digcl_param_table_build(&c, &table), 0);
+        check_fixture_weights(w, &table);
+        check_fixture_io(in, ex, &c, &table);
+        digcl_param_table_free(&table);
+        digcl_st_close(w);
+        digcl_st_close(in);
+        digcl_st_close(ex);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_param_counts),
+        cmocka_unit_test(test_state_dict_names_and_shapes),
+        cmocka_unit_test(test_derived_sizes),
+        cmocka_unit_test(test_presets_and_aliases),
+        cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_json_rejections),
+        cmocka_unit_test(test_tiny_fixture_config),
+        cmocka_unit_test(test_committed_fixtures_match_tables),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
