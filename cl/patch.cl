@@ -120,3 +120,111 @@ __kernel void column_sums_accumulate(__global const float *partial, /* [groups, 
     for (int g = 0; g < groups; g++) sum += partial[partial_offset + g * D + d];
     out[d] += sum;
 }
+
+/* ---------------------------------------------------------- fused patch embedding
+ * For K = C*P*P <= 64 (-DPATCH_K=K), the patch embedding without the patches
+ * buffer or a GEMM (a GEMM with K = 16 is bound by its own overheads):
+ *   tokens[r, d] = (bias[d] (+ pos_embed[r % T, d])) + sum_k weight[d, k] patch(r, k)
+ *   partial[g, k, d] = sum over the rows of group g of dtokens[r, d] patch(r, k)   (k < K)
+ *   partial[g, K, d] = sum over the rows of group g of dtokens[r, d]              (the bias)
+ * patch(r, k) is read straight from the image (the same address for every d of a
+ * row: a broadcast). */
+#ifdef PATCH_K
+
+/* image offset of patch(r, feature 0) and the per-feature offsets follow (c, py, px). */
+static int patch_base(int r, int C, int H, int W, int P) {
+    const int w = W / P, T = (H / P) * w;
+    const int n = r / T, token = r % T;
+    return ((n * C) * H + token / w * P) * W + token % w * P;
+}
+
+static int feature_offset(int k, int H, int W, int P) {
+    const int c = k / (P * P), py = k / P % P, px = k % P;
+    return (c * H + py) * W + px;
+}
+
+#define EMBED_ROWS 8
+
+/* One work-item per (d, EMBED_ROWS rows). Global (round(D), ceil(rows / EMBED_ROWS)). */
+__kernel void patch_embed_fused_forward(__global const float *image,     /* [N, C, H, W] */
+                                        __global const float *weight,    /* [D, K] */
+                                        __global const float *bias,      /* [D] */
+                                        __global const float *pos_embed, /* [T, D] */
+                                        __global float *tokens,          /* [rows, D] */
+                                        int rows, int C, int H, int W, int P, int D) {
+    const int d = get_global_id(0), first = get_global_id(1) * EMBED_ROWS;
+    if (d >= D) return;
+    const int T = (H / P) * (W / P);
+    float w[PATCH_K];
+    int offsets[PATCH_K];
+    for (int k = 0; k < PATCH_K; k++) {
+        w[k] = weight[d * PATCH_K + k];
+        offsets[k] = feature_offset(k, H, W, P);
+    }
+    const float b = bias[d];
+    const int last = min(rows, first + EMBED_ROWS);
+    for (int r = first; r < last; r++) {
+        const int base = patch_base(r, C, H, W, P);
+        float sum = 0.0f;
+        for (int k = 0; k < PATCH_K; k++) sum = fma(w[k], image[base + offsets[k]], sum);
+        float value = b;
+#ifdef HAS_POS
+        value += pos_embed[r % T * D + d];
+#endif
+        tokens[r * D + d] = value + sum;
+    }
+}
+
+/* Pass 1 of dweight and dbias. Local size (SUM_COLUMNS, SUM_LANES); group g along
+ * dimension 1 owns rows [g * rows_per_group, ...), lane l every SUM_LANES-th of them. */
+__kernel __attribute__((reqd_work_group_size(SUM_COLUMNS, SUM_LANES, 1)))
+void patch_embed_weight_partials(__global const float *image,   /* [N, C, H, W] */
+                                 __global const float *dtokens, /* [rows, D] */
+                                 __global float *partial,       /* [groups, K + 1, D] */
+                                 int rows, int C, int H, int W, int P, int D,
+                                 int rows_per_group, int partial_offset) {
+    __local float lane_sums[SUM_LANES][SUM_COLUMNS];
+    const int d = get_global_id(0), lane = get_local_id(1), group = get_group_id(1);
+    const int first = group * rows_per_group, last = min(rows, first + rows_per_group);
+    float sums[PATCH_K + 1];
+    int offsets[PATCH_K];
+    for (int k = 0; k < PATCH_K; k++) {
+        sums[k] = 0.0f;
+        offsets[k] = feature_offset(k, H, W, P);
+    }
+    sums[PATCH_K] = 0.0f;
+    if (d < D)
+        for (int r = first + lane; r < last; r += SUM_LANES) {
+            const float g = dtokens[r * D + d];
+            const int base = patch_base(r, C, H, W, P);
+            for (int k = 0; k < PATCH_K; k++) sums[k] = fma(g, image[base + offsets[k]], sums[k]);
+            sums[PATCH_K] += g;
+        }
+    for (int k = 0; k <= PATCH_K; k++) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        lane_sums[lane][get_local_id(0)] = sums[k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lane == 0 && d < D) {
+            float total = 0.0f;
+            for (int l = 0; l < SUM_LANES; l++) total += lane_sums[l][get_local_id(0)];
+            partial[partial_offset + (group * (PATCH_K + 1) + k) * D + d] = total;
+        }
+    }
+}
+
+/* Pass 2: one work-item per (d, k <= K); sums the groups in order and accumulates. */
+__kernel void patch_embed_weight_accumulate(__global const float *partial, /* [groups, K + 1, D] */
+                                            __global float *dweight,       /* [D, K] */
+                                            __global float *dbias,         /* [D] */
+                                            int groups, int D, int partial_offset) {
+    const int d = get_global_id(0), k = get_global_id(1);
+    if (d >= D || k > PATCH_K) return;
+    float sum = 0.0f;
+    for (int g = 0; g < groups; g++)
+        sum += partial[partial_offset + (g * (PATCH_K + 1) + k) * D + d];
+    if (k < PATCH_K)
+        dweight[d * PATCH_K + k] += sum;
+    else
+        dbias[d] += sum;
+}
+#endif

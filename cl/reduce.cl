@@ -1,7 +1,8 @@
 /* reduce.cl: deterministic reductions and the MSE loss (digcl/reduce.h).
  *
  *   reduce_columns:      out[b, k, c] (=|+=) scale * sum_{r in chunk k} x[b, r, c]
- *                        work-group = 32 columns x 8 row lanes; lanes summed in a fixed order.
+ *                        work-group = 32 column vectors x 8 row lanes; lanes summed in a fixed
+ *                        order (the same order for VEC = 1 and 4).
  *                        One launch is a whole column sum (one chunk) or stage 1 (many chunks,
  *                        written to a workspace that a second launch sums).
  *   reduce_total_stage1: partial[g] = sum over the items of group g of f(x, y), with
@@ -29,29 +30,39 @@ typedef float vec;
 #define COLUMN_LANES 8
 #define TOTAL_GROUP 256
 
+/* Columns are VEC-wide (x_offset, cols, the out offsets and strides are multiples of
+ * VEC when VEC = 4). Batches b >= split go to out2 at out2_offset + (b - split) * stride
+ * (two column sums of one [2, batch, rows, cols] tensor in one launch); split = batch
+ * for a single output. */
 __kernel __attribute__((reqd_work_group_size(COLUMN_GROUP, COLUMN_LANES, 1)))
 void reduce_columns(__global const float *x, const int x_offset, /* [batch, rows, cols] */
                     const int rows, const int cols, const int rows_per_chunk, const float scale,
                     __global float *out, const int out_offset, const int out_batch_stride,
-                    const int out_chunk_stride, const int accumulate) {
-    __local float partial[COLUMN_LANES][COLUMN_GROUP];
-    const int column = get_global_id(0), lane = get_local_id(1);
+                    const int out_chunk_stride, const int accumulate,
+                    __global float *out2, const int out2_offset, const int split) {
+    __local vec partial[COLUMN_LANES][COLUMN_GROUP];
+    const int column = get_global_id(0), lane = get_local_id(1), cols_vec = cols / VEC;
     const int chunk = get_group_id(1), batch = get_global_id(2);
     const int first = chunk * rows_per_chunk;
     const int last = min(rows, first + rows_per_chunk);
-    float sum = 0.0f;
-    if (column < cols) {
-        __global const float *source = x + x_offset + (size_t)batch * rows * cols + column;
-        for (int r = first + lane; r < last; r += COLUMN_LANES) sum += source[(size_t)r * cols];
+    vec sum = 0.0f;
+    if (column < cols_vec) {
+        __global const vec *source =
+            (__global const vec *)(x + x_offset + (size_t)batch * rows * cols) + column;
+        for (int r = first + lane; r < last; r += COLUMN_LANES) sum += source[(size_t)r * cols_vec];
     }
     partial[lane][get_local_id(0)] = sum;
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lane != 0 || column >= cols) return;
-    float total = 0.0f;
+    if (lane != 0 || column >= cols_vec) return;
+    vec total = 0.0f;
     for (int l = 0; l < COLUMN_LANES; ++l) total += partial[l][get_local_id(0)];
-    const size_t index = out_offset + (size_t)batch * out_batch_stride +
-                         (size_t)chunk * out_chunk_stride + column;
-    out[index] = accumulate ? out[index] + scale * total : scale * total;
+    const int second = batch >= split;
+    __global float *target = second ? out2 : out;
+    const size_t index = (second ? out2_offset : out_offset) +
+                         (size_t)(second ? batch - split : batch) * out_batch_stride +
+                         (size_t)chunk * out_chunk_stride;
+    __global vec *destination = (__global vec *)(target + index) + column;
+    *destination = accumulate ? *destination + scale * total : scale * total;
 }
 
 /* Sums the TOTAL_GROUP values of `values` in a fixed tree; the result is in values[0]. */

@@ -108,6 +108,7 @@ static void test_conv_kernels(void **state) {
         {2, 12, 3, 7},   /* non-square, more rows than one strip */
         {5, 16, 16, 40}, /* several row groups */
         {3, 200, 2, 5},  /* more than 64 groups' worth of rows */
+        {2, 5, 37, 12},  /* wide rows: several column segments in the weight gradient */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) check_conv(&shapes[i], &rng);
 }

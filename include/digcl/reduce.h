@@ -37,6 +37,16 @@ void digcl_column_sum(digcl_context *ctx, int batch, int rows, int cols,
                       cl_mem out, size_t out_offset, size_t out_row_stride, /* [batch, cols] */
                       int accumulate, cl_mem workspace, size_t workspace_offset);
 
+/* Two column sums in one launch, for x = [2, batch, rows, cols] at x_offset (rows <= 256):
+ *   out [out_offset  + b * out_row_stride + c] (=|+=) scale * sum_r x[0, b, r, c]
+ *   out2[out2_offset + b * out_row_stride + c] (=|+=) scale * sum_r x[1, b, r, c]
+ * (dshift and dscale, each summed exactly as digcl_column_sum would). */
+#define DIGCL_COLUMN_SUM_PAIR_MAX_ROWS 256
+void digcl_column_sum_pair(digcl_context *ctx, int batch, int rows, int cols, cl_mem x,
+                           size_t x_offset, float scale, cl_mem out, size_t out_offset,
+                           cl_mem out2, size_t out2_offset, size_t out_row_stride,
+                           int accumulate);
+
 /* ---------------------------------------------------------------- totals */
 
 size_t digcl_reduce_workspace_bytes(int count);

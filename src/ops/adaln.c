@@ -8,7 +8,8 @@
 
 #define COLUMN_GROUP 32
 #define ROW_LANES 8
-#define ROWS_PER_CHUNK 32
+#define MIN_ROWS_PER_CHUNK 32
+#define TARGET_CHUNKS 2048 /* over all samples: enough groups to fill the device */
 
 digcl_adaln_vector digcl_adaln_chunk(cl_mem mem, int index, int chunks, int D) {
     digcl_adaln_vector view = {mem, (size_t)index * D, (size_t)chunks * D};
@@ -49,26 +50,37 @@ static unsigned set_view(cl_kernel kernel, unsigned index, digcl_adaln_vector vi
     return index + 3;
 }
 
-static int chunk_count(int T) { return (int)dense_ceil_div((size_t)T, ROWS_PER_CHUNK); }
+/* Tokens per chunk: at least MIN_ROWS_PER_CHUNK, about TARGET_CHUNKS chunks in all, and
+ * at most DIGCL_COLUMN_SUM_PAIR_MAX_ROWS chunks per sample, so that the column sum over
+ * the chunks is a single launch. */
+static int rows_per_chunk(int N, int T) {
+    size_t chunks = dense_ceil_div(TARGET_CHUNKS, (size_t)N);
+    if (chunks > DIGCL_COLUMN_SUM_PAIR_MAX_ROWS) chunks = DIGCL_COLUMN_SUM_PAIR_MAX_ROWS;
+    size_t rows = dense_ceil_div((size_t)T, chunks);
+    return (int)(rows < MIN_ROWS_PER_CHUNK ? MIN_ROWS_PER_CHUNK : rows);
+}
 
-static size_t partial_floats(int N, int T, int D) { return (size_t)N * chunk_count(T) * D; }
+static int chunk_count(int N, int T) {
+    return (int)dense_ceil_div((size_t)T, (size_t)rows_per_chunk(N, T));
+}
+
+static size_t partial_floats(int N, int T, int D) { return (size_t)N * chunk_count(N, T) * D; }
 
 /* Adds the chunk partials [N, chunks, D] at partial_offset into the view. */
 static void sum_chunks(digcl_context *ctx, int N, int T, int D, cl_mem workspace,
-                       size_t partial_offset, size_t scratch_offset, digcl_adaln_vector out) {
-    digcl_column_sum(ctx, N, chunk_count(T), D, workspace, partial_offset, 1.0f, out.mem,
-                     out.offset, out.row_stride, 0, workspace, scratch_offset);
+                       size_t partial_offset, digcl_adaln_vector out) {
+    digcl_column_sum(ctx, N, chunk_count(N, T), D, workspace, partial_offset, 1.0f, out.mem,
+                     out.offset, out.row_stride, 0, NULL, 0);
 }
 
 static size_t backward_workspace_bytes(int N, int T, int D, int outputs) {
-    return outputs * partial_floats(N, T, D) * sizeof(float) +
-           digcl_column_sum_workspace_bytes(N, chunk_count(T), D);
+    return outputs * partial_floats(N, T, D) * sizeof(float);
 }
 
 static void launch_chunked(digcl_context *ctx, cl_kernel kernel, const char *label, int N, int T,
                            int D_vec) {
     size_t global[3] = {dense_round_up((size_t)D_vec, COLUMN_GROUP),
-                        (size_t)chunk_count(T) * ROW_LANES, (size_t)N};
+                        (size_t)chunk_count(N, T) * ROW_LANES, (size_t)N};
     size_t local[3] = {COLUMN_GROUP, ROW_LANES, 1};
     digcl_launch(ctx, kernel, label, 3, global, local);
 }
@@ -114,13 +126,19 @@ void digcl_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy,
     digcl_arg_int(kernel, 3, accumulate);
     digcl_arg_int(kernel, 4, T);
     digcl_arg_int(kernel, 5, D);
-    digcl_arg_int(kernel, 6, ROWS_PER_CHUNK);
+    digcl_arg_int(kernel, 6, rows_per_chunk(N, T));
     unsigned index = set_view(kernel, 7, scale);
     digcl_arg_mem(kernel, index, workspace);
     digcl_arg_int(kernel, index + 1, (int)partial);
     launch_chunked(ctx, kernel, "modulate_backward", N, T, D / vec);
-    sum_chunks(ctx, N, T, D, workspace, 0, 2 * partial, dshift);
-    sum_chunks(ctx, N, T, D, workspace, partial, 2 * partial, dscale);
+    if (dshift.row_stride != dscale.row_stride) {
+        sum_chunks(ctx, N, T, D, workspace, 0, dshift);
+        sum_chunks(ctx, N, T, D, workspace, partial, dscale);
+        return;
+    }
+    /* The partials are [2, N, chunks, D]: both sums in one launch. */
+    digcl_column_sum_pair(ctx, N, chunk_count(N, T), D, workspace, 0, 1.0f, dshift.mem,
+                          dshift.offset, dscale.mem, dscale.offset, dshift.row_stride, 0);
 }
 
 /* ---------------------------------------------------------------- gated residual */
@@ -159,9 +177,9 @@ void digcl_gated_residual_backward(digcl_context *ctx, int N, int T, int D, cl_m
     digcl_arg_int(kernel, 3, accumulate);
     digcl_arg_int(kernel, 4, T);
     digcl_arg_int(kernel, 5, D);
-    digcl_arg_int(kernel, 6, ROWS_PER_CHUNK);
+    digcl_arg_int(kernel, 6, rows_per_chunk(N, T));
     unsigned index = set_view(kernel, 7, gate);
     digcl_arg_mem(kernel, index, workspace);
     launch_chunked(ctx, kernel, "gated_residual_backward", N, T, D / vec);
-    sum_chunks(ctx, N, T, D, workspace, 0, partial_floats(N, T, D), dgate);
+    sum_chunks(ctx, N, T, D, workspace, 0, dgate);
 }

@@ -13,7 +13,7 @@
 
 #define GROUP_ITEMS 256
 #define MAX_COLS 8
-#define LAYERNORM_ITERATIONS 2   /* row batches per group in the modulate backward */
+#define LAYERNORM_TARGET_GROUPS 1024 /* modulate backward: enough groups to fill the device */
 #define RMSNORM_TARGET_GROUPS 1024
 
 typedef struct row_layout {
@@ -115,8 +115,18 @@ typedef struct layernorm_backward_plan {
 
 static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int modulate,
                                                        const row_layout *layout) {
-    layernorm_backward_plan plan = {N, T, D, modulate ? LAYERNORM_ITERATIONS : 1, 0, 0};
-    plan.chunks_per_n = (int)dense_ceil_div((size_t)T, (size_t)plan.iterations * layout->rows);
+    /* With modulate, each group writes one partial row per output, and the dshift/dscale
+     * column sums over the chunks must stay one launch (at most
+     * DIGCL_COLUMN_SUM_PAIR_MAX_ROWS chunks per sample): one row batch per group where that
+     * allows, else the fewest row batches that keep the chunks within the limit. */
+    layernorm_backward_plan plan = {N, T, D, 1, 0, 0};
+    const size_t batches = dense_ceil_div((size_t)T, (size_t)layout->rows);
+    if (modulate) {
+        size_t target = dense_ceil_div(LAYERNORM_TARGET_GROUPS, (size_t)N);
+        if (target > DIGCL_COLUMN_SUM_PAIR_MAX_ROWS) target = DIGCL_COLUMN_SUM_PAIR_MAX_ROWS;
+        plan.iterations = (int)dense_ceil_div(batches, target);
+    }
+    plan.chunks_per_n = (int)dense_ceil_div(batches, (size_t)plan.iterations);
     plan.partial_floats = modulate ? (size_t)N * plan.chunks_per_n * D : 0;
     return plan;
 }
@@ -127,8 +137,7 @@ size_t digcl_layernorm_modulate_backward_workspace_bytes(int N, int T, int D) {
     for (int vec = 1; vec <= (D % 4 == 0 ? 4 : 1); vec += 3) {
         const row_layout layout = make_layout(D, vec);
         const layernorm_backward_plan plan = plan_layernorm_backward(N, T, D, 1, &layout);
-        size_t need = 2 * plan.partial_floats * sizeof(float) +
-                      digcl_column_sum_workspace_bytes(N, plan.chunks_per_n, D);
+        size_t need = 2 * plan.partial_floats * sizeof(float);
         if (need > bytes) bytes = need;
     }
     return bytes;
@@ -180,11 +189,17 @@ void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, 
     if (!workspace) digcl_fatal("layernorm_modulate_backward: needs a workspace");
     const layernorm_backward_plan plan =
         layernorm_backward(ctx, N, T, D, dy, x, mean, rstd, &scale, dx, accumulate, workspace);
-    const size_t scratch = 2 * plan.partial_floats;
-    digcl_column_sum(ctx, N, plan.chunks_per_n, D, workspace, 0, 1.0f, dshift.mem, dshift.offset,
-                     dshift.row_stride, 0, workspace, scratch);
-    digcl_column_sum(ctx, N, plan.chunks_per_n, D, workspace, plan.partial_floats, 1.0f,
-                     dscale.mem, dscale.offset, dscale.row_stride, 0, workspace, scratch);
+    if (dshift.row_stride != dscale.row_stride) {
+        const size_t scratch = 2 * plan.partial_floats; /* unused: chunks_per_n <= 256 */
+        digcl_column_sum(ctx, N, plan.chunks_per_n, D, workspace, 0, 1.0f, dshift.mem,
+                         dshift.offset, dshift.row_stride, 0, workspace, scratch);
+        digcl_column_sum(ctx, N, plan.chunks_per_n, D, workspace, plan.partial_floats, 1.0f,
+                         dscale.mem, dscale.offset, dscale.row_stride, 0, workspace, scratch);
+        return;
+    }
+    /* The partials are [2, N, chunks, D]: both sums in one launch. */
+    digcl_column_sum_pair(ctx, N, plan.chunks_per_n, D, workspace, 0, 1.0f, dshift.mem,
+                          dshift.offset, dscale.mem, dscale.offset, dshift.row_stride, 0);
 }
 
 /* ---------------------------------------------------------------- RMSNorm x swish gate */

@@ -32,12 +32,23 @@ typedef struct column_launch {
     float scale;
     cl_mem out; size_t out_offset, out_batch_stride, out_chunk_stride;
     int accumulate;
+    cl_mem out2; size_t out2_offset; int split; /* batches >= split go to out2 */
 } column_launch;
 
+/* float4 columns when cols and every offset and stride are multiples of 4. */
+static int column_vec(const column_launch *l) {
+    size_t values[6] = {(size_t)l->cols, l->x_offset, l->out_offset, l->out_batch_stride,
+                        l->out_chunk_stride, l->out2_offset};
+    return dense_vec_width(values, 6);
+}
+
 static void launch_reduce_columns(digcl_context *ctx, const column_launch *l) {
-    cl_kernel kernel = digcl_kernel(ctx, "reduce", "reduce_columns", "-DVEC=1");
+    const int vec = column_vec(l);
+    cl_kernel kernel = digcl_kernel(ctx, "reduce", "reduce_columns", vec == 4 ? "-DVEC=4" : "-DVEC=1");
     dense_check_int(l->x_offset + (size_t)l->batch * l->rows * l->cols, "x extent", "column_sum");
     dense_check_int(l->out_offset + (size_t)l->batch * l->out_batch_stride, "out extent",
+                    "column_sum");
+    dense_check_int(l->out2_offset + (size_t)l->batch * l->out_batch_stride, "out2 extent",
                     "column_sum");
     digcl_arg_mem(kernel, 0, l->x);
     digcl_arg_int(kernel, 1, (int)l->x_offset);
@@ -50,7 +61,10 @@ static void launch_reduce_columns(digcl_context *ctx, const column_launch *l) {
     digcl_arg_int(kernel, 8, (int)l->out_batch_stride);
     digcl_arg_int(kernel, 9, (int)l->out_chunk_stride);
     digcl_arg_int(kernel, 10, l->accumulate);
-    size_t global[3] = {dense_round_up((size_t)l->cols, COLUMN_GROUP),
+    digcl_arg_mem(kernel, 11, l->out2 ? l->out2 : l->out);
+    digcl_arg_int(kernel, 12, (int)l->out2_offset);
+    digcl_arg_int(kernel, 13, l->out2 ? l->split : l->batch);
+    size_t global[3] = {dense_round_up((size_t)(l->cols / vec), COLUMN_GROUP),
                         (size_t)l->chunks * COLUMN_LANES, (size_t)l->batch};
     size_t local[3] = {COLUMN_GROUP, COLUMN_LANES, 1};
     digcl_launch(ctx, kernel, "reduce_columns", 3, global, local);
@@ -64,20 +78,36 @@ void digcl_column_sum(digcl_context *ctx, int batch, int rows, int cols, cl_mem 
     dense_check_positive(rows, "rows", "column_sum");
     dense_check_positive(cols, "cols", "column_sum");
     column_launch final = {x, x_offset, batch, rows, cols, rows, 1, scale,
-                           out, out_offset, out_row_stride, 0, accumulate};
+                           out, out_offset, out_row_stride, 0, accumulate, NULL, 0, batch};
     if (rows > COLUMN_SINGLE_STAGE_ROWS) {
         if (!workspace) digcl_fatal("column_sum: %d rows need a workspace", rows);
         int per_chunk = column_chunk_rows(rows);
         int chunks = (int)dense_ceil_div((size_t)rows, (size_t)per_chunk);
         column_launch stage1 = {x, x_offset, batch, rows, cols, per_chunk, chunks, 1.0f,
                                 workspace, workspace_offset, (size_t)chunks * cols,
-                                (size_t)cols, 0};
+                                (size_t)cols, 0, NULL, 0, batch};
         launch_reduce_columns(ctx, &stage1);
         final.x = workspace;
         final.x_offset = workspace_offset;
         final.rows = final.rows_per_chunk = chunks;
     }
     launch_reduce_columns(ctx, &final);
+}
+
+void digcl_column_sum_pair(digcl_context *ctx, int batch, int rows, int cols, cl_mem x,
+                           size_t x_offset, float scale, cl_mem out, size_t out_offset,
+                           cl_mem out2, size_t out2_offset, size_t out_row_stride,
+                           int accumulate) {
+    dense_check_positive(batch, "batch", "column_sum_pair");
+    dense_check_positive(rows, "rows", "column_sum_pair");
+    dense_check_positive(cols, "cols", "column_sum_pair");
+    if (rows > COLUMN_SINGLE_STAGE_ROWS)
+        digcl_fatal("column_sum_pair: %d rows exceed the single-launch limit %d", rows,
+                    COLUMN_SINGLE_STAGE_ROWS);
+    column_launch pair = {x, x_offset, 2 * batch, rows, cols, rows, 1, scale,
+                          out, out_offset, out_row_stride, 0, accumulate,
+                          out2, out2_offset, batch};
+    launch_reduce_columns(ctx, &pair);
 }
 
 /* ---------------------------------------------------------------- totals */
