@@ -20,7 +20,8 @@
  * Backward kernels walk `iterations` batches of ROWS rows per group and keep
  * per-column sums in registers, written as one partial row per group (no atomics).
  *
- * Options: -DVEC=1|4, -DLANES (power of 2), -DCOLS, -DROWS.
+ * Options: -DVEC=1|4, -DLANES (power of 2), -DCOLS, -DROWS; -DPREFETCH (LayerNorm
+ * backward: loads the next row batch before reducing the current one).
  */
 #if VEC == 4
 typedef float4 vec;
@@ -123,6 +124,20 @@ void layernorm_forward(__global const float *x, __global float *y, /* [rows, D] 
     }
 }
 
+/* Loads this item's row of row batch `batch` of sample n: dy, x, mean, rstd (zeros past T). */
+void load_batch(__global const float *dy, __global const float *x, /* [N, T, D] */
+                __global const float *mean, __global const float *rstd, /* [N * T] */
+                const int n, const int batch, const int T, const int D_vec, int *valid,
+                size_t *row, float *row_mean, float *row_rstd, vec *dy_value, vec *x_value) {
+    const int t = batch * ROWS + get_local_id(1);
+    *valid = t < T;
+    *row = (size_t)n * T + (*valid ? t : 0);
+    *row_mean = *valid ? mean[*row] : 0.0f;
+    *row_rstd = *valid ? rstd[*row] : 0.0f;
+    load_row(dy + *row * D_vec * VEC, D_vec, *valid, dy_value);
+    load_row(x + *row * D_vec * VEC, D_vec, *valid, x_value);
+}
+
 /* Global size (LANES * N * chunks_per_n, ROWS). Group g handles sample n = g / chunks_per_n,
  * tokens [c * iterations * ROWS, (c + 1) * iterations * ROWS), c = g % chunks_per_n.
  * With modulate, writes partial_shift[n, c, :] and partial_scale[n, c, :]
@@ -148,14 +163,29 @@ void layernorm_backward(__global const float *dy, __global const float *x, /* [N
         sum_dy[k] = 0.0f;
         sum_dy_xhat[k] = 0.0f;
     }
+    vec dy_value[COLS], xhat[COLS];
+    float row_mean, row_rstd;
+    int valid;
+    size_t row;
+#ifdef PREFETCH
+    vec dy_next[COLS], x_next[COLS];
+    float mean_next, rstd_next;
+    int valid_next;
+    size_t row_next;
+    load_batch(dy, x, mean, rstd, n, chunk * iterations, T, D_vec, &valid_next, &row_next,
+               &mean_next, &rstd_next, dy_next, x_next);
+#endif
     for (int it = 0; it < iterations; ++it) {
-        const int t = (chunk * iterations + it) * ROWS + get_local_id(1);
-        const int valid = t < T;
-        const size_t row = (size_t)n * T + (valid ? t : 0);
-        const float row_mean = valid ? mean[row] : 0.0f, row_rstd = valid ? rstd[row] : 0.0f;
-        vec dy_value[COLS], xhat[COLS];
-        load_row(dy + row * D, D_vec, valid, dy_value);
-        load_row(x + row * D, D_vec, valid, xhat);
+#ifdef PREFETCH
+        valid = valid_next, row = row_next, row_mean = mean_next, row_rstd = rstd_next;
+        for (int k = 0; k < COLS; ++k) dy_value[k] = dy_next[k], xhat[k] = x_next[k];
+        if (it + 1 < iterations)
+            load_batch(dy, x, mean, rstd, n, chunk * iterations + it + 1, T, D_vec, &valid_next,
+                       &row_next, &mean_next, &rstd_next, dy_next, x_next);
+#else
+        load_batch(dy, x, mean, rstd, n, chunk * iterations + it, T, D_vec, &valid, &row,
+                   &row_mean, &row_rstd, dy_value, xhat);
+#endif
         float2 sums = 0.0f;
         for (int k = 0; k < COLS; ++k) {
             xhat[k] = (xhat[k] - row_mean) * row_rstd;

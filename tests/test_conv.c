@@ -58,7 +58,7 @@ static void test_conv_identity_init(void **state) {
     test_release(d_x), test_release(d_w), test_release(d_b), test_release(y);
 }
 
-static void check_conv(const digcl_grid_shape *s, test_rng *rng) {
+static void check_conv(const digcl_grid_shape *s, test_rng *rng, int with_dx) {
     digcl_context *ctx = test_context();
     const size_t count = grid_count(s), D = (size_t)s->D;
     float *x = random_floats(rng, count, 1.0f), *weight = random_floats(rng, 9 * D, 0.5f);
@@ -70,7 +70,8 @@ static void check_conv(const digcl_grid_shape *s, test_rng *rng) {
     cl_mem y = test_poisoned(count), dx = test_poisoned(count);
     cl_mem workspace = test_poisoned(digcl_depthwise_conv_workspace_bytes(s) / sizeof(float));
     digcl_depthwise_conv_forward(ctx, s, d_x, d_weight, d_bias, y);
-    digcl_depthwise_conv_backward(ctx, s, d_x, d_weight, d_dy, dx, d_dweight, d_dbias, workspace);
+    digcl_depthwise_conv_backward(ctx, s, d_x, d_weight, d_dy, with_dx ? dx : NULL, d_dweight,
+                                  d_dbias, workspace);
 
     double *w_x = widen(x, count), *w_weight = widen(weight, 9 * D), *w_bias = widen(bias, D);
     double *w_dy = widen(dy, count), *want_y = zeros_double(count), *want_dx = zeros_double(count);
@@ -82,9 +83,11 @@ static void check_conv(const digcl_grid_shape *s, test_rng *rng) {
     float *got = test_download(y, count);
     test_assert_close(label, got, want_y, count, 1e-5);
     free(got);
-    got = test_download(dx, count);
-    test_assert_close("  dx", got, want_dx, count, 1e-4);
-    free(got);
+    if (with_dx) {
+        got = test_download(dx, count);
+        test_assert_close("  dx", got, want_dx, count, 1e-4);
+        free(got);
+    }
     got = test_download(d_dweight, 9 * D);
     test_assert_close("  dweight (accumulated)", got, want_dweight, 9 * D, 1e-4);
     free(got);
@@ -108,9 +111,19 @@ static void test_conv_kernels(void **state) {
         {2, 12, 3, 7},   /* non-square, more rows than one strip */
         {5, 16, 16, 40}, /* several row groups */
         {3, 200, 2, 5},  /* more than 64 groups' worth of rows */
-        {2, 5, 37, 12},  /* wide rows: several column segments in the weight gradient */
+        {2, 5, 37, 12},  /* wide rows: several column groups in the fused backward */
+        {1, 19, 70, 65}, /* partial last column block, column group, row strip and channel group */
+        {2, 9, 4, 300},  /* one column block per row, D over a channel group */
     };
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) check_conv(&shapes[i], &rng);
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) check_conv(&shapes[i], &rng, 1);
+}
+
+/* dx = NULL: only the parameter gradients (the -DNO_DX variant of the fused pass). */
+static void test_conv_backward_without_dx(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(404);
+    const digcl_grid_shape shapes[] = {{2, 5, 37, 12}, {3, 6, 6, 384}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) check_conv(&shapes[i], &rng, 0);
 }
 
 int main(void) {
@@ -118,6 +131,7 @@ int main(void) {
         cmocka_unit_test(test_conv_oracle_gradients),
         cmocka_unit_test(test_conv_identity_init),
         cmocka_unit_test(test_conv_kernels),
+        cmocka_unit_test(test_conv_backward_without_dx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

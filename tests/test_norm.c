@@ -136,6 +136,8 @@ static void test_layernorm_modulate(void **state) {
     const modulate_case cases[] = {
         {2, 1, 1, 0, 0},   {2, 7, 33, 0, 1},   {2, 36, 384, 0, 0},  {2, 257, 33, 0, 0},
         {1, 257, 384, 0, 1}, {2, 7, 384, 1, 0}, {3, 1, 384, 0, 0},
+        {1, 2100, 384, 0, 1}, /* several row batches per group (prefetch), partial last chunk */
+        {2, 1100, 33, 1, 0},  /* the same with scalar rows */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         run_layernorm_modulate(&rng, &cases[i]);

@@ -9,7 +9,8 @@
  *   dx[n, r, c, d]   = sum_{a,b} weight[d, a, b] dy[n, r-a+1, c-b+1, d]   (overwritten)
  *   dweight[d, a, b] += sum_{n,r,c} dy[n, r, c, d] x[n, r+a-1, c+b-1, d]
  *   dbias[d]         += sum_{n,r,c} dy[n, r, c, d]
- * The parameter-gradient reductions are deterministic (two passes, fixed order).
+ * The backward is one fused pass over dy and x (dx and per-tile dweight/dbias partials
+ * in the workspace), then a fixed-order sum of the partials: deterministic, no atomics.
  */
 #ifndef DIGCL_CONV_H
 #define DIGCL_CONV_H

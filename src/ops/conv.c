@@ -4,10 +4,15 @@
 
 #include <stdio.h>
 
-enum {
-    STRIP_ROWS = 8, GRAD_CHANNELS = 32, GRAD_LANES = 8, GRAD_TERMS = 10, MAX_GROUPS = 64,
-    SEGMENT = 16 /* columns per unit of the weight-gradient pass 1 */
-};
+enum { TERMS = 10, SUM_CHANNELS = 32, SUM_LANES = 8, GROUP_ITEMS = 256, MAX_BLOCKS = 8 };
+
+/* Work split of one kernel (cl/conv.cl): a work-item owns `cols` columns x
+ * `strip_rows` rows of one channel; a work-group is (group_channels, group_blocks). */
+typedef struct conv_config {
+    int cols, strip_rows, group_channels, group_blocks;
+    int blocks, strips, column_groups; /* per grid: column blocks, row strips, groups along blocks */
+    char options[128];
+} conv_config;
 
 static size_t round_up(size_t value, size_t multiple) {
     return (value + multiple - 1) / multiple * multiple;
@@ -19,84 +24,87 @@ static void check_shape(const digcl_grid_shape *s) {
                     s->width, s->D);
 }
 
-/* Units of the weight-gradient pass 1: one grid row, up to SEGMENT columns. */
-static int gradient_units(const digcl_grid_shape *s) {
-    return s->N * s->height * ((s->width + SEGMENT - 1) / SEGMENT);
+static conv_config make_config(const digcl_grid_shape *s, int backward) {
+    /* Measured on an H200 (docs/PERFORMANCE.md, issue 3): the forward is best with 8
+     * columns x 4 rows per item; the backward with 4 columns where a work-group spans the
+     * whole row (width <= 32) and 2 beyond, and one strip per sample up to 16 rows. */
+    conv_config c = {0};
+    c.cols = backward ? (s->width <= 32 ? 4 : 2) : 8;
+    c.strip_rows = backward ? (s->height <= 16 ? 16 : 8) : 4;
+    c.blocks = (s->width + c.cols - 1) / c.cols;
+    c.strips = (s->height + c.strip_rows - 1) / c.strip_rows;
+    c.group_blocks = 1;
+    while (c.group_blocks < c.blocks && c.group_blocks < MAX_BLOCKS) c.group_blocks *= 2;
+    c.group_channels = GROUP_ITEMS / c.group_blocks;
+    c.column_groups = (c.blocks + c.group_blocks - 1) / c.group_blocks;
+    snprintf(c.options, sizeof c.options,
+             "-DCOLS=%d -DSTRIP_ROWS=%d -DGROUP_CHANNELS=%d -DGROUP_BLOCKS=%d", c.cols,
+             c.strip_rows, c.group_channels, c.group_blocks);
+    return c;
 }
 
-/* Groups of pass 1: up to MAX_GROUPS, each with at least GRAD_LANES units. */
-static int gradient_groups(const digcl_grid_shape *s) {
-    const int groups = (gradient_units(s) + GRAD_LANES - 1) / GRAD_LANES;
-    return groups < MAX_GROUPS ? groups : MAX_GROUPS;
+/* Tiles of the fused backward: one work-group's columns x one row strip of one sample. */
+static int backward_tiles(const digcl_grid_shape *s, const conv_config *c) {
+    return s->N * c->strips * c->column_groups;
 }
 
 size_t digcl_depthwise_conv_workspace_bytes(const digcl_grid_shape *shape) {
-    return (size_t)gradient_groups(shape) * GRAD_TERMS * (size_t)shape->D * sizeof(float);
-}
-
-/* y = stencil(x) with the kernel as is (+ bias) or rotated by 180 degrees. */
-static void launch_stencil(digcl_context *ctx, const digcl_grid_shape *s, int rotated, cl_mem x,
-                           cl_mem weight, cl_mem bias, cl_mem y) {
-    check_shape(s);
-    /* The kernel can take float4 channels (-DVEC=4), but on an H200 that ran slower
-     * (36-41% of copy bandwidth against 49-50% scalar: a quarter of the work-items,
-     * each walking STRIP_ROWS rows, leaves too little in flight), so it stays scalar. */
-    const int vec = 1;
-    char options[32];
-    snprintf(options, sizeof options, "-DVEC=%d%s", vec, rotated ? " -DROTATED" : "");
-    cl_kernel kernel = digcl_kernel(ctx, "conv", "depthwise_conv_stencil", options);
-    digcl_arg_mem(kernel, 0, x);
-    digcl_arg_mem(kernel, 1, weight);
-    digcl_arg_mem(kernel, 2, bias);
-    digcl_arg_mem(kernel, 3, y);
-    digcl_arg_int(kernel, 4, s->N);
-    digcl_arg_int(kernel, 5, s->height);
-    digcl_arg_int(kernel, 6, s->width);
-    digcl_arg_int(kernel, 7, s->D);
-    const size_t strips = (size_t)(s->height + STRIP_ROWS - 1) / STRIP_ROWS;
-    const size_t channels = (size_t)(s->D / vec);
-    const size_t local[3] = {channels >= 64 ? 64 : 32, channels >= 64 ? 2 : 4, 1};
-    const size_t global[3] = {round_up(channels, local[0]),
-                              round_up((size_t)s->width, local[1]), (size_t)s->N * strips};
-    digcl_launch(ctx, kernel, rotated ? "depthwise_conv_input_grad" : "depthwise_conv_forward",
-                 3, global, local);
+    const conv_config c = make_config(shape, 1);
+    return (size_t)backward_tiles(shape, &c) * TERMS * (size_t)shape->D * sizeof(float);
 }
 
 void digcl_depthwise_conv_forward(digcl_context *ctx, const digcl_grid_shape *shape, cl_mem x,
                                   cl_mem weight, cl_mem bias, cl_mem y) {
-    launch_stencil(ctx, shape, 0, x, weight, bias, y);
-}
-
-static void launch_weight_partials(digcl_context *ctx, const digcl_grid_shape *s, cl_mem x,
-                                   cl_mem dy, cl_mem workspace) {
-    const int groups = gradient_groups(s);
-    const int units_per_group = (gradient_units(s) + groups - 1) / groups;
-    cl_kernel kernel = digcl_kernel(ctx, "conv", "depthwise_conv_weight_partials", "");
+    check_shape(shape);
+    const conv_config c = make_config(shape, 0);
+    cl_kernel kernel = digcl_kernel(ctx, "conv", "depthwise_conv_forward", c.options);
     digcl_arg_mem(kernel, 0, x);
-    digcl_arg_mem(kernel, 1, dy);
-    digcl_arg_mem(kernel, 2, workspace);
-    digcl_arg_int(kernel, 3, s->N);
-    digcl_arg_int(kernel, 4, s->height);
-    digcl_arg_int(kernel, 5, s->width);
-    digcl_arg_int(kernel, 6, s->D);
-    digcl_arg_int(kernel, 7, units_per_group);
-    digcl_arg_int(kernel, 8, SEGMENT);
-    const size_t local[2] = {GRAD_CHANNELS, GRAD_LANES};
-    const size_t global[2] = {round_up((size_t)s->D, GRAD_CHANNELS),
-                              (size_t)groups * GRAD_LANES};
-    digcl_launch(ctx, kernel, "depthwise_conv_weight_partials", 2, global, local);
+    digcl_arg_mem(kernel, 1, weight);
+    digcl_arg_mem(kernel, 2, bias);
+    digcl_arg_mem(kernel, 3, y);
+    digcl_arg_int(kernel, 4, shape->N);
+    digcl_arg_int(kernel, 5, shape->height);
+    digcl_arg_int(kernel, 6, shape->width);
+    digcl_arg_int(kernel, 7, shape->D);
+    const size_t local[3] = {(size_t)c.group_channels, (size_t)c.group_blocks, 1};
+    const size_t global[3] = {round_up((size_t)shape->D, local[0]),
+                              round_up((size_t)c.blocks, local[1]),
+                              (size_t)shape->N * (size_t)c.strips};
+    digcl_launch(ctx, kernel, "depthwise_conv_forward", 3, global, local);
 }
 
-static void launch_weight_accumulate(digcl_context *ctx, const digcl_grid_shape *s,
+/* dx (unless NULL) and the per-tile weight/bias partials, one pass over dy and x. */
+static void launch_fused_backward(digcl_context *ctx, const digcl_grid_shape *s,
+                                  const conv_config *c, cl_mem x, cl_mem weight, cl_mem dy,
+                                  cl_mem dx, cl_mem workspace) {
+    char options[160];
+    snprintf(options, sizeof options, "%s%s", c->options, dx ? "" : " -DNO_DX");
+    cl_kernel kernel = digcl_kernel(ctx, "conv", "depthwise_conv_backward", options);
+    digcl_arg_mem(kernel, 0, x);
+    digcl_arg_mem(kernel, 1, weight);
+    digcl_arg_mem(kernel, 2, dy);
+    digcl_arg_mem(kernel, 3, dx ? dx : workspace); /* unused with -DNO_DX */
+    digcl_arg_mem(kernel, 4, workspace);
+    digcl_arg_int(kernel, 5, s->height);
+    digcl_arg_int(kernel, 6, s->width);
+    digcl_arg_int(kernel, 7, s->D);
+    const size_t local[3] = {(size_t)c->group_channels, (size_t)c->group_blocks, 1};
+    const size_t global[3] = {round_up((size_t)s->D, local[0]),
+                              (size_t)c->column_groups * local[1],
+                              (size_t)s->N * (size_t)c->strips};
+    digcl_launch(ctx, kernel, "depthwise_conv_backward", 3, global, local);
+}
+
+static void launch_weight_accumulate(digcl_context *ctx, const digcl_grid_shape *s, int tiles,
                                      cl_mem workspace, cl_mem dweight, cl_mem dbias) {
     cl_kernel kernel = digcl_kernel(ctx, "conv", "depthwise_conv_weight_accumulate", "");
     digcl_arg_mem(kernel, 0, workspace);
     digcl_arg_mem(kernel, 1, dweight);
     digcl_arg_mem(kernel, 2, dbias);
-    digcl_arg_int(kernel, 3, gradient_groups(s));
+    digcl_arg_int(kernel, 3, tiles);
     digcl_arg_int(kernel, 4, s->D);
-    const size_t local[2] = {64, 1};
-    const size_t global[2] = {round_up((size_t)s->D, 64), GRAD_TERMS};
+    const size_t local[2] = {SUM_CHANNELS, SUM_LANES};
+    const size_t global[2] = {round_up((size_t)s->D, SUM_CHANNELS), (size_t)TERMS * SUM_LANES};
     digcl_launch(ctx, kernel, "depthwise_conv_weight_accumulate", 2, global, local);
 }
 
@@ -104,7 +112,7 @@ void digcl_depthwise_conv_backward(digcl_context *ctx, const digcl_grid_shape *s
                                    cl_mem weight, cl_mem dy, cl_mem dx, cl_mem dweight,
                                    cl_mem dbias, cl_mem workspace) {
     check_shape(shape);
-    if (dx) launch_stencil(ctx, shape, 1, dy, weight, weight, dx);
-    launch_weight_partials(ctx, shape, x, dy, workspace);
-    launch_weight_accumulate(ctx, shape, workspace, dweight, dbias);
+    const conv_config c = make_config(shape, 1);
+    launch_fused_backward(ctx, shape, &c, x, weight, dy, dx, workspace);
+    launch_weight_accumulate(ctx, shape, backward_tiles(shape, &c), workspace, dweight, dbias);
 }
