@@ -1,0 +1,569 @@
+/* gla.cl: chunkwise gated linear attention, forward and backward.
+ *
+ * Math (per batch element and head; /work/shared/spec/GLA.md sections 1-3,
+ * Yang et al., arXiv 2312.06635): S_t = Diag(exp(g_t)) S_{t-1} + k_t v_t^T,
+ * o_t = s S_t^T q_t, g <= 0. Chunks of C tokens; b = chunk-local inclusive
+ * cumsum of g, Gamma = b at the chunk's last row, H_n = state entering chunk n:
+ *
+ *   A_tj  = s sum_i q_t[i] k_j[i] exp(b_t[i] - b_j[i])                (j <= t)
+ *   o_t   = s (q_t * exp(b_t))^T H_n + sum_{j<=t} A_tj v_j
+ *   H_n+1 = exp(Gamma) * H_n + U_n,  U_n = sum_j (k_j * exp(Gamma - b_j)) v_j^T
+ *   D_n   = dH_n+1;  D_n-1 = exp(Gamma_n) * D_n + W_n,  W_n = s sum_t (q_t * exp(b_t)) do_t^T
+ *   dA_tj = s <do_t, v_j>                                                (j <= t)
+ *   dv_j  = sum_{t>=j} A_tj do_t + D_n^T (k_j * exp(Gamma - b_j))
+ *   dq_t  = s exp(b_t) * (H_n do_t) + sum_{j<=t} dA_tj k_j * exp(b_t - b_j)
+ *   dk_j  = exp(Gamma - b_j) * (D_n v_j) + sum_{t>=j} dA_tj q_t * exp(b_t - b_j)
+ *   dg_t  = sum_{u>=t in chunk} (q_u dq_u - k_u dk_u) + exp(Gamma) * rowsum(H_n * D_n)
+ *           + sum_{u in chunk} k_u * dk_inter_u                  (GLA.md 3.3, chunk-local)
+ *         = sum_{u>=t} (q_u dq'_u - k_u dk'_intra_u) + exp(Gamma) * rowsum(H_n * D_n)
+ *           + sum_{u<t} k_u * dk_inter_u          (computed form: nothing cancels in fp32;
+ *             dq', dk' leave out the self term dA_tt, which cancels exactly)
+ *
+ * Every exp argument is <= 0: padded rows and columns load g = 0, q = k = v = 0,
+ * so b stays flat past T and Gamma = b at the last valid row. A chunk is split
+ * into NS = 4 sub-chunks of SUB rows; an off-diagonal block (key sub-chunk J
+ * before the query row t) uses exp(b_t - b_lastJ) * exp(b_lastJ - b_j), both
+ * factors <= 1; diagonal blocks take exp(b_t - b_j) elementwise, skipping j > t
+ * before the exp.
+ *
+ * Kernels (the host launches 3 forward, 4 backward):
+ *   gla_chunk_prepass  per (tile, chunk, head): U_n, Gamma_n and/or W_n
+ *   gla_state_scan     per (state element, head, direction): H_n in place of U_n,
+ *                      hT; D_n in place of W_n, dh0
+ *   gla_chunk_output   per (V tile, chunk, head): o (or dv with -DGLA_DV)
+ *   gla_chunk_grad_qk  per (K tile, chunk, head): dq, dk, dg
+ *
+ * Compile-time: GLA_PREPASS / GLA_SCAN / GLA_OUTPUT / GLA_GRAD_QK (which kernel
+ * the program holds), CHUNK (C), K_DIM, V_DIM, KT (K tile, 16 or 32), VT (V
+ * tile, multiple of 4), VALUE_PAD. Work-group: 4 * CHUNK items, item = (row, part).
+ * Layout: element (n, t, h, d) at n*batch + h*head + t*token + d. Workspace
+ * states: [N*H, NT, K, V], gammas: [N*H, NT, K].
+ */
+
+#define NS 4
+#define SUB (CHUNK / NS)
+#define WG (CHUNK * NS)
+#define KPAD (KT + 1)
+/* Row stride of [rows, VT] tiles: padded against bank conflicts where lanes
+ * read different rows; the output kernel reads rows uniformly and takes
+ * VALUE_PAD = 0 so that rows stay 16-byte aligned for vector loads. */
+#ifndef VALUE_PAD
+#define VALUE_PAD 1
+#endif
+#define VPAD (VT + VALUE_PAD)
+#define VPI (VT / NS)
+#define KPI (KT / NS)
+#define SEGMENTS (WG / KT)
+#define SEGMENT_ROWS (CHUNK / SEGMENTS)
+
+/* Offset of (n, h) where nh = n * H + h. */
+static inline size_t head_offset(int nh, int H, int head, int batch) {
+    return (size_t)(nh / H) * (size_t)batch + (size_t)(nh % H) * (size_t)head;
+}
+
+/* tile[r][c] = x[t0 + r, col0 + c] (row stride `pad`), zero outside T x D. */
+static inline void load_rows(__local float *tile, int pad, int width, __global const float *x,
+                      size_t base, int token_stride, int t0, int T, int col0, int D) {
+    for (int e = get_local_id(0); e < CHUNK * width; e += WG) {
+        const int r = e / width, c = e % width;
+        const int t = t0 + r, col = col0 + c;
+        tile[r * pad + c] = (t < T && col < D) ? x[base + (size_t)t * token_stride + col] : 0.0f;
+    }
+}
+
+/* tile[i][v] = state[k0 + i][v0 + v] of one [K, V] state, zero outside. */
+static inline void load_state_tile(__local float *tile, int rows, int width, __global const float *state,
+                            int k0, int v0) {
+    for (int e = get_local_id(0); e < rows * width; e += WG) {
+        const int i = e / width, v = e % width;
+        const int row = k0 + i, col = v0 + v;
+        tile[i * (width + VALUE_PAD) + v] =
+            (row < K_DIM && col < V_DIM) ? state[(size_t)row * V_DIM + col] : 0.0f;
+    }
+}
+
+/* Inclusive cumsum down the CHUNK rows of tile[C][KT] (row stride KPAD), in
+ * place; reverse = 1 sums from the bottom (suffix sums). totals: [SEGMENTS, KT]. */
+static inline void cumsum_rows(__local float *tile, __local float *totals, int reverse) {
+    const int lid = get_local_id(0);
+    const int col = lid % KT, segment = lid / KT;
+    float sum = 0.0f;
+    for (int r = 0; r < SEGMENT_ROWS; r++) {
+        const int row = segment * SEGMENT_ROWS + r;
+        const int at = (reverse ? CHUNK - 1 - row : row) * KPAD + col;
+        sum += tile[at];
+        tile[at] = sum;
+    }
+    totals[segment * KT + col] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float offset = 0.0f;
+    for (int s = 0; s < segment; s++)
+        offset += totals[s * KT + col];
+    for (int r = 0; r < SEGMENT_ROWS; r++) {
+        const int row = segment * SEGMENT_ROWS + r;
+        tile[(reverse ? CHUNK - 1 - row : row) * KPAD + col] += offset;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* ----------------------------------------------------------- chunk prepass */
+
+/* For each of `products` (1 or 2) pairs: acc[e] = sum_j left[j][i] * right[j][v]
+ * over the CHUNK rows, for the state entries e = lid + r*WG -> (i, v) =
+ * (e / VT, e % VT) of a [KT, VT] tile, written to out (one [K, V] state) at
+ * (k0 + i, v0 + v). Both products share one loop: two sequential products
+ * with barriers between them were miscompiled by PoCL 3.1 (LLVM 15). */
+static inline void rows_outer_products(__local const float *left0, __local const float *right0,
+                                       __global float *out0, __local const float *left1,
+                                       __local const float *right1, __global float *out1,
+                                       const int products, int k0, int v0) {
+#define ENTRIES ((KT * VT + WG - 1) / WG)
+    const int lid = get_local_id(0);
+    float acc0[ENTRIES], acc1[ENTRIES];
+    for (int r = 0; r < ENTRIES; r++)
+        acc0[r] = acc1[r] = 0.0f;
+    for (int j = 0; j < CHUNK; j++) {
+#if WG % VT == 0 /* every entry of the item is in column lid % VT: load it once */
+        const float r0 = right0[j * VPAD + lid % VT];
+        const float r1 = products == 2 ? right1[j * VPAD + lid % VT] : 0.0f;
+#endif
+        for (int r = 0; r < ENTRIES; r++) {
+            const int e = lid + r * WG;
+            if (e < KT * VT) {
+                const int left = j * KPAD + e / VT;
+#if WG % VT == 0
+                acc0[r] += left0[left] * r0;
+                if (products == 2) acc1[r] += left1[left] * r1;
+#else
+                const int right = j * VPAD + e % VT;
+                acc0[r] += left0[left] * right0[right];
+                if (products == 2) acc1[r] += left1[left] * right1[right];
+#endif
+            }
+        }
+    }
+    for (int r = 0; r < ENTRIES; r++) {
+        const int e = lid + r * WG;
+        const int i = k0 + e / VT, v = v0 + e % VT;
+        if (e < KT * VT && i < K_DIM && v < V_DIM) {
+            out0[(size_t)i * V_DIM + v] = acc0[r];
+            if (products == 2) out1[(size_t)i * V_DIM + v] = acc1[r];
+        }
+    }
+#undef ENTRIES
+}
+
+#ifdef GLA_PREPASS
+/* One work-group per (K tile, V tile) x chunk x head. With GLA_STATES:
+ * states[nh, c] = U_c = sum_j (k_j * exp(Gamma - b_j)) v_j^T, gammas[nh, c] =
+ * Gamma. With GLA_STATE_GRADS: dstates[nh, c] = W_c = s sum_t (q_t * exp(b_t))
+ * do_t^T. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
+    __global const float *q,  /* [N, T, H, K] strided */
+    __global const float *k,  /* [N, T, H, K] strided */
+    __global const float *g,  /* [N, T, H, K] strided */
+    __global const float *v,  /* [N, T, H, V] strided */
+    __global const float *do_, /* [N, T, H, V] strided */
+    __global float *workspace, /* states [N*H, NT, K, V], gammas [N*H, NT, K], dstates */
+    ulong gammas_offset, ulong dstates_offset, /* elements into workspace */
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+    __global float *states = workspace, *gammas = workspace + gammas_offset;
+    __global float *dstates = workspace + dstates_offset;
+    __local float b[CHUNK * KPAD];      /* [C, KT] chunk-local cumsum of g */
+#ifdef GLA_STATES
+    __local float keys[CHUNK * KPAD];   /* [C, KT] k_j * exp(Gamma - b_j) */
+    __local float values[CHUNK * VPAD]; /* [C, VT] v */
+#endif
+#ifdef GLA_STATE_GRADS
+    __local float queries[CHUNK * KPAD]; /* [C, KT] s q_t * exp(b_t) */
+    __local float grads[CHUNK * VPAD];   /* [C, VT] do */
+#endif
+    __local float totals[WG];
+    const int v_tiles = (V_DIM + VT - 1) / VT;
+    const int k0 = get_group_id(0) / v_tiles * KT, v0 = get_group_id(0) % v_tiles * VT;
+    const int chunk = get_group_id(1), nh = get_group_id(2);
+    const int NT = get_num_groups(1), t0 = chunk * CHUNK, lid = get_local_id(0);
+    const size_t qk_base = head_offset(nh, H, qk_head, qk_batch);
+    const size_t value_base = head_offset(nh, H, value_head, value_batch);
+    const size_t state = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
+    load_rows(b, KPAD, KT, g, qk_base, qk_token, t0, T, k0, K_DIM);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    cumsum_rows(b, totals, 0);
+#ifdef GLA_STATES
+    load_rows(keys, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
+    load_rows(values, VPAD, VT, v, value_base, value_token, t0, T, v0, V_DIM);
+#endif
+#ifdef GLA_STATE_GRADS
+    load_rows(queries, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
+    load_rows(grads, VPAD, VT, do_, value_base, value_token, t0, T, v0, V_DIM);
+#endif
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int e = lid; e < CHUNK * KT; e += WG) {
+        const int r = e / KT, i = e % KT;
+        const float gamma = b[(CHUNK - 1) * KPAD + i], cumsum = b[r * KPAD + i];
+#ifdef GLA_STATES
+        keys[r * KPAD + i] *= exp(gamma - cumsum);
+#endif
+#ifdef GLA_STATE_GRADS
+        queries[r * KPAD + i] *= scale * exp(cumsum);
+#endif
+    }
+#ifdef GLA_STATES
+    if (v0 == 0 && lid < KT && k0 + lid < K_DIM)
+        gammas[((size_t)nh * NT + chunk) * K_DIM + k0 + lid] = b[(CHUNK - 1) * KPAD + lid];
+#endif
+    barrier(CLK_LOCAL_MEM_FENCE);
+#if defined(GLA_STATES) && defined(GLA_STATE_GRADS)
+    rows_outer_products(keys, values, states + state, queries, grads, dstates + state, 2, k0, v0);
+#elif defined(GLA_STATES)
+    rows_outer_products(keys, values, states + state, keys, values, states + state, 1, k0, v0);
+#else
+    rows_outer_products(queries, grads, dstates + state, queries, grads, dstates + state, 1, k0,
+                        v0);
+#endif
+}
+
+#endif
+
+/* -------------------------------------------------------------- state scan */
+#ifdef GLA_SCAN
+
+#define SCAN_BATCH 8
+
+/* Direction 0: H = h0; for each chunk c: states[c] holds U_c, becomes H_c,
+ * H = exp(Gamma_c) H + U_c; hT = H. Direction 1: D = dhT; for c from the last:
+ * dstates[c] holds W_c, becomes D_c, D = exp(Gamma_c) D + W_c; dh0 = D.
+ * One work-item per state element (i, v) of one head; global (K*V, N*H, dirs). */
+__kernel void gla_state_scan(__global float *workspace, /* states, gammas, dstates */
+                             ulong gammas_offset, ulong dstates_offset,
+                             __global const float *initial, /* [N*H, K, V] h0 (if has_h0) */
+                             __global float *final_state,   /* [N*H, K, V] hT (if has_hT) */
+                             __global const float *final_grad, /* [N*H, K, V] dhT (if has_dhT) */
+                             __global float *initial_grad,  /* [N*H, K, V] dh0 (if has_dh0) */
+                             int NT, int first_direction, int has_h0, int has_hT, int has_dhT,
+                             int has_dh0) {
+    const int element = get_global_id(0), nh = get_global_id(1);
+    const int direction = first_direction + (int)get_global_id(2);
+    if (element >= K_DIM * V_DIM) return;
+    __global float *states = workspace, *dstates = workspace + dstates_offset;
+    __global const float *gammas = workspace + gammas_offset;
+    const size_t KV = (size_t)K_DIM * V_DIM;
+    const int i = element / V_DIM;
+    __global float *slots = direction == 0 ? states : dstates;
+    __global const float *gamma = gammas + (size_t)nh * NT * K_DIM + i;
+    const int reverse = direction == 1;
+    const int has_start = reverse ? has_dhT : has_h0;
+    __global const float *start = reverse ? final_grad : initial;
+    float carry = has_start ? start[nh * KV + element] : 0.0f;
+    for (int c0 = 0; c0 < NT; c0 += SCAN_BATCH) {
+        float contribution[SCAN_BATCH], decay[SCAN_BATCH];
+        for (int r = 0; r < SCAN_BATCH; r++) {
+            const int step = c0 + r, c = reverse ? NT - 1 - step : step;
+            const size_t at = ((size_t)nh * NT + c) * KV + element;
+            contribution[r] = step < NT ? slots[at] : 0.0f;
+            decay[r] = step < NT ? exp(gamma[(size_t)c * K_DIM]) : 1.0f;
+        }
+        for (int r = 0; r < SCAN_BATCH && c0 + r < NT; r++) {
+            const int step = c0 + r, c = reverse ? NT - 1 - step : step;
+            slots[((size_t)nh * NT + c) * KV + element] = carry;
+            carry = decay[r] * carry + contribution[r];
+        }
+    }
+    const int has_end = reverse ? has_dh0 : has_hT;
+    __global float *end = reverse ? initial_grad : final_state;
+    if (has_end) end[nh * KV + element] = carry;
+}
+#endif
+
+/* ---------------------------------------------------- intra-chunk scores A */
+
+/* Item (t, part): acc[jj] += the K-tile's share of A_t,j (unscaled) for the
+ * keys j = part*SUB + jj of sub-chunk `part`, when part <= the row's sub-chunk.
+ * q, k, b, keys_to_end: [C, KT]; keys_to_end[j] = k_j * exp(b_lastJ - b_j). */
+static inline void accumulate_scores(float *acc, __local const float *q, __local const float *k,
+                              __local const float *b, __local const float *keys_to_end, int t,
+                              int part) {
+    const int first = part * SUB, last = first + SUB - 1;
+    if (part < t / SUB) {
+        for (int i = 0; i < KT; i++) {
+            const float query = q[t * KPAD + i] * exp(b[t * KPAD + i] - b[last * KPAD + i]);
+            for (int jj = 0; jj < SUB; jj++)
+                acc[jj] += query * keys_to_end[(first + jj) * KPAD + i];
+        }
+    } else if (part == t / SUB) {
+        for (int i = 0; i < KT; i++) {
+            const float query = q[t * KPAD + i], bt = b[t * KPAD + i];
+            for (int jj = 0; jj < SUB; jj++) {
+                const int j = first + jj;
+                if (j <= t) acc[jj] += query * k[j * KPAD + i] * exp(bt - b[j * KPAD + i]);
+            }
+        }
+    }
+}
+
+/* keys_to_end[j][i] = k[j][i] * exp(b[last row of j's sub-chunk][i] - b[j][i]). */
+static inline void keys_to_sub_end(__local float *keys_to_end, __local const float *k,
+                            __local const float *b) {
+    for (int e = get_local_id(0); e < CHUNK * KT; e += WG) {
+        const int j = e / KT, i = e % KT, last = j / SUB * SUB + SUB - 1;
+        keys_to_end[j * KPAD + i] = k[j * KPAD + i] * exp(b[last * KPAD + i] - b[j * KPAD + i]);
+    }
+}
+
+/* queries_from_start[t][i] = q[t][i] * exp(b[t][i] - b[first row of t's sub-chunk][i]). */
+static inline void queries_from_sub_start(__local float *queries_from_start, __local const float *q,
+                                   __local const float *b) {
+    for (int e = get_local_id(0); e < CHUNK * KT; e += WG) {
+        const int t = e / KT, i = e % KT, first = t / SUB * SUB;
+        queries_from_start[t * KPAD + i] =
+            q[t * KPAD + i] * exp(b[t * KPAD + i] - b[first * KPAD + i]);
+    }
+}
+
+/* ------------------------------------------------------ output, or dv */
+
+#ifdef GLA_OUTPUT
+/* Forward: o_t = s (q_t * exp(b_t))^T H_n + sum_{j<=t} A_tj v_j.
+ * With -DGLA_DV: dv_j = (k_j * exp(Gamma - b_j))^T D_n + sum_{t>=j} A_tj do_t.
+ * One work-group per V tile x chunk x head; item (row, part) owns VPI columns. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
+    __global const float *q,      /* [N, T, H, K] strided */
+    __global const float *k,      /* [N, T, H, K] strided */
+    __global const float *g,      /* [N, T, H, K] strided */
+    __global const float *values, /* [N, T, H, V] strided: v, or do for dv */
+    __global const float *workspace, /* states H_n, or D_n for dv, at states_offset */
+    ulong states_offset,
+    __global float *out,          /* [N, T, H, V] strided: o, or dv */
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+#define TILES_K (4 * CHUNK * KPAD + KT * VPAD)
+#define TILES_V (CHUNK * (CHUNK + 1) + CHUNK * VPAD)
+    __local float scratch[TILES_K > TILES_V ? TILES_K : TILES_V];
+    __local float totals[WG];
+    __local float *qt = scratch, *kt = qt + CHUNK * KPAD, *bt = kt + CHUNK * KPAD;
+    __local float *kend = bt + CHUNK * KPAD, *state_tile = kend + CHUNK * KPAD;
+    __local float *scores = scratch, *value_tile = scratch + CHUNK * (CHUNK + 1);
+    const int v0 = get_group_id(0) * VT, chunk = get_group_id(1), nh = get_group_id(2);
+    const int NT = get_num_groups(1), t0 = chunk * CHUNK, lid = get_local_id(0);
+    const int row = lid / NS, part = lid % NS;
+    const size_t qk_base = head_offset(nh, H, qk_head, qk_batch);
+    const size_t value_base = head_offset(nh, H, value_head, value_batch);
+    __global const float *state =
+        workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
+    float acc[SUB], result[VPI];
+    for (int jj = 0; jj < SUB; jj++) acc[jj] = 0.0f;
+    for (int c = 0; c < VPI; c++) result[c] = 0.0f;
+    for (int k0 = 0; k0 < K_DIM; k0 += KT) {
+        load_rows(qt, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
+        load_rows(kt, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
+        load_rows(bt, KPAD, KT, g, qk_base, qk_token, t0, T, k0, K_DIM);
+        load_state_tile(state_tile, KT, VT, state, k0, v0);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        cumsum_rows(bt, totals, 0);
+        keys_to_sub_end(kend, kt, bt);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        accumulate_scores(acc, qt, kt, bt, kend, row, part);
+        for (int i = 0; i < KT; i++) {
+#ifdef GLA_DV
+            const float coefficient =
+                kt[row * KPAD + i] * exp(bt[(CHUNK - 1) * KPAD + i] - bt[row * KPAD + i]);
+#else
+            const float coefficient = scale * qt[row * KPAD + i] * exp(bt[row * KPAD + i]);
+#endif
+            for (int c = 0; c < VPI; c++)
+                result[c] += coefficient * state_tile[i * VPAD + part * VPI + c];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int jj = 0; jj < SUB; jj++) {
+        const int j = part * SUB + jj;
+        scores[row * (CHUNK + 1) + j] = j <= row ? scale * acc[jj] : 0.0f;
+    }
+    load_rows(value_tile, VPAD, VT, values, value_base, value_token, t0, T, v0, V_DIM);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int u = 0; u < CHUNK; u++) { /* u uniform across lanes: no bank conflicts */
+#ifdef GLA_DV
+        if (u < row) continue;
+        const float a = scores[u * (CHUNK + 1) + row];
+#else
+        if (u > row) break;
+        const float a = scores[row * (CHUNK + 1) + u];
+#endif
+        for (int c = 0; c < VPI; c++)
+            result[c] += a * value_tile[u * VPAD + part * VPI + c];
+    }
+    const int t = t0 + row;
+    for (int c = 0; c < VPI; c++) {
+        const int column = v0 + part * VPI + c;
+        if (t < T && column < V_DIM)
+            out[value_base + (size_t)t * value_token + column] = result[c];
+    }
+#undef TILES_K
+#undef TILES_V
+}
+#endif
+
+/* -------------------------------------------------------- dq, dk, dg */
+
+/* dq_t[i], intra-chunk part without the self term j = t (dA_tt k_t[i]);
+ * scores = dA (scaled), [C, C+1]. */
+static inline float query_grad_intra(__local const float *scores, __local const float *k,
+                              __local const float *b, __local const float *keys_to_end, int t,
+                              int i) {
+    float sum = 0.0f;
+    const int own = t / SUB;
+    for (int J = 0; J < own; J++) {
+        const int first = J * SUB, last = first + SUB - 1;
+        float block = 0.0f;
+        for (int jj = 0; jj < SUB; jj++)
+            block += scores[t * (CHUNK + 1) + first + jj] * keys_to_end[(first + jj) * KPAD + i];
+        sum += block * exp(b[t * KPAD + i] - b[last * KPAD + i]);
+    }
+    for (int j = own * SUB; j < t; j++)
+        sum += scores[t * (CHUNK + 1) + j] * k[j * KPAD + i] * exp(b[t * KPAD + i] - b[j * KPAD + i]);
+    return sum;
+}
+
+/* dk_j[i] intra-chunk part without the self term: sum_{t>j} dA_tj q_t[i] exp(b_t[i] - b_j[i]). */
+static inline float key_grad_intra(__local const float *scores, __local const float *q,
+                            __local const float *b, __local const float *queries_from_start,
+                            int j, int i) {
+    float sum = 0.0f;
+    const int own = j / SUB;
+    for (int I = own + 1; I < NS; I++) {
+        const int first = I * SUB;
+        float block = 0.0f;
+        for (int tt = 0; tt < SUB; tt++)
+            block += scores[(first + tt) * (CHUNK + 1) + j] *
+                     queries_from_start[(first + tt) * KPAD + i];
+        sum += block * exp(b[first * KPAD + i] - b[j * KPAD + i]);
+    }
+    for (int t = j + 1; t < own * SUB + SUB; t++)
+        sum += scores[t * (CHUNK + 1) + j] * q[t * KPAD + i] * exp(b[t * KPAD + i] - b[j * KPAD + i]);
+    return sum;
+}
+
+#ifdef GLA_GRAD_QK
+/* One work-group per K tile x chunk x head: dq, dk and the chunk-local dg. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
+    __global const float *q,       /* [N, T, H, K] strided */
+    __global const float *k,       /* [N, T, H, K] strided */
+    __global const float *g,       /* [N, T, H, K] strided */
+    __global const float *v,       /* [N, T, H, V] strided */
+    __global const float *do_,     /* [N, T, H, V] strided */
+    __global const float *workspace, /* H_n [N*H, NT, K, V] at 0, D_n at dstates_offset */
+    ulong dstates_offset,
+    __global float *dq,            /* [N, T, H, K] strided */
+    __global float *dk,            /* [N, T, H, K] strided */
+    __global float *dg,            /* [N, T, H, K] strided */
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+#define PASS_V (2 * CHUNK * VPAD + 2 * KT * VPAD)
+#define PASS_K (CHUNK * (CHUNK + 1) + 5 * CHUNK * KPAD)
+    __local float scratch[PASS_V > PASS_K ? PASS_V : PASS_K];
+    __local float totals[WG];
+    __local float column_terms[KT]; /* exp(Gamma) rowsum(H_n * D_n) */
+    const int k0 = get_group_id(0) * KT, chunk = get_group_id(1), nh = get_group_id(2);
+    const int NT = get_num_groups(1), t0 = chunk * CHUNK, lid = get_local_id(0);
+    const int row = lid / NS, part = lid % NS;
+    const size_t qk_base = head_offset(nh, H, qk_head, qk_batch);
+    const size_t value_base = head_offset(nh, H, value_head, value_batch);
+    const size_t state_at = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
+    float dA[SUB], state_do[KPI], dstate_v[KPI], state_dot = 0.0f;
+    for (int jj = 0; jj < SUB; jj++) dA[jj] = 0.0f;
+    for (int c = 0; c < KPI; c++) state_do[c] = dstate_v[c] = 0.0f;
+    /* Phase 1 over V tiles: dA (keys of sub-chunk `part`), H_n do_t and D_n v_t
+     * for the item's KPI columns, rowsum(H_n * D_n) for lid < KT. */
+    {
+        __local float *do_tile = scratch, *v_tile = scratch + CHUNK * VPAD;
+        __local float *state_tile = v_tile + CHUNK * VPAD, *dstate_tile = state_tile + KT * VPAD;
+        __global const float *state = workspace + state_at;
+        __global const float *dstate = workspace + dstates_offset + state_at;
+        for (int v0 = 0; v0 < V_DIM; v0 += VT) {
+            load_rows(do_tile, VPAD, VT, do_, value_base, value_token, t0, T, v0, V_DIM);
+            load_rows(v_tile, VPAD, VT, v, value_base, value_token, t0, T, v0, V_DIM);
+            load_state_tile(state_tile, KT, VT, state, k0, v0);
+            load_state_tile(dstate_tile, KT, VT, dstate, k0, v0);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (part <= row / SUB)
+                for (int c = 0; c < VT; c++) {
+                    const float gradient = do_tile[row * VPAD + c];
+                    for (int jj = 0; jj < SUB; jj++)
+                        dA[jj] += gradient * v_tile[(part * SUB + jj) * VPAD + c];
+                }
+            for (int ci = 0; ci < KPI; ci++) {
+                const int i = part * KPI + ci;
+                float a = 0.0f, b = 0.0f;
+                for (int c = 0; c < VT; c++) {
+                    a += state_tile[i * VPAD + c] * do_tile[row * VPAD + c];
+                    b += dstate_tile[i * VPAD + c] * v_tile[row * VPAD + c];
+                }
+                state_do[ci] += a;
+                dstate_v[ci] += b;
+            }
+            if (lid < KT)
+                for (int c = 0; c < VT; c++)
+                    state_dot += state_tile[lid * VPAD + c] * dstate_tile[lid * VPAD + c];
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+    }
+    __local float *scores = scratch, *qt = scores + CHUNK * (CHUNK + 1);
+    __local float *kt = qt + CHUNK * KPAD, *bt = kt + CHUNK * KPAD;
+    __local float *kend = bt + CHUNK * KPAD, *qstart = kend + CHUNK * KPAD;
+    for (int jj = 0; jj < SUB; jj++) {
+        const int j = part * SUB + jj;
+        scores[row * (CHUNK + 1) + j] = j <= row ? scale * dA[jj] : 0.0f;
+    }
+    load_rows(qt, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
+    load_rows(kt, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
+    load_rows(bt, KPAD, KT, g, qk_base, qk_token, t0, T, k0, K_DIM);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    cumsum_rows(bt, totals, 0);
+    keys_to_sub_end(kend, kt, bt);
+    queries_from_sub_start(qstart, qt, bt);
+    if (lid < KT)
+        column_terms[lid] = exp(bt[(CHUNK - 1) * KPAD + lid]) * state_dot;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float gate_terms[KPI], inter_terms[KPI];
+    const int t = t0 + row;
+    /* The self terms dA_tt k_t (in dq_t) and dA_tt q_t (in dk_t) cancel exactly
+     * in q dq - k dk; leaving them out of the gate terms keeps dg accurate when
+     * strong decay makes dg tiny next to them (g = -20: dg ~ e^-20 q dq). */
+    const float self = scores[row * (CHUNK + 1) + row];
+    for (int c = 0; c < KPI; c++) {
+        const int i = part * KPI + c;
+        const float bq = bt[row * KPAD + i], query = qt[row * KPAD + i], key = kt[row * KPAD + i];
+        const float query_grad =
+            scale * exp(bq) * state_do[c] + query_grad_intra(scores, kt, bt, kend, row, i);
+        const float key_inter = exp(bt[(CHUNK - 1) * KPAD + i] - bq) * dstate_v[c];
+        const float key_grad = key_inter + key_grad_intra(scores, qt, bt, qstart, row, i);
+        /* dg_t gets -k_u dk_inter_u for u >= t and +k_u dk_inter_u for all u:
+         * only the exclusive prefix u < t is summed, so nothing cancels */
+        gate_terms[c] = query * query_grad - key * (key_grad - key_inter);
+        inter_terms[c] = key * key_inter;
+        if (t < T && k0 + i < K_DIM) {
+            const size_t at = qk_base + (size_t)t * qk_token + k0 + i;
+            dq[at] = query_grad + self * key;
+            dk[at] = key_grad + self * query;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int c = 0; c < KPI; c++) {
+        kend[row * KPAD + part * KPI + c] = gate_terms[c];
+        if (row + 1 < CHUNK) qstart[(row + 1) * KPAD + part * KPI + c] = inter_terms[c];
+        if (row == 0) qstart[part * KPI + c] = 0.0f;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    cumsum_rows(kend, totals, 1);   /* suffix sums of the gate terms */
+    cumsum_rows(qstart, totals, 0); /* exclusive prefix sums of k dk_inter */
+    for (int c = 0; c < KPI; c++) {
+        const int i = part * KPI + c;
+        if (t < T && k0 + i < K_DIM)
+            dg[qk_base + (size_t)t * qk_token + k0 + i] =
+                kend[row * KPAD + i] + column_terms[i] + qstart[row * KPAD + i];
+    }
+#undef PASS_V
+#undef PASS_K
+}
+#endif
