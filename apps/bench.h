@@ -29,6 +29,7 @@ void bench_print_row(const char *kernel, const char *shape, double ms, double by
 int bench_gemm_main(digcl_context *ctx, int argc, char **argv);
 int bench_ops_main(digcl_context *ctx, int argc, char **argv);
 int bench_gla_main(digcl_context *ctx, int argc, char **argv);
+int bench_model_main(digcl_context *ctx, int argc, char **argv);
 
 /* Families of `digcl bench ops`, each in its own apps/bench_ops_<family>.c.
  * Each times its kernels at DiG-S/2 training shapes (N=32, T=256, D=384) and at

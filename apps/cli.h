@@ -34,5 +34,9 @@ int cmd_devices(const cli_globals *globals, int argc, char **argv);
 void usage_devices(void);
 int cmd_bench(const cli_globals *globals, int argc, char **argv);
 void usage_bench(void);
+int cmd_info(const cli_globals *globals, int argc, char **argv);
+void usage_info(void);
+int cmd_forward(const cli_globals *globals, int argc, char **argv);
+void usage_forward(void);
 
 #endif

@@ -4,6 +4,7 @@
  *               device copy bandwidth that `digcl bench` reports beside each
  *               kernel (bytes read + bytes written per second).
  * scale_float:  x[i] = alpha * x[i] for i < count.
+ * axpy_float:   y[i] += alpha * x[i] for i < count (gradient sums).
  */
 __kernel void copy_float4(__global const float4 *src, __global float4 *dst, const int count4) {
     int i = get_global_id(0);
@@ -13,4 +14,10 @@ __kernel void copy_float4(__global const float4 *src, __global float4 *dst, cons
 __kernel void scale_float(__global float *x, const float alpha, const int count) {
     int i = get_global_id(0);
     if (i < count) x[i] = alpha * x[i];
+}
+
+/* axpy_float: y[i] += alpha * x[i] for i < count. */
+__kernel void axpy_float(__global const float *x, __global float *y, const float alpha, const int count) {
+    int i = get_global_id(0);
+    if (i < count) y[i] += alpha * x[i];
 }

@@ -1,0 +1,151 @@
+/* The digcl_model layout and the pieces shared by the src/model files. */
+#ifndef DIGCL_MODEL_INTERNAL_H
+#define DIGCL_MODEL_INTERNAL_H
+
+#include "digcl/model.h"
+#include "model/arena.h"
+
+/* Table indices of one DiG or DiT block's parameters (-1: absent). */
+typedef struct block_params {
+    int adaln_weight, adaln_bias;          /* [6D, D], [6D] */
+    int skip_weight, skip_bias;            /* [D, 2D], [D] (DiG skip blocks) */
+    /* DiG */
+    int q_weight, k_weight, v_weight, g_weight; /* [Dk, D], [Dk, D], [D, D], [D, D] */
+    int gate_low_weight;                   /* gk_proj.0 [16, D] */
+    int gate_high_weight, gate_high_bias;  /* gk_proj.1 [Dk, 16], [Dk] */
+    int o_weight;                          /* [D, D] */
+    int norm_gate_weight;                  /* [64] */
+    int mlp_gate_weight, mlp_down_weight;  /* [2F, D], [D, F] */
+    int conv_weight, conv_bias;            /* [D, 1, 3, 3], [D] */
+    /* DiT */
+    int qkv_weight, qkv_bias;              /* [3D, D], [3D] */
+    int proj_weight, proj_bias;            /* [D, D], [D] */
+    int fc1_weight, fc1_bias;              /* [F, D], [F] */
+    int fc2_weight, fc2_bias;              /* [D, F], [D] */
+} block_params;
+
+typedef struct stem_params {
+    int pos_embed, patch_weight, patch_bias;
+    int t_mlp0_weight, t_mlp0_bias, t_mlp2_weight, t_mlp2_bias;
+    int label_table;
+    int final_adaln_weight, final_adaln_bias, final_weight, final_bias;
+} stem_params;
+
+/* Activations of one block kept for backward (TRAINING) or reused (INFERENCE). */
+typedef struct block_saved {
+    cl_mem h_in;        /* [N, T, D] block input (after the skip fuse) */
+    cl_mem skip_in;     /* [N, T, D] stream before the skip fuse (skip blocks) */
+    cl_mem modulation;  /* [N, 6D] */
+    cl_mem mean1, rstd1, mean2, rstd2; /* [N*T] */
+    cl_mem branch1;     /* [N, T, D] attention/GLA branch output before the gate */
+    cl_mem branch2;     /* [N, T, D] MLP branch output before the gate */
+    /* DiG */
+    cl_mem q, k;        /* [N, T, Dk] */
+    cl_mem v, g;        /* [N, T, D] */
+    cl_mem gate_low;    /* [N, T, 16] */
+    cl_mem gate_raw;    /* [N, T, Dk] before logsigmoid/16 */
+    cl_mem o;           /* [N, T, D] GLA output */
+    cl_mem mlp_hidden;  /* [N, T, 2F] gate_proj output */
+    /* DiT */
+    cl_mem qkv;         /* [N, T, 3D] */
+    cl_mem attention;   /* [N, T, D] */
+    cl_mem logsumexp;   /* [N, H, T] */
+    cl_mem fc1;         /* [N, T, F] */
+} block_saved;
+
+/* Scratch shared by all blocks (never needed across blocks). */
+typedef struct model_scratch {
+    cl_mem x1, x2;        /* [N, T, D] modulated norms */
+    cl_mem wide;          /* [N, T, max(2F, 3D, F)] */
+    cl_mem narrow;        /* [N, T, max(F, D)] */
+    cl_mem h_mid;         /* [N, T, D] stream between the branches */
+    cl_mem h_post;        /* [N, T, D] stream before conv/SREM */
+    cl_mem gate;          /* [N, T, Dk] GLA log gate */
+    cl_mem d_stream[2];   /* [N, T, D] running stream gradient (ping-pong) */
+    cl_mem d_a, d_b, d_c; /* [N, T, wide] wide = max(2F, 3D, F, 2D) */
+    cl_mem d_q, d_k, d_gate, d_gate_raw; /* [N, T, Dk] */
+    cl_mem d_gate_low;    /* [N, T, 16] */
+    cl_mem d_modulation;  /* [N, 6D] */
+    cl_mem d_condition;   /* [N, D] gradient of SiLU(c), summed over blocks and head */
+    cl_mem d_condition_pre; /* [N, D] gradient of c */
+    cl_mem stream_ping[2]; /* [N, T, D] INFERENCE block inputs */
+    cl_mem workspace;     /* the largest workspace any op asks for */
+    size_t workspace_bytes;
+    cl_mem gla_workspace; /* per-block GLA states are recomputed in backward */
+    cl_mem tokens_out;    /* [N, T, p*p*Cout] */
+    cl_mem d_tokens_out;  /* [N, T, p*p*Cout] */
+    cl_mem final_x, final_modulation, final_mean, final_rstd; /* [N,T,D], [N,2D], [N*T] x2 */
+    cl_mem d_final_modulation; /* [N, 2D] */
+    cl_mem stream_out;    /* [N, T, D] stream after the last block */
+} model_scratch;
+
+typedef struct model_embedding {
+    cl_mem frequency_table; /* [2, 128] */
+    cl_mem t_frequency;     /* [N, 256] */
+    cl_mem t_hidden;        /* [N, D] mlp.0 output */
+    cl_mem t_hidden_act;    /* [N, D] SiLU of it */
+    cl_mem condition;       /* [N, D] c = t_emb + y_emb */
+    cl_mem condition_act;   /* [N, D] SiLU(c) */
+    cl_mem d_t_hidden;      /* [N, D] */
+} model_embedding;
+
+struct digcl_model {
+    digcl_context *ctx;
+    digcl_model_config config;
+    digcl_param_table table;
+    size_t *flat_offsets;     /* aligned element offset of each table entry */
+    size_t flat_count;
+    digcl_buffer params, grads;
+    cl_mem *param_views, *grad_views;
+    stem_params stem;
+    block_params *blocks;
+
+    int batch;
+    digcl_model_mode mode;
+    model_arena arena;
+    model_embedding embedding;
+    model_scratch scratch;
+    block_saved *saved;       /* depth entries (TRAINING) or 1 shared (INFERENCE) */
+    cl_mem *skips;            /* [N, T, D] per pushed skip */
+    cl_mem *d_skips;          /* gradients of the pushed skips */
+};
+
+/* model_params.c */
+void model_find_params(digcl_model *model);
+
+/* model_plan.c */
+void model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
+                size_t alignment, model_arena *arena, model_embedding *embedding, model_scratch *scratch,
+                block_saved **saved, cl_mem **skips, cl_mem **d_skips);
+
+/* model_stem.c: patch/timestep/label embeddings and the final layer. */
+void model_stem_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem stream);
+void model_head_forward(digcl_model *model, cl_mem stream, cl_mem out);
+void model_head_backward(digcl_model *model, cl_mem stream, cl_mem dout, cl_mem d_stream);
+void model_stem_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem d_stream,
+                         cl_mem dx);
+
+/* model.c: the DiG long-skip fuse h = skip_linear(cat[h, skip]) and its backward
+ * (d_fused -> d_stream overwritten, d_skip overwritten). */
+void model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem fused);
+void model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem d_fused,
+                              cl_mem d_stream, cl_mem d_skip);
+/* y += alpha x over `count` floats. */
+void model_axpy(digcl_model *model, size_t count, float alpha, cl_mem x, cl_mem y);
+
+/* dig_block.c, dit_block.c */
+void dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
+void dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
+void dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
+void dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
+
+/* Shorthands for ops on table entries. */
+cl_mem model_weight(const digcl_model *model, int index);
+cl_mem model_weight_grad(const digcl_model *model, int index);
+/* y [rows, out] = x W^T (+ b), weight/bias by table index (bias -1: none). */
+void model_linear(digcl_model *model, int rows, int in, int out, cl_mem x, int weight, int bias, cl_mem y);
+/* dW += dy^T x, db += colsum(dy), dx (=|+=) dy W (dx may be NULL). */
+void model_linear_backward(digcl_model *model, int rows, int in, int out, cl_mem dy, cl_mem x, int weight,
+                           int bias, cl_mem dx, int accumulate_dx);
+
+#endif

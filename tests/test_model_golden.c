@@ -1,0 +1,168 @@
+/* Golden tests of the whole DiG and DiT networks against the float64 PyTorch
+ * reference (tests/reference/dig_reference.py): forward output, grad.x and the
+ * gradient of every trainable parameter of L = sum(out * dout), on tiny
+ * configs whose every parameter is random (zero init would hide most of the
+ * network). Committed small fixtures always run; the full-size ones (width 128)
+ * run when ctest generated them (python3-torch present).
+ * Pass: rel L2 < 1e-4 forward, < 1e-3 for every gradient. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "digcl/checkpoint.h"
+#include "digcl/model.h"
+#include "digcl/safetensors.h"
+#include "test_util.h"
+
+static const char *fixture_names[] = {"dig_a_16x16", "dig_b_12x12", "dig_c_skip", "dit_d_16x16", "dig_e_p4_c3"};
+
+typedef struct fixture_files {
+    digcl_safetensors *inputs, *expected;
+} fixture_files;
+
+static int directory_exists(const char *path) {
+    struct stat info;
+    return stat(path, &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+static digcl_safetensors *open_in(const char *dir, const char *file) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return digcl_st_open_or_die(path);
+}
+
+static float *read_tensor(const digcl_safetensors *st, const char *name, size_t *count) {
+    const digcl_st_tensor *t = digcl_st_find(st, name);
+    if (!t) fail_msg("%s: tensor '%s' missing", st->label, name);
+    float *values = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *values);
+    digcl_st_error error;
+    if (digcl_st_read_f32(st, t, values, &error) != 0) fail_msg("%s", error.message);
+    if (count) *count = (size_t)t->numel;
+    return values;
+}
+
+static digcl_model *load_model(const char *dir) {
+    char path[2048], error[1024];
+    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+    digcl_model_config config;
+    if (digcl_checkpoint_read_config(path, &config, error, sizeof error) != 0) fail_msg("%s", error);
+    digcl_model *model = digcl_model_create(test_context(), &config);
+    if (digcl_checkpoint_load(model, path, error, sizeof error) != 0) fail_msg("%s", error);
+    return model;
+}
+
+static cl_mem upload_int_labels(const digcl_safetensors *inputs, int *N) {
+    const digcl_st_tensor *t = digcl_st_find(inputs, "y");
+    assert_non_null(t);
+    int64_t *wide = malloc(t->numel * sizeof *wide);
+    int32_t *labels = malloc(t->numel * sizeof *labels);
+    digcl_st_error error;
+    assert_int_equal(digcl_st_read_i64(inputs, t, wide, &error), 0);
+    for (uint64_t i = 0; i < t->numel; i++) labels[i] = (int32_t)wide[i];
+    digcl_buffer buffer = digcl_buffer_create(test_context(), t->numel * sizeof *labels, "labels");
+    digcl_write(test_context(), buffer.mem, 0, t->numel * sizeof *labels, labels);
+    *N = (int)t->numel;
+    free(wide);
+    free(labels);
+    return buffer.mem;
+}
+
+static int failures = 0; /* every mismatch is reported before the test fails */
+
+static void compare(const char *fixture, const char *name, cl_mem got_mem, const float *want, size_t count,
+                    double tolerance, double *worst) {
+    float *got = test_download(got_mem, count);
+    double *wide = malloc(count * sizeof *wide);
+    for (size_t i = 0; i < count; i++) wide[i] = want[i];
+    double error = test_rel_l2(got, wide, count);
+    if (error > *worst) *worst = error;
+    if (!(error < tolerance)) {
+        print_error("%s: %s rel L2 %.3e is not below %.0e\n", fixture, name, error, tolerance);
+        failures++;
+    }
+    free(got);
+    free(wide);
+}
+
+static void check_parameter_gradients(const char *fixture, digcl_model *model, const digcl_safetensors *expected,
+                                      double *worst) {
+    const digcl_param_table *table = digcl_model_param_table(model);
+    for (size_t i = 0; i < table->count; i++) {
+        if (!table->params[i].trainable) continue;
+        char name[DIGCL_PARAM_NAME_SIZE + 8];
+        snprintf(name, sizeof name, "grad.%s", table->params[i].name);
+        size_t count = 0;
+        float *want = read_tensor(expected, name, &count);
+        assert_int_equal(count, table->params[i].numel);
+        compare(fixture, name, digcl_model_grad(model, i), want, count, 1e-3, worst);
+        free(want);
+    }
+}
+
+static void run_fixture(const char *dir, const char *fixture) {
+    fixture_files f = {open_in(dir, "inputs.safetensors"), open_in(dir, "expected.safetensors")};
+    digcl_model *model = load_model(dir);
+    int N = 0;
+    size_t x_count = 0, t_count = 0, out_count = 0;
+    float *x = read_tensor(f.inputs, "x", &x_count), *t = read_tensor(f.inputs, "t", &t_count);
+    float *dout = read_tensor(f.inputs, "dout", &out_count), *want_out = read_tensor(f.expected, "out", NULL);
+    float *want_dx = read_tensor(f.expected, "grad.x", NULL);
+    digcl_model_inputs inputs = {test_upload(x, x_count), test_upload(t, t_count), upload_int_labels(f.inputs, &N)};
+    cl_mem out = test_poisoned(out_count), d_out = test_upload(dout, out_count), dx = test_poisoned(x_count);
+    digcl_model_prepare(model, N, DIGCL_MODE_TRAINING);
+    digcl_model_zero_grad(model);
+    digcl_model_forward(model, &inputs, out);
+    digcl_model_backward(model, &inputs, d_out, dx);
+    double worst_forward = 0, worst_gradient = 0;
+    compare(fixture, "out", out, want_out, out_count, 1e-4, &worst_forward);
+    compare(fixture, "grad.x", dx, want_dx, x_count, 1e-3, &worst_gradient);
+    check_parameter_gradients(fixture, model, f.expected, &worst_gradient);
+    /* inference mode must give the same output */
+    digcl_model_prepare(model, N, DIGCL_MODE_INFERENCE);
+    test_poison(out, out_count);
+    digcl_model_forward(model, &inputs, out);
+    compare(fixture, "out (inference mode)", out, want_out, out_count, 1e-4, &worst_forward);
+    print_message("  %-40s forward rel L2 %.2e, worst gradient %.2e\n", dir, worst_forward, worst_gradient);
+    test_release(inputs.x), test_release(inputs.t), test_release(inputs.y);
+    test_release(out), test_release(d_out), test_release(dx);
+    free(x), free(t), free(dout), free(want_out), free(want_dx);
+    digcl_model_release(model);
+    digcl_st_close(f.inputs), digcl_st_close(f.expected);
+}
+
+static void run_set(const char *root) {
+    for (size_t i = 0; i < sizeof fixture_names / sizeof *fixture_names; i++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/%s", root, fixture_names[i]);
+        if (!directory_exists(dir)) fail_msg("fixture directory %s is missing", dir);
+        run_fixture(dir, fixture_names[i]);
+    }
+    if (failures) fail_msg("%d tensors differ from the reference in %s", failures, root);
+}
+
+static void test_committed_fixtures(void **state) {
+    (void)state;
+    run_set("tests/reference/fixtures_committed");
+}
+
+static void test_full_size_fixtures(void **state) {
+    (void)state;
+    const char *binary_dir = getenv("DIGCL_TEST_BINARY_DIR");
+    char root[1024];
+    snprintf(root, sizeof root, "%s/reference-fixtures", binary_dir ? binary_dir : "build");
+    if (!directory_exists(root)) {
+        print_message("  full-size fixtures not generated (needs python3-torch): %s\n", root);
+        skip();
+    }
+    run_set(root);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_committed_fixtures),
+        cmocka_unit_test(test_full_size_fixtures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
