@@ -57,12 +57,57 @@ static double self_check(digcl_context *ctx) {
     return isfinite(diff) ? sqrt(diff / norm) : INFINITY;
 }
 
+typedef struct shape_case {
+    digcl_gemm_args args;
+    size_t slices;
+} shape_case;
+
+static void run_shape(digcl_context *ctx, void *arg) {
+    shape_case *c = arg;
+    digcl_gemm_split_k(ctx, &c->args, c->slices);
+}
+
+/* --shape M,N,K,ta,tb: the plain GEMM against split-K with 2..16 slices and the
+ * automatic choice, on random operands. */
+static int bench_shape(digcl_context *ctx, const char *spec) {
+    unsigned long M, N, K;
+    int ta, tb;
+    char extra;
+    if (sscanf(spec, "%lu,%lu,%lu,%d,%d%c", &M, &N, &K, &ta, &tb, &extra) != 5 || !M || !N || !K) {
+        fprintf(stderr, "digcl bench gemm: --shape expects M,N,K,transpose_a,transpose_b, got '%s'\n", spec);
+        return 2;
+    }
+    size_t a_count = (size_t)M * K, b_count = (size_t)K * N, c_count = (size_t)M * N;
+    float *host = malloc((a_count > b_count ? a_count : b_count) * sizeof *host);
+    if (!host) digcl_fatal("out of host memory");
+    digcl_buffer a = digcl_buffer_create(ctx, a_count * 4, "bench A"), b = digcl_buffer_create(ctx, b_count * 4, "bench B");
+    digcl_buffer c = digcl_buffer_create(ctx, c_count * 4, "bench C");
+    fill_pattern(host, a_count, 6);
+    digcl_write(ctx, a.mem, 0, a_count * 4, host);
+    fill_pattern(host, b_count, 7);
+    digcl_write(ctx, b.mem, 0, b_count * 4, host);
+    free(host);
+    shape_case sc = {{ta, tb, M, N, K, 1.0f, 0.0f, a.mem, 0, ta ? M : K, b.mem, 0, tb ? K : N, c.mem, 0, N}, 1};
+    size_t automatic = digcl_gemm_auto_slices(ctx, &sc.args);
+    const size_t choices[] = {1, 2, 4, 8, 16};
+    for (size_t i = 0; i < sizeof choices / sizeof *choices; i++) {
+        sc.slices = choices[i];
+        double ms = bench_time_ms(ctx, run_shape, &sc, 3, 20);
+        printf("SGEMM %lux%lux%lu t%d%d split-K %2zu%s: %8.4f ms %9.1f GFLOP/s\n", M, N, K, ta, tb, choices[i],
+               choices[i] == automatic ? " (auto)" : "       ", ms, 2.0 * M * N * K / (ms * 1e6));
+    }
+    digcl_buffer_release(&a), digcl_buffer_release(&b), digcl_buffer_release(&c);
+    return 0;
+}
+
 int bench_gemm_main(digcl_context *ctx, int argc, char **argv) {
     long size = 1024;
     double seconds = 1.0;
+    const char *shape = NULL;
     for (int i = 0; i < argc; i++) {
         const char *value = NULL;
-        if (cli_option_value(argc, argv, &i, "--size", &value)) size = cli_parse_long("--size", value, 1, 32768);
+        if (cli_option_value(argc, argv, &i, "--shape", &value)) shape = value;
+        else if (cli_option_value(argc, argv, &i, "--size", &value)) size = cli_parse_long("--size", value, 1, 32768);
         else if (cli_option_value(argc, argv, &i, "--seconds", &value)) seconds = cli_parse_double("--seconds", value, 0.01, 600);
         else cli_unknown_argument("bench gemm", argv[i]);
     }
@@ -72,6 +117,7 @@ int bench_gemm_main(digcl_context *ctx, int argc, char **argv) {
     printf("GEMM self-check (67x45x33, A^T B^T, alpha 0.75, beta 0.5): rel L2 error %.2e %s\n", error,
            error < 1e-5 ? "ok" : "FAILED");
     if (!(error < 1e-5)) return 1;
+    if (shape) return bench_shape(ctx, shape);
 
     size_t n = (size_t)size, bytes = n * n * sizeof(float);
     float *host = malloc(bytes);

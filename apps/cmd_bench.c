@@ -24,7 +24,8 @@ void usage_bench(void) {
     for (int i = 0; i < bench_count; i++) printf("  %-6s %s\n", benches[i].name, benches[i].summary);
     printf("\nTimes are medians of repeated runs after a warm-up, measured with clFinish around\n"
            "each run. Rows show ms, GB/s against the minimum bytes moved and GFLOP/s.\n"
-           "`digcl bench gemm --size N --seconds S` (defaults 1024, 1).\n"
+           "`digcl bench gemm --size N --seconds S` (defaults 1024, 1), or\n"
+           "`digcl bench gemm --shape M,N,K,ta,tb` (plain against split-K GEMM).\n"
            "`digcl bench gla --help`, `digcl bench model --model NAME --batch N --image-size S`.\n");
 }
 

@@ -13,6 +13,7 @@ typedef struct gemm_case {
     int transpose_a, transpose_b;
     size_t pad; /* extra leading-dimension columns and offset */
     float alpha, beta;
+    size_t slices; /* 0: digcl_gemm's own choice; else digcl_gemm_split_k */
 } gemm_case;
 
 /* Stored rows x cols of op(X) before any transpose. */
@@ -42,7 +43,8 @@ static void run_case(const gemm_case *c, test_rng *rng) {
     }
     digcl_gemm_args args = {c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, c->beta,
                             da, a_offset, lda, db, b_offset, ldb, dc, c_offset, ldc};
-    digcl_gemm(test_context(), &args);
+    if (c->slices) digcl_gemm_split_k(test_context(), &args, c->slices);
+    else digcl_gemm(test_context(), &args);
     float *got = test_download(dc, c_count);
     digcl_ref_gemm(c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, a, a_offset, lda, b, b_offset,
                    ldb, c->beta, want, c_offset, ldc);
@@ -53,8 +55,8 @@ static void run_case(const gemm_case *c, test_rng *rng) {
         for (size_t j = c->N; j < ldc && m * ldc + c_offset + j < c_count; j++)
             assert_true(got[c_offset + m * ldc + j] == initial_c[c_offset + m * ldc + j]);
     char label[128];
-    snprintf(label, sizeof label, "gemm %zux%zux%zu t%d%d pad %zu a%.2g b%.2g", c->M, c->N, c->K, c->transpose_a,
-             c->transpose_b, c->pad, c->alpha, c->beta);
+    snprintf(label, sizeof label, "gemm %zux%zux%zu t%d%d pad %zu a%.2g b%.2g split %zu", c->M, c->N, c->K,
+             c->transpose_a, c->transpose_b, c->pad, c->alpha, c->beta, c->slices);
     test_assert_close(label, got + c_offset, wide + c_offset, c_count - c_offset, 1e-5);
     free(a), free(b), free(initial_c), free(want), free(got), free(wide);
     test_release(da), test_release(db), test_release(dc);
@@ -68,7 +70,7 @@ static void test_gemm_shapes_and_transposes(void **state) {
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         for (int t = 0; t < 4; t++) {
             gemm_case c = {shapes[s][0], shapes[s][1], shapes[s][2], t & 1, (t >> 1) & 1, (size_t)(s % 3) * 3,
-                           t == 3 ? -0.5f : 1.0f, (t == 1 || t == 3) ? 0.75f : 0.0f};
+                           t == 3 ? -0.5f : 1.0f, (t == 1 || t == 3) ? 0.75f : 0.0f, 0};
             run_case(&c, &rng);
         }
     }
@@ -77,8 +79,38 @@ static void test_gemm_shapes_and_transposes(void **state) {
 static void test_gemm_large(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(12);
-    gemm_case c = {1000, 1000, 257, 0, 1, 1, 1.25f, 1.0f};
+    gemm_case c = {1000, 1000, 257, 0, 1, 1, 1.25f, 1.0f, 0};
     run_case(&c, &rng);
+}
+
+/* Split-K: every transpose combination, K divisible by the slices and not
+ * (the remainder goes into slice 0), beta = 0 over a NaN-poisoned C, offsets. */
+static void test_gemm_split_k(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(14);
+    const size_t shapes[][4] = {{33, 7, 1000, 3}, {7, 65, 2048, 8}, {96, 128, 4096, 16}, {1, 1, 33, 2}, {5, 3, 9, 4}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        for (int t = 0; t < 4; t++) {
+            gemm_case c = {shapes[s][0], shapes[s][1], shapes[s][2], t & 1, (t >> 1) & 1, (size_t)(s % 2) * 5,
+                           t == 2 ? -1.5f : 1.0f, (t % 2) ? 1.0f : 0.0f, shapes[s][3]};
+            run_case(&c, &rng);
+        }
+    }
+}
+
+/* The automatic choice splits only thin outputs with a long K. */
+static void test_gemm_auto_slices(void **state) {
+    (void)state;
+    digcl_context *ctx = test_context();
+    unsigned units = digcl_context_device(ctx)->compute_units;
+    digcl_gemm_args wide = {1, 0, 8192, 8192, 8192, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    assert_int_equal(digcl_gemm_auto_slices(ctx, &wide), 1);
+    digcl_gemm_args short_k = {1, 0, 16, 16, 1024, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    assert_int_equal(digcl_gemm_auto_slices(ctx, &short_k), 1);
+    digcl_gemm_args thin = {1, 0, 128, 128, 65536, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    size_t slices = digcl_gemm_auto_slices(ctx, &thin);
+    assert_true(slices >= 1 && slices <= 16);
+    if (units >= 2) assert_true(slices > 1);
 }
 
 static void test_gemm_strided_batched(void **state) {
@@ -119,6 +151,8 @@ int main(void) {
         cmocka_unit_test(test_reference_detects_errors),
         cmocka_unit_test(test_gemm_shapes_and_transposes),
         cmocka_unit_test(test_gemm_large),
+        cmocka_unit_test(test_gemm_split_k),
+        cmocka_unit_test(test_gemm_auto_slices),
         cmocka_unit_test(test_gemm_strided_batched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

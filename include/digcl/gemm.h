@@ -22,8 +22,20 @@ typedef struct digcl_gemm_args {
     cl_mem C; size_t c_offset, ldc;
 } digcl_gemm_args;
 
-/* C = alpha op(A) op(B) + beta C. */
+/* C = alpha op(A) op(B) + beta C. GEMMs whose output has too few tiles to
+ * fill the device but a long K (the weight gradients dW = dY^T X of a
+ * training step: 384x384 outputs with K = N*T) run split-K: see below. */
 void digcl_gemm(digcl_context *ctx, const digcl_gemm_args *args);
+
+/* Split-K: op(A) op(B) is computed as `slices` partial products over
+ * consecutive K ranges (one strided-batched GEMM into a reusable scratch
+ * [slices, M, N]), then C = alpha * sum over slices + beta * C in a fixed
+ * order (deterministic; beta = 0 never reads C). slices = 1 is a plain GEMM. */
+void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *args, size_t slices);
+
+/* The number of K slices digcl_gemm uses for these arguments on this device
+ * (1: no split). */
+size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *args);
 
 /* The same for `batch` matrices, each offset by the given strides (elements). */
 void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args,

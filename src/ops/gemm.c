@@ -29,8 +29,7 @@ static cl_mem temp_buffer(digcl_context *ctx, size_t bytes) {
     return ctx->gemm_temp;
 }
 
-void digcl_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
-    if (a->M == 0 || a->N == 0) return;
+static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
     CLBlastTranspose ta = transpose_flag(a->transpose_a), tb = transpose_flag(a->transpose_b);
     size_t temp_bytes = 0;
     CLBlastStatusCode status = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K,
@@ -58,11 +57,98 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, si
     digcl_profile_end(ctx, "gemm batched (CLBlast, host-timed)", begin);
 }
 
-void digcl_gemm_release(digcl_context *ctx) {
-    if (ctx->gemm_temp) {
-        clReleaseMemObject(ctx->gemm_temp);
-        ctx->in_use_bytes -= ctx->gemm_temp_bytes;
+/* ------------------------------------------------------------ split-K */
+
+/* The scratch for partial products, grown on demand (never shrunk). */
+static cl_mem slices_buffer(digcl_context *ctx, size_t bytes) {
+    if (bytes > ctx->gemm_slices_bytes) {
+        if (ctx->gemm_slices) {
+            clReleaseMemObject(ctx->gemm_slices);
+            ctx->in_use_bytes -= ctx->gemm_slices_bytes;
+        }
+        digcl_buffer buffer = digcl_buffer_create(ctx, bytes, "GEMM split-K partial products");
+        ctx->gemm_slices = buffer.mem;
+        ctx->gemm_slices_bytes = buffer.bytes;
     }
-    ctx->gemm_temp = NULL;
-    ctx->gemm_temp_bytes = 0;
+    return ctx->gemm_slices;
+}
+
+/* Offsets of K slice `slice` (width Ks) of op(A) [M, K] and op(B) [K, N]. */
+static size_t a_slice_offset(const digcl_gemm_args *a, size_t first_k) {
+    return a->a_offset + (a->transpose_a ? first_k * a->lda : first_k);
+}
+static size_t b_slice_offset(const digcl_gemm_args *a, size_t first_k) {
+    return a->b_offset + (a->transpose_b ? first_k : first_k * a->ldb);
+}
+
+/* C[m, n] = alpha * sum_s partial[s, m, n] + beta * C[m, n]. */
+static void sum_slices(digcl_context *ctx, const digcl_gemm_args *a, cl_mem partial, size_t slices) {
+    cl_kernel kernel = digcl_kernel(ctx, "util", "gemm_sum_slices", "");
+    digcl_arg_mem(kernel, 0, partial);
+    digcl_arg_mem(kernel, 1, a->C);
+    digcl_arg_int(kernel, 2, (int)a->c_offset);
+    digcl_arg_int(kernel, 3, (int)a->ldc);
+    digcl_arg_int(kernel, 4, (int)a->M);
+    digcl_arg_int(kernel, 5, (int)a->N);
+    digcl_arg_int(kernel, 6, (int)slices);
+    digcl_arg_float(kernel, 7, a->alpha);
+    digcl_arg_float(kernel, 8, a->beta);
+    size_t global[2] = {a->N, a->M}, local[2] = {64, 1};
+    digcl_launch(ctx, kernel, "gemm_sum_slices", 2, global, local);
+}
+
+void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *a, size_t slices) {
+    if (a->M == 0 || a->N == 0) return;
+    if (slices <= 1 || a->K < 2 * slices) {
+        plain_gemm(ctx, a);
+        return;
+    }
+    size_t width = a->K / slices, rest = a->K - width * slices, plane = a->M * a->N;
+    if ((slices * plane + 2) > 2147483647u || a->c_offset + a->M * a->ldc > 2147483647u)
+        digcl_fatal("split-K GEMM of %zux%zu in %zu slices exceeds the int range", a->M, a->N, slices);
+    cl_mem partial = slices_buffer(ctx, slices * plane * sizeof(float));
+    digcl_gemm_args batch = *a; /* slice s covers K range [s*width, (s+1)*width) */
+    batch.K = width, batch.alpha = 1.0f, batch.beta = 0.0f;
+    batch.C = partial, batch.c_offset = 0, batch.ldc = a->N;
+    size_t stride_a = a->transpose_a ? width * a->lda : width, stride_b = a->transpose_b ? width : width * a->ldb;
+    digcl_gemm_strided_batched(ctx, &batch, stride_a, stride_b, plane, slices);
+    if (rest) { /* the last K columns that do not fill a slice go into slice 0 */
+        digcl_gemm_args tail = batch;
+        tail.K = rest, tail.beta = 1.0f;
+        tail.a_offset = a_slice_offset(a, width * slices);
+        tail.b_offset = b_slice_offset(a, width * slices);
+        plain_gemm(ctx, &tail);
+    }
+    sum_slices(ctx, a, partial, slices);
+}
+
+/* Heuristic: 128x128 output tiles; split when they cover under half the
+ * compute units twice over and K is long enough to keep slices >= 512 wide. */
+size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a) {
+    size_t units = ctx->device.compute_units;
+    size_t tiles = ((a->M + 127) / 128) * ((a->N + 127) / 128);
+    if (a->K < 2048 || 2 * tiles > units) return 1;
+    size_t slices = (2 * units) / tiles;
+    if (slices > a->K / 512) slices = a->K / 512;
+    if (slices > 16) slices = 16;
+    return slices < 2 ? 1 : slices;
+}
+
+void digcl_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
+    if (a->M == 0 || a->N == 0) return;
+    digcl_gemm_split_k(ctx, a, digcl_gemm_auto_slices(ctx, a));
+}
+
+static void release_buffer(digcl_context *ctx, cl_mem *mem, size_t *bytes) {
+    if (*mem) {
+        clReleaseMemObject(*mem);
+        ctx->in_use_bytes -= *bytes;
+    }
+    *mem = NULL;
+    *bytes = 0;
+}
+
+void digcl_gemm_release(digcl_context *ctx) {
+    release_buffer(ctx, &ctx->gemm_temp, &ctx->gemm_temp_bytes);
+    release_buffer(ctx, &ctx->gemm_slices, &ctx->gemm_slices_bytes);
 }

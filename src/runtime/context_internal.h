@@ -50,8 +50,10 @@ struct digcl_context {
     int pending_count;
     cl_event external_event; /* event of the launch in flight */
 
-    cl_mem gemm_temp;
+    cl_mem gemm_temp;       /* CLBlast's padding/transpose scratch */
     size_t gemm_temp_bytes;
+    cl_mem gemm_slices;     /* split-K partial products [slices, M, N] */
+    size_t gemm_slices_bytes;
 };
 
 /* profile.c */
