@@ -6,6 +6,7 @@
  * scale_float:  x[i] = alpha * x[i] for i < count.
  * axpy_float:   y[i] += alpha * x[i] for i < count (gradient sums).
  * gemm_sum_slices: the reduction of a split-K GEMM (below).
+ * copy_columns: a block of columns between matrices of different row strides.
  */
 __kernel void copy_float4(__global const float4 *src, __global float4 *dst, const int count4) {
     int i = get_global_id(0);
@@ -36,4 +37,14 @@ __kernel void gemm_sum_slices(__global const float *partial, __global float *C, 
     for (int s = 0; s < slices; s++) sum += partial[((size_t)s * M + m) * N + n];
     const size_t at = (size_t)c_offset + (size_t)m * ldc + n;
     C[at] = beta == 0.0f ? alpha * sum : alpha * sum + beta * C[at];
+}
+
+/* copy_columns: dst[r, dst_column + c] = src[r, src_column + c] for r < rows,
+ * c < columns; row strides in elements. One work-item per element, c fastest. */
+__kernel void copy_columns(__global const float *src, const int src_stride, const int src_column,
+                           __global float *dst, const int dst_stride, const int dst_column, const int rows,
+                           const int columns) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= columns || r >= rows) return;
+    dst[(size_t)r * dst_stride + dst_column + c] = src[(size_t)r * src_stride + src_column + c];
 }

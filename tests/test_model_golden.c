@@ -69,7 +69,8 @@ static cl_mem upload_int_labels(const digcl_safetensors *inputs, int *N) {
     return buffer.mem;
 }
 
-static int failures = 0; /* every mismatch is reported before the test fails */
+static int failures = 0;     /* every mismatch is reported before the test fails */
+static int expect_fused = 1; /* DiG projections as one GEMM (the default) */
 
 static void compare(const char *fixture, const char *name, cl_mem got_mem, const float *want, size_t count,
                     double tolerance, double *worst) {
@@ -104,6 +105,8 @@ static void check_parameter_gradients(const char *fixture, digcl_model *model, c
 static void run_fixture(const char *dir, const char *fixture) {
     fixture_files f = {open_in(dir, "inputs.safetensors"), open_in(dir, "expected.safetensors")};
     digcl_model *model = load_model(dir);
+    if (digcl_model_get_config(model)->arch == DIGCL_ARCH_DIG)
+        assert_int_equal(digcl_model_fused_projections(model), expect_fused);
     int N = 0;
     size_t x_count = 0, t_count = 0, out_count = 0;
     float *x = read_tensor(f.inputs, "x", &x_count), *t = read_tensor(f.inputs, "t", &t_count);
@@ -147,6 +150,17 @@ static void test_committed_fixtures(void **state) {
     run_set("tests/reference/fixtures_committed");
 }
 
+/* The five separate projection GEMMs (the path for weights that alignment
+ * padding separates in the flat buffer), forced with DIGCL_FUSED_PROJECTIONS=0. */
+static void test_committed_fixtures_separate_projections(void **state) {
+    (void)state;
+    setenv("DIGCL_FUSED_PROJECTIONS", "0", 1);
+    expect_fused = 0;
+    run_set("tests/reference/fixtures_committed");
+    expect_fused = 1;
+    unsetenv("DIGCL_FUSED_PROJECTIONS");
+}
+
 static void test_full_size_fixtures(void **state) {
     (void)state;
     const char *binary_dir = getenv("DIGCL_TEST_BINARY_DIR");
@@ -162,6 +176,7 @@ static void test_full_size_fixtures(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_committed_fixtures),
+        cmocka_unit_test(test_committed_fixtures_separate_projections),
         cmocka_unit_test(test_full_size_fixtures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* Runtime tests: device selection, the persistent kernel cache (miss, hit,
  * corrupt file, disabled), the out-of-memory path and profiling. */
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,24 @@ static void test_sub_buffer_views(void **state) {
     digcl_buffer_release(&whole);
 }
 
+static void test_copy_columns(void **state) {
+    (void)state;
+    enum { ROWS = 7, SRC_STRIDE = 11, DST_STRIDE = 5 };
+    float src[ROWS * SRC_STRIDE], dst[ROWS * DST_STRIDE];
+    for (int i = 0; i < ROWS * SRC_STRIDE; i++) src[i] = (float)i + 0.5f;
+    cl_mem dsrc = test_upload(src, ROWS * SRC_STRIDE), ddst = test_poisoned(ROWS * DST_STRIDE);
+    /* columns 6..8 of src into columns 1..3 of dst */
+    digcl_copy_columns(test_context(), dsrc, SRC_STRIDE, 6, ddst, DST_STRIDE, 1, ROWS, 3);
+    digcl_read(test_context(), ddst, 0, sizeof dst, dst);
+    for (int r = 0; r < ROWS; r++) {
+        for (int c = 0; c < DST_STRIDE; c++) {
+            if (c >= 1 && c <= 3) assert_true(dst[r * DST_STRIDE + c] == src[r * SRC_STRIDE + 5 + c]);
+            else assert_true(isnan(dst[r * DST_STRIDE + c])); /* untouched */
+        }
+    }
+    test_release(dsrc), test_release(ddst);
+}
+
 static void test_error_names(void **state) {
     (void)state;
     assert_string_equal(digcl_cl_error_name(CL_INVALID_VALUE), "CL_INVALID_VALUE");
@@ -353,6 +372,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_memory_message),
         cmocka_unit_test(test_memory_accounting),
         cmocka_unit_test(test_sub_buffer_views),
+        cmocka_unit_test(test_copy_columns),
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_cl_check_message),
         cmocka_unit_test(test_missing_kernel_messages),

@@ -46,6 +46,10 @@ cl_mem digcl_model_param_buffer(const digcl_model *model);
 cl_mem digcl_model_grad_buffer(digcl_model *model);
 size_t digcl_model_flat_count(const digcl_model *model);
 
+/* 1 when DiG's q, k, v, g and low-rank gate projections run as one GEMM (their
+ * weights are adjacent in the flat buffer, and DIGCL_FUSED_PROJECTIONS is not 0). */
+int digcl_model_fused_projections(const digcl_model *model);
+
 /* Upstream initialisation (DIG_MODEL.md §3.6) from a seeded RNG. */
 void digcl_model_init(digcl_model *model, uint64_t seed);
 /* Every parameter drawn from N(0, stddev^2) (tests: zero-initialised tensors

@@ -148,6 +148,12 @@ void digcl_fill_f32(digcl_context *ctx, cl_mem mem, size_t offset, size_t count,
 /* Device-to-device copy, asynchronous, offsets in bytes. */
 void digcl_copy(digcl_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, size_t dst_offset,
                 size_t bytes);
+/* Copies a [rows, columns] float block between two row-major matrices with
+ * different row strides (elements), e.g. one column range of a fused
+ * projection output. Asynchronous (a kernel of cl/util.cl: portable, and it
+ * works on sub-buffers, where PoCL 3.1's clEnqueueCopyBufferRect crashed). */
+void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, size_t src_column, cl_mem dst,
+                        size_t dst_row_stride, size_t dst_column, size_t rows, size_t columns);
 /* A sub-buffer view [offset, offset+bytes) of mem; offset must be a multiple of
  * the device's base address alignment (digcl_align_offset). Released by the
  * caller with clReleaseMemObject. */

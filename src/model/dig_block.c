@@ -17,6 +17,7 @@
 #include "digcl/activation.h"
 #include "digcl/adaln.h"
 #include "digcl/conv.h"
+#include "digcl/gemm.h"
 #include "digcl/gla.h"
 #include "digcl/norm.h"
 #include "digcl/srem.h"
@@ -69,13 +70,70 @@ static void normed_gla_output(digcl_model *model, const dig_dims *d, const block
 
 /* ------------------------------------------------------------ forward */
 
-static void gla_mixer_forward(digcl_model *model, const dig_dims *d, const block_params *p, block_saved *saved) {
+/* ------------------------------------------------------------ fused projections */
+
+/* Columns of the fused projection [q | k | v | g | low-rank gate]. */
+static int fused_width(const dig_dims *d) { return 2 * d->Dk + 2 * d->D + DIGCL_GLA_GATE_LOW_RANK; }
+
+typedef struct projection_part {
+    int column, width;
+} projection_part;
+
+static void fused_parts(const dig_dims *d, projection_part parts[5]) {
+    const int widths[5] = {d->Dk, d->Dk, d->D, d->D, DIGCL_GLA_GATE_LOW_RANK};
+    for (int i = 0, column = 0; i < 5; column += widths[i], i++) parts[i] = (projection_part){column, widths[i]};
+}
+
+/* [rows, width] = x1 [rows, D] W_all^T, W_all [width, D] starting at q_proj. */
+static void fused_projections_forward(digcl_model *model, const dig_dims *d, const block_params *p, block_saved *saved) {
+    model_scratch *s = &model->scratch;
+    size_t width = (size_t)fused_width(d);
+    digcl_gemm_args args = {0, 1, (size_t)d->rows, width, (size_t)d->D, 1.0f, 0.0f, s->x1, 0, (size_t)d->D,
+                            model->params.mem, model->flat_offsets[p->q_weight], (size_t)d->D, s->wide, 0, width};
+    digcl_gemm(model->ctx, &args);
+    cl_mem outputs[5] = {saved->q, saved->k, saved->v, saved->g, saved->gate_low};
+    projection_part parts[5];
+    fused_parts(d, parts);
+    for (int i = 0; i < 5; i++)
+        digcl_copy_columns(model->ctx, s->wide, width, (size_t)parts[i].column, outputs[i], (size_t)parts[i].width, 0,
+                           (size_t)d->rows, (size_t)parts[i].width);
+}
+
+/* d_a = dx1 = [dq | dk | dv | dg | d low-rank] W_all; dW_all += d_all^T x1. */
+static void fused_projections_backward(digcl_model *model, const dig_dims *d, const block_params *p, cl_mem d_v,
+                                       cl_mem d_g) {
+    model_scratch *s = &model->scratch;
+    size_t width = (size_t)fused_width(d), rows = (size_t)d->rows, D = (size_t)d->D;
+    cl_mem gradients[5] = {s->d_q, s->d_k, d_v, d_g, s->d_gate_low};
+    projection_part parts[5];
+    fused_parts(d, parts);
+    for (int i = 0; i < 5; i++)
+        digcl_copy_columns(model->ctx, gradients[i], (size_t)parts[i].width, 0, s->wide, width, (size_t)parts[i].column,
+                           rows, (size_t)parts[i].width);
+    size_t weights = model->flat_offsets[p->q_weight];
+    digcl_gemm_args input_grad = {0, 0, rows, D, width, 1.0f, 0.0f, s->wide, 0, width, model->params.mem, weights, D,
+                                  s->d_a, 0, D};
+    digcl_gemm(model->ctx, &input_grad);
+    digcl_gemm_args weight_grad = {1, 0, width, D, rows, 1.0f, 1.0f, s->wide, 0, width, s->x1, 0, D,
+                                   model->grads.mem, weights, D};
+    digcl_gemm(model->ctx, &weight_grad);
+}
+
+static void separate_projections_forward(digcl_model *model, const dig_dims *d, const block_params *p, block_saved *saved) {
     model_scratch *s = &model->scratch;
     model_linear(model, d->rows, d->D, d->Dk, s->x1, p->q_weight, -1, saved->q);
     model_linear(model, d->rows, d->D, d->Dk, s->x1, p->k_weight, -1, saved->k);
     model_linear(model, d->rows, d->D, d->D, s->x1, p->v_weight, -1, saved->v);
     model_linear(model, d->rows, d->D, d->D, s->x1, p->g_weight, -1, saved->g);
     model_linear(model, d->rows, d->D, DIGCL_GLA_GATE_LOW_RANK, s->x1, p->gate_low_weight, -1, saved->gate_low);
+}
+
+/* ------------------------------------------------------------ forward */
+
+static void gla_mixer_forward(digcl_model *model, const dig_dims *d, const block_params *p, block_saved *saved) {
+    model_scratch *s = &model->scratch;
+    if (model->fused_projections) fused_projections_forward(model, d, p, saved);
+    else separate_projections_forward(model, d, p, saved);
     model_linear(model, d->rows, DIGCL_GLA_GATE_LOW_RANK, d->Dk, saved->gate_low, p->gate_high_weight,
                  p->gate_high_bias, saved->gate_raw);
     digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, GATE_NORMALIZER, saved->gate_raw, s->gate);
@@ -138,6 +196,10 @@ static void projections_backward(digcl_model *model, const dig_dims *d, const bl
                                s->d_gate_raw, 0);
     model_linear_backward(model, d->rows, DIGCL_GLA_GATE_LOW_RANK, d->Dk, s->d_gate_raw, saved->gate_low,
                           p->gate_high_weight, p->gate_high_bias, s->d_gate_low, 0);
+    if (model->fused_projections) {
+        fused_projections_backward(model, d, p, d_v, d_g);
+        return;
+    }
     model_linear_backward(model, d->rows, d->D, DIGCL_GLA_GATE_LOW_RANK, s->d_gate_low, s->x1, p->gate_low_weight,
                           -1, s->d_a, 0);
     model_linear_backward(model, d->rows, d->D, d->Dk, s->d_q, s->x1, p->q_weight, -1, s->d_a, 1);

@@ -33,6 +33,27 @@ static cl_mem *make_views(digcl_model *model, cl_mem flat) {
     return views;
 }
 
+static int env_disables(const char *name) {
+    const char *value = getenv(name);
+    return value && strcmp(value, "0") == 0;
+}
+
+/* DiG's q, k, v, g and gk_proj.0 weights are consecutive table entries; when
+ * no alignment padding separates them in the flat buffer they form one
+ * [2Dk + 2D + 16, D] matrix, and the five projections become one GEMM. */
+static int projections_adjacent(const digcl_model *model) {
+    if (model->config.arch != DIGCL_ARCH_DIG) return 0;
+    for (int b = 0; b < model->config.depth; b++) {
+        const block_params *p = &model->blocks[b];
+        const int order[] = {p->q_weight, p->k_weight, p->v_weight, p->g_weight, p->gate_low_weight};
+        for (int i = 1; i < 5; i++) {
+            size_t end = model->flat_offsets[order[i - 1]] + model->table.params[order[i - 1]].numel;
+            if (order[i] != order[i - 1] + 1 || model->flat_offsets[order[i]] != end) return 0;
+        }
+    }
+    return 1;
+}
+
 digcl_model *digcl_model_create(digcl_context *ctx, const digcl_model_config *config) {
     digcl_model *model = calloc(1, sizeof *model);
     if (!model) digcl_fatal("out of host memory");
@@ -44,6 +65,7 @@ digcl_model *digcl_model_create(digcl_context *ctx, const digcl_model_config *co
     digcl_fill_f32(ctx, model->params.mem, 0, model->flat_count, 0.0f); /* padding stays zero */
     model->param_views = make_views(model, model->params.mem);
     model_find_params(model);
+    model->fused_projections = projections_adjacent(model) && !env_disables("DIGCL_FUSED_PROJECTIONS");
     return model;
 }
 
@@ -83,6 +105,7 @@ void digcl_model_release(digcl_model *model) {
     free(model);
 }
 
+int digcl_model_fused_projections(const digcl_model *model) { return model->fused_projections; }
 const digcl_model_config *digcl_model_get_config(const digcl_model *model) { return &model->config; }
 const digcl_param_table *digcl_model_param_table(const digcl_model *model) { return &model->table; }
 cl_mem digcl_model_param(const digcl_model *model, size_t index) { return model->param_views[index]; }

@@ -99,6 +99,7 @@ struct digcl_model {
     cl_mem *param_views, *grad_views;
     stem_params stem;
     block_params *blocks;
+    int fused_projections;    /* DiG: q, k, v, g, gk_proj.0 adjacent -> one GEMM */
 
     int batch;
     digcl_model_mode mode;

@@ -31,7 +31,9 @@ static plan_sizes sizes_of(const digcl_model_config *c, int batch) {
     s.Dk = (size_t)c->qk_dim;
     s.F = (size_t)c->mlp_hidden;
     s.rows = s.N * s.T;
-    s.wide = max_size(max_size(2 * s.F, 3 * s.D), max_size(s.F, 2 * s.D));
+    /* DiG's fused projection [q | k | v | g | low-rank gate] is 2Dk + 2D + 16 wide */
+    size_t fused = 2 * s.Dk + 2 * s.D + DIGCL_GLA_GATE_LOW_RANK;
+    s.wide = max_size(max_size(max_size(2 * s.F, 3 * s.D), max_size(s.F, 2 * s.D)), fused);
     s.out_features = (size_t)(c->patch_size * c->patch_size * c->out_channels);
     return s;
 }

@@ -71,6 +71,23 @@ void digcl_copy(digcl_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, s
     digcl_profile_after_launch(ctx, "copy");
 }
 
+void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, size_t src_column, cl_mem dst,
+                        size_t dst_row_stride, size_t dst_column, size_t rows, size_t columns) {
+    if (rows == 0 || columns == 0) return;
+    if (rows * (src_row_stride > dst_row_stride ? src_row_stride : dst_row_stride) > 2147483647u)
+        digcl_fatal("copy_columns over %zu rows exceeds the int range", rows);
+    cl_kernel kernel = digcl_kernel(ctx, "util", "copy_columns", "");
+    const int args[] = {(int)src_row_stride, (int)src_column, (int)dst_row_stride, (int)dst_column, (int)rows,
+                        (int)columns};
+    digcl_arg_mem(kernel, 0, src);
+    digcl_arg_int(kernel, 1, args[0]);
+    digcl_arg_int(kernel, 2, args[1]);
+    digcl_arg_mem(kernel, 3, dst);
+    for (unsigned i = 2; i < 6; i++) digcl_arg_int(kernel, i + 2, args[i]);
+    size_t global[2] = {columns, rows}, local[2] = {columns >= 64 ? 64 : 16, columns >= 64 ? 4 : 16};
+    digcl_launch(ctx, kernel, "copy_columns", 2, global, local);
+}
+
 size_t digcl_align_offset(const digcl_context *ctx, size_t bytes) {
     size_t alignment = ctx->device.mem_base_addr_align_bytes;
     return (bytes + alignment - 1) / alignment * alignment;
