@@ -45,10 +45,10 @@ static const unary_op unary_ops[] = {
 
 static void run_unary(test_rng *rng, const unary_op *op, int n, int accumulate) {
     digcl_context *ctx = test_context();
-    float *x = dense_random(rng, (size_t)n, op->stddev), *dy = dense_random(rng, (size_t)n, 1.0f);
-    float *prior = dense_random(rng, (size_t)n, 1.0f);
-    double *xw = dense_widen(x, (size_t)n), *dyw = dense_widen(dy, (size_t)n);
-    double *y_want = dense_zeros((size_t)n), *dx_want = dense_zeros((size_t)n);
+    float *x = test_random_floats(rng, (size_t)n, op->stddev), *dy = test_random_floats(rng, (size_t)n, 1.0f);
+    float *prior = test_random_floats(rng, (size_t)n, 1.0f);
+    double *xw = test_widen(x, (size_t)n), *dyw = test_widen(dy, (size_t)n);
+    double *y_want = test_zeros((size_t)n), *dx_want = test_zeros((size_t)n);
     op->ref_forward(n, xw, y_want);
     op->ref_backward(n, dyw, xw, dx_want);
     for (int i = 0; accumulate && i < n; ++i) dx_want[i] += prior[i];
@@ -78,10 +78,10 @@ static void test_unary_activations(void **state) {
 static void run_swiglu(test_rng *rng, int rows, int F, int accumulate) {
     digcl_context *ctx = test_context();
     const size_t in = (size_t)rows * 2 * F, out = (size_t)rows * F;
-    float *x = dense_random(rng, in, 2.0f), *dy = dense_random(rng, out, 1.0f);
-    float *prior = dense_random(rng, in, 1.0f);
-    double *xw = dense_widen(x, in), *dyw = dense_widen(dy, out);
-    double *y_want = dense_zeros(out), *dx_want = dense_zeros(in);
+    float *x = test_random_floats(rng, in, 2.0f), *dy = test_random_floats(rng, out, 1.0f);
+    float *prior = test_random_floats(rng, in, 1.0f);
+    double *xw = test_widen(x, in), *dyw = test_widen(dy, out);
+    double *y_want = test_zeros(out), *dx_want = test_zeros(in);
     digcl_ref_swiglu_forward(rows, F, xw, y_want);
     digcl_ref_swiglu_backward(rows, F, dyw, xw, dx_want);
     for (size_t i = 0; accumulate && i < in; ++i) dx_want[i] += prior[i];
@@ -118,7 +118,7 @@ typedef struct unary_problem {
 static double unary_loss(void *problem) {
     unary_problem *p = problem;
     p->op->ref_forward(p->n, p->x, p->y);
-    return dense_weighted_sum(p->y, p->weights, (size_t)p->n);
+    return test_weighted_sum(p->y, p->weights, (size_t)p->n);
 }
 
 typedef struct swiglu_problem {
@@ -129,7 +129,7 @@ typedef struct swiglu_problem {
 static double swiglu_loss(void *problem) {
     swiglu_problem *p = problem;
     digcl_ref_swiglu_forward(p->rows, p->F, p->x, p->y);
-    return dense_weighted_sum(p->y, p->weights, (size_t)p->rows * p->F);
+    return test_weighted_sum(p->y, p->weights, (size_t)p->rows * p->F);
 }
 
 static void test_oracle_gradients(void **state) {
@@ -137,24 +137,24 @@ static void test_oracle_gradients(void **state) {
     test_rng rng = test_rng_seeded(23);
     for (size_t o = 0; o < sizeof unary_ops / sizeof unary_ops[0]; ++o) {
         unary_problem p = {&unary_ops[o], 40, NULL, NULL, NULL};
-        p.x = dense_random_double(&rng, 40);
+        p.x = test_random_doubles(&rng, 40);
         for (int i = 0; i < 40; ++i) p.x[i] *= unary_ops[o].stddev;
-        p.weights = dense_random_double(&rng, 40);
-        p.y = dense_zeros(40);
-        double *analytic = dense_zeros(40);
+        p.weights = test_random_doubles(&rng, 40);
+        p.y = test_zeros(40);
+        double *analytic = test_zeros(40);
         unary_ops[o].ref_backward(40, p.weights, p.x, analytic);
         char label[64];
         snprintf(label, sizeof label, "%s oracle d/dx", unary_ops[o].name);
-        dense_check_gradient(label, unary_loss, &p, p.x, analytic, 40, 40);
+        test_check_gradient(label, unary_loss, &p, p.x, analytic, 40, 40);
         free(p.x), free(p.weights), free(p.y), free(analytic);
     }
     swiglu_problem s = {3, 5, NULL, NULL, NULL};
-    s.x = dense_random_double(&rng, 30);
-    s.weights = dense_random_double(&rng, 15);
-    s.y = dense_zeros(15);
-    double *analytic = dense_zeros(30);
+    s.x = test_random_doubles(&rng, 30);
+    s.weights = test_random_doubles(&rng, 15);
+    s.y = test_zeros(15);
+    double *analytic = test_zeros(30);
     digcl_ref_swiglu_backward(3, 5, s.weights, s.x, analytic);
-    dense_check_gradient("swiglu oracle d/dx", swiglu_loss, &s, s.x, analytic, 30, 30);
+    test_check_gradient("swiglu oracle d/dx", swiglu_loss, &s, s.x, analytic, 30, 30);
     free(s.x), free(s.weights), free(s.y), free(analytic);
 }
 

@@ -12,7 +12,7 @@ typedef struct adaln_case {
 } adaln_case;
 
 static double *extract(const float *packed, size_t stride, size_t offset, int N, int D) {
-    double *out = dense_zeros((size_t)N * D);
+    double *out = test_zeros((size_t)N * D);
     for (int n = 0; n < N; ++n)
         for (int d = 0; d < D; ++d) out[(size_t)n * D + d] = packed[n * stride + offset + d];
     return out;
@@ -34,22 +34,22 @@ static void run_case(test_rng *rng, const adaln_case *c) {
     const int N = c->N, T = c->T, D = c->D;
     const size_t n = (size_t)N * T * D, stride = 6 * (size_t)D + c->pad, ada = (size_t)N * stride;
     const size_t base = c->pad ? 1 : 0;
-    float *x = dense_random(rng, n, 1.0f), *y_branch = dense_random(rng, n, 1.0f);
-    float *dy = dense_random(rng, n, 1.0f), *prior = dense_random(rng, n, 1.0f);
-    float *adaln = dense_random(rng, ada, 0.5f);
+    float *x = test_random_floats(rng, n, 1.0f), *y_branch = test_random_floats(rng, n, 1.0f);
+    float *dy = test_random_floats(rng, n, 1.0f), *prior = test_random_floats(rng, n, 1.0f);
+    float *adaln = test_random_floats(rng, ada, 0.5f);
     cl_mem xm = test_upload(x, n), ym = test_upload(y_branch, n), dym = test_upload(dy, n);
     cl_mem ada_mem = test_upload(adaln, ada), dada = test_poisoned(ada);
     digcl_adaln_vector shift = {ada_mem, base, stride}, scale = {ada_mem, base + D, stride};
     digcl_adaln_vector gate = {ada_mem, base + 2 * (size_t)D, stride};
     digcl_adaln_vector dshift = {dada, shift.offset, stride}, dscale = {dada, scale.offset, stride};
     digcl_adaln_vector dgate = {dada, gate.offset, stride};
-    double *xw = dense_widen(x, n), *yw = dense_widen(y_branch, n), *dyw = dense_widen(dy, n);
+    double *xw = test_widen(x, n), *yw = test_widen(y_branch, n), *dyw = test_widen(dy, n);
     double *shift_w = extract(adaln, stride, shift.offset, N, D);
     double *scale_w = extract(adaln, stride, scale.offset, N, D);
     double *gate_w = extract(adaln, stride, gate.offset, N, D);
-    double *out_want = dense_zeros(n), *dx_want = dense_zeros(n), *dh_want = dense_zeros(n);
-    double *dshift_w = dense_zeros((size_t)N * D), *dscale_w = dense_zeros((size_t)N * D);
-    double *dgate_w = dense_zeros((size_t)N * D);
+    double *out_want = test_zeros(n), *dx_want = test_zeros(n), *dh_want = test_zeros(n);
+    double *dshift_w = test_zeros((size_t)N * D), *dscale_w = test_zeros((size_t)N * D);
+    double *dgate_w = test_zeros((size_t)N * D);
     size_t ws = digcl_modulate_backward_workspace_bytes(N, T, D);
     size_t ws2 = digcl_gated_residual_backward_workspace_bytes(N, T, D);
     cl_mem workspace = test_poisoned((ws > ws2 ? ws : ws2) / sizeof(float) + 1);
@@ -113,13 +113,13 @@ typedef struct adaln_problem {
 static double modulate_loss(void *problem) {
     adaln_problem *p = problem;
     digcl_ref_modulate_forward(p->N, p->T, p->D, p->x, p->shift, p->scale, p->out);
-    return dense_weighted_sum(p->out, p->weights, (size_t)p->N * p->T * p->D);
+    return test_weighted_sum(p->out, p->weights, (size_t)p->N * p->T * p->D);
 }
 
 static double gated_residual_loss(void *problem) {
     adaln_problem *p = problem;
     digcl_ref_gated_residual_forward(p->N, p->T, p->D, p->x, p->gate, p->y, p->out);
-    return dense_weighted_sum(p->out, p->weights, (size_t)p->N * p->T * p->D);
+    return test_weighted_sum(p->out, p->weights, (size_t)p->N * p->T * p->D);
 }
 
 static void test_oracle_gradients(void **state) {
@@ -127,20 +127,20 @@ static void test_oracle_gradients(void **state) {
     test_rng rng = test_rng_seeded(42);
     adaln_problem p = {2, 3, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     const size_t n = 24, v = 8;
-    p.x = dense_random_double(&rng, n), p.y = dense_random_double(&rng, n);
-    p.shift = dense_random_double(&rng, v), p.scale = dense_random_double(&rng, v);
-    p.gate = dense_random_double(&rng, v), p.weights = dense_random_double(&rng, n);
-    p.out = dense_zeros(n);
-    double *dx = dense_zeros(n), *dy = dense_zeros(n), *dshift = dense_zeros(v);
-    double *dscale = dense_zeros(v), *dgate = dense_zeros(v);
+    p.x = test_random_doubles(&rng, n), p.y = test_random_doubles(&rng, n);
+    p.shift = test_random_doubles(&rng, v), p.scale = test_random_doubles(&rng, v);
+    p.gate = test_random_doubles(&rng, v), p.weights = test_random_doubles(&rng, n);
+    p.out = test_zeros(n);
+    double *dx = test_zeros(n), *dy = test_zeros(n), *dshift = test_zeros(v);
+    double *dscale = test_zeros(v), *dgate = test_zeros(v);
     digcl_ref_modulate_backward(2, 3, 4, p.weights, p.x, p.scale, dx, dshift, dscale);
-    dense_check_gradient("modulate oracle d/dx", modulate_loss, &p, p.x, dx, n, n);
-    dense_check_gradient("modulate oracle d/dshift", modulate_loss, &p, p.shift, dshift, v, v);
-    dense_check_gradient("modulate oracle d/dscale", modulate_loss, &p, p.scale, dscale, v, v);
+    test_check_gradient("modulate oracle d/dx", modulate_loss, &p, p.x, dx, n, n);
+    test_check_gradient("modulate oracle d/dshift", modulate_loss, &p, p.shift, dshift, v, v);
+    test_check_gradient("modulate oracle d/dscale", modulate_loss, &p, p.scale, dscale, v, v);
     digcl_ref_gated_residual_backward(2, 3, 4, p.weights, p.y, p.gate, dx, dy, dgate);
-    dense_check_gradient("gated_residual oracle d/dh", gated_residual_loss, &p, p.x, dx, n, n);
-    dense_check_gradient("gated_residual oracle d/dy", gated_residual_loss, &p, p.y, dy, n, n);
-    dense_check_gradient("gated_residual oracle d/dgate", gated_residual_loss, &p, p.gate, dgate,
+    test_check_gradient("gated_residual oracle d/dh", gated_residual_loss, &p, p.x, dx, n, n);
+    test_check_gradient("gated_residual oracle d/dy", gated_residual_loss, &p, p.y, dy, n, n);
+    test_check_gradient("gated_residual oracle d/dgate", gated_residual_loss, &p, p.gate, dgate,
                          v, v);
     free(p.x), free(p.y), free(p.shift), free(p.scale), free(p.gate), free(p.weights);
     free(p.out), free(dx), free(dy), free(dshift), free(dscale), free(dgate);

@@ -5,7 +5,11 @@
 #include <string.h>
 
 #include "digcl/attention.h"
-#include "spatial_helpers.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "test_util.h"
 
 static size_t qkv_count(const digcl_attention_shape *s) {
     return (size_t)s->N * (size_t)s->T * 3 * (size_t)s->H * (size_t)s->head_dim;
@@ -29,7 +33,7 @@ typedef struct attention_problem {
 static double attention_loss(void *arg) {
     attention_problem *p = arg;
     digcl_ref_attention_forward(&p->shape, p->qkv, p->out, NULL);
-    return weighted_sum(p->out, p->weights_of_loss, out_count(&p->shape));
+    return test_weighted_sum(p->out, p->weights_of_loss, out_count(&p->shape));
 }
 
 static void test_attention_oracle_gradients(void **state) {
@@ -37,15 +41,15 @@ static void test_attention_oracle_gradients(void **state) {
     test_rng rng = test_rng_seeded(501);
     attention_problem p = {.shape = {2, 5, 2, 4}};
     const size_t count = qkv_count(&p.shape), outs = out_count(&p.shape);
-    p.qkv = zeros_double(count);
-    p.out = zeros_double(outs);
-    p.weights_of_loss = zeros_double(outs);
+    p.qkv = test_zeros(count);
+    p.out = test_zeros(outs);
+    p.weights_of_loss = test_zeros(outs);
     test_fill_normal_double(&rng, p.qkv, count, 1.0);
     test_fill_normal_double(&rng, p.weights_of_loss, outs, 1.0);
-    double *dqkv = zeros_double(count);
+    double *dqkv = test_zeros(count);
     digcl_ref_attention_backward(&p.shape, p.qkv, p.weights_of_loss, dqkv);
-    check_finite_difference("attention oracle d/dqkv", attention_loss, &p, p.qkv, dqkv, count,
-                            count, &rng);
+    test_check_gradient("attention oracle d/dqkv", attention_loss, &p, p.qkv, dqkv, count,
+                            count);
     free(p.qkv), free(p.out), free(p.weights_of_loss), free(dqkv);
 }
 
@@ -78,16 +82,16 @@ static void compare_dqkv(const digcl_attention_shape *s, const float *got, const
 static void check_attention(const digcl_attention_shape *s, test_rng *rng) {
     digcl_context *ctx = test_context();
     const size_t count = qkv_count(s), outs = out_count(s), stats = stat_count(s);
-    float *qkv = random_floats(rng, count, 1.0f), *dout = random_floats(rng, outs, 1.0f);
+    float *qkv = test_random_floats(rng, count, 1.0f), *dout = test_random_floats(rng, outs, 1.0f);
     cl_mem d_qkv = test_upload(qkv, count), d_dout = test_upload(dout, outs);
     cl_mem out = test_poisoned(outs), lse = test_poisoned(stats), dqkv = test_poisoned(count);
     cl_mem workspace = test_poisoned(digcl_attention_backward_workspace_bytes(s) / sizeof(float));
     digcl_attention_forward(ctx, s, d_qkv, out, lse);
     digcl_attention_backward(ctx, s, d_qkv, out, lse, d_dout, dqkv, workspace);
 
-    double *w_qkv = widen(qkv, count), *w_dout = widen(dout, outs);
-    double *want_out = zeros_double(outs), *want_lse = zeros_double(stats);
-    double *want_dqkv = zeros_double(count);
+    double *w_qkv = test_widen(qkv, count), *w_dout = test_widen(dout, outs);
+    double *want_out = test_zeros(outs), *want_lse = test_zeros(stats);
+    double *want_dqkv = test_zeros(count);
     digcl_ref_attention_forward(s, w_qkv, want_out, want_lse);
     digcl_ref_attention_backward(s, w_qkv, w_dout, want_dqkv);
     char label[96];
@@ -144,7 +148,7 @@ static void oracle_dq_row(const digcl_attention_shape *s, const double *qkv, con
                           int t, double *dq) {
     const int dh = s->head_dim, stride = 3 * s->H * dh;
     const double scale = 1.0 / sqrt((double)dh);
-    double *out_row = zeros_double((size_t)dh), lse = 0.0;
+    double *out_row = test_zeros((size_t)dh), lse = 0.0;
     digcl_ref_attention_forward_row(s, qkv, 0, t, 0, out_row, &lse);
     const double *q = qkv + (size_t)t * (size_t)stride, *g = dout + (size_t)t * (size_t)(s->H * dh);
     double delta = 0.0;
@@ -184,7 +188,7 @@ static void test_attention_long_sequence_memory(void **state) {
     test_rng rng = test_rng_seeded(503);
     const digcl_attention_shape s = {1, 4096, 1, 64};
     const size_t count = qkv_count(&s), outs = out_count(&s), stats = stat_count(&s);
-    float *qkv = random_floats(&rng, count, 1.0f), *dout = random_floats(&rng, outs, 1.0f);
+    float *qkv = test_random_floats(&rng, count, 1.0f), *dout = test_random_floats(&rng, outs, 1.0f);
     digcl_finish(ctx);
     digcl_memory_reset_peak(ctx);
     const uint64_t before = digcl_memory_stats_get(ctx).in_use_bytes;
@@ -207,7 +211,7 @@ static void test_attention_long_sequence_memory(void **state) {
 
     float *got_out = test_download(out, outs), *got_dqkv = test_download(dqkv, count);
     assert_true(test_all_finite(got_out, outs) && test_all_finite(got_dqkv, count));
-    double *w_qkv = widen(qkv, count), *w_dout = widen(dout, outs);
+    double *w_qkv = test_widen(qkv, count), *w_dout = test_widen(dout, outs);
     const int rows[6] = {0, 1, 777, 2048, 4000, 4095};
     enum { DH = 64 };
     float got_rows[6 * DH], got_dq[6 * DH];
@@ -223,7 +227,7 @@ static void test_attention_long_sequence_memory(void **state) {
     test_assert_close("attention T4096 out (6 sampled rows)", got_rows, want_rows, 6 * DH, 1e-5);
     test_assert_close("attention T4096 dq (6 sampled rows)", got_dq, want_dq, 6 * DH, 1e-4);
     /* dk, dv of sampled keys need every query's out row and logsumexp. */
-    double *all_out = zeros_double(outs), *all_lse = zeros_double((size_t)s.T);
+    double *all_out = test_zeros(outs), *all_lse = test_zeros((size_t)s.T);
     for (int t = 0; t < s.T; t++)
         digcl_ref_attention_forward_row(&s, w_qkv, 0, t, 0, all_out + (size_t)t * DH, all_lse + t);
     float got_dk[6 * DH], got_dv[6 * DH];

@@ -2,7 +2,11 @@
  * (odd grids and channel counts, non-square grids, many row groups), and the
  * oracle's backward against finite differences. */
 #include "digcl/conv.h"
-#include "spatial_helpers.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "test_util.h"
 
 static size_t grid_count(const digcl_grid_shape *s) {
     return (size_t)s->N * (size_t)s->height * (size_t)s->width * (size_t)s->D;
@@ -16,7 +20,7 @@ typedef struct conv_problem {
 static double conv_loss(void *arg) {
     conv_problem *p = arg;
     digcl_ref_depthwise_conv_forward(&p->shape, p->x, p->weight, p->bias, p->y);
-    return weighted_sum(p->y, p->weights_of_loss, grid_count(&p->shape));
+    return test_weighted_sum(p->y, p->weights_of_loss, grid_count(&p->shape));
 }
 
 static void test_conv_oracle_gradients(void **state) {
@@ -27,16 +31,16 @@ static void test_conv_oracle_gradients(void **state) {
     double **arrays[5] = {&p.x, &p.weight, &p.bias, &p.y, &p.weights_of_loss};
     const size_t sizes[5] = {count, 9 * D, D, count, count};
     for (int a = 0; a < 5; a++) {
-        *arrays[a] = zeros_double(sizes[a]);
+        *arrays[a] = test_zeros(sizes[a]);
         test_fill_normal_double(&rng, *arrays[a], sizes[a], 1.0);
     }
-    double *dx = zeros_double(count), *dweight = zeros_double(9 * D), *dbias = zeros_double(D);
+    double *dx = test_zeros(count), *dweight = test_zeros(9 * D), *dbias = test_zeros(D);
     digcl_ref_depthwise_conv_backward(&p.shape, p.x, p.weight, p.weights_of_loss, dx, dweight,
                                       dbias);
-    check_finite_difference("dwconv oracle d/dx", conv_loss, &p, p.x, dx, count, 200, &rng);
-    check_finite_difference("dwconv oracle d/dweight", conv_loss, &p, p.weight, dweight, 9 * D,
-                            200, &rng);
-    check_finite_difference("dwconv oracle d/dbias", conv_loss, &p, p.bias, dbias, D, 200, &rng);
+    test_check_gradient("dwconv oracle d/dx", conv_loss, &p, p.x, dx, count, 200);
+    test_check_gradient("dwconv oracle d/dweight", conv_loss, &p, p.weight, dweight, 9 * D,
+                            200);
+    test_check_gradient("dwconv oracle d/dbias", conv_loss, &p, p.bias, dbias, D, 200);
     for (int a = 0; a < 5; a++) free(*arrays[a]);
     free(dx), free(dweight), free(dbias);
 }
@@ -47,7 +51,7 @@ static void test_conv_identity_init(void **state) {
     test_rng rng = test_rng_seeded(402);
     const digcl_grid_shape s = {2, 5, 5, 7};
     const size_t count = grid_count(&s);
-    float *x = random_floats(&rng, count, 1.0f), weight[63] = {0}, bias[7] = {0};
+    float *x = test_random_floats(&rng, count, 1.0f), weight[63] = {0}, bias[7] = {0};
     for (int d = 0; d < 7; d++) weight[d * 9 + 4] = 1.0f;
     cl_mem d_x = test_upload(x, count), d_w = test_upload(weight, 63), d_b = test_upload(bias, 7);
     cl_mem y = test_poisoned(count);
@@ -61,9 +65,9 @@ static void test_conv_identity_init(void **state) {
 static void check_conv(const digcl_grid_shape *s, test_rng *rng, int with_dx) {
     digcl_context *ctx = test_context();
     const size_t count = grid_count(s), D = (size_t)s->D;
-    float *x = random_floats(rng, count, 1.0f), *weight = random_floats(rng, 9 * D, 0.5f);
-    float *bias = random_floats(rng, D, 1.0f), *dy = random_floats(rng, count, 1.0f);
-    float *dweight0 = random_floats(rng, 9 * D, 1.0f), *dbias0 = random_floats(rng, D, 1.0f);
+    float *x = test_random_floats(rng, count, 1.0f), *weight = test_random_floats(rng, 9 * D, 0.5f);
+    float *bias = test_random_floats(rng, D, 1.0f), *dy = test_random_floats(rng, count, 1.0f);
+    float *dweight0 = test_random_floats(rng, 9 * D, 1.0f), *dbias0 = test_random_floats(rng, D, 1.0f);
     cl_mem d_x = test_upload(x, count), d_weight = test_upload(weight, 9 * D);
     cl_mem d_bias = test_upload(bias, D), d_dy = test_upload(dy, count);
     cl_mem d_dweight = test_upload(dweight0, 9 * D), d_dbias = test_upload(dbias0, D);
@@ -73,9 +77,9 @@ static void check_conv(const digcl_grid_shape *s, test_rng *rng, int with_dx) {
     digcl_depthwise_conv_backward(ctx, s, d_x, d_weight, d_dy, with_dx ? dx : NULL, d_dweight,
                                   d_dbias, workspace);
 
-    double *w_x = widen(x, count), *w_weight = widen(weight, 9 * D), *w_bias = widen(bias, D);
-    double *w_dy = widen(dy, count), *want_y = zeros_double(count), *want_dx = zeros_double(count);
-    double *want_dweight = widen(dweight0, 9 * D), *want_dbias = widen(dbias0, D);
+    double *w_x = test_widen(x, count), *w_weight = test_widen(weight, 9 * D), *w_bias = test_widen(bias, D);
+    double *w_dy = test_widen(dy, count), *want_y = test_zeros(count), *want_dx = test_zeros(count);
+    double *want_dweight = test_widen(dweight0, 9 * D), *want_dbias = test_widen(dbias0, D);
     digcl_ref_depthwise_conv_forward(s, w_x, w_weight, w_bias, want_y);
     digcl_ref_depthwise_conv_backward(s, w_x, w_weight, w_dy, want_dx, want_dweight, want_dbias);
     char label[96];

@@ -5,7 +5,11 @@
 #include <string.h>
 
 #include "digcl/embed.h"
-#include "spatial_helpers.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "test_util.h"
 
 /* MAE/DiT get_2d_sincos_pos_embed written as upstream does it: grid =
  * meshgrid(arange(w), arange(h)) ('xy'), emb_h from grid[0], emb_w from
@@ -35,7 +39,7 @@ static void test_pos_embed_table(void **state) {
     for (int c = 0; c < 3; c++) {
         const int D = cases[c][0], gh = cases[c][1], gw = cases[c][2];
         const size_t count = (size_t)gh * (size_t)gw * (size_t)D;
-        double *want = zeros_double(count), *got = zeros_double(count);
+        double *want = test_zeros(count), *got = test_zeros(count);
         float *table = malloc(count * sizeof *table);
         upstream_pos_embed(D, gh, gw, want);
         digcl_ref_pos_embed_2d(D, gh, gw, got);
@@ -59,7 +63,7 @@ static void check_timestep(int N, int dim, const float *timesteps) {
     cl_mem d_t = test_upload(timesteps, (size_t)N);
     cl_mem d_f = test_upload(frequencies, (size_t)(dim / 2) * 2), out = test_poisoned(count);
     digcl_timestep_embed_forward(ctx, N, dim, d_t, d_f, out);
-    double *w_t = widen(timesteps, (size_t)N), *want = zeros_double(count);
+    double *w_t = test_widen(timesteps, (size_t)N), *want = test_zeros(count);
     digcl_ref_timestep_embed_forward(N, dim, w_t, want);
     float *got = test_download(out, count);
     char label[64];
@@ -118,19 +122,19 @@ typedef struct label_problem {
 static double label_loss(void *arg) {
     label_problem *p = arg;
     digcl_ref_label_embed_forward(p->N, p->D, 0, p->labels, p->table, p->out);
-    return weighted_sum(p->out, p->weights_of_loss, (size_t)p->N * (size_t)p->D);
+    return test_weighted_sum(p->out, p->weights_of_loss, (size_t)p->N * (size_t)p->D);
 }
 
 static void test_label_oracle_gradients(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(702);
     const int labels[6] = {3, 0, 3, 4, 1, 3}; /* repeats; row 2 unused; 4 = null class */
-    label_problem p = {6, 5, labels, zeros_double(25), zeros_double(30), zeros_double(30)};
+    label_problem p = {6, 5, labels, test_zeros(25), test_zeros(30), test_zeros(30)};
     test_fill_normal_double(&rng, p.table, 25, 1.0);
     test_fill_normal_double(&rng, p.weights_of_loss, 30, 1.0);
-    double *dtable = zeros_double(25);
+    double *dtable = test_zeros(25);
     digcl_ref_label_embed_backward(6, 5, labels, p.weights_of_loss, dtable);
-    check_finite_difference("label oracle d/dtable", label_loss, &p, p.table, dtable, 25, 25, &rng);
+    test_check_gradient("label oracle d/dtable", label_loss, &p, p.table, dtable, 25, 25);
     free(p.table), free(p.out), free(p.weights_of_loss), free(dtable);
 }
 
@@ -142,8 +146,8 @@ static void check_labels(int N, int D, int num_classes, test_rng *rng) {
     for (int n = 0; n < N; n++) raw[n] = (int)(test_uniform(rng) * (num_classes < 4 ? num_classes : 4));
     uint64_t drop_state = 7;
     digcl_label_dropout(N, num_classes, 0.3, &drop_state, raw, labels);
-    float *table = random_floats(rng, table_count, 1.0f), *dout = random_floats(rng, out_count, 1.0f);
-    float *dtable0 = random_floats(rng, table_count, 1.0f), *base = random_floats(rng, out_count, 1.0f);
+    float *table = test_random_floats(rng, table_count, 1.0f), *dout = test_random_floats(rng, out_count, 1.0f);
+    float *dtable0 = test_random_floats(rng, table_count, 1.0f), *base = test_random_floats(rng, out_count, 1.0f);
     digcl_buffer label_buffer = digcl_buffer_create(ctx, (size_t)N * sizeof(int), "test labels");
     digcl_write(ctx, label_buffer.mem, 0, (size_t)N * sizeof(int), labels);
     cl_mem d_table = test_upload(table, table_count), d_dout = test_upload(dout, out_count);
@@ -153,9 +157,9 @@ static void check_labels(int N, int D, int num_classes, test_rng *rng) {
     digcl_label_embed_forward(ctx, N, D, rows, 1, label_buffer.mem, d_table, summed);
     digcl_label_embed_backward(ctx, N, D, rows, label_buffer.mem, d_dout, d_dtable);
 
-    double *w_table = widen(table, table_count), *w_dout = widen(dout, out_count);
-    double *want = zeros_double(out_count), *want_summed = widen(base, out_count);
-    double *want_dtable = widen(dtable0, table_count);
+    double *w_table = test_widen(table, table_count), *w_dout = test_widen(dout, out_count);
+    double *want = test_zeros(out_count), *want_summed = test_widen(base, out_count);
+    double *want_dtable = test_widen(dtable0, table_count);
     digcl_ref_label_embed_forward(N, D, 0, labels, w_table, want);
     digcl_ref_label_embed_forward(N, D, 1, labels, w_table, want_summed);
     digcl_ref_label_embed_backward(N, D, labels, w_dout, want_dtable);

@@ -16,12 +16,12 @@ static void run_case(test_rng *rng, const linear_case *c) {
     const size_t nx = (size_t)c->rows * c->in, ny = (size_t)c->rows * c->out;
     const size_t nw = (size_t)c->out * c->in, w_offset = 5, b_offset = w_offset + nw + 3;
     const size_t flat = b_offset + c->out + 2;
-    float *x = dense_random(rng, nx, 1.0f), *dy = dense_random(rng, ny, 1.0f);
-    float *params = dense_random(rng, flat, 0.3f), *grads = dense_random(rng, flat, 1.0f);
-    float *prior = dense_random(rng, nx, 1.0f);
-    double *xw = dense_widen(x, nx), *dyw = dense_widen(dy, ny);
-    double *weight = dense_widen(params + w_offset, nw), *bias = dense_widen(params + b_offset, c->out);
-    double *y_want = dense_zeros(ny), *dx_want = dense_zeros(nx), *grads_want = dense_widen(grads, flat);
+    float *x = test_random_floats(rng, nx, 1.0f), *dy = test_random_floats(rng, ny, 1.0f);
+    float *params = test_random_floats(rng, flat, 0.3f), *grads = test_random_floats(rng, flat, 1.0f);
+    float *prior = test_random_floats(rng, nx, 1.0f);
+    double *xw = test_widen(x, nx), *dyw = test_widen(dy, ny);
+    double *weight = test_widen(params + w_offset, nw), *bias = test_widen(params + b_offset, c->out);
+    double *y_want = test_zeros(ny), *dx_want = test_zeros(nx), *grads_want = test_widen(grads, flat);
     digcl_ref_linear_forward(shape, xw, weight, c->has_bias ? bias : NULL, y_want);
     digcl_ref_linear_backward(shape, dyw, xw, weight, dx_want, grads_want + w_offset,
                               c->has_bias ? grads_want + b_offset : NULL);
@@ -75,21 +75,21 @@ typedef struct linear_problem {
 static double linear_loss(void *problem) {
     linear_problem *p = problem;
     digcl_ref_linear_forward(p->shape, p->x, p->weight, p->bias, p->y);
-    return dense_weighted_sum(p->y, p->weights, (size_t)p->shape.rows * p->shape.out);
+    return test_weighted_sum(p->y, p->weights, (size_t)p->shape.rows * p->shape.out);
 }
 
 static void test_linear_oracle_gradients(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(62);
     linear_problem p = {{3, 4, 5}, NULL, NULL, NULL, NULL, NULL};
-    p.x = dense_random_double(&rng, 12), p.weight = dense_random_double(&rng, 20);
-    p.bias = dense_random_double(&rng, 5), p.weights = dense_random_double(&rng, 15);
-    p.y = dense_zeros(15);
-    double *dx = dense_zeros(12), *dw = dense_zeros(20), *db = dense_zeros(5);
+    p.x = test_random_doubles(&rng, 12), p.weight = test_random_doubles(&rng, 20);
+    p.bias = test_random_doubles(&rng, 5), p.weights = test_random_doubles(&rng, 15);
+    p.y = test_zeros(15);
+    double *dx = test_zeros(12), *dw = test_zeros(20), *db = test_zeros(5);
     digcl_ref_linear_backward(p.shape, p.weights, p.x, p.weight, dx, dw, db);
-    dense_check_gradient("linear oracle d/dx", linear_loss, &p, p.x, dx, 12, 12);
-    dense_check_gradient("linear oracle d/dweight", linear_loss, &p, p.weight, dw, 20, 20);
-    dense_check_gradient("linear oracle d/dbias", linear_loss, &p, p.bias, db, 5, 5);
+    test_check_gradient("linear oracle d/dx", linear_loss, &p, p.x, dx, 12, 12);
+    test_check_gradient("linear oracle d/dweight", linear_loss, &p, p.weight, dw, 20, 20);
+    test_check_gradient("linear oracle d/dbias", linear_loss, &p, p.bias, db, 5, 5);
     free(p.x), free(p.weight), free(p.bias), free(p.weights), free(p.y), free(dx), free(dw);
     free(db);
 }

@@ -10,12 +10,12 @@
 static void run_layernorm(test_rng *rng, int rows, int D, int accumulate) {
     digcl_context *ctx = test_context();
     const size_t n = (size_t)rows * D;
-    float *x = dense_random(rng, n, 2.0f), *dy = dense_random(rng, n, 1.0f);
-    float *prior = dense_random(rng, n, 1.0f);
+    float *x = test_random_floats(rng, n, 2.0f), *dy = test_random_floats(rng, n, 1.0f);
+    float *prior = test_random_floats(rng, n, 1.0f);
     for (size_t i = 0; i < n; ++i) x[i] += 3.0f; /* a non-zero mean */
-    double *xw = dense_widen(x, n), *dyw = dense_widen(dy, n);
-    double *y_want = dense_zeros(n), *dx_want = dense_zeros(n);
-    double *mean_want = dense_zeros((size_t)rows), *rstd_want = dense_zeros((size_t)rows);
+    double *xw = test_widen(x, n), *dyw = test_widen(dy, n);
+    double *y_want = test_zeros(n), *dx_want = test_zeros(n);
+    double *mean_want = test_zeros((size_t)rows), *rstd_want = test_zeros((size_t)rows);
     digcl_ref_layernorm_forward(rows, D, xw, y_want, mean_want, rstd_want);
     digcl_ref_layernorm_backward(rows, D, dyw, xw, mean_want, rstd_want, dx_want);
     for (size_t i = 0; accumulate && i < n; ++i) dx_want[i] += prior[i];
@@ -57,7 +57,7 @@ typedef struct modulate_case {
 
 /* Column block k of a [N, stride] host tensor as contiguous [N, D] doubles. */
 static double *extract(const float *packed, size_t stride, size_t offset, int N, int D) {
-    double *out = dense_zeros((size_t)N * D);
+    double *out = test_zeros((size_t)N * D);
     for (int n = 0; n < N; ++n)
         for (int d = 0; d < D; ++d) out[(size_t)n * D + d] = packed[n * stride + offset + d];
     return out;
@@ -76,14 +76,14 @@ static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
     const size_t stride = 6 * (size_t)D + c->pad, base = c->pad ? 1 : 0, ada = (size_t)N * stride;
     digcl_adaln_vector shift = {NULL, base + 3 * (size_t)D, stride};
     digcl_adaln_vector scale = {NULL, base + 4 * (size_t)D, stride};
-    float *x = dense_random(rng, n, 1.5f), *dy = dense_random(rng, n, 1.0f);
-    float *prior = dense_random(rng, n, 1.0f), *adaln = dense_random(rng, ada, 0.5f);
-    double *xw = dense_widen(x, n), *dyw = dense_widen(dy, n);
+    float *x = test_random_floats(rng, n, 1.5f), *dy = test_random_floats(rng, n, 1.0f);
+    float *prior = test_random_floats(rng, n, 1.0f), *adaln = test_random_floats(rng, ada, 0.5f);
+    double *xw = test_widen(x, n), *dyw = test_widen(dy, n);
     double *shift_w = extract(adaln, stride, shift.offset, N, D);
     double *scale_w = extract(adaln, stride, scale.offset, N, D);
-    double *y_want = dense_zeros(n), *dx_want = dense_zeros(n), *mean_w = dense_zeros(rows);
-    double *rstd_w = dense_zeros(rows), *dshift = dense_zeros((size_t)N * D);
-    double *dscale = dense_zeros((size_t)N * D), *dada_want = dense_zeros(ada);
+    double *y_want = test_zeros(n), *dx_want = test_zeros(n), *mean_w = test_zeros(rows);
+    double *rstd_w = test_zeros(rows), *dshift = test_zeros((size_t)N * D);
+    double *dscale = test_zeros((size_t)N * D), *dada_want = test_zeros(ada);
     digcl_ref_layernorm_modulate_forward(N, T, D, xw, shift_w, scale_w, y_want, mean_w, rstd_w);
     digcl_ref_layernorm_modulate_backward(N, T, D, dyw, xw, mean_w, rstd_w, scale_w, dx_want,
                                           dshift, dscale);
@@ -103,7 +103,7 @@ static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
     digcl_adaln_vector dscale_view = {dada, scale.offset, stride};
     digcl_layernorm_modulate_backward(ctx, N, T, D, dym, xm, mean, rstd, scale, dx, c->accumulate,
                                       dshift_view, dscale_view, workspace);
-    double *dada_full = dense_widen(adaln, ada);
+    double *dada_full = test_widen(adaln, ada);
     place(dada_full, stride, shift.offset, N, D, dshift);
     place(dada_full, stride, scale.offset, N, D, dscale);
     char label[112];
@@ -148,14 +148,14 @@ static void test_layernorm_modulate(void **state) {
 static void run_rmsnorm_gate(test_rng *rng, int rows, int V, size_t weight_offset, int accumulate) {
     digcl_context *ctx = test_context();
     const size_t n = (size_t)rows * V;
-    float *x = dense_random(rng, n, 1.0f), *g = dense_random(rng, n, 2.0f);
-    float *dy = dense_random(rng, n, 1.0f), *prior = dense_random(rng, n, 1.0f);
-    float *params = dense_random(rng, weight_offset + V, 1.0f);
-    float *grads = dense_random(rng, weight_offset + V, 1.0f);
-    double *xw = dense_widen(x, n), *gw = dense_widen(g, n), *dyw = dense_widen(dy, n);
-    double *ww = dense_widen(params + weight_offset, (size_t)V);
-    double *y_want = dense_zeros(n), *dx_want = dense_zeros(n), *dg_want = dense_zeros(n);
-    double *dw_want = dense_widen(grads, weight_offset + V);
+    float *x = test_random_floats(rng, n, 1.0f), *g = test_random_floats(rng, n, 2.0f);
+    float *dy = test_random_floats(rng, n, 1.0f), *prior = test_random_floats(rng, n, 1.0f);
+    float *params = test_random_floats(rng, weight_offset + V, 1.0f);
+    float *grads = test_random_floats(rng, weight_offset + V, 1.0f);
+    double *xw = test_widen(x, n), *gw = test_widen(g, n), *dyw = test_widen(dy, n);
+    double *ww = test_widen(params + weight_offset, (size_t)V);
+    double *y_want = test_zeros(n), *dx_want = test_zeros(n), *dg_want = test_zeros(n);
+    double *dw_want = test_widen(grads, weight_offset + V);
     digcl_ref_rmsnorm_gate_forward(rows, V, xw, gw, ww, y_want);
     digcl_ref_rmsnorm_gate_backward(rows, V, dyw, xw, gw, ww, dx_want, dg_want,
                                     dw_want + weight_offset);
@@ -209,13 +209,13 @@ static double ln_modulate_loss(void *problem) {
     ln_problem *p = problem;
     digcl_ref_layernorm_modulate_forward(p->N, p->T, p->D, p->x, p->shift, p->scale, p->y, p->mean,
                                          p->rstd);
-    return dense_weighted_sum(p->y, p->weights, (size_t)p->N * p->T * p->D);
+    return test_weighted_sum(p->y, p->weights, (size_t)p->N * p->T * p->D);
 }
 
 static double ln_loss(void *problem) {
     ln_problem *p = problem;
     digcl_ref_layernorm_forward(p->N * p->T, p->D, p->x, p->y, p->mean, p->rstd);
-    return dense_weighted_sum(p->y, p->weights, (size_t)p->N * p->T * p->D);
+    return test_weighted_sum(p->y, p->weights, (size_t)p->N * p->T * p->D);
 }
 
 static void test_layernorm_oracle_gradients(void **state) {
@@ -223,19 +223,19 @@ static void test_layernorm_oracle_gradients(void **state) {
     test_rng rng = test_rng_seeded(34);
     ln_problem p = {2, 3, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     const size_t n = 30, v = 10;
-    p.x = dense_random_double(&rng, n), p.shift = dense_random_double(&rng, v);
-    p.scale = dense_random_double(&rng, v), p.weights = dense_random_double(&rng, n);
-    p.y = dense_zeros(n), p.mean = dense_zeros(6), p.rstd = dense_zeros(6);
-    double *dx = dense_zeros(n), *dshift = dense_zeros(v), *dscale = dense_zeros(v);
+    p.x = test_random_doubles(&rng, n), p.shift = test_random_doubles(&rng, v);
+    p.scale = test_random_doubles(&rng, v), p.weights = test_random_doubles(&rng, n);
+    p.y = test_zeros(n), p.mean = test_zeros(6), p.rstd = test_zeros(6);
+    double *dx = test_zeros(n), *dshift = test_zeros(v), *dscale = test_zeros(v);
     ln_loss(&p);
     digcl_ref_layernorm_backward(6, 5, p.weights, p.x, p.mean, p.rstd, dx);
-    dense_check_gradient("layernorm oracle d/dx", ln_loss, &p, p.x, dx, n, n);
+    test_check_gradient("layernorm oracle d/dx", ln_loss, &p, p.x, dx, n, n);
     ln_modulate_loss(&p);
     digcl_ref_layernorm_modulate_backward(2, 3, 5, p.weights, p.x, p.mean, p.rstd, p.scale, dx,
                                           dshift, dscale);
-    dense_check_gradient("ln+modulate oracle d/dx", ln_modulate_loss, &p, p.x, dx, n, n);
-    dense_check_gradient("ln+modulate oracle d/dshift", ln_modulate_loss, &p, p.shift, dshift, v, v);
-    dense_check_gradient("ln+modulate oracle d/dscale", ln_modulate_loss, &p, p.scale, dscale, v, v);
+    test_check_gradient("ln+modulate oracle d/dx", ln_modulate_loss, &p, p.x, dx, n, n);
+    test_check_gradient("ln+modulate oracle d/dshift", ln_modulate_loss, &p, p.shift, dshift, v, v);
+    test_check_gradient("ln+modulate oracle d/dscale", ln_modulate_loss, &p, p.scale, dscale, v, v);
     free(p.x), free(p.shift), free(p.scale), free(p.weights), free(p.y), free(p.mean);
     free(p.rstd), free(dx), free(dshift), free(dscale);
 }
@@ -248,7 +248,7 @@ typedef struct rms_problem {
 static double rms_loss(void *problem) {
     rms_problem *p = problem;
     digcl_ref_rmsnorm_gate_forward(p->rows, p->V, p->x, p->gate, p->weight, p->y);
-    return dense_weighted_sum(p->y, p->weights, (size_t)p->rows * p->V);
+    return test_weighted_sum(p->y, p->weights, (size_t)p->rows * p->V);
 }
 
 static void test_rmsnorm_gate_oracle_gradients(void **state) {
@@ -256,14 +256,14 @@ static void test_rmsnorm_gate_oracle_gradients(void **state) {
     test_rng rng = test_rng_seeded(35);
     rms_problem p = {4, 6, NULL, NULL, NULL, NULL, NULL};
     const size_t n = 24;
-    p.x = dense_random_double(&rng, n), p.gate = dense_random_double(&rng, n);
-    p.weight = dense_random_double(&rng, 6), p.weights = dense_random_double(&rng, n);
-    p.y = dense_zeros(n);
-    double *dx = dense_zeros(n), *dg = dense_zeros(n), *dw = dense_zeros(6);
+    p.x = test_random_doubles(&rng, n), p.gate = test_random_doubles(&rng, n);
+    p.weight = test_random_doubles(&rng, 6), p.weights = test_random_doubles(&rng, n);
+    p.y = test_zeros(n);
+    double *dx = test_zeros(n), *dg = test_zeros(n), *dw = test_zeros(6);
     digcl_ref_rmsnorm_gate_backward(4, 6, p.weights, p.x, p.gate, p.weight, dx, dg, dw);
-    dense_check_gradient("rmsnorm_gate oracle d/dx", rms_loss, &p, p.x, dx, n, n);
-    dense_check_gradient("rmsnorm_gate oracle d/dgate", rms_loss, &p, p.gate, dg, n, n);
-    dense_check_gradient("rmsnorm_gate oracle d/dweight", rms_loss, &p, p.weight, dw, 6, 6);
+    test_check_gradient("rmsnorm_gate oracle d/dx", rms_loss, &p, p.x, dx, n, n);
+    test_check_gradient("rmsnorm_gate oracle d/dgate", rms_loss, &p, p.gate, dg, n, n);
+    test_check_gradient("rmsnorm_gate oracle d/dweight", rms_loss, &p, p.weight, dw, 6, 6);
     free(p.x), free(p.gate), free(p.weight), free(p.weights), free(p.y), free(dx), free(dg);
     free(dw);
 }

@@ -8,15 +8,15 @@ static void run_adamw(test_rng *rng, int n, int steps) {
     digcl_adamw_hparams hp = digcl_adamw_defaults();
     hp.lr = 1e-2f;
     hp.weight_decay = 0.05f;
-    float *params = dense_random(rng, (size_t)n, 1.0f);
-    double *p_want = dense_widen(params, (size_t)n), *m_want = dense_zeros((size_t)n);
-    double *v_want = dense_zeros((size_t)n);
+    float *params = test_random_floats(rng, (size_t)n, 1.0f);
+    double *p_want = test_widen(params, (size_t)n), *m_want = test_zeros((size_t)n);
+    double *v_want = test_zeros((size_t)n);
     float *zeros = calloc((size_t)n, sizeof *zeros);
     cl_mem pm = test_upload(params, (size_t)n), m = test_upload(zeros, (size_t)n);
     cl_mem v = test_upload(zeros, (size_t)n);
     for (int step = 1; step <= steps; ++step) {
-        float *grads = dense_random(rng, (size_t)n, step == 2 ? 1e-3f : 1.0f);
-        double *grads_wide = dense_widen(grads, (size_t)n);
+        float *grads = test_random_floats(rng, (size_t)n, step == 2 ? 1e-3f : 1.0f);
+        double *grads_wide = test_widen(grads, (size_t)n);
         cl_mem gm = test_upload(grads, (size_t)n);
         digcl_adamw_step(ctx, n, &hp, step, pm, gm, m, v);
         digcl_ref_adamw_step(n, &hp, step, p_want, grads_wide, m_want, v_want);
@@ -46,8 +46,8 @@ static void test_ema(void **state) {
     const int counts[] = {1, 33, 4096};
     for (int k = 0; k < 3; ++k) {
         const int n = counts[k];
-        float *ema = dense_random(&rng, (size_t)n, 1.0f), *params = dense_random(&rng, (size_t)n, 1.0f);
-        double *want = dense_widen(ema, (size_t)n), *pw = dense_widen(params, (size_t)n);
+        float *ema = test_random_floats(&rng, (size_t)n, 1.0f), *params = test_random_floats(&rng, (size_t)n, 1.0f);
+        double *want = test_widen(ema, (size_t)n), *pw = test_widen(params, (size_t)n);
         cl_mem em = test_upload(ema, (size_t)n), pm = test_upload(params, (size_t)n);
         for (int step = 0; step < 3; ++step) {
             digcl_ema_update(test_context(), n, 0.9f, em, pm);

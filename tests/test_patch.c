@@ -2,7 +2,11 @@
  * the double oracle, for p in {1, 2, 4, 8} and odd channel counts; the
  * oracle's backward against central finite differences. */
 #include "digcl/patch.h"
-#include "spatial_helpers.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "test_util.h"
 
 static size_t image_count(const digcl_patch_shape *s) {
     return (size_t)s->N * (size_t)s->C * (size_t)s->H * (size_t)s->W;
@@ -23,7 +27,7 @@ typedef struct embed_problem {
 static double embed_loss(void *arg) {
     embed_problem *p = arg;
     digcl_ref_patch_embed_forward(&p->shape, p->D, p->image, p->weight, p->bias, p->pos, p->tokens);
-    return weighted_sum(p->tokens, p->weights_of_loss, token_count(&p->shape) * (size_t)p->D);
+    return test_weighted_sum(p->tokens, p->weights_of_loss, token_count(&p->shape) * (size_t)p->D);
 }
 
 static double *random_doubles(test_rng *rng, size_t n) {
@@ -44,16 +48,15 @@ static void test_patch_embed_oracle_gradients(void **state) {
     p.bias = random_doubles(&rng, D);
     p.pos = random_doubles(&rng, (size_t)digcl_patch_tokens(&p.shape) * D);
     p.weights_of_loss = random_doubles(&rng, rows * D);
-    p.tokens = zeros_double(rows * D);
-    double *dweight = zeros_double(D * K), *dbias = zeros_double(D), *dimage = zeros_double(images);
+    p.tokens = test_zeros(rows * D);
+    double *dweight = test_zeros(D * K), *dbias = test_zeros(D), *dimage = test_zeros(images);
     digcl_ref_patch_embed_backward(&p.shape, p.D, p.image, p.weight, p.weights_of_loss, dweight,
                                    dbias, dimage);
-    check_finite_difference("patch_embed oracle d/dimage", embed_loss, &p, p.image, dimage, images,
-                            200, &rng);
-    check_finite_difference("patch_embed oracle d/dweight", embed_loss, &p, p.weight, dweight,
-                            D * K, 200, &rng);
-    check_finite_difference("patch_embed oracle d/dbias", embed_loss, &p, p.bias, dbias, D, 200,
-                            &rng);
+    test_check_gradient("patch_embed oracle d/dimage", embed_loss, &p, p.image, dimage, images,
+                            200);
+    test_check_gradient("patch_embed oracle d/dweight", embed_loss, &p, p.weight, dweight,
+                            D * K, 200);
+    test_check_gradient("patch_embed oracle d/dbias", embed_loss, &p, p.bias, dbias, D, 200);
     free(p.image), free(p.weight), free(p.bias), free(p.pos), free(p.weights_of_loss);
     free(p.tokens), free(dweight), free(dbias), free(dimage);
 }
@@ -66,7 +69,7 @@ typedef struct unpatchify_problem {
 static double unpatchify_loss(void *arg) {
     unpatchify_problem *p = arg;
     digcl_ref_unpatchify_forward(&p->shape, p->x, p->image);
-    return weighted_sum(p->image, p->weights_of_loss, image_count(&p->shape));
+    return test_weighted_sum(p->image, p->weights_of_loss, image_count(&p->shape));
 }
 
 static void test_unpatchify_oracle_gradients(void **state) {
@@ -75,12 +78,11 @@ static void test_unpatchify_oracle_gradients(void **state) {
     unpatchify_problem p = {.shape = {2, 3, 6, 4, 2}};
     const size_t count = image_count(&p.shape);
     p.x = random_doubles(&rng, count);
-    p.image = zeros_double(count);
+    p.image = test_zeros(count);
     p.weights_of_loss = random_doubles(&rng, count);
-    double *dx = zeros_double(count);
+    double *dx = test_zeros(count);
     digcl_ref_unpatchify_backward(&p.shape, p.weights_of_loss, dx);
-    check_finite_difference("unpatchify oracle d/dx", unpatchify_loss, &p, p.x, dx, count, 200,
-                            &rng);
+    test_check_gradient("unpatchify oracle d/dx", unpatchify_loss, &p, p.x, dx, count, 200);
     free(p.x), free(p.image), free(p.weights_of_loss), free(dx);
 }
 
@@ -108,8 +110,8 @@ static void test_unpatchify_matches_einsum(void **state) {
 static void check_permutations(const digcl_patch_shape *s, test_rng *rng) {
     digcl_context *ctx = test_context();
     const size_t count = image_count(s);
-    float *input = random_floats(rng, count, 1.0f);
-    double *wide = widen(input, count), *want = zeros_double(count);
+    float *input = test_random_floats(rng, count, 1.0f);
+    double *wide = test_widen(input, count), *want = test_zeros(count);
     cl_mem device_input = test_upload(input, count), output = test_poisoned(count);
     char label[96];
     typedef void (*launcher)(digcl_context *, const digcl_patch_shape *, cl_mem, cl_mem);
@@ -155,10 +157,10 @@ static void check_embed(const embed_case *c, test_rng *rng) {
     const digcl_patch_shape *s = &c->shape;
     const size_t images = image_count(s), rows = token_count(s), D = (size_t)c->D;
     const size_t K = (size_t)digcl_patch_features(s), T = (size_t)digcl_patch_tokens(s);
-    float *image = random_floats(rng, images, 1.0f), *weight = random_floats(rng, D * K, 0.3f);
-    float *bias = random_floats(rng, D, 1.0f), *pos = random_floats(rng, T * D, 1.0f);
-    float *dtokens = random_floats(rng, rows * D, 1.0f);
-    float *dweight0 = random_floats(rng, D * K, 1.0f), *dbias0 = random_floats(rng, D, 1.0f);
+    float *image = test_random_floats(rng, images, 1.0f), *weight = test_random_floats(rng, D * K, 0.3f);
+    float *bias = test_random_floats(rng, D, 1.0f), *pos = test_random_floats(rng, T * D, 1.0f);
+    float *dtokens = test_random_floats(rng, rows * D, 1.0f);
+    float *dweight0 = test_random_floats(rng, D * K, 1.0f), *dbias0 = test_random_floats(rng, D, 1.0f);
     cl_mem d_image = test_upload(image, images), d_weight = test_upload(weight, D * K);
     cl_mem d_bias = test_upload(bias, D), d_pos = test_upload(pos, T * D);
     cl_mem d_dtokens = test_upload(dtokens, rows * D), d_dweight = test_upload(dweight0, D * K);
@@ -173,10 +175,10 @@ static void check_embed(const embed_case *c, test_rng *rng) {
     digcl_patch_embed_backward(ctx, s, c->D, d_image, d_weight, d_dtokens, d_dweight, d_dbias,
                                c->with_dimage ? dimage : NULL, workspace);
 
-    double *w_image = widen(image, images), *w_weight = widen(weight, D * K);
-    double *w_bias = widen(bias, D), *w_pos = widen(pos, T * D), *w_dtokens = widen(dtokens, rows * D);
-    double *want_tokens = zeros_double(rows * D), *want_dimage = zeros_double(images);
-    double *want_dweight = widen(dweight0, D * K), *want_dbias = widen(dbias0, D);
+    double *w_image = test_widen(image, images), *w_weight = test_widen(weight, D * K);
+    double *w_bias = test_widen(bias, D), *w_pos = test_widen(pos, T * D), *w_dtokens = test_widen(dtokens, rows * D);
+    double *want_tokens = test_zeros(rows * D), *want_dimage = test_zeros(images);
+    double *want_dweight = test_widen(dweight0, D * K), *want_dbias = test_widen(dbias0, D);
     digcl_ref_patch_embed_forward(s, c->D, w_image, w_weight, w_bias, c->with_pos ? w_pos : NULL,
                                   want_tokens);
     digcl_ref_patch_embed_backward(s, c->D, w_image, w_weight, w_dtokens, want_dweight, want_dbias,

@@ -22,11 +22,11 @@ static void run_column_case(test_rng *rng, const column_case *c) {
     const size_t x_offset = 3, x_count = (size_t)c->batch * c->rows * c->cols;
     const size_t stride = c->out_row_stride ? c->out_row_stride : (size_t)c->cols;
     const size_t out_count = c->out_offset + (size_t)(c->batch - 1) * stride + c->cols;
-    float *x = dense_random(rng, x_offset + x_count, 1.0f);
-    float *prior = dense_random(rng, out_count, 1.0f);
-    double *x_wide = dense_widen(x + x_offset, x_count);
-    double *sums = dense_zeros((size_t)c->batch * c->cols);
-    double *want = dense_widen(prior, out_count);
+    float *x = test_random_floats(rng, x_offset + x_count, 1.0f);
+    float *prior = test_random_floats(rng, out_count, 1.0f);
+    double *x_wide = test_widen(x + x_offset, x_count);
+    double *sums = test_zeros((size_t)c->batch * c->cols);
+    double *want = test_widen(prior, out_count);
     digcl_ref_column_sum(c->batch, c->rows, c->cols, x_wide, c->scale, sums);
     for (int b = 0; b < c->batch; ++b)
         for (int j = 0; j < c->cols; ++j) {
@@ -66,8 +66,8 @@ static void test_sum_norm_mse(void **state) {
     digcl_context *ctx = test_context();
     for (size_t k = 0; k < sizeof total_counts / sizeof total_counts[0]; ++k) {
         const int n = total_counts[k];
-        float *x = dense_random(&rng, (size_t)n, 1.0f), *y = dense_random(&rng, (size_t)n, 1.0f);
-        double *xw = dense_widen(x, (size_t)n), *yw = dense_widen(y, (size_t)n);
+        float *x = test_random_floats(&rng, (size_t)n, 1.0f), *y = test_random_floats(&rng, (size_t)n, 1.0f);
+        double *xw = test_widen(x, (size_t)n), *yw = test_widen(y, (size_t)n);
         cl_mem xm = test_upload(x, (size_t)n), ym = test_upload(y, (size_t)n);
         cl_mem result = test_poisoned(4), workspace = workspace_for(digcl_reduce_workspace_bytes(n));
         digcl_sum(ctx, n, xm, 1.0f / (float)n, result, 0, workspace);
@@ -92,7 +92,7 @@ static void test_norm_is_deterministic(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(13);
     const int n = 1 << 20;
-    float *x = dense_random(&rng, (size_t)n, 1.0f);
+    float *x = test_random_floats(&rng, (size_t)n, 1.0f);
     cl_mem xm = test_upload(x, (size_t)n), result = test_poisoned(2);
     cl_mem workspace = workspace_for(digcl_reduce_workspace_bytes(n));
     digcl_global_norm(test_context(), n, xm, result, 0, workspace);
@@ -112,8 +112,8 @@ static void test_clip_by_norm(void **state) {
     for (int k = 0; k < 2; ++k)
         for (int m = 0; m < 2; ++m) {
             const int n = counts[k];
-            float *x = dense_random(&rng, (size_t)n, 1.0f);
-            double *want = dense_widen(x, (size_t)n);
+            float *x = test_random_floats(&rng, (size_t)n, 1.0f);
+            double *want = test_widen(x, (size_t)n);
             digcl_ref_clip_by_norm(n, want, max_norms[m]);
             cl_mem xm = test_upload(x, (size_t)n), norm = test_poisoned(1);
             cl_mem workspace = workspace_for(digcl_reduce_workspace_bytes(n));
@@ -133,10 +133,10 @@ static void test_mse_backward(void **state) {
     for (int accumulate = 0; accumulate <= 1; ++accumulate)
         for (size_t k = 0; k < 4; ++k) {
             const int n = total_counts[k + 1];
-            float *p = dense_random(&rng, (size_t)n, 1.0f), *t = dense_random(&rng, (size_t)n, 1.0f);
-            float *prior = dense_random(&rng, (size_t)n, 1.0f);
-            double *pw = dense_widen(p, (size_t)n), *tw = dense_widen(t, (size_t)n);
-            double *want = dense_zeros((size_t)n);
+            float *p = test_random_floats(&rng, (size_t)n, 1.0f), *t = test_random_floats(&rng, (size_t)n, 1.0f);
+            float *prior = test_random_floats(&rng, (size_t)n, 1.0f);
+            double *pw = test_widen(p, (size_t)n), *tw = test_widen(t, (size_t)n);
+            double *want = test_zeros((size_t)n);
             digcl_ref_mse_backward(n, 0.75, pw, tw, want);
             for (int i = 0; accumulate && i < n; ++i) want[i] += prior[i];
             cl_mem pm = test_upload(p, (size_t)n), tm = test_upload(t, (size_t)n);
@@ -164,11 +164,11 @@ static void test_mse_oracle_gradient(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(16);
     mse_problem p = {37, NULL, NULL};
-    p.prediction = dense_random_double(&rng, 37);
-    p.target = dense_random_double(&rng, 37);
-    double *analytic = dense_zeros(37);
+    p.prediction = test_random_doubles(&rng, 37);
+    p.target = test_random_doubles(&rng, 37);
+    double *analytic = test_zeros(37);
     digcl_ref_mse_backward(p.n, 1.0, p.prediction, p.target, analytic);
-    dense_check_gradient("mse oracle d/dprediction", mse_loss, &p, p.prediction, analytic, 37, 37);
+    test_check_gradient("mse oracle d/dprediction", mse_loss, &p, p.prediction, analytic, 37, 37);
     free(p.prediction), free(p.target), free(analytic);
 }
 

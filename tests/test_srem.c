@@ -3,13 +3,17 @@
  * against the oracle (forward and backward = inverse), and the oracle's
  * backward against finite differences. */
 #include "digcl/srem.h"
-#include "spatial_helpers.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "test_util.h"
 
 /* Upstream (models_dig.py): x = x.flip([1]); if i % 2 == 1: x = x.reshape(N, E, E, D)
  * .transpose(1, 2).reshape(N, T, D). Written out literally in double. */
 static void upstream_reorient(int block, int N, int side, int D, const double *x, double *y) {
     const size_t T = (size_t)side * (size_t)side;
-    double *flipped = zeros_double((size_t)N * T * (size_t)D);
+    double *flipped = test_zeros((size_t)N * T * (size_t)D);
     for (size_t n = 0; n < (size_t)N; n++)
         for (size_t t = 0; t < T; t++)
             for (size_t d = 0; d < (size_t)D; d++)
@@ -31,7 +35,7 @@ static void test_srem_matches_upstream(void **state) {
     test_rng rng = test_rng_seeded(601);
     const int N = 2, side = 5, D = 3;
     const size_t count = (size_t)N * side * side * D;
-    double *x = zeros_double(count), *want = zeros_double(count), *got = zeros_double(count);
+    double *x = test_zeros(count), *want = test_zeros(count), *got = test_zeros(count);
     test_fill_normal_double(&rng, x, count, 1.0);
     for (int block = 0; block < 4; block++) {
         upstream_reorient(block, N, side, D, x, want);
@@ -51,7 +55,7 @@ static void test_srem_cycle_returns_to_rows(void **state) {
     const int sides[3] = {1, 4, 7};
     for (int s = 0; s < 3; s++) {
         const int side = sides[s], T = side * side;
-        double *tokens = zeros_double((size_t)T), *next = zeros_double((size_t)T);
+        double *tokens = test_zeros((size_t)T), *next = test_zeros((size_t)T);
         for (int t = 0; t < T; t++) tokens[t] = t; /* R order: cell index */
         for (int block = 0; block < 8; block++) {
             const digcl_scan_order order = digcl_srem_block_order(block);
@@ -76,20 +80,20 @@ typedef struct srem_problem {
 static double srem_loss(void *arg) {
     srem_problem *p = arg;
     digcl_ref_srem_forward(p->block, 2, 3, 2, p->x, p->y);
-    return weighted_sum(p->y, p->weights_of_loss, 36);
+    return test_weighted_sum(p->y, p->weights_of_loss, 36);
 }
 
 static void test_srem_oracle_gradients(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(602);
     for (int block = 0; block < 2; block++) {
-        srem_problem p = {block, zeros_double(36), zeros_double(36), zeros_double(36)};
+        srem_problem p = {block, test_zeros(36), test_zeros(36), test_zeros(36)};
         test_fill_normal_double(&rng, p.x, 36, 1.0);
         test_fill_normal_double(&rng, p.weights_of_loss, 36, 1.0);
-        double *dx = zeros_double(36);
+        double *dx = test_zeros(36);
         digcl_ref_srem_backward(block, 2, 3, 2, p.weights_of_loss, dx);
-        check_finite_difference(block ? "srem oracle (odd block) d/dx" : "srem oracle (even) d/dx",
-                                srem_loss, &p, p.x, dx, 36, 36, &rng);
+        test_check_gradient(block ? "srem oracle (odd block) d/dx" : "srem oracle (even) d/dx",
+                                srem_loss, &p, p.x, dx, 36, 36);
         free(p.x), free(p.y), free(p.weights_of_loss), free(dx);
     }
 }
@@ -97,8 +101,8 @@ static void test_srem_oracle_gradients(void **state) {
 static void check_srem(int block, int N, int side, int D, test_rng *rng) {
     digcl_context *ctx = test_context();
     const size_t count = (size_t)N * (size_t)side * (size_t)side * (size_t)D;
-    float *x = random_floats(rng, count, 1.0f);
-    double *wide = widen(x, count), *want = zeros_double(count);
+    float *x = test_random_floats(rng, count, 1.0f);
+    double *wide = test_widen(x, count), *want = test_zeros(count);
     cl_mem d_x = test_upload(x, count), y = test_poisoned(count), dx = test_poisoned(count);
     digcl_srem_forward(ctx, block, N, side, D, d_x, y);
     digcl_srem_backward(ctx, block, N, side, D, y, dx);

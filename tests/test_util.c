@@ -56,6 +56,66 @@ void test_fill_normal_double(test_rng *rng, double *x, size_t n, double stddev) 
     for (size_t i = 0; i < n; i++) x[i] = stddev * test_normal(rng);
 }
 
+/* ------------------------------------------------------------ host arrays */
+
+float *test_random_floats(test_rng *rng, size_t n, float stddev) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    test_fill_normal(rng, x, n, stddev);
+    for (size_t i = 0; i < n; i++)
+        if (x[i] == 0.0f) x[i] = 0.5f * stddev;
+    return x;
+}
+
+double *test_random_doubles(test_rng *rng, size_t n) {
+    double *x = malloc((n ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    test_fill_normal_double(rng, x, n, 1.0);
+    for (size_t i = 0; i < n; i++)
+        if (x[i] == 0.0) x[i] = 0.5;
+    return x;
+}
+
+double *test_widen(const float *x, size_t n) {
+    double *wide = malloc((n ? n : 1) * sizeof *wide);
+    assert_non_null(wide);
+    for (size_t i = 0; i < n; i++) wide[i] = x[i];
+    return wide;
+}
+
+double *test_zeros(size_t n) {
+    double *x = calloc(n ? n : 1, sizeof *x);
+    assert_non_null(x);
+    return x;
+}
+
+double test_weighted_sum(const double *x, const double *weights, size_t n) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += x[i] * weights[i];
+    return sum;
+}
+
+void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double *x, const double *analytic,
+                         size_t n, size_t samples) {
+    const double step = 1e-5;
+    size_t stride = samples && n > samples ? n / samples : 1, checked = 0;
+    double diff = 0.0, norm = 0.0;
+    for (size_t i = 0; i < n; i += stride, checked++) {
+        const double saved = x[i];
+        x[i] = saved + step;
+        const double plus = loss(arg);
+        x[i] = saved - step;
+        const double minus = loss(arg);
+        x[i] = saved;
+        const double numeric = (plus - minus) / (2.0 * step);
+        diff += (numeric - analytic[i]) * (numeric - analytic[i]);
+        norm += numeric * numeric;
+    }
+    const double error = norm > 0.0 ? sqrt(diff / norm) : sqrt(diff);
+    print_message("  %-48s FD rel L2 %.3e over %zu entries\n", label, error, checked);
+    if (!(error < 1e-6)) fail_msg("%s: finite-difference rel L2 %.3e is not below 1e-6", label, error);
+}
+
 /* ------------------------------------------------------------ device buffers */
 
 cl_mem test_upload(const float *host, size_t n) {

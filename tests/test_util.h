@@ -28,6 +28,23 @@ void test_fill_uniform(test_rng *rng, float *x, size_t n, float low, float high)
 void test_fill_normal(test_rng *rng, float *x, size_t n, float stddev);
 void test_fill_normal_double(test_rng *rng, double *x, size_t n, double stddev);
 
+/* Host arrays (malloc'ed; the caller frees): n normal values with exact zeros
+ * replaced (inputs are never zero), floats widened to double, zeros. */
+float *test_random_floats(test_rng *rng, size_t n, float stddev);
+double *test_random_doubles(test_rng *rng, size_t n);
+double *test_widen(const float *x, size_t n);
+double *test_zeros(size_t n);
+/* sum_i x[i] * weights[i]: a scalar loss whose gradient is `weights`. */
+double test_weighted_sum(const double *x, const double *weights, size_t n);
+
+/* A scalar loss of a double oracle, as a function of its (perturbed) inputs. */
+typedef double (*test_loss_fn)(void *arg);
+/* Central differences (step 1e-5) of loss with respect to x[i] against
+ * analytic[i], over every entry or `samples` evenly spread ones; asserts rel
+ * L2 < 1e-6 (the oracles' backward check). */
+void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double *x, const double *analytic,
+                         size_t n, size_t samples);
+
 /* Device buffer helpers: upload a host array, allocate NaN-poisoned output,
  * download into a fresh malloc'ed array. */
 cl_mem test_upload(const float *host, size_t n);

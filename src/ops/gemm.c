@@ -13,20 +13,25 @@ static _Noreturn void clblast_failed(const char *routine, CLBlastStatusCode stat
                 routine, (int)status, a->M, a->N, a->K, a->transpose_a, a->transpose_b, a->lda, a->ldb, a->ldc);
 }
 
-/* Grows the context's temp buffer to `bytes` (never shrinks). Allocation only
- * happens the first time a larger GEMM is seen, i.e. outside the steady state. */
+/* Grows one of the context's reusable GEMM buffers to `bytes` (never shrinks).
+ * Allocation happens only the first time a larger GEMM is seen, i.e. outside
+ * the steady state of a training or sampling loop. */
+static cl_mem grown_buffer(digcl_context *ctx, cl_mem *mem, size_t *have, size_t bytes, const char *what) {
+    if (bytes > *have) {
+        if (*mem) {
+            clReleaseMemObject(*mem);
+            ctx->in_use_bytes -= *have;
+        }
+        digcl_buffer buffer = digcl_buffer_create(ctx, bytes, what);
+        *mem = buffer.mem;
+        *have = buffer.bytes;
+    }
+    return *mem;
+}
+
 static cl_mem temp_buffer(digcl_context *ctx, size_t bytes) {
     if (bytes == 0) return NULL;
-    if (bytes > ctx->gemm_temp_bytes) {
-        if (ctx->gemm_temp) {
-            clReleaseMemObject(ctx->gemm_temp);
-            ctx->in_use_bytes -= ctx->gemm_temp_bytes;
-        }
-        digcl_buffer buffer = digcl_buffer_create(ctx, bytes, "GEMM temporary buffer");
-        ctx->gemm_temp = buffer.mem;
-        ctx->gemm_temp_bytes = buffer.bytes;
-    }
-    return ctx->gemm_temp;
+    return grown_buffer(ctx, &ctx->gemm_temp, &ctx->gemm_temp_bytes, bytes, "GEMM temporary buffer");
 }
 
 static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
@@ -59,18 +64,9 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, si
 
 /* ------------------------------------------------------------ split-K */
 
-/* The scratch for partial products, grown on demand (never shrunk). */
+/* The scratch for partial products. */
 static cl_mem slices_buffer(digcl_context *ctx, size_t bytes) {
-    if (bytes > ctx->gemm_slices_bytes) {
-        if (ctx->gemm_slices) {
-            clReleaseMemObject(ctx->gemm_slices);
-            ctx->in_use_bytes -= ctx->gemm_slices_bytes;
-        }
-        digcl_buffer buffer = digcl_buffer_create(ctx, bytes, "GEMM split-K partial products");
-        ctx->gemm_slices = buffer.mem;
-        ctx->gemm_slices_bytes = buffer.bytes;
-    }
-    return ctx->gemm_slices;
+    return grown_buffer(ctx, &ctx->gemm_slices, &ctx->gemm_slices_bytes, bytes, "GEMM split-K partial products");
 }
 
 /* Offsets of K slice `slice` (width Ks) of op(A) [M, K] and op(B) [K, N]. */
