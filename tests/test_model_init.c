@@ -120,6 +120,17 @@ static void test_dit_init(void **state) {
     check_config("DiT-S/2", 4, 128);
 }
 
+typedef struct forward_call {
+    digcl_model *model;
+    const digcl_model_inputs *inputs;
+    cl_mem out;
+} forward_call;
+
+static void run_forward(void *arg) {
+    forward_call *call = arg;
+    digcl_model_forward(call->model, call->inputs, call->out);
+}
+
 /* adaLN-Zero: the final layer starts at zero, so the first output is exactly 0. */
 static void test_initial_output_is_zero(void **state) {
     (void)state;
@@ -144,6 +155,12 @@ static void test_initial_output_is_zero(void **state) {
     digcl_model_forward(model, &inputs, out);
     float *got = test_download(out, out_count);
     check_exact("initial output", got, out_count, 0.0f);
+    /* a buffer smaller than the prepared batch is refused, not read past its end */
+    digcl_model_prepare(model, N + 1, DIGCL_MODE_INFERENCE);
+    forward_call call = {model, &inputs, out};
+    char message[512];
+    assert_true(test_expect_fatal(run_forward, &call, message, sizeof message));
+    assert_non_null(strstr(message, "input x [N, C, H, W]"));
     free(x), free(got);
     test_release(inputs.x), test_release(inputs.t), test_release(out);
     digcl_buffer_release(&labels);

@@ -284,8 +284,27 @@ static cl_mem block_output(digcl_model *model, int block) {
     return block == model->config.depth - 1 ? model->scratch.stream_out : block_input(model, block + 1);
 }
 
+static void check_buffer(cl_mem mem, size_t floats, const char *what, int batch) {
+    size_t bytes = 0;
+    if (!mem || clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) != CL_SUCCESS)
+        digcl_fatal("model %s: not a valid device buffer", what);
+    if (bytes < floats * sizeof(float))
+        digcl_fatal("model %s: buffer holds %zu bytes, batch %d needs %zu", what, bytes, batch, floats * sizeof(float));
+}
+
+/* The buffers must hold the prepared batch: a smaller one would be read past its end. */
+static void check_inputs(const digcl_model *model, const digcl_model_inputs *inputs, cl_mem out) {
+    const digcl_model_config *c = &model->config;
+    size_t N = (size_t)model->batch, pixels = (size_t)c->input_size * c->input_size;
+    check_buffer(inputs->x, N * c->in_channels * pixels, "input x [N, C, H, W]", model->batch);
+    check_buffer(inputs->t, N, "input t [N]", model->batch);
+    check_buffer(inputs->y, N, "input y [N]", model->batch);
+    check_buffer(out, N * c->out_channels * pixels, "output [N, C_out, H, W]", model->batch);
+}
+
 void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem out) {
     if (!model->batch) digcl_fatal("digcl_model_forward: call digcl_model_prepare first");
+    check_inputs(model, inputs, out);
     const digcl_model_config *c = &model->config;
     size_t stream_bytes = (size_t)model->batch * c->tokens * c->hidden_size * sizeof(float);
     model_stem_forward(model, inputs, c->depth ? block_input(model, 0) : model->scratch.stream_out);
@@ -306,6 +325,9 @@ void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, c
 void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem dout, cl_mem dx) {
     if (!training(model))
         digcl_fatal("digcl_model_backward: the model was prepared for inference; prepare it for training");
+    check_inputs(model, inputs, dout);
+    if (dx) check_buffer(dx, (size_t)model->batch * model->config.in_channels * model->config.input_size *
+                                 model->config.input_size, "input gradient dx", model->batch);
     const digcl_model_config *c = &model->config;
     size_t stream_floats = (size_t)model->batch * c->tokens * c->hidden_size;
     cl_mem *d = model->scratch.d_stream;
