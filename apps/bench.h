@@ -31,6 +31,10 @@ int bench_ops_main(digcl_context *ctx, int argc, char **argv);
 int bench_gla_main(digcl_context *ctx, int argc, char **argv);
 int bench_model_main(digcl_context *ctx, int argc, char **argv);
 
+/* `digcl bench gemm --tune` (apps/bench_gemm_tune.c): CLBlast parameter sets
+ * tried on the DiG-S/2 GEMM shapes, one row of timings per set. */
+int bench_gemm_tune(digcl_context *ctx);
+
 /* Families of `digcl bench ops`, each in its own apps/bench_ops_<family>.c.
  * Each times its kernels at DiG-S/2 training shapes (N=32, T=256, D=384) and at
  * high resolution (N=1, T=12544) and prints rows with bench_print_row. */

@@ -104,9 +104,11 @@ int bench_gemm_main(digcl_context *ctx, int argc, char **argv) {
     long size = 1024;
     double seconds = 1.0;
     const char *shape = NULL;
+    int tune = 0;
     for (int i = 0; i < argc; i++) {
         const char *value = NULL;
-        if (cli_option_value(argc, argv, &i, "--shape", &value)) shape = value;
+        if (strcmp(argv[i], "--tune") == 0) tune = 1;
+        else if (cli_option_value(argc, argv, &i, "--shape", &value)) shape = value;
         else if (cli_option_value(argc, argv, &i, "--size", &value)) size = cli_parse_long("--size", value, 1, 32768);
         else if (cli_option_value(argc, argv, &i, "--seconds", &value)) seconds = cli_parse_double("--seconds", value, 0.01, 600);
         else cli_unknown_argument("bench gemm", argv[i]);
@@ -117,6 +119,7 @@ int bench_gemm_main(digcl_context *ctx, int argc, char **argv) {
     printf("GEMM self-check (67x45x33, A^T B^T, alpha 0.75, beta 0.5): rel L2 error %.2e %s\n", error,
            error < 1e-5 ? "ok" : "FAILED");
     if (!(error < 1e-5)) return 1;
+    if (tune) return bench_gemm_tune(ctx);
     if (shape) return bench_shape(ctx, shape);
 
     size_t n = (size_t)size, bytes = n * n * sizeof(float);

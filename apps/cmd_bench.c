@@ -25,7 +25,8 @@ void usage_bench(void) {
     printf("\nTimes are medians of repeated runs after a warm-up, measured with clFinish around\n"
            "each run. Rows show ms, GB/s against the minimum bytes moved and GFLOP/s.\n"
            "`digcl bench gemm --size N --seconds S` (defaults 1024, 1), or\n"
-           "`digcl bench gemm --shape M,N,K,ta,tb` (plain against split-K GEMM).\n"
+           "`digcl bench gemm --shape M,N,K,ta,tb` (plain against split-K GEMM), or\n"
+           "`digcl bench gemm --tune` (CLBlast parameter sets on the DiG-S/2 shapes).\n"
            "`digcl bench gla --help`, `digcl bench model --model NAME --batch N --image-size S`.\n");
 }
 

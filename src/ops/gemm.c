@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "digcl/gemm.h"
+#include "gemm_tuning.h"
 #include "runtime/context_internal.h"
 
 static CLBlastTranspose transpose_flag(int transpose) { return transpose ? CLBlastTransposeYes : CLBlastTransposeNo; }
@@ -35,6 +36,7 @@ static cl_mem temp_buffer(digcl_context *ctx, size_t bytes) {
 }
 
 static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
+    digcl_gemm_tuning_apply(ctx);
     CLBlastTranspose ta = transpose_flag(a->transpose_a), tb = transpose_flag(a->transpose_b);
     size_t temp_bytes = 0;
     CLBlastStatusCode status = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K,
@@ -53,6 +55,7 @@ static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
 void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
                                 size_t stride_b, size_t stride_c, size_t batch) {
     if (a->M == 0 || a->N == 0 || batch == 0) return;
+    digcl_gemm_tuning_apply(ctx);
     double begin = digcl_profile_begin(ctx);
     CLBlastStatusCode status = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, transpose_flag(a->transpose_a), transpose_flag(a->transpose_b), a->M, a->N,
