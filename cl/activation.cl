@@ -12,14 +12,7 @@
  * Gradients overwrite dx unless accumulate != 0 (then +=).
  * Options: -DVEC=1|4 (float4 when the element counts allow).
  */
-#ifndef VEC
-#define VEC 1
-#endif
-#if VEC == 4
-typedef float4 vec;
-#else
-typedef float vec;
-#endif
+#include "vector.cl"
 
 #define GELU_C 0.7978845608028654f
 #define GELU_A 0.044715f

@@ -14,14 +14,7 @@
  *
  * Options: -DVEC=1|4 (float4 when D, offsets and strides are multiples of 4).
  */
-#ifndef VEC
-#define VEC 1
-#endif
-#if VEC == 4
-typedef float4 vec;
-#else
-typedef float vec;
-#endif
+#include "vector.cl"
 
 #define COLUMN_GROUP 32
 #define ROW_LANES 8

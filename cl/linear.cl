@@ -6,14 +6,7 @@
  *
  * Options: -DVEC=1|4 (float4 when out and the bias offset are multiples of 4).
  */
-#ifndef VEC
-#define VEC 1
-#endif
-#if VEC == 4
-typedef float4 vec;
-#else
-typedef float vec;
-#endif
+#include "vector.cl"
 
 __kernel void bias_add(__global vec *y, const int rows, const int out_vec,
                        __global const float *bias, const int bias_offset) {

@@ -9,14 +9,7 @@
  *
  * Options: -DVEC=1|4.
  */
-#ifndef VEC
-#define VEC 1
-#endif
-#if VEC == 4
-typedef float4 vec;
-#else
-typedef float vec;
-#endif
+#include "vector.cl"
 
 __kernel void adamw_step(__global vec *params, __global const vec *grads, __global vec *m,
                          __global vec *v, const int count_vec, const float decay_factor,

@@ -295,6 +295,18 @@ static void test_sub_buffer_views(void **state) {
     digcl_buffer_release(&whole);
 }
 
+/* `#include "vector.cl"` in an embedded kernel file is expanded by the runtime:
+ * a program that uses the included typedef builds and runs. */
+static void test_kernel_includes(void **state) {
+    (void)state;
+    size_t length = 0;
+    const char *linear = digcl_kernel_source("linear", &length);
+    assert_non_null(linear);
+    assert_non_null(strstr(linear, "#include \"vector.cl\""));
+    assert_non_null(digcl_kernel(test_context(), "linear", "bias_add", "-DVEC=4"));
+    assert_non_null(digcl_kernel(test_context(), "linear", "bias_add", ""));
+}
+
 static void test_copy_columns(void **state) {
     (void)state;
     enum { ROWS = 7, SRC_STRIDE = 11, DST_STRIDE = 5 };
@@ -372,6 +384,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_memory_message),
         cmocka_unit_test(test_memory_accounting),
         cmocka_unit_test(test_sub_buffer_views),
+        cmocka_unit_test(test_kernel_includes),
         cmocka_unit_test(test_copy_columns),
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_cl_check_message),

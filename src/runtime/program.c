@@ -261,6 +261,58 @@ cl_program digcl_program_from_source(digcl_context *ctx, const char *label, cons
     return program;
 }
 
+/* ------------------------------------------------------------ includes */
+
+/* The name between the quotes of a line `#include "name.cl"`, or 0. */
+static int include_target(const char *line, size_t length, char *name, size_t size) {
+    const char *prefix = "#include \"";
+    size_t prefix_length = strlen(prefix);
+    if (length <= prefix_length + 4 || strncmp(line, prefix, prefix_length) != 0) return 0;
+    const char *start = line + prefix_length, *end = memchr(start, '"', length - prefix_length);
+    if (!end || end - start < 4 || strncmp(end - 3, ".cl", 3) != 0 || (size_t)(end - start - 3) >= size) return 0;
+    memcpy(name, start, (size_t)(end - start - 3));
+    name[end - start - 3] = '\0';
+    return 1;
+}
+
+static void append(char **out, size_t *used, size_t *capacity, const char *text, size_t length) {
+    if (*used + length + 1 > *capacity) {
+        *capacity = 2 * (*used + length + 1);
+        char *grown = realloc(*out, *capacity);
+        if (!grown) digcl_fatal("out of host memory expanding a kernel source");
+        *out = grown;
+    }
+    memcpy(*out + *used, text, length);
+    *used += length;
+    (*out)[*used] = '\0';
+}
+
+/* Replaces each line `#include "name.cl"` of an embedded kernel file with the
+ * embedded cl/name.cl (one level: shared definitions such as cl/vector.cl).
+ * The result (malloc'ed) is what gets compiled and hashed for the cache. */
+static char *expand_includes(const char *file, const char *source, size_t length, size_t *expanded_length) {
+    char *out = NULL;
+    size_t used = 0, capacity = 0;
+    for (size_t at = 0; at < length;) {
+        const char *line = source + at, *newline = memchr(line, '\n', length - at);
+        size_t line_length = newline ? (size_t)(newline - line) + 1 : length - at;
+        char name[128];
+        if (include_target(line, line_length, name, sizeof name)) {
+            size_t included_length = 0;
+            const char *included = digcl_kernel_source(name, &included_length);
+            if (!included) digcl_fatal("cl/%s.cl includes \"%s.cl\", which is not an embedded kernel file", file, name);
+            append(&out, &used, &capacity, included, included_length);
+            append(&out, &used, &capacity, "\n", 1);
+        } else {
+            append(&out, &used, &capacity, line, line_length);
+        }
+        at += line_length;
+    }
+    if (!out) append(&out, &used, &capacity, "", 0);
+    *expanded_length = used;
+    return out;
+}
+
 /* ------------------------------------------------------------ program and kernel tables */
 
 static uint64_t table_key(const char *file, const char *options, const char *name) {
@@ -301,16 +353,18 @@ static cl_program find_or_build_program(digcl_context *ctx, const char *file, co
             return e->program;
         }
     }
-    size_t length = 0;
+    size_t length = 0, expanded_length = 0;
     const char *source = digcl_kernel_source(file, &length);
     if (!source) digcl_fatal("no embedded kernel file cl/%s.cl (is it in cl/ and was cmake re-run?)", file);
+    char *expanded = expand_includes(file, source, length, &expanded_length);
     if (ctx->program_count == ctx->program_capacity)
         ctx->programs = grow(ctx->programs, &ctx->program_capacity, sizeof *ctx->programs);
     program_entry *entry = &ctx->programs[ctx->program_count++];
     entry->key = key;
     entry->file = copy_string(file);
     entry->options = copy_string(options);
-    entry->program = digcl_program_from_source(ctx, file, source, length, options);
+    entry->program = digcl_program_from_source(ctx, file, expanded, expanded_length, options);
+    free(expanded);
     return entry->program;
 }
 

@@ -1,0 +1,13 @@
+/* vector.cl: the element type of the elementwise kernels, included by other
+ * kernel files with `#include "vector.cl"` (the runtime expands it).
+ *
+ * vec = float4 when built with -DVEC=4 (the launcher checked that every
+ * offset and width is a multiple of 4), else float. */
+#ifndef VEC
+#define VEC 1
+#endif
+#if VEC == 4
+typedef float4 vec;
+#else
+typedef float vec;
+#endif
