@@ -11,21 +11,26 @@
  *   dq_i = s sum_j dS_ij k_j,  dk_j = s sum_i dS_ij q_i,  dv_j = sum_i P_ij dout_i
  *
  * Kernels (no atomics; every output element has one owner):
- *   attention_forward       one work-item per query row (BQ per group); K/V
- *                           tiles of BK keys staged in local memory; running
- *                           max m, sum l and accumulator rescaled per CHUNK keys.
+ *   attention_forward       register-blocked (see above the kernel): 128
+ *                           work-items per 32*FRQ query rows; K/V tiles of FBK
+ *                           keys in local memory; scores with q in registers,
+ *                           P through local memory, P V as 4-row micro-tiles;
+ *                           running max m, sum l, accumulator rescaled per tile;
+ *                           the next K/V tile is prefetched into registers.
  *   attention_delta         delta_i, one work-item per row.
- *   attention_backward_query  one work-item per query row: loops over K/V
- *                           tiles, recomputes P from L, accumulates dq.
- *   attention_backward_key_value  one work-item per key row (BKV per group):
- *                           keeps k_j, dk_j, dv_j in registers and v_j in a
- *                           transposed local column; loops over Q/dout tiles
- *                           of BQT queries.
- * Compile-time: DH (head dim, multiple of 4), BQ, BK, BKV, BQT (even).
+ *   attention_backward_query  register-blocked (see above the kernel): 128
+ *                           work-items per 32 query rows; K/V tiles of BK keys;
+ *                           recomputes P from L, dS through local memory, dq as
+ *                           4-row micro-tiles.
+ *   attention_backward_key_value  register-blocked (see above the kernel):
+ *                           128 work-items per 32 keys; Q/dout tiles of BQT
+ *                           queries in local memory; p and dS with k (and v)
+ *                           in registers, then dk/dv as 4-key micro-tiles.
+ * Compile-time: DH (head dim, multiple of 4), BK and BQT (multiples of 4), FRQ,
+ * FBK (multiple of 4).
  */
 
 #define DH4 (DH / 4)
-#define CHUNK 16
 
 /* Copies rows first..first+count-1 of one q/k/v/dout slice into a local tile
  * [rows][DH4] (zero rows past count), cooperatively and coalesced. */
@@ -38,70 +43,156 @@ static void load_tile(__global const float *base, int row_stride, int first, int
     }
 }
 
-static float dot_row(const float4 *a, __local const float4 *b) {
-    float4 sum = a[0] * b[0];
-    for (int c = 1; c < DH4; c++) sum = fma(a[c], b[c], sum);
-    return sum.x + sum.y + sum.z + sum.w;
-}
+/* Forward, register-blocked. A group of FG = 128 work-items owns FBQ = 32*FRQ
+ * query rows and walks K/V tiles of FBK keys in two phases per tile:
+ *   scores: work-item (quarter = lid / 32, slot = lid % 32) holds q of rows
+ *     slot + 32 r (r < FRQ) in registers and scores them against the FBK/4 keys
+ *     of its quarter (warp-uniform: each K load is a broadcast feeding FRQ
+ *     rows); the row max is combined over the 4 quarters through local memory,
+ *     then p = exp(s - m) goes to a local tile pt[key][row].
+ *   values: work-item (row group lid / FCG, column group lid % FCG) owns a
+ *     4-row x FCW-float4 block of the accumulator: one P load (4 rows) and FCW
+ *     V loads feed 16 FCW FMAs.
+ * Each quarter keeps its own running sum; they are added at the end. The next
+ * K/V tile is loaded into registers while the current one is in use. */
+#define FG 128
+#define FBQ (32 * FRQ)
+#define FQK (FBK / 4)
+#define FRG (FBQ / 4)
+#define FCG (FG / FRG)
+#define FCW ((DH4 + FCG - 1) / FCG)
 
-/* The online-softmax update for `count` keys of the staged tiles. */
-static void online_softmax_tile(const float4 *q, float4 *acc, float *running_max,
-                                float *running_sum, __local const float4 *key_tile,
-                                __local const float4 *value_tile, int count) {
-    for (int j0 = 0; j0 < count; j0 += CHUNK) {
-        float scores[CHUNK];
-        float chunk_max = -INFINITY;
-        for (int jj = 0; jj < CHUNK; jj++) {
-            scores[jj] = j0 + jj < count ? dot_row(q, key_tile + (j0 + jj) * DH4) : -INFINITY;
-            chunk_max = fmax(chunk_max, scores[jj]);
-        }
-        const float new_max = fmax(*running_max, chunk_max);
-        const float correction = exp(*running_max - new_max);
-        float sum = *running_sum * correction;
-        for (int c = 0; c < DH4; c++) acc[c] *= correction;
-        for (int jj = 0; jj < CHUNK; jj++) { /* past count: score -inf, p = 0, zero row */
-            const float p = exp(scores[jj] - new_max);
-            sum += p;
-            __local const float4 *v = value_tile + (j0 + jj) * DH4;
-            for (int c = 0; c < DH4; c++) acc[c] = fma((float4)(p), v[c], acc[c]);
-        }
-        *running_max = new_max;
-        *running_sum = sum;
+#define FPF ((FBK * DH4 + FG - 1) / FG) /* float4 of each of K and V per work-item per tile */
+
+/* Rows first.. of K and V (zero past T), element e = lid + FG u of a [FBK][DH4] tile. */
+static void prefetch_tile(__global const float *k_base, __global const float *v_base,
+                          int row_stride, int first, int T, float4 *k, float4 *v) {
+    for (int u = 0; u < FPF; u++) {
+        const int e = get_local_id(0) + FG * u, row = e / DH4, c = e % DH4;
+        const int inside = e < FBK * DH4 && first + row < T;
+        const size_t offset = (size_t)(first + row) * row_stride;
+        k[u] = inside ? vload4(c, k_base + offset) : (float4)(0.0f);
+        v[u] = inside ? vload4(c, v_base + offset) : (float4)(0.0f);
     }
 }
 
-__kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
+__kernel __attribute__((reqd_work_group_size(FG, 1, 1)))
 void attention_forward(__global const float *qkv, /* [N, T, 3, H, DH] */
                        __global float *out,       /* [N, T, H, DH] */
                        __global float *logsumexp, /* [N, H, T] */
                        int T, int H, float scale) {
-    __local float4 key_tile[BK * DH4], value_tile[BK * DH4];
-    const int query = get_group_id(0) * BQ + get_local_id(0);
+    __local float4 key_tile[FBK * DH4], value_tile[FBK * DH4];
+    __local float4 pt[FBK * FRG]; /* p of (key j, rows 4g..4g+3) at j*FRG + g */
+    __local float partial[4 * FBQ], correction_tile[FBQ];
+    const int lid = get_local_id(0), quarter = lid / 32, slot = lid % 32;
+    const int first_row = get_group_id(0) * FBQ;
     const int h = get_group_id(1), n = get_group_id(2);
     const int token_stride = 3 * H * DH;
     __global const float *q_base = qkv + (size_t)n * T * token_stride + h * DH;
     __global const float *k_base = q_base + H * DH, *v_base = q_base + 2 * H * DH;
-    const int valid = query < T;
-    float4 q[DH4], acc[DH4];
-    for (int c = 0; c < DH4; c++) {
-        q[c] = valid ? vload4(c, q_base + (size_t)query * token_stride) * scale : (float4)(0.0f);
-        acc[c] = (float4)(0.0f);
+    __local float *p_rows = (__local float *)pt;
+    float4 q[FRQ][DH4];
+    float running_max[FRQ], running_sum[FRQ];
+    for (int r = 0; r < FRQ; r++) {
+        const int query = first_row + slot + 32 * r;
+        for (int c = 0; c < DH4; c++)
+            q[r][c] = query < T ? vload4(c, q_base + (size_t)query * token_stride) * scale
+                                : (float4)(0.0f);
+        running_max[r] = -INFINITY;
+        running_sum[r] = 0.0f;
     }
-    float running_max = -INFINITY, running_sum = 0.0f;
-    for (int k0 = 0; k0 < T; k0 += BK) {
-        const int count = min(BK, T - k0);
+    const int row_group = lid / FCG, column_group = lid % FCG;
+    float4 acc[4][FCW];
+    for (int i = 0; i < 4; i++)
+        for (int w = 0; w < FCW; w++) acc[i][w] = (float4)(0.0f);
+    /* The next K/V tile is fetched into registers while this one is used. */
+    float4 next_k[FPF], next_v[FPF];
+    prefetch_tile(k_base, v_base, token_stride, 0, T, next_k, next_v);
+    for (int k0 = 0; k0 < T; k0 += FBK) {
+        const int count = min(FBK, T - k0);
         barrier(CLK_LOCAL_MEM_FENCE);
-        load_tile(k_base, token_stride, k0, count, BK, 1.0f, key_tile);
-        load_tile(v_base, token_stride, k0, count, BK, 1.0f, value_tile);
+        for (int u = 0; u < FPF; u++) {
+            const int e = lid + FG * u;
+            if (FPF * FG > FBK * DH4 && e >= FBK * DH4) break;
+            key_tile[e] = next_k[u];
+            value_tile[e] = next_v[u];
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (valid)
-            online_softmax_tile(q, acc, &running_max, &running_sum, key_tile, value_tile, count);
+        if (k0 + FBK < T) prefetch_tile(k_base, v_base, token_stride, k0 + FBK, T, next_k, next_v);
+        float scores[FRQ][FQK];
+        for (int jj = 0; jj < FQK; jj++) {
+            const int j = quarter * FQK + jj;
+            __local const float4 *k = key_tile + j * DH4;
+            float4 sum[FRQ];
+            for (int r = 0; r < FRQ; r++) sum[r] = q[r][0] * k[0];
+            for (int c = 1; c < DH4; c++) {
+                const float4 kc = k[c];
+                for (int r = 0; r < FRQ; r++) sum[r] = fma(q[r][c], kc, sum[r]);
+            }
+            for (int r = 0; r < FRQ; r++)
+                scores[r][jj] = j < count ? sum[r].x + sum[r].y + sum[r].z + sum[r].w : -INFINITY;
+        }
+        for (int r = 0; r < FRQ; r++) {
+            float tile_max = scores[r][0];
+            for (int jj = 1; jj < FQK; jj++) tile_max = fmax(tile_max, scores[r][jj]);
+            partial[quarter * FBQ + slot + 32 * r] = tile_max;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int r = 0; r < FRQ; r++) {
+            const int row = slot + 32 * r;
+            const float new_max =
+                fmax(fmax(running_max[r], fmax(partial[row], partial[FBQ + row])),
+                     fmax(partial[2 * FBQ + row], partial[3 * FBQ + row]));
+            const float correction = exp(running_max[r] - new_max);
+            float sum = running_sum[r] * correction;
+            for (int jj = 0; jj < FQK; jj++) { /* past count: score -inf, p = 0 */
+                const float p = exp(scores[r][jj] - new_max);
+                sum += p;
+                p_rows[(quarter * FQK + jj) * FBQ + row] = p;
+            }
+            if (quarter == 0) correction_tile[row] = correction;
+            running_max[r] = new_max;
+            running_sum[r] = sum;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = 0; i < 4; i++) {
+            const float correction = correction_tile[4 * row_group + i];
+            for (int w = 0; w < FCW; w++) acc[i][w] *= correction;
+        }
+        for (int j = 0; j < count; j++) {
+            const float4 p = pt[j * FRG + row_group];
+            for (int w = 0; w < FCW; w++) {
+                const int c = column_group + FCG * w;
+                if (FCW * FCG > DH4 && c >= DH4) break;
+                const float4 v = value_tile[j * DH4 + c];
+                acc[0][w] = fma((float4)(p.x), v, acc[0][w]);
+                acc[1][w] = fma((float4)(p.y), v, acc[1][w]);
+                acc[2][w] = fma((float4)(p.z), v, acc[2][w]);
+                acc[3][w] = fma((float4)(p.w), v, acc[3][w]);
+            }
+        }
     }
-    if (!valid) return;
-    const float inverse = 1.0f / running_sum;
-    __global float *out_row = out + (((size_t)n * T + query) * H + h) * DH;
-    for (int c = 0; c < DH4; c++) vstore4(acc[c] * inverse, c, out_row);
-    logsumexp[((size_t)n * H + h) * T + query] = running_max + log(running_sum);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int r = 0; r < FRQ; r++) partial[quarter * FBQ + slot + 32 * r] = running_sum[r];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (quarter == 0)
+        for (int r = 0; r < FRQ; r++) {
+            const int row = slot + 32 * r, query = first_row + row;
+            const float total =
+                (partial[row] + partial[FBQ + row]) + (partial[2 * FBQ + row] + partial[3 * FBQ + row]);
+            if (query < T) logsumexp[((size_t)n * H + h) * T + query] = running_max[r] + log(total);
+        }
+    for (int i = 0; i < 4; i++) {
+        const int row = 4 * row_group + i, query = first_row + row;
+        if (query >= T) break;
+        const float inverse = 1.0f / ((partial[row] + partial[FBQ + row]) +
+                                      (partial[2 * FBQ + row] + partial[3 * FBQ + row]));
+        __global float *out_row = out + (((size_t)n * T + query) * H + h) * DH;
+        for (int w = 0; w < FCW; w++) {
+            const int c = column_group + FCG * w;
+            if (c < DH4) vstore4(acc[i][w] * inverse, c, out_row);
+        }
+    }
 }
 
 /* delta[n, h, t] = dout[n, t, h, :] . out[n, t, h, :]. Global (T, H, N). */
@@ -117,7 +208,23 @@ __kernel void attention_delta(__global const float *out,  /* [N, T, H, DH] */
     delta[((size_t)n * H + h) * T + t] = sum.x + sum.y + sum.z + sum.w;
 }
 
-__kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
+#define BG 128
+#define BKB 32
+#define BKG (BKB / 4)
+#define BQQ (BQT / 4)
+#define BCG (BG / BKG)
+#define BCW ((DH4 + BCG - 1) / BCG)
+#define V_IN_REGISTERS (DH <= 64) /* the second row operand (v in dk/dv, dout in dq) */
+#define VPAD (DH4 % 2 == 0 ? DH4 + 1 : DH4) /* odd row stride: no bank conflicts */
+
+/* dq, register-blocked, the transpose of the dk/dv scheme below: a group of
+ * BG = 128 work-items owns BKB = 32 query rows and walks K/V tiles of BK keys.
+ * Work-item (quarter = lid / 32, slot = lid % 32) holds q (and dout, where
+ * DH <= 64; else dout is read from its own padded local row) of row slot and
+ * computes dS against the BK/4 keys of its quarter (broadcast k/v loads) into
+ * a local tile [key][row]; then work-item (row group lid / BCG, column group
+ * lid % BCG) accumulates a 4-row x BCW-float4 block of dq = dS k. */
+__kernel __attribute__((reqd_work_group_size(BG, 1, 1)))
 void attention_backward_query(__global const float *qkv,       /* [N, T, 3, H, DH] */
                               __global const float *dout,      /* [N, T, H, DH] */
                               __global const float *logsumexp, /* [N, H, T] */
@@ -125,65 +232,133 @@ void attention_backward_query(__global const float *qkv,       /* [N, T, 3, H, D
                               __global float *dqkv,            /* [N, T, 3, H, DH] */
                               int T, int H, float scale) {
     __local float4 key_tile[BK * DH4], value_tile[BK * DH4];
-    const int query = get_group_id(0) * BQ + get_local_id(0);
+    __local float4 dscore_tile[BK * BKG]; /* (key j, rows 4g..4g+3) at j*BKG + g */
+    __local float *dscore_rows = (__local float *)dscore_tile;
+    const int lid = get_local_id(0), quarter = lid / 32, slot = lid % 32;
+    const int first_row = get_group_id(0) * BKB, query = first_row + slot;
     const int h = get_group_id(1), n = get_group_id(2);
     const int token_stride = 3 * H * DH;
     const size_t q_offset = (size_t)n * T * token_stride + h * DH;
     __global const float *k_base = qkv + q_offset + H * DH, *v_base = qkv + q_offset + 2 * H * DH;
     const int valid = query < T;
-    const size_t row = (size_t)query * token_stride;
+    __global const float *q_row = qkv + q_offset + (size_t)query * token_stride;
     __global const float *dout_row = dout + (((size_t)n * T + query) * H + h) * DH;
-    float4 q[DH4], dout_i[DH4], dq[DH4];
+    float4 q[DH4];
+#if V_IN_REGISTERS
+    float4 g[DH4];
     for (int c = 0; c < DH4; c++) {
-        q[c] = valid ? vload4(c, qkv + q_offset + row) * scale : (float4)(0.0f);
-        dout_i[c] = valid ? vload4(c, dout_row) : (float4)(0.0f);
-        dq[c] = (float4)(0.0f);
+        q[c] = valid ? vload4(c, q_row) * scale : (float4)(0.0f);
+        g[c] = valid ? vload4(c, dout_row) : (float4)(0.0f);
     }
+#else
+    __local float4 dout_rows[BKB * VPAD];
+    for (int c = 0; c < DH4; c++) q[c] = valid ? vload4(c, q_row) * scale : (float4)(0.0f);
+    for (int c = quarter; c < DH4; c += 4) /* read after the first barrier below */
+        dout_rows[slot * VPAD + c] = valid ? vload4(c, dout_row) : (float4)(0.0f);
+#endif
     const size_t stat = ((size_t)n * H + h) * T + query;
     const float lse = valid ? logsumexp[stat] : 0.0f, delta_i = valid ? delta[stat] : 0.0f;
+    const int row_group = lid / BCG, column_group = lid % BCG;
+    float4 dq[4][BCW];
+    for (int r = 0; r < 4; r++)
+        for (int w = 0; w < BCW; w++) dq[r][w] = (float4)(0.0f);
     for (int k0 = 0; k0 < T; k0 += BK) {
         const int count = min(BK, T - k0);
         barrier(CLK_LOCAL_MEM_FENCE);
         load_tile(k_base, token_stride, k0, count, BK, 1.0f, key_tile);
         load_tile(v_base, token_stride, k0, count, BK, 1.0f, value_tile);
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (!valid) continue;
+        for (int jj = 0; jj < BK / 4; jj++) {
+            const int j = quarter * (BK / 4) + jj;
+            __local const float4 *k = key_tile + j * DH4, *v = value_tile + j * DH4;
+            float4 score = q[0] * k[0], dp;
+#if V_IN_REGISTERS
+            dp = g[0] * v[0];
+            for (int c = 1; c < DH4; c++) {
+                score = fma(q[c], k[c], score);
+                dp = fma(g[c], v[c], dp);
+            }
+#else
+            dp = dout_rows[slot * VPAD] * v[0];
+            for (int c = 1; c < DH4; c++) {
+                score = fma(q[c], k[c], score);
+                dp = fma(dout_rows[slot * VPAD + c], v[c], dp);
+            }
+#endif
+            const float p =
+                j < count ? exp(score.x + score.y + score.z + score.w - lse) : 0.0f;
+            dscore_rows[j * BKB + slot] = p * (dp.x + dp.y + dp.z + dp.w - delta_i);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
         for (int j = 0; j < count; j++) {
-            const float p = exp(dot_row(q, key_tile + j * DH4) - lse);
-            const float dscore = p * (dot_row(dout_i, value_tile + j * DH4) - delta_i);
-            for (int c = 0; c < DH4; c++) dq[c] = fma((float4)(dscore), key_tile[j * DH4 + c], dq[c]);
+            const float4 ds = dscore_tile[j * BKG + row_group];
+            for (int w = 0; w < BCW; w++) {
+                const int c = column_group + BCG * w;
+                if (BCW * BCG > DH4 && c >= DH4) break;
+                const float4 kc = key_tile[j * DH4 + c];
+                dq[0][w] = fma((float4)(ds.x), kc, dq[0][w]);
+                dq[1][w] = fma((float4)(ds.y), kc, dq[1][w]);
+                dq[2][w] = fma((float4)(ds.z), kc, dq[2][w]);
+                dq[3][w] = fma((float4)(ds.w), kc, dq[3][w]);
+            }
         }
     }
-    if (!valid) return;
-    for (int c = 0; c < DH4; c++) vstore4(dq[c] * scale, c, dqkv + q_offset + row);
+    for (int r = 0; r < 4; r++) {
+        const int own_query = first_row + 4 * row_group + r;
+        if (own_query >= T) break;
+        __global float *dq_row = dqkv + q_offset + (size_t)own_query * token_stride;
+        for (int w = 0; w < BCW; w++) {
+            const int c = column_group + BCG * w;
+            if (c < DH4) vstore4(dq[r][w] * scale, c, dq_row);
+        }
+    }
 }
 
-__kernel __attribute__((reqd_work_group_size(BKV, 1, 1)))
+/* dk/dv, register-blocked. A group of BG = 128 work-items owns BKB = 32 keys
+ * and walks Q/dout tiles of BQT queries in two phases per tile:
+ *   scores: work-item (quarter = lid / 32, slot = lid % 32) holds k of key
+ *     slot (and v, where DH <= 64; else v is read from its own padded local
+ *     row) and computes p and dS against the BQT/4 queries of its quarter
+ *     (warp-uniform: each q/dout load is a broadcast); p and dS go to local
+ *     tiles [query][key].
+ *   update: work-item (key group lid / BCG, column group lid % BCG) owns a
+ *     4-key x BCW-float4 block of dk and of dv: one p and one dS load (4 keys)
+ *     and 2 BCW q/dout loads feed 32 BCW FMAs. */
+__kernel __attribute__((reqd_work_group_size(BG, 1, 1)))
 void attention_backward_key_value(__global const float *qkv,       /* [N, T, 3, H, DH] */
                                   __global const float *dout,      /* [N, T, H, DH] */
                                   __global const float *logsumexp, /* [N, H, T] */
                                   __global const float *delta,     /* [N, H, T] */
                                   __global float *dqkv,            /* [N, T, 3, H, DH] */
                                   int T, int H, float scale) {
-    __local float value_columns[DH * BKV]; /* v_j[c] at c*BKV + j: own column, no conflicts */
     __local float4 query_tile[BQT * DH4], dout_tile[BQT * DH4];
+    __local float4 p_tile[BQT * BKG], dscore_tile[BQT * BKG]; /* (i, keys 4g..) at i*BKG + g */
     __local float lse_tile[BQT], delta_tile[BQT];
-    const int j = get_local_id(0), key = get_group_id(0) * BKV + j;
+    __local float *p_keys = (__local float *)p_tile, *dscore_keys = (__local float *)dscore_tile;
+    const int lid = get_local_id(0), quarter = lid / 32, slot = lid % 32;
+    const int first_key = get_group_id(0) * BKB, key = first_key + slot;
     const int h = get_group_id(1), n = get_group_id(2);
     const int token_stride = 3 * H * DH;
     const size_t q_offset = (size_t)n * T * token_stride + h * DH;
-    const size_t key_row = q_offset + (size_t)key * token_stride;
     const int valid = key < T;
-    float4 k[DH4], dk[DH4], dv[DH4];
+    __global const float *key_row = qkv + q_offset + (size_t)key * token_stride + H * DH;
+    float4 k[DH4];
+#if V_IN_REGISTERS
+    float4 v[DH4];
     for (int c = 0; c < DH4; c++) {
-        k[c] = valid ? vload4(c, qkv + key_row + H * DH) : (float4)(0.0f);
-        const float4 v = valid ? vload4(c, qkv + key_row + 2 * H * DH) : (float4)(0.0f);
-        value_columns[(4 * c + 0) * BKV + j] = v.x;
-        value_columns[(4 * c + 1) * BKV + j] = v.y;
-        value_columns[(4 * c + 2) * BKV + j] = v.z;
-        value_columns[(4 * c + 3) * BKV + j] = v.w;
-        dk[c] = dv[c] = (float4)(0.0f);
+        k[c] = valid ? vload4(c, key_row) : (float4)(0.0f);
+        v[c] = valid ? vload4(c, key_row + H * DH) : (float4)(0.0f);
     }
+#else
+    __local float4 value_rows[BKB * VPAD];
+    for (int c = 0; c < DH4; c++) k[c] = valid ? vload4(c, key_row) : (float4)(0.0f);
+    for (int c = quarter; c < DH4; c += 4) /* read after the first barrier below */
+        value_rows[slot * VPAD + c] = valid ? vload4(c, key_row + H * DH) : (float4)(0.0f);
+#endif
+    const int key_group = lid / BCG, column_group = lid % BCG;
+    float4 dk[4][BCW], dv[4][BCW];
+    for (int kk = 0; kk < 4; kk++)
+        for (int w = 0; w < BCW; w++) dk[kk][w] = dv[kk][w] = (float4)(0.0f);
     __global const float *dout_base = dout + (size_t)n * T * H * DH + h * DH;
     const size_t stat_base = ((size_t)n * H + h) * T;
     for (int q0 = 0; q0 < T; q0 += BQT) {
@@ -191,40 +366,62 @@ void attention_backward_key_value(__global const float *qkv,       /* [N, T, 3, 
         barrier(CLK_LOCAL_MEM_FENCE);
         load_tile(qkv + q_offset, token_stride, q0, count, BQT, scale, query_tile);
         load_tile(dout_base, H * DH, q0, count, BQT, 1.0f, dout_tile);
-        for (int i = get_local_id(0); i < BQT; i += BKV) {
+        for (int i = lid; i < BQT; i += BG) {
             lse_tile[i] = i < count ? logsumexp[stat_base + q0 + i] : 0.0f;
             delta_tile[i] = i < count ? delta[stat_base + q0 + i] : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (!valid) continue;
-        /* Queries in pairs, so each v_j[c] read from local memory serves two dot
-         * products. Tile rows past count are zero (q = dout = 0, L = delta = 0),
-         * so their p = 1 and dS = 0 contribute nothing: BQT is even. */
-        for (int i = 0; i < count; i += 2) {
-            __local const float4 *q_a = query_tile + i * DH4, *dout_a = dout_tile + i * DH4;
-            __local const float4 *q_b = q_a + DH4, *dout_b = dout_a + DH4;
-            const float p_a = exp(dot_row(k, q_a) - lse_tile[i]);
-            const float p_b = exp(dot_row(k, q_b) - lse_tile[i + 1]);
-            float4 dp_a = (float4)(0.0f), dp_b = (float4)(0.0f);
-            for (int c = 0; c < DH4; c++) {
-                const float4 v = (float4)(value_columns[(4 * c + 0) * BKV + j],
-                                          value_columns[(4 * c + 1) * BKV + j],
-                                          value_columns[(4 * c + 2) * BKV + j],
-                                          value_columns[(4 * c + 3) * BKV + j]);
-                dp_a = fma(dout_a[c], v, dp_a);
-                dp_b = fma(dout_b[c], v, dp_b);
+        for (int ii = 0; ii < BQQ; ii++) {
+            const int i = quarter * BQQ + ii;
+            __local const float4 *q_i = query_tile + i * DH4, *dout_i = dout_tile + i * DH4;
+            float4 score = k[0] * q_i[0], dp;
+#if V_IN_REGISTERS
+            dp = v[0] * dout_i[0];
+            for (int c = 1; c < DH4; c++) {
+                score = fma(k[c], q_i[c], score);
+                dp = fma(v[c], dout_i[c], dp);
             }
-            const float dscore_a = p_a * (dp_a.x + dp_a.y + dp_a.z + dp_a.w - delta_tile[i]);
-            const float dscore_b = p_b * (dp_b.x + dp_b.y + dp_b.z + dp_b.w - delta_tile[i + 1]);
-            for (int c = 0; c < DH4; c++) { /* q already carries the scale */
-                dv[c] = fma((float4)(p_a), dout_a[c], fma((float4)(p_b), dout_b[c], dv[c]));
-                dk[c] = fma((float4)(dscore_a), q_a[c], fma((float4)(dscore_b), q_b[c], dk[c]));
+#else
+            dp = value_rows[slot * VPAD] * dout_i[0];
+            for (int c = 1; c < DH4; c++) {
+                score = fma(k[c], q_i[c], score);
+                dp = fma(value_rows[slot * VPAD + c], dout_i[c], dp);
+            }
+#endif
+            /* q carries the scale; queries past count: p = 0 */
+            const float p =
+                i < count ? exp(score.x + score.y + score.z + score.w - lse_tile[i]) : 0.0f;
+            p_keys[i * BKB + slot] = p;
+            dscore_keys[i * BKB + slot] = p * (dp.x + dp.y + dp.z + dp.w - delta_tile[i]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = 0; i < count; i++) {
+            const float4 p = p_tile[i * BKG + key_group], ds = dscore_tile[i * BKG + key_group];
+            for (int w = 0; w < BCW; w++) {
+                const int c = column_group + BCG * w;
+                if (BCW * BCG > DH4 && c >= DH4) break;
+                const float4 g = dout_tile[i * DH4 + c], q = query_tile[i * DH4 + c];
+                dv[0][w] = fma((float4)(p.x), g, dv[0][w]);
+                dv[1][w] = fma((float4)(p.y), g, dv[1][w]);
+                dv[2][w] = fma((float4)(p.z), g, dv[2][w]);
+                dv[3][w] = fma((float4)(p.w), g, dv[3][w]);
+                dk[0][w] = fma((float4)(ds.x), q, dk[0][w]);
+                dk[1][w] = fma((float4)(ds.y), q, dk[1][w]);
+                dk[2][w] = fma((float4)(ds.z), q, dk[2][w]);
+                dk[3][w] = fma((float4)(ds.w), q, dk[3][w]);
             }
         }
     }
-    if (!valid) return;
-    for (int c = 0; c < DH4; c++) {
-        vstore4(dk[c], c, dqkv + key_row + H * DH);
-        vstore4(dv[c], c, dqkv + key_row + 2 * H * DH);
+    for (int kk = 0; kk < 4; kk++) {
+        const int own_key = first_key + 4 * key_group + kk;
+        if (own_key >= T) break;
+        __global float *dk_row = dqkv + q_offset + (size_t)own_key * token_stride + H * DH;
+        for (int w = 0; w < BCW; w++) {
+            const int c = column_group + BCG * w;
+            if (c < DH4) {
+                vstore4(dk[kk][w], c, dk_row);
+                vstore4(dv[kk][w], c, dk_row + H * DH);
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 /* Tiled online-softmax attention against the naive double oracle (T = 1, 7,
- * 36, 257; dh = 32 and 64; H > 1, N > 1), the oracle's backward against
+ * 36, 257; dh = 32 and 64; H > 1, N > 1; register-block edges: T = 31..130,
+ * dh = 4, 44, 68, 72, 96, 128), the oracle's backward against
  * finite differences, and a T = 4096 run whose device-memory peak shows that
  * no [T, T] buffer exists. */
 #include <string.h>
@@ -127,6 +128,19 @@ static void test_attention_kernels(void **state) {
     check_attention(&widest_head, &rng);
 }
 
+/* Edges of the register-blocked kernels: 32-row / 32-key groups and 4-row
+ * micro-tiles that T does not fill, head dims whose float4 columns do not
+ * divide among the column groups (dh 4, 44: odd, 96), and dh > 64, where
+ * the second row operand lives in local memory. */
+static void test_attention_register_blocks(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(504);
+    const digcl_attention_shape shapes[5] = {
+        {1, 65, 1, 4}, {2, 70, 1, 44}, {1, 100, 2, 96}, {1, 130, 1, 64}, {3, 31, 1, 68},
+    };
+    for (int i = 0; i < 5; i++) check_attention(&shapes[i], &rng);
+}
+
 static void call_forward_with_head_dim_6(void *arg) {
     (void)arg;
     const digcl_attention_shape shape = {1, 4, 1, 6};
@@ -252,6 +266,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_oracle_gradients),
         cmocka_unit_test(test_attention_kernels),
+        cmocka_unit_test(test_attention_register_blocks),
         cmocka_unit_test(test_attention_rejects_bad_head_dim),
         cmocka_unit_test(test_attention_long_sequence_memory),
     };

@@ -7,17 +7,18 @@
 #include "digcl/attention.h"
 
 enum {
-    QUERY_ROWS = 64,      /* BQ: work-items (query rows) per group, forward and dq */
-    KEY_ROWS = 64,        /* BKV: work-items (key rows) per group, dk/dv */
+    KEY_BLOCK = 32,       /* BKB: query rows per dq group, keys per dk/dv group */
+    BACKWARD_GROUP = 128, /* BG: work-items per dq or dk/dv group (32 rows x 4 quarters) */
+    FORWARD_GROUP = 128,  /* FG: work-items per forward group (32 row slots x 4 key quarters) */
     LOCAL_BUDGET = 40960, /* bytes of local memory a kernel may plan for */
     MAX_HEAD_DIM = 128
 };
 
 typedef struct attention_tiles {
-    int query_rows;     /* BQ */
-    int key_tile;       /* BK: keys staged per step, forward and dq */
-    int key_rows;       /* BKV */
-    int query_tile;     /* BQT: queries staged per step, dk/dv (even) */
+    int key_tile;       /* BK: keys staged per step, dq (multiple of 4) */
+    int query_tile;     /* BQT: queries staged per step, dk/dv (multiple of 4) */
+    int forward_rows;   /* FRQ: query rows per work-item, forward (FBQ = 32 FRQ per group) */
+    int forward_keys;   /* FBK: keys staged per step, forward (multiple of 4) */
 } attention_tiles;
 
 static int local_budget(digcl_context *ctx) {
@@ -27,12 +28,27 @@ static int local_budget(digcl_context *ctx) {
 
 static attention_tiles choose_tiles(digcl_context *ctx, int head_dim) {
     const int budget = local_budget(ctx), row_bytes = head_dim * (int)sizeof(float);
-    attention_tiles tiles = {QUERY_ROWS, 64, KEY_ROWS, 32};
-    while (tiles.key_tile > 8 && 2 * tiles.key_tile * row_bytes > budget) tiles.key_tile /= 2;
-    const int value_columns = KEY_ROWS * row_bytes;
-    while (tiles.query_tile > 2 &&
-           value_columns + tiles.query_tile * (2 * row_bytes + 8) > budget)
-        tiles.query_tile -= 2; /* stays even: the dk/dv kernel takes queries in pairs */
+    /* FRQ = 1 above dh 32: 2 rows of q cost 128 more registers at dh 64, which
+     * halves occupancy and measured slower on the H200 (docs/PERFORMANCE.md). */
+    attention_tiles tiles = {64, 64, head_dim <= 32 ? 2 : 1, 64};
+    /* dq: k and v tiles, the dS tile [BK][32], and for head_dim > 64 the
+     * group's 32 dout rows (padded to an odd float4 stride). dk/dv: q and dout
+     * tiles, p and dS tiles [BQT][32], lse/delta, and for head_dim > 64 the
+     * group's 32 v rows. */
+    const int head4 = head_dim / 4, padded4 = head4 % 2 ? head4 : head4 + 1;
+    const int value_rows = head_dim > 64 ? KEY_BLOCK * padded4 * 16 : 0;
+    while (tiles.key_tile > 8 &&
+           value_rows + tiles.key_tile * (2 * row_bytes + KEY_BLOCK * 4) > budget)
+        tiles.key_tile /= 2;
+    while (tiles.query_tile > 4 &&
+           value_rows + tiles.query_tile * (2 * row_bytes + 2 * KEY_BLOCK * 4 + 8) > budget)
+        tiles.query_tile /= 2;
+    const int forward_query_rows = 32 * tiles.forward_rows;
+    while (tiles.forward_keys > 4 &&
+           2 * tiles.forward_keys * row_bytes +
+                   (tiles.forward_keys + 5) * forward_query_rows * (int)sizeof(float) >
+               budget)
+        tiles.forward_keys /= 2;
     return tiles;
 }
 
@@ -46,9 +62,9 @@ static void check_shape(const digcl_attention_shape *s) {
 
 static cl_kernel attention_kernel(digcl_context *ctx, const char *name, int head_dim) {
     const attention_tiles tiles = choose_tiles(ctx, head_dim);
-    char options[128];
-    snprintf(options, sizeof options, "-DDH=%d -DBQ=%d -DBK=%d -DBKV=%d -DBQT=%d", head_dim,
-             tiles.query_rows, tiles.key_tile, tiles.key_rows, tiles.query_tile);
+    char options[160];
+    snprintf(options, sizeof options, "-DDH=%d -DBK=%d -DBQT=%d -DFRQ=%d -DFBK=%d", head_dim,
+             tiles.key_tile, tiles.query_tile, tiles.forward_rows, tiles.forward_keys);
     return digcl_kernel(ctx, "attention", name, options);
 }
 
@@ -56,13 +72,19 @@ static float attention_scale(const digcl_attention_shape *s) {
     return (float)(1.0 / sqrt((double)s->head_dim));
 }
 
-/* One group per (rows of T, head, batch item). */
+/* One group of group_size work-items per (rows_per_group rows of T, head, batch item). */
+static void launch_groups(digcl_context *ctx, cl_kernel kernel, const char *label,
+                          const digcl_attention_shape *s, int rows_per_group, int group_size) {
+    const size_t groups = (size_t)(s->T + rows_per_group - 1) / (size_t)rows_per_group;
+    const size_t local[3] = {(size_t)group_size, 1, 1};
+    const size_t global[3] = {groups * (size_t)group_size, (size_t)s->H, (size_t)s->N};
+    digcl_launch(ctx, kernel, label, 3, global, local);
+}
+
+/* One work-item per row. */
 static void launch_rows(digcl_context *ctx, cl_kernel kernel, const char *label,
                         const digcl_attention_shape *s, int rows_per_group) {
-    const size_t groups = (size_t)(s->T + rows_per_group - 1) / (size_t)rows_per_group;
-    const size_t local[3] = {(size_t)rows_per_group, 1, 1};
-    const size_t global[3] = {groups * (size_t)rows_per_group, (size_t)s->H, (size_t)s->N};
-    digcl_launch(ctx, kernel, label, 3, global, local);
+    launch_groups(ctx, kernel, label, s, rows_per_group, rows_per_group);
 }
 
 void digcl_attention_forward(digcl_context *ctx, const digcl_attention_shape *shape, cl_mem qkv,
@@ -75,7 +97,9 @@ void digcl_attention_forward(digcl_context *ctx, const digcl_attention_shape *sh
     digcl_arg_int(kernel, 3, shape->T);
     digcl_arg_int(kernel, 4, shape->H);
     digcl_arg_float(kernel, 5, attention_scale(shape));
-    launch_rows(ctx, kernel, "attention_forward", shape, QUERY_ROWS);
+    const attention_tiles tiles = choose_tiles(ctx, shape->head_dim);
+    launch_groups(ctx, kernel, "attention_forward", shape, FORWARD_GROUP / 4 * tiles.forward_rows,
+                  FORWARD_GROUP);
 }
 
 size_t digcl_attention_backward_workspace_bytes(const digcl_attention_shape *shape) {
@@ -95,7 +119,8 @@ static void launch_delta(digcl_context *ctx, const digcl_attention_shape *s, cl_
 
 /* Both backward passes take the same arguments. */
 static void launch_backward_pass(digcl_context *ctx, const char *name,
-                                 const digcl_attention_shape *s, int rows_per_group, cl_mem qkv,
+                                 const digcl_attention_shape *s, int rows_per_group,
+                                 int group_size, cl_mem qkv,
                                  cl_mem logsumexp, cl_mem dout, cl_mem delta, cl_mem dqkv) {
     cl_kernel kernel = attention_kernel(ctx, name, s->head_dim);
     digcl_arg_mem(kernel, 0, qkv);
@@ -106,7 +131,7 @@ static void launch_backward_pass(digcl_context *ctx, const char *name,
     digcl_arg_int(kernel, 5, s->T);
     digcl_arg_int(kernel, 6, s->H);
     digcl_arg_float(kernel, 7, attention_scale(s));
-    launch_rows(ctx, kernel, name, s, rows_per_group);
+    launch_groups(ctx, kernel, name, s, rows_per_group, group_size);
 }
 
 void digcl_attention_backward(digcl_context *ctx, const digcl_attention_shape *shape, cl_mem qkv,
@@ -115,8 +140,8 @@ void digcl_attention_backward(digcl_context *ctx, const digcl_attention_shape *s
     check_shape(shape);
     cl_mem delta = workspace; /* [N, H, T] */
     launch_delta(ctx, shape, out, dout, delta);
-    launch_backward_pass(ctx, "attention_backward_query", shape, QUERY_ROWS, qkv, logsumexp, dout,
-                         delta, dqkv);
-    launch_backward_pass(ctx, "attention_backward_key_value", shape, KEY_ROWS, qkv, logsumexp,
-                         dout, delta, dqkv);
+    launch_backward_pass(ctx, "attention_backward_query", shape, KEY_BLOCK, BACKWARD_GROUP, qkv,
+                         logsumexp, dout, delta, dqkv);
+    launch_backward_pass(ctx, "attention_backward_key_value", shape, KEY_BLOCK, BACKWARD_GROUP,
+                         qkv, logsumexp, dout, delta, dqkv);
 }
