@@ -23,13 +23,7 @@
  * Options: -DVEC=1|4, -DLANES (power of 2), -DCOLS, -DROWS; -DPREFETCH (LayerNorm
  * backward: loads the next row batch before reducing the current one).
  */
-#if VEC == 4
-typedef float4 vec;
-#define HSUM(v) ((v).x + (v).y + (v).z + (v).w)
-#else
-typedef float vec;
-#define HSUM(v) (v)
-#endif
+#include "vector.cl"
 
 #define EPS 1e-6f
 #define LOAD(pointer, index) (((__global const vec *)(pointer))[index])

@@ -15,16 +15,7 @@
  *
  * Options: -DVEC=1|4 (float4 access where count and offsets allow).
  */
-#ifndef VEC
-#define VEC 1
-#endif
-#if VEC == 4
-typedef float4 vec;
-#define HSUM(v) ((v).x + (v).y + (v).z + (v).w)
-#else
-typedef float vec;
-#define HSUM(v) (v)
-#endif
+#include "vector.cl"
 
 #define COLUMN_GROUP 32
 #define COLUMN_LANES 8

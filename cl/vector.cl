@@ -2,12 +2,14 @@
  * kernel files with `#include "vector.cl"` (the runtime expands it).
  *
  * vec = float4 when built with -DVEC=4 (the launcher checked that every
- * offset and width is a multiple of 4), else float. */
+ * offset and width is a multiple of 4), else float; HSUM sums its lanes. */
 #ifndef VEC
 #define VEC 1
 #endif
 #if VEC == 4
 typedef float4 vec;
+#define HSUM(v) ((v).x + (v).y + (v).z + (v).w) /* horizontal sum of a vec */
 #else
 typedef float vec;
+#define HSUM(v) (v)
 #endif
