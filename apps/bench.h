@@ -11,6 +11,10 @@
 
 typedef void (*bench_fn)(digcl_context *ctx, void *arg);
 
+/* x[i] = scale * u, u uniform in [-0.5, 0.5) from a seeded LCG: inputs for
+ * timing and self-checks (never all zero). */
+void bench_fill_uniform(float *x, size_t n, unsigned seed, float scale);
+
 /* Median milliseconds of fn over `repeats` runs after `warmup` runs. */
 double bench_time_ms(digcl_context *ctx, bench_fn fn, void *arg, int warmup, int repeats);
 

@@ -1,4 +1,5 @@
 /* Timing and table printing shared by the bench_*.c files. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -14,6 +15,14 @@ static double now_ms(void) {
 static int compare_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+void bench_fill_uniform(float *x, size_t n, unsigned seed, float scale) {
+    uint32_t state = seed * 2654435761u + 1u;
+    for (size_t i = 0; i < n; i++) {
+        state = state * 1664525u + 1013904223u;
+        x[i] = scale * ((float)((state >> 8) * (1.0 / 16777216.0)) - 0.5f);
+    }
 }
 
 double bench_time_ms(digcl_context *ctx, bench_fn fn, void *arg, int warmup, int repeats) {

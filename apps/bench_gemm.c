@@ -16,23 +16,15 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void fill_pattern(float *x, size_t n, unsigned seed) {
-    uint32_t state = seed * 2654435761u + 1u;
-    for (size_t i = 0; i < n; i++) {
-        state = state * 1664525u + 1013904223u;
-        x[i] = (float)((state >> 8) * (1.0 / 16777216.0)) - 0.5f;
-    }
-}
-
 /* A small odd-shaped GEMM with transposes and offsets against the reference. */
 static double self_check(digcl_context *ctx) {
     enum { M = 67, N = 45, K = 33 };
     float *a = malloc(sizeof(float) * K * M), *b = malloc(sizeof(float) * N * K);
     float *c = malloc(sizeof(float) * M * N), *expected = malloc(sizeof(float) * M * N);
     if (!a || !b || !c || !expected) digcl_fatal("out of host memory");
-    fill_pattern(a, (size_t)K * M, 1);
-    fill_pattern(b, (size_t)N * K, 2);
-    fill_pattern(expected, (size_t)M * N, 3);
+    bench_fill_uniform(a, (size_t)K * M, 1, 1.0f);
+    bench_fill_uniform(b, (size_t)N * K, 2, 1.0f);
+    bench_fill_uniform(expected, (size_t)M * N, 3, 1.0f);
     memcpy(c, expected, sizeof(float) * M * N);
     digcl_buffer da = digcl_buffer_create(ctx, sizeof(float) * K * M, "self-check A");
     digcl_buffer db = digcl_buffer_create(ctx, sizeof(float) * N * K, "self-check B");
@@ -82,9 +74,9 @@ static int bench_shape(digcl_context *ctx, const char *spec) {
     if (!host) digcl_fatal("out of host memory");
     digcl_buffer a = digcl_buffer_create(ctx, a_count * 4, "bench A"), b = digcl_buffer_create(ctx, b_count * 4, "bench B");
     digcl_buffer c = digcl_buffer_create(ctx, c_count * 4, "bench C");
-    fill_pattern(host, a_count, 6);
+    bench_fill_uniform(host, a_count, 6, 1.0f);
     digcl_write(ctx, a.mem, 0, a_count * 4, host);
-    fill_pattern(host, b_count, 7);
+    bench_fill_uniform(host, b_count, 7, 1.0f);
     digcl_write(ctx, b.mem, 0, b_count * 4, host);
     free(host);
     shape_case sc = {{ta, tb, M, N, K, 1.0f, 0.0f, a.mem, 0, ta ? M : K, b.mem, 0, tb ? K : N, c.mem, 0, N}, 1};
@@ -127,9 +119,9 @@ int bench_gemm_main(digcl_context *ctx, int argc, char **argv) {
     if (!host) digcl_fatal("out of host memory");
     digcl_buffer a = digcl_buffer_create(ctx, bytes, "bench A"), b = digcl_buffer_create(ctx, bytes, "bench B");
     digcl_buffer c = digcl_buffer_create(ctx, bytes, "bench C");
-    fill_pattern(host, n * n, 4);
+    bench_fill_uniform(host, n * n, 4, 1.0f);
     digcl_write(ctx, a.mem, 0, bytes, host);
-    fill_pattern(host, n * n, 5);
+    bench_fill_uniform(host, n * n, 5, 1.0f);
     digcl_write(ctx, b.mem, 0, bytes, host);
     free(host);
     digcl_gemm_args args = {0, 0, n, n, n, 1.0f, 0.0f, a.mem, 0, n, b.mem, 0, n, c.mem, 0, n};

@@ -84,14 +84,6 @@ typedef struct tune_case {
     size_t stride_a, stride_b, stride_c, batch;
 } tune_case;
 
-static void fill_random(float *x, size_t n, unsigned seed) {
-    uint32_t state = seed * 2654435761u + 1u;
-    for (size_t i = 0; i < n; i++) {
-        state = state * 1664525u + 1013904223u;
-        x[i] = (float)((state >> 8) * (1.0 / 16777216.0)) - 0.5f;
-    }
-}
-
 /* Operands for the largest shape, shared by all: A, B [32 Mi floats max], C. */
 typedef struct tune_buffers {
     digcl_buffer a, b, c;
@@ -117,8 +109,8 @@ static tune_buffers buffers_create(digcl_context *ctx) {
     b.host_b = malloc(b.b_count * sizeof(float));
     b.host_c = malloc(b.c_count * sizeof(float));
     if (!b.host_a || !b.host_b || !b.host_c) digcl_fatal("out of host memory");
-    fill_random(b.host_a, b.a_count, 11);
-    fill_random(b.host_b, b.b_count, 12);
+    bench_fill_uniform(b.host_a, b.a_count, 11, 1.0f);
+    bench_fill_uniform(b.host_b, b.b_count, 12, 1.0f);
     b.a = digcl_buffer_create(ctx, b.a_count * sizeof(float), "tune A");
     b.b = digcl_buffer_create(ctx, b.b_count * sizeof(float), "tune B");
     b.c = digcl_buffer_create(ctx, b.c_count * sizeof(float), "tune C");

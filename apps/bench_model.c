@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "digcl/model.h"
 #include "digcl/optim.h"
+#include "model_flags.h"
 
 typedef struct model_case {
     digcl_model *model;
@@ -23,14 +24,6 @@ typedef struct model_case {
     long step;
     digcl_adamw_hparams adamw;
 } model_case;
-
-static void fill_random(float *x, size_t n, unsigned seed, float scale) {
-    uint32_t state = seed * 747796405u + 2891336453u;
-    for (size_t i = 0; i < n; i++) {
-        state = state * 1664525u + 1013904223u;
-        x[i] = scale * ((float)((state >> 8) * (1.0 / 16777216.0)) - 0.5f);
-    }
-}
 
 static cl_mem upload(digcl_context *ctx, const void *host, size_t bytes, const char *what) {
     digcl_buffer buffer = digcl_buffer_create(ctx, bytes, what);
@@ -49,11 +42,11 @@ static void make_inputs(digcl_context *ctx, const digcl_model_config *c, int bat
         t[n] = (float)((n * 97 + 13) % 1000);
         y[n] = (n * 37) % (c->num_classes + 1);
     }
-    fill_random(host, image, 1, 2.0f);
+    bench_fill_uniform(host, image, 1, 2.0f);
     mc->inputs.x = upload(ctx, host, image * sizeof *host, "bench latents");
     mc->inputs.t = upload(ctx, t, (size_t)batch * sizeof *t, "bench timesteps");
     mc->inputs.y = upload(ctx, y, (size_t)batch * sizeof *y, "bench labels");
-    fill_random(host, out, 2, 2.0f / (float)out);
+    bench_fill_uniform(host, out, 2, 2.0f / (float)out);
     mc->dout = upload(ctx, host, out * sizeof *host, "bench output gradient");
     mc->out = upload(ctx, NULL, out * sizeof *host, "bench output");
     free(host), free(t), free(y);
@@ -89,52 +82,48 @@ static void report(const char *what, const char *name, int batch, int image_size
 }
 
 typedef struct bench_model_options {
-    const char *name;
+    model_flags model; /* --model NAME (default DiG-S/2), --ckpt, custom sizes, --image-size */
+    const char *name;  /* what the rows call the model */
     int batch, image_size, repeats;
     int forward, backward, step;
 } bench_model_options;
 
+static void parse_only(const char *value, bench_model_options *o) {
+    o->forward = strcmp(value, "forward") == 0;
+    o->backward = strcmp(value, "fwd+bwd") == 0;
+    o->step = strcmp(value, "step") == 0;
+    if (!o->forward && !o->backward && !o->step) {
+        fprintf(stderr, "digcl bench model: --only expects forward, fwd+bwd or step, got '%s'\n", value);
+        exit(2);
+    }
+}
+
 static void parse_options(int argc, char **argv, bench_model_options *o) {
     for (int i = 0; i < argc; i++) {
         const char *value = NULL;
-        if (cli_option_value(argc, argv, &i, "--model", &value)) o->name = value;
-        else if (cli_option_value(argc, argv, &i, "--batch", &value)) o->batch = (int)cli_parse_long("--batch", value, 1, 4096);
-        else if (cli_option_value(argc, argv, &i, "--image-size", &value))
-            o->image_size = (int)cli_parse_long("--image-size", value, 8, 16384);
+        if (model_flags_take(&o->model, argc, argv, &i)) continue;
+        if (cli_option_value(argc, argv, &i, "--batch", &value)) o->batch = (int)cli_parse_long("--batch", value, 1, 4096);
         else if (cli_option_value(argc, argv, &i, "--repeats", &value))
             o->repeats = (int)cli_parse_long("--repeats", value, 1, 10000);
-        else if (cli_option_value(argc, argv, &i, "--only", &value)) {
-            o->forward = strcmp(value, "forward") == 0;
-            o->backward = strcmp(value, "fwd+bwd") == 0;
-            o->step = strcmp(value, "step") == 0;
-            if (!o->forward && !o->backward && !o->step) {
-                fprintf(stderr, "digcl bench model: --only expects forward, fwd+bwd or step, got '%s'\n", value);
-                exit(2);
-            }
-        } else cli_unknown_argument("bench model", argv[i]);
+        else if (cli_option_value(argc, argv, &i, "--only", &value)) parse_only(value, o);
+        else cli_unknown_argument("bench model", argv[i]);
     }
+    /* nothing naming or describing a model: the default preset */
+    if (!o->model.model && !o->model.ckpt && o->model.values[MODEL_FLAG_DEPTH] < 0) o->model.model = "DiG-S/2";
+    o->name = o->model.model ? o->model.model : o->model.ckpt ? "checkpoint" : "custom";
 }
 
-static void configure(const bench_model_options *o, digcl_model_config *config) {
-    digcl_config_error error;
-    if (digcl_model_config_preset(o->name, config, &error) != 0) {
-        fprintf(stderr, "digcl bench model: %s\n", error.message);
-        exit(2);
-    }
-    if (o->image_size % 8 != 0 || (o->image_size / 8) % config->patch_size != 0) {
-        fprintf(stderr, "digcl bench model: --image-size %d must be a multiple of 8 * patch size (%d)\n", o->image_size,
-                8 * config->patch_size);
-        exit(2);
-    }
-    config->input_size = o->image_size / 8;
-    if (digcl_model_config_finish(config, &error) != 0) {
-        fprintf(stderr, "digcl bench model: %s\n", error.message);
-        exit(2);
-    }
+/* The model flags' own validation (presets, sizes, --image-size, batch range). */
+static void configure(bench_model_options *o, digcl_model_config *config) {
+    int status = model_flags_resolve(&o->model, "bench model", config);
+    if (status == 0) status = model_flags_check_batch(config, o->batch, "bench model");
+    if (status != 0) exit(status);
+    o->image_size = 8 * config->input_size;
 }
 
 int bench_model_main(digcl_context *ctx, int argc, char **argv) {
-    bench_model_options o = {"DiG-S/2", 32, 256, 10, 1, 1, 1};
+    bench_model_options o = {.batch = 32, .repeats = 10, .forward = 1, .backward = 1, .step = 1};
+    model_flags_init(&o.model);
     parse_options(argc, argv, &o);
     digcl_model_config config;
     configure(&o, &config);
