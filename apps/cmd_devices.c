@@ -17,11 +17,7 @@ int cmd_devices(const cli_globals *globals, int argc, char **argv) {
     digcl_device_info *devices = NULL;
     int count = digcl_list_devices(&devices);
     if (count == 0) {
-        fprintf(stderr,
-                "digcl: error: no OpenCL platform found.\n"
-                "---> HINT: install an OpenCL driver. For a CPU device on Debian/Ubuntu:\n"
-                "      sudo apt-get install pocl-opencl-icd ocl-icd-libopencl1\n"
-                "    or run scripts/install-deps.sh.\n");
+        fprintf(stderr, "digcl: error: %s\n", digcl_no_platform_message());
         return 1;
     }
     char message[256] = "";

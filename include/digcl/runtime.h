@@ -41,6 +41,10 @@ typedef struct digcl_device_info {
  * platform at all); *devices is malloc'ed and owned by the caller. */
 int digcl_list_devices(digcl_device_info **devices);
 
+/* The explanation for "no OpenCL platform at all" (how to install PoCL), used
+ * by digcl_context_create and `digcl devices`. */
+const char *digcl_no_platform_message(void);
+
 /* Index into the list of the default device: the first GPU, else the first
  * accelerator, else the first CPU, else the first device; -1 if none. */
 int digcl_default_device(const digcl_device_info *devices, int count);

@@ -6,12 +6,12 @@
 #include "digcl/gemm.h"
 #include "runtime/context_internal.h"
 
-static void explain_no_platform(void) {
-    digcl_fatal("no OpenCL platform found.\n"
-                "---> HINT: install an OpenCL driver. For a CPU device on Debian/Ubuntu:\n"
-                "      sudo apt-get install pocl-opencl-icd ocl-icd-libopencl1\n"
-                "    (Fedora: sudo dnf install pocl; Arch: sudo pacman -S pocl), or run\n"
-                "    scripts/install-deps.sh. GPU vendors ship their own ICD (check /etc/OpenCL/vendors).");
+const char *digcl_no_platform_message(void) {
+    return "no OpenCL platform found.\n"
+           "---> HINT: install an OpenCL driver. For a CPU device on Debian/Ubuntu:\n"
+           "      sudo apt-get install pocl-opencl-icd ocl-icd-libopencl1\n"
+           "    (Fedora: sudo dnf install pocl; Arch: sudo pacman -S pocl), or run\n"
+           "    scripts/install-deps.sh. GPU vendors ship their own ICD (check /etc/OpenCL/vendors).";
 }
 
 static void fail_unknown_device(const digcl_device_info *devices, int count, const char *message) {
@@ -40,7 +40,7 @@ digcl_context *digcl_context_create(const digcl_context_options *options) {
     if (!options) options = &defaults;
     digcl_device_info *devices = NULL;
     int count = digcl_list_devices(&devices);
-    if (count == 0) explain_no_platform();
+    if (count == 0) digcl_fatal("%s", digcl_no_platform_message());
     char message[256] = "";
     int index = digcl_select_device(devices, count, options->device_spec, message, sizeof message);
     if (index < 0) fail_unknown_device(devices, count, message);
