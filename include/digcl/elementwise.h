@@ -8,7 +8,5 @@
 
 /* y[i] += alpha * x[i], i < count. */
 void digcl_axpy(digcl_context *ctx, size_t count, float alpha, cl_mem x /* [count] */, cl_mem y /* [count] */);
-/* x[i] *= alpha, i < count. */
-void digcl_scale(digcl_context *ctx, size_t count, float alpha, cl_mem x /* [count] */);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digcl/elementwise.h"
 #include "digcl/embed.h"
 #include "model/model_internal.h"
 
@@ -335,7 +336,7 @@ void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, 
     digcl_fill_f32(model->ctx, model->scratch.d_condition, 0, (size_t)model->batch * c->hidden_size, 0.0f);
     model_head_backward(model, model->scratch.stream_out, dout, d[current]);
     for (int block = c->depth - 1; block >= 0; block--) {
-        if (pushes_skip(c, block)) model_axpy(model, stream_floats, 1.0f, model->d_skips[block], d[current]);
+        if (pushes_skip(c, block)) digcl_axpy(model->ctx, stream_floats, 1.0f, model->d_skips[block], d[current]);
         block_saved *saved = saved_for(model, block);
         if (c->arch == DIGCL_ARCH_DIG) dig_block_backward(model, block, saved, d[current], d[1 - current]);
         else dit_block_backward(model, block, saved, d[current], d[1 - current]);

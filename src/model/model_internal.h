@@ -2,6 +2,7 @@
 #ifndef DIGCL_MODEL_INTERNAL_H
 #define DIGCL_MODEL_INTERNAL_H
 
+#include "digcl/adaln.h"
 #include "digcl/model.h"
 #include "model/arena.h"
 
@@ -131,14 +132,18 @@ void model_stem_backward(digcl_model *model, const digcl_model_inputs *inputs, c
 void model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem fused);
 void model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem d_fused,
                               cl_mem d_stream, cl_mem d_skip);
-/* y += alpha x over `count` floats. */
-void model_axpy(digcl_model *model, size_t count, float alpha, cl_mem x, cl_mem y);
 
 /* dig_block.c, dit_block.c */
 void dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
 void dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
 void dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
 void dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
+
+/* Vector `index` of a block's six adaLN vectors (shift1 scale1 gate1 shift2
+ * scale2 gate2), read in place from the [N, 6D] modulation. */
+static inline digcl_adaln_vector block_vector(cl_mem modulation, int index, int D) {
+    return digcl_adaln_chunk(modulation, index, 6, D);
+}
 
 /* Shorthands for ops on table entries. */
 cl_mem model_weight(const digcl_model *model, int index);

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "digcl/elementwise.h"
 #include "digcl/gemm.h"
 #include "digcl/linear.h"
 #include "digcl/reduce.h"
@@ -99,10 +98,6 @@ void model_linear_backward(digcl_model *model, int rows, int in, int out, cl_mem
                                        bias >= 0 ? model_weight_grad(model, bias) : NULL, 0,
                                        model->scratch.workspace};
     digcl_linear_backward(model->ctx, shape, &args);
-}
-
-void model_axpy(digcl_model *model, size_t count, float alpha, cl_mem x, cl_mem y) {
-    digcl_axpy(model->ctx, count, alpha, x, y);
 }
 
 /* ------------------------------------------------------------ skip fuse */

@@ -15,12 +15,3 @@ void digcl_axpy(digcl_context *ctx, size_t count, float alpha, cl_mem x, cl_mem 
     size_t global = count, local = 256;
     digcl_launch(ctx, kernel, "axpy_float", 1, &global, &local);
 }
-
-void digcl_scale(digcl_context *ctx, size_t count, float alpha, cl_mem x) {
-    cl_kernel kernel = digcl_kernel(ctx, "util", "scale_float", "");
-    digcl_arg_mem(kernel, 0, x);
-    digcl_arg_float(kernel, 1, alpha);
-    digcl_arg_int(kernel, 2, (int)checked_count(count));
-    size_t global = count, local = 256;
-    digcl_launch(ctx, kernel, "scale_float", 1, &global, &local);
-}
