@@ -53,4 +53,43 @@ if(DIGCL_BUILD_TESTS)
   endif()
 endif()
 
-set(DIGCL_DEPENDENCY_TARGETS OpenCL::OpenCL clblast PNG::PNG ZLIB::ZLIB PkgConfig::CJSON PkgConfig::XXHASH)
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
+
+pkg_check_modules(TURBOJPEG QUIET IMPORTED_TARGET libturbojpeg)
+if(NOT TURBOJPEG_FOUND)
+  digcl_missing("libjpeg-turbo (TurboJPEG)" "libturbojpeg0-dev" "turbojpeg-devel" "libjpeg-turbo")
+endif()
+
+# stb_image_resize (header only, Debian libstb-dev) for the ADM centre crop.
+find_path(STB_INCLUDE_DIR NAMES stb_image_resize.h stb_image_resize2.h PATH_SUFFIXES stb)
+if(NOT STB_INCLUDE_DIR)
+  digcl_missing("stb (stb_image_resize.h)" "libstb-dev" "stb-devel" "stb")
+endif()
+
+set(DIGCL_DEPENDENCY_TARGETS OpenCL::OpenCL clblast PNG::PNG ZLIB::ZLIB PkgConfig::CJSON PkgConfig::XXHASH
+    PkgConfig::TURBOJPEG Threads::Threads)
+set(DIGCL_DEPENDENCY_DEFINITIONS "")
+
+# Optional: cairo draws plots (loss.png, bench sweep) and caption text; libzip
+# writes .npz archives. A build without them (the GPU machine carries only the
+# core runtime libraries) says so where the feature is asked for.
+option(DIGCL_WITH_CAIRO "Plots and captions through cairo" ON)
+option(DIGCL_WITH_ZIP "The .npz sample archive through libzip" ON)
+if(DIGCL_WITH_CAIRO)
+  pkg_check_modules(CAIRO QUIET IMPORTED_TARGET cairo)
+  if(NOT CAIRO_FOUND)
+    digcl_missing("cairo (or configure with -DDIGCL_WITH_CAIRO=OFF)" "libcairo2-dev fonts-dejavu-core"
+                  "cairo-devel dejavu-sans-fonts" "cairo ttf-dejavu")
+  endif()
+  list(APPEND DIGCL_DEPENDENCY_TARGETS PkgConfig::CAIRO)
+  list(APPEND DIGCL_DEPENDENCY_DEFINITIONS DIGCL_HAVE_CAIRO=1)
+endif()
+if(DIGCL_WITH_ZIP)
+  pkg_check_modules(LIBZIP QUIET IMPORTED_TARGET libzip)
+  if(NOT LIBZIP_FOUND)
+    digcl_missing("libzip (or configure with -DDIGCL_WITH_ZIP=OFF)" "libzip-dev" "libzip-devel" "libzip")
+  endif()
+  list(APPEND DIGCL_DEPENDENCY_TARGETS PkgConfig::LIBZIP)
+  list(APPEND DIGCL_DEPENDENCY_DEFINITIONS DIGCL_HAVE_ZIP=1)
+endif()
