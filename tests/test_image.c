@@ -234,8 +234,8 @@ static void test_atomic_write_keeps_old_file(void **state)
     (void)state;
     char path[512], error[512], buf[64] = {0};
     temp_path(path, sizeof path, "kept.txt");
-    assert_int_equal(digcl_write_bytes_atomic(path, "old", 3, error, sizeof error), 0);
-    assert_int_equal(digcl_write_file_atomic(path, failing_writer, NULL, error, sizeof error), -1);
+    assert_int_equal(digcl_file_write_bytes_atomic(path, "old", 3, error, sizeof error), 0);
+    assert_int_equal(digcl_file_write_atomic(path, failing_writer, NULL, error, sizeof error), -1);
     assert_non_null(strstr(error, "on purpose"));
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -499,12 +499,12 @@ static void test_same_file_and_hash(void **state)
     temp_path(a, sizeof a, "a.bin");
     temp_path(b, sizeof b, "b.bin");
     temp_path(link_path, sizeof link_path, "a-link.bin");
-    assert_int_equal(digcl_write_bytes_atomic(a, "hello", 5, error, sizeof error), 0);
-    assert_int_equal(digcl_write_bytes_atomic(b, "hellp", 5, error, sizeof error), 0);
+    assert_int_equal(digcl_file_write_bytes_atomic(a, "hello", 5, error, sizeof error), 0);
+    assert_int_equal(digcl_file_write_bytes_atomic(b, "hellp", 5, error, sizeof error), 0);
     assert_int_equal(symlink(a, link_path), 0);
-    assert_int_equal(digcl_same_file(a, link_path), 1);
-    assert_int_equal(digcl_same_file(a, b), 0);
-    assert_int_equal(digcl_same_file(a, "/no/such/file"), 0);
+    assert_int_equal(digcl_file_same(a, link_path), 1);
+    assert_int_equal(digcl_file_same(a, b), 0);
+    assert_int_equal(digcl_file_same(a, "/no/such/file"), 0);
     uint64_t ha = 0, ha2 = 1, hb = 0;
     assert_int_equal(digcl_file_xxh3(a, &ha, error, sizeof error), 0);
     assert_int_equal(digcl_file_xxh3(link_path, &ha2, error, sizeof error), 0);

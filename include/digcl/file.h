@@ -4,7 +4,8 @@
  * atomically: into a temp file next to the target (PATH.tmp.XXXXXX, mode
  * 0644), flushed and fsync'ed, renamed over PATH, then the directory is
  * fsync'ed. A failed write leaves PATH as it was and removes the temp file, so
- * no partial output is ever left behind.
+ * no partial output is ever left behind. (src/io/safetensors.c still has its
+ * own static copy of the same sequence; it can call these.)
  *
  * Functions that can fail return 0 on success and -1 with one line in
  * error[size] naming the file and what went wrong.
@@ -24,23 +25,23 @@ typedef int (*digcl_file_writer)(FILE *f, const char *path, void *user, char *er
 /* Creates PATH atomically with the content `write` produces. When `write`
  * fails its message is kept; the helper's own failures (temp file, flush,
  * fsync, close, rename) are reported here. */
-int digcl_write_file_atomic(const char *path, digcl_file_writer write, void *user, char *error,
+int digcl_file_write_atomic(const char *path, digcl_file_writer write, void *user, char *error,
                             size_t size);
 
 /* Creates PATH atomically holding bytes[0..count). */
-int digcl_write_bytes_atomic(const char *path, const void *bytes, size_t count, char *error,
+int digcl_file_write_bytes_atomic(const char *path, const void *bytes, size_t count, char *error,
                              size_t size);
 
 /* For writers that must name their own file (a library that opens it by
  * path): creates an empty PATH.tmp.XXXXXX next to path and returns its
  * malloc'ed name (NULL with a message on failure). */
-char *digcl_temp_file_create(const char *path, char *error, size_t size);
+char *digcl_file_temp_create(const char *path, char *error, size_t size);
 /* Makes the finished temp file durable (fsync) and renames it over path, then
  * fsyncs the directory; on failure the temp file is removed. */
-int digcl_temp_file_commit(const char *temp, const char *path, char *error, size_t size);
+int digcl_file_temp_commit(const char *temp, const char *path, char *error, size_t size);
 
 /* 1 when both paths exist and name the same file (device and inode), else 0. */
-int digcl_same_file(const char *a, const char *b);
+int digcl_file_same(const char *a, const char *b);
 
 /* XXH3-64 of a whole file's bytes. */
 int digcl_file_xxh3(const char *path, uint64_t *hash, char *error, size_t size);

@@ -34,10 +34,10 @@ static void sync_parent_directory(const char *path)
     }
 }
 
-int digcl_write_file_atomic(const char *path, digcl_file_writer write, void *user, char *error,
+int digcl_file_write_atomic(const char *path, digcl_file_writer write, void *user, char *error,
                             size_t size)
 {
-    char *temp = digcl_temp_file_create(path, error, size);
+    char *temp = digcl_file_temp_create(path, error, size);
     if (!temp) return -1;
     FILE *f = fopen(temp, "wb");
     int status = -1;
@@ -47,7 +47,7 @@ int digcl_write_file_atomic(const char *path, digcl_file_writer write, void *use
         snprintf(error, size, "%s: writing the temp file failed: %s", path, strerror(errno));
         status = -1;
     }
-    if (status == 0) status = digcl_temp_file_commit(temp, path, error, size);
+    if (status == 0) status = digcl_file_temp_commit(temp, path, error, size);
     else remove(temp);
     free(temp);
     return status;
@@ -66,14 +66,14 @@ static int write_span(FILE *f, const char *path, void *user, char *error, size_t
     return -1;
 }
 
-int digcl_write_bytes_atomic(const char *path, const void *bytes, size_t count, char *error,
+int digcl_file_write_bytes_atomic(const char *path, const void *bytes, size_t count, char *error,
                              size_t size)
 {
     byte_span span = {bytes, count};
-    return digcl_write_file_atomic(path, write_span, &span, error, size);
+    return digcl_file_write_atomic(path, write_span, &span, error, size);
 }
 
-char *digcl_temp_file_create(const char *path, char *error, size_t size)
+char *digcl_file_temp_create(const char *path, char *error, size_t size)
 {
     size_t n = strlen(path);
     char *temp = malloc(n + 16);
@@ -93,7 +93,7 @@ char *digcl_temp_file_create(const char *path, char *error, size_t size)
     return temp;
 }
 
-int digcl_temp_file_commit(const char *temp, const char *path, char *error, size_t size)
+int digcl_file_temp_commit(const char *temp, const char *path, char *error, size_t size)
 {
     int fd = open(temp, O_RDONLY);
     int status = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
@@ -109,7 +109,7 @@ int digcl_temp_file_commit(const char *temp, const char *path, char *error, size
     return status;
 }
 
-int digcl_same_file(const char *a, const char *b)
+int digcl_file_same(const char *a, const char *b)
 {
     struct stat sa, sb;
     if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;

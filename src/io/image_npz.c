@@ -170,7 +170,7 @@ int digcl_npz_write(const char *path, const digcl_image *images, int count, cons
     members[1].item_bytes = 8;
     snprintf(shape, sizeof shape, "(%d,)", count);
     npy_header(&members[1], "<i8", shape);
-    char *temp = digcl_temp_file_create(path, error, size);
+    char *temp = digcl_file_temp_create(path, error, size);
     if (!temp) return -1;
     char reason[256];
     int status = write_archive(temp, members, labels ? 2 : 1, reason, sizeof reason);
@@ -178,7 +178,7 @@ int digcl_npz_write(const char *path, const digcl_image *images, int count, cons
         snprintf(error, size, "%s: writing the zip archive failed: %s", path, reason);
         remove(temp);
     } else {
-        status = digcl_temp_file_commit(temp, path, error, size);
+        status = digcl_file_temp_commit(temp, path, error, size);
     }
     free(temp);
     return status;

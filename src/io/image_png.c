@@ -154,5 +154,5 @@ int digcl_png_write(const char *path, const digcl_image *image, const digcl_png_
 {
     if (check_png_arguments(path, image, texts, text_count, error, size) != 0) return -1;
     png_job job = {image, texts, text_count, ""};
-    return digcl_write_file_atomic(path, write_png_content, &job, error, size);
+    return digcl_file_write_atomic(path, write_png_content, &job, error, size);
 }

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "digcl/error.h"
-#include "digcl/file.h"
 
 #define MAX_EXACT_JSON_INTEGER 9007199254740992.0 /* 2^53 */
 
@@ -1021,25 +1020,62 @@ int digcl_st_writer_serialize(const digcl_st_writer *w, uint8_t **bytes, size_t 
     return 0;
 }
 
-/* The content of the atomic write (digcl/file.h does temp file, fsync, rename). */
-typedef struct writer_job {
-    const digcl_st_writer *w;
-    digcl_st_error *err;
-} writer_job;
-
-static int write_into_temp(FILE *f, const char *path, void *user, char *error, size_t size)
+/* "dir/" part of path (or "."), for fsync of the directory after rename. */
+static void sync_parent_directory(const char *path)
 {
-    const writer_job *job = user;
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) strcpy(dir, ".");
+    else if ((size_t)(slash - path) >= sizeof dir) return;
+    else if (slash == path) strcpy(dir, "/");
+    else {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd); /* best effort: some filesystems refuse fsync on directories */
+        close(fd);
+    }
+}
+
+/* Writes into an open temp file and makes it durable. */
+static int write_and_sync(const digcl_st_writer *w, FILE *f, const char *path,
+                          digcl_st_error *err)
+{
     sink s = {f, NULL, 0, 0};
-    (void)error;
-    (void)size; /* write_all reports into job->err, which is the same buffer */
-    return write_all(job->w, &s, path, job->err);
+    if (write_all(w, &s, path, err) != 0) return -1;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        return fail(err, "%s: flushing to disk failed: %s", path, strerror(errno));
+    return 0;
 }
 
 int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_error *err)
 {
-    writer_job job = {w, err};
-    return digcl_write_file_atomic(path, write_into_temp, &job, err->message, sizeof err->message);
+    size_t n = strlen(path);
+    char *temp = malloc(n + 16);
+    if (!temp) return fail(err, "%s: out of memory", path);
+    snprintf(temp, n + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(temp);
+    if (fd < 0) {
+        fail(err, "%s: cannot create a temp file next to it: %s", path, strerror(errno));
+        free(temp);
+        return -1;
+    }
+    fchmod(fd, 0644);
+    FILE *f = fdopen(fd, "wb");
+    int status = f ? write_and_sync(w, f, path, err)
+                   : fail(err, "%s: fdopen failed: %s", path, strerror(errno));
+    int close_failed = f ? fclose(f) != 0 : close(fd) != 0;
+    if (close_failed && status == 0)
+        status = fail(err, "%s: closing the temp file failed: %s", path, strerror(errno));
+    if (status == 0 && rename(temp, path) != 0)
+        status = fail(err, "%s: renaming the temp file into place failed: %s", path,
+                      strerror(errno));
+    if (status != 0) remove(temp);
+    else sync_parent_directory(path);
+    free(temp);
+    return status;
 }
 
 void digcl_st_writer_write_or_die(const digcl_st_writer *w, const char *path)
