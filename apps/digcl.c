@@ -10,6 +10,7 @@ static const cli_command commands[] = {
     {"bench", "time kernels and whole models on the device (gemm, ops, gla, model)", cmd_bench, usage_bench},
     {"info", "a model's config, parameter counts and memory estimate (no device)", cmd_info, usage_info},
     {"forward", "run a checkpoint on inputs from a safetensors file (and its backward)", cmd_forward, usage_forward},
+    {"sample", "draw class-conditional images from a checkpoint (PNG grid, files, .npz)", cmd_sample, usage_sample},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
