@@ -19,9 +19,11 @@ build: configure
 test: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+# Trains a small DiG on Fashion-MNIST for DEMO_MINUTES (default 5) and samples a 10x10 grid;
+# scripts/demo.sh lists the knobs (DEMO_DIR, DEMO_MODEL_FLAGS, DEMO_TRAIN_FLAGS, ...).
+DEMO_MINUTES ?= 5
 demo: build
-	@$(BUILD_DIR)/bin/digcl devices
-	@$(BUILD_DIR)/bin/digcl bench gemm --seconds 1
+	@BUILD_DIR=$(BUILD_DIR) DEMO_MINUTES=$(DEMO_MINUTES) scripts/demo.sh
 
 clean:
 	@rm -rf $(BUILD_DIR)

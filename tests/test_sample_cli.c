@@ -14,6 +14,7 @@
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <stdarg.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,19 @@ static int run_sample(const char *args, char *out, size_t size)
     out[n] = '\0';
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Runs `digcl sample` with printf-formatted arguments and asserts exit 0. */
+static void run_ok(const char *format, ...) DIGCL_PRINTF(1, 2);
+static void run_ok(const char *format, ...)
+{
+    char args[2048], out[8192];
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(args, sizeof args, format, ap);
+    va_end(ap);
+    int code = run_sample(args, out, sizeof out);
+    if (code != 0) fail_msg("`digcl sample %s`: exit %d:\n%s", args, code, out);
 }
 
 static void expect_contains(const char *text, const char *part)
@@ -281,15 +295,10 @@ static void test_outputs_and_metadata(void **state)
 static void test_images_do_not_depend_on_batch(void **state)
 {
     (void)state;
-    char out[8192];
     const char *common = "--ckpt ckpt.safetensors --sampler ddpm --steps 3 --cfg-scale 1.5 -q";
-    char args[1024];
-    snprintf(args, sizeof args, "%s -n 5 --class-labels 3,8 --seed 100 --batch 5 --output-dir b5", common);
-    assert_int_equal(run_sample(args, out, sizeof out), 0);
-    snprintf(args, sizeof args, "%s -n 5 --class-labels 3,8 --seed 100 --batch 2 --output-dir b2", common);
-    assert_int_equal(run_sample(args, out, sizeof out), 0);
-    snprintf(args, sizeof args, "%s -n 1 --class-labels 8 --seed 100 --first-image 3 --output-dir alone", common);
-    assert_int_equal(run_sample(args, out, sizeof out), 0);
+    run_ok("%s -n 5 --class-labels 3,8 --seed 100 --batch 5 --output-dir b5", common);
+    run_ok("%s -n 5 --class-labels 3,8 --seed 100 --batch 2 --output-dir b2", common);
+    run_ok("%s -n 1 --class-labels 8 --seed 100 --first-image 3 --output-dir alone", common);
     char a[64], b[64];
     for (int i = 0; i < 5; i++) {
         snprintf(a, sizeof a, "b5/%06d.png", i);
@@ -328,12 +337,8 @@ static void test_noise_file_replaces_the_rng(void **state)
     char out[8192];
     write_noise("noise.safetensors", 3, 4, 1, 0);
     const char *common = "--ckpt ckpt.safetensors --noise-file noise.safetensors --steps 4 --sampler ddpm -q";
-    char args[1024];
-    snprintf(args, sizeof args, "%s --seed 1 --output-dir n1", common);
-    int code = run_sample(args, out, sizeof out);
-    if (code != 0) fail_msg("exit %d:\n%s", code, out);
-    snprintf(args, sizeof args, "%s --seed 2 --output-dir n2 --batch 2", common);
-    assert_int_equal(run_sample(args, out, sizeof out), 0);
+    run_ok("%s --seed 1 --output-dir n1", common);
+    run_ok("%s --seed 2 --output-dir n2 --batch 2", common);
     expect_same_pixels("n1/000000.png", "n2/000000.png");
     expect_same_pixels("n1/000002.png", "n2/000002.png");
     png_file p;
@@ -342,32 +347,36 @@ static void test_noise_file_replaces_the_rng(void **state)
     free_png_file(&p);
 
     write_noise("badnoise.safetensors", 3, 4, 0, 1);
-    code = run_sample("--ckpt ckpt.safetensors --noise-file badnoise.safetensors --steps 4 -o bad.png", out, sizeof out);
+    int code = run_sample("--ckpt ckpt.safetensors --noise-file badnoise.safetensors --steps 4 -o bad.png", out,
+                          sizeof out);
     assert_int_equal(code, 2);
     expect_contains(out, "tensor 'z' has shape [5, 3, 1, 32, 32], expected [4, 3, 1, 32, 32]");
-    assert_int_equal(access("bad.png", F_OK), -1);
+    char path[512];
+    assert_int_equal(access(temp_path(path, sizeof path, "bad.png"), F_OK), -1);
 }
 
 static void test_training_checkpoint_uses_ema(void **state)
 {
     (void)state;
-    char out[8192];
     const char *common = "-n 2 --class-labels 4 --steps 3 --cfg-scale 1 --seed 3 -q";
-    char args[1024];
-    snprintf(args, sizeof args, "--ckpt ckpt.safetensors %s --output-dir plain", common);
-    assert_int_equal(run_sample(args, out, sizeof out), 0);
-    snprintf(args, sizeof args, "--ckpt train.safetensors %s --output-dir ema", common);
-    int code = run_sample(args, out, sizeof out);
-    if (code != 0) fail_msg("exit %d:\n%s", code, out);
+    run_ok("--ckpt ckpt.safetensors %s --output-dir plain", common);
+    run_ok("--ckpt train.safetensors %s --output-dir ema", common);
     expect_same_pixels("plain/000001.png", "ema/000001.png");
-    snprintf(args, sizeof args, "--ckpt train.safetensors %s --grid-rows 1 -o names.png", common);
-    assert_int_equal(run_sample(args, out, sizeof out), 0);
-    png_file p;
-    read_png_file("names.png", &p);
-    cJSON *json = cJSON_Parse(p.json);
-    assert_non_null(json);
-    free_png_file(&p);
-    cJSON_Delete(json);
+    run_ok("--ckpt train.safetensors %s --output-dir model --weights model", common);
+    png_file a, b;
+    read_png_file("ema/000001.png", &a);
+    read_png_file("model/000001.png", &b);
+    assert_memory_not_equal(a.pixels, b.pixels, 28 * 28); /* the model's own (perturbed) weights */
+    free_png_file(&a);
+    free_png_file(&b);
+    /* train.args says fashion-mnist: Fashion-MNIST's class names */
+    char path[512], line[256];
+    FILE *f = fopen(temp_path(path, sizeof path, "ema/labels.csv"), "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "0,000000.png,4,Coat\n");
+    fclose(f);
 }
 
 /* ------------------------------------------------------------ bad input */
@@ -402,9 +411,7 @@ static void test_bad_input(void **state)
 static void test_latent_model_writes_latents(void **state)
 {
     (void)state;
-    char out[8192];
-    int code = run_sample("--ckpt latent.safetensors -n 2 --steps 2 --output-latents lat.safetensors -q", out, sizeof out);
-    if (code != 0) fail_msg("exit %d:\n%s", code, out);
+    run_ok("--ckpt latent.safetensors -n 2 --steps 2 --output-latents lat.safetensors -q");
     char path[512];
     assert_int_equal(access(temp_path(path, sizeof path, "lat.safetensors"), F_OK), 0);
 }
