@@ -4,7 +4,8 @@
 # names in the caption) with classifier-free guidance, and says where samples.png and loss.png
 # are. The recipe (docs/TRAINING.md, "The demo recipe") depends on whether the device is a GPU or
 # a CPU; every part can be overridden:
-#   DEMO_MINUTES (5)  DEMO_DIR (demo)  DEMO_MODEL_FLAGS  DEMO_TRAIN_FLAGS  DEMO_SAMPLE_FLAGS
+#   DEMO_MINUTES (5)  DEMO_DIR (demo)  DEMO_DATA (fashion-mnist, or idx:DIR holding the IDX files)
+#   DEMO_MODEL_FLAGS  DEMO_TRAIN_FLAGS  DEMO_SAMPLE_FLAGS
 #   DEMO_QUALITY=1    also run tools/fmnist_quality.py on the samples (needs /usr/bin/python3
 #                     with torch; trains its classifier once, a few minutes on a CPU)
 set -euo pipefail
@@ -40,7 +41,7 @@ echo "demo: training DiG ($model_flags) on Fashion-MNIST for $MINUTES min on $de
 [ "$kind" = CPU ] && echo "demo: (a CPU trains only a few hundred steps in 5 minutes: expect blurry shapes; a GPU gives recognisable clothes)"
 mkdir -p "$OUT"
 # shellcheck disable=SC2086  # the flag lists are meant to split
-"$BIN" train --data fashion-mnist $model_flags $train_flags --time-budget "${MINUTES}m" \
+"$BIN" train --data "${DEMO_DATA:-fashion-mnist}" $model_flags $train_flags --time-budget "${MINUTES}m" \
   --results-dir "$OUT/results" --ckpt-every 1000000000 --keep 1
 
 run=$(ls -d "$OUT"/results/*/ | sort | tail -n 1)

@@ -25,3 +25,11 @@ digcl_sample_usage_error(cli_sample_unknown_flag "--ckpt x --frobnicate" "unknow
 add_test(NAME cli_sample_missing_ckpt
   COMMAND sh -c "\"$1\" sample --ckpt /no/such/ckpt.safetensors 2>&1; echo exit=$?" sh ${DIGCL_SAMPLE_BIN})
 set_tests_properties(cli_sample_missing_ckpt PROPERTIES PASS_REGULAR_EXPRESSION "/no/such/ckpt.safetensors.*exit=1")
+
+# tools/fmnist_quality.py (sample quality): its maths and loaders, when Debian's python3 has torch.
+execute_process(COMMAND /usr/bin/python3 -c "import torch, PIL"
+                RESULT_VARIABLE DIGCL_QUALITY_PY_STATUS OUTPUT_QUIET ERROR_QUIET)
+if(DIGCL_QUALITY_PY_STATUS EQUAL 0)
+  add_test(NAME fmnist_quality_py COMMAND /usr/bin/python3 "${CMAKE_SOURCE_DIR}/tools/test_fmnist_quality.py")
+  set_tests_properties(fmnist_quality_py PROPERTIES PASS_REGULAR_EXPRESSION "self-checks passed")
+endif()

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Sample quality of a Fashion-MNIST model, measured by an independent classifier.
 
-    /usr/bin/python3 tools/fmnist_quality.py samples.npz [--labels labels.csv] [--json out.json]
+    /usr/bin/python3 tools/fmnist_quality.py samples.npz|DIR [--labels labels.csv] [--json out.json]
 
 Reads the samples that `digcl sample --npz` writes (uint8 [N, H, W, 3] under arr_0, the
-intended labels under arr_1, or from a labels.csv of `--output-dir`), and reports
+intended labels under arr_1, or from a labels.csv of `--output-dir`), or a folder that
+`digcl sample --output-dir` wrote (labels.csv and its PNGs, read with PIL), and reports
   (a) class accuracy: how often a small CNN classifier trained on Fashion-MNIST assigns a
       sample to its intended class (overall and per class);
   (b) Frechet distance (FD) between the classifier's penultimate features (128-d) of the
@@ -156,8 +157,10 @@ def matrix_sqrt_psd(m):
 def frechet_distance(a, b):
     """FD between Gaussians fitted to feature rows a [N, F] and b [M, F] (float64)."""
     a, b = a.astype(np.float64), b.astype(np.float64)
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    return frechet_from_stats(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+def frechet_from_stats(mu_a, cov_a, mu_b, cov_b):
     root_a = matrix_sqrt_psd(cov_a)
     # tr((S_a S_b)^(1/2)) = tr((S_a^(1/2) S_b S_a^(1/2))^(1/2)), a symmetric PSD product.
     middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
@@ -173,8 +176,20 @@ def read_labels_csv(path):
     return np.array([int(r["label"]) for r in rows], dtype=np.int64)
 
 
+def load_folder(folder):
+    """The PNGs and labels of a `digcl sample --output-dir` folder: uint8 [N, H, W, 3], labels."""
+    from PIL import Image
+    with open(os.path.join(folder, "labels.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    images = [np.asarray(Image.open(os.path.join(folder, r["file"])).convert("RGB")) for r in rows]
+    return np.stack(images), np.array([int(r["label"]) for r in rows], dtype=np.int64)
+
+
 def load_samples(npz_path, labels_path):
     """uint8 samples [N, 28, 28] (grey) and their intended labels [N]."""
+    if os.path.isdir(npz_path):
+        images, labels = load_folder(npz_path)
+        return check_samples(npz_path, images, labels)
     with np.load(npz_path) as archive:
         if "arr_0" not in archive:
             raise ValueError(f"{npz_path}: no arr_0 (expected digcl sample --npz output)")
@@ -184,6 +199,10 @@ def load_samples(npz_path, labels_path):
         labels = read_labels_csv(labels_path)
     if labels is None:
         raise ValueError(f"{npz_path}: no arr_1 labels; pass --labels labels.csv")
+    return check_samples(npz_path, images, labels)
+
+
+def check_samples(npz_path, images, labels):
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3):
         raise ValueError(f"{npz_path}: arr_0 is {images.dtype} {images.shape}, expected uint8 [N, H, W, 3]")
     if len(labels) != len(images):
@@ -229,7 +248,7 @@ def report(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("npz", help="samples.npz from digcl sample --npz")
+    parser.add_argument("npz", help="samples.npz of digcl sample --npz, or a folder of --output-dir")
     parser.add_argument("--labels", help="labels.csv (default: arr_1 of the .npz)")
     parser.add_argument("--data-dir", help="Fashion-MNIST IDX files (default: Debian's)")
     parser.add_argument("--json", help="also write the report as JSON here")
