@@ -244,10 +244,11 @@ static void format_duration(double s, char *out, size_t size)
     else snprintf(out, size, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* After each finished step: `step` steps of this batch are done (1-based, diffusion.h). */
 static void on_step(int step, int steps, void *user)
 {
     progress *p = user;
-    int done = p->steps_done_before + step + 1;
+    int done = p->steps_done_before + step;
     double elapsed = now_seconds() - p->start, rate = elapsed > 0 ? done / elapsed : 0;
     char eta[32], speed[32], bar[31];
     int filled = (int)(30.0 * done / p->steps_total);
@@ -257,7 +258,7 @@ static void on_step(int step, int steps, void *user)
     if (rate >= 1) snprintf(speed, sizeof speed, "%.1f it/s", rate);
     else snprintf(speed, sizeof speed, "%.2f s/it", rate > 0 ? 1 / rate : 0);
     fprintf(stderr, "\rsampling [%s] images %d/%d  step %d/%d  %s  ETA %s ", bar, p->images_done, p->images,
-            step + 1, steps, speed, eta);
+            step, steps, speed, eta);
     fflush(stderr);
 }
 
@@ -355,8 +356,9 @@ static int run_batches(const cli_globals *globals, const sample_args *a, const s
         digcl_sampler_noise noise = {a->seed, a->first_image + (uint64_t)first, NULL, NULL};
         if (plan->noise_x_T) gather_noise(plan, &r, first, rows, chw, &noise);
         digcl_sampler_run(r.sampler, plan->labels + first, &noise, r.x0, p.enabled ? on_step : NULL, &p);
-        p.steps_done_before += steps;
         p.images_done += rows;
+        if (p.enabled) on_step(steps, steps, &p); /* the bar with this batch's images counted */
+        p.steps_done_before += steps;
         status = keep_batch(a, plan, r.x0, first, rows, out);
         if (p.lines)
             fprintf(stderr, "digcl sample: %d/%d images, %.1f s\n", p.images_done, plan->n, now_seconds() - p.start);
