@@ -76,7 +76,9 @@ static int png_set_transforms(png_structp png, png_infop info, int channels) {
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color_type == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8)
         png_set_expand_gray_1_2_4_to_8(png);
-    if (color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    /* palette expansion also turns a tRNS chunk into alpha: dropped too */
+    if ((color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
+        png_set_strip_alpha(png);
     int is_grey = !(color_type & PNG_COLOR_MASK_COLOR);
     if (is_grey && channels == 3) png_set_gray_to_rgb(png);
     png_set_interlace_handling(png);
