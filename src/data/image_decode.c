@@ -152,8 +152,12 @@ static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb, size_t count, int inv
     }
 }
 
-static int jpeg_failed(tjhandle tj, char *error, size_t error_size) {
-    snprintf(error, error_size, "JPEG: %s", tjGetErrorStr2(tj));
+/* After an error a TurboJPEG handle can keep stale state (a later header read
+ * returned garbage sizes): the worker gets a fresh one for its next file. */
+static int jpeg_failed(data_scratch *scratch, char *error, size_t error_size) {
+    snprintf(error, error_size, "JPEG: %s", tjGetErrorStr2(scratch->jpeg));
+    tjDestroy(scratch->jpeg);
+    scratch->jpeg = NULL;
     return -1;
 }
 
@@ -164,7 +168,7 @@ static int decode_jpeg(const uint8_t *bytes, size_t size, int channels, data_scr
     tjhandle tj = scratch->jpeg;
     int w, h, subsampling, colorspace;
     if (tjDecompressHeader3(tj, bytes, (unsigned long)size, &w, &h, &subsampling, &colorspace) != 0)
-        return jpeg_failed(tj, error, error_size);
+        return jpeg_failed(scratch, error, error_size);
     if (check_dimensions(w, h, error, error_size) != 0) return -1;
     int is_cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
     int is_grey = colorspace == TJCS_GRAY;
@@ -174,7 +178,7 @@ static int decode_jpeg(const uint8_t *bytes, size_t size, int channels, data_scr
     uint8_t *target = is_cmyk ? data_buffer_reserve(&scratch->rows, (size_t)w * h * 4) : pixels;
     if (!target || !pixels) return fail(error, error_size, "out of host memory decoding a JPEG");
     if (tjDecompress2(tj, bytes, (unsigned long)size, target, w, 0, h, format, 0) != 0)
-        return jpeg_failed(tj, error, error_size);
+        return jpeg_failed(scratch, error, error_size);
     if (is_cmyk) cmyk_to_rgb(target, pixels, (size_t)w * h, jpeg_has_adobe_marker(bytes, size));
     if (decoded_channels != 1 && channels == 1) rgb_to_grey(pixels, (size_t)w * h);
     *width = w;
