@@ -11,8 +11,10 @@ DiT's and DiG's train.py). Expected crops are written as 8-bit PNGs named
   crop_reference.py OUT_DIR            write the fixtures (tests/reference/crop)
   crop_reference.py --check DIR        recompute the expected crops of DIR with
                                        this PIL and compare (exit 1 on a change)
-  crop_reference.py --photo F.jpg ...  also print expected crops for photos
+  crop_reference.py --photo OUT F.jpg ...  expected crops of real photos into OUT
                                        (for measuring, never committed)
+  crop_reference.py --bench-jpegs OUT N  N photo-like 341x256 JPEGs (quality 90) in two
+                                       class folders, for `digcl bench data`
 """
 import os
 import sys
@@ -162,6 +164,14 @@ def main(argv):
                     out = expected_name(name, size, 3)
                     Image.fromarray(expected(path, size, 3)).save(os.path.join(out_dir, out))
                     listing.write(f"{name} {size} 3 {out}\n")
+        return 0
+    if len(argv) == 3 and argv[0] == "--bench-jpegs":
+        rng = np.random.default_rng(1)
+        for i in range(int(argv[2])):
+            folder = os.path.join(argv[1], f"c{i % 2}")
+            os.makedirs(folder, exist_ok=True)
+            Image.fromarray(photo_like(rng, 256, 341)).save(os.path.join(folder, f"{i:05d}.jpg"),
+                                                            quality=90)
         return 0
     if len(argv) == 1:
         write(argv[0])
