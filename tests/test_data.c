@@ -96,6 +96,16 @@ static int row_index(const digcl_batch *b, int row) {
     return data_float_to_pixel(x[2 * 32 + 2]) + 256 * data_float_to_pixel(x[2 * 32 + 3]);
 }
 
+static void assert_info(const digcl_dataset_info *info, digcl_dataset_kind kind, int64_t count,
+                        int channels, int height, int width, int num_classes) {
+    assert_int_equal(info->kind, kind);
+    assert_int_equal(info->count, count);
+    assert_int_equal(info->channels, channels);
+    assert_int_equal(info->height, height);
+    assert_int_equal(info->width, width);
+    assert_int_equal(info->num_classes, num_classes);
+}
+
 /* ------------------------------------------------------------------ IDX */
 
 static void test_idx_contents(void **state) {
@@ -107,12 +117,7 @@ static void test_idx_contents(void **state) {
         write_idx(dir, 12, gz, 0, 0x00000803u);
         digcl_dataset *d = data_open_or_fail(dir, NULL); /* auto-detected */
         const digcl_dataset_info *info = digcl_dataset_get_info(d);
-        assert_int_equal(info->kind, DIGCL_DATASET_IDX);
-        assert_int_equal(info->count, 12);
-        assert_int_equal(info->channels, 1);
-        assert_int_equal(info->height, 32);
-        assert_int_equal(info->width, 32);
-        assert_int_equal(info->num_classes, 10);
+        assert_info(info, DIGCL_DATASET_IDX, 12, 1, 32, 32, 10);
         assert_string_equal(info->class_names, "0,1,2,3,4,5,6,7,8,9");
         float x[1024];
         int32_t y;
@@ -406,12 +411,7 @@ static void test_latents(void **state) {
     snprintf(spec, sizeof spec, "latents:%s", path);
     digcl_dataset *d = data_open_or_fail(spec, NULL);
     const digcl_dataset_info *info = digcl_dataset_get_info(d);
-    assert_int_equal(info->kind, DIGCL_DATASET_LATENTS);
-    assert_int_equal(info->count, 6);
-    assert_int_equal(info->channels, 4);
-    assert_int_equal(info->height, 2);
-    assert_int_equal(info->width, 3);
-    assert_int_equal(info->num_classes, 3);
+    assert_info(info, DIGCL_DATASET_LATENTS, 6, 4, 2, 3, 3);
     assert_int_equal(info->has_posterior, 0);
     float x[24];
     int32_t y;
