@@ -84,6 +84,11 @@ static int check_output_dir(const char *dir)
 
 int sample_check_outputs(const sample_args *a)
 {
+    if (a->npz_path && !digcl_npz_available()) {
+        fprintf(stderr, "digcl sample: --npz %s: this build has no libzip (configure with "
+                        "-DDIGCL_WITH_ZIP=ON); --output-dir writes the images and labels.csv\n", a->npz_path);
+        return 2;
+    }
     int status = check_output_file(a, "-o", a->grid_path);
     if (status == 0) status = check_output_file(a, "--npz", a->npz_path);
     if (status == 0) status = check_output_file(a, "--output-latents", a->latents_path);

@@ -24,7 +24,7 @@ case "$device" in
     kind=CPU
     model_flags="--depth 4 --hidden-size 128 --num-heads 2 --patch-size 4"
     train_flags="--global-batch-size 32 --lr 1e-3 --grad-clip 1 --ema-decay 0.99 --log-every 10"
-    sample_flags="--sampler dpm++2m --steps 20 --cfg-scale 3 --batch 50"
+    sample_flags="--sampler dpm++2m --steps 20 --cfg-scale 3 --batch 50 --weights model"
     ;;
   *)
     kind=GPU
@@ -38,7 +38,10 @@ train_flags="${DEMO_TRAIN_FLAGS:-$train_flags}"
 sample_flags="${DEMO_SAMPLE_FLAGS:-$sample_flags}"
 
 echo "demo: training DiG ($model_flags) on Fashion-MNIST for $MINUTES min on $device"
-[ "$kind" = CPU ] && echo "demo: (a CPU trains only a few hundred steps in 5 minutes: expect blurry shapes; a GPU gives recognisable clothes)"
+if [ "$kind" = CPU ]; then
+  echo "demo: a CPU trains only tens of steps in 5 minutes (46 on a 2-core machine): expect noise, not"
+  echo "      clothes; a GPU trains thousands and gives recognisable clothes. DEMO_MINUTES=60 helps."
+fi
 mkdir -p "$OUT"
 # shellcheck disable=SC2086  # the flag lists are meant to split
 "$BIN" train --data "${DEMO_DATA:-fashion-mnist}" $model_flags $train_flags --time-budget "${MINUTES}m" \
@@ -49,12 +52,16 @@ ckpt=$(ls "$run"checkpoints/*.safetensors | sort | tail -n 1)
 echo "demo: sampling 100 images (one row per class) from $ckpt"
 # shellcheck disable=SC2086
 "$BIN" sample --ckpt "$ckpt" -n 100 --class-labels all $sample_flags \
-  -o "$OUT/samples.png" --npz "$OUT/samples.npz"
+  -o "$OUT/samples.png" --output-dir "$OUT/samples"
 
 if [ "${DEMO_QUALITY:-0}" = 1 ]; then
-  /usr/bin/python3 tools/fmnist_quality.py "$OUT/samples.npz" --json "$OUT/quality.json"
+  /usr/bin/python3 tools/fmnist_quality.py "$OUT/samples" --json "$OUT/quality.json"
 fi
 echo
 echo "samples:    $OUT/samples.png"
-echo "loss curve: ${run}loss.png"
-echo "quality:    /usr/bin/python3 tools/fmnist_quality.py $OUT/samples.npz   (class accuracy, Frechet distance)"
+if [ -f "${run}loss.png" ]; then
+  echo "loss curve: ${run}loss.png"
+else
+  echo "loss curve: none yet (${run}loss.png is drawn once a log interval has passed)"
+fi
+echo "quality:    /usr/bin/python3 tools/fmnist_quality.py $OUT/samples   (class accuracy, Frechet distance)"

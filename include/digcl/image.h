@@ -76,6 +76,8 @@ int digcl_grid_has_captions(void);
  * arr_0.npy uint8 [N, H, W, 3] (grey images replicated to 3 channels) and,
  * when labels is not NULL, arr_1.npy int64 [N]. Stored (not deflated) NumPy
  * .npy v1.0 members of a zip file. Fails when the build has no libzip. */
+/* 1 when the build can write .npz files (it has libzip). */
+int digcl_npz_available(void);
 int digcl_npz_write(const char *path, const digcl_image *images, int count,
                     const int32_t *labels, char *error, size_t size);
 

@@ -17,6 +17,15 @@
 #include "digcl/file.h"
 #include "digcl/image.h"
 
+int digcl_npz_available(void)
+{
+#ifdef DIGCL_HAVE_ZIP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 #ifdef DIGCL_HAVE_ZIP
 #include <zip.h>
 
