@@ -24,3 +24,9 @@ set_tests_properties(cli_loss_missing_noise PROPERTIES PASS_REGULAR_EXPRESSION "
 
 add_test(NAME cli_loss_missing_flag COMMAND sh -c "\"$1\" loss --inputs a.safetensors 2>&1; echo exit=$?" sh ${DIGCL_BIN})
 set_tests_properties(cli_loss_missing_flag PROPERTIES PASS_REGULAR_EXPRESSION "missing --ckpt.*exit=2")
+
+# `digcl bench sample` on a tiny custom model: both default samplers report images/s.
+add_test(NAME cli_bench_sample_tiny
+  COMMAND sh -c "\"$1\" bench sample --depth 4 --hidden-size 64 --num-heads 2 --num-classes 10 --image-size 64 -n 2 --steps 3 --dpm-steps 2 2>&1; echo exit=$?" sh ${DIGCL_BIN})
+set_tests_properties(cli_bench_sample_tiny PROPERTIES
+  PASS_REGULAR_EXPRESSION "custom +ddpm +3 steps +cfg 4 +N +2 \\(batch +4\\).*img/s.*custom +dpm\\+\\+2m +2 steps.*img/s.*exit=0")
