@@ -10,6 +10,7 @@ static const cli_command commands[] = {
     {"bench", "time kernels and whole models on the device (gemm, ops, gla, model)", cmd_bench, usage_bench},
     {"info", "a model's config, parameter counts and memory estimate (no device)", cmd_info, usage_info},
     {"forward", "run a checkpoint on inputs from a safetensors file (and its backward)", cmd_forward, usage_forward},
+    {"loss", "upstream's training loss and its parameter gradients on a batch from a file", cmd_loss, usage_loss},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
