@@ -16,6 +16,9 @@
 #ifndef DIGCL_ATTENTION_H
 #define DIGCL_ATTENTION_H
 
+/* head_dim: a multiple of 4, at most this. */
+#define DIGCL_ATTENTION_MAX_HEAD_DIM 128
+
 #include <stddef.h>
 
 #include "digcl/runtime.h"

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digcl/params.h"
+
 #define DIGCL_CONFIG_METADATA_KEY "dig.config"
 #define DIGCL_GLA_GATE_LOW_RANK 16   /* gk_proj: D -> 16 -> Dk */
 #define DIGCL_TIMESTEP_FREQ_DIM 256  /* timestep embedder frequency size */
@@ -93,31 +95,8 @@ typedef enum digcl_param_init {
     DIGCL_INIT_SKIP_IDENTITY  /* skip_linear [D, 2D] = [I | 0] (skipzero) */
 } digcl_param_init;
 
-#define DIGCL_PARAM_MAX_RANK 4
-#define DIGCL_PARAM_NAME_SIZE 80
-
-typedef struct digcl_param_info {
-    char name[DIGCL_PARAM_NAME_SIZE]; /* upstream state_dict key */
-    int rank;
-    int64_t shape[DIGCL_PARAM_MAX_RANK];
-    size_t numel;
-    size_t offset;                    /* element offset in one flat buffer, table order */
-    int trainable;                    /* 0 only for pos_embed */
-    digcl_param_init init;
-} digcl_param_info;
-
-typedef struct digcl_param_table {
-    size_t count;
-    digcl_param_info *params;         /* upstream state_dict order */
-    size_t total;                     /* all elements (DiT convention, pos_embed included) */
-    size_t trainable;                 /* total without frozen tensors */
-} digcl_param_table;
-
 /* Builds the table of a finished config; returns 0, or -1 when out of memory. */
 int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *table);
-void digcl_param_table_free(digcl_param_table *table);
-const digcl_param_info *digcl_param_table_find(const digcl_param_table *table,
-                                               const char *name);
 const char *digcl_param_init_name(digcl_param_init init); /* "xavier", "zero", ... */
 
 #endif

@@ -29,6 +29,12 @@
 #define DIGCL_LAYERNORM_EPS 1e-6f
 #define DIGCL_RMSNORM_EPS 1e-6f
 
+/* The widest row the norm kernels take: 2048 vectors of 4 floats when the
+ * width is a multiple of 4, else 2048 floats. */
+#define DIGCL_NORM_MAX_ROW_VECTORS 2048
+/* 1 when rows of `width` floats fit the norm kernels (see above). */
+int digcl_norm_width_supported(int width);
+
 /* ---------------------------------------------------------------- LayerNorm */
 
 void digcl_layernorm_forward(digcl_context *ctx, int rows, int D,

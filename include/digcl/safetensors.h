@@ -90,6 +90,10 @@ int digcl_st_parse(const void *bytes, size_t size, const char *label,
 /* Reads and parses a file; the file's bytes are owned by *out. */
 int digcl_st_open(const char *path, digcl_safetensors **out, digcl_st_error *err);
 digcl_safetensors *digcl_st_open_or_die(const char *path);
+/* Reads only the length prefix and the header (cheap on a multi-GiB file) and
+ * checks them exactly as digcl_st_open does, against the file's size; the
+ * tensors' data pointers are NULL (read them with digcl_st_open). */
+int digcl_st_open_header(const char *path, digcl_safetensors **out, digcl_st_error *err);
 
 void digcl_st_close(digcl_safetensors *st);
 

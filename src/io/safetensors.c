@@ -447,7 +447,7 @@ static int fill_entries(const parse_ctx *c, const cJSON *root, digcl_safetensors
         digcl_st_tensor *t = &st->tensors[ti++];
         if (parse_tensor_entry(c, e, t) != 0) return -1;
         t->name = copy_string(&cursor, e->string);
-        t->data = buffer + t->begin;
+        t->data = buffer ? buffer + t->begin : NULL;
     }
     return 0;
 }
@@ -584,6 +584,67 @@ int digcl_st_open(const char *path, digcl_safetensors **out, digcl_st_error *err
         return -1;
     }
     (*out)->owned_bytes = bytes;
+    return 0;
+}
+
+/* The 8-byte length prefix and, when its length is plausible, the header:
+ * *bytes holds 8 + *header_bytes bytes. */
+static int read_header_part(const char *path, uint8_t **bytes, size_t *header_bytes, size_t *file_size,
+                            digcl_st_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat info;
+    int status = 0;
+    *header_bytes = 0;
+    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) status = fail(err, "%s: not a regular file", path);
+    *file_size = status == 0 ? (size_t)info.st_size : 0;
+    if (status == 0 && !(*bytes = calloc(1, 9))) status = fail(err, "%s: out of memory", path);
+    if (status == 0 && *file_size >= 8 && fread(*bytes, 1, 8, f) != 8)
+        status = fail(err, "%s: cannot read the header length", path);
+    uint64_t n = status == 0 && *file_size >= 8 ? load_le(*bytes, 8) : 0;
+    if (status == 0 && n >= 1 && n <= DIGCL_ST_MAX_HEADER_SIZE && n <= *file_size - 8) {
+        uint8_t *grown = realloc(*bytes, 8 + (size_t)n);
+        if (!grown) status = fail(err, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n);
+        else if (*bytes = grown, fread(grown + 8, 1, (size_t)n, f) != (size_t)n)
+            status = fail(err, "%s: cannot read the %llu-byte header", path, (unsigned long long)n);
+        else *header_bytes = (size_t)n;
+    }
+    fclose(f);
+    return status;
+}
+
+int digcl_st_open_header(const char *path, digcl_safetensors **out, digcl_st_error *err)
+{
+    uint8_t *bytes = NULL;
+    size_t header_bytes = 0, file_size = 0;
+    *out = NULL;
+    parse_ctx c = {path, err, 0};
+    uint64_t header_size = 0;
+    int status = read_header_part(path, &bytes, &header_bytes, &file_size, err);
+    /* with an implausible length check_prefix fails before it reads past byte 8 */
+    if (status == 0) status = check_prefix(&c, bytes, file_size, &header_size);
+    digcl_safetensors *st = NULL;
+    cJSON *root = NULL;
+    if (status == 0) {
+        c.buffer_size = file_size - 8 - header_size;
+        st = calloc(1, sizeof *st);
+        root = st ? parse_header_json(&c, bytes + 8, (size_t)header_size) : NULL;
+        status = root ? 0 : st ? -1 : fail(err, "%s: out of memory", path);
+    }
+    if (status == 0) {
+        st->buffer_size = c.buffer_size;
+        status = build_from_json(&c, root, st, NULL);
+    }
+    if (status == 0 && !(st->label = malloc(strlen(path) + 1))) status = fail(err, "%s: out of memory", path);
+    if (status == 0) strcpy(st->label, path);
+    cJSON_Delete(root);
+    free(bytes); /* names and metadata live in st->strings */
+    if (status != 0) {
+        digcl_st_close(st);
+        return -1;
+    }
+    *out = st;
     return 0;
 }
 

@@ -3,17 +3,18 @@
  */
 #include "digcl/model_config.h"
 
+#include "digcl/attention.h"
+#include "digcl/norm.h"
+
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(digcl_config_error *err, const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+static int fail(digcl_config_error *err, const char *format, ...) DIGCL_PRINTF(2, 3);
 
 static int fail(digcl_config_error *err, const char *format, ...)
 {
@@ -72,9 +73,44 @@ static int check_fields(const digcl_model_config *c, digcl_config_error *err)
     return 0;
 }
 
-int digcl_model_config_finish(digcl_model_config *c, digcl_config_error *err)
+/* Sizes the kernels cannot run are refused here, naming the limit, rather than
+ * when a kernel is built. Products are formed in 64 bits. */
+static int check_kernel_limits(const digcl_model_config *c, digcl_config_error *err)
 {
-    if (check_fields(c, err) != 0) return -1;
+    const int64_t int_max = INT_MAX;
+    int64_t tokens = (int64_t)c->grid * c->grid;
+    int64_t features = (int64_t)c->patch_size * c->patch_size * c->out_channels;
+    int64_t patch_in = (int64_t)c->patch_size * c->patch_size * c->in_channels;
+    int64_t widest = 2 * (int64_t)c->mlp_hidden;
+    int64_t wider[] = {3 * (int64_t)c->hidden_size, 2 * (int64_t)c->qk_dim + 2 * c->hidden_size + 16, features,
+                       patch_in};
+    for (size_t i = 0; i < sizeof wider / sizeof wider[0]; i++)
+        if (wider[i] > widest) widest = wider[i];
+    if (features > int_max || patch_in > int_max || features * c->hidden_size > int_max ||
+        patch_in * c->hidden_size > int_max)
+        return fail(err, "model config: patch_size %d gives %lld patch features per token, too many for the "
+                    "kernels' 32-bit indices (at most %d elements per weight)",
+                    c->patch_size, (long long)(features > patch_in ? features : patch_in), INT_MAX);
+    if (tokens * widest > int_max)
+        return fail(err, "model config: %lld tokens x %lld features per token exceed the %d elements the kernels "
+                    "index with 32-bit ints even at batch 1; use a smaller input_size or a larger patch_size",
+                    (long long)tokens, (long long)widest, INT_MAX);
+    if (!digcl_norm_width_supported(c->hidden_size))
+        return fail(err, "model config: hidden_size %d is wider than the norm kernels' rows (at most %d, or %d "
+                    "when not a multiple of 4)",
+                    c->hidden_size, 4 * DIGCL_NORM_MAX_ROW_VECTORS, DIGCL_NORM_MAX_ROW_VECTORS);
+    if (c->arch == DIGCL_ARCH_DIG && !digcl_norm_width_supported(c->head_v_dim))
+        return fail(err, "model config: head value dim %d (hidden_size / num_heads) is wider than the norm "
+                    "kernels' rows", c->head_v_dim);
+    if (c->arch == DIGCL_ARCH_DIT && (c->head_v_dim % 4 != 0 || c->head_v_dim > DIGCL_ATTENTION_MAX_HEAD_DIM))
+        return fail(err, "model config: DiT head dim %d (hidden_size / num_heads) must be a multiple of 4 and at "
+                    "most %d (attention kernel)",
+                    c->head_v_dim, DIGCL_ATTENTION_MAX_HEAD_DIM);
+    return 0;
+}
+
+static void derive(digcl_model_config *c)
+{
     c->learn_sigma = c->learn_sigma != 0;
     c->skip = c->skip != 0;
     c->skip_zero_init = c->skip && c->skip_zero_init;
@@ -88,7 +124,13 @@ int digcl_model_config_finish(digcl_model_config *c, digcl_config_error *err)
     c->tokens = c->grid * c->grid;
     c->n_skip = 0;
     for (int i = 0; c->skip && i < c->depth; i++) c->n_skip += i > c->depth / 2;
-    return 0;
+}
+
+int digcl_model_config_finish(digcl_model_config *c, digcl_config_error *err)
+{
+    if (check_fields(c, err) != 0) return -1;
+    derive(c);
+    return check_kernel_limits(c, err);
 }
 
 /* ------------------------------------------------------------ presets */
@@ -282,47 +324,23 @@ const char *digcl_param_init_name(digcl_param_init init)
 
 typedef struct table_builder {
     digcl_param_table *table;
-    size_t capacity;
     int failed;
 } table_builder;
 
-/* Appends name (printf-style) with `rank` dims given as varargs (int64_t). */
+/* Appends name (printf-style) with `rank` dims. */
 static void add_param(table_builder *b, digcl_param_init init, int trainable, int rank,
-                      const int64_t *shape, const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 6, 7)))
-#endif
-    ;
+                      const int64_t *shape, const char *format, ...) DIGCL_PRINTF(6, 7);
 
 static void add_param(table_builder *b, digcl_param_init init, int trainable, int rank,
                       const int64_t *shape, const char *format, ...)
 {
-    digcl_param_table *t = b->table;
     if (b->failed) return;
-    if (t->count == b->capacity) {
-        size_t capacity = b->capacity ? 2 * b->capacity : 64;
-        digcl_param_info *p = realloc(t->params, capacity * sizeof *p);
-        if (!p) { b->failed = 1; return; }
-        t->params = p;
-        b->capacity = capacity;
-    }
-    digcl_param_info *p = &t->params[t->count++];
-    memset(p, 0, sizeof *p);
+    char name[DIGCL_PARAM_NAME_SIZE];
     va_list args;
     va_start(args, format);
-    vsnprintf(p->name, sizeof p->name, format, args);
+    vsnprintf(name, sizeof name, format, args);
     va_end(args);
-    p->rank = rank;
-    p->numel = 1;
-    for (int i = 0; i < rank; i++) {
-        p->shape[i] = shape[i];
-        p->numel *= (size_t)shape[i];
-    }
-    p->offset = t->total;
-    p->trainable = trainable;
-    p->init = init;
-    t->total += p->numel;
-    if (trainable) t->trainable += p->numel;
+    if (digcl_param_table_add(b->table, name, rank, shape, trainable, (int)init) < 0) b->failed = 1;
 }
 
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
@@ -405,7 +423,7 @@ static void add_final_layer(table_builder *b, const digcl_model_config *c)
 
 int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *table)
 {
-    table_builder b = {table, 0, 0};
+    table_builder b = {table, 0};
     memset(table, 0, sizeof *table);
     add_embedders(&b, cfg);
     for (int i = 0; i < cfg->depth; i++) {
@@ -418,17 +436,4 @@ int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *ta
         return -1;
     }
     return 0;
-}
-
-void digcl_param_table_free(digcl_param_table *table)
-{
-    free(table->params);
-    memset(table, 0, sizeof *table);
-}
-
-const digcl_param_info *digcl_param_table_find(const digcl_param_table *table, const char *name)
-{
-    for (size_t i = 0; i < table->count; i++)
-        if (strcmp(table->params[i].name, name) == 0) return &table->params[i];
-    return NULL;
 }

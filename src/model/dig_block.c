@@ -87,7 +87,7 @@ static void fused_projections_forward(digcl_model *model, const dig_dims *d, con
     model_scratch *s = &model->scratch;
     size_t width = (size_t)fused_width(d);
     digcl_gemm_args args = {0, 1, (size_t)d->rows, width, (size_t)d->D, 1.0f, 0.0f, s->x1, 0, (size_t)d->D,
-                            model->params.mem, model->flat_offsets[p->q_weight], (size_t)d->D, s->wide, 0, width};
+                            digcl_params_buffer(model->active), digcl_params_offset(model->params, (size_t)p->q_weight), (size_t)d->D, s->wide, 0, width};
     digcl_gemm(model->ctx, &args);
     cl_mem outputs[5] = {saved->q, saved->k, saved->v, saved->g, saved->gate_low};
     projection_part parts[5];
@@ -108,12 +108,12 @@ static void fused_projections_backward(digcl_model *model, const dig_dims *d, co
     for (int i = 0; i < 5; i++)
         digcl_copy_columns(model->ctx, gradients[i], (size_t)parts[i].width, 0, s->wide, width, (size_t)parts[i].column,
                            rows, (size_t)parts[i].width);
-    size_t weights = model->flat_offsets[p->q_weight];
-    digcl_gemm_args input_grad = {0, 0, rows, D, width, 1.0f, 0.0f, s->wide, 0, width, model->params.mem, weights, D,
+    size_t weights = digcl_params_offset(model->params, (size_t)p->q_weight);
+    digcl_gemm_args input_grad = {0, 0, rows, D, width, 1.0f, 0.0f, s->wide, 0, width, digcl_params_buffer(model->active), weights, D,
                                   s->d_a, 0, D};
     digcl_gemm(model->ctx, &input_grad);
     digcl_gemm_args weight_grad = {1, 0, width, D, rows, 1.0f, 1.0f, s->wide, 0, width, s->x1, 0, D,
-                                   model->grads.mem, weights, D};
+                                   digcl_params_grad_buffer(model->params), weights, D};
     digcl_gemm(model->ctx, &weight_grad);
 }
 

@@ -4,6 +4,7 @@
 
 #include "digcl/adaln.h"
 #include "digcl/model.h"
+#include "digcl/params.h"
 #include "model/arena.h"
 
 /* Table indices of one DiG or DiT block's parameters (-1: absent). */
@@ -90,21 +91,31 @@ typedef struct model_embedding {
     cl_mem d_t_hidden;      /* [N, D] */
 } model_embedding;
 
+/* One planned set of activations (see digcl_model_prepare). */
+typedef struct model_activations {
+    int batch;                /* capacity; 0: not planned */
+    model_arena arena;
+    model_embedding embedding;
+    model_scratch scratch;
+    block_saved *saved;
+    cl_mem *skips, *d_skips;
+} model_activations;
+
 struct digcl_model {
     digcl_context *ctx;
     digcl_model_config config;
-    digcl_param_table table;
-    size_t *flat_offsets;     /* aligned element offset of each table entry */
-    size_t flat_count;
-    digcl_buffer params, grads;
-    cl_mem *param_views, *grad_views;
+    digcl_params *params;          /* the model's own parameters (and gradients) */
+    const digcl_params *active;    /* what forward and backward read: params or an EMA copy */
+    const digcl_param_table *table; /* = digcl_params_table(params) */
     stem_params stem;
     block_params *blocks;
     int fused_projections;    /* DiG: q, k, v, g, gk_proj.0 adjacent -> one GEMM */
 
-    int batch;
-    digcl_model_mode mode;
-    model_arena arena;
+    int batch;                /* prepared batch */
+    digcl_model_mode mode;    /* prepared mode */
+    digcl_model_mode layout;  /* mode of the active activations (training serves inference too) */
+    model_activations plans[2]; /* indexed by mode */
+    /* the active plan's tensors */
     model_embedding embedding;
     model_scratch scratch;
     block_saved *saved;       /* depth entries (TRAINING) or 1 shared (INFERENCE) */
@@ -119,6 +130,10 @@ void model_find_params(digcl_model *model);
 void model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
                 size_t alignment, model_arena *arena, model_embedding *embedding, model_scratch *scratch,
                 block_saved **saved, cl_mem **skips, cl_mem **d_skips);
+/* The widest activation row (floats per token), and the largest tensor (floats)
+ * of a training plan for `batch` (the inference plan's tensors are no larger). */
+size_t model_plan_row_floats(const digcl_model_config *config);
+size_t model_plan_largest_tensor(const digcl_model_config *config, int batch);
 
 /* model_stem.c: patch/timestep/label embeddings and the final layer. */
 void model_stem_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem stream);

@@ -9,14 +9,14 @@
 #include "model/model_internal.h"
 
 static int find(const digcl_model *model, const char *name) {
-    const digcl_param_info *info = digcl_param_table_find(&model->table, name);
+    const digcl_param_info *info = digcl_param_table_find(model->table, name);
     if (!info) digcl_fatal("internal: parameter '%s' missing from the table", name);
-    return (int)(info - model->table.params);
+    return (int)(info - model->table->params);
 }
 
 static int find_optional(const digcl_model *model, const char *name) {
-    const digcl_param_info *info = digcl_param_table_find(&model->table, name);
-    return info ? (int)(info - model->table.params) : -1;
+    const digcl_param_info *info = digcl_param_table_find(model->table, name);
+    return info ? (int)(info - model->table->params) : -1;
 }
 
 static int find_block(const digcl_model *model, int block, const char *suffix, int optional) {
@@ -80,8 +80,10 @@ void model_find_params(digcl_model *model) {
     }
 }
 
-cl_mem model_weight(const digcl_model *model, int index) { return model->param_views[index]; }
-cl_mem model_weight_grad(const digcl_model *model, int index) { return model->grad_views[index]; }
+cl_mem model_weight(const digcl_model *model, int index) { return digcl_params_view(model->active, (size_t)index); }
+cl_mem model_weight_grad(const digcl_model *model, int index) {
+    return digcl_params_grad_view(model->params, (size_t)index);
+}
 
 void model_linear(digcl_model *model, int rows, int in, int out, cl_mem x, int weight, int bias, cl_mem y) {
     digcl_linear_shape shape = {rows, in, out};

@@ -176,3 +176,23 @@ void model_plan(const digcl_model_config *config, int batch, digcl_model_mode mo
         if (training) arena_add(arena, &(*d_skips)[b], s.rows * s.D);
     }
 }
+
+size_t model_plan_row_floats(const digcl_model_config *config) { return sizes_of(config, 1).wide; }
+
+size_t model_plan_largest_tensor(const digcl_model_config *config, int batch) {
+    model_arena arena;
+    model_embedding embedding;
+    model_scratch scratch;
+    block_saved *saved = NULL;
+    cl_mem *skips = NULL, *d_skips = NULL;
+    model_plan(config, batch, DIGCL_MODE_TRAINING, sizeof(float), &arena, &embedding, &scratch, &saved, &skips,
+               &d_skips);
+    size_t largest = 0;
+    for (int i = 0; i < arena.count; i++)
+        if (arena.slots[i].bytes > largest) largest = arena.slots[i].bytes;
+    free(arena.slots);
+    free(saved);
+    free(skips);
+    free(d_skips);
+    return largest / sizeof(float);
+}

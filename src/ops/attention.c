@@ -11,7 +11,7 @@ enum {
     BACKWARD_GROUP = 128, /* BG: work-items per dq or dk/dv group (32 rows x 4 quarters) */
     FORWARD_GROUP = 128,  /* FG: work-items per forward group (32 row slots x 4 key quarters) */
     LOCAL_BUDGET = 40960, /* bytes of local memory a kernel may plan for */
-    MAX_HEAD_DIM = 128
+    MAX_HEAD_DIM = DIGCL_ATTENTION_MAX_HEAD_DIM
 };
 
 typedef struct attention_tiles {

@@ -28,13 +28,19 @@ static row_layout make_layout_items(int D, int vec, int items) {
     size_t lanes = dense_pow2_at_least(D_vec);
     if (lanes > 32) lanes = 32;
     if (D_vec > 32 * MAX_COLS) lanes = dense_pow2_at_least(dense_ceil_div(D_vec, MAX_COLS));
-    if (lanes > GROUP_ITEMS) digcl_fatal("norm: row width %d is too wide", D);
+    if (lanes > GROUP_ITEMS)
+        digcl_fatal("norm: row width %d is too wide (at most %d vectors of %d floats)", D, DIGCL_NORM_MAX_ROW_VECTORS,
+                    vec);
     layout.lanes = (int)lanes;
     layout.cols = (int)dense_ceil_div(D_vec, lanes);
     layout.rows = items / layout.lanes;
     snprintf(layout.options, sizeof layout.options, "-DVEC=%d -DLANES=%d -DCOLS=%d -DROWS=%d",
              layout.vec, layout.lanes, layout.cols, layout.rows);
     return layout;
+}
+
+int digcl_norm_width_supported(int width) {
+    return width >= 1 && (width % 4 == 0 ? width / 4 : width) <= DIGCL_NORM_MAX_ROW_VECTORS;
 }
 
 static row_layout make_layout(int D, int vec) { return make_layout_items(D, vec, GROUP_ITEMS); }
