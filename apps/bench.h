@@ -11,7 +11,7 @@
 
 typedef void (*bench_fn)(digcl_context *ctx, void *arg);
 
-/* x[i] = scale * u, u uniform in [-0.5, 0.5) from a seeded LCG: inputs for
+/* x[i] = scale * u, u uniform in [-0.5, 0.5) from digcl_rng: inputs for
  * timing and self-checks (never all zero). */
 void bench_fill_uniform(float *x, size_t n, unsigned seed, float scale);
 

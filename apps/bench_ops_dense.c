@@ -139,10 +139,10 @@ static void op_swiglu_backward(digcl_context *ctx, const dense_bench *s) {
     digcl_swiglu_backward(ctx, s->rows, F_SWIGLU, s->c, s->a, s->d, 0);
 }
 static void op_forget_gate_forward(digcl_context *ctx, const dense_bench *s) {
-    digcl_forget_gate_forward(ctx, s->rows * s->D / 2, 16.0f, s->a, s->b);
+    digcl_forget_gate_forward(ctx, s->rows * s->D / 2, DIGCL_FORGET_GATE_NORMALIZER, s->a, s->b);
 }
 static void op_forget_gate_backward(digcl_context *ctx, const dense_bench *s) {
-    digcl_forget_gate_backward(ctx, s->rows * s->D / 2, 16.0f, s->c, s->a, s->d, 0);
+    digcl_forget_gate_backward(ctx, s->rows * s->D / 2, DIGCL_FORGET_GATE_NORMALIZER, s->c, s->a, s->d, 0);
 }
 static void op_mse_forward(digcl_context *ctx, const dense_bench *s) {
     digcl_mse_forward(ctx, s->rows * s->D, s->a, s->b, s->scalar, 0, s->workspace);

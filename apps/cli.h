@@ -3,6 +3,8 @@
 #ifndef DIGCL_APPS_CLI_H
 #define DIGCL_APPS_CLI_H
 
+#include <stdio.h>
+
 #include "digcl/runtime.h"
 
 typedef struct cli_globals {
@@ -17,8 +19,14 @@ typedef struct cli_command {
     void (*usage)(void);
 } cli_command;
 
-/* Opens the context for the global --device/-v options. */
+/* Opens the context for the global --device/-v options; an unknown --device
+ * lists the devices and exits 2. */
 digcl_context *cli_open_context(const cli_globals *globals);
+/* The device table of `digcl devices`, the selected one marked with '*'. */
+void cli_print_devices(const digcl_device_info *devices, int count, int selected, FILE *out);
+/* The library's fatal errors print "digcl: error: ..." and exit 1; its notices
+ * print as "digcl: notice: ..." and so on (apps/digcl.c installs both). */
+void cli_install_handlers(void);
 
 /* Option parsing: returns 1 if argv[*i] is `--name VALUE` or `--name=VALUE`,
  * storing VALUE and advancing *i; exits 2 with a message when VALUE is missing. */

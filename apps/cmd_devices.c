@@ -22,7 +22,7 @@ int cmd_devices(const cli_globals *globals, int argc, char **argv) {
     }
     char message[256] = "";
     int selected = digcl_select_device(devices, count, globals->device, message, sizeof message);
-    digcl_print_devices(devices, count, selected, stdout);
+    cli_print_devices(devices, count, selected, stdout);
     free(devices);
     if (selected < 0) {
         fprintf(stderr, "digcl: error: %s\n", message);

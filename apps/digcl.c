@@ -53,6 +53,7 @@ static int take_global_options(int argc, char **argv, cli_globals *globals) {
 
 int main(int argc, char **argv) {
     cli_globals globals = {0};
+    cli_install_handlers();
     argc = take_global_options(argc, argv, &globals);
     if (argc < 2) {
         usage(stderr);

@@ -19,8 +19,12 @@
 /* One context per test process, opened on first use, closed at exit. */
 digcl_context *test_context(void);
 
-/* Deterministic RNG (splitmix64 / xoshiro-style), seeded per test. */
-typedef struct test_rng { uint64_t state; } test_rng;
+/* Deterministic draws of digcl_rng (stream DIGCL_RNG_TEST), seeded per test. */
+typedef struct test_rng {
+    uint64_t seed, next;  /* key, and the index of the next u32 draw */
+    uint32_t lanes[4];    /* the Philox block holding draw `block * 4` */
+    uint64_t block;
+} test_rng;
 test_rng test_rng_seeded(uint64_t seed);
 double test_uniform(test_rng *rng);          /* [0, 1) */
 double test_normal(test_rng *rng);           /* N(0, 1) */

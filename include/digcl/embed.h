@@ -15,7 +15,8 @@
  *
  * Label embedding (DiT LabelEmbedder): a [num_classes + 1, D] table whose last
  * row is the null class. During training a label is replaced by num_classes
- * when a uniform draw from the host RNG is below drop_prob.
+ * when a uniform draw of digcl_rng (stream DIGCL_RNG_LABEL_DROP) is below
+ * drop_prob.
  */
 #ifndef DIGCL_EMBED_H
 #define DIGCL_EMBED_H
@@ -53,11 +54,12 @@ void digcl_ref_timestep_embed_forward(int N, int dim,
 
 /* ---------------------------------------------------------- label embedding */
 
-/* Host RNG (splitmix64): the next uniform double in [0, 1). */
-double digcl_label_rng_uniform(uint64_t *rng_state);
-/* dropped[n] = num_classes when digcl_label_rng_uniform(rng_state) < drop_prob,
- * else labels[n]; one draw per label, in order. drop_prob = 0 draws nothing. */
-void digcl_label_dropout(int N, int num_classes, double drop_prob, uint64_t *rng_state,
+/* dropped[n] = num_classes when u < drop_prob, else labels[n], with
+ * u = digcl_rng_uniform_double({seed, DIGCL_RNG_LABEL_DROP}, step,
+ * first_sample + n, 0): the drop of a sample depends only on (seed, step, its
+ * global index), not on the batch split or the number of ranks. */
+void digcl_label_dropout(int N, int num_classes, double drop_prob, uint64_t seed, uint64_t step,
+                         uint64_t first_sample,
                          const int *labels, /* [N] */
                          int *dropped);     /* [N] */
 

@@ -1,8 +1,12 @@
 /* digcl/error.h: fatal errors, the OpenCL call checker and error names.
  *
- * A fatal error prints one message (what failed, where, and a hint) and calls
- * the installed handler. The default handler exits with status 1. Tests install
- * a handler that longjmps back, so that the error path itself can be tested.
+ * This is the one mechanism for device and internal errors (bad user files are
+ * reported by return codes with a message instead, see checkpoint.h). A fatal
+ * error formats one message (what failed, where, and a hint), keeps it for
+ * digcl_last_error() and calls the installed handler. The library itself never
+ * prints or exits: without a handler it calls abort(). The CLI installs a
+ * handler that prints "digcl: error: ..." and exits 1; tests install one that
+ * longjmps back, so that the error path itself can be tested.
  */
 #ifndef DIGCL_ERROR_H
 #define DIGCL_ERROR_H
@@ -22,7 +26,7 @@
  * normally: exit, abort or longjmp. */
 typedef void (*digcl_error_handler)(const char *message, void *user);
 
-/* Installs a handler; NULL restores the default (print to stderr, exit 1).
+/* Installs a handler; NULL restores the default (abort without printing).
  * Returns the previous handler. */
 digcl_error_handler digcl_set_error_handler(digcl_error_handler handler, void *user);
 

@@ -2,9 +2,9 @@
  *
  *   C[M, N] = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T (row-major)
  *
- * Offsets and leading dimensions are in elements. A reusable temporary buffer
- * (grown on demand, never shrunk) is kept per context, so the hot loop does not
- * allocate. Each call is asynchronous on the context's queue.
+ * Offsets and leading dimensions are in elements. CLBlast's temporary buffer is
+ * context scratch (digcl_context_scratch: grown on demand, never shrunk), so
+ * the hot loop does not allocate. Each call is asynchronous on the context's queue.
  */
 #ifndef DIGCL_GEMM_H
 #define DIGCL_GEMM_H
@@ -46,8 +46,5 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args,
 void digcl_ref_gemm(int transpose_a, int transpose_b, size_t M, size_t N, size_t K, float alpha,
                     const float *A, size_t a_offset, size_t lda, const float *B, size_t b_offset,
                     size_t ldb, float beta, float *C, size_t c_offset, size_t ldc);
-
-/* Releases the context's GEMM temp buffer (called by digcl_context_release). */
-void digcl_gemm_release(digcl_context *ctx);
 
 #endif

@@ -20,7 +20,6 @@
 
 #define DIGCL_CONFIG_METADATA_KEY "dig.config"
 #define DIGCL_GLA_GATE_LOW_RANK 16   /* gk_proj: D -> 16 -> Dk */
-#define DIGCL_TIMESTEP_FREQ_DIM 256  /* timestep embedder frequency size */
 
 typedef enum digcl_arch { DIGCL_ARCH_DIG, DIGCL_ARCH_DIT } digcl_arch;
 

@@ -4,6 +4,7 @@
 #include "digcl/model_config.h"
 
 #include "digcl/attention.h"
+#include "digcl/embed.h"
 #include "digcl/norm.h"
 
 #include <cjson/cJSON.h>
@@ -354,7 +355,7 @@ static void add_embedders(table_builder *b, const digcl_model_config *c)
     add_param(b, DIGCL_INIT_SINCOS_2D, 0, 3, SHAPE(1, c->tokens, d), "pos_embed");
     add_param(b, DIGCL_INIT_XAVIER, 1, 4, SHAPE(d, c->in_channels, p, p), "x_embedder.proj.weight");
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "x_embedder.proj.bias");
-    add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(d, DIGCL_TIMESTEP_FREQ_DIM), "t_embedder.mlp.0.weight");
+    add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(d, DIGCL_TIMESTEP_FREQUENCY_DIM), "t_embedder.mlp.0.weight");
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "t_embedder.mlp.0.bias");
     add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(d, d), "t_embedder.mlp.2.weight");
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "t_embedder.mlp.2.bias");

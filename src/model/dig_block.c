@@ -23,8 +23,6 @@
 #include "digcl/srem.h"
 #include "model/model_internal.h"
 
-#define GATE_NORMALIZER 16.0f
-
 typedef struct dig_dims {
     int N, T, D, Dk, F, H, K, V, E, rows;
 } dig_dims;
@@ -134,7 +132,7 @@ static void gla_mixer_forward(digcl_model *model, const dig_dims *d, const block
     else separate_projections_forward(model, d, p, saved);
     model_linear(model, d->rows, DIGCL_GLA_GATE_LOW_RANK, d->Dk, saved->gate_low, p->gate_high_weight,
                  p->gate_high_bias, saved->gate_raw);
-    digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, GATE_NORMALIZER, saved->gate_raw, s->gate);
+    digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER, saved->gate_raw, s->gate);
     digcl_gla_shape shape = gla_shape(d);
     digcl_gla_forward(model->ctx, &shape, saved->q, saved->k, saved->v, s->gate, NULL, saved->o, NULL, s->workspace,
                       gla_scale(d));
@@ -190,7 +188,7 @@ static void mlp_backward(digcl_model *model, const dig_dims *d, const block_para
 static void projections_backward(digcl_model *model, const dig_dims *d, const block_params *p, block_saved *saved,
                                  cl_mem d_v, cl_mem d_g) {
     model_scratch *s = &model->scratch;
-    digcl_forget_gate_backward(model->ctx, d->rows * d->Dk, GATE_NORMALIZER, s->d_gate, saved->gate_raw,
+    digcl_forget_gate_backward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER, s->d_gate, saved->gate_raw,
                                s->d_gate_raw, 0);
     model_linear_backward(model, d->rows, DIGCL_GLA_GATE_LOW_RANK, d->Dk, s->d_gate_raw, saved->gate_low,
                           p->gate_high_weight, p->gate_high_bias, s->d_gate_low, 0);
@@ -218,7 +216,7 @@ static void gla_mixer_backward(digcl_model *model, const dig_dims *d, const bloc
     digcl_rmsnorm_gate_backward(model->ctx, d->rows * d->H, d->V, s->d_c, saved->o, saved->g,
                                 model_weight(model, p->norm_gate_weight), 0, s->d_a, s->d_b, 0,
                                 model_weight_grad(model, p->norm_gate_weight), 0, s->workspace);
-    digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, GATE_NORMALIZER, saved->gate_raw, s->gate);
+    digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER, saved->gate_raw, s->gate);
     digcl_gla_shape shape = gla_shape(d);
     digcl_gla_backward(model->ctx, &shape, saved->q, saved->k, saved->v, s->gate, NULL, s->d_a, NULL, s->d_q, s->d_k,
                        s->d_c, s->d_gate, NULL, s->workspace, gla_scale(d), 0);

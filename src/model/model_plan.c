@@ -10,6 +10,7 @@
 #include "digcl/adaln.h"
 #include "digcl/attention.h"
 #include "digcl/conv.h"
+#include "digcl/embed.h"
 #include "digcl/gla.h"
 #include "digcl/linear.h"
 #include "digcl/norm.h"
@@ -71,8 +72,8 @@ static size_t workspace_bytes(const digcl_model_config *c, const plan_sizes *s) 
 }
 
 static void plan_embedding(model_arena *a, model_embedding *e, const plan_sizes *s) {
-    arena_add(a, &e->frequency_table, 256);
-    arena_add(a, &e->t_frequency, s->N * 256);
+    arena_add(a, &e->frequency_table, DIGCL_TIMESTEP_FREQUENCY_DIM);
+    arena_add(a, &e->t_frequency, s->N * DIGCL_TIMESTEP_FREQUENCY_DIM);
     arena_add(a, &e->t_hidden, s->N * s->D);
     arena_add(a, &e->t_hidden_act, s->N * s->D);
     arena_add(a, &e->condition, s->N * s->D);

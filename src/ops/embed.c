@@ -1,9 +1,53 @@
-/* Host launchers for cl/embed.cl (include/digcl/embed.h). */
+/* Host launchers for cl/embed.cl, and the host-side tables and label dropout
+ * they need (include/digcl/embed.h). */
 #include "digcl/embed.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "digcl/rng.h"
 
 static size_t round_up(size_t value, size_t multiple) {
     return (value + multiple - 1) / multiple * multiple;
 }
+
+/* ------------------------------------------------------------ host tables */
+
+void digcl_pos_embed_2d(int D, int grid_h, int grid_w, float *table) {
+    const int quarter = D / 4;
+    for (int i = 0; i < grid_h; i++)
+        for (int j = 0; j < grid_w; j++) {
+            float *row = table + ((size_t)i * (size_t)grid_w + (size_t)j) * (size_t)D;
+            for (int k = 0; k < quarter; k++) {
+                const double omega = 1.0 / pow(10000.0, (double)k / (double)quarter);
+                row[k] = (float)sin(j * omega); /* the column index first */
+                row[quarter + k] = (float)cos(j * omega);
+                row[2 * quarter + k] = (float)sin(i * omega); /* then the row index */
+                row[3 * quarter + k] = (float)cos(i * omega);
+            }
+        }
+}
+
+void digcl_timestep_frequency_table(int dim, float *table) {
+    const int half = dim / 2;
+    for (int k = 0; k < half; k++) {
+        const double f = exp(-log(10000.0) * (double)k / (double)half);
+        table[k] = (float)f;
+        table[half + k] = (float)(f - (double)(float)f);
+    }
+}
+
+void digcl_label_dropout(int N, int num_classes, double drop_prob, uint64_t seed, uint64_t step,
+                         uint64_t first_sample, const int *labels, int *dropped) {
+    const digcl_rng_key key = {seed, DIGCL_RNG_LABEL_DROP};
+    for (int n = 0; n < N; n++) {
+        const int drop = drop_prob > 0.0 &&
+                         digcl_rng_uniform_double(key, step, first_sample + (uint64_t)n, 0) < drop_prob;
+        dropped[n] = drop ? num_classes : labels[n];
+    }
+}
+
+/* ------------------------------------------------------------ launchers */
 
 void digcl_timestep_embed_forward(digcl_context *ctx, int N, int dim, cl_mem timesteps,
                                   cl_mem frequency_table, cl_mem embedding) {

@@ -1,10 +1,10 @@
-/* Row-major SGEMM through CLBlast, with one reusable temp buffer per context. */
+/* Row-major SGEMM through CLBlast; its temp buffer and the split-K partial
+ * products are context scratch (digcl_context_scratch). */
 #include <clblast_c.h>
 #include <stdio.h>
 
 #include "digcl/gemm.h"
 #include "gemm_tuning.h"
-#include "runtime/context_internal.h"
 
 static CLBlastTranspose transpose_flag(int transpose) { return transpose ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
@@ -14,40 +14,26 @@ static _Noreturn void clblast_failed(const char *routine, CLBlastStatusCode stat
                 routine, (int)status, a->M, a->N, a->K, a->transpose_a, a->transpose_b, a->lda, a->ldb, a->ldc);
 }
 
-/* Grows one of the context's reusable GEMM buffers to `bytes` (never shrinks).
- * Allocation happens only the first time a larger GEMM is seen, i.e. outside
- * the steady state of a training or sampling loop. */
-static cl_mem grown_buffer(digcl_context *ctx, cl_mem *mem, size_t *have, size_t bytes, const char *what) {
-    if (bytes > *have) {
-        if (*mem) {
-            clReleaseMemObject(*mem);
-            ctx->in_use_bytes -= *have;
-        }
-        digcl_buffer buffer = digcl_buffer_create(ctx, bytes, what);
-        *mem = buffer.mem;
-        *have = buffer.bytes;
-    }
-    return *mem;
-}
-
+/* CLBlast's padding/transpose scratch, reused (runtime.h: digcl_context_scratch). */
 static cl_mem temp_buffer(digcl_context *ctx, size_t bytes) {
     if (bytes == 0) return NULL;
-    return grown_buffer(ctx, &ctx->gemm_temp, &ctx->gemm_temp_bytes, bytes, "GEMM temporary buffer");
+    return digcl_context_scratch(ctx, "gemm.temp", bytes, "GEMM temporary buffer");
 }
 
 static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
     digcl_gemm_tuning_apply(ctx);
     CLBlastTranspose ta = transpose_flag(a->transpose_a), tb = transpose_flag(a->transpose_b);
+    cl_command_queue queue = digcl_context_queue(ctx);
     size_t temp_bytes = 0;
     CLBlastStatusCode status = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K,
                                                           a->a_offset, a->lda, a->b_offset, a->ldb,
-                                                          a->c_offset, a->ldc, &ctx->queue, &temp_bytes);
+                                                          a->c_offset, a->ldc, &queue, &temp_bytes);
     if (status != CLBlastSuccess) clblast_failed("SGemmTempBufferSize", status, a);
     cl_mem temp = temp_buffer(ctx, temp_bytes);
     double begin = digcl_profile_begin(ctx);
     status = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha, a->A,
                                         a->a_offset, a->lda, a->B, a->b_offset, a->ldb, a->beta, a->C,
-                                        a->c_offset, a->ldc, &ctx->queue, NULL, temp);
+                                        a->c_offset, a->ldc, &queue, NULL, temp);
     if (status != CLBlastSuccess) clblast_failed("SgemmWithTempBuffer", status, a);
     digcl_profile_end(ctx, "gemm (CLBlast, host-timed)", begin);
 }
@@ -56,11 +42,12 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, si
                                 size_t stride_b, size_t stride_c, size_t batch) {
     if (a->M == 0 || a->N == 0 || batch == 0) return;
     digcl_gemm_tuning_apply(ctx);
+    cl_command_queue queue = digcl_context_queue(ctx);
     double begin = digcl_profile_begin(ctx);
     CLBlastStatusCode status = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, transpose_flag(a->transpose_a), transpose_flag(a->transpose_b), a->M, a->N,
         a->K, a->alpha, a->A, a->a_offset, a->lda, stride_a, a->B, a->b_offset, a->ldb, stride_b, a->beta,
-        a->C, a->c_offset, a->ldc, stride_c, batch, &ctx->queue, NULL);
+        a->C, a->c_offset, a->ldc, stride_c, batch, &queue, NULL);
     if (status != CLBlastSuccess) clblast_failed("SgemmStridedBatched", status, a);
     digcl_profile_end(ctx, "gemm batched (CLBlast, host-timed)", begin);
 }
@@ -69,7 +56,7 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, si
 
 /* The scratch for partial products. */
 static cl_mem slices_buffer(digcl_context *ctx, size_t bytes) {
-    return grown_buffer(ctx, &ctx->gemm_slices, &ctx->gemm_slices_bytes, bytes, "GEMM split-K partial products");
+    return digcl_context_scratch(ctx, "gemm.slices", bytes, "GEMM split-K partial products");
 }
 
 /* Offsets of K slice `slice` (width Ks) of op(A) [M, K] and op(B) [K, N]. */
@@ -124,7 +111,7 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *a, size_t sli
 /* Heuristic: 128x128 output tiles; split when they cover under half the
  * compute units twice over and K is long enough to keep slices >= 512 wide. */
 size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a) {
-    size_t units = ctx->device.compute_units;
+    size_t units = digcl_context_device(ctx)->compute_units;
     size_t tiles = ((a->M + 127) / 128) * ((a->N + 127) / 128);
     if (a->K < 2048 || 2 * tiles > units) return 1;
     size_t slices = (2 * units) / tiles;
@@ -136,18 +123,4 @@ size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a
 void digcl_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
     if (a->M == 0 || a->N == 0) return;
     digcl_gemm_split_k(ctx, a, digcl_gemm_auto_slices(ctx, a));
-}
-
-static void release_buffer(digcl_context *ctx, cl_mem *mem, size_t *bytes) {
-    if (*mem) {
-        clReleaseMemObject(*mem);
-        ctx->in_use_bytes -= *bytes;
-    }
-    *mem = NULL;
-    *bytes = 0;
-}
-
-void digcl_gemm_release(digcl_context *ctx) {
-    release_buffer(ctx, &ctx->gemm_temp, &ctx->gemm_temp_bytes);
-    release_buffer(ctx, &ctx->gemm_slices, &ctx->gemm_slices_bytes);
 }

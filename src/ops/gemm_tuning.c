@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "gemm_tuning.h"
-#include "runtime/context_internal.h"
+#include "digcl/log.h"
 
 enum { XGEMM_PARAMS = 16, MAX_TUNED_DEVICES = 16 };
 
@@ -71,11 +71,11 @@ static int first_time(cl_device_id device) {
 }
 
 void digcl_gemm_tuning_apply(digcl_context *ctx) {
-    const digcl_device_info *device = &ctx->device;
+    const digcl_device_info *device = digcl_context_device(ctx);
     if (!first_time(device->device)) return;
     const gemm_tuning *t = tuning_enabled() ? find_tuning(device) : NULL;
     if (t) override_parameters(device, t);
-    if (ctx->verbose)
-        fprintf(stderr, "digcl: GEMM: %s%s for %s\n", t ? "CLBlast parameters " : "CLBlast's own parameters",
-                t ? t->label : "", device->name);
+    if (digcl_context_verbose(ctx))
+        digcl_log(DIGCL_LOG_DEBUG, "GEMM: %s%s for %s", t ? "CLBlast parameters " : "CLBlast's own parameters",
+                  t ? t->label : "", device->name);
 }

@@ -23,13 +23,8 @@ _Noreturn void digcl_fatal(const char *format, ...) {
     va_start(args, format);
     vsnprintf(last_message, sizeof last_message, format, args);
     va_end(args);
-    if (installed_handler) {
-        installed_handler(last_message, installed_user);
-        abort(); /* a handler must not return */
-    }
-    fflush(stdout);
-    fprintf(stderr, "digcl: error: %s\n", last_message);
-    exit(1);
+    if (installed_handler) installed_handler(last_message, installed_user);
+    abort(); /* no handler, or one that returned: the message stays in digcl_last_error() */
 }
 
 const char *digcl_cl_error_name(cl_int code) {

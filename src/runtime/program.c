@@ -171,8 +171,8 @@ static void print_build_log(digcl_context *ctx, cl_program program, const char *
     if (log && clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, size, log, NULL) ==
                    CL_SUCCESS) {
         log[size] = '\0';
-        fprintf(stderr, "digcl: build log of %s (options: %s) on %s:\n%s\n", label, options,
-                ctx->device.name, log);
+        digcl_log(DIGCL_LOG_WARNING, "build log of %s (options: %s) on %s:\n%s", label, options,
+                  ctx->device.name, log);
     }
     free(log);
 }
@@ -215,14 +215,14 @@ static cl_program build_from_source(digcl_context *ctx, const char *label, const
     status = clBuildProgram(program, 1, &ctx->device.device, options, NULL, NULL);
     if (status != CL_SUCCESS) {
         print_build_log(ctx, program, label, options);
-        digcl_fatal("failed to build OpenCL program %s (%s) for %s\n---> HINT: the build log is above",
+        digcl_fatal("failed to build OpenCL program %s (%s) for %s\n---> HINT: the build log went to the log handler",
                     label, digcl_cl_error_name(status), ctx->device.name);
     }
     return program;
 }
 
 static void log_cache(digcl_context *ctx, const char *what, const char *label, const char *options) {
-    if (ctx->verbose || ctx->profiling) fprintf(stderr, "digcl: kernel cache: %s %s [%s]\n", what, label, options);
+    if (ctx->verbose || ctx->profiling) digcl_log(DIGCL_LOG_DEBUG, "kernel cache: %s %s [%s]", what, label, options);
 }
 
 cl_program digcl_program_from_source(digcl_context *ctx, const char *label, const char *source,
