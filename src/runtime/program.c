@@ -4,10 +4,14 @@
  * Cache key: XXH3-128 over (cache format version, source, build options,
  * device name, driver version, platform version). File <dir>/<key>.clbin:
  *   "DIGCLBIN" | u32 format | u32 reserved | u64 payload bytes |
- *   u64 XXH3-64 of payload | 16-byte key | payload (CL_PROGRAM_BINARIES)
- * Written to a temporary file, fsync'ed and renamed. A file that fails any
- * check, or whose binary the driver rejects, is ignored and rebuilt. */
+ *   u64 payload hash | 16-byte key | payload (CL_PROGRAM_BINARIES)
+ * The payload hash is XXH3-64 of the payload seeded with the file's key, so a
+ * payload is valid only under its own key. Written to a temporary file,
+ * fsync'ed and renamed. Only regular files are read (a FIFO or device in the
+ * cache directory never blocks); a file that fails any check is ignored and
+ * rebuilt before any byte of it reaches the driver. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +21,7 @@
 
 #include "runtime/context_internal.h"
 
-#define CACHE_FORMAT_VERSION 1u
+#define CACHE_FORMAT_VERSION 2u
 #define CACHE_HEADER_BYTES (8 + 4 + 4 + 8 + 8 + 16)
 
 typedef struct digcl_embedded_kernel {
@@ -109,11 +113,30 @@ static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) 
 static uint32_t get_u32(const unsigned char *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = (v << 8) | p[i]; return v; }
 static uint64_t get_u64(const unsigned char *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
 
+static uint64_t payload_hash(const cache_key *key, const unsigned char *payload, size_t bytes) {
+    return XXH3_64bits_withSeed(payload, bytes, get_u64(key->bytes) ^ get_u64(key->bytes + 8));
+}
+
+/* A regular file opened for reading without blocking (a FIFO would block
+ * fopen); NULL when absent. *rejected = 1 for anything but a regular file. */
+static FILE *open_regular(const char *path, int *rejected) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat info;
+    FILE *file = NULL;
+    if (fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) file = fdopen(fd, "rb");
+    if (!file) {
+        *rejected = 1;
+        close(fd);
+    }
+    return file;
+}
+
 /* Returns the payload (malloc'ed) when the file exists and passes every check. */
 static unsigned char *read_cache_file(const char *path, const cache_key *key, size_t *payload_bytes,
                                       int *rejected) {
     *rejected = 0;
-    FILE *file = fopen(path, "rb");
+    FILE *file = open_regular(path, rejected);
     if (!file) return NULL;
     unsigned char header[CACHE_HEADER_BYTES];
     unsigned char *payload = NULL;
@@ -125,7 +148,7 @@ static unsigned char *read_cache_file(const char *path, const cache_key *key, si
     if (size == 0 || size > ((uint64_t)1 << 31)) goto done;
     payload = malloc((size_t)size);
     if (!payload || fread(payload, 1, (size_t)size, file) != size || fgetc(file) != EOF ||
-        XXH3_64bits(payload, (size_t)size) != get_u64(header + 24)) {
+        payload_hash(key, payload, (size_t)size) != get_u64(header + 24)) {
         free(payload);
         payload = NULL;
         goto done;
@@ -154,7 +177,7 @@ static void write_cache_file(const char *dir, const char *path, const cache_key 
     memcpy(header, "DIGCLBIN", 8);
     put_u32(header + 8, CACHE_FORMAT_VERSION);
     put_u64(header + 16, bytes);
-    put_u64(header + 24, XXH3_64bits(payload, bytes));
+    put_u64(header + 24, payload_hash(key, payload, bytes));
     memcpy(header + 32, key->bytes, 16);
     int failed = write_all_and_sync(file, header, sizeof header, payload, bytes);
     failed |= fclose(file);
