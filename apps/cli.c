@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *type_name(cl_device_type type) {
     if (type & CL_DEVICE_TYPE_GPU) return "GPU";
@@ -48,6 +49,33 @@ digcl_context *cli_open_context(const cli_globals *globals) {
     free(devices);
     digcl_context_options options = {globals->device, globals->verbose};
     return digcl_context_create(&options);
+}
+
+/* ------------------------------------------------------------ output files */
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int cli_check_output(const char *command, const char *output_flag, const char *output,
+                     const char *const *input_flags, const char *const *inputs, int count) {
+    if (!output[0]) {
+        fprintf(stderr, "digcl %s: %s needs a file name, got an empty string\n", command, output_flag);
+        return 2;
+    }
+    struct stat info;
+    if (stat(output, &info) == 0 && S_ISDIR(info.st_mode)) {
+        fprintf(stderr, "digcl %s: %s %s is a directory, expected a file name\n", command, output_flag, output);
+        return 2;
+    }
+    for (int i = 0; i < count; i++) {
+        if (!inputs[i] || !same_file(output, inputs[i])) continue;
+        fprintf(stderr, "digcl %s: %s %s is the same file as %s %s; refusing to overwrite an input\n", command,
+                output_flag, output, input_flags[i], inputs[i]);
+        return 2;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ library messages */

@@ -35,6 +35,12 @@ int cli_option_value(int argc, char **argv, int *i, const char *name, const char
 long cli_parse_long(const char *flag, const char *value, long min, long max);
 double cli_parse_double(const char *flag, const char *value, double min, double max);
 int cli_is_help(const char *arg);
+/* The guard of every command that writes a file: 0, or 2 after a message when
+ * `output` is empty, a directory, or the same file (device and inode, so also
+ * through another spelling or a link) as one of inputs[count] (NULL entries
+ * are skipped), naming both flags. */
+int cli_check_output(const char *command, const char *output_flag, const char *output,
+                     const char *const *input_flags, const char *const *inputs, int count);
 /* Reports an unknown argument for `command` and exits 2. */
 _Noreturn void cli_unknown_argument(const char *command, const char *arg);
 

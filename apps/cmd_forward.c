@@ -14,6 +14,7 @@
 #include "model_flags.h"
 
 #define DIFFUSION_STEPS 1000 /* t is a DDPM index in [0, 1000) */
+#define ERROR_SIZE 8192
 
 void usage_forward(void) {
     printf("usage: digcl forward --ckpt W.safetensors --inputs IN.safetensors --output OUT.safetensors\n"
@@ -60,6 +61,29 @@ static int input_error(const digcl_safetensors *st, const char *format, const ch
     return 1;
 }
 
+/* A message that already names the file (the reader's and the library's). */
+static int reader_error(const char *message) {
+    fprintf(stderr, "digcl forward: %s\n", message);
+    return 1;
+}
+
+static int float_dtype(digcl_st_dtype d) {
+    return d == DIGCL_ST_F32 || d == DIGCL_ST_F16 || d == DIGCL_ST_BF16 || d == DIGCL_ST_F64;
+}
+
+/* x and dout: a float dtype, converted, every value finite. */
+static int read_float_tensor(const digcl_safetensors *st, const digcl_st_tensor *t, float *dst) {
+    if (!float_dtype(t->dtype))
+        return input_error(st, "tensor '%s' has dtype %s, expected F32, F16, BF16 or F64", t->name,
+                           digcl_st_dtype_name(t->dtype));
+    digcl_st_error err;
+    char message[ERROR_SIZE];
+    if (digcl_st_read_f32(st, t, dst, &err) != 0) return reader_error(err.message);
+    if (digcl_check_finite(t->name, dst, (size_t)t->numel, message, sizeof message) != 0)
+        return input_error(st, "%s%s", message, "");
+    return 0;
+}
+
 /* A present tensor with exactly `shape` (rank dims); `what` explains the dims. */
 static int check_shape(const digcl_safetensors *st, const char *name, int rank, const int64_t *shape,
                        const char *what, const digcl_st_tensor **out) {
@@ -96,10 +120,8 @@ static int read_x(const digcl_safetensors *st, const digcl_model_config *c, forw
     in->x_count = (size_t)t->numel;
     in->out_count = in->x_count / (size_t)c->in_channels * (size_t)c->out_channels;
     in->x = malloc(in->x_count * sizeof *in->x);
-    digcl_st_error err;
     if (!in->x) return input_error(st, "out of host memory for '%s'%s", "x", "");
-    if (digcl_st_read_f32(st, t, in->x, &err) != 0) return input_error(st, "%s%s", err.message, "");
-    return 0;
+    return read_float_tensor(st, t, in->x);
 }
 
 /* t [N]: finite, in [0, 1000). */
@@ -110,14 +132,10 @@ static int read_t(const digcl_safetensors *st, forward_inputs *in) {
     if (check_shape(st, "t", 1, shape, "N timestep indices, like x", &t) != 0) return 1;
     in->t = malloc((size_t)in->n * sizeof *in->t);
     if (!in->t) return input_error(st, "out of host memory for '%s'%s", "t", "");
-    if (digcl_st_read_f32(st, t, in->t, &err) != 0) return input_error(st, "%s%s", err.message, "");
-    for (int i = 0; i < in->n; i++) {
-        if (isfinite(in->t[i]) && in->t[i] >= 0.0f && in->t[i] < (float)DIFFUSION_STEPS) continue;
-        char detail[96];
-        snprintf(detail, sizeof detail, "[%d] = %g, expected a finite value in [0, %d)", i, (double)in->t[i],
-                 DIFFUSION_STEPS);
-        return input_error(st, "tensor '%s'%s", "t", detail);
-    }
+    if (digcl_st_read_f32(st, t, in->t, &err) != 0) return reader_error(err.message);
+    char message[ERROR_SIZE];
+    if (digcl_model_check_timesteps("t", in->t, (size_t)in->n, DIFFUSION_STEPS, message, sizeof message) != 0)
+        return input_error(st, "%s%s", message, "");
     return 0;
 }
 
@@ -130,16 +148,12 @@ static int read_y(const digcl_safetensors *st, const digcl_model_config *c, forw
     int64_t *labels = malloc((size_t)in->n * sizeof *labels);
     in->y = malloc((size_t)in->n * sizeof *in->y);
     int status = 0;
+    char message[ERROR_SIZE];
     if (!labels || !in->y) status = input_error(st, "out of host memory for '%s'%s", "y", "");
-    else if (digcl_st_read_i64(st, t, labels, &err) != 0) status = input_error(st, "%s%s", err.message, "");
-    for (int i = 0; status == 0 && i < in->n; i++) {
-        in->y[i] = (int32_t)labels[i];
-        if (labels[i] >= 0 && labels[i] <= c->num_classes) continue;
-        char detail[128];
-        snprintf(detail, sizeof detail, "[%d] = %lld, expected a class in [0, %d] (%d = the null class)", i,
-                 (long long)labels[i], c->num_classes, c->num_classes);
-        status = input_error(st, "tensor '%s'%s", "y", detail);
-    }
+    else if (digcl_st_read_i64(st, t, labels, &err) != 0) status = reader_error(err.message);
+    else if (digcl_model_check_labels(c, "y", labels, (size_t)in->n, message, sizeof message) != 0)
+        status = input_error(st, "%s%s", message, "");
+    for (int i = 0; status == 0 && i < in->n; i++) in->y[i] = (int32_t)labels[i];
     free(labels);
     return status;
 }
@@ -148,14 +162,12 @@ static int read_y(const digcl_safetensors *st, const digcl_model_config *c, forw
 static int read_dout(const digcl_safetensors *st, const digcl_model_config *c, forward_inputs *in) {
     const digcl_st_tensor *t;
     int64_t shape[4] = {in->n, c->out_channels, c->input_size, c->input_size};
-    digcl_st_error err;
     if (!digcl_st_find(st, "dout")) return 0;
     if (check_shape(st, "dout", 4, shape, "shaped like out: N, out_channels, input_size, input_size", &t) != 0)
         return 1;
     in->dout = malloc(in->out_count * sizeof *in->dout);
     if (!in->dout) return input_error(st, "out of host memory for '%s'%s", "dout", "");
-    if (digcl_st_read_f32(st, t, in->dout, &err) != 0) return input_error(st, "%s%s", err.message, "");
-    return 0;
+    return read_float_tensor(st, t, in->dout);
 }
 
 static int read_inputs(const char *path, const digcl_model_config *c, forward_inputs *in) {
@@ -314,9 +326,12 @@ static int parse_args(int argc, char **argv, forward_args *a) {
                           : !a->inputs   ? "--inputs IN.safetensors"
                           : !a->output   ? "--output OUT.safetensors"
                                          : NULL;
-    if (!missing) return 0;
-    fprintf(stderr, "digcl forward: missing %s (see `digcl forward --help`)\n", missing);
-    return 2;
+    if (missing) {
+        fprintf(stderr, "digcl forward: missing %s (see `digcl forward --help`)\n", missing);
+        return 2;
+    }
+    const char *input_flags[] = {"--ckpt", "--inputs"}, *inputs[] = {a->flags.ckpt, a->inputs};
+    return cli_check_output("forward", "--output", a->output, input_flags, inputs, 2);
 }
 
 /* Opens the device, loads the checkpoint, runs, writes. */
@@ -324,7 +339,7 @@ static int run_on_device(const cli_globals *globals, const forward_args *a, cons
                          const forward_inputs *in) {
     digcl_context *ctx = cli_open_context(globals);
     digcl_model *model = digcl_model_create(ctx, config);
-    char message[1024];
+    char message[ERROR_SIZE];
     forward_buffers buffers = {0};
     int status = 0;
     if (digcl_checkpoint_load(model, a->flags.ckpt, message, sizeof message) != 0) {

@@ -4,15 +4,14 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "digcl/checkpoint.h"
 #include "digcl/model.h"
 #include "model_flags.h"
-
-#define INFO_ALIGNMENT_BYTES 512 /* sub-buffer alignment assumed without a device */
 
 void usage_info(void) {
     printf("usage: digcl info --model NAME|--ckpt FILE|<custom flags> [--batch N] [--image-size S]\n\n"
            "Prints the model config, the exact parameter count (total, and trainable = without the\n"
-           "frozen pos_embed), the number of tensors, and the estimated device memory for sampling\n"
+           "frozen pos_embed), the number of tensors, and the device memory for sampling\n"
            "and for training at batch N: parameters, gradients, AdamW moments (2x parameters), EMA\n"
            "(1x parameters), activations, and totals. Needs no OpenCL device.\n\n"
            "options:\n");
@@ -50,13 +49,6 @@ static void print_params(const digcl_param_table *table) {
     printf("tensors       %zu\n", table->count);
 }
 
-/* The flat buffer the model allocates: every tensor padded to the alignment. */
-static size_t flat_bytes(const digcl_param_table *table) {
-    size_t align = INFO_ALIGNMENT_BYTES / sizeof(float), floats = 0;
-    for (size_t i = 0; i < table->count; i++) floats += (table->params[i].numel + align - 1) / align * align;
-    return floats * sizeof(float);
-}
-
 static void print_bytes(size_t bytes) {
     double mib = (double)bytes / (1024.0 * 1024.0);
     if (mib >= 1024.0) printf(" %11.2f GiB", mib / 1024.0);
@@ -71,21 +63,26 @@ static void print_row(const char *label, size_t sampling, size_t training) {
     printf("\n");
 }
 
-static void print_memory(const digcl_model_config *c, const digcl_param_table *table, int batch) {
-    size_t params = flat_bytes(table);
-    size_t act_sample = digcl_model_activation_bytes(c, batch, DIGCL_MODE_INFERENCE, INFO_ALIGNMENT_BYTES);
-    size_t act_train = digcl_model_activation_bytes(c, batch, DIGCL_MODE_TRAINING, INFO_ALIGNMENT_BYTES);
+static void print_memory(const digcl_model_config *c, const digcl_model_memory *m, int batch) {
     printf("\ndevice memory estimate: batch %d, %dx%d px, fp32, %d-byte alignment\n", batch, 8 * c->input_size,
-           8 * c->input_size, INFO_ALIGNMENT_BYTES);
+           8 * c->input_size, DIGCL_PARAMS_ALIGNMENT_BYTES);
     printf("  %-14s %15s %15s\n", "", "sampling", "training");
-    print_row("parameters", params, params);
-    print_row("gradients", 0, params);
-    print_row("AdamW moments", 0, 2 * params);
-    print_row("EMA", 0, params);
-    print_row("activations", act_sample, act_train);
-    print_row("total", params + act_sample, 5 * params + act_train);
+    print_row("parameters", m->parameters, m->parameters);
+    print_row("gradients", 0, m->gradients);
+    print_row("AdamW moments", 0, m->optimizer);
+    print_row("EMA", 0, m->ema);
+    print_row("activations", m->activations_inference, m->activations_training);
+    print_row("total", m->sampling_total, m->training_total);
     printf("  (sampling with classifier-free guidance runs 2x the batch; data, VAE and\n"
-           "   kernel scratch are not included)\n");
+           "   CLBlast scratch are not included)\n");
+}
+
+/* --ckpt: every tensor entry checked against the config, as loading does. */
+static int check_ckpt(const model_flags *flags, const digcl_model_config *config) {
+    char message[8192];
+    if (!flags->ckpt || digcl_checkpoint_check(flags->ckpt, config, message, sizeof message) == 0) return 0;
+    fprintf(stderr, "digcl info: %s\n", message);
+    return 1;
 }
 
 /* ------------------------------------------------------------ command */
@@ -104,7 +101,14 @@ int cmd_info(const cli_globals *globals, int argc, char **argv) {
     digcl_model_config config;
     int status = model_flags_resolve(&flags, "info", &config);
     if (status == 0) status = model_flags_check_batch(&config, batch, "info");
+    if (status == 0) status = check_ckpt(&flags, &config);
     if (status != 0) return status;
+    digcl_model_memory memory;
+    char message[512];
+    if (digcl_model_memory_estimate(&config, batch, &memory, message, sizeof message) != 0) {
+        fprintf(stderr, "digcl info: %s\n", message);
+        return 2;
+    }
     digcl_param_table table;
     if (digcl_param_table_build(&config, &table) != 0) {
         fprintf(stderr, "digcl info: out of host memory\n");
@@ -112,7 +116,7 @@ int cmd_info(const cli_globals *globals, int argc, char **argv) {
     }
     print_config(&config, flags.model ? flags.model : flags.ckpt ? flags.ckpt : "custom");
     print_params(&table);
-    print_memory(&config, &table, (int)batch);
+    print_memory(&config, &memory, (int)batch);
     digcl_param_table_free(&table);
     return 0;
 }

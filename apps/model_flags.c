@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "digcl/checkpoint.h"
+#include "digcl/model.h"
 
 static const struct {
     const char *flag;
@@ -102,7 +103,7 @@ static int base_custom(const model_flags *flags, const char *command, digcl_mode
 
 /* The checkpoint's dig.config; falls back to flags when it has none. */
 static int base_from_ckpt(const model_flags *flags, const char *command, digcl_model_config *cfg) {
-    char message[1024];
+    char message[8192];
     int status = digcl_checkpoint_read_config(flags->ckpt, cfg, message, sizeof message);
     if (status == 0) return 0;
     if (status == DIGCL_CHECKPOINT_NO_CONFIG && describes_custom(flags)) return base_custom(flags, command, cfg);
@@ -147,7 +148,7 @@ static int apply_image_size(const model_flags *flags, const char *command, digcl
 /* When flags changed the checkpoint's own config, say so (shapes are still checked on load). */
 static void note_ckpt_override(const model_flags *flags, const char *command, const digcl_model_config *cfg) {
     digcl_model_config stored;
-    char message[1024];
+    char message[8192];
     if (!flags->ckpt || digcl_checkpoint_read_config(flags->ckpt, &stored, message, sizeof message) != 0) return;
     char *a = digcl_model_config_to_json(&stored), *b = digcl_model_config_to_json(cfg);
     if (a && b && strcmp(a, b) != 0)
@@ -176,13 +177,9 @@ int model_flags_resolve(const model_flags *flags, const char *command, digcl_mod
 }
 
 int model_flags_check_batch(const digcl_model_config *cfg, long batch, const char *command) {
-    size_t wide = (size_t)(2 * cfg->mlp_hidden > 3 * cfg->hidden_size ? 2 * cfg->mlp_hidden : 3 * cfg->hidden_size);
-    size_t rows = (size_t)batch * (size_t)cfg->tokens;
-    if (batch >= 1 && rows <= INT_MAX / wide) return 0;
-    fprintf(stderr,
-            "digcl %s: batch %ld at %d tokens makes [%zu x %zu] activations, more than the %d elements the\n"
-            "kernels index with 32-bit ints; use a smaller --batch or --image-size\n",
-            command, batch, cfg->tokens, rows, wide, INT_MAX);
+    char message[512];
+    if (digcl_model_check_batch(cfg, batch, message, sizeof message) == 0) return 0;
+    fprintf(stderr, "digcl %s: %s; use a smaller --batch or --image-size\n", command, message);
     return 2;
 }
 

@@ -40,9 +40,8 @@ int model_flags_take(model_flags *flags, int argc, char **argv, int *i);
  * cannot be read. */
 int model_flags_resolve(const model_flags *flags, const char *command, digcl_model_config *cfg);
 
-/* 0 when `batch` samples fit the 32-bit element indices of the kernels (the
- * widest activation, N*T x max(2F, 3D), at most INT_MAX elements); else
- * prints why, naming --batch and --image-size, and returns 2. */
+/* 0 when digcl_model_check_batch accepts `batch`; else prints why, naming
+ * --batch and --image-size, and returns 2. */
 int model_flags_check_batch(const digcl_model_config *cfg, long batch, const char *command);
 
 /* The --help lines for these flags (with_ckpt: include --ckpt). */

@@ -85,6 +85,9 @@ void digcl_model_read_grad(digcl_model *model, size_t index, float *host);
  * allocates each mode once (at its largest batch) and never frees and re-plans
  * in the loop. Fails (digcl_fatal) for a batch digcl_model_check_batch refuses. */
 void digcl_model_prepare(digcl_model *model, int batch, digcl_model_mode mode);
+/* How many times digcl_model_prepare has allocated activations (tests: a
+ * steady loop must not raise it). */
+int digcl_model_activation_allocations(const digcl_model *model);
 /* The device bytes one plan for (batch, mode) takes, with sub-buffers aligned
  * to alignment_bytes (the model uses DIGCL_PARAMS_ALIGNMENT_BYTES). */
 size_t digcl_model_activation_bytes(const digcl_model_config *config, int batch,

@@ -43,7 +43,7 @@ typedef enum digcl_st_dtype {
  * "w.safetensors: tensor 'blocks.0.mlp.gate_proj.weight': data_offsets [0, 12]
  *  span 12 bytes, expected 16 (shape [2, 2] x F32 4 bytes)". */
 typedef struct digcl_st_error {
-    char message[1024];
+    char message[8192]; /* room for a PATH_MAX path and the reason */
 } digcl_st_error;
 
 typedef struct digcl_st_tensor {
@@ -150,8 +150,9 @@ int digcl_st_writer_set_metadata(digcl_st_writer *w, const char *key, const char
                                  digcl_st_error *err);
 
 /* Writes path atomically: a temp file in the same directory, fflush, fsync,
- * rename over path, then fsync of the directory. On failure path is untouched
- * and the temp file is removed. */
+ * rename over path, then fsync of the directory. A replaced file keeps its
+ * mode; a new one gets 0666 less the umask. On failure path is untouched and
+ * the temp file is removed. */
 int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_error *err);
 void digcl_st_writer_write_or_die(const digcl_st_writer *w, const char *path);
 

@@ -554,8 +554,10 @@ static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, digc
     if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat info;
     if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
+        int directory = S_ISDIR(info.st_mode);
         fclose(f);
-        return fail(err, "%s: not a regular file", path);
+        return fail(err, directory ? "%s: is a directory, expected a safetensors file" : "%s: not a regular file",
+                    path);
     }
     *size = (size_t)info.st_size;
     *bytes = malloc(*size ? *size : 1);
@@ -597,7 +599,9 @@ static int read_header_part(const char *path, uint8_t **bytes, size_t *header_by
     struct stat info;
     int status = 0;
     *header_bytes = 0;
-    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) status = fail(err, "%s: not a regular file", path);
+    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode))
+        status = fail(err, S_ISDIR(info.st_mode) ? "%s: is a directory, expected a safetensors file"
+                                                  : "%s: not a regular file", path);
     *file_size = status == 0 ? (size_t)info.st_size : 0;
     if (status == 0 && !(*bytes = calloc(1, 9))) status = fail(err, "%s: out of memory", path);
     if (status == 0 && *file_size >= 8 && fread(*bytes, 1, 8, f) != 8)
@@ -1111,8 +1115,23 @@ static int write_and_sync(const digcl_st_writer *w, FILE *f, const char *path,
     return 0;
 }
 
+/* The mode of the file a write replaces, else 0666 less the umask (what
+ * open(2) would give a new file). */
+static mode_t output_mode(const char *path)
+{
+    struct stat info;
+    if (stat(path, &info) == 0 && S_ISREG(info.st_mode)) return info.st_mode & 07777;
+    mode_t mask = umask(0);
+    umask(mask);
+    return 0666 & ~mask;
+}
+
 int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_error *err)
 {
+    if (!path[0]) return fail(err, "the output file name is empty");
+    struct stat existing;
+    if (stat(path, &existing) == 0 && S_ISDIR(existing.st_mode))
+        return fail(err, "%s: is a directory, expected a file name", path);
     size_t n = strlen(path);
     char *temp = malloc(n + 16);
     if (!temp) return fail(err, "%s: out of memory", path);
@@ -1123,7 +1142,7 @@ int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_e
         free(temp);
         return -1;
     }
-    fchmod(fd, 0644);
+    fchmod(fd, output_mode(path));
     FILE *f = fdopen(fd, "wb");
     int status = f ? write_and_sync(w, f, path, err)
                    : fail(err, "%s: fdopen failed: %s", path, strerror(errno));

@@ -107,6 +107,7 @@ void digcl_model_use_params(digcl_model *model, const digcl_params *params) {
 }
 
 const digcl_params *digcl_model_active_params(const digcl_model *model) { return model->active; }
+int digcl_model_activation_allocations(const digcl_model *model) { return model->allocations; }
 
 /* ------------------------------------------------------------ initialisation */
 
@@ -155,6 +156,7 @@ static void allocate_activations(digcl_model *model, model_activations *plan, in
              mode == DIGCL_MODE_TRAINING ? "training" : "inference");
     arena_allocate(&plan->arena, model->ctx, what);
     plan->batch = batch;
+    model->allocations++;
     float table[DIGCL_TIMESTEP_FREQUENCY_DIM];
     digcl_timestep_frequency_table(DIGCL_TIMESTEP_FREQUENCY_DIM, table);
     digcl_write(model->ctx, plan->embedding.frequency_table, 0, sizeof table, table);

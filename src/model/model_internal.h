@@ -115,6 +115,7 @@ struct digcl_model {
     digcl_model_mode mode;    /* prepared mode */
     digcl_model_mode layout;  /* mode of the active activations (training serves inference too) */
     model_activations plans[2]; /* indexed by mode */
+    int allocations;          /* activation plans allocated so far */
     /* the active plan's tensors */
     model_embedding embedding;
     model_scratch scratch;

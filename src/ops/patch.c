@@ -1,6 +1,8 @@
 /* Host launchers for cl/patch.cl: patchify, patch embedding (fused kernels for
  * K = C p^2 <= 64, else patchify + GEMM through digcl_gemm), unpatchify. See
  * include/digcl/patch.h. */
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "digcl/gemm.h"
@@ -11,6 +13,19 @@ enum {
     FUSED_MAX_K = 64, /* up to this many patch features: fused kernels instead of GEMMs */
     EMBED_ROWS = 8    /* rows per work-item of patch_embed_fused_forward */
 };
+
+int digcl_patch_tokens(const digcl_patch_shape *shape) {
+    const int64_t tokens = (int64_t)(shape->H / shape->p) * (shape->W / shape->p);
+    if (tokens > INT_MAX) digcl_fatal("patch: %lld tokens exceed the kernels' 32-bit indices", (long long)tokens);
+    return (int)tokens;
+}
+
+int digcl_patch_features(const digcl_patch_shape *shape) {
+    const int64_t features = (int64_t)shape->C * shape->p * shape->p;
+    if (features > INT_MAX)
+        digcl_fatal("patch: C*p*p = %lld features exceed the kernels' 32-bit indices", (long long)features);
+    return (int)features;
+}
 
 static size_t round_up(size_t value, size_t multiple) {
     return (value + multiple - 1) / multiple * multiple;
