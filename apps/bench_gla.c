@@ -2,7 +2,7 @@
  * forward+backward, at K = 32, V = 64 (DiG heads), N*H in {6, 192} and
  * T in {256, 1024, 4096, 16384}, token-major [N, T, H, D] layout.
  *
- * GFLOP/s use the FLOP model of GLA.md 6.1 per (n, h): forward
+ * GFLOP/s use the FLOP model of docs/GLA.md §5 per (n, h): forward
  * 4TKV + TC(K+V); backward 10TKV + 2TC(K+V) + TCK. GB/s use the minimum
  * bytes: forward reads q, k, g, v and writes o; the backward reads q, k, g,
  * v, do and writes dq, dk, dg, dv. Reference (fla chunk_gla on an H200, fp32,
@@ -48,7 +48,7 @@ static void release(digcl_context *ctx, cl_mem mem) {
     digcl_buffer_release(&buffer);
 }
 
-/* Per (n, h) FLOPs of GLA.md 6.1. */
+/* Per (n, h) FLOPs of docs/GLA.md §5. */
 static double forward_flops(double T, double C) {
     return 4 * T * BENCH_K * BENCH_V + T * C * (BENCH_K + BENCH_V);
 }

@@ -63,8 +63,8 @@ static void time_row(digcl_context *ctx, const dense_bench *s, const char *name,
     bench_print_row(name, shape, ms, bytes, flops, copy_gbps);
 }
 
-static digcl_adaln_vector chunk(const dense_bench *s, cl_mem mem, int index) {
-    return digcl_adaln_chunk(mem, index, 6, s->D);
+static digcl_row_view chunk(const dense_bench *s, cl_mem mem, int index) {
+    return digcl_row_view_chunk(mem, index, 6, s->D);
 }
 
 /* ---------------------------------------------------------------- ops */

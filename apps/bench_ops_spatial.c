@@ -154,11 +154,11 @@ static void run_conv_backward(digcl_context *ctx, void *arg) {
 }
 static void run_srem_forward(digcl_context *ctx, void *arg) {
     spatial_setup *s = arg;
-    digcl_srem_forward(ctx, 1, s->N, s->side, s->D, s->x.mem, s->y.mem);
+    digcl_srem_forward(ctx, DIGCL_SCAN_ROWS_REVERSED, s->N, s->side, s->D, s->x.mem, s->y.mem);
 }
 static void run_srem_backward(digcl_context *ctx, void *arg) {
     spatial_setup *s = arg;
-    digcl_srem_backward(ctx, 1, s->N, s->side, s->D, s->dy.mem, s->dx.mem);
+    digcl_srem_backward(ctx, DIGCL_SCAN_ROWS_REVERSED, s->N, s->side, s->D, s->dy.mem, s->dx.mem);
 }
 static void run_attention_forward(digcl_context *ctx, void *arg) {
     spatial_setup *s = arg;

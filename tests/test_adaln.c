@@ -39,10 +39,10 @@ static void run_case(test_rng *rng, const adaln_case *c) {
     float *adaln = test_random_floats(rng, ada, 0.5f);
     cl_mem xm = test_upload(x, n), ym = test_upload(y_branch, n), dym = test_upload(dy, n);
     cl_mem ada_mem = test_upload(adaln, ada), dada = test_poisoned(ada);
-    digcl_adaln_vector shift = {ada_mem, base, stride}, scale = {ada_mem, base + D, stride};
-    digcl_adaln_vector gate = {ada_mem, base + 2 * (size_t)D, stride};
-    digcl_adaln_vector dshift = {dada, shift.offset, stride}, dscale = {dada, scale.offset, stride};
-    digcl_adaln_vector dgate = {dada, gate.offset, stride};
+    digcl_row_view shift = {ada_mem, base, stride}, scale = {ada_mem, base + D, stride};
+    digcl_row_view gate = {ada_mem, base + 2 * (size_t)D, stride};
+    digcl_row_view dshift = {dada, shift.offset, stride}, dscale = {dada, scale.offset, stride};
+    digcl_row_view dgate = {dada, gate.offset, stride};
     double *xw = test_widen(x, n), *yw = test_widen(y_branch, n), *dyw = test_widen(dy, n);
     double *shift_w = extract(adaln, stride, shift.offset, N, D);
     double *scale_w = extract(adaln, stride, scale.offset, N, D);

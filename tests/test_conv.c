@@ -45,7 +45,7 @@ static void test_conv_oracle_gradients(void **state) {
     free(dx), free(dweight), free(dbias);
 }
 
-/* The identity init of DIG_MODEL.md §3.6 (centre tap 1, bias 0) gives y = x. */
+/* The identity init of docs/MODEL.md §3.6 (centre tap 1, bias 0) gives y = x. */
 static void test_conv_identity_init(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(402);

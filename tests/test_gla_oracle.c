@@ -1,6 +1,6 @@
 /* Checks of the float64 GLA oracle (src/ops/gla_ref.c) alone, no device:
  * - gradients against central finite differences of L = <o, do> + <hT, dhT>;
- * - dg against the suffix-sum identity of /work/shared/spec/GLA.md section 3.3:
+ * - dg against the suffix-sum identity of docs/GLA.md section 3.3:
  *   dg_t = sum_{u >= t} (q_u dq_u - k_u dk_u) + rowsum(hT * dhT);
  * - the forward against a closed form for one token and for g = 0.
  */

@@ -8,7 +8,7 @@
  *   exactly the tensors their dig.config's parameter table names, with its shapes,
  *   and inputs/expected tensors of the right shapes.
  * Reference files are read relative to the source tree (ctest's working
- * directory), falling back to ../shared/reference.
+ * directory).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +20,7 @@
 
 static FILE *open_reference(const char *name)
 {
-    const char *dirs[] = {"tests/reference", "../shared/reference", "/work/shared/reference"};
+    const char *dirs[] = {"tests/reference"};
     char path[512];
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dirs[i], name);

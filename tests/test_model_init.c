@@ -1,4 +1,4 @@
-/* Upstream initialisation (DIG_MODEL.md §3.6) on DiG-skipzero and DiT configs:
+/* Upstream initialisation (docs/MODEL.md §3.6) on DiG-skipzero and DiT configs:
  * every tensor follows its rule (xavier bounds and spread, GLA gain 2^-2.5,
  * N(0, 0.02), zeros, ones, identity depthwise conv, [I | 0] skip, sin-cos
  * pos_embed), the same seed gives the same parameters and another seed does

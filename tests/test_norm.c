@@ -74,8 +74,8 @@ static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
     const int N = c->N, T = c->T, D = c->D;
     const size_t n = (size_t)N * T * D, rows = (size_t)N * T;
     const size_t stride = 6 * (size_t)D + c->pad, base = c->pad ? 1 : 0, ada = (size_t)N * stride;
-    digcl_adaln_vector shift = {NULL, base + 3 * (size_t)D, stride};
-    digcl_adaln_vector scale = {NULL, base + 4 * (size_t)D, stride};
+    digcl_row_view shift = {NULL, base + 3 * (size_t)D, stride};
+    digcl_row_view scale = {NULL, base + 4 * (size_t)D, stride};
     float *x = test_random_floats(rng, n, 1.5f), *dy = test_random_floats(rng, n, 1.0f);
     float *prior = test_random_floats(rng, n, 1.0f), *adaln = test_random_floats(rng, ada, 0.5f);
     double *xw = test_widen(x, n), *dyw = test_widen(dy, n);
@@ -99,8 +99,8 @@ static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
     cl_mem workspace = test_poisoned(ws / sizeof(float) + 1);
     shift.mem = scale.mem = ada_mem;
     digcl_layernorm_modulate_forward(ctx, N, T, D, xm, shift, scale, y, mean, rstd);
-    digcl_adaln_vector dshift_view = {dada, shift.offset, stride};
-    digcl_adaln_vector dscale_view = {dada, scale.offset, stride};
+    digcl_row_view dshift_view = {dada, shift.offset, stride};
+    digcl_row_view dscale_view = {dada, scale.offset, stride};
     digcl_layernorm_modulate_backward(ctx, N, T, D, dym, xm, mean, rstd, scale, dx, c->accumulate,
                                       dshift_view, dscale_view, workspace);
     double *dada_full = test_widen(adaln, ada);

@@ -1,12 +1,12 @@
 /* digcl/activation.h: elementwise activations, forward and backward.
  *
- *   SiLU       y = x * sigmoid(x)                      (adaLN conditioning, DIG_MODEL.md §2.1)
+ *   SiLU       y = x * sigmoid(x)                      (adaLN conditioning, docs/MODEL.md §2.1)
  *   GELU-tanh  y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
  *              (PyTorch GELU(approximate='tanh'); DiT's MLP)
  *   SwiGLU     [.., 2F] -> [.., F]: y = swish(a) * b, a = first half (the gate),
- *              b = second half (fla GLAMLP / swiglu, DIG_MODEL.md §2.1)
+ *              b = second half (fla GLAMLP / swiglu, docs/MODEL.md §2.1)
  *   forget gate y = logsigmoid(x) / normalizer, logsigmoid(x) = min(x, 0) - log1p(exp(-|x|))
- *              (fla gla.py `gk = logsigmoid(gk) / gate_logit_normalizer`, GLA.md §1.2;
+ *              (fla gla.py `gk = logsigmoid(gk) / gate_logit_normalizer`, docs/GLA.md §1.2;
  *               DiG uses normalizer 16)
  *
  * Gradients: dx is overwritten unless `accumulate` (then +=).

@@ -1,6 +1,6 @@
 /* digcl/embed.h: the fixed 2-D sin-cos position table, the timestep frequency
  * embedding and the class-label table with class dropout (DiT / DiG).
- * Spec: DIG_MODEL.md §3.2 (pos-embed), §3.3 (timestep), §3.4 (labels).
+ * Spec: docs/MODEL.md §3.2 (pos-embed), §3.3 (timestep), §3.4 (labels).
  *
  * Position table (MAE/DiT get_2d_sincos_pos_embed), grid_h x grid_w tokens in
  * row-major order, token = i*grid_w + j, D % 4 == 0, Q = D/4,

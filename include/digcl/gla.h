@@ -7,7 +7,7 @@
  *
  * g is a log gate and must be <= 0 (not checked on the device; a positive g
  * can overflow exp). scale <= 0 selects the default K^-1/2. The algorithm is
- * the chunk form of /work/shared/spec/GLA.md sections 2-3 (Yang et al., "Gated
+ * the chunk form of docs/GLA.md sections 2-3 (Yang et al., "Gated
  * Linear Attention Transformers with Hardware-Efficient Training", arXiv
  * 2312.06635); docs/GLA_DESIGN.md describes the kernels.
  *

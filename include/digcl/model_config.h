@@ -2,7 +2,7 @@
  * "dig.config" JSON stored in safetensors __metadata__, and the parameter
  * table (upstream state_dict names, shapes, trainable flag, init rule).
  *
- * Spec: /work/shared/spec/DIG_MODEL.md §1-§3. Names and shapes equal upstream's
+ * Spec: docs/MODEL.md §1-§3. Names and shapes equal upstream's
  * state_dict (tests/reference/dig_s2_state_dict.txt, dit_s2_state_dict.txt);
  * counts equal tests/reference/param_counts.txt.
  *

@@ -1,7 +1,7 @@
 /* digcl/norm.h: row normalisations over the last dimension.
  *
  * LayerNorm without affine (DiT/DiG LN1, LN2 and the final layer;
- * DIG_MODEL.md §2.1, §3.5), eps = 1e-6, biased variance:
+ * docs/MODEL.md §2.1, §3.5), eps = 1e-6, biased variance:
  *   y = (x - mean) * rstd,  rstd = 1 / sqrt(var + eps)
  * forward saves mean and rstd ([rows] each) and backward reuses them.
  *
@@ -9,8 +9,8 @@
  *   y = LN(x) * (1 + scale[n]) + shift[n],  x [N, T, D]
  * the unfused path is digcl_layernorm_forward + digcl_modulate_forward.
  *
- * Per-head RMSNorm x swish gate (fla FusedRMSNormSwishGate, GLA.md §1.3 step 6,
- * DIG_MODEL.md §2.2), over each head's V channels, eps = 1e-6:
+ * Per-head RMSNorm x swish gate (fla FusedRMSNormSwishGate, docs/GLA.md §1.3 step 6,
+ * docs/MODEL.md §2.2), over each head's V channels, eps = 1e-6:
  *   y = x * rsqrt(mean(x^2) + eps) * w * g * sigmoid(g)
  * with x, g [N, T, H, V] seen as [rows = N*T*H, V] and w [V] shared by heads.
  *
@@ -56,8 +56,8 @@ void digcl_layernorm_backward(digcl_context *ctx, int rows, int D,
 
 void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D,
                                       cl_mem x,                 /* [N, T, D] */
-                                      digcl_adaln_vector shift, /* [N, D] */
-                                      digcl_adaln_vector scale, /* [N, D] */
+                                      digcl_row_view shift, /* [N, D] */
+                                      digcl_row_view scale, /* [N, D] */
                                       cl_mem y,                 /* [N, T, D] */
                                       cl_mem mean,              /* [N*T] */
                                       cl_mem rstd);             /* [N*T] */
@@ -71,11 +71,11 @@ void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D,
                                        cl_mem x,                  /* [N, T, D] */
                                        cl_mem mean,               /* [N*T] */
                                        cl_mem rstd,               /* [N*T] */
-                                       digcl_adaln_vector scale,  /* [N, D] */
+                                       digcl_row_view scale,  /* [N, D] */
                                        cl_mem dx,                 /* [N, T, D] */
                                        int accumulate,
-                                       digcl_adaln_vector dshift, /* [N, D] overwritten */
-                                       digcl_adaln_vector dscale, /* [N, D] overwritten */
+                                       digcl_row_view dshift, /* [N, D] overwritten */
+                                       digcl_row_view dscale, /* [N, D] overwritten */
                                        cl_mem workspace);
 
 /* ---------------------------------------------------------------- RMSNorm x swish gate */

@@ -7,7 +7,7 @@
  *   v = beta2 v + (1 - beta2) g^2
  *   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
  * with step counted from 1. DiG: lr 1e-4, betas (0.9, 0.999), eps 1e-8, wd 0
- * (DIG_MODEL.md §5).
+ * (docs/MODEL.md (Training recipe)).
  *
  * EMA (DiT update_ema): ema = decay * ema + (1 - decay) * param, decay 0.9999.
  */

@@ -1,6 +1,6 @@
 /* digcl/patch.h: patch embedding (timm PatchEmbed: Conv2d kernel p, stride p,
  * with bias; flatten + transpose to row-major tokens) and unpatchify (DiT).
- * Spec: DIG_MODEL.md §3.1 (patch embed), §3.2 (pos-embed added once), §3.5.
+ * Spec: docs/MODEL.md §3.1 (patch embed), §3.2 (pos-embed added once), §3.5.
  *
  * Dimensions: N batch, C channels, H x W image, p patch size,
  * h = H/p, w = W/p, T = h*w tokens, K = C*p*p patch features, D model width.

@@ -1,6 +1,6 @@
 /* digcl/safetensors.h: strict safetensors reader and atomic writer.
  *
- * Format (CONVENTIONS.md §6, huggingface/safetensors README "Format"):
+ * Format (huggingface/safetensors README "Format", safetensors/src/tensor.rs):
  *   [u64 little-endian N][N bytes UTF-8 JSON header, starts with '{', may end in
  *   spaces][byte buffer]. Header: {"name": {"dtype": "F32", "shape": [..],
  *   "data_offsets": [BEGIN, END]}, ..., "__metadata__": {"k": "v", ...}}.

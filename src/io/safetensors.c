@@ -1,7 +1,6 @@
 /* src/io/safetensors.c: strict safetensors reader and atomic writer.
  *
- * Format and the checks made: include/digcl/safetensors.h and
- * /work/shared/spec/CONVENTIONS.md §6 (after huggingface/safetensors
+ * Format and the checks made: include/digcl/safetensors.h (after huggingface/safetensors
  * safetensors/src/tensor.rs). JSON is parsed with cJSON.
  */
 #ifndef _POSIX_C_SOURCE

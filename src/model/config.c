@@ -1,5 +1,5 @@
 /* src/model/config.c: model configurations, presets, dig.config JSON and the
- * parameter table. See include/digcl/model_config.h and DIG_MODEL.md §1-§3.
+ * parameter table. See include/digcl/model_config.h and docs/MODEL.md §1-§3.
  */
 #include "digcl/model_config.h"
 

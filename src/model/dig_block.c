@@ -1,4 +1,4 @@
-/* One DiG block (DIG_MODEL.md §2.1-§2.4), forward and backward:
+/* One DiG block (docs/MODEL.md §2.1-§2.4), forward and backward:
  *
  *   m = adaLN(SiLU(c))                       -> shift1 scale1 gate1 shift2 scale2 gate2
  *   x1 = LN(h) (1 + scale1) + shift1
@@ -40,22 +40,22 @@ static float gla_scale(const dig_dims *d) { return 1.0f / sqrtf((float)d->K); }
 
 /* x1 = modulate(LN(h_in), shift1, scale1), also (re)writing mean1/rstd1. */
 static void modulated_norm1(digcl_model *model, const dig_dims *d, block_saved *saved, cl_mem h_in) {
-    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h_in, block_vector(saved->modulation, 0, d->D),
-                                     block_vector(saved->modulation, 1, d->D), model->scratch.x1, saved->mean1, saved->rstd1);
+    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h_in, block_modulation_vector(saved->modulation, 0, d->D),
+                                     block_modulation_vector(saved->modulation, 1, d->D), model->scratch.x1, saved->mean1, saved->rstd1);
 }
 
 static void modulated_norm2(digcl_model *model, const dig_dims *d, block_saved *saved, cl_mem h_mid) {
-    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h_mid, block_vector(saved->modulation, 3, d->D),
-                                     block_vector(saved->modulation, 4, d->D), model->scratch.x2, saved->mean2, saved->rstd2);
+    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h_mid, block_modulation_vector(saved->modulation, 3, d->D),
+                                     block_modulation_vector(saved->modulation, 4, d->D), model->scratch.x2, saved->mean2, saved->rstd2);
 }
 
 /* h_mid = h_in + gate1 * branch1; h_post = h_mid + gate2 * branch2. */
 static void residual_streams(digcl_model *model, const dig_dims *d, block_saved *saved, cl_mem h_in, int second) {
     model_scratch *s = &model->scratch;
-    digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_in, block_vector(saved->modulation, 2, d->D),
+    digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_in, block_modulation_vector(saved->modulation, 2, d->D),
                                  saved->branch1, s->h_mid);
     if (second)
-        digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, s->h_mid, block_vector(saved->modulation, 5, d->D),
+        digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, s->h_mid, block_modulation_vector(saved->modulation, 5, d->D),
                                      saved->branch2, s->h_post);
 }
 
@@ -158,12 +158,12 @@ void dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out,
     residual_streams(model, &d, saved, h_in, 0);
     modulated_norm2(model, &d, saved, s->h_mid);
     mlp_forward(model, &d, p, saved);
-    digcl_gated_residual_forward(model->ctx, d.N, d.T, d.D, s->h_mid, block_vector(saved->modulation, 5, d.D),
+    digcl_gated_residual_forward(model->ctx, d.N, d.T, d.D, s->h_mid, block_modulation_vector(saved->modulation, 5, d.D),
                                  saved->branch2, s->h_post);
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
     digcl_depthwise_conv_forward(model->ctx, &grid, s->h_post, model_weight(model, p->conv_weight),
                                  model_weight(model, p->conv_bias), s->x1);
-    digcl_srem_forward(model->ctx, index, d.N, d.E, d.D, s->x1, h_out);
+    digcl_srem_forward(model->ctx, digcl_srem_block_order(index), d.N, d.E, d.D, s->x1, h_out);
 }
 
 /* ------------------------------------------------------------ backward */
@@ -172,16 +172,16 @@ void dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out,
 static void mlp_backward(digcl_model *model, const dig_dims *d, const block_params *p, block_saved *saved,
                          cl_mem d_in) {
     model_scratch *s = &model->scratch;
-    digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch2, block_vector(saved->modulation, 5, d->D),
-                                  s->d_b, 0, block_vector(s->d_modulation, 5, d->D), s->workspace);
+    digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch2, block_modulation_vector(saved->modulation, 5, d->D),
+                                  s->d_b, 0, block_modulation_vector(s->d_modulation, 5, d->D), s->workspace);
     digcl_swiglu_forward(model->ctx, d->rows, d->F, saved->mlp_hidden, s->narrow); /* recompute */
     model_linear_backward(model, d->rows, d->F, d->D, s->d_b, s->narrow, p->mlp_down_weight, -1, s->d_c, 0);
     digcl_swiglu_backward(model->ctx, d->rows, d->F, s->d_c, saved->mlp_hidden, s->d_a, 0);
     modulated_norm2(model, d, saved, s->h_mid); /* recompute x2 */
     model_linear_backward(model, d->rows, d->D, 2 * d->F, s->d_a, s->x2, p->mlp_gate_weight, -1, s->d_b, 0);
     digcl_layernorm_modulate_backward(model->ctx, d->N, d->T, d->D, s->d_b, s->h_mid, saved->mean2, saved->rstd2,
-                                      block_vector(saved->modulation, 4, d->D), d_in, 1, block_vector(s->d_modulation, 3, d->D),
-                                      block_vector(s->d_modulation, 4, d->D), s->workspace);
+                                      block_modulation_vector(saved->modulation, 4, d->D), d_in, 1, block_modulation_vector(s->d_modulation, 3, d->D),
+                                      block_modulation_vector(s->d_modulation, 4, d->D), s->workspace);
 }
 
 /* Projections of x1: dx1 = sum over q, k, v, g, low-rank gate (into d_a). */
@@ -208,8 +208,8 @@ static void projections_backward(digcl_model *model, const dig_dims *d, const bl
 static void gla_mixer_backward(digcl_model *model, const dig_dims *d, const block_params *p, block_saved *saved,
                                cl_mem h_in, cl_mem d_in) {
     model_scratch *s = &model->scratch;
-    digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch1, block_vector(saved->modulation, 2, d->D),
-                                  s->d_b, 0, block_vector(s->d_modulation, 2, d->D), s->workspace);
+    digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch1, block_modulation_vector(saved->modulation, 2, d->D),
+                                  s->d_b, 0, block_modulation_vector(s->d_modulation, 2, d->D), s->workspace);
     normed_gla_output(model, d, p, saved); /* recompute */
     model_linear_backward(model, d->rows, d->D, d->D, s->d_b, s->narrow, p->o_weight, -1, s->d_c, 0);
     /* d_c: d normed o -> d_a: d o, d_b: d g */
@@ -223,8 +223,8 @@ static void gla_mixer_backward(digcl_model *model, const dig_dims *d, const bloc
     modulated_norm1(model, d, saved, h_in); /* recompute x1 */
     projections_backward(model, d, p, saved, s->d_c, s->d_b);
     digcl_layernorm_modulate_backward(model->ctx, d->N, d->T, d->D, s->d_a, h_in, saved->mean1, saved->rstd1,
-                                      block_vector(saved->modulation, 1, d->D), d_in, 1, block_vector(s->d_modulation, 0, d->D),
-                                      block_vector(s->d_modulation, 1, d->D), s->workspace);
+                                      block_modulation_vector(saved->modulation, 1, d->D), d_in, 1, block_modulation_vector(s->d_modulation, 0, d->D),
+                                      block_modulation_vector(s->d_modulation, 1, d->D), s->workspace);
 }
 
 void dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in) {
@@ -232,7 +232,7 @@ void dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_me
     model_scratch *s = &model->scratch;
     dig_dims d = dims_of(model);
     cl_mem h_in = saved->h_in;
-    digcl_srem_backward(model->ctx, index, d.N, d.E, d.D, d_out, s->d_a);
+    digcl_srem_backward(model->ctx, digcl_srem_block_order(index), d.N, d.E, d.D, d_out, s->d_a);
     residual_streams(model, &d, saved, h_in, 1); /* recompute h_mid, h_post */
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
     digcl_depthwise_conv_backward(model->ctx, &grid, s->h_post, model_weight(model, p->conv_weight), s->d_a, d_in,

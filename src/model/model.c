@@ -212,7 +212,7 @@ size_t digcl_model_activation_bytes(const digcl_model_config *config, int batch,
 
 /* ------------------------------------------------------------ forward and backward */
 
-/* DiG long skips (DIG_MODEL.md §1.4): pushed after block i for i < depth/2 - 1,
+/* DiG long skips (docs/MODEL.md §1.4): pushed after block i for i < depth/2 - 1,
  * popped (LIFO) before block i for i > depth/2. */
 static int pushes_skip(const digcl_model_config *c, int block) { return c->skip && block < c->depth / 2 - 1; }
 static int pops_skip(const digcl_model_config *c, int block) { return c->skip && block > c->depth / 2; }

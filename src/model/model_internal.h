@@ -157,8 +157,8 @@ void dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_me
 
 /* Vector `index` of a block's six adaLN vectors (shift1 scale1 gate1 shift2
  * scale2 gate2), read in place from the [N, 6D] modulation. */
-static inline digcl_adaln_vector block_vector(cl_mem modulation, int index, int D) {
-    return digcl_adaln_chunk(modulation, index, 6, D);
+static inline digcl_row_view block_modulation_vector(cl_mem modulation, int index, int D) {
+    return digcl_row_view_chunk(modulation, index, 6, D);
 }
 
 /* Shorthands for ops on table entries. */

@@ -1,4 +1,4 @@
-/* The parts DiG and DiT share (DIG_MODEL.md §3): patch embedding + frozen
+/* The parts DiG and DiT share (docs/MODEL.md §3): patch embedding + frozen
  * sin-cos pos_embed, timestep and label embeddings giving the condition
  * c = t_emb + y_emb, SiLU(c) for every adaLN, and the final layer
  * (LN, adaLN shift/scale, Linear) with unpatchify. */
@@ -45,8 +45,8 @@ void model_head_forward(digcl_model *model, cl_mem stream, cl_mem out) {
     int features = c->patch_size * c->patch_size * c->out_channels;
     model_linear(model, N, D, 2 * D, model->embedding.condition_act, p->final_adaln_weight, p->final_adaln_bias,
                  s->final_modulation);
-    digcl_layernorm_modulate_forward(model->ctx, N, T, D, stream, digcl_adaln_chunk(s->final_modulation, 0, 2, D),
-                                     digcl_adaln_chunk(s->final_modulation, 1, 2, D), s->final_x, s->final_mean,
+    digcl_layernorm_modulate_forward(model->ctx, N, T, D, stream, digcl_row_view_chunk(s->final_modulation, 0, 2, D),
+                                     digcl_row_view_chunk(s->final_modulation, 1, 2, D), s->final_x, s->final_mean,
                                      s->final_rstd);
     model_linear(model, N * T, D, features, s->final_x, p->final_weight, p->final_bias, s->tokens_out);
     digcl_patch_shape image = input_patches(model, c->out_channels);
@@ -65,9 +65,9 @@ void model_head_backward(digcl_model *model, cl_mem stream, cl_mem dout, cl_mem 
     model_linear_backward(model, N * T, D, features, s->d_tokens_out, s->final_x, p->final_weight, p->final_bias,
                           s->d_a, 0);
     digcl_layernorm_modulate_backward(model->ctx, N, T, D, s->d_a, stream, s->final_mean, s->final_rstd,
-                                      digcl_adaln_chunk(s->final_modulation, 1, 2, D), d_stream, 0,
-                                      digcl_adaln_chunk(s->d_final_modulation, 0, 2, D),
-                                      digcl_adaln_chunk(s->d_final_modulation, 1, 2, D), s->workspace);
+                                      digcl_row_view_chunk(s->final_modulation, 1, 2, D), d_stream, 0,
+                                      digcl_row_view_chunk(s->d_final_modulation, 0, 2, D),
+                                      digcl_row_view_chunk(s->d_final_modulation, 1, 2, D), s->workspace);
     model_linear_backward(model, N, D, 2 * D, s->d_final_modulation, model->embedding.condition_act,
                           p->final_adaln_weight, p->final_adaln_bias, s->d_condition, 1);
 }

@@ -1,5 +1,5 @@
 /* Float64 oracle of gated linear attention: the token-by-token recurrence of
- * /work/shared/spec/GLA.md section 1.1 and its reverse-mode gradients
+ * docs/GLA.md section 1.1 and its reverse-mode gradients
  * (section 8.6). It shares nothing with the chunk algorithm of cl/gla.cl.
  *
  *   S_t = Diag(exp(g_t)) S_{t-1} + k_t v_t^T,  o_t = s S_t^T q_t

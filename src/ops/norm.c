@@ -58,14 +58,14 @@ static void check_rows(int rows, int D, const char *op) {
     dense_check_int((size_t)rows * D, "rows * D", op);
 }
 
-static unsigned set_view(cl_kernel kernel, unsigned index, digcl_adaln_vector view) {
+static unsigned set_view(cl_kernel kernel, unsigned index, digcl_row_view view) {
     digcl_arg_mem(kernel, index, view.mem);
     digcl_arg_int(kernel, index + 1, (int)view.offset);
     digcl_arg_int(kernel, index + 2, (int)view.row_stride);
     return index + 3;
 }
 
-static int views_vec_width(int D, const digcl_adaln_vector *views, int count) {
+static int views_vec_width(int D, const digcl_row_view *views, int count) {
     size_t values[5] = {(size_t)D};
     for (int i = 0; i < count; ++i) {
         values[1 + 2 * i] = views[i].offset;
@@ -77,14 +77,14 @@ static int views_vec_width(int D, const digcl_adaln_vector *views, int count) {
 /* ---------------------------------------------------------------- LayerNorm (+ modulate) */
 
 static void layernorm_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
-                              const digcl_adaln_vector *shift, const digcl_adaln_vector *scale,
+                              const digcl_row_view *shift, const digcl_row_view *scale,
                               cl_mem y, cl_mem mean, cl_mem rstd) {
     const int modulate = shift != NULL;
-    const int vec = modulate ? views_vec_width(D, (digcl_adaln_vector[]){*shift, *scale}, 2)
+    const int vec = modulate ? views_vec_width(D, (digcl_row_view[]){*shift, *scale}, 2)
                              : views_vec_width(D, NULL, 0);
     const row_layout layout = make_layout(D, vec);
     const int rows = N * T;
-    digcl_adaln_vector unused = {x, 0, 0};
+    digcl_row_view unused = {x, 0, 0};
     cl_kernel kernel = digcl_kernel(ctx, "norm", "layernorm_forward", layout.options);
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, y);
@@ -107,7 +107,7 @@ void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, cl_m
 }
 
 void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
-                                      digcl_adaln_vector shift, digcl_adaln_vector scale,
+                                      digcl_row_view shift, digcl_row_view scale,
                                       cl_mem y, cl_mem mean, cl_mem rstd) {
     dense_check_positive(N, "N", "layernorm_modulate_forward");
     check_rows(N * T, D, "layernorm_modulate_forward");
@@ -167,13 +167,13 @@ size_t digcl_layernorm_modulate_backward_workspace_bytes(int N, int T, int D) {
 /* Launches the kernel; returns the plan it used (for the column sums). */
 static layernorm_backward_plan layernorm_backward(digcl_context *ctx, int N, int T, int D,
                                                   cl_mem dy, cl_mem x, cl_mem mean, cl_mem rstd,
-                                                  const digcl_adaln_vector *scale, cl_mem dx,
+                                                  const digcl_row_view *scale, cl_mem dx,
                                                   int accumulate, cl_mem workspace) {
     const int modulate = scale != NULL;
     const int vec = views_vec_width(D, scale, modulate);
     const layernorm_backward_plan plan = plan_layernorm_backward(N, T, D, modulate, vec);
     const row_layout layout = plan.layout;
-    digcl_adaln_vector unused = {x, 0, 0};
+    digcl_row_view unused = {x, 0, 0};
     cl_kernel kernel = digcl_kernel(ctx, "norm", "layernorm_backward", layout.options);
     digcl_arg_mem(kernel, 0, dy);
     digcl_arg_mem(kernel, 1, x);
@@ -202,8 +202,8 @@ void digcl_layernorm_backward(digcl_context *ctx, int rows, int D, cl_mem dy, cl
 
 void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy,
                                        cl_mem x, cl_mem mean, cl_mem rstd,
-                                       digcl_adaln_vector scale, cl_mem dx, int accumulate,
-                                       digcl_adaln_vector dshift, digcl_adaln_vector dscale,
+                                       digcl_row_view scale, cl_mem dx, int accumulate,
+                                       digcl_row_view dshift, digcl_row_view dscale,
                                        cl_mem workspace) {
     dense_check_positive(N, "N", "layernorm_modulate_backward");
     check_rows(N * T, D, "layernorm_modulate_backward");
