@@ -35,7 +35,7 @@ static double self_check(digcl_context *ctx) {
     digcl_write(ctx, db.mem, 0, sizeof(float) * N * K, b);
     digcl_write(ctx, dc.mem, 0, sizeof(float) * M * N, c);
     /* A^T: A stored [K, M]; B^T: B stored [N, K] */
-    digcl_gemm_args args = {1, 1, M, N, K, 0.75f, 0.5f, da.mem, 0, M, db.mem, 0, K, dc.mem, 0, N};
+    digcl_gemm_args args = {.transpose_a = 1, .transpose_b = 1, .M = M, .N = N, .K = K, .alpha = 0.75f, .beta = 0.5f, .A = da.mem, .lda = M, .B = db.mem, .ldb = K, .C = dc.mem, .ldc = N};
     digcl_gemm(ctx, &args);
     digcl_read(ctx, dc.mem, 0, sizeof(float) * M * N, c);
     digcl_ref_gemm(1, 1, M, N, K, 0.75f, a, 0, M, b, 0, K, 0.5f, expected, 0, N);

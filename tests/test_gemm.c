@@ -41,8 +41,7 @@ static void run_case(const gemm_case *c, test_rng *rng) {
     if (c->beta == 0.0f) { /* beta = 0: C is output only, so poison it */
         for (size_t m = 0; m < c->M; m++) digcl_fill_f32(test_context(), dc, c_offset + m * ldc, c->N, NAN);
     }
-    digcl_gemm_args args = {c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, c->beta,
-                            da, a_offset, lda, db, b_offset, ldb, dc, c_offset, ldc};
+    digcl_gemm_args args = {.transpose_a = c->transpose_a, .transpose_b = c->transpose_b, .M = c->M, .N = c->N, .K = c->K, .alpha = c->alpha, .beta = c->beta, .A = da, .a_offset = a_offset, .lda = lda, .B = db, .b_offset = b_offset, .ldb = ldb, .C = dc, .c_offset = c_offset, .ldc = ldc};
     if (c->slices) digcl_gemm_split_k(test_context(), &args, c->slices);
     else digcl_gemm(test_context(), &args);
     float *got = test_download(dc, c_count);
@@ -103,11 +102,11 @@ static void test_gemm_auto_slices(void **state) {
     (void)state;
     digcl_context *ctx = test_context();
     unsigned units = digcl_context_device(ctx)->compute_units;
-    digcl_gemm_args wide = {1, 0, 8192, 8192, 8192, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    digcl_gemm_args wide = {.transpose_a = 1, .M = 8192, .N = 8192, .K = 8192, .alpha = 1.0f, .beta = 0.0f};
     assert_int_equal(digcl_gemm_auto_slices(ctx, &wide), 1);
-    digcl_gemm_args short_k = {1, 0, 16, 16, 1024, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    digcl_gemm_args short_k = {.transpose_a = 1, .M = 16, .N = 16, .K = 1024, .alpha = 1.0f, .beta = 0.0f};
     assert_int_equal(digcl_gemm_auto_slices(ctx, &short_k), 1);
-    digcl_gemm_args thin = {1, 0, 128, 128, 65536, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    digcl_gemm_args thin = {.transpose_a = 1, .M = 128, .N = 128, .K = 65536, .alpha = 1.0f, .beta = 0.0f};
     size_t slices = digcl_gemm_auto_slices(ctx, &thin);
     assert_true(slices >= 1 && slices <= 16);
     if (units >= 2) assert_true(slices > 1);
@@ -125,7 +124,7 @@ static void test_gemm_strided_batched(void **state) {
     for (size_t i = 0; i < c_count; i++) want[i] = c0[i];
     cl_mem da = test_upload(a, a_count), db = test_upload(b, b_count), dc = test_upload(c0, c_count);
     /* op(A) = A [M, K] row-major; op(B) = B^T with B stored [N, K] */
-    digcl_gemm_args args = {0, 1, M, N, K, 0.5f, 2.0f, da, 0, K, db, 0, K, dc, 0, N};
+    digcl_gemm_args args = {.transpose_b = 1, .M = M, .N = N, .K = K, .alpha = 0.5f, .beta = 2.0f, .A = da, .lda = K, .B = db, .ldb = K, .C = dc, .ldc = N};
     digcl_gemm_strided_batched(test_context(), &args, stride_a, stride_b, stride_c, batch);
     for (size_t i = 0; i < batch; i++)
         digcl_ref_gemm(0, 1, M, N, K, 0.5f, a, i * stride_a, K, b, i * stride_b, K, 2.0f, want, i * stride_c, N);

@@ -15,6 +15,7 @@
 #define CL_TARGET_OPENCL_VERSION 120
 #endif
 #include <CL/cl.h>
+#include <stddef.h>
 
 #if defined(__GNUC__)
 #define DIGCL_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -35,6 +36,10 @@ const char *digcl_last_error(void);
 
 /* Formats a message and calls the handler. Never returns. */
 _Noreturn void digcl_fatal(const char *format, ...) DIGCL_PRINTF(1, 2);
+
+/* Formats one line into error[size] (when not NULL) and returns -1: the
+ * failure path of every function that reports bad input by return code. */
+int digcl_format_error(char *error, size_t size, const char *format, ...) DIGCL_PRINTF(3, 4);
 
 /* "CL_INVALID_VALUE" and so on; "CL_UNKNOWN_ERROR(-9999)" for unknown codes. */
 const char *digcl_cl_error_name(cl_int code);

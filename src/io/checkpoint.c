@@ -3,7 +3,6 @@
  * API and rules: include/digcl/checkpoint.h. */
 #include "digcl/checkpoint.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,19 +12,6 @@
 #include "digcl/params.h"
 #include "digcl/safetensors.h"
 
-static int fail(char *error, size_t size, const char *format, ...) DIGCL_PRINTF(3, 4);
-
-static int fail(char *error, size_t size, const char *format, ...)
-{
-    if (error && size) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(error, size, format, args);
-        va_end(args);
-    }
-    return -1;
-}
-
 /* ------------------------------------------------------------ dig.config */
 
 int digcl_checkpoint_read_config(const char *path, digcl_model_config *cfg, char *error,
@@ -33,11 +19,11 @@ int digcl_checkpoint_read_config(const char *path, digcl_model_config *cfg, char
 {
     digcl_safetensors *st = NULL;
     digcl_st_error err;
-    if (digcl_st_open_header(path, &st, &err) != 0) return fail(error, size, "%s", err.message);
+    if (digcl_st_open_header(path, &st, &err) != 0) return digcl_format_error(error, size, "%s", err.message);
     const char *text = digcl_st_metadata(st, DIGCL_CONFIG_METADATA_KEY);
     int status = 0;
     if (!text) {
-        fail(error, size,
+        digcl_format_error(error, size,
              "%s: no \"%s\" in the file's __metadata__, so the model is unknown; describe it "
              "with flags: --model NAME (e.g. DiG-S/2) or --arch/--depth/--hidden-size/--num-heads/"
              "--patch-size/--input-size/--in-channels/--num-classes/--learn-sigma/--skip",
@@ -46,7 +32,7 @@ int digcl_checkpoint_read_config(const char *path, digcl_model_config *cfg, char
     } else {
         digcl_config_error config_err;
         if (digcl_model_config_from_json(text, cfg, &config_err) != 0)
-            status = fail(error, size, "%s: %s", path, config_err.message);
+            status = digcl_format_error(error, size, "%s: %s", path, config_err.message);
     }
     digcl_st_close(st);
     return status;
@@ -58,24 +44,24 @@ int digcl_checkpoint_check(const char *path, const digcl_model_config *cfg, char
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     digcl_param_table table;
-    if (digcl_param_table_build(cfg, &table) != 0) return fail(error, size, "out of host memory");
+    if (digcl_param_table_build(cfg, &table) != 0) return digcl_format_error(error, size, "out of host memory");
     int status = 0;
-    if (digcl_st_open_header(path, &st, &err) != 0) status = fail(error, size, "%s", err.message);
+    if (digcl_st_open_header(path, &st, &err) != 0) status = digcl_format_error(error, size, "%s", err.message);
     for (size_t i = 0; status == 0 && i < table.count; i++) {
         const digcl_param_info *p = &table.params[i];
         const digcl_st_tensor *t = NULL;
         if (digcl_st_expect(st, p->name, p->rank, p->shape, &t, &err) != 0)
-            status = fail(error, size, "%s", err.message);
+            status = digcl_format_error(error, size, "%s", err.message);
         else if (t->dtype != DIGCL_ST_F32 && t->dtype != DIGCL_ST_F16 &&
                  t->dtype != DIGCL_ST_BF16 && t->dtype != DIGCL_ST_F64)
-            status = fail(error, size, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
+            status = digcl_format_error(error, size, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
                           path, p->name, digcl_st_dtype_name(t->dtype));
     }
     for (size_t i = 0; status == 0 && i < st->n_tensors; i++) {
         const digcl_st_tensor *t = &st->tensors[i];
         if (digcl_param_table_find(&table, t->name)) continue;
         char shape[128];
-        status = fail(error, size, "%s: unexpected tensor '%s' %s %s", path, t->name,
+        status = digcl_format_error(error, size, "%s: unexpected tensor '%s' %s %s", path, t->name,
                       digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape),
                       digcl_st_dtype_name(t->dtype));
     }
@@ -95,7 +81,7 @@ int digcl_checkpoint_load(digcl_model *model, const char *path, char *error, siz
 int digcl_checkpoint_save(const digcl_model *model, const char *path, char *error, size_t size)
 {
     char *json = digcl_model_config_to_json(digcl_model_get_config(model));
-    if (!json) return fail(error, size, "%s: out of host memory", path);
+    if (!json) return digcl_format_error(error, size, "%s: out of host memory", path);
     const char *metadata[2] = {DIGCL_CONFIG_METADATA_KEY, json};
     digcl_params_file_entry entry = {digcl_model_params((digcl_model *)model), NULL};
     int status = digcl_params_save_file(path, &entry, 1, metadata, 1, error, size);

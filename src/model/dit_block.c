@@ -40,22 +40,22 @@ static void first_residual(digcl_model *model, const dit_dims *d, block_saved *s
                                  saved->branch1, model->scratch.h_mid);
 }
 
-void dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved) {
+void digcl_dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved) {
     const block_params *p = &model->blocks[index];
     model_scratch *s = &model->scratch;
     dit_dims d = dims_of(model);
     digcl_attention_shape shape = attention_shape(model, &d);
-    model_linear(model, d.N, d.D, 6 * d.D, model->embedding.condition_act, p->adaln_weight, p->adaln_bias,
+    digcl_model_linear(model, d.N, d.D, 6 * d.D, model->embedding.condition_act, p->adaln_weight, p->adaln_bias,
                  saved->modulation);
     modulated_norm(model, &d, saved, h_in, 0);
-    model_linear(model, d.rows, d.D, 3 * d.D, s->x1, p->qkv_weight, p->qkv_bias, saved->qkv);
+    digcl_model_linear(model, d.rows, d.D, 3 * d.D, s->x1, p->qkv_weight, p->qkv_bias, saved->qkv);
     digcl_attention_forward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp);
-    model_linear(model, d.rows, d.D, d.D, saved->attention, p->proj_weight, p->proj_bias, saved->branch1);
+    digcl_model_linear(model, d.rows, d.D, d.D, saved->attention, p->proj_weight, p->proj_bias, saved->branch1);
     first_residual(model, &d, saved, h_in);
     modulated_norm(model, &d, saved, s->h_mid, 1);
-    model_linear(model, d.rows, d.D, d.F, s->x2, p->fc1_weight, p->fc1_bias, saved->fc1);
+    digcl_model_linear(model, d.rows, d.D, d.F, s->x2, p->fc1_weight, p->fc1_bias, saved->fc1);
     digcl_gelu_tanh_forward(model->ctx, d.rows * d.F, saved->fc1, s->narrow);
-    model_linear(model, d.rows, d.F, d.D, s->narrow, p->fc2_weight, p->fc2_bias, saved->branch2);
+    digcl_model_linear(model, d.rows, d.F, d.D, s->narrow, p->fc2_weight, p->fc2_bias, saved->branch2);
     digcl_gated_residual_forward(model->ctx, d.N, d.T, d.D, s->h_mid, block_modulation_vector(saved->modulation, 5, d.D),
                                  saved->branch2, h_out);
 }
@@ -67,10 +67,10 @@ static void mlp_backward(digcl_model *model, const dit_dims *d, const block_para
     digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch2, block_modulation_vector(saved->modulation, 5, d->D),
                                   s->d_b, 0, block_modulation_vector(s->d_modulation, 5, d->D), s->workspace);
     digcl_gelu_tanh_forward(model->ctx, d->rows * d->F, saved->fc1, s->narrow); /* recompute */
-    model_linear_backward(model, d->rows, d->F, d->D, s->d_b, s->narrow, p->fc2_weight, p->fc2_bias, s->d_c, 0);
+    digcl_model_linear_backward(model, d->rows, d->F, d->D, s->d_b, s->narrow, p->fc2_weight, p->fc2_bias, s->d_c, 0);
     digcl_gelu_tanh_backward(model->ctx, d->rows * d->F, s->d_c, saved->fc1, s->d_a, 0);
     modulated_norm(model, d, saved, s->h_mid, 1); /* recompute x2 */
-    model_linear_backward(model, d->rows, d->D, d->F, s->d_a, s->x2, p->fc1_weight, p->fc1_bias, s->d_b, 0);
+    digcl_model_linear_backward(model, d->rows, d->D, d->F, s->d_a, s->x2, p->fc1_weight, p->fc1_bias, s->d_b, 0);
     digcl_layernorm_modulate_backward(model->ctx, d->N, d->T, d->D, s->d_b, s->h_mid, saved->mean2, saved->rstd2,
                                       block_modulation_vector(saved->modulation, 4, d->D), d_in, 1, block_modulation_vector(s->d_modulation, 3, d->D),
                                       block_modulation_vector(s->d_modulation, 4, d->D), s->workspace);
@@ -83,17 +83,17 @@ static void attention_backward(digcl_model *model, const dit_dims *d, const bloc
     digcl_attention_shape shape = attention_shape(model, d);
     digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch1, block_modulation_vector(saved->modulation, 2, d->D),
                                   s->d_b, 0, block_modulation_vector(s->d_modulation, 2, d->D), s->workspace);
-    model_linear_backward(model, d->rows, d->D, d->D, s->d_b, saved->attention, p->proj_weight, p->proj_bias, s->d_c, 0);
+    digcl_model_linear_backward(model, d->rows, d->D, d->D, s->d_b, saved->attention, p->proj_weight, p->proj_bias, s->d_c, 0);
     digcl_attention_backward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp, s->d_c, s->d_a,
                              s->workspace);
     modulated_norm(model, d, saved, h_in, 0); /* recompute x1 */
-    model_linear_backward(model, d->rows, d->D, 3 * d->D, s->d_a, s->x1, p->qkv_weight, p->qkv_bias, s->d_b, 0);
+    digcl_model_linear_backward(model, d->rows, d->D, 3 * d->D, s->d_a, s->x1, p->qkv_weight, p->qkv_bias, s->d_b, 0);
     digcl_layernorm_modulate_backward(model->ctx, d->N, d->T, d->D, s->d_b, h_in, saved->mean1, saved->rstd1,
                                       block_modulation_vector(saved->modulation, 1, d->D), d_in, 1, block_modulation_vector(s->d_modulation, 0, d->D),
                                       block_modulation_vector(s->d_modulation, 1, d->D), s->workspace);
 }
 
-void dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in) {
+void digcl_dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in) {
     const block_params *p = &model->blocks[index];
     dit_dims d = dims_of(model);
     size_t stream_bytes = (size_t)d.rows * d.D * sizeof(float);
@@ -101,6 +101,6 @@ void dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_me
     first_residual(model, &d, saved, saved->h_in);            /* recompute h_mid */
     mlp_backward(model, &d, p, saved, d_in);
     attention_backward(model, &d, p, saved, saved->h_in, d_in);
-    model_linear_backward(model, d.N, d.D, 6 * d.D, model->scratch.d_modulation, model->embedding.condition_act,
+    digcl_model_linear_backward(model, d.N, d.D, 6 * d.D, model->scratch.d_modulation, model->embedding.condition_act,
                           p->adaln_weight, p->adaln_bias, model->scratch.d_condition, 1);
 }

@@ -47,13 +47,13 @@ digcl_model *digcl_model_create(digcl_context *ctx, const digcl_model_config *co
     digcl_param_table_free(&table);
     model->table = digcl_params_table(model->params);
     model->active = model->params;
-    model_find_params(model);
+    digcl_model_find_params(model);
     model->fused_projections = projections_adjacent(model) && !env_disables("DIGCL_FUSED_PROJECTIONS");
     return model;
 }
 
 static void release_activations(model_activations *plan) {
-    arena_release(&plan->arena);
+    digcl_arena_release(&plan->arena);
     free(plan->saved);
     free(plan->skips);
     free(plan->d_skips);
@@ -149,12 +149,12 @@ void digcl_model_randomize(digcl_model *model, uint64_t seed, float stddev) {
 
 /* Plans and allocates one set of activations for `batch` samples. */
 static void allocate_activations(digcl_model *model, model_activations *plan, int batch, digcl_model_mode mode) {
-    model_plan(&model->config, batch, mode, DIGCL_PARAMS_ALIGNMENT_BYTES, &plan->arena, &plan->embedding,
+    digcl_model_plan(&model->config, batch, mode, DIGCL_PARAMS_ALIGNMENT_BYTES, &plan->arena, &plan->embedding,
                &plan->scratch, &plan->saved, &plan->skips, &plan->d_skips);
     char what[96];
     snprintf(what, sizeof what, "activations (batch %d, %s)", batch,
              mode == DIGCL_MODE_TRAINING ? "training" : "inference");
-    arena_allocate(&plan->arena, model->ctx, what);
+    digcl_arena_allocate(&plan->arena, model->ctx, what);
     plan->batch = batch;
     model->allocations++;
     float table[DIGCL_TIMESTEP_FREQUENCY_DIM];
@@ -201,7 +201,7 @@ size_t digcl_model_activation_bytes(const digcl_model_config *config, int batch,
     model_scratch scratch;
     block_saved *saved = NULL;
     cl_mem *skips = NULL, *d_skips = NULL;
-    model_plan(config, batch, mode, alignment_bytes, &arena, &embedding, &scratch, &saved, &skips, &d_skips);
+    digcl_model_plan(config, batch, mode, alignment_bytes, &arena, &embedding, &scratch, &saved, &skips, &d_skips);
     size_t total = arena.total;
     free(arena.slots);
     free(saved);
@@ -259,19 +259,19 @@ void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, c
     check_inputs(model, inputs, out);
     const digcl_model_config *c = &model->config;
     size_t stream_bytes = (size_t)model->batch * c->tokens * c->hidden_size * sizeof(float);
-    model_stem_forward(model, inputs, c->depth ? block_input(model, 0) : model->scratch.stream_out);
+    digcl_model_stem_forward(model, inputs, c->depth ? block_input(model, 0) : model->scratch.stream_out);
     for (int block = 0; block < c->depth; block++) {
         block_saved *saved = saved_for(model, block);
         cl_mem h_in = block_input(model, block);
         if (pops_skip(c, block)) {
-            model_skip_fuse_forward(model, block, h_in, model->skips[popped_slot(c, block)], saved->h_in);
+            digcl_model_skip_fuse_forward(model, block, h_in, model->skips[popped_slot(c, block)], saved->h_in);
             h_in = saved->h_in;
         }
-        if (c->arch == DIGCL_ARCH_DIG) dig_block_forward(model, block, h_in, block_output(model, block), saved);
-        else dit_block_forward(model, block, h_in, block_output(model, block), saved);
+        if (c->arch == DIGCL_ARCH_DIG) digcl_dig_block_forward(model, block, h_in, block_output(model, block), saved);
+        else digcl_dit_block_forward(model, block, h_in, block_output(model, block), saved);
         if (pushes_skip(c, block)) digcl_copy(model->ctx, block_output(model, block), 0, model->skips[block], 0, stream_bytes);
     }
-    model_head_forward(model, model->scratch.stream_out, out);
+    digcl_model_head_forward(model, model->scratch.stream_out, out);
 }
 
 void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem dout, cl_mem dx) {
@@ -285,19 +285,19 @@ void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, 
     cl_mem *d = model->scratch.d_stream;
     int current = 0; /* d[current]: gradient of the stream where the loop stands */
     digcl_fill_f32(model->ctx, model->scratch.d_condition, 0, (size_t)model->batch * c->hidden_size, 0.0f);
-    model_head_backward(model, model->scratch.stream_out, dout, d[current]);
+    digcl_model_head_backward(model, model->scratch.stream_out, dout, d[current]);
     for (int block = c->depth - 1; block >= 0; block--) {
         if (pushes_skip(c, block)) digcl_axpy(model->ctx, stream_floats, 1.0f, model->d_skips[block], d[current]);
         block_saved *saved = saved_for(model, block);
-        if (c->arch == DIGCL_ARCH_DIG) dig_block_backward(model, block, saved, d[current], d[1 - current]);
-        else dit_block_backward(model, block, saved, d[current], d[1 - current]);
+        if (c->arch == DIGCL_ARCH_DIG) digcl_dig_block_backward(model, block, saved, d[current], d[1 - current]);
+        else digcl_dit_block_backward(model, block, saved, d[current], d[1 - current]);
         if (pops_skip(c, block)) { /* d[1-current] is d(fused input): split it */
             int slot = popped_slot(c, block);
-            model_skip_fuse_backward(model, block, saved->skip_in, model->skips[slot], d[1 - current], d[current],
+            digcl_model_skip_fuse_backward(model, block, saved->skip_in, model->skips[slot], d[1 - current], d[current],
                                      model->d_skips[slot]);
         } else {
             current = 1 - current;
         }
     }
-    model_stem_backward(model, inputs, d[current], dx);
+    digcl_model_stem_backward(model, inputs, d[current], dx);
 }

@@ -125,35 +125,35 @@ struct digcl_model {
 };
 
 /* model_params.c */
-void model_find_params(digcl_model *model);
+void digcl_model_find_params(digcl_model *model);
 
 /* model_plan.c */
-void model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
+void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
                 size_t alignment, model_arena *arena, model_embedding *embedding, model_scratch *scratch,
                 block_saved **saved, cl_mem **skips, cl_mem **d_skips);
 /* The widest activation row (floats per token), and the largest tensor (floats)
  * of a training plan for `batch` (the inference plan's tensors are no larger). */
-size_t model_plan_row_floats(const digcl_model_config *config);
-size_t model_plan_largest_tensor(const digcl_model_config *config, int batch);
+size_t digcl_model_plan_row_floats(const digcl_model_config *config);
+size_t digcl_model_plan_largest_tensor(const digcl_model_config *config, int batch);
 
 /* model_stem.c: patch/timestep/label embeddings and the final layer. */
-void model_stem_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem stream);
-void model_head_forward(digcl_model *model, cl_mem stream, cl_mem out);
-void model_head_backward(digcl_model *model, cl_mem stream, cl_mem dout, cl_mem d_stream);
-void model_stem_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem d_stream,
+void digcl_model_stem_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem stream);
+void digcl_model_head_forward(digcl_model *model, cl_mem stream, cl_mem out);
+void digcl_model_head_backward(digcl_model *model, cl_mem stream, cl_mem dout, cl_mem d_stream);
+void digcl_model_stem_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem d_stream,
                          cl_mem dx);
 
 /* model.c: the DiG long-skip fuse h = skip_linear(cat[h, skip]) and its backward
  * (d_fused -> d_stream overwritten, d_skip overwritten). */
-void model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem fused);
-void model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem d_fused,
+void digcl_model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem fused);
+void digcl_model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem d_fused,
                               cl_mem d_stream, cl_mem d_skip);
 
 /* dig_block.c, dit_block.c */
-void dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
-void dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
-void dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
-void dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
+void digcl_dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
+void digcl_dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
+void digcl_dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
+void digcl_dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
 
 /* Vector `index` of a block's six adaLN vectors (shift1 scale1 gate1 shift2
  * scale2 gate2), read in place from the [N, 6D] modulation. */
@@ -162,12 +162,12 @@ static inline digcl_row_view block_modulation_vector(cl_mem modulation, int inde
 }
 
 /* Shorthands for ops on table entries. */
-cl_mem model_weight(const digcl_model *model, int index);
-cl_mem model_weight_grad(const digcl_model *model, int index);
+cl_mem digcl_model_weight(const digcl_model *model, int index);
+cl_mem digcl_model_weight_grad(const digcl_model *model, int index);
 /* y [rows, out] = x W^T (+ b), weight/bias by table index (bias -1: none). */
-void model_linear(digcl_model *model, int rows, int in, int out, cl_mem x, int weight, int bias, cl_mem y);
+void digcl_model_linear(digcl_model *model, int rows, int in, int out, cl_mem x, int weight, int bias, cl_mem y);
 /* dW += dy^T x, db += colsum(dy), dx (=|+=) dy W (dx may be NULL). */
-void model_linear_backward(digcl_model *model, int rows, int in, int out, cl_mem dy, cl_mem x, int weight,
+void digcl_model_linear_backward(digcl_model *model, int rows, int in, int out, cl_mem dy, cl_mem x, int weight,
                            int bias, cl_mem dx, int accumulate_dx);
 
 #endif

@@ -3,34 +3,21 @@
  * stores and plans), and host checks of the inputs t, y and x. */
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "model/model_internal.h"
 
-static int fail(char *error, size_t size, const char *format, ...) DIGCL_PRINTF(3, 4);
-
-static int fail(char *error, size_t size, const char *format, ...) {
-    if (error && size) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(error, size, format, args);
-        va_end(args);
-    }
-    return -1;
-}
-
 int digcl_model_check_batch(const digcl_model_config *config, long batch, char *error, size_t size) {
-    if (batch < 1) return fail(error, size, "batch %ld: expected at least 1 sample", batch);
-    size_t tokens = (size_t)config->tokens, row = model_plan_row_floats(config);
+    if (batch < 1) return digcl_format_error(error, size, "batch %ld: expected at least 1 sample", batch);
+    size_t tokens = (size_t)config->tokens, row = digcl_model_plan_row_floats(config);
     if ((unsigned long)batch > INT_MAX / tokens || (size_t)batch * tokens > INT_MAX / row)
-        return fail(error, size,
+        return digcl_format_error(error, size,
                     "batch %ld at %zu tokens makes [%zu x %zu] activations, more than the %d elements the "
                     "kernels index with 32-bit ints (at most batch %ld)",
                     batch, tokens, (size_t)batch * tokens, row, INT_MAX, digcl_model_max_batch(config));
-    size_t largest = model_plan_largest_tensor(config, (int)batch);
+    size_t largest = digcl_model_plan_largest_tensor(config, (int)batch);
     if (largest > INT_MAX)
-        return fail(error, size,
+        return digcl_format_error(error, size,
                     "batch %ld needs a %zu-element scratch tensor, more than the %d elements the kernels index "
                     "with 32-bit ints",
                     batch, largest, INT_MAX);
@@ -38,13 +25,13 @@ int digcl_model_check_batch(const digcl_model_config *config, long batch, char *
 }
 
 long digcl_model_max_batch(const digcl_model_config *config) {
-    size_t tokens = (size_t)config->tokens, row = model_plan_row_floats(config);
+    size_t tokens = (size_t)config->tokens, row = digcl_model_plan_row_floats(config);
     long high = (long)(INT_MAX / tokens / row), low = 0; /* the row bound; the plan may lower it */
     if (high < 1) return 0;
-    if (model_plan_largest_tensor(config, (int)high) <= INT_MAX) return high;
+    if (digcl_model_plan_largest_tensor(config, (int)high) <= INT_MAX) return high;
     while (high - low > 1) { /* invariant: low passes (or is 0), high fails */
         long middle = low + (high - low) / 2;
-        if (model_plan_largest_tensor(config, (int)middle) <= INT_MAX) low = middle;
+        if (digcl_model_plan_largest_tensor(config, (int)middle) <= INT_MAX) low = middle;
         else high = middle;
     }
     return low;
@@ -54,7 +41,7 @@ int digcl_model_memory_estimate(const digcl_model_config *config, long batch, di
                                 char *error, size_t size) {
     if (digcl_model_check_batch(config, batch, error, size) != 0) return -1;
     digcl_param_table table;
-    if (digcl_param_table_build(config, &table) != 0) return fail(error, size, "out of host memory");
+    if (digcl_param_table_build(config, &table) != 0) return digcl_format_error(error, size, "out of host memory");
     size_t store = digcl_param_table_flat_bytes(&table);
     digcl_param_table_free(&table);
     memory->parameters = store;
@@ -78,7 +65,7 @@ int digcl_check_finite(const char *name, const float *values, size_t n, char *er
         if (bad++ == 0) first = i;
     }
     if (!bad) return 0;
-    return fail(error, size, "tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu, the first at [%zu]",
+    return digcl_format_error(error, size, "tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu, the first at [%zu]",
                 name, bad, bad == 1 ? "" : "s", n, first);
 }
 
@@ -86,7 +73,7 @@ int digcl_model_check_timesteps(const char *name, const float *t, size_t n, int 
                                 size_t size) {
     for (size_t i = 0; i < n; i++) {
         if (isfinite(t[i]) && t[i] >= 0.0f && t[i] < (float)num_timesteps) continue;
-        return fail(error, size, "tensor '%s'[%zu] = %g, expected a finite timestep index in [0, %d)", name, i,
+        return digcl_format_error(error, size, "tensor '%s'[%zu] = %g, expected a finite timestep index in [0, %d)", name, i,
                     (double)t[i], num_timesteps);
     }
     return 0;
@@ -96,7 +83,7 @@ int digcl_model_check_labels(const digcl_model_config *config, const char *name,
                              char *error, size_t size) {
     for (size_t i = 0; i < n; i++) {
         if (y[i] >= 0 && y[i] <= config->num_classes) continue;
-        return fail(error, size, "tensor '%s'[%zu] = %lld, expected a class in [0, %d] (%d = the null class)",
+        return digcl_format_error(error, size, "tensor '%s'[%zu] = %lld, expected a class in [0, %d] (%d = the null class)",
                     name, i, (long long)y[i], config->num_classes, config->num_classes);
     }
     return 0;

@@ -6,10 +6,7 @@
 #include <stdlib.h>
 
 #include "digcl/rng.h"
-
-static size_t round_up(size_t value, size_t multiple) {
-    return (value + multiple - 1) / multiple * multiple;
-}
+#include "ops_common.h"
 
 /* ------------------------------------------------------------ host tables */
 
@@ -60,7 +57,7 @@ void digcl_timestep_embed_forward(digcl_context *ctx, int N, int dim, cl_mem tim
     digcl_arg_int(kernel, 4, dim);
     const size_t columns = (size_t)(dim / 2 + dim % 2);
     const size_t local[2] = {64, 1};
-    const size_t global[2] = {round_up(columns, local[0]), (size_t)N};
+    const size_t global[2] = {ops_round_up(columns, local[0]), (size_t)N};
     digcl_launch(ctx, kernel, "timestep_embed_forward", 2, global, local);
 }
 
@@ -81,7 +78,7 @@ void digcl_label_embed_forward(digcl_context *ctx, int N, int D, int rows, int a
     digcl_arg_int(kernel, 4, D);
     digcl_arg_int(kernel, 5, rows);
     const size_t local[2] = {64, 1};
-    const size_t global[2] = {round_up((size_t)D, local[0]), (size_t)N};
+    const size_t global[2] = {ops_round_up((size_t)D, local[0]), (size_t)N};
     digcl_launch(ctx, kernel, "label_embed_forward", 2, global, local);
 }
 
@@ -96,6 +93,6 @@ void digcl_label_embed_backward(digcl_context *ctx, int N, int D, int rows, cl_m
     digcl_arg_int(kernel, 4, D);
     digcl_arg_int(kernel, 5, rows);
     const size_t local[2] = {64, 4};
-    const size_t global[2] = {round_up((size_t)D, local[0]), round_up((size_t)rows, local[1])};
+    const size_t global[2] = {ops_round_up((size_t)D, local[0]), ops_round_up((size_t)rows, local[1])};
     digcl_launch(ctx, kernel, "label_embed_backward", 2, global, local);
 }

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dense_common.h"
+#include "ops_common.h"
 #include "digcl/reduce.h"
 
 #define GROUP_ITEMS 256
@@ -25,14 +25,14 @@ typedef struct row_layout {
 static row_layout make_layout_items(int D, int vec, int items) {
     row_layout layout = {vec, 1, 1, 1, {0}};
     const size_t D_vec = (size_t)(D / vec);
-    size_t lanes = dense_pow2_at_least(D_vec);
+    size_t lanes = ops_pow2_at_least(D_vec);
     if (lanes > 32) lanes = 32;
-    if (D_vec > 32 * MAX_COLS) lanes = dense_pow2_at_least(dense_ceil_div(D_vec, MAX_COLS));
+    if (D_vec > 32 * MAX_COLS) lanes = ops_pow2_at_least(ops_ceil_div(D_vec, MAX_COLS));
     if (lanes > GROUP_ITEMS)
         digcl_fatal("norm: row width %d is too wide (at most %d vectors of %d floats)", D, DIGCL_NORM_MAX_ROW_VECTORS,
                     vec);
     layout.lanes = (int)lanes;
-    layout.cols = (int)dense_ceil_div(D_vec, lanes);
+    layout.cols = (int)ops_ceil_div(D_vec, lanes);
     layout.rows = items / layout.lanes;
     snprintf(layout.options, sizeof layout.options, "-DVEC=%d -DLANES=%d -DCOLS=%d -DROWS=%d",
              layout.vec, layout.lanes, layout.cols, layout.rows);
@@ -53,9 +53,9 @@ static void launch_groups(digcl_context *ctx, cl_kernel kernel, const char *labe
 }
 
 static void check_rows(int rows, int D, const char *op) {
-    dense_check_positive(rows, "rows", op);
-    dense_check_positive(D, "D", op);
-    dense_check_int((size_t)rows * D, "rows * D", op);
+    ops_check_positive(rows, "rows", op);
+    ops_check_positive(D, "D", op);
+    ops_check_int((size_t)rows * D, "rows * D", op);
 }
 
 static unsigned set_view(cl_kernel kernel, unsigned index, digcl_row_view view) {
@@ -71,7 +71,7 @@ static int views_vec_width(int D, const digcl_row_view *views, int count) {
         values[1 + 2 * i] = views[i].offset;
         values[2 + 2 * i] = views[i].row_stride;
     }
-    return dense_vec_width(values, 1 + 2 * count);
+    return ops_vec_width(values, 1 + 2 * count);
 }
 
 /* ---------------------------------------------------------------- LayerNorm (+ modulate) */
@@ -97,7 +97,7 @@ static void layernorm_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
     unsigned index = set_view(kernel, 8, modulate ? *shift : unused);
     set_view(kernel, index, modulate ? *scale : unused);
     launch_groups(ctx, kernel, modulate ? "layernorm_modulate_forward" : "layernorm_forward",
-                  &layout, dense_ceil_div((size_t)rows, (size_t)layout.rows));
+                  &layout, ops_ceil_div((size_t)rows, (size_t)layout.rows));
 }
 
 void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, cl_mem y, cl_mem mean,
@@ -109,10 +109,10 @@ void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, cl_m
 void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
                                       digcl_row_view shift, digcl_row_view scale,
                                       cl_mem y, cl_mem mean, cl_mem rstd) {
-    dense_check_positive(N, "N", "layernorm_modulate_forward");
+    ops_check_positive(N, "N", "layernorm_modulate_forward");
     check_rows(N * T, D, "layernorm_modulate_forward");
-    dense_check_int(shift.offset + (size_t)N * shift.row_stride, "shift extent", "layernorm_modulate");
-    dense_check_int(scale.offset + (size_t)N * scale.row_stride, "scale extent", "layernorm_modulate");
+    ops_check_int(shift.offset + (size_t)N * shift.row_stride, "shift extent", "layernorm_modulate");
+    ops_check_int(scale.offset + (size_t)N * scale.row_stride, "scale extent", "layernorm_modulate");
     layernorm_forward(ctx, N, T, D, x, &shift, &scale, y, mean, rstd);
 }
 
@@ -125,7 +125,7 @@ typedef struct layernorm_backward_plan {
 
 /* Row batches per group so that the chunks per sample stay within `target`. */
 static int batches_per_group(int T, int rows, size_t target) {
-    return (int)dense_ceil_div(dense_ceil_div((size_t)T, (size_t)rows), target);
+    return (int)ops_ceil_div(ops_ceil_div((size_t)T, (size_t)rows), target);
 }
 
 static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int modulate, int vec) {
@@ -138,7 +138,7 @@ static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int 
      * batches (measured on an H200: DiG-S/2 19.7 -> 18.0 us, T = 12544 36.2 -> 31.0 us). */
     layernorm_backward_plan plan = {N, T, D, 1, 0, 0, make_layout(D, vec)};
     if (modulate) {
-        size_t target = dense_ceil_div(LAYERNORM_TARGET_GROUPS, (size_t)N);
+        size_t target = ops_ceil_div(LAYERNORM_TARGET_GROUPS, (size_t)N);
         if (target > DIGCL_COLUMN_SUM_PAIR_MAX_ROWS) target = DIGCL_COLUMN_SUM_PAIR_MAX_ROWS;
         const row_layout half = make_layout_items(D, vec, GROUP_ITEMS / 2);
         if (half.rows >= 1 && half.rows * half.lanes == GROUP_ITEMS / 2 &&
@@ -147,7 +147,7 @@ static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int 
         plan.iterations = batches_per_group(T, plan.layout.rows, target);
         if (plan.iterations > 1) strcat(plan.layout.options, " -DPREFETCH");
     }
-    plan.chunks_per_n = (int)dense_ceil_div(dense_ceil_div((size_t)T, (size_t)plan.layout.rows),
+    plan.chunks_per_n = (int)ops_ceil_div(ops_ceil_div((size_t)T, (size_t)plan.layout.rows),
                                             (size_t)plan.iterations);
     plan.partial_floats = modulate ? (size_t)N * plan.chunks_per_n * D : 0;
     return plan;
@@ -205,7 +205,7 @@ void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, 
                                        digcl_row_view scale, cl_mem dx, int accumulate,
                                        digcl_row_view dshift, digcl_row_view dscale,
                                        cl_mem workspace) {
-    dense_check_positive(N, "N", "layernorm_modulate_backward");
+    ops_check_positive(N, "N", "layernorm_modulate_backward");
     check_rows(N * T, D, "layernorm_modulate_backward");
     if (!workspace) digcl_fatal("layernorm_modulate_backward: needs a workspace");
     const layernorm_backward_plan plan =
@@ -227,13 +227,13 @@ void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, 
 
 static int rmsnorm_vec_width(int V, size_t weight_offset) {
     size_t values[2] = {(size_t)V, weight_offset};
-    return dense_vec_width(values, 2);
+    return ops_vec_width(values, 2);
 }
 
 void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, cl_mem gate,
                                 cl_mem weight, size_t weight_offset, cl_mem y) {
     check_rows(rows, V, "rmsnorm_gate_forward");
-    dense_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_forward");
+    ops_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_forward");
     const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset));
     cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_forward", layout.options);
     digcl_arg_mem(kernel, 0, x);
@@ -244,7 +244,7 @@ void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, c
     digcl_arg_int(kernel, 5, rows);
     digcl_arg_int(kernel, 6, V);
     launch_groups(ctx, kernel, "rmsnorm_gate_forward", &layout,
-                  dense_ceil_div((size_t)rows, (size_t)layout.rows));
+                  ops_ceil_div((size_t)rows, (size_t)layout.rows));
 }
 
 typedef struct rmsnorm_backward_plan {
@@ -252,10 +252,10 @@ typedef struct rmsnorm_backward_plan {
 } rmsnorm_backward_plan;
 
 static rmsnorm_backward_plan plan_rmsnorm_backward(int rows, const row_layout *layout) {
-    size_t groups = dense_ceil_div((size_t)rows, (size_t)layout->rows);
+    size_t groups = ops_ceil_div((size_t)rows, (size_t)layout->rows);
     rmsnorm_backward_plan plan;
-    plan.iterations = (int)dense_ceil_div(groups, RMSNORM_TARGET_GROUPS);
-    plan.chunks = (int)dense_ceil_div(groups, (size_t)plan.iterations);
+    plan.iterations = (int)ops_ceil_div(groups, RMSNORM_TARGET_GROUPS);
+    plan.chunks = (int)ops_ceil_div(groups, (size_t)plan.iterations);
     return plan;
 }
 
@@ -277,7 +277,7 @@ void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy,
                                  cl_mem dgate, int accumulate, cl_mem dweight,
                                  size_t dweight_offset, cl_mem workspace) {
     check_rows(rows, V, "rmsnorm_gate_backward");
-    dense_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_backward");
+    ops_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_backward");
     if (!workspace) digcl_fatal("rmsnorm_gate_backward: needs a workspace");
     const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset));
     const rmsnorm_backward_plan plan = plan_rmsnorm_backward(rows, &layout);

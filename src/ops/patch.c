@@ -7,6 +7,7 @@
 
 #include "digcl/gemm.h"
 #include "digcl/patch.h"
+#include "ops_common.h"
 
 enum {
     PATCH_GROUP = 256, SUM_COLUMNS = 32, SUM_LANES = 8, SUM_MAX_GROUPS = 64,
@@ -25,10 +26,6 @@ int digcl_patch_features(const digcl_patch_shape *shape) {
     if (features > INT_MAX)
         digcl_fatal("patch: C*p*p = %lld features exceed the kernels' 32-bit indices", (long long)features);
     return (int)features;
-}
-
-static size_t round_up(size_t value, size_t multiple) {
-    return (value + multiple - 1) / multiple * multiple;
 }
 
 static void check_shape(const digcl_patch_shape *s) {
@@ -50,7 +47,7 @@ static void launch_permutation(digcl_context *ctx, const char *name, const digcl
     digcl_arg_int(kernel, 4, s->H);
     digcl_arg_int(kernel, 5, s->W);
     digcl_arg_int(kernel, 6, s->p);
-    const size_t global = round_up(count, PATCH_GROUP), local = PATCH_GROUP;
+    const size_t global = ops_round_up(count, PATCH_GROUP), local = PATCH_GROUP;
     digcl_launch(ctx, kernel, name, 1, &global, &local);
 }
 
@@ -133,8 +130,8 @@ static void fused_forward(digcl_context *ctx, const digcl_patch_shape *s, int D,
     digcl_arg_mem(kernel, 4, tokens);
     set_image_shape(kernel, 5, s, D);
     const size_t local[2] = {D >= 64 ? 64 : 32, D >= 64 ? 4 : 8};
-    const size_t global[2] = {round_up((size_t)D, local[0]),
-                              round_up((token_rows(s) + EMBED_ROWS - 1) / EMBED_ROWS, local[1])};
+    const size_t global[2] = {ops_round_up((size_t)D, local[0]),
+                              ops_round_up((token_rows(s) + EMBED_ROWS - 1) / EMBED_ROWS, local[1])};
     digcl_launch(ctx, kernel, "patch_embed_forward", 2, global, local);
 }
 
@@ -152,7 +149,7 @@ static void fused_weight_grad(digcl_context *ctx, const digcl_patch_shape *s, in
     unsigned index = set_image_shape(pass1, 3, s, D);
     digcl_arg_int(pass1, index, rows_per_group);
     digcl_arg_int(pass1, index + 1, (int)partial_offset);
-    const size_t global1[2] = {round_up((size_t)D, SUM_COLUMNS), (size_t)groups * SUM_LANES};
+    const size_t global1[2] = {ops_round_up((size_t)D, SUM_COLUMNS), (size_t)groups * SUM_LANES};
     const size_t local1[2] = {SUM_COLUMNS, SUM_LANES};
     digcl_launch(ctx, pass1, "patch_embed_weight_partials", 2, global1, local1);
     cl_kernel pass2 = fused_kernel(ctx, "patch_embed_weight_accumulate", s, 0);
@@ -163,7 +160,7 @@ static void fused_weight_grad(digcl_context *ctx, const digcl_patch_shape *s, in
     digcl_arg_int(pass2, 4, D);
     digcl_arg_int(pass2, 5, (int)partial_offset);
     const size_t local2[2] = {64, 1};
-    const size_t global2[2] = {round_up((size_t)D, 64), (size_t)K + 1};
+    const size_t global2[2] = {ops_round_up((size_t)D, 64), (size_t)K + 1};
     digcl_launch(ctx, pass2, "patch_embed_weight_accumulate", 2, global2, local2);
 }
 
@@ -178,7 +175,7 @@ static void launch_embed_init(digcl_context *ctx, const digcl_patch_shape *s, in
     digcl_arg_int(kernel, 3, (int)rows);
     digcl_arg_int(kernel, 4, digcl_patch_tokens(s));
     digcl_arg_int(kernel, 5, D);
-    const size_t global = round_up(rows * (size_t)D, PATCH_GROUP), local = PATCH_GROUP;
+    const size_t global = ops_round_up(rows * (size_t)D, PATCH_GROUP), local = PATCH_GROUP;
     digcl_launch(ctx, kernel, "patch_embed_init", 1, &global, &local);
 }
 
@@ -215,7 +212,7 @@ static void column_sum_accumulate(digcl_context *ctx, cl_mem x, size_t rows, int
     digcl_arg_int(pass1, 3, (int)rows);
     digcl_arg_int(pass1, 4, D);
     digcl_arg_int(pass1, 5, rows_per_group);
-    const size_t global1[2] = {round_up((size_t)D, SUM_COLUMNS), (size_t)groups * SUM_LANES};
+    const size_t global1[2] = {ops_round_up((size_t)D, SUM_COLUMNS), (size_t)groups * SUM_LANES};
     const size_t local1[2] = {SUM_COLUMNS, SUM_LANES};
     digcl_launch(ctx, pass1, "column_partial_sums", 2, global1, local1);
     cl_kernel pass2 = digcl_kernel(ctx, "patch", "column_sums_accumulate", "");
@@ -224,7 +221,7 @@ static void column_sum_accumulate(digcl_context *ctx, cl_mem x, size_t rows, int
     digcl_arg_mem(pass2, 2, out);
     digcl_arg_int(pass2, 3, groups);
     digcl_arg_int(pass2, 4, D);
-    const size_t global2 = round_up((size_t)D, 64), local2 = 64;
+    const size_t global2 = ops_round_up((size_t)D, 64), local2 = 64;
     digcl_launch(ctx, pass2, "column_sums_accumulate", 1, &global2, &local2);
 }
 

@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-#include "dense_common.h"
+#include "ops_common.h"
 
 void digcl_philox4x32(const uint32_t key_in[2], const uint32_t counter_in[4], uint32_t out[4]) {
     uint32_t key[2] = {key_in[0], key_in[1]};
@@ -89,8 +89,8 @@ double digcl_rng_normal_double(digcl_rng_key key, uint64_t step, uint64_t sample
 
 static void rng_fill(digcl_context *ctx, const char *name, digcl_rng_key key, uint64_t step,
                      uint64_t first_sample, size_t rows, size_t row_length, cl_mem out) {
-    dense_check_int(rows, "rows", name);
-    dense_check_int(row_length, "row_length", name);
+    ops_check_int(rows, "rows", name);
+    ops_check_int(row_length, "row_length", name);
     if (rows == 0 || row_length == 0) return;
     cl_kernel kernel = digcl_kernel(ctx, "rng", name, "");
     digcl_arg_mem(kernel, 0, out);
@@ -101,7 +101,7 @@ static void rng_fill(digcl_context *ctx, const char *name, digcl_rng_key key, ui
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 5, sizeof(cl_uint), &(cl_uint){(cl_uint)first_sample}));
     digcl_arg_int(kernel, 6, (int)rows);
     digcl_arg_int(kernel, 7, (int)row_length);
-    const size_t global[2] = {dense_ceil_div(row_length, 4), rows};
+    const size_t global[2] = {ops_ceil_div(row_length, 4), rows};
     const size_t local[2] = {global[0] < 64 ? global[0] : 64, 1};
     digcl_launch(ctx, kernel, name, 2, global, local);
 }

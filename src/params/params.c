@@ -4,25 +4,12 @@
 #include "digcl/params.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "digcl/error.h"
-
-static int fail(char *error, size_t size, const char *format, ...) DIGCL_PRINTF(3, 4);
-
-static int fail(char *error, size_t size, const char *format, ...) {
-    if (error && size) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(error, size, format, args);
-        va_end(args);
-    }
-    return -1;
-}
 
 /* ------------------------------------------------------------ tables */
 
@@ -273,7 +260,7 @@ int digcl_params_add_to_writer(const digcl_params *params, const char *prefix,
     const digcl_param_table *table = &params->table;
     *host = malloc((table->total ? table->total : 1) * sizeof **host);
     if (!*host)
-        return fail(error, size, "out of host memory (%.1f MiB of %s)",
+        return digcl_format_error(error, size, "out of host memory (%.1f MiB of %s)",
                     (double)table->total * sizeof(float) / 1048576.0, params->what);
     digcl_st_error err;
     for (size_t i = 0; i < table->count; i++) {
@@ -282,7 +269,7 @@ int digcl_params_add_to_writer(const digcl_params *params, const char *prefix,
         full_name(name, sizeof name, prefix, p->name);
         digcl_params_read(params, i, *host + p->offset);
         if (digcl_st_writer_add_f32(w, name, p->rank, p->shape, *host + p->offset, &err) != 0)
-            return fail(error, size, "%s", err.message);
+            return digcl_format_error(error, size, "%s", err.message);
     }
     return 0;
 }
@@ -303,15 +290,15 @@ static int check_tensor(const digcl_safetensors *st, const digcl_param_info *p, 
     digcl_st_error err;
     const digcl_st_tensor *t = NULL;
     if (digcl_st_expect(st, name, p->rank, p->shape, &t, &err) != 0)
-        return fail(error, size, "%s", err.message);
+        return digcl_format_error(error, size, "%s", err.message);
     if (!loadable_dtype(t->dtype))
-        return fail(error, size, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
+        return digcl_format_error(error, size, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
                     st->label, name, digcl_st_dtype_name(t->dtype));
     if (!host) return 0;
-    if (digcl_st_read_f32(st, t, host, &err) != 0) return fail(error, size, "%s", err.message);
+    if (digcl_st_read_f32(st, t, host, &err) != 0) return digcl_format_error(error, size, "%s", err.message);
     size_t bad = count_non_finite(host, p->numel);
     if (bad)
-        return fail(error, size, "%s: tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu",
+        return digcl_format_error(error, size, "%s: tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu",
                     st->label, name, bad, bad == 1 ? "" : "s", p->numel);
     return 0;
 }
@@ -321,7 +308,7 @@ static int visit_tensors(digcl_params *params, const digcl_safetensors *st, cons
                          int upload, char *error, size_t size) {
     const digcl_param_table *table = &params->table;
     float *host = malloc(largest_tensor(table) * sizeof *host);
-    if (!host) return fail(error, size, "%s: out of host memory", st->label);
+    if (!host) return digcl_format_error(error, size, "%s: out of host memory", st->label);
     int status = 0;
     for (size_t i = 0; i < table->count && status == 0; i++) {
         char name[DIGCL_PARAM_NAME_SIZE + 64];
@@ -356,15 +343,15 @@ int digcl_params_save_file(const char *path, const digcl_params_file_entry *entr
     digcl_st_writer *w = digcl_st_writer_new();
     float **hosts = calloc((size_t)(count > 0 ? count : 1), sizeof *hosts);
     digcl_st_error err;
-    int status = !w || !hosts ? fail(error, size, "%s: out of host memory", path) : 0;
+    int status = !w || !hosts ? digcl_format_error(error, size, "%s: out of host memory", path) : 0;
     for (int e = 0; e < count && status == 0; e++)
         status = digcl_params_add_to_writer(entries[e].params, entries[e].prefix, w, &hosts[e], error,
                                             size);
     for (int m = 0; m < n_metadata && status == 0; m++)
         if (digcl_st_writer_set_metadata(w, metadata[2 * m], metadata[2 * m + 1], &err) != 0)
-            status = fail(error, size, "%s: %s", path, err.message);
+            status = digcl_format_error(error, size, "%s: %s", path, err.message);
     if (status == 0 && digcl_st_writer_write(w, path, &err) != 0)
-        status = fail(error, size, "%s", err.message);
+        status = digcl_format_error(error, size, "%s", err.message);
     for (int e = 0; hosts && e < count; e++) free(hosts[e]);
     free(hosts);
     digcl_st_writer_free(w);
@@ -380,7 +367,7 @@ static int check_no_strangers(const digcl_safetensors *st, const digcl_params_fi
             owned = digcl_params_owns_name(entries[e].params, entries[e].prefix, t->name);
         if (owned) continue;
         char shape[128];
-        return fail(error, size, "%s: unexpected tensor '%s' %s %s", st->label, t->name,
+        return digcl_format_error(error, size, "%s: unexpected tensor '%s' %s %s", st->label, t->name,
                     digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape),
                     digcl_st_dtype_name(t->dtype));
     }
@@ -391,7 +378,7 @@ int digcl_params_load_file(const char *path, const digcl_params_file_entry *entr
                            int strict, char *error, size_t size) {
     digcl_safetensors *st = NULL;
     digcl_st_error err;
-    if (digcl_st_open(path, &st, &err) != 0) return fail(error, size, "%s", err.message);
+    if (digcl_st_open(path, &st, &err) != 0) return digcl_format_error(error, size, "%s", err.message);
     int status = strict ? check_no_strangers(st, entries, count, error, size) : 0;
     for (int e = 0; e < count && status == 0; e++)
         status = digcl_params_check_file(entries[e].params, st, entries[e].prefix, error, size);

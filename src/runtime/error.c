@@ -18,6 +18,16 @@ digcl_error_handler digcl_set_error_handler(digcl_error_handler handler, void *u
 
 const char *digcl_last_error(void) { return last_message; }
 
+int digcl_format_error(char *error, size_t size, const char *format, ...) {
+    if (error && size) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(error, size, format, args);
+        va_end(args);
+    }
+    return -1;
+}
+
 _Noreturn void digcl_fatal(const char *format, ...) {
     va_list args;
     va_start(args, format);
