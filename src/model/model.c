@@ -194,22 +194,6 @@ void digcl_model_prepare(digcl_model *model, int batch, digcl_model_mode mode) {
     model->mode = mode;
 }
 
-size_t digcl_model_activation_bytes(const digcl_model_config *config, int batch, digcl_model_mode mode,
-                                    size_t alignment_bytes) {
-    model_arena arena;
-    model_embedding embedding;
-    model_scratch scratch;
-    block_saved *saved = NULL;
-    cl_mem *skips = NULL, *d_skips = NULL;
-    digcl_model_plan(config, batch, mode, alignment_bytes, &arena, &embedding, &scratch, &saved, &skips, &d_skips);
-    size_t total = arena.total;
-    free(arena.slots);
-    free(saved);
-    free(skips);
-    free(d_skips);
-    return total;
-}
-
 /* ------------------------------------------------------------ forward and backward */
 
 /* DiG long skips (docs/MODEL.md §1.4): pushed after block i for i < depth/2 - 1,

@@ -180,20 +180,32 @@ void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_m
 
 size_t digcl_model_plan_row_floats(const digcl_model_config *config) { return sizes_of(config, 1).wide; }
 
-size_t digcl_model_plan_largest_tensor(const digcl_model_config *config, int batch) {
+/* Plans without a device: only the arena's slots are kept (free them). */
+static model_arena dry_plan(const digcl_model_config *config, int batch, digcl_model_mode mode, size_t alignment) {
     model_arena arena;
     model_embedding embedding;
     model_scratch scratch;
     block_saved *saved = NULL;
     cl_mem *skips = NULL, *d_skips = NULL;
-    digcl_model_plan(config, batch, DIGCL_MODE_TRAINING, sizeof(float), &arena, &embedding, &scratch, &saved, &skips,
-               &d_skips);
+    digcl_model_plan(config, batch, mode, alignment, &arena, &embedding, &scratch, &saved, &skips, &d_skips);
+    free(saved);
+    free(skips);
+    free(d_skips);
+    return arena;
+}
+
+size_t digcl_model_activation_bytes(const digcl_model_config *config, int batch, digcl_model_mode mode,
+                                    size_t alignment_bytes) {
+    model_arena arena = dry_plan(config, batch, mode, alignment_bytes);
+    free(arena.slots);
+    return arena.total;
+}
+
+size_t digcl_model_plan_largest_tensor(const digcl_model_config *config, int batch) {
+    model_arena arena = dry_plan(config, batch, DIGCL_MODE_TRAINING, sizeof(float));
     size_t largest = 0;
     for (int i = 0; i < arena.count; i++)
         if (arena.slots[i].bytes > largest) largest = arena.slots[i].bytes;
     free(arena.slots);
-    free(saved);
-    free(skips);
-    free(d_skips);
     return largest / sizeof(float);
 }
