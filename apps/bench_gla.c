@@ -100,14 +100,15 @@ int bench_gla_main(digcl_context *ctx, int argc, char **argv) {
         else if (cli_option_value(argc, argv, &i, "--heads", &value))
             only_heads = cli_parse_long("--heads", value, 6, 192);
         else
-            cli_unknown_argument("bench gla (options: --chunk 0|16|32|64, --max-t T, --heads 6|192)",
-                                 argv[i]);
+            cli_unknown_argument(
+                "bench gla (options: --chunk 0|16|32|64, --max-t T, --heads 6|192)", argv[i]);
     }
     const digcl_device_info *device = digcl_context_device(ctx);
     if (chunk == 0) chunk = digcl_gla_default_chunk(device);
     printf("device: %s (%s, driver %s)\n", device->name, device->platform_name,
            device->driver_version);
-    size_t copy_bytes = (device->type & CL_DEVICE_TYPE_CPU) ? ((size_t)32 << 20) : ((size_t)256 << 20);
+    size_t copy_bytes =
+        (device->type & CL_DEVICE_TYPE_CPU) ? ((size_t)32 << 20) : ((size_t)256 << 20);
     double copy_gbps = bench_copy_bandwidth(ctx, copy_bytes);
     bench_print_header(copy_gbps);
     const int heads[] = {6, 192}, lengths[] = {256, 1024, 4096, 16384};

@@ -15,17 +15,24 @@
 #include "digcl/model_config.h"
 
 enum {
-    MODEL_FLAG_DEPTH, MODEL_FLAG_HIDDEN_SIZE, MODEL_FLAG_NUM_HEADS, MODEL_FLAG_PATCH_SIZE,
-    MODEL_FLAG_INPUT_SIZE, MODEL_FLAG_IN_CHANNELS, MODEL_FLAG_NUM_CLASSES, MODEL_FLAG_LEARN_SIGMA,
-    MODEL_FLAG_SKIP, MODEL_FLAG_COUNT
+    MODEL_FLAG_DEPTH,
+    MODEL_FLAG_HIDDEN_SIZE,
+    MODEL_FLAG_NUM_HEADS,
+    MODEL_FLAG_PATCH_SIZE,
+    MODEL_FLAG_INPUT_SIZE,
+    MODEL_FLAG_IN_CHANNELS,
+    MODEL_FLAG_NUM_CLASSES,
+    MODEL_FLAG_LEARN_SIGMA,
+    MODEL_FLAG_SKIP,
+    MODEL_FLAG_COUNT
 };
 
 typedef struct model_flags {
-    const char *model;              /* --model NAME */
-    const char *ckpt;               /* --ckpt FILE */
-    const char *arch;               /* --arch dig|dit; NULL: unset */
-    long values[MODEL_FLAG_COUNT];  /* -1: unset */
-    long image_size;                /* --image-size pixels; -1: unset */
+    const char *model;             /* --model NAME */
+    const char *ckpt;              /* --ckpt FILE */
+    const char *arch;              /* --arch dig|dit; NULL: unset */
+    long values[MODEL_FLAG_COUNT]; /* -1: unset */
+    long image_size;               /* --image-size pixels; -1: unset */
 } model_flags;
 
 void model_flags_init(model_flags *flags);

@@ -140,8 +140,8 @@ static void test_oracle_gradients(void **state) {
     digcl_ref_gated_residual_backward(2, 3, 4, p.weights, p.y, p.gate, dx, dy, dgate);
     test_check_gradient("gated_residual oracle d/dh", gated_residual_loss, &p, p.x, dx, n, n);
     test_check_gradient("gated_residual oracle d/dy", gated_residual_loss, &p, p.y, dy, n, n);
-    test_check_gradient("gated_residual oracle d/dgate", gated_residual_loss, &p, p.gate, dgate,
-                         v, v);
+    test_check_gradient("gated_residual oracle d/dgate", gated_residual_loss, &p, p.gate, dgate, v,
+                        v);
     free(p.x), free(p.y), free(p.shift), free(p.scale), free(p.gate), free(p.weights);
     free(p.out), free(dx), free(dy), free(dshift), free(dscale), free(dgate);
 }

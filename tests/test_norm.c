@@ -51,7 +51,7 @@ static void test_layernorm(void **state) {
 
 typedef struct modulate_case {
     int N, T, D;
-    size_t pad;    /* extra columns per row of the adaLN tensor (0: packed [N, 6D]) */
+    size_t pad; /* extra columns per row of the adaLN tensor (0: packed [N, 6D]) */
     int accumulate;
 } modulate_case;
 
@@ -121,7 +121,8 @@ static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
     for (size_t i = 0; i < (size_t)N * D; ++i) as_float[i] = (float)got_scale[i];
     snprintf(label, sizeof label, "ln+modulate dscale T=%d D=%d", T, D);
     test_assert_close(label, as_float, dscale, (size_t)N * D, DENSE_BACKWARD_TOLERANCE);
-    test_assert_close("  whole adaLN gradient tensor", got, dada_full, ada, DENSE_BACKWARD_TOLERANCE);
+    test_assert_close("  whole adaLN gradient tensor", got, dada_full, ada,
+                      DENSE_BACKWARD_TOLERANCE);
     test_release(xm), test_release(dym), test_release(ada_mem), test_release(y);
     test_release(mean), test_release(rstd), test_release(dx), test_release(dada);
     test_release(workspace);
@@ -134,10 +135,10 @@ static void test_layernorm_modulate(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(32);
     const modulate_case cases[] = {
-        {2, 1, 1, 0, 0},   {2, 7, 33, 0, 1},   {2, 36, 384, 0, 0},  {2, 257, 33, 0, 0},
-        {1, 257, 384, 0, 1}, {2, 7, 384, 1, 0}, {3, 1, 384, 0, 0},
-        {1, 2100, 384, 0, 1}, /* several row batches per group (prefetch), partial last chunk */
-        {2, 1100, 33, 1, 0},  /* the same with scalar rows */
+        {2, 1, 1, 0, 0},     {2, 7, 33, 0, 1},     {2, 36, 384, 0, 0},
+        {2, 257, 33, 0, 0},  {1, 257, 384, 0, 1},  {2, 7, 384, 1, 0},
+        {3, 1, 384, 0, 0},   {1, 2100, 384, 0, 1}, /* several row batches per group (prefetch), partial last chunk */
+        {2, 1100, 33, 1, 0},                       /* the same with scalar rows */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         run_layernorm_modulate(&rng, &cases[i]);

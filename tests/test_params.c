@@ -66,7 +66,8 @@ static void test_layout_is_device_independent(void **state) {
     assert_int_equal(digcl_params_flat_count(store), flat);
     for (size_t i = 0; i < 3; i++) assert_int_equal(digcl_params_offset(store, i), offsets[i]);
     float *all = test_download(digcl_params_buffer(store), flat);
-    for (size_t i = 0; i < flat; i++) assert_true(all[i] == 0.0f); /* created zeroed, padding included */
+    for (size_t i = 0; i < flat; i++)
+        assert_true(all[i] == 0.0f); /* created zeroed, padding included */
     free(all);
     assert_false(digcl_params_has_grads(store));
     digcl_params_grad_buffer(store);
@@ -249,7 +250,8 @@ static void test_prepare_never_replans_in_a_loop(void **state) {
     digcl_model_config c = tiny_dig();
     digcl_model *model = digcl_model_create(ctx, &c);
     digcl_model_randomize(model, 8, 0.1f);
-    model_batch small = make_batch(&c, 2, 12), large = make_batch(&c, 6, 13), train = make_batch(&c, 4, 14);
+    model_batch small = make_batch(&c, 2, 12), large = make_batch(&c, 6, 13),
+                train = make_batch(&c, 4, 14);
     float *fresh = run_forward(model, &small, 2); /* on a plan of its own */
     assert_int_equal(digcl_model_activation_allocations(model), 1);
     uint64_t in_use = 0;

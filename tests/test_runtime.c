@@ -22,7 +22,8 @@ static void test_select_by_index_name_and_env(void **state) {
     int count = digcl_list_devices(&devices);
     assert_true(count > 0);
     char message[256], spec[32];
-    snprintf(spec, sizeof spec, "%d:%d", devices[count - 1].platform_index, devices[count - 1].device_index);
+    snprintf(spec, sizeof spec, "%d:%d", devices[count - 1].platform_index,
+             devices[count - 1].device_index);
     assert_int_equal(digcl_select_device(devices, count, spec, message, sizeof message), count - 1);
 
     /* a case-insensitive substring of the name */
@@ -47,12 +48,14 @@ static void test_bad_device_spec(void **state) {
     digcl_device_info *devices = NULL;
     int count = digcl_list_devices(&devices);
     char message[256] = "";
-    assert_int_equal(digcl_select_device(devices, count, "no-such-device-xyz", message, sizeof message), -1);
+    assert_int_equal(
+        digcl_select_device(devices, count, "no-such-device-xyz", message, sizeof message), -1);
     assert_non_null(strstr(message, "no-such-device-xyz"));
     assert_int_equal(digcl_select_device(devices, count, "99:99", message, sizeof message), -1);
     assert_non_null(strstr(message, "99:99"));
     /* an index beyond int is named as typed, not as a wrapped number */
-    assert_int_equal(digcl_select_device(devices, count, "99999999999:0", message, sizeof message), -1);
+    assert_int_equal(digcl_select_device(devices, count, "99999999999:0", message, sizeof message),
+                     -1);
     assert_non_null(strstr(message, "99999999999:0"));
     free(devices);
 }
@@ -95,12 +98,14 @@ static void first_cache_file(char *path, size_t size) {
     assert_true(path[0] != '\0');
 }
 
-static const char *probe_source = "__kernel void probe(__global float *x) { x[get_global_id(0)] += 1.0f; }\n";
+static const char *probe_source =
+    "__kernel void probe(__global float *x) { x[get_global_id(0)] += 1.0f; }\n";
 
 /* Builds the probe program in a fresh context and returns its cache stats. */
 static digcl_kernel_cache_stats build_probe(const char *options) {
     digcl_context *ctx = digcl_context_create(NULL);
-    cl_program program = digcl_program_from_source(ctx, "probe", probe_source, strlen(probe_source), options);
+    cl_program program =
+        digcl_program_from_source(ctx, "probe", probe_source, strlen(probe_source), options);
     cl_int status;
     cl_kernel kernel = clCreateKernel(program, "probe", &status);
     assert_int_equal(status, CL_SUCCESS);
@@ -298,7 +303,8 @@ static void test_embedded_kernel_and_memory_table(void **state) {
 static void allocate_too_much(void *arg) {
     digcl_context *ctx = arg;
     const digcl_device_info *device = digcl_context_device(ctx);
-    digcl_buffer buffer = digcl_buffer_create(ctx, (size_t)device->global_mem_bytes * 2, "an oversized test tensor");
+    digcl_buffer buffer =
+        digcl_buffer_create(ctx, (size_t)device->global_mem_bytes * 2, "an oversized test tensor");
     digcl_buffer_release(&buffer);
 }
 
@@ -370,7 +376,8 @@ static void test_copy_columns(void **state) {
     digcl_read(test_context(), ddst, 0, sizeof dst, dst);
     for (int r = 0; r < ROWS; r++) {
         for (int c = 0; c < DST_STRIDE; c++) {
-            if (c >= 1 && c <= 3) assert_true(dst[r * DST_STRIDE + c] == src[r * SRC_STRIDE + 5 + c]);
+            if (c >= 1 && c <= 3)
+                assert_true(dst[r * DST_STRIDE + c] == src[r * SRC_STRIDE + 5 + c]);
             else assert_true(isnan(dst[r * DST_STRIDE + c])); /* untouched */
         }
     }

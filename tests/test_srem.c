@@ -93,7 +93,7 @@ static void test_srem_oracle_gradients(void **state) {
         double *dx = test_zeros(36);
         digcl_ref_srem_backward(digcl_srem_block_order(block), 2, 3, 2, p.weights_of_loss, dx);
         test_check_gradient(block ? "srem oracle (odd block) d/dx" : "srem oracle (even) d/dx",
-                                srem_loss, &p, p.x, dx, 36, 36);
+                            srem_loss, &p, p.x, dx, 36, 36);
         free(p.x), free(p.y), free(p.weights_of_loss), free(dx);
     }
 }

@@ -52,7 +52,8 @@ static uint32_t next_u32(test_rng *rng) {
     uint64_t index = rng->next++;
     if (index / 4 != rng->block) {
         const uint32_t key[2] = {(uint32_t)rng->seed, (uint32_t)(rng->seed >> 32)};
-        const uint32_t counter[4] = {(uint32_t)(index / 4), (uint32_t)(index / 4 >> 32), 0, DIGCL_RNG_TEST};
+        const uint32_t counter[4] = {(uint32_t)(index / 4), (uint32_t)(index / 4 >> 32), 0,
+                                     DIGCL_RNG_TEST};
         digcl_philox4x32(key, counter, rng->lanes);
         rng->block = index / 4;
     }
@@ -121,8 +122,8 @@ double test_weighted_sum(const double *x, const double *weights, size_t n) {
     return sum;
 }
 
-void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double *x, const double *analytic,
-                         size_t n, size_t samples) {
+void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double *x,
+                         const double *analytic, size_t n, size_t samples) {
     const double step = 1e-5;
     size_t stride = samples && n > samples ? n / samples : 1, checked = 0;
     double diff = 0.0, norm = 0.0;
@@ -139,7 +140,8 @@ void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double
     }
     const double error = norm > 0.0 ? sqrt(diff / norm) : sqrt(diff);
     print_message("  %-48s FD rel L2 %.3e over %zu entries\n", label, error, checked);
-    if (!(error < 1e-6)) fail_msg("%s: finite-difference rel L2 %.3e is not below 1e-6", label, error);
+    if (!(error < 1e-6))
+        fail_msg("%s: finite-difference rel L2 %.3e is not below 1e-6", label, error);
 }
 
 /* ------------------------------------------------------------ device buffers */
@@ -204,10 +206,12 @@ double test_rel_l2_f(const float *got, const float *want, size_t n) {
     return error;
 }
 
-void test_assert_close(const char *label, const float *got, const double *want, size_t n, double tolerance) {
+void test_assert_close(const char *label, const float *got, const double *want, size_t n,
+                       double tolerance) {
     double error = test_rel_l2(got, want, n);
     print_message("  %-48s rel L2 %.3e (tolerance %.0e)\n", label, error, tolerance);
-    if (!(error < tolerance)) fail_msg("%s: rel L2 error %.3e is not below %.0e", label, error, tolerance);
+    if (!(error < tolerance))
+        fail_msg("%s: rel L2 error %.3e is not below %.0e", label, error, tolerance);
 }
 
 /* ------------------------------------------------------------ fatal-path capture */

@@ -21,7 +21,8 @@
 
 #define DIGCL_FORGET_GATE_NORMALIZER 16.0f
 
-void digcl_silu_forward(digcl_context *ctx, int count, cl_mem x /* [count] */, cl_mem y /* [count] */);
+void digcl_silu_forward(digcl_context *ctx, int count, cl_mem x /* [count] */,
+                        cl_mem y /* [count] */);
 void digcl_silu_backward(digcl_context *ctx, int count, cl_mem dy /* [count] */,
                          cl_mem x /* [count] */, cl_mem dx /* [count] */, int accumulate);
 
@@ -51,7 +52,7 @@ void digcl_ref_gelu_tanh_backward(int count, const double *dy, const double *x, 
 void digcl_ref_swiglu_forward(int rows, int F, const double *x, double *y);
 void digcl_ref_swiglu_backward(int rows, int F, const double *dy, const double *x, double *dx);
 void digcl_ref_forget_gate_forward(int count, double normalizer, const double *x, double *y);
-void digcl_ref_forget_gate_backward(int count, double normalizer, const double *dy,
-                                    const double *x, double *dx);
+void digcl_ref_forget_gate_backward(int count, double normalizer, const double *dy, const double *x,
+                                    double *dx);
 
 #endif

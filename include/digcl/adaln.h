@@ -40,45 +40,40 @@ digcl_row_view digcl_row_view_chunk(cl_mem mem, int index, int chunks, int D);
 /* ---------------------------------------------------------------- modulate */
 
 /* y = x * (1 + scale[n]) + shift[n]. */
-void digcl_modulate_forward(digcl_context *ctx, int N, int T, int D,
-                            cl_mem x,                 /* [N, T, D] */
-                            digcl_row_view shift, /* [N, D] */
-                            digcl_row_view scale, /* [N, D] */
-                            cl_mem y);                /* [N, T, D] */
+void digcl_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x, /* [N, T, D] */
+                            digcl_row_view shift,                              /* [N, D] */
+                            digcl_row_view scale,                              /* [N, D] */
+                            cl_mem y);                                         /* [N, T, D] */
 
 size_t digcl_modulate_backward_workspace_bytes(int N, int T, int D);
 
 /* dx (=|+=) dy * (1 + scale[n]); dshift[n] = sum_t dy; dscale[n] = sum_t dy * x. */
-void digcl_modulate_backward(digcl_context *ctx, int N, int T, int D,
-                             cl_mem dy,                 /* [N, T, D] */
-                             cl_mem x,                  /* [N, T, D] */
-                             digcl_row_view scale,  /* [N, D] */
-                             cl_mem dx,                 /* [N, T, D] */
-                             int accumulate,
-                             digcl_row_view dshift, /* [N, D] overwritten */
-                             digcl_row_view dscale, /* [N, D] overwritten */
+void digcl_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy, /* [N, T, D] */
+                             cl_mem x,                                           /* [N, T, D] */
+                             digcl_row_view scale,                               /* [N, D] */
+                             cl_mem dx,                                          /* [N, T, D] */
+                             int accumulate, digcl_row_view dshift, /* [N, D] overwritten */
+                             digcl_row_view dscale,                 /* [N, D] overwritten */
                              cl_mem workspace);
 
 /* ---------------------------------------------------------------- gated residual */
 
 /* out = h + gate[n] * y; out may be h itself (in-place residual update). */
-void digcl_gated_residual_forward(digcl_context *ctx, int N, int T, int D,
-                                  cl_mem h,                /* [N, T, D] */
-                                  digcl_row_view gate, /* [N, D] */
-                                  cl_mem y,                /* [N, T, D] */
-                                  cl_mem out);             /* [N, T, D] */
+void digcl_gated_residual_forward(digcl_context *ctx, int N, int T, int D, cl_mem h, /* [N, T, D] */
+                                  digcl_row_view gate,                               /* [N, D] */
+                                  cl_mem y,                                          /* [N, T, D] */
+                                  cl_mem out);                                       /* [N, T, D] */
 
 size_t digcl_gated_residual_backward_workspace_bytes(int N, int T, int D);
 
 /* dy (=|+=) gate[n] * dout; dgate[n] = sum_t dout * y. The gradient with
  * respect to h is dout itself (identity): the caller keeps using dout. */
 void digcl_gated_residual_backward(digcl_context *ctx, int N, int T, int D,
-                                   cl_mem dout,              /* [N, T, D] */
-                                   cl_mem y,                 /* [N, T, D] */
-                                   digcl_row_view gate,  /* [N, D] */
-                                   cl_mem dy,                /* [N, T, D] */
-                                   int accumulate,
-                                   digcl_row_view dgate, /* [N, D] overwritten */
+                                   cl_mem dout,                          /* [N, T, D] */
+                                   cl_mem y,                             /* [N, T, D] */
+                                   digcl_row_view gate,                  /* [N, D] */
+                                   cl_mem dy,                            /* [N, T, D] */
+                                   int accumulate, digcl_row_view dgate, /* [N, D] overwritten */
                                    cl_mem workspace);
 
 /* ---------------------------------------------------------------- references

@@ -25,9 +25,9 @@
 #include <stdint.h>
 
 typedef enum digcl_dataset_kind {
-    DIGCL_DATASET_IDX = 1,     /* idx:DIR (or a folder holding train-*-idx?-ubyte[.gz]) */
-    DIGCL_DATASET_IMAGES = 2,  /* DIR with one subfolder per class */
-    DIGCL_DATASET_LATENTS = 3  /* latents:FILE.safetensors */
+    DIGCL_DATASET_IDX = 1,    /* idx:DIR (or a folder holding train-*-idx?-ubyte[.gz]) */
+    DIGCL_DATASET_IMAGES = 2, /* DIR with one subfolder per class */
+    DIGCL_DATASET_LATENTS = 3 /* latents:FILE.safetensors */
 } digcl_dataset_kind;
 
 typedef struct digcl_dataset_options {
@@ -38,14 +38,14 @@ typedef struct digcl_dataset_options {
 
 typedef struct digcl_dataset_info {
     digcl_dataset_kind kind;
-    int64_t count;        /* entries (images; latents rows) */
-    int channels;         /* C of every batch */
-    int height, width;    /* H, W of every batch (IDX: 32 x 32 after padding) */
-    int num_classes;      /* labels are in [0, num_classes) */
-    int is_latent;        /* 1 for latents (values not in [-1, 1]) */
-    int has_posterior;    /* latents given as mean + std: a fresh draw per use */
-    float latent_scale;   /* latents' metadata scale (0.18215), 0 if unknown */
-    char vae_name[64];    /* latents' metadata VAE name, "" if unknown */
+    int64_t count;          /* entries (images; latents rows) */
+    int channels;           /* C of every batch */
+    int height, width;      /* H, W of every batch (IDX: 32 x 32 after padding) */
+    int num_classes;        /* labels are in [0, num_classes) */
+    int is_latent;          /* 1 for latents (values not in [-1, 1]) */
+    int has_posterior;      /* latents given as mean + std: a fresh draw per use */
+    float latent_scale;     /* latents' metadata scale (0.18215), 0 if unknown */
+    char vae_name[64];      /* latents' metadata VAE name, "" if unknown */
     char class_names[1024]; /* comma-separated class names ("" if none: IDX digits) */
 } digcl_dataset_info;
 
@@ -71,13 +71,14 @@ typedef struct digcl_loader_options {
 } digcl_loader_options;
 
 typedef struct digcl_batch {
-    float *x;        /* [N, C, H, W]; pixels in [-1, 1] */
-    int32_t *y;      /* [N] labels */
-    int rows;        /* N */
-    int64_t epoch;   /* which (epoch, index) this is */
-    int64_t index;   /* batch index inside the epoch */
-    int64_t first_sample; /* global row index of row 0: (epoch * batches + index) * N * world + rank * N */
-    double wait_ms;  /* how long digcl_loader_next waited for it */
+    float *x;      /* [N, C, H, W]; pixels in [-1, 1] */
+    int32_t *y;    /* [N] labels */
+    int rows;      /* N */
+    int64_t epoch; /* which (epoch, index) this is */
+    int64_t index; /* batch index inside the epoch */
+    int64_t
+        first_sample; /* global row index of row 0: (epoch * batches + index) * N * world + rank * N */
+    double wait_ms; /* how long digcl_loader_next waited for it */
 } digcl_batch;
 
 typedef struct digcl_loader digcl_loader;

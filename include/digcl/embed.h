@@ -30,27 +30,23 @@
 /* ---------------------------------------------------------- position table (host) */
 
 /* The table in double (also the reference). */
-void digcl_ref_pos_embed_2d(int D, int grid_h, int grid_w,
-                            double *table); /* [grid_h*grid_w, D] */
+void digcl_ref_pos_embed_2d(int D, int grid_h, int grid_w, double *table); /* [grid_h*grid_w, D] */
 /* The same rounded to float, ready to upload once. */
-void digcl_pos_embed_2d(int D, int grid_h, int grid_w,
-                        float *table); /* [grid_h*grid_w, D] */
+void digcl_pos_embed_2d(int D, int grid_h, int grid_w, float *table); /* [grid_h*grid_w, D] */
 
 /* ---------------------------------------------------------- timestep embedding */
 
 /* The frequencies f_k split as float hi + lo (hi = (float)f_k, lo = f_k - hi),
  * for the kernel's extended-precision argument reduction; upload once. */
-void digcl_timestep_frequency_table(int dim,
-                                    float *table); /* [2, dim/2]: hi row, then lo row */
+void digcl_timestep_frequency_table(int dim, float *table); /* [2, dim/2]: hi row, then lo row */
 
 /* embedding = [cos(t f), sin(t f)] (see above). */
 void digcl_timestep_embed_forward(digcl_context *ctx, int N, int dim,
-                                  cl_mem timesteps,       /* [N] float */
-                                  cl_mem frequency_table, /* [2, dim/2] */
-                                  cl_mem embedding);      /* [N, dim] */
-void digcl_ref_timestep_embed_forward(int N, int dim,
-                                      const double *timesteps, /* [N] */
-                                      double *embedding);      /* [N, dim] */
+                                  cl_mem timesteps,                            /* [N] float */
+                                  cl_mem frequency_table,                      /* [2, dim/2] */
+                                  cl_mem embedding);                           /* [N, dim] */
+void digcl_ref_timestep_embed_forward(int N, int dim, const double *timesteps, /* [N] */
+                                      double *embedding);                      /* [N, dim] */
 
 /* ---------------------------------------------------------- label embedding */
 
@@ -59,9 +55,8 @@ void digcl_ref_timestep_embed_forward(int N, int dim,
  * first_sample + n, 0): the drop of a sample depends only on (seed, step, its
  * global index), not on the batch split or the number of ranks. */
 void digcl_label_dropout(int N, int num_classes, double drop_prob, uint64_t seed, uint64_t step,
-                         uint64_t first_sample,
-                         const int *labels, /* [N] */
-                         int *dropped);     /* [N] */
+                         uint64_t first_sample, const int *labels, /* [N] */
+                         int *dropped);                            /* [N] */
 
 /* out[n, :] = table[labels[n], :] (accumulate = 1: out += ...). A label outside
  * [0, rows) gives a NaN row. */
@@ -75,13 +70,11 @@ void digcl_label_embed_backward(digcl_context *ctx, int N, int D, int rows,
                                 cl_mem dout,    /* [N, D] */
                                 cl_mem dtable); /* [rows, D] accumulate */
 
-void digcl_ref_label_embed_forward(int N, int D, int accumulate,
-                                   const int *labels,    /* [N] */
-                                   const double *table,  /* [rows, D] */
-                                   double *out);         /* [N, D] */
-void digcl_ref_label_embed_backward(int N, int D,
-                                    const int *labels,  /* [N] */
-                                    const double *dout, /* [N, D] */
-                                    double *dtable);    /* [rows, D] accumulate */
+void digcl_ref_label_embed_forward(int N, int D, int accumulate, const int *labels, /* [N] */
+                                   const double *table,                             /* [rows, D] */
+                                   double *out);                                    /* [N, D] */
+void digcl_ref_label_embed_backward(int N, int D, const int *labels,                /* [N] */
+                                    const double *dout,                             /* [N, D] */
+                                    double *dtable); /* [rows, D] accumulate */
 
 #endif

@@ -47,10 +47,10 @@ const char *digcl_cl_error_name(cl_int code);
 /* Fails with the call text, the error name, file:line and a hint. */
 _Noreturn void digcl_cl_failed(const char *call, cl_int code, const char *file, int line);
 
-#define DIGCL_CL_CHECK(call)                                              \
-    do {                                                                  \
-        cl_int digcl_check_status_ = (call);                              \
-        if (digcl_check_status_ != CL_SUCCESS)                            \
+#define DIGCL_CL_CHECK(call)                                                 \
+    do {                                                                     \
+        cl_int digcl_check_status_ = (call);                                 \
+        if (digcl_check_status_ != CL_SUCCESS)                               \
             digcl_cl_failed(#call, digcl_check_status_, __FILE__, __LINE__); \
     } while (0)
 

@@ -17,9 +17,12 @@ typedef struct digcl_gemm_args {
     int transpose_a, transpose_b;
     size_t M, N, K;
     float alpha, beta;
-    cl_mem A; size_t a_offset, lda;
-    cl_mem B; size_t b_offset, ldb;
-    cl_mem C; size_t c_offset, ldc;
+    cl_mem A;
+    size_t a_offset, lda;
+    cl_mem B;
+    size_t b_offset, ldb;
+    cl_mem C;
+    size_t c_offset, ldc;
 } digcl_gemm_args;
 
 /* C = alpha op(A) op(B) + beta C. GEMMs whose output has too few tiles to
@@ -38,8 +41,8 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *args, size_t 
 size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *args);
 
 /* The same for `batch` matrices, each offset by the given strides (elements). */
-void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args,
-                                size_t stride_a, size_t stride_b, size_t stride_c, size_t batch);
+void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a,
+                                size_t stride_b, size_t stride_c, size_t batch);
 
 /* Plain-C reference in double accumulation, same argument meaning, on host
  * arrays (A, B, C are the whole host buffers; offsets apply). */

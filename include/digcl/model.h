@@ -117,8 +117,8 @@ typedef struct digcl_model_memory {
 } digcl_model_memory;
 
 /* 0, or -1 (message) when the batch is refused. */
-int digcl_model_memory_estimate(const digcl_model_config *config, long batch, digcl_model_memory *memory,
-                                char *error, size_t size);
+int digcl_model_memory_estimate(const digcl_model_config *config, long batch,
+                                digcl_model_memory *memory, char *error, size_t size);
 
 /* ---------------------------------------------------------------- inputs */
 
@@ -127,11 +127,11 @@ int digcl_model_memory_estimate(const digcl_model_config *config, long batch, di
 /* n values, all finite (the message gives the count of NaN/Inf). */
 int digcl_check_finite(const char *name, const float *values, size_t n, char *error, size_t size);
 /* t[n]: finite timestep indices in [0, num_timesteps). */
-int digcl_model_check_timesteps(const char *name, const float *t, size_t n, int num_timesteps, char *error,
-                                size_t size);
+int digcl_model_check_timesteps(const char *name, const float *t, size_t n, int num_timesteps,
+                                char *error, size_t size);
 /* y[n]: class labels in [0, num_classes] (num_classes = the null class). */
-int digcl_model_check_labels(const digcl_model_config *config, const char *name, const int64_t *y, size_t n,
-                             char *error, size_t size);
+int digcl_model_check_labels(const digcl_model_config *config, const char *name, const int64_t *y,
+                             size_t n, char *error, size_t size);
 
 /* out [N, out_channels, H, W] = model(x, t, y). Needs digcl_model_prepare. */
 void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem out);

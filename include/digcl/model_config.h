@@ -19,7 +19,7 @@
 #include "digcl/params.h"
 
 #define DIGCL_CONFIG_METADATA_KEY "dig.config"
-#define DIGCL_GLA_GATE_LOW_RANK 16   /* gk_proj: D -> 16 -> Dk */
+#define DIGCL_GLA_GATE_LOW_RANK   16 /* gk_proj: D -> 16 -> Dk */
 
 typedef enum digcl_arch { DIGCL_ARCH_DIG, DIGCL_ARCH_DIT } digcl_arch;
 
@@ -41,15 +41,15 @@ typedef struct digcl_model_config {
     int skip;           /* DiG only: long skips (skip_linear in blocks i > depth/2) */
     int skip_zero_init; /* DiG "-skipzero": skip_linear starts as [I | 0] */
     /* ---- derived by digcl_model_config_finish ---- */
-    int qk_dim;         /* DiG: Dk = D/2; DiT: D */
-    int v_dim;          /* D */
-    int head_qk_dim;    /* qk_dim / H (32 for every DiG preset) */
-    int head_v_dim;     /* v_dim / H (64 for every DiG preset) */
-    int mlp_hidden;     /* F: DiG SwiGLU 256*ceil(int(8D/3)/256); DiT GELU 4D */
-    int out_channels;   /* learn_sigma ? 2C : C */
-    int grid;           /* E */
-    int tokens;         /* T = E*E */
-    int n_skip;         /* number of blocks with skip_linear */
+    int qk_dim;       /* DiG: Dk = D/2; DiT: D */
+    int v_dim;        /* D */
+    int head_qk_dim;  /* qk_dim / H (32 for every DiG preset) */
+    int head_v_dim;   /* v_dim / H (64 for every DiG preset) */
+    int mlp_hidden;   /* F: DiG SwiGLU 256*ceil(int(8D/3)/256); DiT GELU 4D */
+    int out_channels; /* learn_sigma ? 2C : C */
+    int grid;         /* E */
+    int tokens;       /* T = E*E */
+    int n_skip;       /* number of blocks with skip_linear */
 } digcl_model_config;
 
 /* Validates the user fields and fills the derived ones. Fails for
@@ -62,8 +62,7 @@ int digcl_model_config_finish(digcl_model_config *cfg, digcl_config_error *err);
  * names ("DiG-S/2-bid-layer-dwconv-qdir", "DiG-XL/2-bid-layer-dwconv-qdir-head18",
  * with -skip / -skipzero). input_size 32, in_channels 4, num_classes 1000,
  * learn_sigma on. The result is finished. */
-int digcl_model_config_preset(const char *name, digcl_model_config *cfg,
-                              digcl_config_error *err);
+int digcl_model_config_preset(const char *name, digcl_model_config *cfg, digcl_config_error *err);
 /* The canonical preset names, NULL-terminated (for --help and tests). */
 const char *const *digcl_model_config_preset_names(void);
 
@@ -84,14 +83,14 @@ int digcl_model_config_from_json(const char *json, digcl_model_config *cfg,
 /* ---- parameter table ---- */
 
 typedef enum digcl_param_init {
-    DIGCL_INIT_XAVIER,        /* xavier_uniform, gain 1 (conv: on the [D, C*p*p] view) */
-    DIGCL_INIT_XAVIER_GLA,    /* xavier_uniform, gain 2^-2.5 (GLA linears) */
+    DIGCL_INIT_XAVIER,     /* xavier_uniform, gain 1 (conv: on the [D, C*p*p] view) */
+    DIGCL_INIT_XAVIER_GLA, /* xavier_uniform, gain 2^-2.5 (GLA linears) */
     DIGCL_INIT_ZERO,
     DIGCL_INIT_ONE,
-    DIGCL_INIT_NORMAL_002,    /* N(0, 0.02): label table, timestep MLP weights */
-    DIGCL_INIT_SINCOS_2D,     /* fixed 2-D sin-cos table (frozen pos_embed) */
-    DIGCL_INIT_DW_IDENTITY,   /* depthwise conv: zeros, centre tap 1 */
-    DIGCL_INIT_SKIP_IDENTITY  /* skip_linear [D, 2D] = [I | 0] (skipzero) */
+    DIGCL_INIT_NORMAL_002,   /* N(0, 0.02): label table, timestep MLP weights */
+    DIGCL_INIT_SINCOS_2D,    /* fixed 2-D sin-cos table (frozen pos_embed) */
+    DIGCL_INIT_DW_IDENTITY,  /* depthwise conv: zeros, centre tap 1 */
+    DIGCL_INIT_SKIP_IDENTITY /* skip_linear [D, 2D] = [I | 0] (skipzero) */
 } digcl_param_init;
 
 /* Builds the table of a finished config; returns 0, or -1 when out of memory. */

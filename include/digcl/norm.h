@@ -27,7 +27,7 @@
 #include "digcl/runtime.h"
 
 #define DIGCL_LAYERNORM_EPS 1e-6f
-#define DIGCL_RMSNORM_EPS 1e-6f
+#define DIGCL_RMSNORM_EPS   1e-6f
 
 /* The widest row the norm kernels take: 2048 vectors of 4 floats when the
  * width is a multiple of 4, else 2048 floats. */
@@ -37,42 +37,40 @@ int digcl_norm_width_supported(int width);
 
 /* ---------------------------------------------------------------- LayerNorm */
 
-void digcl_layernorm_forward(digcl_context *ctx, int rows, int D,
-                             cl_mem x,     /* [rows, D] */
-                             cl_mem y,     /* [rows, D] */
-                             cl_mem mean,  /* [rows] */
-                             cl_mem rstd); /* [rows] */
+void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, /* [rows, D] */
+                             cl_mem y,                                      /* [rows, D] */
+                             cl_mem mean,                                   /* [rows] */
+                             cl_mem rstd);                                  /* [rows] */
 
 /* dx (=|+=) rstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
-void digcl_layernorm_backward(digcl_context *ctx, int rows, int D,
-                              cl_mem dy,   /* [rows, D] */
-                              cl_mem x,    /* [rows, D] */
-                              cl_mem mean, /* [rows] */
-                              cl_mem rstd, /* [rows] */
-                              cl_mem dx,   /* [rows, D] */
+void digcl_layernorm_backward(digcl_context *ctx, int rows, int D, cl_mem dy, /* [rows, D] */
+                              cl_mem x,                                       /* [rows, D] */
+                              cl_mem mean,                                    /* [rows] */
+                              cl_mem rstd,                                    /* [rows] */
+                              cl_mem dx,                                      /* [rows, D] */
                               int accumulate);
 
 /* ---------------------------------------------------------------- LayerNorm + modulate */
 
 void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D,
-                                      cl_mem x,                 /* [N, T, D] */
+                                      cl_mem x,             /* [N, T, D] */
                                       digcl_row_view shift, /* [N, D] */
                                       digcl_row_view scale, /* [N, D] */
-                                      cl_mem y,                 /* [N, T, D] */
-                                      cl_mem mean,              /* [N*T] */
-                                      cl_mem rstd);             /* [N*T] */
+                                      cl_mem y,             /* [N, T, D] */
+                                      cl_mem mean,          /* [N*T] */
+                                      cl_mem rstd);         /* [N*T] */
 
 size_t digcl_layernorm_modulate_backward_workspace_bytes(int N, int T, int D);
 
 /* dx (=|+=) LN^T(dy * (1 + scale[n])); dshift[n] = sum_t dy; dscale[n] = sum_t dy * xhat.
  * Set accumulate=1 to add onto the residual stream's gradient. */
 void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D,
-                                       cl_mem dy,                 /* [N, T, D] */
-                                       cl_mem x,                  /* [N, T, D] */
-                                       cl_mem mean,               /* [N*T] */
-                                       cl_mem rstd,               /* [N*T] */
-                                       digcl_row_view scale,  /* [N, D] */
-                                       cl_mem dx,                 /* [N, T, D] */
+                                       cl_mem dy,            /* [N, T, D] */
+                                       cl_mem x,             /* [N, T, D] */
+                                       cl_mem mean,          /* [N*T] */
+                                       cl_mem rstd,          /* [N*T] */
+                                       digcl_row_view scale, /* [N, D] */
+                                       cl_mem dx,            /* [N, T, D] */
                                        int accumulate,
                                        digcl_row_view dshift, /* [N, D] overwritten */
                                        digcl_row_view dscale, /* [N, D] overwritten */
@@ -80,24 +78,21 @@ void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D,
 
 /* ---------------------------------------------------------------- RMSNorm x swish gate */
 
-void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V,
-                                cl_mem x,                                /* [rows, V] */
-                                cl_mem gate,                             /* [rows, V] */
-                                cl_mem weight, size_t weight_offset,     /* [V] */
-                                cl_mem y);                               /* [rows, V] */
+void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, /* [rows, V] */
+                                cl_mem gate,                                   /* [rows, V] */
+                                cl_mem weight, size_t weight_offset,           /* [V] */
+                                cl_mem y);                                     /* [rows, V] */
 
 size_t digcl_rmsnorm_gate_backward_workspace_bytes(int rows, int V);
 
 /* dx, dgate (=|+=); dweight += sum over rows. rstd is recomputed from x. */
-void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V,
-                                 cl_mem dy,                               /* [rows, V] */
-                                 cl_mem x,                                /* [rows, V] */
-                                 cl_mem gate,                             /* [rows, V] */
-                                 cl_mem weight, size_t weight_offset,     /* [V] */
-                                 cl_mem dx,                               /* [rows, V] */
-                                 cl_mem dgate,                            /* [rows, V] */
-                                 int accumulate,
-                                 cl_mem dweight, size_t dweight_offset,   /* [V] += */
+void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy, /* [rows, V] */
+                                 cl_mem x,                                       /* [rows, V] */
+                                 cl_mem gate,                                    /* [rows, V] */
+                                 cl_mem weight, size_t weight_offset,            /* [V] */
+                                 cl_mem dx,                                      /* [rows, V] */
+                                 cl_mem dgate,                                   /* [rows, V] */
+                                 int accumulate, cl_mem dweight, size_t dweight_offset, /* [V] += */
                                  cl_mem workspace);
 
 /* ---------------------------------------------------------------- references (double) */
@@ -108,9 +103,9 @@ void digcl_ref_layernorm_forward(int rows, int D, const double *x, double *y, do
 void digcl_ref_layernorm_backward(int rows, int D, const double *dy, const double *x,
                                   const double *mean, const double *rstd, double *dx);
 /* Unfused: layernorm then modulate. shift, scale contiguous [N, D]. */
-void digcl_ref_layernorm_modulate_forward(int N, int T, int D, const double *x,
-                                          const double *shift, const double *scale, double *y,
-                                          double *mean, double *rstd);
+void digcl_ref_layernorm_modulate_forward(int N, int T, int D, const double *x, const double *shift,
+                                          const double *scale, double *y, double *mean,
+                                          double *rstd);
 /* dx, dshift, dscale overwritten. */
 void digcl_ref_layernorm_modulate_backward(int N, int T, int D, const double *dy, const double *x,
                                            const double *mean, const double *rstd,

@@ -29,21 +29,19 @@ typedef struct digcl_adamw_hparams {
 digcl_adamw_hparams digcl_adamw_defaults(void);
 
 /* One step (step >= 1) on count floats; params, m, v updated in place. */
-void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *hparams,
-                      long step,
-                      cl_mem params,  /* [count] */
-                      cl_mem grads,   /* [count] */
-                      cl_mem m,       /* [count] */
-                      cl_mem v);      /* [count] */
+void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *hparams, long step,
+                      cl_mem params, /* [count] */
+                      cl_mem grads,  /* [count] */
+                      cl_mem m,      /* [count] */
+                      cl_mem v);     /* [count] */
 
-void digcl_ema_update(digcl_context *ctx, int count, float decay,
-                      cl_mem ema,     /* [count] */
-                      cl_mem params); /* [count] */
+void digcl_ema_update(digcl_context *ctx, int count, float decay, cl_mem ema, /* [count] */
+                      cl_mem params);                                         /* [count] */
 
 /* ---------------------------------------------------------------- references (double) */
 
-void digcl_ref_adamw_step(int count, const digcl_adamw_hparams *hparams, long step,
-                          double *params, const double *grads, double *m, double *v);
+void digcl_ref_adamw_step(int count, const digcl_adamw_hparams *hparams, long step, double *params,
+                          const double *grads, double *m, double *v);
 void digcl_ref_ema_update(int count, double decay, double *ema, const double *params);
 
 #endif

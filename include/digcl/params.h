@@ -33,8 +33,8 @@
 #include "digcl/safetensors.h"
 
 #define DIGCL_PARAMS_ALIGNMENT_BYTES 512
-#define DIGCL_PARAM_MAX_RANK 4
-#define DIGCL_PARAM_NAME_SIZE 80
+#define DIGCL_PARAM_MAX_RANK         4
+#define DIGCL_PARAM_NAME_SIZE        80
 
 /* ---------------------------------------------------------------- tables */
 
@@ -43,16 +43,16 @@ typedef struct digcl_param_info {
     int rank;
     int64_t shape[DIGCL_PARAM_MAX_RANK];
     size_t numel;
-    size_t offset;                    /* element offset when packed without padding */
-    int trainable;                    /* 0: frozen (no gradient, no optimizer step) */
-    int init;                         /* owner-defined init rule (models: digcl_param_init) */
+    size_t offset; /* element offset when packed without padding */
+    int trainable; /* 0: frozen (no gradient, no optimizer step) */
+    int init;      /* owner-defined init rule (models: digcl_param_init) */
 } digcl_param_info;
 
 typedef struct digcl_param_table {
     size_t count;
-    digcl_param_info *params;         /* table order */
-    size_t total;                     /* all elements */
-    size_t trainable;                 /* elements of trainable tensors */
+    digcl_param_info *params; /* table order */
+    size_t total;             /* all elements */
+    size_t trainable;         /* elements of trainable tensors */
 } digcl_param_table;
 
 /* Appends a tensor; returns its index, or -1 when out of memory, the name is
@@ -124,16 +124,16 @@ void digcl_params_init(digcl_params *params, uint64_t seed, digcl_params_init_fn
 void digcl_params_fill_normal(digcl_rng_key key, size_t index, size_t numel, double stddev,
                               float *values);
 /* xavier_uniform with fan_out = shape[0], fan_in = numel / shape[0]. */
-void digcl_params_fill_xavier_uniform(digcl_rng_key key, size_t index,
-                                      const digcl_param_info *info, double gain, float *values);
+void digcl_params_fill_xavier_uniform(digcl_rng_key key, size_t index, const digcl_param_info *info,
+                                      double gain, float *values);
 
 /* ---------------------------------------------------------------- safetensors */
 
 /* Downloads every tensor into one malloc'ed host array (*host, freed by the
  * caller after the write: the writer keeps references) and adds it to w as
  * prefix + name (prefix may be NULL or ""), F32. */
-int digcl_params_add_to_writer(const digcl_params *params, const char *prefix,
-                               digcl_st_writer *w, float **host, char *error, size_t size);
+int digcl_params_add_to_writer(const digcl_params *params, const char *prefix, digcl_st_writer *w,
+                               float **host, char *error, size_t size);
 
 /* Checks that st holds every tensor as prefix + name with the exact shape, a
  * float dtype (F32, F16, BF16, F64) and finite values; uploads nothing. */
@@ -154,8 +154,7 @@ typedef struct digcl_params_file_entry {
 /* Writes the stores into one safetensors file, atomically, with metadata
  * (key, value) pairs metadata[2 * i], metadata[2 * i + 1] for i < n_metadata. */
 int digcl_params_save_file(const char *path, const digcl_params_file_entry *entries, int count,
-                           const char *const *metadata, int n_metadata, char *error,
-                           size_t size);
+                           const char *const *metadata, int n_metadata, char *error, size_t size);
 /* Loads the stores from one file; with strict, a tensor that belongs to no
  * entry is an error. Nothing is uploaded unless every entry checks out. */
 int digcl_params_load_file(const char *path, const digcl_params_file_entry *entries, int count,

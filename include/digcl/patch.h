@@ -24,10 +24,10 @@
 #include "digcl/runtime.h"
 
 typedef struct digcl_patch_shape {
-    int N;        /* batch */
-    int C;        /* image channels (conv in_channels, or unpatchify out_channels) */
-    int H, W;     /* image height and width, multiples of p */
-    int p;        /* patch size (1, 2, 4, 8, ...) */
+    int N;    /* batch */
+    int C;    /* image channels (conv in_channels, or unpatchify out_channels) */
+    int H, W; /* image height and width, multiples of p */
+    int p;    /* patch size (1, 2, 4, 8, ...) */
 } digcl_patch_shape;
 
 /* Tokens per image: (H/p) * (W/p). */

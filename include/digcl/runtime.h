@@ -52,8 +52,8 @@ int digcl_default_device(const digcl_device_info *devices, int count);
 /* Resolves a --device spec: "P:D" or a case-insensitive name substring.
  * A NULL or empty spec falls back to $DIGCL_DEVICE, then to the default.
  * Returns the list index, or -1 when nothing matches (message in error). */
-int digcl_select_device(const digcl_device_info *devices, int count, const char *spec,
-                        char *error, size_t error_size);
+int digcl_select_device(const digcl_device_info *devices, int count, const char *spec, char *error,
+                        size_t error_size);
 
 /* ---------------------------------------------------------------- context */
 
@@ -105,8 +105,7 @@ const char *digcl_kernel_source(const char *file, size_t *length);
  * Programs and kernels are cached per (file, options) for the context's
  * lifetime; the caller must not release the kernel. A failed build prints the
  * full build log. Not thread-safe (one host thread per context). */
-cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name,
-                       const char *options);
+cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name, const char *options);
 
 /* Builds a program from an explicit source (tests, tools). */
 cl_program digcl_program_from_source(digcl_context *ctx, const char *label, const char *source,
@@ -166,8 +165,9 @@ void digcl_copy(digcl_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, s
  * different row strides (elements), e.g. one column range of a fused
  * projection output. Asynchronous (a kernel of cl/util.cl: portable, and it
  * works on sub-buffers, where PoCL 3.1's clEnqueueCopyBufferRect crashed). */
-void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, size_t src_column, cl_mem dst,
-                        size_t dst_row_stride, size_t dst_column, size_t rows, size_t columns);
+void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, size_t src_column,
+                        cl_mem dst, size_t dst_row_stride, size_t dst_column, size_t rows,
+                        size_t columns);
 /* A sub-buffer view [offset, offset+bytes) of mem; offset must be a multiple of
  * the device's base address alignment (digcl_align_offset). Released by the
  * caller with clReleaseMemObject. */

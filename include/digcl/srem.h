@@ -16,10 +16,10 @@
 #include "digcl/runtime.h"
 
 typedef enum digcl_scan_order {
-    DIGCL_SCAN_ROWS = 0,             /* R  */
-    DIGCL_SCAN_ROWS_REVERSED = 1,    /* Rr */
-    DIGCL_SCAN_COLUMNS = 2,          /* C  */
-    DIGCL_SCAN_COLUMNS_REVERSED = 3  /* Cr */
+    DIGCL_SCAN_ROWS = 0,            /* R  */
+    DIGCL_SCAN_ROWS_REVERSED = 1,   /* Rr */
+    DIGCL_SCAN_COLUMNS = 2,         /* C  */
+    DIGCL_SCAN_COLUMNS_REVERSED = 3 /* Cr */
 } digcl_scan_order;
 
 /* The order block `block` (0-based) sees: block mod 4. */

@@ -15,8 +15,8 @@ typedef struct arena_slot {
 } arena_slot;
 
 typedef struct model_arena {
-    size_t alignment;  /* bytes */
-    size_t total;      /* bytes planned so far */
+    size_t alignment; /* bytes */
+    size_t total;     /* bytes planned so far */
     arena_slot *slots;
     int count, capacity;
     digcl_buffer buffer;

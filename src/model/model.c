@@ -25,11 +25,13 @@ static int projections_adjacent(const digcl_model *model) {
     const digcl_param_table *table = model->table;
     for (int b = 0; b < model->config.depth; b++) {
         const block_params *p = &model->blocks[b];
-        const int order[] = {p->q_weight, p->k_weight, p->v_weight, p->g_weight, p->gate_low_weight};
+        const int order[] = {p->q_weight, p->k_weight, p->v_weight, p->g_weight,
+                             p->gate_low_weight};
         for (int i = 1; i < 5; i++) {
             size_t end = digcl_params_offset(model->params, (size_t)order[i - 1]) +
                          table->params[order[i - 1]].numel;
-            if (order[i] != order[i - 1] + 1 || digcl_params_offset(model->params, (size_t)order[i]) != end)
+            if (order[i] != order[i - 1] + 1 ||
+                digcl_params_offset(model->params, (size_t)order[i]) != end)
                 return 0;
         }
     }
@@ -48,7 +50,8 @@ digcl_model *digcl_model_create(digcl_context *ctx, const digcl_model_config *co
     model->table = digcl_params_table(model->params);
     model->active = model->params;
     digcl_model_find_params(model);
-    model->fused_projections = projections_adjacent(model) && !env_disables("DIGCL_FUSED_PROJECTIONS");
+    model->fused_projections =
+        projections_adjacent(model) && !env_disables("DIGCL_FUSED_PROJECTIONS");
     return model;
 }
 
@@ -70,14 +73,26 @@ void digcl_model_release(digcl_model *model) {
 }
 
 int digcl_model_fused_projections(const digcl_model *model) { return model->fused_projections; }
-const digcl_model_config *digcl_model_get_config(const digcl_model *model) { return &model->config; }
+const digcl_model_config *digcl_model_get_config(const digcl_model *model) {
+    return &model->config;
+}
 const digcl_param_table *digcl_model_param_table(const digcl_model *model) { return model->table; }
 digcl_params *digcl_model_params(digcl_model *model) { return model->params; }
-cl_mem digcl_model_param(const digcl_model *model, size_t index) { return digcl_params_view(model->params, index); }
-cl_mem digcl_model_grad(digcl_model *model, size_t index) { return digcl_params_grad_view(model->params, index); }
-cl_mem digcl_model_param_buffer(const digcl_model *model) { return digcl_params_buffer(model->params); }
-cl_mem digcl_model_grad_buffer(digcl_model *model) { return digcl_params_grad_buffer(model->params); }
-size_t digcl_model_flat_count(const digcl_model *model) { return digcl_params_flat_count(model->params); }
+cl_mem digcl_model_param(const digcl_model *model, size_t index) {
+    return digcl_params_view(model->params, index);
+}
+cl_mem digcl_model_grad(digcl_model *model, size_t index) {
+    return digcl_params_grad_view(model->params, index);
+}
+cl_mem digcl_model_param_buffer(const digcl_model *model) {
+    return digcl_params_buffer(model->params);
+}
+cl_mem digcl_model_grad_buffer(digcl_model *model) {
+    return digcl_params_grad_buffer(model->params);
+}
+size_t digcl_model_flat_count(const digcl_model *model) {
+    return digcl_params_flat_count(model->params);
+}
 void digcl_model_zero_grad(digcl_model *model) { digcl_params_zero_grad(model->params); }
 
 void digcl_model_read_param(const digcl_model *model, size_t index, float *host) {
@@ -111,17 +126,22 @@ int digcl_model_activation_allocations(const digcl_model *model) { return model-
 
 /* ------------------------------------------------------------ initialisation */
 
-static void init_tensor(void *user, digcl_rng_key key, size_t index, const digcl_param_info *p, float *values) {
+static void init_tensor(void *user, digcl_rng_key key, size_t index, const digcl_param_info *p,
+                        float *values) {
     const digcl_model_config *config = user;
     switch ((digcl_param_init)p->init) {
     case DIGCL_INIT_XAVIER: digcl_params_fill_xavier_uniform(key, index, p, 1.0, values); break;
-    case DIGCL_INIT_XAVIER_GLA: digcl_params_fill_xavier_uniform(key, index, p, pow(2.0, -2.5), values); break;
+    case DIGCL_INIT_XAVIER_GLA:
+        digcl_params_fill_xavier_uniform(key, index, p, pow(2.0, -2.5), values);
+        break;
     case DIGCL_INIT_ZERO: break;
     case DIGCL_INIT_ONE:
         for (size_t i = 0; i < p->numel; i++) values[i] = 1.0f;
         break;
     case DIGCL_INIT_NORMAL_002: digcl_params_fill_normal(key, index, p->numel, 0.02, values); break;
-    case DIGCL_INIT_SINCOS_2D: digcl_pos_embed_2d(config->hidden_size, config->grid, config->grid, values); break;
+    case DIGCL_INIT_SINCOS_2D:
+        digcl_pos_embed_2d(config->hidden_size, config->grid, config->grid, values);
+        break;
     case DIGCL_INIT_DW_IDENTITY: /* [D, 1, 3, 3]: centre tap 1 */
         for (size_t c = 0; c < p->numel / 9; c++) values[c * 9 + 4] = 1.0f;
         break;
@@ -137,7 +157,8 @@ void digcl_model_init(digcl_model *model, uint64_t seed) {
     digcl_params_init(model->params, seed, init_tensor, &model->config);
 }
 
-static void random_tensor(void *user, digcl_rng_key key, size_t index, const digcl_param_info *p, float *values) {
+static void random_tensor(void *user, digcl_rng_key key, size_t index, const digcl_param_info *p,
+                          float *values) {
     digcl_params_fill_normal(key, index, p->numel, *(const float *)user, values);
 }
 
@@ -148,9 +169,10 @@ void digcl_model_randomize(digcl_model *model, uint64_t seed, float stddev) {
 /* ------------------------------------------------------------ planning */
 
 /* Plans and allocates one set of activations for `batch` samples. */
-static void allocate_activations(digcl_model *model, model_activations *plan, int batch, digcl_model_mode mode) {
-    digcl_model_plan(&model->config, batch, mode, DIGCL_PARAMS_ALIGNMENT_BYTES, &plan->arena, &plan->embedding,
-               &plan->scratch, &plan->saved, &plan->skips, &plan->d_skips);
+static void allocate_activations(digcl_model *model, model_activations *plan, int batch,
+                                 digcl_model_mode mode) {
+    digcl_model_plan(&model->config, batch, mode, DIGCL_PARAMS_ALIGNMENT_BYTES, &plan->arena,
+                     &plan->embedding, &plan->scratch, &plan->saved, &plan->skips, &plan->d_skips);
     char what[96];
     snprintf(what, sizeof what, "activations (batch %d, %s)", batch,
              mode == DIGCL_MODE_TRAINING ? "training" : "inference");
@@ -178,15 +200,18 @@ static void activate(digcl_model *model, const model_activations *plan, digcl_mo
 void digcl_model_prepare(digcl_model *model, int batch, digcl_model_mode mode) {
     if (batch < 1) digcl_fatal("batch size must be at least 1, got %d", batch);
     char error[256];
-    if (digcl_model_check_batch(&model->config, batch, error, sizeof error) != 0) digcl_fatal("%s", error);
+    if (digcl_model_check_batch(&model->config, batch, error, sizeof error) != 0)
+        digcl_fatal("%s", error);
     if (mode == DIGCL_MODE_TRAINING) digcl_params_grad_buffer(model->params);
     model_activations *training_plan = &model->plans[DIGCL_MODE_TRAINING];
     model_activations *inference_plan = &model->plans[DIGCL_MODE_INFERENCE];
-    if (training_plan->batch < batch && (mode == DIGCL_MODE_TRAINING || inference_plan->batch < batch)) {
+    if (training_plan->batch < batch &&
+        (mode == DIGCL_MODE_TRAINING || inference_plan->batch < batch)) {
         model_activations *plan = &model->plans[mode];
         release_activations(plan);
         allocate_activations(model, plan, batch, mode);
-        if (mode == DIGCL_MODE_TRAINING && inference_plan->batch <= batch) release_activations(inference_plan);
+        if (mode == DIGCL_MODE_TRAINING && inference_plan->batch <= batch)
+            release_activations(inference_plan);
     }
     if (training_plan->batch >= batch) activate(model, training_plan, DIGCL_MODE_TRAINING);
     else activate(model, inference_plan, DIGCL_MODE_INFERENCE);
@@ -198,8 +223,12 @@ void digcl_model_prepare(digcl_model *model, int batch, digcl_model_mode mode) {
 
 /* DiG long skips (docs/MODEL.md §1.4): pushed after block i for i < depth/2 - 1,
  * popped (LIFO) before block i for i > depth/2. */
-static int pushes_skip(const digcl_model_config *c, int block) { return c->skip && block < c->depth / 2 - 1; }
-static int pops_skip(const digcl_model_config *c, int block) { return c->skip && block > c->depth / 2; }
+static int pushes_skip(const digcl_model_config *c, int block) {
+    return c->skip && block < c->depth / 2 - 1;
+}
+static int pops_skip(const digcl_model_config *c, int block) {
+    return c->skip && block > c->depth / 2;
+}
 static int popped_slot(const digcl_model_config *c, int block) { return (c->depth - 1) - block; }
 
 /* 1 when the active activations keep one set per block (a training plan). */
@@ -217,7 +246,8 @@ static cl_mem block_input(digcl_model *model, int block) {
 }
 
 static cl_mem block_output(digcl_model *model, int block) {
-    return block == model->config.depth - 1 ? model->scratch.stream_out : block_input(model, block + 1);
+    return block == model->config.depth - 1 ? model->scratch.stream_out
+                                            : block_input(model, block + 1);
 }
 
 static void check_buffer(cl_mem mem, size_t floats, const char *what, int batch) {
@@ -225,7 +255,8 @@ static void check_buffer(cl_mem mem, size_t floats, const char *what, int batch)
     if (!mem || clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) != CL_SUCCESS)
         digcl_fatal("model %s: not a valid device buffer", what);
     if (bytes < floats * sizeof(float))
-        digcl_fatal("model %s: buffer holds %zu bytes, batch %d needs %zu", what, bytes, batch, floats * sizeof(float));
+        digcl_fatal("model %s: buffer holds %zu bytes, batch %d needs %zu", what, bytes, batch,
+                    floats * sizeof(float));
 }
 
 /* The buffers must hold the prepared batch: a smaller one would be read past its end. */
@@ -243,42 +274,55 @@ void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, c
     check_inputs(model, inputs, out);
     const digcl_model_config *c = &model->config;
     size_t stream_bytes = (size_t)model->batch * c->tokens * c->hidden_size * sizeof(float);
-    digcl_model_stem_forward(model, inputs, c->depth ? block_input(model, 0) : model->scratch.stream_out);
+    digcl_model_stem_forward(model, inputs,
+                             c->depth ? block_input(model, 0) : model->scratch.stream_out);
     for (int block = 0; block < c->depth; block++) {
         block_saved *saved = saved_for(model, block);
         cl_mem h_in = block_input(model, block);
         if (pops_skip(c, block)) {
-            digcl_model_skip_fuse_forward(model, block, h_in, model->skips[popped_slot(c, block)], saved->h_in);
+            digcl_model_skip_fuse_forward(model, block, h_in, model->skips[popped_slot(c, block)],
+                                          saved->h_in);
             h_in = saved->h_in;
         }
-        if (c->arch == DIGCL_ARCH_DIG) digcl_dig_block_forward(model, block, h_in, block_output(model, block), saved);
+        if (c->arch == DIGCL_ARCH_DIG)
+            digcl_dig_block_forward(model, block, h_in, block_output(model, block), saved);
         else digcl_dit_block_forward(model, block, h_in, block_output(model, block), saved);
-        if (pushes_skip(c, block)) digcl_copy(model->ctx, block_output(model, block), 0, model->skips[block], 0, stream_bytes);
+        if (pushes_skip(c, block))
+            digcl_copy(model->ctx, block_output(model, block), 0, model->skips[block], 0,
+                       stream_bytes);
     }
     digcl_model_head_forward(model, model->scratch.stream_out, out);
 }
 
-void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem dout, cl_mem dx) {
+void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem dout,
+                          cl_mem dx) {
     if (model->mode != DIGCL_MODE_TRAINING)
-        digcl_fatal("digcl_model_backward: the model was prepared for inference; prepare it for training");
+        digcl_fatal(
+            "digcl_model_backward: the model was prepared for inference; prepare it for training");
     check_inputs(model, inputs, dout);
-    if (dx) check_buffer(dx, (size_t)model->batch * model->config.in_channels * model->config.input_size *
-                                 model->config.input_size, "input gradient dx", model->batch);
+    if (dx)
+        check_buffer(dx,
+                     (size_t)model->batch * model->config.in_channels * model->config.input_size *
+                         model->config.input_size,
+                     "input gradient dx", model->batch);
     const digcl_model_config *c = &model->config;
     size_t stream_floats = (size_t)model->batch * c->tokens * c->hidden_size;
     cl_mem *d = model->scratch.d_stream;
     int current = 0; /* d[current]: gradient of the stream where the loop stands */
-    digcl_fill_f32(model->ctx, model->scratch.d_condition, 0, (size_t)model->batch * c->hidden_size, 0.0f);
+    digcl_fill_f32(model->ctx, model->scratch.d_condition, 0, (size_t)model->batch * c->hidden_size,
+                   0.0f);
     digcl_model_head_backward(model, model->scratch.stream_out, dout, d[current]);
     for (int block = c->depth - 1; block >= 0; block--) {
-        if (pushes_skip(c, block)) digcl_axpy(model->ctx, stream_floats, 1.0f, model->d_skips[block], d[current]);
+        if (pushes_skip(c, block))
+            digcl_axpy(model->ctx, stream_floats, 1.0f, model->d_skips[block], d[current]);
         block_saved *saved = saved_for(model, block);
-        if (c->arch == DIGCL_ARCH_DIG) digcl_dig_block_backward(model, block, saved, d[current], d[1 - current]);
+        if (c->arch == DIGCL_ARCH_DIG)
+            digcl_dig_block_backward(model, block, saved, d[current], d[1 - current]);
         else digcl_dit_block_backward(model, block, saved, d[current], d[1 - current]);
         if (pops_skip(c, block)) { /* d[1-current] is d(fused input): split it */
             int slot = popped_slot(c, block);
-            digcl_model_skip_fuse_backward(model, block, saved->skip_in, model->skips[slot], d[1 - current], d[current],
-                                     model->d_skips[slot]);
+            digcl_model_skip_fuse_backward(model, block, saved->skip_in, model->skips[slot],
+                                           d[1 - current], d[current], model->d_skips[slot]);
         } else {
             current = 1 - current;
         }

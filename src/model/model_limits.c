@@ -7,20 +7,24 @@
 
 #include "model/model_internal.h"
 
-int digcl_model_check_batch(const digcl_model_config *config, long batch, char *error, size_t size) {
-    if (batch < 1) return digcl_format_error(error, size, "batch %ld: expected at least 1 sample", batch);
+int digcl_model_check_batch(const digcl_model_config *config, long batch, char *error,
+                            size_t size) {
+    if (batch < 1)
+        return digcl_format_error(error, size, "batch %ld: expected at least 1 sample", batch);
     size_t tokens = (size_t)config->tokens, row = digcl_model_plan_row_floats(config);
     if ((unsigned long)batch > INT_MAX / tokens || (size_t)batch * tokens > INT_MAX / row)
-        return digcl_format_error(error, size,
-                    "batch %ld at %zu tokens makes [%zu x %zu] activations, more than the %d elements the "
-                    "kernels index with 32-bit ints (at most batch %ld)",
-                    batch, tokens, (size_t)batch * tokens, row, INT_MAX, digcl_model_max_batch(config));
+        return digcl_format_error(
+            error, size,
+            "batch %ld at %zu tokens makes [%zu x %zu] activations, more than the %d elements the "
+            "kernels index with 32-bit ints (at most batch %ld)",
+            batch, tokens, (size_t)batch * tokens, row, INT_MAX, digcl_model_max_batch(config));
     size_t largest = digcl_model_plan_largest_tensor(config, (int)batch);
     if (largest > INT_MAX)
-        return digcl_format_error(error, size,
-                    "batch %ld needs a %zu-element scratch tensor, more than the %d elements the kernels index "
-                    "with 32-bit ints",
-                    batch, largest, INT_MAX);
+        return digcl_format_error(
+            error, size,
+            "batch %ld needs a %zu-element scratch tensor, more than the %d elements the kernels index "
+            "with 32-bit ints",
+            batch, largest, INT_MAX);
     return 0;
 }
 
@@ -37,24 +41,25 @@ long digcl_model_max_batch(const digcl_model_config *config) {
     return low;
 }
 
-int digcl_model_memory_estimate(const digcl_model_config *config, long batch, digcl_model_memory *memory,
-                                char *error, size_t size) {
+int digcl_model_memory_estimate(const digcl_model_config *config, long batch,
+                                digcl_model_memory *memory, char *error, size_t size) {
     if (digcl_model_check_batch(config, batch, error, size) != 0) return -1;
     digcl_param_table table;
-    if (digcl_param_table_build(config, &table) != 0) return digcl_format_error(error, size, "out of host memory");
+    if (digcl_param_table_build(config, &table) != 0)
+        return digcl_format_error(error, size, "out of host memory");
     size_t store = digcl_param_table_flat_bytes(&table);
     digcl_param_table_free(&table);
     memory->parameters = store;
     memory->gradients = store;
     memory->optimizer = 2 * store;
     memory->ema = store;
-    memory->activations_inference =
-        digcl_model_activation_bytes(config, (int)batch, DIGCL_MODE_INFERENCE, DIGCL_PARAMS_ALIGNMENT_BYTES);
-    memory->activations_training =
-        digcl_model_activation_bytes(config, (int)batch, DIGCL_MODE_TRAINING, DIGCL_PARAMS_ALIGNMENT_BYTES);
+    memory->activations_inference = digcl_model_activation_bytes(
+        config, (int)batch, DIGCL_MODE_INFERENCE, DIGCL_PARAMS_ALIGNMENT_BYTES);
+    memory->activations_training = digcl_model_activation_bytes(
+        config, (int)batch, DIGCL_MODE_TRAINING, DIGCL_PARAMS_ALIGNMENT_BYTES);
     memory->sampling_total = memory->parameters + memory->activations_inference;
-    memory->training_total = memory->parameters + memory->gradients + memory->optimizer + memory->ema +
-                             memory->activations_training;
+    memory->training_total = memory->parameters + memory->gradients + memory->optimizer +
+                             memory->ema + memory->activations_training;
     return 0;
 }
 
@@ -65,26 +70,31 @@ int digcl_check_finite(const char *name, const float *values, size_t n, char *er
         if (bad++ == 0) first = i;
     }
     if (!bad) return 0;
-    return digcl_format_error(error, size, "tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu, the first at [%zu]",
-                name, bad, bad == 1 ? "" : "s", n, first);
+    return digcl_format_error(
+        error, size,
+        "tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu, the first at [%zu]", name,
+        bad, bad == 1 ? "" : "s", n, first);
 }
 
-int digcl_model_check_timesteps(const char *name, const float *t, size_t n, int num_timesteps, char *error,
-                                size_t size) {
+int digcl_model_check_timesteps(const char *name, const float *t, size_t n, int num_timesteps,
+                                char *error, size_t size) {
     for (size_t i = 0; i < n; i++) {
         if (isfinite(t[i]) && t[i] >= 0.0f && t[i] < (float)num_timesteps) continue;
-        return digcl_format_error(error, size, "tensor '%s'[%zu] = %g, expected a finite timestep index in [0, %d)", name, i,
-                    (double)t[i], num_timesteps);
+        return digcl_format_error(
+            error, size, "tensor '%s'[%zu] = %g, expected a finite timestep index in [0, %d)", name,
+            i, (double)t[i], num_timesteps);
     }
     return 0;
 }
 
-int digcl_model_check_labels(const digcl_model_config *config, const char *name, const int64_t *y, size_t n,
-                             char *error, size_t size) {
+int digcl_model_check_labels(const digcl_model_config *config, const char *name, const int64_t *y,
+                             size_t n, char *error, size_t size) {
     for (size_t i = 0; i < n; i++) {
         if (y[i] >= 0 && y[i] <= config->num_classes) continue;
-        return digcl_format_error(error, size, "tensor '%s'[%zu] = %lld, expected a class in [0, %d] (%d = the null class)",
-                    name, i, (long long)y[i], config->num_classes, config->num_classes);
+        return digcl_format_error(
+            error, size,
+            "tensor '%s'[%zu] = %lld, expected a class in [0, %d] (%d = the null class)", name, i,
+            (long long)y[i], config->num_classes, config->num_classes);
     }
     return 0;
 }

@@ -58,10 +58,12 @@ static size_t workspace_bytes(const digcl_model_config *c, const plan_sizes *s) 
     digcl_patch_shape patch = {N, c->in_channels, c->input_size, c->input_size, c->patch_size};
     bytes = max_size(bytes, digcl_patch_embed_workspace_bytes(&patch, D));
     if (c->arch == DIGCL_ARCH_DIG) {
-        bytes = max_size(bytes, digcl_rmsnorm_gate_backward_workspace_bytes((int)s->rows * c->num_heads, c->head_v_dim));
+        bytes = max_size(bytes, digcl_rmsnorm_gate_backward_workspace_bytes(
+                                    (int)s->rows * c->num_heads, c->head_v_dim));
         digcl_grid_shape grid = {N, c->grid, c->grid, D};
         bytes = max_size(bytes, digcl_depthwise_conv_workspace_bytes(&grid));
-        digcl_gla_shape gla = digcl_gla_shape_token_major(N, T, c->num_heads, c->head_qk_dim, c->head_v_dim, 0);
+        digcl_gla_shape gla =
+            digcl_gla_shape_token_major(N, T, c->num_heads, c->head_qk_dim, c->head_v_dim, 0);
         bytes = max_size(bytes, digcl_gla_forward_workspace_bytes(&gla));
         bytes = max_size(bytes, digcl_gla_backward_workspace_bytes(&gla));
     } else {
@@ -81,8 +83,8 @@ static void plan_embedding(model_arena *a, model_embedding *e, const plan_sizes 
     digcl_arena_add(a, &e->d_t_hidden, s->N * s->D);
 }
 
-static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_config *c, const plan_sizes *s,
-                         int training) {
+static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_config *c,
+                         const plan_sizes *s, int training) {
     size_t rows = s->rows;
     digcl_arena_add(a, &x->x1, rows * s->D);
     digcl_arena_add(a, &x->x2, rows * s->D);
@@ -123,8 +125,8 @@ static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_con
 
 /* What one block keeps. In INFERENCE only the first entry exists and is
  * reused by every block. */
-static void plan_block(model_arena *a, block_saved *b, const digcl_model_config *c, const plan_sizes *s,
-                       int has_skip_input) {
+static void plan_block(model_arena *a, block_saved *b, const digcl_model_config *c,
+                       const plan_sizes *s, int has_skip_input) {
     size_t rows = s->rows;
     digcl_arena_add(a, &b->h_in, rows * s->D);
     if (has_skip_input) digcl_arena_add(a, &b->skip_in, rows * s->D);
@@ -152,10 +154,10 @@ static void plan_block(model_arena *a, block_saved *b, const digcl_model_config 
     }
 }
 
-void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode, size_t alignment,
-                model_arena *arena,
-                model_embedding *embedding, model_scratch *scratch, block_saved **saved, cl_mem **skips,
-                cl_mem **d_skips) {
+void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
+                      size_t alignment, model_arena *arena, model_embedding *embedding,
+                      model_scratch *scratch, block_saved **saved, cl_mem **skips,
+                      cl_mem **d_skips) {
     plan_sizes s = sizes_of(config, batch);
     int training = mode == DIGCL_MODE_TRAINING;
     int depth = config->depth, entries = training ? depth : 1;
@@ -178,24 +180,28 @@ void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_m
     }
 }
 
-size_t digcl_model_plan_row_floats(const digcl_model_config *config) { return sizes_of(config, 1).wide; }
+size_t digcl_model_plan_row_floats(const digcl_model_config *config) {
+    return sizes_of(config, 1).wide;
+}
 
 /* Plans without a device: only the arena's slots are kept (free them). */
-static model_arena dry_plan(const digcl_model_config *config, int batch, digcl_model_mode mode, size_t alignment) {
+static model_arena dry_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
+                            size_t alignment) {
     model_arena arena;
     model_embedding embedding;
     model_scratch scratch;
     block_saved *saved = NULL;
     cl_mem *skips = NULL, *d_skips = NULL;
-    digcl_model_plan(config, batch, mode, alignment, &arena, &embedding, &scratch, &saved, &skips, &d_skips);
+    digcl_model_plan(config, batch, mode, alignment, &arena, &embedding, &scratch, &saved, &skips,
+                     &d_skips);
     free(saved);
     free(skips);
     free(d_skips);
     return arena;
 }
 
-size_t digcl_model_activation_bytes(const digcl_model_config *config, int batch, digcl_model_mode mode,
-                                    size_t alignment_bytes) {
+size_t digcl_model_activation_bytes(const digcl_model_config *config, int batch,
+                                    digcl_model_mode mode, size_t alignment_bytes) {
     model_arena arena = dry_plan(config, batch, mode, alignment_bytes);
     free(arena.slots);
     return arena.total;

@@ -6,10 +6,10 @@
 #include "ops_common.h"
 #include "digcl/reduce.h"
 
-#define COLUMN_GROUP 32
-#define ROW_LANES 8
+#define COLUMN_GROUP       32
+#define ROW_LANES          8
 #define MIN_ROWS_PER_CHUNK 32
-#define TARGET_CHUNKS 2048 /* over all samples: enough groups to fill the device */
+#define TARGET_CHUNKS      2048 /* over all samples: enough groups to fill the device */
 
 digcl_row_view digcl_row_view_chunk(cl_mem mem, int index, int chunks, int D) {
     digcl_row_view view = {mem, (size_t)index * D, (size_t)chunks * D};
@@ -87,8 +87,8 @@ static void launch_chunked(digcl_context *ctx, cl_kernel kernel, const char *lab
 
 /* ---------------------------------------------------------------- modulate */
 
-void digcl_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
-                            digcl_row_view shift, digcl_row_view scale, cl_mem y) {
+void digcl_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x, digcl_row_view shift,
+                            digcl_row_view scale, cl_mem y) {
     check_sizes(N, T, D, "modulate_forward");
     check_view(shift, N, D, "modulate_forward");
     check_view(scale, N, D, "modulate_forward");
@@ -110,9 +110,8 @@ size_t digcl_modulate_backward_workspace_bytes(int N, int T, int D) {
 }
 
 void digcl_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy, cl_mem x,
-                             digcl_row_view scale, cl_mem dx, int accumulate,
-                             digcl_row_view dshift, digcl_row_view dscale,
-                             cl_mem workspace) {
+                             digcl_row_view scale, cl_mem dx, int accumulate, digcl_row_view dshift,
+                             digcl_row_view dscale, cl_mem workspace) {
     check_sizes(N, T, D, "modulate_backward");
     check_view(scale, N, D, "modulate_backward");
     check_view(dshift, N, D, "modulate_backward");

@@ -11,7 +11,8 @@ enum { TERMS = 10, SUM_CHANNELS = 32, SUM_LANES = 8, GROUP_ITEMS = 256, MAX_BLOC
  * `strip_rows` rows of one channel; a work-group is (group_channels, group_blocks). */
 typedef struct conv_config {
     int cols, strip_rows, group_channels, group_blocks;
-    int blocks, strips, column_groups; /* per grid: column blocks, row strips, groups along blocks */
+    int blocks, strips,
+        column_groups; /* per grid: column blocks, row strips, groups along blocks */
     char options[128];
 } conv_config;
 

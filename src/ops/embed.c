@@ -38,8 +38,9 @@ void digcl_label_dropout(int N, int num_classes, double drop_prob, uint64_t seed
                          uint64_t first_sample, const int *labels, int *dropped) {
     const digcl_rng_key key = {seed, DIGCL_RNG_LABEL_DROP};
     for (int n = 0; n < N; n++) {
-        const int drop = drop_prob > 0.0 &&
-                         digcl_rng_uniform_double(key, step, first_sample + (uint64_t)n, 0) < drop_prob;
+        const int drop =
+            drop_prob > 0.0 &&
+            digcl_rng_uniform_double(key, step, first_sample + (uint64_t)n, 0) < drop_prob;
         dropped[n] = drop ? num_classes : labels[n];
     }
 }
@@ -69,8 +70,8 @@ static void check_label_shape(const char *what, int N, int D, int rows) {
 void digcl_label_embed_forward(digcl_context *ctx, int N, int D, int rows, int accumulate,
                                cl_mem labels, cl_mem table, cl_mem out) {
     check_label_shape("label_embed_forward", N, D, rows);
-    cl_kernel kernel = digcl_kernel(ctx, "embed", "label_embed_forward",
-                                    accumulate ? "-DACCUMULATE" : "");
+    cl_kernel kernel =
+        digcl_kernel(ctx, "embed", "label_embed_forward", accumulate ? "-DACCUMULATE" : "");
     digcl_arg_mem(kernel, 0, labels);
     digcl_arg_mem(kernel, 1, table);
     digcl_arg_mem(kernel, 2, out);
@@ -93,6 +94,7 @@ void digcl_label_embed_backward(digcl_context *ctx, int N, int D, int rows, cl_m
     digcl_arg_int(kernel, 4, D);
     digcl_arg_int(kernel, 5, rows);
     const size_t local[2] = {64, 4};
-    const size_t global[2] = {ops_round_up((size_t)D, local[0]), ops_round_up((size_t)rows, local[1])};
+    const size_t global[2] = {ops_round_up((size_t)D, local[0]),
+                              ops_round_up((size_t)rows, local[1])};
     digcl_launch(ctx, kernel, "label_embed_backward", 2, global, local);
 }

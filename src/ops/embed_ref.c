@@ -29,8 +29,7 @@ static double timestep_frequency(int k, int half) {
     return exp(-log(10000.0) * (double)k / (double)half);
 }
 
-void digcl_ref_timestep_embed_forward(int N, int dim, const double *timesteps,
-                                      double *embedding) {
+void digcl_ref_timestep_embed_forward(int N, int dim, const double *timesteps, double *embedding) {
     const int half = dim / 2;
     for (int n = 0; n < N; n++) {
         double *row = embedding + (size_t)n * (size_t)dim;

@@ -6,12 +6,17 @@
 #include "digcl/gemm.h"
 #include "gemm_tuning.h"
 
-static CLBlastTranspose transpose_flag(int transpose) { return transpose ? CLBlastTransposeYes : CLBlastTransposeNo; }
+static CLBlastTranspose transpose_flag(int transpose) {
+    return transpose ? CLBlastTransposeYes : CLBlastTransposeNo;
+}
 
-static _Noreturn void clblast_failed(const char *routine, CLBlastStatusCode status, const digcl_gemm_args *a) {
-    digcl_fatal("CLBlast %s failed with status %d (M=%zu N=%zu K=%zu, transpose %d/%d, lda %zu ldb %zu ldc %zu)\n"
-                "---> HINT: status -4/-5 means out of device memory; other codes are listed in clblast_c.h",
-                routine, (int)status, a->M, a->N, a->K, a->transpose_a, a->transpose_b, a->lda, a->ldb, a->ldc);
+static _Noreturn void clblast_failed(const char *routine, CLBlastStatusCode status,
+                                     const digcl_gemm_args *a) {
+    digcl_fatal(
+        "CLBlast %s failed with status %d (M=%zu N=%zu K=%zu, transpose %d/%d, lda %zu ldb %zu ldc %zu)\n"
+        "---> HINT: status -4/-5 means out of device memory; other codes are listed in clblast_c.h",
+        routine, (int)status, a->M, a->N, a->K, a->transpose_a, a->transpose_b, a->lda, a->ldb,
+        a->ldc);
 }
 
 /* CLBlast's padding/transpose scratch, reused (runtime.h: digcl_context_scratch). */
@@ -25,15 +30,15 @@ static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
     CLBlastTranspose ta = transpose_flag(a->transpose_a), tb = transpose_flag(a->transpose_b);
     cl_command_queue queue = digcl_context_queue(ctx);
     size_t temp_bytes = 0;
-    CLBlastStatusCode status = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K,
-                                                          a->a_offset, a->lda, a->b_offset, a->ldb,
-                                                          a->c_offset, a->ldc, &queue, &temp_bytes);
+    CLBlastStatusCode status = CLBlastSGemmTempBufferSize(
+        CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->a_offset, a->lda, a->b_offset, a->ldb,
+        a->c_offset, a->ldc, &queue, &temp_bytes);
     if (status != CLBlastSuccess) clblast_failed("SGemmTempBufferSize", status, a);
     cl_mem temp = temp_buffer(ctx, temp_bytes);
     double begin = digcl_profile_begin(ctx);
-    status = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha, a->A,
-                                        a->a_offset, a->lda, a->B, a->b_offset, a->ldb, a->beta, a->C,
-                                        a->c_offset, a->ldc, &queue, NULL, temp);
+    status = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha,
+                                        a->A, a->a_offset, a->lda, a->B, a->b_offset, a->ldb,
+                                        a->beta, a->C, a->c_offset, a->ldc, &queue, NULL, temp);
     if (status != CLBlastSuccess) clblast_failed("SgemmWithTempBuffer", status, a);
     digcl_profile_end(ctx, "gemm (CLBlast, host-timed)", begin);
 }
@@ -45,9 +50,9 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, si
     cl_command_queue queue = digcl_context_queue(ctx);
     double begin = digcl_profile_begin(ctx);
     CLBlastStatusCode status = CLBlastSgemmStridedBatched(
-        CLBlastLayoutRowMajor, transpose_flag(a->transpose_a), transpose_flag(a->transpose_b), a->M, a->N,
-        a->K, a->alpha, a->A, a->a_offset, a->lda, stride_a, a->B, a->b_offset, a->ldb, stride_b, a->beta,
-        a->C, a->c_offset, a->ldc, stride_c, batch, &queue, NULL);
+        CLBlastLayoutRowMajor, transpose_flag(a->transpose_a), transpose_flag(a->transpose_b), a->M,
+        a->N, a->K, a->alpha, a->A, a->a_offset, a->lda, stride_a, a->B, a->b_offset, a->ldb,
+        stride_b, a->beta, a->C, a->c_offset, a->ldc, stride_c, batch, &queue, NULL);
     if (status != CLBlastSuccess) clblast_failed("SgemmStridedBatched", status, a);
     digcl_profile_end(ctx, "gemm batched (CLBlast, host-timed)", begin);
 }
@@ -68,7 +73,8 @@ static size_t b_slice_offset(const digcl_gemm_args *a, size_t first_k) {
 }
 
 /* C[m, n] = alpha * sum_s partial[s, m, n] + beta * C[m, n]. */
-static void sum_slices(digcl_context *ctx, const digcl_gemm_args *a, cl_mem partial, size_t slices) {
+static void sum_slices(digcl_context *ctx, const digcl_gemm_args *a, cl_mem partial,
+                       size_t slices) {
     cl_kernel kernel = digcl_kernel(ctx, "util", "gemm_sum_slices", "");
     digcl_arg_mem(kernel, 0, partial);
     digcl_arg_mem(kernel, 1, a->C);
@@ -91,12 +97,14 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *a, size_t sli
     }
     size_t width = a->K / slices, rest = a->K - width * slices, plane = a->M * a->N;
     if ((slices * plane + 2) > 2147483647u || a->c_offset + a->M * a->ldc > 2147483647u)
-        digcl_fatal("split-K GEMM of %zux%zu in %zu slices exceeds the int range", a->M, a->N, slices);
+        digcl_fatal("split-K GEMM of %zux%zu in %zu slices exceeds the int range", a->M, a->N,
+                    slices);
     cl_mem partial = slices_buffer(ctx, slices * plane * sizeof(float));
     digcl_gemm_args batch = *a; /* slice s covers K range [s*width, (s+1)*width) */
     batch.K = width, batch.alpha = 1.0f, batch.beta = 0.0f;
     batch.C = partial, batch.c_offset = 0, batch.ldc = a->N;
-    size_t stride_a = a->transpose_a ? width * a->lda : width, stride_b = a->transpose_b ? width : width * a->ldb;
+    size_t stride_a = a->transpose_a ? width * a->lda : width,
+           stride_b = a->transpose_b ? width : width * a->ldb;
     digcl_gemm_strided_batched(ctx, &batch, stride_a, stride_b, plane, slices);
     if (rest) { /* the last K columns that do not fill a slice go into slice 0 */
         digcl_gemm_args tail = batch;

@@ -18,8 +18,9 @@
 
 enum { XGEMM_PARAMS = 16, MAX_TUNED_DEVICES = 16 };
 
-static const char *xgemm_names[XGEMM_PARAMS] = {"MWG", "NWG",  "KWG",  "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI",
-                                                "VWM", "VWN",  "STRM", "STRN",  "SA",    "SB",    "KREG",  "GEMMK"};
+static const char *xgemm_names[XGEMM_PARAMS] = {"MWG",   "NWG", "KWG",  "MDIMC", "NDIMC", "MDIMA",
+                                                "NDIMB", "KWI", "VWM",  "VWN",   "STRM",  "STRN",
+                                                "SA",    "SB",  "KREG", "GEMMK"};
 
 typedef struct gemm_tuning {
     const char *name_contains; /* NVIDIA device name substring */
@@ -47,8 +48,8 @@ static int tuning_enabled(void) {
 
 static void override_parameters(const digcl_device_info *device, const gemm_tuning *t) {
     const char *routine_name = "XGEMM_MIN_INDIRECT_SIZE";
-    CLBlastStatusCode status = CLBlastOverrideParameters(device->device, "Xgemm", CLBlastPrecisionSingle,
-                                                         XGEMM_PARAMS, xgemm_names, t->xgemm);
+    CLBlastStatusCode status = CLBlastOverrideParameters(
+        device->device, "Xgemm", CLBlastPrecisionSingle, XGEMM_PARAMS, xgemm_names, t->xgemm);
     if (status == CLBlastSuccess)
         status = CLBlastOverrideParameters(device->device, "GemmRoutine", CLBlastPrecisionSingle, 1,
                                            &routine_name, &t->min_indirect);
@@ -76,6 +77,7 @@ void digcl_gemm_tuning_apply(digcl_context *ctx) {
     const gemm_tuning *t = tuning_enabled() ? find_tuning(device) : NULL;
     if (t) override_parameters(device, t);
     if (digcl_context_verbose(ctx))
-        digcl_log(DIGCL_LOG_DEBUG, "GEMM: %s%s for %s", t ? "CLBlast parameters " : "CLBlast's own parameters",
-                  t ? t->label : "", device->name);
+        digcl_log(DIGCL_LOG_DEBUG, "GEMM: %s%s for %s",
+                  t ? "CLBlast parameters " : "CLBlast's own parameters", t ? t->label : "",
+                  device->name);
 }

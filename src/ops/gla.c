@@ -18,7 +18,6 @@ typedef struct gla_tiles {
     int key, value; /* KT, VT */
 } gla_tiles;
 
-
 digcl_gla_shape digcl_gla_shape_token_major(int N, int T, int H, int K, int V, int chunk) {
     digcl_gla_shape s;
     memset(&s, 0, sizeof s);
@@ -172,14 +171,16 @@ static void launch_prepass(digcl_context *ctx, const digcl_gla_shape *s, const g
     /* both products at once hold two [C, VT] tiles: narrower V tiles */
     int both = strstr(flags, "GLA_STATES") && strstr(flags, "GLA_STATE_GRADS");
     gla_tiles tiles = {KEY_TILE, value_tile(s->V, both ? 32 : 64)};
-    cl_kernel kernel = gla_kernel(ctx, "gla_chunk_prepass", "GLA_PREPASS", p->chunk, s, tiles, flags);
+    cl_kernel kernel =
+        gla_kernel(ctx, "gla_chunk_prepass", "GLA_PREPASS", p->chunk, s, tiles, flags);
     cl_mem inputs[5] = {q, k, g, v, do_};
     for (unsigned i = 0; i < 5; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 5, workspace);
     arg_offset(kernel, 6, p->gammas_offset);
     arg_offset(kernel, 7, p->dstates_offset);
     layout_args(kernel, 8, s, scale);
-    int groups = (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key) * (int)ops_ceil_div((size_t)s->V, (size_t)tiles.value);
+    int groups = (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key) *
+                 (int)ops_ceil_div((size_t)s->V, (size_t)tiles.value);
     launch_chunks(ctx, kernel, "gla_chunk_prepass", p->chunk, groups, s);
 }
 
@@ -188,8 +189,8 @@ typedef struct gla_boundary {
 } gla_boundary;
 
 /* Directions [first, last]: 0 forward states, 1 reverse state gradients. */
-static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p,
-                        int first, int last, gla_boundary b, cl_mem workspace) {
+static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p, int first,
+                        int last, gla_boundary b, cl_mem workspace) {
     gla_tiles tiles = {KEY_TILE, 4};
     cl_kernel kernel = gla_kernel(ctx, "gla_state_scan", "GLA_SCAN", p->chunk, s, tiles, "");
     digcl_arg_mem(kernel, 0, workspace);
@@ -215,7 +216,8 @@ static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gl
     gla_tiles tiles = {KEY_TILE, value_tile(s->V, 64)};
     char options[64];
     snprintf(options, sizeof options, "-DVALUE_PAD=0 %s", flags);
-    cl_kernel kernel = gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, options);
+    cl_kernel kernel =
+        gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, options);
     cl_mem inputs[4] = {q, k, g, values};
     for (unsigned i = 0; i < 4; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 4, workspace);
@@ -223,7 +225,8 @@ static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gl
     digcl_arg_mem(kernel, 6, out);
     layout_args(kernel, 7, s, scale);
     const char *label = strstr(flags, "GLA_DV") ? "gla_chunk_dv" : "gla_chunk_output";
-    launch_chunks(ctx, kernel, label, p->chunk, (int)ops_ceil_div((size_t)s->V, (size_t)tiles.value), s);
+    launch_chunks(ctx, kernel, label, p->chunk,
+                  (int)ops_ceil_div((size_t)s->V, (size_t)tiles.value), s);
 }
 
 /* PoCL 3.1's optimised build of gla_chunk_grad_qk gave work-group-sized
@@ -249,7 +252,8 @@ static void launch_grad_qk(digcl_context *ctx, const digcl_gla_shape *s, const g
     digcl_arg_mem(kernel, 8, dk);
     digcl_arg_mem(kernel, 9, dg);
     layout_args(kernel, 10, s, scale);
-    launch_chunks(ctx, kernel, "gla_chunk_grad_qk", p->chunk, (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key), s);
+    launch_chunks(ctx, kernel, "gla_chunk_grad_qk", p->chunk,
+                  (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key), s);
 }
 
 static float scale_of(const digcl_gla_shape *s, float scale) {
@@ -274,7 +278,8 @@ void digcl_gla_forward(digcl_context *ctx, const digcl_gla_shape *shape, cl_mem 
 
 void digcl_gla_backward(digcl_context *ctx, const digcl_gla_shape *shape, cl_mem q, cl_mem k,
                         cl_mem v, cl_mem g, cl_mem h0, cl_mem do_, cl_mem dhT, cl_mem dq, cl_mem dk,
-                        cl_mem dv, cl_mem dg, cl_mem dh0, cl_mem workspace, float scale, int flags) {
+                        cl_mem dv, cl_mem dg, cl_mem dh0, cl_mem workspace, float scale,
+                        int flags) {
     gla_plan p = plan_of(ctx, shape);
     check_workspace(workspace, workspace_bytes(shape, &p, 1));
     scale = scale_of(shape, scale);

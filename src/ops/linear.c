@@ -26,7 +26,8 @@ void digcl_bias_add(digcl_context *ctx, int rows, int out, cl_mem y, cl_mem bias
     digcl_arg_int(kernel, 4, (int)bias_offset);
     size_t global[2] = {(size_t)(out / vec), (size_t)rows};
     size_t local[2] = {32, 8};
-    if (out / vec < 32) local[0] = ops_pow2_at_least((size_t)(out / vec)), local[1] = 256 / local[0];
+    if (out / vec < 32)
+        local[0] = ops_pow2_at_least((size_t)(out / vec)), local[1] = 256 / local[0];
     digcl_launch(ctx, kernel, "bias_add", 2, global, local);
 }
 
@@ -46,7 +47,8 @@ void digcl_linear_forward(digcl_context *ctx, digcl_linear_shape shape,
     gemm.B = args->weight, gemm.b_offset = args->weight_offset, gemm.ldb = (size_t)shape.in;
     gemm.C = args->y, gemm.ldc = (size_t)shape.out;
     digcl_gemm(ctx, &gemm);
-    if (args->bias) digcl_bias_add(ctx, shape.rows, shape.out, args->y, args->bias, args->bias_offset);
+    if (args->bias)
+        digcl_bias_add(ctx, shape.rows, shape.out, args->y, args->bias, args->bias_offset);
 }
 
 size_t digcl_linear_backward_workspace_bytes(digcl_linear_shape shape) {

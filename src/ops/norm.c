@@ -12,10 +12,10 @@
 #include "ops_common.h"
 #include "digcl/reduce.h"
 
-#define GROUP_ITEMS 256
-#define MAX_COLS 8
+#define GROUP_ITEMS             256
+#define MAX_COLS                8
 #define LAYERNORM_TARGET_GROUPS 1024 /* modulate backward: enough groups to fill the device */
-#define RMSNORM_TARGET_GROUPS 1024
+#define RMSNORM_TARGET_GROUPS   1024
 
 typedef struct row_layout {
     int vec, lanes, cols, rows;
@@ -29,8 +29,8 @@ static row_layout make_layout_items(int D, int vec, int items) {
     if (lanes > 32) lanes = 32;
     if (D_vec > 32 * MAX_COLS) lanes = ops_pow2_at_least(ops_ceil_div(D_vec, MAX_COLS));
     if (lanes > GROUP_ITEMS)
-        digcl_fatal("norm: row width %d is too wide (at most %d vectors of %d floats)", D, DIGCL_NORM_MAX_ROW_VECTORS,
-                    vec);
+        digcl_fatal("norm: row width %d is too wide (at most %d vectors of %d floats)", D,
+                    DIGCL_NORM_MAX_ROW_VECTORS, vec);
     layout.lanes = (int)lanes;
     layout.cols = (int)ops_ceil_div(D_vec, lanes);
     layout.rows = items / layout.lanes;
@@ -77,8 +77,8 @@ static int views_vec_width(int D, const digcl_row_view *views, int count) {
 /* ---------------------------------------------------------------- LayerNorm (+ modulate) */
 
 static void layernorm_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
-                              const digcl_row_view *shift, const digcl_row_view *scale,
-                              cl_mem y, cl_mem mean, cl_mem rstd) {
+                              const digcl_row_view *shift, const digcl_row_view *scale, cl_mem y,
+                              cl_mem mean, cl_mem rstd) {
     const int modulate = shift != NULL;
     const int vec = modulate ? views_vec_width(D, (digcl_row_view[]){*shift, *scale}, 2)
                              : views_vec_width(D, NULL, 0);
@@ -107,12 +107,14 @@ void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, cl_m
 }
 
 void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
-                                      digcl_row_view shift, digcl_row_view scale,
-                                      cl_mem y, cl_mem mean, cl_mem rstd) {
+                                      digcl_row_view shift, digcl_row_view scale, cl_mem y,
+                                      cl_mem mean, cl_mem rstd) {
     ops_check_positive(N, "N", "layernorm_modulate_forward");
     check_rows(N * T, D, "layernorm_modulate_forward");
-    ops_check_int(shift.offset + (size_t)N * shift.row_stride, "shift extent", "layernorm_modulate");
-    ops_check_int(scale.offset + (size_t)N * scale.row_stride, "scale extent", "layernorm_modulate");
+    ops_check_int(shift.offset + (size_t)N * shift.row_stride, "shift extent",
+                  "layernorm_modulate");
+    ops_check_int(scale.offset + (size_t)N * scale.row_stride, "scale extent",
+                  "layernorm_modulate");
     layernorm_forward(ctx, N, T, D, x, &shift, &scale, y, mean, rstd);
 }
 
@@ -148,7 +150,7 @@ static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int 
         if (plan.iterations > 1) strcat(plan.layout.options, " -DPREFETCH");
     }
     plan.chunks_per_n = (int)ops_ceil_div(ops_ceil_div((size_t)T, (size_t)plan.layout.rows),
-                                            (size_t)plan.iterations);
+                                          (size_t)plan.iterations);
     plan.partial_floats = modulate ? (size_t)N * plan.chunks_per_n * D : 0;
     return plan;
 }
@@ -194,16 +196,15 @@ static layernorm_backward_plan layernorm_backward(digcl_context *ctx, int N, int
     return plan;
 }
 
-void digcl_layernorm_backward(digcl_context *ctx, int rows, int D, cl_mem dy, cl_mem x,
-                              cl_mem mean, cl_mem rstd, cl_mem dx, int accumulate) {
+void digcl_layernorm_backward(digcl_context *ctx, int rows, int D, cl_mem dy, cl_mem x, cl_mem mean,
+                              cl_mem rstd, cl_mem dx, int accumulate) {
     check_rows(rows, D, "layernorm_backward");
     layernorm_backward(ctx, 1, rows, D, dy, x, mean, rstd, NULL, dx, accumulate, NULL);
 }
 
-void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy,
-                                       cl_mem x, cl_mem mean, cl_mem rstd,
-                                       digcl_row_view scale, cl_mem dx, int accumulate,
-                                       digcl_row_view dshift, digcl_row_view dscale,
+void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy, cl_mem x,
+                                       cl_mem mean, cl_mem rstd, digcl_row_view scale, cl_mem dx,
+                                       int accumulate, digcl_row_view dshift, digcl_row_view dscale,
                                        cl_mem workspace) {
     ops_check_positive(N, "N", "layernorm_modulate_backward");
     check_rows(N * T, D, "layernorm_modulate_backward");

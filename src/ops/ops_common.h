@@ -37,7 +37,7 @@ static inline void ops_check_positive(long value, const char *what, const char *
 
 /* Launches a 2-D (columns, rows) elementwise kernel with 256-item groups. */
 static inline void ops_launch_rows(digcl_context *ctx, cl_kernel kernel, const char *label,
-                                     size_t columns, size_t rows) {
+                                   size_t columns, size_t rows) {
     size_t global[2] = {columns, rows}, local[2] = {32, 8};
     if (columns < 32) {
         local[0] = ops_pow2_at_least(columns);

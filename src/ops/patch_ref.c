@@ -10,7 +10,9 @@ static size_t ref_tokens(const digcl_patch_shape *s) {
     return (size_t)(s->H / s->p) * (size_t)(s->W / s->p);
 }
 
-static size_t ref_features(const digcl_patch_shape *s) { return (size_t)s->C * (size_t)s->p * (size_t)s->p; }
+static size_t ref_features(const digcl_patch_shape *s) {
+    return (size_t)s->C * (size_t)s->p * (size_t)s->p;
+}
 
 /* Index of image[n, c, row, col] for the element that patchify puts at
  * patches[n, token, feature] (feature in (c, py, px) order). */
@@ -23,7 +25,8 @@ static size_t patchify_source(const digcl_patch_shape *s, size_t n, size_t token
 
 /* Index of image[n, c, row, col] for x[n, token, feature] of unpatchify
  * (feature in (py, px, c) order). */
-static size_t unpatchify_target(const digcl_patch_shape *s, size_t n, size_t token, size_t feature) {
+static size_t unpatchify_target(const digcl_patch_shape *s, size_t n, size_t token,
+                                size_t feature) {
     const size_t p = (size_t)s->p, C = (size_t)s->C, w = (size_t)(s->W / s->p);
     const size_t py = feature / (p * C), px = feature / C % p, c = feature % C;
     const size_t row = token / w * p + py, col = token % w * p + px;

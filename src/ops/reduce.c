@@ -5,13 +5,13 @@
 
 #include "ops_common.h"
 
-#define COLUMN_GROUP 32
-#define COLUMN_LANES 8
+#define COLUMN_GROUP             32
+#define COLUMN_LANES             8
 #define COLUMN_SINGLE_STAGE_ROWS 256 /* up to this many rows: one launch */
-#define COLUMN_MIN_CHUNK_ROWS 64
-#define TOTAL_GROUP 256
-#define TOTAL_MAX_GROUPS 1024
-#define TOTAL_VECTORS_PER_ITEM 8
+#define COLUMN_MIN_CHUNK_ROWS    64
+#define TOTAL_GROUP              256
+#define TOTAL_MAX_GROUPS         1024
+#define TOTAL_VECTORS_PER_ITEM   8
 
 /* ---------------------------------------------------------------- column sums */
 
@@ -27,29 +27,34 @@ size_t digcl_column_sum_workspace_bytes(int batch, int rows, int cols) {
 }
 
 typedef struct column_launch {
-    cl_mem x; size_t x_offset;
+    cl_mem x;
+    size_t x_offset;
     int batch, rows, cols, rows_per_chunk, chunks;
     float scale;
-    cl_mem out; size_t out_offset, out_batch_stride, out_chunk_stride;
+    cl_mem out;
+    size_t out_offset, out_batch_stride, out_chunk_stride;
     int accumulate;
-    cl_mem out2; size_t out2_offset; int split; /* batches >= split go to out2 */
+    cl_mem out2;
+    size_t out2_offset;
+    int split; /* batches >= split go to out2 */
 } column_launch;
 
 /* float4 columns when cols and every offset and stride are multiples of 4. */
 static int column_vec(const column_launch *l) {
-    size_t values[6] = {(size_t)l->cols, l->x_offset, l->out_offset, l->out_batch_stride,
-                        l->out_chunk_stride, l->out2_offset};
+    size_t values[6] = {(size_t)l->cols,     l->x_offset,         l->out_offset,
+                        l->out_batch_stride, l->out_chunk_stride, l->out2_offset};
     return ops_vec_width(values, 6);
 }
 
 static void launch_reduce_columns(digcl_context *ctx, const column_launch *l) {
     const int vec = column_vec(l);
-    cl_kernel kernel = digcl_kernel(ctx, "reduce", "reduce_columns", vec == 4 ? "-DVEC=4" : "-DVEC=1");
+    cl_kernel kernel =
+        digcl_kernel(ctx, "reduce", "reduce_columns", vec == 4 ? "-DVEC=4" : "-DVEC=1");
     ops_check_int(l->x_offset + (size_t)l->batch * l->rows * l->cols, "x extent", "column_sum");
     ops_check_int(l->out_offset + (size_t)l->batch * l->out_batch_stride, "out extent",
-                    "column_sum");
+                  "column_sum");
     ops_check_int(l->out2_offset + (size_t)l->batch * l->out_batch_stride, "out2 extent",
-                    "column_sum");
+                  "column_sum");
     digcl_arg_mem(kernel, 0, l->x);
     digcl_arg_int(kernel, 1, (int)l->x_offset);
     digcl_arg_int(kernel, 2, l->rows);
@@ -70,22 +75,34 @@ static void launch_reduce_columns(digcl_context *ctx, const column_launch *l) {
     digcl_launch(ctx, kernel, "reduce_columns", 3, global, local);
 }
 
-void digcl_column_sum(digcl_context *ctx, int batch, int rows, int cols, cl_mem x,
-                      size_t x_offset, float scale, cl_mem out, size_t out_offset,
-                      size_t out_row_stride, int accumulate, cl_mem workspace,
-                      size_t workspace_offset) {
+void digcl_column_sum(digcl_context *ctx, int batch, int rows, int cols, cl_mem x, size_t x_offset,
+                      float scale, cl_mem out, size_t out_offset, size_t out_row_stride,
+                      int accumulate, cl_mem workspace, size_t workspace_offset) {
     ops_check_positive(batch, "batch", "column_sum");
     ops_check_positive(rows, "rows", "column_sum");
     ops_check_positive(cols, "cols", "column_sum");
-    column_launch final = {x, x_offset, batch, rows, cols, rows, 1, scale,
-                           out, out_offset, out_row_stride, 0, accumulate, NULL, 0, batch};
+    column_launch final = {x,   x_offset,   batch,          rows, cols,       rows, 1, scale,
+                           out, out_offset, out_row_stride, 0,    accumulate, NULL, 0, batch};
     if (rows > COLUMN_SINGLE_STAGE_ROWS) {
         if (!workspace) digcl_fatal("column_sum: %d rows need a workspace", rows);
         int per_chunk = column_chunk_rows(rows);
         int chunks = (int)ops_ceil_div((size_t)rows, (size_t)per_chunk);
-        column_launch stage1 = {x, x_offset, batch, rows, cols, per_chunk, chunks, 1.0f,
-                                workspace, workspace_offset, (size_t)chunks * cols,
-                                (size_t)cols, 0, NULL, 0, batch};
+        column_launch stage1 = {x,
+                                x_offset,
+                                batch,
+                                rows,
+                                cols,
+                                per_chunk,
+                                chunks,
+                                1.0f,
+                                workspace,
+                                workspace_offset,
+                                (size_t)chunks * cols,
+                                (size_t)cols,
+                                0,
+                                NULL,
+                                0,
+                                batch};
         launch_reduce_columns(ctx, &stage1);
         final.x = workspace;
         final.x_offset = workspace_offset;
@@ -95,18 +112,17 @@ void digcl_column_sum(digcl_context *ctx, int batch, int rows, int cols, cl_mem 
 }
 
 void digcl_column_sum_pair(digcl_context *ctx, int batch, int rows, int cols, cl_mem x,
-                           size_t x_offset, float scale, cl_mem out, size_t out_offset,
-                           cl_mem out2, size_t out2_offset, size_t out_row_stride,
-                           int accumulate) {
+                           size_t x_offset, float scale, cl_mem out, size_t out_offset, cl_mem out2,
+                           size_t out2_offset, size_t out_row_stride, int accumulate) {
     ops_check_positive(batch, "batch", "column_sum_pair");
     ops_check_positive(rows, "rows", "column_sum_pair");
     ops_check_positive(cols, "cols", "column_sum_pair");
     if (rows > COLUMN_SINGLE_STAGE_ROWS)
         digcl_fatal("column_sum_pair: %d rows exceed the single-launch limit %d", rows,
                     COLUMN_SINGLE_STAGE_ROWS);
-    column_launch pair = {x, x_offset, 2 * batch, rows, cols, rows, 1, scale,
-                          out, out_offset, out_row_stride, 0, accumulate,
-                          out2, out2_offset, batch};
+    column_launch pair = {x,          x_offset, 2 * batch,   rows,       cols,           rows,
+                          1,          scale,    out,         out_offset, out_row_stride, 0,
+                          accumulate, out2,     out2_offset, batch};
     launch_reduce_columns(ctx, &pair);
 }
 
@@ -163,14 +179,14 @@ void digcl_sum(digcl_context *ctx, int count, cl_mem x, float scale, cl_mem resu
     reduce_total(ctx, count, x, NULL, TOTAL_SUM, scale, 0, result, result_offset, workspace, "sum");
 }
 
-void digcl_global_norm(digcl_context *ctx, int count, cl_mem x, cl_mem result,
-                       size_t result_offset, cl_mem workspace) {
+void digcl_global_norm(digcl_context *ctx, int count, cl_mem x, cl_mem result, size_t result_offset,
+                       cl_mem workspace) {
     reduce_total(ctx, count, x, NULL, TOTAL_SUM_SQUARES, 1.0f, 1, result, result_offset, workspace,
                  "global_norm");
 }
 
-void digcl_mse_forward(digcl_context *ctx, int count, cl_mem prediction, cl_mem target,
-                       cl_mem loss, size_t loss_offset, cl_mem workspace) {
+void digcl_mse_forward(digcl_context *ctx, int count, cl_mem prediction, cl_mem target, cl_mem loss,
+                       size_t loss_offset, cl_mem workspace) {
     reduce_total(ctx, count, prediction, target, TOTAL_SQUARED_DIFFERENCE, 1.0f / (float)count, 0,
                  loss, loss_offset, workspace, "mse_forward");
 }

@@ -43,8 +43,7 @@ float digcl_rng_uniform(digcl_rng_key key, uint64_t step, uint64_t sample, uint6
     return uniform_from_u32(digcl_rng_u32(key, step, sample, index));
 }
 
-double digcl_rng_uniform_double(digcl_rng_key key, uint64_t step, uint64_t sample,
-                                uint64_t index) {
+double digcl_rng_uniform_double(digcl_rng_key key, uint64_t step, uint64_t sample, uint64_t index) {
     const uint64_t hi = digcl_rng_u32(key, step, sample, 2 * index) >> 6;     /* 26 bits */
     const uint64_t lo = digcl_rng_u32(key, step, sample, 2 * index + 1) >> 5; /* 27 bits */
     return (double)((hi << 27) | lo) * 0x1.0p-53;
@@ -76,8 +75,7 @@ float digcl_rng_normal(digcl_rng_key key, uint64_t step, uint64_t sample, uint64
     return index % 2 == 0 ? r * cosf(angle) : r * sinf(angle);
 }
 
-double digcl_rng_normal_double(digcl_rng_key key, uint64_t step, uint64_t sample,
-                               uint64_t index) {
+double digcl_rng_normal_double(digcl_rng_key key, uint64_t step, uint64_t sample, uint64_t index) {
     uint32_t a, b;
     normal_pair(key, step, sample, index, &a, &b);
     const double u1 = (double)((a >> 8) + 1u) * 0x1.0p-24;
@@ -95,7 +93,8 @@ static void rng_fill(digcl_context *ctx, const char *name, digcl_rng_key key, ui
     cl_kernel kernel = digcl_kernel(ctx, "rng", name, "");
     digcl_arg_mem(kernel, 0, out);
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 1, sizeof(cl_uint), &(cl_uint){(cl_uint)key.seed}));
-    DIGCL_CL_CHECK(clSetKernelArg(kernel, 2, sizeof(cl_uint), &(cl_uint){(cl_uint)(key.seed >> 32)}));
+    DIGCL_CL_CHECK(
+        clSetKernelArg(kernel, 2, sizeof(cl_uint), &(cl_uint){(cl_uint)(key.seed >> 32)}));
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 3, sizeof(cl_uint), &(cl_uint){key.stream}));
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 4, sizeof(cl_uint), &(cl_uint){(cl_uint)step}));
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 5, sizeof(cl_uint), &(cl_uint){(cl_uint)first_sample}));

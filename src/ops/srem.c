@@ -39,11 +39,10 @@ void digcl_srem_index_map(digcl_scan_order order, int backward, int side, int *s
 
 static void launch_gather(digcl_context *ctx, int mode, int N, int side, int D, cl_mem in,
                           cl_mem out, const char *label) {
-    if (N < 1 || side < 1 || D < 1)
-        digcl_fatal("srem: bad shape N=%d side=%d D=%d", N, side, D);
+    if (N < 1 || side < 1 || D < 1) digcl_fatal("srem: bad shape N=%d side=%d D=%d", N, side, D);
     const int vector = D % 4 == 0 ? 4 : 1;
-    cl_kernel kernel = digcl_kernel(ctx, "srem", "srem_gather",
-                                    vector == 4 ? "-DVECTOR=4" : "-DVECTOR=1");
+    cl_kernel kernel =
+        digcl_kernel(ctx, "srem", "srem_gather", vector == 4 ? "-DVECTOR=4" : "-DVECTOR=1");
     const int chunks = D / vector;
     digcl_arg_mem(kernel, 0, in);
     digcl_arg_mem(kernel, 1, out);
@@ -56,12 +55,12 @@ static void launch_gather(digcl_context *ctx, int mode, int N, int side, int D, 
     digcl_launch(ctx, kernel, label, 1, &global, &local);
 }
 
-void digcl_srem_forward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D, cl_mem x,
-                        cl_mem y) {
+void digcl_srem_forward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D,
+                        cl_mem x, cl_mem y) {
     launch_gather(ctx, order % 2 ? 1 : 0, N, side, D, x, y, "srem_forward");
 }
 
-void digcl_srem_backward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D, cl_mem dy,
-                         cl_mem dx) {
+void digcl_srem_backward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D,
+                         cl_mem dy, cl_mem dx) {
     launch_gather(ctx, order % 2 ? 2 : 0, N, side, D, dy, dx, "srem_backward");
 }

@@ -3,8 +3,8 @@
 
 #include "digcl/srem.h"
 
-static void gather_rows(digcl_scan_order order, int backward, int N, int side, int D, const double *in,
-                        double *out) {
+static void gather_rows(digcl_scan_order order, int backward, int N, int side, int D,
+                        const double *in, double *out) {
     const size_t T = (size_t)side * (size_t)side;
     for (size_t n = 0; n < (size_t)N; n++)
         for (size_t s = 0; s < T; s++) {
@@ -14,10 +14,12 @@ static void gather_rows(digcl_scan_order order, int backward, int N, int side, i
         }
 }
 
-void digcl_ref_srem_forward(digcl_scan_order order, int N, int side, int D, const double *x, double *y) {
+void digcl_ref_srem_forward(digcl_scan_order order, int N, int side, int D, const double *x,
+                            double *y) {
     gather_rows(order, 0, N, side, D, x, y);
 }
 
-void digcl_ref_srem_backward(digcl_scan_order order, int N, int side, int D, const double *dy, double *dx) {
+void digcl_ref_srem_backward(digcl_scan_order order, int N, int side, int D, const double *dy,
+                             double *dx) {
     gather_rows(order, 1, N, side, D, dy, dx);
 }

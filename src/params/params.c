@@ -93,7 +93,7 @@ size_t digcl_param_table_flat_bytes(const digcl_param_table *table) {
 struct digcl_params {
     digcl_context *ctx;
     digcl_param_table table;
-    size_t *offsets;      /* [count] aligned element offsets */
+    size_t *offsets; /* [count] aligned element offsets */
     size_t flat_count;
     digcl_buffer values, grads;
     cl_mem *views, *grad_views;
@@ -154,7 +154,9 @@ void digcl_params_release(digcl_params *params) {
 const digcl_param_table *digcl_params_table(const digcl_params *params) { return &params->table; }
 digcl_context *digcl_params_context(const digcl_params *params) { return params->ctx; }
 size_t digcl_params_flat_count(const digcl_params *params) { return params->flat_count; }
-size_t digcl_params_offset(const digcl_params *params, size_t index) { return params->offsets[index]; }
+size_t digcl_params_offset(const digcl_params *params, size_t index) {
+    return params->offsets[index];
+}
 cl_mem digcl_params_buffer(const digcl_params *params) { return params->values.mem; }
 cl_mem digcl_params_view(const digcl_params *params, size_t index) { return params->views[index]; }
 int digcl_params_has_grads(const digcl_params *params) { return params->grads.mem != NULL; }
@@ -188,7 +190,8 @@ void digcl_params_zero_grad(digcl_params *params) {
 }
 
 void digcl_params_copy(digcl_params *dst, const digcl_params *src) {
-    if (dst->flat_count != src->flat_count || !digcl_param_table_same_layout(&dst->table, &src->table))
+    if (dst->flat_count != src->flat_count ||
+        !digcl_param_table_same_layout(&dst->table, &src->table))
         digcl_fatal("digcl_params_copy: %s and %s have different tables", src->what, dst->what);
     digcl_copy(dst->ctx, src->values.mem, 0, dst->values.mem, 0, dst->flat_count * sizeof(float));
 }
@@ -240,8 +243,8 @@ void digcl_params_fill_normal(digcl_rng_key key, size_t index, size_t numel, dou
         values[j] = (float)(stddev * digcl_rng_normal_double(key, 0, index, j));
 }
 
-void digcl_params_fill_xavier_uniform(digcl_rng_key key, size_t index,
-                                      const digcl_param_info *info, double gain, float *values) {
+void digcl_params_fill_xavier_uniform(digcl_rng_key key, size_t index, const digcl_param_info *info,
+                                      double gain, float *values) {
     double fan_out = info->rank ? (double)info->shape[0] : 1.0;
     double fan_in = fan_out > 0 ? (double)info->numel / fan_out : 0.0;
     double bound = gain * sqrt(6.0 / (fan_in + fan_out));
@@ -255,13 +258,13 @@ static void full_name(char *out, size_t size, const char *prefix, const char *na
     snprintf(out, size, "%s%s", prefix ? prefix : "", name);
 }
 
-int digcl_params_add_to_writer(const digcl_params *params, const char *prefix,
-                               digcl_st_writer *w, float **host, char *error, size_t size) {
+int digcl_params_add_to_writer(const digcl_params *params, const char *prefix, digcl_st_writer *w,
+                               float **host, char *error, size_t size) {
     const digcl_param_table *table = &params->table;
     *host = malloc((table->total ? table->total : 1) * sizeof **host);
     if (!*host)
         return digcl_format_error(error, size, "out of host memory (%.1f MiB of %s)",
-                    (double)table->total * sizeof(float) / 1048576.0, params->what);
+                                  (double)table->total * sizeof(float) / 1048576.0, params->what);
     digcl_st_error err;
     for (size_t i = 0; i < table->count; i++) {
         const digcl_param_info *p = &table->params[i];
@@ -292,14 +295,17 @@ static int check_tensor(const digcl_safetensors *st, const digcl_param_info *p, 
     if (digcl_st_expect(st, name, p->rank, p->shape, &t, &err) != 0)
         return digcl_format_error(error, size, "%s", err.message);
     if (!loadable_dtype(t->dtype))
-        return digcl_format_error(error, size, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
-                    st->label, name, digcl_st_dtype_name(t->dtype));
+        return digcl_format_error(error, size,
+                                  "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
+                                  st->label, name, digcl_st_dtype_name(t->dtype));
     if (!host) return 0;
-    if (digcl_st_read_f32(st, t, host, &err) != 0) return digcl_format_error(error, size, "%s", err.message);
+    if (digcl_st_read_f32(st, t, host, &err) != 0)
+        return digcl_format_error(error, size, "%s", err.message);
     size_t bad = count_non_finite(host, p->numel);
     if (bad)
-        return digcl_format_error(error, size, "%s: tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu",
-                    st->label, name, bad, bad == 1 ? "" : "s", p->numel);
+        return digcl_format_error(
+            error, size, "%s: tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu",
+            st->label, name, bad, bad == 1 ? "" : "s", p->numel);
     return 0;
 }
 
@@ -338,15 +344,14 @@ int digcl_params_owns_name(const digcl_params *params, const char *prefix, const
 }
 
 int digcl_params_save_file(const char *path, const digcl_params_file_entry *entries, int count,
-                           const char *const *metadata, int n_metadata, char *error,
-                           size_t size) {
+                           const char *const *metadata, int n_metadata, char *error, size_t size) {
     digcl_st_writer *w = digcl_st_writer_new();
     float **hosts = calloc((size_t)(count > 0 ? count : 1), sizeof *hosts);
     digcl_st_error err;
     int status = !w || !hosts ? digcl_format_error(error, size, "%s: out of host memory", path) : 0;
     for (int e = 0; e < count && status == 0; e++)
-        status = digcl_params_add_to_writer(entries[e].params, entries[e].prefix, w, &hosts[e], error,
-                                            size);
+        status = digcl_params_add_to_writer(entries[e].params, entries[e].prefix, w, &hosts[e],
+                                            error, size);
     for (int m = 0; m < n_metadata && status == 0; m++)
         if (digcl_st_writer_set_metadata(w, metadata[2 * m], metadata[2 * m + 1], &err) != 0)
             status = digcl_format_error(error, size, "%s: %s", path, err.message);
@@ -367,9 +372,10 @@ static int check_no_strangers(const digcl_safetensors *st, const digcl_params_fi
             owned = digcl_params_owns_name(entries[e].params, entries[e].prefix, t->name);
         if (owned) continue;
         char shape[128];
-        return digcl_format_error(error, size, "%s: unexpected tensor '%s' %s %s", st->label, t->name,
-                    digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape),
-                    digcl_st_dtype_name(t->dtype));
+        return digcl_format_error(error, size, "%s: unexpected tensor '%s' %s %s", st->label,
+                                  t->name,
+                                  digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape),
+                                  digcl_st_dtype_name(t->dtype));
     }
     return 0;
 }
@@ -378,7 +384,8 @@ int digcl_params_load_file(const char *path, const digcl_params_file_entry *entr
                            int strict, char *error, size_t size) {
     digcl_safetensors *st = NULL;
     digcl_st_error err;
-    if (digcl_st_open(path, &st, &err) != 0) return digcl_format_error(error, size, "%s", err.message);
+    if (digcl_st_open(path, &st, &err) != 0)
+        return digcl_format_error(error, size, "%s", err.message);
     int status = strict ? check_no_strangers(st, entries, count, error, size) : 0;
     for (int e = 0; e < count && status == 0; e++)
         status = digcl_params_check_file(entries[e].params, st, entries[e].prefix, error, size);

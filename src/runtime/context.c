@@ -20,7 +20,8 @@ static int env_is_one(const char *name) {
 
 static void open_queue(digcl_context *ctx) {
     cl_int status;
-    cl_context_properties properties[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->device.platform, 0};
+    cl_context_properties properties[] = {CL_CONTEXT_PLATFORM,
+                                          (cl_context_properties)ctx->device.platform, 0};
     ctx->context = clCreateContext(properties, 1, &ctx->device.device, NULL, NULL, &status);
     DIGCL_CL_CHECK(status);
     cl_command_queue_properties queue_properties = ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
@@ -49,8 +50,10 @@ digcl_context *digcl_context_create(const digcl_context_options *options) {
     ctx->profiling = env_is_one("DIGCL_PROFILE");
     static int cpu_notice_given = 0; /* once per process */
     if (!(ctx->device.type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) &&
-        !(options->device_spec && *options->device_spec) && !getenv("DIGCL_DEVICE") && !cpu_notice_given) {
-        digcl_log(DIGCL_LOG_NOTICE, "no GPU found; running on the CPU device '%s'", ctx->device.name);
+        !(options->device_spec && *options->device_spec) && !getenv("DIGCL_DEVICE") &&
+        !cpu_notice_given) {
+        digcl_log(DIGCL_LOG_NOTICE, "no GPU found; running on the CPU device '%s'",
+                  ctx->device.name);
         cpu_notice_given = 1;
     }
     open_queue(ctx);
@@ -78,7 +81,8 @@ cl_command_queue digcl_context_queue(const digcl_context *ctx) { return ctx->que
 int digcl_context_verbose(const digcl_context *ctx) { return ctx->verbose; }
 
 void digcl_context_on_release(digcl_context *ctx, void (*fn)(void *arg), void *arg) {
-    context_cleanup *grown = realloc(ctx->cleanups, (size_t)(ctx->cleanup_count + 1) * sizeof *grown);
+    context_cleanup *grown =
+        realloc(ctx->cleanups, (size_t)(ctx->cleanup_count + 1) * sizeof *grown);
     if (!grown) digcl_fatal("out of host memory registering a context cleanup");
     ctx->cleanups = grown;
     ctx->cleanups[ctx->cleanup_count++] = (context_cleanup){fn, arg};

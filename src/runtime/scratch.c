@@ -8,7 +8,8 @@
 static context_scratch *find_or_add(digcl_context *ctx, const char *key) {
     for (int i = 0; i < ctx->scratch_count; i++)
         if (strcmp(ctx->scratch[i].key, key) == 0) return &ctx->scratch[i];
-    context_scratch *grown = realloc(ctx->scratch, (size_t)(ctx->scratch_count + 1) * sizeof *grown);
+    context_scratch *grown =
+        realloc(ctx->scratch, (size_t)(ctx->scratch_count + 1) * sizeof *grown);
     if (!grown) digcl_fatal("out of host memory for the scratch buffer '%s'", key);
     ctx->scratch = grown;
     context_scratch *entry = &ctx->scratch[ctx->scratch_count++];

@@ -13,8 +13,8 @@
 #include "digcl/model.h"
 #include "digcl/model_config.h"
 
-#define CHECK(cond) \
-    do {            \
+#define CHECK(cond)           \
+    do {                      \
         if (!(cond)) abort(); \
     } while (0)
 
@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         long max = digcl_model_max_batch(&config);
         char message[512];
         digcl_model_memory memory;
-        if (max >= 1 && max <= 64) CHECK(digcl_model_memory_estimate(&config, max, &memory, message, sizeof message) == 0);
+        if (max >= 1 && max <= 64)
+            CHECK(digcl_model_memory_estimate(&config, max, &memory, message, sizeof message) == 0);
         CHECK(digcl_model_check_batch(&config, max + 1, message, sizeof message) != 0);
     }
     free(text);
