@@ -17,6 +17,8 @@ usage: /usr/bin/python3 tests/reference/diffusion_reference.py [OUTDIR] [--check
                                      sampler (see SAMPLE_RUNS), with and without guidance
   --check: regenerate into a temporary folder and compare with the committed files (exit 1 on a
            difference); also self-checks of the port.
+  --compare-loss OUT EXPECTED: compare a `digcl loss` output with an expected file (loss terms
+           within 1e-6 relative, every gradient within 1e-4); exit 1 otherwise.
 """
 import argparse
 import math
@@ -469,11 +471,37 @@ def compare_dirs(a, b):
     return bad
 
 
+def compare_loss(out_path, expected_path):
+    got, _ = ref.load_safetensors(out_path)
+    want, _ = ref.load_safetensors(expected_path)
+    bad, worst = [], {"terms": 0.0, "grads": 0.0}
+    for key, value in want.items():
+        if key not in got or got[key].shape != value.shape:
+            bad.append("%s missing or misshapen in %s" % (key, out_path))
+            continue
+        err = float((got[key].to(DTYPE) - value.to(DTYPE)).norm() / value.to(DTYPE).norm())
+        kind, tolerance = ("grads", 1e-4) if key.startswith("grad.") else ("terms", 1e-6)
+        worst[kind] = max(worst[kind], err)
+        if not err < tolerance:
+            bad.append("%s rel L2 %.3e (tolerance %.0e)" % (key, err, tolerance))
+    extra = sorted(set(got) - set(want))
+    if extra:
+        bad.append("unexpected tensors " + ", ".join(extra[:5]))
+    for b in bad:
+        print("FAIL:", b)
+    print("digcl loss vs reference: loss terms rel L2 <= %.2e, gradients <= %.2e: %s" % (
+        worst["terms"], worst["grads"], "ok" if not bad else "FAILED"))
+    return 1 if bad else 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("outdir", nargs="?", default=os.path.join(HERE, "fixtures_committed"))
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--compare-loss", nargs=2, metavar=("OUT", "EXPECTED"))
     args = parser.parse_args()
+    if args.compare_loss:
+        return compare_loss(*args.compare_loss)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if not args.check:
         write_all(args.outdir)
