@@ -152,8 +152,9 @@ static char *flags_json(const sample_args *a, const sample_plan *plan)
     if (a->model.model) cJSON_AddStringToObject(o, "model", a->model.model);
     cJSON_AddStringToObject(o, "weights", a->weights ? a->weights : "ema");
     cJSON_AddNumberToObject(o, "n", plan->n);
-    cJSON_AddStringToObject(o, "class_labels", a->noise_path && !a->class_labels && plan->labels
-                                                   ? "noise-file" : a->class_labels ? a->class_labels : "random");
+    cJSON_AddStringToObject(o, "class_labels", plan->labels_from_noise ? "noise-file y"
+                                               : a->class_labels           ? a->class_labels
+                                                                           : "random");
     cJSON_AddStringToObject(o, "sampler", a->sampler);
     cJSON_AddNumberToObject(o, "steps", (double)a->steps);
     cJSON_AddNumberToObject(o, "eta", a->eta);

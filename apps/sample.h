@@ -49,6 +49,7 @@ typedef struct sample_plan {
     int n;                     /* images */
     int32_t *labels;           /* [n] in [0, num_classes) */
     int labels_all;            /* --class-labels all: n / K images per class, in class order */
+    int labels_from_noise;     /* the labels are the noise file's y */
     char **class_names;        /* [num_classes] */
     int pixel_model;           /* in_channels 1 or 3: images are written */
     int crop;                  /* output side (0: none) */

@@ -67,7 +67,7 @@ int sample_parse_labels(const sample_args *a, sample_plan *plan)
 {
     int classes = plan->config.num_classes;
     const char *spec = a->class_labels ? a->class_labels : "random";
-    if (plan->labels) { /* the noise file's y */
+    if (plan->labels_from_noise) {
         if (!a->class_labels) return 0;
         fprintf(stderr, "digcl sample: --noise-file holds y; drop --class-labels\n");
         return 2;
@@ -277,6 +277,7 @@ static int read_noise_labels(const digcl_safetensors *st, const char *path, samp
         status = noise_error(path, "y", detail);
     }
     free(y);
+    plan->labels_from_noise = status == 0;
     return status;
 }
 
