@@ -13,16 +13,15 @@
 #include "digcl/safetensors.h"
 #include "sample.h"
 
-#define TRAIN_ARGS_KEY "train.args"   /* written by digcl train (include/digcl/train.h) */
+#define TRAIN_ARGS_KEY  "train.args"  /* written by digcl train (include/digcl/train.h) */
 #define TRAIN_STATE_KEY "train.state" /* present in training checkpoints only */
-#define EMA_PREFIX "ema."             /* the EMA copy of each tensor in a training checkpoint */
+#define EMA_PREFIX      "ema."        /* the EMA copy of each tensor in a training checkpoint */
 
-static const char *const fashion_mnist_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                    "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                                                    "Ankle boot"};
+static const char *const fashion_mnist_names[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-void sample_plan_free(sample_plan *plan)
-{
+void sample_plan_free(sample_plan *plan) {
     free(plan->labels);
     if (plan->class_names)
         for (int k = 0; k < plan->config.num_classes; k++) free(plan->class_names[k]);
@@ -37,8 +36,7 @@ void sample_plan_free(sample_plan *plan)
 /* ------------------------------------------------------------ labels */
 
 /* "3,1,4" -> values (malloc'ed), count; 2 with a message on a bad entry. */
-static int parse_label_list(const char *list, int classes, int32_t **values, int *count)
-{
+static int parse_label_list(const char *list, int classes, int32_t **values, int *count) {
     int capacity = 1;
     for (const char *p = list; *p; p++) capacity += *p == ',';
     *values = malloc((size_t)capacity * sizeof **values);
@@ -49,8 +47,10 @@ static int parse_label_list(const char *list, int classes, int32_t **values, int
         long v = strtol(p, &end, 10);
         if (end == p || (*end != ',' && *end != '\0') || v < 0 || v >= classes) {
             int length = (int)strcspn(p, ",");
-            fprintf(stderr, "digcl sample: --class-labels entry '%.*s' is not a class in [0, %d) "
-                            "(expected a comma-separated list, random or all)\n", length, p, classes);
+            fprintf(stderr,
+                    "digcl sample: --class-labels entry '%.*s' is not a class in [0, %d) "
+                    "(expected a comma-separated list, random or all)\n",
+                    length, p, classes);
             free(*values);
             *values = NULL;
             return 2;
@@ -63,8 +63,7 @@ static int parse_label_list(const char *list, int classes, int32_t **values, int
     return 1;
 }
 
-int sample_parse_labels(const sample_args *a, sample_plan *plan)
-{
+int sample_parse_labels(const sample_args *a, sample_plan *plan) {
     int classes = plan->config.num_classes;
     const char *spec = a->class_labels ? a->class_labels : "random";
     if (plan->labels_from_noise) {
@@ -89,8 +88,11 @@ int sample_parse_labels(const sample_args *a, sample_plan *plan)
     digcl_rng_key key = {a->seed, DIGCL_RNG_SAMPLE_LABELS};
     for (int i = 0; i < plan->n; i++) {
         if (list) plan->labels[i] = list[i % list_count];
-        else if (strcmp(spec, "all") == 0) plan->labels[i] = (int32_t)((int64_t)i * classes / plan->n);
-        else plan->labels[i] = (int32_t)digcl_rng_below(key, 0, a->first_image + (uint64_t)i, 0, (uint32_t)classes);
+        else if (strcmp(spec, "all") == 0)
+            plan->labels[i] = (int32_t)((int64_t)i * classes / plan->n);
+        else
+            plan->labels[i] = (int32_t)digcl_rng_below(key, 0, a->first_image + (uint64_t)i, 0,
+                                                       (uint32_t)classes);
     }
     plan->labels_all = strcmp(spec, "all") == 0 && plan->n % classes == 0;
     free(list);
@@ -99,8 +101,7 @@ int sample_parse_labels(const sample_args *a, sample_plan *plan)
 
 /* ------------------------------------------------------------ train.args */
 
-int sample_read_train_args(const char *ckpt, sample_plan *plan)
-{
+int sample_read_train_args(const char *ckpt, sample_plan *plan) {
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     if (!ckpt) return 0;
@@ -115,13 +116,11 @@ int sample_read_train_args(const char *ckpt, sample_plan *plan)
 }
 
 /* The string train.args[key], or NULL. */
-static const cJSON *train_arg(const cJSON *args, const char *key)
-{
+static const cJSON *train_arg(const cJSON *args, const char *key) {
     return args ? cJSON_GetObjectItemCaseSensitive(args, key) : NULL;
 }
 
-static int set_names_from_list(sample_plan *plan, const char *const *names, int count)
-{
+static int set_names_from_list(sample_plan *plan, const char *const *names, int count) {
     int classes = plan->config.num_classes;
     plan->class_names = calloc((size_t)classes, sizeof *plan->class_names);
     for (int k = 0; plan->class_names && k < classes; k++) {
@@ -134,8 +133,7 @@ static int set_names_from_list(sample_plan *plan, const char *const *names, int 
 }
 
 /* "a,b,c" split in place into names[] (at most max); returns the count. */
-static int split_names(char *text, const char **names, int max)
-{
+static int split_names(char *text, const char **names, int max) {
     int count = 0;
     for (char *p = text; p && count < max;) {
         char *comma = strchr(p, ',');
@@ -146,8 +144,7 @@ static int split_names(char *text, const char **names, int max)
     return count;
 }
 
-static int names_from_json(const cJSON *item, sample_plan *plan)
-{
+static int names_from_json(const cJSON *item, sample_plan *plan) {
     int classes = plan->config.num_classes;
     const char **names = calloc((size_t)classes, sizeof *names);
     int count = 0, status;
@@ -168,14 +165,12 @@ static int names_from_json(const cJSON *item, sample_plan *plan)
 
 /* Fashion-MNIST when train.args names it (data "fashion-mnist" or a path
  * with "fashion" in it). */
-static int trained_on_fashion_mnist(const cJSON *args)
-{
+static int trained_on_fashion_mnist(const cJSON *args) {
     const cJSON *data = train_arg(args, "data");
     return cJSON_IsString(data) && strstr(data->valuestring, "fashion") != NULL;
 }
 
-int sample_class_names(const sample_args *a, sample_plan *plan)
-{
+int sample_class_names(const sample_args *a, sample_plan *plan) {
     int classes = plan->config.num_classes, status;
     cJSON *args = plan->train_args ? cJSON_Parse(plan->train_args) : NULL;
     const cJSON *stored = train_arg(args, "class_names");
@@ -204,8 +199,7 @@ int sample_class_names(const sample_args *a, sample_plan *plan)
 /* ------------------------------------------------------------ crop */
 
 /* IDX data (Fashion-MNIST, MNIST) is padded from 28 to 32 by the loader. */
-static int trained_on_idx(const char *train_args)
-{
+static int trained_on_idx(const char *train_args) {
     cJSON *args = train_args ? cJSON_Parse(train_args) : NULL;
     const cJSON *data = train_arg(args, "data");
     int idx = !args || !cJSON_IsString(data) || strstr(data->valuestring, "mnist") ||
@@ -214,17 +208,14 @@ static int trained_on_idx(const char *train_args)
     return idx;
 }
 
-int sample_decide_crop(const sample_args *a, sample_plan *plan)
-{
+int sample_decide_crop(const sample_args *a, sample_plan *plan) {
     const digcl_model_config *c = &plan->config;
     const char *crop = a->crop ? a->crop : "auto";
     int side = c->input_size;
     if (strcmp(crop, "auto") == 0)
         plan->crop = c->in_channels == 1 && side == 32 && trained_on_idx(plan->train_args) ? 28 : 0;
-    else if (strcmp(crop, "none") == 0)
-        plan->crop = 0;
-    else
-        plan->crop = (int)cli_parse_long("--crop", crop, 1, side);
+    else if (strcmp(crop, "none") == 0) plan->crop = 0;
+    else plan->crop = (int)cli_parse_long("--crop", crop, 1, side);
     plan->out_h = plan->out_w = plan->crop ? plan->crop : side;
     plan->out_c = c->in_channels;
     return 0;
@@ -232,16 +223,14 @@ int sample_decide_crop(const sample_args *a, sample_plan *plan)
 
 /* ------------------------------------------------------------ noise file */
 
-static int noise_error(const char *path, const char *name, const char *detail)
-{
+static int noise_error(const char *path, const char *name, const char *detail) {
     fprintf(stderr, "digcl sample: --noise-file %s: tensor '%s' %s\n", path, name, detail);
     return 2;
 }
 
 /* Shape check naming the tensor, both shapes and what the dims mean. */
 static int expect_noise(const digcl_safetensors *st, const char *path, const char *name, int rank,
-                        const int64_t *shape, const char *meaning, const digcl_st_tensor **out)
-{
+                        const int64_t *shape, const char *meaning, const digcl_st_tensor **out) {
     char got[128], want[128], detail[512];
     *out = digcl_st_find(st, name);
     digcl_st_format_shape(want, sizeof want, rank, shape);
@@ -257,8 +246,7 @@ static int expect_noise(const digcl_safetensors *st, const char *path, const cha
     return noise_error(path, name, detail);
 }
 
-static int read_noise_labels(const digcl_safetensors *st, const char *path, sample_plan *plan)
-{
+static int read_noise_labels(const digcl_safetensors *st, const char *path, sample_plan *plan) {
     const digcl_st_tensor *t;
     int64_t shape[1] = {plan->n};
     digcl_st_error err;
@@ -266,8 +254,10 @@ static int read_noise_labels(const digcl_safetensors *st, const char *path, samp
     int status = expect_noise(st, path, "y", 1, shape, "N labels, like x_T", &t);
     int64_t *y = status == 0 ? malloc((size_t)plan->n * sizeof *y) : NULL;
     plan->labels = status == 0 ? malloc((size_t)plan->n * sizeof *plan->labels) : NULL;
-    if (status == 0 && (!y || !plan->labels)) status = noise_error(path, "y", "does not fit in memory");
-    if (status == 0 && digcl_st_read_i64(st, t, y, &err) != 0) status = noise_error(path, "y", err.message);
+    if (status == 0 && (!y || !plan->labels))
+        status = noise_error(path, "y", "does not fit in memory");
+    if (status == 0 && digcl_st_read_i64(st, t, y, &err) != 0)
+        status = noise_error(path, "y", err.message);
     for (int i = 0; status == 0 && i < plan->n; i++) {
         plan->labels[i] = (int32_t)y[i];
         if (y[i] >= 0 && y[i] < plan->config.num_classes) continue;
@@ -281,8 +271,8 @@ static int read_noise_labels(const digcl_safetensors *st, const char *path, samp
     return status;
 }
 
-static int read_noise_tensors(const digcl_safetensors *st, const sample_args *a, sample_plan *plan)
-{
+static int read_noise_tensors(const digcl_safetensors *st, const sample_args *a,
+                              sample_plan *plan) {
     const digcl_model_config *c = &plan->config;
     const char *path = a->noise_path;
     const digcl_st_tensor *t = digcl_st_find(st, "x_T");
@@ -293,7 +283,8 @@ static int read_noise_tensors(const digcl_safetensors *st, const sample_args *a,
     snprintf(meaning, sizeof meaning, "N images%s, in_channels %d, input_size %d",
              a->n > 0 ? " = -n" : "", c->in_channels, c->input_size);
     int status = expect_noise(st, path, "x_T", 4, x_shape, meaning, &t);
-    if (status == 0 && (n < 1 || n > SAMPLE_MAX_IMAGES)) status = noise_error(path, "x_T", "has no images");
+    if (status == 0 && (n < 1 || n > SAMPLE_MAX_IMAGES))
+        status = noise_error(path, "x_T", "has no images");
     if (status != 0) return status;
     plan->n = (int)n;
     int64_t z_shape[5] = {plan->options.steps, n, c->in_channels, c->input_size, c->input_size};
@@ -303,7 +294,8 @@ static int read_noise_tensors(const digcl_safetensors *st, const sample_args *a,
     if (status == 0) {
         plan->noise_x_T = malloc((size_t)t->numel * sizeof(float));
         plan->noise_z = malloc((size_t)z->numel * sizeof(float));
-        if (!plan->noise_x_T || !plan->noise_z) status = noise_error(path, "z", "does not fit in memory");
+        if (!plan->noise_x_T || !plan->noise_z)
+            status = noise_error(path, "z", "does not fit in memory");
     }
     if (status == 0 && (digcl_st_read_f32(st, t, plan->noise_x_T, &err) != 0 ||
                         digcl_st_read_f32(st, z, plan->noise_z, &err) != 0))
@@ -312,8 +304,7 @@ static int read_noise_tensors(const digcl_safetensors *st, const sample_args *a,
     return status;
 }
 
-int sample_read_noise_file(const sample_args *a, sample_plan *plan)
-{
+int sample_read_noise_file(const sample_args *a, sample_plan *plan) {
     static const char *const names[] = {"x_T", "z", "y"};
     digcl_safetensors *st = NULL;
     digcl_st_error err;
@@ -337,8 +328,7 @@ int sample_read_noise_file(const sample_args *a, sample_plan *plan)
 
 /* Every tensor of the model's table from `prefix`<name> (shapes checked),
  * uploaded only when all were read. */
-static int load_prefixed(digcl_model *model, const digcl_safetensors *st, const char *prefix)
-{
+static int load_prefixed(digcl_model *model, const digcl_safetensors *st, const char *prefix) {
     const digcl_param_table *table = digcl_model_param_table(model);
     float *host = malloc(digcl_model_flat_count(model) * sizeof *host);
     int status = host ? 0 : -1;
@@ -358,8 +348,7 @@ static int load_prefixed(digcl_model *model, const digcl_safetensors *st, const 
     return status;
 }
 
-int sample_load_weights(digcl_model *model, const sample_args *a)
-{
+int sample_load_weights(digcl_model *model, const sample_args *a) {
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     char message[1024];
@@ -373,8 +362,10 @@ int sample_load_weights(digcl_model *model, const sample_args *a)
         int ema = !a->weights || strcmp(a->weights, "ema") == 0;
         status = load_prefixed(model, st, ema ? EMA_PREFIX : "") != 0;
     } else if (a->weights && strcmp(a->weights, "ema") == 0) {
-        fprintf(stderr, "digcl sample: --weights ema: %s is not a training checkpoint (no %s); "
-                        "its weights are the model's\n", a->model.ckpt, TRAIN_STATE_KEY);
+        fprintf(stderr,
+                "digcl sample: --weights ema: %s is not a training checkpoint (no %s); "
+                "its weights are the model's\n",
+                a->model.ckpt, TRAIN_STATE_KEY);
         status = 2;
     }
     digcl_st_close(st);

@@ -20,21 +20,19 @@
 #endif
 
 #define GRID_MIN_CELL_PIXELS 64 /* cells are upscaled to at least this (auto --grid-scale) */
-#define GRID_PADDING 2
+#define GRID_PADDING         2
 
 /* ------------------------------------------------------------ checks */
 
 /* The folder part of path ("." without one). */
-static void parent_of(const char *path, char *dir, size_t size)
-{
+static void parent_of(const char *path, char *dir, size_t size) {
     const char *slash = strrchr(path, '/');
     if (!slash) snprintf(dir, size, ".");
     else if (slash == path) snprintf(dir, size, "/");
     else snprintf(dir, size, "%.*s", (int)(slash - path), path);
 }
 
-static int check_output_file(const sample_args *a, const char *flag, const char *path)
-{
+static int check_output_file(const sample_args *a, const char *flag, const char *path) {
     char dir[4096];
     struct stat st;
     if (!path) return 0;
@@ -47,16 +45,15 @@ static int check_output_file(const sample_args *a, const char *flag, const char 
     const char *inputs[2] = {a->model.ckpt, a->noise_path};
     for (int i = 0; i < 2; i++) {
         if (!inputs[i] || !digcl_file_same(path, inputs[i])) continue;
-        fprintf(stderr, "digcl sample: %s %s is the input %s; refusing to overwrite it\n", flag, path,
-                inputs[i]);
+        fprintf(stderr, "digcl sample: %s %s is the input %s; refusing to overwrite it\n", flag,
+                path, inputs[i]);
         return 2;
     }
     return 0;
 }
 
 /* mkdir -p */
-static int make_folder(const char *path)
-{
+static int make_folder(const char *path) {
     char partial[4096];
     size_t n = strlen(path);
     if (n >= sizeof partial) return -1;
@@ -69,11 +66,11 @@ static int make_folder(const char *path)
     return 0;
 }
 
-static int check_output_dir(const char *dir)
-{
+static int check_output_dir(const char *dir) {
     struct stat st;
     if (!dir) return 0;
-    if (make_folder(dir) != 0 || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK) != 0) {
+    if (make_folder(dir) != 0 || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        access(dir, W_OK) != 0) {
         fprintf(stderr, "digcl sample: --output-dir %s: %s\n", dir,
                 stat(dir, &st) == 0 && !S_ISDIR(st.st_mode) ? "is a file, not a folder"
                                                             : "cannot be created or written");
@@ -82,11 +79,12 @@ static int check_output_dir(const char *dir)
     return 0;
 }
 
-int sample_check_outputs(const sample_args *a)
-{
+int sample_check_outputs(const sample_args *a) {
     if (a->npz_path && !digcl_npz_available()) {
-        fprintf(stderr, "digcl sample: --npz %s: this build has no libzip (configure with "
-                        "-DDIGCL_WITH_ZIP=ON); --output-dir writes the images and labels.csv\n", a->npz_path);
+        fprintf(stderr,
+                "digcl sample: --npz %s: this build has no libzip (configure with "
+                "-DDIGCL_WITH_ZIP=ON); --output-dir writes the images and labels.csv\n",
+                a->npz_path);
         return 2;
     }
     int status = check_output_file(a, "-o", a->grid_path);
@@ -98,8 +96,7 @@ int sample_check_outputs(const sample_args *a)
 
 /* ------------------------------------------------------------ metadata */
 
-static const char *checkpoint_name(const sample_args *a, char *buf, size_t size)
-{
+static const char *checkpoint_name(const sample_args *a, char *buf, size_t size) {
     const char *path = a->model.ckpt ? a->model.ckpt : a->model.model ? a->model.model : "custom";
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -111,23 +108,24 @@ static const char *checkpoint_name(const sample_args *a, char *buf, size_t size)
 /* "Steps: 250, Sampler: ddpm, CFG scale: 4.0, Seed: 42, Image: 3, Size: 28x28, Model hash: ...,
  *  Model: name, Class: 3" (a grid: the image range and every label). */
 static void parameters_text(const sample_args *a, const sample_plan *plan, const char *image_text,
-                            const char *class_text, char *out, size_t size)
-{
+                            const char *class_text, char *out, size_t size) {
     char name[256], scale[32], eta[48] = "";
     double s = plan->options.cfg_scale;
     snprintf(scale, sizeof scale, s == floor(s) && fabs(s) < 1e6 ? "%.1f" : "%g", s);
-    if (plan->options.kind == DIGCL_SAMPLER_DDIM) snprintf(eta, sizeof eta, ", Eta: %g", (double)plan->options.eta);
-    snprintf(out, size,
-             "Steps: %d, Sampler: %s, CFG scale: %s, Seed: %llu, Image: %s, Size: %dx%d, Model hash: %.10s, "
-             "Model: %s%s, Class: %s",
-             plan->options.steps, a->sampler, scale, (unsigned long long)a->seed, image_text, plan->out_w, plan->out_h,
-             plan->ckpt_hash, checkpoint_name(a, name, sizeof name), eta, class_text);
+    if (plan->options.kind == DIGCL_SAMPLER_DDIM)
+        snprintf(eta, sizeof eta, ", Eta: %g", (double)plan->options.eta);
+    snprintf(
+        out, size,
+        "Steps: %d, Sampler: %s, CFG scale: %s, Seed: %llu, Image: %s, Size: %dx%d, Model hash: %.10s, "
+        "Model: %s%s, Class: %s",
+        plan->options.steps, a->sampler, scale, (unsigned long long)a->seed, image_text,
+        plan->out_w, plan->out_h, plan->ckpt_hash, checkpoint_name(a, name, sizeof name), eta,
+        class_text);
 }
 
 /* The digcl JSON: version, checkpoint and hash, model config, every flag,
  * then what `extra` adds (image, seed, label ...). Returns malloc'ed text. */
-static char *digcl_json(const sample_args *a, const sample_plan *plan, cJSON *extra)
-{
+static char *digcl_json(const sample_args *a, const sample_plan *plan, cJSON *extra) {
     cJSON *root = cJSON_CreateObject();
     char *config = digcl_model_config_to_json(&plan->config);
     cJSON_AddStringToObject(root, "version", DIGCL_VERSION);
@@ -148,9 +146,8 @@ static char *digcl_json(const sample_args *a, const sample_plan *plan, cJSON *ex
     return text;
 }
 
-static int write_png_with_metadata(const char *path, const digcl_image *image, const char *parameters,
-                                   char *json)
-{
+static int write_png_with_metadata(const char *path, const digcl_image *image,
+                                   const char *parameters, char *json) {
     char error[1024];
     if (!json) {
         fprintf(stderr, "digcl sample: %s: out of memory for the metadata\n", path);
@@ -164,8 +161,8 @@ static int write_png_with_metadata(const char *path, const digcl_image *image, c
     return 1;
 }
 
-int sample_write_image(const sample_args *a, const sample_plan *plan, const digcl_image *image, int i)
-{
+int sample_write_image(const sample_args *a, const sample_plan *plan, const digcl_image *image,
+                       int i) {
     char path[4096], parameters[1024], label[32], number[32];
     uint64_t image_number = a->first_image + (uint64_t)i;
     int y = plan->labels[i];
@@ -184,15 +181,13 @@ int sample_write_image(const sample_args *a, const sample_plan *plan, const digc
 /* ------------------------------------------------------------ grid */
 
 /* One caption per row when every row holds a single class. */
-static int rows_share_labels(const sample_plan *plan, int cols)
-{
+static int rows_share_labels(const sample_plan *plan, int cols) {
     for (int i = 0; i < plan->n; i++)
         if (plan->labels[i] != plan->labels[i - i % cols]) return 0;
     return 1;
 }
 
-static void grid_shape(const sample_args *a, const sample_plan *plan, int *rows, int *scale)
-{
+static void grid_shape(const sample_args *a, const sample_plan *plan, int *rows, int *scale) {
     int n = plan->n, classes = plan->config.num_classes;
     if (a->grid_rows > 0) *rows = (int)(a->grid_rows < n ? a->grid_rows : n);
     else if (plan->labels_all && n >= classes) *rows = classes;
@@ -205,8 +200,7 @@ static void grid_shape(const sample_args *a, const sample_plan *plan, int *rows,
     if (*scale > 8 && a->grid_scale <= 0) *scale = 8;
 }
 
-static int write_grid(const sample_args *a, const sample_plan *plan, const sample_outputs *out)
-{
+static int write_grid(const sample_args *a, const sample_plan *plan, const sample_outputs *out) {
     int rows, scale;
     grid_shape(a, plan, &rows, &scale);
     int cols = (plan->n + rows - 1) / rows;
@@ -226,9 +220,9 @@ static int write_grid(const sample_args *a, const sample_plan *plan, const sampl
         used += (size_t)snprintf(labels_text + used, 9, "%s%d", i ? "," : "", plan->labels[i]);
         cJSON_AddItemToArray(labels, cJSON_CreateNumber(plan->labels[i]));
     }
-    digcl_grid_options o = {rows, scale, GRID_PADDING,
-                            rows_share_labels(plan, cols) ? DIGCL_CAPTION_ROWS : DIGCL_CAPTION_CELLS,
-                            captions};
+    digcl_grid_options o = {
+        rows, scale, GRID_PADDING,
+        rows_share_labels(plan, cols) ? DIGCL_CAPTION_ROWS : DIGCL_CAPTION_CELLS, captions};
     digcl_image grid;
     char error[1024], parameters[4096 + 1024];
     int status = 0;
@@ -245,7 +239,8 @@ static int write_grid(const sample_args *a, const sample_plan *plan, const sampl
         cJSON_AddNumberToObject(extra, "first_image", (double)a->first_image);
         parameters_text(a, plan, range, plan->n <= 512 ? labels_text : "(see digcl)", parameters,
                         sizeof parameters);
-        status = write_png_with_metadata(a->grid_path, &grid, parameters, digcl_json(a, plan, extra));
+        status =
+            write_png_with_metadata(a->grid_path, &grid, parameters, digcl_json(a, plan, extra));
         digcl_image_free(&grid);
     }
     free(captions);
@@ -261,8 +256,7 @@ typedef struct csv_job {
 } csv_job;
 
 /* A CSV field: quoted when it holds a comma, a quote or a newline. */
-static void csv_field(FILE *f, const char *text)
-{
+static void csv_field(FILE *f, const char *text) {
     if (!strpbrk(text, ",\"\n")) {
         fputs(text, f);
         return;
@@ -275,8 +269,7 @@ static void csv_field(FILE *f, const char *text)
     fputc('"', f);
 }
 
-static int write_csv_rows(FILE *f, const char *path, void *user, char *error, size_t size)
-{
+static int write_csv_rows(FILE *f, const char *path, void *user, char *error, size_t size) {
     const csv_job *job = user;
     fputs("image,file,label,class_name\n", f);
     for (int i = 0; i < job->plan->n; i++) {
@@ -291,8 +284,7 @@ static int write_csv_rows(FILE *f, const char *path, void *user, char *error, si
     return -1;
 }
 
-static int write_labels_csv(const sample_args *a, const sample_plan *plan)
-{
+static int write_labels_csv(const sample_args *a, const sample_plan *plan) {
     char path[4096], error[1024];
     csv_job job = {a, plan};
     snprintf(path, sizeof path, "%s/labels.csv", a->output_dir);
@@ -303,16 +295,15 @@ static int write_labels_csv(const sample_args *a, const sample_plan *plan)
 
 /* ------------------------------------------------------------ npz, latents */
 
-static int write_npz(const sample_args *a, const sample_plan *plan, const sample_outputs *out)
-{
+static int write_npz(const sample_args *a, const sample_plan *plan, const sample_outputs *out) {
     char error[1024];
-    if (digcl_npz_write(a->npz_path, out->images, plan->n, plan->labels, error, sizeof error) == 0) return 0;
+    if (digcl_npz_write(a->npz_path, out->images, plan->n, plan->labels, error, sizeof error) == 0)
+        return 0;
     fprintf(stderr, "digcl sample: --npz %s\n", error);
     return 1;
 }
 
-static int write_latents(const sample_args *a, const sample_plan *plan, const sample_outputs *out)
-{
+static int write_latents(const sample_args *a, const sample_plan *plan, const sample_outputs *out) {
     const digcl_model_config *c = &plan->config;
     int64_t shape[4] = {plan->n, c->in_channels, c->input_size, c->input_size};
     digcl_st_writer *w = digcl_st_writer_new();
@@ -320,9 +311,11 @@ static int write_latents(const sample_args *a, const sample_plan *plan, const sa
     char *json = digcl_json(a, plan, NULL);
     digcl_st_error err = {""};
     int status = w && config && json ? 0 : -1;
-    if (status != 0) snprintf(err.message, sizeof err.message, "%s: out of memory", a->latents_path);
+    if (status != 0)
+        snprintf(err.message, sizeof err.message, "%s: out of memory", a->latents_path);
     if (status == 0) status = digcl_st_writer_add_f32(w, "x0", 4, shape, out->latents, &err);
-    if (status == 0) status = digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, config, &err);
+    if (status == 0)
+        status = digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, config, &err);
     if (status == 0) status = digcl_st_writer_set_metadata(w, "digcl", json, &err);
     if (status == 0) status = digcl_st_writer_write(w, a->latents_path, &err);
     if (status != 0) fprintf(stderr, "digcl sample: --output-latents %s\n", err.message);
@@ -332,8 +325,8 @@ static int write_latents(const sample_args *a, const sample_plan *plan, const sa
     return status != 0;
 }
 
-int sample_write_collections(const sample_args *a, const sample_plan *plan, const sample_outputs *out)
-{
+int sample_write_collections(const sample_args *a, const sample_plan *plan,
+                             const sample_outputs *out) {
     int status = 0;
     if (out->latents && a->latents_path) status = write_latents(a, plan, out);
     if (!plan->pixel_model) return status;

@@ -30,30 +30,26 @@
 
 static char temp_dir[256];
 
-static int make_temp_dir(void **state)
-{
+static int make_temp_dir(void **state) {
     (void)state;
     snprintf(temp_dir, sizeof temp_dir, "/tmp/digcl_test_image_XXXXXX");
     return mkdtemp(temp_dir) ? 0 : -1;
 }
 
-static int remove_temp_dir(void **state)
-{
+static int remove_temp_dir(void **state) {
     (void)state;
     char command[512];
     snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
     return system(command) == 0 ? 0 : -1;
 }
 
-static const char *temp_path(char *buf, size_t size, const char *name)
-{
+static const char *temp_path(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/%s", temp_dir, name);
     return buf;
 }
 
 /* Number of entries in temp_dir whose name contains ".tmp.". */
-static int temp_files_left(void)
-{
+static int temp_files_left(void) {
     DIR *dir = opendir(temp_dir);
     int count = 0;
     for (struct dirent *e; dir && (e = readdir(dir));)
@@ -62,8 +58,7 @@ static int temp_files_left(void)
     return count;
 }
 
-static digcl_image random_image(test_rng *rng, int width, int height, int channels)
-{
+static digcl_image random_image(test_rng *rng, int width, int height, int channels) {
     digcl_image image;
     assert_int_equal(digcl_image_alloc(&image, width, height, channels), 0);
     size_t n = (size_t)width * (size_t)height * (size_t)channels;
@@ -73,8 +68,7 @@ static digcl_image random_image(test_rng *rng, int width, int height, int channe
 
 /* ------------------------------------------------------------ conversion */
 
-static void test_from_model_matches_reference(void **state)
-{
+static void test_from_model_matches_reference(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(11);
     enum { C = 3, H = 5, W = 7 };
@@ -101,8 +95,7 @@ static void test_from_model_matches_reference(void **state)
 }
 
 /* 32 -> 28: pixel (r, c) of the crop is the source's (r + 2, c + 2). */
-static void test_from_model_crop_window(void **state)
-{
+static void test_from_model_crop_window(void **state) {
     (void)state;
     enum { S = 32, K = 28 };
     float *x = malloc(S * S * sizeof *x);
@@ -125,8 +118,7 @@ typedef struct png_contents {
     int text_count;
 } png_contents;
 
-static void read_png(const char *path, png_contents *out)
-{
+static void read_png(const char *path, png_contents *out) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -154,13 +146,13 @@ static void read_png(const char *path, png_contents *out)
     fclose(f);
 }
 
-static void check_png_round_trip(int channels)
-{
+static void check_png_round_trip(int channels) {
     test_rng rng = test_rng_seeded(20 + (uint64_t)channels);
     digcl_image image = random_image(&rng, 13, 9, channels);
     const char *json = "{\"checkpoint_xxh3\":\"0123456789abcdef\",\"class_name\":\"Ankle boot\"}";
     digcl_png_text texts[] = {
-        {"parameters", "Steps: 250, Sampler: ddpm, CFG scale: 4.0, Seed: 42, Size: 13x9, Model: m, Class: 3"},
+        {"parameters",
+         "Steps: 250, Sampler: ddpm, CFG scale: 4.0, Seed: 42, Size: 13x9, Model: m, Class: 3"},
         {"digcl", json},
         {"utf8", "T-shirt \xe2\x80\x93 caf\xc3\xa9"},
     };
@@ -183,20 +175,17 @@ static void check_png_round_trip(int channels)
     digcl_image_free(&image);
 }
 
-static void test_png_round_trip_grey(void **state)
-{
+static void test_png_round_trip_grey(void **state) {
     (void)state;
     check_png_round_trip(1);
 }
 
-static void test_png_round_trip_rgb(void **state)
-{
+static void test_png_round_trip_rgb(void **state) {
     (void)state;
     check_png_round_trip(3);
 }
 
-static void test_png_errors_name_the_file(void **state)
-{
+static void test_png_errors_name_the_file(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(30);
     digcl_image image = random_image(&rng, 4, 4, 1);
@@ -220,8 +209,7 @@ static void test_png_errors_name_the_file(void **state)
     digcl_image_free(&image);
 }
 
-static int failing_writer(FILE *f, const char *path, void *user, char *error, size_t size)
-{
+static int failing_writer(FILE *f, const char *path, void *user, char *error, size_t size) {
     (void)user;
     fputs("partial", f);
     snprintf(error, size, "%s: the content failed on purpose", path);
@@ -229,8 +217,7 @@ static int failing_writer(FILE *f, const char *path, void *user, char *error, si
 }
 
 /* A failed write leaves the previous file as it was and no temp file. */
-static void test_atomic_write_keeps_old_file(void **state)
-{
+static void test_atomic_write_keeps_old_file(void **state) {
     (void)state;
     char path[512], error[512], buf[64] = {0};
     temp_path(path, sizeof path, "kept.txt");
@@ -252,10 +239,10 @@ typedef struct grid_case {
     const char *labels[10];
 } grid_case;
 
-static void make_grid_case(grid_case *g, int channels)
-{
-    static const char *const names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+static void make_grid_case(grid_case *g, int channels) {
+    static const char *const names[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                          "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                          "Bag",         "Ankle boot"};
     test_rng rng = test_rng_seeded(40);
     for (int i = 0; i < 10; i++) {
         g->cells[i] = random_image(&rng, 7, 6, channels);
@@ -263,35 +250,40 @@ static void make_grid_case(grid_case *g, int channels)
     }
 }
 
-static void free_grid_case(grid_case *g)
-{
+static void free_grid_case(grid_case *g) {
     for (int i = 0; i < 10; i++) digcl_image_free(&g->cells[i]);
 }
 
 /* Count of pixels darker than 128 in a rectangle (first channel). */
-static int dark_pixels(const digcl_image *im, int x0, int y0, int x1, int y1)
-{
+static int dark_pixels(const digcl_image *im, int x0, int y0, int x1, int y1) {
     int count = 0;
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++)
-            count += im->pixels[((size_t)y * (size_t)im->width + (size_t)x) * (size_t)im->channels] < 128;
+            count +=
+                im->pixels[((size_t)y * (size_t)im->width + (size_t)x) * (size_t)im->channels] <
+                128;
     return count;
 }
 
-static void check_cell_in_place(const digcl_image *grid, const digcl_image *cell, int scale, int x0, int y0)
-{
+static void check_cell_in_place(const digcl_image *grid, const digcl_image *cell, int scale, int x0,
+                                int y0) {
     int ch = grid->channels;
     for (int y = 0; y < cell->height * scale; y++)
         for (int x = 0; x < cell->width * scale; x++)
             for (int k = 0; k < ch; k++) {
-                uint8_t want = cell->pixels[((size_t)(y / scale) * (size_t)cell->width + (size_t)(x / scale)) * (size_t)ch + (size_t)k];
-                uint8_t got = grid->pixels[((size_t)(y0 + y) * (size_t)grid->width + (size_t)(x0 + x)) * (size_t)ch + (size_t)k];
+                uint8_t want =
+                    cell->pixels[((size_t)(y / scale) * (size_t)cell->width + (size_t)(x / scale)) *
+                                     (size_t)ch +
+                                 (size_t)k];
+                uint8_t got =
+                    grid->pixels[((size_t)(y0 + y) * (size_t)grid->width + (size_t)(x0 + x)) *
+                                     (size_t)ch +
+                                 (size_t)k];
                 assert_int_equal(got, want);
             }
 }
 
-static void test_grid_without_captions(void **state)
-{
+static void test_grid_without_captions(void **state) {
     (void)state;
     grid_case g;
     make_grid_case(&g, 3);
@@ -303,14 +295,14 @@ static void test_grid_without_captions(void **state)
     assert_int_equal(out.width, 4 * (14 + 2) + 2);
     assert_int_equal(out.height, 3 * (12 + 2) + 2);
     assert_int_equal(out.channels, 3);
-    for (int i = 0; i < 10; i++) check_cell_in_place(&out, &g.cells[i], 2, 2 + (i % 4) * 16, 2 + (i / 4) * 14);
+    for (int i = 0; i < 10; i++)
+        check_cell_in_place(&out, &g.cells[i], 2, 2 + (i % 4) * 16, 2 + (i / 4) * 14);
     assert_int_equal(out.pixels[0], 255); /* background */
     digcl_image_free(&out);
     free_grid_case(&g);
 }
 
-static void test_grid_row_captions(void **state)
-{
+static void test_grid_row_captions(void **state) {
     (void)state;
     if (!digcl_grid_has_captions()) skip();
     grid_case g;
@@ -321,21 +313,21 @@ static void test_grid_row_captions(void **state)
     assert_int_equal(digcl_grid_compose(g.cells, 10, &o, &out, error, sizeof error), 0);
     int grid_w = 2 * (21 + 2) + 2;
     int left = out.width - grid_w;
-    assert_true(left > 20);   /* room for the widest name */
+    assert_true(left > 20); /* room for the widest name */
     assert_int_equal(out.height, 5 * (18 + 2) + 2);
     assert_int_equal(out.channels, 1);
     for (int r = 0; r < 5; r++) {
         int y0 = 2 + r * 20;
         assert_true(dark_pixels(&out, 0, y0, left, y0 + 18) > 10); /* caption of row r */
-        for (int c = 0; c < 2; c++) check_cell_in_place(&out, &g.cells[r * 2 + c], 3, left + 2 + c * 23, y0);
+        for (int c = 0; c < 2; c++)
+            check_cell_in_place(&out, &g.cells[r * 2 + c], 3, left + 2 + c * 23, y0);
     }
     assert_int_equal(dark_pixels(&out, 0, 0, left, 2), 0); /* nothing above the first row */
     digcl_image_free(&out);
     free_grid_case(&g);
 }
 
-static void test_grid_cell_captions(void **state)
-{
+static void test_grid_cell_captions(void **state) {
     (void)state;
     if (!digcl_grid_has_captions()) skip();
     grid_case g;
@@ -356,8 +348,7 @@ static void test_grid_cell_captions(void **state)
     free_grid_case(&g);
 }
 
-static void test_grid_rejects_mixed_sizes(void **state)
-{
+static void test_grid_rejects_mixed_sizes(void **state) {
     (void)state;
     grid_case g;
     make_grid_case(&g, 1);
@@ -376,8 +367,7 @@ static void test_grid_rejects_mixed_sizes(void **state)
 /* ------------------------------------------------------------ npz */
 
 #ifdef DIGCL_HAVE_ZIP
-static unsigned char *read_member(zip_t *archive, const char *name, size_t *size)
-{
+static unsigned char *read_member(zip_t *archive, const char *name, size_t *size) {
     zip_stat_t st;
     assert_int_equal(zip_stat(archive, name, 0, &st), 0);
     assert_int_equal(st.comp_method, ZIP_CM_STORE);
@@ -391,8 +381,7 @@ static unsigned char *read_member(zip_t *archive, const char *name, size_t *size
 }
 
 /* The .npy header: magic, v1.0, aligned, and the dict we expect. */
-static size_t check_npy_header(const unsigned char *bytes, size_t size, const char *dict_prefix)
-{
+static size_t check_npy_header(const unsigned char *bytes, size_t size, const char *dict_prefix) {
     assert_true(size > 10);
     assert_memory_equal(bytes, "\x93NUMPY\x01\x00", 8);
     size_t header = 10 + (size_t)bytes[8] + 256u * bytes[9];
@@ -403,8 +392,7 @@ static size_t check_npy_header(const unsigned char *bytes, size_t size, const ch
 }
 #endif
 
-static void test_npz_contents(void **state)
-{
+static void test_npz_contents(void **state) {
     (void)state;
 #ifndef DIGCL_HAVE_ZIP
     skip();
@@ -422,13 +410,17 @@ static void test_npz_contents(void **state)
     assert_non_null(archive);
     size_t size;
     unsigned char *arr0 = read_member(archive, "arr_0.npy", &size);
-    size_t h0 = check_npy_header(arr0, size, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4, 5, 3), }");
+    size_t h0 = check_npy_header(
+        arr0, size, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4, 5, 3), }");
     assert_int_equal(size - h0, (size_t)N * H * W * 3);
     for (int i = 0; i < N; i++)
         for (int p = 0; p < H * W; p++)
-            for (int k = 0; k < 3; k++) assert_int_equal(arr0[h0 + ((size_t)i * H * W + (size_t)p) * 3 + (size_t)k], images[i].pixels[p]);
+            for (int k = 0; k < 3; k++)
+                assert_int_equal(arr0[h0 + ((size_t)i * H * W + (size_t)p) * 3 + (size_t)k],
+                                 images[i].pixels[p]);
     unsigned char *arr1 = read_member(archive, "arr_1.npy", &size);
-    size_t h1 = check_npy_header(arr1, size, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }");
+    size_t h1 =
+        check_npy_header(arr1, size, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }");
     assert_int_equal(size - h1, 24);
     for (int i = 0; i < N; i++) {
         int64_t v;
@@ -444,8 +436,7 @@ static void test_npz_contents(void **state)
 }
 
 /* numpy.load agrees (when Debian's python3 has numpy). */
-static void test_npz_loads_in_numpy(void **state)
-{
+static void test_npz_loads_in_numpy(void **state) {
     (void)state;
 #ifndef DIGCL_HAVE_ZIP
     skip();
@@ -463,18 +454,18 @@ static void test_npz_loads_in_numpy(void **state)
     char path[512], error[512], command[1024];
     temp_path(path, sizeof path, "rgb.npz");
     assert_int_equal(digcl_npz_write(path, images, N, labels, error, sizeof error), 0);
-    snprintf(command, sizeof command,
-             "/usr/bin/python3 -c \"import numpy as np, sys; a = np.load('%s'); x = a['arr_0']; y = a['arr_1'];"
-             " ok = x.dtype == np.uint8 and x.shape == (4, 6, 6, 3) and int(x.sum()) == %ld and"
-             " x[2, 1, 3, 2] == %d and y.dtype == np.int64 and list(y) == [1, 2, 3, 4]; sys.exit(0 if ok else 1)\"",
-             path, sum, images[2].pixels[(1 * S + 3) * 3 + 2]);
+    snprintf(
+        command, sizeof command,
+        "/usr/bin/python3 -c \"import numpy as np, sys; a = np.load('%s'); x = a['arr_0']; y = a['arr_1'];"
+        " ok = x.dtype == np.uint8 and x.shape == (4, 6, 6, 3) and int(x.sum()) == %ld and"
+        " x[2, 1, 3, 2] == %d and y.dtype == np.int64 and list(y) == [1, 2, 3, 4]; sys.exit(0 if ok else 1)\"",
+        path, sum, images[2].pixels[(1 * S + 3) * 3 + 2]);
     assert_int_equal(system(command), 0);
     for (int i = 0; i < N; i++) digcl_image_free(&images[i]);
 #endif
 }
 
-static void test_npz_errors(void **state)
-{
+static void test_npz_errors(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(70);
     digcl_image images[2] = {random_image(&rng, 4, 4, 1), random_image(&rng, 4, 5, 1)};
@@ -492,8 +483,7 @@ static void test_npz_errors(void **state)
 
 /* ------------------------------------------------------------ files */
 
-static void test_same_file_and_hash(void **state)
-{
+static void test_same_file_and_hash(void **state) {
     (void)state;
     char a[512], b[512], link_path[512], error[256];
     temp_path(a, sizeof a, "a.bin");
@@ -515,8 +505,7 @@ static void test_same_file_and_hash(void **state)
     assert_non_null(strstr(error, "/no/such/file"));
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_from_model_matches_reference),
         cmocka_unit_test(test_from_model_crop_window),

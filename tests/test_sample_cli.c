@@ -31,14 +31,12 @@
 static char temp_dir[256];
 static char binary[512];
 
-static const char *temp_path(char *buf, size_t size, const char *name)
-{
+static const char *temp_path(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/%s", temp_dir, name);
     return buf;
 }
 
-static digcl_model_config grey_config(int channels)
-{
+static digcl_model_config grey_config(int channels) {
     digcl_model_config c = {0};
     c.arch = DIGCL_ARCH_DIG;
     c.depth = 2;
@@ -56,13 +54,14 @@ static digcl_model_config grey_config(int channels)
 
 /* ckpt.safetensors (grey), latent.safetensors (4 channels), train.safetensors
  * (a training checkpoint: ema.* = ckpt's weights, the model's own perturbed). */
-static void write_checkpoints(void)
-{
+static void write_checkpoints(void) {
     char path[512], message[512];
     digcl_model_config c = grey_config(1);
     digcl_model *m = digcl_model_create(test_context(), &c);
     digcl_model_randomize(m, 5, 0.05f);
-    assert_int_equal(digcl_checkpoint_save(m, temp_path(path, sizeof path, "ckpt.safetensors"), message, sizeof message), 0);
+    assert_int_equal(digcl_checkpoint_save(m, temp_path(path, sizeof path, "ckpt.safetensors"),
+                                           message, sizeof message),
+                     0);
     const digcl_param_table *table = digcl_model_param_table(m);
     digcl_st_writer *w = digcl_st_writer_new();
     float **copies = calloc(table->count * 2, sizeof *copies);
@@ -75,14 +74,18 @@ static void write_checkpoints(void)
         digcl_model_read_param(m, i, copies[2 * i]);
         for (size_t k = 0; k < p->numel; k++) copies[2 * i + 1][k] = copies[2 * i][k] + 0.5f;
         snprintf(name, sizeof name, "ema.%s", p->name);
-        assert_int_equal(digcl_st_writer_add_f32(w, name, p->rank, p->shape, copies[2 * i], &err), 0);
-        assert_int_equal(digcl_st_writer_add_f32(w, p->name, p->rank, p->shape, copies[2 * i + 1], &err), 0);
+        assert_int_equal(digcl_st_writer_add_f32(w, name, p->rank, p->shape, copies[2 * i], &err),
+                         0);
+        assert_int_equal(
+            digcl_st_writer_add_f32(w, p->name, p->rank, p->shape, copies[2 * i + 1], &err), 0);
     }
     char *json = digcl_model_config_to_json(&c);
     assert_int_equal(digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, json, &err), 0);
     assert_int_equal(digcl_st_writer_set_metadata(w, "train.state", "{\"step\":1}", &err), 0);
-    assert_int_equal(digcl_st_writer_set_metadata(w, "train.args", "{\"data\":\"fashion-mnist\"}", &err), 0);
-    assert_int_equal(digcl_st_writer_write(w, temp_path(path, sizeof path, "train.safetensors"), &err), 0);
+    assert_int_equal(
+        digcl_st_writer_set_metadata(w, "train.args", "{\"data\":\"fashion-mnist\"}", &err), 0);
+    assert_int_equal(
+        digcl_st_writer_write(w, temp_path(path, sizeof path, "train.safetensors"), &err), 0);
     digcl_st_writer_free(w);
     for (size_t i = 0; i < 2 * table->count; i++) free(copies[i]);
     free(copies);
@@ -92,19 +95,21 @@ static void write_checkpoints(void)
     digcl_model_config latent = grey_config(4);
     m = digcl_model_create(test_context(), &latent);
     digcl_model_randomize(m, 6, 0.05f);
-    assert_int_equal(digcl_checkpoint_save(m, temp_path(path, sizeof path, "latent.safetensors"), message, sizeof message), 0);
+    assert_int_equal(digcl_checkpoint_save(m, temp_path(path, sizeof path, "latent.safetensors"),
+                                           message, sizeof message),
+                     0);
     digcl_model_release(m);
 
     float one = 1.0f;
     int64_t shape[1] = {1};
     w = digcl_st_writer_new();
     assert_int_equal(digcl_st_writer_add_f32(w, "x_embedder.proj.bias", 1, shape, &one, &err), 0);
-    assert_int_equal(digcl_st_writer_write(w, temp_path(path, sizeof path, "noconfig.safetensors"), &err), 0);
+    assert_int_equal(
+        digcl_st_writer_write(w, temp_path(path, sizeof path, "noconfig.safetensors"), &err), 0);
     digcl_st_writer_free(w);
 }
 
-static int setup(void **state)
-{
+static int setup(void **state) {
     (void)state;
     const char *dir = getenv("DIGCL_TEST_BINARY_DIR");
     snprintf(binary, sizeof binary, "%s/bin/digcl", dir ? dir : "build");
@@ -114,8 +119,7 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
     (void)state;
     char command[512];
     snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
@@ -123,8 +127,7 @@ static int teardown(void **state)
 }
 
 /* Runs `digcl sample ARGS` in temp_dir; the exit code, output in out. */
-static int run_sample(const char *args, char *out, size_t size)
-{
+static int run_sample(const char *args, char *out, size_t size) {
     char command[4096];
     if (access(binary, X_OK) != 0) skip();
     snprintf(command, sizeof command, "cd '%s' && '%s' sample %s 2>&1", temp_dir, binary, args);
@@ -138,8 +141,7 @@ static int run_sample(const char *args, char *out, size_t size)
 
 /* Runs `digcl sample` with printf-formatted arguments and asserts exit 0. */
 static void run_ok(const char *format, ...) DIGCL_PRINTF(1, 2);
-static void run_ok(const char *format, ...)
-{
+static void run_ok(const char *format, ...) {
     char args[2048], out[8192];
     va_list ap;
     va_start(ap, format);
@@ -149,13 +151,11 @@ static void run_ok(const char *format, ...)
     if (code != 0) fail_msg("`digcl sample %s`: exit %d:\n%s", args, code, out);
 }
 
-static void expect_contains(const char *text, const char *part)
-{
+static void expect_contains(const char *text, const char *part) {
     if (!strstr(text, part)) fail_msg("expected '%s' in:\n%s", part, text);
 }
 
-static int temp_files_left(const char *sub)
-{
+static int temp_files_left(const char *sub) {
     char path[512];
     DIR *dir = opendir(temp_path(path, sizeof path, sub));
     int count = 0;
@@ -172,8 +172,7 @@ typedef struct png_file {
     char *json;
 } png_file;
 
-static void read_png_file(const char *name, png_file *out)
-{
+static void read_png_file(const char *name, png_file *out) {
     char path[512];
     memset(out, 0, sizeof *out);
     FILE *f = fopen(temp_path(path, sizeof path, name), "rb");
@@ -193,21 +192,20 @@ static void read_png_file(const char *name, png_file *out)
     png_textp texts;
     int n = png_get_text(png, info, &texts, NULL);
     for (int i = 0; i < n; i++) {
-        if (strcmp(texts[i].key, "parameters") == 0) snprintf(out->parameters, sizeof out->parameters, "%s", texts[i].text);
+        if (strcmp(texts[i].key, "parameters") == 0)
+            snprintf(out->parameters, sizeof out->parameters, "%s", texts[i].text);
         if (strcmp(texts[i].key, "digcl") == 0) out->json = strdup(texts[i].text);
     }
     png_destroy_read_struct(&png, &info, NULL);
     fclose(f);
 }
 
-static void free_png_file(png_file *p)
-{
+static void free_png_file(png_file *p) {
     free(p->pixels);
     free(p->json);
 }
 
-static void expect_same_pixels(const char *a, const char *b)
-{
+static void expect_same_pixels(const char *a, const char *b) {
     png_file pa, pb;
     read_png_file(a, &pa);
     read_png_file(b, &pb);
@@ -226,25 +224,30 @@ static void expect_same_pixels(const char *a, const char *b)
 
 /* ------------------------------------------------------------ outputs */
 
-static void test_outputs_and_metadata(void **state)
-{
+static void test_outputs_and_metadata(void **state) {
     (void)state;
     char out[8192], path[512];
-    int code = run_sample("--ckpt ckpt.safetensors -n 6 --class-labels 0,1,2 --sampler ddim --steps 4 "
-                          "--cfg-scale 2 --seed 7 --batch 4 -o grid.png --output-dir out --npz s.npz "
-                          "--output-latents x0.safetensors -q", out, sizeof out);
+    int code =
+        run_sample("--ckpt ckpt.safetensors -n 6 --class-labels 0,1,2 --sampler ddim --steps 4 "
+                   "--cfg-scale 2 --seed 7 --batch 4 -o grid.png --output-dir out --npz s.npz "
+                   "--output-latents x0.safetensors -q",
+                   out, sizeof out);
     if (code != 0) fail_msg("exit %d:\n%s", code, out);
     png_file p;
     read_png_file("out/000004.png", &p);
     assert_int_equal(p.width, 28); /* 32x32 grey IDX shape: cropped */
     assert_int_equal(p.height, 28);
     assert_int_equal(p.channels, 1);
-    expect_contains(p.parameters, "Steps: 4, Sampler: ddim, CFG scale: 2.0, Seed: 7, Image: 4, Size: 28x28, Model hash: ");
+    expect_contains(
+        p.parameters,
+        "Steps: 4, Sampler: ddim, CFG scale: 2.0, Seed: 7, Image: 4, Size: 28x28, Model hash: ");
     expect_contains(p.parameters, "Model: ckpt");
     expect_contains(p.parameters, "Class: 1");
     uint64_t hash;
     char hex[32], error[256];
-    assert_int_equal(digcl_file_xxh3(temp_path(path, sizeof path, "ckpt.safetensors"), &hash, error, sizeof error), 0);
+    assert_int_equal(digcl_file_xxh3(temp_path(path, sizeof path, "ckpt.safetensors"), &hash, error,
+                                     sizeof error),
+                     0);
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash);
     cJSON *json = cJSON_Parse(p.json);
     assert_non_null(json);
@@ -253,7 +256,8 @@ static void test_outputs_and_metadata(void **state)
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(json, "flags"), "batch")->valueint, 4);
     assert_int_equal(cJSON_GetObjectItem(json, "seed")->valueint, 7);
     assert_int_equal(cJSON_GetObjectItem(json, "image")->valueint, 4);
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(json, "model"), "in_channels")->valueint, 1);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(json, "model"), "in_channels")->valueint, 1);
     cJSON_Delete(json);
     free_png_file(&p);
 
@@ -280,11 +284,12 @@ static void test_outputs_and_metadata(void **state)
     digcl_st_close(st);
     if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0) {
         char command[1024];
-        snprintf(command, sizeof command,
-                 "/usr/bin/python3 -c \"import numpy as np, sys; a = np.load('%s/s.npz'); x = a['arr_0'];"
-                 " sys.exit(0 if x.shape == (6, 28, 28, 3) and x.dtype == np.uint8 and"
-                 " (x[..., 0] == x[..., 2]).all() and list(a['arr_1']) == [0, 1, 2, 0, 1, 2] else 1)\"",
-                 temp_dir);
+        snprintf(
+            command, sizeof command,
+            "/usr/bin/python3 -c \"import numpy as np, sys; a = np.load('%s/s.npz'); x = a['arr_0'];"
+            " sys.exit(0 if x.shape == (6, 28, 28, 3) and x.dtype == np.uint8 and"
+            " (x[..., 0] == x[..., 2]).all() and list(a['arr_1']) == [0, 1, 2, 0, 1, 2] else 1)\"",
+            temp_dir);
         assert_int_equal(system(command), 0);
     }
     assert_int_equal(temp_files_left("."), 0);
@@ -292,8 +297,7 @@ static void test_outputs_and_metadata(void **state)
 }
 
 /* Image i depends only on its seed and label. */
-static void test_images_do_not_depend_on_batch(void **state)
-{
+static void test_images_do_not_depend_on_batch(void **state) {
     (void)state;
     const char *common = "--ckpt ckpt.safetensors --sampler ddpm --steps 3 --cfg-scale 1.5 -q";
     run_ok("%s -n 5 --class-labels 3,8 --seed 100 --batch 5 --output-dir b5", common);
@@ -310,10 +314,10 @@ static void test_images_do_not_depend_on_batch(void **state)
 
 /* ------------------------------------------------------------ noise file, weights */
 
-static void write_noise(const char *name, int n, int steps, int with_y, int bad_z)
-{
+static void write_noise(const char *name, int n, int steps, int with_y, int bad_z) {
     size_t chw = 32 * 32;
-    float *x = malloc((size_t)n * chw * sizeof *x), *z = malloc((size_t)(steps + bad_z) * (size_t)n * chw * sizeof *z);
+    float *x = malloc((size_t)n * chw * sizeof *x),
+          *z = malloc((size_t)(steps + bad_z) * (size_t)n * chw * sizeof *z);
     test_rng rng = test_rng_seeded(9);
     test_fill_normal(&rng, x, (size_t)n * chw, 1.0f);
     test_fill_normal(&rng, z, (size_t)(steps + bad_z) * (size_t)n * chw, 1.0f);
@@ -331,12 +335,12 @@ static void write_noise(const char *name, int n, int steps, int with_y, int bad_
     free(z);
 }
 
-static void test_noise_file_replaces_the_rng(void **state)
-{
+static void test_noise_file_replaces_the_rng(void **state) {
     (void)state;
     char out[8192];
     write_noise("noise.safetensors", 3, 4, 1, 0);
-    const char *common = "--ckpt ckpt.safetensors --noise-file noise.safetensors --steps 4 --sampler ddpm -q";
+    const char *common =
+        "--ckpt ckpt.safetensors --noise-file noise.safetensors --steps 4 --sampler ddpm -q";
     run_ok("%s --seed 1 --output-dir n1", common);
     run_ok("%s --seed 2 --output-dir n2 --batch 2", common);
     expect_same_pixels("n1/000000.png", "n2/000000.png");
@@ -347,16 +351,16 @@ static void test_noise_file_replaces_the_rng(void **state)
     free_png_file(&p);
 
     write_noise("badnoise.safetensors", 3, 4, 0, 1);
-    int code = run_sample("--ckpt ckpt.safetensors --noise-file badnoise.safetensors --steps 4 -o bad.png", out,
-                          sizeof out);
+    int code =
+        run_sample("--ckpt ckpt.safetensors --noise-file badnoise.safetensors --steps 4 -o bad.png",
+                   out, sizeof out);
     assert_int_equal(code, 2);
     expect_contains(out, "tensor 'z' has shape [5, 3, 1, 32, 32], expected [4, 3, 1, 32, 32]");
     char path[512];
     assert_int_equal(access(temp_path(path, sizeof path, "bad.png"), F_OK), -1);
 }
 
-static void test_training_checkpoint_uses_ema(void **state)
-{
+static void test_training_checkpoint_uses_ema(void **state) {
     (void)state;
     const char *common = "-n 2 --class-labels 4 --steps 3 --cfg-scale 1 --seed 3 -q";
     run_ok("--ckpt ckpt.safetensors %s --output-dir plain", common);
@@ -381,26 +385,28 @@ static void test_training_checkpoint_uses_ema(void **state)
 
 /* ------------------------------------------------------------ bad input */
 
-static void expect_failure(const char *args, const char *message)
-{
+static void expect_failure(const char *args, const char *message) {
     char out[8192];
     int code = run_sample(args, out, sizeof out);
     if (code != 2) fail_msg("`digcl sample %s`: exit %d, expected 2:\n%s", args, code, out);
     expect_contains(out, message);
 }
 
-static void test_bad_input(void **state)
-{
+static void test_bad_input(void **state) {
     (void)state;
     expect_failure("--ckpt ckpt.safetensors --class-labels 3,10 -o bad.png",
                    "--class-labels entry '10' is not a class in [0, 10)");
-    expect_failure("--ckpt ckpt.safetensors --class-labels 2,-1 -o bad.png", "--class-labels entry '-1'");
+    expect_failure("--ckpt ckpt.safetensors --class-labels 2,-1 -o bad.png",
+                   "--class-labels entry '-1'");
     expect_failure("--ckpt noconfig.safetensors -o bad.png", "dig.config");
-    expect_failure("--ckpt ckpt.safetensors -o no/such/dir/bad.png", "-o no/such/dir/bad.png: the folder no/such/dir does not exist");
+    expect_failure("--ckpt ckpt.safetensors -o no/such/dir/bad.png",
+                   "-o no/such/dir/bad.png: the folder no/such/dir does not exist");
     expect_failure("--ckpt ckpt.safetensors --npz ckpt.safetensors", "refusing to overwrite it");
-    expect_failure("--ckpt ckpt.safetensors --output-dir ckpt.safetensors", "--output-dir ckpt.safetensors: is a file");
+    expect_failure("--ckpt ckpt.safetensors --output-dir ckpt.safetensors",
+                   "--output-dir ckpt.safetensors: is a file");
     expect_failure("--ckpt latent.safetensors -o bad.png", "--output-latents");
-    expect_failure("--ckpt ckpt.safetensors --class-names a,b -o bad.png", "--class-names has 2 names, the model has 10");
+    expect_failure("--ckpt ckpt.safetensors --class-names a,b -o bad.png",
+                   "--class-names has 2 names, the model has 10");
     expect_failure("--ckpt ckpt.safetensors --weights ema -o bad.png", "not a training checkpoint");
     char path[512];
     assert_int_equal(access(temp_path(path, sizeof path, "bad.png"), F_OK), -1);
@@ -408,16 +414,14 @@ static void test_bad_input(void **state)
 }
 
 /* The latent model writes only latents. */
-static void test_latent_model_writes_latents(void **state)
-{
+static void test_latent_model_writes_latents(void **state) {
     (void)state;
     run_ok("--ckpt latent.safetensors -n 2 --steps 2 --output-latents lat.safetensors -q");
     char path[512];
     assert_int_equal(access(temp_path(path, sizeof path, "lat.safetensors"), F_OK), 0);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outputs_and_metadata),
         cmocka_unit_test(test_images_do_not_depend_on_batch),

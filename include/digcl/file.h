@@ -19,8 +19,7 @@
 
 /* Writes the content into the open temp file f; returns 0, or -1 with a
  * message in error[size] (naming `path`, the final name). */
-typedef int (*digcl_file_writer)(FILE *f, const char *path, void *user, char *error,
-                                 size_t size);
+typedef int (*digcl_file_writer)(FILE *f, const char *path, void *user, char *error, size_t size);
 
 /* Creates PATH atomically with the content `write` produces. When `write`
  * fails its message is kept; the helper's own failures (temp file, flush,
@@ -30,7 +29,7 @@ int digcl_file_write_atomic(const char *path, digcl_file_writer write, void *use
 
 /* Creates PATH atomically holding bytes[0..count). */
 int digcl_file_write_bytes_atomic(const char *path, const void *bytes, size_t count, char *error,
-                             size_t size);
+                                  size_t size);
 
 /* For writers that must name their own file (a library that opens it by
  * path): creates an empty PATH.tmp.XXXXXX next to path and returns its

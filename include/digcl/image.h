@@ -50,8 +50,8 @@ int digcl_png_write(const char *path, const digcl_image *image, const digcl_png_
 
 typedef enum digcl_caption_mode {
     DIGCL_CAPTION_NONE = 0,
-    DIGCL_CAPTION_ROWS = 1,  /* one caption per row (captions[r * cols]) in a strip on the left */
-    DIGCL_CAPTION_CELLS = 2  /* one caption per cell in a strip under it */
+    DIGCL_CAPTION_ROWS = 1, /* one caption per row (captions[r * cols]) in a strip on the left */
+    DIGCL_CAPTION_CELLS = 2 /* one caption per cell in a strip under it */
 } digcl_caption_mode;
 
 typedef struct digcl_grid_options {
@@ -78,7 +78,7 @@ int digcl_grid_has_captions(void);
  * .npy v1.0 members of a zip file. Fails when the build has no libzip. */
 /* 1 when the build can write .npz files (it has libzip). */
 int digcl_npz_available(void);
-int digcl_npz_write(const char *path, const digcl_image *images, int count,
-                    const int32_t *labels, char *error, size_t size);
+int digcl_npz_write(const char *path, const digcl_image *images, int count, const int32_t *labels,
+                    char *error, size_t size);
 
 #endif

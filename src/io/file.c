@@ -16,8 +16,7 @@
 #include <xxhash.h>
 
 /* fsync of the directory holding path, so the rename itself is durable. */
-static void sync_parent_directory(const char *path)
-{
+static void sync_parent_directory(const char *path) {
     const char *slash = strrchr(path, '/');
     char dir[4096];
     if (!slash) strcpy(dir, ".");
@@ -35,8 +34,7 @@ static void sync_parent_directory(const char *path)
 }
 
 int digcl_file_write_atomic(const char *path, digcl_file_writer write, void *user, char *error,
-                            size_t size)
-{
+                            size_t size) {
     char *temp = digcl_file_temp_create(path, error, size);
     if (!temp) return -1;
     FILE *f = fopen(temp, "wb");
@@ -58,8 +56,7 @@ typedef struct byte_span {
     size_t count;
 } byte_span;
 
-static int write_span(FILE *f, const char *path, void *user, char *error, size_t size)
-{
+static int write_span(FILE *f, const char *path, void *user, char *error, size_t size) {
     const byte_span *span = user;
     if (span->count == 0 || fwrite(span->bytes, 1, span->count, f) == span->count) return 0;
     snprintf(error, size, "%s: writing %zu bytes failed: %s", path, span->count, strerror(errno));
@@ -67,14 +64,12 @@ static int write_span(FILE *f, const char *path, void *user, char *error, size_t
 }
 
 int digcl_file_write_bytes_atomic(const char *path, const void *bytes, size_t count, char *error,
-                             size_t size)
-{
+                                  size_t size) {
     byte_span span = {bytes, count};
     return digcl_file_write_atomic(path, write_span, &span, error, size);
 }
 
-char *digcl_file_temp_create(const char *path, char *error, size_t size)
-{
+char *digcl_file_temp_create(const char *path, char *error, size_t size) {
     size_t n = strlen(path);
     char *temp = malloc(n + 16);
     if (!temp) {
@@ -84,7 +79,8 @@ char *digcl_file_temp_create(const char *path, char *error, size_t size)
     snprintf(temp, n + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(temp);
     if (fd < 0) {
-        snprintf(error, size, "%s: cannot create a temp file next to it: %s", path, strerror(errno));
+        snprintf(error, size, "%s: cannot create a temp file next to it: %s", path,
+                 strerror(errno));
         free(temp);
         return NULL;
     }
@@ -93,11 +89,11 @@ char *digcl_file_temp_create(const char *path, char *error, size_t size)
     return temp;
 }
 
-int digcl_file_temp_commit(const char *temp, const char *path, char *error, size_t size)
-{
+int digcl_file_temp_commit(const char *temp, const char *path, char *error, size_t size) {
     int fd = open(temp, O_RDONLY);
     int status = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
-    if (status != 0) snprintf(error, size, "%s: flushing to disk failed: %s", path, strerror(errno));
+    if (status != 0)
+        snprintf(error, size, "%s: flushing to disk failed: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
     if (status == 0 && rename(temp, path) != 0) {
         snprintf(error, size, "%s: renaming the temp file into place failed: %s", path,
@@ -109,15 +105,13 @@ int digcl_file_temp_commit(const char *temp, const char *path, char *error, size
     return status;
 }
 
-int digcl_file_same(const char *a, const char *b)
-{
+int digcl_file_same(const char *a, const char *b) {
     struct stat sa, sb;
     if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-int digcl_file_xxh3(const char *path, uint64_t *hash, char *error, size_t size)
-{
+int digcl_file_xxh3(const char *path, uint64_t *hash, char *error, size_t size) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(error, size, "%s: cannot open: %s", path, strerror(errno));

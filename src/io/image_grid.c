@@ -23,19 +23,18 @@
 #endif
 
 #define CAPTION_MARGIN 6
-#define CAPTION_FONT "DejaVu Sans"
+#define CAPTION_FONT   "DejaVu Sans"
 
 typedef struct grid_layout {
     int rows, cols;
-    int cell_w, cell_h;  /* upscaled cell */
-    int left;            /* ROWS caption strip width */
-    int strip;           /* CELLS caption strip height */
+    int cell_w, cell_h; /* upscaled cell */
+    int left;           /* ROWS caption strip width */
+    int strip;          /* CELLS caption strip height */
     double font_px;
     int padding;
 } grid_layout;
 
-int digcl_grid_has_captions(void)
-{
+int digcl_grid_has_captions(void) {
 #ifdef DIGCL_HAVE_CAIRO
     return 1;
 #else
@@ -46,22 +45,19 @@ int digcl_grid_has_captions(void)
 /* ------------------------------------------------------------ text (cairo) */
 
 #ifdef DIGCL_HAVE_CAIRO
-static void select_font(cairo_t *cr, double font_px)
-{
+static void select_font(cairo_t *cr, double font_px) {
     cairo_select_font_face(cr, CAPTION_FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, font_px);
 }
 
-static double text_width(cairo_t *cr, const char *text)
-{
+static double text_width(cairo_t *cr, const char *text) {
     cairo_text_extents_t extents;
     cairo_text_extents(cr, text, &extents);
     return extents.x_advance;
 }
 
 /* Widest row caption at the layout's font size (a scratch surface measures). */
-static int widest_row_caption(const grid_layout *g, const char *const *labels, int count)
-{
+static int widest_row_caption(const grid_layout *g, const char *const *labels, int count) {
     cairo_surface_t *surface = cairo_image_surface_create(CAIRO_FORMAT_A8, 1, 1);
     cairo_t *cr = cairo_create(surface);
     select_font(cr, g->font_px);
@@ -77,8 +73,7 @@ static int widest_row_caption(const grid_layout *g, const char *const *labels, i
 
 /* Draws text with its left baseline at (x, y), shrunk to at most max_width. */
 static void draw_text(cairo_t *cr, const char *text, double font_px, double x, double y,
-                      double max_width, int centred)
-{
+                      double max_width, int centred) {
     select_font(cr, font_px);
     double w = text_width(cr, text);
     if (w > max_width && w > 0) {
@@ -89,8 +84,7 @@ static void draw_text(cairo_t *cr, const char *text, double font_px, double x, d
     cairo_show_text(cr, text);
 }
 
-static void draw_captions(cairo_t *cr, const grid_layout *g, const char *const *labels, int count)
-{
+static void draw_captions(cairo_t *cr, const grid_layout *g, const char *const *labels, int count) {
     cairo_set_source_rgba(cr, 0, 0, 0, 1);
     for (int i = 0; i < count; i++) {
         int r = i / g->cols, c = i % g->cols;
@@ -107,8 +101,8 @@ static void draw_captions(cairo_t *cr, const grid_layout *g, const char *const *
 }
 
 /* Renders the captions as a coverage mask and darkens the output under it. */
-static int blend_captions(const grid_layout *g, const char *const *labels, int count, digcl_image *out)
-{
+static int blend_captions(const grid_layout *g, const char *const *labels, int count,
+                          digcl_image *out) {
     cairo_surface_t *surface = cairo_image_surface_create(CAIRO_FORMAT_A8, out->width, out->height);
     if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
         cairo_surface_destroy(surface);
@@ -123,8 +117,10 @@ static int blend_captions(const grid_layout *g, const char *const *labels, int c
     for (int y = 0; y < out->height; y++)
         for (int x = 0; x < out->width; x++) {
             unsigned a = mask[(size_t)y * (size_t)stride + (size_t)x];
-            uint8_t *p = out->pixels + ((size_t)y * (size_t)out->width + (size_t)x) * (size_t)out->channels;
-            for (int k = 0; k < out->channels; k++) p[k] = (uint8_t)((p[k] * (255u - a) + 127u) / 255u);
+            uint8_t *p =
+                out->pixels + ((size_t)y * (size_t)out->width + (size_t)x) * (size_t)out->channels;
+            for (int k = 0; k < out->channels; k++)
+                p[k] = (uint8_t)((p[k] * (255u - a) + 127u) / 255u);
         }
     cairo_surface_destroy(surface);
     return 0;
@@ -134,11 +130,11 @@ static int blend_captions(const grid_layout *g, const char *const *labels, int c
 /* ------------------------------------------------------------ layout */
 
 static int check_cells(const digcl_image *cells, int count, const digcl_grid_options *o,
-                       char *error, size_t size)
-{
+                       char *error, size_t size) {
     if (count < 1 || o->rows < 1 || o->scale < 1 || o->padding < 0) {
-        snprintf(error, size, "grid: %d images in %d rows at scale %d, expected at least one of each",
-                 count, o->rows, o->scale);
+        snprintf(error, size,
+                 "grid: %d images in %d rows at scale %d, expected at least one of each", count,
+                 o->rows, o->scale);
         return -1;
     }
     if (o->captions != DIGCL_CAPTION_NONE && !o->labels) {
@@ -158,8 +154,7 @@ static int check_cells(const digcl_image *cells, int count, const digcl_grid_opt
 }
 
 static grid_layout plan_layout(const digcl_image *cells, int count, const digcl_grid_options *o,
-                               digcl_caption_mode captions)
-{
+                               digcl_caption_mode captions) {
     grid_layout g = {0};
     g.rows = o->rows < count ? o->rows : count;
     g.cols = (count + g.rows - 1) / g.rows;
@@ -179,20 +174,21 @@ static grid_layout plan_layout(const digcl_image *cells, int count, const digcl_
     return g;
 }
 
-static void paste_cell(const digcl_image *cell, int scale, int x0, int y0, digcl_image *out)
-{
+static void paste_cell(const digcl_image *cell, int scale, int x0, int y0, digcl_image *out) {
     int ch = out->channels;
     for (int y = 0; y < cell->height * scale; y++) {
-        const uint8_t *src_row = cell->pixels + (size_t)(y / scale) * (size_t)cell->width * (size_t)ch;
-        uint8_t *dst = out->pixels + ((size_t)(y0 + y) * (size_t)out->width + (size_t)x0) * (size_t)ch;
+        const uint8_t *src_row =
+            cell->pixels + (size_t)(y / scale) * (size_t)cell->width * (size_t)ch;
+        uint8_t *dst =
+            out->pixels + ((size_t)(y0 + y) * (size_t)out->width + (size_t)x0) * (size_t)ch;
         for (int x = 0; x < cell->width * scale; x++)
-            memcpy(dst + (size_t)x * (size_t)ch, src_row + (size_t)(x / scale) * (size_t)ch, (size_t)ch);
+            memcpy(dst + (size_t)x * (size_t)ch, src_row + (size_t)(x / scale) * (size_t)ch,
+                   (size_t)ch);
     }
 }
 
 int digcl_grid_compose(const digcl_image *cells, int count, const digcl_grid_options *options,
-                       digcl_image *out, char *error, size_t size)
-{
+                       digcl_image *out, char *error, size_t size) {
     memset(out, 0, sizeof *out);
     if (check_cells(cells, count, options, error, size) != 0) return -1;
     digcl_caption_mode captions = options->captions;
@@ -215,7 +211,8 @@ int digcl_grid_compose(const digcl_image *cells, int count, const digcl_grid_opt
     }
 #ifdef DIGCL_HAVE_CAIRO
     if (captions != DIGCL_CAPTION_NONE && blend_captions(&g, options->labels, count, out) != 0) {
-        snprintf(error, size, "grid: cairo could not draw the captions of a %dx%d image", width, height);
+        snprintf(error, size, "grid: cairo could not draw the captions of a %dx%d image", width,
+                 height);
         digcl_image_free(out);
         return -1;
     }

@@ -17,8 +17,7 @@
 #include "digcl/file.h"
 #include "digcl/image.h"
 
-int digcl_npz_available(void)
-{
+int digcl_npz_available(void) {
 #ifdef DIGCL_HAVE_ZIP
     return 1;
 #else
@@ -29,9 +28,9 @@ int digcl_npz_available(void)
 #ifdef DIGCL_HAVE_ZIP
 #include <zip.h>
 
-#define NPY_ALIGN 64
-#define NPY_PREFIX 10 /* magic 6 + version 2 + header length 2 */
-#define NPZ_MTIME 315532800 /* 1980-01-01, the zip epoch: byte-identical archives */
+#define NPY_ALIGN  64
+#define NPY_PREFIX 10        /* magic 6 + version 2 + header length 2 */
+#define NPZ_MTIME  315532800 /* 1980-01-01, the zip epoch: byte-identical archives */
 
 typedef struct npy_member {
     unsigned char header[256];
@@ -39,13 +38,12 @@ typedef struct npy_member {
     const digcl_image *images; /* arr_0: images; NULL for arr_1 */
     const int32_t *labels;     /* arr_1 */
     int count;
-    size_t item_bytes;         /* one image (H W 3) or one label (8) */
-    size_t total;              /* header + data */
+    size_t item_bytes; /* one image (H W 3) or one label (8) */
+    size_t total;      /* header + data */
     size_t position;
 } npy_member;
 
-static void npy_header(npy_member *m, const char *descr, const char *shape)
-{
+static void npy_header(npy_member *m, const char *descr, const char *shape) {
     char dict[200];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
                      descr, shape);
@@ -62,8 +60,7 @@ static void npy_header(npy_member *m, const char *descr, const char *shape)
 }
 
 /* One byte of the member's data at offset q past the header. */
-static unsigned char member_byte(const npy_member *m, size_t q)
-{
+static unsigned char member_byte(const npy_member *m, size_t q) {
     size_t item = q / m->item_bytes, within = q % m->item_bytes;
     if (!m->images) {
         uint64_t value = (uint64_t)(int64_t)m->labels[item];
@@ -74,8 +71,7 @@ static unsigned char member_byte(const npy_member *m, size_t q)
     return image->pixels[pixel * (size_t)image->channels + (image->channels == 1 ? 0 : channel)];
 }
 
-static zip_int64_t member_read(npy_member *m, unsigned char *out, zip_uint64_t length)
-{
+static zip_int64_t member_read(npy_member *m, unsigned char *out, zip_uint64_t length) {
     size_t n = 0;
     for (; n < length && m->position < m->total; n++, m->position++)
         out[n] = m->position < m->header_size ? m->header[m->position]
@@ -83,8 +79,8 @@ static zip_int64_t member_read(npy_member *m, unsigned char *out, zip_uint64_t l
     return (zip_int64_t)n;
 }
 
-static zip_int64_t member_callback(void *user, void *data, zip_uint64_t length, zip_source_cmd_t command)
-{
+static zip_int64_t member_callback(void *user, void *data, zip_uint64_t length,
+                                   zip_source_cmd_t command) {
     npy_member *m = user;
     switch (command) {
     case ZIP_SOURCE_OPEN: m->position = 0; return 0;
@@ -106,8 +102,7 @@ static zip_int64_t member_callback(void *user, void *data, zip_uint64_t length, 
 }
 
 /* Adds one stored member; the source belongs to the archive afterwards. */
-static int add_member(zip_t *archive, const char *name, npy_member *m)
-{
+static int add_member(zip_t *archive, const char *name, npy_member *m) {
     zip_source_t *source = zip_source_function(archive, member_callback, m);
     if (!source) return -1;
     zip_int64_t index = zip_file_add(archive, name, source, ZIP_FL_OVERWRITE);
@@ -120,8 +115,7 @@ static int add_member(zip_t *archive, const char *name, npy_member *m)
 }
 
 static int write_archive(const char *temp, npy_member members[2], int n_members, char *reason,
-                         size_t reason_size)
-{
+                         size_t reason_size) {
     int zip_status = 0;
     zip_t *archive = zip_open(temp, ZIP_TRUNCATE, &zip_status);
     if (!archive) {
@@ -144,8 +138,8 @@ static int write_archive(const char *temp, npy_member members[2], int n_members,
     return -1;
 }
 
-static int check_images(const char *path, const digcl_image *images, int count, char *error, size_t size)
-{
+static int check_images(const char *path, const digcl_image *images, int count, char *error,
+                        size_t size) {
     if (count < 1) {
         snprintf(error, size, "%s: no images to write", path);
         return -1;
@@ -154,8 +148,8 @@ static int check_images(const char *path, const digcl_image *images, int count, 
         if (images[i].width == images[0].width && images[i].height == images[0].height &&
             (images[i].channels == 1 || images[i].channels == 3))
             continue;
-        snprintf(error, size, "%s: image %d is %dx%d with %d channels, expected %dx%d like image 0", path,
-                 i, images[i].width, images[i].height, images[i].channels, images[0].width,
+        snprintf(error, size, "%s: image %d is %dx%d with %d channels, expected %dx%d like image 0",
+                 path, i, images[i].width, images[i].height, images[i].channels, images[0].width,
                  images[0].height);
         return -1;
     }
@@ -163,8 +157,7 @@ static int check_images(const char *path, const digcl_image *images, int count, 
 }
 
 int digcl_npz_write(const char *path, const digcl_image *images, int count, const int32_t *labels,
-                    char *error, size_t size)
-{
+                    char *error, size_t size) {
     if (check_images(path, images, count, error, size) != 0) return -1;
     npy_member members[2];
     memset(members, 0, sizeof members);
@@ -196,12 +189,12 @@ int digcl_npz_write(const char *path, const digcl_image *images, int count, cons
 #else
 
 int digcl_npz_write(const char *path, const digcl_image *images, int count, const int32_t *labels,
-                    char *error, size_t size)
-{
+                    char *error, size_t size) {
     (void)images;
     (void)count;
     (void)labels;
-    snprintf(error, size, "%s: this build has no libzip (configure with -DDIGCL_WITH_ZIP=ON)", path);
+    snprintf(error, size, "%s: this build has no libzip (configure with -DDIGCL_WITH_ZIP=ON)",
+             path);
     return -1;
 }
 

@@ -10,8 +10,7 @@
 #include "digcl/file.h"
 #include "digcl/image.h"
 
-int digcl_image_alloc(digcl_image *image, int width, int height, int channels)
-{
+int digcl_image_alloc(digcl_image *image, int width, int height, int channels) {
     memset(image, 0, sizeof *image);
     if (width < 1 || height < 1 || (channels != 1 && channels != 3)) return -1;
     image->pixels = malloc((size_t)width * (size_t)height * (size_t)channels);
@@ -22,15 +21,13 @@ int digcl_image_alloc(digcl_image *image, int width, int height, int channels)
     return 0;
 }
 
-void digcl_image_free(digcl_image *image)
-{
+void digcl_image_free(digcl_image *image) {
     free(image->pixels);
     memset(image, 0, sizeof *image);
 }
 
 /* clamp(127.5 x + 128, 0, 255) truncated, as torch's .to(uint8) after clamp. */
-static uint8_t pixel_from_model(float x)
-{
+static uint8_t pixel_from_model(float x) {
     float v = 127.5f * x + 128.0f;
     if (!(v > 0.0f)) return 0; /* also NaN */
     if (v >= 255.0f) return 255;
@@ -38,15 +35,15 @@ static uint8_t pixel_from_model(float x)
 }
 
 void digcl_image_from_model(const float *x, int channels, int height, int width, int crop,
-                            uint8_t *pixels)
-{
+                            uint8_t *pixels) {
     int out_h = crop > 0 ? crop : height, out_w = crop > 0 ? crop : width;
     int top = (height - out_h) / 2, left = (width - out_w) / 2;
     size_t plane = (size_t)height * (size_t)width;
     for (int r = 0; r < out_h; r++)
         for (int c = 0; c < out_w; c++)
             for (int k = 0; k < channels; k++) {
-                size_t src = (size_t)k * plane + (size_t)(r + top) * (size_t)width + (size_t)(c + left);
+                size_t src =
+                    (size_t)k * plane + (size_t)(r + top) * (size_t)width + (size_t)(c + left);
                 pixels[((size_t)r * (size_t)out_w + (size_t)c) * (size_t)channels + (size_t)k] =
                     pixel_from_model(x[src]);
             }
@@ -61,29 +58,25 @@ typedef struct png_job {
     char libpng_message[256];
 } png_job;
 
-static void on_png_error(png_structp png, png_const_charp message)
-{
+static void on_png_error(png_structp png, png_const_charp message) {
     png_job *job = png_get_error_ptr(png);
     snprintf(job->libpng_message, sizeof job->libpng_message, "%s", message);
     png_longjmp(png, 1);
 }
 
-static void on_png_warning(png_structp png, png_const_charp message)
-{
+static void on_png_warning(png_structp png, png_const_charp message) {
     (void)png;
     (void)message; /* libpng warnings (none expected for our own images) are dropped */
 }
 
-static int is_ascii(const char *s)
-{
+static int is_ascii(const char *s) {
     for (; *s; s++)
         if ((unsigned char)*s >= 0x80) return 0;
     return 1;
 }
 
 /* Fills png_text entries: tEXt for ASCII values, iTXt (UTF-8) otherwise. */
-static void set_texts(png_structp png, png_infop info, const png_job *job, png_text *entries)
-{
+static void set_texts(png_structp png, png_infop info, const png_job *job, png_text *entries) {
     for (size_t i = 0; i < job->text_count; i++) {
         memset(&entries[i], 0, sizeof entries[i]);
         int ascii = is_ascii(job->texts[i].value);
@@ -97,8 +90,7 @@ static void set_texts(png_structp png, png_infop info, const png_job *job, png_t
 }
 
 /* libpng's longjmp lands here; everything it needs lives in job or the caller. */
-static int encode_png(png_structp png, png_infop info, FILE *f, png_job *job, png_text *entries)
-{
+static int encode_png(png_structp png, png_infop info, FILE *f, png_job *job, png_text *entries) {
     const digcl_image *image = job->image;
     if (setjmp(png_jmpbuf(png))) return -1;
     png_init_io(png, f);
@@ -113,11 +105,11 @@ static int encode_png(png_structp png, png_infop info, FILE *f, png_job *job, pn
     return 0;
 }
 
-static int write_png_content(FILE *f, const char *path, void *user, char *error, size_t size)
-{
+static int write_png_content(FILE *f, const char *path, void *user, char *error, size_t size) {
     png_job *job = user;
     png_text *entries = calloc(job->text_count + 1, sizeof *entries);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, job, on_png_error, on_png_warning);
+    png_structp png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, job, on_png_error, on_png_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     int status = -1;
     if (entries && png && info) status = encode_png(png, info, f, job, entries);
@@ -131,12 +123,11 @@ static int write_png_content(FILE *f, const char *path, void *user, char *error,
 
 static int check_png_arguments(const char *path, const digcl_image *image,
                                const digcl_png_text *texts, size_t text_count, char *error,
-                               size_t size)
-{
+                               size_t size) {
     if (!image->pixels || image->width < 1 || image->height < 1 ||
         (image->channels != 1 && image->channels != 3)) {
-        snprintf(error, size, "%s: image %dx%d with %d channels, expected grey (1) or RGB (3)", path,
-                 image->width, image->height, image->channels);
+        snprintf(error, size, "%s: image %dx%d with %d channels, expected grey (1) or RGB (3)",
+                 path, image->width, image->height, image->channels);
         return -1;
     }
     for (size_t i = 0; i < text_count; i++) {
@@ -150,8 +141,7 @@ static int check_png_arguments(const char *path, const digcl_image *image,
 }
 
 int digcl_png_write(const char *path, const digcl_image *image, const digcl_png_text *texts,
-                    size_t text_count, char *error, size_t size)
-{
+                    size_t text_count, char *error, size_t size) {
     if (check_png_arguments(path, image, texts, text_count, error, size) != 0) return -1;
     png_job job = {image, texts, text_count, ""};
     return digcl_file_write_atomic(path, write_png_content, &job, error, size);
