@@ -16,6 +16,7 @@ static const bench_entry benches[] = {
     {"gla", "chunkwise GLA forward and fwd+bwd at K=32, V=64 (N*H 6 and 192, T 256..16384)", bench_gla_main},
     {"model", "DiG/DiT forward, fwd+bwd and training step (--model --batch --image-size --only)", bench_model_main},
     {"ops", "every layer kernel at DiG-S/2 training shapes (N=32, T=256) and at N=1, T=12544", bench_ops_main},
+    {"vae", "SD VAE and TAESD encode/decode at 256 px x 8, 1024 px, 2048 px tiled (--vae --taesd --quick)", bench_vae_main},
 };
 static const int bench_count = (int)(sizeof benches / sizeof benches[0]);
 

@@ -9,6 +9,7 @@ static const cli_command commands[] = {
     {"devices", "list every OpenCL platform and device and mark the default", cmd_devices, usage_devices},
     {"bench", "time kernels and whole models on the device (gemm, ops, gla, model)", cmd_bench, usage_bench},
     {"info", "a model's config, parameter counts and memory estimate (no device)", cmd_info, usage_info},
+    {"decode", "latents -> images through the SD VAE (--vae) or TAESD (--taesd), tiled", cmd_decode, usage_decode},
     {"forward", "run a checkpoint on inputs from a safetensors file (and its backward)", cmd_forward, usage_forward},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);

@@ -67,6 +67,10 @@ typedef struct digcl_vae digcl_vae;
  * or TAESD names, F32/F16/BF16. NULL and a message naming the file and tensor on failure. */
 digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
                           const digcl_vae_load_options *options, char *error, size_t error_size);
+/* A network with seeded random weights (benchmarks, tests): convs ~ U(-a, a), a = (3 / fan_in)^1/2,
+ * norms' gamma 1 and beta 0, biases 0.01-scale. */
+digcl_vae *digcl_vae_create_random(digcl_context *ctx, const digcl_vae_config *config, int parts,
+                                   uint64_t seed);
 void digcl_vae_free(digcl_vae *vae);
 
 const digcl_vae_config *digcl_vae_get_config(const digcl_vae *vae);

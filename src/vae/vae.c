@@ -122,6 +122,16 @@ digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
     vae->ctx = ctx;
     vae->config = options->config ? *options->config
                   : kind == DIGCL_VAE_TAESD ? digcl_vae_config_taesd() : digcl_vae_config_sd();
+    if (!options->config && vae->config.kind == DIGCL_VAE_TAESD) { /* the width from the first conv */
+        static const char *const first[] = {"encoder.layers.0.weight", "decoder.layers.0.weight",
+                                            "0.weight", "1.weight"};
+        for (int i = 0; i < 4; ++i) {
+            const digcl_st_tensor *t = digcl_st_find(st, first[i]);
+            if (!t || t->rank != 4) continue;
+            for (int l = 0; l < DIGCL_VAE_LEVELS; ++l) vae->config.channels[l] = (int)t->shape[0];
+            break;
+        }
+    }
     const int present = vae_parts_in_file(st, &vae->config);
     vae->parts = options->parts ? options->parts : present;
     if (!vae->parts) {
@@ -148,6 +158,33 @@ digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
     digcl_st_close(st);
     digcl_log(DIGCL_LOG_DEBUG, "vae: %s from %s (%d tensors, parts %d)", vae->name, path,
               vae->table.count, vae->parts);
+    return vae;
+}
+
+digcl_vae *digcl_vae_create_random(digcl_context *ctx, const digcl_vae_config *config, int parts,
+                                   uint64_t seed) {
+    digcl_vae *vae = calloc(1, sizeof *vae);
+    if (!vae) digcl_fatal("vae: out of host memory");
+    vae->ctx = ctx, vae->config = *config, vae->parts = parts;
+    vae_table_build(&vae->table, config, parts);
+    float *host = calloc(vae->table.total_floats, sizeof *host);
+    if (!host) digcl_fatal("vae: out of host memory for %zu weights", vae->table.total_floats);
+    uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < vae->table.count; ++i) {
+        const vae_tensor *t = &vae->table.tensors[i];
+        const size_t fan_in = t->rank >= 2 ? t->numel / (size_t)t->shape[0] : 0;
+        const int gamma = t->rank == 1 && strstr(t->name, "norm") && strstr(t->name, ".weight");
+        const double a = fan_in ? sqrt(3.0 / (double)fan_in) : 0.01;
+        for (size_t k = 0; k < t->numel; ++k) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            const double u = (double)(state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+            host[t->offset + k] = gamma ? 1.0f : (float)(a * u);
+        }
+    }
+    snprintf(vae->name, sizeof vae->name, "%s-random", config->kind == DIGCL_VAE_TAESD ? "taesd" : "sd-vae-kl-f8");
+    vae->weights = digcl_buffer_create(ctx, vae->table.total_floats * sizeof(float), "vae weights");
+    digcl_write(ctx, vae->weights.mem, 0, vae->table.total_floats * sizeof(float), host);
+    free(host);
     return vae;
 }
 
