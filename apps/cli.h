@@ -52,6 +52,8 @@ int cmd_info(const cli_globals *globals, int argc, char **argv);
 void usage_info(void);
 int cmd_forward(const cli_globals *globals, int argc, char **argv);
 void usage_forward(void);
+int cmd_decode(const cli_globals *globals, int argc, char **argv);
+void usage_decode(void);
 int cmd_loss(const cli_globals *globals, int argc, char **argv);
 void usage_loss(void);
 int cmd_sample(const cli_globals *globals, int argc, char **argv);

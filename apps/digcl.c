@@ -16,6 +16,8 @@ static const cli_command commands[] = {
      cmd_forward, usage_forward},
     {"loss", "upstream's training loss and its parameter gradients on a batch from a file",
      cmd_loss, usage_loss},
+    {"decode", "latents -> images through the SD VAE (--vae) or TAESD (--taesd), tiled",
+     cmd_decode, usage_decode},
     {"sample", "draw class-conditional images from a checkpoint (PNG grid, files, .npz)",
      cmd_sample, usage_sample},
 };

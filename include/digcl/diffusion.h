@@ -4,7 +4,7 @@
  * with LEARNED_RANGE variance) and its gradient with respect to the model
  * output, and the samplers (DDPM ancestral, DDIM, DPM-Solver++ 2M) with
  * classifier-free guidance. Tables in double on the host, used as float32
- * on the device (as upstream casts them). Spec: docs/DIFFUSION.md ("Diffusion",
+ * on the device (as upstream casts them). Spec: docs/MODEL.md ("Diffusion",
  * "Sampling"); kernels in cl/diffusion.cl.
  *
  * Dimension legend: N batch rows, C image channels (eps channels), H, W.
