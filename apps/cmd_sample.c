@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "digcl/file.h"
 #include "digcl/log.h"
+#include "digcl/vae.h"
 #include "sample.h"
 
 void usage_sample(void) {
@@ -23,7 +24,8 @@ void usage_sample(void) {
         "                    [--cfg-channels auto|first3|all] [--seed 0] [--batch 32] [-o samples.png]\n"
         "                    [--output-dir DIR] [--npz samples.npz] [--output-latents X0.safetensors]\n"
         "                    [--grid-rows R] [--grid-scale K] [--crop auto|none|N] [--class-names a,b,..]\n"
-        "                    [--noise-file NOISE.safetensors] [--weights ema|model] [-q]\n\n"
+        "                    [--noise-file NOISE.safetensors] [--weights ema|model]\n"
+        "                    [--vae FILE | --taesd FILE] [--vae-scale 0.18215] [-q]\n\n"
         "Draws n class-conditional samples from the checkpoint's model. Every draw of image i is\n"
         "addressed by (--seed, i): an image does not depend on --batch or on the other images, and\n"
         "--seed S --first-image I -n 1 draws image I of a run with --seed S again.\n"
@@ -52,6 +54,9 @@ void usage_sample(void) {
         "  --noise-file F     x_T F32 [N, C, H, W], z F32 [S, N, C, H, W] (S = --steps) and optionally\n"
         "                     y I64 [N] replace the RNG (checking a port against PyTorch)\n"
         "  --weights W        for a training checkpoint: ema (default) or model\n"
+        "  --vae F, --taesd F latent models (4 channels): decode x0 / scale through the SD VAE\n"
+        "                     (AutoencoderKL) or TAESD decoder in F into 8x larger RGB images\n"
+        "  --vae-scale S      the latent scale the model was trained with (default 0.18215)\n"
         "  -q                 no progress bar\n"
         "Every PNG carries text chunks: \"parameters\" (Steps, Sampler, CFG scale, Seed, Size, Model\n"
         "hash, Model, Class) and \"digcl\" (JSON: version, checkpoint XXH3, model, every flag).\n"
@@ -75,6 +80,7 @@ static void args_init(sample_args *a) {
     a->batch = 32;
     a->grid_rows = -1;
     a->grid_scale = -1;
+    a->vae_scale = DIGCL_VAE_SD_SCALE;
 }
 
 /* Flags that take a value; 1 when argv[*i] was one. */
@@ -109,6 +115,10 @@ static int take_value_flag(sample_args *a, int argc, char **argv, int *i) {
         a->grid_scale = cli_parse_long("--grid-scale", v, 1, 64);
     else if (cli_option_value(argc, argv, i, "--crop", &v)) a->crop = v;
     else if (cli_option_value(argc, argv, i, "--weights", &v)) a->weights = v;
+    else if (cli_option_value(argc, argv, i, "--vae", &v)) a->vae_path = v;
+    else if (cli_option_value(argc, argv, i, "--taesd", &v)) a->taesd_path = v;
+    else if (cli_option_value(argc, argv, i, "--vae-scale", &v))
+        a->vae_scale = cli_parse_double("--vae-scale", v, 1e-6, 1e6);
     else return 0;
     return 1;
 }
@@ -137,6 +147,10 @@ static int parse_args(int argc, char **argv, sample_args *a, sample_plan *plan) 
     int cfg = check_choice("--cfg-channels", a->cfg_channels, channels);
     if (kind < 0 || cfg < 0 || (a->weights && check_choice("--weights", a->weights, weights) < 0))
         return 2;
+    if (a->vae_path && a->taesd_path) {
+        fprintf(stderr, "digcl sample: give --vae or --taesd, not both\n");
+        return 2;
+    }
     if (!a->model.ckpt) {
         fprintf(stderr, "digcl sample: missing --ckpt W.safetensors (see `digcl sample --help`)\n");
         return 2;
@@ -174,10 +188,10 @@ static char *flags_json(const sample_args *a, const sample_plan *plan) {
     cJSON_AddNumberToObject(o, "first_image", (double)a->first_image);
     cJSON_AddNumberToObject(o, "batch", (double)a->batch);
     cJSON_AddNumberToObject(o, "crop", plan->crop);
-    const char *paths[][2] = {{"o", a->grid_path},
-                              {"output_dir", a->output_dir},
-                              {"npz", a->npz_path},
-                              {"output_latents", a->latents_path},
+    if (plan->decodes) cJSON_AddNumberToObject(o, "vae_scale", a->vae_scale);
+    const char *paths[][2] = {{"vae", a->vae_path},         {"taesd", a->taesd_path},
+                              {"o", a->grid_path},          {"output_dir", a->output_dir},
+                              {"npz", a->npz_path},         {"output_latents", a->latents_path},
                               {"noise_file", a->noise_path}};
     for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++)
         if (paths[k][1]) cJSON_AddStringToObject(o, paths[k][0], paths[k][1]);
@@ -186,17 +200,31 @@ static char *flags_json(const sample_args *a, const sample_plan *plan) {
     return text;
 }
 
-/* Pixel models write images; latent models only --output-latents. */
+/* Pixel models write images; latent models through --vae/--taesd, else only --output-latents. */
 static int check_model_kind(const sample_args *a, sample_plan *plan) {
     int c = plan->config.in_channels;
+    const char *decoder = a->vae_path ? a->vae_path : a->taesd_path;
+    const char *flag = a->vae_path ? "--vae" : "--taesd";
     plan->pixel_model = c == 1 || c == 3;
-    if (plan->pixel_model || (a->latents_path && !a->grid_given && !a->output_dir && !a->npz_path))
-        return 0;
+    plan->decodes = c == SAMPLE_LATENT_CHANNELS && decoder;
+    if (decoder && !plan->decodes) {
+        fprintf(stderr,
+                "digcl sample: %s: the model has %d input channels, not the %d of VAE latents\n",
+                flag, c, SAMPLE_LATENT_CHANNELS);
+        return 2;
+    }
+    if (decoder && access(decoder, R_OK) != 0) {
+        fprintf(stderr, "digcl sample: %s %s: cannot be read\n", flag, decoder);
+        return 2;
+    }
+    plan->writes_images = plan->pixel_model || plan->decodes;
+    if (plan->writes_images) return 0;
+    if (a->latents_path && !a->grid_given && !a->output_dir && !a->npz_path) return 0;
     fprintf(
         stderr,
-        "digcl sample: the model has %d input channels, so its samples are latents: images need the "
-        "VAE decoder (not built yet). Write them with --output-latents X0.safetensors (and no -o, "
-        "--output-dir or --npz)\n",
+        "digcl sample: the model has %d input channels, so its samples are latents: images need "
+        "a decoder (--vae FILE or --taesd FILE for 4-channel SD latents). Without one, write "
+        "them with --output-latents X0.safetensors (and no -o, --output-dir or --npz)\n",
         c);
     return 2;
 }
@@ -282,15 +310,19 @@ typedef struct sample_run {
     digcl_sampler *sampler;
     float *x0;      /* [batch, C, H, W] */
     float *z_batch; /* [S, batch, C, H, W] (noise file) */
+    digcl_vae *vae; /* --vae/--taesd decoder, or NULL */
+    float *decoded; /* [batch, 3, 8H, 8W] (vae) */
 } sample_run;
 
 static void release_run(sample_run *r) {
     if (r->sampler) digcl_sampler_release(r->sampler);
     if (r->diffusion) digcl_diffusion_release(r->diffusion);
     if (r->model) digcl_model_release(r->model);
+    if (r->vae) digcl_vae_free(r->vae);
     if (r->ctx) digcl_context_release(r->ctx);
     free(r->x0);
     free(r->z_batch);
+    free(r->decoded);
 }
 
 /* The noise file's rows [first, first + rows) of every step into z_batch. */
@@ -305,24 +337,50 @@ static void gather_noise(const sample_plan *plan, const sample_run *r, int first
     noise->z = r->z_batch;
 }
 
-/* x0 of one batch into images (written to --output-dir at once) and latents. */
-static int keep_batch(const sample_args *a, const sample_plan *plan, const float *x0, int first,
+/* x0 of one batch (decoded first for a latent model) into images (written to --output-dir at
+ * once) and latents. */
+static int keep_batch(const sample_args *a, const sample_plan *plan, const sample_run *r, int first,
                       int rows, sample_outputs *out) {
     const digcl_model_config *c = &plan->config;
     size_t chw = (size_t)c->in_channels * (size_t)c->input_size * (size_t)c->input_size;
     if (out->latents)
-        memcpy(out->latents + (size_t)first * chw, x0, (size_t)rows * chw * sizeof(float));
-    for (int b = 0; plan->pixel_model && b < rows; b++) {
+        memcpy(out->latents + (size_t)first * chw, r->x0, (size_t)rows * chw * sizeof(float));
+    const float *pixels = r->x0; /* [rows, C, side, side] in [-1, 1] */
+    int channels = c->in_channels, side = c->input_size;
+    if (plan->decodes) {
+        digcl_vae_decode(r->vae, NULL, rows, side, side, r->x0, (float)a->vae_scale, r->decoded);
+        pixels = r->decoded, channels = 3, side *= 8;
+    }
+    size_t plane = (size_t)channels * (size_t)side * (size_t)side;
+    for (int b = 0; plan->writes_images && b < rows; b++) {
         digcl_image *image = &out->images[first + b];
         if (digcl_image_alloc(image, plan->out_w, plan->out_h, plan->out_c) != 0) {
             fprintf(stderr, "digcl sample: out of host memory for image %d\n", first + b);
             return 1;
         }
-        digcl_image_from_model(x0 + (size_t)b * chw, c->in_channels, c->input_size, c->input_size,
-                               plan->crop, image->pixels);
+        digcl_image_from_model(pixels + (size_t)b * plane, channels, side, side, plan->crop,
+                               image->pixels);
         if (a->output_dir && sample_write_image(a, plan, image, first + b) != 0) return 1;
     }
     return 0;
+}
+
+/* The --vae/--taesd decoder and its output buffer for a batch. */
+static int open_decoder(const sample_args *a, const sample_plan *plan, int batch, sample_run *r) {
+    char error[1024];
+    size_t side = 8 * (size_t)plan->config.input_size;
+    digcl_vae_load_options options = {DIGCL_VAE_DECODER, NULL,
+                                      a->vae_path ? DIGCL_VAE_KL : DIGCL_VAE_TAESD};
+    r->vae = digcl_vae_load(r->ctx, a->vae_path ? a->vae_path : a->taesd_path, &options, error,
+                            sizeof error);
+    if (!r->vae) {
+        fprintf(stderr, "digcl sample: %s %s\n", a->vae_path ? "--vae" : "--taesd", error);
+        return 1;
+    }
+    r->decoded = malloc((size_t)batch * 3 * side * side * sizeof(float));
+    if (r->decoded) return 0;
+    fprintf(stderr, "digcl sample: out of host memory for %d decoded images\n", batch);
+    return 1;
 }
 
 static int open_run(const cli_globals *globals, const sample_args *a, const sample_plan *plan,
@@ -338,6 +396,7 @@ static int open_run(const cli_globals *globals, const sample_args *a, const samp
     r->x0 = malloc((size_t)batch * chw * sizeof *r->x0);
     if (plan->noise_z)
         r->z_batch = malloc((size_t)plan->options.steps * (size_t)batch * chw * sizeof(float));
+    if (plan->decodes && open_decoder(a, plan, batch, r) != 0) return 1;
     if (r->x0 && (!plan->noise_z || r->z_batch)) return 0;
     fprintf(stderr, "digcl sample: out of host memory for a batch of %d\n", batch);
     return 1;
@@ -377,7 +436,7 @@ static int run_batches(const cli_globals *globals, const sample_args *a, const s
         p.images_done += rows;
         if (p.enabled) on_step(steps, steps, &p); /* the bar with this batch's images counted */
         p.steps_done_before += steps;
-        status = keep_batch(a, plan, r.x0, first, rows, out);
+        status = keep_batch(a, plan, &r, first, rows, out);
         if (p.lines)
             fprintf(stderr, "digcl sample: %d/%d images, %.1f s\n", p.images_done, plan->n,
                     now_seconds() - p.start);
@@ -398,11 +457,11 @@ int cmd_sample(const cli_globals *globals, int argc, char **argv) {
     int status = make_plan(argc, argv, &a, &plan);
     sample_outputs out = {0};
     if (status == 0) {
-        out.images = plan.pixel_model ? calloc((size_t)plan.n, sizeof *out.images) : NULL;
+        out.images = plan.writes_images ? calloc((size_t)plan.n, sizeof *out.images) : NULL;
         size_t chw = (size_t)plan.config.in_channels * (size_t)plan.config.input_size *
                      (size_t)plan.config.input_size;
         out.latents = a.latents_path ? malloc((size_t)plan.n * chw * sizeof(float)) : NULL;
-        if ((plan.pixel_model && !out.images) || (a.latents_path && !out.latents)) {
+        if ((plan.writes_images && !out.images) || (a.latents_path && !out.latents)) {
             fprintf(stderr, "digcl sample: out of host memory for %d samples\n", plan.n);
             status = 1;
         }
@@ -412,8 +471,8 @@ int cmd_sample(const cli_globals *globals, int argc, char **argv) {
     if (status == 0) status = run_batches(globals, &a, &plan, &out);
     if (status == 0) status = sample_write_collections(&a, &plan, &out);
     if (status == 0 && !a.quiet) {
-        if (a.grid_path && plan.pixel_model) printf("wrote %s\n", a.grid_path);
-        if (a.output_dir && plan.pixel_model)
+        if (a.grid_path && plan.writes_images) printf("wrote %s\n", a.grid_path);
+        if (a.output_dir && plan.writes_images)
             printf("wrote %s/000000.png ... and labels.csv\n", a.output_dir);
         if (a.npz_path) printf("wrote %s\n", a.npz_path);
         if (a.latents_path) printf("wrote %s\n", a.latents_path);

@@ -13,8 +13,9 @@
 #include "digcl/model.h"
 #include "model_flags.h"
 
-#define SAMPLE_MAX_IMAGES  (1 << 20)
-#define SAMPLE_MAX_CLASSES 100000
+#define SAMPLE_MAX_IMAGES      (1 << 20)
+#define SAMPLE_MAX_CLASSES     100000
+#define SAMPLE_LATENT_CHANNELS 4 /* SD VAE latents (--vae, --taesd) */
 
 typedef struct sample_args {
     model_flags model;
@@ -40,6 +41,9 @@ typedef struct sample_args {
     long grid_rows;           /* --grid-rows; -1: auto */
     long grid_scale;          /* --grid-scale; -1: auto */
     const char *crop;         /* --crop auto|none|N */
+    const char *vae_path;     /* --vae FILE: AutoencoderKL decoder for latent models */
+    const char *taesd_path;   /* --taesd FILE: TAESD decoder for latent models */
+    double vae_scale;         /* --vae-scale: x = scale z (0.18215) */
     int quiet;                /* -q */
 } sample_args;
 
@@ -53,6 +57,8 @@ typedef struct sample_plan {
     int labels_from_noise;   /* the labels are the noise file's y */
     char **class_names;      /* [num_classes] */
     int pixel_model;         /* in_channels 1 or 3: images are written */
+    int decodes;             /* a latent model with --vae/--taesd: images through the decoder */
+    int writes_images;       /* pixel_model or decodes */
     int crop;                /* output side (0: none) */
     int out_h, out_w, out_c; /* image size after the crop, channels */
     char ckpt_hash[17];      /* XXH3-64 of the checkpoint file, hex */

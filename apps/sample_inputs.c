@@ -215,9 +215,10 @@ int sample_decide_crop(const sample_args *a, sample_plan *plan) {
     if (strcmp(crop, "auto") == 0)
         plan->crop = c->in_channels == 1 && side == 32 && trained_on_idx(plan->train_args) ? 28 : 0;
     else if (strcmp(crop, "none") == 0) plan->crop = 0;
-    else plan->crop = (int)cli_parse_long("--crop", crop, 1, side);
-    plan->out_h = plan->out_w = plan->crop ? plan->crop : side;
-    plan->out_c = c->in_channels;
+    else plan->crop = (int)cli_parse_long("--crop", crop, 1, plan->decodes ? 8 * side : side);
+    int pixels = plan->decodes ? 8 * side : side; /* the VAE decodes 8x */
+    plan->out_h = plan->out_w = plan->crop ? plan->crop : pixels;
+    plan->out_c = plan->decodes ? 3 : c->in_channels;
     return 0;
 }
 

@@ -329,7 +329,7 @@ int sample_write_collections(const sample_args *a, const sample_plan *plan,
                              const sample_outputs *out) {
     int status = 0;
     if (out->latents && a->latents_path) status = write_latents(a, plan, out);
-    if (!plan->pixel_model) return status;
+    if (!plan->writes_images) return status;
     if (status == 0 && a->grid_path) status = write_grid(a, plan, out);
     if (status == 0 && a->output_dir) status = write_labels_csv(a, plan);
     if (status == 0 && a->npz_path) status = write_npz(a, plan, out);

@@ -7,6 +7,7 @@
  *   and alone with --first-image i;
  * - a noise file replaces the RNG (the seed no longer matters) and its y the
  *   labels; a training checkpoint's EMA weights load like a plain file;
+ * - a latent model decodes through a (random) TAESD decoder into 8x larger RGB PNGs;
  * - bad input: labels out of range, a checkpoint without dig.config, noise of
  *   the wrong shape, an unwritable folder, an output naming the checkpoint, a
  *   latent model without --output-latents: a message naming the flag or
@@ -26,6 +27,7 @@
 #include "digcl/file.h"
 #include "digcl/model.h"
 #include "digcl/safetensors.h"
+#include "digcl/vae.h"
 #include "test_util.h"
 
 static char temp_dir[256];
@@ -109,6 +111,42 @@ static void write_checkpoints(void) {
     digcl_st_writer_free(w);
 }
 
+/* latent8.safetensors (4 channels, 8x8 latents) and taesd.safetensors: the published TAESD
+ * decoder's tensors with random N(0, 0.05^2) values. */
+static void write_latent_decoder_case(void) {
+    char path[512], message[512], name[256];
+    digcl_model_config c = grey_config(4);
+    c.input_size = 8;
+    digcl_config_error cerr;
+    assert_int_equal(digcl_model_config_finish(&c, &cerr), 0);
+    digcl_model *m = digcl_model_create(test_context(), &c);
+    digcl_model_randomize(m, 8, 0.05f);
+    assert_int_equal(digcl_checkpoint_save(m, temp_path(path, sizeof path, "latent8.safetensors"),
+                                           message, sizeof message),
+                     0);
+    digcl_model_release(m);
+    digcl_vae_config taesd = digcl_vae_config_taesd();
+    digcl_st_writer *w = digcl_st_writer_new();
+    float *values[512] = {0};
+    int rank, count = 0;
+    int64_t shape[4];
+    digcl_st_error err;
+    test_rng rng = test_rng_seeded(12);
+    while (count < 512 && digcl_vae_tensor_info(&taesd, DIGCL_VAE_DECODER, count, name, sizeof name,
+                                                &rank, shape) == 0) {
+        size_t n = 1;
+        for (int d = 0; d < rank; d++) n *= (size_t)shape[d];
+        values[count] = test_random_floats(&rng, n, 0.05f);
+        assert_int_equal(digcl_st_writer_add_f32(w, name, rank, shape, values[count], &err), 0);
+        count++;
+    }
+    assert_true(count > 10);
+    assert_int_equal(
+        digcl_st_writer_write(w, temp_path(path, sizeof path, "taesd.safetensors"), &err), 0);
+    digcl_st_writer_free(w);
+    for (int k = 0; k < count; k++) free(values[k]);
+}
+
 static int setup(void **state) {
     (void)state;
     const char *dir = getenv("DIGCL_TEST_BINARY_DIR");
@@ -116,6 +154,7 @@ static int setup(void **state) {
     snprintf(temp_dir, sizeof temp_dir, "/tmp/digcl_test_sample_XXXXXX");
     if (!mkdtemp(temp_dir)) return -1;
     write_checkpoints();
+    write_latent_decoder_case();
     return 0;
 }
 
@@ -421,6 +460,32 @@ static void test_latent_model_writes_latents(void **state) {
     assert_int_equal(access(temp_path(path, sizeof path, "lat.safetensors"), F_OK), 0);
 }
 
+/* A latent model with a decoder writes RGB images 8x the latent size. */
+static void test_latent_model_decodes_through_taesd(void **state) {
+    (void)state;
+    run_ok("--ckpt latent8.safetensors -n 3 --steps 2 --cfg-scale 2 --taesd taesd.safetensors "
+           "--output-dir decoded --output-latents dec-x0.safetensors -q");
+    png_file p;
+    read_png_file("decoded/000002.png", &p);
+    assert_int_equal(p.width, 64);
+    assert_int_equal(p.height, 64);
+    assert_int_equal(p.channels, 3);
+    int lo = 255, hi = 0;
+    for (int i = 0; i < 64 * 64 * 3; i++) {
+        if (p.pixels[i] < lo) lo = p.pixels[i];
+        if (p.pixels[i] > hi) hi = p.pixels[i];
+    }
+    assert_true(hi > lo); /* not a constant image */
+    expect_contains(p.json, "\"taesd\":\"taesd.safetensors\"");
+    free_png_file(&p);
+    expect_failure("--ckpt ckpt.safetensors --taesd taesd.safetensors -o bad.png",
+                   "--taesd: the model has 1 input channels, not the 4 of VAE latents");
+    expect_failure("--ckpt latent8.safetensors --taesd taesd.safetensors --vae taesd.safetensors",
+                   "give --vae or --taesd, not both");
+    expect_failure("--ckpt latent8.safetensors --taesd missing.safetensors -o bad.png",
+                   "--taesd missing.safetensors: cannot be read");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outputs_and_metadata),
@@ -429,6 +494,7 @@ int main(void) {
         cmocka_unit_test(test_training_checkpoint_uses_ema),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_latent_model_writes_latents),
+        cmocka_unit_test(test_latent_model_decodes_through_taesd),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
