@@ -38,5 +38,9 @@ int cmd_info(const cli_globals *globals, int argc, char **argv);
 void usage_info(void);
 int cmd_forward(const cli_globals *globals, int argc, char **argv);
 void usage_forward(void);
+int cmd_train(const cli_globals *globals, int argc, char **argv);
+void usage_train(void);
+int cmd_export(const cli_globals *globals, int argc, char **argv);
+void usage_export(void);
 
 #endif

@@ -10,6 +10,8 @@ static const cli_command commands[] = {
     {"bench", "time kernels and whole models on the device (gemm, ops, gla, model)", cmd_bench, usage_bench},
     {"info", "a model's config, parameter counts and memory estimate (no device)", cmd_info, usage_info},
     {"forward", "run a checkpoint on inputs from a safetensors file (and its backward)", cmd_forward, usage_forward},
+    {"train", "train a DiG/DiT with upstream's diffusion loss, AdamW and EMA; resumable", cmd_train, usage_train},
+    {"export", "the EMA or model weights of a training checkpoint as a weights-only file", cmd_export, usage_export},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
