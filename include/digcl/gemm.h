@@ -1,4 +1,5 @@
-/* digcl/gemm.h: row-major single-precision GEMM on the device through CLBlast.
+/* digcl/gemm.h: row-major single-precision GEMM on the device through CLBlast
+ * (OpenBLAS on CPU devices).
  *
  *   C[M, N] = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T (row-major)
  *
@@ -46,6 +47,11 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args,
 void digcl_ref_gemm(int transpose_a, int transpose_b, size_t M, size_t N, size_t K, float alpha,
                     const float *A, size_t a_offset, size_t lda, const float *B, size_t b_offset,
                     size_t ldb, float beta, float *C, size_t c_offset, size_t ldc);
+
+/* The library that runs this context's GEMMs: "CLBlast", or "OpenBLAS" on CPU
+ * devices (host memory, mapped buffers) when digcl was built with it.
+ * DIGCL_GEMM=clblast|blas overrides the choice. */
+const char *digcl_gemm_backend_name(const digcl_context *ctx);
 
 /* Releases the context's GEMM temp buffer (called by digcl_context_release). */
 void digcl_gemm_release(digcl_context *ctx);

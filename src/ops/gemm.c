@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "digcl/gemm.h"
+#include "gemm_backend.h"
 #include "gemm_tuning.h"
 #include "runtime/context_internal.h"
 
@@ -36,6 +37,10 @@ static cl_mem temp_buffer(digcl_context *ctx, size_t bytes) {
 }
 
 static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
+    if (digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS) {
+        digcl_gemm_blas(ctx, a, 0, 0, 0, 1);
+        return;
+    }
     digcl_gemm_tuning_apply(ctx);
     CLBlastTranspose ta = transpose_flag(a->transpose_a), tb = transpose_flag(a->transpose_b);
     size_t temp_bytes = 0;
@@ -55,6 +60,10 @@ static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
 void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
                                 size_t stride_b, size_t stride_c, size_t batch) {
     if (a->M == 0 || a->N == 0 || batch == 0) return;
+    if (digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS) {
+        digcl_gemm_blas(ctx, a, stride_a, stride_b, stride_c, batch);
+        return;
+    }
     digcl_gemm_tuning_apply(ctx);
     double begin = digcl_profile_begin(ctx);
     CLBlastStatusCode status = CLBlastSgemmStridedBatched(
@@ -124,6 +133,7 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *a, size_t sli
 /* Heuristic: 128x128 output tiles; split when they cover under half the
  * compute units twice over and K is long enough to keep slices >= 512 wide. */
 size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a) {
+    if (digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS) return 1; /* threads split the work */
     size_t units = ctx->device.compute_units;
     size_t tiles = ((a->M + 127) / 128) * ((a->N + 127) / 128);
     if (a->K < 2048 || 2 * tiles > units) return 1;

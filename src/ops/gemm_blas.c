@@ -1,0 +1,126 @@
+/* gemm_blas.c: GEMMs on CPU devices through OpenBLAS (cblas) on mapped
+ * buffers. A CPU OpenCL device (PoCL) keeps its buffers in host memory, so a
+ * blocking map hands out the host pointer without a copy; OpenBLAS then runs
+ * the product with as many threads as the device has compute units, several
+ * times faster than CLBlast's OpenCL kernels compiled for the CPU.
+ *
+ * Selection (digcl_gemm_backend): DIGCL_GEMM=clblast forces CLBlast
+ * everywhere; otherwise CPU devices use this path when digcl was built with
+ * OpenBLAS (DIGCL_WITH_OPENBLAS). */
+#include "gemm_backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "digcl/log.h"
+#include "runtime/context_internal.h"
+
+#ifdef DIGCL_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+digcl_gemm_backend_kind digcl_gemm_backend(const digcl_context *ctx) {
+    static int forced = -1; /* -1 unknown, 0 none, 1 clblast, 2 blas */
+    if (forced < 0) {
+        const char *value = getenv("DIGCL_GEMM");
+        forced = !value || !*value ? 0 : strcmp(value, "clblast") == 0 ? 1 : strcmp(value, "blas") == 0 ? 2 : 0;
+        if (value && *value && forced == 0)
+            digcl_fatal("DIGCL_GEMM='%s' is not a GEMM backend (expected clblast or blas)", value);
+    }
+    const int cpu = (ctx->device.type & CL_DEVICE_TYPE_CPU) != 0;
+#ifdef DIGCL_HAVE_OPENBLAS
+    if (forced == 2 && !cpu)
+        digcl_fatal("DIGCL_GEMM=blas needs a CPU OpenCL device (its buffers live in host memory); "
+                    "device '%s' is not one",
+                    ctx->device.name);
+    if (forced != 1 && cpu) return DIGCL_GEMM_BACKEND_BLAS;
+#else
+    if (forced == 2)
+        digcl_fatal("DIGCL_GEMM=blas: this digcl was built without OpenBLAS "
+                    "(configure with -DDIGCL_WITH_OPENBLAS=ON, Debian: libopenblas-dev)");
+    (void)cpu;
+#endif
+    return DIGCL_GEMM_BACKEND_CLBLAST;
+}
+
+const char *digcl_gemm_backend_name(const digcl_context *ctx) {
+    return digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS ? "OpenBLAS" : "CLBlast";
+}
+
+#ifdef DIGCL_HAVE_OPENBLAS
+
+/* Elements of a row-major [rows, columns] operand with leading dimension ld,
+ * `batch` copies `stride` apart, starting at offset: the extent to map. */
+static size_t operand_extent(size_t offset, size_t rows, size_t columns, size_t ld, size_t stride,
+                             size_t batch) {
+    return offset + (batch - 1) * stride + (rows - 1) * ld + columns;
+}
+
+static float *map_floats(digcl_context *ctx, cl_mem mem, size_t count, cl_map_flags flags) {
+    cl_int status = CL_SUCCESS;
+    void *pointer = clEnqueueMapBuffer(ctx->queue, mem, CL_TRUE, flags, 0, count * sizeof(float), 0,
+                                       NULL, NULL, &status);
+    if (status != CL_SUCCESS) digcl_cl_failed("clEnqueueMapBuffer (GEMM through OpenBLAS)", status, __FILE__, __LINE__);
+    return pointer;
+}
+
+static void unmap_floats(digcl_context *ctx, cl_mem mem, float *pointer) {
+    DIGCL_CL_CHECK(clEnqueueUnmapMemObject(ctx->queue, mem, pointer, 0, NULL, NULL));
+}
+
+static void set_threads_once(const digcl_context *ctx) {
+    static int done = 0;
+    if (done) return;
+    done = 1;
+    const int threads = ctx->device.compute_units > 0 ? (int)ctx->device.compute_units : 1;
+    openblas_set_num_threads(threads);
+    digcl_log(DIGCL_LOG_DEBUG, "GEMM: OpenBLAS on the CPU device, %d threads", threads);
+}
+
+void digcl_gemm_blas(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a, size_t stride_b,
+                     size_t stride_c, size_t batch) {
+    if (a->M == 0 || a->N == 0 || batch == 0) return;
+    set_threads_once(ctx);
+    const size_t a_rows = a->transpose_a ? a->K : a->M, a_cols = a->transpose_a ? a->M : a->K;
+    const size_t b_rows = a->transpose_b ? a->N : a->K, b_cols = a->transpose_b ? a->K : a->N;
+    const int has_k = a->K > 0;
+    double begin = digcl_profile_begin(ctx);
+    float *A = has_k ? map_floats(ctx, a->A, operand_extent(a->a_offset, a_rows, a_cols, a->lda, stride_a, batch),
+                                  CL_MAP_READ)
+                     : NULL;
+    float *B = has_k ? map_floats(ctx, a->B, operand_extent(a->b_offset, b_rows, b_cols, a->ldb, stride_b, batch),
+                                  CL_MAP_READ)
+                     : NULL;
+    float *C = map_floats(ctx, a->C, operand_extent(a->c_offset, a->M, a->N, a->ldc, stride_c, batch),
+                          CL_MAP_READ | CL_MAP_WRITE);
+    const enum CBLAS_TRANSPOSE ta = a->transpose_a ? CblasTrans : CblasNoTrans;
+    const enum CBLAS_TRANSPOSE tb = a->transpose_b ? CblasTrans : CblasNoTrans;
+    for (size_t i = 0; i < batch; ++i) {
+        float *c = C + a->c_offset + i * stride_c;
+        if (!has_k) { /* C = beta C: cblas would not touch C when K = 0 with beta 0 */
+            for (size_t m = 0; m < a->M; ++m)
+                for (size_t n = 0; n < a->N; ++n)
+                    c[m * a->ldc + n] = a->beta == 0.0f ? 0.0f : a->beta * c[m * a->ldc + n];
+            continue;
+        }
+        if (a->beta == 0.0f) /* never read C (it may hold NaN) */
+            for (size_t m = 0; m < a->M; ++m) memset(c + m * a->ldc, 0, a->N * sizeof(float));
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)a->M, (int)a->N, (int)a->K, a->alpha,
+                    A + a->a_offset + i * stride_a, (int)a->lda, B + a->b_offset + i * stride_b,
+                    (int)a->ldb, a->beta, c, (int)a->ldc);
+    }
+    if (A) unmap_floats(ctx, a->A, A);
+    if (B) unmap_floats(ctx, a->B, B);
+    unmap_floats(ctx, a->C, C);
+    digcl_profile_end(ctx, "gemm (OpenBLAS, host-timed)", begin);
+}
+
+#else
+
+void digcl_gemm_blas(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a, size_t stride_b,
+                     size_t stride_c, size_t batch) {
+    (void)ctx, (void)a, (void)stride_a, (void)stride_b, (void)stride_c, (void)batch;
+    digcl_fatal("digcl_gemm_blas: built without OpenBLAS");
+}
+
+#endif
