@@ -21,6 +21,16 @@ typedef struct staging {
     cl_event uploaded; /* NULL: free */
 } staging;
 
+/* A maximal range of consecutive trainable tensors in the flat layout, as
+ * sub-buffers of the four stores: AdamW runs on these only (torch.optim skips
+ * parameters without gradients, so the frozen pos_embed never decays). */
+typedef struct trainable_run {
+    int count;                          /* floats */
+    cl_mem params, grads, exp_avg, exp_avg_sq;
+} trainable_run;
+
+#define MAX_RUNS 8
+
 struct digcl_trainer {
     digcl_context *ctx;
     digcl_model *model;
@@ -41,6 +51,8 @@ struct digcl_trainer {
     int pending;                            /* history rows written since the last drain */
     int32_t *host_labels, *host_t;          /* [N] */
     staging slots[2];                       /* uploads of step k use slots[k % 2] */
+    trainable_run runs[MAX_RUNS];
+    int run_count;
     float *host_history;                    /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
 };
 
@@ -79,6 +91,39 @@ static void create_buffers(digcl_trainer *tr) {
     tr->workspace = digcl_buffer_create(ctx, larger(work, f), "train reduction workspace");
 }
 
+static size_t view_offset(const digcl_model *model, size_t index) {
+    size_t offset = 0;
+    DIGCL_CL_CHECK(clGetMemObjectInfo(digcl_model_param(model, index), CL_MEM_OFFSET, sizeof offset,
+                                      &offset, NULL));
+    return offset / sizeof(float);
+}
+
+static void add_run(digcl_trainer *tr, size_t begin, size_t end) {
+    if (tr->run_count == MAX_RUNS) digcl_fatal("digcl_trainer_create: more than %d trainable ranges", MAX_RUNS);
+    trainable_run *r = &tr->runs[tr->run_count++];
+    size_t offset = begin * sizeof(float), bytes = (end - begin) * sizeof(float);
+    r->count = (int)(end - begin);
+    r->params = digcl_sub_buffer(tr->ctx, digcl_model_param_buffer(tr->model), offset, bytes);
+    r->grads = digcl_sub_buffer(tr->ctx, digcl_model_grad_buffer(tr->model), offset, bytes);
+    r->exp_avg = digcl_sub_buffer(tr->ctx, tr->exp_avg.mem, offset, bytes);
+    r->exp_avg_sq = digcl_sub_buffer(tr->ctx, tr->exp_avg_sq.mem, offset, bytes);
+}
+
+/* The runs of trainable tensors (DiG/DiT: everything after pos_embed). */
+static void plan_runs(digcl_trainer *tr) {
+    const digcl_param_table *table = digcl_model_param_table(tr->model);
+    size_t begin = 0, end = 0;
+    int open = 0;
+    for (size_t i = 0; i < table->count; i++) {
+        const digcl_param_info *p = &table->params[i];
+        size_t offset = view_offset(tr->model, i);
+        if (p->trainable && !open) begin = offset, open = 1;
+        if (!p->trainable && open) add_run(tr, begin, end), open = 0;
+        if (p->trainable) end = offset + p->numel;
+    }
+    if (open) add_run(tr, begin, end);
+}
+
 static void *host_array(size_t count, size_t bytes) {
     void *p = calloc(count ? count : 1, bytes);
     if (!p) digcl_fatal("out of host memory for the training step");
@@ -113,6 +158,7 @@ digcl_trainer *digcl_trainer_create(digcl_context *ctx, digcl_model *model, int 
     tr->host_history = host_array(DIGCL_TRAIN_HISTORY * VALUE_COUNT, sizeof(float));
     digcl_model_prepare(model, batch, DIGCL_MODE_TRAINING);
     (void)digcl_model_grad_buffer(model); /* allocated now, not in the first step */
+    plan_runs(tr);
     digcl_copy(ctx, digcl_model_param_buffer(model), 0, tr->ema.mem, 0, tr->flat * sizeof(float));
     digcl_fill_f32(ctx, tr->exp_avg.mem, 0, tr->flat, 0.0f);
     digcl_fill_f32(ctx, tr->exp_avg_sq.mem, 0, tr->flat, 0.0f);
@@ -125,6 +171,12 @@ void digcl_trainer_release(digcl_trainer *tr) {
                            &tr->labels, &tr->out, &tr->dout, &tr->loss, &tr->mse, &tr->vb,
                            &tr->ema, &tr->exp_avg, &tr->exp_avg_sq, &tr->history,
                            &tr->workspace};
+    for (int r = 0; r < tr->run_count; r++) {
+        clReleaseMemObject(tr->runs[r].params);
+        clReleaseMemObject(tr->runs[r].grads);
+        clReleaseMemObject(tr->runs[r].exp_avg);
+        clReleaseMemObject(tr->runs[r].exp_avg_sq);
+    }
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) digcl_buffer_release(all[i]);
     free(tr->host_labels);
     free(tr->host_t);
@@ -230,9 +282,11 @@ static void network_step(digcl_trainer *tr) {
         digcl_clip_by_norm(tr->ctx, (int)tr->flat, grads, tr->history.mem,
                            (size_t)row * VALUE_COUNT + VALUE_GRAD_NORM, tr->hparams.grad_clip);
     tr->steps++;
-    digcl_adamw_step(tr->ctx, (int)tr->flat, &tr->hparams.adamw, (long)tr->steps,
-                     digcl_model_param_buffer(tr->model), grads, tr->exp_avg.mem,
-                     tr->exp_avg_sq.mem);
+    for (int r = 0; r < tr->run_count; r++) {
+        const trainable_run *run = &tr->runs[r];
+        digcl_adamw_step(tr->ctx, run->count, &tr->hparams.adamw, (long)tr->steps, run->params,
+                         run->grads, run->exp_avg, run->exp_avg_sq);
+    }
     digcl_ema_update(tr->ctx, (int)tr->flat, tr->hparams.ema_decay, tr->ema.mem,
                      digcl_model_param_buffer(tr->model));
 }
