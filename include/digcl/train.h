@@ -172,8 +172,8 @@ void digcl_results_checkpoint_path(const char *run_dir, int64_t step, char *out,
  * SSSSSSS.safetensors count (temp files of an interrupted write never do).
  * 0 and the path, 1 when none, -1 on error. */
 int digcl_results_latest_checkpoint(const char *run_dir, char *out, size_t size, int64_t *step);
-/* Deletes all but the newest `keep` complete checkpoints (keep >= 1), and
- * stale temp files of interrupted writes. */
+/* Deletes all but the newest `keep` complete checkpoints (keep <= 0: none),
+ * and stale temp files of interrupted writes. */
 int digcl_results_prune(const char *run_dir, int keep, char *error, size_t size);
 /* Writes text to path atomically (temp, fsync, rename, directory fsync). */
 int digcl_write_file_atomic(const char *path, const char *text, size_t length, char *error,

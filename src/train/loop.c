@@ -176,7 +176,7 @@ static int checkpoint(loop_run *run) {
         return -1;
     }
     run->last_checkpoint = step;
-    if (o->keep > 0 && digcl_results_prune(o->run_dir, o->keep, message, sizeof message) != 0)
+    if (digcl_results_prune(o->run_dir, o->keep, message, sizeof message) != 0)
         digcl_log(DIGCL_LOG_WARNING, "keeping %d checkpoints: %s", o->keep, message);
     draw_loss_plot(run);
     if (o->on_checkpoint) o->on_checkpoint(path, step, o->user);
