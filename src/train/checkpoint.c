@@ -9,7 +9,6 @@
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,23 +16,12 @@
 #include "digcl/checkpoint.h"
 #include "digcl/safetensors.h"
 #include "digcl/train.h"
+#include "train/train_internal.h"
 
 enum { STORE_MODEL, STORE_EMA, STORE_EXP_AVG, STORE_EXP_AVG_SQ, STORE_COUNT };
 
 static const char *const store_prefix[STORE_COUNT] = {
     "", DIGCL_TRAIN_EMA_PREFIX, DIGCL_TRAIN_EXP_AVG_PREFIX, DIGCL_TRAIN_EXP_AVG_SQ_PREFIX};
-
-static int fail(char *error, size_t size, const char *format, ...) DIGCL_PRINTF(3, 4);
-
-static int fail(char *error, size_t size, const char *format, ...) {
-    if (error && size) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(error, size, format, args);
-        va_end(args);
-    }
-    return -1;
-}
 
 /* The EMA holds every tensor (pos_embed too: export is a plain copy); the
  * moments only the trainable ones, as torch.optim does. */
@@ -139,7 +127,7 @@ int digcl_train_state_from_json(const char *json, digcl_train_state *s, char *er
         if (!*seed->valuestring || *end) bad = "\"rng\".\"seed\" (a decimal string)";
     }
     cJSON_Delete(root);
-    if (bad) return fail(error, size, "train.state: missing or invalid %s", bad);
+    if (bad) return train_fail(error, size, "train.state: missing or invalid %s", bad);
     return 0;
 }
 
@@ -166,7 +154,7 @@ static int add_stores(digcl_trainer *tr, digcl_st_writer *w, float *host, const 
             const float *data = store + flat_byte_offset(model, i) / sizeof(float);
             tensor_name(name, sizeof name, s, p->name);
             if (digcl_st_writer_add_f32(w, name, p->rank, p->shape, data, &err) != 0)
-                return fail(error, size, "%s: %s", path, err.message);
+                return train_fail(error, size, "%s: %s", path, err.message);
         }
     }
     return 0;
@@ -178,12 +166,12 @@ static int add_metadata(digcl_trainer *tr, digcl_st_writer *w, const digcl_train
     char *train_state = digcl_train_state_to_json(state);
     digcl_st_error err;
     int status = 0;
-    if (!config || !train_state) status = fail(error, size, "%s: out of host memory", path);
+    if (!config || !train_state) status = train_fail(error, size, "%s: out of host memory", path);
     else if (digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, config, &err) != 0 ||
              digcl_st_writer_set_metadata(w, DIGCL_TRAIN_STATE_METADATA_KEY, train_state, &err) != 0 ||
              (args_json &&
               digcl_st_writer_set_metadata(w, DIGCL_TRAIN_ARGS_METADATA_KEY, args_json, &err) != 0))
-        status = fail(error, size, "%s: %s", path, err.message);
+        status = train_fail(error, size, "%s: %s", path, err.message);
     free(config);
     free(train_state);
     return status;
@@ -193,12 +181,12 @@ int digcl_train_checkpoint_save(digcl_trainer *tr, const digcl_train_state *stat
                                 const char *args_json, float *host, const char *path, char *error,
                                 size_t size) {
     digcl_st_writer *w = digcl_st_writer_new();
-    if (!w) return fail(error, size, "%s: out of host memory", path);
+    if (!w) return train_fail(error, size, "%s: out of host memory", path);
     int status = add_stores(tr, w, host, path, error, size);
     if (status == 0) status = add_metadata(tr, w, state, args_json, path, error, size);
     digcl_st_error err;
     if (status == 0 && digcl_st_writer_write(w, path, &err) != 0)
-        status = fail(error, size, "%s", err.message);
+        status = train_fail(error, size, "%s", err.message);
     digcl_st_writer_free(w);
     return status;
 }
@@ -216,7 +204,7 @@ static int check_tensors(const digcl_safetensors *st, const digcl_param_table *t
     char (*names)[DIGCL_PARAM_NAME_SIZE + 32] = malloc(capacity * sizeof *names);
     const char **pointers = malloc(capacity * sizeof *pointers);
     digcl_st_error err;
-    int status = names && pointers ? 0 : fail(error, size, "%s: out of host memory", st->label);
+    int status = names && pointers ? 0 : train_fail(error, size, "%s: out of host memory", st->label);
     for (int s = 0; s < STORE_COUNT && status == 0; s++) {
         for (size_t i = 0; i < table->count && status == 0; i++) {
             const digcl_param_info *p = &table->params[i];
@@ -225,18 +213,18 @@ static int check_tensors(const digcl_safetensors *st, const digcl_param_table *t
             tensor_name(names[n], sizeof names[n], s, p->name);
             pointers[n] = names[n];
             if (digcl_st_expect(st, names[n], p->rank, p->shape, &t, &err) != 0)
-                status = fail(error, size, "%s%s", err.message,
+                status = train_fail(error, size, "%s%s", err.message,
                               s ? " (a training checkpoint holds ema., opt.exp_avg. and "
                                   "opt.exp_avg_sq. tensors; is this a weights-only file?)"
                                 : "");
             else if (!loadable_dtype(t->dtype))
-                status = fail(error, size, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
+                status = train_fail(error, size, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
                               st->label, names[n], digcl_st_dtype_name(t->dtype));
             n++;
         }
     }
     if (status == 0 && digcl_st_check_no_unexpected(st, pointers, n, &err) != 0)
-        status = fail(error, size, "%s", err.message);
+        status = train_fail(error, size, "%s", err.message);
     free(names);
     free(pointers);
     return status;
@@ -260,7 +248,7 @@ static int read_stores(const digcl_safetensors *st, const digcl_model *model, fl
             }
             tensor_name(name, sizeof name, s, p->name);
             if (digcl_st_read_f32(st, digcl_st_find(st, name), dst, &err) != 0)
-                return fail(error, size, "%s", err.message);
+                return train_fail(error, size, "%s", err.message);
         }
     }
     return 0;
@@ -277,12 +265,12 @@ static int read_state(const digcl_safetensors *st, digcl_train_state *state, cha
                       size_t size) {
     const char *json = digcl_st_metadata(st, DIGCL_TRAIN_STATE_METADATA_KEY);
     if (!json)
-        return fail(error, size, "%s: no \"%s\" in __metadata__: not a digcl training checkpoint "
+        return train_fail(error, size, "%s: no \"%s\" in __metadata__: not a digcl training checkpoint "
                                  "(a weights-only file cannot be resumed)",
                     st->label, DIGCL_TRAIN_STATE_METADATA_KEY);
     char message[512];
     if (digcl_train_state_from_json(json, state, message, sizeof message) != 0)
-        return fail(error, size, "%s: %s", st->label, message);
+        return train_fail(error, size, "%s: %s", st->label, message);
     return 0;
 }
 
@@ -293,9 +281,9 @@ int digcl_train_checkpoint_load(digcl_trainer *tr, const char *path, digcl_train
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     if (args_json) *args_json = NULL;
-    if (digcl_st_open(path, &st, &err) != 0) return fail(error, size, "%s", err.message);
+    if (digcl_st_open(path, &st, &err) != 0) return train_fail(error, size, "%s", err.message);
     float *host = malloc(STORE_COUNT * flat * sizeof *host + 1);
-    int status = host ? 0 : fail(error, size, "%s: out of host memory", path);
+    int status = host ? 0 : train_fail(error, size, "%s: out of host memory", path);
     if (status == 0) status = read_state(st, state, error, size);
     if (status == 0) status = check_tensors(st, digcl_model_param_table(model), error, size);
     if (status == 0) status = read_stores(st, model, host, error, size);
@@ -327,7 +315,7 @@ static int export_tensors(const digcl_safetensors *st, const char *prefix, digcl
     for (size_t i = 0; i < st->n_tensors; i++)
         if (exported_name(st->tensors[i].name, prefix)) total += st->tensors[i].numel;
     *host = malloc((total + 1) * sizeof **host);
-    if (!*host) return fail(error, size, "%s: out of host memory", st->label);
+    if (!*host) return train_fail(error, size, "%s: out of host memory", st->label);
     digcl_st_error err;
     for (size_t i = 0; i < st->n_tensors; i++) {
         const digcl_st_tensor *t = &st->tensors[i];
@@ -335,12 +323,12 @@ static int export_tensors(const digcl_safetensors *st, const char *prefix, digcl
         if (!name) continue;
         if (digcl_st_read_f32(st, t, *host + offset, &err) != 0 ||
             digcl_st_writer_add_f32(w, name, t->rank, t->shape, *host + offset, &err) != 0)
-            return fail(error, size, "%s", err.message);
+            return train_fail(error, size, "%s", err.message);
         offset += t->numel;
         found++;
     }
     if (found == 0)
-        return fail(error, size, "%s: no %s tensors: not a digcl training checkpoint", st->label,
+        return train_fail(error, size, "%s: no %s tensors: not a digcl training checkpoint", st->label,
                     *prefix ? prefix : "model");
     return 0;
 }
@@ -350,23 +338,23 @@ int digcl_train_checkpoint_export(const char *path, const char *which, const cha
     const char *prefix = strcmp(which, "ema") == 0 ? DIGCL_TRAIN_EMA_PREFIX
                          : strcmp(which, "model") == 0 ? ""
                                                        : NULL;
-    if (!prefix) return fail(error, size, "--weights %s: expected ema or model", which);
+    if (!prefix) return train_fail(error, size, "--weights %s: expected ema or model", which);
     digcl_safetensors *st = NULL;
     digcl_st_error err;
-    if (digcl_st_open(path, &st, &err) != 0) return fail(error, size, "%s", err.message);
+    if (digcl_st_open(path, &st, &err) != 0) return train_fail(error, size, "%s", err.message);
     const char *config = digcl_st_metadata(st, DIGCL_CONFIG_METADATA_KEY);
     digcl_st_writer *w = digcl_st_writer_new();
     float *host = NULL;
-    int status = w ? 0 : fail(error, size, "%s: out of host memory", path);
+    int status = w ? 0 : train_fail(error, size, "%s: out of host memory", path);
     if (status == 0 && !digcl_st_metadata(st, DIGCL_TRAIN_STATE_METADATA_KEY))
-        status = fail(error, size, "%s: no \"%s\" in __metadata__: not a digcl training checkpoint",
+        status = train_fail(error, size, "%s: no \"%s\" in __metadata__: not a digcl training checkpoint",
                       path, DIGCL_TRAIN_STATE_METADATA_KEY);
     if (status == 0) status = export_tensors(st, prefix, w, &host, error, size);
     if (status == 0 && config &&
         digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, config, &err) != 0)
-        status = fail(error, size, "%s", err.message);
+        status = train_fail(error, size, "%s", err.message);
     if (status == 0 && digcl_st_writer_write(w, out_path, &err) != 0)
-        status = fail(error, size, "%s", err.message);
+        status = train_fail(error, size, "%s", err.message);
     digcl_st_writer_free(w);
     free(host);
     digcl_st_close(st);

@@ -13,13 +13,12 @@
 
 #include "digcl/safetensors.h"
 #include "digcl/train.h"
+#include "train/train_internal.h"
 
 #define CHECKPOINT_SUFFIX ".safetensors"
 #define CHECKPOINT_DIGITS 7
 
-static int fail(char *error, size_t size, const char *format, ...) DIGCL_PRINTF(3, 4);
-
-static int fail(char *error, size_t size, const char *format, ...) {
+int train_fail(char *error, size_t size, const char *format, ...) {
     if (error && size) {
         va_list args;
         va_start(args, format);
@@ -31,13 +30,13 @@ static int fail(char *error, size_t size, const char *format, ...) {
 
 static int make_dir(const char *path, char *error, size_t size) {
     if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
-    return fail(error, size, "%s: cannot create the directory: %s", path, strerror(errno));
+    return train_fail(error, size, "%s: cannot create the directory: %s", path, strerror(errno));
 }
 
 /* mkdir -p */
 static int make_dirs(const char *path, char *error, size_t size) {
     char buf[4096];
-    if (strlen(path) >= sizeof buf) return fail(error, size, "%s: path too long", path);
+    if (strlen(path) >= sizeof buf) return train_fail(error, size, "%s: path too long", path);
     strcpy(buf, path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
@@ -75,7 +74,7 @@ int digcl_results_new_run(const char *results_dir, const char *model_name, char 
                           size_t out_size, char *error, size_t size) {
     if (make_dirs(results_dir, error, size) != 0) return -1;
     DIR *dir = opendir(results_dir);
-    if (!dir) return fail(error, size, "%s: cannot read the directory: %s", results_dir, strerror(errno));
+    if (!dir) return train_fail(error, size, "%s: cannot read the directory: %s", results_dir, strerror(errno));
     long long next = 0;
     for (struct dirent *e; (e = readdir(dir));) {
         long long index = leading_index(e->d_name, '-');
@@ -87,7 +86,7 @@ int digcl_results_new_run(const char *results_dir, const char *model_name, char 
     for (char *p = model; *p; p++)
         if (*p == '/' || *p == ' ') *p = '-';
     if ((size_t)snprintf(out, out_size, "%s/%03lld-%s", results_dir, next, model) >= out_size)
-        return fail(error, size, "%s: path too long", results_dir);
+        return train_fail(error, size, "%s: path too long", results_dir);
     char checkpoints[4200];
     snprintf(checkpoints, sizeof checkpoints, "%s/checkpoints", out);
     if (make_dir(out, error, size) != 0) return -1;
@@ -103,7 +102,7 @@ int digcl_results_latest_checkpoint(const char *run_dir, char *out, size_t size,
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoints", run_dir);
     DIR *dir = opendir(path);
-    if (!dir) return errno == ENOENT ? 1 : fail(out, size, "%s: %s", path, strerror(errno));
+    if (!dir) return errno == ENOENT ? 1 : train_fail(out, size, "%s: %s", path, strerror(errno));
     long long best = -1;
     for (struct dirent *e; (e = readdir(dir));) {
         long long s = checkpoint_step(e->d_name);
@@ -121,7 +120,7 @@ int digcl_results_latest_run(const char *results_dir, char *out, size_t out_size
     DIR *dir = opendir(results_dir);
     if (!dir) {
         if (errno == ENOENT) return 1;
-        return fail(error, size, "%s: cannot read the directory: %s", results_dir, strerror(errno));
+        return train_fail(error, size, "%s: cannot read the directory: %s", results_dir, strerror(errno));
     }
     long long best = -1;
     char candidate[4200], checkpoint[4400];
@@ -147,16 +146,16 @@ static int compare_steps(const void *a, const void *b) {
 static int remove_entry(const char *dir, const char *name, char *error, size_t size) {
     char path[4800];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return fail(error, size, "%s: path too long", dir);
+        return train_fail(error, size, "%s: path too long", dir);
     if (remove(path) == 0 || errno == ENOENT) return 0;
-    return fail(error, size, "%s: cannot delete: %s", path, strerror(errno));
+    return train_fail(error, size, "%s: cannot delete: %s", path, strerror(errno));
 }
 
 int digcl_results_prune(const char *run_dir, int keep, char *error, size_t size) {
     char dir_path[4200];
     snprintf(dir_path, sizeof dir_path, "%s/checkpoints", run_dir);
     DIR *dir = opendir(dir_path);
-    if (!dir) return fail(error, size, "%s: cannot read the directory: %s", dir_path, strerror(errno));
+    if (!dir) return train_fail(error, size, "%s: cannot read the directory: %s", dir_path, strerror(errno));
     long long *steps = NULL;
     size_t count = 0, capacity = 0;
     int status = 0;
@@ -167,7 +166,7 @@ int digcl_results_prune(const char *run_dir, int keep, char *error, size_t size)
         if (count == capacity) {
             capacity = capacity ? 2 * capacity : 16;
             long long *grown = realloc(steps, capacity * sizeof *steps);
-            if (!grown) status = fail(error, size, "out of host memory");
+            if (!grown) status = train_fail(error, size, "out of host memory");
             else steps = grown;
         }
         if (status == 0) steps[count++] = s;
@@ -178,7 +177,7 @@ int digcl_results_prune(const char *run_dir, int keep, char *error, size_t size)
         char path[4400];
         digcl_results_checkpoint_path(run_dir, steps[i], path, sizeof path);
         if (remove(path) != 0 && errno != ENOENT)
-            status = fail(error, size, "%s: cannot delete: %s", path, strerror(errno));
+            status = train_fail(error, size, "%s: cannot delete: %s", path, strerror(errno));
     }
     free(steps);
     return status;
@@ -204,7 +203,7 @@ int digcl_write_file_atomic(const char *path, const char *text, size_t length, c
     text_job job = {text, length, path};
     digcl_st_error err;
     if (digcl_st_write_atomic(path, write_text, &job, &err) == 0) return 0;
-    return fail(error, size, "%s", err.message);
+    return train_fail(error, size, "%s", err.message);
 }
 
 /* The whole file, NUL-terminated; NULL with *missing = 1 when absent. */
@@ -247,7 +246,7 @@ int digcl_train_log_truncate(const char *run_dir, int64_t step, char *error, siz
     size_t length = 0;
     int missing = 0;
     char *text = read_text(path, &length, &missing);
-    if (!text) return missing ? 0 : fail(error, size, "%s: cannot read: %s", path, strerror(errno));
+    if (!text) return missing ? 0 : train_fail(error, size, "%s: cannot read: %s", path, strerror(errno));
     size_t kept = 0;
     for (size_t start = 0; start < length;) {
         const char *newline = memchr(text + start, '\n', length - start);
