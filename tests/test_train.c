@@ -424,6 +424,26 @@ static void test_strict_load_and_export(void **unused) {
     harness_close(&h);
 }
 
+/* What the trainer allocates is what digcl_trainer_step_bytes and 3 P say. */
+static void test_trainer_memory(void **unused) {
+    (void)unused;
+    digcl_context *ctx = test_context();
+    digcl_model_config c = tiny_config(DIGCL_ARCH_DIG);
+    digcl_model *model = digcl_model_create(ctx, &c);
+    digcl_model_prepare(model, ROWS, DIGCL_MODE_TRAINING);
+    (void)digcl_model_grad_buffer(model);
+    uint64_t before = digcl_memory_stats_get(ctx).in_use_bytes;
+    fake_objective f = {ctx, NULL, 0, 0};
+    digcl_train_objective objective = {fake_q_sample, fake_loss, &f};
+    digcl_train_hparams hp = digcl_train_hparams_defaults();
+    digcl_trainer *tr = digcl_trainer_create(ctx, model, ROWS, &hp, &objective);
+    size_t flat = digcl_model_flat_count(model);
+    uint64_t used = digcl_memory_stats_get(ctx).in_use_bytes - before;
+    assert_int_equal(used, 3 * flat * sizeof(float) + digcl_trainer_step_bytes(&c, ROWS, flat));
+    digcl_trainer_release(tr);
+    digcl_model_release(model);
+}
+
 static void test_state_json(void **unused) {
     (void)unused;
     digcl_train_state s = {123456789, 7, 42, 18446744073709551615ull, 3, 0.1, 0.2, 1e-30, 3.5, 12.25};
@@ -482,6 +502,7 @@ static void test_plot(void **unused) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_json),
+        cmocka_unit_test(test_trainer_memory),
         cmocka_unit_test(test_log_truncate),
         cmocka_unit_test(test_plot),
         cmocka_unit_test(test_loss_falls_and_values_drain),

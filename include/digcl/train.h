@@ -70,6 +70,10 @@ digcl_trainer *digcl_trainer_create(digcl_context *ctx, digcl_model *model, int 
                                     const digcl_train_hparams *hparams,
                                     const digcl_train_objective *objective);
 void digcl_trainer_release(digcl_trainer *trainer);
+/* Device bytes of a trainer beyond the model's parameters, gradients and
+ * activations and the three flat stores (3 P floats): the step's inputs,
+ * outputs, losses, history and reduction workspace (for `digcl info`). */
+size_t digcl_trainer_step_bytes(const digcl_model_config *config, int batch, size_t flat_count);
 
 /* Hyper-parameters may change between steps (a resume with a new --lr). */
 void digcl_trainer_set_hparams(digcl_trainer *trainer, const digcl_train_hparams *hparams);

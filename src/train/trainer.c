@@ -68,6 +68,15 @@ digcl_train_hparams digcl_train_hparams_defaults(void) {
 
 static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
 
+size_t digcl_trainer_step_bytes(const digcl_model_config *c, int batch, size_t flat_count) {
+    size_t n = (size_t)batch, f = sizeof(float);
+    size_t chw = (size_t)c->in_channels * (size_t)c->input_size * (size_t)c->input_size;
+    size_t out_chw = chw / (size_t)c->in_channels * (size_t)c->out_channels;
+    size_t work = larger(digcl_reduce_workspace_bytes((int)flat_count), digcl_reduce_workspace_bytes(batch));
+    return 3 * n * chw * f + 3 * n * sizeof(int32_t) + 2 * n * out_chw * f + 3 * n * f +
+           DIGCL_TRAIN_HISTORY * 4 * f + larger(work, f);
+}
+
 static void create_buffers(digcl_trainer *tr) {
     digcl_context *ctx = tr->ctx;
     size_t n = (size_t)tr->batch, f = sizeof(float);
