@@ -53,8 +53,10 @@ void usage_train(void) {
            "Ctrl-C writes a checkpoint and stops. Exit 1 on a non-finite loss or gradient (the last\n"
            "good checkpoint is kept) or a checkpoint that cannot be written.\n\n"
            "example:\n"
-           "  digcl train --data fashion-mnist --depth 6 --hidden-size 192 --num-heads 3 \\\n"
-           "              --global-batch-size 128 --time-budget 20m --ckpt-every 2000\n");
+           "  digcl train --data fashion-mnist --model DiG-S/2 --global-batch-size 128 \\\n"
+           "              --time-budget 20m --ckpt-every 2000\n"
+           "(DiG reorders tokens after every block (SREM); a depth that is a multiple of 4, as every\n"
+           " preset is, hands them to the head in the input's order.)\n");
 }
 
 /* ------------------------------------------------------------ flags */
@@ -96,8 +98,9 @@ static double parse_duration(const char *flag, const char *value) {
 static void parse_betas(const char *value, train_args *a) {
     char *end = NULL;
     a->beta1 = strtod(value, &end);
-    if (end && *end == ',') a->beta2 = strtod(end + 1, &end);
-    if (!end || *end || end == value || !(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1)) {
+    int comma = end && *end == ',';
+    if (comma) a->beta2 = strtod(end + 1, &end);
+    if (!comma || !end || *end || end == value || !(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1)) {
         fprintf(stderr, "digcl: --betas expects B1,B2 with each in [0, 1), got '%s'\n", value);
         exit(2);
     }
@@ -135,7 +138,7 @@ static int take_train_flag(int argc, char **argv, int *i, train_args *a) {
                 take_long(argc, argv, i, "--log-every", &a->log_every, 1, 1L << 30) ||
                 take_long(argc, argv, i, "--ckpt-every", &a->ckpt_every, 1, 1L << 30) ||
                 take_long(argc, argv, i, "--keep", &a->keep, 0, 1L << 20) ||
-                take_double(argc, argv, i, "--lr", &a->lr, 0, 10) ||
+                take_double(argc, argv, i, "--lr", &a->lr, 0, 1e30) ||
                 take_double(argc, argv, i, "--wd", &a->wd, 0, 10) ||
                 take_double(argc, argv, i, "--adam-eps", &a->adam_eps, 0, 1) ||
                 take_double(argc, argv, i, "--grad-clip", &a->grad_clip, 0, 1e30) ||
@@ -203,6 +206,16 @@ static cJSON *args_json(const train_args *a, const char *model_name, int world) 
     return o;
 }
 
+/* Flags that steer the run rather than what it learns (and the data set,
+ * which is checked on its own): changing them needs no warning. */
+static int is_run_control(const char *key) {
+    static const char *const keys[] = {"data", "results_dir", "max_steps", "epochs", "time_budget_s",
+                                       "log_every", "ckpt_every", "keep", "model"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(key, keys[i]) == 0) return 1;
+    return 0;
+}
+
 /* Lists the hyper-parameters that differ between the checkpoint's
  * train.args and this run's (a warning; the run goes on with the new ones). */
 static void warn_changed_args(const char *old_text, const cJSON *now) {
@@ -211,7 +224,7 @@ static void warn_changed_args(const char *old_text, const cJSON *now) {
     for (const cJSON *item = now ? now->child : NULL; old && item; item = item->next) {
         const cJSON *before = cJSON_GetObjectItemCaseSensitive(old, item->string);
         if (!before || cJSON_Compare(before, item, 1)) continue;
-        if (!strcmp(item->string, "data") || !strcmp(item->string, "results_dir")) continue;
+        if (is_run_control(item->string)) continue;
         char *a = cJSON_PrintUnformatted(before), *b = cJSON_PrintUnformatted(item);
         size_t n = strlen(changes);
         snprintf(changes + n, sizeof changes - n, "%s%s %s -> %s", n ? ", " : "", item->string, a, b);
@@ -413,7 +426,10 @@ typedef struct train_session {
 } train_session;
 
 static int open_data(train_session *s) {
-    digcl_dataset_options options = {(int)s->args->image_size, (int)s->args->channels, 0};
+    digcl_dataset_options options;
+    memset(&options, 0, sizeof options);
+    options.image_size = (int)s->args->image_size;
+    options.channels = (int)s->args->channels;
     char error[1024];
     s->dataset = digcl_dataset_open(s->args->data, &options, error, sizeof error);
     if (!s->dataset) return fprintf(stderr, "digcl train: %s\n", error), 1;
@@ -508,7 +524,10 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
         if (status == 0) warn_changed_args(old_args, s->args_json);
         if (status == 0) fprintf(stderr, "digcl train: resuming %s at step %lld\n", s->plan.checkpoint, (long long)state.step);
     }
-    digcl_loader_options lo = {batch, 0, 1, a->seed, (int)a->workers, 0, a->hflip && !s->info->is_latent};
+    digcl_loader_options lo;
+    memset(&lo, 0, sizeof lo);
+    lo.batch = batch, lo.rank = 0, lo.world = 1, lo.seed = a->seed, lo.workers = (int)a->workers;
+    lo.hflip = a->hflip && !s->info->is_latent;
     digcl_loader *loader = status == 0 ? digcl_loader_create(s->dataset, &lo, error, sizeof error) : NULL;
     if (status == 0 && !loader) fprintf(stderr, "digcl train: %s\n", error), status = 1;
     if (status == 0) {

@@ -47,14 +47,14 @@ add_test(NAME cli_train_run_resume_export
   sh ${DIGCL_BIN} "${DIGCL_TRAIN_WORK}/run")
 set_tests_properties(cli_train_run_resume_export PROPERTIES ENVIRONMENT "${DIGCL_TRAIN_ENV}" TIMEOUT 600
   PASS_REGULAR_EXPRESSION
-  "run folder r/000-custom.*step 6: saved r/000-custom/checkpoints/0000006.safetensors.*0000006.safetensors.*config.json.*log.jsonl.*loss.png.*\\{\"step\":2,\"epoch\":0,\"loss\":.*cannot resume: the checkpoint's model is.*exit=2.*warning: resuming with changed settings: lr 0.0001 -> 0.0002.*resuming r/000-custom/checkpoints/0000006.safetensors at step 6.*done after 8 steps.*exit=0.*wrote the ema weights.*exit=0.*is the checkpoint itself.*exit=2.*not a digcl training checkpoint.*exit=1")
+  "run folder r/000-custom.*step 6: saved r/000-custom/checkpoints/0000006.safetensors.*config.json.*log.jsonl.*loss.png.*0000006.safetensors.*\\{\"step\":2,\"epoch\":0,\"loss\":.*cannot resume: the checkpoint's model is.*exit=2.*warning: resuming with changed settings: lr 0.0001 -> 0.0002.*resuming r/000-custom/checkpoints/0000006.safetensors at step 6.*done after 8 steps.*exit=0.*wrote the ema weights.*exit=0.*is the checkpoint itself.*exit=2.*not a digcl training checkpoint.*exit=1")
 
 # A non-finite loss stops with the step and the value, keeps the last good checkpoint, exits 1.
 add_test(NAME cli_train_nonfinite_exits_1
   COMMAND sh -c "rm -rf \"$2\" && \"$1\" train ${DIGCL_TRAIN_TINY_TEXT} --lr 1e30 --max-steps 30 --log-every 1 --ckpt-every 1 --results-dir \"$2\" 2>&1; echo exit=$?"
   sh ${DIGCL_BIN} "${DIGCL_TRAIN_WORK}/nonfinite")
 set_tests_properties(cli_train_nonfinite_exits_1 PROPERTIES ENVIRONMENT "${DIGCL_TRAIN_ENV}" TIMEOUT 600
-  PASS_REGULAR_EXPRESSION "step [0-9]+: (loss|mse|vb|the gradient norm) is (NaN|\\+Inf|-Inf); training stopped, the last good checkpoint is .*0000[0-9]+.safetensors.*exit=1")
+  PASS_REGULAR_EXPRESSION "step [0-9]+: (loss|mse|vb|the gradient norm) is (NaN|\\+Inf|-Inf). training stopped, the last good checkpoint is .*0000[0-9]+.safetensors.*exit=1")
 
 add_test(NAME cli_train_kill9_never_half_written
   COMMAND sh "${CMAKE_CURRENT_SOURCE_DIR}/cli_train_kill.sh" ${DIGCL_BIN} "${DIGCL_TRAIN_WORK}/kill")

@@ -242,8 +242,28 @@ static void test_three_steps_dit_mse(void **unused) {
     free(h.a), free(h.b), free(h.c), free(h.rows), free(h.t);
 }
 
+/* Upstream's loss through the diffusion library (learn_sigma: MSE + VB, t = 0 rows). */
+static void run_with_diffusion(const char *name, int learn_sigma) {
+    digcl_diffusion *diffusion = digcl_diffusion_create(test_context(), learn_sigma);
+    digcl_train_objective objective = digcl_train_diffusion_objective(diffusion);
+    run_reference(name, &objective);
+    digcl_diffusion_release(diffusion);
+}
+
+static void test_three_steps_dig_learn_sigma(void **unused) {
+    (void)unused;
+    run_with_diffusion("dig_ls", 1);
+}
+
+static void test_three_steps_dit_mse_diffusion(void **unused) {
+    (void)unused;
+    run_with_diffusion("dit_mse", 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_three_steps_dig_learn_sigma),
+        cmocka_unit_test(test_three_steps_dit_mse_diffusion),
         cmocka_unit_test(test_three_steps_dit_mse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
