@@ -42,5 +42,7 @@ int cmd_train(const cli_globals *globals, int argc, char **argv);
 void usage_train(void);
 int cmd_export(const cli_globals *globals, int argc, char **argv);
 void usage_export(void);
+int cmd_loss(const cli_globals *globals, int argc, char **argv);
+void usage_loss(void);
 
 #endif

@@ -12,6 +12,7 @@ static const cli_command commands[] = {
     {"forward", "run a checkpoint on inputs from a safetensors file (and its backward)", cmd_forward, usage_forward},
     {"train", "train a DiG/DiT with upstream's diffusion loss, AdamW and EMA; resumable", cmd_train, usage_train},
     {"export", "the EMA or model weights of a training checkpoint as a weights-only file", cmd_export, usage_export},
+    {"loss", "upstream's training loss and its parameter gradients on a batch from a file", cmd_loss, usage_loss},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
