@@ -552,6 +552,10 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
         digcl_train_stop stop = digcl_train_loop(trainer, &source, &o, &state, error, sizeof error);
         if (p.printed_line) fprintf(stderr, "\n");
         status = report_stop(stop, error, &state);
+        digcl_memory_stats memory = digcl_memory_stats_get(ctx);
+        fprintf(stderr, "digcl train: device memory peak %.1f MiB (parameters, gradients, moments, EMA, "
+                        "activations and the step's buffers)\n",
+                (double)memory.peak_bytes / (1024.0 * 1024.0));
     }
     if (loader) digcl_loader_destroy(loader);
     free(old_args), free(args_text);
