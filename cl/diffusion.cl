@@ -1,5 +1,5 @@
 /* diffusion.cl: upstream's Gaussian diffusion on the device (digcl/diffusion.h;
- * the maths in docs/DIFFUSION.md, from ADM/DiT gaussian_diffusion.py).
+ * the maths in docs/MODEL.md, from ADM/DiT gaussian_diffusion.py).
  *
  * Coefficient table [8, 1000] (float, rounded once from double on the host),
  * row k at table + k * 1000, indexed by t:

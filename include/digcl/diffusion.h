@@ -4,7 +4,7 @@
  * with LEARNED_RANGE variance) and its gradient with respect to the model
  * output, and the samplers (DDPM ancestral, DDIM, DPM-Solver++ 2M) with
  * classifier-free guidance. Tables in double on the host, used as float32
- * on the device (as upstream casts them). Spec: docs/DIFFUSION.md ("Diffusion",
+ * on the device (as upstream casts them). Spec: docs/MODEL.md ("Diffusion",
  * "Sampling"); kernels in cl/diffusion.cl.
  *
  * Dimension legend: N batch rows, C image channels (eps channels), H, W.
@@ -80,39 +80,40 @@ void digcl_diffusion_q_sample(digcl_diffusion *diffusion, int N, size_t chw,
  * [N] to the device (read them only when logging). */
 typedef struct digcl_diffusion_loss_args {
     int N;
-    int channels;      /* C */
-    size_t hw;         /* H * W */
-    cl_mem x_start;    /* [N, C, H, W] */
-    cl_mem x_t;        /* [N, C, H, W] */
-    cl_mem t;          /* [N] int32 */
-    cl_mem noise;      /* [N, C, H, W] */
-    cl_mem model_out;  /* [N, 2C or C, H, W] */
-    cl_mem loss;       /* [N] out */
-    cl_mem mse;        /* [N] out */
-    cl_mem vb;         /* [N] out (zeros without learn_sigma) */
-    cl_mem dout;       /* [N, 2C or C, H, W] out */
+    int channels;     /* C */
+    size_t hw;        /* H * W */
+    cl_mem x_start;   /* [N, C, H, W] */
+    cl_mem x_t;       /* [N, C, H, W] */
+    cl_mem t;         /* [N] int32 */
+    cl_mem noise;     /* [N, C, H, W] */
+    cl_mem model_out; /* [N, 2C or C, H, W] */
+    cl_mem loss;      /* [N] out */
+    cl_mem mse;       /* [N] out */
+    cl_mem vb;        /* [N] out (zeros without learn_sigma) */
+    cl_mem dout;      /* [N, 2C or C, H, W] out */
 } digcl_diffusion_loss_args;
-void digcl_diffusion_training_loss(digcl_diffusion *diffusion, const digcl_diffusion_loss_args *args);
+void digcl_diffusion_training_loss(digcl_diffusion *diffusion,
+                                   const digcl_diffusion_loss_args *args);
 
 /* ------------------------------------------------------------ sampling */
 
 typedef enum digcl_sampler_kind {
-    DIGCL_SAMPLER_DDPM = 0,     /* p_sample_loop, respaced */
-    DIGCL_SAMPLER_DDIM = 1,     /* ddim_sample_loop, respaced, eta */
-    DIGCL_SAMPLER_DPMPP_2M = 2  /* DPM-Solver++ 2M on eps, the same discrete schedule */
+    DIGCL_SAMPLER_DDPM = 0,    /* p_sample_loop, respaced */
+    DIGCL_SAMPLER_DDIM = 1,    /* ddim_sample_loop, respaced, eta */
+    DIGCL_SAMPLER_DPMPP_2M = 2 /* DPM-Solver++ 2M on eps, the same discrete schedule */
 } digcl_sampler_kind;
 
 typedef enum digcl_cfg_channels {
-    DIGCL_CFG_AUTO = 0,  /* upstream's first-3-channels quirk when C == 4, else all */
+    DIGCL_CFG_AUTO = 0, /* upstream's first-3-channels quirk when C == 4, else all */
     DIGCL_CFG_FIRST3 = 1,
     DIGCL_CFG_ALL = 2
 } digcl_cfg_channels;
 
 typedef struct digcl_sampler_options {
     digcl_sampler_kind kind;
-    int steps;            /* respaced steps (space_timesteps(1000, "steps")), 1..1000 */
-    float eta;            /* DDIM */
-    float cfg_scale;      /* 1: no guidance (batch N); else batch 2N [cond; null] */
+    int steps;       /* respaced steps (space_timesteps(1000, "steps")), 1..1000 */
+    float eta;       /* DDIM */
+    float cfg_scale; /* 1: no guidance (batch N); else batch 2N [cond; null] */
     digcl_cfg_channels cfg_channels;
 } digcl_sampler_options;
 
@@ -137,8 +138,8 @@ int digcl_sampler_step_count(const digcl_sampler *sampler); /* network evaluatio
 typedef struct digcl_sampler_noise {
     uint64_t seed;
     uint64_t first_image;
-    const float *x_T;   /* NULL: draw */
-    const float *z;     /* NULL: draw */
+    const float *x_T; /* NULL: draw */
+    const float *z;   /* NULL: draw */
 } digcl_sampler_noise;
 
 /* Progress callback after each step has finished on the device (NULL: none,
@@ -147,8 +148,9 @@ typedef void (*digcl_sampler_progress)(int step, int steps, void *user);
 
 /* Runs the whole loop for `images` rows with labels y (host, [images]) and
  * writes the final sample x0 [images, C, H, W] to the host. */
-void digcl_sampler_run(digcl_sampler *sampler, const int32_t *labels, const digcl_sampler_noise *noise,
-                       float *x0, digcl_sampler_progress progress, void *user);
+void digcl_sampler_run(digcl_sampler *sampler, const int32_t *labels,
+                       const digcl_sampler_noise *noise, float *x0, digcl_sampler_progress progress,
+                       void *user);
 
 /* ------------------------------------------------------------ sampler building blocks
  * The device pieces of one sampling step (used by digcl_sampler_run; public

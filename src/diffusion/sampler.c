@@ -1,6 +1,6 @@
 /* sampler.c: DDPM (p_sample_loop), DDIM (ddim_sample_loop) and DPM-Solver++ 2M
  * on a respaced schedule, with classifier-free guidance, planned once and run
- * on the device (digcl/diffusion.h; maths in docs/DIFFUSION.md "Sampling"). */
+ * on the device (digcl/diffusion.h; maths in docs/MODEL.md "Sampling"). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

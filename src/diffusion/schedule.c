@@ -1,6 +1,6 @@
 /* schedule.c: the 1000-step linear-beta process and its respacing in double
  * on the host (upstream gaussian_diffusion.py __init__, respace.py), and the
- * float tables the kernels index by t (docs/DIFFUSION.md "Diffusion"). */
+ * float tables the kernels index by t (docs/MODEL.md "Diffusion"). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Float64 PyTorch port of upstream's Gaussian diffusion (ADM/DiT gaussian_diffusion.py,
 respace.py, diffusion_utils.py, models.py forward_with_cfg) and of DPM-Solver++ 2M (Lu et al.
-2022, Algorithm 2), written from docs/DIFFUSION.md and upstream's formulas, independently of the
+2022, Algorithm 2), written from docs/MODEL.md and upstream's formulas, independently of the
 C code. The network is dig_reference.py's float64 DiG/DiT.
 
 usage: /usr/bin/python3 tests/reference/diffusion_reference.py [OUTDIR] [--check]

@@ -1,0 +1,123 @@
+/* `digcl decode`: latents (a safetensors file) -> images through the SD VAE or TAESD. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "digcl/safetensors.h"
+#include "digcl/vae.h"
+
+void usage_decode(void) {
+    printf("usage: digcl decode (--vae FILE | --taesd FILE) LATENTS.safetensors -o OUT\n"
+           "                    [--tensor NAME] [--scale S] [--vae-tile-size PX]\n"
+           "                    [--vae-tile-overlap PX] [--vae-max-memory MIB]\n\n"
+           "Decodes the latents [N, 4, h, w] (tensor 'latents', else 'samples', else the only tensor;\n"
+           "model-space values x = S z, S = 0.18215 unless --scale) into images [N, 3, 8h, 8w].\n"
+           "OUT ending in .safetensors gets 'images' F32 in [-1, 1]; .ppm gets the images side by\n"
+           "side as 8-bit RGB. Tiling is automatic when a whole image would not fit the device.\n");
+}
+
+static int fail(const char *message, const char *detail) {
+    fprintf(stderr, "digcl decode: %s%s\n", message, detail ? detail : "");
+    return 1;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    const size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int write_ppm(const char *path, const float *images, int N, int H, int W) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    fprintf(f, "P6\n%d %d\n255\n", N * W, H);
+    for (int i = 0; i < H; ++i)
+        for (int n = 0; n < N; ++n)
+            for (int j = 0; j < W; ++j)
+                for (int c = 0; c < 3; ++c) {
+                    const float x = images[(((size_t)n * 3 + c) * H + i) * W + j];
+                    const float v = fminf(fmaxf((x + 1.0f) * 127.5f + 0.5f, 0.0f), 255.0f);
+                    fputc((int)v, f);
+                }
+    const int ok = fflush(f) == 0 && fclose(f) == 0;
+    return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+int cmd_decode(const cli_globals *globals, int argc, char **argv) {
+    const char *kl = NULL, *taesd = NULL, *input = NULL, *output = NULL, *tensor = NULL, *value;
+    double scale = DIGCL_VAE_SD_SCALE;
+    digcl_vae_tiling tiling = {0, -1, 0};
+    for (int i = 1; i < argc; i++) {
+        if (cli_option_value(argc, argv, &i, "--vae", &value)) kl = value;
+        else if (cli_option_value(argc, argv, &i, "--taesd", &value)) taesd = value;
+        else if (cli_option_value(argc, argv, &i, "-o", &value)) output = value;
+        else if (cli_option_value(argc, argv, &i, "--tensor", &value)) tensor = value;
+        else if (cli_option_value(argc, argv, &i, "--scale", &value))
+            scale = cli_parse_double("--scale", value, 1e-6, 1e6);
+        else if (cli_option_value(argc, argv, &i, "--vae-tile-size", &value))
+            tiling.tile_size = (int)cli_parse_long("--vae-tile-size", value, 64, 65536) / 8 * 8;
+        else if (cli_option_value(argc, argv, &i, "--vae-tile-overlap", &value))
+            tiling.tile_overlap = (int)cli_parse_long("--vae-tile-overlap", value, 0, 65536);
+        else if (cli_option_value(argc, argv, &i, "--vae-max-memory", &value))
+            tiling.max_memory = (size_t)cli_parse_long("--vae-max-memory", value, 1, 1 << 24) << 20;
+        else if (argv[i][0] != '-' && !input) input = argv[i];
+        else cli_unknown_argument("decode", argv[i]);
+    }
+    if (!!kl == !!taesd || !input || !output) {
+        usage_decode();
+        return 2;
+    }
+    if (same_file(input, output)) return fail("the output would overwrite the input ", input);
+    digcl_safetensors *st = NULL;
+    digcl_st_error err;
+    if (digcl_st_open(input, &st, &err) != 0) return fail(err.message, NULL);
+    const digcl_st_tensor *t = tensor ? digcl_st_find(st, tensor) : digcl_st_find(st, "latents");
+    if (!t && !tensor) t = digcl_st_find(st, "samples");
+    if (!t && !tensor && st->n_tensors == 1) t = &st->tensors[0];
+    if (!t || t->rank != 4 || t->shape[1] != 4 || t->shape[0] < 1) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s: expected a latents tensor [N, 4, h, w]%s%s", input,
+                 tensor ? " named " : " ('latents' or 'samples')", tensor ? tensor : "");
+        digcl_st_close(st);
+        return fail(detail, NULL);
+    }
+    const int N = (int)t->shape[0], h = (int)t->shape[2], w = (int)t->shape[3];
+    float *z = malloc(t->numel * sizeof *z), *images = malloc((size_t)N * 3 * 64 * h * w * sizeof *images);
+    if (!z || !images) return fail("out of host memory", NULL);
+    if (digcl_st_read_f32(st, t, z, &err) != 0) return fail(err.message, NULL);
+    digcl_st_close(st);
+    digcl_context *ctx = cli_open_context(globals);
+    char error[1024];
+    digcl_vae_load_options options = {DIGCL_VAE_DECODER, NULL, taesd ? DIGCL_VAE_TAESD : DIGCL_VAE_KL};
+    digcl_vae *vae = digcl_vae_load(ctx, kl ? kl : taesd, &options, error, sizeof error);
+    if (!vae) return fail(error, NULL);
+    digcl_vae_decode(vae, &tiling, N, h, w, z, (float)scale, images);
+    int status = 0;
+    if (ends_with(output, ".safetensors")) {
+        digcl_st_writer *writer = digcl_st_writer_new();
+        const int64_t shape[4] = {N, 3, 8 * h, 8 * w};
+        if (digcl_st_writer_add_f32(writer, "images", 4, shape, images, &err) != 0 ||
+            digcl_st_writer_set_metadata(writer, "vae", digcl_vae_name(vae), &err) != 0 ||
+            digcl_st_writer_write(writer, output, &err) != 0)
+            status = fail(err.message, NULL);
+        digcl_st_writer_free(writer);
+    } else if (ends_with(output, ".ppm")) {
+        if (write_ppm(output, images, N, 8 * h, 8 * w) != 0) status = fail("cannot write ", output);
+    } else {
+        status = fail("the output must end in .safetensors or .ppm: ", output);
+    }
+    if (status == 0) printf("decoded %d latents %dx%d -> %s\n", N, h, w, output);
+    digcl_vae_free(vae);
+    digcl_context_release(ctx);
+    free(z), free(images);
+    return status;
+}

@@ -1,0 +1,54 @@
+/* vae.cl: the elementwise glue of the VAE and TAESD networks (docs/VAE.md):
+ *   relu_inplace:   x = max(x, 0)                           (TAESD)
+ *   tanh_clamp:     x = 3 tanh(x / 3)                       (TAESD decoder input)
+ *   affine_inplace: x = a x + b                             (image range [-1, 1] <-> [0, 1])
+ *   softmax_rows:   S[r, :] = softmax(scale S[r, :])        (mid-block attention, rows of
+ *                   scores of one query block; docs/VAE.md "Attention") */
+
+__kernel void relu_inplace(__global float *x, const int count) {
+    const int i = get_global_id(0);
+    if (i < count) x[i] = fmax(x[i], 0.0f);
+}
+
+__kernel void tanh_clamp(__global const float *x, __global float *y, const int count) {
+    const int i = get_global_id(0);
+    if (i < count) y[i] = 3.0f * tanh(x[i] / 3.0f);
+}
+
+__kernel void affine_inplace(__global float *x, const float a, const float b, const int count) {
+    const int i = get_global_id(0);
+    if (i < count) x[i] = a * x[i] + b;
+}
+
+#define LOCAL 256
+
+/* One work-group of LOCAL items per row: max, sum of exp, then normalise. */
+__kernel void softmax_rows(__global float *S, const int columns, const float scale) {
+    __local float scratch[LOCAL];
+    const int row = get_group_id(0), l = get_local_id(0);
+    __global float *s = S + (size_t)row * columns;
+    float m = -INFINITY;
+    for (int j = l; j < columns; j += LOCAL) m = fmax(m, scale * s[j]);
+    scratch[l] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = LOCAL / 2; stride > 0; stride >>= 1) {
+        if (l < stride) scratch[l] = fmax(scratch[l], scratch[l + stride]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    m = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float sum = 0.0f;
+    for (int j = l; j < columns; j += LOCAL) {
+        const float e = exp(scale * s[j] - m);
+        s[j] = e;
+        sum += e;
+    }
+    scratch[l] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = LOCAL / 2; stride > 0; stride >>= 1) {
+        if (l < stride) scratch[l] += scratch[l + stride];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float inverse = 1.0f / scratch[0];
+    for (int j = l; j < columns; j += LOCAL) s[j] *= inverse;
+}

@@ -1,0 +1,45 @@
+/* digcl/vae_ops.h: the small ops of the VAE and TAESD networks (cl/vae.cl), forward only.
+ *
+ *   relu:     x = max(x, 0)                  tanh clamp: y = 3 tanh(x / 3)
+ *   affine:   x = a x + b                    (in place)
+ *   spatial attention (the VAE mid block's single-head self-attention over all T = H W
+ *   positions of one image, channels C, scale = C^-1/2), on [C, T] planes (NCHW):
+ *     out[:, i] = sum_j softmax_j(scale q[:, i] . k[:, j]) v[:, j]
+ *   as GEMMs over blocks of B query positions: S = q_b^T k [B, T] (scores workspace),
+ *   softmax_rows, out_b = v S^T [C, B]. B = min(T, score_floats / T): the T x T matrix is
+ *   only formed when it fits the given workspace (docs/VAE.md "Attention").
+ */
+#ifndef DIGCL_VAE_OPS_H
+#define DIGCL_VAE_OPS_H
+
+#include <stddef.h>
+
+#include "digcl/runtime.h"
+
+void digcl_relu_inplace(digcl_context *ctx, size_t count, cl_mem x /* [count] */);
+void digcl_tanh_clamp_forward(digcl_context *ctx, size_t count, cl_mem x /* [count] */,
+                              cl_mem y /* [count] */);
+void digcl_affine_inplace(digcl_context *ctx, size_t count, float a, float b,
+                          cl_mem x /* [count] */);
+
+typedef struct digcl_plane_ref {
+    cl_mem mem;
+    size_t offset; /* floats */
+} digcl_plane_ref;
+
+/* Query rows per block for this workspace (at least 1; fatal when score_floats < T). */
+int digcl_spatial_attention_block_rows(int T, size_t score_floats);
+
+void digcl_spatial_attention_forward(digcl_context *ctx, int C, int T,
+                                     digcl_plane_ref q,   /* [C, T] */
+                                     digcl_plane_ref k,   /* [C, T] */
+                                     digcl_plane_ref v,   /* [C, T] */
+                                     digcl_plane_ref out, /* [C, T] */
+                                     cl_mem scores, size_t score_floats);
+
+/* References in double. */
+void digcl_ref_spatial_attention_forward(int C, int T,
+                                         const double *q, const double *k, const double *v,
+                                         double *out); /* all [C, T] */
+
+#endif

@@ -1,0 +1,390 @@
+/* vae.c: the public VAE API (digcl/vae.h): loading, per-tile plans and the tiled encode and
+ * decode with linear-ramp blending of overlapping tiles (docs/VAE.md "Tiling"). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "digcl/conv2d.h"
+#include "digcl/groupnorm.h"
+#include "digcl/log.h"
+#include "digcl/safetensors.h"
+#include "vae_internal.h"
+
+#define SCORE_CAP_FLOATS ((size_t)16 << 20) /* attention scores: 64 MiB per query block */
+#define MIN_TILE 64                         /* image pixels */
+
+struct digcl_vae {
+    digcl_context *ctx;
+    digcl_vae_config config;
+    int parts;
+    vae_table table;
+    digcl_buffer weights;
+    vae_plan plans[3]; /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
+    char name[64];
+};
+
+/* ---------------------------------------------------------------- plans */
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Floats of one activation buffer and the largest im2col of one pass. */
+static void kl_sizes(const digcl_vae_config *c, int part, int H, int W, size_t *act,
+                     size_t *col) {
+    const int h = H / 8, w = W / 8, top = c->channels[DIGCL_VAE_LEVELS - 1];
+    size_t a = 3 * (size_t)top * h * w, k = (size_t)top * 9 * h * w; /* mid block */
+    if (part == DIGCL_VAE_ENCODER) {
+        int in = 3, y = H, x = W;
+        for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
+            const size_t pixels = (size_t)y * x, wide = max_size((size_t)in, (size_t)c->channels[i]);
+            a = max_size(a, wide * pixels), k = max_size(k, wide * 9 * pixels);
+            in = c->channels[i], y = (y + 1 - 3) / 2 + 1, x = (x + 1 - 3) / 2 + 1;
+        }
+    } else {
+        int in = top;
+        for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
+            const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i];
+            const size_t pixels = (size_t)(h << i) * (size_t)(w << i);
+            const size_t wide = max_size((size_t)in, (size_t)out);
+            a = max_size(a, wide * pixels), k = max_size(k, wide * 9 * pixels);
+            if (i < DIGCL_VAE_LEVELS - 1) /* the upsampled tensor and its conv */
+                a = max_size(a, (size_t)out * 4 * pixels), k = max_size(k, (size_t)out * 36 * pixels);
+            in = out;
+        }
+    }
+    *act = a, *col = k;
+}
+
+size_t vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int H, int W) {
+    memset(p, 0, sizeof *p);
+    p->part = part, p->H = H, p->W = W;
+    const size_t pixels = (size_t)H * W, latent = pixels / 64;
+    const int L = c->latent_channels;
+    size_t col_full, min_col;
+    if (c->kind == DIGCL_VAE_KL) {
+        kl_sizes(c, part, H, W, &p->act_floats, &col_full);
+        min_col = (size_t)c->channels[DIGCL_VAE_LEVELS - 1] * 9 * 64;
+        digcl_groupnorm_shape g = {1, c->groups, (int)(p->act_floats / (size_t)c->groups),
+                                   c->groups, c->eps};
+        p->norm_floats = digcl_groupnorm_workspace_floats(&g);
+        const size_t T = latent;
+        p->score_floats = T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
+    } else {
+        p->act_floats = (size_t)c->channels[0] * pixels;
+        col_full = p->act_floats * 9;
+        min_col = (size_t)c->channels[0] * 9 * 64;
+    }
+    p->col_floats = col_full < max_size(p->act_floats, min_col) ? col_full : max_size(p->act_floats, min_col);
+    const size_t in = part == DIGCL_VAE_ENCODER ? 3 * pixels : (size_t)L * latent;
+    const size_t out = part == DIGCL_VAE_ENCODER ? 2 * (size_t)L * latent : 3 * pixels;
+    return sizeof(float) * (3 * p->act_floats + p->col_floats + p->norm_floats + p->score_floats +
+                            in + out);
+}
+
+static digcl_buffer create(digcl_context *ctx, size_t floats, const char *what) {
+    return digcl_buffer_create(ctx, (floats ? floats : 1) * sizeof(float), what);
+}
+
+void vae_plan_allocate(digcl_context *ctx, vae_plan *p) {
+    const size_t pixels = (size_t)p->H * p->W, latent = pixels / 64;
+    const int enc = p->part == DIGCL_VAE_ENCODER;
+    for (int i = 0; i < 3; ++i) p->act[i] = create(ctx, p->act_floats, "vae activations");
+    p->col = create(ctx, p->col_floats, "vae im2col scratch");
+    p->norm = create(ctx, p->norm_floats, "vae group-norm scratch");
+    p->scores = create(ctx, p->score_floats, "vae attention scores");
+    p->input = create(ctx, enc ? 3 * pixels : 8 * latent, "vae input tile");
+    p->output = create(ctx, enc ? 8 * latent : 3 * pixels, "vae output tile");
+}
+
+void vae_plan_release(vae_plan *p) {
+    digcl_buffer *all[] = {&p->act[0], &p->act[1], &p->act[2], &p->col, &p->norm, &p->scores,
+                           &p->input, &p->output};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        if (all[i]->mem) digcl_buffer_release(all[i]);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
+                          const digcl_vae_load_options *options, char *error, size_t size) {
+    digcl_st_error err;
+    digcl_safetensors *st = NULL;
+    if (digcl_st_open(path, &st, &err) != 0) {
+        snprintf(error, size, "%s", err.message);
+        return NULL;
+    }
+    const digcl_vae_load_options none = {0, NULL, 0};
+    if (!options) options = &none;
+    const digcl_vae_kind kind = options->kind ? options->kind : vae_kind_of_file(st);
+    digcl_vae *vae = calloc(1, sizeof *vae);
+    if (!vae) digcl_fatal("vae: out of host memory");
+    vae->ctx = ctx;
+    vae->config = options->config ? *options->config
+                  : kind == DIGCL_VAE_TAESD ? digcl_vae_config_taesd() : digcl_vae_config_sd();
+    if (!options->config && vae->config.kind == DIGCL_VAE_TAESD) { /* the width from the first conv */
+        static const char *const first[] = {"encoder.layers.0.weight", "decoder.layers.0.weight",
+                                            "0.weight", "1.weight"};
+        for (int i = 0; i < 4; ++i) {
+            const digcl_st_tensor *t = digcl_st_find(st, first[i]);
+            if (!t || t->rank != 4) continue;
+            for (int l = 0; l < DIGCL_VAE_LEVELS; ++l) vae->config.channels[l] = (int)t->shape[0];
+            break;
+        }
+    }
+    const int present = vae_parts_in_file(st, &vae->config);
+    vae->parts = options->parts ? options->parts : present;
+    if (!vae->parts) {
+        snprintf(error, size, "%s: no %s encoder or decoder found (looked for '%s')", path,
+                 vae->config.kind == DIGCL_VAE_TAESD ? "TAESD" : "AutoencoderKL",
+                 vae->config.kind == DIGCL_VAE_TAESD ? "encoder.layers.0.weight" : "encoder.conv_in.weight");
+        free(vae), digcl_st_close(st);
+        return NULL;
+    }
+    vae_table_build(&vae->table, &vae->config, vae->parts);
+    float *host = malloc(vae->table.total_floats * sizeof *host);
+    if (!host) digcl_fatal("vae: out of host memory for %zu weights", vae->table.total_floats);
+    memset(host, 0, vae->table.total_floats * sizeof *host);
+    if (vae_table_load(&vae->table, st, &vae->config, host, error, size) != 0) {
+        free(host), vae_table_free(&vae->table), free(vae), digcl_st_close(st);
+        return NULL;
+    }
+    const char *name = digcl_st_metadata(st, "name");
+    snprintf(vae->name, sizeof vae->name, "%s",
+             name ? name : vae->config.kind == DIGCL_VAE_TAESD ? "taesd" : "sd-vae-kl-f8");
+    vae->weights = digcl_buffer_create(ctx, vae->table.total_floats * sizeof(float), "vae weights");
+    digcl_write(ctx, vae->weights.mem, 0, vae->table.total_floats * sizeof(float), host);
+    free(host);
+    digcl_st_close(st);
+    digcl_log(DIGCL_LOG_DEBUG, "vae: %s from %s (%d tensors, parts %d)", vae->name, path,
+              vae->table.count, vae->parts);
+    return vae;
+}
+
+digcl_vae *digcl_vae_create_random(digcl_context *ctx, const digcl_vae_config *config, int parts,
+                                   uint64_t seed) {
+    digcl_vae *vae = calloc(1, sizeof *vae);
+    if (!vae) digcl_fatal("vae: out of host memory");
+    vae->ctx = ctx, vae->config = *config, vae->parts = parts;
+    vae_table_build(&vae->table, config, parts);
+    float *host = calloc(vae->table.total_floats, sizeof *host);
+    if (!host) digcl_fatal("vae: out of host memory for %zu weights", vae->table.total_floats);
+    uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < vae->table.count; ++i) {
+        const vae_tensor *t = &vae->table.tensors[i];
+        const size_t fan_in = t->rank >= 2 ? t->numel / (size_t)t->shape[0] : 0;
+        const int gamma = t->rank == 1 && strstr(t->name, "norm") && strstr(t->name, ".weight");
+        const double a = fan_in ? sqrt(3.0 / (double)fan_in) : 0.01;
+        for (size_t k = 0; k < t->numel; ++k) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            const double u = (double)(state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+            host[t->offset + k] = gamma ? 1.0f : (float)(a * u);
+        }
+    }
+    snprintf(vae->name, sizeof vae->name, "%s-random", config->kind == DIGCL_VAE_TAESD ? "taesd" : "sd-vae-kl-f8");
+    vae->weights = digcl_buffer_create(ctx, vae->table.total_floats * sizeof(float), "vae weights");
+    digcl_write(ctx, vae->weights.mem, 0, vae->table.total_floats * sizeof(float), host);
+    free(host);
+    return vae;
+}
+
+void digcl_vae_free(digcl_vae *vae) {
+    if (!vae) return;
+    for (int i = 0; i < 3; ++i) vae_plan_release(&vae->plans[i]);
+    digcl_buffer_release(&vae->weights);
+    vae_table_free(&vae->table);
+    free(vae);
+}
+
+const digcl_vae_config *digcl_vae_get_config(const digcl_vae *vae) { return &vae->config; }
+int digcl_vae_parts(const digcl_vae *vae) { return vae->parts; }
+const char *digcl_vae_name(const digcl_vae *vae) { return vae->name; }
+
+/* ---------------------------------------------------------------- tiling */
+
+static size_t budget(const digcl_vae *vae, const digcl_vae_tiling *tiling) {
+    if (tiling && tiling->max_memory) return tiling->max_memory;
+    const digcl_device_info *d = digcl_context_device(vae->ctx);
+    const digcl_memory_stats m = digcl_memory_stats_get(vae->ctx);
+    const double free_bytes = (double)d->global_mem_bytes - (double)m.in_use_bytes;
+    return free_bytes > 0 ? (size_t)(0.8 * free_bytes) : 0;
+}
+
+static int fits(const digcl_vae *vae, int part, int H, int W, size_t limit, size_t *bytes) {
+    vae_plan p;
+    *bytes = vae_plan_size(&p, &vae->config, part, H, W);
+    const uint64_t max_alloc = digcl_context_device(vae->ctx)->max_alloc_bytes;
+    const size_t biggest = sizeof(float) * max_size(max_size(p.act_floats, p.col_floats), p.score_floats);
+    return *bytes <= limit && biggest <= max_alloc;
+}
+
+digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, int W,
+                                         const digcl_vae_tiling *tiling) {
+    digcl_vae_tile_plan t = {0, H, W, 0, 0};
+    const size_t limit = budget(vae, tiling);
+    const int asked = tiling ? tiling->tile_size : 0;
+    if (asked > 0 && (asked < H || asked < W)) {
+        t.tiled = 1;
+        t.tile_height = asked < H ? asked : H, t.tile_width = asked < W ? asked : W;
+    } else if (asked <= 0 && !fits(vae, part, H, W, limit, &t.bytes)) {
+        int side = (H > W ? H : W) / 8 * 8;
+        while (side > MIN_TILE && !fits(vae, part, side < H ? side : H, side < W ? side : W, limit,
+                                        &t.bytes))
+            side = (side / 2 + 7) / 8 * 8;
+        t.tiled = 1;
+        t.tile_height = side < H ? side : H, t.tile_width = side < W ? side : W;
+    }
+    if (t.tiled) {
+        const int overlap = tiling && tiling->tile_overlap >= 0 ? tiling->tile_overlap
+                                                                : (t.tile_height < t.tile_width ? t.tile_height : t.tile_width) / 4;
+        t.overlap = overlap / 8 * 8;
+    }
+    vae_plan p;
+    t.bytes = vae_plan_size(&p, &vae->config, part, t.tile_height, t.tile_width);
+    return t;
+}
+
+static vae_plan *plan_for(digcl_vae *vae, int part, int H, int W) {
+    vae_plan *p = &vae->plans[part];
+    if (p->act[0].mem && p->H == H && p->W == W) return p;
+    vae_plan_release(p);
+    vae_plan_size(p, &vae->config, part, H, W);
+    vae_plan_allocate(vae->ctx, p);
+    return p;
+}
+
+/* Tile starts along one axis of `size` latent pixels: tiles of `tile`, stepping by
+ * tile - overlap, the last one flush with the end. Returns the count. */
+static int tile_starts(int size, int tile, int overlap, int *starts, int max) {
+    if (tile >= size) return starts[0] = 0, 1;
+    const int step = tile - overlap > 0 ? tile - overlap : tile;
+    int n = 0;
+    for (int s = 0; n < max; s += step) {
+        if (s + tile >= size) {
+            starts[n++] = size - tile;
+            break;
+        }
+        starts[n++] = s;
+    }
+    return n;
+}
+
+/* Blend weight of position i (0..tile) of a tile along one axis. On each side that borders
+ * another tile, the outer quarter of the overlap is dropped (weight 0: the pixels nearest the
+ * tile's cut see zero padding instead of their neighbours) and the middle half is a linear
+ * ramp; `overlap` in output pixels. */
+static float ramp_weight(int i, int tile, int overlap, int first, int last) {
+    if (overlap < 4) return 1.0f;
+    const float dead = overlap / 4.0f, ramp = overlap / 2.0f;
+    float w = 1.0f;
+    if (!first) w = fminf(w, fmaxf(0.0f, (i + 0.5f - dead) / ramp));
+    if (!last) w = fminf(w, fmaxf(0.0f, (tile - i - 0.5f - dead) / ramp));
+    return w;
+}
+
+typedef struct tile_job {
+    int part;
+    int in_channels, out_channels; /* of the tensors being tiled */
+    int in_factor, out_factor;     /* pixels per latent pixel: 8 for images, 1 for latents */
+} tile_job;
+
+/* Runs `part` over every tile of one image, blending into out [out_channels, h f, w f].
+ * in [in_channels, h fi, w fi]; h, w in latent pixels. */
+static void run_tiled(digcl_vae *vae, const tile_job *job, const digcl_vae_tile_plan *t, int h,
+                      int w, const float *in, float *out) {
+    const int th = t->tile_height / 8, tw = t->tile_width / 8, overlap = t->overlap / 8;
+    enum { MAX_TILES = 4096 };
+    int ys[MAX_TILES], xs[MAX_TILES];
+    const int ny = tile_starts(h, th, overlap, ys, MAX_TILES);
+    const int nx = tile_starts(w, tw, overlap, xs, MAX_TILES);
+    vae_plan *plan = plan_for(vae, job->part, th * 8, tw * 8);
+    const int fi = job->in_factor, fo = job->out_factor, ramp = overlap * fo;
+    const size_t in_tile = (size_t)job->in_channels * th * fi * tw * fi;
+    const size_t out_tile = (size_t)job->out_channels * th * fo * tw * fo;
+    const size_t out_plane = (size_t)h * fo * w * fo;
+    float *tin = malloc(in_tile * sizeof *tin), *tout = malloc(out_tile * sizeof *tout);
+    float *wsum = calloc(out_plane, sizeof *wsum);
+    if (!tin || !tout || !wsum) digcl_fatal("vae: out of host memory for tiles");
+    memset(out, 0, out_plane * job->out_channels * sizeof *out);
+    const vae_weights weights = {&vae->table, vae->weights.mem};
+    const int kl = vae->config.kind == DIGCL_VAE_KL;
+    for (int a = 0; a < ny; ++a)
+        for (int b = 0; b < nx; ++b) {
+            const int Hi = h * fi, Wi = w * fi, y0 = ys[a] * fi, x0 = xs[b] * fi;
+            for (int c = 0; c < job->in_channels; ++c)
+                for (int i = 0; i < th * fi; ++i)
+                    memcpy(tin + ((size_t)c * th * fi + i) * tw * fi,
+                           in + ((size_t)c * Hi + y0 + i) * Wi + x0, (size_t)tw * fi * sizeof *in);
+            digcl_write(vae->ctx, plan->input.mem, 0, in_tile * sizeof *tin, tin);
+            if (job->part == DIGCL_VAE_ENCODER)
+                kl ? vae_kl_encode(vae->ctx, &vae->config, &weights, plan)
+                   : vae_taesd_encode(vae->ctx, &vae->config, &weights, plan);
+            else
+                kl ? vae_kl_decode(vae->ctx, &vae->config, &weights, plan)
+                   : vae_taesd_decode(vae->ctx, &vae->config, &weights, plan);
+            digcl_read(vae->ctx, plan->output.mem, 0, out_tile * sizeof *tout, tout);
+            const int Ho = h * fo, Wo = w * fo, oy = ys[a] * fo, ox = xs[b] * fo;
+            for (int i = 0; i < th * fo; ++i) {
+                const float wy = ramp_weight(i, th * fo, ramp, a == 0, a == ny - 1);
+                for (int j = 0; j < tw * fo; ++j) {
+                    const float wgt = wy * ramp_weight(j, tw * fo, ramp, b == 0, b == nx - 1);
+                    const size_t at = (size_t)(oy + i) * Wo + ox + j;
+                    wsum[at] += wgt;
+                    for (int c = 0; c < job->out_channels; ++c)
+                        out[(size_t)c * Ho * Wo + at] +=
+                            wgt * tout[((size_t)c * th * fo + i) * tw * fo + j];
+                }
+            }
+        }
+    for (size_t at = 0; at < out_plane; ++at)
+        for (int c = 0; c < job->out_channels; ++c) out[(size_t)c * out_plane + at] /= wsum[at];
+    free(tin), free(tout), free(wsum);
+}
+
+static void require_part(const digcl_vae *vae, int part, const char *what) {
+    if (!(vae->parts & part))
+        digcl_fatal("vae: %s needs the %s, which was not loaded", what,
+                    part == DIGCL_VAE_ENCODER ? "encoder" : "decoder");
+}
+
+void digcl_vae_encode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int H, int W,
+                      const float *images, float *mean, float *logvar) {
+    require_part(vae, DIGCL_VAE_ENCODER, "encode");
+    if (N < 1 || H < 8 || W < 8 || H % 8 || W % 8)
+        digcl_fatal("vae encode: images of %dx%d (N = %d); expected sides that are multiples of 8",
+                    H, W, N);
+    const int L = vae->config.latent_channels, h = H / 8, w = W / 8;
+    const digcl_vae_tile_plan t = digcl_vae_plan_tiles(vae, DIGCL_VAE_ENCODER, H, W, tiling);
+    const tile_job job = {DIGCL_VAE_ENCODER, 3, vae->config.kind == DIGCL_VAE_KL ? 2 * L : L, 8, 1};
+    const size_t plane = (size_t)h * w, image = (size_t)3 * H * W;
+    float *moments = malloc((size_t)job.out_channels * plane * sizeof *moments);
+    if (!moments) digcl_fatal("vae encode: out of host memory");
+    for (int n = 0; n < N; ++n) {
+        run_tiled(vae, &job, &t, h, w, images + n * image, moments);
+        for (size_t i = 0; i < (size_t)L * plane; ++i) {
+            mean[n * L * plane + i] = moments[i];
+            if (!logvar) continue;
+            float lv = job.out_channels == 2 * L ? moments[L * plane + i] : DIGCL_VAE_LOGVAR_MIN;
+            logvar[n * L * plane + i] = fminf(fmaxf(lv, DIGCL_VAE_LOGVAR_MIN), DIGCL_VAE_LOGVAR_MAX);
+        }
+    }
+    free(moments);
+}
+
+void digcl_vae_decode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int h, int w,
+                      const float *latents, float latent_scale, float *images) {
+    require_part(vae, DIGCL_VAE_DECODER, "decode");
+    if (N < 1 || h < 1 || w < 1 || !(latent_scale > 0.0f))
+        digcl_fatal("vae decode: latents of %dx%d (N = %d), scale %g", h, w, N, (double)latent_scale);
+    const int L = vae->config.latent_channels;
+    const digcl_vae_tile_plan t = digcl_vae_plan_tiles(vae, DIGCL_VAE_DECODER, 8 * h, 8 * w, tiling);
+    const tile_job job = {DIGCL_VAE_DECODER, L, 3, 1, 8};
+    const size_t plane = (size_t)h * w;
+    float *z = malloc((size_t)L * plane * sizeof *z);
+    if (!z) digcl_fatal("vae decode: out of host memory");
+    for (int n = 0; n < N; ++n) {
+        for (size_t i = 0; i < (size_t)L * plane; ++i) z[i] = latents[n * L * plane + i] / latent_scale;
+        run_tiled(vae, &job, &t, h, w, z, images + (size_t)n * 3 * 64 * plane);
+    }
+    free(z);
+}
