@@ -137,7 +137,7 @@ static void test_presets_and_aliases(void **state)
         assert_true(table.total > table.trainable);
         digcl_param_table_free(&table);
     }
-    assert_int_equal(n, 36);
+    assert_int_equal(n, 40); /* 36 DiG/DiT + 4 U-DiG */
     digcl_model_config a = preset("DiG-XL/2-bid-layer-dwconv-qdir-head18-skip");
     digcl_model_config b = preset("DiG-XL/2-skip");
     assert_memory_equal(&a, &b, sizeof a);
@@ -190,7 +190,7 @@ static void test_json_rejections(void **state)
     expect_json_error("[1]", "not a JSON object");
     expect_json_error("{\"arch\":\"dig\"", "not a JSON object");
     expect_json_error("{\"arch\":\"vit\",\"depth\":4,\"hidden_size\":128," VALID_REST,
-                      "\"arch\" must be \"dig\" or \"dit\"");
+                      "\"arch\" must be \"dig\", \"dit\" or \"udig\"");
     expect_json_error("{\"arch\":\"dig\",\"hidden_size\":128," VALID_REST, "missing \"depth\"");
     expect_json_error("{\"arch\":\"dig\",\"depth\":4.5,\"hidden_size\":128," VALID_REST,
                       "\"depth\" must be an integer");
