@@ -29,10 +29,12 @@ typedef struct dig_dims {
     int N, T, D, Dk, F, H, K, V, E, rows;
 } dig_dims;
 
-static dig_dims dims_of(const digcl_model *model) {
+/* The block's own grid: the model's, or its U-DiG stage's (E = grid side, T = E*E). */
+static dig_dims dims_of(const digcl_model *model, int index) {
     const digcl_model_config *c = &model->config;
-    dig_dims d = {model->batch, c->tokens, c->hidden_size, c->qk_dim, c->mlp_hidden, c->num_heads,
-                  c->head_qk_dim, c->head_v_dim, c->grid, model->batch * c->tokens};
+    int E = digcl_model_block_grid(c, index), T = E * E;
+    dig_dims d = {model->batch, T, c->hidden_size, c->qk_dim, c->mlp_hidden, c->num_heads,
+                  c->head_qk_dim, c->head_v_dim, E, model->batch * T};
     return d;
 }
 
@@ -152,7 +154,7 @@ static void mlp_forward(digcl_model *model, const dig_dims *d, const block_param
 void dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved) {
     const block_params *p = &model->blocks[index];
     model_scratch *s = &model->scratch;
-    dig_dims d = dims_of(model);
+    dig_dims d = dims_of(model, index);
     model_linear(model, d.N, d.D, 6 * d.D, model->embedding.condition_act, p->adaln_weight, p->adaln_bias,
                  saved->modulation);
     modulated_norm1(model, &d, saved, h_in);
@@ -165,7 +167,7 @@ void dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out,
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
     digcl_depthwise_conv_forward(model->ctx, &grid, s->h_post, model_weight(model, p->conv_weight),
                                  model_weight(model, p->conv_bias), s->x1);
-    digcl_srem_forward(model->ctx, index, d.N, d.E, d.D, s->x1, h_out);
+    model_block_reorient_forward(model, index, d.N, d.E, d.D, s->x1, h_out);
 }
 
 /* ------------------------------------------------------------ backward */
@@ -232,9 +234,9 @@ static void gla_mixer_backward(digcl_model *model, const dig_dims *d, const bloc
 void dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in) {
     const block_params *p = &model->blocks[index];
     model_scratch *s = &model->scratch;
-    dig_dims d = dims_of(model);
+    dig_dims d = dims_of(model, index);
     cl_mem h_in = saved->h_in;
-    digcl_srem_backward(model->ctx, index, d.N, d.E, d.D, d_out, s->d_a);
+    model_block_reorient_backward(model, index, d.N, d.E, d.D, d_out, s->d_a);
     residual_streams(model, &d, saved, h_in, 1); /* recompute h_mid, h_post */
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
     digcl_depthwise_conv_backward(model->ctx, &grid, s->h_post, model_weight(model, p->conv_weight), s->d_a, d_in,

@@ -43,7 +43,7 @@ static int env_disables(const char *name) {
  * no alignment padding separates them in the flat buffer they form one
  * [2Dk + 2D + 16, D] matrix, and the five projections become one GEMM. */
 static int projections_adjacent(const digcl_model *model) {
-    if (model->config.arch != DIGCL_ARCH_DIG) return 0;
+    if (!digcl_arch_has_dig_blocks(model->config.arch)) return 0;
     for (int b = 0; b < model->config.depth; b++) {
         const block_params *p = &model->blocks[b];
         const int order[] = {p->q_weight, p->k_weight, p->v_weight, p->g_weight, p->gate_low_weight};
@@ -306,6 +306,10 @@ static void check_inputs(const digcl_model *model, const digcl_model_inputs *inp
 void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem out) {
     if (!model->batch) digcl_fatal("digcl_model_forward: call digcl_model_prepare first");
     check_inputs(model, inputs, out);
+    if (model->config.arch == DIGCL_ARCH_UDIG) {
+        udig_forward(model, inputs, out);
+        return;
+    }
     const digcl_model_config *c = &model->config;
     size_t stream_bytes = (size_t)model->batch * c->tokens * c->hidden_size * sizeof(float);
     model_stem_forward(model, inputs, c->depth ? block_input(model, 0) : model->scratch.stream_out);
@@ -329,6 +333,10 @@ void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, 
     check_inputs(model, inputs, dout);
     if (dx) check_buffer(dx, (size_t)model->batch * model->config.in_channels * model->config.input_size *
                                  model->config.input_size, "input gradient dx", model->batch);
+    if (model->config.arch == DIGCL_ARCH_UDIG) {
+        udig_backward(model, inputs, dout, dx);
+        return;
+    }
     const digcl_model_config *c = &model->config;
     size_t stream_floats = (size_t)model->batch * c->tokens * c->hidden_size;
     cl_mem *d = model->scratch.d_stream;

@@ -75,9 +75,10 @@ void model_find_params(digcl_model *model) {
         block_params *b = &model->blocks[i];
         b->adaln_weight = find_block(model, i, "adaLN_modulation.1.weight", 0);
         b->adaln_bias = find_block(model, i, "adaLN_modulation.1.bias", 0);
-        if (model->config.arch == DIGCL_ARCH_DIG) find_dig_block(model, i, b);
+        if (digcl_arch_has_dig_blocks(model->config.arch)) find_dig_block(model, i, b);
         else find_dit_block(model, i, b);
     }
+    if (model->config.arch == DIGCL_ARCH_UDIG) udig_find_params(model);
 }
 
 cl_mem model_weight(const digcl_model *model, int index) { return model->param_views[index]; }
@@ -105,22 +106,34 @@ void model_linear_backward(digcl_model *model, int rows, int in, int out, cl_mem
 /* W = [W_stream | W_skip], [D, 2D]: fused = stream W_stream^T + skip W_skip^T + b. */
 void model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem fused) {
     const block_params *b = &model->blocks[block];
-    size_t rows = (size_t)model->batch * model->config.tokens, D = (size_t)model->config.hidden_size;
-    cl_mem weight = model_weight(model, b->skip_weight);
+    model_concat_linear_forward(model, (size_t)model->batch * model->config.tokens, b->skip_weight, b->skip_bias,
+                                stream, skip, fused);
+}
+
+void model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem d_fused,
+                              cl_mem d_stream, cl_mem d_skip) {
+    const block_params *b = &model->blocks[block];
+    model_concat_linear_backward(model, (size_t)model->batch * model->config.tokens, b->skip_weight, b->skip_bias,
+                                 stream, skip, d_fused, d_stream, d_skip);
+}
+
+void model_concat_linear_forward(digcl_model *model, size_t rows, int weight_index, int bias, cl_mem stream,
+                                 cl_mem skip, cl_mem fused) {
+    size_t D = (size_t)model->config.hidden_size;
+    cl_mem weight = model_weight(model, weight_index);
     digcl_gemm_args args = {0, 1, rows, D, D, 1.0f, 0.0f, stream, 0, D, weight, 0, 2 * D, fused, 0, D};
     digcl_gemm(model->ctx, &args);
     args.A = skip;
     args.b_offset = D;
     args.beta = 1.0f;
     digcl_gemm(model->ctx, &args);
-    digcl_bias_add(model->ctx, (int)rows, (int)D, fused, model_weight(model, b->skip_bias), 0);
+    digcl_bias_add(model->ctx, (int)rows, (int)D, fused, model_weight(model, bias), 0);
 }
 
-void model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem d_fused,
-                              cl_mem d_stream, cl_mem d_skip) {
-    const block_params *b = &model->blocks[block];
-    size_t rows = (size_t)model->batch * model->config.tokens, D = (size_t)model->config.hidden_size;
-    cl_mem weight = model_weight(model, b->skip_weight), d_weight = model_weight_grad(model, b->skip_weight);
+void model_concat_linear_backward(digcl_model *model, size_t rows, int weight_index, int bias, cl_mem stream,
+                                  cl_mem skip, cl_mem d_fused, cl_mem d_stream, cl_mem d_skip) {
+    size_t D = (size_t)model->config.hidden_size;
+    cl_mem weight = model_weight(model, weight_index), d_weight = model_weight_grad(model, weight_index);
     /* d_stream = d_fused W_stream, d_skip = d_fused W_skip: [rows, D] x [D, D] */
     digcl_gemm_args input_grad = {0, 0, rows, D, D, 1.0f, 0.0f, d_fused, 0, D, weight, 0, 2 * D, d_stream, 0, D};
     digcl_gemm(model->ctx, &input_grad);
@@ -133,6 +146,6 @@ void model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_m
     weight_grad.B = skip;
     weight_grad.c_offset = D;
     digcl_gemm(model->ctx, &weight_grad);
-    digcl_column_sum(model->ctx, 1, (int)rows, (int)D, d_fused, 0, 1.0f, model_weight_grad(model, b->skip_bias), 0, D,
+    digcl_column_sum(model->ctx, 1, (int)rows, (int)D, d_fused, 0, 1.0f, model_weight_grad(model, bias), 0, D,
                      1, model->scratch.workspace, 0);
 }
