@@ -150,6 +150,15 @@ static int parse_dig_suffix(const char *s, int is_xl, digcl_model_config *c)
     return 0;
 }
 
+/* Every preset: 32x32x4 latents (256 px), 1000 classes, learned variance. */
+static void set_preset_data(digcl_model_config *c)
+{
+    c->input_size = 32;
+    c->in_channels = 4;
+    c->num_classes = 1000;
+    c->learn_sigma = 1;
+}
+
 /* U-DiG-<size>: the plain model's width and heads, depth the multiple of five at
  * or above the plain depth (15 15 25 30), patch 1 (docs/UDIG.md). */
 static int parse_udig_preset(const char *size, digcl_model_config *c)
@@ -162,10 +171,7 @@ static int parse_udig_preset(const char *size, digcl_model_config *c)
     c->hidden_size = sizes[k].hidden;
     c->num_heads = sizes[k].heads_dig;
     c->patch_size = 1;
-    c->input_size = 32;
-    c->in_channels = 4;
-    c->num_classes = 1000;
-    c->learn_sigma = 1;
+    set_preset_data(c);
     return 0;
 }
 
@@ -188,10 +194,7 @@ static int parse_preset(const char *name, digcl_model_config *c)
     c->hidden_size = sizes[k].hidden;
     c->num_heads = c->arch == DIGCL_ARCH_DIG ? sizes[k].heads_dig : sizes[k].heads_dit;
     c->patch_size = slash[1] - '0';
-    c->input_size = 32;
-    c->in_channels = 4;
-    c->num_classes = 1000;
-    c->learn_sigma = 1;
+    set_preset_data(c);
     if (c->arch == DIGCL_ARCH_DIT) return slash[2] == '\0' ? 0 : -1;
     return parse_dig_suffix(slash + 2, strcmp(sizes[k].size, "XL") == 0, c);
 }

@@ -70,30 +70,28 @@ static int last_in_stage(const digcl_model_config *c, int block) {
     return block % stage_depth == stage_depth - 1;
 }
 
-void model_block_reorient_forward(digcl_model *model, int block, int N, int side, int D, cl_mem x, cl_mem y) {
+typedef void (*srem_step)(digcl_context *, int, int, int, int, cl_mem, cl_mem);
+typedef void (*rows_step)(digcl_context *, digcl_scan_order, int, int, int, cl_mem, cl_mem);
+
+static void reorient(digcl_model *model, int block, int N, int side, int D, cl_mem in, cl_mem out, int backward) {
     const digcl_model_config *c = &model->config;
+    srem_step srem = backward ? digcl_srem_backward : digcl_srem_forward;
+    rows_step to_rows = backward ? digcl_scan_to_rows_backward : digcl_scan_to_rows_forward;
     if (c->arch != DIGCL_ARCH_UDIG) {
-        digcl_srem_forward(model->ctx, block, N, side, D, x, y);
+        srem(model->ctx, block, N, side, D, in, out);
         return;
     }
     int local = block % digcl_udig_stage_depth(c);
-    if (last_in_stage(c, block))
-        digcl_scan_to_rows_forward(model->ctx, digcl_srem_block_order(local), N, side, D, x, y);
-    else
-        digcl_srem_forward(model->ctx, local, N, side, D, x, y);
+    if (last_in_stage(c, block)) to_rows(model->ctx, digcl_srem_block_order(local), N, side, D, in, out);
+    else srem(model->ctx, local, N, side, D, in, out);
+}
+
+void model_block_reorient_forward(digcl_model *model, int block, int N, int side, int D, cl_mem x, cl_mem y) {
+    reorient(model, block, N, side, D, x, y, 0);
 }
 
 void model_block_reorient_backward(digcl_model *model, int block, int N, int side, int D, cl_mem dy, cl_mem dx) {
-    const digcl_model_config *c = &model->config;
-    if (c->arch != DIGCL_ARCH_UDIG) {
-        digcl_srem_backward(model->ctx, block, N, side, D, dy, dx);
-        return;
-    }
-    int local = block % digcl_udig_stage_depth(c);
-    if (last_in_stage(c, block))
-        digcl_scan_to_rows_backward(model->ctx, digcl_srem_block_order(local), N, side, D, dy, dx);
-    else
-        digcl_srem_backward(model->ctx, local, N, side, D, dy, dx);
+    reorient(model, block, N, side, D, dy, dx, 1);
 }
 
 /* ------------------------------------------------------------ stage transitions */

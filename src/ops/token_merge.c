@@ -18,19 +18,25 @@ static void launch(digcl_context *ctx, cl_kernel kernel, const char *label, int 
     digcl_launch(ctx, kernel, label, 1, &global, &local);
 }
 
-static void shuffle(digcl_context *ctx, const char *label, int N, int side, int D, cl_mem in, cl_mem out,
-                    int to_merged, int accumulate) {
-    check_shape(label, N, side, D, 1);
+/* Both kernels take (in, out, N, side, chunks, mode_a, mode_b). */
+static void rearrange(digcl_context *ctx, const char *kernel_name, const char *label, int N, int side, int D, cl_mem in,
+                      cl_mem out, int mode_a, int mode_b) {
     int chunks = 0;
-    cl_kernel kernel = vector_kernel(ctx, "token_shuffle", D, &chunks);
+    cl_kernel kernel = vector_kernel(ctx, kernel_name, D, &chunks);
     digcl_arg_mem(kernel, 0, in);
     digcl_arg_mem(kernel, 1, out);
     digcl_arg_int(kernel, 2, N);
     digcl_arg_int(kernel, 3, side);
     digcl_arg_int(kernel, 4, chunks);
-    digcl_arg_int(kernel, 5, to_merged);
-    digcl_arg_int(kernel, 6, accumulate != 0);
+    digcl_arg_int(kernel, 5, mode_a);
+    digcl_arg_int(kernel, 6, mode_b);
     launch(ctx, kernel, label, N, side, chunks);
+}
+
+static void shuffle(digcl_context *ctx, const char *label, int N, int side, int D, cl_mem in, cl_mem out,
+                    int to_merged, int accumulate) {
+    check_shape(label, N, side, D, 1);
+    rearrange(ctx, "token_shuffle", label, N, side, D, in, out, to_merged, accumulate != 0);
 }
 
 void digcl_token_merge_forward(digcl_context *ctx, int N, int side, int D, cl_mem x, cl_mem y) {
@@ -55,16 +61,7 @@ static void reorder(digcl_context *ctx, const char *label, digcl_scan_order orde
                     cl_mem in, cl_mem out, int scatter) {
     check_shape(label, N, side, D, 0);
     if ((int)order < 0 || (int)order > 3) digcl_fatal("%s: scan order %d is not R, Rr, C or Cr", label, (int)order);
-    int chunks = 0;
-    cl_kernel kernel = vector_kernel(ctx, "scan_to_rows", D, &chunks);
-    digcl_arg_mem(kernel, 0, in);
-    digcl_arg_mem(kernel, 1, out);
-    digcl_arg_int(kernel, 2, N);
-    digcl_arg_int(kernel, 3, side);
-    digcl_arg_int(kernel, 4, chunks);
-    digcl_arg_int(kernel, 5, (int)order);
-    digcl_arg_int(kernel, 6, scatter);
-    launch(ctx, kernel, label, N, side, chunks);
+    rearrange(ctx, "scan_to_rows", label, N, side, D, in, out, (int)order, scatter);
 }
 
 void digcl_scan_to_rows_forward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D, cl_mem x,
