@@ -14,7 +14,7 @@ add_test(NAME cli_udig_info_custom
   COMMAND sh -c "\"$1\" info --arch udig --depth 10 --hidden-size 64 --num-heads 2 --image-size 128 --batch 4 2>&1; echo exit=$?"
           sh ${DIGCL_UDIG_BIN})
 set_tests_properties(cli_udig_info_custom PROPERTIES PASS_REGULAR_EXPRESSION
-  "arch +udig.*patch_size +1.*16x16 = 256 tokens.*\"arch\":\"udig\".*activations.*exit=0")
+  "arch +udig.*patch_size +1.*16x16 = 256 tokens.*stages +5 x 2 blocks on grids 16, 8, 4, 8, 16.*\"arch\":\"udig\".*activations.*exit=0")
 
 add_test(NAME cli_udig_depth_not_multiple_of_5_exits_2
   COMMAND sh -c "\"$1\" info --model U-DiG-S --depth 12 2>&1; echo exit=$?" sh ${DIGCL_UDIG_BIN})
