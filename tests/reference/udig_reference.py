@@ -1,6 +1,6 @@
 """From-spec float64 PyTorch reference of U-DiG, the U-shape DiG (CPU, Debian python3-torch).
 
-Spec: /work/shared/spec/DIG_MODEL.md §10 (this project's definition; no upstream code exists),
+Spec: DIG_MODEL.md §10 and docs/UDIG.md (this project's definition; no upstream code exists),
 written independently of the C code (src/model/udig.c). The DiG blocks, embeddings and final
 layer are dig_reference.py's. Parameter names are this project's (docs/UDIG.md):
 
