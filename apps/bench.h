@@ -11,7 +11,7 @@
 
 typedef void (*bench_fn)(digcl_context *ctx, void *arg);
 
-/* x[i] = scale * u, u uniform in [-0.5, 0.5) from a seeded LCG: inputs for
+/* x[i] = scale * u, u uniform in [-0.5, 0.5) from digcl_rng: inputs for
  * timing and self-checks (never all zero). */
 void bench_fill_uniform(float *x, size_t n, unsigned seed, float scale);
 
@@ -34,6 +34,8 @@ int bench_gemm_main(digcl_context *ctx, int argc, char **argv);
 int bench_ops_main(digcl_context *ctx, int argc, char **argv);
 int bench_gla_main(digcl_context *ctx, int argc, char **argv);
 int bench_model_main(digcl_context *ctx, int argc, char **argv);
+int bench_data_main(digcl_context *ctx, int argc, char **argv); /* apps/bench_data.c */
+int bench_sample_main(digcl_context *ctx, int argc, char **argv); /* apps/bench_sample.c */
 
 /* `digcl bench gemm --tune` (apps/bench_gemm_tune.c): CLBlast parameter sets
  * tried on the DiG-S/2 GEMM shapes, one row of timings per set. */
@@ -42,7 +44,9 @@ int bench_gemm_tune(digcl_context *ctx);
 /* Families of `digcl bench ops`, each in its own apps/bench_ops_<family>.c.
  * Each times its kernels at DiG-S/2 training shapes (N=32, T=256, D=384) and at
  * high resolution (N=1, T=12544) and prints rows with bench_print_row. */
-void bench_ops_dense(digcl_context *ctx, double copy_gbps);   /* linear, norms, activations, adaLN, losses, AdamW, EMA */
-void bench_ops_spatial(digcl_context *ctx, double copy_gbps); /* patchify, embeddings, dwconv, SREM, attention */
+void bench_ops_dense(digcl_context *ctx,
+                     double copy_gbps); /* linear, norms, activations, adaLN, losses, AdamW, EMA */
+void bench_ops_spatial(digcl_context *ctx,
+                       double copy_gbps); /* patchify, embeddings, dwconv, SREM, attention */
 
 #endif

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "digcl/rng.h"
 
 static double now_ms(void) {
     struct timespec ts;
@@ -18,11 +19,8 @@ static int compare_double(const void *a, const void *b) {
 }
 
 void bench_fill_uniform(float *x, size_t n, unsigned seed, float scale) {
-    uint32_t state = seed * 2654435761u + 1u;
-    for (size_t i = 0; i < n; i++) {
-        state = state * 1664525u + 1013904223u;
-        x[i] = scale * ((float)((state >> 8) * (1.0 / 16777216.0)) - 0.5f);
-    }
+    const digcl_rng_key key = {seed, DIGCL_RNG_TEST};
+    for (size_t i = 0; i < n; i++) x[i] = scale * (digcl_rng_uniform(key, 0, 0, i) - 0.5f);
 }
 
 double bench_time_ms(digcl_context *ctx, bench_fn fn, void *arg, int warmup, int repeats) {

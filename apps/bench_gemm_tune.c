@@ -18,10 +18,11 @@
 
 enum { XGEMM_PARAMS = 16, DIRECT_PARAMS = 10, CHECK_ROWS = 64, SHAPES = 7 };
 
-static const char *xgemm_names[XGEMM_PARAMS] = {"MWG", "NWG",  "KWG",  "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI",
-                                                "VWM", "VWN",  "STRM", "STRN",  "SA",    "SB",    "KREG",  "GEMMK"};
-static const char *direct_names[DIRECT_PARAMS] = {"WGD", "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
-                                                  "KWID", "VWMD",  "VWND",   "PADA",   "PADB"};
+static const char *xgemm_names[XGEMM_PARAMS] = {"MWG",   "NWG", "KWG",  "MDIMC", "NDIMC", "MDIMA",
+                                                "NDIMB", "KWI", "VWM",  "VWN",   "STRM",  "STRN",
+                                                "SA",    "SB",  "KREG", "GEMMK"};
+static const char *direct_names[DIRECT_PARAMS] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
+                                                  "KWID", "VWMD",   "VWND",   "PADA",   "PADB"};
 
 typedef struct tune_set {
     const char *name;
@@ -60,8 +61,10 @@ static const tune_set tune_sets[] = {
     {"128x64k32 +ind64", {128, 64, 32, 16, 8, 16, 8, 2, 4, 2, 1, 1, 1, 1, 1, 0}, {0}, 64},
     {"64x64k32 +ind64", {64, 64, 32, 16, 16, 16, 16, 2, 2, 2, 1, 1, 1, 1, 1, 0}, {0}, 64},
     /* XgemmDirect too (used by the split-K slices below the threshold) */
-    {"64x64k32 +direct64", {64, 64, 32, 16, 16, 16, 16, 2, 2, 2, 1, 1, 1, 1, 1, 0},
-     {64, 16, 16, 16, 16, 2, 4, 4, 1, 1}, 2048},
+    {"64x64k32 +direct64",
+     {64, 64, 32, 16, 16, 16, 16, 2, 2, 2, 1, 1, 1, 1, 1, 0},
+     {64, 16, 16, 16, 16, 2, 4, 4, 1, 1},
+     2048},
 };
 
 /* One DiG-S/2 shape: op(A) [M, K] op(B) [K, N], `batch` of them K-strided. */
@@ -73,9 +76,9 @@ typedef struct tune_shape {
 } tune_shape;
 
 static const tune_shape tune_shapes[SHAPES] = {
-    {"8192x384x384 NT", 8192, 384, 384, 0, 1, 1},    {"8192x384x384 NN", 8192, 384, 384, 0, 0, 1},
-    {"8192x2048x384 NT", 8192, 2048, 384, 0, 1, 1},  {"8192x384x1024 NT", 8192, 384, 1024, 0, 1, 1},
-    {"8192x1168x384 NT", 8192, 1168, 384, 0, 1, 1},  {"8192x384x1168 NN", 8192, 384, 1168, 0, 0, 1},
+    {"8192x384x384 NT", 8192, 384, 384, 0, 1, 1},   {"8192x384x384 NN", 8192, 384, 384, 0, 0, 1},
+    {"8192x2048x384 NT", 8192, 2048, 384, 0, 1, 1}, {"8192x384x1024 NT", 8192, 384, 1024, 0, 1, 1},
+    {"8192x1168x384 NT", 8192, 1168, 384, 0, 1, 1}, {"8192x384x1168 NN", 8192, 384, 1168, 0, 0, 1},
     {"16x384x384x512 TN", 384, 384, 512, 1, 0, 16},
 };
 
@@ -128,8 +131,8 @@ static tune_case make_case(const tune_shape *t, const tune_buffers *b) {
     tune_case c;
     /* batch > 1: split-K slices, consecutive K ranges of one [M, K * batch] product */
     size_t lda = t->ta ? t->M : t->K * t->batch, ldb = t->tb ? t->K * t->batch : t->N;
-    c.args = (digcl_gemm_args){t->ta, t->tb, t->M, t->N, t->K, 1.0f, 0.0f, b->a.mem, 0, lda,
-                               b->b.mem, 0, ldb, b->c.mem, 0, t->N};
+    c.args = (digcl_gemm_args){t->ta, t->tb, t->M,     t->N, t->K, 1.0f,     0.0f, b->a.mem,
+                               0,     lda,   b->b.mem, 0,    ldb,  b->c.mem, 0,    t->N};
     c.stride_a = t->ta ? t->K * c.args.lda : t->K;
     c.stride_b = t->tb ? t->K : t->K * c.args.ldb;
     c.stride_c = t->M * t->N;
@@ -139,7 +142,8 @@ static tune_case make_case(const tune_shape *t, const tune_buffers *b) {
 
 static void run_case(digcl_context *ctx, void *arg) {
     tune_case *c = arg;
-    if (c->batch > 1) digcl_gemm_strided_batched(ctx, &c->args, c->stride_a, c->stride_b, c->stride_c, c->batch);
+    if (c->batch > 1)
+        digcl_gemm_strided_batched(ctx, &c->args, c->stride_a, c->stride_b, c->stride_c, c->batch);
     else digcl_gemm_split_k(ctx, &c->args, 1);
 }
 
@@ -150,11 +154,12 @@ static CLBlastStatusCode probe_case(digcl_context *ctx, const tune_case *c) {
     CLBlastTranspose ta = a->transpose_a ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastTranspose tb = a->transpose_b ? CLBlastTransposeYes : CLBlastTransposeNo;
     if (c->batch > 1)
-        return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha, a->A, 0,
-                                          a->lda, c->stride_a, a->B, 0, a->ldb, c->stride_b, a->beta, a->C, 0,
-                                          a->ldc, c->stride_c, c->batch, &queue, NULL);
-    return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha, a->A, 0, a->lda, a->B, 0,
-                        a->ldb, a->beta, a->C, 0, a->ldc, &queue, NULL);
+        return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha,
+                                          a->A, 0, a->lda, c->stride_a, a->B, 0, a->ldb,
+                                          c->stride_b, a->beta, a->C, 0, a->ldc, c->stride_c,
+                                          c->batch, &queue, NULL);
+    return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha, a->A, 0, a->lda,
+                        a->B, 0, a->ldb, a->beta, a->C, 0, a->ldc, &queue, NULL);
 }
 
 /* Relative L2 error of the last CHECK_ROWS rows of the last batch entry of C. */
@@ -166,8 +171,8 @@ static double check_case(digcl_context *ctx, const tune_case *c, tune_buffers *b
     float *expected = malloc(count * sizeof *expected);
     if (!expected) digcl_fatal("out of host memory");
     digcl_read(ctx, a->C, c_off * sizeof(float), count * sizeof(float), b->host_c);
-    digcl_ref_gemm(a->transpose_a, a->transpose_b, rows, a->N, a->K, 1.0f, b->host_a, a_off, a->lda, b->host_b,
-                   last * c->stride_b, a->ldb, 0.0f, expected, 0, a->ldc);
+    digcl_ref_gemm(a->transpose_a, a->transpose_b, rows, a->N, a->K, 1.0f, b->host_a, a_off, a->lda,
+                   b->host_b, last * c->stride_b, a->ldb, 0.0f, expected, 0, a->ldc);
     double diff = 0, norm = 0;
     for (size_t i = 0; i < count; i++) {
         double d = (double)b->host_c[i] - expected[i];
@@ -186,11 +191,11 @@ static int any_set(const size_t *values, int count) {
 static CLBlastStatusCode apply_set(cl_device_id device, const tune_set *set) {
     CLBlastStatusCode status = CLBlastSuccess;
     if (any_set(set->xgemm, XGEMM_PARAMS))
-        status = CLBlastOverrideParameters(device, "Xgemm", CLBlastPrecisionSingle, XGEMM_PARAMS, xgemm_names,
-                                           set->xgemm);
+        status = CLBlastOverrideParameters(device, "Xgemm", CLBlastPrecisionSingle, XGEMM_PARAMS,
+                                           xgemm_names, set->xgemm);
     if (status == CLBlastSuccess && any_set(set->direct, DIRECT_PARAMS))
-        status = CLBlastOverrideParameters(device, "XgemmDirect", CLBlastPrecisionSingle, DIRECT_PARAMS,
-                                           direct_names, set->direct);
+        status = CLBlastOverrideParameters(device, "XgemmDirect", CLBlastPrecisionSingle,
+                                           DIRECT_PARAMS, direct_names, set->direct);
     if (status == CLBlastSuccess && set->min_indirect) {
         const char *name = "XGEMM_MIN_INDIRECT_SIZE";
         status = CLBlastOverrideParameters(device, "GemmRoutine", CLBlastPrecisionSingle, 1, &name,
@@ -209,10 +214,12 @@ static int tune_row(digcl_context *ctx, const tune_set *set, tune_buffers *b, do
     for (int s = 0; s < SHAPES; s++) {
         tune_case c = make_case(&tune_shapes[s], b);
         status = probe_case(ctx, &c);
-        if (status != CLBlastSuccess) return printf(" %s: CLBlast status %d\n", tune_shapes[s].label, (int)status), 0;
+        if (status != CLBlastSuccess)
+            return printf(" %s: CLBlast status %d\n", tune_shapes[s].label, (int)status), 0;
         digcl_finish(ctx);
         double error = check_case(ctx, &c, b);
-        if (!(error < 1e-5)) return printf(" %s: rel L2 error %.2e WRONG\n", tune_shapes[s].label, error), 0;
+        if (!(error < 1e-5))
+            return printf(" %s: rel L2 error %.2e WRONG\n", tune_shapes[s].label, error), 0;
         double ms = bench_time_ms(ctx, run_case, &c, 3, 20);
         *total += ms;
         printf(" %8.4f", ms);
@@ -226,13 +233,15 @@ int bench_gemm_tune(digcl_context *ctx) {
     const digcl_device_info *device = digcl_context_device(ctx);
     printf("CLBlast parameter search on %s (%s); shapes:\n", device->name, device->platform_name);
     for (int s = 0; s < SHAPES; s++) printf("  [%d] %s\n", s, tune_shapes[s].label);
-    printf("first row: the parameters in force (digcl's table; CLBlast's own with DIGCL_GEMM_TUNING=0)\n");
+    printf(
+        "first row: the parameters in force (digcl's table; CLBlast's own with DIGCL_GEMM_TUNING=0)\n");
     tune_buffers b = buffers_create(ctx);
     double baseline = 0, best = INFINITY, total = 0;
     const char *best_name = "-";
     for (size_t i = 0; i < sizeof tune_sets / sizeof *tune_sets; i++) {
-        if (i == 0) printf("%-20s %8s %8s %8s %8s %8s %8s %8s %9s\n", "set", "[0]", "[1]", "[2]", "[3]", "[4]",
-                           "[5]", "[6]", "total ms");
+        if (i == 0)
+            printf("%-20s %8s %8s %8s %8s %8s %8s %8s %9s\n", "set", "[0]", "[1]", "[2]", "[3]",
+                   "[4]", "[5]", "[6]", "total ms");
         if (!tune_row(ctx, &tune_sets[i], &b, &total)) continue;
         if (i == 0) baseline = total;
         if (total < best) best = total, best_name = tune_sets[i].name;

@@ -2,7 +2,7 @@
  * forward+backward, at K = 32, V = 64 (DiG heads), N*H in {6, 192} and
  * T in {256, 1024, 4096, 16384}, token-major [N, T, H, D] layout.
  *
- * GFLOP/s use the FLOP model of GLA.md 6.1 per (n, h): forward
+ * GFLOP/s use the FLOP model of docs/GLA.md §5 per (n, h): forward
  * 4TKV + TC(K+V); backward 10TKV + 2TC(K+V) + TCK. GB/s use the minimum
  * bytes: forward reads q, k, g, v and writes o; the backward reads q, k, g,
  * v, do and writes dq, dk, dg, dv. Reference (fla chunk_gla on an H200, fp32,
@@ -48,7 +48,7 @@ static void release(digcl_context *ctx, cl_mem mem) {
     digcl_buffer_release(&buffer);
 }
 
-/* Per (n, h) FLOPs of GLA.md 6.1. */
+/* Per (n, h) FLOPs of docs/GLA.md §5. */
 static double forward_flops(double T, double C) {
     return 4 * T * BENCH_K * BENCH_V + T * C * (BENCH_K + BENCH_V);
 }
@@ -100,14 +100,15 @@ int bench_gla_main(digcl_context *ctx, int argc, char **argv) {
         else if (cli_option_value(argc, argv, &i, "--heads", &value))
             only_heads = cli_parse_long("--heads", value, 6, 192);
         else
-            cli_unknown_argument("bench gla (options: --chunk 0|16|32|64, --max-t T, --heads 6|192)",
-                                 argv[i]);
+            cli_unknown_argument(
+                "bench gla (options: --chunk 0|16|32|64, --max-t T, --heads 6|192)", argv[i]);
     }
     const digcl_device_info *device = digcl_context_device(ctx);
     if (chunk == 0) chunk = digcl_gla_default_chunk(device);
     printf("device: %s (%s, driver %s)\n", device->name, device->platform_name,
            device->driver_version);
-    size_t copy_bytes = (device->type & CL_DEVICE_TYPE_CPU) ? ((size_t)32 << 20) : ((size_t)256 << 20);
+    size_t copy_bytes =
+        (device->type & CL_DEVICE_TYPE_CPU) ? ((size_t)32 << 20) : ((size_t)256 << 20);
     double copy_gbps = bench_copy_bandwidth(ctx, copy_bytes);
     bench_print_header(copy_gbps);
     const int heads[] = {6, 192}, lengths[] = {256, 1024, 4096, 16384};

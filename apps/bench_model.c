@@ -31,7 +31,8 @@ static cl_mem upload(digcl_context *ctx, const void *host, size_t bytes, const c
     return buffer.mem;
 }
 
-static void make_inputs(digcl_context *ctx, const digcl_model_config *c, int batch, model_case *mc) {
+static void make_inputs(digcl_context *ctx, const digcl_model_config *c, int batch,
+                        model_case *mc) {
     size_t image = (size_t)batch * c->in_channels * c->input_size * c->input_size;
     size_t out = (size_t)batch * c->out_channels * c->input_size * c->input_size;
     float *host = malloc((image > out ? image : out) * sizeof *host);
@@ -74,10 +75,13 @@ static void run_step(digcl_context *ctx, void *arg) {
                      digcl_model_grad_buffer(mc->model), mc->m, mc->v);
 }
 
-static void report(const char *what, const char *name, int batch, int image_size, double ms, digcl_context *ctx) {
+static void report(const char *what, const char *name, int batch, int image_size, double ms,
+                   digcl_context *ctx) {
     digcl_memory_stats memory = digcl_memory_stats_get(ctx);
-    printf("%-8s %-14s batch %3d  %5d px  %10.2f ms  %9.1f img/s  device memory %8.1f MiB (peak %.1f)\n", what, name,
-           batch, image_size, ms, 1000.0 * batch / ms, memory.in_use_bytes / 1048576.0, memory.peak_bytes / 1048576.0);
+    printf(
+        "%-8s %-14s batch %3d  %5d px  %10.2f ms  %9.1f img/s  device memory %8.1f MiB (peak %.1f)\n",
+        what, name, batch, image_size, ms, 1000.0 * batch / ms, memory.in_use_bytes / 1048576.0,
+        memory.peak_bytes / 1048576.0);
     fflush(stdout);
 }
 
@@ -93,7 +97,8 @@ static void parse_only(const char *value, bench_model_options *o) {
     o->backward = strcmp(value, "fwd+bwd") == 0;
     o->step = strcmp(value, "step") == 0;
     if (!o->forward && !o->backward && !o->step) {
-        fprintf(stderr, "digcl bench model: --only expects forward, fwd+bwd or step, got '%s'\n", value);
+        fprintf(stderr, "digcl bench model: --only expects forward, fwd+bwd or step, got '%s'\n",
+                value);
         exit(2);
     }
 }
@@ -102,14 +107,16 @@ static void parse_options(int argc, char **argv, bench_model_options *o) {
     for (int i = 0; i < argc; i++) {
         const char *value = NULL;
         if (model_flags_take(&o->model, argc, argv, &i)) continue;
-        if (cli_option_value(argc, argv, &i, "--batch", &value)) o->batch = (int)cli_parse_long("--batch", value, 1, 4096);
+        if (cli_option_value(argc, argv, &i, "--batch", &value))
+            o->batch = (int)cli_parse_long("--batch", value, 1, 4096);
         else if (cli_option_value(argc, argv, &i, "--repeats", &value))
             o->repeats = (int)cli_parse_long("--repeats", value, 1, 10000);
         else if (cli_option_value(argc, argv, &i, "--only", &value)) parse_only(value, o);
         else cli_unknown_argument("bench model", argv[i]);
     }
     /* nothing naming or describing a model: the default preset */
-    if (!o->model.model && !o->model.ckpt && o->model.values[MODEL_FLAG_DEPTH] < 0) o->model.model = "DiG-S/2";
+    if (!o->model.model && !o->model.ckpt && o->model.values[MODEL_FLAG_DEPTH] < 0)
+        o->model.model = "DiG-S/2";
     o->name = o->model.model ? o->model.model : o->model.ckpt ? "checkpoint" : "custom";
 }
 
@@ -128,7 +135,8 @@ int bench_model_main(digcl_context *ctx, int argc, char **argv) {
     digcl_model_config config;
     configure(&o, &config);
     const digcl_device_info *device = digcl_context_device(ctx);
-    printf("device: %s (%s, driver %s)\n", device->name, device->platform_name, device->driver_version);
+    printf("device: %s (%s, driver %s)\n", device->name, device->platform_name,
+           device->driver_version);
     model_case mc = {0};
     mc.model = digcl_model_create(ctx, &config);
     digcl_model_init(mc.model, 0);
@@ -136,13 +144,14 @@ int bench_model_main(digcl_context *ctx, int argc, char **argv) {
     mc.adamw = digcl_adamw_defaults();
     if (o.forward) {
         digcl_model_prepare(mc.model, o.batch, DIGCL_MODE_INFERENCE);
-        report("forward", o.name, o.batch, o.image_size, bench_time_ms(ctx, run_forward, &mc, 2, o.repeats), ctx);
+        report("forward", o.name, o.batch, o.image_size,
+               bench_time_ms(ctx, run_forward, &mc, 2, o.repeats), ctx);
     }
     if (o.backward || o.step) {
         digcl_model_prepare(mc.model, o.batch, DIGCL_MODE_TRAINING);
         if (o.backward)
-            report("fwd+bwd", o.name, o.batch, o.image_size, bench_time_ms(ctx, run_forward_backward, &mc, 2, o.repeats),
-                   ctx);
+            report("fwd+bwd", o.name, o.batch, o.image_size,
+                   bench_time_ms(ctx, run_forward_backward, &mc, 2, o.repeats), ctx);
     }
     if (o.step) {
         size_t bytes = digcl_model_flat_count(mc.model) * sizeof(float);
@@ -150,7 +159,8 @@ int bench_model_main(digcl_context *ctx, int argc, char **argv) {
         mc.v = upload(ctx, NULL, bytes, "AdamW second moment");
         digcl_fill_f32(ctx, mc.m, 0, bytes / 4, 0.0f);
         digcl_fill_f32(ctx, mc.v, 0, bytes / 4, 0.0f);
-        report("step", o.name, o.batch, o.image_size, bench_time_ms(ctx, run_step, &mc, 2, o.repeats), ctx);
+        report("step", o.name, o.batch, o.image_size,
+               bench_time_ms(ctx, run_step, &mc, 2, o.repeats), ctx);
     }
     digcl_model_release(mc.model);
     return 0;

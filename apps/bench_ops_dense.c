@@ -18,14 +18,14 @@
 #include "digcl/optim.h"
 #include "digcl/reduce.h"
 
-#define INNER 10
-#define WARMUP 2
-#define REPEATS 7
-#define D_MODEL 384
+#define INNER    10
+#define WARMUP   2
+#define REPEATS  7
+#define D_MODEL  384
 #define F_SWIGLU 1024
-#define F_GELU 1536
-#define HEADS 6
-#define V_HEAD 64
+#define F_GELU   1536
+#define HEADS    6
+#define V_HEAD   64
 #ifndef PARAMS
 #define PARAMS 33000000 /* DiG-S/2: 33.1M */
 #endif
@@ -35,11 +35,11 @@ typedef struct dense_bench {
     int rows;
     /* activations: big enough for [rows, 2 F_SWIGLU] */
     cl_mem a, b, c, d, e;
-    cl_mem adaln, dadaln;     /* [N, 6D] */
-    cl_mem mean, rstd;        /* [rows] */
-    cl_mem weight, dweight;   /* [D, D] + [D] bias + [V] norm weight */
+    cl_mem adaln, dadaln;   /* [N, 6D] */
+    cl_mem mean, rstd;      /* [rows] */
+    cl_mem weight, dweight; /* [D, D] + [D] bias + [V] norm weight */
     cl_mem workspace;
-    cl_mem scalar;            /* [4] */
+    cl_mem scalar; /* [4] */
 } dense_bench;
 
 typedef void (*dense_op)(digcl_context *ctx, const dense_bench *s);
@@ -63,8 +63,8 @@ static void time_row(digcl_context *ctx, const dense_bench *s, const char *name,
     bench_print_row(name, shape, ms, bytes, flops, copy_gbps);
 }
 
-static digcl_adaln_vector chunk(const dense_bench *s, cl_mem mem, int index) {
-    return digcl_adaln_chunk(mem, index, 6, s->D);
+static digcl_row_view chunk(const dense_bench *s, cl_mem mem, int index) {
+    return digcl_row_view_chunk(mem, index, 6, s->D);
 }
 
 /* ---------------------------------------------------------------- ops */
@@ -76,8 +76,9 @@ static void op_linear_forward(digcl_context *ctx, const dense_bench *s) {
 }
 static void op_linear_backward(digcl_context *ctx, const dense_bench *s) {
     digcl_linear_shape shape = {s->rows, s->D, s->D};
-    digcl_linear_backward_args args = {s->b, s->a, s->weight, 0, s->c, 0, s->dweight, 0,
-                                       s->dweight, (size_t)s->D * s->D, s->workspace};
+    digcl_linear_backward_args args = {
+        s->b, s->a,       s->weight,           0,           s->c, 0, s->dweight,
+        0,    s->dweight, (size_t)s->D * s->D, s->workspace};
     digcl_linear_backward(ctx, shape, &args);
 }
 static void op_bias_column_sum(digcl_context *ctx, const dense_bench *s) {
@@ -110,8 +111,8 @@ static void op_gated_residual_forward(digcl_context *ctx, const dense_bench *s) 
     digcl_gated_residual_forward(ctx, s->N, s->T, s->D, s->a, chunk(s, s->adaln, 2), s->b, s->a);
 }
 static void op_gated_residual_backward(digcl_context *ctx, const dense_bench *s) {
-    digcl_gated_residual_backward(ctx, s->N, s->T, s->D, s->c, s->b, chunk(s, s->adaln, 2), s->d,
-                                  0, chunk(s, s->dadaln, 2), s->workspace);
+    digcl_gated_residual_backward(ctx, s->N, s->T, s->D, s->c, s->b, chunk(s, s->adaln, 2), s->d, 0,
+                                  chunk(s, s->dadaln, 2), s->workspace);
 }
 static void op_rmsnorm_gate_forward(digcl_context *ctx, const dense_bench *s) {
     digcl_rmsnorm_gate_forward(ctx, s->rows * HEADS, V_HEAD, s->a, s->b, s->weight, 0, s->c);
@@ -139,10 +140,11 @@ static void op_swiglu_backward(digcl_context *ctx, const dense_bench *s) {
     digcl_swiglu_backward(ctx, s->rows, F_SWIGLU, s->c, s->a, s->d, 0);
 }
 static void op_forget_gate_forward(digcl_context *ctx, const dense_bench *s) {
-    digcl_forget_gate_forward(ctx, s->rows * s->D / 2, 16.0f, s->a, s->b);
+    digcl_forget_gate_forward(ctx, s->rows * s->D / 2, DIGCL_FORGET_GATE_NORMALIZER, s->a, s->b);
 }
 static void op_forget_gate_backward(digcl_context *ctx, const dense_bench *s) {
-    digcl_forget_gate_backward(ctx, s->rows * s->D / 2, 16.0f, s->c, s->a, s->d, 0);
+    digcl_forget_gate_backward(ctx, s->rows * s->D / 2, DIGCL_FORGET_GATE_NORMALIZER, s->c, s->a,
+                               s->d, 0);
 }
 static void op_mse_forward(digcl_context *ctx, const dense_bench *s) {
     digcl_mse_forward(ctx, s->rows * s->D, s->a, s->b, s->scalar, 0, s->workspace);
@@ -229,14 +231,24 @@ static size_t workspace_bytes(const dense_bench *s) {
 }
 
 static void bench_shape(digcl_context *ctx, int N, int T, double copy_gbps) {
-    dense_bench s = {N, T, D_MODEL, N * T, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                     NULL, NULL, NULL, NULL, NULL, NULL};
+    dense_bench s = {N,    T,    D_MODEL, N * T, NULL, NULL, NULL, NULL, NULL,
+                     NULL, NULL, NULL,    NULL,  NULL, NULL, NULL, NULL};
     const size_t act = (size_t)s.rows * 2 * F_SWIGLU;
-    const size_t sizes[] = {act, act, act, act, act, (size_t)N * 6 * s.D, (size_t)N * 6 * s.D,
-                            (size_t)s.rows, (size_t)s.rows, (size_t)s.D * (s.D + 1) + V_HEAD,
-                            (size_t)s.D * (s.D + 1) + V_HEAD, workspace_bytes(&s) / 4 + 1, 4};
-    cl_mem *slots[] = {&s.a, &s.b, &s.c, &s.d, &s.e, &s.adaln, &s.dadaln, &s.mean, &s.rstd,
-                       &s.weight, &s.dweight, &s.workspace, &s.scalar};
+    const size_t sizes[] = {act,
+                            act,
+                            act,
+                            act,
+                            act,
+                            (size_t)N * 6 * s.D,
+                            (size_t)N * 6 * s.D,
+                            (size_t)s.rows,
+                            (size_t)s.rows,
+                            (size_t)s.D * (s.D + 1) + V_HEAD,
+                            (size_t)s.D * (s.D + 1) + V_HEAD,
+                            workspace_bytes(&s) / 4 + 1,
+                            4};
+    cl_mem *slots[] = {&s.a,    &s.b,    &s.c,      &s.d,       &s.e,         &s.adaln, &s.dadaln,
+                       &s.mean, &s.rstd, &s.weight, &s.dweight, &s.workspace, &s.scalar};
     enum { SLOTS = sizeof sizes / sizeof sizes[0] };
     digcl_buffer owned[SLOTS];
     for (int i = 0; i < SLOTS; ++i) {
@@ -246,11 +258,14 @@ static void bench_shape(digcl_context *ctx, int N, int T, double copy_gbps) {
     }
     const double X = (double)s.rows * s.D * 4.0, R = (double)s.rows * 4.0, E = (double)s.rows * s.D;
     const double V6 = (double)N * 6 * s.D * 4.0;
-    time_row(ctx, &s, "linear_forward D->D +bias", op_linear_forward, 2 * X, 2.0 * E * s.D, copy_gbps);
-    time_row(ctx, &s, "linear_backward dx,dW,db", op_linear_backward, 3 * X, 4.0 * E * s.D, copy_gbps);
+    time_row(ctx, &s, "linear_forward D->D +bias", op_linear_forward, 2 * X, 2.0 * E * s.D,
+             copy_gbps);
+    time_row(ctx, &s, "linear_backward dx,dW,db", op_linear_backward, 3 * X, 4.0 * E * s.D,
+             copy_gbps);
     time_row(ctx, &s, "column_sum (db)", op_bias_column_sum, X, E, copy_gbps);
     time_row(ctx, &s, "layernorm_forward", op_layernorm_forward, 2 * X + 2 * R, 5 * E, copy_gbps);
-    time_row(ctx, &s, "layernorm_backward (+=)", op_layernorm_backward, 4 * X + 2 * R, 8 * E, copy_gbps);
+    time_row(ctx, &s, "layernorm_backward (+=)", op_layernorm_backward, 4 * X + 2 * R, 8 * E,
+             copy_gbps);
     time_row(ctx, &s, "layernorm_modulate_forward", op_ln_modulate_forward, 2 * X + 2 * R + V6 / 3,
              7 * E, copy_gbps);
     time_row(ctx, &s, "layernorm_modulate_backward (+=)", op_ln_modulate_backward,
@@ -259,7 +274,8 @@ static void bench_shape(digcl_context *ctx, int N, int T, double copy_gbps) {
     time_row(ctx, &s, "modulate_backward", op_modulate_backward, 3 * X + V6 / 2, 4 * E, copy_gbps);
     time_row(ctx, &s, "gated_residual_forward (in place)", op_gated_residual_forward, 3 * X, 2 * E,
              copy_gbps);
-    time_row(ctx, &s, "gated_residual_backward", op_gated_residual_backward, 3 * X, 3 * E, copy_gbps);
+    time_row(ctx, &s, "gated_residual_backward", op_gated_residual_backward, 3 * X, 3 * E,
+             copy_gbps);
     time_row(ctx, &s, "rmsnorm_gate_forward H=6 V=64", op_rmsnorm_gate_forward, 3 * X, 10 * E,
              copy_gbps);
     time_row(ctx, &s, "rmsnorm_gate_backward H=6 V=64", op_rmsnorm_gate_backward, 5 * X, 25 * E,

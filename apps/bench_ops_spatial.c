@@ -23,7 +23,8 @@ typedef struct spatial_setup {
     digcl_patch_shape patch, unpatch;
     digcl_grid_shape grid;
     digcl_attention_shape attention;
-    digcl_buffer image, weight, bias, dweight, dbias, pos, tokens, patch_workspace, final_x, final_image;
+    digcl_buffer image, weight, bias, dweight, dbias, pos, tokens, patch_workspace, final_x,
+        final_image;
     digcl_buffer timesteps, frequencies, time_embedding, labels, table, label_out, dtable;
     digcl_buffer x, y, dy, dx, conv_weight, conv_bias, dconv_weight, dconv_bias, conv_workspace;
     digcl_buffer qkv, out, lse, dout, dqkv, attention_workspace;
@@ -88,17 +89,43 @@ static void setup_buffers(digcl_context *ctx, spatial_setup *s) {
     s->lse = filled(ctx, N * (size_t)s->H * T, 0.0f, "bench logsumexp");
     s->dout = filled(ctx, N * T * D, 0.01f, "bench attention dout");
     s->dqkv = filled(ctx, 3 * N * T * D, 0.0f, "bench dqkv");
-    s->attention_workspace = filled(ctx, digcl_attention_backward_workspace_bytes(&s->attention) / 4,
-                                    0.0f, "bench attention workspace");
+    s->attention_workspace =
+        filled(ctx, digcl_attention_backward_workspace_bytes(&s->attention) / 4, 0.0f,
+               "bench attention workspace");
 }
 
 static void release_buffers(spatial_setup *s) {
-    digcl_buffer *all[] = {&s->image, &s->weight, &s->bias, &s->dweight, &s->dbias, &s->pos, &s->tokens,
-                           &s->patch_workspace, &s->final_x, &s->final_image, &s->timesteps,
-                           &s->frequencies, &s->time_embedding, &s->labels, &s->table,
-                           &s->label_out, &s->dtable, &s->x, &s->y, &s->dy, &s->dx,
-                           &s->conv_weight, &s->conv_bias, &s->dconv_weight, &s->dconv_bias,
-                           &s->conv_workspace, &s->qkv, &s->out, &s->lse, &s->dout, &s->dqkv,
+    digcl_buffer *all[] = {&s->image,
+                           &s->weight,
+                           &s->bias,
+                           &s->dweight,
+                           &s->dbias,
+                           &s->pos,
+                           &s->tokens,
+                           &s->patch_workspace,
+                           &s->final_x,
+                           &s->final_image,
+                           &s->timesteps,
+                           &s->frequencies,
+                           &s->time_embedding,
+                           &s->labels,
+                           &s->table,
+                           &s->label_out,
+                           &s->dtable,
+                           &s->x,
+                           &s->y,
+                           &s->dy,
+                           &s->dx,
+                           &s->conv_weight,
+                           &s->conv_bias,
+                           &s->dconv_weight,
+                           &s->dconv_bias,
+                           &s->conv_workspace,
+                           &s->qkv,
+                           &s->out,
+                           &s->lse,
+                           &s->dout,
+                           &s->dqkv,
                            &s->attention_workspace};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) digcl_buffer_release(all[i]);
 }
@@ -154,11 +181,11 @@ static void run_conv_backward(digcl_context *ctx, void *arg) {
 }
 static void run_srem_forward(digcl_context *ctx, void *arg) {
     spatial_setup *s = arg;
-    digcl_srem_forward(ctx, 1, s->N, s->side, s->D, s->x.mem, s->y.mem);
+    digcl_srem_forward(ctx, DIGCL_SCAN_ROWS_REVERSED, s->N, s->side, s->D, s->x.mem, s->y.mem);
 }
 static void run_srem_backward(digcl_context *ctx, void *arg) {
     spatial_setup *s = arg;
-    digcl_srem_backward(ctx, 1, s->N, s->side, s->D, s->dy.mem, s->dx.mem);
+    digcl_srem_backward(ctx, DIGCL_SCAN_ROWS_REVERSED, s->N, s->side, s->D, s->dy.mem, s->dx.mem);
 }
 static void run_attention_forward(digcl_context *ctx, void *arg) {
     spatial_setup *s = arg;
@@ -191,7 +218,8 @@ typedef struct spatial_case {
     double bytes, flops;
 } spatial_case;
 
-static void bench_setup(digcl_context *ctx, double copy_gbps, int N, int latent, int with_attention) {
+static void bench_setup(digcl_context *ctx, double copy_gbps, int N, int latent,
+                        int with_attention) {
     spatial_setup s;
     setup_shapes(&s, N, latent);
     setup_buffers(ctx, &s);
@@ -234,6 +262,6 @@ static void bench_setup(digcl_context *ctx, double copy_gbps, int N, int latent,
 
 void bench_ops_spatial(digcl_context *ctx, double copy_gbps) {
     const int on_cpu = (digcl_context_device(ctx)->type & CL_DEVICE_TYPE_CPU) != 0;
-    bench_setup(ctx, copy_gbps, 32, 32, 1);      /* DiG-S/2 training batch */
+    bench_setup(ctx, copy_gbps, 32, 32, 1);       /* DiG-S/2 training batch */
     bench_setup(ctx, copy_gbps, 1, 224, !on_cpu); /* high resolution, T = 12544 */
 }

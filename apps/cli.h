@@ -3,6 +3,8 @@
 #ifndef DIGCL_APPS_CLI_H
 #define DIGCL_APPS_CLI_H
 
+#include <stdio.h>
+
 #include "digcl/runtime.h"
 
 typedef struct cli_globals {
@@ -17,8 +19,14 @@ typedef struct cli_command {
     void (*usage)(void);
 } cli_command;
 
-/* Opens the context for the global --device/-v options. */
+/* Opens the context for the global --device/-v options; an unknown --device
+ * lists the devices and exits 2. */
 digcl_context *cli_open_context(const cli_globals *globals);
+/* The device table of `digcl devices`, the selected one marked with '*'. */
+void cli_print_devices(const digcl_device_info *devices, int count, int selected, FILE *out);
+/* The library's fatal errors print "digcl: error: ..." and exit 1; its notices
+ * print as "digcl: notice: ..." and so on (apps/digcl.c installs both). */
+void cli_install_handlers(void);
 
 /* Option parsing: returns 1 if argv[*i] is `--name VALUE` or `--name=VALUE`,
  * storing VALUE and advancing *i; exits 2 with a message when VALUE is missing. */
@@ -27,6 +35,12 @@ int cli_option_value(int argc, char **argv, int *i, const char *name, const char
 long cli_parse_long(const char *flag, const char *value, long min, long max);
 double cli_parse_double(const char *flag, const char *value, double min, double max);
 int cli_is_help(const char *arg);
+/* The guard of every command that writes a file: 0, or 2 after a message when
+ * `output` is empty, a directory, or the same file (device and inode, so also
+ * through another spelling or a link) as one of inputs[count] (NULL entries
+ * are skipped), naming both flags. */
+int cli_check_output(const char *command, const char *output_flag, const char *output,
+                     const char *const *input_flags, const char *const *inputs, int count);
 /* Reports an unknown argument for `command` and exits 2. */
 _Noreturn void cli_unknown_argument(const char *command, const char *arg);
 
@@ -38,5 +52,7 @@ int cmd_info(const cli_globals *globals, int argc, char **argv);
 void usage_info(void);
 int cmd_forward(const cli_globals *globals, int argc, char **argv);
 void usage_forward(void);
+int cmd_loss(const cli_globals *globals, int argc, char **argv);
+void usage_loss(void);
 
 #endif

@@ -5,11 +5,12 @@
 #include "cli.h"
 
 void usage_devices(void) {
-    printf("usage: digcl devices [--device P:D|NAME]\n\n"
-           "Lists every OpenCL platform and device with global and local memory, compute units,\n"
-           "OpenCL C version, fp16/fp64 support and the maximum work-group size. The device that\n"
-           "--device, DIGCL_DEVICE or the default rule (first GPU, accelerator, then CPU) picks is\n"
-           "marked with '*'.\n");
+    printf(
+        "usage: digcl devices [--device P:D|NAME]\n\n"
+        "Lists every OpenCL platform and device with global and local memory, compute units,\n"
+        "OpenCL C version, fp16/fp64 support and the maximum work-group size. The device that\n"
+        "--device, DIGCL_DEVICE or the default rule (first GPU, accelerator, then CPU) picks is\n"
+        "marked with '*'.\n");
 }
 
 int cmd_devices(const cli_globals *globals, int argc, char **argv) {
@@ -22,7 +23,7 @@ int cmd_devices(const cli_globals *globals, int argc, char **argv) {
     }
     char message[256] = "";
     int selected = digcl_select_device(devices, count, globals->device, message, sizeof message);
-    digcl_print_devices(devices, count, selected, stdout);
+    cli_print_devices(devices, count, selected, stdout);
     free(devices);
     if (selected < 0) {
         fprintf(stderr, "digcl: error: %s\n", message);

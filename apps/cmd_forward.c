@@ -14,35 +14,38 @@
 #include "model_flags.h"
 
 #define DIFFUSION_STEPS 1000 /* t is a DDPM index in [0, 1000) */
+#define ERROR_SIZE      8192
 
 void usage_forward(void) {
-    printf("usage: digcl forward --ckpt W.safetensors --inputs IN.safetensors --output OUT.safetensors\n"
-           "                     [--device P:D|NAME] [model flags]\n\n"
-           "Runs the model of checkpoint W on the inputs in IN and writes OUT:\n"
-           "  IN   x     F32 [N, C, H, W]      latents (C = in_channels, H = W = input_size)\n"
-           "       t     I64, I32 or F32 [N]   timestep indices, finite, in [0, 1000)\n"
-           "       y     I64 [N]               class labels in [0, num_classes]; num_classes = null class\n"
-           "       dout  F32 [N, C_out, H, W]  optional: also run the backward of sum(out * dout)\n"
-           "  OUT  out   F32 [N, C_out, H, W]  C_out = 2C with learn_sigma, else C\n"
-           "       grad.x and grad.<name> for every trainable parameter (pos_embed is frozen), only\n"
-           "       when IN holds dout\n"
-           "OUT's __metadata__ carries the same dig.config as the model. W's dig.config describes the\n"
-           "model; for a checkpoint without one, or to override it, use the model flags:\n");
+    printf(
+        "usage: digcl forward --ckpt W.safetensors --inputs IN.safetensors --output OUT.safetensors\n"
+        "                     [--device P:D|NAME] [model flags]\n\n"
+        "Runs the model of checkpoint W on the inputs in IN and writes OUT:\n"
+        "  IN   x     F32 [N, C, H, W]      latents (C = in_channels, H = W = input_size)\n"
+        "       t     I64, I32 or F32 [N]   timestep indices, finite, in [0, 1000)\n"
+        "       y     I64 [N]               class labels in [0, num_classes]; num_classes = null class\n"
+        "       dout  F32 [N, C_out, H, W]  optional: also run the backward of sum(out * dout)\n"
+        "  OUT  out   F32 [N, C_out, H, W]  C_out = 2C with learn_sigma, else C\n"
+        "       grad.x and grad.<name> for every trainable parameter (pos_embed is frozen), only\n"
+        "       when IN holds dout\n"
+        "OUT's __metadata__ carries the same dig.config as the model. W's dig.config describes the\n"
+        "model; for a checkpoint without one, or to override it, use the model flags:\n");
     model_flags_usage(1);
-    printf("\nexample:\n"
-           "  digcl forward --ckpt dig-s2.safetensors --inputs batch.safetensors --output out.safetensors\n");
+    printf(
+        "\nexample:\n"
+        "  digcl forward --ckpt dig-s2.safetensors --inputs batch.safetensors --output out.safetensors\n");
 }
 
 /* ------------------------------------------------------------ inputs */
 
 typedef struct forward_inputs {
-    int n;           /* N */
-    size_t x_count;  /* N*C*H*W */
-    size_t out_count;/* N*C_out*H*W */
-    float *x;        /* [N, C, H, W] */
-    float *t;        /* [N] */
-    int32_t *y;      /* [N] */
-    float *dout;     /* [N, C_out, H, W], NULL: inference only */
+    int n;            /* N */
+    size_t x_count;   /* N*C*H*W */
+    size_t out_count; /* N*C_out*H*W */
+    float *x;         /* [N, C, H, W] */
+    float *t;         /* [N] */
+    int32_t *y;       /* [N] */
+    float *dout;      /* [N, C_out, H, W], NULL: inference only */
 } forward_inputs;
 
 static void free_inputs(forward_inputs *in) {
@@ -53,16 +56,40 @@ static void free_inputs(forward_inputs *in) {
     memset(in, 0, sizeof *in);
 }
 
-static int input_error(const digcl_safetensors *st, const char *format, const char *name, const char *detail) {
+static int input_error(const digcl_safetensors *st, const char *format, const char *name,
+                       const char *detail) {
     fprintf(stderr, "digcl forward: %s: ", st->label);
     fprintf(stderr, format, name, detail);
     fprintf(stderr, "\n");
     return 1;
 }
 
+/* A message that already names the file (the reader's and the library's). */
+static int reader_error(const char *message) {
+    fprintf(stderr, "digcl forward: %s\n", message);
+    return 1;
+}
+
+static int float_dtype(digcl_st_dtype d) {
+    return d == DIGCL_ST_F32 || d == DIGCL_ST_F16 || d == DIGCL_ST_BF16 || d == DIGCL_ST_F64;
+}
+
+/* x and dout: a float dtype, converted, every value finite. */
+static int read_float_tensor(const digcl_safetensors *st, const digcl_st_tensor *t, float *dst) {
+    if (!float_dtype(t->dtype))
+        return input_error(st, "tensor '%s' has dtype %s, expected F32, F16, BF16 or F64", t->name,
+                           digcl_st_dtype_name(t->dtype));
+    digcl_st_error err;
+    char message[ERROR_SIZE];
+    if (digcl_st_read_f32(st, t, dst, &err) != 0) return reader_error(err.message);
+    if (digcl_check_finite(t->name, dst, (size_t)t->numel, message, sizeof message) != 0)
+        return input_error(st, "%s%s", message, "");
+    return 0;
+}
+
 /* A present tensor with exactly `shape` (rank dims); `what` explains the dims. */
-static int check_shape(const digcl_safetensors *st, const char *name, int rank, const int64_t *shape,
-                       const char *what, const digcl_st_tensor **out) {
+static int check_shape(const digcl_safetensors *st, const char *name, int rank,
+                       const int64_t *shape, const char *what, const digcl_st_tensor **out) {
     char got[128], want[128], detail[384];
     const digcl_st_tensor *t = digcl_st_find(st, name);
     *out = t;
@@ -74,8 +101,8 @@ static int check_shape(const digcl_safetensors *st, const char *name, int rank, 
     int same = t->rank == rank;
     for (int d = 0; same && d < rank; d++) same = t->shape[d] == shape[d];
     if (same) return 0;
-    snprintf(detail, sizeof detail, "%s, expected %s (%s)", digcl_st_format_shape(got, sizeof got, t->rank, t->shape),
-             want, what);
+    snprintf(detail, sizeof detail, "%s, expected %s (%s)",
+             digcl_st_format_shape(got, sizeof got, t->rank, t->shape), want, what);
     return input_error(st, "tensor '%s' has shape %s", name, detail);
 }
 
@@ -85,7 +112,8 @@ static int read_x(const digcl_safetensors *st, const digcl_model_config *c, forw
     int64_t n = t && t->rank == 4 ? t->shape[0] : 1;
     int64_t shape[4] = {n, c->in_channels, c->input_size, c->input_size};
     char what[160];
-    snprintf(what, sizeof what, "N >= 1, in_channels %d, input_size %d", c->in_channels, c->input_size);
+    snprintf(what, sizeof what, "N >= 1, in_channels %d, input_size %d", c->in_channels,
+             c->input_size);
     if (check_shape(st, "x", 4, shape, what, &t) != 0) return 1;
     if (n < 1 || n > (1 << 20)) {
         char batch[32];
@@ -96,10 +124,8 @@ static int read_x(const digcl_safetensors *st, const digcl_model_config *c, forw
     in->x_count = (size_t)t->numel;
     in->out_count = in->x_count / (size_t)c->in_channels * (size_t)c->out_channels;
     in->x = malloc(in->x_count * sizeof *in->x);
-    digcl_st_error err;
     if (!in->x) return input_error(st, "out of host memory for '%s'%s", "x", "");
-    if (digcl_st_read_f32(st, t, in->x, &err) != 0) return input_error(st, "%s%s", err.message, "");
-    return 0;
+    return read_float_tensor(st, t, in->x);
 }
 
 /* t [N]: finite, in [0, 1000). */
@@ -110,14 +136,11 @@ static int read_t(const digcl_safetensors *st, forward_inputs *in) {
     if (check_shape(st, "t", 1, shape, "N timestep indices, like x", &t) != 0) return 1;
     in->t = malloc((size_t)in->n * sizeof *in->t);
     if (!in->t) return input_error(st, "out of host memory for '%s'%s", "t", "");
-    if (digcl_st_read_f32(st, t, in->t, &err) != 0) return input_error(st, "%s%s", err.message, "");
-    for (int i = 0; i < in->n; i++) {
-        if (isfinite(in->t[i]) && in->t[i] >= 0.0f && in->t[i] < (float)DIFFUSION_STEPS) continue;
-        char detail[96];
-        snprintf(detail, sizeof detail, "[%d] = %g, expected a finite value in [0, %d)", i, (double)in->t[i],
-                 DIFFUSION_STEPS);
-        return input_error(st, "tensor '%s'%s", "t", detail);
-    }
+    if (digcl_st_read_f32(st, t, in->t, &err) != 0) return reader_error(err.message);
+    char message[ERROR_SIZE];
+    if (digcl_model_check_timesteps("t", in->t, (size_t)in->n, DIFFUSION_STEPS, message,
+                                    sizeof message) != 0)
+        return input_error(st, "%s%s", message, "");
     return 0;
 }
 
@@ -130,16 +153,12 @@ static int read_y(const digcl_safetensors *st, const digcl_model_config *c, forw
     int64_t *labels = malloc((size_t)in->n * sizeof *labels);
     in->y = malloc((size_t)in->n * sizeof *in->y);
     int status = 0;
+    char message[ERROR_SIZE];
     if (!labels || !in->y) status = input_error(st, "out of host memory for '%s'%s", "y", "");
-    else if (digcl_st_read_i64(st, t, labels, &err) != 0) status = input_error(st, "%s%s", err.message, "");
-    for (int i = 0; status == 0 && i < in->n; i++) {
-        in->y[i] = (int32_t)labels[i];
-        if (labels[i] >= 0 && labels[i] <= c->num_classes) continue;
-        char detail[128];
-        snprintf(detail, sizeof detail, "[%d] = %lld, expected a class in [0, %d] (%d = the null class)", i,
-                 (long long)labels[i], c->num_classes, c->num_classes);
-        status = input_error(st, "tensor '%s'%s", "y", detail);
-    }
+    else if (digcl_st_read_i64(st, t, labels, &err) != 0) status = reader_error(err.message);
+    else if (digcl_model_check_labels(c, "y", labels, (size_t)in->n, message, sizeof message) != 0)
+        status = input_error(st, "%s%s", message, "");
+    for (int i = 0; status == 0 && i < in->n; i++) in->y[i] = (int32_t)labels[i];
     free(labels);
     return status;
 }
@@ -148,14 +167,13 @@ static int read_y(const digcl_safetensors *st, const digcl_model_config *c, forw
 static int read_dout(const digcl_safetensors *st, const digcl_model_config *c, forward_inputs *in) {
     const digcl_st_tensor *t;
     int64_t shape[4] = {in->n, c->out_channels, c->input_size, c->input_size};
-    digcl_st_error err;
     if (!digcl_st_find(st, "dout")) return 0;
-    if (check_shape(st, "dout", 4, shape, "shaped like out: N, out_channels, input_size, input_size", &t) != 0)
+    if (check_shape(st, "dout", 4, shape,
+                    "shaped like out: N, out_channels, input_size, input_size", &t) != 0)
         return 1;
     in->dout = malloc(in->out_count * sizeof *in->dout);
     if (!in->dout) return input_error(st, "out of host memory for '%s'%s", "dout", "");
-    if (digcl_st_read_f32(st, t, in->dout, &err) != 0) return input_error(st, "%s%s", err.message, "");
-    return 0;
+    return read_float_tensor(st, t, in->dout);
 }
 
 static int read_inputs(const char *path, const digcl_model_config *c, forward_inputs *in) {
@@ -168,7 +186,8 @@ static int read_inputs(const char *path, const digcl_model_config *c, forward_in
     }
     int status = 0;
     if (digcl_st_check_no_unexpected(st, names, 4, &err) != 0) {
-        fprintf(stderr, "digcl forward: %s (expected only x, t, y and optionally dout)\n", err.message);
+        fprintf(stderr, "digcl forward: %s (expected only x, t, y and optionally dout)\n",
+                err.message);
         status = 1;
     }
     if (status == 0) status = read_x(st, c, in);
@@ -199,7 +218,8 @@ static void release_buffers(forward_buffers *b) {
 }
 
 /* Forward, and backward when dout is given; results stay on the device. */
-static void run_model(digcl_context *ctx, digcl_model *model, const forward_inputs *in, forward_buffers *b) {
+static void run_model(digcl_context *ctx, digcl_model *model, const forward_inputs *in,
+                      forward_buffers *b) {
     size_t n = (size_t)in->n;
     int training = in->dout != NULL;
     b->x = upload(ctx, in->x, in->x_count * sizeof(float), "forward x");
@@ -224,7 +244,8 @@ typedef struct forward_results {
     float *grads; /* every trainable gradient, packed in table order */
 } forward_results;
 
-static int add_f32(digcl_st_writer *w, const char *name, int rank, const int64_t *shape, const float *data) {
+static int add_f32(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
+                   const float *data) {
     digcl_st_error err;
     if (digcl_st_writer_add_f32(w, name, rank, shape, data, &err) == 0) return 0;
     fprintf(stderr, "digcl forward: %s\n", err.message);
@@ -252,8 +273,8 @@ static int add_grads(digcl_st_writer *w, digcl_model *model, forward_results *r)
     return 0;
 }
 
-static int add_results(digcl_st_writer *w, digcl_context *ctx, digcl_model *model, const forward_inputs *in,
-                       const forward_buffers *b, forward_results *r) {
+static int add_results(digcl_st_writer *w, digcl_context *ctx, digcl_model *model,
+                       const forward_inputs *in, const forward_buffers *b, forward_results *r) {
     const digcl_model_config *c = digcl_model_get_config(model);
     int64_t out_shape[4] = {in->n, c->out_channels, c->input_size, c->input_size};
     int64_t x_shape[4] = {in->n, c->in_channels, c->input_size, c->input_size};
@@ -271,8 +292,8 @@ static int add_results(digcl_st_writer *w, digcl_context *ctx, digcl_model *mode
     return add_grads(w, model, r);
 }
 
-static int write_output(const char *path, digcl_context *ctx, digcl_model *model, const forward_inputs *in,
-                        const forward_buffers *b) {
+static int write_output(const char *path, digcl_context *ctx, digcl_model *model,
+                        const forward_inputs *in, const forward_buffers *b) {
     forward_results r = {0};
     digcl_st_writer *w = digcl_st_writer_new();
     char *json = digcl_model_config_to_json(digcl_model_get_config(model));
@@ -280,8 +301,9 @@ static int write_output(const char *path, digcl_context *ctx, digcl_model *model
     int status = !w || !json;
     if (status) fprintf(stderr, "digcl forward: out of host memory\n");
     if (status == 0) status = add_results(w, ctx, model, in, b, &r);
-    if (status == 0 && (digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, json, &err) != 0 ||
-                        digcl_st_writer_write(w, path, &err) != 0)) {
+    if (status == 0 &&
+        (digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, json, &err) != 0 ||
+         digcl_st_writer_write(w, path, &err) != 0)) {
         fprintf(stderr, "digcl forward: %s\n", err.message);
         status = 1;
     }
@@ -314,17 +336,20 @@ static int parse_args(int argc, char **argv, forward_args *a) {
                           : !a->inputs   ? "--inputs IN.safetensors"
                           : !a->output   ? "--output OUT.safetensors"
                                          : NULL;
-    if (!missing) return 0;
-    fprintf(stderr, "digcl forward: missing %s (see `digcl forward --help`)\n", missing);
-    return 2;
+    if (missing) {
+        fprintf(stderr, "digcl forward: missing %s (see `digcl forward --help`)\n", missing);
+        return 2;
+    }
+    const char *input_flags[] = {"--ckpt", "--inputs"}, *inputs[] = {a->flags.ckpt, a->inputs};
+    return cli_check_output("forward", "--output", a->output, input_flags, inputs, 2);
 }
 
 /* Opens the device, loads the checkpoint, runs, writes. */
-static int run_on_device(const cli_globals *globals, const forward_args *a, const digcl_model_config *config,
-                         const forward_inputs *in) {
+static int run_on_device(const cli_globals *globals, const forward_args *a,
+                         const digcl_model_config *config, const forward_inputs *in) {
     digcl_context *ctx = cli_open_context(globals);
     digcl_model *model = digcl_model_create(ctx, config);
-    char message[1024];
+    char message[ERROR_SIZE];
     forward_buffers buffers = {0};
     int status = 0;
     if (digcl_checkpoint_load(model, a->flags.ckpt, message, sizeof message) != 0) {

@@ -4,18 +4,18 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "digcl/checkpoint.h"
 #include "digcl/model.h"
 #include "model_flags.h"
 
-#define INFO_ALIGNMENT_BYTES 512 /* sub-buffer alignment assumed without a device */
-
 void usage_info(void) {
-    printf("usage: digcl info --model NAME|--ckpt FILE|<custom flags> [--batch N] [--image-size S]\n\n"
-           "Prints the model config, the exact parameter count (total, and trainable = without the\n"
-           "frozen pos_embed), the number of tensors, and the estimated device memory for sampling\n"
-           "and for training at batch N: parameters, gradients, AdamW moments (2x parameters), EMA\n"
-           "(1x parameters), activations, and totals. Needs no OpenCL device.\n\n"
-           "options:\n");
+    printf(
+        "usage: digcl info --model NAME|--ckpt FILE|<custom flags> [--batch N] [--image-size S]\n\n"
+        "Prints the model config, the exact parameter count (total, and trainable = without the\n"
+        "frozen pos_embed), the number of tensors, and the device memory for sampling\n"
+        "and for training at batch N: parameters, gradients, AdamW moments (2x parameters), EMA\n"
+        "(1x parameters), activations, and totals. Needs no OpenCL device.\n\n"
+        "options:\n");
     model_flags_usage(1);
     printf("  --batch N           samples per step for both estimates (default 32)\n\n"
            "examples:\n"
@@ -31,33 +31,31 @@ static void print_config(const digcl_model_config *c, const char *source) {
     printf("arch          %s\n", digcl_arch_name(c->arch));
     printf("depth         %d\n", c->depth);
     printf("hidden_size   %d (mlp_hidden %d)\n", c->hidden_size, c->mlp_hidden);
-    printf("num_heads     %d (head dims: qk %d, v %d)\n", c->num_heads, c->head_qk_dim, c->head_v_dim);
+    printf("num_heads     %d (head dims: qk %d, v %d)\n", c->num_heads, c->head_qk_dim,
+           c->head_v_dim);
     printf("patch_size    %d\n", c->patch_size);
     printf("input_size    %d (latent %dx%dx%d, %d px images, %dx%d = %d tokens)\n", c->input_size,
-           c->in_channels, c->input_size, c->input_size, 8 * c->input_size, c->grid, c->grid, c->tokens);
+           c->in_channels, c->input_size, c->input_size, 8 * c->input_size, c->grid, c->grid,
+           c->tokens);
     printf("in_channels   %d, out_channels %d (learn_sigma %d)\n", c->in_channels, c->out_channels,
            c->learn_sigma);
     printf("num_classes   %d (+1 null class)\n", c->num_classes);
-    printf("skip          %d (%d skip linears%s)\n", c->skip, c->n_skip, c->skip_zero_init ? ", zero-init" : "");
+    printf("skip          %d (%d skip linears%s)\n", c->skip, c->n_skip,
+           c->skip_zero_init ? ", zero-init" : "");
     if (c->arch == DIGCL_ARCH_UDIG) /* docs/UDIG.md */
-        printf("stages        5 x %d blocks on grids %d, %d, %d, %d, %d (encoder 1, encoder 2, bottleneck, decoder 2, "
-               "decoder 1)\n", digcl_udig_stage_depth(c), c->grid, c->grid / 2, c->grid / 4, c->grid / 2, c->grid);
+        printf("stages        5 x %d blocks on grids %d, %d, %d, %d, %d (encoder 1, encoder 2, "
+               "bottleneck, decoder 2, decoder 1)\n",
+               digcl_udig_stage_depth(c), c->grid, c->grid / 2, c->grid / 4, c->grid / 2, c->grid);
     char *json = digcl_model_config_to_json(c);
     if (json) printf("dig.config    %s\n", json);
     free(json);
 }
 
 static void print_params(const digcl_param_table *table) {
-    printf("\nparameters    total %zu (%.2f M), trainable %zu (%.2f M, without the frozen pos_embed)\n",
-           table->total, (double)table->total / 1e6, table->trainable, (double)table->trainable / 1e6);
+    printf(
+        "\nparameters    total %zu (%.2f M), trainable %zu (%.2f M, without the frozen pos_embed)\n",
+        table->total, (double)table->total / 1e6, table->trainable, (double)table->trainable / 1e6);
     printf("tensors       %zu\n", table->count);
-}
-
-/* The flat buffer the model allocates: every tensor padded to the alignment. */
-static size_t flat_bytes(const digcl_param_table *table) {
-    size_t align = INFO_ALIGNMENT_BYTES / sizeof(float), floats = 0;
-    for (size_t i = 0; i < table->count; i++) floats += (table->params[i].numel + align - 1) / align * align;
-    return floats * sizeof(float);
 }
 
 static void print_bytes(size_t bytes) {
@@ -74,21 +72,27 @@ static void print_row(const char *label, size_t sampling, size_t training) {
     printf("\n");
 }
 
-static void print_memory(const digcl_model_config *c, const digcl_param_table *table, int batch) {
-    size_t params = flat_bytes(table);
-    size_t act_sample = digcl_model_activation_bytes(c, batch, DIGCL_MODE_INFERENCE, INFO_ALIGNMENT_BYTES);
-    size_t act_train = digcl_model_activation_bytes(c, batch, DIGCL_MODE_TRAINING, INFO_ALIGNMENT_BYTES);
-    printf("\ndevice memory estimate: batch %d, %dx%d px, fp32, %d-byte alignment\n", batch, 8 * c->input_size,
-           8 * c->input_size, INFO_ALIGNMENT_BYTES);
+static void print_memory(const digcl_model_config *c, const digcl_model_memory *m, int batch) {
+    printf("\ndevice memory estimate: batch %d, %dx%d px, fp32, %d-byte alignment\n", batch,
+           8 * c->input_size, 8 * c->input_size, DIGCL_PARAMS_ALIGNMENT_BYTES);
     printf("  %-14s %15s %15s\n", "", "sampling", "training");
-    print_row("parameters", params, params);
-    print_row("gradients", 0, params);
-    print_row("AdamW moments", 0, 2 * params);
-    print_row("EMA", 0, params);
-    print_row("activations", act_sample, act_train);
-    print_row("total", params + act_sample, 5 * params + act_train);
+    print_row("parameters", m->parameters, m->parameters);
+    print_row("gradients", 0, m->gradients);
+    print_row("AdamW moments", 0, m->optimizer);
+    print_row("EMA", 0, m->ema);
+    print_row("activations", m->activations_inference, m->activations_training);
+    print_row("total", m->sampling_total, m->training_total);
     printf("  (sampling with classifier-free guidance runs 2x the batch; data, VAE and\n"
-           "   kernel scratch are not included)\n");
+           "   CLBlast scratch are not included)\n");
+}
+
+/* --ckpt: every tensor entry checked against the config, as loading does. */
+static int check_ckpt(const model_flags *flags, const digcl_model_config *config) {
+    char message[8192];
+    if (!flags->ckpt || digcl_checkpoint_check(flags->ckpt, config, message, sizeof message) == 0)
+        return 0;
+    fprintf(stderr, "digcl info: %s\n", message);
+    return 1;
 }
 
 /* ------------------------------------------------------------ command */
@@ -101,13 +105,21 @@ int cmd_info(const cli_globals *globals, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         if (model_flags_take(&flags, argc, argv, &i)) continue;
-        if (cli_option_value(argc, argv, &i, "--batch", &value)) batch = cli_parse_long("--batch", value, 1, 1L << 20);
+        if (cli_option_value(argc, argv, &i, "--batch", &value))
+            batch = cli_parse_long("--batch", value, 1, 1L << 20);
         else cli_unknown_argument("info", argv[i]);
     }
     digcl_model_config config;
     int status = model_flags_resolve(&flags, "info", &config);
     if (status == 0) status = model_flags_check_batch(&config, batch, "info");
+    if (status == 0) status = check_ckpt(&flags, &config);
     if (status != 0) return status;
+    digcl_model_memory memory;
+    char message[512];
+    if (digcl_model_memory_estimate(&config, batch, &memory, message, sizeof message) != 0) {
+        fprintf(stderr, "digcl info: %s\n", message);
+        return 2;
+    }
     digcl_param_table table;
     if (digcl_param_table_build(&config, &table) != 0) {
         fprintf(stderr, "digcl info: out of host memory\n");
@@ -115,7 +127,7 @@ int cmd_info(const cli_globals *globals, int argc, char **argv) {
     }
     print_config(&config, flags.model ? flags.model : flags.ckpt ? flags.ckpt : "custom");
     print_params(&table);
-    print_memory(&config, &table, (int)batch);
+    print_memory(&config, &memory, (int)batch);
     digcl_param_table_free(&table);
     return 0;
 }

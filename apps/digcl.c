@@ -6,21 +6,27 @@
 #include "cli.h"
 
 static const cli_command commands[] = {
-    {"devices", "list every OpenCL platform and device and mark the default", cmd_devices, usage_devices},
-    {"bench", "time kernels and whole models on the device (gemm, ops, gla, model)", cmd_bench, usage_bench},
-    {"info", "a model's config, parameter counts and memory estimate (no device)", cmd_info, usage_info},
-    {"forward", "run a checkpoint on inputs from a safetensors file (and its backward)", cmd_forward, usage_forward},
+    {"devices", "list every OpenCL platform and device and mark the default", cmd_devices,
+     usage_devices},
+    {"bench", "time kernels and whole models on the device (gemm, ops, gla, model)", cmd_bench,
+     usage_bench},
+    {"info", "a model's config, parameter counts and memory estimate (no device)", cmd_info,
+     usage_info},
+    {"forward", "run a checkpoint on inputs from a safetensors file (and its backward)",
+     cmd_forward, usage_forward},
+    {"loss", "upstream's training loss and its parameter gradients on a batch from a file",
+     cmd_loss, usage_loss},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: digcl [--device P:D|NAME] [-v] <command> [options]\n"
-            "\n"
-            "DiG (Diffusion Gated Linear Attention Transformers) on any OpenCL device.\n"
-            "\n"
-            "commands:\n");
-    for (int i = 0; i < command_count; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "usage: digcl [--device P:D|NAME] [-v] <command> [options]\n"
+                 "\n"
+                 "DiG (Diffusion Gated Linear Attention Transformers) on any OpenCL device.\n"
+                 "\n"
+                 "commands:\n");
+    for (int i = 0; i < command_count; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\n"
             "global options:\n"
@@ -53,6 +59,7 @@ static int take_global_options(int argc, char **argv, cli_globals *globals) {
 
 int main(int argc, char **argv) {
     cli_globals globals = {0};
+    cli_install_handlers();
     argc = take_global_options(argc, argv, &globals);
     if (argc < 2) {
         usage(stderr);

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "digcl/checkpoint.h"
+#include "digcl/model.h"
 
 static const struct {
     const char *flag;
@@ -17,12 +18,15 @@ static const struct {
     long min, max;
 } int_flags[MODEL_FLAG_COUNT] = {
     [MODEL_FLAG_DEPTH] = {"--depth", offsetof(digcl_model_config, depth), 1, 1024},
-    [MODEL_FLAG_HIDDEN_SIZE] = {"--hidden-size", offsetof(digcl_model_config, hidden_size), 1, 65536},
+    [MODEL_FLAG_HIDDEN_SIZE] = {"--hidden-size", offsetof(digcl_model_config, hidden_size), 1,
+                                65536},
     [MODEL_FLAG_NUM_HEADS] = {"--num-heads", offsetof(digcl_model_config, num_heads), 1, 65536},
     [MODEL_FLAG_PATCH_SIZE] = {"--patch-size", offsetof(digcl_model_config, patch_size), 1, 16384},
     [MODEL_FLAG_INPUT_SIZE] = {"--input-size", offsetof(digcl_model_config, input_size), 1, 16384},
-    [MODEL_FLAG_IN_CHANNELS] = {"--in-channels", offsetof(digcl_model_config, in_channels), 1, 4096},
-    [MODEL_FLAG_NUM_CLASSES] = {"--num-classes", offsetof(digcl_model_config, num_classes), 1, 1L << 24},
+    [MODEL_FLAG_IN_CHANNELS] = {"--in-channels", offsetof(digcl_model_config, in_channels), 1,
+                                4096},
+    [MODEL_FLAG_NUM_CLASSES] = {"--num-classes", offsetof(digcl_model_config, num_classes), 1,
+                                1L << 24},
     [MODEL_FLAG_LEARN_SIGMA] = {"--learn-sigma", offsetof(digcl_model_config, learn_sigma), 0, 1},
     [MODEL_FLAG_SKIP] = {"--skip", offsetof(digcl_model_config, skip), 0, 1},
 };
@@ -50,7 +54,8 @@ int model_flags_take(model_flags *flags, int argc, char **argv, int *i) {
     } else {
         for (int k = 0; k < MODEL_FLAG_COUNT; k++) {
             if (!cli_option_value(argc, argv, i, int_flags[k].flag, &value)) continue;
-            flags->values[k] = cli_parse_long(int_flags[k].flag, value, int_flags[k].min, int_flags[k].max);
+            flags->values[k] =
+                cli_parse_long(int_flags[k].flag, value, int_flags[k].min, int_flags[k].max);
             return 1;
         }
         return 0;
@@ -64,8 +69,9 @@ static void print_presets(void) {
     const char *const *names = digcl_model_config_preset_names();
     fprintf(stderr, "presets:");
     for (int k = 0; names[k]; k++) fprintf(stderr, "%s%s", k % 6 ? " " : "\n  ", names[k]);
-    fprintf(stderr, "\n  (DiG names also accept -skipzero and upstream's constructor names such as\n"
-                    "   DiG-S/2-bid-layer-dwconv-qdir)\n");
+    fprintf(stderr,
+            "\n  (DiG names also accept -skipzero and upstream's constructor names such as\n"
+            "   DiG-S/2-bid-layer-dwconv-qdir)\n");
 }
 
 static int base_from_preset(const char *name, const char *command, digcl_model_config *cfg) {
@@ -84,10 +90,11 @@ static int describes_custom(const model_flags *flags) {
 /* Preset defaults; --depth, --hidden-size and --num-heads must follow. */
 static int base_custom(const model_flags *flags, const char *command, digcl_model_config *cfg) {
     if (!describes_custom(flags)) {
-        fprintf(stderr,
-                "digcl %s: no model given: pass --model NAME (e.g. DiG-S/2), --ckpt FILE, or a custom\n"
-                "model with at least --depth, --hidden-size and --num-heads (see `digcl %s --help`)\n",
-                command, command);
+        fprintf(
+            stderr,
+            "digcl %s: no model given: pass --model NAME (e.g. DiG-S/2), --ckpt FILE, or a custom\n"
+            "model with at least --depth, --hidden-size and --num-heads (see `digcl %s --help`)\n",
+            command, command);
         return 2;
     }
     memset(cfg, 0, sizeof *cfg);
@@ -102,10 +109,11 @@ static int base_custom(const model_flags *flags, const char *command, digcl_mode
 
 /* The checkpoint's dig.config; falls back to flags when it has none. */
 static int base_from_ckpt(const model_flags *flags, const char *command, digcl_model_config *cfg) {
-    char message[1024];
+    char message[8192];
     int status = digcl_checkpoint_read_config(flags->ckpt, cfg, message, sizeof message);
     if (status == 0) return 0;
-    if (status == DIGCL_CHECKPOINT_NO_CONFIG && describes_custom(flags)) return base_custom(flags, command, cfg);
+    if (status == DIGCL_CHECKPOINT_NO_CONFIG && describes_custom(flags))
+        return base_custom(flags, command, cfg);
     fprintf(stderr, "digcl %s: %s\n", command, message);
     return status == DIGCL_CHECKPOINT_NO_CONFIG ? 2 : 1;
 }
@@ -117,7 +125,8 @@ static void apply_overrides(const model_flags *flags, digcl_model_config *cfg) {
         digcl_arch arch = strcmp(flags->arch, "dit") == 0    ? DIGCL_ARCH_DIT
                           : strcmp(flags->arch, "udig") == 0 ? DIGCL_ARCH_UDIG
                                                              : DIGCL_ARCH_DIG;
-        if (arch == DIGCL_ARCH_UDIG && cfg->arch != DIGCL_ARCH_UDIG) cfg->patch_size = 1; /* U-DiG is patch 1 */
+        if (arch == DIGCL_ARCH_UDIG && cfg->arch != DIGCL_ARCH_UDIG)
+            cfg->patch_size = 1; /* U-DiG is patch 1 */
         cfg->arch = arch;
     }
     for (int k = 0; k < MODEL_FLAG_COUNT; k++) {
@@ -127,23 +136,28 @@ static void apply_overrides(const model_flags *flags, digcl_model_config *cfg) {
 }
 
 /* --image-size S: S multiple of 8, latent S/8 a multiple of the patch size. */
-static int apply_image_size(const model_flags *flags, const char *command, digcl_model_config *cfg) {
+static int apply_image_size(const model_flags *flags, const char *command,
+                            digcl_model_config *cfg) {
     long s = flags->image_size;
     if (s < 0) return 0;
     if (flags->values[MODEL_FLAG_INPUT_SIZE] >= 0) {
-        fprintf(stderr, "digcl %s: give --image-size (pixels) or --input-size (latent), not both\n", command);
+        fprintf(stderr, "digcl %s: give --image-size (pixels) or --input-size (latent), not both\n",
+                command);
         return 2;
     }
     if (s % 8 != 0) {
-        fprintf(stderr, "digcl %s: --image-size %ld is not a multiple of 8 (the VAE latent is 1/8 of the image)\n",
-                command, s);
+        fprintf(
+            stderr,
+            "digcl %s: --image-size %ld is not a multiple of 8 (the VAE latent is 1/8 of the image)\n",
+            command, s);
         return 2;
     }
     if ((s / 8) % cfg->patch_size != 0) {
-        fprintf(stderr,
-                "digcl %s: --image-size %ld gives a %ldx%ld latent, which is not a multiple of the patch size %d "
-                "(use a multiple of %d pixels)\n",
-                command, s, s / 8, s / 8, cfg->patch_size, 8 * cfg->patch_size);
+        fprintf(
+            stderr,
+            "digcl %s: --image-size %ld gives a %ldx%ld latent, which is not a multiple of the patch size %d "
+            "(use a multiple of %d pixels)\n",
+            command, s, s / 8, s / 8, cfg->patch_size, 8 * cfg->patch_size);
         return 2;
     }
     cfg->input_size = (int)(s / 8);
@@ -151,14 +165,18 @@ static int apply_image_size(const model_flags *flags, const char *command, digcl
 }
 
 /* When flags changed the checkpoint's own config, say so (shapes are still checked on load). */
-static void note_ckpt_override(const model_flags *flags, const char *command, const digcl_model_config *cfg) {
+static void note_ckpt_override(const model_flags *flags, const char *command,
+                               const digcl_model_config *cfg) {
     digcl_model_config stored;
-    char message[1024];
-    if (!flags->ckpt || digcl_checkpoint_read_config(flags->ckpt, &stored, message, sizeof message) != 0) return;
+    char message[8192];
+    if (!flags->ckpt ||
+        digcl_checkpoint_read_config(flags->ckpt, &stored, message, sizeof message) != 0)
+        return;
     char *a = digcl_model_config_to_json(&stored), *b = digcl_model_config_to_json(cfg);
     if (a && b && strcmp(a, b) != 0)
-        fprintf(stderr, "digcl %s: note: flags override %s's dig.config\n  file:  %s\n  flags: %s\n", command,
-                flags->ckpt, a, b);
+        fprintf(stderr,
+                "digcl %s: note: flags override %s's dig.config\n  file:  %s\n  flags: %s\n",
+                command, flags->ckpt, a, b);
     free(a);
     free(b);
 }
@@ -182,27 +200,26 @@ int model_flags_resolve(const model_flags *flags, const char *command, digcl_mod
 }
 
 int model_flags_check_batch(const digcl_model_config *cfg, long batch, const char *command) {
-    size_t wide = (size_t)(2 * cfg->mlp_hidden > 3 * cfg->hidden_size ? 2 * cfg->mlp_hidden : 3 * cfg->hidden_size);
-    size_t rows = (size_t)batch * (size_t)cfg->tokens;
-    if (batch >= 1 && rows <= INT_MAX / wide) return 0;
-    fprintf(stderr,
-            "digcl %s: batch %ld at %d tokens makes [%zu x %zu] activations, more than the %d elements the\n"
-            "kernels index with 32-bit ints; use a smaller --batch or --image-size\n",
-            command, batch, cfg->tokens, rows, wide, INT_MAX);
+    char message[512];
+    if (digcl_model_check_batch(cfg, batch, message, sizeof message) == 0) return 0;
+    fprintf(stderr, "digcl %s: %s; use a smaller --batch or --image-size\n", command, message);
     return 2;
 }
 
 void model_flags_usage(int with_model_and_ckpt) {
     if (with_model_and_ckpt)
-        printf("  --model NAME        a preset: DiG-S/2 ... DiG-XL/8, DiG-<size>/<p>-skip|-skipzero,\n"
-               "                      DiT-S/2 ... DiT-XL/8, U-DiG-S ... U-DiG-XL (docs/UDIG.md),\n"
-               "                      or upstream's constructor names\n"
-               "  --ckpt FILE         a safetensors checkpoint; its dig.config describes the model\n");
-    printf("  --image-size S      image side in pixels; the latent input_size is S/8 (S a multiple\n"
-           "                      of 8, S/8 a multiple of the patch size)\n"
-           "  custom model / overrides (alone they describe a model: --depth, --hidden-size and\n"
-           "  --num-heads required, the rest default to dig, 2, 32, 4, 1000, 1, 0):\n"
-           "  --arch dig|dit|udig (udig: patch 1, depth a multiple of 5)  --depth N  --hidden-size D  --num-heads H  --patch-size P\n"
-           "  --input-size E (latent side)  --in-channels C  --num-classes K\n"
-           "  --learn-sigma 0|1  --skip 0|1 (DiG long skips)\n");
+        printf(
+            "  --model NAME        a preset: DiG-S/2 ... DiG-XL/8, DiG-<size>/<p>-skip|-skipzero,\n"
+            "                      DiT-S/2 ... DiT-XL/8, U-DiG-S ... U-DiG-XL (docs/UDIG.md),\n"
+            "                      or upstream's constructor names\n"
+            "  --ckpt FILE         a safetensors checkpoint; its dig.config describes the model\n");
+    printf(
+        "  --image-size S      image side in pixels; the latent input_size is S/8 (S a multiple\n"
+        "                      of 8, S/8 a multiple of the patch size)\n"
+        "  custom model / overrides (alone they describe a model: --depth, --hidden-size and\n"
+        "  --num-heads required, the rest default to dig, 2, 32, 4, 1000, 1, 0):\n"
+        "  --arch dig|dit|udig (udig: patch 1, depth a multiple of 5)  --depth N\n"
+        "  --hidden-size D  --num-heads H  --patch-size P\n"
+        "  --input-size E (latent side)  --in-channels C  --num-classes K\n"
+        "  --learn-sigma 0|1  --skip 0|1 (DiG long skips)\n");
 }

@@ -15,17 +15,24 @@
 #include "digcl/model_config.h"
 
 enum {
-    MODEL_FLAG_DEPTH, MODEL_FLAG_HIDDEN_SIZE, MODEL_FLAG_NUM_HEADS, MODEL_FLAG_PATCH_SIZE,
-    MODEL_FLAG_INPUT_SIZE, MODEL_FLAG_IN_CHANNELS, MODEL_FLAG_NUM_CLASSES, MODEL_FLAG_LEARN_SIGMA,
-    MODEL_FLAG_SKIP, MODEL_FLAG_COUNT
+    MODEL_FLAG_DEPTH,
+    MODEL_FLAG_HIDDEN_SIZE,
+    MODEL_FLAG_NUM_HEADS,
+    MODEL_FLAG_PATCH_SIZE,
+    MODEL_FLAG_INPUT_SIZE,
+    MODEL_FLAG_IN_CHANNELS,
+    MODEL_FLAG_NUM_CLASSES,
+    MODEL_FLAG_LEARN_SIGMA,
+    MODEL_FLAG_SKIP,
+    MODEL_FLAG_COUNT
 };
 
 typedef struct model_flags {
-    const char *model;              /* --model NAME */
-    const char *ckpt;               /* --ckpt FILE */
-    const char *arch;               /* --arch dig|dit; NULL: unset */
-    long values[MODEL_FLAG_COUNT];  /* -1: unset */
-    long image_size;                /* --image-size pixels; -1: unset */
+    const char *model;             /* --model NAME */
+    const char *ckpt;              /* --ckpt FILE */
+    const char *arch;              /* --arch dig|dit; NULL: unset */
+    long values[MODEL_FLAG_COUNT]; /* -1: unset */
+    long image_size;               /* --image-size pixels; -1: unset */
 } model_flags;
 
 void model_flags_init(model_flags *flags);
@@ -40,9 +47,8 @@ int model_flags_take(model_flags *flags, int argc, char **argv, int *i);
  * cannot be read. */
 int model_flags_resolve(const model_flags *flags, const char *command, digcl_model_config *cfg);
 
-/* 0 when `batch` samples fit the 32-bit element indices of the kernels (the
- * widest activation, N*T x max(2F, 3D), at most INT_MAX elements); else
- * prints why, naming --batch and --image-size, and returns 2. */
+/* 0 when digcl_model_check_batch accepts `batch`; else prints why, naming
+ * --batch and --image-size, and returns 2. */
 int model_flags_check_batch(const digcl_model_config *cfg, long batch, const char *command);
 
 /* The --help lines for these flags (with_ckpt: include --ckpt). */

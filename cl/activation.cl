@@ -4,10 +4,10 @@
  *   GELU-tanh   y = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
  *               dx = dy (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2))
  *               (PyTorch nn.GELU(approximate='tanh'))
- *   SwiGLU      x [rows, 2F] = [a | b]:  y = a sigmoid(a) b   (fla swiglu; DIG_MODEL.md §2.1)
+ *   SwiGLU      x [rows, 2F] = [a | b]:  y = a sigmoid(a) b   (fla swiglu; docs/MODEL.md §2.1)
  *               da = dy b s (1 + a (1 - s)),  db = dy a s
  *   forget gate y = logsigmoid(x) / normalizer,  logsigmoid(x) = min(x, 0) - log1p(exp(-|x|))
- *               dx = dy sigmoid(-x) / normalizer   (fla gla.py; GLA.md §1.2)
+ *               dx = dy sigmoid(-x) / normalizer   (fla gla.py; docs/GLA.md §1.2)
  *
  * Gradients overwrite dx unless accumulate != 0 (then +=).
  * Options: -DVEC=1|4 (float4 when the element counts allow).

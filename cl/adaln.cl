@@ -1,5 +1,5 @@
 /* adaln.cl: adaLN modulate and gated residual, forward and backward (digcl/adaln.h;
- * DiT models_dit.py L19-20 `modulate`, DiG block DIG_MODEL.md §2.1 steps 2-4).
+ * DiT models_dit.py L19-20 `modulate`, DiG block docs/MODEL.md §2.1 steps 2-4).
  *
  *   modulate:       y = x (1 + scale[n]) + shift[n]
  *                   dx (=|+=) dy (1 + scale[n]); dshift[n] = sum_t dy; dscale[n] = sum_t dy x

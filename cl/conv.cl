@@ -1,5 +1,5 @@
 /* conv.cl: depthwise 3x3 convolution, stride 1, zero padding 1, on the token
- * grid (N, height, width, D) channels-last (DIG_MODEL.md §2.1 step 5; PyTorch
+ * grid (N, height, width, D) channels-last (docs/MODEL.md §2.1 step 5; PyTorch
  * Conv2d with groups = D, which is a cross-correlation):
  *   y[n, r, c, d] = bias[d] + sum_{a,b} w[d, a, b] x[n, r+a-1, c+b-1, d]
  * Backward, one fused pass over dy and x (dx is the same stencil with the kernel

@@ -1,5 +1,5 @@
 /* embed.cl: timestep frequency embedding and the class-label table
- * (DIG_MODEL.md §3.3–3.4; DiT TimestepEmbedder / LabelEmbedder).
+ * (docs/MODEL.md §3.3–3.4; DiT TimestepEmbedder / LabelEmbedder).
  *
  * Timestep: half_dim = dim/2, f_k = exp(-ln(10000) k / half_dim),
  *   emb[n, k] = cos(t_n f_k), emb[n, half_dim + k] = sin(t_n f_k) (zero last column

@@ -1,6 +1,6 @@
 /* gla.cl: chunkwise gated linear attention, forward and backward.
  *
- * Math (per batch element and head; /work/shared/spec/GLA.md sections 1-3,
+ * Math (per batch element and head; docs/GLA.md sections 1-3,
  * Yang et al., arXiv 2312.06635): S_t = Diag(exp(g_t)) S_{t-1} + k_t v_t^T,
  * o_t = s S_t^T q_t, g <= 0. Chunks of C tokens; b = chunk-local inclusive
  * cumsum of g, Gamma = b at the chunk's last row, H_n = state entering chunk n:
@@ -14,7 +14,7 @@
  *   dq_t  = s exp(b_t) * (H_n do_t) + sum_{j<=t} dA_tj k_j * exp(b_t - b_j)
  *   dk_j  = exp(Gamma - b_j) * (D_n v_j) + sum_{t>=j} dA_tj q_t * exp(b_t - b_j)
  *   dg_t  = sum_{u>=t in chunk} (q_u dq_u - k_u dk_u) + exp(Gamma) * rowsum(H_n * D_n)
- *           + sum_{u in chunk} k_u * dk_inter_u                  (GLA.md 3.3, chunk-local)
+ *           + sum_{u in chunk} k_u * dk_inter_u                  (docs/GLA.md §3.3, chunk-local)
  *         = sum_{u>=t} (q_u dq'_u - k_u dk'_intra_u) + exp(Gamma) * rowsum(H_n * D_n)
  *           + sum_{u<t} k_u * dk_inter_u          (computed form: nothing cancels in fp32;
  *             dq', dk' leave out the self term dA_tt, which cancels exactly)

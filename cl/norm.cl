@@ -1,14 +1,14 @@
 /* norm.cl: row normalisations over the last dimension (digcl/norm.h).
  *
  * LayerNorm, no affine, eps 1e-6 (PyTorch nn.LayerNorm(D, elementwise_affine=False);
- * DIG_MODEL.md §2.1), optionally fused with adaLN modulate (DiT models_dit.py L19-20):
+ * docs/MODEL.md §2.1), optionally fused with adaLN modulate (DiT models_dit.py L19-20):
  *   xhat = (x - mean) rstd,  rstd = 1 / sqrt(mean((x - mean)^2) + eps)
  *   y    = xhat (1 + scale[n]) + shift[n]          (modulate) or y = xhat
  * backward, with dxhat = dy (1 + scale[n]) (or dy):
  *   dx (=|+=) rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
  *   dshift[n] = sum_t dy,  dscale[n] = sum_t dy xhat      (stage 1 here: per-chunk partials)
  *
- * RMSNorm x swish gate (fla FusedRMSNormSwishGate; GLA.md §1.3), eps 1e-6:
+ * RMSNorm x swish gate (fla FusedRMSNormSwishGate; docs/GLA.md §1.3), eps 1e-6:
  *   xn = x rsqrt(mean(x^2) + eps),  y = xn w g sigmoid(g)
  *   dg = dy w xn s (1 + g (1 - s)),  dw += dy xn g s,  dxn = dy w g s
  *   dx = rstd (dxn - xn mean(dxn xn))

@@ -1,4 +1,4 @@
-/* patch.cl: patch embedding and unpatchify (DIG_MODEL.md §3.1, §3.5).
+/* patch.cl: patch embedding and unpatchify (docs/MODEL.md §3.1, §3.5).
  *
  * Patchify (timm PatchEmbed = Conv2d(kernel p, stride p), here as a gather
  * followed by a GEMM on the host side), features in conv weight order (c, py, px):

@@ -1,4 +1,4 @@
-/* srem.cl: SREM scan reorientation (DIG_MODEL.md §2.4; upstream models_dig.py
+/* srem.cl: SREM scan reorientation (docs/MODEL.md §2.4; upstream models_dig.py
  * L291–302: x.flip(1) after every block, then for odd blocks reshape
  * (N, E, E, D), transpose the two grid axes, flatten).
  *

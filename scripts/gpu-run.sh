@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the correctness tests and benchmarks on the GPU machine, from the
-# checkout root, after `source .gpu/env.sh` (../shared/gpu/README.md).
+# checkout root, after `source .gpu/env.sh` (the GPU machine's runtime libraries, kept outside git).
 # Usage: scripts/gpu-run.sh [BUILD_DIR] [OUT_DIR] [tests|bench-ops|bench-model|bench-gla|all]...
 # Logs go to OUT_DIR; a short summary is printed last.
 set -uo pipefail

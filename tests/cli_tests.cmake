@@ -31,9 +31,10 @@ add_test(NAME cli_bench_gemm_twice_hits_cache
 set_tests_properties(cli_bench_gemm_twice_hits_cache PROPERTIES
   PASS_REGULAR_EXPRESSION "kernel cache: loaded util")
 
-# DIGCL_PROFILE=1 prints per-kernel totals at exit, CLBlast GEMMs included.
+# DIGCL_PROFILE=1 prints per-kernel totals at exit, CLBlast GEMMs included (forced: a CPU
+# device runs OpenBLAS by default).
 add_test(NAME cli_profile_totals
-  COMMAND sh -c "DIGCL_PROFILE=1 \"$1\" bench gemm --size 64 --seconds 0.05 2>&1" sh ${DIGCL_BIN})
+  COMMAND sh -c "DIGCL_GEMM=clblast DIGCL_PROFILE=1 \"$1\" bench gemm --size 64 --seconds 0.05 2>&1" sh ${DIGCL_BIN})
 set_tests_properties(cli_profile_totals PROPERTIES
   PASS_REGULAR_EXPRESSION "digcl profile .*gemm \\(CLBlast, host-timed\\).*copy_float4|digcl profile .*copy_float4.*gemm \\(CLBlast, host-timed\\)")
 

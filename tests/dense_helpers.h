@@ -12,7 +12,7 @@
 
 #include "test_util.h"
 
-#define DENSE_FORWARD_TOLERANCE 1e-5
+#define DENSE_FORWARD_TOLERANCE  1e-5
 #define DENSE_BACKWARD_TOLERANCE 1e-4
 
 /* Downloads n floats from mem and asserts rel L2 against want below tolerance. */
@@ -24,8 +24,8 @@ static inline void dense_expect(const char *label, cl_mem mem, const double *wan
 }
 
 /* Same for n floats starting at element offset. */
-static inline void dense_expect_at(const char *label, cl_mem mem, size_t offset,
-                                   const double *want, size_t n, double tolerance) {
+static inline void dense_expect_at(const char *label, cl_mem mem, size_t offset, const double *want,
+                                   size_t n, double tolerance) {
     float *all = test_download(mem, offset + n);
     test_assert_close(label, all + offset, want, n, tolerance);
     free(all);

@@ -45,7 +45,8 @@ static const unary_op unary_ops[] = {
 
 static void run_unary(test_rng *rng, const unary_op *op, int n, int accumulate) {
     digcl_context *ctx = test_context();
-    float *x = test_random_floats(rng, (size_t)n, op->stddev), *dy = test_random_floats(rng, (size_t)n, 1.0f);
+    float *x = test_random_floats(rng, (size_t)n, op->stddev),
+          *dy = test_random_floats(rng, (size_t)n, 1.0f);
     float *prior = test_random_floats(rng, (size_t)n, 1.0f);
     double *xw = test_widen(x, (size_t)n), *dyw = test_widen(dy, (size_t)n);
     double *y_want = test_zeros((size_t)n), *dx_want = test_zeros((size_t)n);

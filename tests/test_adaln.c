@@ -39,10 +39,10 @@ static void run_case(test_rng *rng, const adaln_case *c) {
     float *adaln = test_random_floats(rng, ada, 0.5f);
     cl_mem xm = test_upload(x, n), ym = test_upload(y_branch, n), dym = test_upload(dy, n);
     cl_mem ada_mem = test_upload(adaln, ada), dada = test_poisoned(ada);
-    digcl_adaln_vector shift = {ada_mem, base, stride}, scale = {ada_mem, base + D, stride};
-    digcl_adaln_vector gate = {ada_mem, base + 2 * (size_t)D, stride};
-    digcl_adaln_vector dshift = {dada, shift.offset, stride}, dscale = {dada, scale.offset, stride};
-    digcl_adaln_vector dgate = {dada, gate.offset, stride};
+    digcl_row_view shift = {ada_mem, base, stride}, scale = {ada_mem, base + D, stride};
+    digcl_row_view gate = {ada_mem, base + 2 * (size_t)D, stride};
+    digcl_row_view dshift = {dada, shift.offset, stride}, dscale = {dada, scale.offset, stride};
+    digcl_row_view dgate = {dada, gate.offset, stride};
     double *xw = test_widen(x, n), *yw = test_widen(y_branch, n), *dyw = test_widen(dy, n);
     double *shift_w = extract(adaln, stride, shift.offset, N, D);
     double *scale_w = extract(adaln, stride, scale.offset, N, D);
@@ -140,8 +140,8 @@ static void test_oracle_gradients(void **state) {
     digcl_ref_gated_residual_backward(2, 3, 4, p.weights, p.y, p.gate, dx, dy, dgate);
     test_check_gradient("gated_residual oracle d/dh", gated_residual_loss, &p, p.x, dx, n, n);
     test_check_gradient("gated_residual oracle d/dy", gated_residual_loss, &p, p.y, dy, n, n);
-    test_check_gradient("gated_residual oracle d/dgate", gated_residual_loss, &p, p.gate, dgate,
-                         v, v);
+    test_check_gradient("gated_residual oracle d/dgate", gated_residual_loss, &p, p.gate, dgate, v,
+                        v);
     free(p.x), free(p.y), free(p.shift), free(p.scale), free(p.gate), free(p.weights);
     free(p.out), free(dx), free(dy), free(dshift), free(dscale), free(dgate);
 }

@@ -49,8 +49,7 @@ static void test_attention_oracle_gradients(void **state) {
     test_fill_normal_double(&rng, p.weights_of_loss, outs, 1.0);
     double *dqkv = test_zeros(count);
     digcl_ref_attention_backward(&p.shape, p.qkv, p.weights_of_loss, dqkv);
-    test_check_gradient("attention oracle d/dqkv", attention_loss, &p, p.qkv, dqkv, count,
-                            count);
+    test_check_gradient("attention oracle d/dqkv", attention_loss, &p, p.qkv, dqkv, count, count);
     free(p.qkv), free(p.out), free(p.weights_of_loss), free(dqkv);
 }
 
@@ -151,7 +150,8 @@ static void call_forward_with_head_dim_6(void *arg) {
 static void test_attention_rejects_bad_head_dim(void **state) {
     (void)state;
     char message[512];
-    assert_int_equal(test_expect_fatal(call_forward_with_head_dim_6, NULL, message, sizeof message), 1);
+    assert_int_equal(test_expect_fatal(call_forward_with_head_dim_6, NULL, message, sizeof message),
+                     1);
     assert_non_null(strstr(message, "head_dim"));
 }
 
@@ -202,7 +202,8 @@ static void test_attention_long_sequence_memory(void **state) {
     test_rng rng = test_rng_seeded(503);
     const digcl_attention_shape s = {1, 4096, 1, 64};
     const size_t count = qkv_count(&s), outs = out_count(&s), stats = stat_count(&s);
-    float *qkv = test_random_floats(&rng, count, 1.0f), *dout = test_random_floats(&rng, outs, 1.0f);
+    float *qkv = test_random_floats(&rng, count, 1.0f),
+          *dout = test_random_floats(&rng, outs, 1.0f);
     digcl_finish(ctx);
     digcl_memory_reset_peak(ctx);
     const uint64_t before = digcl_memory_stats_get(ctx).in_use_bytes;

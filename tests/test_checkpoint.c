@@ -81,13 +81,15 @@ static float *read_all(const digcl_model *m) {
     const digcl_param_table *t = digcl_model_param_table(m);
     float *host = malloc(packed_count(t) * sizeof *host);
     assert_non_null(host);
-    for (size_t i = 0, off = 0; i < t->count; off += t->params[i].numel, i++) digcl_model_read_param(m, i, host + off);
+    for (size_t i = 0, off = 0; i < t->count; off += t->params[i].numel, i++)
+        digcl_model_read_param(m, i, host + off);
     return host;
 }
 
 static void write_all(digcl_model *m, const float *host) {
     const digcl_param_table *t = digcl_model_param_table(m);
-    for (size_t i = 0, off = 0; i < t->count; off += t->params[i].numel, i++) digcl_model_write_param(m, i, host + off);
+    for (size_t i = 0, off = 0; i < t->count; off += t->params[i].numel, i++)
+        digcl_model_write_param(m, i, host + off);
 }
 
 static void assert_same_params(const digcl_model *a, const digcl_model *b) {
@@ -104,15 +106,15 @@ static void expect_contains(const char *message, const char *needle) {
 
 /* A broken variant of a model's checkpoint, written with the safetensors writer. */
 typedef struct variant {
-    const char *drop;      /* leave this tensor out */
-    const char *reshape;   /* write this one flattened to rank 1 */
-    const char *as_i64;    /* write this one as I64 */
-    const char *extra;     /* add an unexpected [3] tensor */
-    int no_config;         /* leave dig.config out */
+    const char *drop;    /* leave this tensor out */
+    const char *reshape; /* write this one flattened to rank 1 */
+    const char *as_i64;  /* write this one as I64 */
+    const char *extra;   /* add an unexpected [3] tensor */
+    int no_config;       /* leave dig.config out */
 } variant;
 
-static void add_param(digcl_st_writer *w, const digcl_param_info *p, const float *data, const variant *v,
-                      int64_t *scratch) {
+static void add_param(digcl_st_writer *w, const digcl_param_info *p, const float *data,
+                      const variant *v, int64_t *scratch) {
     digcl_st_error err;
     int64_t flat[1] = {(int64_t)p->numel};
     int status;
@@ -136,10 +138,13 @@ static void write_variant(const digcl_model *m, const char *path, const variant 
     digcl_st_error err;
     digcl_st_writer *w = digcl_st_writer_new();
     for (size_t i = 0, off = 0; i < t->count; off += t->params[i].numel, i++)
-        if (!v->drop || strcmp(t->params[i].name, v->drop) != 0) add_param(w, &t->params[i], host + off, v, scratch);
-    if (v->extra) assert_int_equal(digcl_st_writer_add_f32(w, v->extra, 1, extra_shape, extra, &err), 0);
+        if (!v->drop || strcmp(t->params[i].name, v->drop) != 0)
+            add_param(w, &t->params[i], host + off, v, scratch);
+    if (v->extra)
+        assert_int_equal(digcl_st_writer_add_f32(w, v->extra, 1, extra_shape, extra, &err), 0);
     char *json = digcl_model_config_to_json(digcl_model_get_config(m));
-    if (!v->no_config) assert_int_equal(digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, json, &err), 0);
+    if (!v->no_config)
+        assert_int_equal(digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, json, &err), 0);
     if (digcl_st_writer_write(w, path, &err) != 0) fail_msg("%s", err.message);
     digcl_st_writer_free(w);
     free(json);
@@ -189,7 +194,8 @@ static uint16_t to_half(float x) { /* exact for the normal values used here */
     uint32_t bits;
     memcpy(&bits, &x, 4);
     if ((bits & 0x7fffffffu) == 0) return (uint16_t)(bits >> 16);
-    uint32_t sign = bits >> 31, exponent = ((bits >> 23) & 0xff) - 127 + 15, mantissa = (bits >> 13) & 0x3ff;
+    uint32_t sign = bits >> 31, exponent = ((bits >> 23) & 0xff) - 127 + 15,
+             mantissa = (bits >> 13) & 0x3ff;
     return (uint16_t)(sign << 15 | exponent << 10 | mantissa);
 }
 
@@ -209,12 +215,14 @@ static void escape_json(const char *in, char *out, size_t size) {
     out[k] = '\0';
 }
 
-static size_t append_header_entry(char *h, size_t pos, size_t cap, const digcl_param_info *p, const char *dtype,
-                                  size_t begin) {
-    pos += (size_t)snprintf(h + pos, cap - pos, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", p->name, dtype);
+static size_t append_header_entry(char *h, size_t pos, size_t cap, const digcl_param_info *p,
+                                  const char *dtype, size_t begin) {
+    pos += (size_t)snprintf(h + pos, cap - pos, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", p->name,
+                            dtype);
     for (int d = 0; d < p->rank; d++)
         pos += (size_t)snprintf(h + pos, cap - pos, "%s%lld", d ? "," : "", (long long)p->shape[d]);
-    pos += (size_t)snprintf(h + pos, cap - pos, "],\"data_offsets\":[%zu,%zu]}", begin, begin + 2 * p->numel);
+    pos += (size_t)snprintf(h + pos, cap - pos, "],\"data_offsets\":[%zu,%zu]}", begin,
+                            begin + 2 * p->numel);
     return pos;
 }
 
@@ -228,7 +236,8 @@ static void write_16bit(const digcl_model *m, const float *values, const char *p
     escape_json(json, escaped, sizeof escaped);
     pos += (size_t)snprintf(header, cap, "{\"__metadata__\":{\"dig.config\":\"%s\"}", escaped);
     for (size_t i = 0, off = 0; i < t->count; off += t->params[i].numel, i++)
-        pos = append_header_entry(header, pos, cap, &t->params[i], bfloat ? "BF16" : "F16", 2 * off);
+        pos =
+            append_header_entry(header, pos, cap, &t->params[i], bfloat ? "BF16" : "F16", 2 * off);
     pos += (size_t)snprintf(header + pos, cap - pos, "}");
     assert_true(pos < cap);
     for (size_t k = 0; k < n; k++) data[k] = bfloat ? to_bfloat(values[k]) : to_half(values[k]);
@@ -237,7 +246,8 @@ static void write_16bit(const digcl_model *m, const float *values, const char *p
     uint8_t length[8];
     for (int i = 0; i < 8; i++) length[i] = (uint8_t)((uint64_t)pos >> (8 * i));
     assert_int_equal(fwrite(length, 1, 8, f), 8);
-    assert_int_equal(fwrite(header, 1, pos, f), pos); /* little-endian host assumed, as the reader */
+    assert_int_equal(fwrite(header, 1, pos, f),
+                     pos); /* little-endian host assumed, as the reader */
     assert_int_equal(fwrite(data, 2, n, f), n);
     fclose(f);
     free(json);
@@ -252,7 +262,8 @@ static void load_16bit(int bfloat) {
     size_t n = packed_count(digcl_model_param_table(a));
     float *values = malloc(n * sizeof *values);
     test_rng rng = test_rng_seeded(bfloat ? 5 : 6);
-    for (size_t k = 0; k < n; k++) values[k] = (float)((int)(test_uniform(&rng) * 255.0) - 127) / 64.0f;
+    for (size_t k = 0; k < n; k++)
+        values[k] = (float)((int)(test_uniform(&rng) * 255.0) - 127) / 64.0f;
     write_all(a, values); /* k/64, |k| <= 127: exact in F16 and BF16 */
     write_16bit(a, values, path, bfloat);
     char message[1024] = "";
@@ -280,14 +291,16 @@ static void test_load_bf16(void **state) {
 static void expect_load_error(const variant *v, const char *file, const char *const *needles) {
     char path[512], message[1024] = "";
     temp_path(path, sizeof path, file);
-    digcl_model *source = random_model(DIGCL_ARCH_DIG, 31), *target = random_model(DIGCL_ARCH_DIG, 32);
+    digcl_model *source = random_model(DIGCL_ARCH_DIG, 31),
+                *target = random_model(DIGCL_ARCH_DIG, 32);
     float *before = read_all(target);
     write_variant(source, path, v);
     assert_int_equal(digcl_checkpoint_load(target, path, message, sizeof message), -1);
     expect_contains(message, path);
     for (int k = 0; needles[k]; k++) expect_contains(message, needles[k]);
     float *after = read_all(target);
-    assert_memory_equal(before, after, packed_count(digcl_model_param_table(target)) * sizeof *before);
+    assert_memory_equal(before, after,
+                        packed_count(digcl_model_param_table(target)) * sizeof *before);
     free(before);
     free(after);
     digcl_model_release(source);
@@ -330,7 +343,8 @@ static void test_missing_config(void **state) {
     variant v = {.no_config = 1};
     write_variant(m, path, &v);
     digcl_model_config c;
-    assert_int_equal(digcl_checkpoint_read_config(path, &c, message, sizeof message), DIGCL_CHECKPOINT_NO_CONFIG);
+    assert_int_equal(digcl_checkpoint_read_config(path, &c, message, sizeof message),
+                     DIGCL_CHECKPOINT_NO_CONFIG);
     expect_contains(message, path);
     expect_contains(message, "dig.config");
     expect_contains(message, "--model");
@@ -373,7 +387,8 @@ static const char *digcl_binary(char *buf, size_t size) {
 static int run_forward(const char *inputs, const char *output, char *out, size_t size) {
     char binary[512], command[2048];
     if (!digcl_binary(binary, sizeof binary)) skip();
-    snprintf(command, sizeof command, "'%s' forward --ckpt '%s/w.safetensors' --inputs '%s/%s' --output '%s/%s' 2>&1",
+    snprintf(command, sizeof command,
+             "'%s' forward --ckpt '%s/w.safetensors' --inputs '%s/%s' --output '%s/%s' 2>&1",
              binary, temp_dir, temp_dir, inputs, temp_dir, output);
     FILE *p = popen(command, "r");
     assert_non_null(p);
@@ -402,17 +417,21 @@ static void make_batch(batch *b) {
 static void write_batch(const batch *b, const char *name, int with_dout, int x_channels) {
     char path[512];
     digcl_st_error err;
-    int64_t x_shape[4] = {b->n, x_channels, 8, 8}, n_shape[1] = {b->n}, out_shape[4] = {b->n, 8, 8, 8};
+    int64_t x_shape[4] = {b->n, x_channels, 8, 8}, n_shape[1] = {b->n},
+            out_shape[4] = {b->n, 8, 8, 8};
     digcl_st_writer *w = digcl_st_writer_new();
     assert_int_equal(digcl_st_writer_add_f32(w, "x", 4, x_shape, b->x, &err), 0);
     assert_int_equal(digcl_st_writer_add_i64(w, "t", 1, n_shape, b->t, &err), 0);
     assert_int_equal(digcl_st_writer_add_i64(w, "y", 1, n_shape, b->y, &err), 0);
-    if (with_dout) assert_int_equal(digcl_st_writer_add_f32(w, "dout", 4, out_shape, b->dout, &err), 0);
-    if (digcl_st_writer_write(w, temp_path(path, sizeof path, name), &err) != 0) fail_msg("%s", err.message);
+    if (with_dout)
+        assert_int_equal(digcl_st_writer_add_f32(w, "dout", 4, out_shape, b->dout, &err), 0);
+    if (digcl_st_writer_write(w, temp_path(path, sizeof path, name), &err) != 0)
+        fail_msg("%s", err.message);
     digcl_st_writer_free(w);
 }
 
-static void compare_tensor(const digcl_safetensors *st, const char *name, const float *want, size_t n) {
+static void compare_tensor(const digcl_safetensors *st, const char *name, const float *want,
+                           size_t n) {
     const digcl_st_tensor *t = digcl_st_find(st, name);
     if (!t) fail_msg("OUT lacks '%s'", name);
     assert_int_equal(t->dtype, DIGCL_ST_F32);
@@ -422,8 +441,8 @@ static void compare_tensor(const digcl_safetensors *st, const char *name, const 
     assert_int_equal(digcl_st_read_f32(st, t, got, &err), 0);
     double rel = test_rel_l2_f(got, want, n);
     if (!(rel < 1e-6))
-        fail_msg("'%s' differs from the in-process run: rel %g (finite: file %d, in-process %d)", name, rel,
-                 test_all_finite(got, n), test_all_finite(want, n));
+        fail_msg("'%s' differs from the in-process run: rel %g (finite: file %d, in-process %d)",
+                 name, rel, test_all_finite(got, n), test_all_finite(want, n));
     free(got);
 }
 
@@ -478,7 +497,8 @@ static void check_forward_output(digcl_model *m, const batch *b, int training) {
     reference_run(m, b, training, out, dx);
     digcl_safetensors *st;
     digcl_st_error err;
-    if (digcl_st_open(temp_path(path, sizeof path, "out.safetensors"), &st, &err) != 0) fail_msg("%s", err.message);
+    if (digcl_st_open(temp_path(path, sizeof path, "out.safetensors"), &st, &err) != 0)
+        fail_msg("%s", err.message);
     compare_tensor(st, "out", out, sizeof out / sizeof out[0]);
     char *json = digcl_model_config_to_json(digcl_model_get_config(m));
     assert_string_equal(digcl_st_metadata(st, DIGCL_CONFIG_METADATA_KEY), json);
@@ -498,7 +518,8 @@ static void test_forward_command(void **state) {
     char path[512], output[8192], message[1024];
     if (!digcl_binary(path, sizeof path)) skip();
     digcl_model *m = random_model(DIGCL_ARCH_DIG, 51);
-    if (digcl_checkpoint_save(m, temp_path(path, sizeof path, "w.safetensors"), message, sizeof message) != 0)
+    if (digcl_checkpoint_save(m, temp_path(path, sizeof path, "w.safetensors"), message,
+                              sizeof message) != 0)
         fail_msg("%s", message);
     batch b;
     make_batch(&b);
@@ -527,7 +548,8 @@ static void test_forward_rejects_bad_inputs(void **state) {
     char path[512], message[1024];
     if (!digcl_binary(path, sizeof path)) skip();
     digcl_model *m = random_model(DIGCL_ARCH_DIG, 52);
-    if (digcl_checkpoint_save(m, temp_path(path, sizeof path, "w.safetensors"), message, sizeof message) != 0)
+    if (digcl_checkpoint_save(m, temp_path(path, sizeof path, "w.safetensors"), message,
+                              sizeof message) != 0)
         fail_msg("%s", message);
     digcl_model_release(m);
     batch b;
@@ -552,7 +574,8 @@ static void compare_fixture(const char *dir) {
     snprintf(inputs, sizeof inputs, "%s/inputs.safetensors", dir);
     snprintf(expected, sizeof expected, "%s/expected.safetensors", dir);
     temp_path(got_path, sizeof got_path, "fixture_out.safetensors");
-    snprintf(command, sizeof command, "'%s' forward --ckpt '%s/weights.safetensors' --inputs '%s' --output '%s' 2>&1",
+    snprintf(command, sizeof command,
+             "'%s' forward --ckpt '%s/weights.safetensors' --inputs '%s' --output '%s' 2>&1",
              digcl_binary(binary, sizeof binary), dir, inputs, got_path);
     FILE *p = popen(command, "r");
     assert_non_null(p);
@@ -569,7 +592,8 @@ static void compare_fixture(const char *dir) {
         float *a = malloc(g->numel * sizeof *a), *b = malloc(w->numel * sizeof *b);
         assert_int_equal(digcl_st_read_f32(got, g, a, &err), 0);
         assert_int_equal(digcl_st_read_f32(want, w, b, &err), 0);
-        double rel = test_rel_l2_f(a, b, g->numel), tolerance = strcmp(w->name, "out") == 0 ? 1e-5 : 1e-4;
+        double rel = test_rel_l2_f(a, b, g->numel),
+               tolerance = strcmp(w->name, "out") == 0 ? 1e-5 : 1e-4;
         if (!(rel < tolerance)) fail_msg("%s: '%s' rel L2 %g >= %g", dir, w->name, rel, tolerance);
         free(a);
         free(b);
@@ -580,7 +604,8 @@ static void compare_fixture(const char *dir) {
 
 static void test_forward_matches_reference_fixtures(void **state) {
     (void)state;
-    static const char *const fixtures[] = {"dig_a_16x16", "dig_b_12x12", "dig_c_skip", "dit_d_16x16", "dig_e_p4_c3"};
+    static const char *const fixtures[] = {"dig_a_16x16", "dig_b_12x12", "dig_c_skip",
+                                           "dit_d_16x16", "dig_e_p4_c3"};
     char path[512];
     if (!digcl_binary(path, sizeof path)) skip();
     for (size_t k = 0; k < sizeof fixtures / sizeof fixtures[0]; k++) {

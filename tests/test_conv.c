@@ -38,14 +38,13 @@ static void test_conv_oracle_gradients(void **state) {
     digcl_ref_depthwise_conv_backward(&p.shape, p.x, p.weight, p.weights_of_loss, dx, dweight,
                                       dbias);
     test_check_gradient("dwconv oracle d/dx", conv_loss, &p, p.x, dx, count, 200);
-    test_check_gradient("dwconv oracle d/dweight", conv_loss, &p, p.weight, dweight, 9 * D,
-                            200);
+    test_check_gradient("dwconv oracle d/dweight", conv_loss, &p, p.weight, dweight, 9 * D, 200);
     test_check_gradient("dwconv oracle d/dbias", conv_loss, &p, p.bias, dbias, D, 200);
     for (int a = 0; a < 5; a++) free(*arrays[a]);
     free(dx), free(dweight), free(dbias);
 }
 
-/* The identity init of DIG_MODEL.md §3.6 (centre tap 1, bias 0) gives y = x. */
+/* The identity init of docs/MODEL.md §3.6 (centre tap 1, bias 0) gives y = x. */
 static void test_conv_identity_init(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(402);
@@ -67,7 +66,8 @@ static void check_conv(const digcl_grid_shape *s, test_rng *rng, int with_dx) {
     const size_t count = grid_count(s), D = (size_t)s->D;
     float *x = test_random_floats(rng, count, 1.0f), *weight = test_random_floats(rng, 9 * D, 0.5f);
     float *bias = test_random_floats(rng, D, 1.0f), *dy = test_random_floats(rng, count, 1.0f);
-    float *dweight0 = test_random_floats(rng, 9 * D, 1.0f), *dbias0 = test_random_floats(rng, D, 1.0f);
+    float *dweight0 = test_random_floats(rng, 9 * D, 1.0f),
+          *dbias0 = test_random_floats(rng, D, 1.0f);
     cl_mem d_x = test_upload(x, count), d_weight = test_upload(weight, 9 * D);
     cl_mem d_bias = test_upload(bias, D), d_dy = test_upload(dy, count);
     cl_mem d_dweight = test_upload(dweight0, 9 * D), d_dbias = test_upload(dbias0, D);
@@ -77,7 +77,8 @@ static void check_conv(const digcl_grid_shape *s, test_rng *rng, int with_dx) {
     digcl_depthwise_conv_backward(ctx, s, d_x, d_weight, d_dy, with_dx ? dx : NULL, d_dweight,
                                   d_dbias, workspace);
 
-    double *w_x = test_widen(x, count), *w_weight = test_widen(weight, 9 * D), *w_bias = test_widen(bias, D);
+    double *w_x = test_widen(x, count), *w_weight = test_widen(weight, 9 * D),
+           *w_bias = test_widen(bias, D);
     double *w_dy = test_widen(dy, count), *want_y = test_zeros(count), *want_dx = test_zeros(count);
     double *want_dweight = test_widen(dweight0, 9 * D), *want_dbias = test_widen(dbias0, D);
     digcl_ref_depthwise_conv_forward(s, w_x, w_weight, w_bias, want_y);

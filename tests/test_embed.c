@@ -93,10 +93,11 @@ static void test_label_dropout(void **state) {
     int *labels = malloc(N * sizeof *labels), *first = malloc(N * sizeof *first);
     int *second = malloc(N * sizeof *second);
     for (int n = 0; n < N; n++) labels[n] = (n * 7919) % CLASSES;
-    uint64_t state_a = 42, state_b = 42;
-    digcl_label_dropout(N, CLASSES, 0.1, &state_a, labels, first);
-    digcl_label_dropout(N, CLASSES, 0.1, &state_b, labels, second);
-    assert_memory_equal(first, second, N * sizeof *first); /* same seed, same drops */
+    digcl_label_dropout(N, CLASSES, 0.1, 42, 7, 0, labels, first);
+    digcl_label_dropout(N / 3, CLASSES, 0.1, 42, 7, 0, labels,
+                        second); /* a batch split: same drops */
+    digcl_label_dropout(N - N / 3, CLASSES, 0.1, 42, 7, N / 3, labels + N / 3, second + N / 3);
+    assert_memory_equal(first, second, N * sizeof *first);
     int dropped = 0;
     for (int n = 0; n < N; n++) {
         dropped += first[n] == CLASSES;
@@ -104,12 +105,12 @@ static void test_label_dropout(void **state) {
     }
     print_message("  label dropout p=0.1: %d of %d dropped\n", dropped, N);
     assert_true(dropped > 1800 && dropped < 2200);
-    digcl_label_dropout(N, CLASSES, 0.1, &state_a, labels, second); /* the state advanced */
+    digcl_label_dropout(N, CLASSES, 0.1, 42, 8, 0, labels, second); /* another step, other drops */
     assert_true(memcmp(first, second, N * sizeof *first) != 0);
-    const uint64_t saved = state_a;
-    digcl_label_dropout(N, CLASSES, 0.0, &state_a, labels, second); /* p = 0: no draws */
+    digcl_label_dropout(N, CLASSES, 0.1, 43, 7, 0, labels, second); /* another seed, other drops */
+    assert_true(memcmp(first, second, N * sizeof *first) != 0);
+    digcl_label_dropout(N, CLASSES, 0.0, 42, 7, 0, labels, second); /* p = 0: no drops */
     assert_memory_equal(labels, second, N * sizeof *labels);
-    assert_true(state_a == saved);
     free(labels), free(first), free(second);
 }
 
@@ -143,11 +144,13 @@ static void check_labels(int N, int D, int num_classes, test_rng *rng) {
     const int rows = num_classes + 1;
     const size_t table_count = (size_t)rows * (size_t)D, out_count = (size_t)N * (size_t)D;
     int *raw = malloc((size_t)N * sizeof *raw), *labels = malloc((size_t)N * sizeof *labels);
-    for (int n = 0; n < N; n++) raw[n] = (int)(test_uniform(rng) * (num_classes < 4 ? num_classes : 4));
-    uint64_t drop_state = 7;
-    digcl_label_dropout(N, num_classes, 0.3, &drop_state, raw, labels);
-    float *table = test_random_floats(rng, table_count, 1.0f), *dout = test_random_floats(rng, out_count, 1.0f);
-    float *dtable0 = test_random_floats(rng, table_count, 1.0f), *base = test_random_floats(rng, out_count, 1.0f);
+    for (int n = 0; n < N; n++)
+        raw[n] = (int)(test_uniform(rng) * (num_classes < 4 ? num_classes : 4));
+    digcl_label_dropout(N, num_classes, 0.3, 7, 0, 0, raw, labels);
+    float *table = test_random_floats(rng, table_count, 1.0f),
+          *dout = test_random_floats(rng, out_count, 1.0f);
+    float *dtable0 = test_random_floats(rng, table_count, 1.0f),
+          *base = test_random_floats(rng, out_count, 1.0f);
     digcl_buffer label_buffer = digcl_buffer_create(ctx, (size_t)N * sizeof(int), "test labels");
     digcl_write(ctx, label_buffer.mem, 0, (size_t)N * sizeof(int), labels);
     cl_mem d_table = test_upload(table, table_count), d_dout = test_upload(dout, out_count);
@@ -191,10 +194,8 @@ static void test_label_kernels(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pos_embed_table),
-        cmocka_unit_test(test_timestep_embedding),
-        cmocka_unit_test(test_label_dropout),
-        cmocka_unit_test(test_label_oracle_gradients),
+        cmocka_unit_test(test_pos_embed_table), cmocka_unit_test(test_timestep_embedding),
+        cmocka_unit_test(test_label_dropout),   cmocka_unit_test(test_label_oracle_gradients),
         cmocka_unit_test(test_label_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,8 @@ typedef struct gemm_case {
 } gemm_case;
 
 /* Stored rows x cols of op(X) before any transpose. */
-static void stored_shape(int transpose, size_t rows, size_t cols, size_t *stored_rows, size_t *stored_cols) {
+static void stored_shape(int transpose, size_t rows, size_t cols, size_t *stored_rows,
+                         size_t *stored_cols) {
     *stored_rows = transpose ? cols : rows;
     *stored_cols = transpose ? rows : cols;
 }
@@ -38,17 +39,33 @@ static void run_case(const gemm_case *c, test_rng *rng) {
     test_fill_normal(rng, b, b_count, 1.0f);
     test_fill_normal(rng, initial_c, c_count, 1.0f);
     for (size_t i = 0; i < c_count; i++) want[i] = initial_c[i];
-    cl_mem da = test_upload(a, a_count), db = test_upload(b, b_count), dc = test_upload(initial_c, c_count);
+    cl_mem da = test_upload(a, a_count), db = test_upload(b, b_count),
+           dc = test_upload(initial_c, c_count);
     if (c->beta == 0.0f) { /* beta = 0: C is output only, so poison it */
-        for (size_t m = 0; m < c->M; m++) digcl_fill_f32(test_context(), dc, c_offset + m * ldc, c->N, NAN);
+        for (size_t m = 0; m < c->M; m++)
+            digcl_fill_f32(test_context(), dc, c_offset + m * ldc, c->N, NAN);
     }
-    digcl_gemm_args args = {c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, c->beta,
-                            da, a_offset, lda, db, b_offset, ldb, dc, c_offset, ldc};
+    digcl_gemm_args args = {.transpose_a = c->transpose_a,
+                            .transpose_b = c->transpose_b,
+                            .M = c->M,
+                            .N = c->N,
+                            .K = c->K,
+                            .alpha = c->alpha,
+                            .beta = c->beta,
+                            .A = da,
+                            .a_offset = a_offset,
+                            .lda = lda,
+                            .B = db,
+                            .b_offset = b_offset,
+                            .ldb = ldb,
+                            .C = dc,
+                            .c_offset = c_offset,
+                            .ldc = ldc};
     if (c->slices) digcl_gemm_split_k(test_context(), &args, c->slices);
     else digcl_gemm(test_context(), &args);
     float *got = test_download(dc, c_count);
-    digcl_ref_gemm(c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, a, a_offset, lda, b, b_offset,
-                   ldb, c->beta, want, c_offset, ldc);
+    digcl_ref_gemm(c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, a, a_offset, lda, b,
+                   b_offset, ldb, c->beta, want, c_offset, ldc);
     double *wide = malloc(c_count * sizeof *wide);
     for (size_t i = 0; i < c_count; i++) wide[i] = want[i];
     /* padding between rows must be untouched */
@@ -56,8 +73,8 @@ static void run_case(const gemm_case *c, test_rng *rng) {
         for (size_t j = c->N; j < ldc && m * ldc + c_offset + j < c_count; j++)
             assert_true(got[c_offset + m * ldc + j] == initial_c[c_offset + m * ldc + j]);
     char label[128];
-    snprintf(label, sizeof label, "gemm %zux%zux%zu t%d%d pad %zu a%.2g b%.2g split %zu", c->M, c->N, c->K,
-             c->transpose_a, c->transpose_b, c->pad, c->alpha, c->beta, c->slices);
+    snprintf(label, sizeof label, "gemm %zux%zux%zu t%d%d pad %zu a%.2g b%.2g split %zu", c->M,
+             c->N, c->K, c->transpose_a, c->transpose_b, c->pad, c->alpha, c->beta, c->slices);
     test_assert_close(label, got + c_offset, wide + c_offset, c_count - c_offset, 1e-5);
     free(a), free(b), free(initial_c), free(want), free(got), free(wide);
     test_release(da), test_release(db), test_release(dc);
@@ -66,12 +83,20 @@ static void run_case(const gemm_case *c, test_rng *rng) {
 static void test_gemm_shapes_and_transposes(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(11);
-    const size_t shapes[][3] = {{1, 1, 1}, {7, 1, 33}, {1, 257, 7}, {33, 7, 257}, {257, 33, 1},
-                                {7, 1000, 33}, {1000, 7, 33}, {33, 33, 1000}, {257, 257, 257}};
+    const size_t shapes[][3] = {{1, 1, 1},     {7, 1, 33},     {1, 257, 7},
+                                {33, 7, 257},  {257, 33, 1},   {7, 1000, 33},
+                                {1000, 7, 33}, {33, 33, 1000}, {257, 257, 257}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         for (int t = 0; t < 4; t++) {
-            gemm_case c = {shapes[s][0], shapes[s][1], shapes[s][2], t & 1, (t >> 1) & 1, (size_t)(s % 3) * 3,
-                           t == 3 ? -0.5f : 1.0f, (t == 1 || t == 3) ? 0.75f : 0.0f, 0};
+            gemm_case c = {shapes[s][0],
+                           shapes[s][1],
+                           shapes[s][2],
+                           t & 1,
+                           (t >> 1) & 1,
+                           (size_t)(s % 3) * 3,
+                           t == 3 ? -0.5f : 1.0f,
+                           (t == 1 || t == 3) ? 0.75f : 0.0f,
+                           0};
             run_case(&c, &rng);
         }
     }
@@ -89,11 +114,14 @@ static void test_gemm_large(void **state) {
 static void test_gemm_split_k(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(14);
-    const size_t shapes[][4] = {{33, 7, 1000, 3}, {7, 65, 2048, 8}, {96, 128, 4096, 16}, {1, 1, 33, 2}, {5, 3, 9, 4}};
+    const size_t shapes[][4] = {
+        {33, 7, 1000, 3}, {7, 65, 2048, 8}, {96, 128, 4096, 16}, {1, 1, 33, 2}, {5, 3, 9, 4}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         for (int t = 0; t < 4; t++) {
-            gemm_case c = {shapes[s][0], shapes[s][1], shapes[s][2], t & 1, (t >> 1) & 1, (size_t)(s % 2) * 5,
-                           t == 2 ? -1.5f : 1.0f, (t % 2) ? 1.0f : 0.0f, shapes[s][3]};
+            gemm_case c = {
+                shapes[s][0], shapes[s][1],        shapes[s][2],          t & 1,
+                (t >> 1) & 1, (size_t)(s % 2) * 5, t == 2 ? -1.5f : 1.0f, (t % 2) ? 1.0f : 0.0f,
+                shapes[s][3]};
             run_case(&c, &rng);
         }
     }
@@ -104,11 +132,14 @@ static void test_gemm_auto_slices(void **state) {
     (void)state;
     digcl_context *ctx = test_context();
     unsigned units = digcl_context_device(ctx)->compute_units;
-    digcl_gemm_args wide = {1, 0, 8192, 8192, 8192, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    digcl_gemm_args wide = {
+        .transpose_a = 1, .M = 8192, .N = 8192, .K = 8192, .alpha = 1.0f, .beta = 0.0f};
     assert_int_equal(digcl_gemm_auto_slices(ctx, &wide), 1);
-    digcl_gemm_args short_k = {1, 0, 16, 16, 1024, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    digcl_gemm_args short_k = {
+        .transpose_a = 1, .M = 16, .N = 16, .K = 1024, .alpha = 1.0f, .beta = 0.0f};
     assert_int_equal(digcl_gemm_auto_slices(ctx, &short_k), 1);
-    digcl_gemm_args thin = {1, 0, 128, 128, 65536, 1.0f, 0.0f, NULL, 0, 0, NULL, 0, 0, NULL, 0, 0};
+    digcl_gemm_args thin = {
+        .transpose_a = 1, .M = 128, .N = 128, .K = 65536, .alpha = 1.0f, .beta = 0.0f};
     size_t slices = digcl_gemm_auto_slices(ctx, &thin);
     assert_true(slices >= 1 && slices <= 16);
     /* OpenBLAS (CPU devices) splits the work over its threads instead. */
@@ -120,19 +151,34 @@ static void test_gemm_auto_slices(void **state) {
 static void test_gemm_strided_batched(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(13);
-    const size_t M = 33, N = 7, K = 65, batch = 5, stride_a = M * K + 3, stride_b = K * N + 1, stride_c = M * N + 2;
+    const size_t M = 33, N = 7, K = 65, batch = 5, stride_a = M * K + 3, stride_b = K * N + 1,
+                 stride_c = M * N + 2;
     size_t a_count = batch * stride_a, b_count = batch * stride_b, c_count = batch * stride_c;
-    float *a = malloc(a_count * 4), *b = malloc(b_count * 4), *c0 = malloc(c_count * 4), *want = malloc(c_count * 4);
+    float *a = malloc(a_count * 4), *b = malloc(b_count * 4), *c0 = malloc(c_count * 4),
+          *want = malloc(c_count * 4);
     test_fill_normal(&rng, a, a_count, 1.0f);
     test_fill_normal(&rng, b, b_count, 1.0f);
     test_fill_normal(&rng, c0, c_count, 1.0f);
     for (size_t i = 0; i < c_count; i++) want[i] = c0[i];
-    cl_mem da = test_upload(a, a_count), db = test_upload(b, b_count), dc = test_upload(c0, c_count);
+    cl_mem da = test_upload(a, a_count), db = test_upload(b, b_count),
+           dc = test_upload(c0, c_count);
     /* op(A) = A [M, K] row-major; op(B) = B^T with B stored [N, K] */
-    digcl_gemm_args args = {0, 1, M, N, K, 0.5f, 2.0f, da, 0, K, db, 0, K, dc, 0, N};
+    digcl_gemm_args args = {.transpose_b = 1,
+                            .M = M,
+                            .N = N,
+                            .K = K,
+                            .alpha = 0.5f,
+                            .beta = 2.0f,
+                            .A = da,
+                            .lda = K,
+                            .B = db,
+                            .ldb = K,
+                            .C = dc,
+                            .ldc = N};
     digcl_gemm_strided_batched(test_context(), &args, stride_a, stride_b, stride_c, batch);
     for (size_t i = 0; i < batch; i++)
-        digcl_ref_gemm(0, 1, M, N, K, 0.5f, a, i * stride_a, K, b, i * stride_b, K, 2.0f, want, i * stride_c, N);
+        digcl_ref_gemm(0, 1, M, N, K, 0.5f, a, i * stride_a, K, b, i * stride_b, K, 2.0f, want,
+                       i * stride_c, N);
     float *got = test_download(dc, c_count);
     double *wide = malloc(c_count * sizeof *wide);
     for (size_t i = 0; i < c_count; i++) wide[i] = want[i];

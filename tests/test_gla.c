@@ -123,8 +123,8 @@ static void outputs_free(gla_outputs *x) {
 }
 
 /* Downloads a strided output, checks its gaps, returns the dense copy. */
-static float *download_view(cl_mem mem, const digcl_gla_shape *s, const digcl_gla_strides *x,
-                            int D, size_t span) {
+static float *download_view(cl_mem mem, const digcl_gla_shape *s, const digcl_gla_strides *x, int D,
+                            size_t span) {
     float *strided = test_download(mem, span);
     float *dense = malloc((size_t)s->N * s->T * s->H * D * sizeof(float));
     assert_non_null(dense);
@@ -240,8 +240,8 @@ static gla_reference run_oracle(const gla_problem *p) {
     r.hT = dense_alloc(p->state_count);
     r.dh0 = dense_alloc(p->state_count);
     digcl_ref_gla_forward(s, p->q.wide, p->k.wide, p->v.wide, p->g.wide, h0, o, r.hT, 0);
-    digcl_ref_gla_backward(s, p->q.wide, p->k.wide, p->v.wide, p->g.wide, h0, p->do_.wide, dhT,
-                           dq, dk, dv, dg, r.dh0, 0);
+    digcl_ref_gla_backward(s, p->q.wide, p->k.wide, p->v.wide, p->g.wide, h0, p->do_.wide, dhT, dq,
+                           dk, dv, dg, r.dh0, 0);
     r.o = dense_alloc(p->value_dense), r.dv = dense_alloc(p->value_dense);
     r.dq = dense_alloc(p->qk_dense), r.dk = dense_alloc(p->qk_dense);
     r.dg = dense_alloc(p->qk_dense);
@@ -397,9 +397,17 @@ static void test_gla_long_sweep(void **state) {
             for (size_t d = 0; d < 4; d++)
                 for (int gate = 0; gate < 5; gate++)
                     for (int ends = 0; ends < 4; ends++) {
-                        gla_case x = {2, Ts[t], 2, dims[d][0], dims[d][1], chunks[c],
-                                      count % 3, gate < 3 ? GATE_LOGSIGMOID : gate - 2,
-                                      gate < 3 ? taus[gate] : 1, ends & 1, ends >> 1,
+                        gla_case x = {2,
+                                      Ts[t],
+                                      2,
+                                      dims[d][0],
+                                      dims[d][1],
+                                      chunks[c],
+                                      count % 3,
+                                      gate < 3 ? GATE_LOGSIGMOID : gate - 2,
+                                      gate < 3 ? taus[gate] : 1,
+                                      ends & 1,
+                                      ends >> 1,
                                       (uint64_t)(1000 + count)};
                         gla_outputs got = run_case(&x);
                         outputs_free(&got);

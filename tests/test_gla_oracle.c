@@ -1,6 +1,6 @@
 /* Checks of the float64 GLA oracle (src/ops/gla_ref.c) alone, no device:
  * - gradients against central finite differences of L = <o, do> + <hT, dhT>;
- * - dg against the suffix-sum identity of /work/shared/spec/GLA.md section 3.3:
+ * - dg against the suffix-sum identity of docs/GLA.md section 3.3:
  *   dg_t = sum_{u >= t} (q_u dq_u - k_u dk_u) + rowsum(hT * dhT);
  * - the forward against a closed form for one token and for g = 0.
  */
@@ -19,16 +19,14 @@ typedef struct oracle_case {
     double *dq, *dk, *dv, *dg, *dh0;        /* gradients */
 } oracle_case;
 
-static double *zeros(size_t n)
-{
+static double *zeros(size_t n) {
     double *x = calloc(n ? n : 1, sizeof *x);
     assert_non_null(x);
     return x;
 }
 
 /* Gate logsigmoid(x) / tau per element. */
-static void fill_gate(test_rng *rng, double *g, size_t n, double tau)
-{
+static void fill_gate(test_rng *rng, double *g, size_t n, double tau) {
     for (size_t i = 0; i < n; i++) {
         double x = test_normal(rng);
         double logsigmoid = x < 0 ? x - log1p(exp(x)) : -log1p(exp(-x));
@@ -36,8 +34,7 @@ static void fill_gate(test_rng *rng, double *g, size_t n, double tau)
     }
 }
 
-static oracle_case case_create(digcl_gla_shape shape, uint64_t seed, double tau)
-{
+static oracle_case case_create(digcl_gla_shape shape, uint64_t seed, double tau) {
     oracle_case c;
     memset(&c, 0, sizeof c);
     c.shape = shape;
@@ -46,14 +43,11 @@ static oracle_case case_create(digcl_gla_shape shape, uint64_t seed, double tau)
     c.state_count = (size_t)shape.N * shape.H * shape.K * shape.V;
     test_rng rng = test_rng_seeded(seed);
     double **qk[] = {&c.q, &c.k, &c.g, &c.dq, &c.dk, &c.dg};
-    for (size_t i = 0; i < 6; i++)
-        *qk[i] = zeros(c.qk_count);
+    for (size_t i = 0; i < 6; i++) *qk[i] = zeros(c.qk_count);
     double **value[] = {&c.v, &c.do_, &c.o, &c.dv};
-    for (size_t i = 0; i < 4; i++)
-        *value[i] = zeros(c.value_count);
+    for (size_t i = 0; i < 4; i++) *value[i] = zeros(c.value_count);
     double **state[] = {&c.h0, &c.dhT, &c.hT, &c.dh0};
-    for (size_t i = 0; i < 4; i++)
-        *state[i] = zeros(c.state_count);
+    for (size_t i = 0; i < 4; i++) *state[i] = zeros(c.state_count);
     test_fill_normal_double(&rng, c.q, c.qk_count, 1.0);
     test_fill_normal_double(&rng, c.k, c.qk_count, 1.0);
     test_fill_normal_double(&rng, c.v, c.value_count, 1.0);
@@ -64,29 +58,23 @@ static oracle_case case_create(digcl_gla_shape shape, uint64_t seed, double tau)
     return c;
 }
 
-static void case_free(oracle_case *c)
-{
-    double *all[] = {c->q, c->k, c->v, c->g, c->h0, c->do_, c->dhT, c->o,
-                     c->hT, c->dq, c->dk, c->dv, c->dg, c->dh0};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-        free(all[i]);
+static void case_free(oracle_case *c) {
+    double *all[] = {c->q, c->k,  c->v,  c->g,  c->h0, c->do_, c->dhT,
+                     c->o, c->hT, c->dq, c->dk, c->dv, c->dg,  c->dh0};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
 }
 
 /* L = <o, do> + <hT, dhT> at the current inputs. */
-static double loss(oracle_case *c)
-{
+static double loss(oracle_case *c) {
     digcl_ref_gla_forward(&c->shape, c->q, c->k, c->v, c->g, c->h0, c->o, c->hT, 0);
     double sum = 0;
-    for (size_t i = 0; i < c->value_count; i++)
-        sum += c->o[i] * c->do_[i];
-    for (size_t i = 0; i < c->state_count; i++)
-        sum += c->hT[i] * c->dhT[i];
+    for (size_t i = 0; i < c->value_count; i++) sum += c->o[i] * c->do_[i];
+    for (size_t i = 0; i < c->state_count; i++) sum += c->hT[i] * c->dhT[i];
     return sum;
 }
 
 /* Max over the elements of x of |analytic - central difference| / (1 + |analytic|). */
-static double finite_difference_error(oracle_case *c, double *x, const double *gradient, size_t n)
-{
+static double finite_difference_error(oracle_case *c, double *x, const double *gradient, size_t n) {
     const double step = 1e-6;
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
@@ -103,14 +91,12 @@ static double finite_difference_error(oracle_case *c, double *x, const double *g
     return worst;
 }
 
-static void backward(oracle_case *c)
-{
-    digcl_ref_gla_backward(&c->shape, c->q, c->k, c->v, c->g, c->h0, c->do_, c->dhT, c->dq,
-                           c->dk, c->dv, c->dg, c->dh0, 0);
+static void backward(oracle_case *c) {
+    digcl_ref_gla_backward(&c->shape, c->q, c->k, c->v, c->g, c->h0, c->do_, c->dhT, c->dq, c->dk,
+                           c->dv, c->dg, c->dh0, 0);
 }
 
-static void check_finite_differences(digcl_gla_shape shape, double tau)
-{
+static void check_finite_differences(digcl_gla_shape shape, double tau) {
     oracle_case c = case_create(shape, 11, tau);
     backward(&c);
     double errors[] = {
@@ -129,8 +115,7 @@ static void check_finite_differences(digcl_gla_shape shape, double tau)
     case_free(&c);
 }
 
-static void test_oracle_finite_differences(void **state)
-{
+static void test_oracle_finite_differences(void **state) {
     (void)state;
     /* both layouts; T = 37 crosses the oracle's 32-token checkpoint segments */
     check_finite_differences(digcl_gla_shape_token_major(2, 11, 2, 3, 2, 16), 1.0);
@@ -138,8 +123,7 @@ static void test_oracle_finite_differences(void **state)
 }
 
 /* dg against the suffix sum of q dq - k dk plus rowsum(hT dhT). */
-static double suffix_identity_error(oracle_case *c)
-{
+static double suffix_identity_error(oracle_case *c) {
     const digcl_gla_shape *s = &c->shape;
     double *suffix = zeros((size_t)s->K);
     double worst = 0, scale = 0;
@@ -150,8 +134,7 @@ static double suffix_identity_error(oracle_case *c)
             const double *dhT = c->dhT + ((size_t)n * s->H + h) * s->K * s->V;
             for (int i = 0; i < s->K; i++) {
                 suffix[i] = 0;
-                for (int j = 0; j < s->V; j++)
-                    suffix[i] += hT[i * s->V + j] * dhT[i * s->V + j];
+                for (int j = 0; j < s->V; j++) suffix[i] += hT[i * s->V + j] * dhT[i * s->V + j];
             }
             for (int t = s->T - 1; t >= 0; t--)
                 for (int i = 0; i < s->K; i++) {
@@ -166,12 +149,12 @@ static double suffix_identity_error(oracle_case *c)
     return worst / (scale > 0 ? scale : 1);
 }
 
-static void test_oracle_suffix_identity(void **state)
-{
+static void test_oracle_suffix_identity(void **state) {
     (void)state;
     const double taus[] = {0.1, 1, 16};
     for (size_t i = 0; i < 3; i++) {
-        oracle_case c = case_create(digcl_gla_shape_token_major(2, 100, 3, 5, 7, 32), 5 + i, taus[i]);
+        oracle_case c =
+            case_create(digcl_gla_shape_token_major(2, 100, 3, 5, 7, 32), 5 + i, taus[i]);
         loss(&c);
         backward(&c);
         double error = suffix_identity_error(&c);
@@ -185,8 +168,7 @@ static void test_oracle_suffix_identity(void **state)
 }
 
 /* T = 1: o = s (exp(g) h0 + k v^T)^T q; g = 0 and no h0: o_t = s sum_{j<=t} <q_t,k_j> v_j. */
-static void test_oracle_closed_forms(void **state)
-{
+static void test_oracle_closed_forms(void **state) {
     (void)state;
     oracle_case c = case_create(digcl_gla_shape_token_major(1, 1, 1, 3, 2, 16), 3, 1.0);
     loss(&c);
@@ -207,8 +189,7 @@ static void test_oracle_closed_forms(void **state)
             double want = 0;
             for (int u = 0; u <= t; u++) {
                 double dot = 0;
-                for (int i = 0; i < 4; i++)
-                    dot += d.q[t * 4 + i] * d.k[u * 4 + i];
+                for (int i = 0; i < 4; i++) dot += d.q[t * 4 + i] * d.k[u * 4 + i];
                 want += 0.5 * dot * d.v[u * 3 + j];
             }
             assert_true(fabs(d.o[t * 3 + j] - want) < 1e-12);
@@ -216,8 +197,7 @@ static void test_oracle_closed_forms(void **state)
     case_free(&d);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oracle_closed_forms),
         cmocka_unit_test(test_oracle_finite_differences),

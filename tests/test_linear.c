@@ -17,11 +17,14 @@ static void run_case(test_rng *rng, const linear_case *c) {
     const size_t nw = (size_t)c->out * c->in, w_offset = 5, b_offset = w_offset + nw + 3;
     const size_t flat = b_offset + c->out + 2;
     float *x = test_random_floats(rng, nx, 1.0f), *dy = test_random_floats(rng, ny, 1.0f);
-    float *params = test_random_floats(rng, flat, 0.3f), *grads = test_random_floats(rng, flat, 1.0f);
+    float *params = test_random_floats(rng, flat, 0.3f),
+          *grads = test_random_floats(rng, flat, 1.0f);
     float *prior = test_random_floats(rng, nx, 1.0f);
     double *xw = test_widen(x, nx), *dyw = test_widen(dy, ny);
-    double *weight = test_widen(params + w_offset, nw), *bias = test_widen(params + b_offset, c->out);
-    double *y_want = test_zeros(ny), *dx_want = test_zeros(nx), *grads_want = test_widen(grads, flat);
+    double *weight = test_widen(params + w_offset, nw),
+           *bias = test_widen(params + b_offset, c->out);
+    double *y_want = test_zeros(ny), *dx_want = test_zeros(nx),
+           *grads_want = test_widen(grads, flat);
     digcl_ref_linear_forward(shape, xw, weight, c->has_bias ? bias : NULL, y_want);
     digcl_ref_linear_backward(shape, dyw, xw, weight, dx_want, grads_want + w_offset,
                               c->has_bias ? grads_want + b_offset : NULL);
@@ -34,9 +37,10 @@ static void run_case(test_rng *rng, const linear_case *c) {
     cl_mem workspace = ws ? test_poisoned(ws / sizeof(float) + 1) : NULL;
     digcl_linear_forward_args forward = {xm, pm, w_offset, c->has_bias ? pm : NULL, b_offset, y};
     digcl_linear_forward(ctx, shape, &forward);
-    digcl_linear_backward_args backward = {dym, xm, pm, w_offset, dx, c->accumulate_dx,
-                                           gm, w_offset, c->has_bias ? gm : NULL, b_offset,
-                                           workspace};
+    digcl_linear_backward_args backward = {dym,      xm,       pm,
+                                           w_offset, dx,       c->accumulate_dx,
+                                           gm,       w_offset, c->has_bias ? gm : NULL,
+                                           b_offset, workspace};
     digcl_linear_backward(ctx, shape, &backward);
     char label[112];
     snprintf(label, sizeof label, "linear forward rows=%d in=%d out=%d bias=%d", c->rows, c->in,
@@ -61,8 +65,8 @@ static void test_linear(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(61);
     const linear_case cases[] = {
-        {1, 1, 1, 1, 0}, {7, 33, 5, 1, 1}, {36, 384, 33, 0, 0}, {257, 33, 384, 1, 0},
-        {300, 17, 20, 1, 1},
+        {1, 1, 1, 1, 0},      {7, 33, 5, 1, 1},    {36, 384, 33, 0, 0},
+        {257, 33, 384, 1, 0}, {300, 17, 20, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) run_case(&rng, &cases[i]);
 }

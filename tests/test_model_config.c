@@ -8,7 +8,7 @@
  *   exactly the tensors their dig.config's parameter table names, with its shapes,
  *   and inputs/expected tensors of the right shapes.
  * Reference files are read relative to the source tree (ctest's working
- * directory), falling back to ../shared/reference.
+ * directory).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +18,8 @@
 #include "digcl/safetensors.h"
 #include "test_util.h"
 
-static FILE *open_reference(const char *name)
-{
-    const char *dirs[] = {"tests/reference", "../shared/reference", "/work/shared/reference"};
+static FILE *open_reference(const char *name) {
+    const char *dirs[] = {"tests/reference"};
     char path[512];
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dirs[i], name);
@@ -31,16 +30,14 @@ static FILE *open_reference(const char *name)
     return NULL;
 }
 
-static digcl_model_config preset(const char *name)
-{
+static digcl_model_config preset(const char *name) {
     digcl_model_config cfg;
     digcl_config_error err;
     if (digcl_model_config_preset(name, &cfg, &err) != 0) fail_msg("%s", err.message);
     return cfg;
 }
 
-static void test_param_counts(void **state)
-{
+static void test_param_counts(void **state) {
     (void)state;
     FILE *f = open_reference("param_counts.txt");
     char line[512], name[64], millions[32];
@@ -63,8 +60,7 @@ static void test_param_counts(void **state)
 }
 
 /* Compares the table with "name<TAB>[d0, d1, ...]" lines, in order. */
-static void check_state_dict(const char *preset_name, const char *file)
-{
+static void check_state_dict(const char *preset_name, const char *file) {
     digcl_model_config cfg = preset(preset_name);
     digcl_param_table table;
     assert_int_equal(digcl_param_table_build(&cfg, &table), 0);
@@ -79,8 +75,8 @@ static void check_state_dict(const char *preset_name, const char *file)
         char expected[512];
         int used = snprintf(expected, sizeof expected, "%s\t[", p->name);
         for (int d = 0; d < p->rank; d++)
-            used += snprintf(expected + used, sizeof expected - (size_t)used,
-                             d ? ", %lld" : "%lld", (long long)p->shape[d]);
+            used += snprintf(expected + used, sizeof expected - (size_t)used, d ? ", %lld" : "%lld",
+                             (long long)p->shape[d]);
         snprintf(expected + used, sizeof expected - (size_t)used, "]");
         if (strcmp(line, expected) != 0)
             fail_msg("%s entry %zu: table has \"%s\", upstream \"%s\"", preset_name, i - 1,
@@ -91,18 +87,23 @@ static void check_state_dict(const char *preset_name, const char *file)
     digcl_param_table_free(&table);
 }
 
-static void test_state_dict_names_and_shapes(void **state)
-{
+static void test_state_dict_names_and_shapes(void **state) {
     (void)state;
     check_state_dict("DiG-S/2", "dig_s2_state_dict.txt");
     check_state_dict("DiT-S/2", "dit_s2_state_dict.txt");
 }
 
-static void test_derived_sizes(void **state)
-{
+static void test_derived_sizes(void **state) {
     (void)state;
-    static const struct { const char *name; int mlp; int heads; } dig[] = {
-        {"DiG-S/2", 1024, 6}, {"DiG-B/2", 2048, 12}, {"DiG-L/2", 2816, 16}, {"DiG-XL/2", 3072, 18},
+    static const struct {
+        const char *name;
+        int mlp;
+        int heads;
+    } dig[] = {
+        {"DiG-S/2", 1024, 6},
+        {"DiG-B/2", 2048, 12},
+        {"DiG-L/2", 2816, 16},
+        {"DiG-XL/2", 3072, 18},
     };
     for (size_t i = 0; i < 4; i++) {
         digcl_model_config c = preset(dig[i].name);
@@ -125,8 +126,7 @@ static void test_derived_sizes(void **state)
     assert_true(preset("DiG-S/2-skipzero").skip_zero_init);
 }
 
-static void test_presets_and_aliases(void **state)
-{
+static void test_presets_and_aliases(void **state) {
     (void)state;
     const char *const *names = digcl_model_config_preset_names();
     int n = 0;
@@ -146,16 +146,16 @@ static void test_presets_and_aliases(void **state)
     assert_memory_equal(&a, &b, sizeof a);
     digcl_model_config c;
     digcl_config_error err;
-    static const char *const bad[] = {"DiG-M/2", "DiG-S/3", "DiT-S/2-skip", "dig-s/2", "DiG-S",
-                                      "DiG-XL/2-bid-layer-dwconv-qdir", "DiG-S/2-skipx", ""};
+    static const char *const bad[] = {"DiG-M/2",       "DiG-S/3", "DiT-S/2-skip",
+                                      "dig-s/2",       "DiG-S",   "DiG-XL/2-bid-layer-dwconv-qdir",
+                                      "DiG-S/2-skipx", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(digcl_model_config_preset(bad[i], &c, &err), -1);
         assert_non_null(strstr(err.message, "unknown model preset"));
     }
 }
 
-static void test_json_round_trip(void **state)
-{
+static void test_json_round_trip(void **state) {
     (void)state;
     digcl_model_config a = preset("DiG-L/4-skipzero"), b;
     digcl_config_error err;
@@ -173,19 +173,18 @@ static void test_json_round_trip(void **state)
     free(json);
 }
 
-static void expect_json_error(const char *json, const char *needle)
-{
+static void expect_json_error(const char *json, const char *needle) {
     digcl_model_config c;
     digcl_config_error err;
     assert_int_equal(digcl_model_config_from_json(json, &c, &err), -1);
     if (!strstr(err.message, needle)) fail_msg("\"%s\" lacks \"%s\"", err.message, needle);
 }
 
-#define VALID_REST "\"num_heads\":2,\"patch_size\":2,\"input_size\":16,\"in_channels\":4," \
-                   "\"num_classes\":10,\"learn_sigma\":true,\"skip\":false}"
+#define VALID_REST                                                          \
+    "\"num_heads\":2,\"patch_size\":2,\"input_size\":16,\"in_channels\":4," \
+    "\"num_classes\":10,\"learn_sigma\":true,\"skip\":false}"
 
-static void test_json_rejections(void **state)
-{
+static void test_json_rejections(void **state) {
     (void)state;
     expect_json_error("[1]", "not a JSON object");
     expect_json_error("{\"arch\":\"dig\"", "not a JSON object");
@@ -204,25 +203,30 @@ static void test_json_rejections(void **state)
                       "depth must be positive");
     expect_json_error("{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,"
                       "\"patch_size\":3,\"input_size\":16,\"in_channels\":4,\"num_classes\":10,"
-                      "\"learn_sigma\":true,\"skip\":false}", "not a multiple of patch_size");
+                      "\"learn_sigma\":true,\"skip\":false}",
+                      "not a multiple of patch_size");
     expect_json_error("{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,"
                       "\"patch_size\":2,\"input_size\":16,\"in_channels\":4,\"num_classes\":10,"
-                      "\"learn_sigma\":1,\"skip\":false}", "\"learn_sigma\" must be true or false");
+                      "\"learn_sigma\":1,\"skip\":false}",
+                      "\"learn_sigma\" must be true or false");
     expect_json_error("{\"arch\":\"dit\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,"
                       "\"patch_size\":2,\"input_size\":16,\"in_channels\":4,\"num_classes\":10,"
-                      "\"learn_sigma\":true,\"skip\":true}", "only for DiG");
+                      "\"learn_sigma\":true,\"skip\":true}",
+                      "only for DiG");
 }
 
-static void test_tiny_fixture_config(void **state)
-{
+static void test_tiny_fixture_config(void **state) {
     (void)state;
     /* the config of tests/reference fixture "dig_a" */
     digcl_model_config c;
     digcl_config_error err;
-    assert_int_equal(digcl_model_config_from_json(
-        "{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,\"patch_size\":2,"
-        "\"input_size\":16,\"in_channels\":4,\"num_classes\":10,\"learn_sigma\":true,"
-        "\"skip\":false}", &c, &err), 0);
+    assert_int_equal(
+        digcl_model_config_from_json(
+            "{\"arch\":\"dig\",\"depth\":4,\"hidden_size\":128,\"num_heads\":2,\"patch_size\":2,"
+            "\"input_size\":16,\"in_channels\":4,\"num_classes\":10,\"learn_sigma\":true,"
+            "\"skip\":false}",
+            &c, &err),
+        0);
     assert_int_equal(c.head_qk_dim, 32);
     assert_int_equal(c.head_v_dim, 64);
     assert_int_equal(c.mlp_hidden, 512); /* int(128*8/3) = 341 -> 512 */
@@ -243,8 +247,7 @@ static void test_tiny_fixture_config(void **state)
     digcl_param_table_free(&t);
 }
 
-static digcl_safetensors *open_fixture(const char *fixture, const char *file)
-{
+static digcl_safetensors *open_fixture(const char *fixture, const char *file) {
     char path[512];
     digcl_safetensors *st;
     digcl_st_error err;
@@ -254,8 +257,7 @@ static digcl_safetensors *open_fixture(const char *fixture, const char *file)
 }
 
 /* weights: every table entry with its shape, nothing else. */
-static void check_fixture_weights(const digcl_safetensors *w, const digcl_param_table *table)
-{
+static void check_fixture_weights(const digcl_safetensors *w, const digcl_param_table *table) {
     const char **names = calloc(table->count, sizeof *names);
     digcl_st_error err;
     assert_non_null(names);
@@ -265,22 +267,23 @@ static void check_fixture_weights(const digcl_safetensors *w, const digcl_param_
         if (digcl_st_expect(w, p->name, p->rank, p->shape, NULL, &err) != 0)
             fail_msg("%s", err.message);
     }
-    if (digcl_st_check_no_unexpected(w, names, table->count, &err) != 0) fail_msg("%s", err.message);
+    if (digcl_st_check_no_unexpected(w, names, table->count, &err) != 0)
+        fail_msg("%s", err.message);
     free(names);
 }
 
 /* inputs x/t/y/dout and expected out, grad.x, grad.<trainable>. */
 static void check_fixture_io(const digcl_safetensors *in, const digcl_safetensors *ex,
-                             const digcl_model_config *c, const digcl_param_table *table)
-{
+                             const digcl_model_config *c, const digcl_param_table *table) {
     digcl_st_error err;
     int64_t n = 2, side = c->input_size;
     int64_t x_shape[4] = {n, c->in_channels, side, side};
     int64_t out_shape[4] = {n, c->out_channels, side, side};
     const digcl_st_tensor *y;
     int64_t labels[2];
-    if (digcl_st_expect(in, "x", 4, x_shape, NULL, &err) || digcl_st_expect(in, "t", 1, &n, NULL, &err) ||
-        digcl_st_expect(in, "y", 1, &n, &y, &err) || digcl_st_expect(in, "dout", 4, out_shape, NULL, &err) ||
+    if (digcl_st_expect(in, "x", 4, x_shape, NULL, &err) ||
+        digcl_st_expect(in, "t", 1, &n, NULL, &err) || digcl_st_expect(in, "y", 1, &n, &y, &err) ||
+        digcl_st_expect(in, "dout", 4, out_shape, NULL, &err) ||
         digcl_st_expect(ex, "out", 4, out_shape, NULL, &err) ||
         digcl_st_expect(ex, "grad.x", 4, x_shape, NULL, &err))
         fail_msg("%s", err.message);
@@ -295,17 +298,17 @@ static void check_fixture_io(const digcl_safetensors *in, const digcl_safetensor
             assert_null(digcl_st_find(ex, name));
             continue;
         }
-        if (digcl_st_expect(ex, name, p->rank, p->shape, NULL, &err) != 0) fail_msg("%s", err.message);
+        if (digcl_st_expect(ex, name, p->rank, p->shape, NULL, &err) != 0)
+            fail_msg("%s", err.message);
         n_grads++;
     }
     assert_int_equal(ex->n_tensors, n_grads + 2);
 }
 
-static void test_committed_fixtures_match_tables(void **state)
-{
+static void test_committed_fixtures_match_tables(void **state) {
     (void)state;
-    static const char *const fixtures[] = {"dig_a_16x16", "dig_b_12x12", "dig_c_skip",
-                                           "dit_d_16x16", "dig_e_p4_c3", "udig_a_16x16_d5",
+    static const char *const fixtures[] = {"dig_a_16x16",   "dig_b_12x12", "dig_c_skip",
+                                           "dit_d_16x16",   "dig_e_p4_c3", "udig_a_16x16_d5",
                                            "udig_b_8x8_d10"};
     for (size_t f = 0; f < sizeof fixtures / sizeof fixtures[0]; f++) {
         digcl_safetensors *w = open_fixture(fixtures[f], "weights.safetensors");
@@ -315,7 +318,8 @@ static void test_committed_fixtures_match_tables(void **state)
         digcl_config_error err;
         const char *json = digcl_st_metadata(w, DIGCL_CONFIG_METADATA_KEY);
         assert_non_null(json);
-        if (digcl_model_config_from_json(json, &c, &err) != 0) fail_msg("%s: %s", fixtures[f], err.message);
+        if (digcl_model_config_from_json(json, &c, &err) != 0)
+            fail_msg("%s: %s", fixtures[f], err.message);
         digcl_param_table table;
         assert_int_equal(digcl_param_table_build(&c, &table), 0);
         check_fixture_weights(w, &table);
@@ -330,10 +334,13 @@ static void test_committed_fixtures_match_tables(void **state)
 /* ---- U-DiG (docs/UDIG.md) ---- */
 
 /* Counts from tests/reference/udig_reference.py (param_count, len(param_shapes)). */
-static void test_udig_presets(void **state)
-{
+static void test_udig_presets(void **state) {
     (void)state;
-    static const struct { const char *name; int depth, hidden, heads; size_t total, trainable, tensors; } rows[] = {
+    static const struct {
+        const char *name;
+        int depth, hidden, heads;
+        size_t total, trainable, tensors;
+    } rows[] = {
         {"U-DiG-S", 15, 384, 6, 44325896, 43932680, 249},
         {"U-DiG-B", 15, 768, 12, 175060040, 174273608, 249},
         {"U-DiG-L", 25, 1024, 16, 505933896, 504885320, 399},
@@ -348,7 +355,11 @@ static void test_udig_presets(void **state)
         assert_int_equal(c.patch_size, 1);
         assert_int_equal(c.head_qk_dim, 32);
         assert_int_equal(c.head_v_dim, 64);
-        assert_int_equal(c.mlp_hidden, preset(r == 3 ? "DiG-XL/2" : r == 2 ? "DiG-L/2" : r ? "DiG-B/2" : "DiG-S/2").mlp_hidden);
+        assert_int_equal(c.mlp_hidden, preset(r == 3   ? "DiG-XL/2"
+                                              : r == 2 ? "DiG-L/2"
+                                              : r      ? "DiG-B/2"
+                                                       : "DiG-S/2")
+                                           .mlp_hidden);
         digcl_param_table table;
         assert_int_equal(digcl_param_table_build(&c, &table), 0);
         assert_int_equal(table.total, rows[r].total);
@@ -358,8 +369,7 @@ static void test_udig_presets(void **state)
     }
 }
 
-static void test_udig_geometry_and_table(void **state)
-{
+static void test_udig_geometry_and_table(void **state) {
     (void)state;
     digcl_model_config c = preset("U-DiG-S");
     const int grids[5] = {32, 16, 8, 16, 32};
@@ -371,10 +381,14 @@ static void test_udig_geometry_and_table(void **state)
     digcl_model_config plain = preset("DiG-S/2");
     assert_int_equal(digcl_udig_stage_depth(&plain), 0);
     assert_int_equal(digcl_model_block_grid(&plain, 7), 16);
-    assert_true(digcl_arch_has_dig_blocks(DIGCL_ARCH_UDIG) && !digcl_arch_has_dig_blocks(DIGCL_ARCH_DIT));
+    assert_true(digcl_arch_has_dig_blocks(DIGCL_ARCH_UDIG) &&
+                !digcl_arch_has_dig_blocks(DIGCL_ARCH_DIT));
     digcl_param_table t;
     assert_int_equal(digcl_param_table_build(&c, &t), 0);
-    static const struct { const char *name; int64_t rows, cols; } linears[] = {
+    static const struct {
+        const char *name;
+        int64_t rows, cols;
+    } linears[] = {
         {"downsample.0.weight", 384, 1536}, {"downsample.1.weight", 384, 1536},
         {"upsample.0.weight", 1536, 384},   {"upsample.1.weight", 1536, 384},
         {"skip_fuse.0.weight", 384, 768},   {"skip_fuse.1.weight", 384, 768},
@@ -395,8 +409,7 @@ static void test_udig_geometry_and_table(void **state)
     digcl_param_table_free(&t);
 }
 
-static void expect_udig_rejected(int depth, int patch, int input, int skip, const char *needle)
-{
+static void expect_udig_rejected(int depth, int patch, int input, int skip, const char *needle) {
     digcl_model_config c = preset("U-DiG-S");
     c.depth = depth, c.patch_size = patch, c.input_size = input, c.skip = skip;
     digcl_config_error err;
@@ -404,8 +417,7 @@ static void expect_udig_rejected(int depth, int patch, int input, int skip, cons
     if (!strstr(err.message, needle)) fail_msg("\"%s\" lacks \"%s\"", err.message, needle);
 }
 
-static void test_udig_json_and_rejections(void **state)
-{
+static void test_udig_json_and_rejections(void **state) {
     (void)state;
     digcl_model_config c = preset("U-DiG-B"), back;
     char *json = digcl_model_config_to_json(&c);
@@ -423,8 +435,7 @@ static void test_udig_json_and_rejections(void **state)
     assert_int_equal(digcl_model_config_preset("U-DiG-S/2", &c, &err), -1);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_state_dict_names_and_shapes),

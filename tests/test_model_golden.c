@@ -17,8 +17,9 @@
 #include "digcl/safetensors.h"
 #include "test_util.h"
 
-static const char *fixture_names[] = {"dig_a_16x16",     "dig_b_12x12",   "dig_c_skip", "dit_d_16x16", "dig_e_p4_c3",
-                                      "udig_a_16x16_d5", "udig_b_8x8_d10"};
+static const char *fixture_names[] = {"dig_a_16x16",   "dig_b_12x12", "dig_c_skip",
+                                      "dit_d_16x16",   "dig_e_p4_c3", "udig_a_16x16_d5",
+                                      "udig_b_8x8_d10"};
 /* U-DiG fixtures of the full (generated) set only: stages ending in C and in Cr. */
 static const char *full_only_names[] = {"udig_c_8x8_d15", "udig_d_8x8_d20"};
 
@@ -51,7 +52,8 @@ static digcl_model *load_model(const char *dir) {
     char path[2048], error[1024];
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
     digcl_model_config config;
-    if (digcl_checkpoint_read_config(path, &config, error, sizeof error) != 0) fail_msg("%s", error);
+    if (digcl_checkpoint_read_config(path, &config, error, sizeof error) != 0)
+        fail_msg("%s", error);
     digcl_model *model = digcl_model_create(test_context(), &config);
     if (digcl_checkpoint_load(model, path, error, sizeof error) != 0) fail_msg("%s", error);
     return model;
@@ -76,8 +78,8 @@ static cl_mem upload_int_labels(const digcl_safetensors *inputs, int *N) {
 static int failures = 0;     /* every mismatch is reported before the test fails */
 static int expect_fused = 1; /* DiG projections as one GEMM (the default) */
 
-static void compare(const char *fixture, const char *name, cl_mem got_mem, const float *want, size_t count,
-                    double tolerance, double *worst) {
+static void compare(const char *fixture, const char *name, cl_mem got_mem, const float *want,
+                    size_t count, double tolerance, double *worst) {
     float *got = test_download(got_mem, count);
     double *wide = malloc(count * sizeof *wide);
     for (size_t i = 0; i < count; i++) wide[i] = want[i];
@@ -91,8 +93,9 @@ static void compare(const char *fixture, const char *name, cl_mem got_mem, const
     free(wide);
 }
 
-static void check_parameter_gradients(const char *fixture, digcl_model *model, const digcl_safetensors *expected,
-                                      double tolerance, double *worst) {
+static void check_parameter_gradients(const char *fixture, digcl_model *model,
+                                      const digcl_safetensors *expected, double tolerance,
+                                      double *worst) {
     const digcl_param_table *table = digcl_model_param_table(model);
     for (size_t i = 0; i < table->count; i++) {
         if (!table->params[i].trainable) continue;
@@ -112,14 +115,18 @@ static void run_fixture(const char *dir, const char *fixture) {
     digcl_arch arch = digcl_model_get_config(model)->arch;
     double forward_tolerance = arch == DIGCL_ARCH_UDIG ? 1e-5 : 1e-4;
     double gradient_tolerance = arch == DIGCL_ARCH_UDIG ? 1e-4 : 1e-3;
-    if (digcl_arch_has_dig_blocks(arch)) assert_int_equal(digcl_model_fused_projections(model), expect_fused);
+    if (digcl_arch_has_dig_blocks(arch))
+        assert_int_equal(digcl_model_fused_projections(model), expect_fused);
     int N = 0;
     size_t x_count = 0, t_count = 0, out_count = 0;
     float *x = read_tensor(f.inputs, "x", &x_count), *t = read_tensor(f.inputs, "t", &t_count);
-    float *dout = read_tensor(f.inputs, "dout", &out_count), *want_out = read_tensor(f.expected, "out", NULL);
+    float *dout = read_tensor(f.inputs, "dout", &out_count),
+          *want_out = read_tensor(f.expected, "out", NULL);
     float *want_dx = read_tensor(f.expected, "grad.x", NULL);
-    digcl_model_inputs inputs = {test_upload(x, x_count), test_upload(t, t_count), upload_int_labels(f.inputs, &N)};
-    cl_mem out = test_poisoned(out_count), d_out = test_upload(dout, out_count), dx = test_poisoned(x_count);
+    digcl_model_inputs inputs = {test_upload(x, x_count), test_upload(t, t_count),
+                                 upload_int_labels(f.inputs, &N)};
+    cl_mem out = test_poisoned(out_count), d_out = test_upload(dout, out_count),
+           dx = test_poisoned(x_count);
     digcl_model_prepare(model, N, DIGCL_MODE_TRAINING);
     digcl_model_zero_grad(model);
     digcl_model_forward(model, &inputs, out);
@@ -132,8 +139,10 @@ static void run_fixture(const char *dir, const char *fixture) {
     digcl_model_prepare(model, N, DIGCL_MODE_INFERENCE);
     test_poison(out, out_count);
     digcl_model_forward(model, &inputs, out);
-    compare(fixture, "out (inference mode)", out, want_out, out_count, forward_tolerance, &worst_forward);
-    print_message("  %-40s forward rel L2 %.2e, worst gradient %.2e\n", dir, worst_forward, worst_gradient);
+    compare(fixture, "out (inference mode)", out, want_out, out_count, forward_tolerance,
+            &worst_forward);
+    print_message("  %-40s forward rel L2 %.2e, worst gradient %.2e\n", dir, worst_forward,
+                  worst_gradient);
     test_release(inputs.x), test_release(inputs.t), test_release(inputs.y);
     test_release(out), test_release(d_out), test_release(dx);
     free(x), free(t), free(dout), free(want_out), free(want_dx);

@@ -1,4 +1,4 @@
-/* Upstream initialisation (DIG_MODEL.md §3.6) on DiG-skipzero and DiT configs:
+/* Upstream initialisation (docs/MODEL.md §3.6) on DiG-skipzero and DiT configs:
  * every tensor follows its rule (xavier bounds and spread, GLA gain 2^-2.5,
  * N(0, 0.02), zeros, ones, identity depthwise conv, [I | 0] skip, sin-cos
  * pos_embed), the same seed gives the same parameters and another seed does
@@ -31,7 +31,8 @@ static void check_xavier(const char *name, const digcl_param_info *p, const floa
     double fan_out = (double)p->shape[0], fan_in = (double)p->numel / fan_out;
     double bound = gain * sqrt(6.0 / (fan_in + fan_out));
     moments m = moments_of(x, p->numel);
-    if (m.max_abs > bound * (1 + 1e-6)) fail_msg("%s: |w| %.4g exceeds the xavier bound %.4g", name, m.max_abs, bound);
+    if (m.max_abs > bound * (1 + 1e-6))
+        fail_msg("%s: |w| %.4g exceeds the xavier bound %.4g", name, m.max_abs, bound);
     if (p->numel >= 1000 && fabs(m.stddev - bound / sqrt(3.0)) > 0.1 * bound / sqrt(3.0))
         fail_msg("%s: std %.4g, expected %.4g", name, m.stddev, bound / sqrt(3.0));
 }
@@ -49,7 +50,8 @@ static void check_rule(const digcl_model_config *c, const digcl_param_info *p, c
     case DIGCL_INIT_ONE: check_exact(p->name, x, p->numel, 1.0f); break;
     case DIGCL_INIT_NORMAL_002: {
         moments m = moments_of(x, p->numel);
-        if (fabs(m.mean) > 0.002 || fabs(m.stddev - 0.02) > 0.002) fail_msg("%s: mean %g std %g", p->name, m.mean, m.stddev);
+        if (fabs(m.mean) > 0.002 || fabs(m.stddev - 0.02) > 0.002)
+            fail_msg("%s: mean %g std %g", p->name, m.mean, m.stddev);
         break;
     }
     case DIGCL_INIT_SINCOS_2D: {
@@ -64,7 +66,8 @@ static void check_rule(const digcl_model_config *c, const digcl_param_info *p, c
         break;
     case DIGCL_INIT_SKIP_IDENTITY: {
         size_t cols = (size_t)p->shape[1];
-        for (size_t i = 0; i < p->numel; i++) assert_true(x[i] == (i / cols == i % cols ? 1.0f : 0.0f));
+        for (size_t i = 0; i < p->numel; i++)
+            assert_true(x[i] == (i / cols == i % cols ? 1.0f : 0.0f));
         break;
     }
     }
@@ -143,7 +146,8 @@ static void test_initial_output_is_zero(void **state) {
     digcl_model_config config;
     digcl_config_error error;
     assert_int_equal(digcl_model_config_preset("DiG-S/2", &config, &error), 0);
-    config.depth = 4, config.hidden_size = 64, config.num_heads = 2, config.num_classes = 10, config.input_size = 8;
+    config.depth = 4, config.hidden_size = 64, config.num_heads = 2, config.num_classes = 10,
+    config.input_size = 8;
     if (digcl_model_config_finish(&config, &error) != 0) fail_msg("%s", error.message);
     digcl_model *model = digcl_model_create(test_context(), &config);
     digcl_model_init(model, 3);

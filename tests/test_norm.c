@@ -51,7 +51,7 @@ static void test_layernorm(void **state) {
 
 typedef struct modulate_case {
     int N, T, D;
-    size_t pad;    /* extra columns per row of the adaLN tensor (0: packed [N, 6D]) */
+    size_t pad; /* extra columns per row of the adaLN tensor (0: packed [N, 6D]) */
     int accumulate;
 } modulate_case;
 
@@ -74,8 +74,8 @@ static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
     const int N = c->N, T = c->T, D = c->D;
     const size_t n = (size_t)N * T * D, rows = (size_t)N * T;
     const size_t stride = 6 * (size_t)D + c->pad, base = c->pad ? 1 : 0, ada = (size_t)N * stride;
-    digcl_adaln_vector shift = {NULL, base + 3 * (size_t)D, stride};
-    digcl_adaln_vector scale = {NULL, base + 4 * (size_t)D, stride};
+    digcl_row_view shift = {NULL, base + 3 * (size_t)D, stride};
+    digcl_row_view scale = {NULL, base + 4 * (size_t)D, stride};
     float *x = test_random_floats(rng, n, 1.5f), *dy = test_random_floats(rng, n, 1.0f);
     float *prior = test_random_floats(rng, n, 1.0f), *adaln = test_random_floats(rng, ada, 0.5f);
     double *xw = test_widen(x, n), *dyw = test_widen(dy, n);
@@ -99,8 +99,8 @@ static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
     cl_mem workspace = test_poisoned(ws / sizeof(float) + 1);
     shift.mem = scale.mem = ada_mem;
     digcl_layernorm_modulate_forward(ctx, N, T, D, xm, shift, scale, y, mean, rstd);
-    digcl_adaln_vector dshift_view = {dada, shift.offset, stride};
-    digcl_adaln_vector dscale_view = {dada, scale.offset, stride};
+    digcl_row_view dshift_view = {dada, shift.offset, stride};
+    digcl_row_view dscale_view = {dada, scale.offset, stride};
     digcl_layernorm_modulate_backward(ctx, N, T, D, dym, xm, mean, rstd, scale, dx, c->accumulate,
                                       dshift_view, dscale_view, workspace);
     double *dada_full = test_widen(adaln, ada);
@@ -121,7 +121,8 @@ static void run_layernorm_modulate(test_rng *rng, const modulate_case *c) {
     for (size_t i = 0; i < (size_t)N * D; ++i) as_float[i] = (float)got_scale[i];
     snprintf(label, sizeof label, "ln+modulate dscale T=%d D=%d", T, D);
     test_assert_close(label, as_float, dscale, (size_t)N * D, DENSE_BACKWARD_TOLERANCE);
-    test_assert_close("  whole adaLN gradient tensor", got, dada_full, ada, DENSE_BACKWARD_TOLERANCE);
+    test_assert_close("  whole adaLN gradient tensor", got, dada_full, ada,
+                      DENSE_BACKWARD_TOLERANCE);
     test_release(xm), test_release(dym), test_release(ada_mem), test_release(y);
     test_release(mean), test_release(rstd), test_release(dx), test_release(dada);
     test_release(workspace);
@@ -134,10 +135,10 @@ static void test_layernorm_modulate(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(32);
     const modulate_case cases[] = {
-        {2, 1, 1, 0, 0},   {2, 7, 33, 0, 1},   {2, 36, 384, 0, 0},  {2, 257, 33, 0, 0},
-        {1, 257, 384, 0, 1}, {2, 7, 384, 1, 0}, {3, 1, 384, 0, 0},
-        {1, 2100, 384, 0, 1}, /* several row batches per group (prefetch), partial last chunk */
-        {2, 1100, 33, 1, 0},  /* the same with scalar rows */
+        {2, 1, 1, 0, 0},     {2, 7, 33, 0, 1},     {2, 36, 384, 0, 0},
+        {2, 257, 33, 0, 0},  {1, 257, 384, 0, 1},  {2, 7, 384, 1, 0},
+        {3, 1, 384, 0, 0},   {1, 2100, 384, 0, 1}, /* several row batches per group (prefetch), partial last chunk */
+        {2, 1100, 33, 1, 0},                       /* the same with scalar rows */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         run_layernorm_modulate(&rng, &cases[i]);

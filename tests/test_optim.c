@@ -46,7 +46,8 @@ static void test_ema(void **state) {
     const int counts[] = {1, 33, 4096};
     for (int k = 0; k < 3; ++k) {
         const int n = counts[k];
-        float *ema = test_random_floats(&rng, (size_t)n, 1.0f), *params = test_random_floats(&rng, (size_t)n, 1.0f);
+        float *ema = test_random_floats(&rng, (size_t)n, 1.0f),
+              *params = test_random_floats(&rng, (size_t)n, 1.0f);
         double *want = test_widen(ema, (size_t)n), *pw = test_widen(params, (size_t)n);
         cl_mem em = test_upload(ema, (size_t)n), pm = test_upload(params, (size_t)n);
         for (int step = 0; step < 3; ++step) {

@@ -53,9 +53,9 @@ static void test_patch_embed_oracle_gradients(void **state) {
     digcl_ref_patch_embed_backward(&p.shape, p.D, p.image, p.weight, p.weights_of_loss, dweight,
                                    dbias, dimage);
     test_check_gradient("patch_embed oracle d/dimage", embed_loss, &p, p.image, dimage, images,
-                            200);
-    test_check_gradient("patch_embed oracle d/dweight", embed_loss, &p, p.weight, dweight,
-                            D * K, 200);
+                        200);
+    test_check_gradient("patch_embed oracle d/dweight", embed_loss, &p, p.weight, dweight, D * K,
+                        200);
     test_check_gradient("patch_embed oracle d/dbias", embed_loss, &p, p.bias, dbias, D, 200);
     free(p.image), free(p.weight), free(p.bias), free(p.pos), free(p.weights_of_loss);
     free(p.tokens), free(dweight), free(dbias), free(dimage);
@@ -157,10 +157,12 @@ static void check_embed(const embed_case *c, test_rng *rng) {
     const digcl_patch_shape *s = &c->shape;
     const size_t images = image_count(s), rows = token_count(s), D = (size_t)c->D;
     const size_t K = (size_t)digcl_patch_features(s), T = (size_t)digcl_patch_tokens(s);
-    float *image = test_random_floats(rng, images, 1.0f), *weight = test_random_floats(rng, D * K, 0.3f);
+    float *image = test_random_floats(rng, images, 1.0f),
+          *weight = test_random_floats(rng, D * K, 0.3f);
     float *bias = test_random_floats(rng, D, 1.0f), *pos = test_random_floats(rng, T * D, 1.0f);
     float *dtokens = test_random_floats(rng, rows * D, 1.0f);
-    float *dweight0 = test_random_floats(rng, D * K, 1.0f), *dbias0 = test_random_floats(rng, D, 1.0f);
+    float *dweight0 = test_random_floats(rng, D * K, 1.0f),
+          *dbias0 = test_random_floats(rng, D, 1.0f);
     cl_mem d_image = test_upload(image, images), d_weight = test_upload(weight, D * K);
     cl_mem d_bias = test_upload(bias, D), d_pos = test_upload(pos, T * D);
     cl_mem d_dtokens = test_upload(dtokens, rows * D), d_dweight = test_upload(dweight0, D * K);
@@ -176,7 +178,8 @@ static void check_embed(const embed_case *c, test_rng *rng) {
                                c->with_dimage ? dimage : NULL, workspace);
 
     double *w_image = test_widen(image, images), *w_weight = test_widen(weight, D * K);
-    double *w_bias = test_widen(bias, D), *w_pos = test_widen(pos, T * D), *w_dtokens = test_widen(dtokens, rows * D);
+    double *w_bias = test_widen(bias, D), *w_pos = test_widen(pos, T * D),
+           *w_dtokens = test_widen(dtokens, rows * D);
     double *want_tokens = test_zeros(rows * D), *want_dimage = test_zeros(images);
     double *want_dweight = test_widen(dweight0, D * K), *want_dbias = test_widen(dbias0, D);
     digcl_ref_patch_embed_forward(s, c->D, w_image, w_weight, w_bias, c->with_pos ? w_pos : NULL,
@@ -203,8 +206,8 @@ static void check_embed(const embed_case *c, test_rng *rng) {
     free(image), free(weight), free(bias), free(pos), free(dtokens), free(dweight0), free(dbias0);
     free(w_image), free(w_weight), free(w_bias), free(w_pos), free(w_dtokens);
     free(want_tokens), free(want_dimage), free(want_dweight), free(want_dbias);
-    cl_mem buffers[] = {d_image, d_weight, d_bias, d_pos, d_dtokens, d_dweight, d_dbias,
-                        tokens, dimage, workspace};
+    cl_mem buffers[] = {d_image,   d_weight, d_bias, d_pos,  d_dtokens,
+                        d_dweight, d_dbias,  tokens, dimage, workspace};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) test_release(buffers[i]);
 }
 
@@ -212,12 +215,12 @@ static void test_patch_embed_kernels(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(304);
     const embed_case cases[] = {
-        {{2, 4, 8, 8, 2}, 384, 1, 1},   /* DiG-S/2-like, small grid */
-        {{3, 3, 6, 10, 2}, 33, 0, 1},   /* odd sizes */
-        {{1, 1, 7, 7, 1}, 1, 1, 0},     /* p = 1, D = 1 */
-        {{2, 4, 16, 8, 4}, 33, 1, 1},   /* p = 4 */
-        {{1, 3, 24, 8, 8}, 7, 0, 1},    /* p = 8 */
-        {{5, 4, 18, 18, 2}, 40, 1, 1},  /* more rows than one bias-sum group */
+        {{2, 4, 8, 8, 2}, 384, 1, 1},  /* DiG-S/2-like, small grid */
+        {{3, 3, 6, 10, 2}, 33, 0, 1},  /* odd sizes */
+        {{1, 1, 7, 7, 1}, 1, 1, 0},    /* p = 1, D = 1 */
+        {{2, 4, 16, 8, 4}, 33, 1, 1},  /* p = 4 */
+        {{1, 3, 24, 8, 8}, 7, 0, 1},   /* p = 8 */
+        {{5, 4, 18, 18, 2}, 40, 1, 1}, /* more rows than one bias-sum group */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_embed(&cases[i], &rng);
 }

@@ -7,9 +7,7 @@
 #include "dense_helpers.h"
 #include "digcl/reduce.h"
 
-static cl_mem workspace_for(size_t bytes) {
-    return test_poisoned(bytes / sizeof(float) + 1);
-}
+static cl_mem workspace_for(size_t bytes) { return test_poisoned(bytes / sizeof(float) + 1); }
 
 typedef struct column_case {
     int batch, rows, cols;
@@ -51,9 +49,8 @@ static void test_column_sum(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(11);
     const column_case cases[] = {
-        {1, 1, 1, 1.0f, 0, 0, 0},      {3, 7, 33, 1.0f, 0, 0, 0},
-        {2, 36, 384, 0.25f, 1, 5, 1000}, {1, 257, 33, 1.0f, 1, 0, 0},
-        {2, 1000, 5, 0.5f, 0, 2, 9},   {1, 8192, 3, 1.0f, 1, 0, 0},
+        {1, 1, 1, 1.0f, 0, 0, 0},    {3, 7, 33, 1.0f, 0, 0, 0},   {2, 36, 384, 0.25f, 1, 5, 1000},
+        {1, 257, 33, 1.0f, 1, 0, 0}, {2, 1000, 5, 0.5f, 0, 2, 9}, {1, 8192, 3, 1.0f, 1, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) run_column_case(&rng, &cases[i]);
 }
@@ -66,10 +63,12 @@ static void test_sum_norm_mse(void **state) {
     digcl_context *ctx = test_context();
     for (size_t k = 0; k < sizeof total_counts / sizeof total_counts[0]; ++k) {
         const int n = total_counts[k];
-        float *x = test_random_floats(&rng, (size_t)n, 1.0f), *y = test_random_floats(&rng, (size_t)n, 1.0f);
+        float *x = test_random_floats(&rng, (size_t)n, 1.0f),
+              *y = test_random_floats(&rng, (size_t)n, 1.0f);
         double *xw = test_widen(x, (size_t)n), *yw = test_widen(y, (size_t)n);
         cl_mem xm = test_upload(x, (size_t)n), ym = test_upload(y, (size_t)n);
-        cl_mem result = test_poisoned(4), workspace = workspace_for(digcl_reduce_workspace_bytes(n));
+        cl_mem result = test_poisoned(4),
+               workspace = workspace_for(digcl_reduce_workspace_bytes(n));
         digcl_sum(ctx, n, xm, 1.0f / (float)n, result, 0, workspace);
         digcl_global_norm(ctx, n, xm, result, 1, workspace);
         digcl_mse_forward(ctx, n, xm, ym, result, 2, workspace);
@@ -133,7 +132,8 @@ static void test_mse_backward(void **state) {
     for (int accumulate = 0; accumulate <= 1; ++accumulate)
         for (size_t k = 0; k < 4; ++k) {
             const int n = total_counts[k + 1];
-            float *p = test_random_floats(&rng, (size_t)n, 1.0f), *t = test_random_floats(&rng, (size_t)n, 1.0f);
+            float *p = test_random_floats(&rng, (size_t)n, 1.0f),
+                  *t = test_random_floats(&rng, (size_t)n, 1.0f);
             float *prior = test_random_floats(&rng, (size_t)n, 1.0f);
             double *pw = test_widen(p, (size_t)n), *tw = test_widen(t, (size_t)n);
             double *want = test_zeros((size_t)n);

@@ -38,7 +38,8 @@ static void test_addressing_is_pure(void **state) {
         differ_step += u != digcl_rng_u32(key, 8, 3, i);
         differ_sample += u != digcl_rng_u32(key, 7, 4, i);
     }
-    assert_true(differ_stream == 64 && differ_seed == 64 && differ_step == 64 && differ_sample == 64);
+    assert_true(differ_stream == 64 && differ_seed == 64 && differ_step == 64 &&
+                differ_sample == 64);
     for (uint64_t i = 0; i < 1000; ++i) {
         assert_true(digcl_rng_below(key, 1, 2, i, 1000) < 1000);
         const double u = digcl_rng_uniform_double(key, 1, 2, i);
@@ -61,10 +62,8 @@ static void check_fill(int normal, size_t rows, size_t row_length) {
     const digcl_rng_key key = {0xDEADBEEFCAFEull, DIGCL_RNG_TEST};
     const size_t n = rows * row_length;
     cl_mem out = test_poisoned(n);
-    if (normal)
-        digcl_rng_fill_normal(ctx, key, 5, 100, rows, row_length, out);
-    else
-        digcl_rng_fill_uniform(ctx, key, 5, 100, rows, row_length, out);
+    if (normal) digcl_rng_fill_normal(ctx, key, 5, 100, rows, row_length, out);
+    else digcl_rng_fill_uniform(ctx, key, 5, 100, rows, row_length, out);
     float *got = test_download(out, n);
     float *want = malloc(n * sizeof *want);
     double worst = 0;
@@ -78,10 +77,8 @@ static void check_fill(int normal, size_t rows, size_t row_length) {
         }
     assert_true(test_all_finite(got, n));
     /* Uniforms are exact; normals agree to the device's transcendental ulps. */
-    if (normal)
-        assert_true(worst < 1e-5);
-    else
-        assert_true(worst == 0.0);
+    if (normal) assert_true(worst < 1e-5);
+    else assert_true(worst == 0.0);
     double mean, var;
     moments(got, n, &mean, &var);
     if (n >= 100000) {

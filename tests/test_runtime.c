@@ -1,11 +1,16 @@
 /* Runtime tests: device selection, the persistent kernel cache (miss, hit,
  * corrupt file, disabled), the out-of-memory path and profiling. */
 #include <dirent.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <sys/stat.h>
+#include <xxhash.h>
 
 #include "test_util.h"
 
@@ -17,7 +22,8 @@ static void test_select_by_index_name_and_env(void **state) {
     int count = digcl_list_devices(&devices);
     assert_true(count > 0);
     char message[256], spec[32];
-    snprintf(spec, sizeof spec, "%d:%d", devices[count - 1].platform_index, devices[count - 1].device_index);
+    snprintf(spec, sizeof spec, "%d:%d", devices[count - 1].platform_index,
+             devices[count - 1].device_index);
     assert_int_equal(digcl_select_device(devices, count, spec, message, sizeof message), count - 1);
 
     /* a case-insensitive substring of the name */
@@ -42,10 +48,15 @@ static void test_bad_device_spec(void **state) {
     digcl_device_info *devices = NULL;
     int count = digcl_list_devices(&devices);
     char message[256] = "";
-    assert_int_equal(digcl_select_device(devices, count, "no-such-device-xyz", message, sizeof message), -1);
+    assert_int_equal(
+        digcl_select_device(devices, count, "no-such-device-xyz", message, sizeof message), -1);
     assert_non_null(strstr(message, "no-such-device-xyz"));
     assert_int_equal(digcl_select_device(devices, count, "99:99", message, sizeof message), -1);
     assert_non_null(strstr(message, "99:99"));
+    /* an index beyond int is named as typed, not as a wrapped number */
+    assert_int_equal(digcl_select_device(devices, count, "99999999999:0", message, sizeof message),
+                     -1);
+    assert_non_null(strstr(message, "99999999999:0"));
     free(devices);
 }
 
@@ -87,12 +98,14 @@ static void first_cache_file(char *path, size_t size) {
     assert_true(path[0] != '\0');
 }
 
-static const char *probe_source = "__kernel void probe(__global float *x) { x[get_global_id(0)] += 1.0f; }\n";
+static const char *probe_source =
+    "__kernel void probe(__global float *x) { x[get_global_id(0)] += 1.0f; }\n";
 
 /* Builds the probe program in a fresh context and returns its cache stats. */
 static digcl_kernel_cache_stats build_probe(const char *options) {
     digcl_context *ctx = digcl_context_create(NULL);
-    cl_program program = digcl_program_from_source(ctx, "probe", probe_source, strlen(probe_source), options);
+    cl_program program =
+        digcl_program_from_source(ctx, "probe", probe_source, strlen(probe_source), options);
     cl_int status;
     cl_kernel kernel = clCreateKernel(program, "probe", &status);
     assert_int_equal(status, CL_SUCCESS);
@@ -185,6 +198,50 @@ static void test_cache_rejects_corrupt_truncated_and_foreign(void **state) {
     assert_int_equal(build_probe("-DCORRUPT=1").disk_hits, 1);
 }
 
+/* A payload scrambled under a header whose hash matches it (as a plain,
+ * unseeded XXH3-64 would): the keyed hash still rejects it before the driver
+ * sees it. */
+static void test_cache_rejects_rehashed_payload(void **state) {
+    (void)state;
+    remove_cache_files();
+    build_probe("-DREHASH=1");
+    char path[1024];
+    first_cache_file(path, sizeof path);
+    FILE *file = fopen(path, "r+b");
+    assert_non_null(file);
+    unsigned char header[48];
+    assert_int_equal(fread(header, 1, sizeof header, file), sizeof header);
+    size_t bytes = 0;
+    for (int i = 7; i >= 0; i--) bytes = bytes << 8 | header[16 + i];
+    unsigned char *payload = malloc(bytes);
+    assert_int_equal(fread(payload, 1, bytes, file), bytes);
+    for (size_t i = 0; i < bytes; i += 7) payload[i] ^= 0xa5;
+    uint64_t forged = XXH3_64bits(payload, bytes);
+    for (int i = 0; i < 8; i++) header[24 + i] = (unsigned char)(forged >> (8 * i));
+    rewind(file);
+    fwrite(header, 1, sizeof header, file);
+    fwrite(payload, 1, bytes, file);
+    fclose(file);
+    free(payload);
+    digcl_kernel_cache_stats stats = build_probe("-DREHASH=1");
+    assert_int_equal(stats.disk_rejects, 1);
+    assert_int_equal(stats.disk_misses, 1);
+}
+
+/* A FIFO where a cache file would be: rejected without blocking. */
+static void test_cache_ignores_fifo(void **state) {
+    (void)state;
+    remove_cache_files();
+    build_probe("-DFIFO=1");
+    char path[1024];
+    first_cache_file(path, sizeof path);
+    assert_int_equal(remove(path), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    digcl_kernel_cache_stats stats = build_probe("-DFIFO=1");
+    assert_int_equal(stats.disk_rejects, 1);
+    assert_int_equal(build_probe("-DFIFO=1").disk_hits, 1); /* replaced by a regular file */
+}
+
 static void test_cache_disabled(void **state) {
     (void)state;
     remove_cache_files();
@@ -246,7 +303,8 @@ static void test_embedded_kernel_and_memory_table(void **state) {
 static void allocate_too_much(void *arg) {
     digcl_context *ctx = arg;
     const digcl_device_info *device = digcl_context_device(ctx);
-    digcl_buffer buffer = digcl_buffer_create(ctx, (size_t)device->global_mem_bytes * 2, "an oversized test tensor");
+    digcl_buffer buffer =
+        digcl_buffer_create(ctx, (size_t)device->global_mem_bytes * 2, "an oversized test tensor");
     digcl_buffer_release(&buffer);
 }
 
@@ -318,7 +376,8 @@ static void test_copy_columns(void **state) {
     digcl_read(test_context(), ddst, 0, sizeof dst, dst);
     for (int r = 0; r < ROWS; r++) {
         for (int c = 0; c < DST_STRIDE; c++) {
-            if (c >= 1 && c <= 3) assert_true(dst[r * DST_STRIDE + c] == src[r * SRC_STRIDE + 5 + c]);
+            if (c >= 1 && c <= 3)
+                assert_true(dst[r * DST_STRIDE + c] == src[r * SRC_STRIDE + 5 + c]);
             else assert_true(isnan(dst[r * DST_STRIDE + c])); /* untouched */
         }
     }
@@ -378,6 +437,8 @@ int main(void) {
         cmocka_unit_test(test_default_prefers_gpu),
         cmocka_unit_test_setup(test_cache_miss_then_hit, setup_cache),
         cmocka_unit_test_setup(test_cache_rejects_corrupt_truncated_and_foreign, setup_cache),
+        cmocka_unit_test_setup(test_cache_rejects_rehashed_payload, setup_cache),
+        cmocka_unit_test_setup(test_cache_ignores_fifo, setup_cache),
         cmocka_unit_test_setup(test_cache_disabled, setup_cache),
         cmocka_unit_test_setup(test_cache_dir_precedence, setup_cache),
         cmocka_unit_test(test_embedded_kernel_and_memory_table),

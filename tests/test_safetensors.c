@@ -26,8 +26,7 @@ typedef struct image {
 } image;
 
 static image make_image_with_length(unsigned long long header_length, const char *header,
-                                    const void *data, size_t data_size)
-{
+                                    const void *data, size_t data_size) {
     image im;
     size_t n = strlen(header);
     assert_true(8 + n + data_size <= sizeof im.bytes);
@@ -38,13 +37,11 @@ static image make_image_with_length(unsigned long long header_length, const char
     return im;
 }
 
-static image make_image(const char *header, const void *data, size_t data_size)
-{
+static image make_image(const char *header, const void *data, size_t data_size) {
     return make_image_with_length(strlen(header), header, data, data_size);
 }
 
-static digcl_safetensors *parse_ok(const image *im)
-{
+static digcl_safetensors *parse_ok(const image *im) {
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     int status = digcl_st_parse(im->bytes, im->size, "test.safetensors", &st, &err);
@@ -52,8 +49,7 @@ static digcl_safetensors *parse_ok(const image *im)
     return st;
 }
 
-static void expect_rejected(const image *im, const char *needle)
-{
+static void expect_rejected(const image *im, const char *needle) {
     digcl_safetensors *st = (digcl_safetensors *)1;
     digcl_st_error err;
     err.message[0] = '\0';
@@ -67,23 +63,20 @@ static const float four_floats[4] = {1.0f, 2.0f, 3.0f, 4.0f};
 
 static char temp_dir[256];
 
-static int make_temp_dir(void **state)
-{
+static int make_temp_dir(void **state) {
     (void)state;
     snprintf(temp_dir, sizeof temp_dir, "/tmp/digcl_test_st_XXXXXX");
     return mkdtemp(temp_dir) ? 0 : -1;
 }
 
-static int remove_temp_dir(void **state)
-{
+static int remove_temp_dir(void **state) {
     (void)state;
     char command[512];
     snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
     return system(command) == 0 ? 0 : -1;
 }
 
-static int count_dir_entries(const char *dir)
-{
+static int count_dir_entries(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
     assert_non_null(d);
@@ -95,8 +88,7 @@ static int count_dir_entries(const char *dir)
 
 /* ------------------------------------------------------------- round trip */
 
-static digcl_st_writer *sample_writer(float *matrix, int64_t *labels)
-{
+static digcl_st_writer *sample_writer(float *matrix, int64_t *labels) {
     digcl_st_error err;
     digcl_st_writer *w = digcl_st_writer_new();
     int64_t shape_23[2] = {2, 3}, shape_3[1] = {3}, shape_04[2] = {0, 4};
@@ -113,8 +105,7 @@ static digcl_st_writer *sample_writer(float *matrix, int64_t *labels)
     return w;
 }
 
-static void test_round_trip(void **state)
-{
+static void test_round_trip(void **state) {
     (void)state;
     float matrix[6], got[6], scalar;
     int64_t labels[3], got_labels[3];
@@ -148,8 +139,7 @@ static void test_round_trip(void **state)
     digcl_st_close(st);
 }
 
-static void test_serialize_matches_file_layout(void **state)
-{
+static void test_serialize_matches_file_layout(void **state) {
     (void)state;
     float matrix[6];
     int64_t labels[3];
@@ -170,8 +160,7 @@ static void test_serialize_matches_file_layout(void **state)
     digcl_st_writer_free(w);
 }
 
-static void test_writer_rejects_bad_tensors(void **state)
-{
+static void test_writer_rejects_bad_tensors(void **state) {
     (void)state;
     digcl_st_error err;
     digcl_st_writer *w = digcl_st_writer_new();
@@ -182,15 +171,14 @@ static void test_writer_rejects_bad_tensors(void **state)
     assert_int_equal(digcl_st_writer_add_f32(w, "__metadata__", 1, shape, four_floats, &err), -1);
     assert_int_equal(digcl_st_writer_add_f32(w, "b", 1, negative, four_floats, &err), -1);
     assert_non_null(strstr(err.message, "bad dim -1"));
-    assert_int_equal(digcl_st_writer_add_f32(w, "c", DIGCL_ST_MAX_RANK + 1, shape, four_floats,
-                                             &err), -1);
+    assert_int_equal(
+        digcl_st_writer_add_f32(w, "c", DIGCL_ST_MAX_RANK + 1, shape, four_floats, &err), -1);
     digcl_st_writer_free(w);
 }
 
 /* ------------------------------------------------------------- conversion */
 
-static void test_f16_bf16_f64_conversion(void **state)
-{
+static void test_f16_bf16_f64_conversion(void **state) {
     (void)state;
     /* F16: 1, -2, 2^-24 (smallest subnormal), 65504 (max), +inf, NaN */
     const unsigned char f16[12] = {0x00, 0x3c, 0x00, 0xc0, 0x01, 0x00,
@@ -220,8 +208,7 @@ static void test_f16_bf16_f64_conversion(void **state)
     digcl_st_close(st);
 }
 
-static void test_integer_conversion(void **state)
-{
+static void test_integer_conversion(void **state) {
     (void)state;
     const int32_t i32[2] = {1000, -7};
     const float f32[2] = {999.0f, 0.5f};
@@ -244,12 +231,11 @@ static void test_integer_conversion(void **state)
     digcl_st_close(st);
 }
 
-static void test_unconvertible_dtype(void **state)
-{
+static void test_unconvertible_dtype(void **state) {
     (void)state;
     const unsigned char data[2] = {0x38, 0x40};
-    image im = make_image("{\"e\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}",
-                          data, 2);
+    image im =
+        make_image("{\"e\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", data, 2);
     digcl_safetensors *st = parse_ok(&im);
     float out[2];
     digcl_st_error err;
@@ -258,8 +244,7 @@ static void test_unconvertible_dtype(void **state)
     digcl_st_close(st);
 }
 
-static void test_accepts_padding_empty_and_sub_byte(void **state)
-{
+static void test_accepts_padding_empty_and_sub_byte(void **state) {
     (void)state;
     const unsigned char nibbles[2] = {0x12, 0x34};
     image padded = make_image("{\"__metadata__\":{\"a\":\"b\"}}     ", NULL, 0);
@@ -269,15 +254,14 @@ static void test_accepts_padding_empty_and_sub_byte(void **state)
     digcl_st_close(st);
     image nothing = make_image("{}", NULL, 0);
     digcl_st_close(parse_ok(&nothing));
-    image f4 = make_image("{\"q\":{\"dtype\":\"F4\",\"shape\":[4],\"data_offsets\":[0,2]}}",
-                          nibbles, 2);
+    image f4 =
+        make_image("{\"q\":{\"dtype\":\"F4\",\"shape\":[4],\"data_offsets\":[0,2]}}", nibbles, 2);
     digcl_st_close(parse_ok(&f4));
 }
 
 /* ------------------------------------------------------------- rejections */
 
-static void test_rejects_bad_prefix(void **state)
-{
+static void test_rejects_bad_prefix(void **state) {
     (void)state;
     image tiny = {{1, 2, 3}, 3};
     expect_rejected(&tiny, "too short for the 8-byte header length");
@@ -295,8 +279,7 @@ static void test_rejects_bad_prefix(void **state)
     expect_rejected(&bad_utf8, "not valid UTF-8");
 }
 
-static void test_rejects_bad_json(void **state)
-{
+static void test_rejects_bad_json(void **state) {
     (void)state;
     image broken = make_image("{\"a\":", NULL, 0);
     expect_rejected(&broken, "not valid JSON");
@@ -306,16 +289,14 @@ static void test_rejects_bad_json(void **state)
     expect_rejected(&two_objects, "followed only by spaces");
 }
 
-static void test_rejects_truncated_data(void **state)
-{
+static void test_rejects_truncated_data(void **state) {
     (void)state;
     image im = make_image("{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
                           four_floats, 12);
     expect_rejected(&im, "tensor 'w': data_offsets [0, 16] go past the byte buffer of 12");
 }
 
-static void test_rejects_holes_overlaps_and_extra_bytes(void **state)
-{
+static void test_rejects_holes_overlaps_and_extra_bytes(void **state) {
     (void)state;
     float data[4] = {0};
     image hole = make_image("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
@@ -326,16 +307,15 @@ static void test_rejects_holes_overlaps_and_extra_bytes(void **state)
                                "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
                                data, 12);
     expect_rejected(&overlap, "(overlap");
-    image late_start = make_image("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-                                  data, 8);
+    image late_start =
+        make_image("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", data, 8);
     expect_rejected(&late_start, "tensor 'a' starts at byte 4 but the previous tensor ends at 0");
-    image extra = make_image("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-                             data, 8);
+    image extra =
+        make_image("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", data, 8);
     expect_rejected(&extra, "tensors cover 4 bytes but the byte buffer holds 8");
 }
 
-static void test_rejects_duplicates(void **state)
-{
+static void test_rejects_duplicates(void **state) {
     (void)state;
     float data[2] = {0};
     image twice = make_image("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
@@ -343,7 +323,8 @@ static void test_rejects_duplicates(void **state)
                              data, 8);
     expect_rejected(&twice, "duplicate tensor name 'a'");
     image field = make_image("{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],"
-                             "\"data_offsets\":[0,4]}}", data, 4);
+                             "\"data_offsets\":[0,4]}}",
+                             data, 4);
     expect_rejected(&field, "tensor 'a': duplicate field \"dtype\"");
     image meta = make_image("{\"__metadata__\":{},\"__metadata__\":{}}", NULL, 0);
     expect_rejected(&meta, "__metadata__ appears twice");
@@ -351,11 +332,13 @@ static void test_rejects_duplicates(void **state)
     expect_rejected(&meta_key, "has the key \"k\" twice");
 }
 
-static void test_rejects_bad_entries(void **state)
-{
+static void test_rejects_bad_entries(void **state) {
     (void)state;
     float data[2] = {0};
-    static const struct { const char *header; const char *needle; } cases[] = {
+    static const struct {
+        const char *header;
+        const char *needle;
+    } cases[] = {
         {"{\"a\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}",
          "tensor 'a': unknown dtype \"F33\""},
         {"{\"a\":{\"dtype\":32,\"shape\":[1],\"data_offsets\":[0,4]}}",
@@ -396,15 +379,13 @@ static void test_rejects_bad_entries(void **state)
 
 /* ------------------------------------------------------------- expectations */
 
-static digcl_safetensors *two_tensor_file(image *im)
-{
+static digcl_safetensors *two_tensor_file(image *im) {
     *im = make_image("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}",
                      four_floats, 16);
     return parse_ok(im);
 }
 
-static void test_expect_messages(void **state)
-{
+static void test_expect_messages(void **state) {
     (void)state;
     image im;
     digcl_safetensors *st = two_tensor_file(&im);
@@ -423,21 +404,18 @@ static void test_expect_messages(void **state)
     digcl_st_close(st);
 }
 
-static void load_misshaped(void *arg)
-{
+static void load_misshaped(void *arg) {
     int64_t wrong[1] = {5};
     float out[5];
     digcl_st_load_f32_or_die(arg, "w", 1, wrong, out);
 }
 
-static void open_missing_file(void *arg)
-{
+static void open_missing_file(void *arg) {
     (void)arg;
     digcl_st_open_or_die("/nonexistent/dir/model.safetensors");
 }
 
-static void test_fatal_wrappers(void **state)
-{
+static void test_fatal_wrappers(void **state) {
     (void)state;
     image im;
     char message[1024];
@@ -451,8 +429,7 @@ static void test_fatal_wrappers(void **state)
 
 /* ------------------------------------------------------------- atomic write */
 
-static void write_one(const char *path, float value, int expect_status)
-{
+static void write_one(const char *path, float value, int expect_status) {
     digcl_st_error err;
     int64_t shape[1] = {1};
     digcl_st_writer *w = digcl_st_writer_new();
@@ -463,8 +440,7 @@ static void write_one(const char *path, float value, int expect_status)
     digcl_st_writer_free(w);
 }
 
-static float read_one(const char *path)
-{
+static float read_one(const char *path) {
     digcl_safetensors *st = digcl_st_open_or_die(path);
     float value;
     int64_t shape[1] = {1};
@@ -473,8 +449,7 @@ static float read_one(const char *path)
     return value;
 }
 
-static void test_atomic_write(void **state)
-{
+static void test_atomic_write(void **state) {
     (void)state;
     char dir[512], path[600], blocked[600];
     snprintf(dir, sizeof dir, "%s/atomic", temp_dir);
@@ -498,8 +473,7 @@ static void test_atomic_write(void **state)
     write_one(blocked, 4.0f, -1);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_serialize_matches_file_layout),

@@ -39,10 +39,10 @@ static void test_srem_matches_upstream(void **state) {
     test_fill_normal_double(&rng, x, count, 1.0);
     for (int block = 0; block < 4; block++) {
         upstream_reorient(block, N, side, D, x, want);
-        digcl_ref_srem_forward(block, N, side, D, x, got);
+        digcl_ref_srem_forward(digcl_srem_block_order(block), N, side, D, x, got);
         for (size_t i = 0; i < count; i++) assert_true(got[i] == want[i]);
         /* the backward map inverts the forward map */
-        digcl_ref_srem_backward(block, N, side, D, want, got);
+        digcl_ref_srem_backward(digcl_srem_block_order(block), N, side, D, want, got);
         for (size_t i = 0; i < count; i++) assert_true(got[i] == x[i]);
     }
     free(x), free(want), free(got);
@@ -61,7 +61,7 @@ static void test_srem_cycle_returns_to_rows(void **state) {
             const digcl_scan_order order = digcl_srem_block_order(block);
             for (int t = 0; t < T; t++)
                 assert_int_equal((int)tokens[t], digcl_scan_order_grid_index(order, side, t));
-            digcl_ref_srem_forward(block, 1, side, 1, tokens, next);
+            digcl_ref_srem_forward(digcl_srem_block_order(block), 1, side, 1, tokens, next);
             for (int t = 0; t < T; t++) tokens[t] = next[t];
             if (block % 4 == 3)
                 for (int t = 0; t < T; t++) assert_int_equal((int)tokens[t], t); /* back to R */
@@ -79,7 +79,7 @@ typedef struct srem_problem {
 
 static double srem_loss(void *arg) {
     srem_problem *p = arg;
-    digcl_ref_srem_forward(p->block, 2, 3, 2, p->x, p->y);
+    digcl_ref_srem_forward(digcl_srem_block_order(p->block), 2, 3, 2, p->x, p->y);
     return test_weighted_sum(p->y, p->weights_of_loss, 36);
 }
 
@@ -91,9 +91,9 @@ static void test_srem_oracle_gradients(void **state) {
         test_fill_normal_double(&rng, p.x, 36, 1.0);
         test_fill_normal_double(&rng, p.weights_of_loss, 36, 1.0);
         double *dx = test_zeros(36);
-        digcl_ref_srem_backward(block, 2, 3, 2, p.weights_of_loss, dx);
+        digcl_ref_srem_backward(digcl_srem_block_order(block), 2, 3, 2, p.weights_of_loss, dx);
         test_check_gradient(block ? "srem oracle (odd block) d/dx" : "srem oracle (even) d/dx",
-                                srem_loss, &p, p.x, dx, 36, 36);
+                            srem_loss, &p, p.x, dx, 36, 36);
         free(p.x), free(p.y), free(p.weights_of_loss), free(dx);
     }
 }
@@ -104,11 +104,11 @@ static void check_srem(int block, int N, int side, int D, test_rng *rng) {
     float *x = test_random_floats(rng, count, 1.0f);
     double *wide = test_widen(x, count), *want = test_zeros(count);
     cl_mem d_x = test_upload(x, count), y = test_poisoned(count), dx = test_poisoned(count);
-    digcl_srem_forward(ctx, block, N, side, D, d_x, y);
-    digcl_srem_backward(ctx, block, N, side, D, y, dx);
+    digcl_srem_forward(ctx, digcl_srem_block_order(block), N, side, D, d_x, y);
+    digcl_srem_backward(ctx, digcl_srem_block_order(block), N, side, D, y, dx);
     char label[96];
     snprintf(label, sizeof label, "srem block %d N%d E%d D%d", block, N, side, D);
-    digcl_ref_srem_forward(block, N, side, D, wide, want);
+    digcl_ref_srem_forward(digcl_srem_block_order(block), N, side, D, wide, want);
     float *got = test_download(y, count);
     test_assert_close(label, got, want, count, 1e-7);
     free(got);

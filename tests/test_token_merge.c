@@ -10,7 +10,7 @@
 
 #include "test_util.h"
 
-/* Merge written from DIG_MODEL.md §10: channel (2*dy + dx)*D + c of coarse
+/* Merge written from docs/UDIG.md: channel (2*dy + dx)*D + c of coarse
  * token (i, j) is channel c of fine token (2i + dy, 2j + dx). */
 static void test_merge_matches_definition(void **state) {
     (void)state;
@@ -25,11 +25,14 @@ static void test_merge_matches_definition(void **state) {
                 for (int dy = 0; dy < 2; dy++)
                     for (int dx = 0; dx < 2; dx++)
                         for (int c = 0; c < D; c++) {
-                            size_t merged = ((size_t)(n * half + i) * half + j) * 4 * D + (size_t)(2 * dy + dx) * D + c;
-                            size_t fine = ((size_t)(n * side + 2 * i + dy) * side + 2 * j + dx) * D + c;
+                            size_t merged = ((size_t)(n * half + i) * half + j) * 4 * D +
+                                            (size_t)(2 * dy + dx) * D + c;
+                            size_t fine =
+                                ((size_t)(n * side + 2 * i + dy) * side + 2 * j + dx) * D + c;
                             assert_true(y[merged] == x[fine]);
                         }
-    digcl_ref_depth_to_space_forward(N, side, D, y, back); /* the inverse, same sub-position order */
+    digcl_ref_depth_to_space_forward(N, side, D, y,
+                                     back); /* the inverse, same sub-position order */
     for (size_t k = 0; k < count; k++) assert_true(back[k] == x[k]);
     free(x), free(y), free(back);
 }
@@ -40,10 +43,11 @@ static void test_scan_to_rows_restores_rows(void **state) {
     (void)state;
     for (int side = 1; side <= 7; side++) {
         const int T = side * side;
-        double *tokens = test_zeros((size_t)T), *next = test_zeros((size_t)T), *rows = test_zeros((size_t)T);
+        double *tokens = test_zeros((size_t)T), *next = test_zeros((size_t)T),
+               *rows = test_zeros((size_t)T);
         for (int t = 0; t < T; t++) tokens[t] = t;
         for (int blocks = 1; blocks <= 8; blocks++) {
-            digcl_ref_srem_forward(blocks - 1, 1, side, 1, tokens, next);
+            digcl_ref_srem_forward(digcl_srem_block_order(blocks - 1), 1, side, 1, tokens, next);
             for (int t = 0; t < T; t++) tokens[t] = next[t];
             digcl_scan_order order = digcl_srem_block_order(blocks);
             digcl_ref_scan_to_rows_forward(order, 1, side, 1, tokens, rows);
@@ -67,13 +71,15 @@ typedef struct oracle_problem {
 
 static void oracle_forward(const oracle_problem *p, const double *x, double *y) {
     if (p->op == OP_MERGE) digcl_ref_token_merge_forward(p->N, p->side, p->D, x, y);
-    else if (p->op == OP_DEPTH_TO_SPACE) digcl_ref_depth_to_space_forward(p->N, p->side, p->D, x, y);
+    else if (p->op == OP_DEPTH_TO_SPACE)
+        digcl_ref_depth_to_space_forward(p->N, p->side, p->D, x, y);
     else digcl_ref_scan_to_rows_forward(p->order, p->N, p->side, p->D, x, y);
 }
 
 static void oracle_backward(const oracle_problem *p, const double *dy, double *dx, int accumulate) {
     if (p->op == OP_MERGE) digcl_ref_token_merge_backward(p->N, p->side, p->D, dy, dx, accumulate);
-    else if (p->op == OP_DEPTH_TO_SPACE) digcl_ref_depth_to_space_backward(p->N, p->side, p->D, dy, dx, accumulate);
+    else if (p->op == OP_DEPTH_TO_SPACE)
+        digcl_ref_depth_to_space_backward(p->N, p->side, p->D, dy, dx, accumulate);
     else digcl_ref_scan_to_rows_backward(p->order, p->N, p->side, p->D, dy, dx);
 }
 
@@ -86,10 +92,12 @@ static double oracle_loss(void *arg) {
 static void test_oracle_gradients(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(1502);
-    const char *labels[] = {"token merge oracle d/dx", "depth-to-space oracle d/dx", "scan-to-rows oracle d/dx"};
+    const char *labels[] = {"token merge oracle d/dx", "depth-to-space oracle d/dx",
+                            "scan-to-rows oracle d/dx"};
     for (int op = 0; op < 3; op++)
         for (int order = 0; order < (op == OP_SCAN ? 4 : 1); order++) {
-            oracle_problem p = {(which_op)op, (digcl_scan_order)order, 2, 4, 3, NULL, NULL, NULL, 96};
+            oracle_problem p = {
+                (which_op)op, (digcl_scan_order)order, 2, 4, 3, NULL, NULL, NULL, 96};
             p.x = test_random_doubles(&rng, p.count);
             p.y = test_zeros(p.count);
             p.weights_of_loss = test_random_doubles(&rng, p.count);
@@ -103,27 +111,32 @@ static void test_oracle_gradients(void **state) {
 static void device_forward(const oracle_problem *p, cl_mem x, cl_mem y) {
     digcl_context *ctx = test_context();
     if (p->op == OP_MERGE) digcl_token_merge_forward(ctx, p->N, p->side, p->D, x, y);
-    else if (p->op == OP_DEPTH_TO_SPACE) digcl_depth_to_space_forward(ctx, p->N, p->side, p->D, x, y);
+    else if (p->op == OP_DEPTH_TO_SPACE)
+        digcl_depth_to_space_forward(ctx, p->N, p->side, p->D, x, y);
     else digcl_scan_to_rows_forward(ctx, p->order, p->N, p->side, p->D, x, y);
 }
 
 static void device_backward(const oracle_problem *p, cl_mem dy, cl_mem dx, int accumulate) {
     digcl_context *ctx = test_context();
     if (p->op == OP_MERGE) digcl_token_merge_backward(ctx, p->N, p->side, p->D, dy, dx, accumulate);
-    else if (p->op == OP_DEPTH_TO_SPACE) digcl_depth_to_space_backward(ctx, p->N, p->side, p->D, dy, dx, accumulate);
+    else if (p->op == OP_DEPTH_TO_SPACE)
+        digcl_depth_to_space_backward(ctx, p->N, p->side, p->D, dy, dx, accumulate);
     else digcl_scan_to_rows_backward(ctx, p->order, p->N, p->side, p->D, dy, dx);
 }
 
 /* Forward, backward (overwrite) and, for merge / depth-to-space, backward accumulating onto random values. */
 static void check_kernels(oracle_problem *p, test_rng *rng) {
-    float *x = test_random_floats(rng, p->count, 1.0f), *dy = test_random_floats(rng, p->count, 1.0f);
+    float *x = test_random_floats(rng, p->count, 1.0f),
+          *dy = test_random_floats(rng, p->count, 1.0f);
     float *base = test_random_floats(rng, p->count, 1.0f);
     double *wide_x = test_widen(x, p->count), *wide_dy = test_widen(dy, p->count);
     double *want = test_zeros(p->count), *want_dx = test_widen(base, p->count);
-    cl_mem d_x = test_upload(x, p->count), y = test_poisoned(p->count), d_dy = test_upload(dy, p->count);
+    cl_mem d_x = test_upload(x, p->count), y = test_poisoned(p->count),
+           d_dy = test_upload(dy, p->count);
     cl_mem dx = test_poisoned(p->count);
     char label[128];
-    snprintf(label, sizeof label, "op %d order %d N%d side %d D%d", (int)p->op, (int)p->order, p->N, p->side, p->D);
+    snprintf(label, sizeof label, "op %d order %d N%d side %d D%d", (int)p->op, (int)p->order, p->N,
+             p->side, p->D);
     device_forward(p, d_x, y);
     oracle_forward(p, wide_x, want);
     float *got = test_download(y, p->count);
@@ -154,8 +167,15 @@ static void test_kernels(void **state) {
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int op = 0; op < 3; op++)
             for (int order = 0; order < (op == OP_SCAN ? 4 : 1); order++) {
-                oracle_problem p = {(which_op)op, (digcl_scan_order)order, shapes[s][0], shapes[s][1], shapes[s][2],
-                                    NULL, NULL, NULL, 0};
+                oracle_problem p = {(which_op)op,
+                                    (digcl_scan_order)order,
+                                    shapes[s][0],
+                                    shapes[s][1],
+                                    shapes[s][2],
+                                    NULL,
+                                    NULL,
+                                    NULL,
+                                    0};
                 p.count = (size_t)p.N * p.side * p.side * p.D;
                 check_kernels(&p, &rng);
             }

@@ -1,7 +1,10 @@
 /* Shared helpers for the test suite (see test_util.h). */
 #include "test_util.h"
 
+#include "digcl/rng.h"
+
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,21 +25,45 @@ digcl_context *test_context(void) {
     return shared_context;
 }
 
+/* ------------------------------------------------------------ fatal errors */
+
+/* Outside test_expect_fatal a fatal error fails the test with its message
+ * (the library itself only aborts). */
+static void print_fatal_and_abort(const char *message, void *user) {
+    (void)user;
+    fprintf(stderr, "digcl fatal error in a test: %s\n", message);
+    abort();
+}
+
+__attribute__((constructor)) static void install_test_handlers(void) {
+    digcl_set_error_handler(print_fatal_and_abort, NULL);
+}
+
 /* ------------------------------------------------------------ RNG */
 
+/* Draws of digcl_rng (stream DIGCL_RNG_TEST, sample 0): uniform i takes the
+ * u32 draws 2i and 2i + 1, kept four at a time (one Philox block). */
 test_rng test_rng_seeded(uint64_t seed) {
-    test_rng rng = {seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull};
+    test_rng rng = {seed, 0, {0, 0, 0, 0}, UINT64_MAX};
     return rng;
 }
 
-static uint64_t next_u64(test_rng *rng) { /* splitmix64 */
-    uint64_t z = (rng->state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+static uint32_t next_u32(test_rng *rng) {
+    uint64_t index = rng->next++;
+    if (index / 4 != rng->block) {
+        const uint32_t key[2] = {(uint32_t)rng->seed, (uint32_t)(rng->seed >> 32)};
+        const uint32_t counter[4] = {(uint32_t)(index / 4), (uint32_t)(index / 4 >> 32), 0,
+                                     DIGCL_RNG_TEST};
+        digcl_philox4x32(key, counter, rng->lanes);
+        rng->block = index / 4;
+    }
+    return rng->lanes[index % 4];
 }
 
-double test_uniform(test_rng *rng) { return (double)(next_u64(rng) >> 11) * (1.0 / 9007199254740992.0); }
+double test_uniform(test_rng *rng) {
+    const uint64_t hi = next_u32(rng) >> 6, lo = next_u32(rng) >> 5; /* 26 + 27 bits */
+    return (double)((hi << 27) | lo) * 0x1.0p-53;
+}
 
 double test_normal(test_rng *rng) {
     double u1 = test_uniform(rng), u2 = test_uniform(rng);
@@ -95,8 +122,8 @@ double test_weighted_sum(const double *x, const double *weights, size_t n) {
     return sum;
 }
 
-void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double *x, const double *analytic,
-                         size_t n, size_t samples) {
+void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double *x,
+                         const double *analytic, size_t n, size_t samples) {
     const double step = 1e-5;
     size_t stride = samples && n > samples ? n / samples : 1, checked = 0;
     double diff = 0.0, norm = 0.0;
@@ -113,7 +140,8 @@ void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double
     }
     const double error = norm > 0.0 ? sqrt(diff / norm) : sqrt(diff);
     print_message("  %-48s FD rel L2 %.3e over %zu entries\n", label, error, checked);
-    if (!(error < 1e-6)) fail_msg("%s: finite-difference rel L2 %.3e is not below 1e-6", label, error);
+    if (!(error < 1e-6))
+        fail_msg("%s: finite-difference rel L2 %.3e is not below 1e-6", label, error);
 }
 
 /* ------------------------------------------------------------ device buffers */
@@ -178,10 +206,12 @@ double test_rel_l2_f(const float *got, const float *want, size_t n) {
     return error;
 }
 
-void test_assert_close(const char *label, const float *got, const double *want, size_t n, double tolerance) {
+void test_assert_close(const char *label, const float *got, const double *want, size_t n,
+                       double tolerance) {
     double error = test_rel_l2(got, want, n);
     print_message("  %-48s rel L2 %.3e (tolerance %.0e)\n", label, error, tolerance);
-    if (!(error < tolerance)) fail_msg("%s: rel L2 error %.3e is not below %.0e", label, error, tolerance);
+    if (!(error < tolerance))
+        fail_msg("%s: rel L2 error %.3e is not below %.0e", label, error, tolerance);
 }
 
 /* ------------------------------------------------------------ fatal-path capture */

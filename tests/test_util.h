@@ -19,11 +19,15 @@
 /* One context per test process, opened on first use, closed at exit. */
 digcl_context *test_context(void);
 
-/* Deterministic RNG (splitmix64 / xoshiro-style), seeded per test. */
-typedef struct test_rng { uint64_t state; } test_rng;
+/* Deterministic draws of digcl_rng (stream DIGCL_RNG_TEST), seeded per test. */
+typedef struct test_rng {
+    uint64_t seed, next; /* key, and the index of the next u32 draw */
+    uint32_t lanes[4];   /* the Philox block holding draw `block * 4` */
+    uint64_t block;
+} test_rng;
 test_rng test_rng_seeded(uint64_t seed);
-double test_uniform(test_rng *rng);          /* [0, 1) */
-double test_normal(test_rng *rng);           /* N(0, 1) */
+double test_uniform(test_rng *rng); /* [0, 1) */
+double test_normal(test_rng *rng);  /* N(0, 1) */
 void test_fill_uniform(test_rng *rng, float *x, size_t n, float low, float high);
 void test_fill_normal(test_rng *rng, float *x, size_t n, float stddev);
 void test_fill_normal_double(test_rng *rng, double *x, size_t n, double stddev);
@@ -42,8 +46,8 @@ typedef double (*test_loss_fn)(void *arg);
 /* Central differences (step 1e-5) of loss with respect to x[i] against
  * analytic[i], over every entry or `samples` evenly spread ones; asserts rel
  * L2 < 1e-6 (the oracles' backward check). */
-void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double *x, const double *analytic,
-                         size_t n, size_t samples);
+void test_check_gradient(const char *label, test_loss_fn loss, void *arg, double *x,
+                         const double *analytic, size_t n, size_t samples);
 
 /* Device buffer helpers: upload a host array, allocate NaN-poisoned output,
  * download into a fresh malloc'ed array. */

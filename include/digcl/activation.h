@@ -1,12 +1,12 @@
 /* digcl/activation.h: elementwise activations, forward and backward.
  *
- *   SiLU       y = x * sigmoid(x)                      (adaLN conditioning, DIG_MODEL.md §2.1)
+ *   SiLU       y = x * sigmoid(x)                      (adaLN conditioning, docs/MODEL.md §2.1)
  *   GELU-tanh  y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
  *              (PyTorch GELU(approximate='tanh'); DiT's MLP)
  *   SwiGLU     [.., 2F] -> [.., F]: y = swish(a) * b, a = first half (the gate),
- *              b = second half (fla GLAMLP / swiglu, DIG_MODEL.md §2.1)
+ *              b = second half (fla GLAMLP / swiglu, docs/MODEL.md §2.1)
  *   forget gate y = logsigmoid(x) / normalizer, logsigmoid(x) = min(x, 0) - log1p(exp(-|x|))
- *              (fla gla.py `gk = logsigmoid(gk) / gate_logit_normalizer`, GLA.md §1.2;
+ *              (fla gla.py `gk = logsigmoid(gk) / gate_logit_normalizer`, docs/GLA.md §1.2;
  *               DiG uses normalizer 16)
  *
  * Gradients: dx is overwritten unless `accumulate` (then +=).
@@ -21,7 +21,8 @@
 
 #define DIGCL_FORGET_GATE_NORMALIZER 16.0f
 
-void digcl_silu_forward(digcl_context *ctx, int count, cl_mem x /* [count] */, cl_mem y /* [count] */);
+void digcl_silu_forward(digcl_context *ctx, int count, cl_mem x /* [count] */,
+                        cl_mem y /* [count] */);
 void digcl_silu_backward(digcl_context *ctx, int count, cl_mem dy /* [count] */,
                          cl_mem x /* [count] */, cl_mem dx /* [count] */, int accumulate);
 
@@ -51,7 +52,7 @@ void digcl_ref_gelu_tanh_backward(int count, const double *dy, const double *x, 
 void digcl_ref_swiglu_forward(int rows, int F, const double *x, double *y);
 void digcl_ref_swiglu_backward(int rows, int F, const double *dy, const double *x, double *dx);
 void digcl_ref_forget_gate_forward(int count, double normalizer, const double *x, double *y);
-void digcl_ref_forget_gate_backward(int count, double normalizer, const double *dy,
-                                    const double *x, double *dx);
+void digcl_ref_forget_gate_backward(int count, double normalizer, const double *dy, const double *x,
+                                    double *dx);
 
 #endif

@@ -5,7 +5,7 @@
  * DIGCL_CONFIG_METADATA_KEY ("dig.config") as digcl_model_config_to_json text.
  *
  * Loading is strict: every table tensor present with the exact shape, no
- * unexpected tensors, dtype F32, F16, BF16 or F64 (converted to float32). The
+ * unexpected tensors, dtype F32, F16, BF16 or F64 (converted to float32), finite. The
  * file is checked completely before anything is uploaded, so a failed load
  * leaves the model unchanged. Saving writes F32 plus dig.config, atomically
  * (temp file + fsync + rename, see safetensors.h).
@@ -29,6 +29,12 @@
 #define DIGCL_CHECKPOINT_NO_CONFIG (-2)
 int digcl_checkpoint_read_config(const char *path, digcl_model_config *cfg, char *error,
                                  size_t size);
+
+/* Checks, from the header alone, that the file holds exactly the tensors of
+ * cfg's table with their shapes and float dtypes (what digcl_checkpoint_load
+ * checks before reading any value; `digcl info --ckpt`). */
+int digcl_checkpoint_check(const char *path, const digcl_model_config *cfg, char *error,
+                           size_t size);
 
 /* Loads every parameter of the model's table from path and uploads it. The
  * file's dig.config (if any) is not compared: the caller chose the config and

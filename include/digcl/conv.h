@@ -1,5 +1,5 @@
 /* digcl/conv.h: the SREM depthwise 3x3 convolution on the token grid
- * (DIG_MODEL.md §2.1 step 5: Conv2d(D, D, 3, stride 1, pad 1, groups=D, bias)).
+ * (docs/MODEL.md §2.1 step 5: Conv2d(D, D, 3, stride 1, pad 1, groups=D, bias)).
  *
  * Tokens x [N, T, D] in the block's current scan order are read as the grid
  * (N, height, width, D), token t = row*width + col; this equals upstream's

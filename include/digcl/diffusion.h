@@ -4,8 +4,8 @@
  * with LEARNED_RANGE variance) and its gradient with respect to the model
  * output, and the samplers (DDPM ancestral, DDIM, DPM-Solver++ 2M) with
  * classifier-free guidance. Tables in double on the host, used as float32
- * on the device (as upstream casts them). Spec: docs/MODEL.md ("Diffusion",
- * "Sampling").
+ * on the device (as upstream casts them). Spec: docs/DIFFUSION.md ("Diffusion",
+ * "Sampling"); kernels in cl/diffusion.cl.
  *
  * Dimension legend: N batch rows, C image channels (eps channels), H, W.
  * The model output is [N, 2C, H, W] with learn_sigma (eps, then the variance
@@ -42,6 +42,23 @@ typedef struct digcl_diffusion_tables {
     double posterior_mean_coef2[DIGCL_DIFFUSION_STEPS];
 } digcl_diffusion_tables;
 const digcl_diffusion_tables *digcl_diffusion_get_tables(const digcl_diffusion *diffusion);
+int digcl_diffusion_learn_sigma(const digcl_diffusion *diffusion);
+
+/* The tables of gaussian_diffusion.py's __init__ for `count` betas (count in
+ * [1, 1000]; entries from count on are zero). With one beta the clipped
+ * posterior log-variance is undefined upstream; here it is log(betas[0]). */
+void digcl_diffusion_tables_from_betas(const double *betas, int count, digcl_diffusion_tables *tables);
+
+/* A respaced process (respace.py SpacedDiffusion): the kept original indices
+ * timestep_map[i] (ascending), betas[i] = 1 - acp[map[i]] / acp[map[i - 1]]
+ * (acp[map[-1]] = 1) and the tables derived from them. steps = 1000 is the
+ * base process. */
+typedef struct digcl_diffusion_schedule {
+    int count;
+    int timestep_map[DIGCL_DIFFUSION_STEPS];
+    digcl_diffusion_tables tables;
+} digcl_diffusion_schedule;
+void digcl_diffusion_schedule_build(int steps, digcl_diffusion_schedule *schedule);
 
 /* ------------------------------------------------------------ training */
 
@@ -63,44 +80,46 @@ void digcl_diffusion_q_sample(digcl_diffusion *diffusion, int N, size_t chw,
  * [N] to the device (read them only when logging). */
 typedef struct digcl_diffusion_loss_args {
     int N;
-    int channels;      /* C */
-    size_t hw;         /* H * W */
-    cl_mem x_start;    /* [N, C, H, W] */
-    cl_mem x_t;        /* [N, C, H, W] */
-    cl_mem t;          /* [N] int32 */
-    cl_mem noise;      /* [N, C, H, W] */
-    cl_mem model_out;  /* [N, 2C or C, H, W] */
-    cl_mem loss;       /* [N] out */
-    cl_mem mse;        /* [N] out */
-    cl_mem vb;         /* [N] out (zeros without learn_sigma) */
-    cl_mem dout;       /* [N, 2C or C, H, W] out */
+    int channels;     /* C */
+    size_t hw;        /* H * W */
+    cl_mem x_start;   /* [N, C, H, W] */
+    cl_mem x_t;       /* [N, C, H, W] */
+    cl_mem t;         /* [N] int32 */
+    cl_mem noise;     /* [N, C, H, W] */
+    cl_mem model_out; /* [N, 2C or C, H, W] */
+    cl_mem loss;      /* [N] out */
+    cl_mem mse;       /* [N] out */
+    cl_mem vb;        /* [N] out (zeros without learn_sigma) */
+    cl_mem dout;      /* [N, 2C or C, H, W] out */
 } digcl_diffusion_loss_args;
-void digcl_diffusion_training_loss(digcl_diffusion *diffusion, const digcl_diffusion_loss_args *args);
+void digcl_diffusion_training_loss(digcl_diffusion *diffusion,
+                                   const digcl_diffusion_loss_args *args);
 
 /* ------------------------------------------------------------ sampling */
 
 typedef enum digcl_sampler_kind {
-    DIGCL_SAMPLER_DDPM = 0,     /* p_sample_loop, respaced */
-    DIGCL_SAMPLER_DDIM = 1,     /* ddim_sample_loop, respaced, eta */
-    DIGCL_SAMPLER_DPMPP_2M = 2  /* DPM-Solver++ 2M on eps, the same discrete schedule */
+    DIGCL_SAMPLER_DDPM = 0,    /* p_sample_loop, respaced */
+    DIGCL_SAMPLER_DDIM = 1,    /* ddim_sample_loop, respaced, eta */
+    DIGCL_SAMPLER_DPMPP_2M = 2 /* DPM-Solver++ 2M on eps, the same discrete schedule */
 } digcl_sampler_kind;
 
 typedef enum digcl_cfg_channels {
-    DIGCL_CFG_AUTO = 0,  /* upstream's first-3-channels quirk when C == 4, else all */
+    DIGCL_CFG_AUTO = 0, /* upstream's first-3-channels quirk when C == 4, else all */
     DIGCL_CFG_FIRST3 = 1,
     DIGCL_CFG_ALL = 2
 } digcl_cfg_channels;
 
 typedef struct digcl_sampler_options {
     digcl_sampler_kind kind;
-    int steps;            /* respaced steps (space_timesteps(1000, "steps")), 1..1000 */
-    float eta;            /* DDIM */
-    float cfg_scale;      /* 1: no guidance (batch N); else batch 2N [cond; null] */
+    int steps;       /* respaced steps (space_timesteps(1000, "steps")), 1..1000 */
+    float eta;       /* DDIM */
+    float cfg_scale; /* 1: no guidance (batch N); else batch 2N [cond; null] */
     digcl_cfg_channels cfg_channels;
 } digcl_sampler_options;
 
 /* The respaced timesteps (ascending original indices) kept for `steps`, as
- * upstream's space_timesteps(1000, str(steps)); returns their count. */
+ * upstream's space_timesteps(1000, str(steps)) (Python's round-half-even);
+ * returns their count (= steps). steps outside [1, 1000] is fatal. */
 int digcl_diffusion_respaced_timesteps(int steps, int *timesteps /* [steps] */);
 
 typedef struct digcl_sampler digcl_sampler;
@@ -119,16 +138,107 @@ int digcl_sampler_step_count(const digcl_sampler *sampler); /* network evaluatio
 typedef struct digcl_sampler_noise {
     uint64_t seed;
     uint64_t first_image;
-    const float *x_T;   /* NULL: draw */
-    const float *z;     /* NULL: draw */
+    const float *x_T; /* NULL: draw */
+    const float *z;   /* NULL: draw */
 } digcl_sampler_noise;
 
-/* Progress callback after each step (NULL: none). */
+/* Progress callback after each step has finished on the device (NULL: none,
+ * and the loop never waits for the device until x0 is read). */
 typedef void (*digcl_sampler_progress)(int step, int steps, void *user);
 
 /* Runs the whole loop for `images` rows with labels y (host, [images]) and
  * writes the final sample x0 [images, C, H, W] to the host. */
-void digcl_sampler_run(digcl_sampler *sampler, const int32_t *labels, const digcl_sampler_noise *noise,
-                       float *x0, digcl_sampler_progress progress, void *user);
+void digcl_sampler_run(digcl_sampler *sampler, const int32_t *labels,
+                       const digcl_sampler_noise *noise, float *x0, digcl_sampler_progress progress,
+                       void *user);
+
+/* ------------------------------------------------------------ sampler building blocks
+ * The device pieces of one sampling step (used by digcl_sampler_run; public
+ * for tests). eps is read from model_out [rows, out_channels, H, W] channels
+ * 0..C-1, the variance interpolation v from channels C..2C-1. */
+
+/* guided[n] = uncond + scale (cond - uncond) for channels c < guided_channels
+ * and cond for the others, where cond = out[n], uncond = out[rows + n]
+ * (the batch is [cond; null]). */
+void digcl_cfg_combine(digcl_context *ctx, int rows, int out_channels, size_t hw,
+                       int guided_channels, float scale,
+                       cl_mem out,     /* [2 rows, out_channels, H, W] */
+                       cl_mem guided); /* [rows, out_channels, H, W] */
+
+/* The guided channel count of a choice for C eps channels. */
+int digcl_cfg_guided_channels(digcl_cfg_channels choice, int channels);
+
+/* One ancestral step in place: x = coef_x x + coef_eps eps + std z, with
+ * std = exp(0.5 (min_log + frac log_range)), frac = (v + 1) / 2 (upstream's
+ * frac max_log + (1 - frac) min_log with log_range = max_log - min_log taken
+ * in double) when learned_range, else std = fixed_std; no noise term when add_noise is 0
+ * (z is then not read). p_sample and ddim_sample are both of this form. */
+typedef struct digcl_ancestral_step {
+    float coef_x, coef_eps;
+    int learned_range;
+    float min_log, log_range; /* learned_range */
+    float fixed_std;        /* otherwise */
+    int add_noise;
+} digcl_ancestral_step;
+void digcl_sampler_ancestral_step(digcl_context *ctx, int rows, int channels, size_t hw,
+                                  int out_channels, const digcl_ancestral_step *step,
+                                  cl_mem x,          /* [rows, C, H, W] in/out */
+                                  cl_mem model_out,  /* [rows, out_channels, H, W] */
+                                  cl_mem z);         /* [rows, C, H, W] */
+
+/* One DPM-Solver++ 2M update in place: d = inv_alpha x - sigma_over_alpha eps
+ * (the data prediction), x = coef_x x + coef_d d + coef_d_prev d_prev,
+ * d_prev = d. */
+typedef struct digcl_dpmpp_step {
+    float inv_alpha, sigma_over_alpha;
+    float coef_x, coef_d, coef_d_prev;
+} digcl_dpmpp_step;
+void digcl_sampler_dpmpp_step(digcl_context *ctx, int rows, int channels, size_t hw,
+                              int out_channels, const digcl_dpmpp_step *step,
+                              cl_mem x,         /* [rows, C, H, W] in/out */
+                              cl_mem model_out, /* [rows, out_channels, H, W] */
+                              cl_mem d_prev);   /* [rows, C, H, W] in/out */
+
+/* The coefficients of executed step s (0 = the first, at the highest t) of a
+ * sampler over `schedule` (respaced): from the double tables, rounded to float
+ * once. */
+void digcl_ddpm_step_coefficients(const digcl_diffusion_schedule *schedule, int learn_sigma, int s,
+                                  digcl_ancestral_step *step);
+void digcl_ddim_step_coefficients(const digcl_diffusion_schedule *schedule, double eta, int s,
+                                  digcl_ancestral_step *step);
+void digcl_dpmpp_step_coefficients(const digcl_diffusion_schedule *schedule, int s,
+                                   digcl_dpmpp_step *step);
+
+/* ------------------------------------------------------------ double references
+ * Plain-C oracles in double, written from upstream's formulas (not from the
+ * folded coefficients above). Arrays as in the device functions. */
+void digcl_ref_diffusion_q_sample(const digcl_diffusion_tables *tables, int N, size_t chw,
+                                  const double *x_start, const int32_t *t, const double *noise,
+                                  double *x_t);
+/* training_losses of one batch: loss, mse, vb [N] and dout = d mean(loss) /
+ * d model_out (vb = 0 and no variance channels without learn_sigma). */
+void digcl_ref_diffusion_training_loss(const digcl_diffusion_tables *tables, int learn_sigma, int N,
+                                       int channels, size_t hw, const double *x_start,
+                                       const double *x_t, const int32_t *t, const double *noise,
+                                       const double *model_out, double *loss, double *mse,
+                                       double *vb, double *dout);
+/* -log of upstream's discretized_gaussian_log_likelihood of one value in the
+ * naive form, in double (tests). */
+double digcl_ref_discretized_gaussian_nll(double x, double mean, double log_scale);
+void digcl_ref_cfg_combine(int rows, int out_channels, size_t hw, int guided_channels, double scale,
+                           const double *out, double *guided);
+/* p_sample at respaced index i (t = i): x_next = mean + (i > 0) exp(0.5 log_var) z. */
+void digcl_ref_p_sample(const digcl_diffusion_schedule *schedule, int learn_sigma, int i, int rows,
+                        int channels, size_t hw, const double *x, const double *model_out,
+                        const double *z, double *x_next);
+/* ddim_sample at respaced index i (eps re-derived from pred_xstart, as upstream). */
+void digcl_ref_ddim_sample(const digcl_diffusion_schedule *schedule, double eta, int i, int rows,
+                           int channels, size_t hw, int out_channels, const double *x,
+                           const double *model_out, const double *z, double *x_next);
+/* DPM-Solver++ 2M executed step s: x_next from x, eps and the previous data
+ * prediction d_prev (unused at s = 0); d receives this step's data prediction. */
+void digcl_ref_dpmpp_2m_step(const digcl_diffusion_schedule *schedule, int s, int rows, int channels,
+                             size_t hw, int out_channels, const double *x, const double *model_out,
+                             const double *d_prev, double *x_next, double *d);
 
 #endif

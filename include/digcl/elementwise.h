@@ -7,6 +7,7 @@
 #include "digcl/runtime.h"
 
 /* y[i] += alpha * x[i], i < count. */
-void digcl_axpy(digcl_context *ctx, size_t count, float alpha, cl_mem x /* [count] */, cl_mem y /* [count] */);
+void digcl_axpy(digcl_context *ctx, size_t count, float alpha, cl_mem x /* [count] */,
+                cl_mem y /* [count] */);
 
 #endif

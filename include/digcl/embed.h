@@ -1,6 +1,6 @@
 /* digcl/embed.h: the fixed 2-D sin-cos position table, the timestep frequency
  * embedding and the class-label table with class dropout (DiT / DiG).
- * Spec: DIG_MODEL.md §3.2 (pos-embed), §3.3 (timestep), §3.4 (labels).
+ * Spec: docs/MODEL.md §3.2 (pos-embed), §3.3 (timestep), §3.4 (labels).
  *
  * Position table (MAE/DiT get_2d_sincos_pos_embed), grid_h x grid_w tokens in
  * row-major order, token = i*grid_w + j, D % 4 == 0, Q = D/4,
@@ -15,7 +15,8 @@
  *
  * Label embedding (DiT LabelEmbedder): a [num_classes + 1, D] table whose last
  * row is the null class. During training a label is replaced by num_classes
- * when a uniform draw from the host RNG is below drop_prob.
+ * when a uniform draw of digcl_rng (stream DIGCL_RNG_LABEL_DROP) is below
+ * drop_prob.
  */
 #ifndef DIGCL_EMBED_H
 #define DIGCL_EMBED_H
@@ -29,37 +30,33 @@
 /* ---------------------------------------------------------- position table (host) */
 
 /* The table in double (also the reference). */
-void digcl_ref_pos_embed_2d(int D, int grid_h, int grid_w,
-                            double *table); /* [grid_h*grid_w, D] */
+void digcl_ref_pos_embed_2d(int D, int grid_h, int grid_w, double *table); /* [grid_h*grid_w, D] */
 /* The same rounded to float, ready to upload once. */
-void digcl_pos_embed_2d(int D, int grid_h, int grid_w,
-                        float *table); /* [grid_h*grid_w, D] */
+void digcl_pos_embed_2d(int D, int grid_h, int grid_w, float *table); /* [grid_h*grid_w, D] */
 
 /* ---------------------------------------------------------- timestep embedding */
 
 /* The frequencies f_k split as float hi + lo (hi = (float)f_k, lo = f_k - hi),
  * for the kernel's extended-precision argument reduction; upload once. */
-void digcl_timestep_frequency_table(int dim,
-                                    float *table); /* [2, dim/2]: hi row, then lo row */
+void digcl_timestep_frequency_table(int dim, float *table); /* [2, dim/2]: hi row, then lo row */
 
 /* embedding = [cos(t f), sin(t f)] (see above). */
 void digcl_timestep_embed_forward(digcl_context *ctx, int N, int dim,
-                                  cl_mem timesteps,       /* [N] float */
-                                  cl_mem frequency_table, /* [2, dim/2] */
-                                  cl_mem embedding);      /* [N, dim] */
-void digcl_ref_timestep_embed_forward(int N, int dim,
-                                      const double *timesteps, /* [N] */
-                                      double *embedding);      /* [N, dim] */
+                                  cl_mem timesteps,                            /* [N] float */
+                                  cl_mem frequency_table,                      /* [2, dim/2] */
+                                  cl_mem embedding);                           /* [N, dim] */
+void digcl_ref_timestep_embed_forward(int N, int dim, const double *timesteps, /* [N] */
+                                      double *embedding);                      /* [N, dim] */
 
 /* ---------------------------------------------------------- label embedding */
 
-/* Host RNG (splitmix64): the next uniform double in [0, 1). */
-double digcl_label_rng_uniform(uint64_t *rng_state);
-/* dropped[n] = num_classes when digcl_label_rng_uniform(rng_state) < drop_prob,
- * else labels[n]; one draw per label, in order. drop_prob = 0 draws nothing. */
-void digcl_label_dropout(int N, int num_classes, double drop_prob, uint64_t *rng_state,
-                         const int *labels, /* [N] */
-                         int *dropped);     /* [N] */
+/* dropped[n] = num_classes when u < drop_prob, else labels[n], with
+ * u = digcl_rng_uniform_double({seed, DIGCL_RNG_LABEL_DROP}, step,
+ * first_sample + n, 0): the drop of a sample depends only on (seed, step, its
+ * global index), not on the batch split or the number of ranks. */
+void digcl_label_dropout(int N, int num_classes, double drop_prob, uint64_t seed, uint64_t step,
+                         uint64_t first_sample, const int *labels, /* [N] */
+                         int *dropped);                            /* [N] */
 
 /* out[n, :] = table[labels[n], :] (accumulate = 1: out += ...). A label outside
  * [0, rows) gives a NaN row. */
@@ -73,13 +70,11 @@ void digcl_label_embed_backward(digcl_context *ctx, int N, int D, int rows,
                                 cl_mem dout,    /* [N, D] */
                                 cl_mem dtable); /* [rows, D] accumulate */
 
-void digcl_ref_label_embed_forward(int N, int D, int accumulate,
-                                   const int *labels,    /* [N] */
-                                   const double *table,  /* [rows, D] */
-                                   double *out);         /* [N, D] */
-void digcl_ref_label_embed_backward(int N, int D,
-                                    const int *labels,  /* [N] */
-                                    const double *dout, /* [N, D] */
-                                    double *dtable);    /* [rows, D] accumulate */
+void digcl_ref_label_embed_forward(int N, int D, int accumulate, const int *labels, /* [N] */
+                                   const double *table,                             /* [rows, D] */
+                                   double *out);                                    /* [N, D] */
+void digcl_ref_label_embed_backward(int N, int D, const int *labels,                /* [N] */
+                                    const double *dout,                             /* [N, D] */
+                                    double *dtable); /* [rows, D] accumulate */
 
 #endif

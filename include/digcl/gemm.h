@@ -3,9 +3,9 @@
  *
  *   C[M, N] = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T (row-major)
  *
- * Offsets and leading dimensions are in elements. A reusable temporary buffer
- * (grown on demand, never shrunk) is kept per context, so the hot loop does not
- * allocate. Each call is asynchronous on the context's queue.
+ * Offsets and leading dimensions are in elements. CLBlast's temporary buffer is
+ * context scratch (digcl_context_scratch: grown on demand, never shrunk), so
+ * the hot loop does not allocate. Each call is asynchronous on the context's queue.
  */
 #ifndef DIGCL_GEMM_H
 #define DIGCL_GEMM_H
@@ -18,9 +18,12 @@ typedef struct digcl_gemm_args {
     int transpose_a, transpose_b;
     size_t M, N, K;
     float alpha, beta;
-    cl_mem A; size_t a_offset, lda;
-    cl_mem B; size_t b_offset, ldb;
-    cl_mem C; size_t c_offset, ldc;
+    cl_mem A;
+    size_t a_offset, lda;
+    cl_mem B;
+    size_t b_offset, ldb;
+    cl_mem C;
+    size_t c_offset, ldc;
 } digcl_gemm_args;
 
 /* C = alpha op(A) op(B) + beta C. GEMMs whose output has too few tiles to
@@ -39,8 +42,8 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *args, size_t 
 size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *args);
 
 /* The same for `batch` matrices, each offset by the given strides (elements). */
-void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args,
-                                size_t stride_a, size_t stride_b, size_t stride_c, size_t batch);
+void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a,
+                                size_t stride_b, size_t stride_c, size_t batch);
 
 /* Plain-C reference in double accumulation, same argument meaning, on host
  * arrays (A, B, C are the whole host buffers; offsets apply). */
@@ -52,8 +55,5 @@ void digcl_ref_gemm(int transpose_a, int transpose_b, size_t M, size_t N, size_t
  * devices (host memory, mapped buffers) when digcl was built with it.
  * DIGCL_GEMM=clblast|blas overrides the choice. */
 const char *digcl_gemm_backend_name(const digcl_context *ctx);
-
-/* Releases the context's GEMM temp buffer (called by digcl_context_release). */
-void digcl_gemm_release(digcl_context *ctx);
 
 #endif

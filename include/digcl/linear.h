@@ -27,21 +27,26 @@ typedef struct digcl_linear_shape {
 } digcl_linear_shape;
 
 typedef struct digcl_linear_forward_args {
-    cl_mem x;                           /* [rows, in] */
-    cl_mem weight; size_t weight_offset; /* [out, in] */
-    cl_mem bias; size_t bias_offset;     /* [out], or NULL: no bias */
-    cl_mem y;                           /* [rows, out] overwritten */
+    cl_mem x; /* [rows, in] */
+    cl_mem weight;
+    size_t weight_offset; /* [out, in] */
+    cl_mem bias;
+    size_t bias_offset; /* [out], or NULL: no bias */
+    cl_mem y;           /* [rows, out] overwritten */
 } digcl_linear_forward_args;
 
 typedef struct digcl_linear_backward_args {
-    cl_mem dy;                            /* [rows, out] */
-    cl_mem x;                             /* [rows, in] */
-    cl_mem weight; size_t weight_offset;   /* [out, in] */
-    cl_mem dx;                            /* [rows, in], or NULL: not needed */
-    int accumulate_dx;                    /* 0: dx = dy W; 1: dx += dy W */
-    cl_mem dweight; size_t dweight_offset; /* [out, in] +=, or NULL */
-    cl_mem dbias; size_t dbias_offset;     /* [out] +=, or NULL */
-    cl_mem workspace;                     /* digcl_linear_backward_workspace_bytes */
+    cl_mem dy; /* [rows, out] */
+    cl_mem x;  /* [rows, in] */
+    cl_mem weight;
+    size_t weight_offset; /* [out, in] */
+    cl_mem dx;            /* [rows, in], or NULL: not needed */
+    int accumulate_dx;    /* 0: dx = dy W; 1: dx += dy W */
+    cl_mem dweight;
+    size_t dweight_offset; /* [out, in] +=, or NULL */
+    cl_mem dbias;
+    size_t dbias_offset; /* [out] +=, or NULL */
+    cl_mem workspace;    /* digcl_linear_backward_workspace_bytes */
 } digcl_linear_backward_args;
 
 void digcl_linear_forward(digcl_context *ctx, digcl_linear_shape shape,
@@ -54,9 +59,8 @@ void digcl_linear_backward(digcl_context *ctx, digcl_linear_shape shape,
                            const digcl_linear_backward_args *args);
 
 /* y[rows, out] += bias[out] (used by the forward after the GEMM). */
-void digcl_bias_add(digcl_context *ctx, int rows, int out,
-                    cl_mem y,                       /* [rows, out] */
-                    cl_mem bias, size_t bias_offset); /* [out] */
+void digcl_bias_add(digcl_context *ctx, int rows, int out, cl_mem y, /* [rows, out] */
+                    cl_mem bias, size_t bias_offset);                /* [out] */
 
 /* ---------------------------------------------------------------- references (double) */
 

@@ -2,7 +2,7 @@
  * "dig.config" JSON stored in safetensors __metadata__, and the parameter
  * table (upstream state_dict names, shapes, trainable flag, init rule).
  *
- * Spec: /work/shared/spec/DIG_MODEL.md §1-§3. Names and shapes equal upstream's
+ * Spec: docs/MODEL.md §1-§3. Names and shapes equal upstream's
  * state_dict (tests/reference/dig_s2_state_dict.txt, dit_s2_state_dict.txt);
  * counts equal tests/reference/param_counts.txt.
  *
@@ -16,12 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DIGCL_CONFIG_METADATA_KEY "dig.config"
-#define DIGCL_GLA_GATE_LOW_RANK 16   /* gk_proj: D -> 16 -> Dk */
-#define DIGCL_TIMESTEP_FREQ_DIM 256  /* timestep embedder frequency size */
+#include "digcl/params.h"
 
-/* DIGCL_ARCH_UDIG: the U-shape DiG of DIG_MODEL.md §10 (docs/UDIG.md), this
- * project's own definition: five stages of DiG blocks on three grids. */
+#define DIGCL_CONFIG_METADATA_KEY "dig.config"
+#define DIGCL_GLA_GATE_LOW_RANK   16 /* gk_proj: D -> 16 -> Dk */
+
+/* DIGCL_ARCH_UDIG: the U-shape DiG of docs/UDIG.md, this project's own
+ * definition: five stages of DiG blocks on three grids. */
 typedef enum digcl_arch { DIGCL_ARCH_DIG, DIGCL_ARCH_DIT, DIGCL_ARCH_UDIG } digcl_arch;
 
 typedef struct digcl_config_error {
@@ -42,15 +43,15 @@ typedef struct digcl_model_config {
     int skip;           /* DiG only: long skips (skip_linear in blocks i > depth/2) */
     int skip_zero_init; /* DiG "-skipzero": skip_linear starts as [I | 0] */
     /* ---- derived by digcl_model_config_finish ---- */
-    int qk_dim;         /* DiG: Dk = D/2; DiT: D */
-    int v_dim;          /* D */
-    int head_qk_dim;    /* qk_dim / H (32 for every DiG preset) */
-    int head_v_dim;     /* v_dim / H (64 for every DiG preset) */
-    int mlp_hidden;     /* F: DiG SwiGLU 256*ceil(int(8D/3)/256); DiT GELU 4D */
-    int out_channels;   /* learn_sigma ? 2C : C */
-    int grid;           /* E */
-    int tokens;         /* T = E*E */
-    int n_skip;         /* number of blocks with skip_linear */
+    int qk_dim;       /* DiG: Dk = D/2; DiT: D */
+    int v_dim;        /* D */
+    int head_qk_dim;  /* qk_dim / H (32 for every DiG preset) */
+    int head_v_dim;   /* v_dim / H (64 for every DiG preset) */
+    int mlp_hidden;   /* F: DiG SwiGLU 256*ceil(int(8D/3)/256); DiT GELU 4D */
+    int out_channels; /* learn_sigma ? 2C : C */
+    int grid;         /* E */
+    int tokens;       /* T = E*E */
+    int n_skip;       /* number of blocks with skip_linear */
 } digcl_model_config;
 
 /* Validates the user fields and fills the derived ones. Fails for
@@ -65,8 +66,7 @@ int digcl_model_config_finish(digcl_model_config *cfg, digcl_config_error *err);
  * names ("DiG-S/2-bid-layer-dwconv-qdir", "DiG-XL/2-bid-layer-dwconv-qdir-head18",
  * with -skip / -skipzero). input_size 32, in_channels 4, num_classes 1000,
  * learn_sigma on. The result is finished. */
-int digcl_model_config_preset(const char *name, digcl_model_config *cfg,
-                              digcl_config_error *err);
+int digcl_model_config_preset(const char *name, digcl_model_config *cfg, digcl_config_error *err);
 /* The canonical preset names, NULL-terminated (for --help and tests). */
 const char *const *digcl_model_config_preset_names(void);
 
@@ -104,41 +104,18 @@ int digcl_model_config_from_json(const char *json, digcl_model_config *cfg,
 /* ---- parameter table ---- */
 
 typedef enum digcl_param_init {
-    DIGCL_INIT_XAVIER,        /* xavier_uniform, gain 1 (conv: on the [D, C*p*p] view) */
-    DIGCL_INIT_XAVIER_GLA,    /* xavier_uniform, gain 2^-2.5 (GLA linears) */
+    DIGCL_INIT_XAVIER,     /* xavier_uniform, gain 1 (conv: on the [D, C*p*p] view) */
+    DIGCL_INIT_XAVIER_GLA, /* xavier_uniform, gain 2^-2.5 (GLA linears) */
     DIGCL_INIT_ZERO,
     DIGCL_INIT_ONE,
-    DIGCL_INIT_NORMAL_002,    /* N(0, 0.02): label table, timestep MLP weights */
-    DIGCL_INIT_SINCOS_2D,     /* fixed 2-D sin-cos table (frozen pos_embed) */
-    DIGCL_INIT_DW_IDENTITY,   /* depthwise conv: zeros, centre tap 1 */
-    DIGCL_INIT_SKIP_IDENTITY  /* skip_linear [D, 2D] = [I | 0] (skipzero) */
+    DIGCL_INIT_NORMAL_002,   /* N(0, 0.02): label table, timestep MLP weights */
+    DIGCL_INIT_SINCOS_2D,    /* fixed 2-D sin-cos table (frozen pos_embed) */
+    DIGCL_INIT_DW_IDENTITY,  /* depthwise conv: zeros, centre tap 1 */
+    DIGCL_INIT_SKIP_IDENTITY /* skip_linear [D, 2D] = [I | 0] (skipzero) */
 } digcl_param_init;
-
-#define DIGCL_PARAM_MAX_RANK 4
-#define DIGCL_PARAM_NAME_SIZE 80
-
-typedef struct digcl_param_info {
-    char name[DIGCL_PARAM_NAME_SIZE]; /* upstream state_dict key */
-    int rank;
-    int64_t shape[DIGCL_PARAM_MAX_RANK];
-    size_t numel;
-    size_t offset;                    /* element offset in one flat buffer, table order */
-    int trainable;                    /* 0 only for pos_embed */
-    digcl_param_init init;
-} digcl_param_info;
-
-typedef struct digcl_param_table {
-    size_t count;
-    digcl_param_info *params;         /* upstream state_dict order */
-    size_t total;                     /* all elements (DiT convention, pos_embed included) */
-    size_t trainable;                 /* total without frozen tensors */
-} digcl_param_table;
 
 /* Builds the table of a finished config; returns 0, or -1 when out of memory. */
 int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *table);
-void digcl_param_table_free(digcl_param_table *table);
-const digcl_param_info *digcl_param_table_find(const digcl_param_table *table,
-                                               const char *name);
 const char *digcl_param_init_name(digcl_param_init init); /* "xavier", "zero", ... */
 
 #endif

@@ -1,7 +1,7 @@
 /* digcl/norm.h: row normalisations over the last dimension.
  *
  * LayerNorm without affine (DiT/DiG LN1, LN2 and the final layer;
- * DIG_MODEL.md §2.1, §3.5), eps = 1e-6, biased variance:
+ * docs/MODEL.md §2.1, §3.5), eps = 1e-6, biased variance:
  *   y = (x - mean) * rstd,  rstd = 1 / sqrt(var + eps)
  * forward saves mean and rstd ([rows] each) and backward reuses them.
  *
@@ -9,8 +9,8 @@
  *   y = LN(x) * (1 + scale[n]) + shift[n],  x [N, T, D]
  * the unfused path is digcl_layernorm_forward + digcl_modulate_forward.
  *
- * Per-head RMSNorm x swish gate (fla FusedRMSNormSwishGate, GLA.md §1.3 step 6,
- * DIG_MODEL.md §2.2), over each head's V channels, eps = 1e-6:
+ * Per-head RMSNorm x swish gate (fla FusedRMSNormSwishGate, docs/GLA.md §1.3 step 6,
+ * docs/MODEL.md §2.2), over each head's V channels, eps = 1e-6:
  *   y = x * rsqrt(mean(x^2) + eps) * w * g * sigmoid(g)
  * with x, g [N, T, H, V] seen as [rows = N*T*H, V] and w [V] shared by heads.
  *
@@ -27,71 +27,72 @@
 #include "digcl/runtime.h"
 
 #define DIGCL_LAYERNORM_EPS 1e-6f
-#define DIGCL_RMSNORM_EPS 1e-6f
+#define DIGCL_RMSNORM_EPS   1e-6f
+
+/* The widest row the norm kernels take: 2048 vectors of 4 floats when the
+ * width is a multiple of 4, else 2048 floats. */
+#define DIGCL_NORM_MAX_ROW_VECTORS 2048
+/* 1 when rows of `width` floats fit the norm kernels (see above). */
+int digcl_norm_width_supported(int width);
 
 /* ---------------------------------------------------------------- LayerNorm */
 
-void digcl_layernorm_forward(digcl_context *ctx, int rows, int D,
-                             cl_mem x,     /* [rows, D] */
-                             cl_mem y,     /* [rows, D] */
-                             cl_mem mean,  /* [rows] */
-                             cl_mem rstd); /* [rows] */
+void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, /* [rows, D] */
+                             cl_mem y,                                      /* [rows, D] */
+                             cl_mem mean,                                   /* [rows] */
+                             cl_mem rstd);                                  /* [rows] */
 
 /* dx (=|+=) rstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
-void digcl_layernorm_backward(digcl_context *ctx, int rows, int D,
-                              cl_mem dy,   /* [rows, D] */
-                              cl_mem x,    /* [rows, D] */
-                              cl_mem mean, /* [rows] */
-                              cl_mem rstd, /* [rows] */
-                              cl_mem dx,   /* [rows, D] */
+void digcl_layernorm_backward(digcl_context *ctx, int rows, int D, cl_mem dy, /* [rows, D] */
+                              cl_mem x,                                       /* [rows, D] */
+                              cl_mem mean,                                    /* [rows] */
+                              cl_mem rstd,                                    /* [rows] */
+                              cl_mem dx,                                      /* [rows, D] */
                               int accumulate);
 
 /* ---------------------------------------------------------------- LayerNorm + modulate */
 
 void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D,
-                                      cl_mem x,                 /* [N, T, D] */
-                                      digcl_adaln_vector shift, /* [N, D] */
-                                      digcl_adaln_vector scale, /* [N, D] */
-                                      cl_mem y,                 /* [N, T, D] */
-                                      cl_mem mean,              /* [N*T] */
-                                      cl_mem rstd);             /* [N*T] */
+                                      cl_mem x,             /* [N, T, D] */
+                                      digcl_row_view shift, /* [N, D] */
+                                      digcl_row_view scale, /* [N, D] */
+                                      cl_mem y,             /* [N, T, D] */
+                                      cl_mem mean,          /* [N*T] */
+                                      cl_mem rstd);         /* [N*T] */
 
 size_t digcl_layernorm_modulate_backward_workspace_bytes(int N, int T, int D);
 
 /* dx (=|+=) LN^T(dy * (1 + scale[n])); dshift[n] = sum_t dy; dscale[n] = sum_t dy * xhat.
  * Set accumulate=1 to add onto the residual stream's gradient. */
 void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D,
-                                       cl_mem dy,                 /* [N, T, D] */
-                                       cl_mem x,                  /* [N, T, D] */
-                                       cl_mem mean,               /* [N*T] */
-                                       cl_mem rstd,               /* [N*T] */
-                                       digcl_adaln_vector scale,  /* [N, D] */
-                                       cl_mem dx,                 /* [N, T, D] */
+                                       cl_mem dy,            /* [N, T, D] */
+                                       cl_mem x,             /* [N, T, D] */
+                                       cl_mem mean,          /* [N*T] */
+                                       cl_mem rstd,          /* [N*T] */
+                                       digcl_row_view scale, /* [N, D] */
+                                       cl_mem dx,            /* [N, T, D] */
                                        int accumulate,
-                                       digcl_adaln_vector dshift, /* [N, D] overwritten */
-                                       digcl_adaln_vector dscale, /* [N, D] overwritten */
+                                       digcl_row_view dshift, /* [N, D] overwritten */
+                                       digcl_row_view dscale, /* [N, D] overwritten */
                                        cl_mem workspace);
 
 /* ---------------------------------------------------------------- RMSNorm x swish gate */
 
-void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V,
-                                cl_mem x,                                /* [rows, V] */
-                                cl_mem gate,                             /* [rows, V] */
-                                cl_mem weight, size_t weight_offset,     /* [V] */
-                                cl_mem y);                               /* [rows, V] */
+void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, /* [rows, V] */
+                                cl_mem gate,                                   /* [rows, V] */
+                                cl_mem weight, size_t weight_offset,           /* [V] */
+                                cl_mem y);                                     /* [rows, V] */
 
 size_t digcl_rmsnorm_gate_backward_workspace_bytes(int rows, int V);
 
 /* dx, dgate (=|+=); dweight += sum over rows. rstd is recomputed from x. */
-void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V,
-                                 cl_mem dy,                               /* [rows, V] */
-                                 cl_mem x,                                /* [rows, V] */
-                                 cl_mem gate,                             /* [rows, V] */
-                                 cl_mem weight, size_t weight_offset,     /* [V] */
-                                 cl_mem dx,                               /* [rows, V] */
-                                 cl_mem dgate,                            /* [rows, V] */
-                                 int accumulate,
-                                 cl_mem dweight, size_t dweight_offset,   /* [V] += */
+void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy, /* [rows, V] */
+                                 cl_mem x,                                       /* [rows, V] */
+                                 cl_mem gate,                                    /* [rows, V] */
+                                 cl_mem weight, size_t weight_offset,            /* [V] */
+                                 cl_mem dx,                                      /* [rows, V] */
+                                 cl_mem dgate,                                   /* [rows, V] */
+                                 int accumulate, cl_mem dweight, size_t dweight_offset, /* [V] += */
                                  cl_mem workspace);
 
 /* ---------------------------------------------------------------- references (double) */
@@ -102,9 +103,9 @@ void digcl_ref_layernorm_forward(int rows, int D, const double *x, double *y, do
 void digcl_ref_layernorm_backward(int rows, int D, const double *dy, const double *x,
                                   const double *mean, const double *rstd, double *dx);
 /* Unfused: layernorm then modulate. shift, scale contiguous [N, D]. */
-void digcl_ref_layernorm_modulate_forward(int N, int T, int D, const double *x,
-                                          const double *shift, const double *scale, double *y,
-                                          double *mean, double *rstd);
+void digcl_ref_layernorm_modulate_forward(int N, int T, int D, const double *x, const double *shift,
+                                          const double *scale, double *y, double *mean,
+                                          double *rstd);
 /* dx, dshift, dscale overwritten. */
 void digcl_ref_layernorm_modulate_backward(int N, int T, int D, const double *dy, const double *x,
                                            const double *mean, const double *rstd,

@@ -7,7 +7,7 @@
  *   v = beta2 v + (1 - beta2) g^2
  *   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
  * with step counted from 1. DiG: lr 1e-4, betas (0.9, 0.999), eps 1e-8, wd 0
- * (DIG_MODEL.md §5).
+ * (docs/MODEL.md (Training recipe)).
  *
  * EMA (DiT update_ema): ema = decay * ema + (1 - decay) * param, decay 0.9999.
  */
@@ -29,21 +29,19 @@ typedef struct digcl_adamw_hparams {
 digcl_adamw_hparams digcl_adamw_defaults(void);
 
 /* One step (step >= 1) on count floats; params, m, v updated in place. */
-void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *hparams,
-                      long step,
-                      cl_mem params,  /* [count] */
-                      cl_mem grads,   /* [count] */
-                      cl_mem m,       /* [count] */
-                      cl_mem v);      /* [count] */
+void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *hparams, long step,
+                      cl_mem params, /* [count] */
+                      cl_mem grads,  /* [count] */
+                      cl_mem m,      /* [count] */
+                      cl_mem v);     /* [count] */
 
-void digcl_ema_update(digcl_context *ctx, int count, float decay,
-                      cl_mem ema,     /* [count] */
-                      cl_mem params); /* [count] */
+void digcl_ema_update(digcl_context *ctx, int count, float decay, cl_mem ema, /* [count] */
+                      cl_mem params);                                         /* [count] */
 
 /* ---------------------------------------------------------------- references (double) */
 
-void digcl_ref_adamw_step(int count, const digcl_adamw_hparams *hparams, long step,
-                          double *params, const double *grads, double *m, double *v);
+void digcl_ref_adamw_step(int count, const digcl_adamw_hparams *hparams, long step, double *params,
+                          const double *grads, double *m, double *v);
 void digcl_ref_ema_update(int count, double decay, double *ema, const double *params);
 
 #endif

@@ -1,6 +1,6 @@
 /* digcl/patch.h: patch embedding (timm PatchEmbed: Conv2d kernel p, stride p,
  * with bias; flatten + transpose to row-major tokens) and unpatchify (DiT).
- * Spec: DIG_MODEL.md §3.1 (patch embed), §3.2 (pos-embed added once), §3.5.
+ * Spec: docs/MODEL.md §3.1 (patch embed), §3.2 (pos-embed added once), §3.5.
  *
  * Dimensions: N batch, C channels, H x W image, p patch size,
  * h = H/p, w = W/p, T = h*w tokens, K = C*p*p patch features, D model width.
@@ -24,10 +24,10 @@
 #include "digcl/runtime.h"
 
 typedef struct digcl_patch_shape {
-    int N;        /* batch */
-    int C;        /* image channels (conv in_channels, or unpatchify out_channels) */
-    int H, W;     /* image height and width, multiples of p */
-    int p;        /* patch size (1, 2, 4, 8, ...) */
+    int N;    /* batch */
+    int C;    /* image channels (conv in_channels, or unpatchify out_channels) */
+    int H, W; /* image height and width, multiples of p */
+    int p;    /* patch size (1, 2, 4, 8, ...) */
 } digcl_patch_shape;
 
 /* Tokens per image: (H/p) * (W/p). */

@@ -31,10 +31,10 @@ size_t digcl_column_sum_workspace_bytes(int batch, int rows, int cols);
 /* out[out_offset + b * out_row_stride + c] (=|+=) scale * sum_r x[x_offset + (b*rows + r)*cols + c].
  * Up to 256 rows it is one launch and needs no workspace (NULL); beyond, the
  * partials go to workspace from element workspace_offset on. */
-void digcl_column_sum(digcl_context *ctx, int batch, int rows, int cols,
-                      cl_mem x, size_t x_offset,                    /* [batch, rows, cols] */
-                      float scale,
-                      cl_mem out, size_t out_offset, size_t out_row_stride, /* [batch, cols] */
+void digcl_column_sum(digcl_context *ctx, int batch, int rows, int cols, cl_mem x,
+                      size_t x_offset, /* [batch, rows, cols] */
+                      float scale, cl_mem out, size_t out_offset,
+                      size_t out_row_stride, /* [batch, cols] */
                       int accumulate, cl_mem workspace, size_t workspace_offset);
 
 /* Two column sums in one launch, for x = [2, batch, rows, cols] at x_offset (rows <= 256):
@@ -43,17 +43,16 @@ void digcl_column_sum(digcl_context *ctx, int batch, int rows, int cols,
  * (dshift and dscale, each summed exactly as digcl_column_sum would). */
 #define DIGCL_COLUMN_SUM_PAIR_MAX_ROWS 256
 void digcl_column_sum_pair(digcl_context *ctx, int batch, int rows, int cols, cl_mem x,
-                           size_t x_offset, float scale, cl_mem out, size_t out_offset,
-                           cl_mem out2, size_t out2_offset, size_t out_row_stride,
-                           int accumulate);
+                           size_t x_offset, float scale, cl_mem out, size_t out_offset, cl_mem out2,
+                           size_t out2_offset, size_t out_row_stride, int accumulate);
 
 /* ---------------------------------------------------------------- totals */
 
 size_t digcl_reduce_workspace_bytes(int count);
 
 /* result[result_offset] = scale * sum(x). */
-void digcl_sum(digcl_context *ctx, int count, cl_mem x /* [count] */, float scale,
-               cl_mem result, size_t result_offset, cl_mem workspace);
+void digcl_sum(digcl_context *ctx, int count, cl_mem x /* [count] */, float scale, cl_mem result,
+               size_t result_offset, cl_mem workspace);
 
 /* result[result_offset] = ||x||_2. */
 void digcl_global_norm(digcl_context *ctx, int count, cl_mem x /* [count] */, cl_mem result,
@@ -69,9 +68,9 @@ void digcl_mse_forward(digcl_context *ctx, int count, cl_mem prediction /* [coun
                        cl_mem workspace);
 
 /* dprediction (=|+=) dloss * 2 (prediction - target) / count. */
-void digcl_mse_backward(digcl_context *ctx, int count, float dloss,
-                        cl_mem prediction /* [count] */, cl_mem target /* [count] */,
-                        cl_mem dprediction /* [count] */, int accumulate);
+void digcl_mse_backward(digcl_context *ctx, int count, float dloss, cl_mem prediction /* [count] */,
+                        cl_mem target /* [count] */, cl_mem dprediction /* [count] */,
+                        int accumulate);
 
 /* Blocking read of one float. */
 float digcl_read_scalar(digcl_context *ctx, cl_mem mem, size_t offset);
@@ -86,7 +85,7 @@ double digcl_ref_global_norm(int count, const double *x);
 /* x *= min(1, max_norm / (norm + 1e-6)) with the norm of x itself. */
 void digcl_ref_clip_by_norm(int count, double *x, double max_norm);
 double digcl_ref_mse_forward(int count, const double *prediction, const double *target);
-void digcl_ref_mse_backward(int count, double dloss, const double *prediction,
-                            const double *target, double *dprediction);
+void digcl_ref_mse_backward(int count, double dloss, const double *prediction, const double *target,
+                            double *dprediction);
 
 #endif

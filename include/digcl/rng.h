@@ -34,7 +34,7 @@ typedef enum digcl_rng_stream {
     DIGCL_RNG_LABEL_DROP = 4,    /* classifier-free label dropout: step, sample = global row */
     DIGCL_RNG_TIMESTEP = 5,      /* diffusion timestep t: step, sample = global row */
     DIGCL_RNG_NOISE = 6,         /* q_sample noise: step, sample = global row */
-    DIGCL_RNG_LATENT = 7,        /* posterior draw z = mean + std eps: step, sample = global row */
+    DIGCL_RNG_LATENT = 7,        /* posterior draw z = mean + std eps: step = epoch, sample = data index */
     DIGCL_RNG_SAMPLER = 8,       /* sampling noise: step = sampler step, sample = image number */
     DIGCL_RNG_SAMPLER_INIT = 9,  /* sampling x_T: sample = image number */
     DIGCL_RNG_TEST = 15          /* tests and benchmarks */

@@ -52,11 +52,8 @@ int digcl_default_device(const digcl_device_info *devices, int count);
 /* Resolves a --device spec: "P:D" or a case-insensitive name substring.
  * A NULL or empty spec falls back to $DIGCL_DEVICE, then to the default.
  * Returns the list index, or -1 when nothing matches (message in error). */
-int digcl_select_device(const digcl_device_info *devices, int count, const char *spec,
-                        char *error, size_t error_size);
-
-/* Prints the device table (digcl devices) and marks the default with '*'. */
-void digcl_print_devices(const digcl_device_info *devices, int count, int selected, void *file);
+int digcl_select_device(const digcl_device_info *devices, int count, const char *spec, char *error,
+                        size_t error_size);
 
 /* ---------------------------------------------------------------- context */
 
@@ -68,15 +65,28 @@ typedef struct digcl_context_options {
 } digcl_context_options;
 
 /* Opens the device: context, in-order queue (with profiling when
- * DIGCL_PROFILE=1). An unknown spec lists the devices and fails with exit 2;
- * no platform at all explains how to install PoCL. */
+ * DIGCL_PROFILE=1). An unknown spec or no platform at all (the message
+ * explains how to install PoCL) fails through digcl_fatal; programs that want
+ * to list the devices first resolve the spec with digcl_select_device. Running
+ * on a CPU because no GPU exists is logged as a notice. */
 digcl_context *digcl_context_create(const digcl_context_options *options);
-/* Prints profile totals (if enabled) and releases everything. */
+/* Logs the profile totals (if enabled, at DIGCL_LOG_INFO), runs the
+ * digcl_context_on_release callbacks and releases everything. */
 void digcl_context_release(digcl_context *ctx);
 
 const digcl_device_info *digcl_context_device(const digcl_context *ctx);
 cl_context digcl_context_cl(const digcl_context *ctx);
 cl_command_queue digcl_context_queue(const digcl_context *ctx);
+int digcl_context_verbose(const digcl_context *ctx);
+
+/* A reusable device buffer owned by the context, one per key (e.g. CLBlast's
+ * temp buffer): at least `bytes`, grown (never shrunk) on demand, released with
+ * the context and counted in the memory stats like any digcl_buffer. Growth
+ * happens only when a larger request is first seen, outside a steady loop. */
+cl_mem digcl_context_scratch(digcl_context *ctx, const char *key, size_t bytes, const char *what);
+/* Registers fn(arg), called by digcl_context_release before the queue and
+ * programs go (last registered first). */
+void digcl_context_on_release(digcl_context *ctx, void (*fn)(void *arg), void *arg);
 void digcl_finish(digcl_context *ctx);
 
 /* ---------------------------------------------------------------- kernels */
@@ -95,8 +105,7 @@ const char *digcl_kernel_source(const char *file, size_t *length);
  * Programs and kernels are cached per (file, options) for the context's
  * lifetime; the caller must not release the kernel. A failed build prints the
  * full build log. Not thread-safe (one host thread per context). */
-cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name,
-                       const char *options);
+cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name, const char *options);
 
 /* Builds a program from an explicit source (tests, tools). */
 cl_program digcl_program_from_source(digcl_context *ctx, const char *label, const char *source,
@@ -156,8 +165,9 @@ void digcl_copy(digcl_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, s
  * different row strides (elements), e.g. one column range of a fused
  * projection output. Asynchronous (a kernel of cl/util.cl: portable, and it
  * works on sub-buffers, where PoCL 3.1's clEnqueueCopyBufferRect crashed). */
-void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, size_t src_column, cl_mem dst,
-                        size_t dst_row_stride, size_t dst_column, size_t rows, size_t columns);
+void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, size_t src_column,
+                        cl_mem dst, size_t dst_row_stride, size_t dst_column, size_t rows,
+                        size_t columns);
 /* A sub-buffer view [offset, offset+bytes) of mem; offset must be a multiple of
  * the device's base address alignment (digcl_align_offset). Released by the
  * caller with clReleaseMemObject. */

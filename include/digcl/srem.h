@@ -1,4 +1,4 @@
-/* digcl/srem.h: SREM scan reorientation between DiG blocks (DIG_MODEL.md §2.4,
+/* digcl/srem.h: SREM scan reorientation between DiG blocks (docs/MODEL.md §2.4,
  * upstream models_dig.py L291–302).
  *
  * After block i the token sequence [N, T, D] (T = E*E) is reversed; after odd
@@ -16,10 +16,10 @@
 #include "digcl/runtime.h"
 
 typedef enum digcl_scan_order {
-    DIGCL_SCAN_ROWS = 0,             /* R  */
-    DIGCL_SCAN_ROWS_REVERSED = 1,    /* Rr */
-    DIGCL_SCAN_COLUMNS = 2,          /* C  */
-    DIGCL_SCAN_COLUMNS_REVERSED = 3  /* Cr */
+    DIGCL_SCAN_ROWS = 0,            /* R  */
+    DIGCL_SCAN_ROWS_REVERSED = 1,   /* Rr */
+    DIGCL_SCAN_COLUMNS = 2,         /* C  */
+    DIGCL_SCAN_COLUMNS_REVERSED = 3 /* Cr */
 } digcl_scan_order;
 
 /* The order block `block` (0-based) sees: block mod 4. */
@@ -30,25 +30,29 @@ const char *digcl_scan_order_name(digcl_scan_order order);
  * of a side x side grid scanned in `order`. */
 int digcl_scan_order_grid_index(digcl_scan_order order, int side, int position);
 
-/* Index maps of the reorientation after block `block`: y[s] = x[source[s]].
- * backward = 1 gives the inverse map (dx[s] = dy[source[s]]). */
-int digcl_srem_source_index(int block, int backward, int side, int position);
-void digcl_srem_index_map(int block, int backward, int side,
+/* The reorientations take the scan order of the block that just ran
+ * (digcl_srem_block_order(i) after block i): a flip after R and C, flip and
+ * transpose after Rr and Cr. */
+
+/* Index maps of the reorientation after a block that saw `order`:
+ * y[s] = x[source[s]]. backward = 1 gives the inverse map (dx[s] = dy[source[s]]). */
+int digcl_srem_source_index(digcl_scan_order order, int backward, int side, int position);
+void digcl_srem_index_map(digcl_scan_order order, int backward, int side,
                           int *source); /* [side*side] */
 
-/* y = reorientation after block `block` of x. */
-void digcl_srem_forward(digcl_context *ctx, int block, int N, int side, int D,
+/* y = reorientation of x after a block that saw `order`. */
+void digcl_srem_forward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D,
                         cl_mem x,  /* [N, side*side, D] */
                         cl_mem y); /* [N, side*side, D] */
 /* dx = inverse reorientation of dy (overwritten). */
-void digcl_srem_backward(digcl_context *ctx, int block, int N, int side, int D,
+void digcl_srem_backward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D,
                          cl_mem dy,  /* [N, side*side, D] */
                          cl_mem dx); /* [N, side*side, D] */
 
-void digcl_ref_srem_forward(int block, int N, int side, int D,
+void digcl_ref_srem_forward(digcl_scan_order order, int N, int side, int D,
                             const double *x, /* [N, side*side, D] */
                             double *y);      /* [N, side*side, D] */
-void digcl_ref_srem_backward(int block, int N, int side, int D,
+void digcl_ref_srem_backward(digcl_scan_order order, int N, int side, int D,
                              const double *dy, /* [N, side*side, D] */
                              double *dx);      /* [N, side*side, D] */
 

@@ -1,5 +1,5 @@
 /* digcl/token_merge.h: token rearrangements between the grids of U-DiG's
- * stages (docs/UDIG.md; DIG_MODEL.md §10). Tokens are rows of [N, T, D] in
+ * stages (docs/UDIG.md). Tokens are rows of [N, T, D] in
  * row-major (R) grid order, T = side*side.
  *
  * Token merge (space-to-depth), side even, Eh = side/2:
@@ -56,8 +56,8 @@ void digcl_ref_token_merge_backward(int N, int side, int D, const double *dy, do
 void digcl_ref_depth_to_space_forward(int N, int side, int D, const double *x, double *y);
 void digcl_ref_depth_to_space_backward(int N, int side, int D, const double *dy, double *dx,
                                        int accumulate);
-void digcl_ref_scan_to_rows_forward(digcl_scan_order order, int N, int side, int D,
-                                    const double *x, double *y);
+void digcl_ref_scan_to_rows_forward(digcl_scan_order order, int N, int side, int D, const double *x,
+                                    double *y);
 void digcl_ref_scan_to_rows_backward(digcl_scan_order order, int N, int side, int D,
                                      const double *dy, double *dx);
 

@@ -1,7 +1,6 @@
 /* src/io/safetensors.c: strict safetensors reader and atomic writer.
  *
- * Format and the checks made: include/digcl/safetensors.h and
- * /work/shared/spec/CONVENTIONS.md §6 (after huggingface/safetensors
+ * Format and the checks made: include/digcl/safetensors.h (after huggingface/safetensors
  * safetensors/src/tensor.rs). JSON is parsed with cJSON.
  */
 #ifndef _POSIX_C_SOURCE
@@ -29,8 +28,7 @@
 
 static int fail(digcl_st_error *err, const char *format, ...) DIGCL_PRINTF(2, 3);
 
-static int fail(digcl_st_error *err, const char *format, ...)
-{
+static int fail(digcl_st_error *err, const char *format, ...) {
     if (err) {
         va_list args;
         va_start(args, format);
@@ -40,22 +38,24 @@ static int fail(digcl_st_error *err, const char *format, ...)
     return -1;
 }
 
-char *digcl_st_format_shape(char *buf, size_t size, int rank, const int64_t *shape)
-{
+char *digcl_st_format_shape(char *buf, size_t size, int rank, const int64_t *shape) {
     size_t used = 0;
     if (size == 0) return buf;
     buf[0] = '\0';
     used += (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < rank && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld",
-                                 (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld", (long long)shape[i]);
     if (used < size) snprintf(buf + used, size - used, "]");
     return buf;
 }
 
 /* ------------------------------------------------------------------ dtypes */
 
-static const struct { const char *name; int bits; } dtype_table[DIGCL_ST_DTYPE_COUNT] = {
+static const struct {
+    const char *name;
+    int bits;
+} dtype_table[DIGCL_ST_DTYPE_COUNT] = {
     [DIGCL_ST_BOOL] = {"BOOL", 8},       [DIGCL_ST_U8] = {"U8", 8},
     [DIGCL_ST_I8] = {"I8", 8},           [DIGCL_ST_I16] = {"I16", 16},
     [DIGCL_ST_U16] = {"U16", 16},        [DIGCL_ST_F16] = {"F16", 16},
@@ -68,20 +68,17 @@ static const struct { const char *name; int bits; } dtype_table[DIGCL_ST_DTYPE_C
     [DIGCL_ST_F6_E2M3] = {"F6_E2M3", 6}, [DIGCL_ST_F6_E3M2] = {"F6_E3M2", 6},
 };
 
-const char *digcl_st_dtype_name(digcl_st_dtype dtype)
-{
+const char *digcl_st_dtype_name(digcl_st_dtype dtype) {
     if ((int)dtype < 0 || dtype >= DIGCL_ST_DTYPE_COUNT) return "?";
     return dtype_table[dtype].name;
 }
 
-int digcl_st_dtype_bits(digcl_st_dtype dtype)
-{
+int digcl_st_dtype_bits(digcl_st_dtype dtype) {
     if ((int)dtype < 0 || dtype >= DIGCL_ST_DTYPE_COUNT) return 0;
     return dtype_table[dtype].bits;
 }
 
-int digcl_st_dtype_from_name(const char *name, digcl_st_dtype *out)
-{
+int digcl_st_dtype_from_name(const char *name, digcl_st_dtype *out) {
     for (int i = 0; i < DIGCL_ST_DTYPE_COUNT; i++) {
         if (strcmp(name, dtype_table[i].name) == 0) {
             *out = (digcl_st_dtype)i;
@@ -93,35 +90,30 @@ int digcl_st_dtype_from_name(const char *name, digcl_st_dtype *out)
 
 /* ------------------------------------------------------- little-endian load */
 
-static uint64_t load_le(const uint8_t *p, int bytes)
-{
+static uint64_t load_le(const uint8_t *p, int bytes) {
     uint64_t value = 0;
     for (int i = bytes - 1; i >= 0; i--) value = (value << 8) | p[i];
     return value;
 }
 
-static void store_le(uint8_t *p, uint64_t value, int bytes)
-{
+static void store_le(uint8_t *p, uint64_t value, int bytes) {
     for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(value >> (8 * i));
 }
 
-static float f32_from_bits(uint32_t bits)
-{
+static float f32_from_bits(uint32_t bits) {
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
 }
 
-static double f64_from_bits(uint64_t bits)
-{
+static double f64_from_bits(uint64_t bits) {
     double d;
     memcpy(&d, &bits, sizeof d);
     return d;
 }
 
 /* IEEE binary16 -> binary32, exact (subnormals, inf and NaN included). */
-static float f16_to_f32(uint16_t h)
-{
+static float f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exponent = (h >> 10) & 0x1fu;
     uint32_t mantissa = h & 0x3ffu;
@@ -136,8 +128,7 @@ static float f16_to_f32(uint16_t h)
 static float bf16_to_f32(uint16_t b) { return f32_from_bits((uint32_t)b << 16); }
 
 /* Element i of a tensor as double; 0 and *ok = 0 for dtypes we cannot convert. */
-static double element_as_double(const digcl_st_tensor *t, uint64_t i, int *ok)
-{
+static double element_as_double(const digcl_st_tensor *t, uint64_t i, int *ok) {
     const uint8_t *p = t->data + i * (uint64_t)(dtype_table[t->dtype].bits / 8);
     *ok = 1;
     switch (t->dtype) {
@@ -158,8 +149,7 @@ static double element_as_double(const digcl_st_tensor *t, uint64_t i, int *ok)
     }
 }
 
-static int is_integer_dtype(digcl_st_dtype d)
-{
+static int is_integer_dtype(digcl_st_dtype d) {
     return d == DIGCL_ST_BOOL || d == DIGCL_ST_U8 || d == DIGCL_ST_I8 || d == DIGCL_ST_I16 ||
            d == DIGCL_ST_U16 || d == DIGCL_ST_I32 || d == DIGCL_ST_U32 || d == DIGCL_ST_I64 ||
            d == DIGCL_ST_U64;
@@ -174,15 +164,16 @@ typedef struct parse_ctx {
     uint64_t buffer_size;
 } parse_ctx;
 
-static int is_valid_utf8(const uint8_t *s, size_t n)
-{
+static int is_valid_utf8(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         uint8_t c = s[i];
-        int extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
-                  : (c & 0xf8) == 0xf0 ? 3 : -1;
-        if (extra < 0 || (extra == 1 && c < 0xc2) || c > 0xf4 || (size_t)extra >= n - i)
-            return 0;
+        int extra = c < 0x80             ? 0
+                    : (c & 0xe0) == 0xc0 ? 1
+                    : (c & 0xf0) == 0xe0 ? 2
+                    : (c & 0xf8) == 0xf0 ? 3
+                                         : -1;
+        if (extra < 0 || (extra == 1 && c < 0xc2) || c > 0xf4 || (size_t)extra >= n - i) return 0;
         for (int k = 1; k <= extra; k++)
             if ((s[i + (size_t)k] & 0xc0) != 0x80) return 0;
         i += (size_t)extra + 1;
@@ -190,15 +181,13 @@ static int is_valid_utf8(const uint8_t *s, size_t n)
     return 1;
 }
 
-static int only_json_whitespace(const char *p, const char *end)
-{
+static int only_json_whitespace(const char *p, const char *end) {
     for (; p < end; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') return 0;
     return 1;
 }
 
-static const char *json_type_name(const cJSON *item)
-{
+static const char *json_type_name(const cJSON *item) {
     if (cJSON_IsString(item)) return "a string";
     if (cJSON_IsNumber(item)) return "a number";
     if (cJSON_IsArray(item)) return "an array";
@@ -209,8 +198,7 @@ static const char *json_type_name(const cJSON *item)
 }
 
 /* A JSON number that is an integer in [0, 2^53]. */
-static int json_to_u64(const cJSON *item, uint64_t *out)
-{
+static int json_to_u64(const cJSON *item, uint64_t *out) {
     if (!cJSON_IsNumber(item)) return -1;
     double d = item->valuedouble;
     if (!(d >= 0.0 && d <= MAX_EXACT_JSON_INTEGER) || floor(d) != d) return -1;
@@ -219,35 +207,38 @@ static int json_to_u64(const cJSON *item, uint64_t *out)
 }
 
 static int parse_dtype(const parse_ctx *c, const char *name, const cJSON *item,
-                       digcl_st_tensor *t)
-{
+                       digcl_st_tensor *t) {
     if (!cJSON_IsString(item))
-        return fail(c->err, "%s: tensor '%s': \"dtype\" must be a string, got %s", c->label,
-                    name, json_type_name(item));
+        return fail(c->err, "%s: tensor '%s': \"dtype\" must be a string, got %s", c->label, name,
+                    json_type_name(item));
     if (digcl_st_dtype_from_name(item->valuestring, &t->dtype) != 0)
-        return fail(c->err, "%s: tensor '%s': unknown dtype \"%.64s\" (expected F32, F16, "
-                    "BF16, F64, I64, I32, ... as in the safetensors spec)", c->label, name,
-                    item->valuestring);
+        return fail(c->err,
+                    "%s: tensor '%s': unknown dtype \"%.64s\" (expected F32, F16, "
+                    "BF16, F64, I64, I32, ... as in the safetensors spec)",
+                    c->label, name, item->valuestring);
     return 0;
 }
 
 static int parse_shape(const parse_ctx *c, const char *name, const cJSON *item,
-                       digcl_st_tensor *t)
-{
+                       digcl_st_tensor *t) {
     if (!cJSON_IsArray(item))
-        return fail(c->err, "%s: tensor '%s': \"shape\" must be an array of non-negative "
-                    "integers, got %s", c->label, name, json_type_name(item));
+        return fail(c->err,
+                    "%s: tensor '%s': \"shape\" must be an array of non-negative "
+                    "integers, got %s",
+                    c->label, name, json_type_name(item));
     int rank = cJSON_GetArraySize(item);
     if (rank > DIGCL_ST_MAX_RANK)
-        return fail(c->err, "%s: tensor '%s': rank %d, at most %d supported", c->label, name,
-                    rank, DIGCL_ST_MAX_RANK);
+        return fail(c->err, "%s: tensor '%s': rank %d, at most %d supported", c->label, name, rank,
+                    DIGCL_ST_MAX_RANK);
     t->rank = 0;
     t->numel = 1;
     for (const cJSON *dim = item->child; dim; dim = dim->next) {
         uint64_t value;
         if (json_to_u64(dim, &value) != 0)
-            return fail(c->err, "%s: tensor '%s': shape entry %d is not a non-negative "
-                        "integer", c->label, name, t->rank);
+            return fail(c->err,
+                        "%s: tensor '%s': shape entry %d is not a non-negative "
+                        "integer",
+                        c->label, name, t->rank);
         if (value != 0 && t->numel > UINT64_MAX / 64 / value)
             return fail(c->err, "%s: tensor '%s': shape product overflows", c->label, name);
         t->numel *= value;
@@ -257,23 +248,23 @@ static int parse_shape(const parse_ctx *c, const char *name, const cJSON *item,
 }
 
 static int parse_offsets(const parse_ctx *c, const char *name, const cJSON *item,
-                         digcl_st_tensor *t)
-{
+                         digcl_st_tensor *t) {
     if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 2 ||
-        json_to_u64(item->child, &t->begin) != 0 ||
-        json_to_u64(item->child->next, &t->end) != 0)
-        return fail(c->err, "%s: tensor '%s': \"data_offsets\" must be [BEGIN, END] with "
-                    "non-negative integers", c->label, name);
+        json_to_u64(item->child, &t->begin) != 0 || json_to_u64(item->child->next, &t->end) != 0)
+        return fail(c->err,
+                    "%s: tensor '%s': \"data_offsets\" must be [BEGIN, END] with "
+                    "non-negative integers",
+                    c->label, name);
     if (t->end < t->begin)
-        return fail(c->err, "%s: tensor '%s': data_offsets [%llu, %llu] end before they "
-                    "begin", c->label, name, (unsigned long long)t->begin,
-                    (unsigned long long)t->end);
+        return fail(c->err,
+                    "%s: tensor '%s': data_offsets [%llu, %llu] end before they "
+                    "begin",
+                    c->label, name, (unsigned long long)t->begin, (unsigned long long)t->end);
     return 0;
 }
 
 /* Checks END-BEGIN == numel * dtype size and that the range is inside the buffer. */
-static int check_span(const parse_ctx *c, const char *name, const digcl_st_tensor *t)
-{
+static int check_span(const parse_ctx *c, const char *name, const digcl_st_tensor *t) {
     uint64_t bits = t->numel * (uint64_t)dtype_table[t->dtype].bits; /* no overflow: numel < 2^58 */
     char shape[256];
     digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape);
@@ -281,36 +272,41 @@ static int check_span(const parse_ctx *c, const char *name, const digcl_st_tenso
         return fail(c->err, "%s: tensor '%s': shape %s of %s is not a whole number of bytes",
                     c->label, name, shape, dtype_table[t->dtype].name);
     if (t->end - t->begin != bits / 8)
-        return fail(c->err, "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes, "
-                    "expected %llu (shape %s x %s)", c->label, name,
-                    (unsigned long long)t->begin, (unsigned long long)t->end,
-                    (unsigned long long)(t->end - t->begin), (unsigned long long)(bits / 8),
-                    shape, dtype_table[t->dtype].name);
+        return fail(c->err,
+                    "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes, "
+                    "expected %llu (shape %s x %s)",
+                    c->label, name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                    (unsigned long long)(t->end - t->begin), (unsigned long long)(bits / 8), shape,
+                    dtype_table[t->dtype].name);
     if (t->end > c->buffer_size)
-        return fail(c->err, "%s: tensor '%s': data_offsets [%llu, %llu] go past the byte "
-                    "buffer of %llu bytes (truncated file?)", c->label, name,
-                    (unsigned long long)t->begin, (unsigned long long)t->end,
+        return fail(c->err,
+                    "%s: tensor '%s': data_offsets [%llu, %llu] go past the byte "
+                    "buffer of %llu bytes (truncated file?)",
+                    c->label, name, (unsigned long long)t->begin, (unsigned long long)t->end,
                     (unsigned long long)c->buffer_size);
     return 0;
 }
 
 typedef int (*field_parser)(const parse_ctx *, const char *, const cJSON *, digcl_st_tensor *);
 
-static int parse_tensor_entry(const parse_ctx *c, const cJSON *entry, digcl_st_tensor *t)
-{
+static int parse_tensor_entry(const parse_ctx *c, const cJSON *entry, digcl_st_tensor *t) {
     static const char *const fields[3] = {"dtype", "shape", "data_offsets"};
     static const field_parser parsers[3] = {parse_dtype, parse_shape, parse_offsets};
     const char *name = entry->string;
     int seen[3] = {0, 0, 0};
     if (!cJSON_IsObject(entry))
-        return fail(c->err, "%s: tensor '%s': expected an object with dtype, shape and "
-                    "data_offsets, got %s", c->label, name, json_type_name(entry));
+        return fail(c->err,
+                    "%s: tensor '%s': expected an object with dtype, shape and "
+                    "data_offsets, got %s",
+                    c->label, name, json_type_name(entry));
     for (const cJSON *field = entry->child; field; field = field->next) {
         int k = 0;
         while (k < 3 && strcmp(field->string, fields[k]) != 0) k++;
         if (k == 3)
-            return fail(c->err, "%s: tensor '%s': unknown field \"%.64s\" (expected dtype, "
-                        "shape, data_offsets)", c->label, name, field->string);
+            return fail(c->err,
+                        "%s: tensor '%s': unknown field \"%.64s\" (expected dtype, "
+                        "shape, data_offsets)",
+                        c->label, name, field->string);
         if (seen[k]++)
             return fail(c->err, "%s: tensor '%s': duplicate field \"%s\"", c->label, name,
                         fields[k]);
@@ -322,13 +318,14 @@ static int parse_tensor_entry(const parse_ctx *c, const cJSON *entry, digcl_st_t
     return check_span(c, name, t);
 }
 
-static int check_metadata(const parse_ctx *c, const cJSON *meta, size_t *n_entries)
-{
+static int check_metadata(const parse_ctx *c, const cJSON *meta, size_t *n_entries) {
     *n_entries = 0;
     if (cJSON_IsNull(meta)) return 0;
     if (!cJSON_IsObject(meta))
-        return fail(c->err, "%s: __metadata__ must be an object mapping strings to strings, "
-                    "got %s", c->label, json_type_name(meta));
+        return fail(c->err,
+                    "%s: __metadata__ must be an object mapping strings to strings, "
+                    "got %s",
+                    c->label, json_type_name(meta));
     for (const cJSON *e = meta->child; e; e = e->next, (*n_entries)++)
         if (!cJSON_IsString(e))
             return fail(c->err, "%s: __metadata__ entry \"%.64s\" must be a string, got %s",
@@ -336,15 +333,13 @@ static int check_metadata(const parse_ctx *c, const cJSON *meta, size_t *n_entri
     return 0;
 }
 
-static int compare_metadata(const void *a, const void *b)
-{
+static int compare_metadata(const void *a, const void *b) {
     return strcmp(((const digcl_st_metadata_entry *)a)->key,
                   ((const digcl_st_metadata_entry *)b)->key);
 }
 
 /* Sorts the metadata by key (for lookup) and rejects a key given twice. */
-static int sort_metadata(const parse_ctx *c, digcl_safetensors *st)
-{
+static int sort_metadata(const parse_ctx *c, digcl_safetensors *st) {
     qsort(st->metadata, st->n_metadata, sizeof *st->metadata, compare_metadata);
     for (size_t i = 1; i < st->n_metadata; i++)
         if (strcmp(st->metadata[i - 1].key, st->metadata[i].key) == 0)
@@ -353,13 +348,11 @@ static int sort_metadata(const parse_ctx *c, digcl_safetensors *st)
     return 0;
 }
 
-static int compare_by_name(const void *a, const void *b)
-{
+static int compare_by_name(const void *a, const void *b) {
     return strcmp(((const digcl_st_tensor *)a)->name, ((const digcl_st_tensor *)b)->name);
 }
 
-static int compare_by_offset(const void *a, const void *b)
-{
+static int compare_by_offset(const void *a, const void *b) {
     const digcl_st_tensor *x = *(const digcl_st_tensor *const *)a;
     const digcl_st_tensor *y = *(const digcl_st_tensor *const *)b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -368,8 +361,7 @@ static int compare_by_offset(const void *a, const void *b)
 }
 
 /* Sorted by offset, the tensors must tile [0, buffer_size) exactly. */
-static int check_coverage(const parse_ctx *c, const digcl_safetensors *st)
-{
+static int check_coverage(const parse_ctx *c, const digcl_safetensors *st) {
     const digcl_st_tensor **order = malloc((st->n_tensors + 1) * sizeof *order);
     if (!order) return fail(c->err, "%s: out of memory", c->label);
     for (size_t i = 0; i < st->n_tensors; i++) order[i] = &st->tensors[i];
@@ -378,32 +370,31 @@ static int check_coverage(const parse_ctx *c, const digcl_safetensors *st)
     int status = 0;
     for (size_t i = 0; i < st->n_tensors && status == 0; i++) {
         if (order[i]->begin != expected)
-            status = fail(c->err, "%s: tensor '%s' starts at byte %llu but the previous "
-                          "tensor ends at %llu (%s; tensors must be contiguous)", c->label,
-                          order[i]->name, (unsigned long long)order[i]->begin,
-                          (unsigned long long)expected,
-                          order[i]->begin > expected ? "hole" : "overlap");
+            status =
+                fail(c->err,
+                     "%s: tensor '%s' starts at byte %llu but the previous "
+                     "tensor ends at %llu (%s; tensors must be contiguous)",
+                     c->label, order[i]->name, (unsigned long long)order[i]->begin,
+                     (unsigned long long)expected, order[i]->begin > expected ? "hole" : "overlap");
         expected = order[i]->end;
     }
     if (status == 0 && expected != c->buffer_size)
-        status = fail(c->err, "%s: tensors cover %llu bytes but the byte buffer holds %llu "
-                      "(extra bytes at the end of the file)", c->label,
-                      (unsigned long long)expected, (unsigned long long)c->buffer_size);
+        status = fail(c->err,
+                      "%s: tensors cover %llu bytes but the byte buffer holds %llu "
+                      "(extra bytes at the end of the file)",
+                      c->label, (unsigned long long)expected, (unsigned long long)c->buffer_size);
     free(order);
     return status;
 }
 
-static int check_unique_names(const parse_ctx *c, const digcl_safetensors *st)
-{
+static int check_unique_names(const parse_ctx *c, const digcl_safetensors *st) {
     for (size_t i = 1; i < st->n_tensors; i++)
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)
-            return fail(c->err, "%s: duplicate tensor name '%s'", c->label,
-                        st->tensors[i].name);
+            return fail(c->err, "%s: duplicate tensor name '%s'", c->label, st->tensors[i].name);
     return 0;
 }
 
-static char *copy_string(char **cursor, const char *s)
-{
+static char *copy_string(char **cursor, const char *s) {
     size_t n = strlen(s) + 1;
     char *dst = *cursor;
     memcpy(dst, s, n);
@@ -412,9 +403,8 @@ static char *copy_string(char **cursor, const char *s)
 }
 
 /* Counts entries and the string bytes to copy; validates __metadata__. */
-static int count_entries(const parse_ctx *c, const cJSON *root, size_t *n_tensors,
-                         size_t *n_meta, size_t *string_bytes)
-{
+static int count_entries(const parse_ctx *c, const cJSON *root, size_t *n_tensors, size_t *n_meta,
+                         size_t *string_bytes) {
     int seen_meta = 0;
     *n_tensors = *n_meta = *string_bytes = 0;
     for (const cJSON *e = root->child; e; e = e->next) {
@@ -432,8 +422,7 @@ static int count_entries(const parse_ctx *c, const cJSON *root, size_t *n_tensor
 }
 
 static int fill_entries(const parse_ctx *c, const cJSON *root, digcl_safetensors *st,
-                        const uint8_t *buffer)
-{
+                        const uint8_t *buffer) {
     char *cursor = st->strings;
     size_t ti = 0, mi = 0;
     for (const cJSON *e = root->child; e; e = e->next) {
@@ -447,14 +436,13 @@ static int fill_entries(const parse_ctx *c, const cJSON *root, digcl_safetensors
         digcl_st_tensor *t = &st->tensors[ti++];
         if (parse_tensor_entry(c, e, t) != 0) return -1;
         t->name = copy_string(&cursor, e->string);
-        t->data = buffer + t->begin;
+        t->data = buffer ? buffer + t->begin : NULL;
     }
     return 0;
 }
 
 static int build_from_json(const parse_ctx *c, const cJSON *root, digcl_safetensors *st,
-                           const uint8_t *buffer)
-{
+                           const uint8_t *buffer) {
     size_t n_tensors, n_meta, string_bytes;
     if (count_entries(c, root, &n_tensors, &n_meta, &string_bytes) != 0) return -1;
     st->tensors = calloc(n_tensors + 1, sizeof *st->tensors);
@@ -471,8 +459,7 @@ static int build_from_json(const parse_ctx *c, const cJSON *root, digcl_safetens
 }
 
 /* Parses the JSON header (validated to start with '{' and be UTF-8). */
-static cJSON *parse_header_json(const parse_ctx *c, const uint8_t *header, size_t n)
-{
+static cJSON *parse_header_json(const parse_ctx *c, const uint8_t *header, size_t n) {
     char *text = malloc(n + 1); /* NUL-terminated copy: cJSON never reads past it */
     if (!text) {
         fail(c->err, "%s: out of memory for a %zu-byte header", c->label, n);
@@ -484,8 +471,7 @@ static cJSON *parse_header_json(const parse_ctx *c, const uint8_t *header, size_
     cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        fail(c->err, "%s: header is not valid JSON (error near byte %zu of %zu)", c->label,
-             at, n);
+        fail(c->err, "%s: header is not valid JSON (error near byte %zu of %zu)", c->label, at, n);
     } else if (!cJSON_IsObject(root) || !only_json_whitespace(end, text + n)) {
         fail(c->err, "%s: header must be one JSON object followed only by spaces", c->label);
         cJSON_Delete(root);
@@ -497,21 +483,24 @@ static cJSON *parse_header_json(const parse_ctx *c, const uint8_t *header, size_
 
 /* Validates the 8-byte length prefix and the header's first byte and encoding. */
 static int check_prefix(const parse_ctx *c, const uint8_t *bytes, size_t size,
-                        uint64_t *header_size)
-{
+                        uint64_t *header_size) {
     if (size < 8)
-        return fail(c->err, "%s: file is %zu bytes, too short for the 8-byte header length "
-                    "(not a safetensors file?)", c->label, size);
+        return fail(c->err,
+                    "%s: file is %zu bytes, too short for the 8-byte header length "
+                    "(not a safetensors file?)",
+                    c->label, size);
     uint64_t n = load_le(bytes, 8);
     if (n > DIGCL_ST_MAX_HEADER_SIZE)
-        return fail(c->err, "%s: header length %llu exceeds the limit of %llu bytes (not a "
-                    "safetensors file?)", c->label, (unsigned long long)n,
-                    DIGCL_ST_MAX_HEADER_SIZE);
+        return fail(c->err,
+                    "%s: header length %llu exceeds the limit of %llu bytes (not a "
+                    "safetensors file?)",
+                    c->label, (unsigned long long)n, DIGCL_ST_MAX_HEADER_SIZE);
     if (n > size - 8)
-        return fail(c->err, "%s: header length %llu goes past the end of the %zu-byte file "
-                    "(truncated?)", c->label, (unsigned long long)n, size);
-    if (n == 0 || bytes[8] != '{')
-        return fail(c->err, "%s: header must start with '{'", c->label);
+        return fail(c->err,
+                    "%s: header length %llu goes past the end of the %zu-byte file "
+                    "(truncated?)",
+                    c->label, (unsigned long long)n, size);
+    if (n == 0 || bytes[8] != '{') return fail(c->err, "%s: header must start with '{'", c->label);
     if (!is_valid_utf8(bytes + 8, (size_t)n))
         return fail(c->err, "%s: header is not valid UTF-8", c->label);
     *header_size = n;
@@ -519,8 +508,7 @@ static int check_prefix(const parse_ctx *c, const uint8_t *bytes, size_t size,
 }
 
 int digcl_st_parse(const void *bytes, size_t size, const char *label, digcl_safetensors **out,
-                   digcl_st_error *err)
-{
+                   digcl_st_error *err) {
     const uint8_t *p = bytes;
     parse_ctx c = {label ? label : "<memory>", err, 0};
     uint64_t header_size = 0;
@@ -548,14 +536,17 @@ int digcl_st_parse(const void *bytes, size_t size, const char *label, digcl_safe
     return 0;
 }
 
-static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, digcl_st_error *err)
-{
+static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, digcl_st_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat info;
     if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
+        int directory = S_ISDIR(info.st_mode);
         fclose(f);
-        return fail(err, "%s: not a regular file", path);
+        return fail(err,
+                    directory ? "%s: is a directory, expected a safetensors file"
+                              : "%s: not a regular file",
+                    path);
     }
     *size = (size_t)info.st_size;
     *bytes = malloc(*size ? *size : 1);
@@ -573,8 +564,7 @@ static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, digc
     return 0;
 }
 
-int digcl_st_open(const char *path, digcl_safetensors **out, digcl_st_error *err)
-{
+int digcl_st_open(const char *path, digcl_safetensors **out, digcl_st_error *err) {
     uint8_t *bytes = NULL;
     size_t size = 0;
     *out = NULL;
@@ -587,16 +577,80 @@ int digcl_st_open(const char *path, digcl_safetensors **out, digcl_st_error *err
     return 0;
 }
 
-digcl_safetensors *digcl_st_open_or_die(const char *path)
-{
+/* The 8-byte length prefix and, when its length is plausible, the header:
+ * *bytes holds 8 + *header_bytes bytes. */
+static int read_header_part(const char *path, uint8_t **bytes, size_t *header_bytes,
+                            size_t *file_size, digcl_st_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat info;
+    int status = 0;
+    *header_bytes = 0;
+    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode))
+        status = fail(err,
+                      S_ISDIR(info.st_mode) ? "%s: is a directory, expected a safetensors file"
+                                            : "%s: not a regular file",
+                      path);
+    *file_size = status == 0 ? (size_t)info.st_size : 0;
+    if (status == 0 && !(*bytes = calloc(1, 9))) status = fail(err, "%s: out of memory", path);
+    if (status == 0 && *file_size >= 8 && fread(*bytes, 1, 8, f) != 8)
+        status = fail(err, "%s: cannot read the header length", path);
+    uint64_t n = status == 0 && *file_size >= 8 ? load_le(*bytes, 8) : 0;
+    if (status == 0 && n >= 1 && n <= DIGCL_ST_MAX_HEADER_SIZE && n <= *file_size - 8) {
+        uint8_t *grown = realloc(*bytes, 8 + (size_t)n);
+        if (!grown)
+            status =
+                fail(err, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n);
+        else if (*bytes = grown, fread(grown + 8, 1, (size_t)n, f) != (size_t)n)
+            status = fail(err, "%s: cannot read the %llu-byte header", path, (unsigned long long)n);
+        else *header_bytes = (size_t)n;
+    }
+    fclose(f);
+    return status;
+}
+
+int digcl_st_open_header(const char *path, digcl_safetensors **out, digcl_st_error *err) {
+    uint8_t *bytes = NULL;
+    size_t header_bytes = 0, file_size = 0;
+    *out = NULL;
+    parse_ctx c = {path, err, 0};
+    uint64_t header_size = 0;
+    int status = read_header_part(path, &bytes, &header_bytes, &file_size, err);
+    /* with an implausible length check_prefix fails before it reads past byte 8 */
+    if (status == 0) status = check_prefix(&c, bytes, file_size, &header_size);
+    digcl_safetensors *st = NULL;
+    cJSON *root = NULL;
+    if (status == 0) {
+        c.buffer_size = file_size - 8 - header_size;
+        st = calloc(1, sizeof *st);
+        root = st ? parse_header_json(&c, bytes + 8, (size_t)header_size) : NULL;
+        status = root ? 0 : st ? -1 : fail(err, "%s: out of memory", path);
+    }
+    if (status == 0) {
+        st->buffer_size = c.buffer_size;
+        status = build_from_json(&c, root, st, NULL);
+    }
+    if (status == 0 && !(st->label = malloc(strlen(path) + 1)))
+        status = fail(err, "%s: out of memory", path);
+    if (status == 0) strcpy(st->label, path);
+    cJSON_Delete(root);
+    free(bytes); /* names and metadata live in st->strings */
+    if (status != 0) {
+        digcl_st_close(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
+
+digcl_safetensors *digcl_st_open_or_die(const char *path) {
     digcl_st_error err;
     digcl_safetensors *st;
     if (digcl_st_open(path, &st, &err) != 0) digcl_fatal("%s", err.message);
     return st;
 }
 
-void digcl_st_close(digcl_safetensors *st)
-{
+void digcl_st_close(digcl_safetensors *st) {
     if (!st) return;
     free(st->label);
     free(st->owned_bytes);
@@ -606,15 +660,13 @@ void digcl_st_close(digcl_safetensors *st)
     free(st);
 }
 
-const digcl_st_tensor *digcl_st_find(const digcl_safetensors *st, const char *name)
-{
+const digcl_st_tensor *digcl_st_find(const digcl_safetensors *st, const char *name) {
     digcl_st_tensor key;
     key.name = name;
     return bsearch(&key, st->tensors, st->n_tensors, sizeof key, compare_by_name);
 }
 
-const char *digcl_st_metadata(const digcl_safetensors *st, const char *key)
-{
+const char *digcl_st_metadata(const digcl_safetensors *st, const char *key) {
     digcl_st_metadata_entry probe = {key, NULL};
     const digcl_st_metadata_entry *found =
         bsearch(&probe, st->metadata, st->n_metadata, sizeof probe, compare_metadata);
@@ -622,8 +674,7 @@ const char *digcl_st_metadata(const digcl_safetensors *st, const char *key)
 }
 
 int digcl_st_read_f32(const digcl_safetensors *st, const digcl_st_tensor *t, float *dst,
-                      digcl_st_error *err)
-{
+                      digcl_st_error *err) {
     int ok = 1;
     if (t->dtype == DIGCL_ST_F32) { /* fast path */
         for (uint64_t i = 0; i < t->numel; i++)
@@ -632,17 +683,20 @@ int digcl_st_read_f32(const digcl_safetensors *st, const digcl_st_tensor *t, flo
     }
     for (uint64_t i = 0; i < t->numel && ok; i++) dst[i] = (float)element_as_double(t, i, &ok);
     if (!ok)
-        return fail(err, "%s: tensor '%s': cannot convert dtype %s to F32 (expected F32, F16, "
-                    "BF16, F64 or an integer dtype)", st->label, t->name,
-                    digcl_st_dtype_name(t->dtype));
+        return fail(err,
+                    "%s: tensor '%s': cannot convert dtype %s to F32 (expected F32, F16, "
+                    "BF16, F64 or an integer dtype)",
+                    st->label, t->name, digcl_st_dtype_name(t->dtype));
     return 0;
 }
 
-static int read_i64_element(const digcl_st_tensor *t, uint64_t i, int64_t *value)
-{
+static int read_i64_element(const digcl_st_tensor *t, uint64_t i, int64_t *value) {
     const uint8_t *p = t->data + i * (uint64_t)(dtype_table[t->dtype].bits / 8);
     int ok;
-    if (t->dtype == DIGCL_ST_I64) { *value = (int64_t)load_le(p, 8); return 0; }
+    if (t->dtype == DIGCL_ST_I64) {
+        *value = (int64_t)load_le(p, 8);
+        return 0;
+    }
     if (t->dtype == DIGCL_ST_U64) {
         uint64_t u = load_le(p, 8);
         *value = (int64_t)u;
@@ -656,14 +710,13 @@ static int read_i64_element(const digcl_st_tensor *t, uint64_t i, int64_t *value
 }
 
 int digcl_st_read_i64(const digcl_safetensors *st, const digcl_st_tensor *t, int64_t *dst,
-                      digcl_st_error *err)
-{
+                      digcl_st_error *err) {
     int convertible = is_integer_dtype(t->dtype) || t->dtype == DIGCL_ST_F16 ||
                       t->dtype == DIGCL_ST_BF16 || t->dtype == DIGCL_ST_F32 ||
                       t->dtype == DIGCL_ST_F64;
     if (!convertible)
-        return fail(err, "%s: tensor '%s': cannot convert dtype %s to I64", st->label,
-                    t->name, digcl_st_dtype_name(t->dtype));
+        return fail(err, "%s: tensor '%s': cannot convert dtype %s to I64", st->label, t->name,
+                    digcl_st_dtype_name(t->dtype));
     for (uint64_t i = 0; i < t->numel; i++)
         if (read_i64_element(t, i, &dst[i]) != 0)
             return fail(err, "%s: tensor '%s': element %llu is not an integer in int64 range",
@@ -671,23 +724,20 @@ int digcl_st_read_i64(const digcl_safetensors *st, const digcl_st_tensor *t, int
     return 0;
 }
 
-static int same_shape(const digcl_st_tensor *t, int rank, const int64_t *shape)
-{
+static int same_shape(const digcl_st_tensor *t, int rank, const int64_t *shape) {
     if (t->rank != rank) return 0;
     for (int i = 0; i < rank; i++)
         if (t->shape[i] != shape[i]) return 0;
     return 1;
 }
 
-int digcl_st_expect(const digcl_safetensors *st, const char *name, int rank,
-                    const int64_t *shape, const digcl_st_tensor **out, digcl_st_error *err)
-{
+int digcl_st_expect(const digcl_safetensors *st, const char *name, int rank, const int64_t *shape,
+                    const digcl_st_tensor **out, digcl_st_error *err) {
     char want[256], got[256];
     const digcl_st_tensor *t = digcl_st_find(st, name);
     digcl_st_format_shape(want, sizeof want, rank, shape);
     if (out) *out = t;
-    if (!t)
-        return fail(err, "%s: missing tensor '%s' (expected shape %s)", st->label, name, want);
+    if (!t) return fail(err, "%s: missing tensor '%s' (expected shape %s)", st->label, name, want);
     if (!same_shape(t, rank, shape))
         return fail(err, "%s: tensor '%s' has shape %s, expected %s", st->label, name,
                     digcl_st_format_shape(got, sizeof got, t->rank, t->shape), want);
@@ -695,41 +745,36 @@ int digcl_st_expect(const digcl_safetensors *st, const char *name, int rank,
 }
 
 const digcl_st_tensor *digcl_st_expect_or_die(const digcl_safetensors *st, const char *name,
-                                              int rank, const int64_t *shape)
-{
+                                              int rank, const int64_t *shape) {
     digcl_st_error err;
     const digcl_st_tensor *t;
     if (digcl_st_expect(st, name, rank, shape, &t, &err) != 0) digcl_fatal("%s", err.message);
     return t;
 }
 
-int digcl_st_load_f32(const digcl_safetensors *st, const char *name, int rank,
-                      const int64_t *shape, float *dst, digcl_st_error *err)
-{
+int digcl_st_load_f32(const digcl_safetensors *st, const char *name, int rank, const int64_t *shape,
+                      float *dst, digcl_st_error *err) {
     const digcl_st_tensor *t;
     if (digcl_st_expect(st, name, rank, shape, &t, err) != 0) return -1;
     return digcl_st_read_f32(st, t, dst, err);
 }
 
 void digcl_st_load_f32_or_die(const digcl_safetensors *st, const char *name, int rank,
-                              const int64_t *shape, float *dst)
-{
+                              const int64_t *shape, float *dst) {
     digcl_st_error err;
     if (digcl_st_load_f32(st, name, rank, shape, dst, &err) != 0) digcl_fatal("%s", err.message);
 }
 
 int digcl_st_check_no_unexpected(const digcl_safetensors *st, const char *const *names,
-                                 size_t n_names, digcl_st_error *err)
-{
+                                 size_t n_names, digcl_st_error *err) {
     for (size_t i = 0; i < st->n_tensors; i++) {
         const digcl_st_tensor *t = &st->tensors[i];
         size_t k = 0;
         while (k < n_names && strcmp(names[k], t->name) != 0) k++;
         if (k == n_names) {
             char shape[256];
-            return fail(err, "%s: unexpected tensor '%s' %s %s (not part of this model)",
-                        st->label, t->name,
-                        digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape),
+            return fail(err, "%s: unexpected tensor '%s' %s %s (not part of this model)", st->label,
+                        t->name, digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape),
                         digcl_st_dtype_name(t->dtype));
         }
     }
@@ -754,8 +799,7 @@ struct digcl_st_writer {
     size_t n_meta, cap_meta;
 };
 
-static char *duplicate_string(const char *s)
-{
+static char *duplicate_string(const char *s) {
     char *copy = malloc(strlen(s) + 1);
     if (copy) strcpy(copy, s);
     return copy;
@@ -763,8 +807,7 @@ static char *duplicate_string(const char *s)
 
 digcl_st_writer *digcl_st_writer_new(void) { return calloc(1, sizeof(digcl_st_writer)); }
 
-void digcl_st_writer_free(digcl_st_writer *w)
-{
+void digcl_st_writer_free(digcl_st_writer *w) {
     if (!w) return;
     for (size_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
     for (size_t i = 0; i < w->n_meta; i++) {
@@ -777,8 +820,7 @@ void digcl_st_writer_free(digcl_st_writer *w)
     free(w);
 }
 
-static int grow(void **array, size_t *cap, size_t need, size_t item_size)
-{
+static int grow(void **array, size_t *cap, size_t need, size_t item_size) {
     if (need <= *cap) return 0;
     size_t cap_new = *cap ? 2 * *cap : 16;
     void *p = realloc(*array, cap_new * item_size);
@@ -789,13 +831,12 @@ static int grow(void **array, size_t *cap, size_t need, size_t item_size)
 }
 
 static int check_new_tensor(const digcl_st_writer *w, const char *name, int rank,
-                            const int64_t *shape, uint64_t *numel, digcl_st_error *err)
-{
+                            const int64_t *shape, uint64_t *numel, digcl_st_error *err) {
     if (!name || strcmp(name, "__metadata__") == 0)
         return fail(err, "safetensors writer: invalid tensor name '%s'", name ? name : "");
     if (rank < 0 || rank > DIGCL_ST_MAX_RANK)
-        return fail(err, "safetensors writer: tensor '%s': rank %d, expected 0..%d", name,
-                    rank, DIGCL_ST_MAX_RANK);
+        return fail(err, "safetensors writer: tensor '%s': rank %d, expected 0..%d", name, rank,
+                    DIGCL_ST_MAX_RANK);
     *numel = 1;
     for (int i = 0; i < rank; i++) {
         if (shape[i] < 0 || (shape[i] > 0 && *numel > (UINT64_MAX / 64) / (uint64_t)shape[i]))
@@ -810,8 +851,7 @@ static int check_new_tensor(const digcl_st_writer *w, const char *name, int rank
 }
 
 static int writer_add(digcl_st_writer *w, const char *name, digcl_st_dtype dtype, int rank,
-                      const int64_t *shape, const void *data, digcl_st_error *err)
-{
+                      const int64_t *shape, const void *data, digcl_st_error *err) {
     uint64_t numel = 0;
     if (check_new_tensor(w, name, rank, shape, &numel, err) != 0) return -1;
     if (grow((void **)&w->tensors, &w->cap_tensors, w->n_tensors + 1, sizeof *w->tensors))
@@ -829,21 +869,18 @@ static int writer_add(digcl_st_writer *w, const char *name, digcl_st_dtype dtype
     return 0;
 }
 
-int digcl_st_writer_add_f32(digcl_st_writer *w, const char *name, int rank,
-                            const int64_t *shape, const float *data, digcl_st_error *err)
-{
+int digcl_st_writer_add_f32(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
+                            const float *data, digcl_st_error *err) {
     return writer_add(w, name, DIGCL_ST_F32, rank, shape, data, err);
 }
 
-int digcl_st_writer_add_i64(digcl_st_writer *w, const char *name, int rank,
-                            const int64_t *shape, const int64_t *data, digcl_st_error *err)
-{
+int digcl_st_writer_add_i64(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
+                            const int64_t *data, digcl_st_error *err) {
     return writer_add(w, name, DIGCL_ST_I64, rank, shape, data, err);
 }
 
 int digcl_st_writer_set_metadata(digcl_st_writer *w, const char *key, const char *value,
-                                 digcl_st_error *err)
-{
+                                 digcl_st_error *err) {
     for (size_t i = 0; i < w->n_meta; i++) {
         if (strcmp(w->meta_keys[i], key) != 0) continue;
         char *copy = duplicate_string(value);
@@ -868,8 +905,7 @@ int digcl_st_writer_set_metadata(digcl_st_writer *w, const char *key, const char
 }
 
 /* Descending dtype size (alignment), then name. */
-static int compare_for_layout(const void *a, const void *b)
-{
+static int compare_for_layout(const void *a, const void *b) {
     const writer_tensor *x = *(const writer_tensor *const *)a;
     const writer_tensor *y = *(const writer_tensor *const *)b;
     int bx = dtype_table[x->dtype].bits, by = dtype_table[y->dtype].bits;
@@ -877,8 +913,7 @@ static int compare_for_layout(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static const writer_tensor **layout_order(const digcl_st_writer *w)
-{
+static const writer_tensor **layout_order(const digcl_st_writer *w) {
     const writer_tensor **order = malloc((w->n_tensors + 1) * sizeof *order);
     if (!order) return NULL;
     for (size_t i = 0; i < w->n_tensors; i++) order[i] = &w->tensors[i];
@@ -886,8 +921,7 @@ static const writer_tensor **layout_order(const digcl_st_writer *w)
     return order;
 }
 
-static cJSON *tensor_json(const writer_tensor *t, uint64_t begin, uint64_t end)
-{
+static cJSON *tensor_json(const writer_tensor *t, uint64_t begin, uint64_t end) {
     cJSON *entry = cJSON_CreateObject();
     cJSON *shape = cJSON_CreateArray();
     cJSON *offsets = cJSON_CreateArray();
@@ -908,9 +942,7 @@ static cJSON *tensor_json(const writer_tensor *t, uint64_t begin, uint64_t end)
 }
 
 /* The header text, padded with spaces so that 8 + length is a multiple of 8. */
-static char *build_header(const digcl_st_writer *w, const writer_tensor **order,
-                          size_t *length)
-{
+static char *build_header(const digcl_st_writer *w, const writer_tensor **order, size_t *length) {
     cJSON *root = cJSON_CreateObject();
     cJSON *meta = w->n_meta ? cJSON_CreateObject() : NULL;
     uint64_t offset = 0;
@@ -945,8 +977,7 @@ typedef struct sink {
     size_t size, cap;
 } sink;
 
-static int sink_write(sink *s, const void *data, size_t n)
-{
+static int sink_write(sink *s, const void *data, size_t n) {
     if (s->file) return fwrite(data, 1, n, s->file) == n ? 0 : -1;
     if (s->size + n > s->cap) {
         size_t cap = s->cap ? s->cap : 4096;
@@ -962,8 +993,7 @@ static int sink_write(sink *s, const void *data, size_t n)
 }
 
 /* Writes numel 4- or 8-byte values little-endian, in chunks. */
-static int write_tensor_data(sink *s, const writer_tensor *t)
-{
+static int write_tensor_data(sink *s, const writer_tensor *t) {
     uint8_t chunk[8 * 1024];
     int bytes = dtype_table[t->dtype].bits / 8;
     size_t per_chunk = sizeof chunk / (size_t)bytes;
@@ -985,8 +1015,7 @@ static int write_tensor_data(sink *s, const writer_tensor *t)
     return 0;
 }
 
-static int write_all(const digcl_st_writer *w, sink *s, const char *label, digcl_st_error *err)
-{
+static int write_all(const digcl_st_writer *w, sink *s, const char *label, digcl_st_error *err) {
     const writer_tensor **order = layout_order(w);
     size_t header_length = 0;
     char *header = order ? build_header(w, order, &header_length) : NULL;
@@ -1008,8 +1037,7 @@ static int write_all(const digcl_st_writer *w, sink *s, const char *label, digcl
 }
 
 int digcl_st_writer_serialize(const digcl_st_writer *w, uint8_t **bytes, size_t *size,
-                              digcl_st_error *err)
-{
+                              digcl_st_error *err) {
     sink s = {NULL, NULL, 0, 0};
     if (write_all(w, &s, "<memory>", err) != 0) {
         free(s.mem);
@@ -1021,8 +1049,7 @@ int digcl_st_writer_serialize(const digcl_st_writer *w, uint8_t **bytes, size_t 
 }
 
 /* "dir/" part of path (or "."), for fsync of the directory after rename. */
-static void sync_parent_directory(const char *path)
-{
+static void sync_parent_directory(const char *path) {
     const char *slash = strrchr(path, '/');
     char dir[4096];
     if (!slash) strcpy(dir, ".");
@@ -1041,8 +1068,7 @@ static void sync_parent_directory(const char *path)
 
 /* Writes into an open temp file and makes it durable. */
 static int write_and_sync(const digcl_st_writer *w, FILE *f, const char *path,
-                          digcl_st_error *err)
-{
+                          digcl_st_error *err) {
     sink s = {f, NULL, 0, 0};
     if (write_all(w, &s, path, err) != 0) return -1;
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
@@ -1050,8 +1076,21 @@ static int write_and_sync(const digcl_st_writer *w, FILE *f, const char *path,
     return 0;
 }
 
-int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_error *err)
-{
+/* The mode of the file a write replaces, else 0666 less the umask (what
+ * open(2) would give a new file). */
+static mode_t output_mode(const char *path) {
+    struct stat info;
+    if (stat(path, &info) == 0 && S_ISREG(info.st_mode)) return info.st_mode & 07777;
+    mode_t mask = umask(0);
+    umask(mask);
+    return 0666 & ~mask;
+}
+
+int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_error *err) {
+    if (!path[0]) return fail(err, "the output file name is empty");
+    struct stat existing;
+    if (stat(path, &existing) == 0 && S_ISDIR(existing.st_mode))
+        return fail(err, "%s: is a directory, expected a file name", path);
     size_t n = strlen(path);
     char *temp = malloc(n + 16);
     if (!temp) return fail(err, "%s: out of memory", path);
@@ -1062,7 +1101,7 @@ int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_e
         free(temp);
         return -1;
     }
-    fchmod(fd, 0644);
+    fchmod(fd, output_mode(path));
     FILE *f = fdopen(fd, "wb");
     int status = f ? write_and_sync(w, f, path, err)
                    : fail(err, "%s: fdopen failed: %s", path, strerror(errno));
@@ -1070,16 +1109,15 @@ int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_e
     if (close_failed && status == 0)
         status = fail(err, "%s: closing the temp file failed: %s", path, strerror(errno));
     if (status == 0 && rename(temp, path) != 0)
-        status = fail(err, "%s: renaming the temp file into place failed: %s", path,
-                      strerror(errno));
+        status =
+            fail(err, "%s: renaming the temp file into place failed: %s", path, strerror(errno));
     if (status != 0) remove(temp);
     else sync_parent_directory(path);
     free(temp);
     return status;
 }
 
-void digcl_st_writer_write_or_die(const digcl_st_writer *w, const char *path)
-{
+void digcl_st_writer_write_or_die(const digcl_st_writer *w, const char *path) {
     digcl_st_error err;
     if (digcl_st_writer_write(w, path, &err) != 0) digcl_fatal("%s", err.message);
 }

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void arena_begin(model_arena *arena, size_t alignment) {
+void digcl_arena_begin(model_arena *arena, size_t alignment) {
     memset(arena, 0, sizeof *arena);
     arena->alignment = alignment ? alignment : 4;
 }
 
-void arena_add(model_arena *arena, cl_mem *target, size_t floats) {
+void digcl_arena_add(model_arena *arena, cl_mem *target, size_t floats) {
     if (arena->count == arena->capacity) {
         int capacity = arena->capacity ? 2 * arena->capacity : 64;
         arena_slot *grown = realloc(arena->slots, (size_t)capacity * sizeof *grown);
@@ -25,7 +25,7 @@ void arena_add(model_arena *arena, cl_mem *target, size_t floats) {
     arena->total += (bytes + arena->alignment - 1) / arena->alignment * arena->alignment;
 }
 
-void arena_allocate(model_arena *arena, digcl_context *ctx, const char *what) {
+void digcl_arena_allocate(model_arena *arena, digcl_context *ctx, const char *what) {
     arena->buffer = digcl_buffer_create(ctx, arena->total, what);
     for (int i = 0; i < arena->count; i++) {
         arena_slot *slot = &arena->slots[i];
@@ -33,7 +33,7 @@ void arena_allocate(model_arena *arena, digcl_context *ctx, const char *what) {
     }
 }
 
-void arena_release(model_arena *arena) {
+void digcl_arena_release(model_arena *arena) {
     for (int i = 0; i < arena->count; i++) {
         if (arena->buffer.mem && *arena->slots[i].target) {
             clReleaseMemObject(*arena->slots[i].target);

@@ -15,18 +15,18 @@ typedef struct arena_slot {
 } arena_slot;
 
 typedef struct model_arena {
-    size_t alignment;  /* bytes */
-    size_t total;      /* bytes planned so far */
+    size_t alignment; /* bytes */
+    size_t total;     /* bytes planned so far */
     arena_slot *slots;
     int count, capacity;
     digcl_buffer buffer;
 } model_arena;
 
-void arena_begin(model_arena *arena, size_t alignment);
+void digcl_arena_begin(model_arena *arena, size_t alignment);
 /* Declares a tensor of `floats` floats whose view will be stored in *target. */
-void arena_add(model_arena *arena, cl_mem *target, size_t floats);
+void digcl_arena_add(model_arena *arena, cl_mem *target, size_t floats);
 /* Allocates the buffer and creates every view. */
-void arena_allocate(model_arena *arena, digcl_context *ctx, const char *what);
-void arena_release(model_arena *arena);
+void digcl_arena_allocate(model_arena *arena, digcl_context *ctx, const char *what);
+void digcl_arena_release(model_arena *arena);
 
 #endif

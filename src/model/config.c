@@ -1,22 +1,23 @@
 /* src/model/config.c: model configurations, presets, dig.config JSON and the
- * parameter table. See include/digcl/model_config.h and DIG_MODEL.md §1-§3.
+ * parameter table. See include/digcl/model_config.h and docs/MODEL.md §1-§3.
  */
 #include "digcl/model_config.h"
 
+#include "digcl/attention.h"
+#include "digcl/embed.h"
+#include "digcl/norm.h"
+
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(digcl_config_error *err, const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+static int fail(digcl_config_error *err, const char *format, ...) DIGCL_PRINTF(2, 3);
 
-static int fail(digcl_config_error *err, const char *format, ...)
-{
+static int fail(digcl_config_error *err, const char *format, ...) {
     if (err) {
         va_list args;
         va_start(args, format);
@@ -33,40 +34,41 @@ const char *digcl_arch_name(digcl_arch arch) {
 /* ------------------------------------------------------------ derivation */
 
 /* fla GLAMLP (hidden_ratio 4): int(D*4*2/3) rounded up to a multiple of 256. */
-static int swiglu_hidden(int hidden_size)
-{
+static int swiglu_hidden(int hidden_size) {
     int raw = (int)((long long)hidden_size * 8 / 3);
     return 256 * ((raw + 255) / 256);
 }
 
-static int check_positive(const char *what, int value, digcl_config_error *err)
-{
+static int check_positive(const char *what, int value, digcl_config_error *err) {
     if (value < 1) return fail(err, "model config: %s must be positive, got %d", what, value);
     return 0;
 }
 
 /* U-DiG (docs/UDIG.md): five stages of depth/5 blocks, patch 1, two grid halvings. */
-static int check_udig(const digcl_model_config *c, digcl_config_error *err)
-{
+static int check_udig(const digcl_model_config *c, digcl_config_error *err) {
     if (c->depth % DIGCL_UDIG_STAGES != 0)
-        return fail(err, "model config: U-DiG depth %d is not a multiple of 5 (five stages of "
-                    "depth/5 blocks)", c->depth);
+        return fail(err,
+                    "model config: U-DiG depth %d is not a multiple of 5 (five stages of "
+                    "depth/5 blocks)",
+                    c->depth);
     if (c->patch_size != 1)
         return fail(err, "model config: U-DiG uses patch_size 1, got %d", c->patch_size);
     if (c->input_size % 4 != 0)
-        return fail(err, "model config: U-DiG input_size %d is not a multiple of 4 (the grid is "
-                    "halved twice)", c->input_size);
+        return fail(err,
+                    "model config: U-DiG input_size %d is not a multiple of 4 (the grid is "
+                    "halved twice)",
+                    c->input_size);
     if (c->skip || c->skip_zero_init)
         return fail(err, "model config: U-DiG has its own skips; the DiG long skips (skip) must "
-                    "be false");
+                         "be false");
     return 0;
 }
 
-static int check_fields(const digcl_model_config *c, digcl_config_error *err)
-{
+static int check_fields(const digcl_model_config *c, digcl_config_error *err) {
     if (c->arch != DIGCL_ARCH_DIG && c->arch != DIGCL_ARCH_DIT && c->arch != DIGCL_ARCH_UDIG)
         return fail(err, "model config: arch must be dig, dit or udig");
-    if (check_positive("depth", c->depth, err) || check_positive("hidden_size", c->hidden_size, err) ||
+    if (check_positive("depth", c->depth, err) ||
+        check_positive("hidden_size", c->hidden_size, err) ||
         check_positive("num_heads", c->num_heads, err) ||
         check_positive("patch_size", c->patch_size, err) ||
         check_positive("input_size", c->input_size, err) ||
@@ -76,14 +78,13 @@ static int check_fields(const digcl_model_config *c, digcl_config_error *err)
     if (c->hidden_size > (1 << 16) || c->depth > 1024 || c->input_size > (1 << 14) ||
         c->in_channels > 4096 || c->num_classes > (1 << 24))
         return fail(err, "model config: sizes out of range (hidden_size <= 65536, depth <= 1024, "
-                    "input_size <= 16384, in_channels <= 4096, num_classes <= 16777216)");
+                         "input_size <= 16384, in_channels <= 4096, num_classes <= 16777216)");
     if (c->input_size % c->patch_size != 0)
         return fail(err, "model config: input_size %d is not a multiple of patch_size %d",
                     c->input_size, c->patch_size);
     int gla = digcl_arch_has_dig_blocks(c->arch);
     int qk = gla ? c->hidden_size / 2 : c->hidden_size;
-    if (c->hidden_size % c->num_heads != 0 || (gla && c->hidden_size % 2) ||
-        qk % c->num_heads != 0)
+    if (c->hidden_size % c->num_heads != 0 || (gla && c->hidden_size % 2) || qk % c->num_heads != 0)
         return fail(err, "model config: hidden_size %d does not split into %d heads%s",
                     c->hidden_size, c->num_heads,
                     gla ? " (DiG needs D/2 and D divisible by heads)" : "");
@@ -93,9 +94,54 @@ static int check_fields(const digcl_model_config *c, digcl_config_error *err)
     return 0;
 }
 
-int digcl_model_config_finish(digcl_model_config *c, digcl_config_error *err)
-{
-    if (check_fields(c, err) != 0) return -1;
+/* Sizes the kernels cannot run are refused here, naming the limit, rather than
+ * when a kernel is built. Products are formed in 64 bits. */
+static int check_kernel_limits(const digcl_model_config *c, digcl_config_error *err) {
+    const int64_t int_max = INT_MAX;
+    int64_t tokens = (int64_t)c->grid * c->grid;
+    int64_t features = (int64_t)c->patch_size * c->patch_size * c->out_channels;
+    int64_t patch_in = (int64_t)c->patch_size * c->patch_size * c->in_channels;
+    int64_t widest = 2 * (int64_t)c->mlp_hidden;
+    int64_t wider[] = {(c->arch == DIGCL_ARCH_UDIG ? 4 : 3) * (int64_t)c->hidden_size,
+                       2 * (int64_t)c->qk_dim + 2 * c->hidden_size + 16, features, patch_in};
+    for (size_t i = 0; i < sizeof wider / sizeof wider[0]; i++)
+        if (wider[i] > widest) widest = wider[i];
+    if (features > int_max || patch_in > int_max || features * c->hidden_size > int_max ||
+        patch_in * c->hidden_size > int_max)
+        return fail(
+            err,
+            "model config: patch_size %d gives %lld patch features per token, too many for the "
+            "kernels' 32-bit indices (at most %d elements per weight)",
+            c->patch_size, (long long)(features > patch_in ? features : patch_in), INT_MAX);
+    if (tokens * widest > int_max)
+        return fail(
+            err,
+            "model config: %lld tokens x %lld features per token exceed the %d elements the kernels "
+            "index with 32-bit ints even at batch 1; use a smaller input_size or a larger patch_size",
+            (long long)tokens, (long long)widest, INT_MAX);
+    if (!digcl_norm_width_supported(c->hidden_size))
+        return fail(
+            err,
+            "model config: hidden_size %d is wider than the norm kernels' rows (at most %d, or %d "
+            "when not a multiple of 4)",
+            c->hidden_size, 4 * DIGCL_NORM_MAX_ROW_VECTORS, DIGCL_NORM_MAX_ROW_VECTORS);
+    if (digcl_arch_has_dig_blocks(c->arch) && !digcl_norm_width_supported(c->head_v_dim))
+        return fail(
+            err,
+            "model config: head value dim %d (hidden_size / num_heads) is wider than the norm "
+            "kernels' rows",
+            c->head_v_dim);
+    if (c->arch == DIGCL_ARCH_DIT &&
+        (c->head_v_dim % 4 != 0 || c->head_v_dim > DIGCL_ATTENTION_MAX_HEAD_DIM))
+        return fail(
+            err,
+            "model config: DiT head dim %d (hidden_size / num_heads) must be a multiple of 4 and at "
+            "most %d (attention kernel)",
+            c->head_v_dim, DIGCL_ATTENTION_MAX_HEAD_DIM);
+    return 0;
+}
+
+static void derive(digcl_model_config *c) {
     c->learn_sigma = c->learn_sigma != 0;
     c->skip = c->skip != 0;
     c->skip_zero_init = c->skip && c->skip_zero_init;
@@ -103,31 +149,42 @@ int digcl_model_config_finish(digcl_model_config *c, digcl_config_error *err)
     c->v_dim = c->hidden_size;
     c->head_qk_dim = c->qk_dim / c->num_heads;
     c->head_v_dim = c->v_dim / c->num_heads;
-    c->mlp_hidden = digcl_arch_has_dig_blocks(c->arch) ? swiglu_hidden(c->hidden_size)
-                                                        : 4 * c->hidden_size;
+    c->mlp_hidden =
+        digcl_arch_has_dig_blocks(c->arch) ? swiglu_hidden(c->hidden_size) : 4 * c->hidden_size;
     c->out_channels = c->learn_sigma ? 2 * c->in_channels : c->in_channels;
     c->grid = c->input_size / c->patch_size;
     c->tokens = c->grid * c->grid;
     c->n_skip = 0;
     for (int i = 0; c->skip && i < c->depth; i++) c->n_skip += i > c->depth / 2;
-    return 0;
+}
+
+int digcl_model_config_finish(digcl_model_config *c, digcl_config_error *err) {
+    if (check_fields(c, err) != 0) return -1;
+    derive(c);
+    return check_kernel_limits(c, err);
 }
 
 /* ------------------------------------------------------------ presets */
 
-static const struct { const char *size; int depth, hidden, heads_dig, heads_dit; } sizes[] = {
-    {"S", 12, 384, 6, 6}, {"B", 12, 768, 12, 12}, {"L", 24, 1024, 16, 16}, {"XL", 28, 1152, 18, 16},
+static const struct {
+    const char *size;
+    int depth, hidden, heads_dig, heads_dit;
+} sizes[] = {
+    {"S", 12, 384, 6, 6},
+    {"B", 12, 768, 12, 12},
+    {"L", 24, 1024, 16, 16},
+    {"XL", 28, 1152, 18, 16},
 };
 
 static const char *const preset_names[] = {
-    "DiG-S/2", "DiG-S/4", "DiG-S/8", "DiG-B/2", "DiG-B/4", "DiG-B/8",
-    "DiG-L/2", "DiG-L/4", "DiG-L/8", "DiG-XL/2", "DiG-XL/4", "DiG-XL/8",
-    "DiG-S/2-skip", "DiG-S/4-skip", "DiG-S/8-skip", "DiG-B/2-skip", "DiG-B/4-skip", "DiG-B/8-skip",
-    "DiG-L/2-skip", "DiG-L/4-skip", "DiG-L/8-skip", "DiG-XL/2-skip", "DiG-XL/4-skip",
-    "DiG-XL/8-skip",
-    "DiT-S/2", "DiT-S/4", "DiT-S/8", "DiT-B/2", "DiT-B/4", "DiT-B/8",
-    "DiT-L/2", "DiT-L/4", "DiT-L/8", "DiT-XL/2", "DiT-XL/4", "DiT-XL/8",
-    "U-DiG-S", "U-DiG-B", "U-DiG-L", "U-DiG-XL",
+    "DiG-S/2",      "DiG-S/4",       "DiG-S/8",       "DiG-B/2",       "DiG-B/4",
+    "DiG-B/8",      "DiG-L/2",       "DiG-L/4",       "DiG-L/8",       "DiG-XL/2",
+    "DiG-XL/4",     "DiG-XL/8",      "DiG-S/2-skip",  "DiG-S/4-skip",  "DiG-S/8-skip",
+    "DiG-B/2-skip", "DiG-B/4-skip",  "DiG-B/8-skip",  "DiG-L/2-skip",  "DiG-L/4-skip",
+    "DiG-L/8-skip", "DiG-XL/2-skip", "DiG-XL/4-skip", "DiG-XL/8-skip", "DiT-S/2",
+    "DiT-S/4",      "DiT-S/8",       "DiT-B/2",       "DiT-B/4",       "DiT-B/8",
+    "DiT-L/2",      "DiT-L/4",       "DiT-L/8",       "DiT-XL/2",      "DiT-XL/4",
+    "DiT-XL/8",     "U-DiG-S",       "U-DiG-B",       "U-DiG-L",       "U-DiG-XL",
     NULL,
 };
 
@@ -135,8 +192,7 @@ const char *const *digcl_model_config_preset_names(void) { return preset_names; 
 
 /* Suffix after "DiG-<size>/<p>": "", "-skip", "-skipzero", upstream's
  * "-bid-layer-dwconv-qdir[-head18][-skip|-skipzero]". Sets skip flags. */
-static int parse_dig_suffix(const char *s, int is_xl, digcl_model_config *c)
-{
+static int parse_dig_suffix(const char *s, int is_xl, digcl_model_config *c) {
     static const char upstream[] = "-bid-layer-dwconv-qdir";
     if (strncmp(s, upstream, sizeof upstream - 1) == 0) {
         s += sizeof upstream - 1;
@@ -151,8 +207,7 @@ static int parse_dig_suffix(const char *s, int is_xl, digcl_model_config *c)
 }
 
 /* Every preset: 32x32x4 latents (256 px), 1000 classes, learned variance. */
-static void set_preset_data(digcl_model_config *c)
-{
+static void set_preset_data(digcl_model_config *c) {
     c->input_size = 32;
     c->in_channels = 4;
     c->num_classes = 1000;
@@ -161,8 +216,7 @@ static void set_preset_data(digcl_model_config *c)
 
 /* U-DiG-<size>: the plain model's width and heads, depth the multiple of five at
  * or above the plain depth (15 15 25 30), patch 1 (docs/UDIG.md). */
-static int parse_udig_preset(const char *size, digcl_model_config *c)
-{
+static int parse_udig_preset(const char *size, digcl_model_config *c) {
     int k = 0, n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
     while (k < n_sizes && strcmp(sizes[k].size, size) != 0) k++;
     if (k == n_sizes) return -1;
@@ -175,8 +229,7 @@ static int parse_udig_preset(const char *size, digcl_model_config *c)
     return 0;
 }
 
-static int parse_preset(const char *name, digcl_model_config *c)
-{
+static int parse_preset(const char *name, digcl_model_config *c) {
     memset(c, 0, sizeof *c);
     if (strncmp(name, "U-DiG-", 6) == 0) return parse_udig_preset(name + 6, c);
     if (strncmp(name, "DiG-", 4) == 0) c->arch = DIGCL_ARCH_DIG;
@@ -186,8 +239,8 @@ static int parse_preset(const char *name, digcl_model_config *c)
     if (!slash) return -1;
     size_t size_len = (size_t)(slash - (name + 4));
     int k = 0, n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
-    while (k < n_sizes && (strlen(sizes[k].size) != size_len ||
-                           strncmp(sizes[k].size, name + 4, size_len) != 0))
+    while (k < n_sizes &&
+           (strlen(sizes[k].size) != size_len || strncmp(sizes[k].size, name + 4, size_len) != 0))
         k++;
     if (k == n_sizes || (slash[1] != '2' && slash[1] != '4' && slash[1] != '8')) return -1;
     c->depth = sizes[k].depth;
@@ -199,21 +252,19 @@ static int parse_preset(const char *name, digcl_model_config *c)
     return parse_dig_suffix(slash + 2, strcmp(sizes[k].size, "XL") == 0, c);
 }
 
-int digcl_model_config_preset(const char *name, digcl_model_config *cfg,
-                              digcl_config_error *err)
-{
+int digcl_model_config_preset(const char *name, digcl_model_config *cfg, digcl_config_error *err) {
     if (!name || parse_preset(name, cfg) != 0)
-        return fail(err, "unknown model preset '%s' (expected DiG-S/2, DiG-B/4, DiG-L/2-skip, "
-                    "DiT-XL/2, U-DiG-S, ...: DiG|DiT, size S|B|L|XL, patch 2|4|8, DiG may add -skip; "
-                    "U-DiG-S|B|L|XL)",
+        return fail(err,
+                    "unknown model preset '%s' (expected DiG-S/2, DiG-B/4, DiG-L/2-skip, "
+                    "DiT-XL/2, U-DiG-S, ...: DiG|DiT, size S|B|L|XL, patch 2|4|8, DiG may add "
+                    "-skip; U-DiG-S|B|L|XL)",
                     name ? name : "(null)");
     return digcl_model_config_finish(cfg, err);
 }
 
 /* ------------------------------------------------------------ JSON */
 
-char *digcl_model_config_to_json(const digcl_model_config *c)
-{
+char *digcl_model_config_to_json(const digcl_model_config *c) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
     cJSON_AddStringToObject(root, "arch", digcl_arch_name(c->arch));
@@ -236,10 +287,12 @@ char *digcl_model_config_to_json(const digcl_model_config *c)
     return copy;
 }
 
-typedef struct json_int_field { const char *key; int *target; } json_int_field;
+typedef struct json_int_field {
+    const char *key;
+    int *target;
+} json_int_field;
 
-static int read_int(const cJSON *root, const char *key, int *out, digcl_config_error *err)
-{
+static int read_int(const cJSON *root, const char *key, int *out, digcl_config_error *err) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!item) return fail(err, "dig.config: missing \"%s\"", key);
     double d = item->valuedouble;
@@ -250,8 +303,7 @@ static int read_int(const cJSON *root, const char *key, int *out, digcl_config_e
 }
 
 static int read_bool(const cJSON *root, const char *key, int required, int *out,
-                     digcl_config_error *err)
-{
+                     digcl_config_error *err) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!item && !required) return 0;
     if (!item) return fail(err, "dig.config: missing \"%s\"", key);
@@ -260,23 +312,21 @@ static int read_bool(const cJSON *root, const char *key, int required, int *out,
     return 0;
 }
 
-static int read_arch(const cJSON *root, digcl_arch *arch, digcl_config_error *err)
-{
+static int read_arch(const cJSON *root, digcl_arch *arch, digcl_config_error *err) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "arch");
     if (!item) return fail(err, "dig.config: missing \"arch\"");
     if (cJSON_IsString(item) && strcmp(item->valuestring, "dig") == 0) *arch = DIGCL_ARCH_DIG;
     else if (cJSON_IsString(item) && strcmp(item->valuestring, "dit") == 0) *arch = DIGCL_ARCH_DIT;
-    else if (cJSON_IsString(item) && strcmp(item->valuestring, "udig") == 0) *arch = DIGCL_ARCH_UDIG;
+    else if (cJSON_IsString(item) && strcmp(item->valuestring, "udig") == 0)
+        *arch = DIGCL_ARCH_UDIG;
     else return fail(err, "dig.config: \"arch\" must be \"dig\", \"dit\" or \"udig\"");
     return 0;
 }
 
-static int check_known_keys(const cJSON *root, digcl_config_error *err)
-{
-    static const char *const known[] = {"arch", "depth", "hidden_size", "num_heads",
-                                        "patch_size", "input_size", "in_channels",
-                                        "num_classes", "learn_sigma", "skip",
-                                        "skip_zero_init"};
+static int check_known_keys(const cJSON *root, digcl_config_error *err) {
+    static const char *const known[] = {"arch",        "depth",      "hidden_size",   "num_heads",
+                                        "patch_size",  "input_size", "in_channels",   "num_classes",
+                                        "learn_sigma", "skip",       "skip_zero_init"};
     for (const cJSON *e = root->child; e; e = e->next) {
         size_t k = 0, n = sizeof known / sizeof known[0];
         while (k < n && strcmp(known[k], e->string) != 0) k++;
@@ -288,12 +338,15 @@ static int check_known_keys(const cJSON *root, digcl_config_error *err)
     return 0;
 }
 
-static int read_fields(const cJSON *root, digcl_model_config *c, digcl_config_error *err)
-{
+static int read_fields(const cJSON *root, digcl_model_config *c, digcl_config_error *err) {
     const json_int_field ints[] = {
-        {"depth", &c->depth}, {"hidden_size", &c->hidden_size}, {"num_heads", &c->num_heads},
-        {"patch_size", &c->patch_size}, {"input_size", &c->input_size},
-        {"in_channels", &c->in_channels}, {"num_classes", &c->num_classes},
+        {"depth", &c->depth},
+        {"hidden_size", &c->hidden_size},
+        {"num_heads", &c->num_heads},
+        {"patch_size", &c->patch_size},
+        {"input_size", &c->input_size},
+        {"in_channels", &c->in_channels},
+        {"num_classes", &c->num_classes},
     };
     if (check_known_keys(root, err) || read_arch(root, &c->arch, err)) return -1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -306,8 +359,7 @@ static int read_fields(const cJSON *root, digcl_model_config *c, digcl_config_er
 }
 
 int digcl_model_config_from_json(const char *json, digcl_model_config *cfg,
-                                 digcl_config_error *err)
-{
+                                 digcl_config_error *err) {
     memset(cfg, 0, sizeof *cfg);
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     int status = 0;
@@ -321,70 +373,45 @@ int digcl_model_config_from_json(const char *json, digcl_model_config *cfg,
 
 /* ------------------------------------------------------------ parameter table */
 
-const char *digcl_param_init_name(digcl_param_init init)
-{
-    static const char *const names[] = {"xavier", "xavier_gla", "zero", "one", "normal_0.02",
-                                        "sincos_2d", "dw_identity", "skip_identity"};
+const char *digcl_param_init_name(digcl_param_init init) {
+    static const char *const names[] = {"xavier",      "xavier_gla",   "zero",
+                                        "one",         "normal_0.02",  "sincos_2d",
+                                        "dw_identity", "skip_identity"};
     return (int)init >= 0 && init <= DIGCL_INIT_SKIP_IDENTITY ? names[init] : "?";
 }
 
 typedef struct table_builder {
     digcl_param_table *table;
-    size_t capacity;
     int failed;
 } table_builder;
 
-/* Appends name (printf-style) with `rank` dims given as varargs (int64_t). */
+/* Appends name (printf-style) with `rank` dims. */
 static void add_param(table_builder *b, digcl_param_init init, int trainable, int rank,
-                      const int64_t *shape, const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 6, 7)))
-#endif
-    ;
+                      const int64_t *shape, const char *format, ...) DIGCL_PRINTF(6, 7);
 
 static void add_param(table_builder *b, digcl_param_init init, int trainable, int rank,
-                      const int64_t *shape, const char *format, ...)
-{
-    digcl_param_table *t = b->table;
+                      const int64_t *shape, const char *format, ...) {
     if (b->failed) return;
-    if (t->count == b->capacity) {
-        size_t capacity = b->capacity ? 2 * b->capacity : 64;
-        digcl_param_info *p = realloc(t->params, capacity * sizeof *p);
-        if (!p) { b->failed = 1; return; }
-        t->params = p;
-        b->capacity = capacity;
-    }
-    digcl_param_info *p = &t->params[t->count++];
-    memset(p, 0, sizeof *p);
+    char name[DIGCL_PARAM_NAME_SIZE];
     va_list args;
     va_start(args, format);
-    vsnprintf(p->name, sizeof p->name, format, args);
+    vsnprintf(name, sizeof name, format, args);
     va_end(args);
-    p->rank = rank;
-    p->numel = 1;
-    for (int i = 0; i < rank; i++) {
-        p->shape[i] = shape[i];
-        p->numel *= (size_t)shape[i];
-    }
-    p->offset = t->total;
-    p->trainable = trainable;
-    p->init = init;
-    t->total += p->numel;
-    if (trainable) t->trainable += p->numel;
+    if (digcl_param_table_add(b->table, name, rank, shape, trainable, (int)init) < 0) b->failed = 1;
 }
 
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+#define SHAPE(...)        ((const int64_t[]){__VA_ARGS__})
 #define LINEAR_W(out, in) 2, SHAPE((int64_t)(out), (int64_t)(in))
-#define VECTOR(n) 1, SHAPE((int64_t)(n))
+#define VECTOR(n)         1, SHAPE((int64_t)(n))
 
 /* pos_embed [1, T, D], x_embedder [D, C, p, p], t_embedder, y_embedder [K+1, D]. */
-static void add_embedders(table_builder *b, const digcl_model_config *c)
-{
+static void add_embedders(table_builder *b, const digcl_model_config *c) {
     int64_t d = c->hidden_size, p = c->patch_size;
     add_param(b, DIGCL_INIT_SINCOS_2D, 0, 3, SHAPE(1, c->tokens, d), "pos_embed");
     add_param(b, DIGCL_INIT_XAVIER, 1, 4, SHAPE(d, c->in_channels, p, p), "x_embedder.proj.weight");
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "x_embedder.proj.bias");
-    add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(d, DIGCL_TIMESTEP_FREQ_DIM), "t_embedder.mlp.0.weight");
+    add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(d, DIGCL_TIMESTEP_FREQUENCY_DIM),
+              "t_embedder.mlp.0.weight");
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "t_embedder.mlp.0.bias");
     add_param(b, DIGCL_INIT_NORMAL_002, 1, LINEAR_W(d, d), "t_embedder.mlp.2.weight");
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "t_embedder.mlp.2.bias");
@@ -393,22 +420,24 @@ static void add_embedders(table_builder *b, const digcl_model_config *c)
 }
 
 /* GLA token mixer: q,k [Dk, D]; v,g,o [D, D]; gk_proj D->16->Dk; RMSNorm weight [dv]. */
-static void add_gla(table_builder *b, const digcl_model_config *c, int i)
-{
+static void add_gla(table_builder *b, const digcl_model_config *c, int i) {
     int64_t d = c->hidden_size, dk = c->qk_dim, r = DIGCL_GLA_GATE_LOW_RANK;
     add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(dk, d), "blocks.%d.attn.q_proj.weight", i);
     add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(dk, d), "blocks.%d.attn.k_proj.weight", i);
-    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(c->v_dim, d), "blocks.%d.attn.v_proj.weight", i);
-    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(c->v_dim, d), "blocks.%d.attn.g_proj.weight", i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(c->v_dim, d), "blocks.%d.attn.v_proj.weight",
+              i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(c->v_dim, d), "blocks.%d.attn.g_proj.weight",
+              i);
     add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(r, d), "blocks.%d.attn.gk_proj.0.weight", i);
     add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(dk, r), "blocks.%d.attn.gk_proj.1.weight", i);
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(dk), "blocks.%d.attn.gk_proj.1.bias", i);
-    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(d, c->v_dim), "blocks.%d.attn.o_proj.weight", i);
-    add_param(b, DIGCL_INIT_ONE, 1, VECTOR(c->head_v_dim), "blocks.%d.attn.g_norm_swish_gate.weight", i);
+    add_param(b, DIGCL_INIT_XAVIER_GLA, 1, LINEAR_W(d, c->v_dim), "blocks.%d.attn.o_proj.weight",
+              i);
+    add_param(b, DIGCL_INIT_ONE, 1, VECTOR(c->head_v_dim),
+              "blocks.%d.attn.g_norm_swish_gate.weight", i);
 }
 
-static void add_dig_block(table_builder *b, const digcl_model_config *c, int i)
-{
+static void add_dig_block(table_builder *b, const digcl_model_config *c, int i) {
     int64_t d = c->hidden_size, f = c->mlp_hidden;
     add_gla(b, c, i);
     add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(2 * f, d), "blocks.%d.mlp.gate_proj.weight", i);
@@ -425,8 +454,7 @@ static void add_dig_block(table_builder *b, const digcl_model_config *c, int i)
 }
 
 /* DiT block: fused qkv [3D, D], proj, GELU MLP fc1 [4D, D], fc2, adaLN [6D, D]. */
-static void add_dit_block(table_builder *b, const digcl_model_config *c, int i)
-{
+static void add_dit_block(table_builder *b, const digcl_model_config *c, int i) {
     int64_t d = c->hidden_size, f = c->mlp_hidden;
     add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(3 * d, d), "blocks.%d.attn.qkv.weight", i);
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(3 * d), "blocks.%d.attn.qkv.bias", i);
@@ -441,8 +469,7 @@ static void add_dit_block(table_builder *b, const digcl_model_config *c, int i)
 }
 
 /* Final layer: linear [p*p*out, D], adaLN [2D, D]; all zero-initialised. */
-static void add_final_layer(table_builder *b, const digcl_model_config *c)
-{
+static void add_final_layer(table_builder *b, const digcl_model_config *c) {
     int64_t d = c->hidden_size;
     int64_t out = (int64_t)c->patch_size * c->patch_size * c->out_channels;
     add_param(b, DIGCL_INIT_ZERO, 1, LINEAR_W(out, d), "final_layer.linear.weight");
@@ -454,8 +481,7 @@ static void add_final_layer(table_builder *b, const digcl_model_config *c)
 /* U-DiG stage transitions (docs/UDIG.md), before the first block of stage
  * `stage`: downsample.k [D, 4D] after encoder stage k+1; upsample.k [4D, D]
  * then skip_fuse.k [D, 2D] before decoder stages 2 and 1. */
-static void add_udig_transition(table_builder *b, const digcl_model_config *c, int stage)
-{
+static void add_udig_transition(table_builder *b, const digcl_model_config *c, int stage) {
     int64_t d = c->hidden_size;
     if (stage == 1 || stage == 2) {
         add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(d, 4 * d), "downsample.%d.weight", stage - 1);
@@ -468,9 +494,8 @@ static void add_udig_transition(table_builder *b, const digcl_model_config *c, i
     }
 }
 
-int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *table)
-{
-    table_builder b = {table, 0, 0};
+int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *table) {
+    table_builder b = {table, 0};
     memset(table, 0, sizeof *table);
     add_embedders(&b, cfg);
     int stage_depth = digcl_udig_stage_depth(cfg);
@@ -485,17 +510,4 @@ int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *ta
         return -1;
     }
     return 0;
-}
-
-void digcl_param_table_free(digcl_param_table *table)
-{
-    free(table->params);
-    memset(table, 0, sizeof *table);
-}
-
-const digcl_param_info *digcl_param_table_find(const digcl_param_table *table, const char *name)
-{
-    for (size_t i = 0; i < table->count; i++)
-        if (strcmp(table->params[i].name, name) == 0) return &table->params[i];
-    return NULL;
 }

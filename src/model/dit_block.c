@@ -1,4 +1,4 @@
-/* One DiT block (facebookresearch/DiT, DIG_MODEL.md §9), forward and backward:
+/* One DiT block (facebookresearch/DiT, docs/MODEL.md (DiT)), forward and backward:
  *
  *   m = adaLN(SiLU(c))                        -> shift1 scale1 gate1 shift2 scale2 gate2
  *   h1 = h + gate1 * Proj(Attention(QKV(modulate(LN(h), shift1, scale1))))
@@ -19,7 +19,8 @@ typedef struct dit_dims {
 
 static dit_dims dims_of(const digcl_model *model) {
     const digcl_model_config *c = &model->config;
-    dit_dims d = {model->batch, c->tokens, c->hidden_size, c->mlp_hidden, c->num_heads, model->batch * c->tokens};
+    dit_dims d = {model->batch,  c->tokens,    c->hidden_size,
+                  c->mlp_hidden, c->num_heads, model->batch * c->tokens};
     return d;
 }
 
@@ -28,79 +29,99 @@ static digcl_attention_shape attention_shape(const digcl_model *model, const dit
     return shape;
 }
 
-static void modulated_norm(digcl_model *model, const dit_dims *d, block_saved *saved, cl_mem h, int second) {
+static void modulated_norm(digcl_model *model, const dit_dims *d, block_saved *saved, cl_mem h,
+                           int second) {
     cl_mem out = second ? model->scratch.x2 : model->scratch.x1;
-    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h, block_vector(saved->modulation, second ? 3 : 0, d->D),
-                                     block_vector(saved->modulation, second ? 4 : 1, d->D), out,
-                                     second ? saved->mean2 : saved->mean1, second ? saved->rstd2 : saved->rstd1);
+    digcl_layernorm_modulate_forward(
+        model->ctx, d->N, d->T, d->D, h,
+        block_modulation_vector(saved->modulation, second ? 3 : 0, d->D),
+        block_modulation_vector(saved->modulation, second ? 4 : 1, d->D), out,
+        second ? saved->mean2 : saved->mean1, second ? saved->rstd2 : saved->rstd1);
 }
 
 static void first_residual(digcl_model *model, const dit_dims *d, block_saved *saved, cl_mem h_in) {
-    digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_in, block_vector(saved->modulation, 2, d->D),
+    digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_in,
+                                 block_modulation_vector(saved->modulation, 2, d->D),
                                  saved->branch1, model->scratch.h_mid);
 }
 
-void dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved) {
+void digcl_dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out,
+                             block_saved *saved) {
     const block_params *p = &model->blocks[index];
     model_scratch *s = &model->scratch;
     dit_dims d = dims_of(model);
     digcl_attention_shape shape = attention_shape(model, &d);
-    model_linear(model, d.N, d.D, 6 * d.D, model->embedding.condition_act, p->adaln_weight, p->adaln_bias,
-                 saved->modulation);
+    digcl_model_linear(model, d.N, d.D, 6 * d.D, model->embedding.condition_act, p->adaln_weight,
+                       p->adaln_bias, saved->modulation);
     modulated_norm(model, &d, saved, h_in, 0);
-    model_linear(model, d.rows, d.D, 3 * d.D, s->x1, p->qkv_weight, p->qkv_bias, saved->qkv);
+    digcl_model_linear(model, d.rows, d.D, 3 * d.D, s->x1, p->qkv_weight, p->qkv_bias, saved->qkv);
     digcl_attention_forward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp);
-    model_linear(model, d.rows, d.D, d.D, saved->attention, p->proj_weight, p->proj_bias, saved->branch1);
+    digcl_model_linear(model, d.rows, d.D, d.D, saved->attention, p->proj_weight, p->proj_bias,
+                       saved->branch1);
     first_residual(model, &d, saved, h_in);
     modulated_norm(model, &d, saved, s->h_mid, 1);
-    model_linear(model, d.rows, d.D, d.F, s->x2, p->fc1_weight, p->fc1_bias, saved->fc1);
+    digcl_model_linear(model, d.rows, d.D, d.F, s->x2, p->fc1_weight, p->fc1_bias, saved->fc1);
     digcl_gelu_tanh_forward(model->ctx, d.rows * d.F, saved->fc1, s->narrow);
-    model_linear(model, d.rows, d.F, d.D, s->narrow, p->fc2_weight, p->fc2_bias, saved->branch2);
-    digcl_gated_residual_forward(model->ctx, d.N, d.T, d.D, s->h_mid, block_vector(saved->modulation, 5, d.D),
-                                 saved->branch2, h_out);
+    digcl_model_linear(model, d.rows, d.F, d.D, s->narrow, p->fc2_weight, p->fc2_bias,
+                       saved->branch2);
+    digcl_gated_residual_forward(model->ctx, d.N, d.T, d.D, s->h_mid,
+                                 block_modulation_vector(saved->modulation, 5, d.D), saved->branch2,
+                                 h_out);
 }
 
 /* d_in = d_out on entry; leaves dL/dh_mid. */
-static void mlp_backward(digcl_model *model, const dit_dims *d, const block_params *p, block_saved *saved,
-                         cl_mem d_in) {
+static void mlp_backward(digcl_model *model, const dit_dims *d, const block_params *p,
+                         block_saved *saved, cl_mem d_in) {
     model_scratch *s = &model->scratch;
-    digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch2, block_vector(saved->modulation, 5, d->D),
-                                  s->d_b, 0, block_vector(s->d_modulation, 5, d->D), s->workspace);
+    digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch2,
+                                  block_modulation_vector(saved->modulation, 5, d->D), s->d_b, 0,
+                                  block_modulation_vector(s->d_modulation, 5, d->D), s->workspace);
     digcl_gelu_tanh_forward(model->ctx, d->rows * d->F, saved->fc1, s->narrow); /* recompute */
-    model_linear_backward(model, d->rows, d->F, d->D, s->d_b, s->narrow, p->fc2_weight, p->fc2_bias, s->d_c, 0);
+    digcl_model_linear_backward(model, d->rows, d->F, d->D, s->d_b, s->narrow, p->fc2_weight,
+                                p->fc2_bias, s->d_c, 0);
     digcl_gelu_tanh_backward(model->ctx, d->rows * d->F, s->d_c, saved->fc1, s->d_a, 0);
     modulated_norm(model, d, saved, s->h_mid, 1); /* recompute x2 */
-    model_linear_backward(model, d->rows, d->D, d->F, s->d_a, s->x2, p->fc1_weight, p->fc1_bias, s->d_b, 0);
-    digcl_layernorm_modulate_backward(model->ctx, d->N, d->T, d->D, s->d_b, s->h_mid, saved->mean2, saved->rstd2,
-                                      block_vector(saved->modulation, 4, d->D), d_in, 1, block_vector(s->d_modulation, 3, d->D),
-                                      block_vector(s->d_modulation, 4, d->D), s->workspace);
+    digcl_model_linear_backward(model, d->rows, d->D, d->F, s->d_a, s->x2, p->fc1_weight,
+                                p->fc1_bias, s->d_b, 0);
+    digcl_layernorm_modulate_backward(
+        model->ctx, d->N, d->T, d->D, s->d_b, s->h_mid, saved->mean2, saved->rstd2,
+        block_modulation_vector(saved->modulation, 4, d->D), d_in, 1,
+        block_modulation_vector(s->d_modulation, 3, d->D),
+        block_modulation_vector(s->d_modulation, 4, d->D), s->workspace);
 }
 
 /* d_in = dL/dh_mid on entry; leaves dL/dh_in. */
-static void attention_backward(digcl_model *model, const dit_dims *d, const block_params *p, block_saved *saved,
-                               cl_mem h_in, cl_mem d_in) {
+static void attention_backward(digcl_model *model, const dit_dims *d, const block_params *p,
+                               block_saved *saved, cl_mem h_in, cl_mem d_in) {
     model_scratch *s = &model->scratch;
     digcl_attention_shape shape = attention_shape(model, d);
-    digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch1, block_vector(saved->modulation, 2, d->D),
-                                  s->d_b, 0, block_vector(s->d_modulation, 2, d->D), s->workspace);
-    model_linear_backward(model, d->rows, d->D, d->D, s->d_b, saved->attention, p->proj_weight, p->proj_bias, s->d_c, 0);
-    digcl_attention_backward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp, s->d_c, s->d_a,
-                             s->workspace);
+    digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch1,
+                                  block_modulation_vector(saved->modulation, 2, d->D), s->d_b, 0,
+                                  block_modulation_vector(s->d_modulation, 2, d->D), s->workspace);
+    digcl_model_linear_backward(model, d->rows, d->D, d->D, s->d_b, saved->attention,
+                                p->proj_weight, p->proj_bias, s->d_c, 0);
+    digcl_attention_backward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp,
+                             s->d_c, s->d_a, s->workspace);
     modulated_norm(model, d, saved, h_in, 0); /* recompute x1 */
-    model_linear_backward(model, d->rows, d->D, 3 * d->D, s->d_a, s->x1, p->qkv_weight, p->qkv_bias, s->d_b, 0);
-    digcl_layernorm_modulate_backward(model->ctx, d->N, d->T, d->D, s->d_b, h_in, saved->mean1, saved->rstd1,
-                                      block_vector(saved->modulation, 1, d->D), d_in, 1, block_vector(s->d_modulation, 0, d->D),
-                                      block_vector(s->d_modulation, 1, d->D), s->workspace);
+    digcl_model_linear_backward(model, d->rows, d->D, 3 * d->D, s->d_a, s->x1, p->qkv_weight,
+                                p->qkv_bias, s->d_b, 0);
+    digcl_layernorm_modulate_backward(
+        model->ctx, d->N, d->T, d->D, s->d_b, h_in, saved->mean1, saved->rstd1,
+        block_modulation_vector(saved->modulation, 1, d->D), d_in, 1,
+        block_modulation_vector(s->d_modulation, 0, d->D),
+        block_modulation_vector(s->d_modulation, 1, d->D), s->workspace);
 }
 
-void dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in) {
+void digcl_dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out,
+                              cl_mem d_in) {
     const block_params *p = &model->blocks[index];
     dit_dims d = dims_of(model);
     size_t stream_bytes = (size_t)d.rows * d.D * sizeof(float);
     digcl_copy(model->ctx, d_out, 0, d_in, 0, stream_bytes); /* the residual path */
-    first_residual(model, &d, saved, saved->h_in);            /* recompute h_mid */
+    first_residual(model, &d, saved, saved->h_in);           /* recompute h_mid */
     mlp_backward(model, &d, p, saved, d_in);
     attention_backward(model, &d, p, saved, saved->h_in, d_in);
-    model_linear_backward(model, d.N, d.D, 6 * d.D, model->scratch.d_modulation, model->embedding.condition_act,
-                          p->adaln_weight, p->adaln_bias, model->scratch.d_condition, 1);
+    digcl_model_linear_backward(model, d.N, d.D, 6 * d.D, model->scratch.d_modulation,
+                                model->embedding.condition_act, p->adaln_weight, p->adaln_bias,
+                                model->scratch.d_condition, 1);
 }

@@ -4,25 +4,26 @@
 
 #include "digcl/adaln.h"
 #include "digcl/model.h"
+#include "digcl/params.h"
 #include "model/arena.h"
 
 /* Table indices of one DiG or DiT block's parameters (-1: absent). */
 typedef struct block_params {
-    int adaln_weight, adaln_bias;          /* [6D, D], [6D] */
-    int skip_weight, skip_bias;            /* [D, 2D], [D] (DiG skip blocks) */
+    int adaln_weight, adaln_bias; /* [6D, D], [6D] */
+    int skip_weight, skip_bias;   /* [D, 2D], [D] (DiG skip blocks) */
     /* DiG */
     int q_weight, k_weight, v_weight, g_weight; /* [Dk, D], [Dk, D], [D, D], [D, D] */
-    int gate_low_weight;                   /* gk_proj.0 [16, D] */
-    int gate_high_weight, gate_high_bias;  /* gk_proj.1 [Dk, 16], [Dk] */
-    int o_weight;                          /* [D, D] */
-    int norm_gate_weight;                  /* [64] */
-    int mlp_gate_weight, mlp_down_weight;  /* [2F, D], [D, F] */
-    int conv_weight, conv_bias;            /* [D, 1, 3, 3], [D] */
+    int gate_low_weight;                        /* gk_proj.0 [16, D] */
+    int gate_high_weight, gate_high_bias;       /* gk_proj.1 [Dk, 16], [Dk] */
+    int o_weight;                               /* [D, D] */
+    int norm_gate_weight;                       /* [64] */
+    int mlp_gate_weight, mlp_down_weight;       /* [2F, D], [D, F] */
+    int conv_weight, conv_bias;                 /* [D, 1, 3, 3], [D] */
     /* DiT */
-    int qkv_weight, qkv_bias;              /* [3D, D], [3D] */
-    int proj_weight, proj_bias;            /* [D, D], [D] */
-    int fc1_weight, fc1_bias;              /* [F, D], [F] */
-    int fc2_weight, fc2_bias;              /* [D, F], [D] */
+    int qkv_weight, qkv_bias;   /* [3D, D], [3D] */
+    int proj_weight, proj_bias; /* [D, D], [D] */
+    int fc1_weight, fc1_bias;   /* [F, D], [F] */
+    int fc2_weight, fc2_bias;   /* [D, F], [D] */
 } block_params;
 
 typedef struct stem_params {
@@ -54,50 +55,50 @@ enum udig_slot {
 
 /* Activations of one block kept for backward (TRAINING) or reused (INFERENCE). */
 typedef struct block_saved {
-    cl_mem h_in;        /* [N, T, D] block input (after the skip fuse) */
-    cl_mem skip_in;     /* [N, T, D] stream before the skip fuse (skip blocks) */
-    cl_mem modulation;  /* [N, 6D] */
+    cl_mem h_in;                       /* [N, T, D] block input (after the skip fuse) */
+    cl_mem skip_in;                    /* [N, T, D] stream before the skip fuse (skip blocks) */
+    cl_mem modulation;                 /* [N, 6D] */
     cl_mem mean1, rstd1, mean2, rstd2; /* [N*T] */
-    cl_mem branch1;     /* [N, T, D] attention/GLA branch output before the gate */
-    cl_mem branch2;     /* [N, T, D] MLP branch output before the gate */
+    cl_mem branch1;                    /* [N, T, D] attention/GLA branch output before the gate */
+    cl_mem branch2;                    /* [N, T, D] MLP branch output before the gate */
     /* DiG */
-    cl_mem q, k;        /* [N, T, Dk] */
-    cl_mem v, g;        /* [N, T, D] */
-    cl_mem gate_low;    /* [N, T, 16] */
-    cl_mem gate_raw;    /* [N, T, Dk] before logsigmoid/16 */
-    cl_mem o;           /* [N, T, D] GLA output */
-    cl_mem mlp_hidden;  /* [N, T, 2F] gate_proj output */
+    cl_mem q, k;       /* [N, T, Dk] */
+    cl_mem v, g;       /* [N, T, D] */
+    cl_mem gate_low;   /* [N, T, 16] */
+    cl_mem gate_raw;   /* [N, T, Dk] before logsigmoid/16 */
+    cl_mem o;          /* [N, T, D] GLA output */
+    cl_mem mlp_hidden; /* [N, T, 2F] gate_proj output */
     /* DiT */
-    cl_mem qkv;         /* [N, T, 3D] */
-    cl_mem attention;   /* [N, T, D] */
-    cl_mem logsumexp;   /* [N, H, T] */
-    cl_mem fc1;         /* [N, T, F] */
+    cl_mem qkv;       /* [N, T, 3D] */
+    cl_mem attention; /* [N, T, D] */
+    cl_mem logsumexp; /* [N, H, T] */
+    cl_mem fc1;       /* [N, T, F] */
 } block_saved;
 
 /* Scratch shared by all blocks (never needed across blocks). */
 typedef struct model_scratch {
-    cl_mem x1, x2;        /* [N, T, D] modulated norms */
-    cl_mem wide;          /* [N, T, max(2F, 3D, F)] */
-    cl_mem narrow;        /* [N, T, max(F, D)] */
-    cl_mem h_mid;         /* [N, T, D] stream between the branches */
-    cl_mem h_post;        /* [N, T, D] stream before conv/SREM */
-    cl_mem gate;          /* [N, T, Dk] GLA log gate */
-    cl_mem d_stream[2];   /* [N, T, D] running stream gradient (ping-pong) */
-    cl_mem d_a, d_b, d_c; /* [N, T, wide] wide = max(2F, 3D, F, 2D) */
+    cl_mem x1, x2;                       /* [N, T, D] modulated norms */
+    cl_mem wide;                         /* [N, T, max(2F, 3D, F)] */
+    cl_mem narrow;                       /* [N, T, max(F, D)] */
+    cl_mem h_mid;                        /* [N, T, D] stream between the branches */
+    cl_mem h_post;                       /* [N, T, D] stream before conv/SREM */
+    cl_mem gate;                         /* [N, T, Dk] GLA log gate */
+    cl_mem d_stream[2];                  /* [N, T, D] running stream gradient (ping-pong) */
+    cl_mem d_a, d_b, d_c;                /* [N, T, wide] wide = max(2F, 3D, F, 2D) */
     cl_mem d_q, d_k, d_gate, d_gate_raw; /* [N, T, Dk] */
-    cl_mem d_gate_low;    /* [N, T, 16] */
-    cl_mem d_modulation;  /* [N, 6D] */
-    cl_mem d_condition;   /* [N, D] gradient of SiLU(c), summed over blocks and head */
+    cl_mem d_gate_low;                   /* [N, T, 16] */
+    cl_mem d_modulation;                 /* [N, 6D] */
+    cl_mem d_condition;     /* [N, D] gradient of SiLU(c), summed over blocks and head */
     cl_mem d_condition_pre; /* [N, D] gradient of c */
-    cl_mem stream_ping[2]; /* [N, T, D] INFERENCE block inputs */
-    cl_mem workspace;     /* the largest workspace any op asks for */
+    cl_mem stream_ping[2];  /* [N, T, D] INFERENCE block inputs */
+    cl_mem workspace;       /* the largest workspace any op asks for */
     size_t workspace_bytes;
     cl_mem gla_workspace; /* per-block GLA states are recomputed in backward */
     cl_mem tokens_out;    /* [N, T, p*p*Cout] */
     cl_mem d_tokens_out;  /* [N, T, p*p*Cout] */
     cl_mem final_x, final_modulation, final_mean, final_rstd; /* [N,T,D], [N,2D], [N*T] x2 */
-    cl_mem d_final_modulation; /* [N, 2D] */
-    cl_mem stream_out;    /* [N, T, D] stream after the last block */
+    cl_mem d_final_modulation;                                /* [N, 2D] */
+    cl_mem stream_out; /* [N, T, D] stream after the last block */
 } model_scratch;
 
 typedef struct model_embedding {
@@ -110,89 +111,115 @@ typedef struct model_embedding {
     cl_mem d_t_hidden;      /* [N, D] */
 } model_embedding;
 
-struct digcl_model {
-    digcl_context *ctx;
-    digcl_model_config config;
-    digcl_param_table table;
-    size_t *flat_offsets;     /* aligned element offset of each table entry */
-    size_t flat_count;
-    digcl_buffer params, grads;
-    cl_mem *param_views, *grad_views;
-    stem_params stem;
-    block_params *blocks;
-    int fused_projections;    /* DiG: q, k, v, g, gk_proj.0 adjacent -> one GEMM */
-
-    int batch;
-    digcl_model_mode mode;
+/* One planned set of activations (see digcl_model_prepare). */
+typedef struct model_activations {
+    int batch; /* capacity; 0: not planned */
     model_arena arena;
     model_embedding embedding;
     model_scratch scratch;
-    block_saved *saved;       /* depth entries (TRAINING) or 1 shared (INFERENCE) */
-    cl_mem *skips;            /* [N, T, D] per pushed skip */
-    cl_mem *d_skips;          /* gradients of the pushed skips */
-    udig_params udig;         /* U-DiG stage transitions (arch udig) */
+    block_saved *saved;
+    cl_mem *skips, *d_skips;
+} model_activations;
+
+struct digcl_model {
+    digcl_context *ctx;
+    digcl_model_config config;
+    digcl_params *params;           /* the model's own parameters (and gradients) */
+    const digcl_params *active;     /* what forward and backward read: params or an EMA copy */
+    const digcl_param_table *table; /* = digcl_params_table(params) */
+    stem_params stem;
+    block_params *blocks;
+    int fused_projections; /* DiG: q, k, v, g, gk_proj.0 adjacent -> one GEMM */
+
+    int batch;                  /* prepared batch */
+    digcl_model_mode mode;      /* prepared mode */
+    digcl_model_mode layout;    /* mode of the active activations (training serves inference too) */
+    model_activations plans[2]; /* indexed by mode */
+    int allocations;            /* activation plans allocated so far */
+    /* the active plan's tensors */
+    model_embedding embedding;
+    model_scratch scratch;
+    block_saved *saved; /* depth entries (TRAINING) or 1 shared (INFERENCE) */
+    cl_mem *skips;      /* [N, T, D] per pushed skip */
+    cl_mem *d_skips;    /* gradients of the pushed skips */
+    udig_params udig;   /* U-DiG stage transitions (arch udig) */
 };
 
 /* model_params.c */
-void model_find_params(digcl_model *model);
+void digcl_model_find_params(digcl_model *model);
 
 /* model_plan.c */
-void model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
-                size_t alignment, model_arena *arena, model_embedding *embedding, model_scratch *scratch,
-                block_saved **saved, cl_mem **skips, cl_mem **d_skips);
+void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
+                      size_t alignment, model_arena *arena, model_embedding *embedding,
+                      model_scratch *scratch, block_saved **saved, cl_mem **skips,
+                      cl_mem **d_skips);
+/* The widest activation row (floats per token), and the largest tensor (floats)
+ * of a training plan for `batch` (the inference plan's tensors are no larger). */
+size_t digcl_model_plan_row_floats(const digcl_model_config *config);
+size_t digcl_model_plan_largest_tensor(const digcl_model_config *config, int batch);
 
 /* model_stem.c: patch/timestep/label embeddings and the final layer. */
-void model_stem_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem stream);
-void model_head_forward(digcl_model *model, cl_mem stream, cl_mem out);
-void model_head_backward(digcl_model *model, cl_mem stream, cl_mem dout, cl_mem d_stream);
-void model_stem_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem d_stream,
-                         cl_mem dx);
+void digcl_model_stem_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem stream);
+void digcl_model_head_forward(digcl_model *model, cl_mem stream, cl_mem out);
+void digcl_model_head_backward(digcl_model *model, cl_mem stream, cl_mem dout, cl_mem d_stream);
+void digcl_model_stem_backward(digcl_model *model, const digcl_model_inputs *inputs,
+                               cl_mem d_stream, cl_mem dx);
 
 /* model.c: the DiG long-skip fuse h = skip_linear(cat[h, skip]) and its backward
  * (d_fused -> d_stream overwritten, d_skip overwritten). */
-void model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem fused);
-void model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip, cl_mem d_fused,
-                              cl_mem d_stream, cl_mem d_skip);
+void digcl_model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream, cl_mem skip,
+                                   cl_mem fused);
+void digcl_model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip,
+                                    cl_mem d_fused, cl_mem d_stream, cl_mem d_skip);
 
 /* model_params.c: the skip fuse on any rows and weights (by table index), as U-DiG
  * uses it too: fused [rows, D] = stream W_s^T + skip W_k^T + bias, W = [W_s | W_k]
  * [D, 2D]; backward overwrites d_stream and d_skip, accumulates dW and dbias. */
-void model_concat_linear_forward(digcl_model *model, size_t rows, int weight, int bias, cl_mem stream, cl_mem skip,
-                                 cl_mem fused);
-void model_concat_linear_backward(digcl_model *model, size_t rows, int weight, int bias, cl_mem stream,
-                                  cl_mem skip, cl_mem d_fused, cl_mem d_stream, cl_mem d_skip);
+void digcl_model_concat_linear_forward(digcl_model *model, size_t rows, int weight, int bias,
+                                       cl_mem stream, cl_mem skip, cl_mem fused);
+void digcl_model_concat_linear_backward(digcl_model *model, size_t rows, int weight, int bias,
+                                        cl_mem stream, cl_mem skip, cl_mem d_fused, cl_mem d_stream,
+                                        cl_mem d_skip);
 
 /* udig.c: U-DiG's stage pipeline (docs/UDIG.md). */
-void udig_find_params(digcl_model *model);
-void udig_plan(model_arena *arena, const digcl_model_config *config, int batch, int training, cl_mem *slots,
-               cl_mem *d_slots);
-void udig_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem out);
-void udig_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem dout, cl_mem dx);
+void digcl_udig_find_params(digcl_model *model);
+void digcl_udig_plan(model_arena *arena, const digcl_model_config *config, int batch, int training,
+                     cl_mem *slots, cl_mem *d_slots);
+void digcl_udig_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem out);
+void digcl_udig_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem dout,
+                         cl_mem dx);
 /* The reorientation after DiG block `block` (y from x, [N, side*side, D]): SREM for
  * dig; for udig SREM by the block's index inside its stage, and back to R order
  * after a stage's last block. The backward overwrites dx. */
-void model_block_reorient_forward(digcl_model *model, int block, int N, int side, int D, cl_mem x, cl_mem y);
-void model_block_reorient_backward(digcl_model *model, int block, int N, int side, int D, cl_mem dy, cl_mem dx);
+void digcl_model_block_reorient_forward(digcl_model *model, int block, int N, int side, int D,
+                                        cl_mem x, cl_mem y);
+void digcl_model_block_reorient_backward(digcl_model *model, int block, int N, int side, int D,
+                                         cl_mem dy, cl_mem dx);
 
 /* dig_block.c, dit_block.c */
-void dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
-void dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
-void dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out, block_saved *saved);
-void dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out, cl_mem d_in);
+void digcl_dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out,
+                             block_saved *saved);
+void digcl_dig_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out,
+                              cl_mem d_in);
+void digcl_dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out,
+                             block_saved *saved);
+void digcl_dit_block_backward(digcl_model *model, int index, block_saved *saved, cl_mem d_out,
+                              cl_mem d_in);
 
 /* Vector `index` of a block's six adaLN vectors (shift1 scale1 gate1 shift2
  * scale2 gate2), read in place from the [N, 6D] modulation. */
-static inline digcl_adaln_vector block_vector(cl_mem modulation, int index, int D) {
-    return digcl_adaln_chunk(modulation, index, 6, D);
+static inline digcl_row_view block_modulation_vector(cl_mem modulation, int index, int D) {
+    return digcl_row_view_chunk(modulation, index, 6, D);
 }
 
 /* Shorthands for ops on table entries. */
-cl_mem model_weight(const digcl_model *model, int index);
-cl_mem model_weight_grad(const digcl_model *model, int index);
+cl_mem digcl_model_weight(const digcl_model *model, int index);
+cl_mem digcl_model_weight_grad(const digcl_model *model, int index);
 /* y [rows, out] = x W^T (+ b), weight/bias by table index (bias -1: none). */
-void model_linear(digcl_model *model, int rows, int in, int out, cl_mem x, int weight, int bias, cl_mem y);
+void digcl_model_linear(digcl_model *model, int rows, int in, int out, cl_mem x, int weight,
+                        int bias, cl_mem y);
 /* dW += dy^T x, db += colsum(dy), dx (=|+=) dy W (dx may be NULL). */
-void model_linear_backward(digcl_model *model, int rows, int in, int out, cl_mem dy, cl_mem x, int weight,
-                           int bias, cl_mem dx, int accumulate_dx);
+void digcl_model_linear_backward(digcl_model *model, int rows, int in, int out, cl_mem dy, cl_mem x,
+                                 int weight, int bias, cl_mem dx, int accumulate_dx);
 
 #endif

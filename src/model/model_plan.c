@@ -10,6 +10,7 @@
 #include "digcl/adaln.h"
 #include "digcl/attention.h"
 #include "digcl/conv.h"
+#include "digcl/embed.h"
 #include "digcl/gla.h"
 #include "digcl/linear.h"
 #include "digcl/norm.h"
@@ -57,10 +58,12 @@ static size_t workspace_bytes(const digcl_model_config *c, const plan_sizes *s) 
     digcl_patch_shape patch = {N, c->in_channels, c->input_size, c->input_size, c->patch_size};
     bytes = max_size(bytes, digcl_patch_embed_workspace_bytes(&patch, D));
     if (digcl_arch_has_dig_blocks(c->arch)) {
-        bytes = max_size(bytes, digcl_rmsnorm_gate_backward_workspace_bytes((int)s->rows * c->num_heads, c->head_v_dim));
+        bytes = max_size(bytes, digcl_rmsnorm_gate_backward_workspace_bytes(
+                                    (int)s->rows * c->num_heads, c->head_v_dim));
         digcl_grid_shape grid = {N, c->grid, c->grid, D};
         bytes = max_size(bytes, digcl_depthwise_conv_workspace_bytes(&grid));
-        digcl_gla_shape gla = digcl_gla_shape_token_major(N, T, c->num_heads, c->head_qk_dim, c->head_v_dim, 0);
+        digcl_gla_shape gla =
+            digcl_gla_shape_token_major(N, T, c->num_heads, c->head_qk_dim, c->head_v_dim, 0);
         bytes = max_size(bytes, digcl_gla_forward_workspace_bytes(&gla));
         bytes = max_size(bytes, digcl_gla_backward_workspace_bytes(&gla));
     } else {
@@ -71,90 +74,90 @@ static size_t workspace_bytes(const digcl_model_config *c, const plan_sizes *s) 
 }
 
 static void plan_embedding(model_arena *a, model_embedding *e, const plan_sizes *s) {
-    arena_add(a, &e->frequency_table, 256);
-    arena_add(a, &e->t_frequency, s->N * 256);
-    arena_add(a, &e->t_hidden, s->N * s->D);
-    arena_add(a, &e->t_hidden_act, s->N * s->D);
-    arena_add(a, &e->condition, s->N * s->D);
-    arena_add(a, &e->condition_act, s->N * s->D);
-    arena_add(a, &e->d_t_hidden, s->N * s->D);
+    digcl_arena_add(a, &e->frequency_table, DIGCL_TIMESTEP_FREQUENCY_DIM);
+    digcl_arena_add(a, &e->t_frequency, s->N * DIGCL_TIMESTEP_FREQUENCY_DIM);
+    digcl_arena_add(a, &e->t_hidden, s->N * s->D);
+    digcl_arena_add(a, &e->t_hidden_act, s->N * s->D);
+    digcl_arena_add(a, &e->condition, s->N * s->D);
+    digcl_arena_add(a, &e->condition_act, s->N * s->D);
+    digcl_arena_add(a, &e->d_t_hidden, s->N * s->D);
 }
 
-static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_config *c, const plan_sizes *s,
-                         int training) {
+static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_config *c,
+                         const plan_sizes *s, int training) {
     size_t rows = s->rows;
-    arena_add(a, &x->x1, rows * s->D);
-    arena_add(a, &x->x2, rows * s->D);
-    arena_add(a, &x->wide, rows * s->wide);
-    arena_add(a, &x->narrow, rows * max_size(s->F, s->D));
-    arena_add(a, &x->h_mid, rows * s->D);
-    arena_add(a, &x->h_post, rows * s->D);
-    arena_add(a, &x->gate, rows * s->Dk);
-    arena_add(a, &x->stream_out, rows * s->D);
-    arena_add(a, &x->tokens_out, rows * s->out_features);
-    arena_add(a, &x->final_x, rows * s->D);
-    arena_add(a, &x->final_modulation, s->N * 2 * s->D);
-    arena_add(a, &x->final_mean, rows);
-    arena_add(a, &x->final_rstd, rows);
+    digcl_arena_add(a, &x->x1, rows * s->D);
+    digcl_arena_add(a, &x->x2, rows * s->D);
+    digcl_arena_add(a, &x->wide, rows * s->wide);
+    digcl_arena_add(a, &x->narrow, rows * max_size(s->F, s->D));
+    digcl_arena_add(a, &x->h_mid, rows * s->D);
+    digcl_arena_add(a, &x->h_post, rows * s->D);
+    digcl_arena_add(a, &x->gate, rows * s->Dk);
+    digcl_arena_add(a, &x->stream_out, rows * s->D);
+    digcl_arena_add(a, &x->tokens_out, rows * s->out_features);
+    digcl_arena_add(a, &x->final_x, rows * s->D);
+    digcl_arena_add(a, &x->final_modulation, s->N * 2 * s->D);
+    digcl_arena_add(a, &x->final_mean, rows);
+    digcl_arena_add(a, &x->final_rstd, rows);
     x->workspace_bytes = workspace_bytes(c, s);
-    arena_add(a, &x->workspace, (x->workspace_bytes + 3) / 4);
+    digcl_arena_add(a, &x->workspace, (x->workspace_bytes + 3) / 4);
     if (!training) {
-        arena_add(a, &x->stream_ping[0], rows * s->D);
-        arena_add(a, &x->stream_ping[1], rows * s->D);
+        digcl_arena_add(a, &x->stream_ping[0], rows * s->D);
+        digcl_arena_add(a, &x->stream_ping[1], rows * s->D);
         return;
     }
-    arena_add(a, &x->d_stream[0], rows * s->D);
-    arena_add(a, &x->d_stream[1], rows * s->D);
-    arena_add(a, &x->d_a, rows * s->wide);
-    arena_add(a, &x->d_b, rows * s->wide);
-    arena_add(a, &x->d_c, rows * s->wide);
-    arena_add(a, &x->d_q, rows * s->Dk);
-    arena_add(a, &x->d_k, rows * s->Dk);
-    arena_add(a, &x->d_gate, rows * s->Dk);
-    arena_add(a, &x->d_gate_raw, rows * s->Dk);
-    arena_add(a, &x->d_gate_low, rows * DIGCL_GLA_GATE_LOW_RANK);
-    arena_add(a, &x->d_modulation, s->N * 6 * s->D);
-    arena_add(a, &x->d_condition, s->N * s->D);
-    arena_add(a, &x->d_condition_pre, s->N * s->D);
-    arena_add(a, &x->d_tokens_out, rows * s->out_features);
-    arena_add(a, &x->d_final_modulation, s->N * 2 * s->D);
+    digcl_arena_add(a, &x->d_stream[0], rows * s->D);
+    digcl_arena_add(a, &x->d_stream[1], rows * s->D);
+    digcl_arena_add(a, &x->d_a, rows * s->wide);
+    digcl_arena_add(a, &x->d_b, rows * s->wide);
+    digcl_arena_add(a, &x->d_c, rows * s->wide);
+    digcl_arena_add(a, &x->d_q, rows * s->Dk);
+    digcl_arena_add(a, &x->d_k, rows * s->Dk);
+    digcl_arena_add(a, &x->d_gate, rows * s->Dk);
+    digcl_arena_add(a, &x->d_gate_raw, rows * s->Dk);
+    digcl_arena_add(a, &x->d_gate_low, rows * DIGCL_GLA_GATE_LOW_RANK);
+    digcl_arena_add(a, &x->d_modulation, s->N * 6 * s->D);
+    digcl_arena_add(a, &x->d_condition, s->N * s->D);
+    digcl_arena_add(a, &x->d_condition_pre, s->N * s->D);
+    digcl_arena_add(a, &x->d_tokens_out, rows * s->out_features);
+    digcl_arena_add(a, &x->d_final_modulation, s->N * 2 * s->D);
 }
 
 /* What one block keeps. In INFERENCE only the first entry exists and is
  * reused by every block. */
-static void plan_block(model_arena *a, block_saved *b, const digcl_model_config *c, const plan_sizes *s,
-                       int has_skip_input) {
+static void plan_block(model_arena *a, block_saved *b, const digcl_model_config *c,
+                       const plan_sizes *s, int has_skip_input) {
     size_t rows = s->rows;
-    arena_add(a, &b->h_in, rows * s->D);
-    if (has_skip_input) arena_add(a, &b->skip_in, rows * s->D);
-    arena_add(a, &b->modulation, s->N * 6 * s->D);
-    arena_add(a, &b->mean1, rows);
-    arena_add(a, &b->rstd1, rows);
-    arena_add(a, &b->mean2, rows);
-    arena_add(a, &b->rstd2, rows);
-    arena_add(a, &b->branch1, rows * s->D);
-    arena_add(a, &b->branch2, rows * s->D);
+    digcl_arena_add(a, &b->h_in, rows * s->D);
+    if (has_skip_input) digcl_arena_add(a, &b->skip_in, rows * s->D);
+    digcl_arena_add(a, &b->modulation, s->N * 6 * s->D);
+    digcl_arena_add(a, &b->mean1, rows);
+    digcl_arena_add(a, &b->rstd1, rows);
+    digcl_arena_add(a, &b->mean2, rows);
+    digcl_arena_add(a, &b->rstd2, rows);
+    digcl_arena_add(a, &b->branch1, rows * s->D);
+    digcl_arena_add(a, &b->branch2, rows * s->D);
     if (digcl_arch_has_dig_blocks(c->arch)) {
-        arena_add(a, &b->q, rows * s->Dk);
-        arena_add(a, &b->k, rows * s->Dk);
-        arena_add(a, &b->v, rows * s->D);
-        arena_add(a, &b->g, rows * s->D);
-        arena_add(a, &b->gate_low, rows * DIGCL_GLA_GATE_LOW_RANK);
-        arena_add(a, &b->gate_raw, rows * s->Dk);
-        arena_add(a, &b->o, rows * s->D);
-        arena_add(a, &b->mlp_hidden, rows * 2 * s->F);
+        digcl_arena_add(a, &b->q, rows * s->Dk);
+        digcl_arena_add(a, &b->k, rows * s->Dk);
+        digcl_arena_add(a, &b->v, rows * s->D);
+        digcl_arena_add(a, &b->g, rows * s->D);
+        digcl_arena_add(a, &b->gate_low, rows * DIGCL_GLA_GATE_LOW_RANK);
+        digcl_arena_add(a, &b->gate_raw, rows * s->Dk);
+        digcl_arena_add(a, &b->o, rows * s->D);
+        digcl_arena_add(a, &b->mlp_hidden, rows * 2 * s->F);
     } else {
-        arena_add(a, &b->qkv, rows * 3 * s->D);
-        arena_add(a, &b->attention, rows * s->D);
-        arena_add(a, &b->logsumexp, s->N * (size_t)c->num_heads * s->T);
-        arena_add(a, &b->fc1, rows * s->F);
+        digcl_arena_add(a, &b->qkv, rows * 3 * s->D);
+        digcl_arena_add(a, &b->attention, rows * s->D);
+        digcl_arena_add(a, &b->logsumexp, s->N * (size_t)c->num_heads * s->T);
+        digcl_arena_add(a, &b->fc1, rows * s->F);
     }
 }
 
-void model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode, size_t alignment,
-                model_arena *arena,
-                model_embedding *embedding, model_scratch *scratch, block_saved **saved, cl_mem **skips,
-                cl_mem **d_skips) {
+void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
+                      size_t alignment, model_arena *arena, model_embedding *embedding,
+                      model_scratch *scratch, block_saved **saved, cl_mem **skips,
+                      cl_mem **d_skips) {
     plan_sizes s = sizes_of(config, batch);
     int training = mode == DIGCL_MODE_TRAINING;
     int depth = config->depth, entries = training ? depth : 1;
@@ -165,19 +168,57 @@ void model_plan(const digcl_model_config *config, int batch, digcl_model_mode mo
     *skips = calloc((size_t)(slots ? slots : 1), sizeof **skips);
     *d_skips = calloc((size_t)(slots ? slots : 1), sizeof **d_skips);
     if (!*saved || !*skips || !*d_skips) digcl_fatal("out of host memory planning activations");
-    arena_begin(arena, alignment);
+    digcl_arena_begin(arena, alignment);
     plan_embedding(arena, embedding, &s);
     plan_scratch(arena, scratch, config, &s, training);
     for (int b = 0; b < entries; b++) {
         int skip_input = config->skip && (training ? b > depth / 2 : 1);
         plan_sizes block = s; /* the block's own grid (U-DiG stages are smaller) */
-        block.T = (size_t)digcl_model_block_grid(config, b) * (size_t)digcl_model_block_grid(config, b);
+        size_t side = (size_t)digcl_model_block_grid(config, b);
+        block.T = side * side;
         block.rows = s.N * block.T;
         plan_block(arena, &(*saved)[b], config, &block, skip_input && training);
     }
-    if (config->arch == DIGCL_ARCH_UDIG) udig_plan(arena, config, batch, training, *skips, *d_skips);
+    if (config->arch == DIGCL_ARCH_UDIG)
+        digcl_udig_plan(arena, config, batch, training, *skips, *d_skips);
     for (int b = 0; config->skip && b < depth / 2 - 1; b++) {
-        arena_add(arena, &(*skips)[b], s.rows * s.D);
-        if (training) arena_add(arena, &(*d_skips)[b], s.rows * s.D);
+        digcl_arena_add(arena, &(*skips)[b], s.rows * s.D);
+        if (training) digcl_arena_add(arena, &(*d_skips)[b], s.rows * s.D);
     }
+}
+
+size_t digcl_model_plan_row_floats(const digcl_model_config *config) {
+    return sizes_of(config, 1).wide;
+}
+
+/* Plans without a device: only the arena's slots are kept (free them). */
+static model_arena dry_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
+                            size_t alignment) {
+    model_arena arena;
+    model_embedding embedding;
+    model_scratch scratch;
+    block_saved *saved = NULL;
+    cl_mem *skips = NULL, *d_skips = NULL;
+    digcl_model_plan(config, batch, mode, alignment, &arena, &embedding, &scratch, &saved, &skips,
+                     &d_skips);
+    free(saved);
+    free(skips);
+    free(d_skips);
+    return arena;
+}
+
+size_t digcl_model_activation_bytes(const digcl_model_config *config, int batch,
+                                    digcl_model_mode mode, size_t alignment_bytes) {
+    model_arena arena = dry_plan(config, batch, mode, alignment_bytes);
+    free(arena.slots);
+    return arena.total;
+}
+
+size_t digcl_model_plan_largest_tensor(const digcl_model_config *config, int batch) {
+    model_arena arena = dry_plan(config, batch, DIGCL_MODE_TRAINING, sizeof(float));
+    size_t largest = 0;
+    for (int i = 0; i < arena.count; i++)
+        if (arena.slots[i].bytes > largest) largest = arena.slots[i].bytes;
+    free(arena.slots);
+    return largest / sizeof(float);
 }

@@ -2,7 +2,9 @@
  * block belongs to and the token grid it runs on. Pure functions of the config. */
 #include "digcl/model_config.h"
 
-int digcl_arch_has_dig_blocks(digcl_arch arch) { return arch == DIGCL_ARCH_DIG || arch == DIGCL_ARCH_UDIG; }
+int digcl_arch_has_dig_blocks(digcl_arch arch) {
+    return arch == DIGCL_ARCH_DIG || arch == DIGCL_ARCH_UDIG;
+}
 
 int digcl_udig_stage_depth(const digcl_model_config *cfg) {
     return cfg->arch == DIGCL_ARCH_UDIG ? cfg->depth / DIGCL_UDIG_STAGES : 0;

@@ -1,18 +1,18 @@
 /* activation.c: launchers of the elementwise activations (digcl/activation.h, cl/activation.cl). */
 #include "digcl/activation.h"
 
-#include "dense_common.h"
+#include "ops_common.h"
 
 #define GROUP 256
 
 static cl_kernel elementwise_kernel(digcl_context *ctx, const char *name, int count, int vec) {
-    dense_check_positive(count, "count", name);
+    ops_check_positive(count, "count", name);
     return digcl_kernel(ctx, "activation", name, vec == 4 ? "-DVEC=4" : "-DVEC=1");
 }
 
 static int count_vec_width(int count) {
     size_t values[1] = {(size_t)count};
-    return dense_vec_width(values, 1);
+    return ops_vec_width(values, 1);
 }
 
 static void launch_1d(digcl_context *ctx, cl_kernel kernel, const char *label, int count_vec) {
@@ -79,13 +79,13 @@ void digcl_forget_gate_backward(digcl_context *ctx, int count, float normalizer,
 static void launch_swiglu(digcl_context *ctx, cl_kernel kernel, const char *label, int rows,
                           int F_vec) {
     size_t global[2] = {(size_t)F_vec, (size_t)rows}, local[2] = {64, 4};
-    if (F_vec < 64) local[0] = (size_t)dense_pow2_at_least((size_t)F_vec), local[1] = 1;
+    if (F_vec < 64) local[0] = (size_t)ops_pow2_at_least((size_t)F_vec), local[1] = 1;
     digcl_launch(ctx, kernel, label, 2, global, local);
 }
 
 void digcl_swiglu_forward(digcl_context *ctx, int rows, int F, cl_mem x, cl_mem y) {
-    dense_check_positive(rows, "rows", "swiglu_forward");
-    dense_check_int((size_t)rows * 2 * F, "rows * 2F", "swiglu_forward");
+    ops_check_positive(rows, "rows", "swiglu_forward");
+    ops_check_int((size_t)rows * 2 * F, "rows * 2F", "swiglu_forward");
     const int vec = count_vec_width(F);
     cl_kernel kernel = elementwise_kernel(ctx, "swiglu_forward", F, vec);
     digcl_arg_mem(kernel, 0, x);
@@ -97,8 +97,8 @@ void digcl_swiglu_forward(digcl_context *ctx, int rows, int F, cl_mem x, cl_mem 
 
 void digcl_swiglu_backward(digcl_context *ctx, int rows, int F, cl_mem dy, cl_mem x, cl_mem dx,
                            int accumulate) {
-    dense_check_positive(rows, "rows", "swiglu_backward");
-    dense_check_int((size_t)rows * 2 * F, "rows * 2F", "swiglu_backward");
+    ops_check_positive(rows, "rows", "swiglu_backward");
+    ops_check_int((size_t)rows * 2 * F, "rows * 2F", "swiglu_backward");
     const int vec = count_vec_width(F);
     cl_kernel kernel = elementwise_kernel(ctx, "swiglu_backward", F, vec);
     digcl_arg_mem(kernel, 0, dy);

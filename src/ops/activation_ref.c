@@ -53,12 +53,11 @@ void digcl_ref_swiglu_backward(int rows, int F, const double *dy, const double *
 }
 
 void digcl_ref_forget_gate_forward(int count, double normalizer, const double *x, double *y) {
-    for (int i = 0; i < count; ++i)
-        y[i] = (fmin(x[i], 0.0) - log1p(exp(-fabs(x[i])))) / normalizer;
+    for (int i = 0; i < count; ++i) y[i] = (fmin(x[i], 0.0) - log1p(exp(-fabs(x[i])))) / normalizer;
 }
 
 /* d logsigmoid(x) / dx = sigmoid(-x). */
-void digcl_ref_forget_gate_backward(int count, double normalizer, const double *dy,
-                                    const double *x, double *dx) {
+void digcl_ref_forget_gate_backward(int count, double normalizer, const double *dy, const double *x,
+                                    double *dx) {
     for (int i = 0; i < count; ++i) dx[i] = dy[i] * sigmoid(-x[i]) / normalizer;
 }

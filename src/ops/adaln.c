@@ -3,47 +3,47 @@
  * workspace, then digcl_column_sum adds the chunks into the [N, D] views. */
 #include "digcl/adaln.h"
 
-#include "dense_common.h"
+#include "ops_common.h"
 #include "digcl/reduce.h"
 
-#define COLUMN_GROUP 32
-#define ROW_LANES 8
+#define COLUMN_GROUP       32
+#define ROW_LANES          8
 #define MIN_ROWS_PER_CHUNK 32
-#define TARGET_CHUNKS 2048 /* over all samples: enough groups to fill the device */
+#define TARGET_CHUNKS      2048 /* over all samples: enough groups to fill the device */
 
-digcl_adaln_vector digcl_adaln_chunk(cl_mem mem, int index, int chunks, int D) {
-    digcl_adaln_vector view = {mem, (size_t)index * D, (size_t)chunks * D};
+digcl_row_view digcl_row_view_chunk(cl_mem mem, int index, int chunks, int D) {
+    digcl_row_view view = {mem, (size_t)index * D, (size_t)chunks * D};
     return view;
 }
 
 static void check_sizes(int N, int T, int D, const char *op) {
-    dense_check_positive(N, "N", op);
-    dense_check_positive(T, "T", op);
-    dense_check_positive(D, "D", op);
-    dense_check_int((size_t)N * T * D, "N * T * D", op);
+    ops_check_positive(N, "N", op);
+    ops_check_positive(T, "T", op);
+    ops_check_positive(D, "D", op);
+    ops_check_int((size_t)N * T * D, "N * T * D", op);
 }
 
-static void check_view(digcl_adaln_vector view, int N, int D, const char *op) {
+static void check_view(digcl_row_view view, int N, int D, const char *op) {
     if (view.row_stride < (size_t)D && N > 1)
         digcl_fatal("%s: vector row stride %zu is below D = %d", op, view.row_stride, D);
-    dense_check_int(view.offset + (size_t)N * view.row_stride, "vector extent", op);
+    ops_check_int(view.offset + (size_t)N * view.row_stride, "vector extent", op);
 }
 
 /* float4 when D and every view's offset and stride are multiples of 4. */
-static int views_vec_width(int D, const digcl_adaln_vector *views, int count) {
+static int views_vec_width(int D, const digcl_row_view *views, int count) {
     size_t values[7] = {(size_t)D};
     for (int i = 0; i < count; ++i) {
         values[1 + 2 * i] = views[i].offset;
         values[2 + 2 * i] = views[i].row_stride;
     }
-    return dense_vec_width(values, 1 + 2 * count);
+    return ops_vec_width(values, 1 + 2 * count);
 }
 
 static cl_kernel adaln_kernel(digcl_context *ctx, const char *name, int vec) {
     return digcl_kernel(ctx, "adaln", name, vec == 4 ? "-DVEC=4" : "-DVEC=1");
 }
 
-static unsigned set_view(cl_kernel kernel, unsigned index, digcl_adaln_vector view) {
+static unsigned set_view(cl_kernel kernel, unsigned index, digcl_row_view view) {
     digcl_arg_mem(kernel, index, view.mem);
     digcl_arg_int(kernel, index + 1, (int)view.offset);
     digcl_arg_int(kernel, index + 2, (int)view.row_stride);
@@ -54,21 +54,21 @@ static unsigned set_view(cl_kernel kernel, unsigned index, digcl_adaln_vector vi
  * at most DIGCL_COLUMN_SUM_PAIR_MAX_ROWS chunks per sample, so that the column sum over
  * the chunks is a single launch. */
 static int rows_per_chunk(int N, int T) {
-    size_t chunks = dense_ceil_div(TARGET_CHUNKS, (size_t)N);
+    size_t chunks = ops_ceil_div(TARGET_CHUNKS, (size_t)N);
     if (chunks > DIGCL_COLUMN_SUM_PAIR_MAX_ROWS) chunks = DIGCL_COLUMN_SUM_PAIR_MAX_ROWS;
-    size_t rows = dense_ceil_div((size_t)T, chunks);
+    size_t rows = ops_ceil_div((size_t)T, chunks);
     return (int)(rows < MIN_ROWS_PER_CHUNK ? MIN_ROWS_PER_CHUNK : rows);
 }
 
 static int chunk_count(int N, int T) {
-    return (int)dense_ceil_div((size_t)T, (size_t)rows_per_chunk(N, T));
+    return (int)ops_ceil_div((size_t)T, (size_t)rows_per_chunk(N, T));
 }
 
 static size_t partial_floats(int N, int T, int D) { return (size_t)N * chunk_count(N, T) * D; }
 
 /* Adds the chunk partials [N, chunks, D] at partial_offset into the view. */
 static void sum_chunks(digcl_context *ctx, int N, int T, int D, cl_mem workspace,
-                       size_t partial_offset, digcl_adaln_vector out) {
+                       size_t partial_offset, digcl_row_view out) {
     digcl_column_sum(ctx, N, chunk_count(N, T), D, workspace, partial_offset, 1.0f, out.mem,
                      out.offset, out.row_stride, 0, NULL, 0);
 }
@@ -79,7 +79,7 @@ static size_t backward_workspace_bytes(int N, int T, int D, int outputs) {
 
 static void launch_chunked(digcl_context *ctx, cl_kernel kernel, const char *label, int N, int T,
                            int D_vec) {
-    size_t global[3] = {dense_round_up((size_t)D_vec, COLUMN_GROUP),
+    size_t global[3] = {ops_round_up((size_t)D_vec, COLUMN_GROUP),
                         (size_t)chunk_count(N, T) * ROW_LANES, (size_t)N};
     size_t local[3] = {COLUMN_GROUP, ROW_LANES, 1};
     digcl_launch(ctx, kernel, label, 3, global, local);
@@ -87,12 +87,12 @@ static void launch_chunked(digcl_context *ctx, cl_kernel kernel, const char *lab
 
 /* ---------------------------------------------------------------- modulate */
 
-void digcl_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
-                            digcl_adaln_vector shift, digcl_adaln_vector scale, cl_mem y) {
+void digcl_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x, digcl_row_view shift,
+                            digcl_row_view scale, cl_mem y) {
     check_sizes(N, T, D, "modulate_forward");
     check_view(shift, N, D, "modulate_forward");
     check_view(scale, N, D, "modulate_forward");
-    digcl_adaln_vector views[2] = {shift, scale};
+    digcl_row_view views[2] = {shift, scale};
     const int vec = views_vec_width(D, views, 2);
     cl_kernel kernel = adaln_kernel(ctx, "modulate_forward", vec);
     digcl_arg_mem(kernel, 0, x);
@@ -102,7 +102,7 @@ void digcl_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
     unsigned index = set_view(kernel, 4, shift);
     index = set_view(kernel, index, scale);
     digcl_arg_int(kernel, index, N * T);
-    dense_launch_rows(ctx, kernel, "modulate_forward", (size_t)(D / vec), (size_t)N * T);
+    ops_launch_rows(ctx, kernel, "modulate_forward", (size_t)(D / vec), (size_t)N * T);
 }
 
 size_t digcl_modulate_backward_workspace_bytes(int N, int T, int D) {
@@ -110,9 +110,8 @@ size_t digcl_modulate_backward_workspace_bytes(int N, int T, int D) {
 }
 
 void digcl_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy, cl_mem x,
-                             digcl_adaln_vector scale, cl_mem dx, int accumulate,
-                             digcl_adaln_vector dshift, digcl_adaln_vector dscale,
-                             cl_mem workspace) {
+                             digcl_row_view scale, cl_mem dx, int accumulate, digcl_row_view dshift,
+                             digcl_row_view dscale, cl_mem workspace) {
     check_sizes(N, T, D, "modulate_backward");
     check_view(scale, N, D, "modulate_backward");
     check_view(dshift, N, D, "modulate_backward");
@@ -144,7 +143,7 @@ void digcl_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy,
 /* ---------------------------------------------------------------- gated residual */
 
 void digcl_gated_residual_forward(digcl_context *ctx, int N, int T, int D, cl_mem h,
-                                  digcl_adaln_vector gate, cl_mem y, cl_mem out) {
+                                  digcl_row_view gate, cl_mem y, cl_mem out) {
     check_sizes(N, T, D, "gated_residual_forward");
     check_view(gate, N, D, "gated_residual_forward");
     const int vec = views_vec_width(D, &gate, 1);
@@ -156,7 +155,7 @@ void digcl_gated_residual_forward(digcl_context *ctx, int N, int T, int D, cl_me
     digcl_arg_int(kernel, 4, D);
     unsigned index = set_view(kernel, 5, gate);
     digcl_arg_int(kernel, index, N * T);
-    dense_launch_rows(ctx, kernel, "gated_residual_forward", (size_t)(D / vec), (size_t)N * T);
+    ops_launch_rows(ctx, kernel, "gated_residual_forward", (size_t)(D / vec), (size_t)N * T);
 }
 
 size_t digcl_gated_residual_backward_workspace_bytes(int N, int T, int D) {
@@ -164,8 +163,8 @@ size_t digcl_gated_residual_backward_workspace_bytes(int N, int T, int D) {
 }
 
 void digcl_gated_residual_backward(digcl_context *ctx, int N, int T, int D, cl_mem dout, cl_mem y,
-                                   digcl_adaln_vector gate, cl_mem dy, int accumulate,
-                                   digcl_adaln_vector dgate, cl_mem workspace) {
+                                   digcl_row_view gate, cl_mem dy, int accumulate,
+                                   digcl_row_view dgate, cl_mem workspace) {
     check_sizes(N, T, D, "gated_residual_backward");
     check_view(gate, N, D, "gated_residual_backward");
     check_view(dgate, N, D, "gated_residual_backward");

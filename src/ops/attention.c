@@ -11,14 +11,14 @@ enum {
     BACKWARD_GROUP = 128, /* BG: work-items per dq or dk/dv group (32 rows x 4 quarters) */
     FORWARD_GROUP = 128,  /* FG: work-items per forward group (32 row slots x 4 key quarters) */
     LOCAL_BUDGET = 40960, /* bytes of local memory a kernel may plan for */
-    MAX_HEAD_DIM = 128
+    MAX_HEAD_DIM = DIGCL_ATTENTION_MAX_HEAD_DIM
 };
 
 typedef struct attention_tiles {
-    int key_tile;       /* BK: keys staged per step, dq (multiple of 4) */
-    int query_tile;     /* BQT: queries staged per step, dk/dv (multiple of 4) */
-    int forward_rows;   /* FRQ: query rows per work-item, forward (FBQ = 32 FRQ per group) */
-    int forward_keys;   /* FBK: keys staged per step, forward (multiple of 4) */
+    int key_tile;     /* BK: keys staged per step, dq (multiple of 4) */
+    int query_tile;   /* BQT: queries staged per step, dk/dv (multiple of 4) */
+    int forward_rows; /* FRQ: query rows per work-item, forward (FBQ = 32 FRQ per group) */
+    int forward_keys; /* FBK: keys staged per step, forward (multiple of 4) */
 } attention_tiles;
 
 static int local_budget(digcl_context *ctx) {
@@ -44,10 +44,10 @@ static attention_tiles choose_tiles(digcl_context *ctx, int head_dim) {
            value_rows + tiles.query_tile * (2 * row_bytes + 2 * KEY_BLOCK * 4 + 8) > budget)
         tiles.query_tile /= 2;
     const int forward_query_rows = 32 * tiles.forward_rows;
-    while (tiles.forward_keys > 4 &&
-           2 * tiles.forward_keys * row_bytes +
-                   (tiles.forward_keys + 5) * forward_query_rows * (int)sizeof(float) >
-               budget)
+    while (tiles.forward_keys > 4 && 2 * tiles.forward_keys * row_bytes + (tiles.forward_keys + 5) *
+                                                                              forward_query_rows *
+                                                                              (int)sizeof(float) >
+                                         budget)
         tiles.forward_keys /= 2;
     return tiles;
 }
@@ -119,9 +119,9 @@ static void launch_delta(digcl_context *ctx, const digcl_attention_shape *s, cl_
 
 /* Both backward passes take the same arguments. */
 static void launch_backward_pass(digcl_context *ctx, const char *name,
-                                 const digcl_attention_shape *s, int rows_per_group,
-                                 int group_size, cl_mem qkv,
-                                 cl_mem logsumexp, cl_mem dout, cl_mem delta, cl_mem dqkv) {
+                                 const digcl_attention_shape *s, int rows_per_group, int group_size,
+                                 cl_mem qkv, cl_mem logsumexp, cl_mem dout, cl_mem delta,
+                                 cl_mem dqkv) {
     cl_kernel kernel = attention_kernel(ctx, name, s->head_dim);
     digcl_arg_mem(kernel, 0, qkv);
     digcl_arg_mem(kernel, 1, dout);
@@ -142,6 +142,6 @@ void digcl_attention_backward(digcl_context *ctx, const digcl_attention_shape *s
     launch_delta(ctx, shape, out, dout, delta);
     launch_backward_pass(ctx, "attention_backward_query", shape, KEY_BLOCK, BACKWARD_GROUP, qkv,
                          logsumexp, dout, delta, dqkv);
-    launch_backward_pass(ctx, "attention_backward_key_value", shape, KEY_BLOCK, BACKWARD_GROUP,
-                         qkv, logsumexp, dout, delta, dqkv);
+    launch_backward_pass(ctx, "attention_backward_key_value", shape, KEY_BLOCK, BACKWARD_GROUP, qkv,
+                         logsumexp, dout, delta, dqkv);
 }

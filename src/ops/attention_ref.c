@@ -8,7 +8,8 @@
 /* Element index of q (which = 0), k (1) or v (2) of token t, head h, channel 0. */
 static size_t qkv_index(const digcl_attention_shape *s, int which, int n, int t, int h) {
     return ((((size_t)n * (size_t)s->T + (size_t)t) * 3 + (size_t)which) * (size_t)s->H +
-            (size_t)h) * (size_t)s->head_dim;
+            (size_t)h) *
+           (size_t)s->head_dim;
 }
 
 static size_t out_index(const digcl_attention_shape *s, int n, int t, int h) {

@@ -1,6 +1,7 @@
 /* Host launchers for cl/conv.cl: the depthwise 3x3 convolution on the token
  * grid (include/digcl/conv.h). */
 #include "digcl/conv.h"
+#include "ops_common.h"
 
 #include <stdio.h>
 
@@ -10,13 +11,10 @@ enum { TERMS = 10, SUM_CHANNELS = 32, SUM_LANES = 8, GROUP_ITEMS = 256, MAX_BLOC
  * `strip_rows` rows of one channel; a work-group is (group_channels, group_blocks). */
 typedef struct conv_config {
     int cols, strip_rows, group_channels, group_blocks;
-    int blocks, strips, column_groups; /* per grid: column blocks, row strips, groups along blocks */
+    int blocks, strips,
+        column_groups; /* per grid: column blocks, row strips, groups along blocks */
     char options[128];
 } conv_config;
-
-static size_t round_up(size_t value, size_t multiple) {
-    return (value + multiple - 1) / multiple * multiple;
-}
 
 static void check_shape(const digcl_grid_shape *s) {
     if (s->N < 1 || s->height < 1 || s->width < 1 || s->D < 1)
@@ -67,8 +65,8 @@ void digcl_depthwise_conv_forward(digcl_context *ctx, const digcl_grid_shape *sh
     digcl_arg_int(kernel, 6, shape->width);
     digcl_arg_int(kernel, 7, shape->D);
     const size_t local[3] = {(size_t)c.group_channels, (size_t)c.group_blocks, 1};
-    const size_t global[3] = {round_up((size_t)shape->D, local[0]),
-                              round_up((size_t)c.blocks, local[1]),
+    const size_t global[3] = {ops_round_up((size_t)shape->D, local[0]),
+                              ops_round_up((size_t)c.blocks, local[1]),
                               (size_t)shape->N * (size_t)c.strips};
     digcl_launch(ctx, kernel, "depthwise_conv_forward", 3, global, local);
 }
@@ -89,7 +87,7 @@ static void launch_fused_backward(digcl_context *ctx, const digcl_grid_shape *s,
     digcl_arg_int(kernel, 6, s->width);
     digcl_arg_int(kernel, 7, s->D);
     const size_t local[3] = {(size_t)c->group_channels, (size_t)c->group_blocks, 1};
-    const size_t global[3] = {round_up((size_t)s->D, local[0]),
+    const size_t global[3] = {ops_round_up((size_t)s->D, local[0]),
                               (size_t)c->column_groups * local[1],
                               (size_t)s->N * (size_t)c->strips};
     digcl_launch(ctx, kernel, "depthwise_conv_backward", 3, global, local);
@@ -104,7 +102,7 @@ static void launch_weight_accumulate(digcl_context *ctx, const digcl_grid_shape 
     digcl_arg_int(kernel, 3, tiles);
     digcl_arg_int(kernel, 4, s->D);
     const size_t local[2] = {SUM_CHANNELS, SUM_LANES};
-    const size_t global[2] = {round_up((size_t)s->D, SUM_CHANNELS), (size_t)TERMS * SUM_LANES};
+    const size_t global[2] = {ops_round_up((size_t)s->D, SUM_CHANNELS), (size_t)TERMS * SUM_LANES};
     digcl_launch(ctx, kernel, "depthwise_conv_weight_accumulate", 2, global, local);
 }
 

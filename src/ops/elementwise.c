@@ -2,7 +2,8 @@
 #include "digcl/elementwise.h"
 
 static size_t checked_count(size_t count) {
-    if (count > 2147483647u) digcl_fatal("elementwise op over %zu elements exceeds the int range", count);
+    if (count > 2147483647u)
+        digcl_fatal("elementwise op over %zu elements exceeds the int range", count);
     return count;
 }
 

@@ -1,39 +1,29 @@
-/* Row-major SGEMM through CLBlast, with one reusable temp buffer per context. */
+/* Row-major SGEMM through CLBlast; its temp buffer and the split-K partial
+ * products are context scratch (digcl_context_scratch). */
 #include <clblast_c.h>
 #include <stdio.h>
 
 #include "digcl/gemm.h"
 #include "gemm_backend.h"
 #include "gemm_tuning.h"
-#include "runtime/context_internal.h"
 
-static CLBlastTranspose transpose_flag(int transpose) { return transpose ? CLBlastTransposeYes : CLBlastTransposeNo; }
-
-static _Noreturn void clblast_failed(const char *routine, CLBlastStatusCode status, const digcl_gemm_args *a) {
-    digcl_fatal("CLBlast %s failed with status %d (M=%zu N=%zu K=%zu, transpose %d/%d, lda %zu ldb %zu ldc %zu)\n"
-                "---> HINT: status -4/-5 means out of device memory; other codes are listed in clblast_c.h",
-                routine, (int)status, a->M, a->N, a->K, a->transpose_a, a->transpose_b, a->lda, a->ldb, a->ldc);
+static CLBlastTranspose transpose_flag(int transpose) {
+    return transpose ? CLBlastTransposeYes : CLBlastTransposeNo;
 }
 
-/* Grows one of the context's reusable GEMM buffers to `bytes` (never shrinks).
- * Allocation happens only the first time a larger GEMM is seen, i.e. outside
- * the steady state of a training or sampling loop. */
-static cl_mem grown_buffer(digcl_context *ctx, cl_mem *mem, size_t *have, size_t bytes, const char *what) {
-    if (bytes > *have) {
-        if (*mem) {
-            clReleaseMemObject(*mem);
-            ctx->in_use_bytes -= *have;
-        }
-        digcl_buffer buffer = digcl_buffer_create(ctx, bytes, what);
-        *mem = buffer.mem;
-        *have = buffer.bytes;
-    }
-    return *mem;
+static _Noreturn void clblast_failed(const char *routine, CLBlastStatusCode status,
+                                     const digcl_gemm_args *a) {
+    digcl_fatal(
+        "CLBlast %s failed with status %d (M=%zu N=%zu K=%zu, transpose %d/%d, lda %zu ldb %zu ldc %zu)\n"
+        "---> HINT: status -4/-5 means out of device memory; other codes are listed in clblast_c.h",
+        routine, (int)status, a->M, a->N, a->K, a->transpose_a, a->transpose_b, a->lda, a->ldb,
+        a->ldc);
 }
 
+/* CLBlast's padding/transpose scratch, reused (runtime.h: digcl_context_scratch). */
 static cl_mem temp_buffer(digcl_context *ctx, size_t bytes) {
     if (bytes == 0) return NULL;
-    return grown_buffer(ctx, &ctx->gemm_temp, &ctx->gemm_temp_bytes, bytes, "GEMM temporary buffer");
+    return digcl_context_scratch(ctx, "gemm.temp", bytes, "GEMM temporary buffer");
 }
 
 static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
@@ -43,16 +33,17 @@ static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
     }
     digcl_gemm_tuning_apply(ctx);
     CLBlastTranspose ta = transpose_flag(a->transpose_a), tb = transpose_flag(a->transpose_b);
+    cl_command_queue queue = digcl_context_queue(ctx);
     size_t temp_bytes = 0;
-    CLBlastStatusCode status = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K,
-                                                          a->a_offset, a->lda, a->b_offset, a->ldb,
-                                                          a->c_offset, a->ldc, &ctx->queue, &temp_bytes);
+    CLBlastStatusCode status = CLBlastSGemmTempBufferSize(
+        CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->a_offset, a->lda, a->b_offset, a->ldb,
+        a->c_offset, a->ldc, &queue, &temp_bytes);
     if (status != CLBlastSuccess) clblast_failed("SGemmTempBufferSize", status, a);
     cl_mem temp = temp_buffer(ctx, temp_bytes);
     double begin = digcl_profile_begin(ctx);
-    status = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha, a->A,
-                                        a->a_offset, a->lda, a->B, a->b_offset, a->ldb, a->beta, a->C,
-                                        a->c_offset, a->ldc, &ctx->queue, NULL, temp);
+    status = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, a->M, a->N, a->K, a->alpha,
+                                        a->A, a->a_offset, a->lda, a->B, a->b_offset, a->ldb,
+                                        a->beta, a->C, a->c_offset, a->ldc, &queue, NULL, temp);
     if (status != CLBlastSuccess) clblast_failed("SgemmWithTempBuffer", status, a);
     digcl_profile_end(ctx, "gemm (CLBlast, host-timed)", begin);
 }
@@ -65,11 +56,12 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, si
         return;
     }
     digcl_gemm_tuning_apply(ctx);
+    cl_command_queue queue = digcl_context_queue(ctx);
     double begin = digcl_profile_begin(ctx);
     CLBlastStatusCode status = CLBlastSgemmStridedBatched(
-        CLBlastLayoutRowMajor, transpose_flag(a->transpose_a), transpose_flag(a->transpose_b), a->M, a->N,
-        a->K, a->alpha, a->A, a->a_offset, a->lda, stride_a, a->B, a->b_offset, a->ldb, stride_b, a->beta,
-        a->C, a->c_offset, a->ldc, stride_c, batch, &ctx->queue, NULL);
+        CLBlastLayoutRowMajor, transpose_flag(a->transpose_a), transpose_flag(a->transpose_b), a->M,
+        a->N, a->K, a->alpha, a->A, a->a_offset, a->lda, stride_a, a->B, a->b_offset, a->ldb,
+        stride_b, a->beta, a->C, a->c_offset, a->ldc, stride_c, batch, &queue, NULL);
     if (status != CLBlastSuccess) clblast_failed("SgemmStridedBatched", status, a);
     digcl_profile_end(ctx, "gemm batched (CLBlast, host-timed)", begin);
 }
@@ -78,7 +70,7 @@ void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, si
 
 /* The scratch for partial products. */
 static cl_mem slices_buffer(digcl_context *ctx, size_t bytes) {
-    return grown_buffer(ctx, &ctx->gemm_slices, &ctx->gemm_slices_bytes, bytes, "GEMM split-K partial products");
+    return digcl_context_scratch(ctx, "gemm.slices", bytes, "GEMM split-K partial products");
 }
 
 /* Offsets of K slice `slice` (width Ks) of op(A) [M, K] and op(B) [K, N]. */
@@ -90,7 +82,8 @@ static size_t b_slice_offset(const digcl_gemm_args *a, size_t first_k) {
 }
 
 /* C[m, n] = alpha * sum_s partial[s, m, n] + beta * C[m, n]. */
-static void sum_slices(digcl_context *ctx, const digcl_gemm_args *a, cl_mem partial, size_t slices) {
+static void sum_slices(digcl_context *ctx, const digcl_gemm_args *a, cl_mem partial,
+                       size_t slices) {
     cl_kernel kernel = digcl_kernel(ctx, "util", "gemm_sum_slices", "");
     digcl_arg_mem(kernel, 0, partial);
     digcl_arg_mem(kernel, 1, a->C);
@@ -113,12 +106,14 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *a, size_t sli
     }
     size_t width = a->K / slices, rest = a->K - width * slices, plane = a->M * a->N;
     if ((slices * plane + 2) > 2147483647u || a->c_offset + a->M * a->ldc > 2147483647u)
-        digcl_fatal("split-K GEMM of %zux%zu in %zu slices exceeds the int range", a->M, a->N, slices);
+        digcl_fatal("split-K GEMM of %zux%zu in %zu slices exceeds the int range", a->M, a->N,
+                    slices);
     cl_mem partial = slices_buffer(ctx, slices * plane * sizeof(float));
     digcl_gemm_args batch = *a; /* slice s covers K range [s*width, (s+1)*width) */
     batch.K = width, batch.alpha = 1.0f, batch.beta = 0.0f;
     batch.C = partial, batch.c_offset = 0, batch.ldc = a->N;
-    size_t stride_a = a->transpose_a ? width * a->lda : width, stride_b = a->transpose_b ? width : width * a->ldb;
+    size_t stride_a = a->transpose_a ? width * a->lda : width,
+           stride_b = a->transpose_b ? width : width * a->ldb;
     digcl_gemm_strided_batched(ctx, &batch, stride_a, stride_b, plane, slices);
     if (rest) { /* the last K columns that do not fill a slice go into slice 0 */
         digcl_gemm_args tail = batch;
@@ -134,7 +129,7 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *a, size_t sli
  * compute units twice over and K is long enough to keep slices >= 512 wide. */
 size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a) {
     if (digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS) return 1; /* threads split the work */
-    size_t units = ctx->device.compute_units;
+    size_t units = digcl_context_device(ctx)->compute_units;
     size_t tiles = ((a->M + 127) / 128) * ((a->N + 127) / 128);
     if (a->K < 2048 || 2 * tiles > units) return 1;
     size_t slices = (2 * units) / tiles;
@@ -146,18 +141,4 @@ size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a
 void digcl_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
     if (a->M == 0 || a->N == 0) return;
     digcl_gemm_split_k(ctx, a, digcl_gemm_auto_slices(ctx, a));
-}
-
-static void release_buffer(digcl_context *ctx, cl_mem *mem, size_t *bytes) {
-    if (*mem) {
-        clReleaseMemObject(*mem);
-        ctx->in_use_bytes -= *bytes;
-    }
-    *mem = NULL;
-    *bytes = 0;
-}
-
-void digcl_gemm_release(digcl_context *ctx) {
-    release_buffer(ctx, &ctx->gemm_temp, &ctx->gemm_temp_bytes);
-    release_buffer(ctx, &ctx->gemm_slices, &ctx->gemm_slices_bytes);
 }

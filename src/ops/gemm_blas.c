@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "digcl/log.h"
-#include "runtime/context_internal.h"
 
 #ifdef DIGCL_HAVE_OPENBLAS
 #include <cblas.h>
@@ -27,12 +26,13 @@ digcl_gemm_backend_kind digcl_gemm_backend(const digcl_context *ctx) {
         if (value && *value && forced == 0)
             digcl_fatal("DIGCL_GEMM='%s' is not a GEMM backend (expected clblast or blas)", value);
     }
-    const int cpu = (ctx->device.type & CL_DEVICE_TYPE_CPU) != 0;
+    const digcl_device_info *device = digcl_context_device(ctx);
+    const int cpu = (device->type & CL_DEVICE_TYPE_CPU) != 0;
 #ifdef DIGCL_HAVE_OPENBLAS
     if (forced == 2 && !cpu)
         digcl_fatal("DIGCL_GEMM=blas needs a CPU OpenCL device (its buffers live in host memory); "
                     "device '%s' is not one",
-                    ctx->device.name);
+                    device->name);
     if (forced != 1 && cpu) return DIGCL_GEMM_BACKEND_BLAS;
 #else
     if (forced == 2)
@@ -58,21 +58,22 @@ static size_t operand_extent(size_t offset, size_t rows, size_t columns, size_t 
 
 static float *map_floats(digcl_context *ctx, cl_mem mem, size_t count, cl_map_flags flags) {
     cl_int status = CL_SUCCESS;
-    void *pointer = clEnqueueMapBuffer(ctx->queue, mem, CL_TRUE, flags, 0, count * sizeof(float), 0,
+    void *pointer = clEnqueueMapBuffer(digcl_context_queue(ctx), mem, CL_TRUE, flags, 0, count * sizeof(float), 0,
                                        NULL, NULL, &status);
     if (status != CL_SUCCESS) digcl_cl_failed("clEnqueueMapBuffer (GEMM through OpenBLAS)", status, __FILE__, __LINE__);
     return pointer;
 }
 
 static void unmap_floats(digcl_context *ctx, cl_mem mem, float *pointer) {
-    DIGCL_CL_CHECK(clEnqueueUnmapMemObject(ctx->queue, mem, pointer, 0, NULL, NULL));
+    DIGCL_CL_CHECK(clEnqueueUnmapMemObject(digcl_context_queue(ctx), mem, pointer, 0, NULL, NULL));
 }
 
 static void set_threads_once(const digcl_context *ctx) {
     static int done = 0;
     if (done) return;
     done = 1;
-    const int threads = ctx->device.compute_units > 0 ? (int)ctx->device.compute_units : 1;
+    const uint32_t units = digcl_context_device(ctx)->compute_units;
+    const int threads = units > 0 ? (int)units : 1;
     openblas_set_num_threads(threads);
     digcl_log(DIGCL_LOG_DEBUG, "GEMM: OpenBLAS on the CPU device, %d threads", threads);
 }

@@ -14,12 +14,13 @@
 #include <string.h>
 
 #include "gemm_tuning.h"
-#include "runtime/context_internal.h"
+#include "digcl/log.h"
 
 enum { XGEMM_PARAMS = 16, MAX_TUNED_DEVICES = 16 };
 
-static const char *xgemm_names[XGEMM_PARAMS] = {"MWG", "NWG",  "KWG",  "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI",
-                                                "VWM", "VWN",  "STRM", "STRN",  "SA",    "SB",    "KREG",  "GEMMK"};
+static const char *xgemm_names[XGEMM_PARAMS] = {"MWG",   "NWG", "KWG",  "MDIMC", "NDIMC", "MDIMA",
+                                                "NDIMB", "KWI", "VWM",  "VWN",   "STRM",  "STRN",
+                                                "SA",    "SB",  "KREG", "GEMMK"};
 
 typedef struct gemm_tuning {
     const char *name_contains; /* NVIDIA device name substring */
@@ -47,8 +48,8 @@ static int tuning_enabled(void) {
 
 static void override_parameters(const digcl_device_info *device, const gemm_tuning *t) {
     const char *routine_name = "XGEMM_MIN_INDIRECT_SIZE";
-    CLBlastStatusCode status = CLBlastOverrideParameters(device->device, "Xgemm", CLBlastPrecisionSingle,
-                                                         XGEMM_PARAMS, xgemm_names, t->xgemm);
+    CLBlastStatusCode status = CLBlastOverrideParameters(
+        device->device, "Xgemm", CLBlastPrecisionSingle, XGEMM_PARAMS, xgemm_names, t->xgemm);
     if (status == CLBlastSuccess)
         status = CLBlastOverrideParameters(device->device, "GemmRoutine", CLBlastPrecisionSingle, 1,
                                            &routine_name, &t->min_indirect);
@@ -71,11 +72,12 @@ static int first_time(cl_device_id device) {
 }
 
 void digcl_gemm_tuning_apply(digcl_context *ctx) {
-    const digcl_device_info *device = &ctx->device;
+    const digcl_device_info *device = digcl_context_device(ctx);
     if (!first_time(device->device)) return;
     const gemm_tuning *t = tuning_enabled() ? find_tuning(device) : NULL;
     if (t) override_parameters(device, t);
-    if (ctx->verbose)
-        fprintf(stderr, "digcl: GEMM: %s%s for %s\n", t ? "CLBlast parameters " : "CLBlast's own parameters",
-                t ? t->label : "", device->name);
+    if (digcl_context_verbose(ctx))
+        digcl_log(DIGCL_LOG_DEBUG, "GEMM: %s%s for %s",
+                  t ? "CLBlast parameters " : "CLBlast's own parameters", t ? t->label : "",
+                  device->name);
 }

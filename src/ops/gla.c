@@ -10,18 +10,13 @@
 #include <string.h>
 
 #include "digcl/gla.h"
+#include "ops_common.h"
 
 enum { SCAN_GROUP = 256, KEY_TILE = 32 };
 
 typedef struct gla_tiles {
     int key, value; /* KT, VT */
 } gla_tiles;
-
-static size_t round_up(size_t value, size_t multiple) {
-    return (value + multiple - 1) / multiple * multiple;
-}
-
-static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 digcl_gla_shape digcl_gla_shape_token_major(int N, int T, int H, int K, int V, int chunk) {
     digcl_gla_shape s;
@@ -64,7 +59,7 @@ static int chunk_of(digcl_context *ctx, const digcl_gla_shape *shape) {
 }
 
 static size_t chunk_count(const digcl_gla_shape *s, int chunk) {
-    return (size_t)ceil_div(s->T, chunk);
+    return ops_ceil_div((size_t)s->T, (size_t)chunk);
 }
 
 /* Element counts of the workspace parts: states, gammas (then state grads). */
@@ -117,8 +112,8 @@ static void check_workspace(cl_mem workspace, size_t needed) {
 
 /* Value tile: at most `limit` wide, tiles of equal width, a multiple of 4. */
 static int value_tile(int V, int limit) {
-    int width = ceil_div(V, ceil_div(V, limit));
-    return (int)round_up((size_t)width, 4);
+    int width = (int)ops_ceil_div((size_t)V, ops_ceil_div((size_t)V, (size_t)limit));
+    return (int)ops_round_up((size_t)width, 4);
 }
 
 static cl_kernel gla_kernel(digcl_context *ctx, const char *name, const char *program, int chunk,
@@ -176,14 +171,16 @@ static void launch_prepass(digcl_context *ctx, const digcl_gla_shape *s, const g
     /* both products at once hold two [C, VT] tiles: narrower V tiles */
     int both = strstr(flags, "GLA_STATES") && strstr(flags, "GLA_STATE_GRADS");
     gla_tiles tiles = {KEY_TILE, value_tile(s->V, both ? 32 : 64)};
-    cl_kernel kernel = gla_kernel(ctx, "gla_chunk_prepass", "GLA_PREPASS", p->chunk, s, tiles, flags);
+    cl_kernel kernel =
+        gla_kernel(ctx, "gla_chunk_prepass", "GLA_PREPASS", p->chunk, s, tiles, flags);
     cl_mem inputs[5] = {q, k, g, v, do_};
     for (unsigned i = 0; i < 5; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 5, workspace);
     arg_offset(kernel, 6, p->gammas_offset);
     arg_offset(kernel, 7, p->dstates_offset);
     layout_args(kernel, 8, s, scale);
-    int groups = ceil_div(s->K, tiles.key) * ceil_div(s->V, tiles.value);
+    int groups = (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key) *
+                 (int)ops_ceil_div((size_t)s->V, (size_t)tiles.value);
     launch_chunks(ctx, kernel, "gla_chunk_prepass", p->chunk, groups, s);
 }
 
@@ -192,8 +189,8 @@ typedef struct gla_boundary {
 } gla_boundary;
 
 /* Directions [first, last]: 0 forward states, 1 reverse state gradients. */
-static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p,
-                        int first, int last, gla_boundary b, cl_mem workspace) {
+static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p, int first,
+                        int last, gla_boundary b, cl_mem workspace) {
     gla_tiles tiles = {KEY_TILE, 4};
     cl_kernel kernel = gla_kernel(ctx, "gla_state_scan", "GLA_SCAN", p->chunk, s, tiles, "");
     digcl_arg_mem(kernel, 0, workspace);
@@ -207,7 +204,7 @@ static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_
     digcl_arg_int(kernel, 8, first);
     for (unsigned i = 0; i < 4; i++) digcl_arg_int(kernel, 9 + i, ends[i] != NULL);
     const size_t local[3] = {SCAN_GROUP, 1, 1};
-    const size_t global[3] = {round_up((size_t)s->K * s->V, SCAN_GROUP), (size_t)s->N * s->H,
+    const size_t global[3] = {ops_round_up((size_t)s->K * s->V, SCAN_GROUP), (size_t)s->N * s->H,
                               (size_t)(last - first + 1)};
     digcl_launch(ctx, kernel, "gla_state_scan", 3, global, local);
 }
@@ -219,7 +216,8 @@ static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gl
     gla_tiles tiles = {KEY_TILE, value_tile(s->V, 64)};
     char options[64];
     snprintf(options, sizeof options, "-DVALUE_PAD=0 %s", flags);
-    cl_kernel kernel = gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, options);
+    cl_kernel kernel =
+        gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, options);
     cl_mem inputs[4] = {q, k, g, values};
     for (unsigned i = 0; i < 4; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 4, workspace);
@@ -227,7 +225,8 @@ static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gl
     digcl_arg_mem(kernel, 6, out);
     layout_args(kernel, 7, s, scale);
     const char *label = strstr(flags, "GLA_DV") ? "gla_chunk_dv" : "gla_chunk_output";
-    launch_chunks(ctx, kernel, label, p->chunk, ceil_div(s->V, tiles.value), s);
+    launch_chunks(ctx, kernel, label, p->chunk,
+                  (int)ops_ceil_div((size_t)s->V, (size_t)tiles.value), s);
 }
 
 /* PoCL 3.1's optimised build of gla_chunk_grad_qk gave work-group-sized
@@ -253,7 +252,8 @@ static void launch_grad_qk(digcl_context *ctx, const digcl_gla_shape *s, const g
     digcl_arg_mem(kernel, 8, dk);
     digcl_arg_mem(kernel, 9, dg);
     layout_args(kernel, 10, s, scale);
-    launch_chunks(ctx, kernel, "gla_chunk_grad_qk", p->chunk, ceil_div(s->K, tiles.key), s);
+    launch_chunks(ctx, kernel, "gla_chunk_grad_qk", p->chunk,
+                  (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key), s);
 }
 
 static float scale_of(const digcl_gla_shape *s, float scale) {
@@ -278,7 +278,8 @@ void digcl_gla_forward(digcl_context *ctx, const digcl_gla_shape *shape, cl_mem 
 
 void digcl_gla_backward(digcl_context *ctx, const digcl_gla_shape *shape, cl_mem q, cl_mem k,
                         cl_mem v, cl_mem g, cl_mem h0, cl_mem do_, cl_mem dhT, cl_mem dq, cl_mem dk,
-                        cl_mem dv, cl_mem dg, cl_mem dh0, cl_mem workspace, float scale, int flags) {
+                        cl_mem dv, cl_mem dg, cl_mem dh0, cl_mem workspace, float scale,
+                        int flags) {
     gla_plan p = plan_of(ctx, shape);
     check_workspace(workspace, workspace_bytes(shape, &p, 1));
     scale = scale_of(shape, scale);

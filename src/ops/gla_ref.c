@@ -1,5 +1,5 @@
 /* Float64 oracle of gated linear attention: the token-by-token recurrence of
- * /work/shared/spec/GLA.md section 1.1 and its reverse-mode gradients
+ * docs/GLA.md section 1.1 and its reverse-mode gradients
  * (section 8.6). It shares nothing with the chunk algorithm of cl/gla.cl.
  *
  *   S_t = Diag(exp(g_t)) S_{t-1} + k_t v_t^T,  o_t = s S_t^T q_t
@@ -28,63 +28,52 @@ typedef struct gla_ref_head {
     double scale;
 } gla_ref_head;
 
-static double default_scale(const digcl_gla_shape *shape, double scale)
-{
+static double default_scale(const digcl_gla_shape *shape, double scale) {
     return scale > 0 ? scale : 1.0 / sqrt((double)shape->K);
 }
 
-static size_t qk_base(const digcl_gla_shape *shape, int n, int h)
-{
+static size_t qk_base(const digcl_gla_shape *shape, int n, int h) {
     return (size_t)n * shape->qk.batch + (size_t)h * shape->qk.head;
 }
 
-static size_t value_base(const digcl_gla_shape *shape, int n, int h)
-{
+static size_t value_base(const digcl_gla_shape *shape, int n, int h) {
     return (size_t)n * shape->value.batch + (size_t)h * shape->value.head;
 }
 
-static size_t state_base(const digcl_gla_shape *shape, int n, int h)
-{
+static size_t state_base(const digcl_gla_shape *shape, int n, int h) {
     return ((size_t)n * shape->H + h) * shape->K * shape->V;
 }
 
-static void *ref_calloc(size_t count, size_t size)
-{
+static void *ref_calloc(size_t count, size_t size) {
     void *memory = calloc(count ? count : 1, size);
-    if (!memory)
-        digcl_fatal("gla reference: out of host memory (%zu bytes)", count * size);
+    if (!memory) digcl_fatal("gla reference: out of host memory (%zu bytes)", count * size);
     return memory;
 }
 
 /* S = Diag(exp(g_t)) S + k_t v_t^T for token t. S: [K, V] */
-static void state_step(const gla_ref_head *x, int t, double *S)
-{
+static void state_step(const gla_ref_head *x, int t, double *S) {
     const double *g = x->g + (size_t)t * x->qk_token;
     const double *k = x->k + (size_t)t * x->qk_token;
     const double *v = x->v + (size_t)t * x->value_token;
     for (int i = 0; i < x->K; i++) {
         double decay = exp(g[i]);
-        for (int j = 0; j < x->V; j++)
-            S[i * x->V + j] = decay * S[i * x->V + j] + k[i] * v[j];
+        for (int j = 0; j < x->V; j++) S[i * x->V + j] = decay * S[i * x->V + j] + k[i] * v[j];
     }
 }
 
 /* o_t = s S^T q_t. S: [K, V] */
-static void output_row(const gla_ref_head *x, int t, const double *S)
-{
+static void output_row(const gla_ref_head *x, int t, const double *S) {
     const double *q = x->q + (size_t)t * x->qk_token;
     double *o = x->o + (size_t)t * x->value_token;
     for (int j = 0; j < x->V; j++) {
         double sum = 0;
-        for (int i = 0; i < x->K; i++)
-            sum += q[i] * S[i * x->V + j];
+        for (int i = 0; i < x->K; i++) sum += q[i] * S[i * x->V + j];
         o[j] = x->scale * sum;
     }
 }
 
 static gla_ref_head head_slice(const digcl_gla_shape *shape, int n, int h, const double *q,
-                               const double *k, const double *v, const double *g, double scale)
-{
+                               const double *k, const double *v, const double *g, double scale) {
     gla_ref_head x;
     memset(&x, 0, sizeof x);
     size_t qk = qk_base(shape, n, h), value = value_base(shape, n, h);
@@ -101,18 +90,14 @@ static gla_ref_head head_slice(const digcl_gla_shape *shape, int n, int h, const
     return x;
 }
 
-static void load_state(double *S, const double *source, size_t count)
-{
-    if (source)
-        memcpy(S, source, count * sizeof *S);
-    else
-        memset(S, 0, count * sizeof *S);
+static void load_state(double *S, const double *source, size_t count) {
+    if (source) memcpy(S, source, count * sizeof *S);
+    else memset(S, 0, count * sizeof *S);
 }
 
 void digcl_ref_gla_forward(const digcl_gla_shape *shape, const double *q, const double *k,
                            const double *v, const double *g, const double *h0, double *o,
-                           double *hT, double scale)
-{
+                           double *hT, double scale) {
     size_t KV = (size_t)shape->K * shape->V;
     double *S = ref_calloc(KV, sizeof *S); /* [K, V] */
     for (int n = 0; n < shape->N; n++)
@@ -124,8 +109,7 @@ void digcl_ref_gla_forward(const digcl_gla_shape *shape, const double *q, const 
                 state_step(&x, t, S);
                 output_row(&x, t, S);
             }
-            if (hT)
-                memcpy(hT + state_base(shape, n, h), S, KV * sizeof *S);
+            if (hT) memcpy(hT + state_base(shape, n, h), S, KV * sizeof *S);
         }
     free(S);
 }
@@ -133,8 +117,7 @@ void digcl_ref_gla_forward(const digcl_gla_shape *shape, const double *q, const 
 /* Gradients of token t given S_{t-1} (previous) and S_t (current); updates the
  * running dS from dS_t to dS_{t-1}. All states: [K, V] */
 static void backward_token(const gla_ref_head *x, int t, const double *previous,
-                           const double *current, double *dS)
-{
+                           const double *current, double *dS) {
     const double *q = x->q + (size_t)t * x->qk_token, *k = x->k + (size_t)t * x->qk_token;
     const double *g = x->g + (size_t)t * x->qk_token;
     const double *v = x->v + (size_t)t * x->value_token;
@@ -152,8 +135,7 @@ static void backward_token(const gla_ref_head *x, int t, const double *previous,
     }
     for (int j = 0; j < V; j++) {
         double sum = 0;
-        for (int i = 0; i < K; i++)
-            sum += dS[i * V + j] * k[i];
+        for (int i = 0; i < K; i++) sum += dS[i * V + j] * k[i];
         dv[j] = sum;
     }
     for (int i = 0; i < K; i++) {
@@ -164,14 +146,11 @@ static void backward_token(const gla_ref_head *x, int t, const double *previous,
         }
         dk[i] = key;
         dg[i] = decay * gate;
-        for (int j = 0; j < V; j++)
-            dS[i * V + j] *= decay;
+        for (int j = 0; j < V; j++) dS[i * V + j] *= decay;
     }
 }
 
-static void backward_head(const gla_ref_head *x, const double *h0, const double *dhT,
-                          double *dh0)
-{
+static void backward_head(const gla_ref_head *x, const double *h0, const double *dhT, double *dh0) {
     size_t KV = (size_t)x->K * x->V;
     int segments = (x->T + GLA_REF_SEGMENT - 1) / GLA_REF_SEGMENT;
     double *checkpoints = ref_calloc((size_t)(segments + 1) * KV, sizeof(double));
@@ -182,8 +161,7 @@ static void backward_head(const gla_ref_head *x, const double *h0, const double 
     for (int s = 0; s < segments; s++) {
         memcpy(states, checkpoints + (size_t)s * KV, KV * sizeof(double));
         int end = (s + 1) * GLA_REF_SEGMENT < x->T ? (s + 1) * GLA_REF_SEGMENT : x->T;
-        for (int t = s * GLA_REF_SEGMENT; t < end; t++)
-            state_step(x, t, states);
+        for (int t = s * GLA_REF_SEGMENT; t < end; t++) state_step(x, t, states);
         memcpy(checkpoints + (size_t)(s + 1) * KV, states, KV * sizeof(double));
     }
     load_state(dS, dhT, KV);
@@ -200,18 +178,16 @@ static void backward_head(const gla_ref_head *x, const double *h0, const double 
             backward_token(x, t, states + (size_t)(t - start) * KV,
                            states + (size_t)(t - start + 1) * KV, dS);
     }
-    if (dh0)
-        memcpy(dh0, dS, KV * sizeof(double));
+    if (dh0) memcpy(dh0, dS, KV * sizeof(double));
     free(checkpoints);
     free(states);
     free(dS);
 }
 
 void digcl_ref_gla_backward(const digcl_gla_shape *shape, const double *q, const double *k,
-                            const double *v, const double *g, const double *h0,
-                            const double *do_, const double *dhT, double *dq, double *dk,
-                            double *dv, double *dg, double *dh0, double scale)
-{
+                            const double *v, const double *g, const double *h0, const double *do_,
+                            const double *dhT, double *dq, double *dk, double *dv, double *dg,
+                            double *dh0, double scale) {
     for (int n = 0; n < shape->N; n++)
         for (int h = 0; h < shape->H; h++) {
             gla_ref_head x = head_slice(shape, n, h, q, k, v, g, default_scale(shape, scale));

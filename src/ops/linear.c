@@ -2,22 +2,22 @@
  * (cl/linear.cl) and the db column sum (digcl_column_sum) (digcl/linear.h). */
 #include "digcl/linear.h"
 
-#include "dense_common.h"
+#include "ops_common.h"
 #include "digcl/gemm.h"
 #include "digcl/reduce.h"
 
 static void check_shape(digcl_linear_shape shape, const char *op) {
-    dense_check_positive(shape.rows, "rows", op);
-    dense_check_positive(shape.in, "in", op);
-    dense_check_positive(shape.out, "out", op);
+    ops_check_positive(shape.rows, "rows", op);
+    ops_check_positive(shape.in, "in", op);
+    ops_check_positive(shape.out, "out", op);
 }
 
 void digcl_bias_add(digcl_context *ctx, int rows, int out, cl_mem y, cl_mem bias,
                     size_t bias_offset) {
-    dense_check_int(bias_offset + (size_t)out, "bias extent", "bias_add");
-    dense_check_int((size_t)rows * out, "rows * out", "bias_add");
+    ops_check_int(bias_offset + (size_t)out, "bias extent", "bias_add");
+    ops_check_int((size_t)rows * out, "rows * out", "bias_add");
     size_t alignment[2] = {(size_t)out, bias_offset};
-    const int vec = dense_vec_width(alignment, 2);
+    const int vec = ops_vec_width(alignment, 2);
     cl_kernel kernel = digcl_kernel(ctx, "linear", "bias_add", vec == 4 ? "-DVEC=4" : "-DVEC=1");
     digcl_arg_mem(kernel, 0, y);
     digcl_arg_int(kernel, 1, rows);
@@ -26,7 +26,8 @@ void digcl_bias_add(digcl_context *ctx, int rows, int out, cl_mem y, cl_mem bias
     digcl_arg_int(kernel, 4, (int)bias_offset);
     size_t global[2] = {(size_t)(out / vec), (size_t)rows};
     size_t local[2] = {32, 8};
-    if (out / vec < 32) local[0] = dense_pow2_at_least((size_t)(out / vec)), local[1] = 256 / local[0];
+    if (out / vec < 32)
+        local[0] = ops_pow2_at_least((size_t)(out / vec)), local[1] = 256 / local[0];
     digcl_launch(ctx, kernel, "bias_add", 2, global, local);
 }
 
@@ -46,7 +47,8 @@ void digcl_linear_forward(digcl_context *ctx, digcl_linear_shape shape,
     gemm.B = args->weight, gemm.b_offset = args->weight_offset, gemm.ldb = (size_t)shape.in;
     gemm.C = args->y, gemm.ldc = (size_t)shape.out;
     digcl_gemm(ctx, &gemm);
-    if (args->bias) digcl_bias_add(ctx, shape.rows, shape.out, args->y, args->bias, args->bias_offset);
+    if (args->bias)
+        digcl_bias_add(ctx, shape.rows, shape.out, args->y, args->bias, args->bias_offset);
 }
 
 size_t digcl_linear_backward_workspace_bytes(digcl_linear_shape shape) {

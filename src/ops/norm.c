@@ -9,13 +9,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dense_common.h"
+#include "ops_common.h"
 #include "digcl/reduce.h"
 
-#define GROUP_ITEMS 256
-#define MAX_COLS 8
+#define GROUP_ITEMS             256
+#define MAX_COLS                8
 #define LAYERNORM_TARGET_GROUPS 1024 /* modulate backward: enough groups to fill the device */
-#define RMSNORM_TARGET_GROUPS 1024
+#define RMSNORM_TARGET_GROUPS   1024
 
 typedef struct row_layout {
     int vec, lanes, cols, rows;
@@ -25,16 +25,22 @@ typedef struct row_layout {
 static row_layout make_layout_items(int D, int vec, int items) {
     row_layout layout = {vec, 1, 1, 1, {0}};
     const size_t D_vec = (size_t)(D / vec);
-    size_t lanes = dense_pow2_at_least(D_vec);
+    size_t lanes = ops_pow2_at_least(D_vec);
     if (lanes > 32) lanes = 32;
-    if (D_vec > 32 * MAX_COLS) lanes = dense_pow2_at_least(dense_ceil_div(D_vec, MAX_COLS));
-    if (lanes > GROUP_ITEMS) digcl_fatal("norm: row width %d is too wide", D);
+    if (D_vec > 32 * MAX_COLS) lanes = ops_pow2_at_least(ops_ceil_div(D_vec, MAX_COLS));
+    if (lanes > GROUP_ITEMS)
+        digcl_fatal("norm: row width %d is too wide (at most %d vectors of %d floats)", D,
+                    DIGCL_NORM_MAX_ROW_VECTORS, vec);
     layout.lanes = (int)lanes;
-    layout.cols = (int)dense_ceil_div(D_vec, lanes);
+    layout.cols = (int)ops_ceil_div(D_vec, lanes);
     layout.rows = items / layout.lanes;
     snprintf(layout.options, sizeof layout.options, "-DVEC=%d -DLANES=%d -DCOLS=%d -DROWS=%d",
              layout.vec, layout.lanes, layout.cols, layout.rows);
     return layout;
+}
+
+int digcl_norm_width_supported(int width) {
+    return width >= 1 && (width % 4 == 0 ? width / 4 : width) <= DIGCL_NORM_MAX_ROW_VECTORS;
 }
 
 static row_layout make_layout(int D, int vec) { return make_layout_items(D, vec, GROUP_ITEMS); }
@@ -47,38 +53,38 @@ static void launch_groups(digcl_context *ctx, cl_kernel kernel, const char *labe
 }
 
 static void check_rows(int rows, int D, const char *op) {
-    dense_check_positive(rows, "rows", op);
-    dense_check_positive(D, "D", op);
-    dense_check_int((size_t)rows * D, "rows * D", op);
+    ops_check_positive(rows, "rows", op);
+    ops_check_positive(D, "D", op);
+    ops_check_int((size_t)rows * D, "rows * D", op);
 }
 
-static unsigned set_view(cl_kernel kernel, unsigned index, digcl_adaln_vector view) {
+static unsigned set_view(cl_kernel kernel, unsigned index, digcl_row_view view) {
     digcl_arg_mem(kernel, index, view.mem);
     digcl_arg_int(kernel, index + 1, (int)view.offset);
     digcl_arg_int(kernel, index + 2, (int)view.row_stride);
     return index + 3;
 }
 
-static int views_vec_width(int D, const digcl_adaln_vector *views, int count) {
+static int views_vec_width(int D, const digcl_row_view *views, int count) {
     size_t values[5] = {(size_t)D};
     for (int i = 0; i < count; ++i) {
         values[1 + 2 * i] = views[i].offset;
         values[2 + 2 * i] = views[i].row_stride;
     }
-    return dense_vec_width(values, 1 + 2 * count);
+    return ops_vec_width(values, 1 + 2 * count);
 }
 
 /* ---------------------------------------------------------------- LayerNorm (+ modulate) */
 
 static void layernorm_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
-                              const digcl_adaln_vector *shift, const digcl_adaln_vector *scale,
-                              cl_mem y, cl_mem mean, cl_mem rstd) {
+                              const digcl_row_view *shift, const digcl_row_view *scale, cl_mem y,
+                              cl_mem mean, cl_mem rstd) {
     const int modulate = shift != NULL;
-    const int vec = modulate ? views_vec_width(D, (digcl_adaln_vector[]){*shift, *scale}, 2)
+    const int vec = modulate ? views_vec_width(D, (digcl_row_view[]){*shift, *scale}, 2)
                              : views_vec_width(D, NULL, 0);
     const row_layout layout = make_layout(D, vec);
     const int rows = N * T;
-    digcl_adaln_vector unused = {x, 0, 0};
+    digcl_row_view unused = {x, 0, 0};
     cl_kernel kernel = digcl_kernel(ctx, "norm", "layernorm_forward", layout.options);
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, y);
@@ -91,7 +97,7 @@ static void layernorm_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
     unsigned index = set_view(kernel, 8, modulate ? *shift : unused);
     set_view(kernel, index, modulate ? *scale : unused);
     launch_groups(ctx, kernel, modulate ? "layernorm_modulate_forward" : "layernorm_forward",
-                  &layout, dense_ceil_div((size_t)rows, (size_t)layout.rows));
+                  &layout, ops_ceil_div((size_t)rows, (size_t)layout.rows));
 }
 
 void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, cl_mem y, cl_mem mean,
@@ -101,12 +107,14 @@ void digcl_layernorm_forward(digcl_context *ctx, int rows, int D, cl_mem x, cl_m
 }
 
 void digcl_layernorm_modulate_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
-                                      digcl_adaln_vector shift, digcl_adaln_vector scale,
-                                      cl_mem y, cl_mem mean, cl_mem rstd) {
-    dense_check_positive(N, "N", "layernorm_modulate_forward");
+                                      digcl_row_view shift, digcl_row_view scale, cl_mem y,
+                                      cl_mem mean, cl_mem rstd) {
+    ops_check_positive(N, "N", "layernorm_modulate_forward");
     check_rows(N * T, D, "layernorm_modulate_forward");
-    dense_check_int(shift.offset + (size_t)N * shift.row_stride, "shift extent", "layernorm_modulate");
-    dense_check_int(scale.offset + (size_t)N * scale.row_stride, "scale extent", "layernorm_modulate");
+    ops_check_int(shift.offset + (size_t)N * shift.row_stride, "shift extent",
+                  "layernorm_modulate");
+    ops_check_int(scale.offset + (size_t)N * scale.row_stride, "scale extent",
+                  "layernorm_modulate");
     layernorm_forward(ctx, N, T, D, x, &shift, &scale, y, mean, rstd);
 }
 
@@ -119,7 +127,7 @@ typedef struct layernorm_backward_plan {
 
 /* Row batches per group so that the chunks per sample stay within `target`. */
 static int batches_per_group(int T, int rows, size_t target) {
-    return (int)dense_ceil_div(dense_ceil_div((size_t)T, (size_t)rows), target);
+    return (int)ops_ceil_div(ops_ceil_div((size_t)T, (size_t)rows), target);
 }
 
 static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int modulate, int vec) {
@@ -132,7 +140,7 @@ static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int 
      * batches (measured on an H200: DiG-S/2 19.7 -> 18.0 us, T = 12544 36.2 -> 31.0 us). */
     layernorm_backward_plan plan = {N, T, D, 1, 0, 0, make_layout(D, vec)};
     if (modulate) {
-        size_t target = dense_ceil_div(LAYERNORM_TARGET_GROUPS, (size_t)N);
+        size_t target = ops_ceil_div(LAYERNORM_TARGET_GROUPS, (size_t)N);
         if (target > DIGCL_COLUMN_SUM_PAIR_MAX_ROWS) target = DIGCL_COLUMN_SUM_PAIR_MAX_ROWS;
         const row_layout half = make_layout_items(D, vec, GROUP_ITEMS / 2);
         if (half.rows >= 1 && half.rows * half.lanes == GROUP_ITEMS / 2 &&
@@ -141,8 +149,8 @@ static layernorm_backward_plan plan_layernorm_backward(int N, int T, int D, int 
         plan.iterations = batches_per_group(T, plan.layout.rows, target);
         if (plan.iterations > 1) strcat(plan.layout.options, " -DPREFETCH");
     }
-    plan.chunks_per_n = (int)dense_ceil_div(dense_ceil_div((size_t)T, (size_t)plan.layout.rows),
-                                            (size_t)plan.iterations);
+    plan.chunks_per_n = (int)ops_ceil_div(ops_ceil_div((size_t)T, (size_t)plan.layout.rows),
+                                          (size_t)plan.iterations);
     plan.partial_floats = modulate ? (size_t)N * plan.chunks_per_n * D : 0;
     return plan;
 }
@@ -161,13 +169,13 @@ size_t digcl_layernorm_modulate_backward_workspace_bytes(int N, int T, int D) {
 /* Launches the kernel; returns the plan it used (for the column sums). */
 static layernorm_backward_plan layernorm_backward(digcl_context *ctx, int N, int T, int D,
                                                   cl_mem dy, cl_mem x, cl_mem mean, cl_mem rstd,
-                                                  const digcl_adaln_vector *scale, cl_mem dx,
+                                                  const digcl_row_view *scale, cl_mem dx,
                                                   int accumulate, cl_mem workspace) {
     const int modulate = scale != NULL;
     const int vec = views_vec_width(D, scale, modulate);
     const layernorm_backward_plan plan = plan_layernorm_backward(N, T, D, modulate, vec);
     const row_layout layout = plan.layout;
-    digcl_adaln_vector unused = {x, 0, 0};
+    digcl_row_view unused = {x, 0, 0};
     cl_kernel kernel = digcl_kernel(ctx, "norm", "layernorm_backward", layout.options);
     digcl_arg_mem(kernel, 0, dy);
     digcl_arg_mem(kernel, 1, x);
@@ -188,18 +196,17 @@ static layernorm_backward_plan layernorm_backward(digcl_context *ctx, int N, int
     return plan;
 }
 
-void digcl_layernorm_backward(digcl_context *ctx, int rows, int D, cl_mem dy, cl_mem x,
-                              cl_mem mean, cl_mem rstd, cl_mem dx, int accumulate) {
+void digcl_layernorm_backward(digcl_context *ctx, int rows, int D, cl_mem dy, cl_mem x, cl_mem mean,
+                              cl_mem rstd, cl_mem dx, int accumulate) {
     check_rows(rows, D, "layernorm_backward");
     layernorm_backward(ctx, 1, rows, D, dy, x, mean, rstd, NULL, dx, accumulate, NULL);
 }
 
-void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy,
-                                       cl_mem x, cl_mem mean, cl_mem rstd,
-                                       digcl_adaln_vector scale, cl_mem dx, int accumulate,
-                                       digcl_adaln_vector dshift, digcl_adaln_vector dscale,
+void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, cl_mem dy, cl_mem x,
+                                       cl_mem mean, cl_mem rstd, digcl_row_view scale, cl_mem dx,
+                                       int accumulate, digcl_row_view dshift, digcl_row_view dscale,
                                        cl_mem workspace) {
-    dense_check_positive(N, "N", "layernorm_modulate_backward");
+    ops_check_positive(N, "N", "layernorm_modulate_backward");
     check_rows(N * T, D, "layernorm_modulate_backward");
     if (!workspace) digcl_fatal("layernorm_modulate_backward: needs a workspace");
     const layernorm_backward_plan plan =
@@ -221,13 +228,13 @@ void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, 
 
 static int rmsnorm_vec_width(int V, size_t weight_offset) {
     size_t values[2] = {(size_t)V, weight_offset};
-    return dense_vec_width(values, 2);
+    return ops_vec_width(values, 2);
 }
 
 void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, cl_mem gate,
                                 cl_mem weight, size_t weight_offset, cl_mem y) {
     check_rows(rows, V, "rmsnorm_gate_forward");
-    dense_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_forward");
+    ops_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_forward");
     const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset));
     cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_forward", layout.options);
     digcl_arg_mem(kernel, 0, x);
@@ -238,7 +245,7 @@ void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, c
     digcl_arg_int(kernel, 5, rows);
     digcl_arg_int(kernel, 6, V);
     launch_groups(ctx, kernel, "rmsnorm_gate_forward", &layout,
-                  dense_ceil_div((size_t)rows, (size_t)layout.rows));
+                  ops_ceil_div((size_t)rows, (size_t)layout.rows));
 }
 
 typedef struct rmsnorm_backward_plan {
@@ -246,10 +253,10 @@ typedef struct rmsnorm_backward_plan {
 } rmsnorm_backward_plan;
 
 static rmsnorm_backward_plan plan_rmsnorm_backward(int rows, const row_layout *layout) {
-    size_t groups = dense_ceil_div((size_t)rows, (size_t)layout->rows);
+    size_t groups = ops_ceil_div((size_t)rows, (size_t)layout->rows);
     rmsnorm_backward_plan plan;
-    plan.iterations = (int)dense_ceil_div(groups, RMSNORM_TARGET_GROUPS);
-    plan.chunks = (int)dense_ceil_div(groups, (size_t)plan.iterations);
+    plan.iterations = (int)ops_ceil_div(groups, RMSNORM_TARGET_GROUPS);
+    plan.chunks = (int)ops_ceil_div(groups, (size_t)plan.iterations);
     return plan;
 }
 
@@ -271,7 +278,7 @@ void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy,
                                  cl_mem dgate, int accumulate, cl_mem dweight,
                                  size_t dweight_offset, cl_mem workspace) {
     check_rows(rows, V, "rmsnorm_gate_backward");
-    dense_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_backward");
+    ops_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_backward");
     if (!workspace) digcl_fatal("rmsnorm_gate_backward: needs a workspace");
     const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset));
     const rmsnorm_backward_plan plan = plan_rmsnorm_backward(rows, &layout);

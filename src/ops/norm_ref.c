@@ -38,9 +38,9 @@ void digcl_ref_layernorm_backward(int rows, int D, const double *dy, const doubl
     }
 }
 
-void digcl_ref_layernorm_modulate_forward(int N, int T, int D, const double *x,
-                                          const double *shift, const double *scale, double *y,
-                                          double *mean, double *rstd) {
+void digcl_ref_layernorm_modulate_forward(int N, int T, int D, const double *x, const double *shift,
+                                          const double *scale, double *y, double *mean,
+                                          double *rstd) {
     size_t size = (size_t)N * T * D;
     double *normalized = malloc(size * sizeof *normalized);
     digcl_ref_layernorm_forward(N * T, D, x, normalized, mean, rstd);

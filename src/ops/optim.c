@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-#include "dense_common.h"
+#include "ops_common.h"
 
 #define GROUP 256
 
@@ -14,13 +14,13 @@ digcl_adamw_hparams digcl_adamw_defaults(void) {
 
 static int flat_vec_width(int count) {
     size_t values[1] = {(size_t)count};
-    return dense_vec_width(values, 1);
+    return ops_vec_width(values, 1);
 }
 
 void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *hp, long step,
                       cl_mem params, cl_mem grads, cl_mem m, cl_mem v) {
-    dense_check_positive(count, "count", "adamw_step");
-    dense_check_positive(step, "step", "adamw_step");
+    ops_check_positive(count, "count", "adamw_step");
+    ops_check_positive(step, "step", "adamw_step");
     const int vec = flat_vec_width(count);
     const double bias_correction1 = 1.0 - pow((double)hp->beta1, (double)step);
     const double bias_correction2 = 1.0 - pow((double)hp->beta2, (double)step);
@@ -41,7 +41,7 @@ void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *
 }
 
 void digcl_ema_update(digcl_context *ctx, int count, float decay, cl_mem ema, cl_mem params) {
-    dense_check_positive(count, "count", "ema_update");
+    ops_check_positive(count, "count", "ema_update");
     const int vec = flat_vec_width(count);
     cl_kernel kernel = digcl_kernel(ctx, "optim", "ema_update", vec == 4 ? "-DVEC=4" : "-DVEC=1");
     digcl_arg_mem(kernel, 0, ema);

@@ -1,16 +1,17 @@
 /* Double-precision references for patch embedding and unpatchify (see
- * include/digcl/patch.h for the index formulas; DIG_MODEL.md §3.1, §3.5). */
+ * include/digcl/patch.h for the index formulas; docs/MODEL.md §3.1, §3.5). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "digcl/patch.h"
 
-int digcl_patch_tokens(const digcl_patch_shape *shape) {
-    return (shape->H / shape->p) * (shape->W / shape->p);
+/* Sizes in size_t: the oracle never overflows where the device code refuses. */
+static size_t ref_tokens(const digcl_patch_shape *s) {
+    return (size_t)(s->H / s->p) * (size_t)(s->W / s->p);
 }
 
-int digcl_patch_features(const digcl_patch_shape *shape) {
-    return shape->C * shape->p * shape->p;
+static size_t ref_features(const digcl_patch_shape *s) {
+    return (size_t)s->C * (size_t)s->p * (size_t)s->p;
 }
 
 /* Index of image[n, c, row, col] for the element that patchify puts at
@@ -24,7 +25,8 @@ static size_t patchify_source(const digcl_patch_shape *s, size_t n, size_t token
 
 /* Index of image[n, c, row, col] for x[n, token, feature] of unpatchify
  * (feature in (py, px, c) order). */
-static size_t unpatchify_target(const digcl_patch_shape *s, size_t n, size_t token, size_t feature) {
+static size_t unpatchify_target(const digcl_patch_shape *s, size_t n, size_t token,
+                                size_t feature) {
     const size_t p = (size_t)s->p, C = (size_t)s->C, w = (size_t)(s->W / s->p);
     const size_t py = feature / (p * C), px = feature / C % p, c = feature % C;
     const size_t row = token / w * p + py, col = token % w * p + px;
@@ -33,7 +35,7 @@ static size_t unpatchify_target(const digcl_patch_shape *s, size_t n, size_t tok
 
 void digcl_ref_patchify_forward(const digcl_patch_shape *shape, const double *image,
                                 double *patches) {
-    const size_t T = (size_t)digcl_patch_tokens(shape), K = (size_t)digcl_patch_features(shape);
+    const size_t T = ref_tokens(shape), K = ref_features(shape);
     for (size_t n = 0; n < (size_t)shape->N; n++)
         for (size_t t = 0; t < T; t++)
             for (size_t f = 0; f < K; f++)
@@ -42,7 +44,7 @@ void digcl_ref_patchify_forward(const digcl_patch_shape *shape, const double *im
 
 void digcl_ref_patchify_backward(const digcl_patch_shape *shape, const double *dpatches,
                                  double *dimage) {
-    const size_t T = (size_t)digcl_patch_tokens(shape), K = (size_t)digcl_patch_features(shape);
+    const size_t T = ref_tokens(shape), K = ref_features(shape);
     for (size_t n = 0; n < (size_t)shape->N; n++)
         for (size_t t = 0; t < T; t++)
             for (size_t f = 0; f < K; f++)
@@ -52,7 +54,7 @@ void digcl_ref_patchify_backward(const digcl_patch_shape *shape, const double *d
 void digcl_ref_patch_embed_forward(const digcl_patch_shape *shape, int D, const double *image,
                                    const double *weight, const double *bias,
                                    const double *pos_embed, double *tokens) {
-    const size_t T = (size_t)digcl_patch_tokens(shape), K = (size_t)digcl_patch_features(shape);
+    const size_t T = ref_tokens(shape), K = ref_features(shape);
     const size_t rows = (size_t)shape->N * T;
     double *patches = malloc(rows * K * sizeof *patches);
     digcl_ref_patchify_forward(shape, image, patches);
@@ -68,7 +70,7 @@ void digcl_ref_patch_embed_forward(const digcl_patch_shape *shape, int D, const 
 void digcl_ref_patch_embed_backward(const digcl_patch_shape *shape, int D, const double *image,
                                     const double *weight, const double *dtokens, double *dweight,
                                     double *dbias, double *dimage) {
-    const size_t T = (size_t)digcl_patch_tokens(shape), K = (size_t)digcl_patch_features(shape);
+    const size_t T = ref_tokens(shape), K = ref_features(shape);
     const size_t rows = (size_t)shape->N * T;
     double *patches = malloc(rows * K * sizeof *patches);
     double *dpatches = calloc(rows * K, sizeof *dpatches);
@@ -88,7 +90,7 @@ void digcl_ref_patch_embed_backward(const digcl_patch_shape *shape, int D, const
 }
 
 void digcl_ref_unpatchify_forward(const digcl_patch_shape *shape, const double *x, double *image) {
-    const size_t T = (size_t)digcl_patch_tokens(shape), K = (size_t)digcl_patch_features(shape);
+    const size_t T = ref_tokens(shape), K = ref_features(shape);
     for (size_t n = 0; n < (size_t)shape->N; n++)
         for (size_t t = 0; t < T; t++)
             for (size_t f = 0; f < K; f++)
@@ -97,7 +99,7 @@ void digcl_ref_unpatchify_forward(const digcl_patch_shape *shape, const double *
 
 void digcl_ref_unpatchify_backward(const digcl_patch_shape *shape, const double *dimage,
                                    double *dx) {
-    const size_t T = (size_t)digcl_patch_tokens(shape), K = (size_t)digcl_patch_features(shape);
+    const size_t T = ref_tokens(shape), K = ref_features(shape);
     for (size_t n = 0; n < (size_t)shape->N; n++)
         for (size_t t = 0; t < T; t++)
             for (size_t f = 0; f < K; f++)

@@ -33,12 +33,13 @@ void digcl_ref_clip_by_norm(int count, double *x, double max_norm) {
 
 double digcl_ref_mse_forward(int count, const double *prediction, const double *target) {
     double sum = 0.0;
-    for (int i = 0; i < count; ++i) sum += (prediction[i] - target[i]) * (prediction[i] - target[i]);
+    for (int i = 0; i < count; ++i)
+        sum += (prediction[i] - target[i]) * (prediction[i] - target[i]);
     return sum / count;
 }
 
-void digcl_ref_mse_backward(int count, double dloss, const double *prediction,
-                            const double *target, double *dprediction) {
+void digcl_ref_mse_backward(int count, double dloss, const double *prediction, const double *target,
+                            double *dprediction) {
     for (int i = 0; i < count; ++i)
         dprediction[i] = dloss * 2.0 * (prediction[i] - target[i]) / count;
 }

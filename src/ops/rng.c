@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-#include "dense_common.h"
+#include "ops_common.h"
 
 void digcl_philox4x32(const uint32_t key_in[2], const uint32_t counter_in[4], uint32_t out[4]) {
     uint32_t key[2] = {key_in[0], key_in[1]};
@@ -43,8 +43,7 @@ float digcl_rng_uniform(digcl_rng_key key, uint64_t step, uint64_t sample, uint6
     return uniform_from_u32(digcl_rng_u32(key, step, sample, index));
 }
 
-double digcl_rng_uniform_double(digcl_rng_key key, uint64_t step, uint64_t sample,
-                                uint64_t index) {
+double digcl_rng_uniform_double(digcl_rng_key key, uint64_t step, uint64_t sample, uint64_t index) {
     const uint64_t hi = digcl_rng_u32(key, step, sample, 2 * index) >> 6;     /* 26 bits */
     const uint64_t lo = digcl_rng_u32(key, step, sample, 2 * index + 1) >> 5; /* 27 bits */
     return (double)((hi << 27) | lo) * 0x1.0p-53;
@@ -76,8 +75,7 @@ float digcl_rng_normal(digcl_rng_key key, uint64_t step, uint64_t sample, uint64
     return index % 2 == 0 ? r * cosf(angle) : r * sinf(angle);
 }
 
-double digcl_rng_normal_double(digcl_rng_key key, uint64_t step, uint64_t sample,
-                               uint64_t index) {
+double digcl_rng_normal_double(digcl_rng_key key, uint64_t step, uint64_t sample, uint64_t index) {
     uint32_t a, b;
     normal_pair(key, step, sample, index, &a, &b);
     const double u1 = (double)((a >> 8) + 1u) * 0x1.0p-24;
@@ -89,19 +87,20 @@ double digcl_rng_normal_double(digcl_rng_key key, uint64_t step, uint64_t sample
 
 static void rng_fill(digcl_context *ctx, const char *name, digcl_rng_key key, uint64_t step,
                      uint64_t first_sample, size_t rows, size_t row_length, cl_mem out) {
-    dense_check_int(rows, "rows", name);
-    dense_check_int(row_length, "row_length", name);
+    ops_check_int(rows, "rows", name);
+    ops_check_int(row_length, "row_length", name);
     if (rows == 0 || row_length == 0) return;
     cl_kernel kernel = digcl_kernel(ctx, "rng", name, "");
     digcl_arg_mem(kernel, 0, out);
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 1, sizeof(cl_uint), &(cl_uint){(cl_uint)key.seed}));
-    DIGCL_CL_CHECK(clSetKernelArg(kernel, 2, sizeof(cl_uint), &(cl_uint){(cl_uint)(key.seed >> 32)}));
+    DIGCL_CL_CHECK(
+        clSetKernelArg(kernel, 2, sizeof(cl_uint), &(cl_uint){(cl_uint)(key.seed >> 32)}));
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 3, sizeof(cl_uint), &(cl_uint){key.stream}));
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 4, sizeof(cl_uint), &(cl_uint){(cl_uint)step}));
     DIGCL_CL_CHECK(clSetKernelArg(kernel, 5, sizeof(cl_uint), &(cl_uint){(cl_uint)first_sample}));
     digcl_arg_int(kernel, 6, (int)rows);
     digcl_arg_int(kernel, 7, (int)row_length);
-    const size_t global[2] = {dense_ceil_div(row_length, 4), rows};
+    const size_t global[2] = {ops_ceil_div(row_length, 4), rows};
     const size_t local[2] = {global[0] < 64 ? global[0] : 64, 1};
     digcl_launch(ctx, kernel, name, 2, global, local);
 }

@@ -17,7 +17,8 @@ static size_t fine_index(int side, int D, size_t n, int row, int col, int c) {
 }
 
 /* to_merged: merged = fine; else fine = merged; the target is added to when accumulate. */
-static void shuffle(int N, int side, int D, const double *in, double *out, int to_merged, int accumulate) {
+static void shuffle(int N, int side, int D, const double *in, double *out, int to_merged,
+                    int accumulate) {
     for (size_t n = 0; n < (size_t)N; n++)
         for (int row = 0; row < side; row++)
             for (int col = 0; col < side; col++)
@@ -33,7 +34,8 @@ void digcl_ref_token_merge_forward(int N, int side, int D, const double *x, doub
     shuffle(N, side, D, x, y, 1, 0);
 }
 
-void digcl_ref_token_merge_backward(int N, int side, int D, const double *dy, double *dx, int accumulate) {
+void digcl_ref_token_merge_backward(int N, int side, int D, const double *dy, double *dx,
+                                    int accumulate) {
     shuffle(N, side, D, dy, dx, 0, accumulate);
 }
 
@@ -41,26 +43,30 @@ void digcl_ref_depth_to_space_forward(int N, int side, int D, const double *x, d
     shuffle(N, side, D, x, y, 0, 0);
 }
 
-void digcl_ref_depth_to_space_backward(int N, int side, int D, const double *dy, double *dx, int accumulate) {
+void digcl_ref_depth_to_space_backward(int N, int side, int D, const double *dy, double *dx,
+                                       int accumulate) {
     shuffle(N, side, D, dy, dx, 1, accumulate);
 }
 
 /* scatter: out[grid_index(s)] = in[s]; gather: out[s] = in[grid_index(s)]. */
-static void reorder(digcl_scan_order order, int N, int side, int D, const double *in, double *out, int scatter) {
+static void reorder(digcl_scan_order order, int N, int side, int D, const double *in, double *out,
+                    int scatter) {
     const size_t T = (size_t)side * (size_t)side;
     for (size_t n = 0; n < (size_t)N; n++)
         for (size_t s = 0; s < T; s++) {
             const size_t cell = (size_t)digcl_scan_order_grid_index(order, side, (int)s);
             const size_t from = n * T + (scatter ? s : cell), to = n * T + (scatter ? cell : s);
-            for (size_t c = 0; c < (size_t)D; c++) out[to * (size_t)D + c] = in[from * (size_t)D + c];
+            for (size_t c = 0; c < (size_t)D; c++)
+                out[to * (size_t)D + c] = in[from * (size_t)D + c];
         }
 }
 
-void digcl_ref_scan_to_rows_forward(digcl_scan_order order, int N, int side, int D, const double *x, double *y) {
+void digcl_ref_scan_to_rows_forward(digcl_scan_order order, int N, int side, int D, const double *x,
+                                    double *y) {
     reorder(order, N, side, D, x, y, 1);
 }
 
-void digcl_ref_scan_to_rows_backward(digcl_scan_order order, int N, int side, int D, const double *dy,
-                                     double *dx) {
+void digcl_ref_scan_to_rows_backward(digcl_scan_order order, int N, int side, int D,
+                                     const double *dy, double *dx) {
     reorder(order, N, side, D, dy, dx, 0);
 }

@@ -7,11 +7,13 @@
 
 static double mib(uint64_t bytes) { return (double)bytes / 1048576.0; }
 
-static _Noreturn void out_of_memory(digcl_context *ctx, size_t bytes, const char *what, const char *why) {
-    digcl_fatal("out of device memory: needed %.1f MiB for %s; device %s has %.0f MiB, %.1f MiB in use%s%s\n"
-                "---> HINT: lower the batch size or resolution, or pick another device with --device",
-                mib(bytes), what, ctx->device.name, mib(ctx->device.global_mem_bytes),
-                mib(ctx->in_use_bytes), why[0] ? " " : "", why);
+static _Noreturn void out_of_memory(digcl_context *ctx, size_t bytes, const char *what,
+                                    const char *why) {
+    digcl_fatal(
+        "out of device memory: needed %.1f MiB for %s; device %s has %.0f MiB, %.1f MiB in use%s%s\n"
+        "---> HINT: lower the batch size or resolution, or pick another device with --device",
+        mib(bytes), what, ctx->device.name, mib(ctx->device.global_mem_bytes),
+        mib(ctx->in_use_bytes), why[0] ? " " : "", why);
 }
 
 digcl_buffer digcl_buffer_create(digcl_context *ctx, size_t bytes, const char *what) {
@@ -22,10 +24,12 @@ digcl_buffer digcl_buffer_create(digcl_context *ctx, size_t bytes, const char *w
     if (bytes == 0) bytes = 4; /* OpenCL rejects empty buffers; keep a valid handle */
     if (bytes > ctx->device.max_alloc_bytes) {
         char why[128];
-        snprintf(why, sizeof why, "(one allocation may be at most %.0f MiB)", mib(ctx->device.max_alloc_bytes));
+        snprintf(why, sizeof why, "(one allocation may be at most %.0f MiB)",
+                 mib(ctx->device.max_alloc_bytes));
         out_of_memory(ctx, bytes, what, why);
     }
-    if (ctx->in_use_bytes + bytes > ctx->device.global_mem_bytes) out_of_memory(ctx, bytes, what, "");
+    if (ctx->in_use_bytes + bytes > ctx->device.global_mem_bytes)
+        out_of_memory(ctx, bytes, what, "");
     cl_int status;
     buffer.mem = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &status);
     if (status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES ||
@@ -48,18 +52,21 @@ void digcl_buffer_release(digcl_buffer *buffer) {
 
 void digcl_write(digcl_context *ctx, cl_mem mem, size_t offset, size_t bytes, const void *host) {
     if (bytes == 0) return;
-    DIGCL_CL_CHECK(clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, host, 0, NULL, NULL));
+    DIGCL_CL_CHECK(
+        clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, host, 0, NULL, NULL));
 }
 
 void digcl_read(digcl_context *ctx, cl_mem mem, size_t offset, size_t bytes, void *host) {
     if (bytes == 0) return;
-    DIGCL_CL_CHECK(clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, host, 0, NULL, NULL));
+    DIGCL_CL_CHECK(
+        clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset, bytes, host, 0, NULL, NULL));
 }
 
 void digcl_fill_f32(digcl_context *ctx, cl_mem mem, size_t offset, size_t count, float value) {
     if (count == 0) return;
-    DIGCL_CL_CHECK(clEnqueueFillBuffer(ctx->queue, mem, &value, sizeof value, offset * sizeof(float),
-                                       count * sizeof(float), 0, NULL, digcl_profile_launch_event(ctx)));
+    DIGCL_CL_CHECK(clEnqueueFillBuffer(ctx->queue, mem, &value, sizeof value,
+                                       offset * sizeof(float), count * sizeof(float), 0, NULL,
+                                       digcl_profile_launch_event(ctx)));
     digcl_profile_after_launch(ctx, "fill");
 }
 
@@ -71,20 +78,22 @@ void digcl_copy(digcl_context *ctx, cl_mem src, size_t src_offset, cl_mem dst, s
     digcl_profile_after_launch(ctx, "copy");
 }
 
-void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, size_t src_column, cl_mem dst,
-                        size_t dst_row_stride, size_t dst_column, size_t rows, size_t columns) {
+void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, size_t src_column,
+                        cl_mem dst, size_t dst_row_stride, size_t dst_column, size_t rows,
+                        size_t columns) {
     if (rows == 0 || columns == 0) return;
     if (rows * (src_row_stride > dst_row_stride ? src_row_stride : dst_row_stride) > 2147483647u)
         digcl_fatal("copy_columns over %zu rows exceeds the int range", rows);
     cl_kernel kernel = digcl_kernel(ctx, "util", "copy_columns", "");
-    const int args[] = {(int)src_row_stride, (int)src_column, (int)dst_row_stride, (int)dst_column, (int)rows,
-                        (int)columns};
+    const int args[] = {(int)src_row_stride, (int)src_column, (int)dst_row_stride,
+                        (int)dst_column,     (int)rows,       (int)columns};
     digcl_arg_mem(kernel, 0, src);
     digcl_arg_int(kernel, 1, args[0]);
     digcl_arg_int(kernel, 2, args[1]);
     digcl_arg_mem(kernel, 3, dst);
     for (unsigned i = 2; i < 6; i++) digcl_arg_int(kernel, i + 2, args[i]);
-    size_t global[2] = {columns, rows}, local[2] = {columns >= 64 ? 64 : 16, columns >= 64 ? 4 : 16};
+    size_t global[2] = {columns, rows},
+           local[2] = {columns >= 64 ? 64 : 16, columns >= 64 ? 4 : 16};
     digcl_launch(ctx, kernel, "copy_columns", 2, global, local);
 }
 
@@ -95,11 +104,12 @@ size_t digcl_align_offset(const digcl_context *ctx, size_t bytes) {
 
 cl_mem digcl_sub_buffer(digcl_context *ctx, cl_mem mem, size_t offset, size_t bytes) {
     if (offset % ctx->device.mem_base_addr_align_bytes != 0)
-        digcl_fatal("sub-buffer offset %zu is not a multiple of the device alignment %u bytes", offset,
-                    ctx->device.mem_base_addr_align_bytes);
+        digcl_fatal("sub-buffer offset %zu is not a multiple of the device alignment %u bytes",
+                    offset, ctx->device.mem_base_addr_align_bytes);
     cl_buffer_region region = {offset, bytes ? bytes : 4};
     cl_int status;
-    cl_mem sub = clCreateSubBuffer(mem, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &status);
+    cl_mem sub =
+        clCreateSubBuffer(mem, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &status);
     DIGCL_CL_CHECK(status);
     return sub;
 }

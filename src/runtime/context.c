@@ -1,9 +1,8 @@
 /* The per-device context: one cl_context and one in-order queue. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "digcl/gemm.h"
+#include "digcl/log.h"
 #include "runtime/context_internal.h"
 
 const char *digcl_no_platform_message(void) {
@@ -14,12 +13,6 @@ const char *digcl_no_platform_message(void) {
            "    scripts/install-deps.sh. GPU vendors ship their own ICD (check /etc/OpenCL/vendors).";
 }
 
-static void fail_unknown_device(const digcl_device_info *devices, int count, const char *message) {
-    fprintf(stderr, "digcl: error: %s. Available devices:\n", message);
-    digcl_print_devices(devices, count, -1, stderr);
-    exit(2);
-}
-
 static int env_is_one(const char *name) {
     const char *value = getenv(name);
     return value && strcmp(value, "1") == 0;
@@ -27,7 +20,8 @@ static int env_is_one(const char *name) {
 
 static void open_queue(digcl_context *ctx) {
     cl_int status;
-    cl_context_properties properties[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->device.platform, 0};
+    cl_context_properties properties[] = {CL_CONTEXT_PLATFORM,
+                                          (cl_context_properties)ctx->device.platform, 0};
     ctx->context = clCreateContext(properties, 1, &ctx->device.device, NULL, NULL, &status);
     DIGCL_CL_CHECK(status);
     cl_command_queue_properties queue_properties = ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
@@ -43,7 +37,10 @@ digcl_context *digcl_context_create(const digcl_context_options *options) {
     if (count == 0) digcl_fatal("%s", digcl_no_platform_message());
     char message[256] = "";
     int index = digcl_select_device(devices, count, options->device_spec, message, sizeof message);
-    if (index < 0) fail_unknown_device(devices, count, message);
+    if (index < 0) {
+        free(devices);
+        digcl_fatal("%s (`digcl devices` lists them)", message);
+    }
 
     digcl_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) digcl_fatal("out of host memory creating the OpenCL context");
@@ -53,8 +50,10 @@ digcl_context *digcl_context_create(const digcl_context_options *options) {
     ctx->profiling = env_is_one("DIGCL_PROFILE");
     static int cpu_notice_given = 0; /* once per process */
     if (!(ctx->device.type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) &&
-        !(options->device_spec && *options->device_spec) && !getenv("DIGCL_DEVICE") && !cpu_notice_given) {
-        fprintf(stderr, "digcl: notice: no GPU found; running on the CPU device '%s'\n", ctx->device.name);
+        !(options->device_spec && *options->device_spec) && !getenv("DIGCL_DEVICE") &&
+        !cpu_notice_given) {
+        digcl_log(DIGCL_LOG_NOTICE, "no GPU found; running on the CPU device '%s'",
+                  ctx->device.name);
         cpu_notice_given = 1;
     }
     open_queue(ctx);
@@ -67,7 +66,9 @@ void digcl_context_release(digcl_context *ctx) {
     digcl_profile_flush(ctx);
     if (ctx->profiling) digcl_profile_print(ctx);
     digcl_profile_free(ctx);
-    digcl_gemm_release(ctx);
+    for (int i = ctx->cleanup_count - 1; i >= 0; i--) ctx->cleanups[i].fn(ctx->cleanups[i].arg);
+    free(ctx->cleanups);
+    digcl_context_release_scratch(ctx);
     digcl_programs_release(ctx);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->context) clReleaseContext(ctx->context);
@@ -77,6 +78,15 @@ void digcl_context_release(digcl_context *ctx) {
 const digcl_device_info *digcl_context_device(const digcl_context *ctx) { return &ctx->device; }
 cl_context digcl_context_cl(const digcl_context *ctx) { return ctx->context; }
 cl_command_queue digcl_context_queue(const digcl_context *ctx) { return ctx->queue; }
+int digcl_context_verbose(const digcl_context *ctx) { return ctx->verbose; }
+
+void digcl_context_on_release(digcl_context *ctx, void (*fn)(void *arg), void *arg) {
+    context_cleanup *grown =
+        realloc(ctx->cleanups, (size_t)(ctx->cleanup_count + 1) * sizeof *grown);
+    if (!grown) digcl_fatal("out of host memory registering a context cleanup");
+    ctx->cleanups = grown;
+    ctx->cleanups[ctx->cleanup_count++] = (context_cleanup){fn, arg};
+}
 
 void digcl_finish(digcl_context *ctx) {
     DIGCL_CL_CHECK(clFinish(ctx->queue));

@@ -2,6 +2,7 @@
 #ifndef DIGCL_CONTEXT_INTERNAL_H
 #define DIGCL_CONTEXT_INTERNAL_H
 
+#include "digcl/log.h"
 #include "digcl/runtime.h"
 
 typedef struct program_entry {
@@ -29,6 +30,16 @@ typedef struct pending_event {
 
 enum { DIGCL_PENDING_EVENTS = 256 };
 
+typedef struct context_scratch {
+    char key[48];
+    digcl_buffer buffer;
+} context_scratch;
+
+typedef struct context_cleanup {
+    void (*fn)(void *arg);
+    void *arg;
+} context_cleanup;
+
 struct digcl_context {
     digcl_device_info device;
     cl_context context;
@@ -50,10 +61,10 @@ struct digcl_context {
     int pending_count;
     cl_event external_event; /* event of the launch in flight */
 
-    cl_mem gemm_temp;       /* CLBlast's padding/transpose scratch */
-    size_t gemm_temp_bytes;
-    cl_mem gemm_slices;     /* split-K partial products [slices, M, N] */
-    size_t gemm_slices_bytes;
+    context_scratch *scratch; /* digcl_context_scratch buffers */
+    int scratch_count;
+    context_cleanup *cleanups; /* digcl_context_on_release callbacks */
+    int cleanup_count;
 };
 
 /* profile.c */
@@ -62,6 +73,9 @@ void digcl_profile_print(digcl_context *ctx);
 void digcl_profile_free(digcl_context *ctx);
 cl_event *digcl_profile_launch_event(digcl_context *ctx);
 void digcl_profile_after_launch(digcl_context *ctx, const char *label);
+
+/* scratch.c */
+void digcl_context_release_scratch(digcl_context *ctx);
 
 /* program.c */
 void digcl_programs_release(digcl_context *ctx);

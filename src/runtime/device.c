@@ -3,11 +3,14 @@
 #include "digcl/runtime.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void platform_string(cl_platform_id platform, cl_platform_info what, char *out, size_t size) {
+static void platform_string(cl_platform_id platform, cl_platform_info what, char *out,
+                            size_t size) {
     out[0] = '\0';
     if (clGetPlatformInfo(platform, what, size, out, NULL) != CL_SUCCESS) out[0] = '\0';
     out[size - 1] = '\0';
@@ -47,7 +50,8 @@ static int has_extension(cl_device_id device, const char *name) {
 
 static void describe_device(digcl_device_info *info) {
     cl_device_id device = info->device;
-    platform_string(info->platform, CL_PLATFORM_NAME, info->platform_name, sizeof info->platform_name);
+    platform_string(info->platform, CL_PLATFORM_NAME, info->platform_name,
+                    sizeof info->platform_name);
     platform_string(info->platform, CL_PLATFORM_VERSION, info->platform_version,
                     sizeof info->platform_version);
     device_string(device, CL_DEVICE_NAME, info->name, sizeof info->name);
@@ -63,7 +67,8 @@ static void describe_device(digcl_device_info *info) {
     info->mem_base_addr_align_bytes = device_uint(device, CL_DEVICE_MEM_BASE_ADDR_ALIGN) / 8;
     if (info->mem_base_addr_align_bytes < 4) info->mem_base_addr_align_bytes = 4;
     DIGCL_CL_CHECK(clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE,
-                                   sizeof info->max_work_group_size, &info->max_work_group_size, NULL));
+                                   sizeof info->max_work_group_size, &info->max_work_group_size,
+                                   NULL));
     info->has_fp16 = has_extension(device, "cl_khr_fp16");
     info->has_fp64 = has_extension(device, "cl_khr_fp64");
 }
@@ -75,7 +80,8 @@ static int list_platform(cl_platform_id platform, int platform_index, digcl_devi
     if (status == CL_DEVICE_NOT_FOUND || device_count == 0) return count;
     DIGCL_CL_CHECK(status);
     cl_device_id *ids = malloc(device_count * sizeof *ids);
-    digcl_device_info *grown = realloc(*devices, (size_t)(count + (int)device_count) * sizeof **devices);
+    digcl_device_info *grown =
+        realloc(*devices, (size_t)(count + (int)device_count) * sizeof **devices);
     if (!ids || !grown) digcl_fatal("out of host memory while listing OpenCL devices");
     *devices = grown;
     DIGCL_CL_CHECK(clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, device_count, ids, NULL));
@@ -101,7 +107,8 @@ int digcl_list_devices(digcl_device_info **devices) {
     if (!platforms) digcl_fatal("out of host memory while listing OpenCL platforms");
     DIGCL_CL_CHECK(clGetPlatformIDs(platform_count, platforms, NULL));
     int count = 0;
-    for (cl_uint p = 0; p < platform_count; p++) count = list_platform(platforms[p], (int)p, devices, count);
+    for (cl_uint p = 0; p < platform_count; p++)
+        count = list_platform(platforms[p], (int)p, devices, count);
     free(platforms);
     return count;
 }
@@ -132,20 +139,31 @@ static int contains_ignoring_case(const char *haystack, const char *needle) {
     return needle_length == 0;
 }
 
-static int parse_index_spec(const char *spec, int *platform, int *device) {
-    char extra;
-    return sscanf(spec, "%d:%d%c", platform, device, &extra) == 2;
+/* "P:D" with two decimal indices; an index too large for int never matches. */
+static int parse_index_spec(const char *spec, long *platform, long *device) {
+    char *end = NULL;
+    if (!isdigit((unsigned char)spec[0])) return 0;
+    errno = 0;
+    *platform = strtol(spec, &end, 10);
+    if (*end != ':' || !isdigit((unsigned char)end[1])) return 0;
+    int overflow = errno != 0;
+    *device = strtol(end + 1, &end, 10);
+    if (*end != '\0') return 0;
+    if (overflow || errno != 0 || *platform > INT_MAX || *device > INT_MAX)
+        *platform = *device = -1;
+    return 1;
 }
 
-int digcl_select_device(const digcl_device_info *devices, int count, const char *spec,
-                        char *error, size_t error_size) {
+int digcl_select_device(const digcl_device_info *devices, int count, const char *spec, char *error,
+                        size_t error_size) {
     if (!spec || !*spec) spec = getenv("DIGCL_DEVICE");
     if (!spec || !*spec) return digcl_default_device(devices, count);
-    int platform, device;
+    long platform, device;
     if (parse_index_spec(spec, &platform, &device)) {
         for (int i = 0; i < count; i++)
-            if (devices[i].platform_index == platform && devices[i].device_index == device) return i;
-        snprintf(error, error_size, "no OpenCL device %d:%d", platform, device);
+            if (devices[i].platform_index == platform && devices[i].device_index == device)
+                return i;
+        snprintf(error, error_size, "no OpenCL device %s", spec);
         return -1;
     }
     for (int i = 0; i < count; i++) {
@@ -153,31 +171,7 @@ int digcl_select_device(const digcl_device_info *devices, int count, const char 
             contains_ignoring_case(devices[i].platform_name, spec))
             return i;
     }
-    snprintf(error, error_size, "no OpenCL device matches '%s' (expected P:D or a name substring)", spec);
+    snprintf(error, error_size, "no OpenCL device matches '%s' (expected P:D or a name substring)",
+             spec);
     return -1;
-}
-
-static const char *type_name(cl_device_type type) {
-    if (type & CL_DEVICE_TYPE_GPU) return "GPU";
-    if (type & CL_DEVICE_TYPE_ACCELERATOR) return "accelerator";
-    if (type & CL_DEVICE_TYPE_CPU) return "CPU";
-    return "other";
-}
-
-void digcl_print_devices(const digcl_device_info *devices, int count, int selected, void *file) {
-    FILE *out = file ? (FILE *)file : stdout;
-    for (int i = 0; i < count; i++) {
-        const digcl_device_info *d = &devices[i];
-        fprintf(out, "%c %d:%d  %s  [%s]\n", i == selected ? '*' : ' ', d->platform_index,
-                d->device_index, d->name, type_name(d->type));
-        fprintf(out, "      platform:        %s (%s)\n", d->platform_name, d->platform_version);
-        fprintf(out, "      driver:          %s, %s\n", d->driver_version, d->opencl_c_version);
-        fprintf(out, "      global memory:   %.0f MiB (max allocation %.0f MiB)\n",
-                d->global_mem_bytes / 1048576.0, d->max_alloc_bytes / 1048576.0);
-        fprintf(out, "      local memory:    %.0f KiB\n", d->local_mem_bytes / 1024.0);
-        fprintf(out, "      compute units:   %u, max work-group size %zu\n", d->compute_units,
-                d->max_work_group_size);
-        fprintf(out, "      fp16: %s  fp64: %s\n", d->has_fp16 ? "yes" : "no", d->has_fp64 ? "yes" : "no");
-    }
-    if (selected >= 0) fprintf(out, "(* = selected device; choose with --device P:D|NAME or DIGCL_DEVICE)\n");
 }

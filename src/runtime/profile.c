@@ -26,8 +26,10 @@ static int profile_index(digcl_context *ctx, const char *label) {
 
 static double event_ms(cl_event event) {
     cl_ulong start = 0, end = 0;
-    DIGCL_CL_CHECK(clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL));
-    DIGCL_CL_CHECK(clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL));
+    DIGCL_CL_CHECK(
+        clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL));
+    DIGCL_CL_CHECK(
+        clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL));
     return end > start ? (double)(end - start) * 1e-6 : 0.0;
 }
 
@@ -95,12 +97,15 @@ void digcl_profile_print(digcl_context *ctx) {
     qsort(ctx->profile, (size_t)ctx->profile_count, sizeof *ctx->profile, by_total_descending);
     double total = 0;
     for (int i = 0; i < ctx->profile_count; i++) total += ctx->profile[i].total_ms;
-    fprintf(stderr, "\ndigcl profile (%s): %.3f ms of device time\n", ctx->device.name, total);
-    fprintf(stderr, "  %-40s %10s %8s %10s %6s\n", "kernel", "total ms", "calls", "mean us", "%");
+    digcl_log(DIGCL_LOG_INFO, "\ndigcl profile (%s): %.3f ms of device time", ctx->device.name,
+              total);
+    digcl_log(DIGCL_LOG_INFO, "  %-40s %10s %8s %10s %6s", "kernel", "total ms", "calls", "mean us",
+              "%");
     for (int i = 0; i < ctx->profile_count; i++) {
         const profile_entry *e = &ctx->profile[i];
-        fprintf(stderr, "  %-40s %10.3f %8ld %10.2f %5.1f%%\n", e->label, e->total_ms, e->count,
-                1000.0 * e->total_ms / (double)e->count, total > 0 ? 100.0 * e->total_ms / total : 0.0);
+        digcl_log(DIGCL_LOG_INFO, "  %-40s %10.3f %8ld %10.2f %5.1f%%", e->label, e->total_ms,
+                  e->count, 1000.0 * e->total_ms / (double)e->count,
+                  total > 0 ? 100.0 * e->total_ms / total : 0.0);
     }
 }
 

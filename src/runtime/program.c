@@ -4,10 +4,14 @@
  * Cache key: XXH3-128 over (cache format version, source, build options,
  * device name, driver version, platform version). File <dir>/<key>.clbin:
  *   "DIGCLBIN" | u32 format | u32 reserved | u64 payload bytes |
- *   u64 XXH3-64 of payload | 16-byte key | payload (CL_PROGRAM_BINARIES)
- * Written to a temporary file, fsync'ed and renamed. A file that fails any
- * check, or whose binary the driver rejects, is ignored and rebuilt. */
+ *   u64 payload hash | 16-byte key | payload (CL_PROGRAM_BINARIES)
+ * The payload hash is XXH3-64 of the payload seeded with the file's key, so a
+ * payload is valid only under its own key. Written to a temporary file,
+ * fsync'ed and renamed. Only regular files are read (a FIFO or device in the
+ * cache directory never blocks); a file that fails any check is ignored and
+ * rebuilt before any byte of it reaches the driver. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +21,8 @@
 
 #include "runtime/context_internal.h"
 
-#define CACHE_FORMAT_VERSION 1u
-#define CACHE_HEADER_BYTES (8 + 4 + 4 + 8 + 8 + 16)
+#define CACHE_FORMAT_VERSION 2u
+#define CACHE_HEADER_BYTES   (8 + 4 + 4 + 8 + 8 + 16)
 
 typedef struct digcl_embedded_kernel {
     const char *name;
@@ -104,28 +108,60 @@ static cache_key compute_cache_key(const digcl_context *ctx, const char *source,
     return key;
 }
 
-static void put_u32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static uint32_t get_u32(const unsigned char *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = (v << 8) | p[i]; return v; }
-static uint64_t get_u64(const unsigned char *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
+static void put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t payload_hash(const cache_key *key, const unsigned char *payload, size_t bytes) {
+    return XXH3_64bits_withSeed(payload, bytes, get_u64(key->bytes) ^ get_u64(key->bytes + 8));
+}
+
+/* A regular file opened for reading without blocking (a FIFO would block
+ * fopen); NULL when absent. *rejected = 1 for anything but a regular file. */
+static FILE *open_regular(const char *path, int *rejected) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat info;
+    FILE *file = NULL;
+    if (fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) file = fdopen(fd, "rb");
+    if (!file) {
+        *rejected = 1;
+        close(fd);
+    }
+    return file;
+}
 
 /* Returns the payload (malloc'ed) when the file exists and passes every check. */
 static unsigned char *read_cache_file(const char *path, const cache_key *key, size_t *payload_bytes,
                                       int *rejected) {
     *rejected = 0;
-    FILE *file = fopen(path, "rb");
+    FILE *file = open_regular(path, rejected);
     if (!file) return NULL;
     unsigned char header[CACHE_HEADER_BYTES];
     unsigned char *payload = NULL;
     *rejected = 1;
     if (fread(header, 1, sizeof header, file) != sizeof header) goto done;
-    if (memcmp(header, "DIGCLBIN", 8) != 0 || get_u32(header + 8) != CACHE_FORMAT_VERSION) goto done;
+    if (memcmp(header, "DIGCLBIN", 8) != 0 || get_u32(header + 8) != CACHE_FORMAT_VERSION)
+        goto done;
     if (memcmp(header + 32, key->bytes, 16) != 0) goto done;
     uint64_t size = get_u64(header + 16);
     if (size == 0 || size > ((uint64_t)1 << 31)) goto done;
     payload = malloc((size_t)size);
     if (!payload || fread(payload, 1, (size_t)size, file) != size || fgetc(file) != EOF ||
-        XXH3_64bits(payload, (size_t)size) != get_u64(header + 24)) {
+        payload_hash(key, payload, (size_t)size) != get_u64(header + 24)) {
         free(payload);
         payload = NULL;
         goto done;
@@ -137,7 +173,8 @@ done:
     return payload;
 }
 
-static int write_all_and_sync(FILE *file, const void *a, size_t a_bytes, const void *b, size_t b_bytes) {
+static int write_all_and_sync(FILE *file, const void *a, size_t a_bytes, const void *b,
+                              size_t b_bytes) {
     if (fwrite(a, 1, a_bytes, file) != a_bytes || fwrite(b, 1, b_bytes, file) != b_bytes) return -1;
     if (fflush(file) != 0) return -1;
     return fsync(fileno(file));
@@ -154,7 +191,7 @@ static void write_cache_file(const char *dir, const char *path, const cache_key 
     memcpy(header, "DIGCLBIN", 8);
     put_u32(header + 8, CACHE_FORMAT_VERSION);
     put_u64(header + 16, bytes);
-    put_u64(header + 24, XXH3_64bits(payload, bytes));
+    put_u64(header + 24, payload_hash(key, payload, bytes));
     memcpy(header + 32, key->bytes, 16);
     int failed = write_all_and_sync(file, header, sizeof header, payload, bytes);
     failed |= fclose(file);
@@ -168,11 +205,11 @@ static void print_build_log(digcl_context *ctx, cl_program program, const char *
     size_t size = 0;
     clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, 0, NULL, &size);
     char *log = malloc(size + 1);
-    if (log && clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, size, log, NULL) ==
-                   CL_SUCCESS) {
+    if (log && clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, size, log,
+                                     NULL) == CL_SUCCESS) {
         log[size] = '\0';
-        fprintf(stderr, "digcl: build log of %s (options: %s) on %s:\n%s\n", label, options,
-                ctx->device.name, log);
+        digcl_log(DIGCL_LOG_WARNING, "build log of %s (options: %s) on %s:\n%s", label, options,
+                  ctx->device.name, log);
     }
     free(log);
 }
@@ -184,7 +221,8 @@ static unsigned char *program_binary(digcl_context *ctx, cl_program program, siz
     if (!binary) return NULL;
     unsigned char *binaries[1] = {binary};
     (void)ctx;
-    if (clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof binaries, binaries, NULL) != CL_SUCCESS) {
+    if (clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof binaries, binaries, NULL) !=
+        CL_SUCCESS) {
         free(binary);
         return NULL;
     }
@@ -215,14 +253,17 @@ static cl_program build_from_source(digcl_context *ctx, const char *label, const
     status = clBuildProgram(program, 1, &ctx->device.device, options, NULL, NULL);
     if (status != CL_SUCCESS) {
         print_build_log(ctx, program, label, options);
-        digcl_fatal("failed to build OpenCL program %s (%s) for %s\n---> HINT: the build log is above",
-                    label, digcl_cl_error_name(status), ctx->device.name);
+        digcl_fatal(
+            "failed to build OpenCL program %s (%s) for %s\n---> HINT: the build log went to the log handler",
+            label, digcl_cl_error_name(status), ctx->device.name);
     }
     return program;
 }
 
-static void log_cache(digcl_context *ctx, const char *what, const char *label, const char *options) {
-    if (ctx->verbose || ctx->profiling) fprintf(stderr, "digcl: kernel cache: %s %s [%s]\n", what, label, options);
+static void log_cache(digcl_context *ctx, const char *what, const char *label,
+                      const char *options) {
+    if (ctx->verbose || ctx->profiling)
+        digcl_log(DIGCL_LOG_DEBUG, "kernel cache: %s %s [%s]", what, label, options);
 }
 
 cl_program digcl_program_from_source(digcl_context *ctx, const char *label, const char *source,
@@ -269,7 +310,9 @@ static int include_target(const char *line, size_t length, char *name, size_t si
     size_t prefix_length = strlen(prefix);
     if (length <= prefix_length + 4 || strncmp(line, prefix, prefix_length) != 0) return 0;
     const char *start = line + prefix_length, *end = memchr(start, '"', length - prefix_length);
-    if (!end || end - start < 4 || strncmp(end - 3, ".cl", 3) != 0 || (size_t)(end - start - 3) >= size) return 0;
+    if (!end || end - start < 4 || strncmp(end - 3, ".cl", 3) != 0 ||
+        (size_t)(end - start - 3) >= size)
+        return 0;
     memcpy(name, start, (size_t)(end - start - 3));
     name[end - start - 3] = '\0';
     return 1;
@@ -290,7 +333,8 @@ static void append(char **out, size_t *used, size_t *capacity, const char *text,
 /* Replaces each line `#include "name.cl"` of an embedded kernel file with the
  * embedded cl/name.cl (one level: shared definitions such as cl/vector.cl).
  * The result (malloc'ed) is what gets compiled and hashed for the cache. */
-static char *expand_includes(const char *file, const char *source, size_t length, size_t *expanded_length) {
+static char *expand_includes(const char *file, const char *source, size_t length,
+                             size_t *expanded_length) {
     char *out = NULL;
     size_t used = 0, capacity = 0;
     for (size_t at = 0; at < length;) {
@@ -300,7 +344,9 @@ static char *expand_includes(const char *file, const char *source, size_t length
         if (include_target(line, line_length, name, sizeof name)) {
             size_t included_length = 0;
             const char *included = digcl_kernel_source(name, &included_length);
-            if (!included) digcl_fatal("cl/%s.cl includes \"%s.cl\", which is not an embedded kernel file", file, name);
+            if (!included)
+                digcl_fatal("cl/%s.cl includes \"%s.cl\", which is not an embedded kernel file",
+                            file, name);
             append(&out, &used, &capacity, included, included_length);
             append(&out, &used, &capacity, "\n", 1);
         } else {
@@ -355,7 +401,8 @@ static cl_program find_or_build_program(digcl_context *ctx, const char *file, co
     }
     size_t length = 0, expanded_length = 0;
     const char *source = digcl_kernel_source(file, &length);
-    if (!source) digcl_fatal("no embedded kernel file cl/%s.cl (is it in cl/ and was cmake re-run?)", file);
+    if (!source)
+        digcl_fatal("no embedded kernel file cl/%s.cl (is it in cl/ and was cmake re-run?)", file);
     char *expanded = expand_includes(file, source, length, &expanded_length);
     if (ctx->program_count == ctx->program_capacity)
         ctx->programs = grow(ctx->programs, &ctx->program_capacity, sizeof *ctx->programs);
@@ -368,7 +415,8 @@ static cl_program find_or_build_program(digcl_context *ctx, const char *file, co
     return entry->program;
 }
 
-cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name, const char *options) {
+cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name,
+                       const char *options) {
     if (!options) options = "";
     uint64_t key = table_key(file, options, name);
     for (int i = 0; i < ctx->kernel_count; i++)
@@ -377,7 +425,8 @@ cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name, c
     cl_int status;
     cl_kernel kernel = clCreateKernel(program, name, &status);
     if (status != CL_SUCCESS)
-        digcl_fatal("kernel '%s' not found in cl/%s.cl (%s)", name, file, digcl_cl_error_name(status));
+        digcl_fatal("kernel '%s' not found in cl/%s.cl (%s)", name, file,
+                    digcl_cl_error_name(status));
     if (ctx->kernel_count == ctx->kernel_capacity)
         ctx->kernels = grow(ctx->kernels, &ctx->kernel_capacity, sizeof *ctx->kernels);
     ctx->kernels[ctx->kernel_count].key = key;
@@ -386,7 +435,9 @@ cl_kernel digcl_kernel(digcl_context *ctx, const char *file, const char *name, c
     return kernel;
 }
 
-digcl_kernel_cache_stats digcl_kernel_cache_stats_get(const digcl_context *ctx) { return ctx->cache_stats; }
+digcl_kernel_cache_stats digcl_kernel_cache_stats_get(const digcl_context *ctx) {
+    return ctx->cache_stats;
+}
 
 void digcl_programs_release(digcl_context *ctx) {
     for (int i = 0; i < ctx->kernel_count; i++) clReleaseKernel(ctx->kernels[i].kernel);

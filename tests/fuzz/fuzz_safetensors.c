@@ -17,14 +17,13 @@
 
 #include "digcl/safetensors.h"
 
-#define CHECK(cond) \
-    do {            \
+#define CHECK(cond)           \
+    do {                      \
         if (!(cond)) abort(); \
     } while (0)
 
 /* Converts every tensor; returns a writer holding the F32-convertible ones. */
-static digcl_st_writer *convert_all(const digcl_safetensors *st, float **values)
-{
+static digcl_st_writer *convert_all(const digcl_safetensors *st, float **values) {
     digcl_st_writer *w = digcl_st_writer_new();
     digcl_st_error err;
     CHECK(w);
@@ -42,15 +41,14 @@ static digcl_st_writer *convert_all(const digcl_safetensors *st, float **values)
         CHECK(digcl_st_writer_add_f32(w, t->name, t->rank, t->shape, values[i], &err) == 0);
     }
     for (size_t i = 0; i < st->n_metadata; i++)
-        CHECK(digcl_st_writer_set_metadata(w, st->metadata[i].key, st->metadata[i].value,
-                                           &err) == 0);
+        CHECK(digcl_st_writer_set_metadata(w, st->metadata[i].key, st->metadata[i].value, &err) ==
+              0);
     return w;
 }
 
 /* The re-read file must hold the same tensors with bit-identical F32 values. */
 static void check_round_trip(const digcl_safetensors *st, float **values,
-                             const digcl_safetensors *again)
-{
+                             const digcl_safetensors *again) {
     digcl_st_error err;
     for (size_t i = 0; i < again->n_tensors; i++) {
         const digcl_st_tensor *t = &again->tensors[i];
@@ -72,8 +70,7 @@ static void check_round_trip(const digcl_safetensors *st, float **values,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     if (digcl_st_parse(data, size, "fuzz", &st, &err) != 0) {

@@ -1,6 +1,6 @@
 """From-spec float64 PyTorch reference of DiG and DiT (CPU, Debian python3-torch).
 
-Spec: /work/shared/spec/DIG_MODEL.md §1-§3 and GLA.md §1 (DiG-*/2-bid-layer-dwconv-qdir),
+Spec: docs/MODEL.md §1-§3 and docs/GLA.md §1 (DiG-*/2-bid-layer-dwconv-qdir),
 facebookresearch/DiT models.py (DiT). Parameter names and shapes are upstream's state_dict
 keys (tests/reference/dig_s2_state_dict.txt, dit_s2_state_dict.txt).
 
@@ -22,7 +22,7 @@ GATE_LOGIT_NORMALIZER = 16.0
 FREQ_DIM = 256
 EPS = 1e-6
 
-# name: (arch, depth, hidden, heads)  (DIG_MODEL.md §1.1; DiT-XL has 16 heads, DiG-XL 18)
+# name: (arch, depth, hidden, heads)  (docs/MODEL.md §1.1; DiT-XL has 16 heads, DiG-XL 18)
 SIZES = {"S": (12, 384, 6, 6), "B": (12, 768, 12, 12), "L": (24, 1024, 16, 16),
          "XL": (28, 1152, 18, 16)}
 CONFIG_KEYS = ("arch", "depth", "hidden_size", "num_heads", "patch_size", "input_size",
@@ -190,7 +190,7 @@ def unpatchify(h, cfg):
 # ---------------------------------------------------------------- DiG
 
 def gla_recurrence(q, k, v, gk):
-    """Naive GLA, per token (GLA.md §1.1). q, k, gk [N, NH, T, dk]; v [N, NH, T, dv].
+    """Naive GLA, per token (docs/GLA.md §1.1). q, k, gk [N, NH, T, dk]; v [N, NH, T, dv].
     S_t = diag(exp(gk_t)) S_{t-1} + k_t^T v_t; o_t = (q_t dk^-0.5) S_t (current token included)."""
     n, nh, t_len, dk = q.shape
     state = torch.zeros(n, nh, dk, v.shape[-1], dtype=q.dtype)
@@ -203,7 +203,7 @@ def gla_recurrence(q, k, v, gk):
 
 
 def gla_mixer(params, x, cfg, prefix):
-    """x [N, T, D] -> [N, T, D] (DIG_MODEL.md §2.2)."""
+    """x [N, T, D] -> [N, T, D] (docs/MODEL.md §2.2)."""
     n, t_len, d = x.shape
     nh = cfg["num_heads"]
     heads = lambda z: z.reshape(n, t_len, nh, -1).transpose(1, 2)  # [N, NH, T, d_head]
@@ -257,7 +257,7 @@ def srem_reorder(h, i):
 
 
 def dig_forward(params, x, t, y, cfg):
-    """x [N, C, H, W], t [N], y [N] -> [N, out, H, W] (DIG_MODEL.md §1.4, §2)."""
+    """x [N, C, H, W], t [N], y [N] -> [N, out, H, W] (docs/MODEL.md §1.4, §2)."""
     h = patch_embed(params, x, cfg)
     c = condition(params, t, y)
     depth, skips = cfg["depth"], []

@@ -1,6 +1,6 @@
 """From-spec float64 PyTorch reference of U-DiG, the U-shape DiG (CPU, Debian python3-torch).
 
-Spec: DIG_MODEL.md §10 and docs/UDIG.md (this project's definition; no upstream code exists),
+Spec: docs/UDIG.md (this project's definition; no upstream code exists),
 written independently of the C code (src/model/udig.c). The DiG blocks, embeddings and final
 layer are dig_reference.py's. Parameter names are this project's (docs/UDIG.md):
 
@@ -134,7 +134,7 @@ def fuse(params, h, skip, k):
 
 
 def udig_forward(params, x, t, y, cfg):
-    """x [N, C, E, E], t [N], y [N] -> [N, out, E, E] (DIG_MODEL.md §10)."""
+    """x [N, C, E, E], t [N], y [N] -> [N, out, E, E] (docs/UDIG.md)."""
     dig, e = as_dig(cfg), cfg["input_size"]
     h = ref.patch_embed(params, x, dig)                        # [N, E*E, D]
     c = ref.condition(params, t, y)
