@@ -1,5 +1,5 @@
-/* token_merge.cl: token rearrangements between U-DiG's grids (docs/UDIG.md,
- * docs/UDIG.md; include/digcl/token_merge.h).
+/* token_merge.cl: token rearrangements between U-DiG's grids (docs/MODEL.md "U-DiG";
+ * include/digcl/token_merge.h).
  *
  * token_shuffle: one work-item per VECTOR-wide chunk of a fine-grid token
  * (n, row, col) of [N, side*side, D]; its merged home is coarse token

@@ -1,4 +1,4 @@
-# CLI checks of U-DiG (issue 15; docs/UDIG.md): presets and custom sizes through the shared
+# CLI checks of U-DiG (issue 15; docs/MODEL.md "U-DiG"): presets and custom sizes through the shared
 # model flags, their exact counts, the config errors, `digcl forward` on a committed U-DiG
 # fixture and `digcl bench model` on a U-DiG.
 set(DIGCL_UDIG_BIN "$<TARGET_FILE:digcl_cli>")

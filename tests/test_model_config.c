@@ -331,7 +331,7 @@ static void test_committed_fixtures_match_tables(void **state) {
     }
 }
 
-/* ---- U-DiG (docs/UDIG.md) ---- */
+/* ---- U-DiG (docs/MODEL.md "U-DiG") ---- */
 
 /* Counts from tests/reference/udig_reference.py (param_count, len(param_shapes)). */
 static void test_udig_presets(void **state) {

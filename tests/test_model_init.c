@@ -118,7 +118,7 @@ static void test_dig_skipzero_init(void **state) {
     check_config("DiG-S/2-skipzero", 8, 128);
 }
 
-/* U-DiG (docs/UDIG.md): the downsample, upsample and skip-fuse linears are xavier with zero bias. */
+/* U-DiG (docs/MODEL.md "U-DiG"): the downsample, upsample and skip-fuse linears are xavier with zero bias. */
 static void test_udig_init(void **state) {
     (void)state;
     check_config("U-DiG-S", 10, 128);

@@ -10,7 +10,7 @@
 
 #include "test_util.h"
 
-/* Merge written from docs/UDIG.md: channel (2*dy + dx)*D + c of coarse
+/* Merge written from docs/MODEL.md "U-DiG": channel (2*dy + dx)*D + c of coarse
  * token (i, j) is channel c of fine token (2i + dy, 2j + dx). */
 static void test_merge_matches_definition(void **state) {
     (void)state;

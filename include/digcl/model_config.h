@@ -21,7 +21,7 @@
 #define DIGCL_CONFIG_METADATA_KEY "dig.config"
 #define DIGCL_GLA_GATE_LOW_RANK   16 /* gk_proj: D -> 16 -> Dk */
 
-/* DIGCL_ARCH_UDIG: the U-shape DiG of docs/UDIG.md, this project's own
+/* DIGCL_ARCH_UDIG: the U-shape DiG of docs/MODEL.md "U-DiG", this project's own
  * definition: five stages of DiG blocks on three grids. */
 typedef enum digcl_arch { DIGCL_ARCH_DIG, DIGCL_ARCH_DIT, DIGCL_ARCH_UDIG } digcl_arch;
 
@@ -73,7 +73,7 @@ const char *const *digcl_model_config_preset_names(void);
 /* "dig" / "dit" / "udig" */
 const char *digcl_arch_name(digcl_arch arch);
 
-/* ---- U-DiG geometry (docs/UDIG.md) ----
+/* ---- U-DiG geometry (docs/MODEL.md "U-DiG") ----
  * Stages in pipeline order: encoder 1, encoder 2, bottleneck, decoder 2,
  * decoder 1, each depth/5 blocks; blocks are numbered 0..depth-1 across the
  * stages. Stage s runs on the grid E / 2^level(s), levels 0 1 2 1 0. */

@@ -1,5 +1,5 @@
 /* digcl/token_merge.h: token rearrangements between the grids of U-DiG's
- * stages (docs/UDIG.md). Tokens are rows of [N, T, D] in
+ * stages (docs/MODEL.md "U-DiG"). Tokens are rows of [N, T, D] in
  * row-major (R) grid order, T = side*side.
  *
  * Token merge (space-to-depth), side even, Eh = side/2:

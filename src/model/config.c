@@ -44,7 +44,7 @@ static int check_positive(const char *what, int value, digcl_config_error *err) 
     return 0;
 }
 
-/* U-DiG (docs/UDIG.md): five stages of depth/5 blocks, patch 1, two grid halvings. */
+/* U-DiG (docs/MODEL.md "U-DiG"): five stages of depth/5 blocks, patch 1, two grid halvings. */
 static int check_udig(const digcl_model_config *c, digcl_config_error *err) {
     if (c->depth % DIGCL_UDIG_STAGES != 0)
         return fail(err,
@@ -215,7 +215,7 @@ static void set_preset_data(digcl_model_config *c) {
 }
 
 /* U-DiG-<size>: the plain model's width and heads, depth the multiple of five at
- * or above the plain depth (15 15 25 30), patch 1 (docs/UDIG.md). */
+ * or above the plain depth (15 15 25 30), patch 1 (docs/MODEL.md "U-DiG"). */
 static int parse_udig_preset(const char *size, digcl_model_config *c) {
     int k = 0, n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
     while (k < n_sizes && strcmp(sizes[k].size, size) != 0) k++;
@@ -478,7 +478,7 @@ static void add_final_layer(table_builder *b, const digcl_model_config *c) {
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(2 * d), "final_layer.adaLN_modulation.1.bias");
 }
 
-/* U-DiG stage transitions (docs/UDIG.md), before the first block of stage
+/* U-DiG stage transitions (docs/MODEL.md "U-DiG"), before the first block of stage
  * `stage`: downsample.k [D, 4D] after encoder stage k+1; upsample.k [4D, D]
  * then skip_fuse.k [D, 2D] before decoder stages 2 and 1. */
 static void add_udig_transition(table_builder *b, const digcl_model_config *c, int stage) {

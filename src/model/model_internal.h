@@ -33,7 +33,7 @@ typedef struct stem_params {
     int final_adaln_weight, final_adaln_bias, final_weight, final_bias;
 } stem_params;
 
-/* U-DiG (udig.c, docs/UDIG.md): table indices of the stage transitions;
+/* U-DiG (udig.c, docs/MODEL.md "U-DiG"): table indices of the stage transitions;
  * index k = 0 is the transition next to the bottleneck's outer side
  * (downsample.0: E -> E/2, upsample.1: E/2 -> E, skip_fuse.1 with skip_1). */
 typedef struct udig_params {
@@ -181,7 +181,7 @@ void digcl_model_concat_linear_backward(digcl_model *model, size_t rows, int wei
                                         cl_mem stream, cl_mem skip, cl_mem d_fused, cl_mem d_stream,
                                         cl_mem d_skip);
 
-/* udig.c: U-DiG's stage pipeline (docs/UDIG.md). */
+/* udig.c: U-DiG's stage pipeline (docs/MODEL.md "U-DiG"). */
 void digcl_udig_find_params(digcl_model *model);
 void digcl_udig_plan(model_arena *arena, const digcl_model_config *config, int batch, int training,
                      cl_mem *slots, cl_mem *d_slots);

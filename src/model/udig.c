@@ -1,4 +1,4 @@
-/* U-DiG, the U-shape DiG (this project's definition, docs/UDIG.md): the stage
+/* U-DiG, the U-shape DiG (this project's definition, docs/MODEL.md "U-DiG"): the stage
  * pipeline around the plain DiG blocks.
  *
  *   h = patch_embed_p1(x) + pos_embed                       // [N, T, D], T = E*E

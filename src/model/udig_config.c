@@ -1,4 +1,4 @@
-/* U-DiG geometry (include/digcl/model_config.h, docs/UDIG.md): which stage a
+/* U-DiG geometry (include/digcl/model_config.h, docs/MODEL.md "U-DiG"): which stage a
  * block belongs to and the token grid it runs on. Pure functions of the config. */
 #include "digcl/model_config.h"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Self-checks of the float64 U-DiG reference (run: /usr/bin/python3 tests/reference/test_udig_reference.py).
 
-- preset counts equal a count written out from docs/UDIG.md (plain DiG blocks, patch 1, six
+- preset counts equal a count written out from docs/MODEL.md "U-DiG" (plain DiG blocks, patch 1, six
   transition linears) and the numbers the C side prints (tests/test_model_config.c);
 - token merge follows its definition element by element, depth-to-space inverts it;
 - a stage of identity blocks is the identity for 1..8 blocks (its end restores R order), and a

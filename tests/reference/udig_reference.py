@@ -1,8 +1,8 @@
 """From-spec float64 PyTorch reference of U-DiG, the U-shape DiG (CPU, Debian python3-torch).
 
-Spec: docs/UDIG.md (this project's definition; no upstream code exists),
+Spec: docs/MODEL.md "U-DiG" (this project's definition; no upstream code exists),
 written independently of the C code (src/model/udig.c). The DiG blocks, embeddings and final
-layer are dig_reference.py's. Parameter names are this project's (docs/UDIG.md):
+layer are dig_reference.py's. Parameter names are this project's (docs/MODEL.md "U-DiG"):
 
   pos_embed, x_embedder.*, t_embedder.*, y_embedder.*          as plain DiG, patch 1
   blocks.<i>.*                                                 DiG blocks, i = 0..depth-1 in
@@ -134,7 +134,7 @@ def fuse(params, h, skip, k):
 
 
 def udig_forward(params, x, t, y, cfg):
-    """x [N, C, E, E], t [N], y [N] -> [N, out, E, E] (docs/UDIG.md)."""
+    """x [N, C, E, E], t [N], y [N] -> [N, out, E, E] (docs/MODEL.md "U-DiG")."""
     dig, e = as_dig(cfg), cfg["input_size"]
     h = ref.patch_embed(params, x, dig)                        # [N, E*E, D]
     c = ref.condition(params, t, y)
