@@ -42,6 +42,10 @@ static void print_config(const digcl_model_config *c, const char *source) {
     printf("num_classes   %d (+1 null class)\n", c->num_classes);
     printf("skip          %d (%d skip linears%s)\n", c->skip, c->n_skip,
            c->skip_zero_init ? ", zero-init" : "");
+    if (c->arch == DIGCL_ARCH_UDIG) /* docs/MODEL.md "U-DiG" */
+        printf("stages        5 x %d blocks on grids %d, %d, %d, %d, %d (encoder 1, encoder 2, "
+               "bottleneck, decoder 2, decoder 1)\n",
+               digcl_udig_stage_depth(c), c->grid, c->grid / 2, c->grid / 4, c->grid / 2, c->grid);
     char *json = digcl_model_config_to_json(c);
     if (json) printf("dig.config    %s\n", json);
     free(json);

@@ -18,6 +18,10 @@ static const cli_command commands[] = {
      cmd_loss, usage_loss},
     {"decode", "latents -> images through the SD VAE (--vae) or TAESD (--taesd), tiled",
      cmd_decode, usage_decode},
+    {"train", "train a DiG/DiT with upstream's diffusion loss, AdamW and EMA; resumable",
+     cmd_train, usage_train},
+    {"export", "the EMA or model weights of a training checkpoint as a weights-only file",
+     cmd_export, usage_export},
     {"sample", "draw class-conditional images from a checkpoint (PNG grid, files, .npz)",
      cmd_sample, usage_sample},
 };

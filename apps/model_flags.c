@@ -44,8 +44,8 @@ int model_flags_take(model_flags *flags, int argc, char **argv, int *i) {
     } else if (cli_option_value(argc, argv, i, "--ckpt", &value)) {
         flags->ckpt = value;
     } else if (cli_option_value(argc, argv, i, "--arch", &value)) {
-        if (strcmp(value, "dig") != 0 && strcmp(value, "dit") != 0) {
-            fprintf(stderr, "digcl: --arch expects dig or dit, got '%s'\n", value);
+        if (strcmp(value, "dig") != 0 && strcmp(value, "dit") != 0 && strcmp(value, "udig") != 0) {
+            fprintf(stderr, "digcl: --arch expects dig, dit or udig, got '%s'\n", value);
             exit(2);
         }
         flags->arch = value;
@@ -121,7 +121,14 @@ static int base_from_ckpt(const model_flags *flags, const char *command, digcl_m
 /* ------------------------------------------------------------ overrides */
 
 static void apply_overrides(const model_flags *flags, digcl_model_config *cfg) {
-    if (flags->arch) cfg->arch = strcmp(flags->arch, "dit") == 0 ? DIGCL_ARCH_DIT : DIGCL_ARCH_DIG;
+    if (flags->arch) {
+        digcl_arch arch = strcmp(flags->arch, "dit") == 0    ? DIGCL_ARCH_DIT
+                          : strcmp(flags->arch, "udig") == 0 ? DIGCL_ARCH_UDIG
+                                                             : DIGCL_ARCH_DIG;
+        if (arch == DIGCL_ARCH_UDIG && cfg->arch != DIGCL_ARCH_UDIG)
+            cfg->patch_size = 1; /* U-DiG is patch 1 */
+        cfg->arch = arch;
+    }
     for (int k = 0; k < MODEL_FLAG_COUNT; k++) {
         if (flags->values[k] < 0) continue;
         *(int *)((char *)cfg + int_flags[k].field) = (int)flags->values[k];
@@ -203,14 +210,16 @@ void model_flags_usage(int with_model_and_ckpt) {
     if (with_model_and_ckpt)
         printf(
             "  --model NAME        a preset: DiG-S/2 ... DiG-XL/8, DiG-<size>/<p>-skip|-skipzero,\n"
-            "                      DiT-S/2 ... DiT-XL/8, or upstream's constructor names\n"
+            "                      DiT-S/2 ... DiT-XL/8, U-DiG-S ... U-DiG-XL (docs/MODEL.md "U-DiG"),\n"
+            "                      or upstream's constructor names\n"
             "  --ckpt FILE         a safetensors checkpoint; its dig.config describes the model\n");
     printf(
         "  --image-size S      image side in pixels; the latent input_size is S/8 (S a multiple\n"
         "                      of 8, S/8 a multiple of the patch size)\n"
         "  custom model / overrides (alone they describe a model: --depth, --hidden-size and\n"
         "  --num-heads required, the rest default to dig, 2, 32, 4, 1000, 1, 0):\n"
-        "  --arch dig|dit  --depth N  --hidden-size D  --num-heads H  --patch-size P\n"
+        "  --arch dig|dit|udig (udig: patch 1, depth a multiple of 5)  --depth N\n"
+        "  --hidden-size D  --num-heads H  --patch-size P\n"
         "  --input-size E (latent side)  --in-channels C  --num-classes K\n"
         "  --learn-sigma 0|1  --skip 0|1 (DiG long skips)\n");
 }

@@ -137,7 +137,7 @@ static void test_presets_and_aliases(void **state) {
         assert_true(table.total > table.trainable);
         digcl_param_table_free(&table);
     }
-    assert_int_equal(n, 36);
+    assert_int_equal(n, 40); /* 36 DiG/DiT + 4 U-DiG */
     digcl_model_config a = preset("DiG-XL/2-bid-layer-dwconv-qdir-head18-skip");
     digcl_model_config b = preset("DiG-XL/2-skip");
     assert_memory_equal(&a, &b, sizeof a);
@@ -189,7 +189,7 @@ static void test_json_rejections(void **state) {
     expect_json_error("[1]", "not a JSON object");
     expect_json_error("{\"arch\":\"dig\"", "not a JSON object");
     expect_json_error("{\"arch\":\"vit\",\"depth\":4,\"hidden_size\":128," VALID_REST,
-                      "\"arch\" must be \"dig\" or \"dit\"");
+                      "\"arch\" must be \"dig\", \"dit\" or \"udig\"");
     expect_json_error("{\"arch\":\"dig\",\"hidden_size\":128," VALID_REST, "missing \"depth\"");
     expect_json_error("{\"arch\":\"dig\",\"depth\":4.5,\"hidden_size\":128," VALID_REST,
                       "\"depth\" must be an integer");
@@ -307,8 +307,9 @@ static void check_fixture_io(const digcl_safetensors *in, const digcl_safetensor
 
 static void test_committed_fixtures_match_tables(void **state) {
     (void)state;
-    static const char *const fixtures[] = {"dig_a_16x16", "dig_b_12x12", "dig_c_skip",
-                                           "dit_d_16x16", "dig_e_p4_c3"};
+    static const char *const fixtures[] = {"dig_a_16x16",   "dig_b_12x12", "dig_c_skip",
+                                           "dit_d_16x16",   "dig_e_p4_c3", "udig_a_16x16_d5",
+                                           "udig_b_8x8_d10"};
     for (size_t f = 0; f < sizeof fixtures / sizeof fixtures[0]; f++) {
         digcl_safetensors *w = open_fixture(fixtures[f], "weights.safetensors");
         digcl_safetensors *in = open_fixture(fixtures[f], "inputs.safetensors");
@@ -330,6 +331,110 @@ static void test_committed_fixtures_match_tables(void **state) {
     }
 }
 
+/* ---- U-DiG (docs/MODEL.md "U-DiG") ---- */
+
+/* Counts from tests/reference/udig_reference.py (param_count, len(param_shapes)). */
+static void test_udig_presets(void **state) {
+    (void)state;
+    static const struct {
+        const char *name;
+        int depth, hidden, heads;
+        size_t total, trainable, tensors;
+    } rows[] = {
+        {"U-DiG-S", 15, 384, 6, 44325896, 43932680, 249},
+        {"U-DiG-B", 15, 768, 12, 175060040, 174273608, 249},
+        {"U-DiG-L", 25, 1024, 16, 505933896, 504885320, 399},
+        {"U-DiG-XL", 30, 1152, 18, 751222280, 750042632, 474},
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        digcl_model_config c = preset(rows[r].name);
+        assert_int_equal(c.arch, DIGCL_ARCH_UDIG);
+        assert_int_equal(c.depth, rows[r].depth);
+        assert_int_equal(c.hidden_size, rows[r].hidden);
+        assert_int_equal(c.num_heads, rows[r].heads);
+        assert_int_equal(c.patch_size, 1);
+        assert_int_equal(c.head_qk_dim, 32);
+        assert_int_equal(c.head_v_dim, 64);
+        assert_int_equal(c.mlp_hidden, preset(r == 3   ? "DiG-XL/2"
+                                              : r == 2 ? "DiG-L/2"
+                                              : r      ? "DiG-B/2"
+                                                       : "DiG-S/2")
+                                           .mlp_hidden);
+        digcl_param_table table;
+        assert_int_equal(digcl_param_table_build(&c, &table), 0);
+        assert_int_equal(table.total, rows[r].total);
+        assert_int_equal(table.trainable, rows[r].trainable);
+        assert_int_equal(table.count, rows[r].tensors);
+        digcl_param_table_free(&table);
+    }
+}
+
+static void test_udig_geometry_and_table(void **state) {
+    (void)state;
+    digcl_model_config c = preset("U-DiG-S");
+    const int grids[5] = {32, 16, 8, 16, 32};
+    assert_int_equal(digcl_udig_stage_depth(&c), 3);
+    for (int b = 0; b < c.depth; b++) {
+        assert_int_equal(digcl_model_block_stage(&c, b), b / 3);
+        assert_int_equal(digcl_model_block_grid(&c, b), grids[b / 3]);
+    }
+    digcl_model_config plain = preset("DiG-S/2");
+    assert_int_equal(digcl_udig_stage_depth(&plain), 0);
+    assert_int_equal(digcl_model_block_grid(&plain, 7), 16);
+    assert_true(digcl_arch_has_dig_blocks(DIGCL_ARCH_UDIG) &&
+                !digcl_arch_has_dig_blocks(DIGCL_ARCH_DIT));
+    digcl_param_table t;
+    assert_int_equal(digcl_param_table_build(&c, &t), 0);
+    static const struct {
+        const char *name;
+        int64_t rows, cols;
+    } linears[] = {
+        {"downsample.0.weight", 384, 1536}, {"downsample.1.weight", 384, 1536},
+        {"upsample.0.weight", 1536, 384},   {"upsample.1.weight", 1536, 384},
+        {"skip_fuse.0.weight", 384, 768},   {"skip_fuse.1.weight", 384, 768},
+    };
+    for (size_t i = 0; i < sizeof linears / sizeof linears[0]; i++) {
+        const digcl_param_info *p = digcl_param_table_find(&t, linears[i].name);
+        assert_non_null(p);
+        assert_int_equal(p->shape[0], linears[i].rows);
+        assert_int_equal(p->shape[1], linears[i].cols);
+        assert_int_equal(p->init, DIGCL_INIT_XAVIER);
+    }
+    assert_int_equal(digcl_param_table_find(&t, "upsample.0.bias")->init, DIGCL_INIT_ZERO);
+    assert_int_equal(digcl_param_table_find(&t, "x_embedder.proj.weight")->shape[2], 1);
+    assert_int_equal(digcl_param_table_find(&t, "pos_embed")->shape[1], 1024);
+    assert_int_equal(digcl_param_table_find(&t, "final_layer.linear.weight")->shape[0], 8);
+    assert_non_null(digcl_param_table_find(&t, "blocks.14.dw_conv.weight"));
+    assert_null(digcl_param_table_find(&t, "blocks.15.dw_conv.weight"));
+    digcl_param_table_free(&t);
+}
+
+static void expect_udig_rejected(int depth, int patch, int input, int skip, const char *needle) {
+    digcl_model_config c = preset("U-DiG-S");
+    c.depth = depth, c.patch_size = patch, c.input_size = input, c.skip = skip;
+    digcl_config_error err;
+    assert_int_equal(digcl_model_config_finish(&c, &err), -1);
+    if (!strstr(err.message, needle)) fail_msg("\"%s\" lacks \"%s\"", err.message, needle);
+}
+
+static void test_udig_json_and_rejections(void **state) {
+    (void)state;
+    digcl_model_config c = preset("U-DiG-B"), back;
+    char *json = digcl_model_config_to_json(&c);
+    assert_non_null(strstr(json, "\"arch\":\"udig\""));
+    digcl_config_error err;
+    if (digcl_model_config_from_json(json, &back, &err) != 0) fail_msg("%s", err.message);
+    assert_memory_equal(&c, &back, sizeof c);
+    free(json);
+    assert_string_equal(digcl_arch_name(DIGCL_ARCH_UDIG), "udig");
+    expect_udig_rejected(12, 1, 32, 0, "not a multiple of 5");
+    expect_udig_rejected(15, 2, 32, 0, "patch_size 1");
+    expect_udig_rejected(15, 1, 30, 0, "not a multiple of 4");
+    expect_udig_rejected(15, 1, 32, 1, "skip");
+    assert_int_equal(digcl_model_config_preset("U-DiG-XXL", &c, &err), -1);
+    assert_int_equal(digcl_model_config_preset("U-DiG-S/2", &c, &err), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_param_counts),
@@ -340,6 +445,9 @@ int main(void) {
         cmocka_unit_test(test_json_rejections),
         cmocka_unit_test(test_tiny_fixture_config),
         cmocka_unit_test(test_committed_fixtures_match_tables),
+        cmocka_unit_test(test_udig_presets),
+        cmocka_unit_test(test_udig_geometry_and_table),
+        cmocka_unit_test(test_udig_json_and_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

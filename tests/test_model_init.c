@@ -118,6 +118,12 @@ static void test_dig_skipzero_init(void **state) {
     check_config("DiG-S/2-skipzero", 8, 128);
 }
 
+/* U-DiG (docs/MODEL.md "U-DiG"): the downsample, upsample and skip-fuse linears are xavier with zero bias. */
+static void test_udig_init(void **state) {
+    (void)state;
+    check_config("U-DiG-S", 10, 128);
+}
+
 static void test_dit_init(void **state) {
     (void)state;
     check_config("DiT-S/2", 4, 128);
@@ -175,6 +181,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dig_skipzero_init),
         cmocka_unit_test(test_dit_init),
+        cmocka_unit_test(test_udig_init),
         cmocka_unit_test(test_initial_output_is_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,19 @@ config's upstream state_dict (tests/reference/dig_reference.py param_shapes); an
 unexpected or misshaped tensor is an error naming it. The config is stored as JSON under
 __metadata__["dig.config"], which digcl reads back.
 
+Training checkpoints, both ways (a run started in PyTorch continues in digcl and back):
+  /usr/bin/python3 tools/convert_pytorch.py CKPT.pt OUT.safetensors --training [config flags]
+      upstream's {'model', 'ema', 'opt' (AdamW state_dict), 'args'} -> a digcl training
+      checkpoint: the weights, ema.<name>, opt.exp_avg.<name>, opt.exp_avg_sq.<name> and
+      train.state (step = the optimizer's step; --steps-per-epoch E places the data position,
+      else the data order restarts at epoch 0) and train.args (lr, betas, eps, wd of the
+      optimizer).
+  /usr/bin/python3 tools/convert_pytorch.py CKPT.safetensors OUT.pt --to-pytorch
+      a digcl training checkpoint -> {'model', 'ema', 'opt', 'args', 'train_steps'} that
+      upstream's train.py resumes with model.load_state_dict, ema.load_state_dict and
+      opt.load_state_dict (optimizer indices follow model.parameters(), i.e. the state_dict
+      order; the frozen pos_embed has no optimizer state).
+
 Needs Debian's python3-torch (run with /usr/bin/python3); no other packages.
 """
 import argparse
@@ -163,6 +176,116 @@ def convert(args):
     return cfg, len(state)
 
 
+# ---------------------------------------------------------------- training checkpoints
+
+EMA, EXP_AVG, EXP_AVG_SQ = "ema.", "opt.exp_avg.", "opt.exp_avg_sq."
+
+
+def frozen(name):
+    return name == "pos_embed"
+
+
+def opt_state_by_name(opt, names, path):
+    """{name: (exp_avg, exp_avg_sq)} and the step from an AdamW state_dict."""
+    if not isinstance(opt, dict) or "state" not in opt or "param_groups" not in opt:
+        raise ConvertError("%s: 'opt' is not an optimizer state_dict" % path)
+    order = [i for g in opt["param_groups"] for i in g["params"]]
+    if len(order) != len(names):
+        raise ConvertError("%s: the optimizer holds %d parameters, the model %d" % (path, len(order), len(names)))
+    moments, steps = {}, set()
+    for index, name in zip(order, names):
+        entry = opt["state"].get(index)
+        if entry is None:
+            if not frozen(name):
+                raise ConvertError("%s: no optimizer state for '%s' (index %d)" % (path, name, index))
+            continue
+        moments[name] = (entry["exp_avg"], entry["exp_avg_sq"])
+        steps.add(int(torch.as_tensor(entry["step"]).item()))
+    if len(steps) != 1:
+        raise ConvertError("%s: optimizer steps differ between parameters: %s" % (path, sorted(steps)))
+    group = opt["param_groups"][0]
+    hyper = {"lr": group.get("lr"), "beta1": group["betas"][0], "beta2": group["betas"][1],
+             "adam_eps": group.get("eps"), "wd": group.get("weight_decay")}
+    return moments, steps.pop(), hyper
+
+
+def train_state_json(step, steps_per_epoch, seed):
+    epoch, position = (step // steps_per_epoch, step % steps_per_epoch) if steps_per_epoch else (0, 0)
+    return json.dumps({"step": step, "epoch": epoch, "batch_in_epoch": position,
+                       "rng": {"generator": "philox4x32-10", "seed": str(seed), "step": step,
+                               "data_order_epoch": epoch},
+                       "log_interval": {"count": 0, "loss": 0, "mse": 0, "vb": 0, "grad_norm": 0,
+                                        "data_wait_ms": 0}}, separators=(",", ":"))
+
+
+def to_digcl_training(args):
+    ckpt = load_checkpoint(args.input)
+    if not isinstance(ckpt, dict) or not all(k in ckpt for k in ("model", "ema", "opt")):
+        raise ConvertError("%s: --training needs an upstream training checkpoint with 'model', 'ema' and "
+                           "'opt'" % args.input)
+    cfg = build_config(args, ckpt)
+    model = strip_prefixes(pick_state_dict(ckpt, "model", args.input))
+    ema = strip_prefixes(pick_state_dict(ckpt, "ema", args.input))
+    check_against_config(model, cfg, args.input + " ('model')")
+    check_against_config(ema, cfg, args.input + " ('ema')")
+    names = [name for name, _, _ in ref.param_shapes(cfg)]
+    moments, step, hyper = opt_state_by_name(ckpt["opt"], names, args.input)
+    tensors = dict(to_f32(model, args.input))
+    tensors.update({EMA + n: t for n, t in to_f32(ema, args.input).items()})
+    for name, (m, v) in moments.items():
+        tensors[EXP_AVG + name] = m.detach().to(torch.float32).contiguous()
+        tensors[EXP_AVG_SQ + name] = v.detach().to(torch.float32).contiguous()
+    saved = ckpt.get("args")
+    seed = int(getattr(saved, "global_seed", 0) or 0) if saved is not None else 0
+    train_args = dict(hyper, global_seed=seed)
+    metadata = {"dig.config": json.dumps(cfg, separators=(",", ":")),
+                "train.state": train_state_json(step, args.steps_per_epoch, seed),
+                "train.args": json.dumps(train_args, separators=(",", ":")),
+                "source": os.path.basename(args.input), "converter": "digcl tools/convert_pytorch.py"}
+    ref.save_safetensors(args.output, tensors, metadata)
+    return cfg, len(tensors)
+
+
+def to_pytorch(args):
+    from argparse import Namespace
+    try:
+        tensors, meta = ref.load_safetensors(args.input)
+    except Exception as e:  # not safetensors at all
+        raise ConvertError("%s: cannot read as safetensors: %s" % (args.input, e))
+    if "train.state" not in meta or "dig.config" not in meta:
+        raise ConvertError("%s: not a digcl training checkpoint (no train.state / dig.config metadata)"
+                           % args.input)
+    cfg = ref.make_config(**json.loads(meta["dig.config"]))
+    step = json.loads(meta["train.state"])["step"]
+    train_args = json.loads(meta.get("train.args", "{}"))
+    names = [name for name, _, _ in ref.param_shapes(cfg)]
+    model = {n: tensors[n] for n in names if n in tensors}
+    ema = {n[len(EMA):]: t for n, t in tensors.items() if n.startswith(EMA)}
+    check_against_config(model, cfg, args.input)
+    check_against_config(ema, cfg, args.input + " (ema.)")
+    state = {}
+    for index, name in enumerate(names):
+        if frozen(name):
+            continue
+        if EXP_AVG + name not in tensors or EXP_AVG_SQ + name not in tensors:
+            raise ConvertError("%s: no optimizer moments for '%s'" % (args.input, name))
+        state[index] = {"step": torch.tensor(float(step)), "exp_avg": tensors[EXP_AVG + name],
+                        "exp_avg_sq": tensors[EXP_AVG_SQ + name]}
+    group = {"lr": train_args.get("lr", 1e-4),
+             "betas": (train_args.get("beta1", 0.9), train_args.get("beta2", 0.999)),
+             "eps": train_args.get("adam_eps", 1e-8), "weight_decay": train_args.get("wd", 0.0),
+             "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+             "differentiable": False, "fused": None, "params": list(range(len(names)))}
+    upstream_name = "%s-%s/%d" % (cfg["arch"].replace("dig", "DiG").replace("dit", "DiT"),
+                                  "custom", cfg["patch_size"])
+    ckpt = {"model": model, "ema": ema, "opt": {"state": state, "param_groups": [group]},
+            "args": Namespace(model=upstream_name, image_size=cfg["input_size"] * 8,
+                              num_classes=cfg["num_classes"]),
+            "train_steps": step}
+    torch.save(ckpt, args.output)
+    return cfg, len(model)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -178,13 +301,22 @@ def parse_args(argv):
     p.add_argument("--no-learn-sigma", dest="learn_sigma", action="store_false")
     p.add_argument("--skip", dest="skip", action="store_true", default=None, help="DiG long skips")
     p.add_argument("--no-skip", dest="skip", action="store_false")
+    p.add_argument("--training", action="store_true",
+                   help="upstream training checkpoint -> digcl training checkpoint (model, EMA, AdamW)")
+    p.add_argument("--to-pytorch", action="store_true",
+                   help="digcl training checkpoint (.safetensors) -> upstream training checkpoint (.pt)")
+    p.add_argument("--steps-per-epoch", type=int, default=0,
+                   help="--training: batches per epoch, to place the data position (default: epoch 0)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        cfg, count = convert(args)
+        if args.training and args.to_pytorch:
+            raise ConvertError("--training and --to-pytorch are opposite directions; give one")
+        cfg, count = (to_digcl_training if args.training else to_pytorch if args.to_pytorch
+                      else convert)(args)
     except ConvertError as e:
         print("convert_pytorch.py: error: %s" % e, file=sys.stderr)
         return 1

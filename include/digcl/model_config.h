@@ -21,7 +21,9 @@
 #define DIGCL_CONFIG_METADATA_KEY "dig.config"
 #define DIGCL_GLA_GATE_LOW_RANK   16 /* gk_proj: D -> 16 -> Dk */
 
-typedef enum digcl_arch { DIGCL_ARCH_DIG, DIGCL_ARCH_DIT } digcl_arch;
+/* DIGCL_ARCH_UDIG: the U-shape DiG of docs/MODEL.md "U-DiG", this project's own
+ * definition: five stages of DiG blocks on three grids. */
+typedef enum digcl_arch { DIGCL_ARCH_DIG, DIGCL_ARCH_DIT, DIGCL_ARCH_UDIG } digcl_arch;
 
 typedef struct digcl_config_error {
     char message[512];
@@ -54,10 +56,12 @@ typedef struct digcl_model_config {
 
 /* Validates the user fields and fills the derived ones. Fails for
  * non-positive sizes, D not divisible by H (DiG: D/2 too), input_size not a
- * multiple of p, num_classes < 1, skip on DiT. */
+ * multiple of p, num_classes < 1, skip on DiT; for udig also depth not a
+ * multiple of 5, patch_size other than 1, input_size not a multiple of 4, skip. */
 int digcl_model_config_finish(digcl_model_config *cfg, digcl_config_error *err);
 
-/* Presets: "DiG-S/2", "DiG-B/4", "DiG-XL/8", "DiG-L/2-skip", "DiG-S/2-skipzero",
+/* Presets: "U-DiG-S", "U-DiG-B", "U-DiG-L", "U-DiG-XL" (depth 15 15 25 30, patch 1,
+ * the plain model's width and heads), "DiG-S/2", "DiG-B/4", "DiG-XL/8", "DiG-L/2-skip", "DiG-S/2-skipzero",
  * "DiT-S/2" ... (sizes S B L XL, patches 2 4 8), plus upstream's constructor
  * names ("DiG-S/2-bid-layer-dwconv-qdir", "DiG-XL/2-bid-layer-dwconv-qdir-head18",
  * with -skip / -skipzero). input_size 32, in_channels 4, num_classes 1000,
@@ -66,8 +70,25 @@ int digcl_model_config_preset(const char *name, digcl_model_config *cfg, digcl_c
 /* The canonical preset names, NULL-terminated (for --help and tests). */
 const char *const *digcl_model_config_preset_names(void);
 
-/* "dig" / "dit" */
+/* "dig" / "dit" / "udig" */
 const char *digcl_arch_name(digcl_arch arch);
+
+/* ---- U-DiG geometry (docs/MODEL.md "U-DiG") ----
+ * Stages in pipeline order: encoder 1, encoder 2, bottleneck, decoder 2,
+ * decoder 1, each depth/5 blocks; blocks are numbered 0..depth-1 across the
+ * stages. Stage s runs on the grid E / 2^level(s), levels 0 1 2 1 0. */
+#define DIGCL_UDIG_STAGES 5
+/* 1 for the archs whose blocks are DiG blocks (GLA, SwiGLU, DW-conv): dig, udig. */
+int digcl_arch_has_dig_blocks(digcl_arch arch);
+/* Blocks per stage (depth / 5); 0 for archs other than udig. */
+int digcl_udig_stage_depth(const digcl_model_config *cfg);
+/* 0..4 for udig, 0 for the other archs. */
+int digcl_model_block_stage(const digcl_model_config *cfg, int block);
+/* 0, 1 or 2 (grid halvings below the full token grid) of a U-DiG stage. */
+int digcl_udig_stage_level(int stage);
+/* Side of the token grid block `block` runs on: cfg->grid, or for udig
+ * cfg->grid >> level(stage). */
+int digcl_model_block_grid(const digcl_model_config *cfg, int block);
 
 /* dig.config JSON: {"arch":"dig","depth":12,"hidden_size":384,"num_heads":6,
  * "patch_size":2,"input_size":32,"in_channels":4,"num_classes":1000,

@@ -171,6 +171,13 @@ int digcl_st_writer_set_metadata(digcl_st_writer *w, const char *key, const char
 int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_error *err);
 void digcl_st_writer_write_or_die(const digcl_st_writer *w, const char *path);
 
+/* Any file written the same atomic way: write(file, user, err) gets the open
+ * temp file (a FILE *) and returns 0, or -1 with a message in err (e.g. a
+ * full disk: the previous file at path stays). */
+typedef int (*digcl_st_write_fn)(void *file, void *user, digcl_st_error *err);
+int digcl_st_write_atomic(const char *path, digcl_st_write_fn write, void *user,
+                          digcl_st_error *err);
+
 /* The same bytes into a malloc'ed buffer (free with free()). */
 int digcl_st_writer_serialize(const digcl_st_writer *w, uint8_t **bytes, size_t *size,
                               digcl_st_error *err);

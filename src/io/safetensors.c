@@ -1066,11 +1066,10 @@ static void sync_parent_directory(const char *path) {
     }
 }
 
-/* Writes into an open temp file and makes it durable. */
-static int write_and_sync(const digcl_st_writer *w, FILE *f, const char *path,
+/* Runs write(f) on an open temp file and makes it durable. */
+static int write_and_sync(FILE *f, const char *path, digcl_st_write_fn write, void *user,
                           digcl_st_error *err) {
-    sink s = {f, NULL, 0, 0};
-    if (write_all(w, &s, path, err) != 0) return -1;
+    if (write(f, user, err) != 0) return -1;
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
         return fail(err, "%s: flushing to disk failed: %s", path, strerror(errno));
     return 0;
@@ -1086,7 +1085,8 @@ static mode_t output_mode(const char *path) {
     return 0666 & ~mask;
 }
 
-int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_error *err) {
+int digcl_st_write_atomic(const char *path, digcl_st_write_fn write, void *user,
+                          digcl_st_error *err) {
     if (!path[0]) return fail(err, "the output file name is empty");
     struct stat existing;
     if (stat(path, &existing) == 0 && S_ISDIR(existing.st_mode))
@@ -1103,7 +1103,7 @@ int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_e
     }
     fchmod(fd, output_mode(path));
     FILE *f = fdopen(fd, "wb");
-    int status = f ? write_and_sync(w, f, path, err)
+    int status = f ? write_and_sync(f, path, write, user, err)
                    : fail(err, "%s: fdopen failed: %s", path, strerror(errno));
     int close_failed = f ? fclose(f) != 0 : close(fd) != 0;
     if (close_failed && status == 0)
@@ -1115,6 +1115,22 @@ int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_e
     else sync_parent_directory(path);
     free(temp);
     return status;
+}
+
+typedef struct writer_job {
+    const digcl_st_writer *w;
+    const char *path;
+} writer_job;
+
+static int write_writer(void *file, void *user, digcl_st_error *err) {
+    const writer_job *job = user;
+    sink s = {file, NULL, 0, 0};
+    return write_all(job->w, &s, job->path, err);
+}
+
+int digcl_st_writer_write(const digcl_st_writer *w, const char *path, digcl_st_error *err) {
+    writer_job job = {w, path};
+    return digcl_st_write_atomic(path, write_writer, &job, err);
 }
 
 void digcl_st_writer_write_or_die(const digcl_st_writer *w, const char *path) {

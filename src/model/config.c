@@ -27,7 +27,9 @@ static int fail(digcl_config_error *err, const char *format, ...) {
     return -1;
 }
 
-const char *digcl_arch_name(digcl_arch arch) { return arch == DIGCL_ARCH_DIT ? "dit" : "dig"; }
+const char *digcl_arch_name(digcl_arch arch) {
+    return arch == DIGCL_ARCH_DIT ? "dit" : arch == DIGCL_ARCH_UDIG ? "udig" : "dig";
+}
 
 /* ------------------------------------------------------------ derivation */
 
@@ -42,9 +44,29 @@ static int check_positive(const char *what, int value, digcl_config_error *err) 
     return 0;
 }
 
+/* U-DiG (docs/MODEL.md "U-DiG"): five stages of depth/5 blocks, patch 1, two grid halvings. */
+static int check_udig(const digcl_model_config *c, digcl_config_error *err) {
+    if (c->depth % DIGCL_UDIG_STAGES != 0)
+        return fail(err,
+                    "model config: U-DiG depth %d is not a multiple of 5 (five stages of "
+                    "depth/5 blocks)",
+                    c->depth);
+    if (c->patch_size != 1)
+        return fail(err, "model config: U-DiG uses patch_size 1, got %d", c->patch_size);
+    if (c->input_size % 4 != 0)
+        return fail(err,
+                    "model config: U-DiG input_size %d is not a multiple of 4 (the grid is "
+                    "halved twice)",
+                    c->input_size);
+    if (c->skip || c->skip_zero_init)
+        return fail(err, "model config: U-DiG has its own skips; the DiG long skips (skip) must "
+                         "be false");
+    return 0;
+}
+
 static int check_fields(const digcl_model_config *c, digcl_config_error *err) {
-    if (c->arch != DIGCL_ARCH_DIG && c->arch != DIGCL_ARCH_DIT)
-        return fail(err, "model config: arch must be dig or dit");
+    if (c->arch != DIGCL_ARCH_DIG && c->arch != DIGCL_ARCH_DIT && c->arch != DIGCL_ARCH_UDIG)
+        return fail(err, "model config: arch must be dig, dit or udig");
     if (check_positive("depth", c->depth, err) ||
         check_positive("hidden_size", c->hidden_size, err) ||
         check_positive("num_heads", c->num_heads, err) ||
@@ -60,14 +82,15 @@ static int check_fields(const digcl_model_config *c, digcl_config_error *err) {
     if (c->input_size % c->patch_size != 0)
         return fail(err, "model config: input_size %d is not a multiple of patch_size %d",
                     c->input_size, c->patch_size);
-    int qk = c->arch == DIGCL_ARCH_DIG ? c->hidden_size / 2 : c->hidden_size;
-    if (c->hidden_size % c->num_heads != 0 || (c->arch == DIGCL_ARCH_DIG && c->hidden_size % 2) ||
-        qk % c->num_heads != 0)
+    int gla = digcl_arch_has_dig_blocks(c->arch);
+    int qk = gla ? c->hidden_size / 2 : c->hidden_size;
+    if (c->hidden_size % c->num_heads != 0 || (gla && c->hidden_size % 2) || qk % c->num_heads != 0)
         return fail(err, "model config: hidden_size %d does not split into %d heads%s",
                     c->hidden_size, c->num_heads,
-                    c->arch == DIGCL_ARCH_DIG ? " (DiG needs D/2 and D divisible by heads)" : "");
+                    gla ? " (DiG needs D/2 and D divisible by heads)" : "");
     if (c->arch == DIGCL_ARCH_DIT && (c->skip || c->skip_zero_init))
         return fail(err, "model config: long skips exist only for DiG, not DiT");
+    if (c->arch == DIGCL_ARCH_UDIG) return check_udig(c, err);
     return 0;
 }
 
@@ -79,7 +102,7 @@ static int check_kernel_limits(const digcl_model_config *c, digcl_config_error *
     int64_t features = (int64_t)c->patch_size * c->patch_size * c->out_channels;
     int64_t patch_in = (int64_t)c->patch_size * c->patch_size * c->in_channels;
     int64_t widest = 2 * (int64_t)c->mlp_hidden;
-    int64_t wider[] = {3 * (int64_t)c->hidden_size,
+    int64_t wider[] = {(c->arch == DIGCL_ARCH_UDIG ? 4 : 3) * (int64_t)c->hidden_size,
                        2 * (int64_t)c->qk_dim + 2 * c->hidden_size + 16, features, patch_in};
     for (size_t i = 0; i < sizeof wider / sizeof wider[0]; i++)
         if (wider[i] > widest) widest = wider[i];
@@ -102,7 +125,7 @@ static int check_kernel_limits(const digcl_model_config *c, digcl_config_error *
             "model config: hidden_size %d is wider than the norm kernels' rows (at most %d, or %d "
             "when not a multiple of 4)",
             c->hidden_size, 4 * DIGCL_NORM_MAX_ROW_VECTORS, DIGCL_NORM_MAX_ROW_VECTORS);
-    if (c->arch == DIGCL_ARCH_DIG && !digcl_norm_width_supported(c->head_v_dim))
+    if (digcl_arch_has_dig_blocks(c->arch) && !digcl_norm_width_supported(c->head_v_dim))
         return fail(
             err,
             "model config: head value dim %d (hidden_size / num_heads) is wider than the norm "
@@ -122,11 +145,12 @@ static void derive(digcl_model_config *c) {
     c->learn_sigma = c->learn_sigma != 0;
     c->skip = c->skip != 0;
     c->skip_zero_init = c->skip && c->skip_zero_init;
-    c->qk_dim = c->arch == DIGCL_ARCH_DIG ? c->hidden_size / 2 : c->hidden_size;
+    c->qk_dim = digcl_arch_has_dig_blocks(c->arch) ? c->hidden_size / 2 : c->hidden_size;
     c->v_dim = c->hidden_size;
     c->head_qk_dim = c->qk_dim / c->num_heads;
     c->head_v_dim = c->v_dim / c->num_heads;
-    c->mlp_hidden = c->arch == DIGCL_ARCH_DIG ? swiglu_hidden(c->hidden_size) : 4 * c->hidden_size;
+    c->mlp_hidden =
+        digcl_arch_has_dig_blocks(c->arch) ? swiglu_hidden(c->hidden_size) : 4 * c->hidden_size;
     c->out_channels = c->learn_sigma ? 2 * c->in_channels : c->in_channels;
     c->grid = c->input_size / c->patch_size;
     c->tokens = c->grid * c->grid;
@@ -153,15 +177,14 @@ static const struct {
 };
 
 static const char *const preset_names[] = {
-    "DiG-S/2",      "DiG-S/4",       "DiG-S/8",       "DiG-B/2",
-    "DiG-B/4",      "DiG-B/8",       "DiG-L/2",       "DiG-L/4",
-    "DiG-L/8",      "DiG-XL/2",      "DiG-XL/4",      "DiG-XL/8",
-    "DiG-S/2-skip", "DiG-S/4-skip",  "DiG-S/8-skip",  "DiG-B/2-skip",
-    "DiG-B/4-skip", "DiG-B/8-skip",  "DiG-L/2-skip",  "DiG-L/4-skip",
-    "DiG-L/8-skip", "DiG-XL/2-skip", "DiG-XL/4-skip", "DiG-XL/8-skip",
-    "DiT-S/2",      "DiT-S/4",       "DiT-S/8",       "DiT-B/2",
-    "DiT-B/4",      "DiT-B/8",       "DiT-L/2",       "DiT-L/4",
-    "DiT-L/8",      "DiT-XL/2",      "DiT-XL/4",      "DiT-XL/8",
+    "DiG-S/2",      "DiG-S/4",       "DiG-S/8",       "DiG-B/2",       "DiG-B/4",
+    "DiG-B/8",      "DiG-L/2",       "DiG-L/4",       "DiG-L/8",       "DiG-XL/2",
+    "DiG-XL/4",     "DiG-XL/8",      "DiG-S/2-skip",  "DiG-S/4-skip",  "DiG-S/8-skip",
+    "DiG-B/2-skip", "DiG-B/4-skip",  "DiG-B/8-skip",  "DiG-L/2-skip",  "DiG-L/4-skip",
+    "DiG-L/8-skip", "DiG-XL/2-skip", "DiG-XL/4-skip", "DiG-XL/8-skip", "DiT-S/2",
+    "DiT-S/4",      "DiT-S/8",       "DiT-B/2",       "DiT-B/4",       "DiT-B/8",
+    "DiT-L/2",      "DiT-L/4",       "DiT-L/8",       "DiT-XL/2",      "DiT-XL/4",
+    "DiT-XL/8",     "U-DiG-S",       "U-DiG-B",       "U-DiG-L",       "U-DiG-XL",
     NULL,
 };
 
@@ -183,8 +206,32 @@ static int parse_dig_suffix(const char *s, int is_xl, digcl_model_config *c) {
     return 0;
 }
 
+/* Every preset: 32x32x4 latents (256 px), 1000 classes, learned variance. */
+static void set_preset_data(digcl_model_config *c) {
+    c->input_size = 32;
+    c->in_channels = 4;
+    c->num_classes = 1000;
+    c->learn_sigma = 1;
+}
+
+/* U-DiG-<size>: the plain model's width and heads, depth the multiple of five at
+ * or above the plain depth (15 15 25 30), patch 1 (docs/MODEL.md "U-DiG"). */
+static int parse_udig_preset(const char *size, digcl_model_config *c) {
+    int k = 0, n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
+    while (k < n_sizes && strcmp(sizes[k].size, size) != 0) k++;
+    if (k == n_sizes) return -1;
+    c->arch = DIGCL_ARCH_UDIG;
+    c->depth = (sizes[k].depth + DIGCL_UDIG_STAGES - 1) / DIGCL_UDIG_STAGES * DIGCL_UDIG_STAGES;
+    c->hidden_size = sizes[k].hidden;
+    c->num_heads = sizes[k].heads_dig;
+    c->patch_size = 1;
+    set_preset_data(c);
+    return 0;
+}
+
 static int parse_preset(const char *name, digcl_model_config *c) {
     memset(c, 0, sizeof *c);
+    if (strncmp(name, "U-DiG-", 6) == 0) return parse_udig_preset(name + 6, c);
     if (strncmp(name, "DiG-", 4) == 0) c->arch = DIGCL_ARCH_DIG;
     else if (strncmp(name, "DiT-", 4) == 0) c->arch = DIGCL_ARCH_DIT;
     else return -1;
@@ -200,10 +247,7 @@ static int parse_preset(const char *name, digcl_model_config *c) {
     c->hidden_size = sizes[k].hidden;
     c->num_heads = c->arch == DIGCL_ARCH_DIG ? sizes[k].heads_dig : sizes[k].heads_dit;
     c->patch_size = slash[1] - '0';
-    c->input_size = 32;
-    c->in_channels = 4;
-    c->num_classes = 1000;
-    c->learn_sigma = 1;
+    set_preset_data(c);
     if (c->arch == DIGCL_ARCH_DIT) return slash[2] == '\0' ? 0 : -1;
     return parse_dig_suffix(slash + 2, strcmp(sizes[k].size, "XL") == 0, c);
 }
@@ -212,7 +256,8 @@ int digcl_model_config_preset(const char *name, digcl_model_config *cfg, digcl_c
     if (!name || parse_preset(name, cfg) != 0)
         return fail(err,
                     "unknown model preset '%s' (expected DiG-S/2, DiG-B/4, DiG-L/2-skip, "
-                    "DiT-XL/2, ...: DiG|DiT, size S|B|L|XL, patch 2|4|8, DiG may add -skip)",
+                    "DiT-XL/2, U-DiG-S, ...: DiG|DiT, size S|B|L|XL, patch 2|4|8, DiG may add "
+                    "-skip; U-DiG-S|B|L|XL)",
                     name ? name : "(null)");
     return digcl_model_config_finish(cfg, err);
 }
@@ -272,7 +317,9 @@ static int read_arch(const cJSON *root, digcl_arch *arch, digcl_config_error *er
     if (!item) return fail(err, "dig.config: missing \"arch\"");
     if (cJSON_IsString(item) && strcmp(item->valuestring, "dig") == 0) *arch = DIGCL_ARCH_DIG;
     else if (cJSON_IsString(item) && strcmp(item->valuestring, "dit") == 0) *arch = DIGCL_ARCH_DIT;
-    else return fail(err, "dig.config: \"arch\" must be \"dig\" or \"dit\"");
+    else if (cJSON_IsString(item) && strcmp(item->valuestring, "udig") == 0)
+        *arch = DIGCL_ARCH_UDIG;
+    else return fail(err, "dig.config: \"arch\" must be \"dig\", \"dit\" or \"udig\"");
     return 0;
 }
 
@@ -431,12 +478,30 @@ static void add_final_layer(table_builder *b, const digcl_model_config *c) {
     add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(2 * d), "final_layer.adaLN_modulation.1.bias");
 }
 
+/* U-DiG stage transitions (docs/MODEL.md "U-DiG"), before the first block of stage
+ * `stage`: downsample.k [D, 4D] after encoder stage k+1; upsample.k [4D, D]
+ * then skip_fuse.k [D, 2D] before decoder stages 2 and 1. */
+static void add_udig_transition(table_builder *b, const digcl_model_config *c, int stage) {
+    int64_t d = c->hidden_size;
+    if (stage == 1 || stage == 2) {
+        add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(d, 4 * d), "downsample.%d.weight", stage - 1);
+        add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "downsample.%d.bias", stage - 1);
+    } else if (stage == 3 || stage == 4) {
+        add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(4 * d, d), "upsample.%d.weight", stage - 3);
+        add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(4 * d), "upsample.%d.bias", stage - 3);
+        add_param(b, DIGCL_INIT_XAVIER, 1, LINEAR_W(d, 2 * d), "skip_fuse.%d.weight", stage - 3);
+        add_param(b, DIGCL_INIT_ZERO, 1, VECTOR(d), "skip_fuse.%d.bias", stage - 3);
+    }
+}
+
 int digcl_param_table_build(const digcl_model_config *cfg, digcl_param_table *table) {
     table_builder b = {table, 0};
     memset(table, 0, sizeof *table);
     add_embedders(&b, cfg);
+    int stage_depth = digcl_udig_stage_depth(cfg);
     for (int i = 0; i < cfg->depth; i++) {
-        if (cfg->arch == DIGCL_ARCH_DIG) add_dig_block(&b, cfg, i);
+        if (stage_depth && i % stage_depth == 0) add_udig_transition(&b, cfg, i / stage_depth);
+        if (digcl_arch_has_dig_blocks(cfg->arch)) add_dig_block(&b, cfg, i);
         else add_dit_block(&b, cfg, i);
     }
     add_final_layer(&b, cfg);

@@ -27,11 +27,13 @@ typedef struct dig_dims {
     int N, T, D, Dk, F, H, K, V, E, rows;
 } dig_dims;
 
-static dig_dims dims_of(const digcl_model *model) {
+/* The block's own grid: the model's, or its U-DiG stage's (E = grid side, T = E*E). */
+static dig_dims dims_of(const digcl_model *model, int index) {
     const digcl_model_config *c = &model->config;
+    int E = digcl_model_block_grid(c, index), T = E * E;
     dig_dims d = {
-        model->batch, c->tokens,      c->hidden_size, c->qk_dim, c->mlp_hidden,
-        c->num_heads, c->head_qk_dim, c->head_v_dim,  c->grid,   model->batch * c->tokens};
+        model->batch,  T, c->hidden_size,  c->qk_dim, c->mlp_hidden, c->num_heads, c->head_qk_dim,
+        c->head_v_dim, E, model->batch * T};
     return d;
 }
 
@@ -206,7 +208,7 @@ void digcl_dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem 
                              block_saved *saved) {
     const block_params *p = &model->blocks[index];
     model_scratch *s = &model->scratch;
-    dig_dims d = dims_of(model);
+    dig_dims d = dims_of(model, index);
     digcl_model_linear(model, d.N, d.D, 6 * d.D, model->embedding.condition_act, p->adaln_weight,
                        p->adaln_bias, saved->modulation);
     modulated_norm1(model, &d, saved, h_in);
@@ -221,7 +223,7 @@ void digcl_dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem 
     digcl_depthwise_conv_forward(model->ctx, &grid, s->h_post,
                                  digcl_model_weight(model, p->conv_weight),
                                  digcl_model_weight(model, p->conv_bias), s->x1);
-    digcl_srem_forward(model->ctx, digcl_srem_block_order(index), d.N, d.E, d.D, s->x1, h_out);
+    digcl_model_block_reorient_forward(model, index, d.N, d.E, d.D, s->x1, h_out);
 }
 
 /* ------------------------------------------------------------ backward */
@@ -304,9 +306,9 @@ void digcl_dig_block_backward(digcl_model *model, int index, block_saved *saved,
                               cl_mem d_in) {
     const block_params *p = &model->blocks[index];
     model_scratch *s = &model->scratch;
-    dig_dims d = dims_of(model);
+    dig_dims d = dims_of(model, index);
     cl_mem h_in = saved->h_in;
-    digcl_srem_backward(model->ctx, digcl_srem_block_order(index), d.N, d.E, d.D, d_out, s->d_a);
+    digcl_model_block_reorient_backward(model, index, d.N, d.E, d.D, d_out, s->d_a);
     residual_streams(model, &d, saved, h_in, 1); /* recompute h_mid, h_post */
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
     digcl_depthwise_conv_backward(model->ctx, &grid, s->h_post,

@@ -21,7 +21,7 @@ static int env_disables(const char *name) {
  * no alignment padding separates them in the flat layout they form one
  * [2Dk + 2D + 16, D] matrix, and the five projections become one GEMM. */
 static int projections_adjacent(const digcl_model *model) {
-    if (model->config.arch != DIGCL_ARCH_DIG) return 0;
+    if (!digcl_arch_has_dig_blocks(model->config.arch)) return 0;
     const digcl_param_table *table = model->table;
     for (int b = 0; b < model->config.depth; b++) {
         const block_params *p = &model->blocks[b];
@@ -272,6 +272,10 @@ static void check_inputs(const digcl_model *model, const digcl_model_inputs *inp
 void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem out) {
     if (!model->batch) digcl_fatal("digcl_model_forward: call digcl_model_prepare first");
     check_inputs(model, inputs, out);
+    if (model->config.arch == DIGCL_ARCH_UDIG) {
+        digcl_udig_forward(model, inputs, out);
+        return;
+    }
     const digcl_model_config *c = &model->config;
     size_t stream_bytes = (size_t)model->batch * c->tokens * c->hidden_size * sizeof(float);
     digcl_model_stem_forward(model, inputs,
@@ -284,7 +288,7 @@ void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, c
                                           saved->h_in);
             h_in = saved->h_in;
         }
-        if (c->arch == DIGCL_ARCH_DIG)
+        if (digcl_arch_has_dig_blocks(c->arch))
             digcl_dig_block_forward(model, block, h_in, block_output(model, block), saved);
         else digcl_dit_block_forward(model, block, h_in, block_output(model, block), saved);
         if (pushes_skip(c, block))
@@ -305,6 +309,10 @@ void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, 
                      (size_t)model->batch * model->config.in_channels * model->config.input_size *
                          model->config.input_size,
                      "input gradient dx", model->batch);
+    if (model->config.arch == DIGCL_ARCH_UDIG) {
+        digcl_udig_backward(model, inputs, dout, dx);
+        return;
+    }
     const digcl_model_config *c = &model->config;
     size_t stream_floats = (size_t)model->batch * c->tokens * c->hidden_size;
     cl_mem *d = model->scratch.d_stream;
@@ -316,7 +324,7 @@ void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, 
         if (pushes_skip(c, block))
             digcl_axpy(model->ctx, stream_floats, 1.0f, model->d_skips[block], d[current]);
         block_saved *saved = saved_for(model, block);
-        if (c->arch == DIGCL_ARCH_DIG)
+        if (digcl_arch_has_dig_blocks(c->arch))
             digcl_dig_block_backward(model, block, saved, d[current], d[1 - current]);
         else digcl_dit_block_backward(model, block, saved, d[current], d[1 - current]);
         if (pops_skip(c, block)) { /* d[1-current] is d(fused input): split it */

@@ -33,6 +33,26 @@ typedef struct stem_params {
     int final_adaln_weight, final_adaln_bias, final_weight, final_bias;
 } stem_params;
 
+/* U-DiG (udig.c, docs/MODEL.md "U-DiG"): table indices of the stage transitions;
+ * index k = 0 is the transition next to the bottleneck's outer side
+ * (downsample.0: E -> E/2, upsample.1: E/2 -> E, skip_fuse.1 with skip_1). */
+typedef struct udig_params {
+    int down_weight[2], down_bias[2]; /* [D, 4D], [D] */
+    int up_weight[2], up_bias[2];     /* [4D, D], [4D] */
+    int fuse_weight[2], fuse_bias[2]; /* [D, 2D], [D] */
+} udig_params;
+
+/* What a U-DiG plan puts in model->skips (d_skips: UDIG_SKIP1, UDIG_SKIP2 in TRAINING). */
+enum udig_slot {
+    UDIG_SKIP1,      /* [N, T, D] encoder stage 1 output: skip_1 */
+    UDIG_SKIP2,      /* [N, T/4, D] encoder stage 2 output: skip_2 */
+    UDIG_BOTTLENECK, /* [N, T/16, D] bottleneck output */
+    UDIG_UP2,        /* [N, T/4, D] upsample.0 output (before skip_fuse.0) */
+    UDIG_DECODER2,   /* [N, T/4, D] decoder stage 2 output */
+    UDIG_UP1,        /* [N, T, D] upsample.1 output (before skip_fuse.1) */
+    UDIG_SLOTS
+};
+
 /* Activations of one block kept for backward (TRAINING) or reused (INFERENCE). */
 typedef struct block_saved {
     cl_mem h_in;                       /* [N, T, D] block input (after the skip fuse) */
@@ -122,6 +142,7 @@ struct digcl_model {
     block_saved *saved; /* depth entries (TRAINING) or 1 shared (INFERENCE) */
     cl_mem *skips;      /* [N, T, D] per pushed skip */
     cl_mem *d_skips;    /* gradients of the pushed skips */
+    udig_params udig;   /* U-DiG stage transitions (arch udig) */
 };
 
 /* model_params.c */
@@ -150,6 +171,30 @@ void digcl_model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream,
                                    cl_mem fused);
 void digcl_model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip,
                                     cl_mem d_fused, cl_mem d_stream, cl_mem d_skip);
+
+/* model_params.c: the skip fuse on any rows and weights (by table index), as U-DiG
+ * uses it too: fused [rows, D] = stream W_s^T + skip W_k^T + bias, W = [W_s | W_k]
+ * [D, 2D]; backward overwrites d_stream and d_skip, accumulates dW and dbias. */
+void digcl_model_concat_linear_forward(digcl_model *model, size_t rows, int weight, int bias,
+                                       cl_mem stream, cl_mem skip, cl_mem fused);
+void digcl_model_concat_linear_backward(digcl_model *model, size_t rows, int weight, int bias,
+                                        cl_mem stream, cl_mem skip, cl_mem d_fused, cl_mem d_stream,
+                                        cl_mem d_skip);
+
+/* udig.c: U-DiG's stage pipeline (docs/MODEL.md "U-DiG"). */
+void digcl_udig_find_params(digcl_model *model);
+void digcl_udig_plan(model_arena *arena, const digcl_model_config *config, int batch, int training,
+                     cl_mem *slots, cl_mem *d_slots);
+void digcl_udig_forward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem out);
+void digcl_udig_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem dout,
+                         cl_mem dx);
+/* The reorientation after DiG block `block` (y from x, [N, side*side, D]): SREM for
+ * dig; for udig SREM by the block's index inside its stage, and back to R order
+ * after a stage's last block. The backward overwrites dx. */
+void digcl_model_block_reorient_forward(digcl_model *model, int block, int N, int side, int D,
+                                        cl_mem x, cl_mem y);
+void digcl_model_block_reorient_backward(digcl_model *model, int block, int N, int side, int D,
+                                         cl_mem dy, cl_mem dx);
 
 /* dig_block.c, dit_block.c */
 void digcl_dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out,

@@ -76,9 +76,10 @@ void digcl_model_find_params(digcl_model *model) {
         block_params *b = &model->blocks[i];
         b->adaln_weight = find_block(model, i, "adaLN_modulation.1.weight", 0);
         b->adaln_bias = find_block(model, i, "adaLN_modulation.1.bias", 0);
-        if (model->config.arch == DIGCL_ARCH_DIG) find_dig_block(model, i, b);
+        if (digcl_arch_has_dig_blocks(model->config.arch)) find_dig_block(model, i, b);
         else find_dit_block(model, i, b);
     }
+    if (model->config.arch == DIGCL_ARCH_UDIG) digcl_udig_find_params(model);
 }
 
 cl_mem digcl_model_weight(const digcl_model *model, int index) {
@@ -120,9 +121,22 @@ void digcl_model_linear_backward(digcl_model *model, int rows, int in, int out, 
 void digcl_model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream, cl_mem skip,
                                    cl_mem fused) {
     const block_params *b = &model->blocks[block];
-    size_t rows = (size_t)model->batch * model->config.tokens,
-           D = (size_t)model->config.hidden_size;
-    cl_mem weight = digcl_model_weight(model, b->skip_weight);
+    digcl_model_concat_linear_forward(model, (size_t)model->batch * model->config.tokens,
+                                      b->skip_weight, b->skip_bias, stream, skip, fused);
+}
+
+void digcl_model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip,
+                                    cl_mem d_fused, cl_mem d_stream, cl_mem d_skip) {
+    const block_params *b = &model->blocks[block];
+    digcl_model_concat_linear_backward(model, (size_t)model->batch * model->config.tokens,
+                                       b->skip_weight, b->skip_bias, stream, skip, d_fused,
+                                       d_stream, d_skip);
+}
+
+void digcl_model_concat_linear_forward(digcl_model *model, size_t rows, int weight_index, int bias,
+                                       cl_mem stream, cl_mem skip, cl_mem fused) {
+    size_t D = (size_t)model->config.hidden_size;
+    cl_mem weight = digcl_model_weight(model, weight_index);
     digcl_gemm_args args = {.transpose_b = 1,
                             .M = rows,
                             .N = D,
@@ -140,17 +154,15 @@ void digcl_model_skip_fuse_forward(digcl_model *model, int block, cl_mem stream,
     args.b_offset = D;
     args.beta = 1.0f;
     digcl_gemm(model->ctx, &args);
-    digcl_bias_add(model->ctx, (int)rows, (int)D, fused, digcl_model_weight(model, b->skip_bias),
-                   0);
+    digcl_bias_add(model->ctx, (int)rows, (int)D, fused, digcl_model_weight(model, bias), 0);
 }
 
-void digcl_model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream, cl_mem skip,
-                                    cl_mem d_fused, cl_mem d_stream, cl_mem d_skip) {
-    const block_params *b = &model->blocks[block];
-    size_t rows = (size_t)model->batch * model->config.tokens,
-           D = (size_t)model->config.hidden_size;
-    cl_mem weight = digcl_model_weight(model, b->skip_weight),
-           d_weight = digcl_model_weight_grad(model, b->skip_weight);
+void digcl_model_concat_linear_backward(digcl_model *model, size_t rows, int weight_index, int bias,
+                                        cl_mem stream, cl_mem skip, cl_mem d_fused, cl_mem d_stream,
+                                        cl_mem d_skip) {
+    size_t D = (size_t)model->config.hidden_size;
+    cl_mem weight = digcl_model_weight(model, weight_index),
+           d_weight = digcl_model_weight_grad(model, weight_index);
     /* d_stream = d_fused W_stream, d_skip = d_fused W_skip: [rows, D] x [D, D] */
     digcl_gemm_args input_grad = {.M = rows,
                                   .N = D,
@@ -185,6 +197,5 @@ void digcl_model_skip_fuse_backward(digcl_model *model, int block, cl_mem stream
     weight_grad.c_offset = D;
     digcl_gemm(model->ctx, &weight_grad);
     digcl_column_sum(model->ctx, 1, (int)rows, (int)D, d_fused, 0, 1.0f,
-                     digcl_model_weight_grad(model, b->skip_bias), 0, D, 1,
-                     model->scratch.workspace, 0);
+                     digcl_model_weight_grad(model, bias), 0, D, 1, model->scratch.workspace, 0);
 }

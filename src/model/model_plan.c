@@ -57,7 +57,7 @@ static size_t workspace_bytes(const digcl_model_config *c, const plan_sizes *s) 
     bytes = max_size(bytes, digcl_column_sum_workspace_bytes(1, (int)s->rows, D));
     digcl_patch_shape patch = {N, c->in_channels, c->input_size, c->input_size, c->patch_size};
     bytes = max_size(bytes, digcl_patch_embed_workspace_bytes(&patch, D));
-    if (c->arch == DIGCL_ARCH_DIG) {
+    if (digcl_arch_has_dig_blocks(c->arch)) {
         bytes = max_size(bytes, digcl_rmsnorm_gate_backward_workspace_bytes(
                                     (int)s->rows * c->num_heads, c->head_v_dim));
         digcl_grid_shape grid = {N, c->grid, c->grid, D};
@@ -137,7 +137,7 @@ static void plan_block(model_arena *a, block_saved *b, const digcl_model_config 
     digcl_arena_add(a, &b->rstd2, rows);
     digcl_arena_add(a, &b->branch1, rows * s->D);
     digcl_arena_add(a, &b->branch2, rows * s->D);
-    if (c->arch == DIGCL_ARCH_DIG) {
+    if (digcl_arch_has_dig_blocks(c->arch)) {
         digcl_arena_add(a, &b->q, rows * s->Dk);
         digcl_arena_add(a, &b->k, rows * s->Dk);
         digcl_arena_add(a, &b->v, rows * s->D);
@@ -161,19 +161,26 @@ void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_m
     plan_sizes s = sizes_of(config, batch);
     int training = mode == DIGCL_MODE_TRAINING;
     int depth = config->depth, entries = training ? depth : 1;
+    int slots = config->arch == DIGCL_ARCH_UDIG ? UDIG_SLOTS : depth;
     memset(embedding, 0, sizeof *embedding);
     memset(scratch, 0, sizeof *scratch);
     *saved = calloc((size_t)(entries ? entries : 1), sizeof **saved);
-    *skips = calloc((size_t)(depth ? depth : 1), sizeof **skips);
-    *d_skips = calloc((size_t)(depth ? depth : 1), sizeof **d_skips);
+    *skips = calloc((size_t)(slots ? slots : 1), sizeof **skips);
+    *d_skips = calloc((size_t)(slots ? slots : 1), sizeof **d_skips);
     if (!*saved || !*skips || !*d_skips) digcl_fatal("out of host memory planning activations");
     digcl_arena_begin(arena, alignment);
     plan_embedding(arena, embedding, &s);
     plan_scratch(arena, scratch, config, &s, training);
     for (int b = 0; b < entries; b++) {
         int skip_input = config->skip && (training ? b > depth / 2 : 1);
-        plan_block(arena, &(*saved)[b], config, &s, skip_input && training);
+        plan_sizes block = s; /* the block's own grid (U-DiG stages are smaller) */
+        size_t side = (size_t)digcl_model_block_grid(config, b);
+        block.T = side * side;
+        block.rows = s.N * block.T;
+        plan_block(arena, &(*saved)[b], config, &block, skip_input && training);
     }
+    if (config->arch == DIGCL_ARCH_UDIG)
+        digcl_udig_plan(arena, config, batch, training, *skips, *d_skips);
     for (int b = 0; config->skip && b < depth / 2 - 1; b++) {
         digcl_arena_add(arena, &(*skips)[b], s.rows * s.D);
         if (training) digcl_arena_add(arena, &(*d_skips)[b], s.rows * s.D);

@@ -25,6 +25,24 @@ def random_state(cfg, seed=0, prefix=""):
     return {prefix + name: torch.randn(shape, generator=gen) for name, shape, _ in ref.param_shapes(cfg)}
 
 
+def upstream_training_checkpoint(cfg, steps=2, seed=0):
+    """model, ema, AdamW state after `steps` steps on random gradients, as upstream saves it."""
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.randn(shape, generator=gen), requires_grad=name != "pos_embed")
+              for name, shape, _ in ref.param_shapes(cfg)]
+    names = [name for name, _, _ in ref.param_shapes(cfg)]
+    opt = torch.optim.AdamW(params, lr=3e-4, betas=(0.8, 0.95), eps=1e-7, weight_decay=0.01)
+    for _ in range(steps):
+        for p in params:
+            if p.requires_grad:
+                p.grad = torch.randn(p.shape, generator=gen)
+        opt.step()
+    model = {n: p.detach().clone() for n, p in zip(names, params)}
+    ema = {n: t + 0.5 for n, t in model.items()}
+    return {"model": model, "ema": ema, "opt": opt.state_dict(),
+            "args": Namespace(model="DiG-S/2-bid-layer-dwconv-qdir", global_seed=3)}, params, opt
+
+
 class ConvertTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
@@ -35,6 +53,44 @@ class ConvertTest(unittest.TestCase):
 
     def run_convert(self, *argv):
         return convert_pytorch.main(list(argv))
+
+    def test_training_checkpoint_both_ways(self):
+        cfg = ref.make_config("dig", **TINY)
+        ckpt, params, opt = upstream_training_checkpoint(cfg)
+        torch.save(ckpt, self.path("up.pt"))
+        flags = ["--arch", "dig", "--depth", "4", "--hidden-size", "64", "--num-heads", "2",
+                 "--input-size", "8", "--num-classes", "10"]
+        out = self.path("train.safetensors")
+        self.assertEqual(self.run_convert(self.path("up.pt"), out, "--training", "--steps-per-epoch", "3",
+                                          *flags), 0)
+        tensors, meta = ref.load_safetensors(out)
+        state = json.loads(meta["train.state"])
+        self.assertEqual((state["step"], state["epoch"], state["batch_in_epoch"]), (2, 0, 2))
+        self.assertEqual(state["rng"]["seed"], "3")
+        self.assertEqual(json.loads(meta["train.args"])["lr"], 3e-4)
+        self.assertNotIn("opt.exp_avg.pos_embed", tensors)
+        for name in ckpt["model"]:
+            self.assertTrue(torch.equal(tensors[name], ckpt["model"][name]), name)
+            self.assertTrue(torch.equal(tensors["ema." + name], ckpt["ema"][name]), name)
+        back = self.path("back.pt")
+        self.assertEqual(self.run_convert(out, back, "--to-pytorch"), 0)
+        again = torch.load(back, map_location="cpu", weights_only=False)
+        self.assertEqual(again["train_steps"], 2)
+        # upstream resumes: the restored optimizer takes the same next step as the original
+        names = [name for name, _, _ in ref.param_shapes(cfg)]
+        restored = [torch.nn.Parameter(again["model"][n].clone(), requires_grad=n != "pos_embed") for n in names]
+        opt2 = torch.optim.AdamW(restored, lr=1.0)
+        opt2.load_state_dict(again["opt"])
+        gen = torch.Generator().manual_seed(9)
+        for p, q in zip(params, restored):
+            if p.requires_grad:
+                p.grad = torch.randn(p.shape, generator=gen)
+                q.grad = p.grad.clone()
+        opt.step()
+        opt2.step()
+        for n, p, q in zip(names, params, restored):
+            self.assertTrue(torch.equal(p.detach(), q.detach()), n)
+        self.assertNotEqual(self.run_convert(back, self.path("x.pt"), "--to-pytorch"), 0)
 
     def test_training_checkpoint_ema_and_model(self):
         cfg = ref.make_config("dig", **TINY)

@@ -1,0 +1,340 @@
+/* The training step on the device: label dropout, t and noise from the
+ * counter-based RNG, q_sample, forward, loss, backward, global norm (and
+ * clip), AdamW, EMA; the per-step values go to a device history read in one
+ * sync by digcl_trainer_drain. API: include/digcl/train.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "digcl/reduce.h"
+#include "digcl/train.h"
+
+/* Per-step values in the history: mean loss, mse, vb and the grad norm. */
+enum { VALUE_LOSS, VALUE_MSE, VALUE_VB, VALUE_GRAD_NORM, VALUE_COUNT };
+
+/* Host copies of one step's inputs, uploaded without blocking: a slot is
+ * reused only after its upload event completed (double buffering). */
+typedef struct staging {
+    float *x;          /* [N, C, H, W] */
+    int32_t *labels;   /* [N] */
+    int32_t *t;        /* [N] */
+    float *t_float;    /* [N] */
+    cl_event uploaded; /* NULL: free */
+} staging;
+
+/* A maximal range of consecutive trainable tensors in the flat layout, as
+ * sub-buffers of the four stores: AdamW runs on these only (torch.optim skips
+ * parameters without gradients, so the frozen pos_embed never decays). */
+typedef struct trainable_run {
+    int count;                          /* floats */
+    cl_mem params, grads, exp_avg, exp_avg_sq;
+} trainable_run;
+
+#define MAX_RUNS 8
+
+struct digcl_trainer {
+    digcl_context *ctx;
+    digcl_model *model;
+    digcl_train_hparams hparams;
+    digcl_train_objective objective;
+    int batch;            /* N */
+    size_t chw;           /* C*H*W of the input */
+    size_t out_chw;       /* C_out*H*W */
+    size_t flat;          /* P */
+    int64_t steps;        /* completed */
+    digcl_buffer x, x_t, noise;             /* [N, C, H, W] */
+    digcl_buffer t_index, t_float, labels;  /* [N] int32, float, int32 */
+    digcl_buffer out, dout;                 /* [N, C_out, H, W] */
+    digcl_buffer loss, mse, vb;             /* [N] */
+    digcl_buffer ema, exp_avg, exp_avg_sq;  /* [P] */
+    digcl_buffer history;                   /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
+    digcl_buffer workspace;                 /* reductions */
+    int pending;                            /* history rows written since the last drain */
+    int32_t *host_labels, *host_t;          /* [N] */
+    staging slots[2];                       /* uploads of step k use slots[k % 2] */
+    trainable_run runs[MAX_RUNS];
+    int run_count;
+    float *host_history;                    /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
+};
+
+digcl_train_hparams digcl_train_hparams_defaults(void) {
+    digcl_train_hparams h;
+    h.adamw = digcl_adamw_defaults();
+    h.grad_clip = 0.0f;
+    h.ema_decay = 0.9999f;
+    h.class_dropout = 0.1f;
+    h.seed = 0;
+    return h;
+}
+
+static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
+
+size_t digcl_trainer_step_bytes(const digcl_model_config *c, int batch, size_t flat_count) {
+    size_t n = (size_t)batch, f = sizeof(float);
+    size_t chw = (size_t)c->in_channels * (size_t)c->input_size * (size_t)c->input_size;
+    size_t out_chw = chw / (size_t)c->in_channels * (size_t)c->out_channels;
+    size_t work = larger(digcl_reduce_workspace_bytes((int)flat_count), digcl_reduce_workspace_bytes(batch));
+    return 3 * n * chw * f + 3 * n * sizeof(int32_t) + 2 * n * out_chw * f + 3 * n * f +
+           DIGCL_TRAIN_HISTORY * 4 * f + larger(work, f);
+}
+
+static void create_buffers(digcl_trainer *tr) {
+    digcl_context *ctx = tr->ctx;
+    size_t n = (size_t)tr->batch, f = sizeof(float);
+    tr->x = digcl_buffer_create(ctx, n * tr->chw * f, "train x_start");
+    tr->x_t = digcl_buffer_create(ctx, n * tr->chw * f, "train x_t");
+    tr->noise = digcl_buffer_create(ctx, n * tr->chw * f, "train noise");
+    tr->t_index = digcl_buffer_create(ctx, n * sizeof(int32_t), "train t");
+    tr->t_float = digcl_buffer_create(ctx, n * f, "train t (float)");
+    tr->labels = digcl_buffer_create(ctx, n * sizeof(int32_t), "train labels");
+    tr->out = digcl_buffer_create(ctx, n * tr->out_chw * f, "train model output");
+    tr->dout = digcl_buffer_create(ctx, n * tr->out_chw * f, "train d loss / d output");
+    tr->loss = digcl_buffer_create(ctx, n * f, "train loss");
+    tr->mse = digcl_buffer_create(ctx, n * f, "train mse");
+    tr->vb = digcl_buffer_create(ctx, n * f, "train vb");
+    tr->ema = digcl_buffer_create(ctx, tr->flat * f, "EMA parameters");
+    tr->exp_avg = digcl_buffer_create(ctx, tr->flat * f, "AdamW exp_avg");
+    tr->exp_avg_sq = digcl_buffer_create(ctx, tr->flat * f, "AdamW exp_avg_sq");
+    tr->history = digcl_buffer_create(ctx, DIGCL_TRAIN_HISTORY * VALUE_COUNT * f, "train history");
+    size_t work = larger(digcl_reduce_workspace_bytes((int)tr->flat),
+                         digcl_reduce_workspace_bytes(tr->batch));
+    tr->workspace = digcl_buffer_create(ctx, larger(work, f), "train reduction workspace");
+}
+
+static size_t view_offset(const digcl_model *model, size_t index) {
+    size_t offset = 0;
+    DIGCL_CL_CHECK(clGetMemObjectInfo(digcl_model_param(model, index), CL_MEM_OFFSET, sizeof offset,
+                                      &offset, NULL));
+    return offset / sizeof(float);
+}
+
+static void add_run(digcl_trainer *tr, size_t begin, size_t end) {
+    if (tr->run_count == MAX_RUNS) digcl_fatal("digcl_trainer_create: more than %d trainable ranges", MAX_RUNS);
+    trainable_run *r = &tr->runs[tr->run_count++];
+    size_t offset = begin * sizeof(float), bytes = (end - begin) * sizeof(float);
+    r->count = (int)(end - begin);
+    r->params = digcl_sub_buffer(tr->ctx, digcl_model_param_buffer(tr->model), offset, bytes);
+    r->grads = digcl_sub_buffer(tr->ctx, digcl_model_grad_buffer(tr->model), offset, bytes);
+    r->exp_avg = digcl_sub_buffer(tr->ctx, tr->exp_avg.mem, offset, bytes);
+    r->exp_avg_sq = digcl_sub_buffer(tr->ctx, tr->exp_avg_sq.mem, offset, bytes);
+}
+
+/* The runs of trainable tensors (DiG/DiT: everything after pos_embed). */
+static void plan_runs(digcl_trainer *tr) {
+    const digcl_param_table *table = digcl_model_param_table(tr->model);
+    size_t begin = 0, end = 0;
+    int open = 0;
+    for (size_t i = 0; i < table->count; i++) {
+        const digcl_param_info *p = &table->params[i];
+        size_t offset = view_offset(tr->model, i);
+        if (p->trainable && !open) begin = offset, open = 1;
+        if (!p->trainable && open) add_run(tr, begin, end), open = 0;
+        if (p->trainable) end = offset + p->numel;
+    }
+    if (open) add_run(tr, begin, end);
+}
+
+static void *host_array(size_t count, size_t bytes) {
+    void *p = calloc(count ? count : 1, bytes);
+    if (!p) digcl_fatal("out of host memory for the training step");
+    return p;
+}
+
+digcl_trainer *digcl_trainer_create(digcl_context *ctx, digcl_model *model, int batch,
+                                    const digcl_train_hparams *hparams,
+                                    const digcl_train_objective *objective) {
+    if (batch < 1) digcl_fatal("digcl_trainer_create: batch %d, expected >= 1", batch);
+    const digcl_model_config *c = digcl_model_get_config(model);
+    digcl_trainer *tr = host_array(1, sizeof *tr);
+    tr->ctx = ctx;
+    tr->model = model;
+    tr->hparams = *hparams;
+    tr->objective = *objective;
+    tr->batch = batch;
+    tr->chw = (size_t)c->in_channels * (size_t)c->input_size * (size_t)c->input_size;
+    tr->out_chw = tr->chw / (size_t)c->in_channels * (size_t)c->out_channels;
+    tr->flat = digcl_model_flat_count(model);
+    if (tr->flat > (size_t)0x7fffffff)
+        digcl_fatal("digcl_trainer_create: %zu parameters exceed the 32-bit flat index", tr->flat);
+    create_buffers(tr);
+    tr->host_labels = host_array((size_t)batch, sizeof(int32_t));
+    tr->host_t = host_array((size_t)batch, sizeof(int32_t));
+    for (int k = 0; k < 2; k++) {
+        tr->slots[k].x = host_array((size_t)batch * tr->chw, sizeof(float));
+        tr->slots[k].labels = host_array((size_t)batch, sizeof(int32_t));
+        tr->slots[k].t = host_array((size_t)batch, sizeof(int32_t));
+        tr->slots[k].t_float = host_array((size_t)batch, sizeof(float));
+    }
+    tr->host_history = host_array(DIGCL_TRAIN_HISTORY * VALUE_COUNT, sizeof(float));
+    digcl_model_prepare(model, batch, DIGCL_MODE_TRAINING);
+    (void)digcl_model_grad_buffer(model); /* allocated now, not in the first step */
+    plan_runs(tr);
+    digcl_copy(ctx, digcl_model_param_buffer(model), 0, tr->ema.mem, 0, tr->flat * sizeof(float));
+    digcl_fill_f32(ctx, tr->exp_avg.mem, 0, tr->flat, 0.0f);
+    digcl_fill_f32(ctx, tr->exp_avg_sq.mem, 0, tr->flat, 0.0f);
+    return tr;
+}
+
+void digcl_trainer_release(digcl_trainer *tr) {
+    if (!tr) return;
+    digcl_buffer *all[] = {&tr->x, &tr->x_t, &tr->noise, &tr->t_index, &tr->t_float,
+                           &tr->labels, &tr->out, &tr->dout, &tr->loss, &tr->mse, &tr->vb,
+                           &tr->ema, &tr->exp_avg, &tr->exp_avg_sq, &tr->history,
+                           &tr->workspace};
+    for (int r = 0; r < tr->run_count; r++) {
+        clReleaseMemObject(tr->runs[r].params);
+        clReleaseMemObject(tr->runs[r].grads);
+        clReleaseMemObject(tr->runs[r].exp_avg);
+        clReleaseMemObject(tr->runs[r].exp_avg_sq);
+    }
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) digcl_buffer_release(all[i]);
+    free(tr->host_labels);
+    free(tr->host_t);
+    for (int k = 0; k < 2; k++) {
+        if (tr->slots[k].uploaded) {
+            clWaitForEvents(1, &tr->slots[k].uploaded);
+            clReleaseEvent(tr->slots[k].uploaded);
+        }
+        free(tr->slots[k].x);
+        free(tr->slots[k].labels);
+        free(tr->slots[k].t);
+        free(tr->slots[k].t_float);
+    }
+    free(tr->host_history);
+    free(tr);
+}
+
+void digcl_trainer_set_hparams(digcl_trainer *tr, const digcl_train_hparams *h) { tr->hparams = *h; }
+const digcl_train_hparams *digcl_trainer_hparams(const digcl_trainer *tr) { return &tr->hparams; }
+int64_t digcl_trainer_step_count(const digcl_trainer *tr) { return tr->steps; }
+void digcl_trainer_set_step_count(digcl_trainer *tr, int64_t steps) { tr->steps = steps; }
+cl_mem digcl_trainer_ema(const digcl_trainer *tr) { return tr->ema.mem; }
+cl_mem digcl_trainer_exp_avg(const digcl_trainer *tr) { return tr->exp_avg.mem; }
+cl_mem digcl_trainer_exp_avg_sq(const digcl_trainer *tr) { return tr->exp_avg_sq.mem; }
+digcl_model *digcl_trainer_model(const digcl_trainer *tr) { return tr->model; }
+digcl_context *digcl_trainer_context(const digcl_trainer *tr) { return tr->ctx; }
+int digcl_trainer_batch(const digcl_trainer *tr) { return tr->batch; }
+
+/* ------------------------------------------------------------ the step */
+
+/* Labels (after dropout) and t of this step for rows first_sample + n. */
+static void draw_labels_and_t(digcl_trainer *tr, const int32_t *y, uint64_t first_sample) {
+    const int null_class = digcl_model_get_config(tr->model)->num_classes;
+    const digcl_rng_key drop = {tr->hparams.seed, DIGCL_RNG_LABEL_DROP};
+    const digcl_rng_key timestep = {tr->hparams.seed, DIGCL_RNG_TIMESTEP};
+    const uint64_t step = (uint64_t)tr->steps;
+    for (int n = 0; n < tr->batch; n++) {
+        uint64_t row = first_sample + (uint64_t)n;
+        int dropped = tr->hparams.class_dropout > 0.0f &&
+                      digcl_rng_uniform(drop, step, row, 0) < tr->hparams.class_dropout;
+        tr->host_labels[n] = dropped ? null_class : y[n];
+        tr->host_t[n] = (int32_t)digcl_rng_below(timestep, step, row, 0, DIGCL_DIFFUSION_STEPS);
+    }
+}
+
+static void enqueue_write(digcl_trainer *tr, cl_mem mem, size_t bytes, const void *host,
+                          cl_event *event) {
+    DIGCL_CL_CHECK(clEnqueueWriteBuffer(digcl_context_queue(tr->ctx), mem, CL_FALSE, 0, bytes, host,
+                                        0, NULL, event));
+}
+
+/* Copies x, labels and t into this step's staging slot and enqueues the
+ * uploads without waiting (the in-order queue runs them before the step). */
+static void upload_step_inputs(digcl_trainer *tr, const float *x) {
+    size_t n = (size_t)tr->batch;
+    staging *slot = &tr->slots[tr->steps % 2];
+    if (slot->uploaded) {
+        DIGCL_CL_CHECK(clWaitForEvents(1, &slot->uploaded));
+        clReleaseEvent(slot->uploaded);
+        slot->uploaded = NULL;
+    }
+    memcpy(slot->x, x, n * tr->chw * sizeof(float));
+    memcpy(slot->labels, tr->host_labels, n * sizeof(int32_t));
+    memcpy(slot->t, tr->host_t, n * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) slot->t_float[i] = (float)tr->host_t[i];
+    enqueue_write(tr, tr->x.mem, n * tr->chw * sizeof(float), slot->x, NULL);
+    enqueue_write(tr, tr->labels.mem, n * sizeof(int32_t), slot->labels, NULL);
+    enqueue_write(tr, tr->t_index.mem, n * sizeof(int32_t), slot->t, NULL);
+    enqueue_write(tr, tr->t_float.mem, n * sizeof(float), slot->t_float, &slot->uploaded);
+}
+
+/* Writes the step's means and grad norm into history row `row`. */
+static void record_values(digcl_trainer *tr, int row) {
+    const float mean = 1.0f / (float)tr->batch;
+    size_t base = (size_t)row * VALUE_COUNT;
+    cl_mem h = tr->history.mem, w = tr->workspace.mem;
+    digcl_sum(tr->ctx, tr->batch, tr->loss.mem, mean, h, base + VALUE_LOSS, w);
+    digcl_sum(tr->ctx, tr->batch, tr->mse.mem, mean, h, base + VALUE_MSE, w);
+    digcl_sum(tr->ctx, tr->batch, tr->vb.mem, mean, h, base + VALUE_VB, w);
+    digcl_global_norm(tr->ctx, (int)tr->flat, digcl_model_grad_buffer(tr->model), h,
+                      base + VALUE_GRAD_NORM, w);
+}
+
+/* From x_t on: forward, loss, backward, norm, clip, AdamW, EMA. */
+static void network_step(digcl_trainer *tr) {
+    const digcl_model_config *c = digcl_model_get_config(tr->model);
+    digcl_model_inputs in = {tr->x_t.mem, tr->t_float.mem, tr->labels.mem};
+    digcl_model_zero_grad(tr->model);
+    digcl_model_forward(tr->model, &in, tr->out.mem);
+    digcl_diffusion_loss_args args = {
+        tr->batch, c->in_channels, (size_t)c->input_size * (size_t)c->input_size,
+        tr->x.mem, tr->x_t.mem, tr->t_index.mem, tr->noise.mem, tr->out.mem,
+        tr->loss.mem, tr->mse.mem, tr->vb.mem, tr->dout.mem};
+    tr->objective.loss(tr->objective.user, &args);
+    digcl_model_backward(tr->model, &in, tr->dout.mem, NULL);
+    if (tr->pending == DIGCL_TRAIN_HISTORY)
+        digcl_fatal("digcl_trainer_step: %d steps not drained (call digcl_trainer_drain)",
+                    DIGCL_TRAIN_HISTORY);
+    int row = tr->pending++;
+    record_values(tr, row);
+    cl_mem grads = digcl_model_grad_buffer(tr->model);
+    if (tr->hparams.grad_clip > 0.0f)
+        digcl_clip_by_norm(tr->ctx, (int)tr->flat, grads, tr->history.mem,
+                           (size_t)row * VALUE_COUNT + VALUE_GRAD_NORM, tr->hparams.grad_clip);
+    tr->steps++;
+    for (int r = 0; r < tr->run_count; r++) {
+        const trainable_run *run = &tr->runs[r];
+        digcl_adamw_step(tr->ctx, run->count, &tr->hparams.adamw, (long)tr->steps, run->params,
+                         run->grads, run->exp_avg, run->exp_avg_sq);
+    }
+    digcl_ema_update(tr->ctx, (int)tr->flat, tr->hparams.ema_decay, tr->ema.mem,
+                     digcl_model_param_buffer(tr->model));
+}
+
+void digcl_trainer_step(digcl_trainer *tr, const float *x, const int32_t *y, uint64_t first_sample) {
+    draw_labels_and_t(tr, y, first_sample);
+    upload_step_inputs(tr, x);
+    const digcl_rng_key noise = {tr->hparams.seed, DIGCL_RNG_NOISE};
+    digcl_rng_fill_normal(tr->ctx, noise, (uint64_t)tr->steps, first_sample, (size_t)tr->batch,
+                          tr->chw, tr->noise.mem);
+    tr->objective.q_sample(tr->objective.user, tr->batch, tr->chw, tr->x.mem, tr->t_index.mem,
+                           tr->noise.mem, tr->x_t.mem);
+    network_step(tr);
+}
+
+void digcl_trainer_step_with(digcl_trainer *tr, const float *x, const int32_t *y, const int32_t *t,
+                             const float *noise) {
+    memcpy(tr->host_labels, y, (size_t)tr->batch * sizeof *y);
+    memcpy(tr->host_t, t, (size_t)tr->batch * sizeof *t);
+    upload_step_inputs(tr, x);
+    digcl_write(tr->ctx, tr->noise.mem, 0, (size_t)tr->batch * tr->chw * sizeof(float), noise);
+    tr->objective.q_sample(tr->objective.user, tr->batch, tr->chw, tr->x.mem, tr->t_index.mem,
+                           tr->noise.mem, tr->x_t.mem);
+    network_step(tr);
+}
+
+int digcl_trainer_pending(const digcl_trainer *tr) { return tr->pending; }
+
+int digcl_trainer_drain(digcl_trainer *tr, digcl_train_values_sink sink, void *user) {
+    int count = tr->pending;
+    if (count == 0) return 0;
+    digcl_read(tr->ctx, tr->history.mem, 0, (size_t)count * VALUE_COUNT * sizeof(float),
+               tr->host_history);
+    tr->pending = 0;
+    for (int i = 0; sink && i < count; i++) {
+        const float *v = tr->host_history + (size_t)i * VALUE_COUNT;
+        digcl_train_values values = {tr->steps - count + 1 + i, v[VALUE_LOSS], v[VALUE_MSE],
+                                     v[VALUE_VB], v[VALUE_GRAD_NORM]};
+        sink(&values, user);
+    }
+    return count;
+}
