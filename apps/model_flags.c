@@ -210,7 +210,7 @@ void model_flags_usage(int with_model_and_ckpt) {
     if (with_model_and_ckpt)
         printf(
             "  --model NAME        a preset: DiG-S/2 ... DiG-XL/8, DiG-<size>/<p>-skip|-skipzero,\n"
-            "                      DiT-S/2 ... DiT-XL/8, U-DiG-S ... U-DiG-XL (docs/MODEL.md "U-DiG"),\n"
+            "                      DiT-S/2 ... DiT-XL/8, U-DiG-S ... U-DiG-XL (docs/MODEL.md, U-DiG),\n"
             "                      or upstream's constructor names\n"
             "  --ckpt FILE         a safetensors checkpoint; its dig.config describes the model\n");
     printf(
