@@ -1,11 +1,12 @@
 /* digcl/file.h: writing outputs safely and telling files apart.
  *
  * Every output of digcl (checkpoints, images, archives, CSV files) is written
- * atomically: into a temp file next to the target (PATH.tmp.XXXXXX, mode
- * 0644), flushed and fsync'ed, renamed over PATH, then the directory is
- * fsync'ed. A failed write leaves PATH as it was and removes the temp file, so
- * no partial output is ever left behind. (src/io/safetensors.c still has its
- * own static copy of the same sequence; it can call these.)
+ * atomically: into a temp file next to the target (PATH.tmp.XXXXXX, with the
+ * mode of the file it replaces, else 0666 less the umask), flushed and
+ * fsync'ed, renamed over PATH, then the directory is fsync'ed. A failed write
+ * leaves PATH as it was and removes the temp file, so no partial output is ever
+ * left behind. digcl_st_write_atomic (safetensors.h) is this writer with the
+ * safetensors error type.
  *
  * Functions that can fail return 0 on success and -1 with one line in
  * error[size] naming the file and what went wrong.

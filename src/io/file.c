@@ -69,7 +69,26 @@ int digcl_file_write_bytes_atomic(const char *path, const void *bytes, size_t co
     return digcl_file_write_atomic(path, write_span, &span, error, size);
 }
 
+/* The mode of the file a write replaces, else 0666 less the umask (what
+ * open(2) would give a new file). */
+static mode_t output_mode(const char *path) {
+    struct stat info;
+    if (stat(path, &info) == 0 && S_ISREG(info.st_mode)) return info.st_mode & 07777;
+    mode_t mask = umask(0);
+    umask(mask);
+    return 0666 & ~mask;
+}
+
 char *digcl_file_temp_create(const char *path, char *error, size_t size) {
+    struct stat existing;
+    if (!path[0]) {
+        snprintf(error, size, "the output file name is empty");
+        return NULL;
+    }
+    if (stat(path, &existing) == 0 && S_ISDIR(existing.st_mode)) {
+        snprintf(error, size, "%s: is a directory, expected a file name", path);
+        return NULL;
+    }
     size_t n = strlen(path);
     char *temp = malloc(n + 16);
     if (!temp) {
@@ -84,7 +103,7 @@ char *digcl_file_temp_create(const char *path, char *error, size_t size) {
         free(temp);
         return NULL;
     }
-    fchmod(fd, 0644);
+    fchmod(fd, output_mode(path));
     close(fd);
     return temp;
 }

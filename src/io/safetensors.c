@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "digcl/error.h"
+#include "digcl/file.h"
 
 #define MAX_EXACT_JSON_INTEGER 9007199254740992.0 /* 2^53 */
 
@@ -1048,73 +1049,25 @@ int digcl_st_writer_serialize(const digcl_st_writer *w, uint8_t **bytes, size_t 
     return 0;
 }
 
-/* "dir/" part of path (or "."), for fsync of the directory after rename. */
-static void sync_parent_directory(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) strcpy(dir, ".");
-    else if ((size_t)(slash - path) >= sizeof dir) return;
-    else if (slash == path) strcpy(dir, "/");
-    else {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-    }
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: some filesystems refuse fsync on directories */
-        close(fd);
-    }
-}
+/* digcl_st_write_atomic on the shared atomic writer (digcl/file.h: temp file, fsync,
+ * rename, directory fsync); the content's errors land in err as they are. */
+typedef struct atomic_job {
+    digcl_st_write_fn write;
+    void *user;
+    digcl_st_error *err;
+} atomic_job;
 
-/* Runs write(f) on an open temp file and makes it durable. */
-static int write_and_sync(FILE *f, const char *path, digcl_st_write_fn write, void *user,
-                          digcl_st_error *err) {
-    if (write(f, user, err) != 0) return -1;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        return fail(err, "%s: flushing to disk failed: %s", path, strerror(errno));
-    return 0;
-}
-
-/* The mode of the file a write replaces, else 0666 less the umask (what
- * open(2) would give a new file). */
-static mode_t output_mode(const char *path) {
-    struct stat info;
-    if (stat(path, &info) == 0 && S_ISREG(info.st_mode)) return info.st_mode & 07777;
-    mode_t mask = umask(0);
-    umask(mask);
-    return 0666 & ~mask;
+static int write_atomic_content(FILE *f, const char *path, void *user, char *error, size_t size) {
+    const atomic_job *job = user;
+    (void)path, (void)error, (void)size; /* error is job->err->message */
+    return job->write(f, job->user, job->err);
 }
 
 int digcl_st_write_atomic(const char *path, digcl_st_write_fn write, void *user,
                           digcl_st_error *err) {
-    if (!path[0]) return fail(err, "the output file name is empty");
-    struct stat existing;
-    if (stat(path, &existing) == 0 && S_ISDIR(existing.st_mode))
-        return fail(err, "%s: is a directory, expected a file name", path);
-    size_t n = strlen(path);
-    char *temp = malloc(n + 16);
-    if (!temp) return fail(err, "%s: out of memory", path);
-    snprintf(temp, n + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(temp);
-    if (fd < 0) {
-        fail(err, "%s: cannot create a temp file next to it: %s", path, strerror(errno));
-        free(temp);
-        return -1;
-    }
-    fchmod(fd, output_mode(path));
-    FILE *f = fdopen(fd, "wb");
-    int status = f ? write_and_sync(f, path, write, user, err)
-                   : fail(err, "%s: fdopen failed: %s", path, strerror(errno));
-    int close_failed = f ? fclose(f) != 0 : close(fd) != 0;
-    if (close_failed && status == 0)
-        status = fail(err, "%s: closing the temp file failed: %s", path, strerror(errno));
-    if (status == 0 && rename(temp, path) != 0)
-        status =
-            fail(err, "%s: renaming the temp file into place failed: %s", path, strerror(errno));
-    if (status != 0) remove(temp);
-    else sync_parent_directory(path);
-    free(temp);
-    return status;
+    atomic_job job = {write, user, err};
+    return digcl_file_write_atomic(path, write_atomic_content, &job, err->message,
+                                   sizeof err->message);
 }
 
 typedef struct writer_job {
