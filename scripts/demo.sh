@@ -39,8 +39,8 @@ sample_flags="${DEMO_SAMPLE_FLAGS:-$sample_flags}"
 
 echo "demo: training DiG ($model_flags) on Fashion-MNIST for $MINUTES min on $device"
 if [ "$kind" = CPU ]; then
-  echo "demo: a CPU trains only tens of steps in 5 minutes (46 on a 2-core machine): expect noise, not"
-  echo "      clothes; a GPU trains thousands and gives recognisable clothes. DEMO_MINUTES=60 helps."
+  echo "demo: a CPU trains only 50-150 steps in 5 minutes on 2 cores: expect blobs, not clothes;"
+  echo "      a GPU trains thousands of steps and gives recognisable clothes. DEMO_MINUTES=60 helps."
 fi
 mkdir -p "$OUT"
 # shellcheck disable=SC2086  # the flag lists are meant to split
