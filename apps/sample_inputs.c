@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "digcl/checkpoint.h"
+#include "digcl/params.h"
 #include "digcl/rng.h"
 #include "digcl/safetensors.h"
 #include "sample.h"
@@ -327,26 +328,14 @@ int sample_read_noise_file(const sample_args *a, sample_plan *plan) {
 
 /* ------------------------------------------------------------ weights */
 
-/* Every tensor of the model's table from `prefix`<name> (shapes checked),
- * uploaded only when all were read. */
+/* Every tensor of the model's table from `prefix`<name> (shapes and values checked before
+ * anything is uploaded; the rest of a training checkpoint is ignored). */
 static int load_prefixed(digcl_model *model, const digcl_safetensors *st, const char *prefix) {
-    const digcl_param_table *table = digcl_model_param_table(model);
-    float *host = malloc(digcl_model_flat_count(model) * sizeof *host);
-    int status = host ? 0 : -1;
-    if (!host) fprintf(stderr, "digcl sample: out of host memory for the weights\n");
-    for (size_t i = 0; status == 0 && i < table->count; i++) {
-        const digcl_param_info *p = &table->params[i];
-        char name[DIGCL_PARAM_NAME_SIZE + 8];
-        digcl_st_error err;
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        if (digcl_st_load_f32(st, name, p->rank, p->shape, host + p->offset, &err) == 0) continue;
-        fprintf(stderr, "digcl sample: %s\n", err.message);
-        status = -1;
-    }
-    for (size_t i = 0; status == 0 && i < table->count; i++)
-        digcl_model_write_param(model, i, host + table->params[i].offset);
-    free(host);
-    return status;
+    char error[1024];
+    if (digcl_params_load_from(digcl_model_params(model), st, prefix, error, sizeof error) == 0)
+        return 0;
+    fprintf(stderr, "digcl sample: %s\n", error);
+    return -1;
 }
 
 int sample_load_weights(digcl_model *model, const sample_args *a) {
