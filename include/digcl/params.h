@@ -149,6 +149,7 @@ int digcl_params_owns_name(const digcl_params *params, const char *prefix, const
 typedef struct digcl_params_file_entry {
     digcl_params *params;
     const char *prefix; /* NULL or "": bare names */
+    int trainable_only; /* 1: only the trainable tensors (AdamW moments, as torch.optim) */
 } digcl_params_file_entry;
 
 /* Writes the stores into one safetensors file, atomically, with metadata
@@ -159,5 +160,8 @@ int digcl_params_save_file(const char *path, const digcl_params_file_entry *entr
  * entry is an error. Nothing is uploaded unless every entry checks out. */
 int digcl_params_load_file(const char *path, const digcl_params_file_entry *entries, int count,
                            int strict, char *error, size_t size);
+/* The same from an open file (whose metadata the caller reads too). */
+int digcl_params_load_entries(const digcl_safetensors *st, const digcl_params_file_entry *entries,
+                              int count, int strict, char *error, size_t size);
 
 #endif
