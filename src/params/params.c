@@ -298,26 +298,56 @@ static size_t count_non_finite(const float *x, size_t n) {
     return bad;
 }
 
-/* Shape and dtype of one tensor, then its values converted into host[numel]. */
-static int check_tensor(const digcl_safetensors *st, const digcl_param_info *p, const char *name,
-                        float *host, char *error, size_t size) {
+/* Dtype, element count and finite values of the file's tensor t for table
+ * tensor p, converted into host[numel]. */
+static int check_found(const digcl_safetensors *st, const digcl_param_info *p,
+                       const digcl_st_tensor *t, float *host, char *error, size_t size) {
     digcl_st_error err;
-    const digcl_st_tensor *t = NULL;
-    if (digcl_st_expect(st, name, p->rank, p->shape, &t, &err) != 0)
-        return digcl_format_error(error, size, "%s", err.message);
     if (!loadable_dtype(t->dtype))
         return digcl_format_error(error, size,
                                   "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
-                                  st->label, name, digcl_st_dtype_name(t->dtype));
-    if (!host) return 0;
+                                  st->label, t->name, digcl_st_dtype_name(t->dtype));
+    if (t->numel != p->numel)
+        return digcl_format_error(error, size, "%s: tensor '%s' has %zu elements, expected %zu",
+                                  st->label, t->name, (size_t)t->numel, p->numel);
     if (digcl_st_read_f32(st, t, host, &err) != 0)
         return digcl_format_error(error, size, "%s", err.message);
     size_t bad = count_non_finite(host, p->numel);
     if (bad)
         return digcl_format_error(
             error, size, "%s: tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu",
-            st->label, name, bad, bad == 1 ? "" : "s", p->numel);
+            st->label, t->name, bad, bad == 1 ? "" : "s", p->numel);
     return 0;
+}
+
+/* Shape, dtype and finite values of tensor `name`, converted into host[numel]. */
+static int check_tensor(const digcl_safetensors *st, const digcl_param_info *p, const char *name,
+                        float *host, char *error, size_t size) {
+    digcl_st_error err;
+    const digcl_st_tensor *t = NULL;
+    if (digcl_st_expect(st, name, p->rank, p->shape, &t, &err) != 0)
+        return digcl_format_error(error, size, "%s", err.message);
+    return check_found(st, p, t, host, error, size);
+}
+
+int digcl_params_load_found(digcl_params *params, const digcl_safetensors *st,
+                            digcl_params_find_fn find, void *user, char *error, size_t size) {
+    const digcl_param_table *table = &params->table;
+    const digcl_st_tensor **found = calloc(table->count + 1, sizeof *found);
+    float *host = malloc(largest_tensor(table) * sizeof *host);
+    int status =
+        found && host ? 0 : digcl_format_error(error, size, "%s: out of host memory", st->label);
+    for (size_t i = 0; i < table->count && status == 0; i++) {
+        found[i] = find(user, st, i, &table->params[i], error, size);
+        status = found[i] ? check_found(st, &table->params[i], found[i], host, error, size) : -1;
+    }
+    for (size_t i = 0; i < table->count && status == 0; i++) {
+        status = check_found(st, &table->params[i], found[i], host, error, size);
+        if (status == 0) digcl_params_write(params, i, host);
+    }
+    free(found);
+    free(host);
+    return status;
 }
 
 /* Every selected tensor checked (upload = 0) or checked and uploaded (upload = 1). */
