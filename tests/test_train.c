@@ -476,6 +476,7 @@ static void test_trainer_memory(void **unused) {
     (void)unused;
     digcl_context *ctx = test_context();
     digcl_model_config c = tiny_config(DIGCL_ARCH_DIG);
+    uint64_t empty = digcl_memory_stats_get(ctx).in_use_bytes;
     digcl_model *model = digcl_model_create(ctx, &c);
     digcl_model_prepare(model, ROWS, DIGCL_MODE_TRAINING);
     (void)digcl_model_grad_buffer(model);
@@ -487,6 +488,11 @@ static void test_trainer_memory(void **unused) {
     size_t flat = digcl_model_flat_count(model);
     uint64_t used = digcl_memory_stats_get(ctx).in_use_bytes - before;
     assert_int_equal(used, 3 * flat * sizeof(float) + digcl_trainer_step_bytes(&c, ROWS, flat));
+    /* digcl info's training estimate is everything the model and trainer allocate */
+    digcl_train_memory estimate;
+    char error[256];
+    assert_int_equal(digcl_train_memory_estimate(&c, ROWS, &estimate, error, sizeof error), 0);
+    assert_int_equal(digcl_memory_stats_get(ctx).in_use_bytes - empty, estimate.total);
     digcl_trainer_release(tr);
     digcl_model_release(model);
 }

@@ -74,6 +74,19 @@ void digcl_trainer_release(digcl_trainer *trainer);
  * outputs, losses, history and reduction workspace (for `digcl info`). */
 size_t digcl_trainer_step_bytes(const digcl_model_config *config, int batch, size_t flat_count);
 
+/* Device memory of `digcl train` at `batch`, no device needed: the model's
+ * estimate (parameters, gradients, moments, EMA, training activations) plus
+ * the trainer's own step buffers. What digcl_trainer_create and the model
+ * allocate; CLBlast's scratch is not included. */
+typedef struct digcl_train_memory {
+    digcl_model_memory model;
+    size_t step;  /* digcl_trainer_step_bytes */
+    size_t total; /* model.training_total + step */
+} digcl_train_memory;
+/* 0, or -1 (message) when the batch is refused. */
+int digcl_train_memory_estimate(const digcl_model_config *config, long batch,
+                                digcl_train_memory *memory, char *error, size_t size);
+
 /* Hyper-parameters may change between steps (a resume with a new --lr). */
 void digcl_trainer_set_hparams(digcl_trainer *trainer, const digcl_train_hparams *hparams);
 const digcl_train_hparams *digcl_trainer_hparams(const digcl_trainer *trainer);

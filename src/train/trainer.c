@@ -78,6 +78,16 @@ size_t digcl_trainer_step_bytes(const digcl_model_config *c, int batch, size_t f
            DIGCL_TRAIN_HISTORY * 4 * f + larger(work, f);
 }
 
+int digcl_train_memory_estimate(const digcl_model_config *config, long batch,
+                                digcl_train_memory *memory, char *error, size_t size) {
+    memset(memory, 0, sizeof *memory);
+    if (digcl_model_memory_estimate(config, batch, &memory->model, error, size) != 0) return -1;
+    size_t flat = memory->model.parameters / sizeof(float);
+    memory->step = digcl_trainer_step_bytes(config, (int)batch, flat);
+    memory->total = memory->model.training_total + memory->step;
+    return 0;
+}
+
 static void create_buffers(digcl_trainer *tr) {
     digcl_context *ctx = tr->ctx;
     size_t n = (size_t)tr->batch, f = sizeof(float);
