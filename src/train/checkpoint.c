@@ -13,7 +13,7 @@
 #include "digcl/checkpoint.h"
 #include "digcl/safetensors.h"
 #include "digcl/train.h"
-#include "train/train_internal.h"
+#include "digcl/error.h"
 
 enum { STORE_COUNT = 4 };
 
@@ -107,7 +107,7 @@ int digcl_train_state_from_json(const char *json, digcl_train_state *s, char *er
         if (!*seed->valuestring || *end) bad = "\"rng\".\"seed\" (a decimal string)";
     }
     cJSON_Delete(root);
-    if (bad) return train_fail(error, size, "train.state: missing or invalid %s", bad);
+    if (bad) return digcl_format_error(error, size, "train.state: missing or invalid %s", bad);
     return 0;
 }
 
@@ -123,7 +123,7 @@ int digcl_train_checkpoint_save(digcl_trainer *tr, const digcl_train_state *stat
                                DIGCL_TRAIN_STATE_METADATA_KEY, train_state,
                                DIGCL_TRAIN_ARGS_METADATA_KEY,  args_json};
     int status = !config || !train_state
-                     ? train_fail(error, size, "%s: out of host memory", path)
+                     ? digcl_format_error(error, size, "%s: out of host memory", path)
                      : digcl_params_save_file(path, entries, STORE_COUNT, metadata,
                                               args_json ? 3 : 2, error, size);
     free(config);
@@ -144,13 +144,13 @@ static int read_state(const digcl_safetensors *st, digcl_train_state *state, cha
                       size_t size) {
     const char *json = digcl_st_metadata(st, DIGCL_TRAIN_STATE_METADATA_KEY);
     if (!json)
-        return train_fail(error, size,
-                          "%s: no \"%s\" in __metadata__: not a digcl training checkpoint "
-                          "(a weights-only file cannot be resumed)",
-                          st->label, DIGCL_TRAIN_STATE_METADATA_KEY);
+        return digcl_format_error(error, size,
+                                  "%s: no \"%s\" in __metadata__: not a digcl training checkpoint "
+                                  "(a weights-only file cannot be resumed)",
+                                  st->label, DIGCL_TRAIN_STATE_METADATA_KEY);
     char message[512];
     if (digcl_train_state_from_json(json, state, message, sizeof message) != 0)
-        return train_fail(error, size, "%s: %s", st->label, message);
+        return digcl_format_error(error, size, "%s: %s", st->label, message);
     return 0;
 }
 
@@ -172,7 +172,8 @@ int digcl_train_checkpoint_load(digcl_trainer *tr, const char *path, digcl_train
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     if (args_json) *args_json = NULL;
-    if (digcl_st_open(path, &st, &err) != 0) return train_fail(error, size, "%s", err.message);
+    if (digcl_st_open(path, &st, &err) != 0)
+        return digcl_format_error(error, size, "%s", err.message);
     int status = read_state(st, state, error, size);
     if (status == 0) {
         status = digcl_params_load_entries(st, entries, STORE_COUNT, 1, error, size);
@@ -202,7 +203,7 @@ static int export_tensors(const digcl_safetensors *st, const char *prefix, digcl
     for (size_t i = 0; i < st->n_tensors; i++)
         if (exported_name(st->tensors[i].name, prefix)) total += st->tensors[i].numel;
     *host = malloc((total + 1) * sizeof **host);
-    if (!*host) return train_fail(error, size, "%s: out of host memory", st->label);
+    if (!*host) return digcl_format_error(error, size, "%s: out of host memory", st->label);
     digcl_st_error err;
     for (size_t i = 0; i < st->n_tensors; i++) {
         const digcl_st_tensor *t = &st->tensors[i];
@@ -210,13 +211,13 @@ static int export_tensors(const digcl_safetensors *st, const char *prefix, digcl
         if (!name) continue;
         if (digcl_st_read_f32(st, t, *host + offset, &err) != 0 ||
             digcl_st_writer_add_f32(w, name, t->rank, t->shape, *host + offset, &err) != 0)
-            return train_fail(error, size, "%s", err.message);
+            return digcl_format_error(error, size, "%s", err.message);
         offset += t->numel;
         found++;
     }
     if (found == 0)
-        return train_fail(error, size, "%s: no %s tensors: not a digcl training checkpoint",
-                          st->label, *prefix ? prefix : "model");
+        return digcl_format_error(error, size, "%s: no %s tensors: not a digcl training checkpoint",
+                                  st->label, *prefix ? prefix : "model");
     return 0;
 }
 
@@ -225,24 +226,26 @@ int digcl_train_checkpoint_export(const char *path, const char *which, const cha
     const char *prefix = strcmp(which, "ema") == 0     ? DIGCL_TRAIN_EMA_PREFIX
                          : strcmp(which, "model") == 0 ? ""
                                                        : NULL;
-    if (!prefix) return train_fail(error, size, "--weights %s: expected ema or model", which);
+    if (!prefix)
+        return digcl_format_error(error, size, "--weights %s: expected ema or model", which);
     digcl_safetensors *st = NULL;
     digcl_st_error err;
-    if (digcl_st_open(path, &st, &err) != 0) return train_fail(error, size, "%s", err.message);
+    if (digcl_st_open(path, &st, &err) != 0)
+        return digcl_format_error(error, size, "%s", err.message);
     const char *config = digcl_st_metadata(st, DIGCL_CONFIG_METADATA_KEY);
     digcl_st_writer *w = digcl_st_writer_new();
     float *host = NULL;
-    int status = w ? 0 : train_fail(error, size, "%s: out of host memory", path);
+    int status = w ? 0 : digcl_format_error(error, size, "%s: out of host memory", path);
     if (status == 0 && !digcl_st_metadata(st, DIGCL_TRAIN_STATE_METADATA_KEY))
-        status = train_fail(error, size,
-                            "%s: no \"%s\" in __metadata__: not a digcl training checkpoint", path,
-                            DIGCL_TRAIN_STATE_METADATA_KEY);
+        status = digcl_format_error(
+            error, size, "%s: no \"%s\" in __metadata__: not a digcl training checkpoint", path,
+            DIGCL_TRAIN_STATE_METADATA_KEY);
     if (status == 0) status = export_tensors(st, prefix, w, &host, error, size);
     if (status == 0 && config &&
         digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, config, &err) != 0)
-        status = train_fail(error, size, "%s", err.message);
+        status = digcl_format_error(error, size, "%s", err.message);
     if (status == 0 && digcl_st_writer_write(w, out_path, &err) != 0)
-        status = train_fail(error, size, "%s", err.message);
+        status = digcl_format_error(error, size, "%s", err.message);
     digcl_st_writer_free(w);
     free(host);
     digcl_st_close(st);
