@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "digcl/checkpoint.h"
 #include "digcl/model.h"
+#include "digcl/train.h"
 #include "model_flags.h"
 
 void usage_info(void) {
@@ -14,7 +15,8 @@ void usage_info(void) {
         "Prints the model config, the exact parameter count (total, and trainable = without the\n"
         "frozen pos_embed), the number of tensors, and the device memory for sampling\n"
         "and for training at batch N: parameters, gradients, AdamW moments (2x parameters), EMA\n"
-        "(1x parameters), activations, and totals. Needs no OpenCL device.\n\n"
+        "(1x parameters), activations, the training step's own buffers (inputs, noise, outputs,\n"
+        "losses), and totals. Needs no OpenCL device.\n\n"
         "options:\n");
     model_flags_usage(1);
     printf("  --batch N           samples per step for both estimates (default 32)\n\n"
@@ -72,7 +74,8 @@ static void print_row(const char *label, size_t sampling, size_t training) {
     printf("\n");
 }
 
-static void print_memory(const digcl_model_config *c, const digcl_model_memory *m, int batch) {
+static void print_memory(const digcl_model_config *c, const digcl_train_memory *t, int batch) {
+    const digcl_model_memory *m = &t->model;
     printf("\ndevice memory estimate: batch %d, %dx%d px, fp32, %d-byte alignment\n", batch,
            8 * c->input_size, 8 * c->input_size, DIGCL_PARAMS_ALIGNMENT_BYTES);
     printf("  %-14s %15s %15s\n", "", "sampling", "training");
@@ -81,7 +84,8 @@ static void print_memory(const digcl_model_config *c, const digcl_model_memory *
     print_row("AdamW moments", 0, m->optimizer);
     print_row("EMA", 0, m->ema);
     print_row("activations", m->activations_inference, m->activations_training);
-    print_row("total", m->sampling_total, m->training_total);
+    print_row("training step", 0, t->step);
+    print_row("total", m->sampling_total, t->total);
     printf("  (sampling with classifier-free guidance runs 2x the batch; data, VAE and\n"
            "   CLBlast scratch are not included)\n");
 }
@@ -114,9 +118,9 @@ int cmd_info(const cli_globals *globals, int argc, char **argv) {
     if (status == 0) status = model_flags_check_batch(&config, batch, "info");
     if (status == 0) status = check_ckpt(&flags, &config);
     if (status != 0) return status;
-    digcl_model_memory memory;
+    digcl_train_memory memory;
     char message[512];
-    if (digcl_model_memory_estimate(&config, batch, &memory, message, sizeof message) != 0) {
+    if (digcl_train_memory_estimate(&config, batch, &memory, message, sizeof message) != 0) {
         fprintf(stderr, "digcl info: %s\n", message);
         return 2;
     }

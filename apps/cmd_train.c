@@ -484,8 +484,8 @@ static digcl_train_hparams hparams_of(const train_args *a) {
     digcl_train_hparams h = digcl_train_hparams_defaults();
     h.adamw.lr = (float)a->lr;
     h.adamw.weight_decay = (float)a->wd;
-    h.adamw.beta1 = (float)a->beta1;
-    h.adamw.beta2 = (float)a->beta2;
+    h.adamw.beta1 = a->beta1;
+    h.adamw.beta2 = a->beta2;
     h.adamw.eps = (float)a->adam_eps;
     h.grad_clip = (float)a->grad_clip;
     h.ema_decay = (float)a->ema_decay;

@@ -93,7 +93,7 @@ static void test_prefixed_stores_in_one_file(void **state) {
     fill_store(ema, 2);
     char path[256], error[8192];
     temp_path(path, sizeof path, "two.safetensors");
-    digcl_params_file_entry entries[2] = {{weights, NULL}, {ema, "ema."}};
+    digcl_params_file_entry entries[2] = {{weights, NULL, 0}, {ema, "ema.", 0}};
     const char *metadata[2] = {"note", "two stores"};
     assert_int_equal(digcl_params_save_file(path, entries, 2, metadata, 1, error, sizeof error), 0);
 
@@ -107,7 +107,7 @@ static void test_prefixed_stores_in_one_file(void **state) {
 
     digcl_params *weights_back = digcl_params_create(ctx, &table, "weights back");
     digcl_params *ema_back = digcl_params_create(ctx, &table, "EMA back");
-    digcl_params_file_entry back[2] = {{weights_back, ""}, {ema_back, "ema."}};
+    digcl_params_file_entry back[2] = {{weights_back, "", 0}, {ema_back, "ema.", 0}};
     assert_int_equal(digcl_params_load_file(path, back, 2, 1, error, sizeof error), 0);
     assert_same_values(weights, weights_back);
     assert_same_values(ema, ema_back);
@@ -119,7 +119,7 @@ static void test_prefixed_stores_in_one_file(void **state) {
     assert_int_equal(digcl_params_load_file(path, back, 1, 1, error, sizeof error), -1);
     assert_non_null(strstr(error, "unexpected tensor 'ema."));
     /* a missing prefix names the tensor */
-    digcl_params_file_entry wrong[1] = {{ema_back, "opt.exp_avg."}};
+    digcl_params_file_entry wrong[1] = {{ema_back, "opt.exp_avg.", 0}};
     assert_int_equal(digcl_params_load_file(path, wrong, 1, 0, error, sizeof error), -1);
     assert_non_null(strstr(error, "opt.exp_avg.a.weight"));
     assert_same_values(copy, ema_back);
@@ -143,6 +143,56 @@ static void test_prefixed_stores_in_one_file(void **state) {
     remove(path);
     digcl_params_release(weights), digcl_params_release(ema);
     digcl_params_release(weights_back), digcl_params_release(ema_back);
+    digcl_param_table_free(&table);
+}
+
+/* trainable_only entries (the AdamW moments) hold only the trainable tensors. */
+static void test_trainable_only_entries(void **state) {
+    (void)state;
+    digcl_context *ctx = test_context();
+    digcl_param_table table = small_table();
+    digcl_params *weights = digcl_params_create(ctx, &table, "weights");
+    digcl_params *moment = digcl_params_create(ctx, &table, "moment");
+    fill_store(weights, 5);
+    fill_store(moment, 6);
+    char path[256], error[8192];
+    temp_path(path, sizeof path, "moments.safetensors");
+    digcl_params_file_entry entries[2] = {{weights, "", 0}, {moment, "opt.m.", 1}};
+    assert_int_equal(digcl_params_save_file(path, entries, 2, NULL, 0, error, sizeof error), 0);
+    digcl_safetensors *st = NULL;
+    digcl_st_error err;
+    assert_int_equal(digcl_st_open(path, &st, &err), 0);
+    assert_int_equal(st->n_tensors, 5);
+    assert_non_null(digcl_st_find(st, "opt.m.b.bias"));
+    assert_null(digcl_st_find(st, "opt.m.frozen"));
+    digcl_st_close(st);
+
+    /* loaded back: the trainable tensors change, the frozen one is left alone */
+    digcl_params *back = digcl_params_create(ctx, &table, "moment back");
+    fill_store(back, 7);
+    float *frozen_before = malloc(table.params[2].numel * sizeof(float));
+    float *frozen_after = malloc(table.params[2].numel * sizeof(float));
+    float *want = malloc(table.params[0].numel * sizeof(float));
+    float *got = malloc(table.params[0].numel * sizeof(float));
+    digcl_params_read(back, 2, frozen_before);
+    digcl_params_file_entry load[2] = {{weights, "", 0}, {back, "opt.m.", 1}};
+    assert_int_equal(digcl_params_load_file(path, load, 2, 1, error, sizeof error), 0);
+    digcl_params_read(back, 2, frozen_after);
+    assert_memory_equal(frozen_before, frozen_after, table.params[2].numel * sizeof(float));
+    digcl_params_read(moment, 0, want);
+    digcl_params_read(back, 0, got);
+    assert_memory_equal(want, got, table.params[0].numel * sizeof(float));
+
+    /* strict: a frozen tensor under a trainable-only prefix is unexpected */
+    digcl_params_file_entry all[2] = {{weights, "", 0}, {moment, "opt.m.", 0}};
+    assert_int_equal(digcl_params_save_file(path, all, 2, NULL, 0, error, sizeof error), 0);
+    assert_int_equal(digcl_params_load_file(path, load, 2, 1, error, sizeof error), -1);
+    assert_non_null(strstr(error, "unexpected tensor 'opt.m.frozen'"));
+    assert_int_equal(digcl_params_load_file(path, load, 2, 0, error, sizeof error), 0);
+
+    remove(path);
+    free(frozen_before), free(frozen_after), free(want), free(got);
+    digcl_params_release(weights), digcl_params_release(moment), digcl_params_release(back);
     digcl_param_table_free(&table);
 }
 
@@ -342,7 +392,7 @@ static void test_written_file_modes(void **state) {
     char path[256], error[8192];
     temp_path(path, sizeof path, "mode.safetensors");
     remove(path);
-    digcl_params_file_entry entry = {store, NULL};
+    digcl_params_file_entry entry = {store, NULL, 0};
     mode_t old_mask = umask(027);
     assert_int_equal(digcl_params_save_file(path, &entry, 1, NULL, 0, error, sizeof error), 0);
     assert_int_equal(mode_of(path), 0640); /* new: 0666 less the umask */
@@ -361,6 +411,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_is_device_independent),
         cmocka_unit_test(test_prefixed_stores_in_one_file),
+        cmocka_unit_test(test_trainable_only_entries),
         cmocka_unit_test(test_forward_on_ema_store),
         cmocka_unit_test(test_use_params_refuses_other_table),
         cmocka_unit_test(test_prepare_never_replans_in_a_loop),

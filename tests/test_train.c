@@ -20,7 +20,7 @@
 #include "digcl/safetensors.h"
 #include "digcl/train.h"
 
-#define ROWS 3
+#define ROWS      3
 #define PER_EPOCH 4
 
 /* ------------------------------------------------------------ fixtures */
@@ -84,8 +84,8 @@ static const digcl_batch *fake_next(void *user) {
     test_rng rng = test_rng_seeded((uint64_t)(1000 * s->epoch + s->index + 7));
     test_fill_uniform(&rng, s->x, ROWS * 64, -1.0f, 1.0f);
     for (int n = 0; n < ROWS; n++) s->y[n] = (int32_t)((s->index + n + s->epoch) % 3);
-    digcl_batch b = {s->x, s->y, ROWS, s->epoch, s->index,
-                     (s->epoch * PER_EPOCH + s->index) * ROWS, 0.25};
+    digcl_batch b = {s->x, s->y, ROWS, s->epoch, s->index, (s->epoch * PER_EPOCH + s->index) * ROWS,
+                     0.25};
     s->batch = b;
     if (++s->index == PER_EPOCH) s->index = 0, s->epoch++;
     return &s->batch;
@@ -125,7 +125,8 @@ static void harness_open(harness *h, digcl_arch arch, int poison_step) {
     hp.grad_clip = 0.5f;
     hp.seed = 11;
     h->trainer = digcl_trainer_create(ctx, h->model, ROWS, &hp, &objective);
-    h->source = (digcl_train_source){fake_next, fake_release, fake_seek, PER_EPOCH, &h->source_state};
+    h->source =
+        (digcl_train_source){fake_next, fake_release, fake_seek, PER_EPOCH, &h->source_state};
 }
 
 static void harness_close(harness *h) {
@@ -149,9 +150,11 @@ static digcl_train_loop_options loop_options(const char *run_dir, int64_t max_st
 static void make_run_dir(char *out, size_t size, const char *name) {
     const char *base = getenv("DIGCL_TEST_BINARY_DIR");
     char results[2048];
-    snprintf(results, sizeof results, "%s/test-train/%s-%d", base ? base : "/tmp", name, (int)getpid());
+    snprintf(results, sizeof results, "%s/test-train/%s-%d", base ? base : "/tmp", name,
+             (int)getpid());
     char error[512];
-    assert_int_equal(digcl_results_new_run(results, "DiG-tiny/2", out, size, error, sizeof error), 0);
+    assert_int_equal(digcl_results_new_run(results, "DiG-tiny/2", out, size, error, sizeof error),
+                     0);
 }
 
 static int file_exists(const char *path) {
@@ -202,7 +205,8 @@ static void check_resume(digcl_arch arch) {
     digcl_train_state state = {.seed = 11};
     digcl_train_loop_options o = loop_options(straight, 8);
     harness_open(&h, arch, 0);
-    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &state, error, sizeof error), DIGCL_TRAIN_DONE);
+    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &state, error, sizeof error),
+                     DIGCL_TRAIN_DONE);
     assert_int_equal(state.step, 8);
     assert_int_equal(state.epoch, 2);
     harness_close(&h);
@@ -211,7 +215,8 @@ static void check_resume(digcl_arch arch) {
     digcl_train_state first = {.seed = 11};
     o = loop_options(split, 5);
     harness_open(&h, arch, 0);
-    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &first, error, sizeof error), DIGCL_TRAIN_DONE);
+    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &first, error, sizeof error),
+                     DIGCL_TRAIN_DONE);
     harness_close(&h);
 
     char path[4200];
@@ -221,7 +226,8 @@ static void check_resume(digcl_arch arch) {
     harness_open(&h, arch, 0); /* fresh weights: the checkpoint must restore everything */
     digcl_train_state resumed;
     char *args = NULL;
-    assert_int_equal(digcl_train_checkpoint_load(h.trainer, path, &resumed, &args, error, sizeof error), 0);
+    assert_int_equal(
+        digcl_train_checkpoint_load(h.trainer, path, &resumed, &args, error, sizeof error), 0);
     assert_string_equal(args, "{\"lr\":0.001}");
     free(args);
     assert_int_equal(resumed.step, 5);
@@ -229,7 +235,8 @@ static void check_resume(digcl_arch arch) {
     assert_int_equal(resumed.batch_in_epoch, 1);
     assert_int_equal(resumed.log_count, 1);
     o = loop_options(split, 8);
-    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &resumed, error, sizeof error), DIGCL_TRAIN_DONE);
+    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &resumed, error, sizeof error),
+                     DIGCL_TRAIN_DONE);
     harness_close(&h);
 
     char a[4200], b[4200];
@@ -290,7 +297,8 @@ static void test_loss_falls_and_values_drain(void **unused) {
     /* The noise changes every step; the same batch still learns on average. */
     double early = 0, late = 0;
     for (int k = 0; k < 8; k++) early += log.values[k].loss, late += log.values[32 + k].loss;
-    if (!(late < 0.5 * early)) fail_msg("loss did not fall: first 8 steps %g, last 8 %g", early, late);
+    if (!(late < 0.5 * early))
+        fail_msg("loss did not fall: first 8 steps %g, last 8 %g", early, late);
     harness_close(&h);
 }
 
@@ -323,7 +331,8 @@ static void test_keep_and_temp_files(void **unused) {
     digcl_train_loop_options o = loop_options(run, 9);
     o.ckpt_every = 2;
     o.keep = 2;
-    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &state, error, sizeof error), DIGCL_TRAIN_DONE);
+    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &state, error, sizeof error),
+                     DIGCL_TRAIN_DONE);
     harness_close(&h);
     const int64_t kept[] = {8, 9}, gone[] = {2, 4, 6};
     for (int i = 0; i < 2; i++) {
@@ -346,7 +355,8 @@ static void test_keep_and_temp_files(void **unused) {
     const char *results_end = strrchr(run, '/');
     char results[4096];
     snprintf(results, sizeof results, "%.*s", (int)(results_end - run), run);
-    assert_int_equal(digcl_results_latest_run(results, latest, sizeof latest, error, sizeof error), 0);
+    assert_int_equal(digcl_results_latest_run(results, latest, sizeof latest, error, sizeof error),
+                     0);
     assert_string_equal(latest, run);
     assert_int_equal(digcl_results_prune(run, 2, error, sizeof error), 0);
     assert_false(file_exists(path)); /* stale temp files go at the next prune */
@@ -360,7 +370,8 @@ static void test_full_disk_keeps_previous(void **unused) {
     harness_open(&h, DIGCL_ARCH_DIG, 0);
     digcl_train_state state = {.seed = 11};
     digcl_train_loop_options o = loop_options(run, 3);
-    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &state, error, sizeof error), DIGCL_TRAIN_DONE);
+    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &state, error, sizeof error),
+                     DIGCL_TRAIN_DONE);
     /* Files may grow to 4 KiB only: the next checkpoint cannot be written. */
     struct rlimit saved, tiny = {4096, 4096};
     getrlimit(RLIMIT_FSIZE, &saved);
@@ -374,7 +385,8 @@ static void test_full_disk_keeps_previous(void **unused) {
     signal(SIGXFSZ, previous);
     harness_close(&h);
     assert_int_equal(stop, DIGCL_TRAIN_FAILED);
-    if (!strstr(error, "checkpoint of step 6 not written") || !strstr(error, "0000003.safetensors) is kept"))
+    if (!strstr(error, "checkpoint of step 6 not written") ||
+        !strstr(error, "0000003.safetensors) is kept"))
         fail_msg("message: %s", error);
     int64_t step = 0;
     assert_int_equal(digcl_results_latest_checkpoint(run, path, sizeof path, &step), 0);
@@ -385,6 +397,26 @@ static void test_full_disk_keeps_previous(void **unused) {
     digcl_st_close(st);
 }
 
+/* The output [ROWS, C, H, W] of a forward pass on a fixed batch (a sample's
+ * network evaluation). */
+static float *forward_output(digcl_model *model) {
+    const digcl_model_config *c = digcl_model_get_config(model);
+    size_t chw = (size_t)c->in_channels * c->input_size * c->input_size, n = ROWS;
+    test_rng rng = test_rng_seeded(3);
+    float *x = test_random_floats(&rng, n * chw, 1.0f);
+    float t[ROWS] = {1.0f, 500.0f, 999.0f};
+    int32_t y[ROWS] = {0, 2, 3};
+    cl_mem xs = test_upload(x, n * chw), ts = test_upload(t, n);
+    cl_mem ys = test_upload((const float *)y, n), out = test_poisoned(n * chw);
+    digcl_model_inputs in = {xs, ts, ys};
+    digcl_model_prepare(model, ROWS, DIGCL_MODE_TRAINING);
+    digcl_model_forward(model, &in, out);
+    float *host = test_download(out, n * chw);
+    test_release(xs), test_release(ts), test_release(ys), test_release(out);
+    free(x);
+    return host;
+}
+
 static void test_strict_load_and_export(void **unused) {
     (void)unused;
     char run[4096], error[1024], path[4200], out[4300];
@@ -393,7 +425,8 @@ static void test_strict_load_and_export(void **unused) {
     harness_open(&h, DIGCL_ARCH_DIG, 0);
     digcl_train_state state = {.seed = 11};
     digcl_train_loop_options o = loop_options(run, 3);
-    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &state, error, sizeof error), DIGCL_TRAIN_DONE);
+    assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &state, error, sizeof error),
+                     DIGCL_TRAIN_DONE);
     digcl_results_checkpoint_path(run, 3, path, sizeof path);
     /* EMA export loads as a model; its weights differ from the model's. */
     snprintf(out, sizeof out, "%s/ema.safetensors", run);
@@ -403,15 +436,28 @@ static void test_strict_load_and_export(void **unused) {
     assert_int_equal(digcl_checkpoint_load(ema, out, error, sizeof error), 0);
     const digcl_param_table *table = digcl_model_param_table(ema);
     size_t last = table->count - 1; /* final_layer.linear.bias: trained */
-    float *e = calloc(table->params[last].numel, sizeof *e), *m = calloc(table->params[last].numel, sizeof *m);
+    float *e = calloc(table->params[last].numel, sizeof *e),
+          *m = calloc(table->params[last].numel, sizeof *m);
     digcl_model_read_param(ema, last, e);
     digcl_model_read_param(h.model, last, m);
     assert_true(memcmp(e, m, table->params[last].numel * sizeof *e) != 0);
     free(e), free(m);
+    /* EMA sampling during training runs the model on the EMA store: the same
+     * outputs, bit for bit, as the exported EMA weights. */
+    size_t out_count = (size_t)ROWS * c.in_channels * c.input_size * c.input_size;
+    float *want = forward_output(ema);
+    digcl_model_use_params(h.model, digcl_trainer_ema(h.trainer));
+    float *got = forward_output(h.model);
+    digcl_model_use_params(h.model, NULL);
+    float *own = forward_output(h.model);
+    assert_memory_equal(want, got, out_count * sizeof *want);
+    assert_true(memcmp(want, own, out_count * sizeof *want) != 0);
+    free(want), free(got), free(own);
     digcl_model_release(ema);
     /* A weights-only file is not a training checkpoint. */
     digcl_train_state s2;
-    assert_int_equal(digcl_train_checkpoint_load(h.trainer, out, &s2, NULL, error, sizeof error), -1);
+    assert_int_equal(digcl_train_checkpoint_load(h.trainer, out, &s2, NULL, error, sizeof error),
+                     -1);
     assert_non_null(strstr(error, "not a digcl training checkpoint"));
     assert_int_equal(digcl_train_checkpoint_export(out, "model", path, error, sizeof error), -1);
     assert_int_equal(digcl_train_checkpoint_export(path, "best", out, error, sizeof error), -1);
@@ -419,7 +465,8 @@ static void test_strict_load_and_export(void **unused) {
     harness_close(&h);
     /* A different model refuses the checkpoint, naming the tensor. */
     harness_open(&h, DIGCL_ARCH_DIT, 0);
-    assert_int_equal(digcl_train_checkpoint_load(h.trainer, path, &s2, NULL, error, sizeof error), -1);
+    assert_int_equal(digcl_train_checkpoint_load(h.trainer, path, &s2, NULL, error, sizeof error),
+                     -1);
     assert_non_null(strstr(error, "tensor"));
     harness_close(&h);
 }
@@ -429,6 +476,7 @@ static void test_trainer_memory(void **unused) {
     (void)unused;
     digcl_context *ctx = test_context();
     digcl_model_config c = tiny_config(DIGCL_ARCH_DIG);
+    uint64_t empty = digcl_memory_stats_get(ctx).in_use_bytes;
     digcl_model *model = digcl_model_create(ctx, &c);
     digcl_model_prepare(model, ROWS, DIGCL_MODE_TRAINING);
     (void)digcl_model_grad_buffer(model);
@@ -440,13 +488,19 @@ static void test_trainer_memory(void **unused) {
     size_t flat = digcl_model_flat_count(model);
     uint64_t used = digcl_memory_stats_get(ctx).in_use_bytes - before;
     assert_int_equal(used, 3 * flat * sizeof(float) + digcl_trainer_step_bytes(&c, ROWS, flat));
+    /* digcl info's training estimate is everything the model and trainer allocate */
+    digcl_train_memory estimate;
+    char error[256];
+    assert_int_equal(digcl_train_memory_estimate(&c, ROWS, &estimate, error, sizeof error), 0);
+    assert_int_equal(digcl_memory_stats_get(ctx).in_use_bytes - empty, estimate.total);
     digcl_trainer_release(tr);
     digcl_model_release(model);
 }
 
 static void test_state_json(void **unused) {
     (void)unused;
-    digcl_train_state s = {123456789, 7, 42, 18446744073709551615ull, 3, 0.1, 0.2, 1e-30, 3.5, 12.25};
+    digcl_train_state s = {123456789, 7,   42,   18446744073709551615ull, 3, 0.1, 0.2,
+                           1e-30,     3.5, 12.25};
     char *json = digcl_train_state_to_json(&s);
     digcl_train_state back;
     char error[256];
@@ -463,7 +517,8 @@ static void test_log_truncate(void **unused) {
     make_run_dir(run, sizeof run, "trunc");
     snprintf(path, sizeof path, "%s/log.jsonl", run);
     FILE *f = fopen(path, "w");
-    fputs("{\"step\":2,\"loss\":1}\n{\"step\":4,\"loss\":1}\n{\"step\":6,\"loss\":1}\n{\"step\":8,", f);
+    fputs("{\"step\":2,\"loss\":1}\n{\"step\":4,\"loss\":1}\n{\"step\":6,\"loss\":1}\n{\"step\":8,",
+          f);
     fclose(f);
     assert_int_equal(digcl_train_log_truncate(run, 4, error, sizeof error), 0);
     f = fopen(path, "r");

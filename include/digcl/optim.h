@@ -20,7 +20,7 @@
 
 typedef struct digcl_adamw_hparams {
     float lr;
-    float beta1, beta2;
+    double beta1, beta2; /* double: 1 - beta and beta^step as PyTorch computes them */
     float eps;
     float weight_decay;
 } digcl_adamw_hparams;

@@ -145,10 +145,23 @@ int digcl_params_load_from(digcl_params *params, const digcl_safetensors *st, co
 /* 1 when `name` is prefix + the name of one of the store's tensors. */
 int digcl_params_owns_name(const digcl_params *params, const char *prefix, const char *name);
 
+/* Loading by name under the owner's spellings (the VAE: diffusers, LDM, TAESD):
+ * `find` returns the file's tensor for table tensor `index` after checking its
+ * shape (the owner may accept a layout of the same element count, e.g. a
+ * Linear weight stored as a 1x1 conv), or NULL with one line in error[size].
+ * The store then checks every tensor (float dtype, element count, finite
+ * values) before uploading anything, so a failed load leaves it unchanged. */
+typedef const digcl_st_tensor *(*digcl_params_find_fn)(void *user, const digcl_safetensors *st,
+                                                       size_t index, const digcl_param_info *info,
+                                                       char *error, size_t size);
+int digcl_params_load_found(digcl_params *params, const digcl_safetensors *st,
+                            digcl_params_find_fn find, void *user, char *error, size_t size);
+
 /* One store and its tensor-name prefix in a file. */
 typedef struct digcl_params_file_entry {
     digcl_params *params;
     const char *prefix; /* NULL or "": bare names */
+    int trainable_only; /* 1: only the trainable tensors (AdamW moments, as torch.optim) */
 } digcl_params_file_entry;
 
 /* Writes the stores into one safetensors file, atomically, with metadata
@@ -159,5 +172,8 @@ int digcl_params_save_file(const char *path, const digcl_params_file_entry *entr
  * entry is an error. Nothing is uploaded unless every entry checks out. */
 int digcl_params_load_file(const char *path, const digcl_params_file_entry *entries, int count,
                            int strict, char *error, size_t size);
+/* The same from an open file (whose metadata the caller reads too). */
+int digcl_params_load_entries(const digcl_safetensors *st, const digcl_params_file_entry *entries,
+                              int count, int strict, char *error, size_t size);
 
 #endif

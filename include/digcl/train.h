@@ -32,11 +32,10 @@
 /* What the step calls for the diffusion maths: upstream's (see
  * digcl_train_diffusion_objective) or a test's. Both are asynchronous. */
 typedef struct digcl_train_objective {
-    void (*q_sample)(void *user, int N, size_t chw,
-                     cl_mem x_start, /* [N, C, H, W] */
-                     cl_mem t,       /* [N] int32 */
-                     cl_mem noise,   /* [N, C, H, W] */
-                     cl_mem x_t);    /* [N, C, H, W] */
+    void (*q_sample)(void *user, int N, size_t chw, cl_mem x_start, /* [N, C, H, W] */
+                     cl_mem t,                                      /* [N] int32 */
+                     cl_mem noise,                                  /* [N, C, H, W] */
+                     cl_mem x_t);                                   /* [N, C, H, W] */
     void (*loss)(void *user, const digcl_diffusion_loss_args *args);
     void *user;
 } digcl_train_objective;
@@ -75,6 +74,19 @@ void digcl_trainer_release(digcl_trainer *trainer);
  * outputs, losses, history and reduction workspace (for `digcl info`). */
 size_t digcl_trainer_step_bytes(const digcl_model_config *config, int batch, size_t flat_count);
 
+/* Device memory of `digcl train` at `batch`, no device needed: the model's
+ * estimate (parameters, gradients, moments, EMA, training activations) plus
+ * the trainer's own step buffers. What digcl_trainer_create and the model
+ * allocate; CLBlast's scratch is not included. */
+typedef struct digcl_train_memory {
+    digcl_model_memory model;
+    size_t step;  /* digcl_trainer_step_bytes */
+    size_t total; /* model.training_total + step */
+} digcl_train_memory;
+/* 0, or -1 (message) when the batch is refused. */
+int digcl_train_memory_estimate(const digcl_model_config *config, long batch,
+                                digcl_train_memory *memory, char *error, size_t size);
+
 /* Hyper-parameters may change between steps (a resume with a new --lr). */
 void digcl_trainer_set_hparams(digcl_trainer *trainer, const digcl_train_hparams *hparams);
 const digcl_train_hparams *digcl_trainer_hparams(const digcl_trainer *trainer);
@@ -103,10 +115,12 @@ int digcl_trainer_drain(digcl_trainer *trainer, digcl_train_values_sink sink, vo
 /* Steps whose values wait in the history. */
 int digcl_trainer_pending(const digcl_trainer *trainer);
 
-/* The flat stores, digcl_model_flat_count floats each, in the model's layout. */
-cl_mem digcl_trainer_ema(const digcl_trainer *trainer);
-cl_mem digcl_trainer_exp_avg(const digcl_trainer *trainer);
-cl_mem digcl_trainer_exp_avg_sq(const digcl_trainer *trainer);
+/* The EMA and AdamW moment stores (digcl/params.h), of the model's table and
+ * flat layout. Samples from the EMA weights: digcl_model_use_params(model,
+ * digcl_trainer_ema(trainer)), then digcl_model_use_params(model, NULL). */
+digcl_params *digcl_trainer_ema(const digcl_trainer *trainer);
+digcl_params *digcl_trainer_exp_avg(const digcl_trainer *trainer);
+digcl_params *digcl_trainer_exp_avg_sq(const digcl_trainer *trainer);
 digcl_model *digcl_trainer_model(const digcl_trainer *trainer);
 digcl_context *digcl_trainer_context(const digcl_trainer *trainer);
 int digcl_trainer_batch(const digcl_trainer *trainer); /* N */
@@ -114,18 +128,18 @@ int digcl_trainer_batch(const digcl_trainer *trainer); /* N */
 /* ------------------------------------------------------------ checkpoints */
 
 /* Tensor name prefixes of the stores (the model's own have none). */
-#define DIGCL_TRAIN_EMA_PREFIX "ema."
-#define DIGCL_TRAIN_EXP_AVG_PREFIX "opt.exp_avg."
-#define DIGCL_TRAIN_EXP_AVG_SQ_PREFIX "opt.exp_avg_sq."
-#define DIGCL_TRAIN_ARGS_METADATA_KEY "train.args"
+#define DIGCL_TRAIN_EMA_PREFIX         "ema."
+#define DIGCL_TRAIN_EXP_AVG_PREFIX     "opt.exp_avg."
+#define DIGCL_TRAIN_EXP_AVG_SQ_PREFIX  "opt.exp_avg_sq."
+#define DIGCL_TRAIN_ARGS_METADATA_KEY  "train.args"
 #define DIGCL_TRAIN_STATE_METADATA_KEY "train.state"
 
 /* Where training stands, saved as train.state JSON. */
 typedef struct digcl_train_state {
-    int64_t step;            /* steps completed */
-    int64_t epoch;           /* epoch of the next batch */
-    int64_t batch_in_epoch;  /* index of the next batch in that epoch */
-    uint64_t seed;           /* the RNG key of every stream (counters: step, row) */
+    int64_t step;           /* steps completed */
+    int64_t epoch;          /* epoch of the next batch */
+    int64_t batch_in_epoch; /* index of the next batch in that epoch */
+    uint64_t seed;          /* the RNG key of every stream (counters: step, row) */
     /* The log interval in progress (so that a resume logs the same lines). */
     int64_t log_count;
     double log_loss, log_mse, log_vb, log_grad_norm;
@@ -139,13 +153,11 @@ int digcl_train_state_from_json(const char *json, digcl_train_state *state, char
 /* Writes the weights under upstream's names, ema.<name> for every tensor,
  * opt.exp_avg.<name> and opt.exp_avg_sq.<name> for every trainable one, and
  * the metadata dig.config, train.args (args_json, may be NULL) and
- * train.state, atomically (temp file, fsync, rename, directory fsync).
- * `host` is a staging area of 4 P floats (digcl_train_checkpoint_host_floats),
- * so that a save allocates no device memory. Returns 0 or -1 with a message. */
-size_t digcl_train_checkpoint_host_floats(const digcl_trainer *trainer);
+ * train.state, atomically (temp file, fsync, rename, directory fsync), through
+ * digcl_params_save_file. A save allocates no device memory (host staging of
+ * the stores' size: a failure is a message, not a crash). Returns 0 or -1. */
 int digcl_train_checkpoint_save(digcl_trainer *trainer, const digcl_train_state *state,
-                                const char *args_json, float *host, const char *path,
-                                char *error, size_t size);
+                                const char *args_json, const char *path, char *error, size_t size);
 
 /* Loads all four stores and train.state (strict: every tensor with its
  * shape, nothing unexpected; the file is checked before anything is
@@ -202,8 +214,8 @@ typedef struct digcl_train_log_entry {
     double loss, mse, vb, grad_norm; /* means over the interval's steps */
     double lr;
     double images_per_second;
-    double data_wait_ms;             /* mean per step */
-    double elapsed_s;                /* since this process started training */
+    double data_wait_ms; /* mean per step */
+    double elapsed_s;    /* since this process started training */
 } digcl_train_log_entry;
 
 /* Why the loop stopped. */
@@ -216,15 +228,15 @@ typedef enum digcl_train_stop {
 } digcl_train_stop;
 
 typedef struct digcl_train_loop_options {
-    const char *run_dir;       /* checkpoints/, log.jsonl, loss.png */
-    const char *args_json;     /* train.args of every checkpoint (may be NULL) */
-    int64_t max_steps;         /* stop at this step count (<= 0: none) */
-    double time_budget_s;      /* <= 0: none */
-    int64_t log_every;         /* >= 1 */
-    int64_t ckpt_every;        /* >= 1 */
-    int keep;                  /* checkpoints kept; <= 0: all */
-    int plot;                  /* redraw loss.png at each checkpoint */
-    volatile int *stop_flag;   /* set asynchronously to stop with a checkpoint; may be NULL */
+    const char *run_dir;     /* checkpoints/, log.jsonl, loss.png */
+    const char *args_json;   /* train.args of every checkpoint (may be NULL) */
+    int64_t max_steps;       /* stop at this step count (<= 0: none) */
+    double time_budget_s;    /* <= 0: none */
+    int64_t log_every;       /* >= 1 */
+    int64_t ckpt_every;      /* >= 1 */
+    int keep;                /* checkpoints kept; <= 0: all */
+    int plot;                /* redraw loss.png at each checkpoint */
+    volatile int *stop_flag; /* set asynchronously to stop with a checkpoint; may be NULL */
     /* Called after each log line (progress on a terminal, echo otherwise). */
     void (*on_log)(const digcl_train_log_entry *entry, void *user);
     /* Called after each step with the step count (cheap: no device values). */
@@ -236,7 +248,7 @@ typedef struct digcl_train_loop_options {
     /* After each complete checkpoint. */
     void (*on_checkpoint)(const char *path, int64_t step, void *user);
     /* The --sample-every hook: every sample_every steps (0: never), with the
-     * trainer (EMA weights: digcl_trainer_ema). */
+     * trainer (EMA weights: digcl_model_use_params with digcl_trainer_ema). */
     int64_t sample_every;
     void (*on_sample)(digcl_trainer *trainer, int64_t step, void *user);
     void *user;
@@ -246,8 +258,8 @@ typedef struct digcl_train_loop_options {
  * stop condition, checkpointing every ckpt_every steps and at the end.
  * state is updated. error receives the reason for NONFINITE and FAILED. */
 digcl_train_stop digcl_train_loop(digcl_trainer *trainer, const digcl_train_source *source,
-                                  const digcl_train_loop_options *options,
-                                  digcl_train_state *state, char *error, size_t size);
+                                  const digcl_train_loop_options *options, digcl_train_state *state,
+                                  char *error, size_t size);
 
 /* log.jsonl of run_dir without the lines after `step` (a resume after a
  * kill: the steps past the last checkpoint are taken again). */

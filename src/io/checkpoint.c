@@ -76,7 +76,7 @@ int digcl_checkpoint_check(const char *path, const digcl_model_config *cfg, char
 /* ------------------------------------------------------------ loading and saving */
 
 int digcl_checkpoint_load(digcl_model *model, const char *path, char *error, size_t size) {
-    digcl_params_file_entry entry = {digcl_model_params(model), NULL};
+    digcl_params_file_entry entry = {digcl_model_params(model), NULL, 0};
     return digcl_params_load_file(path, &entry, 1, 1, error, size);
 }
 
@@ -84,7 +84,7 @@ int digcl_checkpoint_save(const digcl_model *model, const char *path, char *erro
     char *json = digcl_model_config_to_json(digcl_model_get_config(model));
     if (!json) return digcl_format_error(error, size, "%s: out of host memory", path);
     const char *metadata[2] = {DIGCL_CONFIG_METADATA_KEY, json};
-    digcl_params_file_entry entry = {digcl_model_params((digcl_model *)model), NULL};
+    digcl_params_file_entry entry = {digcl_model_params((digcl_model *)model), NULL, 0};
     int status = digcl_params_save_file(path, &entry, 1, metadata, 1, error, size);
     free(json);
     return status;

@@ -8,7 +8,7 @@
 #define GROUP 256
 
 digcl_adamw_hparams digcl_adamw_defaults(void) {
-    digcl_adamw_hparams hparams = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    digcl_adamw_hparams hparams = {1e-4f, 0.9, 0.999, 1e-8f, 0.0f};
     return hparams;
 }
 
@@ -22,8 +22,8 @@ void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *
     ops_check_positive(count, "count", "adamw_step");
     ops_check_positive(step, "step", "adamw_step");
     const int vec = flat_vec_width(count);
-    const double bias_correction1 = 1.0 - pow((double)hp->beta1, (double)step);
-    const double bias_correction2 = 1.0 - pow((double)hp->beta2, (double)step);
+    const double bias_correction1 = 1.0 - pow(hp->beta1, (double)step);
+    const double bias_correction2 = 1.0 - pow(hp->beta2, (double)step);
     cl_kernel kernel = digcl_kernel(ctx, "optim", "adamw_step", vec == 4 ? "-DVEC=4" : "-DVEC=1");
     digcl_arg_mem(kernel, 0, params);
     digcl_arg_mem(kernel, 1, grads);
@@ -31,11 +31,15 @@ void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *
     digcl_arg_mem(kernel, 3, v);
     digcl_arg_int(kernel, 4, count / vec);
     digcl_arg_float(kernel, 5, (float)(1.0 - (double)hp->lr * hp->weight_decay));
-    digcl_arg_float(kernel, 6, hp->beta1);
-    digcl_arg_float(kernel, 7, hp->beta2);
-    digcl_arg_float(kernel, 8, hp->eps);
-    digcl_arg_float(kernel, 9, (float)(hp->lr / bias_correction1));
-    digcl_arg_float(kernel, 10, (float)sqrt(bias_correction2));
+    /* 1 - beta in double, then rounded (as torch's value=1 - beta2): 1.0f - 0.999f in
+     * float is off by 1.3e-5 relative. */
+    digcl_arg_float(kernel, 6, (float)hp->beta1);
+    digcl_arg_float(kernel, 7, (float)(1.0 - hp->beta1));
+    digcl_arg_float(kernel, 8, (float)hp->beta2);
+    digcl_arg_float(kernel, 9, (float)(1.0 - hp->beta2));
+    digcl_arg_float(kernel, 10, hp->eps);
+    digcl_arg_float(kernel, 11, (float)(hp->lr / bias_correction1));
+    digcl_arg_float(kernel, 12, (float)sqrt(bias_correction2));
     size_t global = (size_t)(count / vec), local = GROUP;
     digcl_launch(ctx, kernel, "adamw_step", 1, &global, &local);
 }

@@ -258,8 +258,13 @@ static void full_name(char *out, size_t size, const char *prefix, const char *na
     snprintf(out, size, "%s%s", prefix ? prefix : "", name);
 }
 
-int digcl_params_add_to_writer(const digcl_params *params, const char *prefix, digcl_st_writer *w,
-                               float **host, char *error, size_t size) {
+/* 1 when tensor p goes into / comes from the file for this selection. */
+static int selected(const digcl_param_info *p, int trainable_only) {
+    return !trainable_only || p->trainable;
+}
+
+static int add_selected(const digcl_params *params, const char *prefix, int trainable_only,
+                        digcl_st_writer *w, float **host, char *error, size_t size) {
     const digcl_param_table *table = &params->table;
     *host = malloc((table->total ? table->total : 1) * sizeof **host);
     if (!*host)
@@ -268,6 +273,7 @@ int digcl_params_add_to_writer(const digcl_params *params, const char *prefix, d
     digcl_st_error err;
     for (size_t i = 0; i < table->count; i++) {
         const digcl_param_info *p = &table->params[i];
+        if (!selected(p, trainable_only)) continue;
         char name[DIGCL_PARAM_NAME_SIZE + 64];
         full_name(name, sizeof name, prefix, p->name);
         digcl_params_read(params, i, *host + p->offset);
@@ -275,6 +281,11 @@ int digcl_params_add_to_writer(const digcl_params *params, const char *prefix, d
             return digcl_format_error(error, size, "%s", err.message);
     }
     return 0;
+}
+
+int digcl_params_add_to_writer(const digcl_params *params, const char *prefix, digcl_st_writer *w,
+                               float **host, char *error, size_t size) {
+    return add_selected(params, prefix, 0, w, host, error, size);
 }
 
 static int loadable_dtype(digcl_st_dtype d) {
@@ -287,36 +298,67 @@ static size_t count_non_finite(const float *x, size_t n) {
     return bad;
 }
 
-/* Shape and dtype of one tensor, then its values converted into host[numel]. */
-static int check_tensor(const digcl_safetensors *st, const digcl_param_info *p, const char *name,
-                        float *host, char *error, size_t size) {
+/* Dtype, element count and finite values of the file's tensor t for table
+ * tensor p, converted into host[numel]. */
+static int check_found(const digcl_safetensors *st, const digcl_param_info *p,
+                       const digcl_st_tensor *t, float *host, char *error, size_t size) {
     digcl_st_error err;
-    const digcl_st_tensor *t = NULL;
-    if (digcl_st_expect(st, name, p->rank, p->shape, &t, &err) != 0)
-        return digcl_format_error(error, size, "%s", err.message);
     if (!loadable_dtype(t->dtype))
         return digcl_format_error(error, size,
                                   "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
-                                  st->label, name, digcl_st_dtype_name(t->dtype));
-    if (!host) return 0;
+                                  st->label, t->name, digcl_st_dtype_name(t->dtype));
+    if (t->numel != p->numel)
+        return digcl_format_error(error, size, "%s: tensor '%s' has %zu elements, expected %zu",
+                                  st->label, t->name, (size_t)t->numel, p->numel);
     if (digcl_st_read_f32(st, t, host, &err) != 0)
         return digcl_format_error(error, size, "%s", err.message);
     size_t bad = count_non_finite(host, p->numel);
     if (bad)
         return digcl_format_error(
             error, size, "%s: tensor '%s' holds %zu non-finite value%s (NaN or Inf) of %zu",
-            st->label, name, bad, bad == 1 ? "" : "s", p->numel);
+            st->label, t->name, bad, bad == 1 ? "" : "s", p->numel);
     return 0;
 }
 
-/* Every tensor checked (upload = 0) or checked and uploaded (upload = 1). */
+/* Shape, dtype and finite values of tensor `name`, converted into host[numel]. */
+static int check_tensor(const digcl_safetensors *st, const digcl_param_info *p, const char *name,
+                        float *host, char *error, size_t size) {
+    digcl_st_error err;
+    const digcl_st_tensor *t = NULL;
+    if (digcl_st_expect(st, name, p->rank, p->shape, &t, &err) != 0)
+        return digcl_format_error(error, size, "%s", err.message);
+    return check_found(st, p, t, host, error, size);
+}
+
+int digcl_params_load_found(digcl_params *params, const digcl_safetensors *st,
+                            digcl_params_find_fn find, void *user, char *error, size_t size) {
+    const digcl_param_table *table = &params->table;
+    const digcl_st_tensor **found = calloc(table->count + 1, sizeof *found);
+    float *host = malloc(largest_tensor(table) * sizeof *host);
+    int status =
+        found && host ? 0 : digcl_format_error(error, size, "%s: out of host memory", st->label);
+    for (size_t i = 0; i < table->count && status == 0; i++) {
+        found[i] = find(user, st, i, &table->params[i], error, size);
+        status = found[i] ? check_found(st, &table->params[i], found[i], host, error, size) : -1;
+    }
+    for (size_t i = 0; i < table->count && status == 0; i++) {
+        status = check_found(st, &table->params[i], found[i], host, error, size);
+        if (status == 0) digcl_params_write(params, i, host);
+    }
+    free(found);
+    free(host);
+    return status;
+}
+
+/* Every selected tensor checked (upload = 0) or checked and uploaded (upload = 1). */
 static int visit_tensors(digcl_params *params, const digcl_safetensors *st, const char *prefix,
-                         int upload, char *error, size_t size) {
+                         int trainable_only, int upload, char *error, size_t size) {
     const digcl_param_table *table = &params->table;
     float *host = malloc(largest_tensor(table) * sizeof *host);
     if (!host) return digcl_format_error(error, size, "%s: out of host memory", st->label);
     int status = 0;
     for (size_t i = 0; i < table->count && status == 0; i++) {
+        if (!selected(&table->params[i], trainable_only)) continue;
         char name[DIGCL_PARAM_NAME_SIZE + 64];
         full_name(name, sizeof name, prefix, table->params[i].name);
         status = check_tensor(st, &table->params[i], name, host, error, size);
@@ -328,19 +370,29 @@ static int visit_tensors(digcl_params *params, const digcl_safetensors *st, cons
 
 int digcl_params_check_file(const digcl_params *params, const digcl_safetensors *st,
                             const char *prefix, char *error, size_t size) {
-    return visit_tensors((digcl_params *)params, st, prefix, 0, error, size);
+    return visit_tensors((digcl_params *)params, st, prefix, 0, 0, error, size);
 }
 
 int digcl_params_load_from(digcl_params *params, const digcl_safetensors *st, const char *prefix,
                            char *error, size_t size) {
     if (digcl_params_check_file(params, st, prefix, error, size) != 0) return -1;
-    return visit_tensors(params, st, prefix, 1, error, size);
+    return visit_tensors(params, st, prefix, 0, 1, error, size);
+}
+
+static const digcl_param_info *find_prefixed(const digcl_params *params, const char *prefix,
+                                             const char *name) {
+    size_t length = prefix ? strlen(prefix) : 0;
+    if (length && strncmp(name, prefix, length) != 0) return NULL;
+    return digcl_param_table_find(&params->table, name + length);
 }
 
 int digcl_params_owns_name(const digcl_params *params, const char *prefix, const char *name) {
-    size_t length = prefix ? strlen(prefix) : 0;
-    if (length && strncmp(name, prefix, length) != 0) return 0;
-    return digcl_param_table_find(&params->table, name + length) != NULL;
+    return find_prefixed(params, prefix, name) != NULL;
+}
+
+static int entry_owns(const digcl_params_file_entry *entry, const char *name) {
+    const digcl_param_info *p = find_prefixed(entry->params, entry->prefix, name);
+    return p && selected(p, entry->trainable_only);
 }
 
 int digcl_params_save_file(const char *path, const digcl_params_file_entry *entries, int count,
@@ -350,8 +402,8 @@ int digcl_params_save_file(const char *path, const digcl_params_file_entry *entr
     digcl_st_error err;
     int status = !w || !hosts ? digcl_format_error(error, size, "%s: out of host memory", path) : 0;
     for (int e = 0; e < count && status == 0; e++)
-        status = digcl_params_add_to_writer(entries[e].params, entries[e].prefix, w, &hosts[e],
-                                            error, size);
+        status = add_selected(entries[e].params, entries[e].prefix, entries[e].trainable_only, w,
+                              &hosts[e], error, size);
     for (int m = 0; m < n_metadata && status == 0; m++)
         if (digcl_st_writer_set_metadata(w, metadata[2 * m], metadata[2 * m + 1], &err) != 0)
             status = digcl_format_error(error, size, "%s: %s", path, err.message);
@@ -368,8 +420,7 @@ static int check_no_strangers(const digcl_safetensors *st, const digcl_params_fi
     for (size_t i = 0; i < st->n_tensors; i++) {
         const digcl_st_tensor *t = &st->tensors[i];
         int owned = 0;
-        for (int e = 0; e < count && !owned; e++)
-            owned = digcl_params_owns_name(entries[e].params, entries[e].prefix, t->name);
+        for (int e = 0; e < count && !owned; e++) owned = entry_owns(&entries[e], t->name);
         if (owned) continue;
         char shape[128];
         return digcl_format_error(error, size, "%s: unexpected tensor '%s' %s %s", st->label,
@@ -380,17 +431,25 @@ static int check_no_strangers(const digcl_safetensors *st, const digcl_params_fi
     return 0;
 }
 
+int digcl_params_load_entries(const digcl_safetensors *st, const digcl_params_file_entry *entries,
+                              int count, int strict, char *error, size_t size) {
+    int status = strict ? check_no_strangers(st, entries, count, error, size) : 0;
+    for (int e = 0; e < count && status == 0; e++)
+        status = visit_tensors(entries[e].params, st, entries[e].prefix, entries[e].trainable_only,
+                               0, error, size);
+    for (int e = 0; e < count && status == 0; e++)
+        status = visit_tensors(entries[e].params, st, entries[e].prefix, entries[e].trainable_only,
+                               1, error, size);
+    return status;
+}
+
 int digcl_params_load_file(const char *path, const digcl_params_file_entry *entries, int count,
                            int strict, char *error, size_t size) {
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     if (digcl_st_open(path, &st, &err) != 0)
         return digcl_format_error(error, size, "%s", err.message);
-    int status = strict ? check_no_strangers(st, entries, count, error, size) : 0;
-    for (int e = 0; e < count && status == 0; e++)
-        status = digcl_params_check_file(entries[e].params, st, entries[e].prefix, error, size);
-    for (int e = 0; e < count && status == 0; e++)
-        status = visit_tensors(entries[e].params, st, entries[e].prefix, 1, error, size);
+    int status = digcl_params_load_entries(st, entries, count, strict, error, size);
     digcl_st_close(st);
     return status;
 }

@@ -1,11 +1,8 @@
 /* Training checkpoints: four stores of one parameter table (the weights under
  * upstream's names, ema., opt.exp_avg., opt.exp_avg_sq.) in one safetensors
- * file with dig.config, train.args and train.state; strict loading; export
- * of a weights-only file. API: include/digcl/train.h.
- *
- * The stores are flat device buffers in the model's layout; a tensor's place
- * in them is the offset of the model's sub-buffer view (CL_MEM_OFFSET). When
- * the generic parameter store lands, this file is the one to move onto it. */
+ * file with dig.config, train.args and train.state, written and read through
+ * the parameter store (digcl_params_save_file, digcl_params_load_entries);
+ * strict loading; export of a weights-only file. API: include/digcl/train.h. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
@@ -16,38 +13,19 @@
 #include "digcl/checkpoint.h"
 #include "digcl/safetensors.h"
 #include "digcl/train.h"
-#include "train/train_internal.h"
+#include "digcl/error.h"
 
-enum { STORE_MODEL, STORE_EMA, STORE_EXP_AVG, STORE_EXP_AVG_SQ, STORE_COUNT };
-
-static const char *const store_prefix[STORE_COUNT] = {
-    "", DIGCL_TRAIN_EMA_PREFIX, DIGCL_TRAIN_EXP_AVG_PREFIX, DIGCL_TRAIN_EXP_AVG_SQ_PREFIX};
+enum { STORE_COUNT = 4 };
 
 /* The EMA holds every tensor (pos_embed too: export is a plain copy); the
  * moments only the trainable ones, as torch.optim does. */
-static int store_has(int store, const digcl_param_info *p) {
-    return store <= STORE_EMA || p->trainable;
-}
-
-static cl_mem store_buffer(const digcl_trainer *tr, int store) {
-    switch (store) {
-    case STORE_MODEL: return digcl_model_param_buffer(digcl_trainer_model(tr));
-    case STORE_EMA: return digcl_trainer_ema(tr);
-    case STORE_EXP_AVG: return digcl_trainer_exp_avg(tr);
-    default: return digcl_trainer_exp_avg_sq(tr);
-    }
-}
-
-/* Byte offset of tensor `index` in the flat layout. */
-static size_t flat_byte_offset(const digcl_model *model, size_t index) {
-    size_t offset = 0;
-    DIGCL_CL_CHECK(clGetMemObjectInfo(digcl_model_param(model, index), CL_MEM_OFFSET,
-                                      sizeof offset, &offset, NULL));
-    return offset;
-}
-
-static void tensor_name(char *out, size_t size, int store, const char *name) {
-    snprintf(out, size, "%s%s", store_prefix[store], name);
+static void store_entries(const digcl_trainer *tr, digcl_params_file_entry entries[STORE_COUNT]) {
+    entries[0] = (digcl_params_file_entry){digcl_model_params(digcl_trainer_model(tr)), "", 0};
+    entries[1] = (digcl_params_file_entry){digcl_trainer_ema(tr), DIGCL_TRAIN_EMA_PREFIX, 0};
+    entries[2] =
+        (digcl_params_file_entry){digcl_trainer_exp_avg(tr), DIGCL_TRAIN_EXP_AVG_PREFIX, 1};
+    entries[3] =
+        (digcl_params_file_entry){digcl_trainer_exp_avg_sq(tr), DIGCL_TRAIN_EXP_AVG_SQ_PREFIX, 1};
 }
 
 /* ------------------------------------------------------------ train.state */
@@ -97,7 +75,8 @@ static int get_number(const cJSON *object, const char *key, double *out) {
 
 static int get_count(const cJSON *object, const char *key, int64_t *out) {
     double value;
-    if (get_number(object, key, &value) != 0 || value < 0 || value != (double)(int64_t)value) return -1;
+    if (get_number(object, key, &value) != 0 || value < 0 || value != (double)(int64_t)value)
+        return -1;
     *out = (int64_t)value;
     return 0;
 }
@@ -108,17 +87,18 @@ int digcl_train_state_from_json(const char *json, digcl_train_state *s, char *er
     const cJSON *rng = cJSON_GetObjectItemCaseSensitive(root, "rng");
     const cJSON *log = cJSON_GetObjectItemCaseSensitive(root, "log_interval");
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(rng, "seed");
-    const char *bad = !cJSON_IsObject(root)                           ? "not a JSON object"
-                      : get_count(root, "step", &s->step)             ? "\"step\""
-                      : get_count(root, "epoch", &s->epoch)           ? "\"epoch\""
+    const char *bad = !cJSON_IsObject(root)                                   ? "not a JSON object"
+                      : get_count(root, "step", &s->step)                     ? "\"step\""
+                      : get_count(root, "epoch", &s->epoch)                   ? "\"epoch\""
                       : get_count(root, "batch_in_epoch", &s->batch_in_epoch) ? "\"batch_in_epoch\""
-                      : !cJSON_IsString(seed)                         ? "\"rng\".\"seed\""
-                      : !cJSON_IsObject(log)                          ? "\"log_interval\""
-                      : get_count(log, "count", &s->log_count)        ? "\"log_interval\".\"count\""
-                      : get_number(log, "loss", &s->log_loss) || get_number(log, "mse", &s->log_mse) ||
-                                get_number(log, "vb", &s->log_vb) ||
-                                get_number(log, "grad_norm", &s->log_grad_norm) ||
-                                get_number(log, "data_wait_ms", &s->log_data_wait_ms)
+                      : !cJSON_IsString(seed)                                 ? "\"rng\".\"seed\""
+                      : !cJSON_IsObject(log)                                  ? "\"log_interval\""
+                      : get_count(log, "count", &s->log_count) ? "\"log_interval\".\"count\""
+                      : get_number(log, "loss", &s->log_loss) ||
+                              get_number(log, "mse", &s->log_mse) ||
+                              get_number(log, "vb", &s->log_vb) ||
+                              get_number(log, "grad_norm", &s->log_grad_norm) ||
+                              get_number(log, "data_wait_ms", &s->log_data_wait_ms)
                           ? "\"log_interval\" sums"
                           : NULL;
     if (!bad) {
@@ -127,132 +107,31 @@ int digcl_train_state_from_json(const char *json, digcl_train_state *s, char *er
         if (!*seed->valuestring || *end) bad = "\"rng\".\"seed\" (a decimal string)";
     }
     cJSON_Delete(root);
-    if (bad) return train_fail(error, size, "train.state: missing or invalid %s", bad);
+    if (bad) return digcl_format_error(error, size, "train.state: missing or invalid %s", bad);
     return 0;
 }
 
 /* ------------------------------------------------------------ saving */
 
-size_t digcl_train_checkpoint_host_floats(const digcl_trainer *tr) {
-    return STORE_COUNT * digcl_model_flat_count(digcl_trainer_model(tr));
-}
-
-/* Reads the four flat stores into host (4 P floats) and adds every tensor. */
-static int add_stores(digcl_trainer *tr, digcl_st_writer *w, float *host, const char *path,
-                      char *error, size_t size) {
-    digcl_model *model = digcl_trainer_model(tr);
-    const digcl_param_table *table = digcl_model_param_table(model);
-    size_t flat = digcl_model_flat_count(model);
-    char name[DIGCL_PARAM_NAME_SIZE + 32];
-    digcl_st_error err;
-    for (int s = 0; s < STORE_COUNT; s++) {
-        float *store = host + (size_t)s * flat; /* [P] */
-        digcl_read(digcl_trainer_context(tr), store_buffer(tr, s), 0, flat * sizeof(float), store);
-        for (size_t i = 0; i < table->count; i++) {
-            const digcl_param_info *p = &table->params[i];
-            if (!store_has(s, p)) continue;
-            const float *data = store + flat_byte_offset(model, i) / sizeof(float);
-            tensor_name(name, sizeof name, s, p->name);
-            if (digcl_st_writer_add_f32(w, name, p->rank, p->shape, data, &err) != 0)
-                return train_fail(error, size, "%s: %s", path, err.message);
-        }
-    }
-    return 0;
-}
-
-static int add_metadata(digcl_trainer *tr, digcl_st_writer *w, const digcl_train_state *state,
-                        const char *args_json, const char *path, char *error, size_t size) {
+int digcl_train_checkpoint_save(digcl_trainer *tr, const digcl_train_state *state,
+                                const char *args_json, const char *path, char *error, size_t size) {
+    digcl_params_file_entry entries[STORE_COUNT];
+    store_entries(tr, entries);
     char *config = digcl_model_config_to_json(digcl_model_get_config(digcl_trainer_model(tr)));
     char *train_state = digcl_train_state_to_json(state);
-    digcl_st_error err;
-    int status = 0;
-    if (!config || !train_state) status = train_fail(error, size, "%s: out of host memory", path);
-    else if (digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, config, &err) != 0 ||
-             digcl_st_writer_set_metadata(w, DIGCL_TRAIN_STATE_METADATA_KEY, train_state, &err) != 0 ||
-             (args_json &&
-              digcl_st_writer_set_metadata(w, DIGCL_TRAIN_ARGS_METADATA_KEY, args_json, &err) != 0))
-        status = train_fail(error, size, "%s: %s", path, err.message);
+    const char *metadata[6] = {DIGCL_CONFIG_METADATA_KEY,      config,
+                               DIGCL_TRAIN_STATE_METADATA_KEY, train_state,
+                               DIGCL_TRAIN_ARGS_METADATA_KEY,  args_json};
+    int status = !config || !train_state
+                     ? digcl_format_error(error, size, "%s: out of host memory", path)
+                     : digcl_params_save_file(path, entries, STORE_COUNT, metadata,
+                                              args_json ? 3 : 2, error, size);
     free(config);
     free(train_state);
     return status;
 }
 
-int digcl_train_checkpoint_save(digcl_trainer *tr, const digcl_train_state *state,
-                                const char *args_json, float *host, const char *path, char *error,
-                                size_t size) {
-    digcl_st_writer *w = digcl_st_writer_new();
-    if (!w) return train_fail(error, size, "%s: out of host memory", path);
-    int status = add_stores(tr, w, host, path, error, size);
-    if (status == 0) status = add_metadata(tr, w, state, args_json, path, error, size);
-    digcl_st_error err;
-    if (status == 0 && digcl_st_writer_write(w, path, &err) != 0)
-        status = train_fail(error, size, "%s", err.message);
-    digcl_st_writer_free(w);
-    return status;
-}
-
 /* ------------------------------------------------------------ loading */
-
-static int loadable_dtype(digcl_st_dtype d) {
-    return d == DIGCL_ST_F32 || d == DIGCL_ST_F16 || d == DIGCL_ST_BF16 || d == DIGCL_ST_F64;
-}
-
-/* Every expected tensor with its shape and a float dtype, nothing else. */
-static int check_tensors(const digcl_safetensors *st, const digcl_param_table *table, char *error,
-                         size_t size) {
-    size_t capacity = STORE_COUNT * table->count + 1, n = 0;
-    char (*names)[DIGCL_PARAM_NAME_SIZE + 32] = malloc(capacity * sizeof *names);
-    const char **pointers = malloc(capacity * sizeof *pointers);
-    digcl_st_error err;
-    int status = names && pointers ? 0 : train_fail(error, size, "%s: out of host memory", st->label);
-    for (int s = 0; s < STORE_COUNT && status == 0; s++) {
-        for (size_t i = 0; i < table->count && status == 0; i++) {
-            const digcl_param_info *p = &table->params[i];
-            const digcl_st_tensor *t = NULL;
-            if (!store_has(s, p)) continue;
-            tensor_name(names[n], sizeof names[n], s, p->name);
-            pointers[n] = names[n];
-            if (digcl_st_expect(st, names[n], p->rank, p->shape, &t, &err) != 0)
-                status = train_fail(error, size, "%s%s", err.message,
-                              s ? " (a training checkpoint holds ema., opt.exp_avg. and "
-                                  "opt.exp_avg_sq. tensors; is this a weights-only file?)"
-                                : "");
-            else if (!loadable_dtype(t->dtype))
-                status = train_fail(error, size, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
-                              st->label, names[n], digcl_st_dtype_name(t->dtype));
-            n++;
-        }
-    }
-    if (status == 0 && digcl_st_check_no_unexpected(st, pointers, n, &err) != 0)
-        status = train_fail(error, size, "%s", err.message);
-    free(names);
-    free(pointers);
-    return status;
-}
-
-/* Converts every tensor of every store into host (4 P floats, padding 0). */
-static int read_stores(const digcl_safetensors *st, const digcl_model *model, float *host,
-                       char *error, size_t size) {
-    const digcl_param_table *table = digcl_model_param_table(model);
-    size_t flat = digcl_model_flat_count(model);
-    char name[DIGCL_PARAM_NAME_SIZE + 32];
-    digcl_st_error err;
-    for (int s = 0; s < STORE_COUNT; s++) {
-        float *store = host + (size_t)s * flat;
-        for (size_t i = 0; i < table->count; i++) {
-            const digcl_param_info *p = &table->params[i];
-            float *dst = store + flat_byte_offset(model, i) / sizeof(float);
-            if (!store_has(s, p)) {
-                memset(dst, 0, p->numel * sizeof *dst);
-                continue;
-            }
-            tensor_name(name, sizeof name, s, p->name);
-            if (digcl_st_read_f32(st, digcl_st_find(st, name), dst, &err) != 0)
-                return train_fail(error, size, "%s", err.message);
-        }
-    }
-    return 0;
-}
 
 static char *copy_string(const char *text) {
     if (!text) return NULL;
@@ -265,35 +144,44 @@ static int read_state(const digcl_safetensors *st, digcl_train_state *state, cha
                       size_t size) {
     const char *json = digcl_st_metadata(st, DIGCL_TRAIN_STATE_METADATA_KEY);
     if (!json)
-        return train_fail(error, size, "%s: no \"%s\" in __metadata__: not a digcl training checkpoint "
-                                 "(a weights-only file cannot be resumed)",
-                    st->label, DIGCL_TRAIN_STATE_METADATA_KEY);
+        return digcl_format_error(error, size,
+                                  "%s: no \"%s\" in __metadata__: not a digcl training checkpoint "
+                                  "(a weights-only file cannot be resumed)",
+                                  st->label, DIGCL_TRAIN_STATE_METADATA_KEY);
     char message[512];
     if (digcl_train_state_from_json(json, state, message, sizeof message) != 0)
-        return train_fail(error, size, "%s: %s", st->label, message);
+        return digcl_format_error(error, size, "%s: %s", st->label, message);
     return 0;
+}
+
+/* A missing ema./opt. tensor: say what a training checkpoint holds. */
+static void explain_missing_store(char *error, size_t size) {
+    if (!error || (!strstr(error, "'" DIGCL_TRAIN_EMA_PREFIX) && !strstr(error, "'opt.")) ||
+        strstr(error, "unexpected"))
+        return;
+    size_t length = strlen(error);
+    snprintf(error + length, size - length,
+             " (a training checkpoint holds ema., opt.exp_avg. and "
+             "opt.exp_avg_sq. tensors; is this a weights-only file?)");
 }
 
 int digcl_train_checkpoint_load(digcl_trainer *tr, const char *path, digcl_train_state *state,
                                 char **args_json, char *error, size_t size) {
-    digcl_model *model = digcl_trainer_model(tr);
-    size_t flat = digcl_model_flat_count(model);
+    digcl_params_file_entry entries[STORE_COUNT];
+    store_entries(tr, entries);
     digcl_safetensors *st = NULL;
     digcl_st_error err;
     if (args_json) *args_json = NULL;
-    if (digcl_st_open(path, &st, &err) != 0) return train_fail(error, size, "%s", err.message);
-    float *host = malloc(STORE_COUNT * flat * sizeof *host + 1);
-    int status = host ? 0 : train_fail(error, size, "%s: out of host memory", path);
-    if (status == 0) status = read_state(st, state, error, size);
-    if (status == 0) status = check_tensors(st, digcl_model_param_table(model), error, size);
-    if (status == 0) status = read_stores(st, model, host, error, size);
+    if (digcl_st_open(path, &st, &err) != 0)
+        return digcl_format_error(error, size, "%s", err.message);
+    int status = read_state(st, state, error, size);
+    if (status == 0) {
+        status = digcl_params_load_entries(st, entries, STORE_COUNT, 1, error, size);
+        if (status != 0) explain_missing_store(error, size);
+    }
     if (status == 0 && args_json)
         *args_json = copy_string(digcl_st_metadata(st, DIGCL_TRAIN_ARGS_METADATA_KEY));
-    for (int s = 0; status == 0 && s < STORE_COUNT; s++)
-        digcl_write(digcl_trainer_context(tr), store_buffer(tr, s), 0, flat * sizeof(float),
-                    host + (size_t)s * flat);
     if (status == 0) digcl_trainer_set_step_count(tr, state->step);
-    free(host);
     digcl_st_close(st);
     return status;
 }
@@ -315,7 +203,7 @@ static int export_tensors(const digcl_safetensors *st, const char *prefix, digcl
     for (size_t i = 0; i < st->n_tensors; i++)
         if (exported_name(st->tensors[i].name, prefix)) total += st->tensors[i].numel;
     *host = malloc((total + 1) * sizeof **host);
-    if (!*host) return train_fail(error, size, "%s: out of host memory", st->label);
+    if (!*host) return digcl_format_error(error, size, "%s: out of host memory", st->label);
     digcl_st_error err;
     for (size_t i = 0; i < st->n_tensors; i++) {
         const digcl_st_tensor *t = &st->tensors[i];
@@ -323,38 +211,41 @@ static int export_tensors(const digcl_safetensors *st, const char *prefix, digcl
         if (!name) continue;
         if (digcl_st_read_f32(st, t, *host + offset, &err) != 0 ||
             digcl_st_writer_add_f32(w, name, t->rank, t->shape, *host + offset, &err) != 0)
-            return train_fail(error, size, "%s", err.message);
+            return digcl_format_error(error, size, "%s", err.message);
         offset += t->numel;
         found++;
     }
     if (found == 0)
-        return train_fail(error, size, "%s: no %s tensors: not a digcl training checkpoint", st->label,
-                    *prefix ? prefix : "model");
+        return digcl_format_error(error, size, "%s: no %s tensors: not a digcl training checkpoint",
+                                  st->label, *prefix ? prefix : "model");
     return 0;
 }
 
 int digcl_train_checkpoint_export(const char *path, const char *which, const char *out_path,
                                   char *error, size_t size) {
-    const char *prefix = strcmp(which, "ema") == 0 ? DIGCL_TRAIN_EMA_PREFIX
+    const char *prefix = strcmp(which, "ema") == 0     ? DIGCL_TRAIN_EMA_PREFIX
                          : strcmp(which, "model") == 0 ? ""
                                                        : NULL;
-    if (!prefix) return train_fail(error, size, "--weights %s: expected ema or model", which);
+    if (!prefix)
+        return digcl_format_error(error, size, "--weights %s: expected ema or model", which);
     digcl_safetensors *st = NULL;
     digcl_st_error err;
-    if (digcl_st_open(path, &st, &err) != 0) return train_fail(error, size, "%s", err.message);
+    if (digcl_st_open(path, &st, &err) != 0)
+        return digcl_format_error(error, size, "%s", err.message);
     const char *config = digcl_st_metadata(st, DIGCL_CONFIG_METADATA_KEY);
     digcl_st_writer *w = digcl_st_writer_new();
     float *host = NULL;
-    int status = w ? 0 : train_fail(error, size, "%s: out of host memory", path);
+    int status = w ? 0 : digcl_format_error(error, size, "%s: out of host memory", path);
     if (status == 0 && !digcl_st_metadata(st, DIGCL_TRAIN_STATE_METADATA_KEY))
-        status = train_fail(error, size, "%s: no \"%s\" in __metadata__: not a digcl training checkpoint",
-                      path, DIGCL_TRAIN_STATE_METADATA_KEY);
+        status = digcl_format_error(
+            error, size, "%s: no \"%s\" in __metadata__: not a digcl training checkpoint", path,
+            DIGCL_TRAIN_STATE_METADATA_KEY);
     if (status == 0) status = export_tensors(st, prefix, w, &host, error, size);
     if (status == 0 && config &&
         digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, config, &err) != 0)
-        status = train_fail(error, size, "%s", err.message);
+        status = digcl_format_error(error, size, "%s", err.message);
     if (status == 0 && digcl_st_writer_write(w, out_path, &err) != 0)
-        status = train_fail(error, size, "%s", err.message);
+        status = digcl_format_error(error, size, "%s", err.message);
     digcl_st_writer_free(w);
     free(host);
     digcl_st_close(st);

@@ -20,12 +20,11 @@ typedef struct loop_run {
     const digcl_train_source *source;
     const digcl_train_loop_options *options;
     digcl_train_state *state;
-    float *host;                /* checkpoint staging, 4 P floats */
-    FILE *log_file;             /* run/log.jsonl, appended */
+    FILE *log_file; /* run/log.jsonl, appended */
     double start, interval_start, last_drain;
-    int64_t interval_steps;     /* steps of this process in the log interval */
-    int64_t last_checkpoint;    /* step of the newest complete checkpoint, -1 none */
-    char bad[256];              /* first non-finite value, "" if none */
+    int64_t interval_steps;        /* steps of this process in the log interval */
+    int64_t last_checkpoint;       /* step of the newest complete checkpoint, -1 none */
+    char bad[256];                 /* first non-finite value, "" if none */
     double *plot_step, *plot_loss; /* log points for loss.png */
     size_t plot_count, plot_capacity;
     char *error;
@@ -47,10 +46,14 @@ static void check_finite(loop_run *run, const digcl_train_values *v) {
                         : !isfinite(v->grad_norm) ? "the gradient norm"
                                                   : NULL;
     if (!which || run->bad[0]) return;
-    double value = !isfinite(v->loss) ? v->loss : !isfinite(v->mse) ? v->mse
-                   : !isfinite(v->vb) ? v->vb : v->grad_norm;
+    double value = !isfinite(v->loss)  ? v->loss
+                   : !isfinite(v->mse) ? v->mse
+                   : !isfinite(v->vb)  ? v->vb
+                                       : v->grad_norm;
     snprintf(run->bad, sizeof run->bad, "step %lld: %s is %s", (long long)v->step, which,
-             isnan(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf");
+             isnan(value) ? "NaN"
+             : value > 0  ? "+Inf"
+                          : "-Inf");
 }
 
 static void accumulate(const digcl_train_values *v, void *user) {
@@ -119,14 +122,19 @@ static void log_interval(loop_run *run) {
     digcl_train_state *s = run->state;
     if (s->log_count == 0) return;
     double now = now_seconds(), count = (double)s->log_count;
-    digcl_train_log_entry e = {
-        s->step, s->epoch, s->log_loss / count, s->log_mse / count, s->log_vb / count,
-        s->log_grad_norm / count, digcl_trainer_hparams(run->trainer)->adamw.lr,
-        run->interval_steps > 0
-            ? (double)run->interval_steps * digcl_trainer_batch(run->trainer) /
-                  fmax(now - run->interval_start, 1e-9)
-            : 0.0,
-        s->log_data_wait_ms / count, now - run->start};
+    digcl_train_log_entry e = {s->step,
+                               s->epoch,
+                               s->log_loss / count,
+                               s->log_mse / count,
+                               s->log_vb / count,
+                               s->log_grad_norm / count,
+                               digcl_trainer_hparams(run->trainer)->adamw.lr,
+                               run->interval_steps > 0 ? (double)run->interval_steps *
+                                                             digcl_trainer_batch(run->trainer) /
+                                                             fmax(now - run->interval_start, 1e-9)
+                                                       : 0.0,
+                               s->log_data_wait_ms / count,
+                               now - run->start};
     write_log_line(run, &e);
     add_plot_point(run, (double)e.step, e.loss);
     if (run->options->on_log) run->options->on_log(&e, run->options->user);
@@ -166,13 +174,16 @@ static int checkpoint(loop_run *run) {
     if (step == run->last_checkpoint) return 0;
     char path[4200], message[1024];
     digcl_results_checkpoint_path(o->run_dir, step, path, sizeof path);
-    if (digcl_train_checkpoint_save(run->trainer, run->state, o->args_json, run->host, path, message,
+    if (digcl_train_checkpoint_save(run->trainer, run->state, o->args_json, path, message,
                                     sizeof message) != 0) {
         char previous[4200] = "none";
         if (run->last_checkpoint >= 0)
-            digcl_results_checkpoint_path(o->run_dir, run->last_checkpoint, previous, sizeof previous);
-        snprintf(run->error, run->error_size, "checkpoint of step %lld not written: %s; the previous "
-                 "checkpoint (%s) is kept", (long long)step, message, previous);
+            digcl_results_checkpoint_path(o->run_dir, run->last_checkpoint, previous,
+                                          sizeof previous);
+        snprintf(run->error, run->error_size,
+                 "checkpoint of step %lld not written: %s; the previous "
+                 "checkpoint (%s) is kept",
+                 (long long)step, message, previous);
         return -1;
     }
     run->last_checkpoint = step;
@@ -207,7 +218,8 @@ static void take_step(loop_run *run) {
 static digcl_train_stop stop_reason(const loop_run *run) {
     const digcl_train_loop_options *o = run->options;
     if (o->max_steps > 0 && run->state->step >= o->max_steps) return DIGCL_TRAIN_DONE;
-    if (o->time_budget_s > 0 && now_seconds() - run->start >= o->time_budget_s) return DIGCL_TRAIN_BUDGET;
+    if (o->time_budget_s > 0 && now_seconds() - run->start >= o->time_budget_s)
+        return DIGCL_TRAIN_BUDGET;
     if (o->stop_flag && *o->stop_flag) return DIGCL_TRAIN_STOPPED;
     return (digcl_train_stop)-1;
 }
@@ -252,17 +264,12 @@ static int open_run(loop_run *run) {
     run->log_file = fopen(path, "a");
     if (!run->log_file)
         digcl_log(DIGCL_LOG_WARNING, "%s: cannot open for appending; no log lines", path);
-    run->host = malloc(digcl_train_checkpoint_host_floats(run->trainer) * sizeof(float) + 1);
-    if (!run->host) {
-        snprintf(run->error, run->error_size, "out of host memory for the checkpoint staging");
-        return -1;
-    }
     return 0;
 }
 
 digcl_train_stop digcl_train_loop(digcl_trainer *trainer, const digcl_train_source *source,
-                                  const digcl_train_loop_options *options,
-                                  digcl_train_state *state, char *error, size_t size) {
+                                  const digcl_train_loop_options *options, digcl_train_state *state,
+                                  char *error, size_t size) {
     loop_run run = {0};
     run.trainer = trainer;
     run.source = source;
@@ -283,10 +290,10 @@ digcl_train_stop digcl_train_loop(digcl_trainer *trainer, const digcl_train_sour
         char last[4200] = "none";
         if (run.last_checkpoint >= 0)
             digcl_results_checkpoint_path(options->run_dir, run.last_checkpoint, last, sizeof last);
-        snprintf(error, size, "%s; training stopped, the last good checkpoint is %s", run.bad, last);
+        snprintf(error, size, "%s; training stopped, the last good checkpoint is %s", run.bad,
+                 last);
     }
     if (run.log_file) fclose(run.log_file);
-    free(run.host);
     free(run.plot_step);
     free(run.plot_loss);
     return stop;

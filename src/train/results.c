@@ -5,7 +5,6 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,30 +12,22 @@
 
 #include "digcl/safetensors.h"
 #include "digcl/train.h"
-#include "train/train_internal.h"
+#include "digcl/error.h"
 
 #define CHECKPOINT_SUFFIX ".safetensors"
 #define CHECKPOINT_DIGITS 7
 
-int train_fail(char *error, size_t size, const char *format, ...) {
-    if (error && size) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(error, size, format, args);
-        va_end(args);
-    }
-    return -1;
-}
-
 static int make_dir(const char *path, char *error, size_t size) {
     if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
-    return train_fail(error, size, "%s: cannot create the directory: %s", path, strerror(errno));
+    return digcl_format_error(error, size, "%s: cannot create the directory: %s", path,
+                              strerror(errno));
 }
 
 /* mkdir -p */
 static int make_dirs(const char *path, char *error, size_t size) {
     char buf[4096];
-    if (strlen(path) >= sizeof buf) return train_fail(error, size, "%s: path too long", path);
+    if (strlen(path) >= sizeof buf)
+        return digcl_format_error(error, size, "%s: path too long", path);
     strcpy(buf, path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
@@ -59,7 +50,8 @@ static long long leading_index(const char *name, char end) {
 /* The step of a complete checkpoint name (exactly digits + ".safetensors"), else -1. */
 static long long checkpoint_step(const char *name) {
     size_t n = strlen(name), suffix = strlen(CHECKPOINT_SUFFIX);
-    if (n < CHECKPOINT_DIGITS + suffix || strcmp(name + n - suffix, CHECKPOINT_SUFFIX) != 0) return -1;
+    if (n < CHECKPOINT_DIGITS + suffix || strcmp(name + n - suffix, CHECKPOINT_SUFFIX) != 0)
+        return -1;
     long long value = 0;
     for (size_t i = 0; i < n - suffix; i++) {
         if (name[i] < '0' || name[i] > '9' || i > 15) return -1;
@@ -68,13 +60,17 @@ static long long checkpoint_step(const char *name) {
     return value;
 }
 
-static int is_temp_file(const char *name) { return strstr(name, CHECKPOINT_SUFFIX ".tmp.") != NULL; }
+static int is_temp_file(const char *name) {
+    return strstr(name, CHECKPOINT_SUFFIX ".tmp.") != NULL;
+}
 
 int digcl_results_new_run(const char *results_dir, const char *model_name, char *out,
                           size_t out_size, char *error, size_t size) {
     if (make_dirs(results_dir, error, size) != 0) return -1;
     DIR *dir = opendir(results_dir);
-    if (!dir) return train_fail(error, size, "%s: cannot read the directory: %s", results_dir, strerror(errno));
+    if (!dir)
+        return digcl_format_error(error, size, "%s: cannot read the directory: %s", results_dir,
+                                  strerror(errno));
     long long next = 0;
     for (struct dirent *e; (e = readdir(dir));) {
         long long index = leading_index(e->d_name, '-');
@@ -86,7 +82,7 @@ int digcl_results_new_run(const char *results_dir, const char *model_name, char 
     for (char *p = model; *p; p++)
         if (*p == '/' || *p == ' ') *p = '-';
     if ((size_t)snprintf(out, out_size, "%s/%03lld-%s", results_dir, next, model) >= out_size)
-        return train_fail(error, size, "%s: path too long", results_dir);
+        return digcl_format_error(error, size, "%s: path too long", results_dir);
     char checkpoints[4200];
     snprintf(checkpoints, sizeof checkpoints, "%s/checkpoints", out);
     if (make_dir(out, error, size) != 0) return -1;
@@ -102,7 +98,8 @@ int digcl_results_latest_checkpoint(const char *run_dir, char *out, size_t size,
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoints", run_dir);
     DIR *dir = opendir(path);
-    if (!dir) return errno == ENOENT ? 1 : train_fail(out, size, "%s: %s", path, strerror(errno));
+    if (!dir)
+        return errno == ENOENT ? 1 : digcl_format_error(out, size, "%s: %s", path, strerror(errno));
     long long best = -1;
     for (struct dirent *e; (e = readdir(dir));) {
         long long s = checkpoint_step(e->d_name);
@@ -120,7 +117,8 @@ int digcl_results_latest_run(const char *results_dir, char *out, size_t out_size
     DIR *dir = opendir(results_dir);
     if (!dir) {
         if (errno == ENOENT) return 1;
-        return train_fail(error, size, "%s: cannot read the directory: %s", results_dir, strerror(errno));
+        return digcl_format_error(error, size, "%s: cannot read the directory: %s", results_dir,
+                                  strerror(errno));
     }
     long long best = -1;
     char candidate[4200], checkpoint[4400];
@@ -146,16 +144,18 @@ static int compare_steps(const void *a, const void *b) {
 static int remove_entry(const char *dir, const char *name, char *error, size_t size) {
     char path[4800];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return train_fail(error, size, "%s: path too long", dir);
+        return digcl_format_error(error, size, "%s: path too long", dir);
     if (remove(path) == 0 || errno == ENOENT) return 0;
-    return train_fail(error, size, "%s: cannot delete: %s", path, strerror(errno));
+    return digcl_format_error(error, size, "%s: cannot delete: %s", path, strerror(errno));
 }
 
 int digcl_results_prune(const char *run_dir, int keep, char *error, size_t size) {
     char dir_path[4200];
     snprintf(dir_path, sizeof dir_path, "%s/checkpoints", run_dir);
     DIR *dir = opendir(dir_path);
-    if (!dir) return train_fail(error, size, "%s: cannot read the directory: %s", dir_path, strerror(errno));
+    if (!dir)
+        return digcl_format_error(error, size, "%s: cannot read the directory: %s", dir_path,
+                                  strerror(errno));
     long long *steps = NULL;
     size_t count = 0, capacity = 0;
     int status = 0;
@@ -166,7 +166,7 @@ int digcl_results_prune(const char *run_dir, int keep, char *error, size_t size)
         if (count == capacity) {
             capacity = capacity ? 2 * capacity : 16;
             long long *grown = realloc(steps, capacity * sizeof *steps);
-            if (!grown) status = train_fail(error, size, "out of host memory");
+            if (!grown) status = digcl_format_error(error, size, "out of host memory");
             else steps = grown;
         }
         if (status == 0) steps[count++] = s;
@@ -177,7 +177,8 @@ int digcl_results_prune(const char *run_dir, int keep, char *error, size_t size)
         char path[4400];
         digcl_results_checkpoint_path(run_dir, steps[i], path, sizeof path);
         if (remove(path) != 0 && errno != ENOENT)
-            status = train_fail(error, size, "%s: cannot delete: %s", path, strerror(errno));
+            status =
+                digcl_format_error(error, size, "%s: cannot delete: %s", path, strerror(errno));
     }
     free(steps);
     return status;
@@ -203,7 +204,7 @@ int digcl_write_file_atomic(const char *path, const char *text, size_t length, c
     text_job job = {text, length, path};
     digcl_st_error err;
     if (digcl_st_write_atomic(path, write_text, &job, &err) == 0) return 0;
-    return train_fail(error, size, "%s", err.message);
+    return digcl_format_error(error, size, "%s", err.message);
 }
 
 /* The whole file, NUL-terminated; NULL with *missing = 1 when absent. */
@@ -246,12 +247,16 @@ int digcl_train_log_truncate(const char *run_dir, int64_t step, char *error, siz
     size_t length = 0;
     int missing = 0;
     char *text = read_text(path, &length, &missing);
-    if (!text) return missing ? 0 : train_fail(error, size, "%s: cannot read: %s", path, strerror(errno));
+    if (!text)
+        return missing
+                   ? 0
+                   : digcl_format_error(error, size, "%s: cannot read: %s", path, strerror(errno));
     size_t kept = 0;
     for (size_t start = 0; start < length;) {
         const char *newline = memchr(text + start, '\n', length - start);
         size_t end = newline ? (size_t)(newline - text) + 1 : length;
-        long long s = newline ? line_step(text + start, end - start) : -1; /* a torn last line goes */
+        long long s =
+            newline ? line_step(text + start, end - start) : -1; /* a torn last line goes */
         if (s >= 0 && s <= step) {
             memmove(text + kept, text + start, end - start);
             kept += end - start;

@@ -25,7 +25,7 @@ typedef struct staging {
  * sub-buffers of the four stores: AdamW runs on these only (torch.optim skips
  * parameters without gradients, so the frozen pos_embed never decays). */
 typedef struct trainable_run {
-    int count;                          /* floats */
+    int count; /* floats */
     cl_mem params, grads, exp_avg, exp_avg_sq;
 } trainable_run;
 
@@ -36,24 +36,24 @@ struct digcl_trainer {
     digcl_model *model;
     digcl_train_hparams hparams;
     digcl_train_objective objective;
-    int batch;            /* N */
-    size_t chw;           /* C*H*W of the input */
-    size_t out_chw;       /* C_out*H*W */
-    size_t flat;          /* P */
-    int64_t steps;        /* completed */
-    digcl_buffer x, x_t, noise;             /* [N, C, H, W] */
-    digcl_buffer t_index, t_float, labels;  /* [N] int32, float, int32 */
-    digcl_buffer out, dout;                 /* [N, C_out, H, W] */
-    digcl_buffer loss, mse, vb;             /* [N] */
-    digcl_buffer ema, exp_avg, exp_avg_sq;  /* [P] */
-    digcl_buffer history;                   /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
-    digcl_buffer workspace;                 /* reductions */
-    int pending;                            /* history rows written since the last drain */
-    int32_t *host_labels, *host_t;          /* [N] */
-    staging slots[2];                       /* uploads of step k use slots[k % 2] */
+    int batch;                                /* N */
+    size_t chw;                               /* C*H*W of the input */
+    size_t out_chw;                           /* C_out*H*W */
+    size_t flat;                              /* P */
+    int64_t steps;                            /* completed */
+    digcl_buffer x, x_t, noise;               /* [N, C, H, W] */
+    digcl_buffer t_index, t_float, labels;    /* [N] int32, float, int32 */
+    digcl_buffer out, dout;                   /* [N, C_out, H, W] */
+    digcl_buffer loss, mse, vb;               /* [N] */
+    digcl_params *ema, *exp_avg, *exp_avg_sq; /* stores of the model's table, [P] each */
+    digcl_buffer history;                     /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
+    digcl_buffer workspace;                   /* reductions */
+    int pending;                              /* history rows written since the last drain */
+    int32_t *host_labels, *host_t;            /* [N] */
+    staging slots[2];                         /* uploads of step k use slots[k % 2] */
     trainable_run runs[MAX_RUNS];
     int run_count;
-    float *host_history;                    /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
+    float *host_history; /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
 };
 
 digcl_train_hparams digcl_train_hparams_defaults(void) {
@@ -72,9 +72,20 @@ size_t digcl_trainer_step_bytes(const digcl_model_config *c, int batch, size_t f
     size_t n = (size_t)batch, f = sizeof(float);
     size_t chw = (size_t)c->in_channels * (size_t)c->input_size * (size_t)c->input_size;
     size_t out_chw = chw / (size_t)c->in_channels * (size_t)c->out_channels;
-    size_t work = larger(digcl_reduce_workspace_bytes((int)flat_count), digcl_reduce_workspace_bytes(batch));
+    size_t work =
+        larger(digcl_reduce_workspace_bytes((int)flat_count), digcl_reduce_workspace_bytes(batch));
     return 3 * n * chw * f + 3 * n * sizeof(int32_t) + 2 * n * out_chw * f + 3 * n * f +
            DIGCL_TRAIN_HISTORY * 4 * f + larger(work, f);
+}
+
+int digcl_train_memory_estimate(const digcl_model_config *config, long batch,
+                                digcl_train_memory *memory, char *error, size_t size) {
+    memset(memory, 0, sizeof *memory);
+    if (digcl_model_memory_estimate(config, batch, &memory->model, error, size) != 0) return -1;
+    size_t flat = memory->model.parameters / sizeof(float);
+    memory->step = digcl_trainer_step_bytes(config, (int)batch, flat);
+    memory->total = memory->model.training_total + memory->step;
+    return 0;
 }
 
 static void create_buffers(digcl_trainer *tr) {
@@ -91,41 +102,37 @@ static void create_buffers(digcl_trainer *tr) {
     tr->loss = digcl_buffer_create(ctx, n * f, "train loss");
     tr->mse = digcl_buffer_create(ctx, n * f, "train mse");
     tr->vb = digcl_buffer_create(ctx, n * f, "train vb");
-    tr->ema = digcl_buffer_create(ctx, tr->flat * f, "EMA parameters");
-    tr->exp_avg = digcl_buffer_create(ctx, tr->flat * f, "AdamW exp_avg");
-    tr->exp_avg_sq = digcl_buffer_create(ctx, tr->flat * f, "AdamW exp_avg_sq");
+    const digcl_param_table *table = digcl_model_param_table(tr->model);
+    tr->ema = digcl_params_create(ctx, table, "EMA parameters"); /* zeroed */
+    tr->exp_avg = digcl_params_create(ctx, table, "AdamW exp_avg");
+    tr->exp_avg_sq = digcl_params_create(ctx, table, "AdamW exp_avg_sq");
     tr->history = digcl_buffer_create(ctx, DIGCL_TRAIN_HISTORY * VALUE_COUNT * f, "train history");
     size_t work = larger(digcl_reduce_workspace_bytes((int)tr->flat),
                          digcl_reduce_workspace_bytes(tr->batch));
     tr->workspace = digcl_buffer_create(ctx, larger(work, f), "train reduction workspace");
 }
 
-static size_t view_offset(const digcl_model *model, size_t index) {
-    size_t offset = 0;
-    DIGCL_CL_CHECK(clGetMemObjectInfo(digcl_model_param(model, index), CL_MEM_OFFSET, sizeof offset,
-                                      &offset, NULL));
-    return offset / sizeof(float);
-}
-
 static void add_run(digcl_trainer *tr, size_t begin, size_t end) {
-    if (tr->run_count == MAX_RUNS) digcl_fatal("digcl_trainer_create: more than %d trainable ranges", MAX_RUNS);
+    if (tr->run_count == MAX_RUNS)
+        digcl_fatal("digcl_trainer_create: more than %d trainable ranges", MAX_RUNS);
     trainable_run *r = &tr->runs[tr->run_count++];
     size_t offset = begin * sizeof(float), bytes = (end - begin) * sizeof(float);
     r->count = (int)(end - begin);
     r->params = digcl_sub_buffer(tr->ctx, digcl_model_param_buffer(tr->model), offset, bytes);
     r->grads = digcl_sub_buffer(tr->ctx, digcl_model_grad_buffer(tr->model), offset, bytes);
-    r->exp_avg = digcl_sub_buffer(tr->ctx, tr->exp_avg.mem, offset, bytes);
-    r->exp_avg_sq = digcl_sub_buffer(tr->ctx, tr->exp_avg_sq.mem, offset, bytes);
+    r->exp_avg = digcl_sub_buffer(tr->ctx, digcl_params_buffer(tr->exp_avg), offset, bytes);
+    r->exp_avg_sq = digcl_sub_buffer(tr->ctx, digcl_params_buffer(tr->exp_avg_sq), offset, bytes);
 }
 
 /* The runs of trainable tensors (DiG/DiT: everything after pos_embed). */
 static void plan_runs(digcl_trainer *tr) {
     const digcl_param_table *table = digcl_model_param_table(tr->model);
+    const digcl_params *store = digcl_model_params(tr->model);
     size_t begin = 0, end = 0;
     int open = 0;
     for (size_t i = 0; i < table->count; i++) {
         const digcl_param_info *p = &table->params[i];
-        size_t offset = view_offset(tr->model, i);
+        size_t offset = digcl_params_offset(store, i);
         if (p->trainable && !open) begin = offset, open = 1;
         if (!p->trainable && open) add_run(tr, begin, end), open = 0;
         if (p->trainable) end = offset + p->numel;
@@ -168,18 +175,15 @@ digcl_trainer *digcl_trainer_create(digcl_context *ctx, digcl_model *model, int 
     digcl_model_prepare(model, batch, DIGCL_MODE_TRAINING);
     (void)digcl_model_grad_buffer(model); /* allocated now, not in the first step */
     plan_runs(tr);
-    digcl_copy(ctx, digcl_model_param_buffer(model), 0, tr->ema.mem, 0, tr->flat * sizeof(float));
-    digcl_fill_f32(ctx, tr->exp_avg.mem, 0, tr->flat, 0.0f);
-    digcl_fill_f32(ctx, tr->exp_avg_sq.mem, 0, tr->flat, 0.0f);
+    digcl_params_copy(tr->ema, digcl_model_params(model)); /* the moments stay zero */
     return tr;
 }
 
 void digcl_trainer_release(digcl_trainer *tr) {
     if (!tr) return;
-    digcl_buffer *all[] = {&tr->x, &tr->x_t, &tr->noise, &tr->t_index, &tr->t_float,
-                           &tr->labels, &tr->out, &tr->dout, &tr->loss, &tr->mse, &tr->vb,
-                           &tr->ema, &tr->exp_avg, &tr->exp_avg_sq, &tr->history,
-                           &tr->workspace};
+    digcl_buffer *all[] = {&tr->x,      &tr->x_t,     &tr->noise,    &tr->t_index, &tr->t_float,
+                           &tr->labels, &tr->out,     &tr->dout,     &tr->loss,    &tr->mse,
+                           &tr->vb,     &tr->history, &tr->workspace};
     for (int r = 0; r < tr->run_count; r++) {
         clReleaseMemObject(tr->runs[r].params);
         clReleaseMemObject(tr->runs[r].grads);
@@ -187,6 +191,9 @@ void digcl_trainer_release(digcl_trainer *tr) {
         clReleaseMemObject(tr->runs[r].exp_avg_sq);
     }
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) digcl_buffer_release(all[i]);
+    digcl_params_release(tr->ema);
+    digcl_params_release(tr->exp_avg);
+    digcl_params_release(tr->exp_avg_sq);
     free(tr->host_labels);
     free(tr->host_t);
     for (int k = 0; k < 2; k++) {
@@ -203,13 +210,15 @@ void digcl_trainer_release(digcl_trainer *tr) {
     free(tr);
 }
 
-void digcl_trainer_set_hparams(digcl_trainer *tr, const digcl_train_hparams *h) { tr->hparams = *h; }
+void digcl_trainer_set_hparams(digcl_trainer *tr, const digcl_train_hparams *h) {
+    tr->hparams = *h;
+}
 const digcl_train_hparams *digcl_trainer_hparams(const digcl_trainer *tr) { return &tr->hparams; }
 int64_t digcl_trainer_step_count(const digcl_trainer *tr) { return tr->steps; }
 void digcl_trainer_set_step_count(digcl_trainer *tr, int64_t steps) { tr->steps = steps; }
-cl_mem digcl_trainer_ema(const digcl_trainer *tr) { return tr->ema.mem; }
-cl_mem digcl_trainer_exp_avg(const digcl_trainer *tr) { return tr->exp_avg.mem; }
-cl_mem digcl_trainer_exp_avg_sq(const digcl_trainer *tr) { return tr->exp_avg_sq.mem; }
+digcl_params *digcl_trainer_ema(const digcl_trainer *tr) { return tr->ema; }
+digcl_params *digcl_trainer_exp_avg(const digcl_trainer *tr) { return tr->exp_avg; }
+digcl_params *digcl_trainer_exp_avg_sq(const digcl_trainer *tr) { return tr->exp_avg_sq; }
 digcl_model *digcl_trainer_model(const digcl_trainer *tr) { return tr->model; }
 digcl_context *digcl_trainer_context(const digcl_trainer *tr) { return tr->ctx; }
 int digcl_trainer_batch(const digcl_trainer *tr) { return tr->batch; }
@@ -276,9 +285,10 @@ static void network_step(digcl_trainer *tr) {
     digcl_model_zero_grad(tr->model);
     digcl_model_forward(tr->model, &in, tr->out.mem);
     digcl_diffusion_loss_args args = {
-        tr->batch, c->in_channels, (size_t)c->input_size * (size_t)c->input_size,
-        tr->x.mem, tr->x_t.mem, tr->t_index.mem, tr->noise.mem, tr->out.mem,
-        tr->loss.mem, tr->mse.mem, tr->vb.mem, tr->dout.mem};
+        tr->batch,     c->in_channels, (size_t)c->input_size * (size_t)c->input_size,
+        tr->x.mem,     tr->x_t.mem,    tr->t_index.mem,
+        tr->noise.mem, tr->out.mem,    tr->loss.mem,
+        tr->mse.mem,   tr->vb.mem,     tr->dout.mem};
     tr->objective.loss(tr->objective.user, &args);
     digcl_model_backward(tr->model, &in, tr->dout.mem, NULL);
     if (tr->pending == DIGCL_TRAIN_HISTORY)
@@ -296,11 +306,12 @@ static void network_step(digcl_trainer *tr) {
         digcl_adamw_step(tr->ctx, run->count, &tr->hparams.adamw, (long)tr->steps, run->params,
                          run->grads, run->exp_avg, run->exp_avg_sq);
     }
-    digcl_ema_update(tr->ctx, (int)tr->flat, tr->hparams.ema_decay, tr->ema.mem,
+    digcl_ema_update(tr->ctx, (int)tr->flat, tr->hparams.ema_decay, digcl_params_buffer(tr->ema),
                      digcl_model_param_buffer(tr->model));
 }
 
-void digcl_trainer_step(digcl_trainer *tr, const float *x, const int32_t *y, uint64_t first_sample) {
+void digcl_trainer_step(digcl_trainer *tr, const float *x, const int32_t *y,
+                        uint64_t first_sample) {
     draw_labels_and_t(tr, y, first_sample);
     upload_step_inputs(tr, x);
     const digcl_rng_key noise = {tr->hparams.seed, DIGCL_RNG_NOISE};

@@ -12,15 +12,14 @@
 #include "vae_internal.h"
 
 #define SCORE_CAP_FLOATS ((size_t)16 << 20) /* attention scores: 64 MiB per query block */
-#define MIN_TILE 64                         /* image pixels */
+#define MIN_TILE         64                 /* image pixels */
 
 struct digcl_vae {
     digcl_context *ctx;
     digcl_vae_config config;
     int parts;
-    vae_table table;
-    digcl_buffer weights;
-    vae_plan plans[3]; /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
+    digcl_params *weights; /* the table of vae_table_build(config, parts) */
+    vae_plan plans[3];     /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
     char name[64];
 };
 
@@ -29,14 +28,14 @@ struct digcl_vae {
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Floats of one activation buffer and the largest im2col of one pass. */
-static void kl_sizes(const digcl_vae_config *c, int part, int H, int W, size_t *act,
-                     size_t *col) {
+static void kl_sizes(const digcl_vae_config *c, int part, int H, int W, size_t *act, size_t *col) {
     const int h = H / 8, w = W / 8, top = c->channels[DIGCL_VAE_LEVELS - 1];
     size_t a = 3 * (size_t)top * h * w, k = (size_t)top * 9 * h * w; /* mid block */
     if (part == DIGCL_VAE_ENCODER) {
         int in = 3, y = H, x = W;
         for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
-            const size_t pixels = (size_t)y * x, wide = max_size((size_t)in, (size_t)c->channels[i]);
+            const size_t pixels = (size_t)y * x,
+                         wide = max_size((size_t)in, (size_t)c->channels[i]);
             a = max_size(a, wide * pixels), k = max_size(k, wide * 9 * pixels);
             in = c->channels[i], y = (y + 1 - 3) / 2 + 1, x = (x + 1 - 3) / 2 + 1;
         }
@@ -48,7 +47,8 @@ static void kl_sizes(const digcl_vae_config *c, int part, int H, int W, size_t *
             const size_t wide = max_size((size_t)in, (size_t)out);
             a = max_size(a, wide * pixels), k = max_size(k, wide * 9 * pixels);
             if (i < DIGCL_VAE_LEVELS - 1) /* the upsampled tensor and its conv */
-                a = max_size(a, (size_t)out * 4 * pixels), k = max_size(k, (size_t)out * 36 * pixels);
+                a = max_size(a, (size_t)out * 4 * pixels),
+                k = max_size(k, (size_t)out * 36 * pixels);
             in = out;
         }
     }
@@ -68,17 +68,19 @@ size_t vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int H, in
                                    c->groups, c->eps};
         p->norm_floats = digcl_groupnorm_workspace_floats(&g);
         const size_t T = latent;
-        p->score_floats = T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
+        p->score_floats =
+            T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
     } else {
         p->act_floats = (size_t)c->channels[0] * pixels;
         col_full = p->act_floats * 9;
         min_col = (size_t)c->channels[0] * 9 * 64;
     }
-    p->col_floats = col_full < max_size(p->act_floats, min_col) ? col_full : max_size(p->act_floats, min_col);
+    p->col_floats =
+        col_full < max_size(p->act_floats, min_col) ? col_full : max_size(p->act_floats, min_col);
     const size_t in = part == DIGCL_VAE_ENCODER ? 3 * pixels : (size_t)L * latent;
     const size_t out = part == DIGCL_VAE_ENCODER ? 2 * (size_t)L * latent : 3 * pixels;
-    return sizeof(float) * (3 * p->act_floats + p->col_floats + p->norm_floats + p->score_floats +
-                            in + out);
+    return sizeof(float) *
+           (3 * p->act_floats + p->col_floats + p->norm_floats + p->score_floats + in + out);
 }
 
 static digcl_buffer create(digcl_context *ctx, size_t floats, const char *what) {
@@ -97,14 +99,22 @@ void vae_plan_allocate(digcl_context *ctx, vae_plan *p) {
 }
 
 void vae_plan_release(vae_plan *p) {
-    digcl_buffer *all[] = {&p->act[0], &p->act[1], &p->act[2], &p->col, &p->norm, &p->scores,
-                           &p->input, &p->output};
+    digcl_buffer *all[] = {&p->act[0], &p->act[1], &p->act[2], &p->col,
+                           &p->norm,   &p->scores, &p->input,  &p->output};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         if (all[i]->mem) digcl_buffer_release(all[i]);
     memset(p, 0, sizeof *p);
 }
 
 /* ---------------------------------------------------------------- loading */
+
+/* The store of the table of (config, parts), zeroed. */
+static void create_weights(digcl_vae *vae) {
+    digcl_param_table table;
+    vae_table_build(&table, &vae->config, vae->parts);
+    vae->weights = digcl_params_create(vae->ctx, &table, "vae weights");
+    digcl_param_table_free(&table);
+}
 
 digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
                           const digcl_vae_load_options *options, char *error, size_t size) {
@@ -120,9 +130,11 @@ digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
     digcl_vae *vae = calloc(1, sizeof *vae);
     if (!vae) digcl_fatal("vae: out of host memory");
     vae->ctx = ctx;
-    vae->config = options->config ? *options->config
-                  : kind == DIGCL_VAE_TAESD ? digcl_vae_config_taesd() : digcl_vae_config_sd();
-    if (!options->config && vae->config.kind == DIGCL_VAE_TAESD) { /* the width from the first conv */
+    vae->config = options->config           ? *options->config
+                  : kind == DIGCL_VAE_TAESD ? digcl_vae_config_taesd()
+                                            : digcl_vae_config_sd();
+    if (!options->config &&
+        vae->config.kind == DIGCL_VAE_TAESD) { /* the width from the first conv */
         static const char *const first[] = {"encoder.layers.0.weight", "decoder.layers.0.weight",
                                             "0.weight", "1.weight"};
         for (int i = 0; i < 4; ++i) {
@@ -137,27 +149,24 @@ digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
     if (!vae->parts) {
         snprintf(error, size, "%s: no %s encoder or decoder found (looked for '%s')", path,
                  vae->config.kind == DIGCL_VAE_TAESD ? "TAESD" : "AutoencoderKL",
-                 vae->config.kind == DIGCL_VAE_TAESD ? "encoder.layers.0.weight" : "encoder.conv_in.weight");
+                 vae->config.kind == DIGCL_VAE_TAESD ? "encoder.layers.0.weight"
+                                                     : "encoder.conv_in.weight");
         free(vae), digcl_st_close(st);
         return NULL;
     }
-    vae_table_build(&vae->table, &vae->config, vae->parts);
-    float *host = malloc(vae->table.total_floats * sizeof *host);
-    if (!host) digcl_fatal("vae: out of host memory for %zu weights", vae->table.total_floats);
-    memset(host, 0, vae->table.total_floats * sizeof *host);
-    if (vae_table_load(&vae->table, st, &vae->config, host, error, size) != 0) {
-        free(host), vae_table_free(&vae->table), free(vae), digcl_st_close(st);
+    create_weights(vae);
+    if (vae_params_load(vae->weights, st, &vae->config, error, size) != 0) {
+        digcl_params_release(vae->weights), free(vae), digcl_st_close(st);
         return NULL;
     }
     const char *name = digcl_st_metadata(st, "name");
     snprintf(vae->name, sizeof vae->name, "%s",
-             name ? name : vae->config.kind == DIGCL_VAE_TAESD ? "taesd" : "sd-vae-kl-f8");
-    vae->weights = digcl_buffer_create(ctx, vae->table.total_floats * sizeof(float), "vae weights");
-    digcl_write(ctx, vae->weights.mem, 0, vae->table.total_floats * sizeof(float), host);
-    free(host);
+             name                                  ? name
+             : vae->config.kind == DIGCL_VAE_TAESD ? "taesd"
+                                                   : "sd-vae-kl-f8");
     digcl_st_close(st);
-    digcl_log(DIGCL_LOG_DEBUG, "vae: %s from %s (%d tensors, parts %d)", vae->name, path,
-              vae->table.count, vae->parts);
+    digcl_log(DIGCL_LOG_DEBUG, "vae: %s from %s (%zu tensors, parts %d)", vae->name, path,
+              digcl_params_table(vae->weights)->count, vae->parts);
     return vae;
 }
 
@@ -166,12 +175,13 @@ digcl_vae *digcl_vae_create_random(digcl_context *ctx, const digcl_vae_config *c
     digcl_vae *vae = calloc(1, sizeof *vae);
     if (!vae) digcl_fatal("vae: out of host memory");
     vae->ctx = ctx, vae->config = *config, vae->parts = parts;
-    vae_table_build(&vae->table, config, parts);
-    float *host = calloc(vae->table.total_floats, sizeof *host);
-    if (!host) digcl_fatal("vae: out of host memory for %zu weights", vae->table.total_floats);
+    create_weights(vae);
+    const digcl_param_table *table = digcl_params_table(vae->weights);
+    float *host = malloc((table->total ? table->total : 1) * sizeof *host); /* packed */
+    if (!host) digcl_fatal("vae: out of host memory for %zu weights", table->total);
     uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int i = 0; i < vae->table.count; ++i) {
-        const vae_tensor *t = &vae->table.tensors[i];
+    for (size_t i = 0; i < table->count; ++i) {
+        const digcl_param_info *t = &table->params[i];
         const size_t fan_in = t->rank >= 2 ? t->numel / (size_t)t->shape[0] : 0;
         const int gamma = t->rank == 1 && strstr(t->name, "norm") && strstr(t->name, ".weight");
         const double a = fan_in ? sqrt(3.0 / (double)fan_in) : 0.01;
@@ -180,10 +190,10 @@ digcl_vae *digcl_vae_create_random(digcl_context *ctx, const digcl_vae_config *c
             const double u = (double)(state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
             host[t->offset + k] = gamma ? 1.0f : (float)(a * u);
         }
+        digcl_params_write(vae->weights, i, host + t->offset);
     }
-    snprintf(vae->name, sizeof vae->name, "%s-random", config->kind == DIGCL_VAE_TAESD ? "taesd" : "sd-vae-kl-f8");
-    vae->weights = digcl_buffer_create(ctx, vae->table.total_floats * sizeof(float), "vae weights");
-    digcl_write(ctx, vae->weights.mem, 0, vae->table.total_floats * sizeof(float), host);
+    snprintf(vae->name, sizeof vae->name, "%s-random",
+             config->kind == DIGCL_VAE_TAESD ? "taesd" : "sd-vae-kl-f8");
     free(host);
     return vae;
 }
@@ -191,8 +201,7 @@ digcl_vae *digcl_vae_create_random(digcl_context *ctx, const digcl_vae_config *c
 void digcl_vae_free(digcl_vae *vae) {
     if (!vae) return;
     for (int i = 0; i < 3; ++i) vae_plan_release(&vae->plans[i]);
-    digcl_buffer_release(&vae->weights);
-    vae_table_free(&vae->table);
+    digcl_params_release(vae->weights);
     free(vae);
 }
 
@@ -214,7 +223,8 @@ static int fits(const digcl_vae *vae, int part, int H, int W, size_t limit, size
     vae_plan p;
     *bytes = vae_plan_size(&p, &vae->config, part, H, W);
     const uint64_t max_alloc = digcl_context_device(vae->ctx)->max_alloc_bytes;
-    const size_t biggest = sizeof(float) * max_size(max_size(p.act_floats, p.col_floats), p.score_floats);
+    const size_t biggest =
+        sizeof(float) * max_size(max_size(p.act_floats, p.col_floats), p.score_floats);
     return *bytes <= limit && biggest <= max_alloc;
 }
 
@@ -228,15 +238,16 @@ digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, 
         t.tile_height = asked < H ? asked : H, t.tile_width = asked < W ? asked : W;
     } else if (asked <= 0 && !fits(vae, part, H, W, limit, &t.bytes)) {
         int side = (H > W ? H : W) / 8 * 8;
-        while (side > MIN_TILE && !fits(vae, part, side < H ? side : H, side < W ? side : W, limit,
-                                        &t.bytes))
+        while (side > MIN_TILE &&
+               !fits(vae, part, side < H ? side : H, side < W ? side : W, limit, &t.bytes))
             side = (side / 2 + 7) / 8 * 8;
         t.tiled = 1;
         t.tile_height = side < H ? side : H, t.tile_width = side < W ? side : W;
     }
     if (t.tiled) {
-        const int overlap = tiling && tiling->tile_overlap >= 0 ? tiling->tile_overlap
-                                                                : (t.tile_height < t.tile_width ? t.tile_height : t.tile_width) / 4;
+        const int overlap = tiling && tiling->tile_overlap >= 0
+                                ? tiling->tile_overlap
+                                : (t.tile_height < t.tile_width ? t.tile_height : t.tile_width) / 4;
         t.overlap = overlap / 8 * 8;
     }
     vae_plan p;
@@ -306,7 +317,7 @@ static void run_tiled(digcl_vae *vae, const tile_job *job, const digcl_vae_tile_
     float *wsum = calloc(out_plane, sizeof *wsum);
     if (!tin || !tout || !wsum) digcl_fatal("vae: out of host memory for tiles");
     memset(out, 0, out_plane * job->out_channels * sizeof *out);
-    const vae_weights weights = {&vae->table, vae->weights.mem};
+    const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
     const int kl = vae->config.kind == DIGCL_VAE_KL;
     for (int a = 0; a < ny; ++a)
         for (int b = 0; b < nx; ++b) {
@@ -365,7 +376,8 @@ void digcl_vae_encode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
             mean[n * L * plane + i] = moments[i];
             if (!logvar) continue;
             float lv = job.out_channels == 2 * L ? moments[L * plane + i] : DIGCL_VAE_LOGVAR_MIN;
-            logvar[n * L * plane + i] = fminf(fmaxf(lv, DIGCL_VAE_LOGVAR_MIN), DIGCL_VAE_LOGVAR_MAX);
+            logvar[n * L * plane + i] =
+                fminf(fmaxf(lv, DIGCL_VAE_LOGVAR_MIN), DIGCL_VAE_LOGVAR_MAX);
         }
     }
     free(moments);
@@ -375,15 +387,18 @@ void digcl_vae_decode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
                       const float *latents, float latent_scale, float *images) {
     require_part(vae, DIGCL_VAE_DECODER, "decode");
     if (N < 1 || h < 1 || w < 1 || !(latent_scale > 0.0f))
-        digcl_fatal("vae decode: latents of %dx%d (N = %d), scale %g", h, w, N, (double)latent_scale);
+        digcl_fatal("vae decode: latents of %dx%d (N = %d), scale %g", h, w, N,
+                    (double)latent_scale);
     const int L = vae->config.latent_channels;
-    const digcl_vae_tile_plan t = digcl_vae_plan_tiles(vae, DIGCL_VAE_DECODER, 8 * h, 8 * w, tiling);
+    const digcl_vae_tile_plan t =
+        digcl_vae_plan_tiles(vae, DIGCL_VAE_DECODER, 8 * h, 8 * w, tiling);
     const tile_job job = {DIGCL_VAE_DECODER, L, 3, 1, 8};
     const size_t plane = (size_t)h * w;
     float *z = malloc((size_t)L * plane * sizeof *z);
     if (!z) digcl_fatal("vae decode: out of host memory");
     for (int n = 0; n < N; ++n) {
-        for (size_t i = 0; i < (size_t)L * plane; ++i) z[i] = latents[n * L * plane + i] / latent_scale;
+        for (size_t i = 0; i < (size_t)L * plane; ++i)
+            z[i] = latents[n * L * plane + i] / latent_scale;
         run_tiled(vae, &job, &t, h, w, z, images + (size_t)n * 3 * 64 * plane);
     }
     free(z);

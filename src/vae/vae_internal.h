@@ -6,33 +6,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digcl/params.h"
 #include "digcl/runtime.h"
 #include "digcl/vae.h"
 
 #define VAE_NAME_MAX 96
 
-/* One tensor of the table: its canonical (diffusers) name, shape and place in the flat
- * parameter buffer. */
-typedef struct vae_tensor {
-    char name[VAE_NAME_MAX];
-    int part;              /* DIGCL_VAE_ENCODER or DIGCL_VAE_DECODER */
-    int rank;
-    int64_t shape[4];
-    size_t numel;
-    size_t offset;         /* floats into the flat buffer */
-} vae_tensor;
-
-typedef struct vae_table {
-    vae_tensor *tensors;
-    int count, capacity;
-    size_t total_floats;
-} vae_table;
+/* The VAE's tensors are a parameter store (digcl/params.h) of a table built from the
+ * architecture: canonical (diffusers) names and shapes, every tensor frozen, and `init` holding
+ * the part (DIGCL_VAE_ENCODER or DIGCL_VAE_DECODER) it belongs to. */
 
 /* The tensors of `parts` of a network, in a fixed order (checked against
- * tests/reference/{vae_kl_f8,taesd}_names.txt). */
-int vae_table_build(vae_table *table, const digcl_vae_config *config, int parts);
-void vae_table_free(vae_table *table);
-const vae_tensor *vae_table_find(const vae_table *table, const char *name);
+ * tests/reference/{vae_kl_f8,taesd}_names.txt); free with digcl_param_table_free. */
+int vae_table_build(digcl_param_table *table, const digcl_vae_config *config, int parts);
 
 /* The other spellings of a canonical name (LDM with and without first_stage_model.,
  * diffusers' old attention names, TAESD's original numbering), the canonical first.
@@ -45,18 +31,18 @@ struct digcl_safetensors;
 int vae_parts_in_file(const struct digcl_safetensors *st, const digcl_vae_config *config);
 digcl_vae_kind vae_kind_of_file(const struct digcl_safetensors *st);
 
-/* Fills host[table->total_floats] from the file. -1 and a message on a missing tensor or a
- * wrong shape. */
-int vae_table_load(const vae_table *table, const struct digcl_safetensors *st,
-                   const digcl_vae_config *config, float *host, char *error, size_t error_size);
+/* Uploads every tensor of the store (a table of vae_table_build) from the file under any
+ * spelling. -1 and a message on a missing tensor or a wrong shape; the store is unchanged. */
+int vae_params_load(digcl_params *params, const struct digcl_safetensors *st,
+                    const digcl_vae_config *config, char *error, size_t error_size);
 
 /* Device buffers of one pass over a tile of H x W image pixels (h x w latents). */
 typedef struct vae_plan {
     int part, H, W;
-    size_t act_floats;      /* each of act[0..2] */
-    size_t col_floats;      /* im2col scratch */
-    size_t norm_floats;     /* GroupNorm scratch */
-    size_t score_floats;    /* attention scores */
+    size_t act_floats;   /* each of act[0..2] */
+    size_t col_floats;   /* im2col scratch */
+    size_t norm_floats;  /* GroupNorm scratch */
+    size_t score_floats; /* attention scores */
     digcl_buffer act[3], col, norm, scores, input, output;
 } vae_plan;
 
@@ -69,8 +55,8 @@ void vae_plan_release(vae_plan *plan);
  * encoder: image [3, H, W] in [-1, 1] -> moments [2 L, H/8, W/8] (quant_conv output);
  * decoder: raw latent [L, h, w] -> image [3, 8h, 8w] in about [-1, 1]. */
 typedef struct vae_weights {
-    const vae_table *table;
-    cl_mem mem;
+    const digcl_params *params;
+    cl_mem mem; /* digcl_params_buffer(params) */
 } vae_weights;
 
 void vae_kl_encode(digcl_context *ctx, const digcl_vae_config *config, const vae_weights *w,
@@ -84,9 +70,9 @@ void vae_taesd_decode(digcl_context *ctx, const digcl_vae_config *config, const 
 
 /* y (+)= conv(x) for the conv `name` (name.weight [O, C, K, K], name.bias when has_bias) on one
  * image; pad = (top, left, bottom, right). Column scratch from the plan. */
-void vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
-              cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
-              const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate);
+void vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name, cl_mem x,
+              size_t x_offset, int C, int H, int W, int O, int K, int stride, const int pad[4],
+              int has_bias, cl_mem y, size_t y_offset, int accumulate);
 
 /* snprintf into a name buffer of VAE_NAME_MAX; fatal on truncation. */
 void vae_name(char *out, const char *format, ...) DIGCL_PRINTF(2, 3);

@@ -27,9 +27,10 @@ size_t vae_offset(const vae_weights *w, const char *format, ...) {
     va_start(args, format);
     vsnprintf(name, sizeof name, format, args);
     va_end(args);
-    const vae_tensor *t = vae_table_find(w->table, name);
+    const digcl_param_table *table = digcl_params_table(w->params);
+    const digcl_param_info *t = digcl_param_table_find(table, name);
     if (!t) digcl_fatal("vae: no tensor '%s' in the loaded table", name);
-    return t->offset;
+    return digcl_params_offset(w->params, (size_t)(t - table->params));
 }
 
 /* The tensor being computed: a buffer of the plan, its channels and size. */
@@ -48,9 +49,9 @@ typedef struct kl_run {
 static cl_mem slot_mem(const kl_run *r, int slot) { return r->plan->act[slot].mem; }
 
 /* y = conv(x) (+ y when accumulate) for a conv named `name` (weight and bias). */
-void vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
-              cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
-              const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate) {
+void vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name, cl_mem x,
+              size_t x_offset, int C, int H, int W, int O, int K, int stride, const int pad[4],
+              int has_bias, cl_mem y, size_t y_offset, int accumulate) {
     digcl_conv2d_shape s = {1, C, H, W, O, K, stride, pad[0], pad[1], pad[2], pad[3]};
     const size_t wo = vae_offset(w, "%s.weight", name);
     const size_t bo = has_bias ? vae_offset(w, "%s.bias", name) : 0;
@@ -104,16 +105,16 @@ static void attention(const kl_run *r, const char *prefix, activation x) {
     group_norm(r, name, slot_mem(r, x.slot), x.C, T, 0, slot_mem(r, t1));
     for (int i = 0; i < 3; ++i) { /* Linear over channels = a 1x1 conv on [C, T] */
         vae_name(name, "%s.%s", prefix, qkv[i]);
-        vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, x.C, 1, 1, NONE,
-                 1, slot_mem(r, t2), i * plane, 0);
+        vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, x.C, 1, 1, NONE, 1,
+                 slot_mem(r, t2), i * plane, 0);
     }
     digcl_plane_ref q = {slot_mem(r, t2), 0}, k = {slot_mem(r, t2), plane};
     digcl_plane_ref v = {slot_mem(r, t2), 2 * plane}, out = {slot_mem(r, t1), plane};
     digcl_spatial_attention_forward(r->ctx, x.C, T, q, k, v, out, r->plan->scores.mem,
                                     r->plan->score_floats);
     vae_name(name, "%s.to_out.0", prefix);
-    vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), plane, x.C, x.H, x.W, x.C, 1, 1, NONE,
-             1, slot_mem(r, x.slot), 0, 1);
+    vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), plane, x.C, x.H, x.W, x.C, 1, 1, NONE, 1,
+             slot_mem(r, x.slot), 0, 1);
 }
 
 static activation mid_block(const kl_run *r, const char *side, activation x) {
@@ -133,8 +134,8 @@ static void head(const kl_run *r, const char *side, activation x, int out, cl_me
     vae_name(name, "%s.conv_norm_out", side);
     group_norm(r, name, slot_mem(r, x.slot), x.C, x.H * x.W, 1, slot_mem(r, t1));
     vae_name(name, "%s.conv_out", side);
-    vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, out, 3, 1, SAME, 1,
-             y, 0, 0);
+    vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, out, 3, 1, SAME, 1, y,
+             0, 0);
 }
 
 void vae_kl_encode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
@@ -142,8 +143,8 @@ void vae_kl_encode(digcl_context *ctx, const digcl_vae_config *c, const vae_weig
     const kl_run r = {ctx, c, w, plan};
     char name[VAE_NAME_MAX];
     activation x = {0, c->channels[0], plan->H, plan->W};
-    vae_conv(ctx, w, plan, "encoder.conv_in", plan->input.mem, 0, 3, x.H, x.W, x.C, 3, 1, SAME,
-             1, slot_mem(&r, 0), 0, 0);
+    vae_conv(ctx, w, plan, "encoder.conv_in", plan->input.mem, 0, 3, x.H, x.W, x.C, 3, 1, SAME, 1,
+             slot_mem(&r, 0), 0, 0);
     for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
         for (int j = 0; j < c->encoder_blocks; ++j) {
             vae_name(name, "encoder.down_blocks.%d.resnets.%d", i, j);
@@ -185,8 +186,8 @@ void vae_kl_decode(digcl_context *ctx, const digcl_vae_config *c, const vae_weig
         digcl_upsample_nearest_forward(ctx, x.C, x.H, x.W, 2, slot_mem(&r, x.slot),
                                        slot_mem(&r, up));
         vae_name(name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-        vae_conv(ctx, w, plan, name, slot_mem(&r, up), 0, x.C, 2 * x.H, 2 * x.W, x.C, 3, 1, SAME,
-                 1, slot_mem(&r, y), 0, 0);
+        vae_conv(ctx, w, plan, name, slot_mem(&r, up), 0, x.C, 2 * x.H, 2 * x.W, x.C, 3, 1, SAME, 1,
+                 slot_mem(&r, y), 0, 0);
         x.slot = y, x.H *= 2, x.W *= 2;
     }
     head(&r, "decoder", x, 3, plan->output.mem);

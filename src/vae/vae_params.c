@@ -1,7 +1,6 @@
 /* vae_params.c: the VAE's and TAESD's tensor tables (canonical diffusers names and shapes,
- * derived from the architecture, docs/VAE.md "Weights") and their loading from safetensors
- * under every accepted spelling into one flat host array. Kept apart from the networks so
- * the table can move onto the shared named-tensor store later. */
+ * derived from the architecture, docs/VAE.md "Weights") as parameter-store tables, and their
+ * loading into the store (digcl_params_load_found) under every accepted spelling. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +8,6 @@
 
 #include "digcl/safetensors.h"
 #include "vae_internal.h"
-
-#define ALIGN_FLOATS 64 /* each tensor starts on a 256-byte boundary of the flat buffer */
 
 /* ---------------------------------------------------------------- configs */
 
@@ -26,58 +23,51 @@ digcl_vae_config digcl_vae_config_taesd(void) {
 
 /* ---------------------------------------------------------------- building the table */
 
-static void add(vae_table *t, int part, int rank, const int64_t *shape, const char *format, ...)
-    DIGCL_PRINTF(5, 6);
+static void add(digcl_param_table *t, int part, int rank, const int64_t *shape, const char *format,
+                ...) DIGCL_PRINTF(5, 6);
 
-static void add(vae_table *t, int part, int rank, const int64_t *shape, const char *format, ...) {
-    if (t->count == t->capacity) {
-        t->capacity = t->capacity ? 2 * t->capacity : 256;
-        t->tensors = realloc(t->tensors, (size_t)t->capacity * sizeof *t->tensors);
-        if (!t->tensors) digcl_fatal("vae: out of host memory for the tensor table");
-    }
-    vae_tensor *x = &t->tensors[t->count++];
-    memset(x, 0, sizeof *x);
+static void add(digcl_param_table *t, int part, int rank, const int64_t *shape, const char *format,
+                ...) {
+    char name[VAE_NAME_MAX];
     va_list args;
     va_start(args, format);
-    vsnprintf(x->name, sizeof x->name, format, args);
+    vsnprintf(name, sizeof name, format, args);
     va_end(args);
-    x->part = part, x->rank = rank, x->numel = 1;
-    for (int d = 0; d < rank; ++d) x->shape[d] = shape[d], x->numel *= (size_t)shape[d];
-    x->offset = t->total_floats;
-    t->total_floats += (x->numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+    if (digcl_param_table_add(t, name, rank, shape, 0, part) < 0)
+        digcl_fatal("vae: cannot add tensor '%s' to the table (out of host memory or too long)",
+                    name);
 }
 
-static void add_conv(vae_table *t, int part, const char *prefix, int out, int in, int k,
+static void add_conv(digcl_param_table *t, int part, const char *prefix, int out, int in, int k,
                      int bias) {
     const int64_t w[4] = {out, in, k, k}, b[1] = {out};
     add(t, part, 4, w, "%s.weight", prefix);
     if (bias) add(t, part, 1, b, "%s.bias", prefix);
 }
 
-static void add_norm(vae_table *t, int part, const char *prefix, int channels) {
+static void add_norm(digcl_param_table *t, int part, const char *prefix, int channels) {
     const int64_t s[1] = {channels};
     add(t, part, 1, s, "%s.weight", prefix);
     add(t, part, 1, s, "%s.bias", prefix);
 }
 
-static void add_linear(vae_table *t, int part, const char *prefix, int channels) {
+static void add_linear(digcl_param_table *t, int part, const char *prefix, int channels) {
     const int64_t w[2] = {channels, channels}, b[1] = {channels};
     add(t, part, 2, w, "%s.weight", prefix);
     add(t, part, 1, b, "%s.bias", prefix);
 }
 
-static void add_resnet(vae_table *t, int part, const char *prefix, int in, int out) {
+static void add_resnet(digcl_param_table *t, int part, const char *prefix, int in, int out) {
     char name[VAE_NAME_MAX];
     vae_name(name, "%s.norm1", prefix), add_norm(t, part, name, in);
     vae_name(name, "%s.conv1", prefix), add_conv(t, part, name, out, in, 3, 1);
     vae_name(name, "%s.norm2", prefix), add_norm(t, part, name, out);
     vae_name(name, "%s.conv2", prefix), add_conv(t, part, name, out, out, 3, 1);
     if (in != out)
-        vae_name(name, "%s.conv_shortcut", prefix),
-            add_conv(t, part, name, out, in, 1, 1);
+        vae_name(name, "%s.conv_shortcut", prefix), add_conv(t, part, name, out, in, 1, 1);
 }
 
-static void add_mid(vae_table *t, int part, const char *side, int c) {
+static void add_mid(digcl_param_table *t, int part, const char *side, int c) {
     char name[VAE_NAME_MAX];
     vae_name(name, "%s.mid_block.resnets.0", side), add_resnet(t, part, name, c, c);
     static const char *const projections[] = {"to_q", "to_k", "to_v", "to_out.0"};
@@ -90,7 +80,7 @@ static void add_mid(vae_table *t, int part, const char *side, int c) {
     vae_name(name, "%s.mid_block.resnets.1", side), add_resnet(t, part, name, c, c);
 }
 
-static void build_kl_encoder(vae_table *t, const digcl_vae_config *c) {
+static void build_kl_encoder(digcl_param_table *t, const digcl_vae_config *c) {
     const int E = DIGCL_VAE_ENCODER, L = c->latent_channels, top = c->channels[3];
     char name[VAE_NAME_MAX];
     add_conv(t, E, "encoder.conv_in", c->channels[0], 3, 3, 1);
@@ -111,7 +101,7 @@ static void build_kl_encoder(vae_table *t, const digcl_vae_config *c) {
     add_conv(t, E, "quant_conv", 2 * L, 2 * L, 1, 1);
 }
 
-static void build_kl_decoder(vae_table *t, const digcl_vae_config *c) {
+static void build_kl_decoder(digcl_param_table *t, const digcl_vae_config *c) {
     const int D = DIGCL_VAE_DECODER, L = c->latent_channels, top = c->channels[3];
     char name[VAE_NAME_MAX];
     add_conv(t, D, "post_quant_conv", L, L, 1, 1);
@@ -135,7 +125,8 @@ static void build_kl_decoder(vae_table *t, const digcl_vae_config *c) {
 
 /* TAESD blocks: conv.0, conv.2, conv.4 (3x3 with bias); the 1x1 skip only when widths differ
  * (never at one width). */
-static void add_taesd_block(vae_table *t, int part, const char *side, int index, int width) {
+static void add_taesd_block(digcl_param_table *t, int part, const char *side, int index,
+                            int width) {
     char name[VAE_NAME_MAX];
     for (int k = 0; k <= 4; k += 2) {
         vae_name(name, "%s.layers.%d.conv.%d", side, index, k);
@@ -143,7 +134,7 @@ static void add_taesd_block(vae_table *t, int part, const char *side, int index,
     }
 }
 
-static void build_taesd_encoder(vae_table *t, const digcl_vae_config *c) {
+static void build_taesd_encoder(digcl_param_table *t, const digcl_vae_config *c) {
     const int E = DIGCL_VAE_ENCODER, w = c->channels[0];
     char name[VAE_NAME_MAX];
     int index = 0;
@@ -156,7 +147,7 @@ static void build_taesd_encoder(vae_table *t, const digcl_vae_config *c) {
     add_conv(t, E, name, c->latent_channels, w, 3, 1);
 }
 
-static void build_taesd_decoder(vae_table *t, const digcl_vae_config *c) {
+static void build_taesd_decoder(digcl_param_table *t, const digcl_vae_config *c) {
     const int D = DIGCL_VAE_DECODER, w = c->channels[0];
     char name[VAE_NAME_MAX];
     add_conv(t, D, "decoder.layers.0", w, c->latent_channels, 3, 1);
@@ -170,46 +161,34 @@ static void build_taesd_decoder(vae_table *t, const digcl_vae_config *c) {
     }
 }
 
-int vae_table_build(vae_table *t, const digcl_vae_config *c, int parts) {
+int vae_table_build(digcl_param_table *t, const digcl_vae_config *c, int parts) {
     memset(t, 0, sizeof *t);
     const int kl = c->kind == DIGCL_VAE_KL;
     if (parts & DIGCL_VAE_ENCODER) kl ? build_kl_encoder(t, c) : build_taesd_encoder(t, c);
     if (parts & DIGCL_VAE_DECODER) kl ? build_kl_decoder(t, c) : build_taesd_decoder(t, c);
-    return t->count;
-}
-
-void vae_table_free(vae_table *t) {
-    free(t->tensors);
-    memset(t, 0, sizeof *t);
-}
-
-const vae_tensor *vae_table_find(const vae_table *t, const char *name) {
-    for (int i = 0; i < t->count; ++i)
-        if (strcmp(t->tensors[i].name, name) == 0) return &t->tensors[i];
-    return NULL;
+    return (int)t->count;
 }
 
 int64_t digcl_vae_parameter_count(const digcl_vae_config *config, int part) {
-    vae_table t;
+    digcl_param_table t;
     vae_table_build(&t, config, part);
-    int64_t count = 0;
-    for (int i = 0; i < t.count; ++i) count += (int64_t)t.tensors[i].numel;
-    vae_table_free(&t);
+    const int64_t count = (int64_t)t.total;
+    digcl_param_table_free(&t);
     return count;
 }
 
 int digcl_vae_tensor_info(const digcl_vae_config *config, int parts, int index, char *name,
                           size_t name_size, int *rank, int64_t shape[4]) {
-    vae_table t;
+    digcl_param_table t;
     vae_table_build(&t, config, parts);
-    const int ok = index >= 0 && index < t.count;
+    const int ok = index >= 0 && (size_t)index < t.count;
     if (ok) {
-        const vae_tensor *x = &t.tensors[index];
+        const digcl_param_info *x = &t.params[index];
         snprintf(name, name_size, "%s", x->name);
         *rank = x->rank;
-        memcpy(shape, x->shape, sizeof x->shape);
+        for (int d = 0; d < 4; ++d) shape[d] = d < x->rank ? x->shape[d] : 0;
     }
-    vae_table_free(&t);
+    digcl_param_table_free(&t);
     return ok ? 0 : -1;
 }
 
@@ -284,7 +263,7 @@ static void ldm_name(const digcl_vae_config *c, const char *name, char *out, siz
             const int ldm_level = side ? DIGCL_VAE_LEVELS - 1 - level : level;
             ldm_resnet_tail(tail + consumed, fixed, sizeof fixed);
             format_to(out, size, "%s.%s.%d.block.%d.%s", label, side ? "up" : "down", ldm_level,
-                     block, fixed);
+                      block, fixed);
             return;
         }
         consumed = 0;
@@ -293,8 +272,8 @@ static void ldm_name(const digcl_vae_config *c, const char *name, char *out, siz
             const char *sampler = side ? "upsamplers.0.conv." : "downsamplers.0.conv.";
             if ((rest = after(tail + consumed, sampler))) {
                 const int ldm_level = side ? DIGCL_VAE_LEVELS - 1 - level : level;
-                format_to(out, size, "%s.%s.%d.%s.conv.%s", label, side ? "up" : "down",
-                         ldm_level, side ? "upsample" : "downsample", rest);
+                format_to(out, size, "%s.%s.%d.%s.conv.%s", label, side ? "up" : "down", ldm_level,
+                          side ? "upsample" : "downsample", rest);
             }
         }
         return;
@@ -358,8 +337,9 @@ static const digcl_st_tensor *find_any(const digcl_safetensors *st, const digcl_
 }
 
 digcl_vae_kind vae_kind_of_file(const digcl_safetensors *st) {
-    if (digcl_st_find(st, "encoder.layers.0.weight") || digcl_st_find(st, "decoder.layers.0.weight") ||
-        digcl_st_find(st, "0.weight") || digcl_st_find(st, "1.weight"))
+    if (digcl_st_find(st, "encoder.layers.0.weight") ||
+        digcl_st_find(st, "decoder.layers.0.weight") || digcl_st_find(st, "0.weight") ||
+        digcl_st_find(st, "1.weight"))
         return DIGCL_VAE_TAESD;
     return DIGCL_VAE_KL;
 }
@@ -369,17 +349,17 @@ digcl_vae_kind vae_kind_of_file(const digcl_safetensors *st) {
 int vae_parts_in_file(const digcl_safetensors *st, const digcl_vae_config *c) {
     int parts = 0;
     for (int part = DIGCL_VAE_ENCODER; part <= DIGCL_VAE_DECODER; part <<= 1) {
-        vae_table t;
+        digcl_param_table t;
         vae_table_build(&t, c, part);
-        const digcl_st_tensor *first = find_any(st, c, t.tensors[0].name);
-        if (first && first->rank == 4 && first->shape[1] == t.tensors[0].shape[1]) parts |= part;
-        vae_table_free(&t);
+        const digcl_st_tensor *first = find_any(st, c, t.params[0].name);
+        if (first && first->rank == 4 && first->shape[1] == t.params[0].shape[1]) parts |= part;
+        digcl_param_table_free(&t);
     }
     return parts;
 }
 
 /* Equal shapes, or a Linear weight [a, b] stored as a 1x1 conv [a, b, 1, 1] (LDM attention). */
-static int shape_matches(const vae_tensor *want, const digcl_st_tensor *got) {
+static int shape_matches(const digcl_param_info *want, const digcl_st_tensor *got) {
     if (got->rank == want->rank) {
         for (int d = 0; d < want->rank; ++d)
             if (got->shape[d] != want->shape[d]) return 0;
@@ -389,9 +369,12 @@ static int shape_matches(const vae_tensor *want, const digcl_st_tensor *got) {
            got->shape[1] == want->shape[1] && got->shape[2] == 1 && got->shape[3] == 1;
 }
 
-static int load_one(const vae_tensor *x, const digcl_safetensors *st, const digcl_vae_config *c,
-                    float *host, char *error, size_t size) {
+/* digcl_params_find_fn: the file's tensor of table tensor x under any spelling, shape checked. */
+static const digcl_st_tensor *find_checked(void *user, const digcl_safetensors *st, size_t index,
+                                           const digcl_param_info *x, char *error, size_t size) {
+    const digcl_vae_config *c = user;
     char want[96], got[96];
+    (void)index;
     digcl_st_format_shape(want, sizeof want, x->rank, x->shape);
     const digcl_st_tensor *t = find_any(st, c, x->name);
     if (!t) {
@@ -401,27 +384,20 @@ static int load_one(const vae_tensor *x, const digcl_safetensors *st, const digc
             const size_t used = strlen(also);
             snprintf(also + used, sizeof also - used, "%s'%s'", i > 1 ? ", " : "", spellings[i]);
         }
-        snprintf(error, size, "%s: missing tensor '%s' %s%s%s%s", st->label, x->name, want,
-                 n > 1 ? " (also looked for " : "", also, n > 1 ? ")" : "");
-        return -1;
+        digcl_format_error(error, size, "%s: missing tensor '%s' %s%s%s%s", st->label, x->name,
+                           want, n > 1 ? " (also looked for " : "", also, n > 1 ? ")" : "");
+        return NULL;
     }
     if (!shape_matches(x, t)) {
         digcl_st_format_shape(got, sizeof got, t->rank, t->shape);
-        snprintf(error, size, "%s: tensor '%s' has shape %s, expected %s", st->label, t->name, got,
-                 want);
-        return -1;
+        digcl_format_error(error, size, "%s: tensor '%s' has shape %s, expected %s", st->label,
+                           t->name, got, want);
+        return NULL;
     }
-    digcl_st_error err;
-    if (digcl_st_read_f32(st, t, host + x->offset, &err) != 0) {
-        snprintf(error, size, "%s", err.message);
-        return -1;
-    }
-    return 0;
+    return t;
 }
 
-int vae_table_load(const vae_table *table, const digcl_safetensors *st, const digcl_vae_config *c,
-                   float *host, char *error, size_t size) {
-    for (int i = 0; i < table->count; ++i)
-        if (load_one(&table->tensors[i], st, c, host, error, size) != 0) return -1;
-    return 0;
+int vae_params_load(digcl_params *params, const digcl_safetensors *st, const digcl_vae_config *c,
+                    char *error, size_t size) {
+    return digcl_params_load_found(params, st, find_checked, (void *)c, error, size);
 }
