@@ -28,8 +28,8 @@ case "$device" in
     ;;
   *)
     kind=GPU
-    model_flags="--depth 6 --hidden-size 256 --num-heads 4 --patch-size 4"
-    train_flags="--global-batch-size 128 --lr 5e-4 --grad-clip 1 --ema-decay 0.9995 --log-every 500"
+    model_flags="--depth 8 --hidden-size 256 --num-heads 4 --patch-size 4"
+    train_flags="--global-batch-size 128 --lr 5e-4 --grad-clip 1 --ema-decay 0.999 --log-every 500"
     sample_flags="--sampler dpm++2m --steps 25 --cfg-scale 3 --batch 100"
     ;;
 esac
