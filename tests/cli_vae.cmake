@@ -9,3 +9,12 @@ add_test(NAME cli_decode_taesd
 set_tests_properties(cli_decode_taesd PROPERTIES
   ENVIRONMENT "DIGCL_CACHE_DIR=${CMAKE_BINARY_DIR}/test-kernel-cache"
   FAIL_REGULAR_EXPRESSION "error")
+
+# `digcl encode` (kill, resume, equal to an uninterrupted run; training on the shard set) and
+# `digcl train --vae` (finite loss, bit-exact resume) with the committed reduced KL VAE.
+add_test(NAME cli_vae_encode_resume_train
+         COMMAND sh "${CMAKE_CURRENT_SOURCE_DIR}/cli_vae_encode.sh" $<TARGET_FILE:digcl_cli>
+                 "${CMAKE_SOURCE_DIR}" "${CMAKE_BINARY_DIR}/cli-vae-encode")
+set_tests_properties(cli_vae_encode_resume_train PROPERTIES
+  ENVIRONMENT "DIGCL_CACHE_DIR=${CMAKE_BINARY_DIR}/test-kernel-cache" TIMEOUT 300
+  PASS_REGULAR_EXPRESSION "vae encode test passed" FAIL_REGULAR_EXPRESSION "FAIL:")
