@@ -6,7 +6,8 @@
 #      every file byte for byte; a second run without --resume is refused; another shard size
 #      is refused on resume;
 #   2. the data layer reads the shard set: a training run on latents:OUT starts;
-#   3. train --vae: four steps, finite loss, and 2 + resume 2 equals 4 bit for bit.
+#   3. train --vae: four steps, finite loss, and 2 + resume 2 equals 4 bit for bit;
+#   4. sample --vae: that model's samples decoded through the same (store-based) KL VAE.
 # usage: cli_vae_encode.sh DIGCL SOURCE_DIR WORKDIR
 set -u
 digcl=$1
@@ -70,4 +71,10 @@ case "$loss" in ''|*n*|*N*) fail "train --vae: step 4 loss '$loss'";; esac
 cmp "$work/x/r/000-custom/checkpoints/0000004.safetensors" \
     "$work/y/r/000-custom/checkpoints/0000004.safetensors" || fail "train --vae resume not bit-exact"
 echo "train --vae: 4 steps, loss $loss; 2 + resume 2 bit-exact"
+
+(cd "$work/x" && "$digcl" export r/000-custom/checkpoints/0000004.safetensors ema.safetensors &&
+    "$digcl" sample --ckpt ema.safetensors -n 2 --steps 2 --vae "$vae" -o s.png) \
+    >"$work/s.txt" 2>&1 || { cat "$work/s.txt"; fail "sample --vae"; }
+grep -q "wrote s.png" "$work/s.txt" && [ -s "$work/x/s.png" ] || fail "sample --vae: no s.png"
+echo "sample --vae: the trained latent model's samples decoded to s.png"
 echo "vae encode test passed"
