@@ -32,3 +32,10 @@ add_test(NAME cli_vae_encode_resume_train
 set_tests_properties(cli_vae_encode_resume_train PROPERTIES
   ENVIRONMENT "DIGCL_CACHE_DIR=${CMAKE_BINARY_DIR}/test-kernel-cache" TIMEOUT 300
   PASS_REGULAR_EXPRESSION "vae encode test passed" FAIL_REGULAR_EXPRESSION "FAIL:")
+
+# Usage errors exit 2 naming what is missing or wrong.
+add_test(NAME cli_encode_usage_exits_2
+         COMMAND sh -c "\"$1\" encode --vae x 2>&1; echo exit=$?; \"$1\" encode --vae x --data y --image-size 30 -o z.safetensors 2>&1; echo exit=$?; \"$1\" train --data fashion-mnist --vae x --max-steps 1 2>&1; echo exit=$?"
+                 sh $<TARGET_FILE:digcl_cli>)
+set_tests_properties(cli_encode_usage_exits_2 PROPERTIES
+  PASS_REGULAR_EXPRESSION "needs --vae FILE, --data DIR, --image-size S and -o.*exit=2.*not a multiple of 8.*exit=2.*--vae needs an RGB image folder.*exit=2")
