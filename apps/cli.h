@@ -58,6 +58,8 @@ int cmd_export(const cli_globals *globals, int argc, char **argv);
 void usage_export(void);
 int cmd_decode(const cli_globals *globals, int argc, char **argv);
 void usage_decode(void);
+int cmd_encode(const cli_globals *globals, int argc, char **argv);
+void usage_encode(void);
 int cmd_loss(const cli_globals *globals, int argc, char **argv);
 void usage_loss(void);
 int cmd_sample(const cli_globals *globals, int argc, char **argv);

@@ -6,17 +6,20 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "digcl/image.h"
 #include "digcl/safetensors.h"
 #include "digcl/vae.h"
 
 void usage_decode(void) {
     printf("usage: digcl decode (--vae FILE | --taesd FILE) LATENTS.safetensors -o OUT\n"
            "                    [--tensor NAME] [--scale S] [--vae-tile-size PX]\n"
-           "                    [--vae-tile-overlap PX] [--vae-max-memory MIB]\n\n"
+           "                    [--vae-tile-overlap PX] [--vae-max-memory MIB] [--per-image]\n\n"
            "Decodes the latents [N, 4, h, w] (tensor 'latents', else 'samples', else the only tensor;\n"
            "model-space values x = S z, S = 0.18215 unless --scale) into images [N, 3, 8h, 8w].\n"
-           "OUT ending in .safetensors gets 'images' F32 in [-1, 1]; .ppm gets the images side by\n"
-           "side as 8-bit RGB. Tiling is automatic when a whole image would not fit the device.\n");
+           "OUT ending in .safetensors gets 'images' F32 in [-1, 1]; .png gets an 8-bit RGB grid of\n"
+           "the images (floor(sqrt(N)) rows; one image: the image itself), or with --per-image one\n"
+           "file per image, OUT-0000.png, OUT-0001.png, ...; .ppm gets the images side by side.\n"
+           "Tiling is automatic when a whole image would not fit the device.\n");
 }
 
 static int fail(const char *message, const char *detail) {
@@ -52,11 +55,54 @@ static int write_ppm(const char *path, const float *images, int N, int H, int W)
     return ok && rename(tmp, path) == 0 ? 0 : -1;
 }
 
+/* images [N, 3, H, W] in [-1, 1] -> 8-bit cells (upstream's sample.py conversion). */
+static digcl_image *to_cells(const float *images, int N, int H, int W) {
+    digcl_image *cells = calloc((size_t)N, sizeof *cells);
+    for (int n = 0; cells && n < N; ++n) {
+        if (digcl_image_alloc(&cells[n], W, H, 3) != 0) return NULL;
+        digcl_image_from_model(images + (size_t)n * 3 * H * W, 3, H, W, 0, cells[n].pixels);
+    }
+    return cells;
+}
+
+/* A grid (or the single image) at path, or with per_image one file per image. */
+static int write_png(const char *path, int per_image, const float *images, int N, int H, int W,
+                     const char *vae_name) {
+    digcl_image *cells = to_cells(images, N, H, W);
+    if (!cells) return fail("out of host memory for the images", NULL);
+    const digcl_png_text text = {"digcl", vae_name};
+    char error[1024] = "", name[4200];
+    int status = 0, rows = 1;
+    while ((rows + 1) * (rows + 1) <= N) rows++;
+    if (per_image) {
+        for (int n = 0; status == 0 && n < N; ++n) {
+            snprintf(name, sizeof name, "%.*s-%04d.png", (int)strlen(path) - 4, path, n);
+            status = digcl_png_write(name, &cells[n], &text, 1, error, sizeof error);
+        }
+    } else if (N == 1) {
+        status = digcl_png_write(path, &cells[0], &text, 1, error, sizeof error);
+    } else {
+        digcl_grid_options grid = {rows, 1, 2, DIGCL_CAPTION_NONE, NULL};
+        digcl_image out = {0};
+        status = digcl_grid_compose(cells, N, &grid, &out, error, sizeof error);
+        if (status == 0) status = digcl_png_write(path, &out, &text, 1, error, sizeof error);
+        digcl_image_free(&out);
+    }
+    for (int n = 0; n < N; ++n) digcl_image_free(&cells[n]);
+    free(cells);
+    return status == 0 ? 0 : fail(error, NULL);
+}
+
 int cmd_decode(const cli_globals *globals, int argc, char **argv) {
     const char *kl = NULL, *taesd = NULL, *input = NULL, *output = NULL, *tensor = NULL, *value;
     double scale = DIGCL_VAE_SD_SCALE;
     digcl_vae_tiling tiling = {0, -1, 0};
+    int per_image = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--per-image") == 0) {
+            per_image = 1;
+            continue;
+        }
         if (cli_option_value(argc, argv, &i, "--vae", &value)) kl = value;
         else if (cli_option_value(argc, argv, &i, "--taesd", &value)) taesd = value;
         else if (cli_option_value(argc, argv, &i, "-o", &value)) output = value;
@@ -110,10 +156,12 @@ int cmd_decode(const cli_globals *globals, int argc, char **argv) {
             digcl_st_writer_write(writer, output, &err) != 0)
             status = fail(err.message, NULL);
         digcl_st_writer_free(writer);
+    } else if (ends_with(output, ".png")) {
+        status = write_png(output, per_image, images, N, 8 * h, 8 * w, digcl_vae_name(vae));
     } else if (ends_with(output, ".ppm")) {
         if (write_ppm(output, images, N, 8 * h, 8 * w) != 0) status = fail("cannot write ", output);
     } else {
-        status = fail("the output must end in .safetensors or .ppm: ", output);
+        status = fail("the output must end in .safetensors, .png or .ppm: ", output);
     }
     if (status == 0) printf("decoded %d latents %dx%d -> %s\n", N, h, w, output);
     digcl_vae_free(vae);

@@ -21,6 +21,7 @@
 #include "digcl/diffusion.h"
 #include "digcl/log.h"
 #include "digcl/train.h"
+#include "digcl/vae.h"
 #include "model_flags.h"
 
 #define PATH_SIZE 4608
@@ -33,6 +34,8 @@ void usage_train(void) {
            "  --data SPEC            fashion-mnist, idx:DIR, latents:FILE.safetensors, or an image\n"
            "                         folder DIR (one subfolder per class)\n"
            "  --image-size S         image folders: train at S x S pixels (pixel space)\n"
+           "  --vae FILE             image folders: train in the latent space of this SD VAE,\n"
+           "                         encoding every batch (z = 0.18215 (mean + std eps)) as upstream\n"
            "  --channels 1|3         image folders: grey or RGB (default 3)\n"
            "  --hflip 0|1            random horizontal flips (default 1; never for latents)\n"
            "  --workers N            decoding threads (default: cores - 1)\n"
@@ -63,7 +66,7 @@ void usage_train(void) {
 
 typedef struct train_args {
     model_flags model;
-    const char *data, *results_dir, *resume;
+    const char *data, *results_dir, *resume, *vae;
     long image_size, channels, hflip, workers;
     long global_batch, epochs, max_steps, log_every, ckpt_every, keep;
     double time_budget, lr, wd, beta1, beta2, adam_eps, grad_clip, ema_decay, class_dropout;
@@ -125,6 +128,7 @@ static int take_train_flag(int argc, char **argv, int *i, train_args *a) {
     if (cli_option_value(argc, argv, i, "--data", &v)) a->data = v;
     else if (cli_option_value(argc, argv, i, "--results-dir", &v)) a->results_dir = v;
     else if (cli_option_value(argc, argv, i, "--resume", &v)) a->resume = v;
+    else if (cli_option_value(argc, argv, i, "--vae", &v)) a->vae = v;
     else if (cli_option_value(argc, argv, i, "--time-budget", &v)) a->time_budget = parse_duration("--time-budget", v);
     else if (cli_option_value(argc, argv, i, "--betas", &v)) parse_betas(v, a);
     else if (cli_option_value(argc, argv, i, "--global-seed", &v)) a->seed = (unsigned long long)cli_parse_long("--global-seed", v, 0, 0x7fffffffL);
@@ -182,6 +186,7 @@ static cJSON *args_json(const train_args *a, const char *model_name, int world) 
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "data", a->data);
     cJSON_AddStringToObject(o, "model", model_name);
+    if (a->vae) cJSON_AddStringToObject(o, "vae", a->vae);
     cJSON_AddNumberToObject(o, "image_size", (double)a->image_size);
     cJSON_AddNumberToObject(o, "channels", (double)a->channels);
     cJSON_AddNumberToObject(o, "hflip", (double)a->hflip);
@@ -419,6 +424,7 @@ typedef struct train_session {
     train_args *args;
     digcl_dataset *dataset;
     const digcl_dataset_info *info;
+    digcl_dataset_info latent_info; /* --vae: what the model sees */
     digcl_model_config config;
     resume_plan plan;
     char model_name[128];
@@ -434,6 +440,15 @@ static int open_data(train_session *s) {
     s->dataset = digcl_dataset_open(s->args->data, &options, error, sizeof error);
     if (!s->dataset) return fprintf(stderr, "digcl train: %s\n", error), 1;
     s->info = digcl_dataset_get_info(s->dataset);
+    if (!s->args->vae) return 0;
+    if (s->info->kind != DIGCL_DATASET_IMAGES || s->info->channels != 3 || s->info->height % 8)
+        return fprintf(stderr, "digcl train: --vae needs an RGB image folder at an --image-size that "
+                               "is a multiple of 8 (--data %s)\n", s->args->data), 2;
+    s->latent_info = *s->info;
+    s->latent_info.channels = 4, s->latent_info.is_latent = 1;
+    s->latent_info.height /= 8, s->latent_info.width /= 8;
+    s->latent_info.latent_scale = DIGCL_VAE_SD_SCALE;
+    s->info = &s->latent_info;
     return 0;
 }
 
@@ -527,11 +542,16 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
     digcl_loader_options lo;
     memset(&lo, 0, sizeof lo);
     lo.batch = batch, lo.rank = 0, lo.world = 1, lo.seed = a->seed, lo.workers = (int)a->workers;
-    lo.hflip = a->hflip && !s->info->is_latent;
+    lo.hflip = a->hflip && !digcl_dataset_get_info(s->dataset)->is_latent;
+    digcl_vae_load_options vae_options = {DIGCL_VAE_ENCODER, NULL, 0};
+    digcl_vae *vae = status == 0 && a->vae ? digcl_vae_load(ctx, a->vae, &vae_options, error, sizeof error) : NULL;
+    if (a->vae && !vae && status == 0) fprintf(stderr, "digcl train: --vae %s\n", error), status = 1;
     digcl_loader *loader = status == 0 ? digcl_loader_create(s->dataset, &lo, error, sizeof error) : NULL;
     if (status == 0 && !loader) fprintf(stderr, "digcl train: %s\n", error), status = 1;
     if (status == 0) {
-        digcl_train_source source = digcl_train_loader_source(loader, batches_per_epoch);
+        digcl_train_source source = digcl_train_loader_source(loader, batches_per_epoch), images = source;
+        if (vae) source = digcl_train_vae_source(&images, vae, trainer, 8 * s->info->height, 8 * s->info->width,
+                                                 DIGCL_VAE_SD_SCALE);
         int64_t by_epochs = a->epochs * batches_per_epoch;
         progress p = {isatty(2), a->max_steps > 0 && a->max_steps < by_epochs ? a->max_steps : by_epochs,
                       a->time_budget, seconds_now(), 0, state.step, batch, 0, 0, 0, 0};
@@ -552,12 +572,14 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
         digcl_train_stop stop = digcl_train_loop(trainer, &source, &o, &state, error, sizeof error);
         if (p.printed_line) fprintf(stderr, "\n");
         status = report_stop(stop, error, &state);
+        if (vae) digcl_train_vae_source_release(&source);
         digcl_memory_stats memory = digcl_memory_stats_get(ctx);
         fprintf(stderr, "digcl train: device memory peak %.1f MiB (parameters, gradients, moments, EMA, "
                         "activations and the step's buffers)\n",
                 (double)memory.peak_bytes / (1024.0 * 1024.0));
     }
     if (loader) digcl_loader_destroy(loader);
+    digcl_vae_free(vae);
     free(old_args), free(args_text);
     digcl_trainer_release(trainer);
     digcl_diffusion_release(diffusion);

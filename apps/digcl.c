@@ -18,6 +18,8 @@ static const cli_command commands[] = {
      cmd_loss, usage_loss},
     {"decode", "latents -> images through the SD VAE (--vae) or TAESD (--taesd), tiled",
      cmd_decode, usage_decode},
+    {"encode", "an image folder -> VAE posterior latents (and flips) for training; resumable",
+     cmd_encode, usage_encode},
     {"train", "train a DiG/DiT with upstream's diffusion loss, AdamW and EMA; resumable",
      cmd_train, usage_train},
     {"export", "the EMA or model weights of a training checkpoint as a weights-only file",

@@ -3,7 +3,10 @@
  *   tanh_clamp:     x = 3 tanh(x / 3)                       (TAESD decoder input)
  *   affine_inplace: x = a x + b                             (image range [-1, 1] <-> [0, 1])
  *   softmax_rows:   S[r, :] = softmax(scale S[r, :])        (mid-block attention, rows of
- *                   scores of one query block; docs/VAE.md "Attention") */
+ *                   scores of one query block; docs/VAE.md "Attention")
+ *   posterior_sample: z = scale (mean + exp(logvar / 2) eps), logvar clamped to [-30, 20]
+ *                   (diffusers' DiagonalGaussianDistribution.sample; docs/VAE.md "Training on
+ *                   images") */
 
 __kernel void relu_inplace(__global float *x, const int count) {
     const int i = get_global_id(0);
@@ -18,6 +21,14 @@ __kernel void tanh_clamp(__global const float *x, __global float *y, const int c
 __kernel void affine_inplace(__global float *x, const float a, const float b, const int count) {
     const int i = get_global_id(0);
     if (i < count) x[i] = a * x[i] + b;
+}
+
+__kernel void posterior_sample(__global float *mean_z, __global const float *logvar,
+                               __global const float *eps, const float scale, const int count) {
+    const int i = get_global_id(0);
+    if (i >= count) return;
+    const float lv = clamp(logvar[i], -30.0f, 20.0f);
+    mean_z[i] = scale * (mean_z[i] + exp(0.5f * lv) * eps[i]);
 }
 
 #define LOCAL 256

@@ -473,6 +473,39 @@ static void test_atomic_write(void **state) {
     write_one(blocked, 4.0f, -1);
 }
 
+/* F16 writing rounds to nearest even (numpy's astype(float16)) and reads back exactly. */
+static void test_f16_writer(void **state) {
+    (void)state;
+    const float values[] = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65520.0f, 1e-8f, 2.98023224e-8f,
+                            5.96046448e-8f, 6.103515625e-5f, 1.0f + 1.0f / 2048.0f,
+                            1.0f + 3.0f / 2048.0f, 0.1f, -INFINITY, 3.0e-5f};
+    const uint16_t bits[] = {0x0000, 0x8000, 0x3c00, 0xc100, 0x7bff, 0x7c00, 0x0000, 0x0000,
+                             0x0001, 0x0400, 0x3c00, 0x3c02, 0x2e66, 0xfc00, 0x01f7};
+    const int64_t shape[1] = {15};
+    digcl_st_writer *w = digcl_st_writer_new();
+    digcl_st_error err;
+    assert_int_equal(digcl_st_writer_add_f16(w, "h", 1, shape, values, &err), 0);
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    assert_int_equal(digcl_st_writer_serialize(w, &bytes, &size, &err), 0);
+    digcl_safetensors *st = NULL;
+    assert_int_equal(digcl_st_parse(bytes, size, "f16", &st, &err), 0);
+    const digcl_st_tensor *t = digcl_st_find(st, "h");
+    assert_non_null(t);
+    assert_int_equal(t->dtype, DIGCL_ST_F16);
+    for (int i = 0; i < 15; ++i) {
+        const uint16_t got = (uint16_t)(t->data[2 * i] | (t->data[2 * i + 1] << 8));
+        if (got != bits[i]) fail_msg("value %d (%g): F16 0x%04x, expected 0x%04x", i,
+                                     (double)values[i], got, bits[i]);
+    }
+    float back[15];
+    assert_int_equal(digcl_st_read_f32(st, t, back, &err), 0);
+    assert_true(back[2] == 1.0f && back[3] == -2.5f && back[4] == 65504.0f && isinf(back[5]));
+    digcl_st_close(st);
+    free(bytes);
+    digcl_st_writer_free(w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
@@ -491,6 +524,7 @@ int main(void) {
         cmocka_unit_test(test_expect_messages),
         cmocka_unit_test(test_fatal_wrappers),
         cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_f16_writer),
     };
     return cmocka_run_group_tests(tests, make_temp_dir, remove_temp_dir);
 }

@@ -427,12 +427,47 @@ static void test_tiling_kl(void **state) {
     digcl_vae_free(vae);
 }
 
+/* digcl_vae_encode_sample = scale (mean + exp(logvar / 2) eps) of digcl_vae_encode's posterior,
+ * eps the host draws of (seed, DIGCL_RNG_VAE_POSTERIOR, step, first_sample + n, j); a second
+ * call with a smaller N reuses the buffers. */
+static void test_encode_sample(void **state) {
+    (void)state;
+    const digcl_vae_config config = small_kl();
+    digcl_vae *vae = load_or_fail(FIXTURES "/kl/weights.safetensors", &config);
+    digcl_safetensors *io = digcl_st_open_or_die(FIXTURES "/kl/io.safetensors");
+    const int64_t image_shape[4] = {2, 3, 64, 64};
+    float *images = malloc(2 * 3 * 64 * 64 * sizeof *images);
+    digcl_st_load_f32_or_die(io, "images_64", 4, image_shape, images);
+    const size_t row = 4 * 8 * 8;
+    float mean[2 * 256], logvar[2 * 256], z[2 * 256];
+    double want[2 * 256];
+    digcl_vae_encode(vae, NULL, 2, 64, 64, images, mean, logvar);
+    const digcl_rng_key key = {77, DIGCL_RNG_VAE_POSTERIOR};
+    for (int round = 0; round < 2; ++round) {
+        const int N = 2 - round;
+        const uint64_t step = 5 + (uint64_t)round, first = 40;
+        for (int n = 0; n < N; ++n)
+            for (size_t j = 0; j < row; ++j) {
+                const double eps = digcl_rng_normal(key, step, first + (uint64_t)n, j);
+                const size_t i = n * row + j;
+                want[i] = 0.18215 * (mean[i] + exp(0.5 * logvar[i]) * eps);
+            }
+        for (size_t i = 0; i < 2 * row; ++i) z[i] = NAN;
+        digcl_vae_encode_sample(vae, NULL, N, 64, 64, images, key, step, first, 0.18215f, z);
+        test_assert_close("encode_sample", z, want, (size_t)N * row, 1e-5);
+        if (N == 1) assert_true(isnan(z[row])); /* nothing past N rows is written */
+    }
+    free(images);
+    digcl_st_close(io);
+    digcl_vae_free(vae);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables),      cmocka_unit_test(test_reference_small),
         cmocka_unit_test(test_reference_full), cmocka_unit_test(test_spellings),
         cmocka_unit_test(test_load_errors), cmocka_unit_test(test_tiling_seams),
-        cmocka_unit_test(test_tiling_kl),
+        cmocka_unit_test(test_tiling_kl),   cmocka_unit_test(test_encode_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* The VAE's op families against their double references on random inputs, outputs poisoned
  * with NaN: conv2d (3x3 stride 1 and 2 with the downsampler's (0, 1, 0, 1) padding, 1x1,
  * accumulate, no bias, chunked im2col), GroupNorm (+ SiLU, several chunks per group), nearest
- * upsampling, ReLU, tanh clamp, affine and the blocked spatial attention. */
+ * upsampling, ReLU, tanh clamp, affine, the posterior sample and the blocked spatial attention. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +143,25 @@ static void test_elementwise(void **state) {
     free(x), free(relu), free(clamp), free(affine);
 }
 
+/* z = scale (mean + exp(logvar / 2) eps), with logvar beyond the clamp on both sides. */
+static void test_posterior_sample(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(1206);
+    const size_t n = 777;
+    float *mean = test_random_floats(&rng, n, 3.0f), *logvar = test_random_floats(&rng, n, 8.0f);
+    float *eps = test_random_floats(&rng, n, 2.0f);
+    logvar[0] = -45.0f, logvar[1] = 25.0f, eps[1] = 1e-6f;
+    double *mw = test_widen(mean, n), *lw = test_widen(logvar, n), *ew = test_widen(eps, n);
+    double *want = test_zeros(n);
+    digcl_ref_posterior_sample_forward(n, 0.18215, mw, lw, ew, want);
+    assert_true(fabs(want[1] - 0.18215 * (mean[1] + exp(10.0) * eps[1])) < 1e-9);
+    cl_mem z = test_upload(mean, n), l = test_upload(logvar, n), e = test_upload(eps, n);
+    digcl_posterior_sample_forward(test_context(), n, 0.18215f, z, l, e);
+    dense_expect("posterior sample", z, want, n, DENSE_FORWARD_TOLERANCE);
+    test_release(z), test_release(l), test_release(e);
+    free(mean), free(logvar), free(eps), free(mw), free(lw), free(ew), free(want);
+}
+
 /* ---------------------------------------------------------------- attention */
 
 static void run_attention(test_rng *rng, int C, int T, size_t score_floats) {
@@ -177,7 +196,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),     cmocka_unit_test(test_groupnorm),
         cmocka_unit_test(test_upsample),   cmocka_unit_test(test_elementwise),
-        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention),  cmocka_unit_test(test_posterior_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

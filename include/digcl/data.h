@@ -37,7 +37,8 @@
 typedef enum digcl_dataset_kind {
     DIGCL_DATASET_IDX = 1,     /* idx:DIR (or a folder holding train-*-idx?-ubyte[.gz]) */
     DIGCL_DATASET_IMAGES = 2,  /* DIR with one subfolder per class */
-    DIGCL_DATASET_LATENTS = 3  /* latents:FILE.safetensors */
+    DIGCL_DATASET_LATENTS = 3  /* latents:FILE.safetensors (one file, or the index of a
+                                  `digcl encode` shard set: docs/VAE.md) */
 } digcl_dataset_kind;
 
 typedef struct digcl_dataset_options {

@@ -38,6 +38,7 @@ typedef enum digcl_rng_stream {
     DIGCL_RNG_SAMPLER = 8,       /* sampling noise: step = sampler step, sample = image number */
     DIGCL_RNG_SAMPLER_INIT = 9,  /* sampling x_T: sample = image number */
     DIGCL_RNG_SAMPLE_LABELS = 10, /* digcl sample --class-labels random: step 0, sample = image number */
+    DIGCL_RNG_VAE_POSTERIOR = 11, /* train --vae: z = mean + std eps: step, sample = global row */
     DIGCL_RNG_TEST = 15          /* tests and benchmarks */
 } digcl_rng_stream;
 

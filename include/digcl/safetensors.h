@@ -158,6 +158,9 @@ void digcl_st_writer_free(digcl_st_writer *w);
  * rank or a negative dim. `data` holds numel values in host order. */
 int digcl_st_writer_add_f32(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
                             const float *data, digcl_st_error *err);
+/* The floats are stored as F16 (rounded to nearest even when the file is written). */
+int digcl_st_writer_add_f16(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
+                            const float *data, digcl_st_error *err);
 int digcl_st_writer_add_i64(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
                             const int64_t *data, digcl_st_error *err);
 /* Adds or replaces a metadata entry. */

@@ -208,6 +208,17 @@ typedef struct digcl_train_source {
 
 digcl_train_source digcl_train_loader_source(digcl_loader *loader, int64_t batches_per_epoch);
 
+/* Training on images through the VAE encoder (`digcl train --vae`): each batch of `images`
+ * ([N, 3, H, W] in [-1, 1]) becomes x = scale (mean + std eps) [N, 4, H/8, W/8] by
+ * digcl_vae_encode_sample, eps from DIGCL_RNG_VAE_POSTERIOR at (step = the trainer's step
+ * count when the batch is taken, sample = global row): a resume draws the same. Release with
+ * digcl_train_vae_source_release. */
+struct digcl_vae;
+digcl_train_source digcl_train_vae_source(const digcl_train_source *images, struct digcl_vae *vae,
+                                          const digcl_trainer *trainer, int height, int width,
+                                          float scale);
+void digcl_train_vae_source_release(digcl_train_source *source);
+
 /* One log interval (a log.jsonl line). */
 typedef struct digcl_train_log_entry {
     int64_t step, epoch;

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digcl/rng.h"
 #include "digcl/runtime.h"
 
 #define DIGCL_VAE_SD_SCALE 0.18215f /* Stable Diffusion's latent scale factor */
@@ -57,7 +58,10 @@ int digcl_vae_tensor_info(const digcl_vae_config *config, int parts, int index, 
 
 typedef struct digcl_vae_load_options {
     int parts;                       /* DIGCL_VAE_ENCODER | DECODER; 0: every part in the file */
-    const digcl_vae_config *config;  /* NULL: the published network of the file's kind */
+    const digcl_vae_config *config;  /* NULL: the published network of the file's kind (a KL
+                                        file's metadata "channels", "groups", "eps",
+                                        "encoder_blocks", "decoder_blocks" override it;
+                                        TAESD's width comes from its first conv) */
     digcl_vae_kind kind;             /* 0: detect from the names */
 } digcl_vae_load_options;
 
@@ -99,6 +103,15 @@ digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, 
  * posterior: mean is its latent, logvar is -30. tiling may be NULL (automatic). */
 void digcl_vae_encode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int H, int W,
                       const float *images, float *mean, float *logvar);
+
+/* Training on images (upstream's vae.encode(x).latent_dist.sample().mul_(0.18215)): images
+ * [N, 3, H, W] -> latents [N, 4, H/8, W/8] = scale (mean + std eps) with the posterior of
+ * digcl_vae_encode and eps[n, j] = digcl_rng_normal(key, step, first_sample + n, j) drawn and
+ * combined on the device (cl/vae.cl posterior_sample). Buffers are kept for the next call of
+ * the same or a smaller N. */
+void digcl_vae_encode_sample(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int H, int W,
+                             const float *images, digcl_rng_key key, uint64_t step,
+                             uint64_t first_sample, float scale, float *latents);
 
 /* latents [N, 4, h, w] (x = scale z; pass 1 for raw z) -> images [N, 3, 8h, 8w], about
  * [-1, 1], not clamped. */

@@ -2,6 +2,7 @@
  *
  *   relu:     x = max(x, 0)                  tanh clamp: y = 3 tanh(x / 3)
  *   affine:   x = a x + b                    (in place)
+ *   posterior sample: z = scale (mean + exp(clamp(logvar, -30, 20) / 2) eps), in place of mean
  *   spatial attention (the VAE mid block's single-head self-attention over all T = H W
  *   positions of one image, channels C, scale = C^-1/2), on [C, T] planes (NCHW):
  *     out[:, i] = sum_j softmax_j(scale q[:, i] . k[:, j]) v[:, j]
@@ -22,6 +23,10 @@ void digcl_tanh_clamp_forward(digcl_context *ctx, size_t count, cl_mem x /* [cou
 void digcl_affine_inplace(digcl_context *ctx, size_t count, float a, float b,
                           cl_mem x /* [count] */);
 
+void digcl_posterior_sample_forward(digcl_context *ctx, size_t count, float scale,
+                                    cl_mem mean_z /* [count] in: mean, out: z */,
+                                    cl_mem logvar /* [count] */, cl_mem eps /* [count] */);
+
 typedef struct digcl_plane_ref {
     cl_mem mem;
     size_t offset; /* floats */
@@ -38,6 +43,9 @@ void digcl_spatial_attention_forward(digcl_context *ctx, int C, int T,
                                      cl_mem scores, size_t score_floats);
 
 /* References in double. */
+void digcl_ref_posterior_sample_forward(size_t count, double scale, const double *mean,
+                                        const double *logvar, const double *eps,
+                                        double *z); /* all [count] */
 void digcl_ref_spatial_attention_forward(int C, int T,
                                          const double *q, const double *k, const double *v,
                                          double *out); /* all [C, T] */

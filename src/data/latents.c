@@ -11,7 +11,14 @@
  *   z = scale * (mean + std * eps), eps ~ N(0, 1) from DIGCL_RNG_LATENT
  *   (step = epoch, sample = data index, index = element).
  * Metadata (all optional): "vae" (name), "scale" (default 0.18215),
- * "class_names" (comma-separated), "num_classes". docs/TRAINING.md ("Data"). */
+ * "class_names" (comma-separated), "num_classes". docs/TRAINING.md ("Data").
+ *
+ * A shard set (what `digcl encode` writes) is an index file without tensors
+ * whose metadata names the shards: "shards" (a folder next to the index),
+ * "shard_count" K, "shard_rows" R and "rows" N; shard k is
+ * <folder>/<k as 6 digits>.safetensors holding rows [k R, min((k + 1) R, N))
+ * in either form above (every shard the same form and C, h, w). The index's
+ * metadata is the set's. docs/VAE.md ("Encoding a data set"). */
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,36 +33,50 @@
 #include "digcl/safetensors.h"
 
 #define DEFAULT_SCALE 0.18215f
+#define MAX_SHARDS    1000000
 
-typedef struct latent_file {
+/* One mapped safetensors file: the whole set, or one shard of it. */
+typedef struct latent_part {
     void *map;
     size_t map_size;
     digcl_safetensors *st;
     const digcl_st_tensor *values; /* latents, or mean */
     const digcl_st_tensor *spread; /* std or logvar; NULL for latents */
     int spread_is_logvar;
+} latent_part;
+
+typedef struct latent_file {
+    latent_part *parts; /* [part_count]; part k holds rows [k part_rows, ...) */
+    int64_t part_count, part_rows;
+    digcl_safetensors *index; /* the shard index (metadata only); NULL for one file */
     int32_t *labels;
     size_t row; /* C * h * w */
     float scale;
 } latent_file;
 
+static void part_close(latent_part *p) {
+    digcl_st_close(p->st);
+    if (p->map) munmap(p->map, p->map_size);
+}
+
 static void latent_close(void *state) {
     latent_file *f = state;
     if (!f) return;
-    digcl_st_close(f->st);
-    if (f->map) munmap(f->map, f->map_size);
+    for (int64_t k = 0; f->parts && k < f->part_count; k++) part_close(&f->parts[k]);
+    free(f->parts);
+    digcl_st_close(f->index);
     free(f->labels);
     free(f);
 }
 
-/* Row `index` of t as floats. */
-static int read_row(const latent_file *f, const digcl_st_tensor *t, int64_t index, float *out,
-                    char *error, size_t error_size) {
+/* Row `index` (within the part) of t as floats. */
+static int read_row(const latent_file *f, const latent_part *p, const digcl_st_tensor *t,
+                    int64_t index, float *out, char *error, size_t error_size) {
     digcl_st_tensor view = *t;
     view.data = t->data + (size_t)index * f->row * (size_t)(digcl_st_dtype_bits(t->dtype) / 8);
     view.numel = f->row;
     digcl_st_error err;
-    if (digcl_st_read_f32(f->st, &view, out, &err) != 0) {
+    if (digcl_st_read_f32(p->st, &view, out, &err) != 0) {
         snprintf(error, error_size, "%s", err.message);
         return -1;
     }
@@ -65,26 +86,28 @@ static int read_row(const latent_file *f, const digcl_st_tensor *t, int64_t inde
 static int latent_read(void *state, int64_t index, const data_read_context *context, float *x,
                        int32_t *label, char *error, size_t error_size) {
     const latent_file *f = state;
+    const latent_part *p = &f->parts[index / f->part_rows];
+    const int64_t local = index % f->part_rows;
     *label = f->labels[index];
-    if (read_row(f, f->values, index, x, error, error_size) != 0) return -1;
-    if (!f->spread) return 0;
+    if (read_row(f, p, p->values, local, x, error, error_size) != 0) return -1;
+    if (!p->spread) return 0;
     float *spread = (float *)data_buffer_reserve(&context->scratch->rows, f->row * sizeof(float));
     if (!spread) {
-        snprintf(error, error_size, "%s: out of host memory", f->st->label);
+        snprintf(error, error_size, "%s: out of host memory", p->st->label);
         return -1;
     }
-    if (read_row(f, f->spread, index, spread, error, error_size) != 0) return -1;
+    if (read_row(f, p, p->spread, local, spread, error, error_size) != 0) return -1;
     digcl_rng_key key = {context->seed, DIGCL_RNG_LATENT};
     for (size_t i = 0; i < f->row; i++) {
         float sd = spread[i];
-        if (f->spread_is_logvar) sd = expf(0.5f * fminf(fmaxf(sd, -30.0f), 20.0f));
+        if (p->spread_is_logvar) sd = expf(0.5f * fminf(fmaxf(sd, -30.0f), 20.0f));
         float eps = digcl_rng_normal(key, (uint64_t)context->epoch, (uint64_t)index, i);
         x[i] = f->scale * (x[i] + sd * eps);
     }
     return 0;
 }
 
-static int map_file(latent_file *f, const char *path, char *error, size_t error_size) {
+static int map_file(latent_part *f, const char *path, char *error, size_t error_size) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         snprintf(error, error_size, "%s: cannot open", path);
@@ -117,7 +140,7 @@ static int is_float_dtype(digcl_st_dtype d) {
     return d == DIGCL_ST_F32 || d == DIGCL_ST_F16 || d == DIGCL_ST_BF16;
 }
 
-static int check_values(const latent_file *f, const digcl_st_tensor *t, const digcl_st_tensor *like,
+static int check_values(const latent_part *f, const digcl_st_tensor *t, const digcl_st_tensor *like,
                         char *error, size_t error_size) {
     const char *path = f->st->label;
     char shape[128], want[128];
@@ -142,7 +165,7 @@ static int check_values(const latent_file *f, const digcl_st_tensor *t, const di
 }
 
 /* latents, or mean with std or logvar. */
-static int find_values(latent_file *f, char *error, size_t error_size) {
+static int find_values(latent_part *f, char *error, size_t error_size) {
     const char *path = f->st->label;
     const digcl_st_tensor *latents = digcl_st_find(f->st, "latents");
     const digcl_st_tensor *mean = digcl_st_find(f->st, "mean");
@@ -169,43 +192,44 @@ static int find_values(latent_file *f, char *error, size_t error_size) {
     return check_values(f, f->spread, mean, error, error_size);
 }
 
-static int read_labels(latent_file *f, int *num_classes, char *error, size_t error_size) {
-    const char *path = f->st->label;
-    const int64_t count = f->values->shape[0];
-    const digcl_st_tensor *t = digcl_st_find(f->st, "labels");
+/* The labels of part p (rows [first, first + count) of the set) into f->labels, which
+ * holds `total`; *largest is raised to the largest label seen. */
+static int read_labels(latent_file *f, const latent_part *p, int64_t first, int64_t *largest,
+                       char *error, size_t error_size) {
+    const char *path = p->st->label;
+    const int64_t count = p->values->shape[0];
+    const digcl_st_tensor *t = digcl_st_find(p->st, "labels");
     if (!t || t->rank != 1 || t->shape[0] != count) {
         char shape[128] = "missing";
         if (t) digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape);
         snprintf(error, error_size, "%s: tensor 'labels' is %s, expected [%lld] (one label per "
-                 "row of '%s')", path, shape, (long long)count, f->values->name);
+                 "row of '%s')", path, shape, (long long)count, p->values->name);
         return -1;
     }
     int64_t *wide = malloc((size_t)count * sizeof *wide);
-    f->labels = malloc((size_t)count * sizeof *f->labels);
     digcl_st_error err;
-    int status = wide && f->labels ? digcl_st_read_i64(f->st, t, wide, &err) : -1;
-    if (status != 0) snprintf(error, error_size, "%s", wide && f->labels ? err.message : "out of memory");
-    int64_t largest = 0;
+    int status = wide ? digcl_st_read_i64(p->st, t, wide, &err) : -1;
+    if (status != 0) snprintf(error, error_size, "%s", wide ? err.message : "out of memory");
     for (int64_t i = 0; status == 0 && i < count; i++) {
         if (wide[i] < 0 || wide[i] > 1000000) {
             snprintf(error, error_size, "%s: tensor 'labels': element %lld is %lld, expected a "
                      "class in [0, 1000000]", path, (long long)i, (long long)wide[i]);
             status = -1;
         }
-        f->labels[i] = (int32_t)wide[i];
-        if (wide[i] > largest) largest = wide[i];
+        f->labels[first + i] = (int32_t)wide[i];
+        if (wide[i] > *largest) *largest = wide[i];
     }
     free(wide);
-    *num_classes = (int)largest + 1;
     return status;
 }
 
-static int read_metadata(digcl_dataset *dataset, latent_file *f, char *error, size_t error_size) {
-    const char *path = f->st->label;
-    const char *vae = digcl_st_metadata(f->st, "vae");
-    const char *scale = digcl_st_metadata(f->st, "scale");
-    const char *names = digcl_st_metadata(f->st, "class_names");
-    const char *classes = digcl_st_metadata(f->st, "num_classes");
+static int read_metadata(digcl_dataset *dataset, latent_file *f, const digcl_safetensors *st,
+                         char *error, size_t error_size) {
+    const char *path = st->label;
+    const char *vae = digcl_st_metadata(st, "vae");
+    const char *scale = digcl_st_metadata(st, "scale");
+    const char *names = digcl_st_metadata(st, "class_names");
+    const char *classes = digcl_st_metadata(st, "num_classes");
     digcl_dataset_info *info = &dataset->info;
     if (vae) snprintf(info->vae_name, sizeof info->vae_name, "%s", vae);
     f->scale = DEFAULT_SCALE;
@@ -236,6 +260,103 @@ static int read_metadata(digcl_dataset *dataset, latent_file *f, char *error, si
     return 0;
 }
 
+/* An integer metadata entry of the shard index in [min, max]. */
+static int index_integer(const digcl_safetensors *index, const char *key, int64_t min, int64_t max,
+                         int64_t *out, char *error, size_t error_size) {
+    const char *text = digcl_st_metadata(index, key);
+    char *end = NULL;
+    long long value = text ? strtoll(text, &end, 10) : 0;
+    if (!text || end == text || *end || value < min || value > max) {
+        snprintf(error, error_size, "%s: shard index metadata '%s' is %s%s%s, expected an integer "
+                 "in [%lld, %lld]", index->label, key, text ? "'" : "missing", text ? text : "",
+                 text ? "'" : "", (long long)min, (long long)max);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+/* Shard k of the set: its path, mapped and checked against the set's shape and rows. */
+static int open_shard(latent_file *f, const char *index_path, const char *folder, int64_t k,
+                      int64_t rows, char *error, size_t error_size) {
+    const char *slash = strrchr(index_path, '/');
+    const int dir_length = slash ? (int)(slash - index_path) + 1 : 0;
+    size_t length = (size_t)dir_length + strlen(folder) + 32;
+    char *path = malloc(length);
+    if (!path) {
+        snprintf(error, error_size, "%s: out of host memory", index_path);
+        return -1;
+    }
+    snprintf(path, length, "%.*s%s/%06lld.safetensors", dir_length, index_path, folder, (long long)k);
+    latent_part *p = &f->parts[k];
+    int status = map_file(p, path, error, error_size);
+    if (status == 0) status = find_values(p, error, error_size);
+    free(path);
+    if (status != 0) return -1;
+    const latent_part *first = &f->parts[0];
+    if (p->values->shape[0] != rows || (k > 0 && (memcmp(p->values->shape + 1,
+            first->values->shape + 1, 3 * sizeof(int64_t)) != 0 || !p->spread != !first->spread))) {
+        char shape[128];
+        digcl_st_format_shape(shape, sizeof shape, p->values->rank, p->values->shape);
+        snprintf(error, error_size, "%s: tensor '%s' has shape %s, expected %lld rows of shard %lld "
+                 "of %s in the form and shape of shard 0", p->st->label, p->values->name, shape,
+                 (long long)rows, (long long)k, index_path);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_shards(latent_file *f, const char *path, char *error, size_t error_size) {
+    const char *folder = digcl_st_metadata(f->index, "shards");
+    int64_t count = 0, rows_per = 0, rows = 0;
+    if (index_integer(f->index, "shard_count", 1, MAX_SHARDS, &count, error, error_size) != 0 ||
+        index_integer(f->index, "shard_rows", 1, INT32_MAX, &rows_per, error, error_size) != 0 ||
+        index_integer(f->index, "rows", (count - 1) * rows_per + 1, count * rows_per, &rows, error,
+                      error_size) != 0)
+        return -1;
+    if (!folder[0] || strchr(folder, '/') || strcmp(folder, "..") == 0) {
+        snprintf(error, error_size, "%s: shard index metadata 'shards' is '%s', expected a folder "
+                 "name next to the index", path, folder);
+        return -1;
+    }
+    f->parts = calloc((size_t)count, sizeof *f->parts);
+    f->labels = malloc((size_t)rows * sizeof *f->labels);
+    if (!f->parts || !f->labels) {
+        snprintf(error, error_size, "%s: out of host memory", path);
+        return -1;
+    }
+    f->part_count = count, f->part_rows = rows_per;
+    for (int64_t k = 0; k < count; k++) {
+        const int64_t in_shard = k + 1 < count ? rows_per : rows - k * rows_per;
+        if (open_shard(f, path, folder, k, in_shard, error, error_size) != 0) return -1;
+    }
+    return 0;
+}
+
+static int open_parts(latent_file *f, const char *path, char *error, size_t error_size) {
+    latent_part whole = {0};
+    int status = map_file(&whole, path, error, error_size);
+    if (status == 0 && whole.st->n_tensors == 0 && digcl_st_metadata(whole.st, "shards")) {
+        f->index = whole.st; /* the metadata stays readable; the file's bytes are not needed */
+        whole.st = NULL;
+        part_close(&whole);
+        return open_shards(f, path, error, error_size);
+    }
+    f->parts = calloc(1, sizeof *f->parts);
+    if (!f->parts) {
+        part_close(&whole);
+        snprintf(error, error_size, "%s: out of host memory", path);
+        return -1;
+    }
+    f->parts[0] = whole;
+    f->part_count = 1;
+    if (status != 0 || find_values(&f->parts[0], error, error_size) != 0) return -1;
+    f->part_rows = f->parts[0].values->shape[0];
+    f->labels = malloc((size_t)f->part_rows * sizeof *f->labels);
+    if (!f->labels) snprintf(error, error_size, "%s: out of host memory", path);
+    return f->labels ? 0 : -1;
+}
+
 int data_open_latents(digcl_dataset *dataset, const char *path, char *error, size_t error_size) {
     latent_file *f = calloc(1, sizeof *f);
     dataset->source = (data_source){latent_read, latent_close, f, 256};
@@ -244,17 +365,21 @@ int data_open_latents(digcl_dataset *dataset, const char *path, char *error, siz
         return -1;
     }
     digcl_dataset_info *info = &dataset->info;
-    if (map_file(f, path, error, error_size) != 0 || find_values(f, error, error_size) != 0 ||
-        read_labels(f, &info->num_classes, error, error_size) != 0)
-        return -1;
-    const int64_t *shape = f->values->shape;
+    if (open_parts(f, path, error, error_size) != 0) return -1;
+    int64_t largest = 0, count = 0;
+    for (int64_t k = 0; k < f->part_count; k++) {
+        if (read_labels(f, &f->parts[k], count, &largest, error, error_size) != 0) return -1;
+        count += f->parts[k].values->shape[0];
+    }
+    info->num_classes = (int)largest + 1;
+    const int64_t *shape = f->parts[0].values->shape;
     f->row = (size_t)(shape[1] * shape[2] * shape[3]);
     info->kind = DIGCL_DATASET_LATENTS;
-    info->count = shape[0];
+    info->count = count;
     info->channels = (int)shape[1];
     info->height = (int)shape[2];
     info->width = (int)shape[3];
     info->is_latent = 1;
-    info->has_posterior = f->spread != NULL;
-    return read_metadata(dataset, f, error, error_size);
+    info->has_posterior = f->parts[0].spread != NULL;
+    return read_metadata(dataset, f, f->index ? f->index : f->parts[0].st, error, error_size);
 }

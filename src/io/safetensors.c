@@ -128,6 +128,31 @@ static float f16_to_f32(uint16_t h) {
 
 static float bf16_to_f32(uint16_t b) { return f32_from_bits((uint32_t)b << 16); }
 
+/* binary32 -> binary16, rounded to nearest even (numpy's astype(float16)): overflow to inf,
+ * subnormals kept, NaN stays NaN. */
+static uint16_t f32_to_f16(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    const uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
+    const uint32_t magnitude = bits & 0x7fffffffu;
+    if (magnitude >= 0x7f800000u) /* inf or NaN */
+        return (uint16_t)(sign | 0x7c00u | (magnitude > 0x7f800000u ? 0x200u : 0u));
+    if (magnitude >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds past 65504 */
+    if (magnitude < 0x38800000u) { /* below 2^-14: a subnormal half (or zero) */
+        if (magnitude < 0x33000000u) return sign; /* below half the smallest subnormal */
+        const uint32_t exponent = magnitude >> 23, mantissa = (magnitude & 0x7fffffu) | 0x800000u;
+        const uint32_t shift = 126u - exponent; /* 14 .. 24 */
+        uint32_t half = mantissa >> shift;
+        const uint32_t rest = mantissa & ((1u << shift) - 1u), mid = 1u << (shift - 1u);
+        if (rest > mid || (rest == mid && (half & 1u))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((magnitude >> 13) - (112u << 10));
+    const uint32_t rest = magnitude & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) half++;
+    return (uint16_t)(sign | half);
+}
+
 /* Element i of a tensor as double; 0 and *ok = 0 for dtypes we cannot convert. */
 static double element_as_double(const digcl_st_tensor *t, uint64_t i, int *ok) {
     const uint8_t *p = t->data + i * (uint64_t)(dtype_table[t->dtype].bits / 8);
@@ -875,6 +900,11 @@ int digcl_st_writer_add_f32(digcl_st_writer *w, const char *name, int rank, cons
     return writer_add(w, name, DIGCL_ST_F32, rank, shape, data, err);
 }
 
+int digcl_st_writer_add_f16(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
+                            const float *data, digcl_st_error *err) {
+    return writer_add(w, name, DIGCL_ST_F16, rank, shape, data, err);
+}
+
 int digcl_st_writer_add_i64(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
                             const int64_t *data, digcl_st_error *err) {
     return writer_add(w, name, DIGCL_ST_I64, rank, shape, data, err);
@@ -993,7 +1023,8 @@ static int sink_write(sink *s, const void *data, size_t n) {
     return 0;
 }
 
-/* Writes numel 4- or 8-byte values little-endian, in chunks. */
+/* Writes numel 4- or 8-byte values little-endian, in chunks; F16 tensors hold floats, rounded
+ * here. */
 static int write_tensor_data(sink *s, const writer_tensor *t) {
     uint8_t chunk[8 * 1024];
     int bytes = dtype_table[t->dtype].bits / 8;
@@ -1002,7 +1033,9 @@ static int write_tensor_data(sink *s, const writer_tensor *t) {
         size_t n = t->numel - i < per_chunk ? (size_t)(t->numel - i) : per_chunk;
         for (size_t k = 0; k < n; k++) {
             uint64_t bits = 0;
-            if (bytes == 4) {
+            if (t->dtype == DIGCL_ST_F16) {
+                bits = f32_to_f16(((const float *)t->data)[i + k]);
+            } else if (bytes == 4) {
                 uint32_t b32;
                 memcpy(&b32, (const float *)t->data + i + k, 4);
                 bits = b32;

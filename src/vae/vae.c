@@ -8,6 +8,7 @@
 #include "digcl/conv2d.h"
 #include "digcl/groupnorm.h"
 #include "digcl/log.h"
+#include "digcl/vae_ops.h"
 #include "digcl/safetensors.h"
 #include "vae_internal.h"
 
@@ -21,6 +22,11 @@ struct digcl_vae {
     digcl_params *weights; /* the table of vae_table_build(config, parts) */
     vae_plan plans[3];     /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
     char name[64];
+    /* digcl_vae_encode_sample's buffers: host posterior and device z, logvar, eps, grown to
+     * the largest batch asked for (a training run asks for one size: allocated once). */
+    size_t sample_floats;
+    float *host_mean, *host_logvar;
+    digcl_buffer sample_z, sample_logvar, sample_eps;
 };
 
 /* ---------------------------------------------------------------- plans */
@@ -116,6 +122,27 @@ static void create_weights(digcl_vae *vae) {
     digcl_param_table_free(&table);
 }
 
+/* A reduced KL network (tests, the committed fixtures) describes itself in the file's
+ * __metadata__: "channels" "(16, 32, 32, 32)", "groups", "eps", "encoder_blocks",
+ * "decoder_blocks"; each key present replaces the published value. */
+static void kl_config_from_metadata(const digcl_safetensors *st, digcl_vae_config *c) {
+    const char *channels = digcl_st_metadata(st, "channels");
+    int v[DIGCL_VAE_LEVELS];
+    if (channels && sscanf(channels, " (%d, %d, %d, %d)", &v[0], &v[1], &v[2], &v[3]) == 4 &&
+        v[0] > 0 && v[1] > 0 && v[2] > 0 && v[3] > 0)
+        memcpy(c->channels, v, sizeof v);
+    const char *keys[] = {"groups", "encoder_blocks", "decoder_blocks"};
+    int *fields[] = {&c->groups, &c->encoder_blocks, &c->decoder_blocks};
+    for (int i = 0; i < 3; ++i) {
+        const char *text = digcl_st_metadata(st, keys[i]);
+        const long value = text ? strtol(text, NULL, 10) : 0;
+        if (value > 0 && value < 4096) *fields[i] = (int)value;
+    }
+    const char *eps = digcl_st_metadata(st, "eps");
+    const double e = eps ? strtod(eps, NULL) : 0.0;
+    if (e > 0.0 && e < 1.0) c->eps = (float)e;
+}
+
 digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
                           const digcl_vae_load_options *options, char *error, size_t size) {
     digcl_st_error err;
@@ -133,6 +160,8 @@ digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
     vae->config = options->config           ? *options->config
                   : kind == DIGCL_VAE_TAESD ? digcl_vae_config_taesd()
                                             : digcl_vae_config_sd();
+    if (!options->config && vae->config.kind == DIGCL_VAE_KL)
+        kl_config_from_metadata(st, &vae->config);
     if (!options->config &&
         vae->config.kind == DIGCL_VAE_TAESD) { /* the width from the first conv */
         static const char *const first[] = {"encoder.layers.0.weight", "decoder.layers.0.weight",
@@ -198,8 +227,18 @@ digcl_vae *digcl_vae_create_random(digcl_context *ctx, const digcl_vae_config *c
     return vae;
 }
 
+static void release_sample_buffers(digcl_vae *vae) {
+    digcl_buffer *all[] = {&vae->sample_z, &vae->sample_logvar, &vae->sample_eps};
+    for (int i = 0; i < 3; ++i)
+        if (all[i]->mem) digcl_buffer_release(all[i]);
+    free(vae->host_mean), free(vae->host_logvar);
+    vae->host_mean = vae->host_logvar = NULL;
+    vae->sample_floats = 0;
+}
+
 void digcl_vae_free(digcl_vae *vae) {
     if (!vae) return;
+    release_sample_buffers(vae);
     for (int i = 0; i < 3; ++i) vae_plan_release(&vae->plans[i]);
     digcl_params_release(vae->weights);
     free(vae);
@@ -402,4 +441,29 @@ void digcl_vae_decode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
         run_tiled(vae, &job, &t, h, w, z, images + (size_t)n * 3 * 64 * plane);
     }
     free(z);
+}
+
+void digcl_vae_encode_sample(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int H, int W,
+                             const float *images, digcl_rng_key key, uint64_t step,
+                             uint64_t first_sample, float scale, float *latents) {
+    const size_t row = (size_t)vae->config.latent_channels * (H / 8) * (W / 8);
+    const size_t count = (size_t)(N > 0 ? N : 1) * row;
+    if (count > vae->sample_floats) {
+        release_sample_buffers(vae);
+        vae->host_mean = malloc(count * sizeof(float));
+        vae->host_logvar = malloc(count * sizeof(float));
+        if (!vae->host_mean || !vae->host_logvar)
+            digcl_fatal("vae encode: out of host memory for %zu latents", count);
+        vae->sample_z = create(vae->ctx, count, "vae posterior sample");
+        vae->sample_logvar = create(vae->ctx, count, "vae posterior logvar");
+        vae->sample_eps = create(vae->ctx, count, "vae posterior eps");
+        vae->sample_floats = count;
+    }
+    digcl_vae_encode(vae, tiling, N, H, W, images, vae->host_mean, vae->host_logvar);
+    digcl_write(vae->ctx, vae->sample_z.mem, 0, count * sizeof(float), vae->host_mean);
+    digcl_write(vae->ctx, vae->sample_logvar.mem, 0, count * sizeof(float), vae->host_logvar);
+    digcl_rng_fill_normal(vae->ctx, key, step, first_sample, (size_t)N, row, vae->sample_eps.mem);
+    digcl_posterior_sample_forward(vae->ctx, count, scale, vae->sample_z.mem,
+                                   vae->sample_logvar.mem, vae->sample_eps.mem);
+    digcl_read(vae->ctx, vae->sample_z.mem, 0, count * sizeof(float), latents);
 }

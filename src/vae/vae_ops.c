@@ -40,6 +40,17 @@ void digcl_affine_inplace(digcl_context *ctx, size_t count, float a, float b, cl
     launch_flat(ctx, kernel, "affine_inplace", count);
 }
 
+void digcl_posterior_sample_forward(digcl_context *ctx, size_t count, float scale, cl_mem mean_z,
+                                    cl_mem logvar, cl_mem eps) {
+    cl_kernel kernel = digcl_kernel(ctx, "vae", "posterior_sample", "");
+    digcl_arg_mem(kernel, 0, mean_z);
+    digcl_arg_mem(kernel, 1, logvar);
+    digcl_arg_mem(kernel, 2, eps);
+    digcl_arg_float(kernel, 3, scale);
+    digcl_arg_int(kernel, 4, checked_count(count, "posterior sample"));
+    launch_flat(ctx, kernel, "posterior_sample", count);
+}
+
 int digcl_spatial_attention_block_rows(int T, size_t score_floats) {
     if (T < 1 || score_floats < (size_t)T)
         digcl_fatal("spatial attention: a scores workspace of %zu floats is below one row (T = %d)",
@@ -77,6 +88,14 @@ void digcl_spatial_attention_forward(digcl_context *ctx, int C, int T, digcl_pla
         o.B = scores, o.b_offset = 0, o.ldb = (size_t)T;
         o.C = out.mem, o.c_offset = out.offset + (size_t)i0, o.ldc = (size_t)T;
         digcl_gemm(ctx, &o);
+    }
+}
+
+void digcl_ref_posterior_sample_forward(size_t count, double scale, const double *mean,
+                                        const double *logvar, const double *eps, double *z) {
+    for (size_t i = 0; i < count; ++i) {
+        const double lv = fmin(fmax(logvar[i], -30.0), 20.0);
+        z[i] = scale * (mean[i] + exp(0.5 * lv) * eps[i]);
     }
 }
 
