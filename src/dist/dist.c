@@ -32,9 +32,11 @@ void digcl_dist_pause(int *microseconds) {
     if (*microseconds < 1000) *microseconds *= 2; /* back off to 1 ms */
 }
 
+#ifdef DIGCL_HAVE_MPI
 static int launched_by_mpirun(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
 }
+#endif
 
 digcl_dist *digcl_dist_init(int *argc, char ***argv) {
     digcl_dist *d = calloc(1, sizeof *d);
@@ -140,7 +142,7 @@ static void check_started(const digcl_dist *d, int status, const char *what) {
 /* ------------------------------------------------------------ collectives */
 
 void digcl_dist_barrier(digcl_dist *d, const char *what) {
-    (void)what;
+    (void)d, (void)what;
 #ifdef DIGCL_HAVE_MPI
     if (d->world == 1) return;
     MPI_Request request;
@@ -150,7 +152,7 @@ void digcl_dist_barrier(digcl_dist *d, const char *what) {
 }
 
 void digcl_dist_broadcast(digcl_dist *d, void *data, size_t bytes, const char *what) {
-    (void)data, (void)bytes, (void)what;
+    (void)d, (void)data, (void)bytes, (void)what;
 #ifdef DIGCL_HAVE_MPI
     if (d->world == 1) return;
     for (size_t done = 0; done < bytes;) { /* MPI counts are int */
@@ -165,7 +167,7 @@ void digcl_dist_broadcast(digcl_dist *d, void *data, size_t bytes, const char *w
 }
 
 void digcl_dist_sum(digcl_dist *d, double *values, int count, const char *what) {
-    (void)values, (void)count, (void)what;
+    (void)d, (void)values, (void)count, (void)what;
 #ifdef DIGCL_HAVE_MPI
     if (d->world == 1) return;
     MPI_Request request;
@@ -182,7 +184,7 @@ int digcl_dist_any(digcl_dist *d, int flag, const char *what) {
 }
 
 void digcl_dist_gather_u64(digcl_dist *d, uint64_t value, uint64_t *values, const char *what) {
-    (void)what;
+    (void)d, (void)what;
     values[0] = value;
 #ifdef DIGCL_HAVE_MPI
     if (d->world == 1) return;

@@ -70,6 +70,7 @@ static void enqueue_read(digcl_grad_sync *s, bucket *b, cl_mem source, size_t of
     DIGCL_CL_CHECK(clFlush(s->copy_queue));
 }
 
+#ifdef DIGCL_HAVE_MPI
 static int read_complete(const bucket *b) {
     cl_int status = CL_QUEUED;
     DIGCL_CL_CHECK(clGetEventInfo(b->read, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status,
@@ -87,7 +88,6 @@ static int fail(digcl_grad_sync *s, const char *message) {
     return -1;
 }
 
-#ifdef DIGCL_HAVE_MPI
 /* Tests the started requests once: 1 when all of them completed, 0 not yet,
  * -1 on an MPI error (recorded). */
 static int test_started(digcl_grad_sync *s, int started) {
