@@ -7,7 +7,12 @@
  *   after every step (--check-weights-every 1, which stops the run otherwise);
  * - a 2-rank run stopped at step 3 and resumed to 6 is bit-identical to one
  *   that ran 6 steps; resuming it with 1 rank is refused (exit 2);
- * - a global batch that does not split over the ranks exits 2.
+ * - a global batch that does not split over the ranks exits 2;
+ * - the library under mpirun (this executable started as 2 ranks): the
+ *   gradient averager gives bitwise (a + b) / 2 of both ranks' random buffers
+ *   (odd count, odd buckets, the extra values, reads released by progress
+ *   reports at odd offsets, several steps), and the weights check finds the
+ *   rank whose bytes differ.
  * Killing a rank is tests/cli_dist_kill.sh. Skipped without MPI or mpirun. */
 #include <math.h>
 #include <stdio.h>
@@ -160,6 +165,72 @@ static void test_resume_is_bit_exact(void **state) {
     assert_memory_equal(a, b, 6 * sizeof a[0]);
 }
 
+/* ------------------------------------------------------------ as 2 ranks */
+
+static void rank_data(int rank, int step, float *x, size_t n) {
+    test_rng rng = test_rng_seeded((uint64_t)(100 * step + rank + 1));
+    test_fill_normal(&rng, x, n, 1.0f);
+}
+
+static int ranks_main(void) {
+    digcl_dist *dist = digcl_dist_init(NULL, NULL);
+    int rank = digcl_dist_rank(dist), world = digcl_dist_world(dist), bad = 0;
+    if (world != 2) return 3;
+    digcl_dist_set_timeout(dist, 60);
+    digcl_context *ctx = digcl_context_create(&(digcl_context_options){0});
+    const size_t count = 1001, extra = 3;
+    float *mine = malloc((count + extra) * sizeof *mine), *other = malloc((count + extra) * 4);
+    float *got = malloc((count + extra) * sizeof *got);
+    digcl_buffer grad_buffer = digcl_buffer_create(ctx, count * 4, "grads");
+    digcl_buffer value_buffer = digcl_buffer_create(ctx, (extra + 5) * 4, "values");
+    cl_mem grads = grad_buffer.mem, values = value_buffer.mem;
+    digcl_grad_sync *sync = digcl_grad_sync_create(dist, ctx, grads, count, 97, (int)extra);
+    for (int step = 0; step < 3; step++) {
+        rank_data(rank, step, mine, count + extra);
+        rank_data(1 - rank, step, other, count + extra);
+        digcl_grad_sync_start(sync);
+        digcl_write(ctx, grads, 0, count * 4, mine);
+        digcl_grad_sync_ready(sync, 900); /* buckets of 97: only [970, 1001) lies above */
+        digcl_write(ctx, values, 5 * 4, extra * 4, mine + count);
+        digcl_grad_sync_ready(sync, 400);
+        digcl_grad_sync_finish(sync, values, 5);
+        digcl_read(ctx, grads, 0, count * 4, got);
+        digcl_read(ctx, values, 5 * 4, extra * 4, got + count);
+        for (size_t i = 0; i < count + extra; i++) {
+            float sum = rank == 0 ? mine[i] + other[i] : other[i] + mine[i];
+            if (got[i] != sum * 0.5f) bad++;
+        }
+    }
+    printf("  rank %d: gradient averager, 3 steps of %zu + %zu floats: %d wrong\n", rank, count,
+           extra, bad);
+    char error[512] = "";
+    digcl_write(ctx, grads, 0, count * 4, other); /* rank 1 holds rank 0's data, 0 rank 1's */
+    int differ = digcl_dist_check_same_buffer(dist, ctx, grads, count * 4, got, "the test buffer",
+                                              error, sizeof error);
+    bad += differ != -1 || !strstr(error, "rank 1 holds other bytes than rank 0");
+    rank_data(0, 7, mine, count);
+    digcl_write(ctx, grads, 0, count * 4, mine);
+    bad += digcl_dist_check_same_buffer(dist, ctx, grads, count * 4, got, "the test buffer", error,
+                                        sizeof error) != 0;
+    printf("  rank %d: weights check: '%s'\n", rank, error);
+    digcl_grad_sync_release(sync);
+    digcl_buffer_release(&grad_buffer), digcl_buffer_release(&value_buffer);
+    free(mine), free(other), free(got);
+    digcl_context_release(ctx);
+    digcl_dist_finalize(dist);
+    return bad ? 1 : 0;
+}
+
+static void test_library_as_two_ranks(void **state) {
+    (void)state;
+    skip_without_mpi();
+    char command[16384];
+    snprintf(command, sizeof command, MPIRUN "'%s/tests/test_dist' 2>&1",
+             getenv("DIGCL_TEST_BINARY_DIR") ? getenv("DIGCL_TEST_BINARY_DIR") : "build");
+    int status = system(command);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void test_batch_must_split(void **state) {
     (void)state;
     skip_without_mpi();
@@ -169,7 +240,9 @@ static void test_batch_must_split(void **state) {
 }
 
 int main(void) {
+    if (getenv("OMPI_COMM_WORLD_SIZE")) return ranks_main();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_library_as_two_ranks),
         cmocka_unit_test(test_two_ranks_match_one),
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_batch_must_split),
