@@ -44,7 +44,12 @@ digcl_dist *digcl_dist_init(int *argc, char ***argv) {
     d->world = d->local_size = 1;
     d->timeout_s = 600.0;
     (void)argc, (void)argv;
-#ifdef DIGCL_HAVE_MPI
+#ifndef DIGCL_HAVE_MPI
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+    if (size && atoi(size) > 1)
+        digcl_fatal("started by mpirun as one of %s processes, but this digcl was built without "
+                    "MPI (install libopenmpi-dev and configure with -DDIGCL_WITH_MPI=ON)", size);
+#else
     if (!launched_by_mpirun()) return d;
     int provided = 0;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
