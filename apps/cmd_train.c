@@ -23,6 +23,7 @@
 #include "digcl/train.h"
 #include "digcl/vae.h"
 #include "model_flags.h"
+#include "train_dist.h"
 
 #define PATH_SIZE 4608
 
@@ -41,6 +42,7 @@ void usage_train(void) {
            "  --workers N            decoding threads (default: cores - 1)\n"
            "  The model's in_channels, input_size and num_classes follow the data set unless given.\n");
     model_flags_usage(1);
+    train_dist_usage();
     printf("\noptimisation (upstream's defaults):\n"
            "  --global-batch-size N  rows per step over all processes (256); per process N / world\n"
            "  --epochs E             (1400)   --max-steps S (none)   --time-budget T (none; 90s,\n"
@@ -71,6 +73,7 @@ typedef struct train_args {
     long global_batch, epochs, max_steps, log_every, ckpt_every, keep;
     double time_budget, lr, wd, beta1, beta2, adam_eps, grad_clip, ema_decay, class_dropout;
     unsigned long long seed;
+    train_dist *dist; /* the process group and its flags */
 } train_args;
 
 static void args_defaults(train_args *a) {
@@ -151,10 +154,12 @@ static int take_train_flag(int argc, char **argv, int *i, train_args *a) {
     return 1;
 }
 
-static int parse_args(int argc, char **argv, train_args *a) {
+static int parse_args(int argc, char **argv, train_args *a, train_dist *dist) {
     args_defaults(a);
+    a->dist = dist;
     for (int i = 1; i < argc; i++) {
         if (take_train_flag(argc, argv, &i, a)) continue;
+        if (train_dist_take_flag(dist, argc, argv, &i)) continue;
         if (model_flags_take(&a->model, argc, argv, &i)) continue;
         cli_unknown_argument("train", argv[i]);
     }
@@ -518,30 +523,48 @@ static int report_stop(digcl_train_stop stop, const char *error, const digcl_tra
     }
 }
 
+/* Rank 0 loads the checkpoint (the others receive it in train_dist_start). */
+static int load_checkpoint(train_session *s, digcl_trainer *trainer, digcl_train_state *state, char **old_args) {
+    char error[2048];
+    int world = s->args->dist->world;
+    if (!s->plan.checkpoint[0] || !train_dist_is_root(s->args->dist)) return 0;
+    if (digcl_train_checkpoint_load(trainer, s->plan.checkpoint, state, old_args, error, sizeof error) != 0)
+        return fprintf(stderr, "digcl train: %s\n", error), 1;
+    if (state->world_size != world) {
+        fprintf(stderr, "digcl train: cannot resume %s: it was written by a run of %lld rank%s, this one has %d; "
+                        "resume it with mpirun -np %lld (the data shards and batch split depend on it)\n",
+                s->plan.checkpoint, (long long)state->world_size, state->world_size == 1 ? "" : "s", world,
+                (long long)state->world_size);
+        return 2;
+    }
+    int status = check_resumed_data(s, *old_args);
+    if (status == 0) warn_changed_args(*old_args, s->args_json);
+    if (status == 0) fprintf(stderr, "digcl train: resuming %s at step %lld\n", s->plan.checkpoint, (long long)state->step);
+    return status;
+}
+
 static int train_on_device(const cli_globals *globals, train_session *s, int64_t batches_per_epoch) {
     train_args *a = s->args;
-    digcl_context *ctx = cli_open_context(globals);
+    train_dist *dist = a->dist;
+    cli_globals rank_globals = *globals;
+    char device_spec[64];
+    rank_globals.device = train_dist_device(dist, globals->device, device_spec, sizeof device_spec);
+    digcl_context *ctx = cli_open_context(&rank_globals);
     digcl_model *model = digcl_model_create(ctx, &s->config);
     digcl_model_init(model, a->seed);
     digcl_diffusion *diffusion = digcl_diffusion_create(ctx, s->config.learn_sigma);
     digcl_train_objective objective = digcl_train_diffusion_objective(diffusion);
     digcl_train_hparams hp = hparams_of(a);
-    int batch = (int)a->global_batch;
+    int batch = (int)(a->global_batch / dist->world); /* rows per rank */
     digcl_trainer *trainer = digcl_trainer_create(ctx, model, batch, &hp, &objective);
     digcl_train_state state = {0};
     state.seed = a->seed;
+    state.world_size = dist->world;
     char error[2048], *old_args = NULL, *args_text = cJSON_PrintUnformatted(s->args_json);
-    int status = 0;
-    if (s->plan.checkpoint[0]) {
-        status = digcl_train_checkpoint_load(trainer, s->plan.checkpoint, &state, &old_args, error, sizeof error);
-        if (status != 0) fprintf(stderr, "digcl train: %s\n", error), status = 1;
-        if (status == 0) status = check_resumed_data(s, old_args);
-        if (status == 0) warn_changed_args(old_args, s->args_json);
-        if (status == 0) fprintf(stderr, "digcl train: resuming %s at step %lld\n", s->plan.checkpoint, (long long)state.step);
-    }
+    int status = train_dist_agree_status(dist, load_checkpoint(s, trainer, &state, &old_args));
     digcl_loader_options lo;
     memset(&lo, 0, sizeof lo);
-    lo.batch = batch, lo.rank = 0, lo.world = 1, lo.seed = a->seed, lo.workers = (int)a->workers;
+    lo.batch = batch, lo.rank = dist->rank, lo.world = dist->world, lo.seed = a->seed, lo.workers = (int)a->workers;
     lo.hflip = a->hflip && !digcl_dataset_get_info(s->dataset)->is_latent;
     digcl_vae_load_options vae_options = {DIGCL_VAE_ENCODER, NULL, 0};
     digcl_vae *vae = status == 0 && a->vae ? digcl_vae_load(ctx, a->vae, &vae_options, error, sizeof error) : NULL;
@@ -554,7 +577,7 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
                                                  DIGCL_VAE_SD_SCALE);
         int64_t by_epochs = a->epochs * batches_per_epoch;
         progress p = {isatty(2), a->max_steps > 0 && a->max_steps < by_epochs ? a->max_steps : by_epochs,
-                      a->time_budget, seconds_now(), 0, state.step, batch, 0, 0, 0, 0};
+                      a->time_budget, seconds_now(), 0, state.step, batch * dist->world, 0, 0, 0, 0};
         digcl_train_loop_options o = {0};
         o.run_dir = s->plan.run_dir;
         o.args_json = args_text;
@@ -569,10 +592,13 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
         o.refresh_s = p.terminal ? 1.0 : 0.0;
         o.user = &p;
         signal(SIGINT, on_sigint);
+        train_dist_start(dist, trainer, &state, &o);
         digcl_train_stop stop = digcl_train_loop(trainer, &source, &o, &state, error, sizeof error);
         if (p.printed_line) fprintf(stderr, "\n");
+        if (stop == DIGCL_TRAIN_STOPPED && dist->budget_spent) stop = DIGCL_TRAIN_BUDGET;
         status = report_stop(stop, error, &state);
         if (vae) digcl_train_vae_source_release(&source);
+        train_dist_report(dist);
         digcl_memory_stats memory = digcl_memory_stats_get(ctx);
         fprintf(stderr, "digcl train: device memory peak %.1f MiB (parameters, gradients, moments, EMA, "
                         "activations and the step's buffers)\n",
@@ -581,6 +607,7 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
     if (loader) digcl_loader_destroy(loader);
     digcl_vae_free(vae);
     free(old_args), free(args_text);
+    train_dist_stop(dist);
     digcl_trainer_release(trainer);
     digcl_diffusion_release(diffusion);
     digcl_model_release(model);
@@ -590,7 +617,7 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
 
 static int prepare_run_dir(train_session *s) {
     char error[1024];
-    if (s->plan.run_dir[0]) return 0;
+    if (s->plan.run_dir[0] || !train_dist_is_root(s->args->dist)) return 0;
     if (digcl_results_new_run(s->args->results_dir, s->model_name, s->plan.run_dir, sizeof s->plan.run_dir, error,
                               sizeof error) != 0)
         return fprintf(stderr, "digcl train: %s\n", error), 1;
@@ -598,17 +625,27 @@ static int prepare_run_dir(train_session *s) {
     return 0;
 }
 
-int cmd_train(const cli_globals *globals, int argc, char **argv) {
-    train_args args;
+/* The global batch splits evenly over the ranks. */
+static int check_world(const train_args *a) {
+    int world = a->dist->world;
+    if (a->global_batch % world == 0) return 0;
+    fprintf(stderr, "digcl train: --global-batch-size %ld does not split evenly over %d ranks (mpirun -np %d): "
+                    "give a multiple of %d\n", a->global_batch, world, world, world);
+    return 2;
+}
+
+/* From the parsed flags to the end of training. */
+static int train_with_args(const cli_globals *globals, train_args *a) {
     train_session s = {0};
+    train_args args = *a;
     s.args = &args;
-    int status = parse_args(argc, argv, &args);
-    if (status == 0) status = plan_resume(&args, &s.plan);
+    int status = plan_resume(&args, &s.plan);
     if (status == 0) status = open_data(&s);
     if (status == 0) status = resolve_model(&s);
     int64_t per_epoch = 0;
-    if (status == 0 && (status = model_flags_check_batch(&s.config, args.global_batch, "train")) == 0) {
-        per_epoch = digcl_dataset_batches_per_epoch(s.dataset, (int)args.global_batch, 1);
+    long rank_batch = args.global_batch / args.dist->world;
+    if (status == 0 && (status = model_flags_check_batch(&s.config, rank_batch, "train")) == 0) {
+        per_epoch = digcl_dataset_batches_per_epoch(s.dataset, (int)rank_batch, args.dist->world);
         if (per_epoch < 1) {
             fprintf(stderr, "digcl train: %s holds %lld entries, fewer than one batch of --global-batch-size %ld\n",
                     args.data, (long long)s.info->count, args.global_batch);
@@ -617,12 +654,23 @@ int cmd_train(const cli_globals *globals, int argc, char **argv) {
     }
     if (status == 0) status = prepare_run_dir(&s);
     if (status == 0) {
-        s.args_json = args_json(&args, s.model_name, 1);
-        status = write_config_json(s.plan.run_dir, s.args_json, &s.config, s.info);
+        s.args_json = args_json(&args, s.model_name, args.dist->world);
+        if (train_dist_is_root(args.dist)) status = write_config_json(s.plan.run_dir, s.args_json, &s.config, s.info);
     }
     digcl_set_log_handler(print_notice, NULL);
     if (status == 0) status = train_on_device(globals, &s, per_epoch);
     cJSON_Delete(s.args_json);
     if (s.dataset) digcl_dataset_close(s.dataset);
+    return status;
+}
+
+int cmd_train(const cli_globals *globals, int argc, char **argv) {
+    train_args args;
+    train_dist dist;
+    train_dist_begin(&dist); /* mpirun: joins the group; ranks > 0 print nothing */
+    int status = parse_args(argc, argv, &args, &dist);
+    if (status == 0) status = check_world(&args);
+    if (status == 0) status = train_with_args(globals, &args);
+    train_dist_end(&dist);
     return status;
 }

@@ -103,3 +103,17 @@ if(DIGCL_WITH_ZIP)
   list(APPEND DIGCL_DEPENDENCY_TARGETS PkgConfig::LIBZIP)
   list(APPEND DIGCL_DEPENDENCY_DEFINITIONS DIGCL_HAVE_ZIP=1)
 endif()
+
+# Optional: data-parallel training across processes (src/dist/) through MPI (Open MPI from
+# Debian: libopenmpi-dev, openmpi-bin). On when found; a build without it runs as one rank.
+option(DIGCL_WITH_MPI "Data-parallel training through MPI (on when found)" ON)
+if(DIGCL_WITH_MPI)
+  find_package(MPI QUIET COMPONENTS C)
+  if(MPI_C_FOUND)
+    list(APPEND DIGCL_DEPENDENCY_TARGETS MPI::MPI_C)
+    list(APPEND DIGCL_DEPENDENCY_DEFINITIONS DIGCL_HAVE_MPI=1)
+    find_program(DIGCL_MPIEXEC NAMES mpirun mpiexec HINTS "${MPI_HOME}/bin")
+  else()
+    message(STATUS "digcl: MPI not found; data-parallel training off (libopenmpi-dev openmpi-bin)")
+  endif()
+endif()

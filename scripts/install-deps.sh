@@ -9,6 +9,7 @@ DEBIAN_PACKAGES=(
   ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1 pocl-opencl-icd clinfo
   libclblast-dev libpng-dev zlib1g-dev libcjson-dev libxxhash-dev libcmocka-dev
   libturbojpeg0-dev libstb-dev libcairo2-dev fonts-dejavu-core libzip-dev libopenblas-dev
+  libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
 )
 # Optional: the PyTorch reference that regenerates the golden fixtures.
@@ -46,10 +47,10 @@ print_other() {
 install-deps.sh: this is not a Debian/Ubuntu system; install the equivalents:
   Fedora: sudo dnf install cmake gcc make pkgconf-pkg-config ocl-icd-devel opencl-headers pocl clinfo \
             clblast-devel libpng-devel zlib-devel cjson-devel xxhash-devel libcmocka-devel \
-            turbojpeg-devel stb-devel cairo-devel dejavu-sans-fonts libzip-devel openblas-devel
+            turbojpeg-devel stb-devel cairo-devel dejavu-sans-fonts libzip-devel openblas-devel openmpi-devel
   Arch:   sudo pacman -S cmake gcc make pkgconf ocl-icd opencl-headers pocl clinfo clblast libpng zlib \
-            cjson xxhash cmocka libjpeg-turbo stb cairo ttf-dejavu libzip openblas
-  macOS:  brew install cmake pkg-config clblast libpng cjson xxhash cmocka jpeg-turbo cairo libzip openblas   (OpenCL ships with macOS)
+            cjson xxhash cmocka libjpeg-turbo stb cairo ttf-dejavu libzip openblas openmpi
+  macOS:  brew install cmake pkg-config clblast libpng cjson xxhash cmocka jpeg-turbo cairo libzip openblas open-mpi   (OpenCL ships with macOS)
 MSG
 }
 

@@ -3,7 +3,7 @@
  * - tiny IDX files (plain and gzip) written here: padding to 32x32 with -1,
  *   pixel mapping (p / 255 - 0.5) / 0.5, labels, digit class names; the
  *   real Fashion-MNIST files when Debian's package is installed;
- * - order: every rank's batches are the DistributedSampler positions of an
+ * - order: every rank's batches are its slices of the global batches of an
  *   independent Fisher-Yates of (seed, epoch); ranks of W = 1, 2, 3 are
  *   disjoint and together cover the epoch (all of it when W N divides the
  *   count, else all but the dropped tail);
@@ -184,7 +184,8 @@ static void test_idx_errors(void **state) {
 
 /* ---------------------------------------------------------------- order */
 
-/* An independent DistributedSampler: permutation position of (rank, b, k). */
+/* An independent epoch order (the shuffle); rank r's row k of batch b is its
+ * position (b W + r) N + k. */
 static uint32_t *reference_permutation(int64_t count, uint64_t seed, int64_t epoch) {
     uint32_t *perm = malloc((size_t)count * sizeof *perm);
     digcl_rng_key key = {seed, DIGCL_RNG_DATA_ORDER};
@@ -229,7 +230,7 @@ static void test_sharding(void **state) {
                                      ((epoch * batches + b) * world + rank) * batch);
                     for (int k = 0; k < batch; k++) {
                         int index = row_index(got, k);
-                        assert_int_equal(index, perm[rank + world * (b * batch + k)]);
+                        assert_int_equal(index, perm[(b * world + rank) * batch + k]);
                         assert_int_equal(got->y[k], index % 10);
                         seen[index]++;
                     }

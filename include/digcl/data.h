@@ -6,9 +6,11 @@
  * H/W image (or latent) height/width.
  *
  * Order: epoch e is a seeded permutation of the data set (DIGCL_RNG_DATA_ORDER,
- * step = e); rank r of W takes every W-th entry starting at r (PyTorch's
- * DistributedSampler with drop_last), and batch b of that rank holds entries
- * [b * N, (b + 1) * N) of its share. A batch is a pure function of
+ * step = e); global batch b holds permutation positions [b W N, (b + 1) W N)
+ * (the entries PyTorch's DistributedSampler with drop_last gives that step),
+ * and rank r of W takes the slice [(b W + r) N, (b W + r + 1) N) of it, so a
+ * row's global index (first_sample + n) is its permutation position and W
+ * ranks of N rows see exactly the rows of one process with W N. A batch is a pure function of
  * (seed, epoch, batch index, rank, world): bit-identical whatever the number
  * of worker threads, and a loader can start at any (epoch, batch) (resume).
  *

@@ -65,6 +65,15 @@ size_t digcl_model_flat_count(const digcl_model *model);
  * weights are adjacent in the flat buffer, and DIGCL_FUSED_PROJECTIONS is not 0). */
 int digcl_model_fused_projections(const digcl_model *model);
 
+/* Data-parallel training (digcl/dist.h): called during digcl_model_backward
+ * when the gradients of the flat range [from, digcl_model_flat_count) are final
+ * once the work enqueued so far on the queue completes: after the head and
+ * after each block (from falls toward 0; the stem's come last, when backward
+ * returns). U-DiG does not report progress. NULL: no calls. */
+typedef void (*digcl_backward_progress)(void *user, size_t from);
+void digcl_model_set_backward_progress(digcl_model *model, digcl_backward_progress progress,
+                                       void *user);
+
 /* Upstream initialisation (docs/MODEL.md §3.6), draws from digcl_rng with key
  * {seed, DIGCL_RNG_INIT}, sample = tensor index. */
 void digcl_model_init(digcl_model *model, uint64_t seed);

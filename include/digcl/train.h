@@ -23,6 +23,7 @@
 
 #include "digcl/data.h"
 #include "digcl/diffusion.h"
+#include "digcl/dist.h"
 #include "digcl/model.h"
 #include "digcl/optim.h"
 #include "digcl/runtime.h"
@@ -87,6 +88,16 @@ typedef struct digcl_train_memory {
 int digcl_train_memory_estimate(const digcl_model_config *config, long batch,
                                 digcl_train_memory *memory, char *error, size_t size);
 
+/* Data parallel (digcl/dist.h): every step averages the gradients and the
+ * step's mean loss, mse and vb over the ranks through `sync`, made with
+ * digcl_grad_sync_create(dist, ctx, digcl_model_grad_buffer(model),
+ * digcl_model_flat_count(model), bucket, DIGCL_TRAIN_SYNC_EXTRA); its bucket
+ * reads follow the model's backward progress. The grad norm, clip, AdamW and
+ * EMA then see the averaged gradients. NULL: one process (the default). The
+ * sync must outlive its use. */
+#define DIGCL_TRAIN_SYNC_EXTRA 3
+void digcl_trainer_set_grad_sync(digcl_trainer *trainer, digcl_grad_sync *sync);
+
 /* Hyper-parameters may change between steps (a resume with a new --lr). */
 void digcl_trainer_set_hparams(digcl_trainer *trainer, const digcl_train_hparams *hparams);
 const digcl_train_hparams *digcl_trainer_hparams(const digcl_trainer *trainer);
@@ -144,6 +155,10 @@ typedef struct digcl_train_state {
     int64_t log_count;
     double log_loss, log_mse, log_vb, log_grad_norm;
     double log_data_wait_ms;
+    /* Ranks of the run that wrote it (0 or 1: one; read back as 1 when the
+     * file names none). A resume needs the same; every rank's position is
+     * (epoch, batch_in_epoch) of its own shard. */
+    int64_t world_size;
 } digcl_train_state;
 
 char *digcl_train_state_to_json(const digcl_train_state *state); /* malloc'ed; NULL: no memory */
@@ -263,6 +278,11 @@ typedef struct digcl_train_loop_options {
     int64_t sample_every;
     void (*on_sample)(digcl_trainer *trainer, int64_t step, void *user);
     void *user;
+    /* Data parallel: the ranks of the run (0 or 1: one process), so that
+     * img/s counts every rank's rows; read_only on ranks other than 0, which
+     * take the same steps but write no log.jsonl, checkpoints or loss.png. */
+    int world_size;
+    int read_only;
 } digcl_train_loop_options;
 
 /* Runs from `state` (fresh: zeros and the seed; resumed: as loaded) until a

@@ -9,11 +9,13 @@
  * pure function of (seed, epoch, data index): the worker count changes the
  * timing, never the bytes.
  *
- * Order of epoch e (PyTorch's DistributedSampler, drop_last): a Fisher-Yates
- * shuffle of 0..count-1, for i = count-1 down to 1 swapping entries i and
- * j = digcl_rng_below(seed/DATA_ORDER, step e, sample 0, index i, i + 1);
- * rank r of W takes permutation positions r, r + W, r + 2W, ... below
- * floor(count / W) * W; its batch b holds its share's entries [bN, bN + N).
+ * Order of epoch e: a Fisher-Yates shuffle of 0..count-1, for i = count-1
+ * down to 1 swapping entries i and j = digcl_rng_below(seed/DATA_ORDER,
+ * step e, sample 0, index i, i + 1). Global batch b is permutation positions
+ * [b W N, (b + 1) W N) (the same set as PyTorch's DistributedSampler with
+ * drop_last); rank r of W takes its slice [(b W + r) N, (b W + r + 1) N), so
+ * that row n of it is permutation position first_sample + n: one rank with
+ * batch W N sees the same rows, timesteps and noise as W ranks with N.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -108,7 +110,7 @@ static void assign_job(digcl_loader *l) {
         l->perm_epoch = epoch;
     }
     for (int k = 0; k < n; k++)
-        s->indices[k] = l->perm[rank + (int64_t)world * (index * n + k)];
+        s->indices[k] = l->perm[(index * world + rank) * n + k];
     s->job = l->assigned++;
     s->batch.epoch = epoch;
     s->batch.index = index;

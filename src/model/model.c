@@ -69,6 +69,7 @@ void digcl_model_release(digcl_model *model) {
     release_activations(&model->plans[DIGCL_MODE_TRAINING]);
     digcl_params_release(model->params);
     free(model->blocks);
+    free(model->progress_from);
     free(model);
 }
 
@@ -298,6 +299,52 @@ void digcl_model_forward(digcl_model *model, const digcl_model_inputs *inputs, c
     digcl_model_head_forward(model, model->scratch.stream_out, out);
 }
 
+/* ------------------------------------------------------------ backward progress */
+
+/* Which part of the network a tensor belongs to: its block, depth for the
+ * final layer, -1 for the stem (embeddings). */
+static int tensor_part(const digcl_model *model, const char *name) {
+    if (strncmp(name, "final_layer.", 12) == 0) return model->config.depth;
+    int block = -1;
+    if (sscanf(name, "blocks.%d.", &block) == 1) return block;
+    return -1;
+}
+
+/* progress_from[k]: the lowest offset of the tensors of blocks >= k and the
+ * final layer, when no other tensor lies above it (else the flat count: no
+ * early report). */
+static void plan_progress(digcl_model *model) {
+    const int depth = model->config.depth;
+    size_t count = digcl_params_flat_count(model->params);
+    for (int k = 0; k <= depth; k++) {
+        size_t from = count, other = 0;
+        for (size_t i = 0; i < model->table->count; i++) {
+            size_t offset = digcl_params_offset(model->params, i);
+            size_t end = offset + model->table->params[i].numel;
+            if (tensor_part(model, model->table->params[i].name) >= k) {
+                if (offset < from) from = offset;
+            } else if (end > other) {
+                other = end;
+            }
+        }
+        model->progress_from[k] = other <= from ? from : count;
+    }
+}
+
+void digcl_model_set_backward_progress(digcl_model *model, digcl_backward_progress progress,
+                                       void *user) {
+    model->progress = progress;
+    model->progress_user = user;
+    if (!progress || model->progress_from) return;
+    model->progress_from = calloc((size_t)model->config.depth + 1, sizeof(size_t));
+    if (!model->progress_from) digcl_fatal("out of host memory");
+    plan_progress(model);
+}
+
+static void report_progress(const digcl_model *model, int part) {
+    if (model->progress) model->progress(model->progress_user, model->progress_from[part]);
+}
+
 void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, cl_mem dout,
                           cl_mem dx) {
     if (model->mode != DIGCL_MODE_TRAINING)
@@ -320,6 +367,7 @@ void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, 
     digcl_fill_f32(model->ctx, model->scratch.d_condition, 0, (size_t)model->batch * c->hidden_size,
                    0.0f);
     digcl_model_head_backward(model, model->scratch.stream_out, dout, d[current]);
+    report_progress(model, c->depth);
     for (int block = c->depth - 1; block >= 0; block--) {
         if (pushes_skip(c, block))
             digcl_axpy(model->ctx, stream_floats, 1.0f, model->d_skips[block], d[current]);
@@ -334,6 +382,7 @@ void digcl_model_backward(digcl_model *model, const digcl_model_inputs *inputs, 
         } else {
             current = 1 - current;
         }
+        report_progress(model, block);
     }
     digcl_model_stem_backward(model, inputs, d[current], dx);
 }

@@ -143,6 +143,11 @@ struct digcl_model {
     cl_mem *skips;      /* [N, T, D] per pushed skip */
     cl_mem *d_skips;    /* gradients of the pushed skips */
     udig_params udig;   /* U-DiG stage transitions (arch udig) */
+    /* digcl_model_set_backward_progress: progress_from[k] is where the final
+     * gradients begin once block k's backward is enqueued, [depth] after the head. */
+    digcl_backward_progress progress;
+    void *progress_user;
+    size_t *progress_from;
 };
 
 /* model_params.c */

@@ -54,6 +54,18 @@ char *digcl_train_state_to_json(const digcl_train_state *s) {
     cJSON_AddNumberToObject(rng, "step", (double)s->step);
     cJSON_AddNumberToObject(rng, "data_order_epoch", (double)s->epoch);
     cJSON_AddItemToObject(root, "rng", rng);
+    /* Data parallel: every rank takes its shard's batch (epoch, batch_in_epoch)
+     * next and draws by global row from the shared counters. */
+    int64_t world = s->world_size > 1 ? s->world_size : 1;
+    cJSON_AddNumberToObject(root, "world_size", (double)world);
+    cJSON *ranks = cJSON_AddArrayToObject(root, "ranks");
+    for (int64_t r = 0; ranks && r < world; r++) {
+        cJSON *position = cJSON_CreateObject();
+        cJSON_AddNumberToObject(position, "rank", (double)r);
+        cJSON_AddNumberToObject(position, "epoch", (double)s->epoch);
+        cJSON_AddNumberToObject(position, "batch_in_epoch", (double)s->batch_in_epoch);
+        cJSON_AddItemToArray(ranks, position);
+    }
     cJSON_AddNumberToObject(log, "count", (double)s->log_count);
     add_exact(log, "loss", s->log_loss);
     add_exact(log, "mse", s->log_mse);
@@ -101,6 +113,10 @@ int digcl_train_state_from_json(const char *json, digcl_train_state *s, char *er
                               get_number(log, "data_wait_ms", &s->log_data_wait_ms)
                           ? "\"log_interval\" sums"
                           : NULL;
+    s->world_size = 1; /* checkpoints of one process name none */
+    if (!bad && cJSON_GetObjectItemCaseSensitive(root, "world_size") &&
+        (get_count(root, "world_size", &s->world_size) || s->world_size < 1))
+        bad = "\"world_size\"";
     if (!bad) {
         char *end = NULL;
         s->seed = strtoull(seed->valuestring, &end, 10);

@@ -117,6 +117,10 @@ static void write_log_line(loop_run *run, const digcl_train_log_entry *e) {
     fflush(run->log_file);
 }
 
+static double ranks(const digcl_train_loop_options *o) {
+    return o->world_size > 1 ? (double)o->world_size : 1.0;
+}
+
 /* One log line from the interval's sums; the sums start again. */
 static void log_interval(loop_run *run) {
     digcl_train_state *s = run->state;
@@ -130,7 +134,8 @@ static void log_interval(loop_run *run) {
                                s->log_grad_norm / count,
                                digcl_trainer_hparams(run->trainer)->adamw.lr,
                                run->interval_steps > 0 ? (double)run->interval_steps *
-                                                             digcl_trainer_batch(run->trainer) /
+                                                             digcl_trainer_batch(run->trainer) *
+                                                             ranks(run->options) /
                                                              fmax(now - run->interval_start, 1e-9)
                                                        : 0.0,
                                s->log_data_wait_ms / count,
@@ -172,6 +177,10 @@ static int checkpoint(loop_run *run) {
     const digcl_train_loop_options *o = run->options;
     int64_t step = run->state->step;
     if (step == run->last_checkpoint) return 0;
+    if (o->read_only) { /* another rank writes it */
+        run->last_checkpoint = step;
+        return 0;
+    }
     char path[4200], message[1024];
     digcl_results_checkpoint_path(o->run_dir, step, path, sizeof path);
     if (digcl_train_checkpoint_save(run->trainer, run->state, o->args_json, path, message,
@@ -257,6 +266,7 @@ static digcl_train_stop run_steps(loop_run *run) {
 static int open_run(loop_run *run) {
     const digcl_train_loop_options *o = run->options;
     char path[4200];
+    if (o->read_only) return 0;
     snprintf(path, sizeof path, "%s/log.jsonl", o->run_dir);
     if (digcl_train_log_truncate(o->run_dir, run->state->step, run->error, run->error_size) != 0)
         return -1;

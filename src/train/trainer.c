@@ -54,6 +54,7 @@ struct digcl_trainer {
     trainable_run runs[MAX_RUNS];
     int run_count;
     float *host_history; /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
+    digcl_grad_sync *sync; /* data parallel: averages gradients and losses; NULL alone */
 };
 
 digcl_train_hparams digcl_train_hparams_defaults(void) {
@@ -267,15 +268,28 @@ static void upload_step_inputs(digcl_trainer *tr, const float *x) {
 }
 
 /* Writes the step's means and grad norm into history row `row`. */
-static void record_values(digcl_trainer *tr, int row) {
+/* The step's mean loss, mse and vb into history row `row` (VALUE_LOSS..VB:
+ * the values the data-parallel averager carries with the gradients). */
+static void record_losses(digcl_trainer *tr, int row) {
     const float mean = 1.0f / (float)tr->batch;
     size_t base = (size_t)row * VALUE_COUNT;
     cl_mem h = tr->history.mem, w = tr->workspace.mem;
     digcl_sum(tr->ctx, tr->batch, tr->loss.mem, mean, h, base + VALUE_LOSS, w);
     digcl_sum(tr->ctx, tr->batch, tr->mse.mem, mean, h, base + VALUE_MSE, w);
     digcl_sum(tr->ctx, tr->batch, tr->vb.mem, mean, h, base + VALUE_VB, w);
-    digcl_global_norm(tr->ctx, (int)tr->flat, digcl_model_grad_buffer(tr->model), h,
-                      base + VALUE_GRAD_NORM, w);
+}
+
+/* The global gradient norm (of the averaged gradients) into row `row`. */
+static void record_grad_norm(digcl_trainer *tr, int row) {
+    digcl_global_norm(tr->ctx, (int)tr->flat, digcl_model_grad_buffer(tr->model), tr->history.mem,
+                      (size_t)row * VALUE_COUNT + VALUE_GRAD_NORM, tr->workspace.mem);
+}
+
+static void on_backward_progress(void *user, size_t from) { digcl_grad_sync_ready(user, from); }
+
+void digcl_trainer_set_grad_sync(digcl_trainer *tr, digcl_grad_sync *sync) {
+    tr->sync = sync;
+    digcl_model_set_backward_progress(tr->model, sync ? on_backward_progress : NULL, sync);
 }
 
 /* From x_t on: forward, loss, backward, norm, clip, AdamW, EMA. */
@@ -290,12 +304,15 @@ static void network_step(digcl_trainer *tr) {
         tr->noise.mem, tr->out.mem,    tr->loss.mem,
         tr->mse.mem,   tr->vb.mem,     tr->dout.mem};
     tr->objective.loss(tr->objective.user, &args);
-    digcl_model_backward(tr->model, &in, tr->dout.mem, NULL);
     if (tr->pending == DIGCL_TRAIN_HISTORY)
         digcl_fatal("digcl_trainer_step: %d steps not drained (call digcl_trainer_drain)",
                     DIGCL_TRAIN_HISTORY);
     int row = tr->pending++;
-    record_values(tr, row);
+    record_losses(tr, row);
+    if (tr->sync) digcl_grad_sync_start(tr->sync);
+    digcl_model_backward(tr->model, &in, tr->dout.mem, NULL);
+    if (tr->sync) digcl_grad_sync_finish(tr->sync, tr->history.mem, (size_t)row * VALUE_COUNT);
+    record_grad_norm(tr, row);
     cl_mem grads = digcl_model_grad_buffer(tr->model);
     if (tr->hparams.grad_clip > 0.0f)
         digcl_clip_by_norm(tr->ctx, (int)tr->flat, grads, tr->history.mem,
