@@ -24,6 +24,7 @@
 #include "digcl/vae.h"
 #include "model_flags.h"
 #include "train_dist.h"
+#include "train_sample.h"
 
 #define PATH_SIZE 4608
 
@@ -54,7 +55,10 @@ void usage_train(void) {
            "  --results-dir DIR      (results)\n"
            "  --log-every N (100)  --ckpt-every N (50000)  --keep K (checkpoints kept; 0: all)\n"
            "  --resume auto|PATH     auto: the newest complete checkpoint under --results-dir (a new\n"
-           "                         run when there is none); PATH: that checkpoint\n\n"
+           "                         run when there is none); PATH: that checkpoint\n"
+           "  --sample-every K       every K steps an EMA sample grid in samples/SSSSSSS.png (0: off):\n"
+           "                         --sample-per-class N (8) of each of the first 10 classes, fixed\n"
+           "                         seed, dpm++2m --sample-steps S (25), --sample-cfg-scale G (3)\n\n"
            "Ctrl-C writes a checkpoint and stops. Exit 1 on a non-finite loss or gradient (the last\n"
            "good checkpoint is kept) or a checkpoint that cannot be written.\n\n"
            "example:\n"
@@ -73,6 +77,7 @@ typedef struct train_args {
     long global_batch, epochs, max_steps, log_every, ckpt_every, keep;
     double time_budget, lr, wd, beta1, beta2, adam_eps, grad_clip, ema_decay, class_dropout;
     unsigned long long seed;
+    train_sample_options sample; /* --sample-every and its grid */
     train_dist *dist; /* the process group and its flags */
 } train_args;
 
@@ -85,6 +90,7 @@ static void args_defaults(train_args *a) {
     a->log_every = 100, a->ckpt_every = 50000, a->keep = 0;
     a->lr = 1e-4, a->wd = 0, a->beta1 = 0.9, a->beta2 = 0.999, a->adam_eps = 1e-8;
     a->grad_clip = 0, a->ema_decay = 0.9999, a->class_dropout = 0.1;
+    a->sample.every = 0, a->sample.per_class = 8, a->sample.steps = 25, a->sample.cfg_scale = 3.0;
 }
 
 /* "90", "90s", "20m", "1.5h" -> seconds; exits 2 naming the flag. */
@@ -145,6 +151,10 @@ static int take_train_flag(int argc, char **argv, int *i, train_args *a) {
                 take_long(argc, argv, i, "--log-every", &a->log_every, 1, 1L << 30) ||
                 take_long(argc, argv, i, "--ckpt-every", &a->ckpt_every, 1, 1L << 30) ||
                 take_long(argc, argv, i, "--keep", &a->keep, 0, 1L << 20) ||
+                take_long(argc, argv, i, "--sample-every", &a->sample.every, 0, 1L << 30) ||
+                take_long(argc, argv, i, "--sample-per-class", &a->sample.per_class, 1, 64) ||
+                take_long(argc, argv, i, "--sample-steps", &a->sample.steps, 1, 1000) ||
+                take_double(argc, argv, i, "--sample-cfg-scale", &a->sample.cfg_scale, 1, 100) ||
                 take_double(argc, argv, i, "--lr", &a->lr, 0, 1e30) ||
                 take_double(argc, argv, i, "--wd", &a->wd, 0, 10) ||
                 take_double(argc, argv, i, "--adam-eps", &a->adam_eps, 0, 1) ||
@@ -356,6 +366,7 @@ typedef struct progress {
     double smooth_loss, grad_norm;
     int have_values;
     int printed_line;         /* a \r line is on screen */
+    train_sampler *sampler;   /* --sample-every, or NULL */
 } progress;
 
 static double seconds_now(void) {
@@ -408,6 +419,14 @@ static void on_checkpoint(const char *path, int64_t step, void *user) {
     progress *p = user;
     if (p->printed_line) fprintf(stderr, "\n"), p->printed_line = 0;
     fprintf(stderr, "digcl train: step %lld: saved %s\n", (long long)step, path);
+}
+
+static void on_sample(digcl_trainer *trainer, int64_t step, void *user) {
+    (void)trainer;
+    progress *p = user;
+    if (p->printed_line) fprintf(stderr, "\n"), p->printed_line = 0;
+    const char *path = train_sampler_write(p->sampler, step);
+    if (path) fprintf(stderr, "digcl train: step %lld: EMA samples in %s\n", (long long)step, path);
 }
 
 static volatile int stop_requested = 0;
@@ -577,7 +596,7 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
                                                  DIGCL_VAE_SD_SCALE);
         int64_t by_epochs = a->epochs * batches_per_epoch;
         progress p = {isatty(2), a->max_steps > 0 && a->max_steps < by_epochs ? a->max_steps : by_epochs,
-                      a->time_budget, seconds_now(), 0, state.step, batch * dist->world, 0, 0, 0, 0};
+                      a->time_budget, seconds_now(), 0, state.step, batch * dist->world, 0, 0, 0, 0, NULL};
         digcl_train_loop_options o = {0};
         o.run_dir = s->plan.run_dir;
         o.args_json = args_text;
@@ -591,6 +610,11 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
         o.on_log = on_log, o.on_step = on_step, o.on_values = on_values, o.on_checkpoint = on_checkpoint;
         o.refresh_s = p.terminal ? 1.0 : 0.0;
         o.user = &p;
+        if (dist->rank == 0)
+            p.sampler = train_sampler_create(&a->sample, diffusion, trainer,
+                                             digcl_dataset_get_info(s->dataset), s->plan.run_dir,
+                                             (uint64_t)a->seed);
+        if (p.sampler) o.sample_every = a->sample.every, o.on_sample = on_sample;
         signal(SIGINT, on_sigint);
         train_dist_start(dist, trainer, &state, &o);
         digcl_train_stop stop = digcl_train_loop(trainer, &source, &o, &state, error, sizeof error);
@@ -598,6 +622,7 @@ static int train_on_device(const cli_globals *globals, train_session *s, int64_t
         if (stop == DIGCL_TRAIN_STOPPED && dist->budget_spent) stop = DIGCL_TRAIN_BUDGET;
         status = report_stop(stop, error, &state);
         if (vae) digcl_train_vae_source_release(&source);
+        train_sampler_release(p.sampler);
         train_dist_report(dist);
         digcl_memory_stats memory = digcl_memory_stats_get(ctx);
         fprintf(stderr, "digcl train: device memory peak %.1f MiB (parameters, gradients, moments, EMA, "

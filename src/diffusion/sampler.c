@@ -278,6 +278,9 @@ int digcl_sampler_step_count(const digcl_sampler *s) { return s->schedule->count
 /* x_T into rows 0..N-1 of x_in; the labels [y; null] into y. */
 static void start_run(digcl_sampler *s, const int32_t *labels, const digcl_sampler_noise *noise) {
     const size_t n = (size_t)s->images;
+    /* The model may have run another batch since create (training steps
+     * between EMA sample grids): select this sampler's rows again. */
+    digcl_model_prepare(s->model, s->model_rows, DIGCL_MODE_INFERENCE);
     for (size_t i = 0; i < n; ++i) {
         if (labels[i] < 0 || labels[i] > s->null_class)
             digcl_fatal("sampler: label[%zu] = %d outside [0, %d]", i, (int)labels[i], s->null_class);

@@ -296,6 +296,9 @@ void digcl_trainer_set_grad_sync(digcl_trainer *tr, digcl_grad_sync *sync) {
 static void network_step(digcl_trainer *tr) {
     const digcl_model_config *c = digcl_model_get_config(tr->model);
     digcl_model_inputs in = {tr->x_t.mem, tr->t_float.mem, tr->labels.mem};
+    /* The model may have served another batch since (an EMA sample grid with
+     * --sample-every): select the training plan again (no allocation). */
+    digcl_model_prepare(tr->model, tr->batch, DIGCL_MODE_TRAINING);
     digcl_model_zero_grad(tr->model);
     digcl_model_forward(tr->model, &in, tr->out.mem);
     digcl_diffusion_loss_args args = {
