@@ -485,6 +485,15 @@ static int resolve_model(train_session *s) {
         status = model_flags_resolve(&a->model, "train", &from_flags);
         if (status == 0) status = fit_model_to_data(a, s->info, &from_flags);
         if (status != 0) return status;
+        if (from_flags.arch == DIGCL_ARCH_DIG && from_flags.depth % 4 != 0)
+            fprintf(stderr,
+                    "digcl train: warning: DiG depth %d is not a multiple of 4: SREM leaves the tokens "
+                    "%s at the head, which then has to learn the permutation (upstream's depths are "
+                    "12, 24, 28; docs/MODEL.md §2.4)\n",
+                    from_flags.depth,
+                    from_flags.depth % 2 == 0         ? "transposed"
+                    : (from_flags.depth / 2) % 2 == 1 ? "reversed and transposed"
+                                                      : "reversed");
     }
     snprintf(s->model_name, sizeof s->model_name, "%s", a->model.model ? a->model.model : "custom");
     if (!s->plan.checkpoint[0]) {
