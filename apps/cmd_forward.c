@@ -317,35 +317,7 @@ static int write_output(const char *path, digcl_context *ctx, digcl_model *model
 
 /* ------------------------------------------------------------ command */
 
-typedef struct forward_args {
-    model_flags flags;
-    const char *inputs, *output;
-} forward_args;
-
-static int parse_args(int argc, char **argv, forward_args *a) {
-    model_flags_init(&a->flags);
-    a->inputs = a->output = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *value = NULL;
-        if (model_flags_take(&a->flags, argc, argv, &i)) continue;
-        if (cli_option_value(argc, argv, &i, "--inputs", &value)) a->inputs = value;
-        else if (cli_option_value(argc, argv, &i, "--output", &value)) a->output = value;
-        else cli_unknown_argument("forward", argv[i]);
-    }
-    const char *missing = !a->flags.ckpt ? "--ckpt W.safetensors"
-                          : !a->inputs   ? "--inputs IN.safetensors"
-                          : !a->output   ? "--output OUT.safetensors"
-                                         : NULL;
-    if (missing) {
-        fprintf(stderr, "digcl forward: missing %s (see `digcl forward --help`)\n", missing);
-        return 2;
-    }
-    const char *input_flags[] = {"--ckpt", "--inputs"}, *inputs[] = {a->flags.ckpt, a->inputs};
-    return cli_check_output("forward", "--output", a->output, input_flags, inputs, 2);
-}
-
-/* Opens the device, loads the checkpoint, runs, writes. */
-static int run_on_device(const cli_globals *globals, const forward_args *a,
+static int run_on_device(const cli_globals *globals, const model_io_args *a,
                          const digcl_model_config *config, const forward_inputs *in) {
     digcl_context *ctx = cli_open_context(globals);
     digcl_model *model = digcl_model_create(ctx, config);
@@ -365,8 +337,8 @@ static int run_on_device(const cli_globals *globals, const forward_args *a,
 }
 
 int cmd_forward(const cli_globals *globals, int argc, char **argv) {
-    forward_args args;
-    int status = parse_args(argc, argv, &args);
+    model_io_args args;
+    int status = model_io_args_parse("forward", argc, argv, &args);
     if (status != 0) return status;
     digcl_model_config config;
     status = model_flags_resolve(&args.flags, "forward", &config);

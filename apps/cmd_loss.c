@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "digcl/checkpoint.h"
@@ -17,34 +16,36 @@
 #include "model_flags.h"
 
 void usage_loss(void) {
-    printf("usage: digcl loss --ckpt W.safetensors --inputs IN.safetensors --output OUT.safetensors\n"
-           "                  [--device P:D|NAME] [model flags]\n\n"
-           "Evaluates upstream's training loss (training_losses of gaussian_diffusion.py) for the model\n"
-           "of checkpoint W on the batch in IN and writes OUT:\n"
-           "  IN   x      F32 [N, C, H, W]  x_start (C = in_channels, H = W = input_size)\n"
-           "       t      I64 [N]           timestep indices in [0, 1000)\n"
-           "       y      I64 [N]           class labels in [0, num_classes], used as given (no label\n"
-           "                                dropout); num_classes = the null class\n"
-           "       noise  F32 [N, C, H, W]  the noise of q_sample\n"
-           "  OUT  loss, mse F32 [N]; vb F32 [N] with learn_sigma (the variational bound in bits on\n"
-           "       the detached mean, the decoder NLL at t = 0); grad.<name> of mean(loss) for every\n"
-           "       trainable parameter\n"
-           "W's dig.config describes the model; for a checkpoint without one, or to override it, use\n"
-           "the model flags:\n");
+    printf(
+        "usage: digcl loss --ckpt W.safetensors --inputs IN.safetensors --output OUT.safetensors\n"
+        "                  [--device P:D|NAME] [model flags]\n\n"
+        "Evaluates upstream's training loss (training_losses of gaussian_diffusion.py) for the model\n"
+        "of checkpoint W on the batch in IN and writes OUT:\n"
+        "  IN   x      F32 [N, C, H, W]  x_start (C = in_channels, H = W = input_size)\n"
+        "       t      I64 [N]           timestep indices in [0, 1000)\n"
+        "       y      I64 [N]           class labels in [0, num_classes], used as given (no label\n"
+        "                                dropout); num_classes = the null class\n"
+        "       noise  F32 [N, C, H, W]  the noise of q_sample\n"
+        "  OUT  loss, mse F32 [N]; vb F32 [N] with learn_sigma (the variational bound in bits on\n"
+        "       the detached mean, the decoder NLL at t = 0); grad.<name> of mean(loss) for every\n"
+        "       trainable parameter\n"
+        "W's dig.config describes the model; for a checkpoint without one, or to override it, use\n"
+        "the model flags:\n");
     model_flags_usage(1);
-    printf("\nexample:\n"
-           "  digcl loss --ckpt dig-s2.safetensors --inputs batch.safetensors --output loss.safetensors\n");
+    printf(
+        "\nexample:\n"
+        "  digcl loss --ckpt dig-s2.safetensors --inputs batch.safetensors --output loss.safetensors\n");
 }
 
 /* ------------------------------------------------------------ inputs */
 
 typedef struct loss_inputs {
-    int n;          /* N */
-    size_t count;   /* N*C*H*W */
-    float *x;       /* [N, C, H, W] */
-    float *noise;   /* [N, C, H, W] */
-    int32_t *t;     /* [N] */
-    int32_t *y;     /* [N] */
+    int n;        /* N */
+    size_t count; /* N*C*H*W */
+    float *x;     /* [N, C, H, W] */
+    float *noise; /* [N, C, H, W] */
+    int32_t *t;   /* [N] */
+    int32_t *y;   /* [N] */
 } loss_inputs;
 
 static void free_inputs(loss_inputs *in) {
@@ -58,8 +59,8 @@ static int fail(const char *message) {
 }
 
 /* An F32 tensor of exactly [N, C, E, E] into a fresh array. */
-static int read_image(const digcl_safetensors *st, const char *name, const int64_t *shape, size_t count,
-                      float **out) {
+static int read_image(const digcl_safetensors *st, const char *name, const int64_t *shape,
+                      size_t count, float **out) {
     digcl_st_error err;
     *out = malloc(count * sizeof **out);
     if (!*out) return fail("out of host memory for the inputs");
@@ -84,8 +85,8 @@ static int read_indices(const digcl_safetensors *st, const char *name, int n, in
     for (int i = 0; status == 0 && i < n; ++i) {
         (*out)[i] = (int32_t)wide[i];
         if (wide[i] >= 0 && wide[i] < bound) continue;
-        fprintf(stderr, "digcl loss: %s: tensor '%s'[%d] = %lld, expected %s in [0, %lld)\n", st->label, name, i,
-                (long long)wide[i], meaning, (long long)bound);
+        fprintf(stderr, "digcl loss: %s: tensor '%s'[%d] = %lld, expected %s in [0, %lld)\n",
+                st->label, name, i, (long long)wide[i], meaning, (long long)bound);
         status = 1;
     }
     free(wide);
@@ -105,8 +106,8 @@ static int read_inputs(const char *path, const digcl_model_config *c, loss_input
     const digcl_st_tensor *x = digcl_st_find(st, "x");
     const int64_t n = x && x->rank == 4 ? x->shape[0] : 1;
     if (status == 0 && (n < 1 || n > (1 << 20))) {
-        fprintf(stderr, "digcl loss: %s: tensor 'x' has batch N = %lld, expected 1 to 1048576\n", st->label,
-                (long long)n);
+        fprintf(stderr, "digcl loss: %s: tensor 'x' has batch N = %lld, expected 1 to 1048576\n",
+                st->label, (long long)n);
         status = 1;
     }
     const int64_t shape[4] = {n, c->in_channels, c->input_size, c->input_size};
@@ -114,8 +115,11 @@ static int read_inputs(const char *path, const digcl_model_config *c, loss_input
     in->count = (size_t)n * c->in_channels * c->input_size * c->input_size;
     if (status == 0) status = read_image(st, "x", shape, in->count, &in->x);
     if (status == 0) status = read_image(st, "noise", shape, in->count, &in->noise);
-    if (status == 0) status = read_indices(st, "t", in->n, DIGCL_DIFFUSION_STEPS, "a timestep", &in->t);
-    if (status == 0) status = read_indices(st, "y", in->n, c->num_classes + 1, "a class (num_classes = null)", &in->y);
+    if (status == 0)
+        status = read_indices(st, "t", in->n, DIGCL_DIFFUSION_STEPS, "a timestep", &in->t);
+    if (status == 0)
+        status = read_indices(st, "y", in->n, c->num_classes + 1, "a class (num_classes = null)",
+                              &in->y);
     digcl_st_close(st);
     if (status != 0) free_inputs(in);
     return status;
@@ -134,14 +138,15 @@ static digcl_buffer upload(digcl_context *ctx, const void *host, size_t bytes, c
 }
 
 static void release_buffers(loss_buffers *b) {
-    digcl_buffer *all[] = {&b->x, &b->noise, &b->x_t, &b->t_index, &b->t_value, &b->y,
-                           &b->out, &b->dout, &b->loss, &b->mse, &b->vb};
+    digcl_buffer *all[] = {&b->x,   &b->noise, &b->x_t,  &b->t_index, &b->t_value, &b->y,
+                           &b->out, &b->dout,  &b->loss, &b->mse,     &b->vb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->mem) digcl_buffer_release(all[i]);
 }
 
 /* q_sample, forward, loss, backward; results stay on the device. */
-static void run_loss(digcl_context *ctx, digcl_model *model, const loss_inputs *in, loss_buffers *b) {
+static void run_loss(digcl_context *ctx, digcl_model *model, const loss_inputs *in,
+                     loss_buffers *b) {
     const digcl_model_config *c = digcl_model_get_config(model);
     const size_t n = (size_t)in->n, out_count = in->count / c->in_channels * c->out_channels;
     float *t_value = malloc(n * sizeof *t_value);
@@ -160,14 +165,17 @@ static void run_loss(digcl_context *ctx, digcl_model *model, const loss_inputs *
     b->vb = upload(ctx, NULL, n * sizeof(float), "loss vb");
     free(t_value);
     digcl_diffusion *diffusion = digcl_diffusion_create(ctx, c->learn_sigma);
-    digcl_diffusion_q_sample(diffusion, in->n, in->count / n, b->x.mem, b->t_index.mem, b->noise.mem, b->x_t.mem);
+    digcl_diffusion_q_sample(diffusion, in->n, in->count / n, b->x.mem, b->t_index.mem,
+                             b->noise.mem, b->x_t.mem);
     const digcl_model_inputs inputs = {b->x_t.mem, b->t_value.mem, b->y.mem};
     digcl_model_prepare(model, in->n, DIGCL_MODE_TRAINING);
     digcl_model_zero_grad(model);
     digcl_model_forward(model, &inputs, b->out.mem);
-    const digcl_diffusion_loss_args args = {in->n, c->in_channels, (size_t)c->input_size * c->input_size,
-                                            b->x.mem, b->x_t.mem, b->t_index.mem, b->noise.mem, b->out.mem,
-                                            b->loss.mem, b->mse.mem, b->vb.mem, b->dout.mem};
+    const digcl_diffusion_loss_args args = {
+        in->n,        c->in_channels, (size_t)c->input_size * c->input_size,
+        b->x.mem,     b->x_t.mem,     b->t_index.mem,
+        b->noise.mem, b->out.mem,     b->loss.mem,
+        b->mse.mem,   b->vb.mem,      b->dout.mem};
     digcl_diffusion_training_loss(diffusion, &args);
     digcl_model_backward(model, &inputs, b->dout.mem, NULL);
     digcl_finish(ctx);
@@ -176,17 +184,19 @@ static void run_loss(digcl_context *ctx, digcl_model *model, const loss_inputs *
 
 /* ------------------------------------------------------------ output */
 
-static int add_f32(digcl_st_writer *w, const char *name, int rank, const int64_t *shape, const float *data) {
+static int add_f32(digcl_st_writer *w, const char *name, int rank, const int64_t *shape,
+                   const float *data) {
     digcl_st_error err;
     return digcl_st_writer_add_f32(w, name, rank, shape, data, &err) == 0 ? 0 : fail(err.message);
 }
 
-static int write_output(const char *path, digcl_context *ctx, digcl_model *model, const loss_inputs *in,
-                        const loss_buffers *b) {
+static int write_output(const char *path, digcl_context *ctx, digcl_model *model,
+                        const loss_inputs *in, const loss_buffers *b) {
     const digcl_model_config *c = digcl_model_get_config(model);
     const digcl_param_table *table = digcl_model_param_table(model);
     const size_t n = (size_t)in->n;
-    float *rows = malloc(3 * n * sizeof *rows), *grads = malloc((table->trainable + 1) * sizeof *grads);
+    float *rows = malloc(3 * n * sizeof *rows),
+          *grads = malloc((table->trainable + 1) * sizeof *grads);
     digcl_st_writer *w = digcl_st_writer_new();
     char *json = digcl_model_config_to_json(c);
     int status = !rows || !grads || !w || !json ? fail("out of host memory for the outputs") : 0;
@@ -195,7 +205,8 @@ static int write_output(const char *path, digcl_context *ctx, digcl_model *model
         digcl_read(ctx, b->loss.mem, 0, n * sizeof(float), rows);
         digcl_read(ctx, b->mse.mem, 0, n * sizeof(float), rows + n);
         digcl_read(ctx, b->vb.mem, 0, n * sizeof(float), rows + 2 * n);
-        status = add_f32(w, "loss", 1, row_shape, rows) || add_f32(w, "mse", 1, row_shape, rows + n) ||
+        status = add_f32(w, "loss", 1, row_shape, rows) ||
+                 add_f32(w, "mse", 1, row_shape, rows + n) ||
                  (c->learn_sigma && add_f32(w, "vb", 1, row_shape, rows + 2 * n));
     }
     size_t offset = 0;
@@ -209,9 +220,10 @@ static int write_output(const char *path, digcl_context *ctx, digcl_model *model
         offset += p->numel;
     }
     digcl_st_error err;
-    if (status == 0 && (digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, json, &err) != 0 ||
-                        digcl_st_writer_set_metadata(w, "loss", "mean over rows of mse + vb", &err) != 0 ||
-                        digcl_st_writer_write(w, path, &err) != 0))
+    if (status == 0 &&
+        (digcl_st_writer_set_metadata(w, DIGCL_CONFIG_METADATA_KEY, json, &err) != 0 ||
+         digcl_st_writer_set_metadata(w, "loss", "mean over rows of mse + vb", &err) != 0 ||
+         digcl_st_writer_write(w, path, &err) != 0))
         status = fail(err.message);
     digcl_st_writer_free(w);
     free(json), free(rows), free(grads);
@@ -220,56 +232,15 @@ static int write_output(const char *path, digcl_context *ctx, digcl_model *model
 
 /* ------------------------------------------------------------ command */
 
-typedef struct loss_args {
-    model_flags flags;
-    const char *inputs, *output;
-} loss_args;
-
-static int parse_args(int argc, char **argv, loss_args *a) {
-    model_flags_init(&a->flags);
-    a->inputs = a->output = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *value = NULL;
-        if (model_flags_take(&a->flags, argc, argv, &i)) continue;
-        if (cli_option_value(argc, argv, &i, "--inputs", &value)) a->inputs = value;
-        else if (cli_option_value(argc, argv, &i, "--output", &value)) a->output = value;
-        else cli_unknown_argument("loss", argv[i]);
-    }
-    const char *missing = !a->flags.ckpt ? "--ckpt W.safetensors"
-                          : !a->inputs   ? "--inputs IN.safetensors"
-                          : !a->output   ? "--output OUT.safetensors"
-                                         : NULL;
-    if (!missing) return 0;
-    fprintf(stderr, "digcl loss: missing %s (see `digcl loss --help`)\n", missing);
-    return 2;
-}
-
-/* 1 when both paths name the same existing file (device and inode). */
-static int same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-static int check_output_path(const loss_args *a) {
-    const char *inputs[2] = {a->flags.ckpt, a->inputs};
-    const char *flags[2] = {"--ckpt", "--inputs"};
-    for (int i = 0; i < 2; ++i) {
-        if (!same_file(a->output, inputs[i])) continue;
-        fprintf(stderr, "digcl loss: --output %s is the %s file; refusing to overwrite an input\n", a->output,
-                flags[i]);
-        return 2;
-    }
-    return 0;
-}
-
-static int run_on_device(const cli_globals *globals, const loss_args *a, const digcl_model_config *config,
-                         const loss_inputs *in) {
+static int run_on_device(const cli_globals *globals, const model_io_args *a,
+                         const digcl_model_config *config, const loss_inputs *in) {
     digcl_context *ctx = cli_open_context(globals);
     digcl_model *model = digcl_model_create(ctx, config);
     char message[1024];
     loss_buffers buffers = {0};
     int status = 0;
-    if (digcl_checkpoint_load(model, a->flags.ckpt, message, sizeof message) != 0) status = fail(message);
+    if (digcl_checkpoint_load(model, a->flags.ckpt, message, sizeof message) != 0)
+        status = fail(message);
     if (status == 0) run_loss(ctx, model, in, &buffers);
     if (status == 0) status = write_output(a->output, ctx, model, in, &buffers);
     release_buffers(&buffers);
@@ -279,9 +250,8 @@ static int run_on_device(const cli_globals *globals, const loss_args *a, const d
 }
 
 int cmd_loss(const cli_globals *globals, int argc, char **argv) {
-    loss_args args;
-    int status = parse_args(argc, argv, &args);
-    if (status == 0) status = check_output_path(&args);
+    model_io_args args;
+    int status = model_io_args_parse("loss", argc, argv, &args);
     if (status != 0) return status;
     digcl_model_config config;
     status = model_flags_resolve(&args.flags, "loss", &config);

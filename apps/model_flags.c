@@ -223,3 +223,26 @@ void model_flags_usage(int with_model_and_ckpt) {
         "  --input-size E (latent side)  --in-channels C  --num-classes K\n"
         "  --learn-sigma 0|1  --skip 0|1 (DiG long skips)\n");
 }
+
+int model_io_args_parse(const char *command, int argc, char **argv, model_io_args *a) {
+    model_flags_init(&a->flags);
+    a->inputs = a->output = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        if (model_flags_take(&a->flags, argc, argv, &i)) continue;
+        if (cli_option_value(argc, argv, &i, "--inputs", &value)) a->inputs = value;
+        else if (cli_option_value(argc, argv, &i, "--output", &value)) a->output = value;
+        else cli_unknown_argument(command, argv[i]);
+    }
+    const char *missing = !a->flags.ckpt ? "--ckpt W.safetensors"
+                          : !a->inputs   ? "--inputs IN.safetensors"
+                          : !a->output   ? "--output OUT.safetensors"
+                                         : NULL;
+    if (missing) {
+        fprintf(stderr, "digcl %s: missing %s (see `digcl %s --help`)\n", command, missing,
+                command);
+        return 2;
+    }
+    const char *input_flags[] = {"--ckpt", "--inputs"}, *inputs[] = {a->flags.ckpt, a->inputs};
+    return cli_check_output(command, "--output", a->output, input_flags, inputs, 2);
+}

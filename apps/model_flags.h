@@ -54,4 +54,13 @@ int model_flags_check_batch(const digcl_model_config *cfg, long batch, const cha
 /* The --help lines for these flags (with_ckpt: include --ckpt). */
 void model_flags_usage(int with_model_and_ckpt);
 
+/* `digcl forward` and `digcl loss`: model flags with --ckpt, --inputs IN and
+ * --output OUT, all three required; OUT may name neither input (cli_check_output).
+ * Returns 0, or 2 after a message naming the command and the flag. */
+typedef struct model_io_args {
+    model_flags flags;
+    const char *inputs, *output;
+} model_io_args;
+int model_io_args_parse(const char *command, int argc, char **argv, model_io_args *args);
+
 #endif

@@ -13,7 +13,7 @@
 #include "digcl/log.h"
 
 #define MAX_GRID_CLASSES 10
-#define NAME_SIZE 64
+#define NAME_SIZE        64
 
 struct train_sampler {
     digcl_sampler *sampler;
@@ -21,9 +21,9 @@ struct train_sampler {
     const digcl_params *ema;
     int images, rows, channels, size, crop;
     uint64_t seed;
-    int32_t *labels;                       /* [images] */
-    float *x0;                             /* [images, C, H, W] */
-    digcl_image *cells;                    /* [images] */
+    int32_t *labels;    /* [images] */
+    float *x0;          /* [images, C, H, W] */
+    digcl_image *cells; /* [images] */
     char names[MAX_GRID_CLASSES][NAME_SIZE];
     const char *captions[MAX_GRID_CLASSES * 64];
     char folder[4096];
@@ -46,8 +46,8 @@ static void class_name(const digcl_dataset_info *data, int k, char *out, size_t 
     snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), p);
 }
 
-static void plan_labels(train_sampler *s, const train_sample_options *o, const digcl_dataset_info *data,
-                        int num_classes) {
+static void plan_labels(train_sampler *s, const train_sample_options *o,
+                        const digcl_dataset_info *data, int num_classes) {
     s->rows = num_classes < MAX_GRID_CLASSES ? num_classes : MAX_GRID_CLASSES;
     s->images = s->rows * (int)o->per_class;
     for (int r = 0; r < s->rows; ++r) class_name(data, r, s->names[r], NAME_SIZE);
@@ -67,7 +67,8 @@ train_sampler *train_sampler_create(const train_sample_options *o, digcl_diffusi
     s->ema = digcl_trainer_ema(trainer);
     const digcl_model_config *c = digcl_model_get_config(s->model);
     if (c->in_channels != 1 && c->in_channels != 3) {
-        digcl_log(DIGCL_LOG_WARNING, "--sample-every: a model of %d channels (latents) needs a VAE to "
+        digcl_log(DIGCL_LOG_WARNING,
+                  "--sample-every: a model of %d channels (latents) needs a VAE to "
                   "turn samples into images; no grids are written (use digcl sample --vae)",
                   c->in_channels);
         free(s);
@@ -88,7 +89,8 @@ train_sampler *train_sampler_create(const train_sample_options *o, digcl_diffusi
         if (digcl_image_alloc(&s->cells[i], side, side, out_channels) != 0)
             digcl_fatal("--sample-every: out of host memory");
     const float guidance = c->num_classes > 0 ? (float)o->cfg_scale : 1.0f;
-    const digcl_sampler_options so = {DIGCL_SAMPLER_DPMPP_2M, (int)o->steps, 0.0f, guidance, DIGCL_CFG_AUTO};
+    const digcl_sampler_options so = {DIGCL_SAMPLER_DPMPP_2M, (int)o->steps, 0.0f, guidance,
+                                      DIGCL_CFG_AUTO};
     s->sampler = digcl_sampler_create(diffusion, s->model, &so, s->images);
     snprintf(s->folder, sizeof s->folder, "%s/samples", run_dir);
     snprintf(s->parameters, sizeof s->parameters,
@@ -107,17 +109,19 @@ void train_sampler_release(train_sampler *s) {
 static const char *write_grid(train_sampler *s, int64_t step) {
     char error[1024];
     if (mkdir(s->folder, 0777) != 0 && errno != EEXIST) {
-        digcl_log(DIGCL_LOG_WARNING, "--sample-every: cannot create %s: %s", s->folder, strerror(errno));
+        digcl_log(DIGCL_LOG_WARNING, "--sample-every: cannot create %s: %s", s->folder,
+                  strerror(errno));
         return NULL;
     }
     snprintf(s->path, sizeof s->path, "%s/%07lld.png", s->folder, (long long)step);
-    const digcl_grid_options g = {s->rows, s->cells[0].width >= 64 ? 1 : 2, 2,
-                                  digcl_grid_has_captions() ? DIGCL_CAPTION_ROWS : DIGCL_CAPTION_NONE,
-                                  s->captions};
+    const digcl_grid_options g = {
+        s->rows, s->cells[0].width >= 64 ? 1 : 2, 2,
+        digcl_grid_has_captions() ? DIGCL_CAPTION_ROWS : DIGCL_CAPTION_NONE, s->captions};
     digcl_image grid = {0};
     const digcl_png_text text[] = {{"parameters", s->parameters}};
-    const int failed = digcl_grid_compose(s->cells, s->images, &g, &grid, error, sizeof error) != 0 ||
-                       digcl_png_write(s->path, &grid, text, 1, error, sizeof error) != 0;
+    const int failed =
+        digcl_grid_compose(s->cells, s->images, &g, &grid, error, sizeof error) != 0 ||
+        digcl_png_write(s->path, &grid, text, 1, error, sizeof error) != 0;
     if (failed) digcl_log(DIGCL_LOG_WARNING, "--sample-every: %s", error); /* training goes on */
     digcl_image_free(&grid);
     return failed ? NULL : s->path;

@@ -11,10 +11,10 @@
 #include "digcl/train.h"
 
 typedef struct train_sample_options {
-    long every;        /* --sample-every K (0: off) */
-    long per_class;    /* --sample-per-class (8): images of each of the first <= 10 classes */
-    long steps;        /* --sample-steps (25), dpm++2m */
-    double cfg_scale;  /* --sample-cfg-scale (3) */
+    long every;       /* --sample-every K (0: off) */
+    long per_class;   /* --sample-per-class (8): images of each of the first <= 10 classes */
+    long steps;       /* --sample-steps (25), dpm++2m */
+    double cfg_scale; /* --sample-cfg-scale (3) */
 } train_sample_options;
 
 typedef struct train_sampler train_sampler;
