@@ -25,26 +25,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static char temp_dir[256];
-
-static int make_temp_dir(void **state) {
-    (void)state;
-    snprintf(temp_dir, sizeof temp_dir, "/tmp/digcl_test_ckpt_XXXXXX");
-    return mkdtemp(temp_dir) ? 0 : -1;
-}
-
-static int remove_temp_dir(void **state) {
-    (void)state;
-    char command[512];
-    snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
-    return system(command) == 0 ? 0 : -1;
-}
-
-static const char *temp_path(char *buf, size_t size, const char *name) {
-    snprintf(buf, size, "%s/%s", temp_dir, name);
-    return buf;
-}
-
 /* DiG: 4 blocks with long skips (block 3 has skip_linear); DiT: 2 blocks. */
 static digcl_model_config tiny_config(digcl_arch arch) {
     digcl_model_config c = {0};
@@ -156,7 +136,7 @@ static void write_variant(const digcl_model *m, const char *path, const variant 
 
 static void round_trip(digcl_arch arch) {
     char path[512];
-    temp_path(path, sizeof path, arch == DIGCL_ARCH_DIG ? "dig.safetensors" : "dit.safetensors");
+    test_temp_path(path, sizeof path, arch == DIGCL_ARCH_DIG ? "dig.safetensors" : "dit.safetensors");
     digcl_model *a = random_model(arch, 11), *b = random_model(arch, 12);
     char message[1024] = "";
     if (digcl_checkpoint_save(a, path, message, sizeof message) != 0) fail_msg("%s", message);
@@ -257,7 +237,7 @@ static void write_16bit(const digcl_model *m, const float *values, const char *p
 
 static void load_16bit(int bfloat) {
     char path[512];
-    temp_path(path, sizeof path, bfloat ? "bf16.safetensors" : "f16.safetensors");
+    test_temp_path(path, sizeof path, bfloat ? "bf16.safetensors" : "f16.safetensors");
     digcl_model *a = random_model(DIGCL_ARCH_DIG, 21), *b = random_model(DIGCL_ARCH_DIG, 22);
     size_t n = packed_count(digcl_model_param_table(a));
     float *values = malloc(n * sizeof *values);
@@ -290,7 +270,7 @@ static void test_load_bf16(void **state) {
  * needle in the message, and checks the model was left unchanged. */
 static void expect_load_error(const variant *v, const char *file, const char *const *needles) {
     char path[512], message[1024] = "";
-    temp_path(path, sizeof path, file);
+    test_temp_path(path, sizeof path, file);
     digcl_model *source = random_model(DIGCL_ARCH_DIG, 31),
                 *target = random_model(DIGCL_ARCH_DIG, 32);
     float *before = read_all(target);
@@ -338,7 +318,7 @@ static void test_wrong_dtype(void **state) {
 static void test_missing_config(void **state) {
     (void)state;
     char path[512], message[1024] = "";
-    temp_path(path, sizeof path, "noconfig.safetensors");
+    test_temp_path(path, sizeof path, "noconfig.safetensors");
     digcl_model *m = random_model(DIGCL_ARCH_DIT, 41);
     variant v = {.no_config = 1};
     write_variant(m, path, &v);
@@ -357,13 +337,13 @@ static void test_unreadable_files(void **state) {
     (void)state;
     char path[512], message[1024] = "";
     digcl_model_config c;
-    temp_path(path, sizeof path, "does-not-exist.safetensors");
+    test_temp_path(path, sizeof path, "does-not-exist.safetensors");
     assert_int_equal(digcl_checkpoint_read_config(path, &c, message, sizeof message), -1);
     expect_contains(message, path);
     digcl_model *m = random_model(DIGCL_ARCH_DIT, 42);
     assert_int_equal(digcl_checkpoint_load(m, path, message, sizeof message), -1);
     expect_contains(message, path);
-    temp_path(path, sizeof path, "garbage.safetensors");
+    test_temp_path(path, sizeof path, "garbage.safetensors");
     FILE *f = fopen(path, "wb");
     fputs("\x05\x00\x00\x00\x00\x00\x00\x00[1,2]", f);
     fclose(f);
@@ -382,14 +362,14 @@ static const char *digcl_binary(char *buf, size_t size) {
     return access(buf, X_OK) == 0 ? buf : NULL;
 }
 
-/* Runs `digcl forward` on files in temp_dir; returns the exit code and the
+/* Runs `digcl forward` on files in test_temp_dir; returns the exit code and the
  * combined output in out. */
 static int run_forward(const char *inputs, const char *output, char *out, size_t size) {
     char binary[512], command[2048];
     if (!digcl_binary(binary, sizeof binary)) skip();
     snprintf(command, sizeof command,
              "'%s' forward --ckpt '%s/w.safetensors' --inputs '%s/%s' --output '%s/%s' 2>&1",
-             binary, temp_dir, temp_dir, inputs, temp_dir, output);
+             binary, test_temp_dir, test_temp_dir, inputs, test_temp_dir, output);
     FILE *p = popen(command, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, size - 1, p);
@@ -425,7 +405,7 @@ static void write_batch(const batch *b, const char *name, int with_dout, int x_c
     assert_int_equal(digcl_st_writer_add_i64(w, "y", 1, n_shape, b->y, &err), 0);
     if (with_dout)
         assert_int_equal(digcl_st_writer_add_f32(w, "dout", 4, out_shape, b->dout, &err), 0);
-    if (digcl_st_writer_write(w, temp_path(path, sizeof path, name), &err) != 0)
+    if (digcl_st_writer_write(w, test_temp_path(path, sizeof path, name), &err) != 0)
         fail_msg("%s", err.message);
     digcl_st_writer_free(w);
 }
@@ -497,7 +477,7 @@ static void check_forward_output(digcl_model *m, const batch *b, int training) {
     reference_run(m, b, training, out, dx);
     digcl_safetensors *st;
     digcl_st_error err;
-    if (digcl_st_open(temp_path(path, sizeof path, "out.safetensors"), &st, &err) != 0)
+    if (digcl_st_open(test_temp_path(path, sizeof path, "out.safetensors"), &st, &err) != 0)
         fail_msg("%s", err.message);
     compare_tensor(st, "out", out, sizeof out / sizeof out[0]);
     char *json = digcl_model_config_to_json(digcl_model_get_config(m));
@@ -518,7 +498,7 @@ static void test_forward_command(void **state) {
     char path[512], output[8192], message[1024];
     if (!digcl_binary(path, sizeof path)) skip();
     digcl_model *m = random_model(DIGCL_ARCH_DIG, 51);
-    if (digcl_checkpoint_save(m, temp_path(path, sizeof path, "w.safetensors"), message,
+    if (digcl_checkpoint_save(m, test_temp_path(path, sizeof path, "w.safetensors"), message,
                               sizeof message) != 0)
         fail_msg("%s", message);
     batch b;
@@ -540,7 +520,7 @@ static void expect_forward_fails(const batch *b, int x_channels, const char *con
     for (int k = 0; needles[k]; k++) expect_contains(output, needles[k]);
     expect_contains(output, "bad.safetensors");
     char path[512];
-    assert_int_not_equal(access(temp_path(path, sizeof path, "never.safetensors"), F_OK), 0);
+    assert_int_not_equal(access(test_temp_path(path, sizeof path, "never.safetensors"), F_OK), 0);
 }
 
 static void test_forward_rejects_bad_inputs(void **state) {
@@ -548,7 +528,7 @@ static void test_forward_rejects_bad_inputs(void **state) {
     char path[512], message[1024];
     if (!digcl_binary(path, sizeof path)) skip();
     digcl_model *m = random_model(DIGCL_ARCH_DIG, 52);
-    if (digcl_checkpoint_save(m, temp_path(path, sizeof path, "w.safetensors"), message,
+    if (digcl_checkpoint_save(m, test_temp_path(path, sizeof path, "w.safetensors"), message,
                               sizeof message) != 0)
         fail_msg("%s", message);
     digcl_model_release(m);
@@ -573,7 +553,7 @@ static void compare_fixture(const char *dir) {
     char inputs[512], expected[512], command[2048], binary[512], got_path[512], output[8192];
     snprintf(inputs, sizeof inputs, "%s/inputs.safetensors", dir);
     snprintf(expected, sizeof expected, "%s/expected.safetensors", dir);
-    temp_path(got_path, sizeof got_path, "fixture_out.safetensors");
+    test_temp_path(got_path, sizeof got_path, "fixture_out.safetensors");
     snprintf(command, sizeof command,
              "'%s' forward --ckpt '%s/weights.safetensors' --inputs '%s' --output '%s' 2>&1",
              digcl_binary(binary, sizeof binary), dir, inputs, got_path);
@@ -631,5 +611,5 @@ int main(void) {
         cmocka_unit_test(test_forward_rejects_bad_inputs),
         cmocka_unit_test(test_forward_matches_reference_fixtures),
     };
-    return cmocka_run_group_tests(tests, make_temp_dir, remove_temp_dir);
+    return cmocka_run_group_tests(tests, test_temp_dir_setup, test_temp_dir_teardown);
 }

@@ -28,29 +28,9 @@
 #include <zip.h>
 #endif
 
-static char temp_dir[256];
-
-static int make_temp_dir(void **state) {
-    (void)state;
-    snprintf(temp_dir, sizeof temp_dir, "/tmp/digcl_test_image_XXXXXX");
-    return mkdtemp(temp_dir) ? 0 : -1;
-}
-
-static int remove_temp_dir(void **state) {
-    (void)state;
-    char command[512];
-    snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
-    return system(command) == 0 ? 0 : -1;
-}
-
-static const char *temp_path(char *buf, size_t size, const char *name) {
-    snprintf(buf, size, "%s/%s", temp_dir, name);
-    return buf;
-}
-
-/* Number of entries in temp_dir whose name contains ".tmp.". */
+/* Number of entries in test_temp_dir whose name contains ".tmp.". */
 static int temp_files_left(void) {
-    DIR *dir = opendir(temp_dir);
+    DIR *dir = opendir(test_temp_dir);
     int count = 0;
     for (struct dirent *e; dir && (e = readdir(dir));)
         if (strstr(e->d_name, ".tmp.")) count++;
@@ -157,7 +137,7 @@ static void check_png_round_trip(int channels) {
         {"utf8", "T-shirt \xe2\x80\x93 caf\xc3\xa9"},
     };
     char path[512], error[512];
-    temp_path(path, sizeof path, channels == 1 ? "grey.png" : "rgb.png");
+    test_temp_path(path, sizeof path, channels == 1 ? "grey.png" : "rgb.png");
     assert_int_equal(digcl_png_write(path, &image, texts, 3, error, sizeof error), 0);
     png_contents got;
     read_png(path, &got);
@@ -190,13 +170,13 @@ static void test_png_errors_name_the_file(void **state) {
     test_rng rng = test_rng_seeded(30);
     digcl_image image = random_image(&rng, 4, 4, 1);
     char path[512], error[512];
-    temp_path(path, sizeof path, "no-such-folder/out.png");
+    test_temp_path(path, sizeof path, "no-such-folder/out.png");
     assert_int_equal(digcl_png_write(path, &image, NULL, 0, error, sizeof error), -1);
     assert_non_null(strstr(error, path));
     assert_non_null(strstr(error, "temp file"));
 
     digcl_png_text bad = {"", "x"};
-    temp_path(path, sizeof path, "badkey.png");
+    test_temp_path(path, sizeof path, "badkey.png");
     assert_int_equal(digcl_png_write(path, &image, &bad, 1, error, sizeof error), -1);
     assert_non_null(strstr(error, "key"));
     assert_int_equal(access(path, F_OK), -1);
@@ -220,7 +200,7 @@ static int failing_writer(FILE *f, const char *path, void *user, char *error, si
 static void test_atomic_write_keeps_old_file(void **state) {
     (void)state;
     char path[512], error[512], buf[64] = {0};
-    temp_path(path, sizeof path, "kept.txt");
+    test_temp_path(path, sizeof path, "kept.txt");
     assert_int_equal(digcl_file_write_bytes_atomic(path, "old", 3, error, sizeof error), 0);
     assert_int_equal(digcl_file_write_atomic(path, failing_writer, NULL, error, sizeof error), -1);
     assert_non_null(strstr(error, "on purpose"));
@@ -403,7 +383,7 @@ static void test_npz_contents(void **state) {
     int32_t labels[N] = {7, 0, 9};
     for (int i = 0; i < N; i++) images[i] = random_image(&rng, W, H, 1);
     char path[512], error[512];
-    temp_path(path, sizeof path, "samples.npz");
+    test_temp_path(path, sizeof path, "samples.npz");
     assert_int_equal(digcl_npz_write(path, images, N, labels, error, sizeof error), 0);
     int zerr = 0;
     zip_t *archive = zip_open(path, ZIP_RDONLY, &zerr);
@@ -452,7 +432,7 @@ static void test_npz_loads_in_numpy(void **state) {
         for (int p = 0; p < S * S * 3; p++) sum += images[i].pixels[p];
     }
     char path[512], error[512], command[1024];
-    temp_path(path, sizeof path, "rgb.npz");
+    test_temp_path(path, sizeof path, "rgb.npz");
     assert_int_equal(digcl_npz_write(path, images, N, labels, error, sizeof error), 0);
     snprintf(
         command, sizeof command,
@@ -470,10 +450,10 @@ static void test_npz_errors(void **state) {
     test_rng rng = test_rng_seeded(70);
     digcl_image images[2] = {random_image(&rng, 4, 4, 1), random_image(&rng, 4, 5, 1)};
     char path[512], error[512];
-    temp_path(path, sizeof path, "bad.npz");
+    test_temp_path(path, sizeof path, "bad.npz");
     assert_int_equal(digcl_npz_write(path, images, 2, NULL, error, sizeof error), -1);
     assert_non_null(strstr(error, "image 1"));
-    temp_path(path, sizeof path, "missing/dir.npz");
+    test_temp_path(path, sizeof path, "missing/dir.npz");
     assert_int_equal(digcl_npz_write(path, images, 1, NULL, error, sizeof error), -1);
     assert_non_null(strstr(error, path));
     assert_int_equal(temp_files_left(), 0);
@@ -486,9 +466,9 @@ static void test_npz_errors(void **state) {
 static void test_same_file_and_hash(void **state) {
     (void)state;
     char a[512], b[512], link_path[512], error[256];
-    temp_path(a, sizeof a, "a.bin");
-    temp_path(b, sizeof b, "b.bin");
-    temp_path(link_path, sizeof link_path, "a-link.bin");
+    test_temp_path(a, sizeof a, "a.bin");
+    test_temp_path(b, sizeof b, "b.bin");
+    test_temp_path(link_path, sizeof link_path, "a-link.bin");
     assert_int_equal(digcl_file_write_bytes_atomic(a, "hello", 5, error, sizeof error), 0);
     assert_int_equal(digcl_file_write_bytes_atomic(b, "hellp", 5, error, sizeof error), 0);
     assert_int_equal(symlink(a, link_path), 0);
@@ -522,5 +502,5 @@ int main(void) {
         cmocka_unit_test(test_npz_errors),
         cmocka_unit_test(test_same_file_and_hash),
     };
-    return cmocka_run_group_tests(tests, make_temp_dir, remove_temp_dir);
+    return cmocka_run_group_tests(tests, test_temp_dir_setup, test_temp_dir_teardown);
 }

@@ -61,21 +61,6 @@ static void expect_rejected(const image *im, const char *needle) {
 
 static const float four_floats[4] = {1.0f, 2.0f, 3.0f, 4.0f};
 
-static char temp_dir[256];
-
-static int make_temp_dir(void **state) {
-    (void)state;
-    snprintf(temp_dir, sizeof temp_dir, "/tmp/digcl_test_st_XXXXXX");
-    return mkdtemp(temp_dir) ? 0 : -1;
-}
-
-static int remove_temp_dir(void **state) {
-    (void)state;
-    char command[512];
-    snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
-    return system(command) == 0 ? 0 : -1;
-}
-
 static int count_dir_entries(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
@@ -112,7 +97,7 @@ static void test_round_trip(void **state) {
     char path[512];
     digcl_st_error err;
     digcl_st_writer *w = sample_writer(matrix, labels);
-    snprintf(path, sizeof path, "%s/round.safetensors", temp_dir);
+    snprintf(path, sizeof path, "%s/round.safetensors", test_temp_dir);
     assert_int_equal(digcl_st_writer_write(w, path, &err), 0);
     digcl_st_writer_free(w);
 
@@ -452,7 +437,7 @@ static float read_one(const char *path) {
 static void test_atomic_write(void **state) {
     (void)state;
     char dir[512], path[600], blocked[600];
-    snprintf(dir, sizeof dir, "%s/atomic", temp_dir);
+    snprintf(dir, sizeof dir, "%s/atomic", test_temp_dir);
     assert_int_equal(mkdir(dir, 0755), 0);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     write_one(path, 1.0f, 0);
@@ -526,5 +511,5 @@ int main(void) {
         cmocka_unit_test(test_atomic_write),
         cmocka_unit_test(test_f16_writer),
     };
-    return cmocka_run_group_tests(tests, make_temp_dir, remove_temp_dir);
+    return cmocka_run_group_tests(tests, test_temp_dir_setup, test_temp_dir_teardown);
 }

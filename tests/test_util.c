@@ -243,3 +243,23 @@ int test_long_enabled(void) {
     const char *value = getenv("DIGCL_LONG_TESTS");
     return value && strcmp(value, "1") == 0;
 }
+
+char test_temp_dir[256];
+
+int test_temp_dir_setup(void **state) {
+    (void)state;
+    snprintf(test_temp_dir, sizeof test_temp_dir, "/tmp/digcl_test_XXXXXX");
+    return mkdtemp(test_temp_dir) ? 0 : -1;
+}
+
+int test_temp_dir_teardown(void **state) {
+    (void)state;
+    char command[512];
+    snprintf(command, sizeof command, "rm -rf '%s'", test_temp_dir);
+    return system(command) == 0 ? 0 : -1;
+}
+
+const char *test_temp_path(char *buf, size_t size, const char *name) {
+    snprintf(buf, size, "%s/%s", test_temp_dir, name);
+    return buf;
+}

@@ -71,6 +71,15 @@ void test_assert_close(const char *label, const float *got, const double *want, 
  * called digcl_fatal, else 0. */
 int test_expect_fatal(void (*fn)(void *), void *arg, char *message, size_t message_size);
 
+/* A fresh folder under /tmp for one test group, as cmocka group setup and
+ * teardown (cmocka_run_group_tests(tests, test_temp_dir_setup,
+ * test_temp_dir_teardown)); test_temp_dir is its path (empty before setup),
+ * test_temp_path writes <folder>/<name> into buf. */
+int test_temp_dir_setup(void **state);
+int test_temp_dir_teardown(void **state);
+extern char test_temp_dir[256];
+const char *test_temp_path(char *buf, size_t size, const char *name);
+
 /* 1 when DIGCL_LONG_TESTS=1. */
 int test_long_enabled(void);
 
