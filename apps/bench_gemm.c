@@ -11,6 +11,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "digcl/gemm.h"
+#include "digcl/ref/gemm.h"
 
 static double seconds_now(void) {
     struct timespec ts;

@@ -15,6 +15,7 @@
 
 #include "bench.h"
 #include "digcl/gemm.h"
+#include "digcl/ref/gemm.h"
 
 enum { XGEMM_PARAMS = 16, DIRECT_PARAMS = 10, CHECK_ROWS = 64, SHAPES = 7 };
 

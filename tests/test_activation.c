@@ -3,6 +3,7 @@
  * each oracle's backward against central finite differences. */
 #include "dense_helpers.h"
 #include "digcl/activation.h"
+#include "digcl/ref/activation.h"
 
 typedef void (*ref_forward_fn)(int count, const double *x, double *y);
 typedef void (*ref_backward_fn)(int count, const double *dy, const double *x, double *dx);

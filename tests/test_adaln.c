@@ -4,6 +4,7 @@
  * finite differences. */
 #include "dense_helpers.h"
 #include "digcl/adaln.h"
+#include "digcl/ref/adaln.h"
 
 typedef struct adaln_case {
     int N, T, D;

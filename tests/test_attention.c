@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "digcl/attention.h"
+#include "digcl/ref/attention.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,6 +2,7 @@
  * (odd grids and channel counts, non-square grids, many row groups), and the
  * oracle's backward against finite differences. */
 #include "digcl/conv.h"
+#include "digcl/ref/conv.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

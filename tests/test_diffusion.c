@@ -12,6 +12,7 @@
 
 #include "digcl/diffusion.h"
 #include "digcl/safetensors.h"
+#include "digcl/ref/diffusion.h"
 #include "test_util.h"
 
 #define TERMS_FIXTURE "tests/reference/fixtures_committed/diffusion_terms.safetensors"

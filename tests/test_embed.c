@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "digcl/embed.h"
+#include "digcl/ref/embed.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

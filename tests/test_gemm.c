@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "digcl/gemm.h"
+#include "digcl/ref/gemm.h"
 #include "test_util.h"
 
 typedef struct gemm_case {

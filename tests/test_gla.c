@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "digcl/gla.h"
+#include "digcl/ref/gla.h"
 #include "test_util.h"
 
 enum { LAYOUT_TOKEN_MAJOR, LAYOUT_HEAD_MAJOR, LAYOUT_PADDED };

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "digcl/gla.h"
+#include "digcl/ref/gla.h"
 #include "test_util.h"
 
 typedef struct oracle_case {

@@ -4,6 +4,7 @@
  * without bias; the oracle's backward against central finite differences. */
 #include "dense_helpers.h"
 #include "digcl/linear.h"
+#include "digcl/ref/linear.h"
 
 typedef struct linear_case {
     int rows, in, out;

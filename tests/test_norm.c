@@ -4,6 +4,7 @@
  * backward against central finite differences. */
 #include "dense_helpers.h"
 #include "digcl/norm.h"
+#include "digcl/ref/norm.h"
 
 /* ---------------------------------------------------------------- LayerNorm */
 

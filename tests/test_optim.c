@@ -2,6 +2,7 @@
  * steps) and the EMA update against the double oracle, float and float4 paths. */
 #include "dense_helpers.h"
 #include "digcl/optim.h"
+#include "digcl/ref/optim.h"
 
 static void run_adamw(test_rng *rng, int n, int steps) {
     digcl_context *ctx = test_context();

@@ -2,6 +2,7 @@
  * the double oracle, for p in {1, 2, 4, 8} and odd channel counts; the
  * oracle's backward against central finite differences. */
 #include "digcl/patch.h"
+#include "digcl/ref/patch.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,6 +6,7 @@
 
 #include "dense_helpers.h"
 #include "digcl/reduce.h"
+#include "digcl/ref/reduce.h"
 
 static cl_mem workspace_for(size_t bytes) { return test_poisoned(bytes / sizeof(float) + 1); }
 

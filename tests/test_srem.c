@@ -3,6 +3,7 @@
  * against the oracle (forward and backward = inverse), and the oracle's
  * backward against finite differences. */
 #include "digcl/srem.h"
+#include "digcl/ref/srem.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,6 +3,8 @@
  * against the SREM orders, the oracles' backward against finite differences,
  * and the kernels (overwrite and accumulate) against the oracles. */
 #include "digcl/token_merge.h"
+#include "digcl/ref/srem.h"
+#include "digcl/ref/token_merge.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,6 +11,10 @@
 #include "digcl/groupnorm.h"
 #include "digcl/upsample.h"
 #include "digcl/vae_ops.h"
+#include "digcl/ref/conv2d.h"
+#include "digcl/ref/groupnorm.h"
+#include "digcl/ref/upsample.h"
+#include "digcl/ref/vae_ops.h"
 
 /* ---------------------------------------------------------------- conv2d */
 

@@ -41,18 +41,4 @@ void digcl_forget_gate_forward(digcl_context *ctx, int count, float normalizer,
 void digcl_forget_gate_backward(digcl_context *ctx, int count, float normalizer,
                                 cl_mem dy /* [count] */, cl_mem x /* [count] */,
                                 cl_mem dx /* [count] */, int accumulate);
-
-/* ---------------------------------------------------------------- references (double)
- * Backward references overwrite dx. */
-
-void digcl_ref_silu_forward(int count, const double *x, double *y);
-void digcl_ref_silu_backward(int count, const double *dy, const double *x, double *dx);
-void digcl_ref_gelu_tanh_forward(int count, const double *x, double *y);
-void digcl_ref_gelu_tanh_backward(int count, const double *dy, const double *x, double *dx);
-void digcl_ref_swiglu_forward(int rows, int F, const double *x, double *y);
-void digcl_ref_swiglu_backward(int rows, int F, const double *dy, const double *x, double *dx);
-void digcl_ref_forget_gate_forward(int count, double normalizer, const double *x, double *y);
-void digcl_ref_forget_gate_backward(int count, double normalizer, const double *dy, const double *x,
-                                    double *dx);
-
 #endif

@@ -75,19 +75,4 @@ void digcl_gated_residual_backward(digcl_context *ctx, int N, int T, int D,
                                    cl_mem dy,                            /* [N, T, D] */
                                    int accumulate, digcl_row_view dgate, /* [N, D] overwritten */
                                    cl_mem workspace);
-
-/* ---------------------------------------------------------------- references
- * Plain C, double. Vectors are contiguous [N, D] here. */
-
-void digcl_ref_modulate_forward(int N, int T, int D, const double *x, const double *shift,
-                                const double *scale, double *y);
-/* dx overwritten, dshift/dscale overwritten. */
-void digcl_ref_modulate_backward(int N, int T, int D, const double *dy, const double *x,
-                                 const double *scale, double *dx, double *dshift, double *dscale);
-void digcl_ref_gated_residual_forward(int N, int T, int D, const double *h, const double *gate,
-                                      const double *y, double *out);
-/* dh = dout (copied), dy = gate * dout, dgate = sum_t dout * y; all overwritten. */
-void digcl_ref_gated_residual_backward(int N, int T, int D, const double *dout, const double *y,
-                                       const double *gate, double *dh, double *dy, double *dgate);
-
 #endif

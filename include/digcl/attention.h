@@ -45,19 +45,4 @@ void digcl_attention_backward(digcl_context *ctx, const digcl_attention_shape *s
                               cl_mem dout,      /* [N, T, H, dh] */
                               cl_mem dqkv,      /* [N, T, 3, H, dh] */
                               cl_mem workspace);
-
-/* Naive O(T^2) references in double. logsumexp may be NULL. */
-void digcl_ref_attention_forward(const digcl_attention_shape *shape,
-                                 const double *qkv,  /* [N, T, 3, H, dh] */
-                                 double *out,        /* [N, T, H, dh] */
-                                 double *logsumexp); /* [N, H, T] or NULL */
-void digcl_ref_attention_backward(const digcl_attention_shape *shape,
-                                  const double *qkv,  /* [N, T, 3, H, dh] */
-                                  const double *dout, /* [N, T, H, dh] */
-                                  double *dqkv);      /* [N, T, 3, H, dh] */
-/* The forward output of the single query row (n, t, h) only: O(T dh). */
-void digcl_ref_attention_forward_row(const digcl_attention_shape *shape, const double *qkv, int n,
-                                     int t, int h, double *out_row, /* [dh] */
-                                     double *logsumexp);            /* scalar, or NULL */
-
 #endif

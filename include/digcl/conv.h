@@ -44,18 +44,4 @@ void digcl_depthwise_conv_backward(digcl_context *ctx, const digcl_grid_shape *s
                                    cl_mem dweight, /* [D, 1, 3, 3] accumulate */
                                    cl_mem dbias,   /* [D] accumulate */
                                    cl_mem workspace);
-
-void digcl_ref_depthwise_conv_forward(const digcl_grid_shape *shape,
-                                      const double *x,      /* [N, T, D] */
-                                      const double *weight, /* [D, 1, 3, 3] */
-                                      const double *bias,   /* [D] */
-                                      double *y);           /* [N, T, D] */
-void digcl_ref_depthwise_conv_backward(const digcl_grid_shape *shape,
-                                       const double *x,      /* [N, T, D] */
-                                       const double *weight, /* [D, 1, 3, 3] */
-                                       const double *dy,     /* [N, T, D] */
-                                       double *dx,           /* [N, T, D] */
-                                       double *dweight,      /* [D, 1, 3, 3] accumulate */
-                                       double *dbias);       /* [D] accumulate */
-
 #endif

@@ -42,12 +42,4 @@ void digcl_conv2d_forward(digcl_context *ctx, const digcl_conv2d_shape *shape,
                           cl_mem bias, size_t b_offset,   /* [O] or NULL */
                           cl_mem y, size_t y_offset,      /* [N, O, Ho, Wo] */
                           int accumulate, cl_mem workspace, size_t workspace_floats);
-
-/* Reference in double: y = conv(x) + bias (bias may be NULL). */
-void digcl_ref_conv2d_forward(const digcl_conv2d_shape *shape,
-                              const double *x,      /* [N, C, H, W] */
-                              const double *weight, /* [O, C, K, K] */
-                              const double *bias,   /* [O] or NULL */
-                              double *y);           /* [N, O, Ho, Wo] */
-
 #endif

@@ -29,9 +29,8 @@
 
 /* ---------------------------------------------------------- position table (host) */
 
-/* The table in double (also the reference). */
-void digcl_ref_pos_embed_2d(int D, int grid_h, int grid_w, double *table); /* [grid_h*grid_w, D] */
-/* The same rounded to float, ready to upload once. */
+/* The 2-D sin-cos position table in float, ready to upload once (the double
+ * version is digcl_ref_pos_embed_2d in digcl/ref/embed.h). */
 void digcl_pos_embed_2d(int D, int grid_h, int grid_w, float *table); /* [grid_h*grid_w, D] */
 
 /* ---------------------------------------------------------- timestep embedding */
@@ -45,8 +44,6 @@ void digcl_timestep_embed_forward(digcl_context *ctx, int N, int dim,
                                   cl_mem timesteps,                            /* [N] float */
                                   cl_mem frequency_table,                      /* [2, dim/2] */
                                   cl_mem embedding);                           /* [N, dim] */
-void digcl_ref_timestep_embed_forward(int N, int dim, const double *timesteps, /* [N] */
-                                      double *embedding);                      /* [N, dim] */
 
 /* ---------------------------------------------------------- label embedding */
 
@@ -69,12 +66,4 @@ void digcl_label_embed_backward(digcl_context *ctx, int N, int D, int rows,
                                 cl_mem labels,  /* [N] int32 */
                                 cl_mem dout,    /* [N, D] */
                                 cl_mem dtable); /* [rows, D] accumulate */
-
-void digcl_ref_label_embed_forward(int N, int D, int accumulate, const int *labels, /* [N] */
-                                   const double *table,                             /* [rows, D] */
-                                   double *out);                                    /* [N, D] */
-void digcl_ref_label_embed_backward(int N, int D, const int *labels,                /* [N] */
-                                    const double *dout,                             /* [N, D] */
-                                    double *dtable); /* [rows, D] accumulate */
-
 #endif

@@ -45,15 +45,8 @@ size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a
 void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a,
                                 size_t stride_b, size_t stride_c, size_t batch);
 
-/* Plain-C reference in double accumulation, same argument meaning, on host
- * arrays (A, B, C are the whole host buffers; offsets apply). */
-void digcl_ref_gemm(int transpose_a, int transpose_b, size_t M, size_t N, size_t K, float alpha,
-                    const float *A, size_t a_offset, size_t lda, const float *B, size_t b_offset,
-                    size_t ldb, float beta, float *C, size_t c_offset, size_t ldc);
-
 /* The library that runs this context's GEMMs: "CLBlast", or "OpenBLAS" on CPU
  * devices (host memory, mapped buffers) when digcl was built with it.
  * DIGCL_GEMM=clblast|blas overrides the choice. */
 const char *digcl_gemm_backend_name(const digcl_context *ctx);
-
 #endif

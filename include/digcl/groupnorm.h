@@ -27,11 +27,4 @@ void digcl_groupnorm_forward(digcl_context *ctx, const digcl_groupnorm_shape *sh
                              cl_mem params, size_t gamma_offset, size_t beta_offset, /* [C] each */
                              int silu, cl_mem y,       /* [N, C, pixels] */
                              cl_mem workspace);
-
-void digcl_ref_groupnorm_forward(const digcl_groupnorm_shape *shape,
-                                 const double *x,     /* [N, C, pixels] */
-                                 const double *gamma, /* [C] */
-                                 const double *beta,  /* [C] */
-                                 int silu, double *y); /* [N, C, pixels] */
-
 #endif

@@ -61,14 +61,4 @@ void digcl_linear_backward(digcl_context *ctx, digcl_linear_shape shape,
 /* y[rows, out] += bias[out] (used by the forward after the GEMM). */
 void digcl_bias_add(digcl_context *ctx, int rows, int out, cl_mem y, /* [rows, out] */
                     cl_mem bias, size_t bias_offset);                /* [out] */
-
-/* ---------------------------------------------------------------- references (double) */
-
-/* bias may be NULL. */
-void digcl_ref_linear_forward(digcl_linear_shape shape, const double *x, const double *weight,
-                              const double *bias, double *y);
-/* dx overwritten (if not NULL); dweight and dbias accumulate (if not NULL). */
-void digcl_ref_linear_backward(digcl_linear_shape shape, const double *dy, const double *x,
-                               const double *weight, double *dx, double *dweight, double *dbias);
-
 #endif

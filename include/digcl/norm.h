@@ -94,28 +94,4 @@ void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy,
                                  cl_mem dgate,                                   /* [rows, V] */
                                  int accumulate, cl_mem dweight, size_t dweight_offset, /* [V] += */
                                  cl_mem workspace);
-
-/* ---------------------------------------------------------------- references (double) */
-
-void digcl_ref_layernorm_forward(int rows, int D, const double *x, double *y, double *mean,
-                                 double *rstd);
-/* dx overwritten. */
-void digcl_ref_layernorm_backward(int rows, int D, const double *dy, const double *x,
-                                  const double *mean, const double *rstd, double *dx);
-/* Unfused: layernorm then modulate. shift, scale contiguous [N, D]. */
-void digcl_ref_layernorm_modulate_forward(int N, int T, int D, const double *x, const double *shift,
-                                          const double *scale, double *y, double *mean,
-                                          double *rstd);
-/* dx, dshift, dscale overwritten. */
-void digcl_ref_layernorm_modulate_backward(int N, int T, int D, const double *dy, const double *x,
-                                           const double *mean, const double *rstd,
-                                           const double *scale, double *dx, double *dshift,
-                                           double *dscale);
-void digcl_ref_rmsnorm_gate_forward(int rows, int V, const double *x, const double *gate,
-                                    const double *weight, double *y);
-/* dx, dgate overwritten; dweight accumulates (+=). */
-void digcl_ref_rmsnorm_gate_backward(int rows, int V, const double *dy, const double *x,
-                                     const double *gate, const double *weight, double *dx,
-                                     double *dgate, double *dweight);
-
 #endif

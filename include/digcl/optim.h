@@ -37,11 +37,4 @@ void digcl_adamw_step(digcl_context *ctx, int count, const digcl_adamw_hparams *
 
 void digcl_ema_update(digcl_context *ctx, int count, float decay, cl_mem ema, /* [count] */
                       cl_mem params);                                         /* [count] */
-
-/* ---------------------------------------------------------------- references (double) */
-
-void digcl_ref_adamw_step(int count, const digcl_adamw_hparams *hparams, long step, double *params,
-                          const double *grads, double *m, double *v);
-void digcl_ref_ema_update(int count, double decay, double *ema, const double *params);
-
 #endif

@@ -79,33 +79,4 @@ void digcl_unpatchify_forward(digcl_context *ctx, const digcl_patch_shape *shape
 void digcl_unpatchify_backward(digcl_context *ctx, const digcl_patch_shape *shape,
                                cl_mem dimage, /* [N, C, H, W] */
                                cl_mem dx);    /* [N, T, p*p*C] */
-
-/* ---------------------------------------------------------- references (host, double) */
-
-void digcl_ref_patchify_forward(const digcl_patch_shape *shape,
-                                const double *image, /* [N, C, H, W] */
-                                double *patches);    /* [N, T, C*p*p] */
-void digcl_ref_patchify_backward(const digcl_patch_shape *shape,
-                                 const double *dpatches, /* [N, T, C*p*p] */
-                                 double *dimage);        /* [N, C, H, W] */
-void digcl_ref_patch_embed_forward(const digcl_patch_shape *shape, int D,
-                                   const double *image,     /* [N, C, H, W] */
-                                   const double *weight,    /* [D, C*p*p] */
-                                   const double *bias,      /* [D] */
-                                   const double *pos_embed, /* [T, D] or NULL */
-                                   double *tokens);         /* [N, T, D] */
-void digcl_ref_patch_embed_backward(const digcl_patch_shape *shape, int D,
-                                    const double *image,   /* [N, C, H, W] */
-                                    const double *weight,  /* [D, C*p*p] */
-                                    const double *dtokens, /* [N, T, D] */
-                                    double *dweight,       /* [D, C*p*p] accumulate */
-                                    double *dbias,         /* [D] accumulate */
-                                    double *dimage);       /* [N, C, H, W] or NULL */
-void digcl_ref_unpatchify_forward(const digcl_patch_shape *shape,
-                                  const double *x, /* [N, T, p*p*C] */
-                                  double *image);  /* [N, C, H, W] */
-void digcl_ref_unpatchify_backward(const digcl_patch_shape *shape,
-                                   const double *dimage, /* [N, C, H, W] */
-                                   double *dx);          /* [N, T, p*p*C] */
-
 #endif

@@ -48,12 +48,4 @@ void digcl_srem_forward(digcl_context *ctx, digcl_scan_order order, int N, int s
 void digcl_srem_backward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D,
                          cl_mem dy,  /* [N, side*side, D] */
                          cl_mem dx); /* [N, side*side, D] */
-
-void digcl_ref_srem_forward(digcl_scan_order order, int N, int side, int D,
-                            const double *x, /* [N, side*side, D] */
-                            double *y);      /* [N, side*side, D] */
-void digcl_ref_srem_backward(digcl_scan_order order, int N, int side, int D,
-                             const double *dy, /* [N, side*side, D] */
-                             double *dx);      /* [N, side*side, D] */
-
 #endif

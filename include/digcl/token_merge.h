@@ -48,17 +48,4 @@ void digcl_scan_to_rows_forward(digcl_context *ctx, digcl_scan_order order, int 
 void digcl_scan_to_rows_backward(digcl_context *ctx, digcl_scan_order order, int N, int side, int D,
                                  cl_mem dy,  /* [N, side*side, D] */
                                  cl_mem dx); /* [N, side*side, D] */
-
-/* Double references, same layouts; accumulate as above. */
-void digcl_ref_token_merge_forward(int N, int side, int D, const double *x, double *y);
-void digcl_ref_token_merge_backward(int N, int side, int D, const double *dy, double *dx,
-                                    int accumulate);
-void digcl_ref_depth_to_space_forward(int N, int side, int D, const double *x, double *y);
-void digcl_ref_depth_to_space_backward(int N, int side, int D, const double *dy, double *dx,
-                                       int accumulate);
-void digcl_ref_scan_to_rows_forward(digcl_scan_order order, int N, int side, int D, const double *x,
-                                    double *y);
-void digcl_ref_scan_to_rows_backward(digcl_scan_order order, int N, int side, int D,
-                                     const double *dy, double *dx);
-
 #endif

@@ -8,9 +8,4 @@
 void digcl_upsample_nearest_forward(digcl_context *ctx, int planes /* N C */, int H, int W,
                                     int factor, cl_mem x /* [N, C, H, W] */,
                                     cl_mem y /* [N, C, F H, F W] */);
-
-void digcl_ref_upsample_nearest_forward(int planes, int H, int W, int factor,
-                                        const double *x, /* [N, C, H, W] */
-                                        double *y);      /* [N, C, F H, F W] */
-
 #endif

@@ -41,13 +41,4 @@ void digcl_spatial_attention_forward(digcl_context *ctx, int C, int T,
                                      digcl_plane_ref v,   /* [C, T] */
                                      digcl_plane_ref out, /* [C, T] */
                                      cl_mem scores, size_t score_floats);
-
-/* References in double. */
-void digcl_ref_posterior_sample_forward(size_t count, double scale, const double *mean,
-                                        const double *logvar, const double *eps,
-                                        double *z); /* all [count] */
-void digcl_ref_spatial_attention_forward(int C, int T,
-                                         const double *q, const double *k, const double *v,
-                                         double *out); /* all [C, T] */
-
 #endif

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "diffusion_internal.h"
+#include "digcl/ref/diffusion.h"
 
 static const double ln2 = 0.69314718055994530942;
 static const double pi = 3.14159265358979323846;

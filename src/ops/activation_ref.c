@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "digcl/activation.h"
+#include "digcl/ref/activation.h"
 
 #define GELU_C 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_A 0.044715

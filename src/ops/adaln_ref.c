@@ -1,5 +1,6 @@
 /* adaln_ref.c: double references of modulate and the gated residual (digcl/adaln.h). */
 #include "digcl/adaln.h"
+#include "digcl/ref/adaln.h"
 
 void digcl_ref_modulate_forward(int N, int T, int D, const double *x, const double *shift,
                                 const double *scale, double *y) {

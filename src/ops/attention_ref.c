@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "digcl/attention.h"
+#include "digcl/ref/attention.h"
 
 /* Element index of q (which = 0), k (1) or v (2) of token t, head h, channel 0. */
 static size_t qkv_index(const digcl_attention_shape *s, int which, int n, int t, int h) {

@@ -1,5 +1,6 @@
 /* conv2d_ref.c: the double reference of digcl/conv2d.h (direct loops). */
 #include "digcl/conv2d.h"
+#include "digcl/ref/conv2d.h"
 
 void digcl_ref_conv2d_forward(const digcl_conv2d_shape *s, const double *x, const double *weight,
                               const double *bias, double *y) {

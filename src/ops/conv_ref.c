@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "digcl/conv.h"
+#include "digcl/ref/conv.h"
 
 /* Element index of grid cell (n, row, col), channel d, or -1 outside the grid. */
 static long grid_index(const digcl_grid_shape *s, int n, int row, int col, int d) {

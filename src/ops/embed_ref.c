@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "digcl/embed.h"
+#include "digcl/ref/embed.h"
 
 /* One half of the 2-D table: the 1-D embedding of `position` over D/2 channels. */
 static void sincos_1d(double position, int quarter, double *out /* [2*quarter] */) {

@@ -1,5 +1,6 @@
 /* Plain-C GEMM oracle: row-major, double accumulation. */
 #include "digcl/gemm.h"
+#include "digcl/ref/gemm.h"
 
 void digcl_ref_gemm(int transpose_a, int transpose_b, size_t M, size_t N, size_t K, float alpha,
                     const float *A, size_t a_offset, size_t lda, const float *B, size_t b_offset,

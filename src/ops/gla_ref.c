@@ -16,6 +16,7 @@
 
 #include "digcl/error.h"
 #include "digcl/gla.h"
+#include "digcl/ref/gla.h"
 
 enum { GLA_REF_SEGMENT = 32 };
 

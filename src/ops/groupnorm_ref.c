@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "digcl/groupnorm.h"
+#include "digcl/ref/groupnorm.h"
 
 void digcl_ref_groupnorm_forward(const digcl_groupnorm_shape *s, const double *x,
                                  const double *gamma, const double *beta, int silu, double *y) {

@@ -1,5 +1,6 @@
 /* linear_ref.c: double reference of nn.Linear (digcl/linear.h). */
 #include "digcl/linear.h"
+#include "digcl/ref/linear.h"
 
 void digcl_ref_linear_forward(digcl_linear_shape shape, const double *x, const double *weight,
                               const double *bias, double *y) {

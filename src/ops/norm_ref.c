@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include "digcl/norm.h"
+#include "digcl/ref/adaln.h"
+#include "digcl/ref/norm.h"
 
 void digcl_ref_layernorm_forward(int rows, int D, const double *x, double *y, double *mean,
                                  double *rstd) {

@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "digcl/optim.h"
+#include "digcl/ref/optim.h"
 
 void digcl_ref_adamw_step(int count, const digcl_adamw_hparams *hp, long step, double *params,
                           const double *grads, double *m, double *v) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "digcl/patch.h"
+#include "digcl/ref/patch.h"
 
 /* Sizes in size_t: the oracle never overflows where the device code refuses. */
 static size_t ref_tokens(const digcl_patch_shape *s) {

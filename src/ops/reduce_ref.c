@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "digcl/reduce.h"
+#include "digcl/ref/reduce.h"
 
 void digcl_ref_column_sum(int batch, int rows, int cols, const double *x, double scale,
                           double *out) {

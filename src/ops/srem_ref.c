@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "digcl/srem.h"
+#include "digcl/ref/srem.h"
 
 static void gather_rows(digcl_scan_order order, int backward, int N, int side, int D,
                         const double *in, double *out) {

@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "digcl/token_merge.h"
+#include "digcl/ref/token_merge.h"
 
 /* Element of the merged [N, side*side/4, 4D] tensor holding fine element
  * (n, row, col, c) of [N, side*side, D]. */

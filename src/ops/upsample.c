@@ -1,5 +1,6 @@
 /* upsample.c: the nearest-upsampling launcher and reference (digcl/upsample.h). */
 #include "digcl/upsample.h"
+#include "digcl/ref/upsample.h"
 
 void digcl_upsample_nearest_forward(digcl_context *ctx, int planes, int H, int W, int factor,
                                     cl_mem x, cl_mem y) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "digcl/gemm.h"
+#include "digcl/ref/vae_ops.h"
 
 static int checked_count(size_t count, const char *op) {
     if (count > 2147483647u) digcl_fatal("%s over %zu elements exceeds the int range", op, count);
