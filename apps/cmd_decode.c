@@ -11,15 +11,16 @@
 #include "digcl/vae.h"
 
 void usage_decode(void) {
-    printf("usage: digcl decode (--vae FILE | --taesd FILE) LATENTS.safetensors -o OUT\n"
-           "                    [--tensor NAME] [--scale S] [--vae-tile-size PX]\n"
-           "                    [--vae-tile-overlap PX] [--vae-max-memory MIB] [--per-image]\n\n"
-           "Decodes the latents [N, 4, h, w] (tensor 'latents', else 'samples', else the only tensor;\n"
-           "model-space values x = S z, S = 0.18215 unless --scale) into images [N, 3, 8h, 8w].\n"
-           "OUT ending in .safetensors gets 'images' F32 in [-1, 1]; .png gets an 8-bit RGB grid of\n"
-           "the images (floor(sqrt(N)) rows; one image: the image itself), or with --per-image one\n"
-           "file per image, OUT-0000.png, OUT-0001.png, ...; .ppm gets the images side by side.\n"
-           "Tiling is automatic when a whole image would not fit the device.\n");
+    printf(
+        "usage: digcl decode (--vae FILE | --taesd FILE) LATENTS.safetensors -o OUT\n"
+        "                    [--tensor NAME] [--scale S] [--vae-tile-size PX]\n"
+        "                    [--vae-tile-overlap PX] [--vae-max-memory MIB] [--per-image]\n\n"
+        "Decodes the latents [N, 4, h, w] (tensor 'latents', else 'samples', else the only tensor;\n"
+        "model-space values x = S z, S = 0.18215 unless --scale) into images [N, 3, 8h, 8w].\n"
+        "OUT ending in .safetensors gets 'images' F32 in [-1, 1]; .png gets an 8-bit RGB grid of\n"
+        "the images (floor(sqrt(N)) rows; one image: the image itself), or with --per-image one\n"
+        "file per image, OUT-0000.png, OUT-0001.png, ...; .ppm gets the images side by side.\n"
+        "Tiling is automatic when a whole image would not fit the device.\n");
 }
 
 static int fail(const char *message, const char *detail) {
@@ -29,7 +30,8 @@ static int fail(const char *message, const char *detail) {
 
 static int same_file(const char *a, const char *b) {
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -67,10 +69,10 @@ static digcl_image *to_cells(const float *images, int N, int H, int W) {
 
 /* A grid (or the single image) at path, or with per_image one file per image. */
 static int write_png(const char *path, int per_image, const float *images, int N, int H, int W,
-                     const char *vae_name) {
+                     const char *digcl_vae_format_name) {
     digcl_image *cells = to_cells(images, N, H, W);
     if (!cells) return fail("out of host memory for the images", NULL);
-    const digcl_png_text text = {"digcl", vae_name};
+    const digcl_png_text text = {"digcl", digcl_vae_format_name};
     char error[1024] = "", name[4200];
     int status = 0, rows = 1;
     while ((rows + 1) * (rows + 1) <= N) rows++;
@@ -137,13 +139,15 @@ int cmd_decode(const cli_globals *globals, int argc, char **argv) {
         return fail(detail, NULL);
     }
     const int N = (int)t->shape[0], h = (int)t->shape[2], w = (int)t->shape[3];
-    float *z = malloc(t->numel * sizeof *z), *images = malloc((size_t)N * 3 * 64 * h * w * sizeof *images);
+    float *z = malloc(t->numel * sizeof *z),
+          *images = malloc((size_t)N * 3 * 64 * h * w * sizeof *images);
     if (!z || !images) return fail("out of host memory", NULL);
     if (digcl_st_read_f32(st, t, z, &err) != 0) return fail(err.message, NULL);
     digcl_st_close(st);
     digcl_context *ctx = cli_open_context(globals);
     char error[1024];
-    digcl_vae_load_options options = {DIGCL_VAE_DECODER, NULL, taesd ? DIGCL_VAE_TAESD : DIGCL_VAE_KL};
+    digcl_vae_load_options options = {DIGCL_VAE_DECODER, NULL,
+                                      taesd ? DIGCL_VAE_TAESD : DIGCL_VAE_KL};
     digcl_vae *vae = digcl_vae_load(ctx, kl ? kl : taesd, &options, error, sizeof error);
     if (!vae) return fail(error, NULL);
     digcl_vae_decode(vae, &tiling, N, h, w, z, (float)scale, images);

@@ -20,23 +20,24 @@
 #include "digcl/vae.h"
 
 #define FOLDER_SIZE 4096
-#define PATH_SIZE 4608
+#define PATH_SIZE   4608
 
 void usage_encode(void) {
-    printf("usage: digcl encode --vae FILE --data DIR --image-size S -o OUT.safetensors\n"
-           "                    [--resume] [--batch-size N] [--shard-size ROWS] [--dtype f16|f32]\n"
-           "                    [--vae-tile-size PX] [--vae-tile-overlap PX] [--vae-max-memory MIB]\n"
-           "                    [-q]\n\n"
-           "Encodes every image of the folder DIR (one subfolder per class), in data set order, at\n"
-           "S x S (ADM centre crop) and its horizontal flip: rows 2i and 2i + 1 are image i and its\n"
-           "flip. Stored per row: the posterior 'mean' and 'std' [4, S/8, S/8] (F16 by default)\n"
-           "and 'labels' I64, metadata scale 0.18215, vae, class_names, num_classes; training\n"
-           "draws z = 0.18215 (mean + std eps) afresh at every use (--data latents:OUT.safetensors).\n\n"
-           "OUT.safetensors is an index of shards OUT.shards/NNNNNN.safetensors of --shard-size rows\n"
-           "(default 2048), each written atomically: --resume keeps the complete shards of an\n"
-           "interrupted run (same flags, VAE and data) and encodes the rest; at most one shard of\n"
-           "work is lost, no row is duplicated or dropped. The index is written last.\n"
-           "--batch-size images per VAE call (default 8). Progress on a terminal; -q: quiet.\n");
+    printf(
+        "usage: digcl encode --vae FILE --data DIR --image-size S -o OUT.safetensors\n"
+        "                    [--resume] [--batch-size N] [--shard-size ROWS] [--dtype f16|f32]\n"
+        "                    [--vae-tile-size PX] [--vae-tile-overlap PX] [--vae-max-memory MIB]\n"
+        "                    [-q]\n\n"
+        "Encodes every image of the folder DIR (one subfolder per class), in data set order, at\n"
+        "S x S (ADM centre crop) and its horizontal flip: rows 2i and 2i + 1 are image i and its\n"
+        "flip. Stored per row: the posterior 'mean' and 'std' [4, S/8, S/8] (F16 by default)\n"
+        "and 'labels' I64, metadata scale 0.18215, vae, class_names, num_classes; training\n"
+        "draws z = 0.18215 (mean + std eps) afresh at every use (--data latents:OUT.safetensors).\n\n"
+        "OUT.safetensors is an index of shards OUT.shards/NNNNNN.safetensors of --shard-size rows\n"
+        "(default 2048), each written atomically: --resume keeps the complete shards of an\n"
+        "interrupted run (same flags, VAE and data) and encodes the rest; at most one shard of\n"
+        "work is lost, no row is duplicated or dropped. The index is written last.\n"
+        "--batch-size images per VAE call (default 8). Progress on a terminal; -q: quiet.\n");
 }
 
 typedef struct encode_args {
@@ -72,8 +73,8 @@ static int parse_args(int argc, char **argv, encode_args *a) {
         else if (cli_option_value(argc, argv, &i, "--vae-tile-overlap", &value))
             a->tiling.tile_overlap = (int)cli_parse_long("--vae-tile-overlap", value, 0, 65536);
         else if (cli_option_value(argc, argv, &i, "--vae-max-memory", &value))
-            a->tiling.max_memory =
-                (size_t)cli_parse_long("--vae-max-memory", value, 1, 1 << 24) << 20;
+            a->tiling.max_memory = (size_t)cli_parse_long("--vae-max-memory", value, 1, 1 << 24)
+                                   << 20;
         else if (strcmp(argv[i], "--resume") == 0) a->resume = 1;
         else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) a->quiet = 1;
         else cli_unknown_argument("encode", argv[i]);
@@ -84,8 +85,10 @@ static int parse_args(int argc, char **argv, encode_args *a) {
         return 2;
     }
     if (a->image_size % 8) {
-        fprintf(stderr, "digcl encode: --image-size %ld is not a multiple of 8 (the VAE's "
-                        "factor)\n", a->image_size);
+        fprintf(stderr,
+                "digcl encode: --image-size %ld is not a multiple of 8 (the VAE's "
+                "factor)\n",
+                a->image_size);
         return 2;
     }
     const size_t n = strlen(a->output);
@@ -101,12 +104,12 @@ static int parse_args(int argc, char **argv, encode_args *a) {
 
 typedef struct shard_set {
     char folder[FOLDER_SIZE]; /* OUT.shards */
-    const char *folder_name; /* its last component (the index names it) */
+    const char *folder_name;  /* its last component (the index names it) */
     int64_t images, rows, shard_rows, shard_count;
-    size_t row;             /* 4 h w */
-    char signature[512];    /* what a resumed run must agree on */
+    size_t row;          /* 4 h w */
+    char signature[512]; /* what a resumed run must agree on */
     const digcl_dataset_info *info;
-    const char *vae_name;
+    const char *digcl_vae_format_name;
 } shard_set;
 
 static void shard_path(const shard_set *set, int64_t k, char *out, size_t size) {
@@ -123,10 +126,10 @@ static int set_metadata(digcl_st_writer *w, const shard_set *set, digcl_st_error
     snprintf(scale, sizeof scale, "%.5f", (double)DIGCL_VAE_SD_SCALE);
     snprintf(classes, sizeof classes, "%d", set->info->num_classes);
     return digcl_st_writer_set_metadata(w, "scale", scale, err) ||
-           digcl_st_writer_set_metadata(w, "vae", set->vae_name, err) ||
-           digcl_st_writer_set_metadata(w, "class_names", set->info->class_names, err) ||
-           digcl_st_writer_set_metadata(w, "num_classes", classes, err) ||
-           digcl_st_writer_set_metadata(w, "digcl.encode", set->signature, err)
+                   digcl_st_writer_set_metadata(w, "vae", set->digcl_vae_format_name, err) ||
+                   digcl_st_writer_set_metadata(w, "class_names", set->info->class_names, err) ||
+                   digcl_st_writer_set_metadata(w, "num_classes", classes, err) ||
+                   digcl_st_writer_set_metadata(w, "digcl.encode", set->signature, err)
                ? -1
                : 0;
 }
@@ -158,8 +161,9 @@ static int shard_done(const shard_set *set, int64_t k) {
     const int same = signature && strcmp(signature, set->signature) == 0 && first &&
                      strcmp(first, want_first) == 0 && mean && mean->shape[0] == rows_of(set, k);
     if (!same)
-        fprintf(stderr, "digcl encode: --resume: %s was written by another encode (%s), this one "
-                        "is (%s, first_row %s); remove %s or use the same flags, VAE and data\n",
+        fprintf(stderr,
+                "digcl encode: --resume: %s was written by another encode (%s), this one "
+                "is (%s, first_row %s); remove %s or use the same flags, VAE and data\n",
                 path, signature ? signature : "no digcl.encode metadata", set->signature,
                 want_first, set->folder);
     digcl_st_close(st);
@@ -191,8 +195,10 @@ static int64_t first_missing_shard(const shard_set *set, int resume) {
         char path[PATH_SIZE];
         shard_path(set, 0, path, sizeof path);
         if (access(path, F_OK) == 0) {
-            fprintf(stderr, "digcl encode: %s holds shards of an earlier encode: pass --resume to "
-                            "continue it, or remove the folder\n", set->folder);
+            fprintf(stderr,
+                    "digcl encode: %s holds shards of an earlier encode: pass --resume to "
+                    "continue it, or remove the folder\n",
+                    set->folder);
             return -1;
         }
         return 0;
@@ -228,11 +234,11 @@ typedef struct encoder {
     const shard_set *set;
     digcl_dataset *dataset;
     digcl_vae *vae;
-    float *images;       /* [batch, 3, S, S] */
-    float *mean, *std;   /* [shard_rows, 4, S/8, S/8] */
-    int64_t *labels;     /* [shard_rows] */
+    float *images;     /* [batch, 3, S, S] */
+    float *mean, *std; /* [shard_rows, 4, S/8, S/8] */
+    int64_t *labels;   /* [shard_rows] */
     int64_t cached_image;
-    float *cached;       /* [3, S, S]: the last image read (its flip is the next row) */
+    float *cached; /* [3, S, S]: the last image read (its flip is the next row) */
     int32_t cached_label;
     double start;
     int64_t start_row;
@@ -300,8 +306,7 @@ static int write_shard(encoder *e, int64_t k, int64_t rows) {
         status = digcl_st_writer_add_f32(w, "mean", 4, shape, e->mean, &err) ||
                  digcl_st_writer_add_f32(w, "std", 4, shape, e->std, &err);
     status = status || digcl_st_writer_add_i64(w, "labels", 1, label_shape, e->labels, &err) ||
-             set_metadata(w, set, &err) ||
-             set_integer(w, "first_row", k * set->shard_rows, &err) ||
+             set_metadata(w, set, &err) || set_integer(w, "first_row", k * set->shard_rows, &err) ||
              digcl_st_writer_write(w, path, &err);
     if (status) fprintf(stderr, "digcl encode: %s\n", w ? err.message : "out of host memory");
     digcl_st_writer_free(w);
@@ -372,14 +377,14 @@ static void release(encoder *e) {
 
 /* ------------------------------------------------------------ the command */
 
-static int plan_set(const encode_args *a, const digcl_dataset_info *info, const char *vae_name,
-                    shard_set *set) {
+static int plan_set(const encode_args *a, const digcl_dataset_info *info,
+                    const char *digcl_vae_format_name, shard_set *set) {
     memset(set, 0, sizeof *set);
     snprintf(set->folder, sizeof set->folder, "%.*s.shards", (int)(strlen(a->output) - 12),
              a->output);
     const char *slash = strrchr(set->folder, '/');
     set->folder_name = slash ? slash + 1 : set->folder;
-    set->info = info, set->vae_name = vae_name;
+    set->info = info, set->digcl_vae_format_name = digcl_vae_format_name;
     set->images = info->count, set->rows = 2 * info->count;
     set->shard_rows = a->shard_rows;
     set->shard_count = (set->rows + set->shard_rows - 1) / set->shard_rows;
@@ -392,7 +397,7 @@ static int plan_set(const encode_args *a, const digcl_dataset_info *info, const 
     }
     snprintf(set->signature, sizeof set->signature,
              "vae %s xxh3 %016llx, image_size %ld, images %lld, classes %d, shard_rows %lld, %s",
-             vae_name, (unsigned long long)hash, a->image_size, (long long)set->images,
+             digcl_vae_format_name, (unsigned long long)hash, a->image_size, (long long)set->images,
              info->num_classes, (long long)set->shard_rows, a->f16 ? "F16" : "F32");
     return 0;
 }
@@ -411,8 +416,10 @@ static digcl_dataset *open_images(const encode_args *a, int *status) {
     }
     const digcl_dataset_info *info = digcl_dataset_get_info(dataset);
     if (info->kind != DIGCL_DATASET_IMAGES) {
-        fprintf(stderr, "digcl encode: --data %s is not an image folder (one subfolder of PNG or "
-                        "JPEG files per class)\n", a->data);
+        fprintf(stderr,
+                "digcl encode: --data %s is not an image folder (one subfolder of PNG or "
+                "JPEG files per class)\n",
+                a->data);
         digcl_dataset_close(dataset);
         *status = 2;
         return NULL;
@@ -438,8 +445,8 @@ int cmd_encode(const cli_globals *globals, int argc, char **argv) {
     const int64_t from = status == 0 ? first_missing_shard(&set, a.resume) : -1;
     if (status == 0 && from < 0) status = 2;
     if (status == 0) {
-        e = (encoder){&a, &set, dataset, vae, .start = seconds_now(),
-                      .start_row = from * set.shard_rows};
+        e = (encoder){
+            &a, &set, dataset, vae, .start = seconds_now(), .start_row = from * set.shard_rows};
         status = allocate(&e);
     }
     if (status == 0 && from > 0 && !a.quiet)

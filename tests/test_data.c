@@ -61,7 +61,8 @@ static void write_idx(const char *dir, int count, int gz, size_t truncate_to, ui
     put_be32(images + 12, 28);
     for (int i = 0; i < count; i++)
         for (int r = 0; r < 28; r++)
-            for (int c = 0; c < 28; c++) images[16 + (size_t)i * 784 + r * 28 + c] = idx_pixel(i, r, c);
+            for (int c = 0; c < 28; c++)
+                images[16 + (size_t)i * 784 + r * 28 + c] = idx_pixel(i, r, c);
     put_be32(labels, 0x00000801u);
     put_be32(labels + 4, (uint32_t)count);
     for (int i = 0; i < count; i++) labels[8 + i] = (uint8_t)(i % 10);
@@ -127,8 +128,8 @@ static void test_idx_contents(void **state) {
         for (int r = 0; r < 32; r++)
             for (int c = 0; c < 32; c++) {
                 int inside = r >= 2 && r < 30 && c >= 2 && c < 30;
-                float want = inside ? ((float)idx_pixel(11, r - 2, c - 2) / 255.0f - 0.5f) / 0.5f
-                                    : -1.0f;
+                float want =
+                    inside ? ((float)idx_pixel(11, r - 2, c - 2) / 255.0f - 0.5f) / 0.5f : -1.0f;
                 assert_true(x[r * 32 + c] == want);
             }
         digcl_dataset_close(d);
@@ -167,7 +168,8 @@ static void test_idx_errors(void **state) {
     snprintf(dir, sizeof dir, "%s/idx_bad_magic", data_temp_root);
     write_idx(dir, 5, 0, 0, 0x00000801u);
     snprintf(spec, sizeof spec, "idx:%s", dir);
-    data_expect_open_error(spec, NULL, "train-images-idx3-ubyte: magic 0x00000801, expected 0x00000803");
+    data_expect_open_error(spec, NULL,
+                           "train-images-idx3-ubyte: magic 0x00000801, expected 0x00000803");
     data_path(file, sizeof file, "idx_truncated/x");
     snprintf(dir, sizeof dir, "%s/idx_truncated", data_temp_root);
     write_idx(dir, 5, 1, 16 + 784 * 3, 0x00000803u);
@@ -360,8 +362,8 @@ static void write_f16_latents(const char *path, int n, int c, int h, int w) {
     int length = snprintf(header, sizeof header,
                           "{\"labels\":{\"dtype\":\"I64\",\"shape\":[%d],\"data_offsets\":[0,%d]},"
                           "\"latents\":{\"dtype\":\"F16\",\"shape\":[%d,%d,%d,%d],"
-                          "\"data_offsets\":[%d,%zu]}}", n, 8 * n, n, c, h, w, 8 * n,
-                          8 * (size_t)n + 2 * values);
+                          "\"data_offsets\":[%d,%zu]}}",
+                          n, 8 * n, n, c, h, w, 8 * n, 8 * (size_t)n + 2 * values);
     size_t size = 8 + (size_t)length + 8 * (size_t)n + 2 * values;
     uint8_t *bytes = calloc(1, size), *p = bytes;
     for (int i = 0; i < 8; i++) *p++ = (uint8_t)((uint64_t)length >> (8 * i));
@@ -418,8 +420,7 @@ static void test_latents(void **state) {
     int32_t y;
     assert_int_equal(digcl_dataset_read(d, 5, 0, 0, 0, x, &y, error, sizeof error), 0);
     assert_int_equal(y, 2);
-    for (int i = 0; i < 24; i++)
-        assert_true(x[i] == (float)((int)((5 * 24 + i) % 16) - 8) / 8.0f);
+    for (int i = 0; i < 24; i++) assert_true(x[i] == (float)((int)((5 * 24 + i) % 16) - 8) / 8.0f);
     assert_int_equal(digcl_dataset_check_model(d, 4, 2, 3, error, sizeof error), -1);
     assert_non_null(strstr(error, "2x3 latents, but the model's input_size is 2"));
     digcl_dataset_close(d);
@@ -434,13 +435,14 @@ static void test_latents(void **state) {
         info = digcl_dataset_get_info(d);
         assert_int_equal(info->has_posterior, 1);
         assert_int_equal(info->num_classes, 15);
-        assert_string_equal(info->vae_name, "sd-vae-ft-ema");
+        assert_string_equal(info->digcl_vae_format_name, "sd-vae-ft-ema");
         assert_true(info->latent_scale == 0.5f);
         digcl_rng_key key = {77, DIGCL_RNG_LATENT};
         float other[24];
         for (int epoch = 0; epoch < 2; epoch++) {
-            assert_int_equal(digcl_dataset_read(d, 3, 77, epoch, 0, epoch ? other : x, &y, error,
-                                                sizeof error), 0);
+            assert_int_equal(
+                digcl_dataset_read(d, 3, 77, epoch, 0, epoch ? other : x, &y, error, sizeof error),
+                0);
             const float *got = epoch ? other : x;
             for (int i = 0; i < 24; i++) {
                 float sd = spread[3 * 24 + i];
@@ -485,7 +487,8 @@ static void test_latent_errors(void **state) {
             digcl_st_writer_add_f32(w, "mean", 4, shape, values, &err);
             digcl_st_writer_add_f32(w, "std", 4, wrong, values, &err);
         }
-        if (strcmp(name, "int_latents") == 0) digcl_st_writer_add_i64(w, "latents", 4, shape, big, &err);
+        if (strcmp(name, "int_latents") == 0)
+            digcl_st_writer_add_i64(w, "latents", 4, shape, big, &err);
         if (strcmp(name, "short_labels") == 0)
             digcl_st_writer_add_i64(w, "labels", 1, three, labels3, &err);
         else if (strcmp(name, "no_labels") != 0)

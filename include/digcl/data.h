@@ -37,31 +37,31 @@
 #include <stdint.h>
 
 typedef enum digcl_dataset_kind {
-    DIGCL_DATASET_IDX = 1,     /* idx:DIR (or a folder holding train-*-idx?-ubyte[.gz]) */
-    DIGCL_DATASET_IMAGES = 2,  /* DIR with one subfolder per class */
-    DIGCL_DATASET_LATENTS = 3  /* latents:FILE.safetensors (one file, or the index of a
+    DIGCL_DATASET_IDX = 1,    /* idx:DIR (or a folder holding train-*-idx?-ubyte[.gz]) */
+    DIGCL_DATASET_IMAGES = 2, /* DIR with one subfolder per class */
+    DIGCL_DATASET_LATENTS = 3 /* latents:FILE.safetensors (one file, or the index of a
                                   `digcl encode` shard set: docs/VAE.md) */
 } digcl_dataset_kind;
 
 typedef struct digcl_dataset_options {
-    int image_size;      /* image folders: output size S (S x S), required; IDX and
+    int image_size;          /* image folders: output size S (S x S), required; IDX and
                             latents: 0 or their own size (else an error) */
-    int channels;        /* image folders: 3 (RGB, default when 0) or 1 (grey) */
-    int skip_bad_images; /* skip undecodable files with a warning (log callback) */
+    int channels;            /* image folders: 3 (RGB, default when 0) or 1 (grey) */
+    int skip_bad_images;     /* skip undecodable files with a warning (log callback) */
     const char *class_names; /* comma-separated names overriding the data set's; NULL: its own */
 } digcl_dataset_options;
 
 typedef struct digcl_dataset_info {
     digcl_dataset_kind kind;
-    int64_t count;        /* entries (images; latents rows) */
-    int channels;         /* C of every batch */
-    int height, width;    /* H, W of every batch (IDX: 32 x 32 after padding) */
-    int num_classes;      /* labels are in [0, num_classes) */
-    int is_latent;        /* 1 for latents (values not in [-1, 1]) */
-    int has_posterior;    /* latents given as mean + std: a fresh draw per use */
-    float latent_scale;   /* latents' metadata scale (0.18215), 0 if unknown */
-    char vae_name[64];    /* latents' metadata VAE name, "" if unknown */
-    const char *class_names; /* comma-separated, never NULL: Fashion-MNIST's names, "0".."9"
+    int64_t count;                  /* entries (images; latents rows) */
+    int channels;                   /* C of every batch */
+    int height, width;              /* H, W of every batch (IDX: 32 x 32 after padding) */
+    int num_classes;                /* labels are in [0, num_classes) */
+    int is_latent;                  /* 1 for latents (values not in [-1, 1]) */
+    int has_posterior;              /* latents given as mean + std: a fresh draw per use */
+    float latent_scale;             /* latents' metadata scale (0.18215), 0 if unknown */
+    char digcl_vae_format_name[64]; /* latents' metadata VAE name, "" if unknown */
+    const char *class_names;        /* comma-separated, never NULL: Fashion-MNIST's names, "0".."9"
                                 for other IDX sets, image folders' folder names,
                                 "" for latents without a "class_names" metadata entry */
 } digcl_dataset_info;
@@ -104,13 +104,14 @@ typedef struct digcl_loader_options {
 } digcl_loader_options;
 
 typedef struct digcl_batch {
-    float *x;        /* [N, C, H, W]; pixels in [-1, 1] */
-    int32_t *y;      /* [N] labels */
-    int rows;        /* N */
-    int64_t epoch;   /* which (epoch, index) this is */
-    int64_t index;   /* batch index inside the epoch */
-    int64_t first_sample; /* global row index of row 0: (epoch * batches + index) * N * world + rank * N */
-    double wait_ms;  /* how long digcl_loader_next waited for it */
+    float *x;      /* [N, C, H, W]; pixels in [-1, 1] */
+    int32_t *y;    /* [N] labels */
+    int rows;      /* N */
+    int64_t epoch; /* which (epoch, index) this is */
+    int64_t index; /* batch index inside the epoch */
+    int64_t
+        first_sample; /* global row index of row 0: (epoch * batches + index) * N * world + rank * N */
+    double wait_ms; /* how long digcl_loader_next waited for it */
 } digcl_batch;
 
 typedef struct digcl_loader digcl_loader;

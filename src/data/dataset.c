@@ -15,7 +15,7 @@ static const char *const fashion_mnist_dirs[] = {
     "/usr/local/share/datasets/fashion-mnist",
 };
 
-uint8_t *data_buffer_reserve(data_buffer *buffer, size_t size) {
+uint8_t *digcl_data_buffer_reserve(data_buffer *buffer, size_t size) {
     if (size <= buffer->capacity) return buffer->bytes;
     size_t capacity = size + size / 4;
     uint8_t *bytes = realloc(buffer->bytes, capacity);
@@ -25,11 +25,9 @@ uint8_t *data_buffer_reserve(data_buffer *buffer, size_t size) {
     return bytes;
 }
 
-float data_pixel_to_float(uint8_t p) {
-    return ((float)p / 255.0f - 0.5f) / 0.5f;
-}
+float digcl_data_pixel_to_float(uint8_t p) { return ((float)p / 255.0f - 0.5f) / 0.5f; }
 
-int data_set_class_names(digcl_dataset *dataset, const char *names) {
+int digcl_data_set_class_names(digcl_dataset *dataset, const char *names) {
     char *copy = malloc(strlen(names) + 1);
     if (!copy) return -1;
     strcpy(copy, names);
@@ -49,15 +47,17 @@ static int find_fashion_mnist(char *dir, size_t size, char *error, size_t error_
     const char *root = getenv("DIGCL_DATA_DIR");
     if (root && *root) {
         snprintf(dir, size, "%s/fashion-mnist", root);
-        if (data_dir_has_idx(dir)) return 0;
+        if (digcl_data_dir_has_idx(dir)) return 0;
     }
     for (size_t i = 0; i < sizeof fashion_mnist_dirs / sizeof fashion_mnist_dirs[0]; i++) {
         snprintf(dir, size, "%s", fashion_mnist_dirs[i]);
-        if (data_dir_has_idx(dir)) return 0;
+        if (digcl_data_dir_has_idx(dir)) return 0;
     }
-    snprintf(error, error_size, "fashion-mnist: no train-images-idx3-ubyte.gz in "
+    snprintf(error, error_size,
+             "fashion-mnist: no train-images-idx3-ubyte.gz in "
              "$DIGCL_DATA_DIR/fashion-mnist or %s (install Debian's dataset-fashion-mnist, "
-             "or give --data idx:DIR)", fashion_mnist_dirs[0]);
+             "or give --data idx:DIR)",
+             fashion_mnist_dirs[0]);
     return -1;
 }
 
@@ -66,18 +66,21 @@ static int open_source(digcl_dataset *dataset, const char *spec,
     char dir[4096];
     if (strcmp(spec, "fashion-mnist") == 0) {
         if (find_fashion_mnist(dir, sizeof dir, error, error_size) != 0) return -1;
-        return data_open_idx(dataset, dir, error, error_size);
+        return digcl_data_open_idx(dataset, dir, error, error_size);
     }
-    if (strncmp(spec, "idx:", 4) == 0) return data_open_idx(dataset, spec + 4, error, error_size);
+    if (strncmp(spec, "idx:", 4) == 0)
+        return digcl_data_open_idx(dataset, spec + 4, error, error_size);
     if (strncmp(spec, "latents:", 8) == 0)
-        return data_open_latents(dataset, spec + 8, error, error_size);
+        return digcl_data_open_latents(dataset, spec + 8, error, error_size);
     if (!is_dir(spec)) {
-        snprintf(error, error_size, "%s: not a folder (expected idx:DIR, latents:FILE.safetensors, "
-                 "fashion-mnist, or an image folder with one subfolder per class)", spec);
+        snprintf(error, error_size,
+                 "%s: not a folder (expected idx:DIR, latents:FILE.safetensors, "
+                 "fashion-mnist, or an image folder with one subfolder per class)",
+                 spec);
         return -1;
     }
-    if (data_dir_has_idx(spec)) return data_open_idx(dataset, spec, error, error_size);
-    return data_open_image_folder(dataset, spec, options, error, error_size);
+    if (digcl_data_dir_has_idx(spec)) return digcl_data_open_idx(dataset, spec, error, error_size);
+    return digcl_data_open_image_folder(dataset, spec, options, error, error_size);
 }
 
 /* IDX and latents have their own size: --image-size may only repeat it. */
@@ -86,10 +89,13 @@ static int check_own_size(const digcl_dataset *dataset, const char *spec,
     const digcl_dataset_info *info = &dataset->info;
     if (info->kind == DIGCL_DATASET_IMAGES) return 0;
     int pixels = info->is_latent ? info->height * 8 : info->height;
-    if (options->image_size != 0 && options->image_size != pixels && options->image_size != info->height) {
-        snprintf(error, error_size, "%s: holds %dx%d %s, but --image-size %d was asked for "
-                 "(IDX and latent data sets have their own size)", spec, info->height, info->width,
-                 info->is_latent ? "latents" : "images", options->image_size);
+    if (options->image_size != 0 && options->image_size != pixels &&
+        options->image_size != info->height) {
+        snprintf(error, error_size,
+                 "%s: holds %dx%d %s, but --image-size %d was asked for "
+                 "(IDX and latent data sets have their own size)",
+                 spec, info->height, info->width, info->is_latent ? "latents" : "images",
+                 options->image_size);
         return -1;
     }
     if (options->channels != 0 && options->channels != info->channels && !info->is_latent) {
@@ -114,7 +120,7 @@ digcl_dataset *digcl_dataset_open(const char *spec, const digcl_dataset_options 
     int status = open_source(dataset, spec, options, error, error_size);
     if (status == 0) status = check_own_size(dataset, spec, options, error, error_size);
     if (status == 0 && options->class_names) {
-        status = data_set_class_names(dataset, options->class_names);
+        status = digcl_data_set_class_names(dataset, options->class_names);
         if (status != 0) snprintf(error, error_size, "%s: out of host memory", spec);
     }
     if (status != 0) {
@@ -148,19 +154,24 @@ int digcl_dataset_check_model(const digcl_dataset *dataset, int in_channels, int
                               int num_classes, char *error, size_t error_size) {
     const digcl_dataset_info *info = &dataset->info;
     if (info->channels != in_channels) {
-        snprintf(error, error_size, "the data set has %d-channel %ss, but the model's in_channels "
-                 "is %d", info->channels, kind_name(info), in_channels);
+        snprintf(error, error_size,
+                 "the data set has %d-channel %ss, but the model's in_channels "
+                 "is %d",
+                 info->channels, kind_name(info), in_channels);
         return -1;
     }
     if (info->height != input_size || info->width != input_size) {
-        snprintf(error, error_size, "the data set has %dx%d %ss, but the model's input_size is "
-                 "%d (%dx%d)", info->height, info->width, kind_name(info), input_size, input_size,
-                 input_size);
+        snprintf(error, error_size,
+                 "the data set has %dx%d %ss, but the model's input_size is "
+                 "%d (%dx%d)",
+                 info->height, info->width, kind_name(info), input_size, input_size, input_size);
         return -1;
     }
     if (info->num_classes > num_classes) {
-        snprintf(error, error_size, "the data set has %d classes, but the model's num_classes is "
-                 "%d", info->num_classes, num_classes);
+        snprintf(error, error_size,
+                 "the data set has %d classes, but the model's num_classes is "
+                 "%d",
+                 info->num_classes, num_classes);
         return -1;
     }
     return 0;
@@ -178,8 +189,8 @@ static void flip_rows(float *x, int channels, int height, int width) {
     }
 }
 
-int data_read_entry(digcl_dataset *dataset, int64_t index, const data_read_context *context,
-                    int hflip, float *x, int32_t *y, char *error, size_t error_size) {
+int digcl_data_read_entry(digcl_dataset *dataset, int64_t index, const data_read_context *context,
+                          int hflip, float *x, int32_t *y, char *error, size_t error_size) {
     if (dataset->source.read(dataset->source.state, index, context, x, y, error, error_size) != 0)
         return -1;
     if (hflip) {
@@ -199,7 +210,7 @@ int digcl_dataset_read(digcl_dataset *dataset, int64_t index, uint64_t seed, int
     }
     data_scratch scratch = {0};
     data_read_context context = {seed, epoch, &scratch};
-    int status = data_read_entry(dataset, index, &context, hflip, x, y, error, error_size);
-    data_scratch_free(&scratch);
+    int status = digcl_data_read_entry(dataset, index, &context, hflip, x, y, error, error_size);
+    digcl_data_scratch_free(&scratch);
     return status;
 }

@@ -16,7 +16,7 @@
 #include "data_internal.h"
 
 #define IDX_PAD_FROM 28 /* images of this size are padded ... */
-#define IDX_PAD 2       /* ... by this many pixels on every side */
+#define IDX_PAD      2  /* ... by this many pixels on every side */
 
 static const char *const fashion_mnist_names =
     "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot";
@@ -48,7 +48,7 @@ static int find_file(const char *dir, const char *const names[2], char *path, si
     return -1;
 }
 
-int data_dir_has_idx(const char *dir) {
+int digcl_data_dir_has_idx(const char *dir) {
     char path[4096];
     return find_file(dir, image_names, path, sizeof path) == 0;
 }
@@ -69,7 +69,8 @@ static int read_exact(gzFile file, const char *path, void *out, size_t size, con
             int code;
             const char *message = gzerror(file, &code);
             if (code != Z_OK && code != Z_STREAM_END)
-                snprintf(error, error_size, "%s: corrupt (%s) while reading %s", path, message, what);
+                snprintf(error, error_size, "%s: corrupt (%s) while reading %s", path, message,
+                         what);
             else
                 snprintf(error, error_size, "%s: truncated: %zu of the %zu bytes of %s present",
                          path, done, size, what);
@@ -95,8 +96,10 @@ static gzFile open_idx(const char *path, uint32_t magic, int dims, uint32_t *hea
         return NULL;
     }
     if (load_be32(bytes) != magic) {
-        snprintf(error, error_size, "%s: magic 0x%08x, expected 0x%08x (IDX u8 with %d "
-                 "dimension%s)", path, load_be32(bytes), magic, dims, dims > 1 ? "s" : "");
+        snprintf(error, error_size,
+                 "%s: magic 0x%08x, expected 0x%08x (IDX u8 with %d "
+                 "dimension%s)",
+                 path, load_be32(bytes), magic, dims, dims > 1 ? "s" : "");
         gzclose(file);
         return NULL;
     }
@@ -109,16 +112,20 @@ static int read_images(idx_state *s, const char *path, int64_t *count, char *err
     uint32_t header[3];
     gzFile file = open_idx(path, 0x00000803u, 3, header, error, error_size);
     if (!file) return -1;
-    if (header[0] == 0 || header[1] == 0 || header[2] == 0 || header[1] > 4096 || header[2] > 4096) {
-        snprintf(error, error_size, "%s: %u images of %ux%u (expected at least one image, sides "
-                 "1 to 4096)", path, header[0], header[1], header[2]);
+    if (header[0] == 0 || header[1] == 0 || header[2] == 0 || header[1] > 4096 ||
+        header[2] > 4096) {
+        snprintf(error, error_size,
+                 "%s: %u images of %ux%u (expected at least one image, sides "
+                 "1 to 4096)",
+                 path, header[0], header[1], header[2]);
         gzclose(file);
         return -1;
     }
     size_t bytes = (size_t)header[0] * header[1] * header[2];
     s->images = malloc(bytes);
-    int status = s->images ? read_exact(file, path, s->images, bytes, "the pixels", error, error_size)
-                           : (snprintf(error, error_size, "%s: out of host memory", path), -1);
+    int status = s->images
+                     ? read_exact(file, path, s->images, bytes, "the pixels", error, error_size)
+                     : (snprintf(error, error_size, "%s: out of host memory", path), -1);
     gzclose(file);
     *count = header[0];
     s->rows = (int)header[1];
@@ -126,8 +133,8 @@ static int read_images(idx_state *s, const char *path, int64_t *count, char *err
     return status;
 }
 
-static int read_labels(idx_state *s, const char *path, int64_t count, int *num_classes,
-                       char *error, size_t error_size) {
+static int read_labels(idx_state *s, const char *path, int64_t count, int *num_classes, char *error,
+                       size_t error_size) {
     uint32_t header[1];
     gzFile file = open_idx(path, 0x00000801u, 1, header, error, error_size);
     if (!file) return -1;
@@ -191,13 +198,14 @@ static const char *idx_class_names(const char *dir, int num_classes) {
     return num_classes == 10 ? "0,1,2,3,4,5,6,7,8,9" : NULL;
 }
 
-int data_open_idx(digcl_dataset *dataset, const char *dir, char *error, size_t error_size) {
+int digcl_data_open_idx(digcl_dataset *dataset, const char *dir, char *error, size_t error_size) {
     char images_path[4096], labels_path[4096];
     if (find_file(dir, image_names, images_path, sizeof images_path) != 0 ||
         find_file(dir, label_names, labels_path, sizeof labels_path) != 0) {
-        snprintf(error, error_size, "%s: no %s (IDX data sets need train-images-idx3-ubyte[.gz] "
-                 "and train-labels-idx1-ubyte[.gz])", dir,
-                 file_exists(images_path) ? labels_path : images_path);
+        snprintf(error, error_size,
+                 "%s: no %s (IDX data sets need train-images-idx3-ubyte[.gz] "
+                 "and train-labels-idx1-ubyte[.gz])",
+                 dir, file_exists(images_path) ? labels_path : images_path);
         return -1;
     }
     idx_state *s = calloc(1, sizeof *s);
@@ -212,7 +220,7 @@ int data_open_idx(digcl_dataset *dataset, const char *dir, char *error, size_t e
         read_labels(s, labels_path, count, &num_classes, error, error_size) != 0)
         return -1;
     s->pad = s->rows == IDX_PAD_FROM && s->cols == IDX_PAD_FROM ? IDX_PAD : 0;
-    for (int p = 0; p < 256; p++) s->lut[p] = data_pixel_to_float((uint8_t)p);
+    for (int p = 0; p < 256; p++) s->lut[p] = digcl_data_pixel_to_float((uint8_t)p);
     digcl_dataset_info *info = &dataset->info;
     info->kind = DIGCL_DATASET_IDX;
     info->count = count;
@@ -221,7 +229,7 @@ int data_open_idx(digcl_dataset *dataset, const char *dir, char *error, size_t e
     info->width = s->cols + 2 * s->pad;
     info->num_classes = num_classes;
     const char *names = idx_class_names(dir, num_classes);
-    if (names && data_set_class_names(dataset, names) != 0) {
+    if (names && digcl_data_set_class_names(dataset, names) != 0) {
         snprintf(error, error_size, "%s: out of host memory", dir);
         return -1;
     }

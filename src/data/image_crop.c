@@ -27,7 +27,8 @@
 #include "data_internal.h"
 
 /* stb_image_resize's working memory comes from the worker's scratch. */
-#define STBIR_MALLOC(size, context) ((void *)data_buffer_reserve((data_buffer *)(context), (size)))
+#define STBIR_MALLOC(size, context) \
+    ((void *)digcl_data_buffer_reserve((data_buffer *)(context), (size)))
 #define STBIR_FREE(pointer, context) ((void)(pointer), (void)(context))
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_STATIC
@@ -44,8 +45,8 @@
 #pragma GCC diagnostic pop
 #endif
 
-#define PIL_PRECISION_BITS 22 /* PIL's 8-bit resampling: 32 - 8 - 2 */
-#define MAX_RESIZED (1u << 28) /* bytes of a resized image */
+#define PIL_PRECISION_BITS 22         /* PIL's 8-bit resampling: 32 - 8 - 2 */
+#define MAX_RESIZED        (1u << 28) /* bytes of a resized image */
 
 static int out_of_memory(char *error, size_t error_size, int w, int h) {
     snprintf(error, error_size, "out of host memory resizing a %dx%d image", w, h);
@@ -108,23 +109,23 @@ static int box_halve(const uint8_t *src, int w, int h, int channels, uint8_t *ds
                      data_scratch *scratch, char *error, size_t error_size) {
     const int half_w = w / 2, half_h = h / 2;
     const size_t c = (size_t)channels;
-    uint8_t *middle = data_buffer_reserve(&scratch->resized, (size_t)h * half_w * c);
-    box_tap *taps = (box_tap *)data_buffer_reserve(&scratch->weights,
-                                                   (size_t)(half_w + half_h) * sizeof *taps);
+    uint8_t *middle = digcl_data_buffer_reserve(&scratch->resized, (size_t)h * half_w * c);
+    box_tap *taps = (box_tap *)digcl_data_buffer_reserve(&scratch->weights,
+                                                         (size_t)(half_w + half_h) * sizeof *taps);
     if (!middle || !taps) return out_of_memory(error, error_size, w, h);
     box_taps(w, half_w, taps);
     box_taps(h, half_h, taps + half_w);
     box_pass(src, middle, h, w, half_w, channels, c, (size_t)w * c, c, (size_t)half_w * c, taps);
-    box_pass(middle, dst, half_w, h, half_h, channels, (size_t)half_w * c, c, (size_t)half_w * c,
-             c, taps + half_w);
+    box_pass(middle, dst, half_w, h, half_h, channels, (size_t)half_w * c, c, (size_t)half_w * c, c,
+             taps + half_w);
     return 0;
 }
 
 /* --------------------------------------------------------------- bicubic */
 
 /* stb's Catmull-Rom with outside taps weighted 0 (float, interleaved). */
-static int stb_resize(const float *in, int w, int h, float *out, int out_w, int out_h,
-                      int channels, data_buffer *memory) {
+static int stb_resize(const float *in, int w, int h, float *out, int out_w, int out_h, int channels,
+                      data_buffer *memory) {
     return stbir_resize_float_generic(in, w, h, 0, out, out_w, out_h, 0, channels,
                                       STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_ZERO,
                                       STBIR_FILTER_CATMULLROM, STBIR_COLORSPACE_LINEAR, memory);
@@ -133,7 +134,8 @@ static int stb_resize(const float *in, int w, int h, float *out, int out_w, int 
 /* The weight each output pixel of a line of `in` -> `out` gives to pixels
  * inside the image (the response to all ones): 1 except near the edges. */
 static int inside_weights(int in, int out, float *weights, data_scratch *scratch) {
-    float *ones = (float *)data_buffer_reserve(&scratch->floats_out, (size_t)in * sizeof *ones);
+    float *ones =
+        (float *)digcl_data_buffer_reserve(&scratch->floats_out, (size_t)in * sizeof *ones);
     if (!ones) return 0;
     for (int i = 0; i < in; i++) ones[i] = 1.0f;
     return stb_resize(ones, in, 1, weights, out, 1, 1, &scratch->stb);
@@ -145,10 +147,12 @@ static int bicubic_pass(const uint8_t *src, int w, int h, int channels, uint8_t 
                         int out_h, int horizontal, data_scratch *scratch) {
     const size_t in_count = (size_t)w * h * channels, out_count = (size_t)out_w * out_h * channels;
     const int line = horizontal ? out_w : out_h;
-    float *weights = (float *)data_buffer_reserve(&scratch->weights, (size_t)line * sizeof(float));
+    float *weights =
+        (float *)digcl_data_buffer_reserve(&scratch->weights, (size_t)line * sizeof(float));
     if (!weights || !inside_weights(horizontal ? w : h, line, weights, scratch)) return 0;
-    float *in = (float *)data_buffer_reserve(&scratch->floats, in_count * sizeof(float));
-    float *out = (float *)data_buffer_reserve(&scratch->floats_out, out_count * sizeof(float));
+    float *in = (float *)digcl_data_buffer_reserve(&scratch->floats, in_count * sizeof(float));
+    float *out =
+        (float *)digcl_data_buffer_reserve(&scratch->floats_out, out_count * sizeof(float));
     if (!in || !out) return 0;
     for (size_t i = 0; i < in_count; i++) in[i] = src[i];
     if (!stb_resize(in, w, h, out, out_w, out_h, channels, &scratch->stb)) return 0;
@@ -163,10 +167,9 @@ static int bicubic_pass(const uint8_t *src, int w, int h, int channels, uint8_t 
 }
 
 /* [h, w, c] -> [out_h, out_w, c]: horizontal pass (into `middle`), then vertical. */
-static int bicubic_resize(const uint8_t *src, int w, int h, int channels, uint8_t *dst,
-                          int out_w, int out_h, data_scratch *scratch, char *error,
-                          size_t error_size) {
-    uint8_t *middle = data_buffer_reserve(&scratch->halved, (size_t)h * out_w * channels);
+static int bicubic_resize(const uint8_t *src, int w, int h, int channels, uint8_t *dst, int out_w,
+                          int out_h, data_scratch *scratch, char *error, size_t error_size) {
+    uint8_t *middle = digcl_data_buffer_reserve(&scratch->halved, (size_t)h * out_w * channels);
     const uint8_t *rows = src;
     if (!middle) return out_of_memory(error, error_size, w, h);
     if (out_w != w) {
@@ -183,12 +186,12 @@ static int bicubic_resize(const uint8_t *src, int w, int h, int channels, uint8_
     return 0;
 }
 
-int data_center_crop(data_scratch *scratch, int width, int height, int channels, int size,
-                     uint8_t *out, char *error, size_t error_size) {
+int digcl_data_center_crop(data_scratch *scratch, int width, int height, int channels, int size,
+                           uint8_t *out, char *error, size_t error_size) {
     data_buffer *source = &scratch->pixels, *spare = &scratch->halved;
     int w = width, h = height;
     while ((w < h ? w : h) >= 2 * size) {
-        uint8_t *dst = data_buffer_reserve(spare, (size_t)(w / 2) * (h / 2) * channels);
+        uint8_t *dst = digcl_data_buffer_reserve(spare, (size_t)(w / 2) * (h / 2) * channels);
         if (!dst || box_halve(source->bytes, w, h, channels, dst, scratch, error, error_size) != 0)
             return out_of_memory(error, error_size, w, h);
         data_buffer *t = source;
@@ -198,20 +201,23 @@ int data_center_crop(data_scratch *scratch, int width, int height, int channels,
         h /= 2;
     }
     if (source != &scratch->pixels) { /* the bicubic passes use `halved` */
-        uint8_t *dst = data_buffer_reserve(&scratch->pixels, (size_t)w * h * channels);
+        uint8_t *dst = digcl_data_buffer_reserve(&scratch->pixels, (size_t)w * h * channels);
         if (!dst) return out_of_memory(error, error_size, w, h);
         memcpy(dst, source->bytes, (size_t)w * h * channels);
     }
     const double scale = (double)size / (double)(w < h ? w : h);
     const int new_w = (int)nearbyint((double)w * scale), new_h = (int)nearbyint((double)h * scale);
     if ((uint64_t)new_w * (uint64_t)new_h * (uint64_t)channels > MAX_RESIZED) {
-        snprintf(error, error_size, "a %dx%d image resizes to %dx%d for --image-size %d, more "
-                 "than 2^28 bytes (extreme aspect ratio)", width, height, new_w, new_h, size);
+        snprintf(error, error_size,
+                 "a %dx%d image resizes to %dx%d for --image-size %d, more "
+                 "than 2^28 bytes (extreme aspect ratio)",
+                 width, height, new_w, new_h, size);
         return -1;
     }
     const uint8_t *resized = scratch->pixels.bytes;
     if (new_w != w || new_h != h) { /* PIL returns a copy for an unchanged size */
-        uint8_t *dst = data_buffer_reserve(&scratch->resized, (size_t)new_w * new_h * channels);
+        uint8_t *dst =
+            digcl_data_buffer_reserve(&scratch->resized, (size_t)new_w * new_h * channels);
         if (!dst || bicubic_resize(scratch->pixels.bytes, w, h, channels, dst, new_w, new_h,
                                    scratch, error, error_size) != 0)
             return out_of_memory(error, error_size, w, h);
@@ -220,7 +226,7 @@ int data_center_crop(data_scratch *scratch, int width, int height, int channels,
     const int top = (new_h - size) / 2, left = (new_w - size) / 2;
     const size_t row_bytes = (size_t)size * channels;
     for (int y = 0; y < size; y++)
-        memcpy(out + (size_t)y * row_bytes,
-               resized + ((size_t)(top + y) * new_w + left) * channels, row_bytes);
+        memcpy(out + (size_t)y * row_bytes, resized + ((size_t)(top + y) * new_w + left) * channels,
+               row_bytes);
     return 0;
 }

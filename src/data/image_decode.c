@@ -27,8 +27,8 @@ static int fail(char *error, size_t error_size, const char *what) {
 
 static int check_dimensions(int w, int h, char *error, size_t error_size) {
     if (w <= 0 || h <= 0 || (uint64_t)w * (uint64_t)h > MAX_PIXELS) {
-        snprintf(error, error_size, "unsupported image size %dx%d (expected 1 to 2^28 pixels)",
-                 w, h);
+        snprintf(error, error_size, "unsupported image size %dx%d (expected 1 to 2^28 pixels)", w,
+                 h);
         return -1;
     }
     return 0;
@@ -89,8 +89,8 @@ static int png_set_transforms(png_structp png, png_infop info, int channels) {
 static int decode_png(const uint8_t *bytes, size_t size, int channels, data_scratch *scratch,
                       int *width, int *height, char *error, size_t error_size) {
     png_source source = {bytes, size, 0, ""};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, png_on_error,
-                                             png_on_warning);
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, png_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
@@ -109,8 +109,9 @@ static int decode_png(const uint8_t *bytes, size_t size, int channels, data_scra
     if (check_dimensions(w, h, reason, sizeof reason) != 0) png_error(png, reason);
     int delivered = png_set_transforms(png, info, channels);
     if (png_get_rowbytes(png, info) != (size_t)w * delivered) png_error(png, "unexpected row size");
-    uint8_t *pixels = data_buffer_reserve(&scratch->pixels, (size_t)w * h * delivered);
-    png_bytepp rows = (png_bytepp)data_buffer_reserve(&scratch->rows, (size_t)h * sizeof(png_bytep));
+    uint8_t *pixels = digcl_data_buffer_reserve(&scratch->pixels, (size_t)w * h * delivered);
+    png_bytepp rows =
+        (png_bytepp)digcl_data_buffer_reserve(&scratch->rows, (size_t)h * sizeof(png_bytep));
     if (!pixels || !rows) png_error(png, "out of host memory");
     for (int y = 0; y < h; y++) rows[y] = pixels + (size_t)y * w * delivered;
     png_read_image(png, rows);
@@ -131,7 +132,8 @@ static int jpeg_has_adobe_marker(const uint8_t *bytes, size_t size) {
         int marker = bytes[i + 1];
         size_t length = ((size_t)bytes[i + 2] << 8) | bytes[i + 3];
         if (marker == 0xDA || length < 2) break;
-        if (marker == 0xEE && length >= 7 && i + 9 <= size && memcmp(bytes + i + 4, "Adobe", 5) == 0)
+        if (marker == 0xEE && length >= 7 && i + 9 <= size &&
+            memcmp(bytes + i + 4, "Adobe", 5) == 0)
             return 1;
         i += 2 + length;
     }
@@ -174,8 +176,9 @@ static int decode_jpeg(const uint8_t *bytes, size_t size, int channels, data_scr
     int is_grey = colorspace == TJCS_GRAY;
     int format = is_cmyk ? TJPF_CMYK : (is_grey && channels == 1) ? TJPF_GRAY : TJPF_RGB;
     int decoded_channels = tjPixelSize[format];
-    uint8_t *pixels = data_buffer_reserve(&scratch->pixels, (size_t)w * h * 3);
-    uint8_t *target = is_cmyk ? data_buffer_reserve(&scratch->rows, (size_t)w * h * 4) : pixels;
+    uint8_t *pixels = digcl_data_buffer_reserve(&scratch->pixels, (size_t)w * h * 3);
+    uint8_t *target =
+        is_cmyk ? digcl_data_buffer_reserve(&scratch->rows, (size_t)w * h * 4) : pixels;
     if (!target || !pixels) return fail(error, error_size, "out of host memory decoding a JPEG");
     if (tjDecompress2(tj, bytes, (unsigned long)size, target, w, 0, h, format, 0) != 0)
         return jpeg_failed(scratch, error, error_size);
@@ -186,8 +189,8 @@ static int decode_jpeg(const uint8_t *bytes, size_t size, int channels, data_scr
     return 0;
 }
 
-int data_decode_image(const uint8_t *bytes, size_t size, int channels, data_scratch *scratch,
-                      int *width, int *height, char *error, size_t error_size) {
+int digcl_data_decode_image(const uint8_t *bytes, size_t size, int channels, data_scratch *scratch,
+                            int *width, int *height, char *error, size_t error_size) {
     static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     if (size >= 8 && memcmp(bytes, png_signature, 8) == 0)
         return decode_png(bytes, size, channels, scratch, width, height, error, error_size);
@@ -196,10 +199,10 @@ int data_decode_image(const uint8_t *bytes, size_t size, int channels, data_scra
     return fail(error, error_size, "unsupported file format (expected PNG or JPEG)");
 }
 
-void data_scratch_free(data_scratch *scratch) {
-    data_buffer *buffers[] = {&scratch->file, &scratch->pixels, &scratch->halved,
-                              &scratch->resized, &scratch->rows, &scratch->stb,
-                              &scratch->floats, &scratch->floats_out, &scratch->weights};
+void digcl_data_scratch_free(data_scratch *scratch) {
+    data_buffer *buffers[] = {&scratch->file,    &scratch->pixels,     &scratch->halved,
+                              &scratch->resized, &scratch->rows,       &scratch->stb,
+                              &scratch->floats,  &scratch->floats_out, &scratch->weights};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) {
         free(buffers[i]->bytes);
         buffers[i]->bytes = NULL;

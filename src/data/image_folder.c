@@ -19,8 +19,8 @@
 #include "digcl/log.h"
 
 typedef struct image_entry {
-    char *root;  /* folder path (a class folder or below) */
-    char *name;  /* file name */
+    char *root; /* folder path (a class folder or below) */
+    char *name; /* file name */
     int32_t label;
 } image_entry;
 
@@ -36,8 +36,8 @@ typedef struct name_list {
     size_t count, capacity;
 } name_list;
 
-static const char *const image_extensions[] = {".jpg", ".jpeg", ".png", ".ppm", ".bmp",
-                                               ".pgm", ".tif", ".tiff", ".webp"};
+static const char *const image_extensions[] = {".jpg", ".jpeg", ".png",  ".ppm", ".bmp",
+                                               ".pgm", ".tif",  ".tiff", ".webp"};
 
 static int has_suffix(const char *name, const char *suffix) {
     size_t n = strlen(name), m = strlen(suffix);
@@ -106,7 +106,8 @@ static int list_dir(const char *dir, int dirs, name_list *out, char *error, size
         if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
         char *path = join(dir, entry->d_name);
         struct stat st;
-        int keep = path && stat(path, &st) == 0 && (dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+        int keep =
+            path && stat(path, &st) == 0 && (dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
         free(path);
         if (keep) status = list_push(out, duplicate(entry->d_name));
     }
@@ -157,12 +158,16 @@ static int walk(image_folder *f, const char *dir, int32_t label, walk_options *w
         if (!is_decodable_name(name)) {
             walk_opts->refused++;
             if (!walk_opts->skip_bad) {
-                snprintf(error, error_size, "%s/%s: unsupported image format (digcl reads PNG "
-                         "and JPEG; --skip-bad-images skips such files)", dir, name);
+                snprintf(error, error_size,
+                         "%s/%s: unsupported image format (digcl reads PNG "
+                         "and JPEG; --skip-bad-images skips such files)",
+                         dir, name);
                 status = -1;
             } else {
-                digcl_log(DIGCL_LOG_WARNING, "%s/%s: unsupported image format (PNG and JPEG "
-                          "only), skipped", dir, name);
+                digcl_log(DIGCL_LOG_WARNING,
+                          "%s/%s: unsupported image format (PNG and JPEG "
+                          "only), skipped",
+                          dir, name);
             }
             continue;
         }
@@ -205,7 +210,7 @@ static int set_class_names(digcl_dataset *dataset, const name_list *classes) {
         if (i) strcat(names, ",");
         strcat(names, classes->names[i]);
     }
-    int status = data_set_class_names(dataset, names);
+    int status = digcl_data_set_class_names(dataset, names);
     free(names);
     return status;
 }
@@ -227,8 +232,10 @@ static int check_options(const char *dir, const digcl_dataset_options *options, 
 static int scan_classes(image_folder *f, const char *dir, const name_list *classes,
                         walk_options *walk_opts, char *error, size_t error_size) {
     if (classes->count == 0) {
-        snprintf(error, error_size, "%s: no class folders (an image folder holds one subfolder "
-                 "per class, e.g. %s/cat/1.png)", dir, dir);
+        snprintf(error, error_size,
+                 "%s: no class folders (an image folder holds one subfolder "
+                 "per class, e.g. %s/cat/1.png)",
+                 dir, dir);
         return -1;
     }
     for (size_t c = 0; c < classes->count; c++) {
@@ -236,10 +243,13 @@ static int scan_classes(image_folder *f, const char *dir, const name_list *class
         char *class_dir = join(dir, classes->names[c]);
         int status = class_dir ? walk(f, class_dir, (int32_t)c, walk_opts, error, error_size) : -1;
         /* sorted by (folder, name) within the class: os.walk's order, sorted */
-        qsort(f->entries + before, (size_t)(f->count - before), sizeof *f->entries, compare_entries);
+        qsort(f->entries + before, (size_t)(f->count - before), sizeof *f->entries,
+              compare_entries);
         if (status == 0 && f->count == before) {
-            snprintf(error, error_size, "%s: no PNG or JPEG images in this class folder (every "
-                     "class needs at least one)", class_dir);
+            snprintf(error, error_size,
+                     "%s: no PNG or JPEG images in this class folder (every "
+                     "class needs at least one)",
+                     class_dir);
             status = -1;
         }
         free(class_dir);
@@ -248,8 +258,9 @@ static int scan_classes(image_folder *f, const char *dir, const name_list *class
     return 0;
 }
 
-int data_open_image_folder(digcl_dataset *dataset, const char *dir,
-                           const digcl_dataset_options *options, char *error, size_t error_size) {
+int digcl_data_open_image_folder(digcl_dataset *dataset, const char *dir,
+                                 const digcl_dataset_options *options, char *error,
+                                 size_t error_size) {
     if (check_options(dir, options, error, error_size) != 0) return -1;
     image_folder *f = calloc(1, sizeof *f);
     dataset->source = (data_source){image_read, image_close, f, 2};
@@ -259,7 +270,7 @@ int data_open_image_folder(digcl_dataset *dataset, const char *dir,
     }
     f->size = options->image_size;
     f->channels = options->channels ? options->channels : 3;
-    for (int p = 0; p < 256; p++) f->lut[p] = data_pixel_to_float((uint8_t)p);
+    for (int p = 0; p < 256; p++) f->lut[p] = digcl_data_pixel_to_float((uint8_t)p);
     name_list classes = {0};
     walk_options walk_opts = {options->skip_bad_images, 0};
     int status = list_dir(dir, 1, &classes, error, error_size);
@@ -292,7 +303,7 @@ static int read_file(const char *path, data_buffer *buffer, size_t *size, char *
     struct stat st;
     int status = fstat(fileno(file), &st) == 0 ? 0 : -1;
     size_t length = status == 0 ? (size_t)st.st_size : 0;
-    uint8_t *bytes = status == 0 ? data_buffer_reserve(buffer, length ? length : 1) : NULL;
+    uint8_t *bytes = status == 0 ? digcl_data_buffer_reserve(buffer, length ? length : 1) : NULL;
     if (!bytes || fread(bytes, 1, length, file) != length) {
         snprintf(error, error_size, "%s: cannot read", path);
         status = -1;
@@ -313,13 +324,13 @@ static int image_read(void *state, int64_t index, const data_read_context *conte
     int w = 0, h = 0;
     if (read_file(path, &scratch->file, &size, error, error_size) != 0) return -1;
     uint8_t *crop = NULL;
-    int status = data_decode_image(scratch->file.bytes, size, f->channels, scratch, &w, &h, reason,
-                                   sizeof reason);
+    int status = digcl_data_decode_image(scratch->file.bytes, size, f->channels, scratch, &w, &h,
+                                         reason, sizeof reason);
     if (status == 0) {
         /* the crop goes into the file buffer, which the decoded pixels no longer need */
-        crop = data_buffer_reserve(&scratch->file, (size_t)f->size * f->size * f->channels);
-        status = crop ? data_center_crop(scratch, w, h, f->channels, f->size, crop, reason,
-                                         sizeof reason)
+        crop = digcl_data_buffer_reserve(&scratch->file, (size_t)f->size * f->size * f->channels);
+        status = crop ? digcl_data_center_crop(scratch, w, h, f->channels, f->size, crop, reason,
+                                               sizeof reason)
                       : (snprintf(reason, sizeof reason, "out of host memory"), -1);
     }
     if (status != 0) {

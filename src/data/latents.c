@@ -91,7 +91,8 @@ static int latent_read(void *state, int64_t index, const data_read_context *cont
     *label = f->labels[index];
     if (read_row(f, p, p->values, local, x, error, error_size) != 0) return -1;
     if (!p->spread) return 0;
-    float *spread = (float *)data_buffer_reserve(&context->scratch->rows, f->row * sizeof(float));
+    float *spread =
+        (float *)digcl_data_buffer_reserve(&context->scratch->rows, f->row * sizeof(float));
     if (!spread) {
         snprintf(error, error_size, "%s: out of host memory", p->st->label);
         return -1;
@@ -116,7 +117,8 @@ static int map_file(latent_part *f, const char *path, char *error, size_t error_
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 8) {
         snprintf(error, error_size, "%s: not a safetensors file (%s)", path,
-                 S_ISREG(st.st_mode) ? "shorter than its 8-byte header length" : "not a regular file");
+                 S_ISREG(st.st_mode) ? "shorter than its 8-byte header length"
+                                     : "not a regular file");
         close(fd);
         return -1;
     }
@@ -151,8 +153,10 @@ static int check_values(const latent_part *f, const digcl_st_tensor *t, const di
         return -1;
     }
     if (t->rank != 4 || t->shape[0] < 1 || t->shape[1] < 1 || t->shape[2] < 1 || t->shape[3] < 1) {
-        snprintf(error, error_size, "%s: tensor '%s' has shape %s, expected [N, C, h, w] with "
-                 "N >= 1", path, t->name, shape);
+        snprintf(error, error_size,
+                 "%s: tensor '%s' has shape %s, expected [N, C, h, w] with "
+                 "N >= 1",
+                 path, t->name, shape);
         return -1;
     }
     if (like && memcmp(like->shape, t->shape, 4 * sizeof t->shape[0]) != 0) {
@@ -172,8 +176,10 @@ static int find_values(latent_part *f, char *error, size_t error_size) {
     const digcl_st_tensor *std = digcl_st_find(f->st, "std");
     const digcl_st_tensor *logvar = digcl_st_find(f->st, "logvar");
     if (latents && (mean || std || logvar)) {
-        snprintf(error, error_size, "%s: holds both 'latents' and 'mean'/'std'/'logvar' "
-                 "(expected one of the two forms)", path);
+        snprintf(error, error_size,
+                 "%s: holds both 'latents' and 'mean'/'std'/'logvar' "
+                 "(expected one of the two forms)",
+                 path);
         return -1;
     }
     if (latents) {
@@ -181,8 +187,10 @@ static int find_values(latent_part *f, char *error, size_t error_size) {
         return check_values(f, latents, NULL, error, error_size);
     }
     if (!mean || (!std && !logvar) || (std && logvar)) {
-        snprintf(error, error_size, "%s: no tensor 'latents' [N, 4, h, w], and no posterior "
-                 "('mean' with one of 'std' or 'logvar')", path);
+        snprintf(error, error_size,
+                 "%s: no tensor 'latents' [N, 4, h, w], and no posterior "
+                 "('mean' with one of 'std' or 'logvar')",
+                 path);
         return -1;
     }
     f->values = mean;
@@ -202,8 +210,10 @@ static int read_labels(latent_file *f, const latent_part *p, int64_t first, int6
     if (!t || t->rank != 1 || t->shape[0] != count) {
         char shape[128] = "missing";
         if (t) digcl_st_format_shape(shape, sizeof shape, t->rank, t->shape);
-        snprintf(error, error_size, "%s: tensor 'labels' is %s, expected [%lld] (one label per "
-                 "row of '%s')", path, shape, (long long)count, p->values->name);
+        snprintf(error, error_size,
+                 "%s: tensor 'labels' is %s, expected [%lld] (one label per "
+                 "row of '%s')",
+                 path, shape, (long long)count, p->values->name);
         return -1;
     }
     int64_t *wide = malloc((size_t)count * sizeof *wide);
@@ -212,8 +222,10 @@ static int read_labels(latent_file *f, const latent_part *p, int64_t first, int6
     if (status != 0) snprintf(error, error_size, "%s", wide ? err.message : "out of memory");
     for (int64_t i = 0; status == 0 && i < count; i++) {
         if (wide[i] < 0 || wide[i] > 1000000) {
-            snprintf(error, error_size, "%s: tensor 'labels': element %lld is %lld, expected a "
-                     "class in [0, 1000000]", path, (long long)i, (long long)wide[i]);
+            snprintf(error, error_size,
+                     "%s: tensor 'labels': element %lld is %lld, expected a "
+                     "class in [0, 1000000]",
+                     path, (long long)i, (long long)wide[i]);
             status = -1;
         }
         f->labels[first + i] = (int32_t)wide[i];
@@ -231,7 +243,7 @@ static int read_metadata(digcl_dataset *dataset, latent_file *f, const digcl_saf
     const char *names = digcl_st_metadata(st, "class_names");
     const char *classes = digcl_st_metadata(st, "num_classes");
     digcl_dataset_info *info = &dataset->info;
-    if (vae) snprintf(info->vae_name, sizeof info->vae_name, "%s", vae);
+    if (vae) snprintf(info->digcl_vae_format_name, sizeof info->digcl_vae_format_name, "%s", vae);
     f->scale = DEFAULT_SCALE;
     if (scale) {
         char *end;
@@ -247,13 +259,15 @@ static int read_metadata(digcl_dataset *dataset, latent_file *f, const digcl_saf
     if (classes) {
         long value = strtol(classes, NULL, 10);
         if (value < info->num_classes || value > 1000000) {
-            snprintf(error, error_size, "%s: metadata 'num_classes' is '%s', expected an integer "
-                     "of at least %d (the largest label + 1)", path, classes, info->num_classes);
+            snprintf(error, error_size,
+                     "%s: metadata 'num_classes' is '%s', expected an integer "
+                     "of at least %d (the largest label + 1)",
+                     path, classes, info->num_classes);
             return -1;
         }
         info->num_classes = (int)value;
     }
-    if (names && data_set_class_names(dataset, names) != 0) {
+    if (names && digcl_data_set_class_names(dataset, names) != 0) {
         snprintf(error, error_size, "%s: out of host memory", path);
         return -1;
     }
@@ -267,9 +281,11 @@ static int index_integer(const digcl_safetensors *index, const char *key, int64_
     char *end = NULL;
     long long value = text ? strtoll(text, &end, 10) : 0;
     if (!text || end == text || *end || value < min || value > max) {
-        snprintf(error, error_size, "%s: shard index metadata '%s' is %s%s%s, expected an integer "
-                 "in [%lld, %lld]", index->label, key, text ? "'" : "missing", text ? text : "",
-                 text ? "'" : "", (long long)min, (long long)max);
+        snprintf(error, error_size,
+                 "%s: shard index metadata '%s' is %s%s%s, expected an integer "
+                 "in [%lld, %lld]",
+                 index->label, key, text ? "'" : "missing", text ? text : "", text ? "'" : "",
+                 (long long)min, (long long)max);
         return -1;
     }
     *out = value;
@@ -287,20 +303,24 @@ static int open_shard(latent_file *f, const char *index_path, const char *folder
         snprintf(error, error_size, "%s: out of host memory", index_path);
         return -1;
     }
-    snprintf(path, length, "%.*s%s/%06lld.safetensors", dir_length, index_path, folder, (long long)k);
+    snprintf(path, length, "%.*s%s/%06lld.safetensors", dir_length, index_path, folder,
+             (long long)k);
     latent_part *p = &f->parts[k];
     int status = map_file(p, path, error, error_size);
     if (status == 0) status = find_values(p, error, error_size);
     free(path);
     if (status != 0) return -1;
     const latent_part *first = &f->parts[0];
-    if (p->values->shape[0] != rows || (k > 0 && (memcmp(p->values->shape + 1,
-            first->values->shape + 1, 3 * sizeof(int64_t)) != 0 || !p->spread != !first->spread))) {
+    if (p->values->shape[0] != rows ||
+        (k > 0 &&
+         (memcmp(p->values->shape + 1, first->values->shape + 1, 3 * sizeof(int64_t)) != 0 ||
+          !p->spread != !first->spread))) {
         char shape[128];
         digcl_st_format_shape(shape, sizeof shape, p->values->rank, p->values->shape);
-        snprintf(error, error_size, "%s: tensor '%s' has shape %s, expected %lld rows of shard %lld "
-                 "of %s in the form and shape of shard 0", p->st->label, p->values->name, shape,
-                 (long long)rows, (long long)k, index_path);
+        snprintf(error, error_size,
+                 "%s: tensor '%s' has shape %s, expected %lld rows of shard %lld "
+                 "of %s in the form and shape of shard 0",
+                 p->st->label, p->values->name, shape, (long long)rows, (long long)k, index_path);
         return -1;
     }
     return 0;
@@ -315,8 +335,10 @@ static int open_shards(latent_file *f, const char *path, char *error, size_t err
                       error_size) != 0)
         return -1;
     if (!folder[0] || strchr(folder, '/') || strcmp(folder, "..") == 0) {
-        snprintf(error, error_size, "%s: shard index metadata 'shards' is '%s', expected a folder "
-                 "name next to the index", path, folder);
+        snprintf(error, error_size,
+                 "%s: shard index metadata 'shards' is '%s', expected a folder "
+                 "name next to the index",
+                 path, folder);
         return -1;
     }
     f->parts = calloc((size_t)count, sizeof *f->parts);
@@ -357,7 +379,8 @@ static int open_parts(latent_file *f, const char *path, char *error, size_t erro
     return f->labels ? 0 : -1;
 }
 
-int data_open_latents(digcl_dataset *dataset, const char *path, char *error, size_t error_size) {
+int digcl_data_open_latents(digcl_dataset *dataset, const char *path, char *error,
+                            size_t error_size) {
     latent_file *f = calloc(1, sizeof *f);
     dataset->source = (data_source){latent_read, latent_close, f, 256};
     if (!f) {

@@ -32,21 +32,21 @@
 enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_HELD };
 
 typedef struct loader_slot {
-    digcl_batch batch;  /* x [N, C, H, W], y [N] */
+    digcl_batch batch; /* x [N, C, H, W], y [N] */
     int64_t job;
-    int64_t *indices;   /* [N] data indices of the rows */
-    int chunks_taken;   /* chunks handed to workers */
+    int64_t *indices; /* [N] data indices of the rows */
+    int chunks_taken; /* chunks handed to workers */
     int chunks_done;
     int state;
     int failed;
-    char error[1024];   /* the first row that failed */
+    char error[1024]; /* the first row that failed */
 } loader_slot;
 
 struct digcl_loader {
     digcl_dataset *dataset;
     digcl_loader_options options;
-    int64_t batches;    /* B, per epoch and rank */
-    size_t row_floats;  /* C * H * W */
+    int64_t batches;   /* B, per epoch and rank */
+    size_t row_floats; /* C * H * W */
     int chunk_rows, chunks;
 
     pthread_mutex_t lock;
@@ -55,19 +55,19 @@ struct digcl_loader {
     pthread_cond_t idle;  /* seek: no chunk in progress */
     loader_slot *slots;
     int depth;
-    int64_t start;        /* batch number of job 0 */
-    int64_t assigned;     /* jobs given a slot */
-    int64_t handing;      /* the job whose chunks are being handed out */
-    int64_t consumed;     /* jobs returned by next */
-    int busy;             /* chunks in progress */
-    uint64_t generation;  /* bumped by seek: chunks of an older one are dropped */
+    int64_t start;       /* batch number of job 0 */
+    int64_t assigned;    /* jobs given a slot */
+    int64_t handing;     /* the job whose chunks are being handed out */
+    int64_t consumed;    /* jobs returned by next */
+    int busy;            /* chunks in progress */
+    uint64_t generation; /* bumped by seek: chunks of an older one are dropped */
     int stop;
 
-    int64_t perm_epoch;   /* epoch of perm, -1 none */
-    uint32_t *perm;       /* [count] */
+    int64_t perm_epoch; /* epoch of perm, -1 none */
+    uint32_t *perm;     /* [count] */
 
     pthread_mutex_t bad_lock;
-    uint8_t *bad;         /* [count] 1: known undecodable (skip_bad_images) */
+    uint8_t *bad; /* [count] 1: known undecodable (skip_bad_images) */
     int64_t skipped;
 
     pthread_t *threads;
@@ -109,8 +109,7 @@ static void assign_job(digcl_loader *l) {
         shuffle(l->perm, l->dataset->info.count, l->options.seed, epoch);
         l->perm_epoch = epoch;
     }
-    for (int k = 0; k < n; k++)
-        s->indices[k] = l->perm[(index * world + rank) * n + k];
+    for (int k = 0; k < n; k++) s->indices[k] = l->perm[(index * world + rank) * n + k];
     s->job = l->assigned++;
     s->batch.epoch = epoch;
     s->batch.index = index;
@@ -161,10 +160,11 @@ static int read_row(digcl_loader *l, int64_t index, const data_read_context *con
                     int32_t *y, char *error, size_t error_size) {
     const int64_t count = l->dataset->info.count;
     const int hflip = l->options.hflip;
-    if (!l->bad) return data_read_entry(l->dataset, index, context, hflip, x, y, error, error_size);
+    if (!l->bad)
+        return digcl_data_read_entry(l->dataset, index, context, hflip, x, y, error, error_size);
     for (int64_t tries = 0; tries < count; tries++, index = (index + 1) % count) {
         if (is_bad(l, index)) continue;
-        if (data_read_entry(l->dataset, index, context, hflip, x, y, error, error_size) == 0)
+        if (digcl_data_read_entry(l->dataset, index, context, hflip, x, y, error, error_size) == 0)
             return 0;
         if (mark_bad(l, index)) digcl_log(DIGCL_LOG_WARNING, "%s (skipped)", error);
     }
@@ -175,8 +175,8 @@ static int read_row(digcl_loader *l, int64_t index, const data_read_context *con
 
 static void fill_chunk(digcl_loader *l, loader_slot *s, int chunk, data_scratch *scratch) {
     const int first = chunk * l->chunk_rows;
-    const int last = first + l->chunk_rows < l->options.batch ? first + l->chunk_rows
-                                                               : l->options.batch;
+    const int last =
+        first + l->chunk_rows < l->options.batch ? first + l->chunk_rows : l->options.batch;
     data_read_context context = {l->options.seed, s->batch.epoch, scratch};
     char error[1024];
     for (int k = first; k < last; k++) {
@@ -227,13 +227,14 @@ static int default_workers(void) {
     return cores > 2 ? (int)cores - 1 : 1;
 }
 
-static int check_options(const digcl_dataset *dataset, const digcl_loader_options *o,
-                         char *error, size_t error_size) {
+static int check_options(const digcl_dataset *dataset, const digcl_loader_options *o, char *error,
+                         size_t error_size) {
     if (o->batch < 1 || o->world < 1 || o->rank < 0 || o->rank >= o->world || o->workers < 0 ||
         o->depth < 0) {
-        snprintf(error, error_size, "loader: batch %d, rank %d of world %d, workers %d, depth %d "
-                 "(expected batch >= 1, 0 <= rank < world, workers and depth >= 0)", o->batch,
-                 o->rank, o->world, o->workers, o->depth);
+        snprintf(error, error_size,
+                 "loader: batch %d, rank %d of world %d, workers %d, depth %d "
+                 "(expected batch >= 1, 0 <= rank < world, workers and depth >= 0)",
+                 o->batch, o->rank, o->world, o->workers, o->depth);
         return -1;
     }
     if (dataset->info.count > UINT32_MAX) {
@@ -242,8 +243,10 @@ static int check_options(const digcl_dataset *dataset, const digcl_loader_option
         return -1;
     }
     if (digcl_dataset_batches_per_epoch(dataset, o->batch, o->world) < 1) {
-        snprintf(error, error_size, "the data set has %lld entries, fewer than one batch of %d "
-                 "for each of %d ranks", (long long)dataset->info.count, o->batch, o->world);
+        snprintf(error, error_size,
+                 "the data set has %lld entries, fewer than one batch of %d "
+                 "for each of %d ranks",
+                 (long long)dataset->info.count, o->batch, o->world);
         return -1;
     }
     return 0;
@@ -302,8 +305,8 @@ digcl_loader *digcl_loader_create(digcl_dataset *dataset, const digcl_loader_opt
     l->depth = l->options.depth ? (l->options.depth < 2 ? 2 : l->options.depth) : 4;
     l->batches = digcl_dataset_batches_per_epoch(dataset, options->batch, options->world);
     l->row_floats = (size_t)info->channels * info->height * info->width;
-    l->chunk_rows = dataset->source.chunk_rows < options->batch ? dataset->source.chunk_rows
-                                                                 : options->batch;
+    l->chunk_rows =
+        dataset->source.chunk_rows < options->batch ? dataset->source.chunk_rows : options->batch;
     l->chunks = (options->batch + l->chunk_rows - 1) / l->chunk_rows;
     l->perm_epoch = -1;
     pthread_mutex_init(&l->lock, NULL);
@@ -316,9 +319,10 @@ digcl_loader *digcl_loader_create(digcl_dataset *dataset, const digcl_loader_opt
         status = (l->bad = calloc((size_t)info->count, 1)) ? 0 : -1;
     if (status == 0) status = start_workers(l);
     if (status != 0) {
-        snprintf(error, error_size, "loader: out of host memory or threads (%d workers, %d "
-                 "batches of %d x %zu floats)", l->options.workers, l->depth, options->batch,
-                 l->row_floats);
+        snprintf(error, error_size,
+                 "loader: out of host memory or threads (%d workers, %d "
+                 "batches of %d x %zu floats)",
+                 l->options.workers, l->depth, options->batch, l->row_floats);
         digcl_loader_destroy(l);
         return NULL;
     }
@@ -328,7 +332,8 @@ digcl_loader *digcl_loader_create(digcl_dataset *dataset, const digcl_loader_opt
 void digcl_loader_seek(digcl_loader *l, int64_t epoch, int64_t index) {
     if (epoch < 0 || index < 0 || index >= l->batches)
         digcl_fatal("digcl_loader_seek: batch %lld of epoch %lld is outside the %lld batches of "
-                    "an epoch", (long long)index, (long long)epoch, (long long)l->batches);
+                    "an epoch",
+                    (long long)index, (long long)epoch, (long long)l->batches);
     pthread_mutex_lock(&l->lock);
     l->generation++;
     while (l->busy > 0) pthread_cond_wait(&l->idle, &l->lock);
@@ -345,10 +350,12 @@ const digcl_batch *digcl_loader_next(digcl_loader *l) {
     if (s->state == SLOT_HELD) {
         pthread_mutex_unlock(&l->lock);
         digcl_fatal("digcl_loader_next: all %d staging buffers are held; release a batch "
-                    "(digcl_loader_release) before asking for the next", l->depth);
+                    "(digcl_loader_release) before asking for the next",
+                    l->depth);
     }
     double start = now_ms();
-    while (!(s->state == SLOT_READY && s->job == l->consumed)) pthread_cond_wait(&l->ready, &l->lock);
+    while (!(s->state == SLOT_READY && s->job == l->consumed))
+        pthread_cond_wait(&l->ready, &l->lock);
     double waited = now_ms() - start;
     if (s->failed) {
         char message[1024];
@@ -391,14 +398,14 @@ void digcl_loader_destroy(digcl_loader *l) {
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->lock);
     for (int i = 0; i < l->started; i++) pthread_join(l->threads[i], NULL);
-    if (l->skipped)
-        digcl_log(DIGCL_LOG_WARNING, "%lld bad files skipped", (long long)l->skipped);
+    if (l->skipped) digcl_log(DIGCL_LOG_WARNING, "%lld bad files skipped", (long long)l->skipped);
     for (int i = 0; l->slots && i < l->depth; i++) {
         free(l->slots[i].batch.x);
         free(l->slots[i].batch.y);
         free(l->slots[i].indices);
     }
-    for (int i = 0; l->scratch && i < l->options.workers; i++) data_scratch_free(&l->scratch[i]);
+    for (int i = 0; l->scratch && i < l->options.workers; i++)
+        digcl_data_scratch_free(&l->scratch[i]);
     pthread_mutex_destroy(&l->lock);
     pthread_mutex_destroy(&l->bad_lock);
     pthread_cond_destroy(&l->work);

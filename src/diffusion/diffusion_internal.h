@@ -14,7 +14,7 @@ enum {
     TABLE_COEF1 = 4,
     TABLE_COEF2 = 5,
     TABLE_POSTERIOR_LOG_VARIANCE = 6,
-    TABLE_LOG_RANGE = 7, /* log(beta) - posterior_log_variance_clipped, in double */
+    TABLE_LOG_RANGE = 7,           /* log(beta) - posterior_log_variance_clipped, in double */
     TABLE_SQRT_RECIP_ACP_LO = 8,   /* double - float(double) of row 2 */
     TABLE_SQRT_RECIPM1_ACP_LO = 9, /* double - float(double) of row 3 */
     TABLE_INV_VARIANCE = 10,       /* exp(-min_log) */
@@ -32,6 +32,6 @@ struct digcl_diffusion {
 #define DIFFUSION_GROUP 256
 
 /* Kernels index with int: refuse sizes that do not fit. */
-void diffusion_check_size(size_t value, const char *what, const char *op);
+void digcl_diffusion_check_size(size_t value, const char *what, const char *op);
 
 #endif

@@ -29,7 +29,8 @@ void digcl_ddpm_step_coefficients(const digcl_diffusion_schedule *schedule, int 
     step->min_log = (float)tb->posterior_log_variance_clipped[i];
     step->log_range = (float)(log(tb->betas[i]) - tb->posterior_log_variance_clipped[i]);
     /* FIXED_LARGE: variance append(posterior_variance[1], betas[1:]) */
-    const double fixed = i == 0 ? (schedule->count > 1 ? tb->posterior_variance[1] : tb->betas[0]) : tb->betas[i];
+    const double fixed =
+        i == 0 ? (schedule->count > 1 ? tb->posterior_variance[1] : tb->betas[0]) : tb->betas[i];
     step->fixed_std = (float)sqrt(fixed);
     step->add_noise = i != 0;
 }
@@ -102,11 +103,11 @@ int digcl_cfg_guided_channels(digcl_cfg_channels choice, int channels) {
     return channels == 4 ? 3 : channels;
 }
 
-void digcl_cfg_combine(digcl_context *ctx, int rows, int out_channels, size_t hw, int guided_channels,
-                       float scale, cl_mem out, cl_mem guided) {
-    diffusion_check_size((size_t)(rows > 0 ? rows : 0), "rows", "cfg_combine");
-    diffusion_check_size((size_t)rows * 2 * (size_t)out_channels * hw, "2 rows * channels * H * W",
-                         "cfg_combine");
+void digcl_cfg_combine(digcl_context *ctx, int rows, int out_channels, size_t hw,
+                       int guided_channels, float scale, cl_mem out, cl_mem guided) {
+    digcl_diffusion_check_size((size_t)(rows > 0 ? rows : 0), "rows", "cfg_combine");
+    digcl_diffusion_check_size((size_t)rows * 2 * (size_t)out_channels * hw,
+                               "2 rows * channels * H * W", "cfg_combine");
     cl_kernel kernel = digcl_kernel(ctx, "diffusion", "cfg_combine", "");
     digcl_arg_mem(kernel, 0, out);
     digcl_arg_mem(kernel, 1, guided);
@@ -121,14 +122,15 @@ void digcl_cfg_combine(digcl_context *ctx, int rows, int out_channels, size_t hw
 void digcl_sampler_ancestral_step(digcl_context *ctx, int rows, int channels, size_t hw,
                                   int out_channels, const digcl_ancestral_step *step, cl_mem x,
                                   cl_mem model_out, cl_mem z) {
-    diffusion_check_size((size_t)(rows > 0 ? rows : 0), "rows", "ancestral_step");
-    diffusion_check_size((size_t)rows * (size_t)out_channels * hw, "rows * channels * H * W",
-                         "ancestral_step");
+    digcl_diffusion_check_size((size_t)(rows > 0 ? rows : 0), "rows", "ancestral_step");
+    digcl_diffusion_check_size((size_t)rows * (size_t)out_channels * hw, "rows * channels * H * W",
+                               "ancestral_step");
     if (step->learned_range && out_channels < 2 * channels)
         digcl_fatal("ancestral_step: learned variance needs 2C = %d output channels, got %d",
                     2 * channels, out_channels);
-    cl_kernel kernel = digcl_kernel(ctx, "diffusion", "ancestral_step",
-                                    step->learned_range ? "-DLEARNED_RANGE=1" : "-DLEARNED_RANGE=0");
+    cl_kernel kernel =
+        digcl_kernel(ctx, "diffusion", "ancestral_step",
+                     step->learned_range ? "-DLEARNED_RANGE=1" : "-DLEARNED_RANGE=0");
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, model_out);
     digcl_arg_mem(kernel, 2, step->add_noise ? z : x); /* z is not read without noise */
@@ -148,9 +150,9 @@ void digcl_sampler_ancestral_step(digcl_context *ctx, int rows, int channels, si
 void digcl_sampler_dpmpp_step(digcl_context *ctx, int rows, int channels, size_t hw,
                               int out_channels, const digcl_dpmpp_step *step, cl_mem x,
                               cl_mem model_out, cl_mem d_prev) {
-    diffusion_check_size((size_t)(rows > 0 ? rows : 0), "rows", "dpmpp_step");
-    diffusion_check_size((size_t)rows * (size_t)out_channels * hw, "rows * channels * H * W",
-                         "dpmpp_step");
+    digcl_diffusion_check_size((size_t)(rows > 0 ? rows : 0), "rows", "dpmpp_step");
+    digcl_diffusion_check_size((size_t)rows * (size_t)out_channels * hw, "rows * channels * H * W",
+                               "dpmpp_step");
     cl_kernel kernel = digcl_kernel(ctx, "diffusion", "dpmpp_step", "");
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, model_out);
@@ -190,12 +192,14 @@ struct digcl_sampler {
 };
 
 static void check_options(const digcl_sampler_options *o, int images) {
-    if (o->kind != DIGCL_SAMPLER_DDPM && o->kind != DIGCL_SAMPLER_DDIM && o->kind != DIGCL_SAMPLER_DPMPP_2M)
+    if (o->kind != DIGCL_SAMPLER_DDPM && o->kind != DIGCL_SAMPLER_DDIM &&
+        o->kind != DIGCL_SAMPLER_DPMPP_2M)
         digcl_fatal("sampler: unknown sampler kind %d", (int)o->kind);
     if (o->steps < 1 || o->steps > DIGCL_DIFFUSION_STEPS)
         digcl_fatal("sampler: --steps %d, expected 1 to %d", o->steps, DIGCL_DIFFUSION_STEPS);
     if (!isfinite(o->cfg_scale)) digcl_fatal("sampler: --cfg-scale must be finite");
-    if (!(o->eta >= 0.0f) || !isfinite(o->eta)) digcl_fatal("sampler: --eta must be finite and >= 0");
+    if (!(o->eta >= 0.0f) || !isfinite(o->eta))
+        digcl_fatal("sampler: --eta must be finite and >= 0");
     if (images < 1) digcl_fatal("sampler: %d images per call, expected at least 1", images);
 }
 
@@ -209,8 +213,7 @@ static void plan_steps(digcl_sampler *s, int learn_sigma) {
             digcl_ddpm_step_coefficients(s->schedule, learn_sigma, k, &s->ancestral[k]);
         else if (s->options.kind == DIGCL_SAMPLER_DDIM)
             digcl_ddim_step_coefficients(s->schedule, s->options.eta, k, &s->ancestral[k]);
-        else
-            digcl_dpmpp_step_coefficients(s->schedule, k, &s->dpmpp[k]);
+        else digcl_dpmpp_step_coefficients(s->schedule, k, &s->dpmpp[k]);
     }
 }
 
@@ -244,7 +247,8 @@ digcl_sampler *digcl_sampler_create(digcl_diffusion *diffusion, digcl_model *mod
     s->null_class = c->num_classes;
     s->hw = (size_t)c->input_size * c->input_size;
     s->chw = s->hw * c->in_channels;
-    diffusion_check_size((size_t)s->model_rows * s->out_channels * s->hw, "rows * C_out * H * W", "sampler");
+    digcl_diffusion_check_size((size_t)s->model_rows * s->out_channels * s->hw,
+                               "rows * C_out * H * W", "sampler");
     plan_steps(s, c->learn_sigma);
     s->labels = malloc(sizeof *s->labels * (size_t)s->model_rows);
     if (!s->labels) digcl_fatal("sampler: out of host memory");
@@ -252,9 +256,13 @@ digcl_sampler *digcl_sampler_create(digcl_diffusion *diffusion, digcl_model *mod
     s->x_in = digcl_buffer_create(s->ctx, f * s->model_rows * s->chw, "sampler x");
     s->t = digcl_buffer_create(s->ctx, f * s->model_rows, "sampler t");
     s->y = digcl_buffer_create(s->ctx, sizeof(int32_t) * s->model_rows, "sampler y");
-    s->out = digcl_buffer_create(s->ctx, f * s->model_rows * s->out_channels * s->hw, "sampler model out");
-    if (s->guided) s->mixed = digcl_buffer_create(s->ctx, f * n * s->out_channels * s->hw, "sampler guided out");
-    if (sampler_is_stochastic(s)) s->z = digcl_buffer_create(s->ctx, f * n * s->chw, "sampler noise");
+    s->out = digcl_buffer_create(s->ctx, f * s->model_rows * s->out_channels * s->hw,
+                                 "sampler model out");
+    if (s->guided)
+        s->mixed =
+            digcl_buffer_create(s->ctx, f * n * s->out_channels * s->hw, "sampler guided out");
+    if (sampler_is_stochastic(s))
+        s->z = digcl_buffer_create(s->ctx, f * n * s->chw, "sampler noise");
     if (options->kind == DIGCL_SAMPLER_DPMPP_2M)
         s->d_prev = digcl_buffer_create(s->ctx, f * n * s->chw, "sampler data prediction");
     digcl_model_prepare(model, s->model_rows, DIGCL_MODE_INFERENCE);
@@ -283,7 +291,8 @@ static void start_run(digcl_sampler *s, const int32_t *labels, const digcl_sampl
     digcl_model_prepare(s->model, s->model_rows, DIGCL_MODE_INFERENCE);
     for (size_t i = 0; i < n; ++i) {
         if (labels[i] < 0 || labels[i] > s->null_class)
-            digcl_fatal("sampler: label[%zu] = %d outside [0, %d]", i, (int)labels[i], s->null_class);
+            digcl_fatal("sampler: label[%zu] = %d outside [0, %d]", i, (int)labels[i],
+                        s->null_class);
         s->labels[i] = labels[i];
         if (s->guided) s->labels[n + i] = s->null_class;
     }
@@ -303,8 +312,8 @@ static void fill_step_noise(digcl_sampler *s, const digcl_sampler_noise *noise, 
         digcl_write(s->ctx, s->z.mem, 0, sizeof(float) * count, noise->z + (size_t)k * count);
     } else {
         const digcl_rng_key key = {noise->seed, DIGCL_RNG_SAMPLER};
-        digcl_rng_fill_normal(s->ctx, key, (uint64_t)k, noise->first_image, (size_t)s->images, s->chw,
-                              s->z.mem);
+        digcl_rng_fill_normal(s->ctx, key, (uint64_t)k, noise->first_image, (size_t)s->images,
+                              s->chw, s->z.mem);
     }
 }
 
@@ -317,20 +326,20 @@ static cl_mem evaluate_model(digcl_sampler *s, int k) {
     const digcl_model_inputs inputs = {s->x_in.mem, s->t.mem, s->y.mem};
     digcl_model_forward(s->model, &inputs, s->out.mem);
     if (!s->guided) return s->out.mem;
-    digcl_cfg_combine(s->ctx, s->images, s->out_channels, s->hw, s->guided_channels, s->options.cfg_scale,
-                      s->out.mem, s->mixed.mem);
+    digcl_cfg_combine(s->ctx, s->images, s->out_channels, s->hw, s->guided_channels,
+                      s->options.cfg_scale, s->out.mem, s->mixed.mem);
     return s->mixed.mem;
 }
 
-void digcl_sampler_run(digcl_sampler *s, const int32_t *labels, const digcl_sampler_noise *noise, float *x0,
-                       digcl_sampler_progress progress, void *user) {
+void digcl_sampler_run(digcl_sampler *s, const int32_t *labels, const digcl_sampler_noise *noise,
+                       float *x0, digcl_sampler_progress progress, void *user) {
     start_run(s, labels, noise);
     const int S = s->schedule->count;
     for (int k = 0; k < S; ++k) {
         cl_mem eps = evaluate_model(s, k);
         if (s->options.kind == DIGCL_SAMPLER_DPMPP_2M) {
-            digcl_sampler_dpmpp_step(s->ctx, s->images, s->channels, s->hw, s->out_channels, &s->dpmpp[k],
-                                     s->x_in.mem, eps, s->d_prev.mem);
+            digcl_sampler_dpmpp_step(s->ctx, s->images, s->channels, s->hw, s->out_channels,
+                                     &s->dpmpp[k], s->x_in.mem, eps, s->d_prev.mem);
         } else {
             if (s->ancestral[k].add_noise) fill_step_noise(s, noise, k);
             digcl_sampler_ancestral_step(s->ctx, s->images, s->channels, s->hw, s->out_channels,

@@ -19,7 +19,7 @@ struct digcl_vae {
     digcl_context *ctx;
     digcl_vae_config config;
     int parts;
-    digcl_params *weights; /* the table of vae_table_build(config, parts) */
+    digcl_params *weights; /* the table of digcl_vae_table_build(config, parts) */
     vae_plan plans[3];     /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
     char name[64];
     /* digcl_vae_encode_sample's buffers: host posterior and device z, logvar, eps, grown to
@@ -61,7 +61,7 @@ static void kl_sizes(const digcl_vae_config *c, int part, int H, int W, size_t *
     *act = a, *col = k;
 }
 
-size_t vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int H, int W) {
+size_t digcl_vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int H, int W) {
     memset(p, 0, sizeof *p);
     p->part = part, p->H = H, p->W = W;
     const size_t pixels = (size_t)H * W, latent = pixels / 64;
@@ -93,7 +93,7 @@ static digcl_buffer create(digcl_context *ctx, size_t floats, const char *what) 
     return digcl_buffer_create(ctx, (floats ? floats : 1) * sizeof(float), what);
 }
 
-void vae_plan_allocate(digcl_context *ctx, vae_plan *p) {
+void digcl_vae_plan_allocate(digcl_context *ctx, vae_plan *p) {
     const size_t pixels = (size_t)p->H * p->W, latent = pixels / 64;
     const int enc = p->part == DIGCL_VAE_ENCODER;
     for (int i = 0; i < 3; ++i) p->act[i] = create(ctx, p->act_floats, "vae activations");
@@ -104,7 +104,7 @@ void vae_plan_allocate(digcl_context *ctx, vae_plan *p) {
     p->output = create(ctx, enc ? 8 * latent : 3 * pixels, "vae output tile");
 }
 
-void vae_plan_release(vae_plan *p) {
+void digcl_vae_plan_release(vae_plan *p) {
     digcl_buffer *all[] = {&p->act[0], &p->act[1], &p->act[2], &p->col,
                            &p->norm,   &p->scores, &p->input,  &p->output};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
@@ -117,7 +117,7 @@ void vae_plan_release(vae_plan *p) {
 /* The store of the table of (config, parts), zeroed. */
 static void create_weights(digcl_vae *vae) {
     digcl_param_table table;
-    vae_table_build(&table, &vae->config, vae->parts);
+    digcl_vae_table_build(&table, &vae->config, vae->parts);
     vae->weights = digcl_params_create(vae->ctx, &table, "vae weights");
     digcl_param_table_free(&table);
 }
@@ -153,7 +153,7 @@ digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
     }
     const digcl_vae_load_options none = {0, NULL, 0};
     if (!options) options = &none;
-    const digcl_vae_kind kind = options->kind ? options->kind : vae_kind_of_file(st);
+    const digcl_vae_kind kind = options->kind ? options->kind : digcl_vae_kind_of_file(st);
     digcl_vae *vae = calloc(1, sizeof *vae);
     if (!vae) digcl_fatal("vae: out of host memory");
     vae->ctx = ctx;
@@ -173,7 +173,7 @@ digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
             break;
         }
     }
-    const int present = vae_parts_in_file(st, &vae->config);
+    const int present = digcl_vae_parts_in_file(st, &vae->config);
     vae->parts = options->parts ? options->parts : present;
     if (!vae->parts) {
         snprintf(error, size, "%s: no %s encoder or decoder found (looked for '%s')", path,
@@ -184,7 +184,7 @@ digcl_vae *digcl_vae_load(digcl_context *ctx, const char *path,
         return NULL;
     }
     create_weights(vae);
-    if (vae_params_load(vae->weights, st, &vae->config, error, size) != 0) {
+    if (digcl_vae_params_load(vae->weights, st, &vae->config, error, size) != 0) {
         digcl_params_release(vae->weights), free(vae), digcl_st_close(st);
         return NULL;
     }
@@ -239,7 +239,7 @@ static void release_sample_buffers(digcl_vae *vae) {
 void digcl_vae_free(digcl_vae *vae) {
     if (!vae) return;
     release_sample_buffers(vae);
-    for (int i = 0; i < 3; ++i) vae_plan_release(&vae->plans[i]);
+    for (int i = 0; i < 3; ++i) digcl_vae_plan_release(&vae->plans[i]);
     digcl_params_release(vae->weights);
     free(vae);
 }
@@ -260,7 +260,7 @@ static size_t budget(const digcl_vae *vae, const digcl_vae_tiling *tiling) {
 
 static int fits(const digcl_vae *vae, int part, int H, int W, size_t limit, size_t *bytes) {
     vae_plan p;
-    *bytes = vae_plan_size(&p, &vae->config, part, H, W);
+    *bytes = digcl_vae_plan_size(&p, &vae->config, part, H, W);
     const uint64_t max_alloc = digcl_context_device(vae->ctx)->max_alloc_bytes;
     const size_t biggest =
         sizeof(float) * max_size(max_size(p.act_floats, p.col_floats), p.score_floats);
@@ -290,16 +290,16 @@ digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, 
         t.overlap = overlap / 8 * 8;
     }
     vae_plan p;
-    t.bytes = vae_plan_size(&p, &vae->config, part, t.tile_height, t.tile_width);
+    t.bytes = digcl_vae_plan_size(&p, &vae->config, part, t.tile_height, t.tile_width);
     return t;
 }
 
 static vae_plan *plan_for(digcl_vae *vae, int part, int H, int W) {
     vae_plan *p = &vae->plans[part];
     if (p->act[0].mem && p->H == H && p->W == W) return p;
-    vae_plan_release(p);
-    vae_plan_size(p, &vae->config, part, H, W);
-    vae_plan_allocate(vae->ctx, p);
+    digcl_vae_plan_release(p);
+    digcl_vae_plan_size(p, &vae->config, part, H, W);
+    digcl_vae_plan_allocate(vae->ctx, p);
     return p;
 }
 
@@ -367,11 +367,11 @@ static void run_tiled(digcl_vae *vae, const tile_job *job, const digcl_vae_tile_
                            in + ((size_t)c * Hi + y0 + i) * Wi + x0, (size_t)tw * fi * sizeof *in);
             digcl_write(vae->ctx, plan->input.mem, 0, in_tile * sizeof *tin, tin);
             if (job->part == DIGCL_VAE_ENCODER)
-                kl ? vae_kl_encode(vae->ctx, &vae->config, &weights, plan)
-                   : vae_taesd_encode(vae->ctx, &vae->config, &weights, plan);
+                kl ? digcl_vae_kl_encode(vae->ctx, &vae->config, &weights, plan)
+                   : digcl_vae_taesd_encode(vae->ctx, &vae->config, &weights, plan);
             else
-                kl ? vae_kl_decode(vae->ctx, &vae->config, &weights, plan)
-                   : vae_taesd_decode(vae->ctx, &vae->config, &weights, plan);
+                kl ? digcl_vae_kl_decode(vae->ctx, &vae->config, &weights, plan)
+                   : digcl_vae_taesd_decode(vae->ctx, &vae->config, &weights, plan);
             digcl_read(vae->ctx, plan->output.mem, 0, out_tile * sizeof *tout, tout);
             const int Ho = h * fo, Wo = w * fo, oy = ys[a] * fo, ox = xs[b] * fo;
             for (int i = 0; i < th * fo; ++i) {

@@ -18,23 +18,23 @@
 
 /* The tensors of `parts` of a network, in a fixed order (checked against
  * tests/reference/{vae_kl_f8,taesd}_names.txt); free with digcl_param_table_free. */
-int vae_table_build(digcl_param_table *table, const digcl_vae_config *config, int parts);
+int digcl_vae_table_build(digcl_param_table *table, const digcl_vae_config *config, int parts);
 
 /* The other spellings of a canonical name (LDM with and without first_stage_model.,
  * diffusers' old attention names, TAESD's original numbering), the canonical first.
  * Returns how many were written (at most max). */
-int vae_name_spellings(const digcl_vae_config *config, const char *canonical,
-                       char spellings[][VAE_NAME_MAX], int max);
+int digcl_vae_name_spellings(const digcl_vae_config *config, const char *canonical,
+                             char spellings[][VAE_NAME_MAX], int max);
 
 /* Which parts of `kind` the file holds (by its first tensors under any spelling). */
 struct digcl_safetensors;
-int vae_parts_in_file(const struct digcl_safetensors *st, const digcl_vae_config *config);
-digcl_vae_kind vae_kind_of_file(const struct digcl_safetensors *st);
+int digcl_vae_parts_in_file(const struct digcl_safetensors *st, const digcl_vae_config *config);
+digcl_vae_kind digcl_vae_kind_of_file(const struct digcl_safetensors *st);
 
-/* Uploads every tensor of the store (a table of vae_table_build) from the file under any
+/* Uploads every tensor of the store (a table of digcl_vae_table_build) from the file under any
  * spelling. -1 and a message on a missing tensor or a wrong shape; the store is unchanged. */
-int vae_params_load(digcl_params *params, const struct digcl_safetensors *st,
-                    const digcl_vae_config *config, char *error, size_t error_size);
+int digcl_vae_params_load(digcl_params *params, const struct digcl_safetensors *st,
+                          const digcl_vae_config *config, char *error, size_t error_size);
 
 /* Device buffers of one pass over a tile of H x W image pixels (h x w latents). */
 typedef struct vae_plan {
@@ -47,9 +47,9 @@ typedef struct vae_plan {
 } vae_plan;
 
 /* Sizes of a plan (no allocation); bytes of device memory it needs. */
-size_t vae_plan_size(vae_plan *plan, const digcl_vae_config *config, int part, int H, int W);
-void vae_plan_allocate(digcl_context *ctx, vae_plan *plan);
-void vae_plan_release(vae_plan *plan);
+size_t digcl_vae_plan_size(vae_plan *plan, const digcl_vae_config *config, int part, int H, int W);
+void digcl_vae_plan_allocate(digcl_context *ctx, vae_plan *plan);
+void digcl_vae_plan_release(vae_plan *plan);
 
 /* The networks over one tile, input in plan->input, result in plan->output:
  * encoder: image [3, H, W] in [-1, 1] -> moments [2 L, H/8, W/8] (quant_conv output);
@@ -59,25 +59,25 @@ typedef struct vae_weights {
     cl_mem mem; /* digcl_params_buffer(params) */
 } vae_weights;
 
-void vae_kl_encode(digcl_context *ctx, const digcl_vae_config *config, const vae_weights *w,
-                   vae_plan *plan);
-void vae_kl_decode(digcl_context *ctx, const digcl_vae_config *config, const vae_weights *w,
-                   vae_plan *plan);
-void vae_taesd_encode(digcl_context *ctx, const digcl_vae_config *config, const vae_weights *w,
-                      vae_plan *plan);
-void vae_taesd_decode(digcl_context *ctx, const digcl_vae_config *config, const vae_weights *w,
-                      vae_plan *plan);
+void digcl_vae_kl_encode(digcl_context *ctx, const digcl_vae_config *config, const vae_weights *w,
+                         vae_plan *plan);
+void digcl_vae_kl_decode(digcl_context *ctx, const digcl_vae_config *config, const vae_weights *w,
+                         vae_plan *plan);
+void digcl_vae_taesd_encode(digcl_context *ctx, const digcl_vae_config *config,
+                            const vae_weights *w, vae_plan *plan);
+void digcl_vae_taesd_decode(digcl_context *ctx, const digcl_vae_config *config,
+                            const vae_weights *w, vae_plan *plan);
 
 /* y (+)= conv(x) for the conv `name` (name.weight [O, C, K, K], name.bias when has_bias) on one
  * image; pad = (top, left, bottom, right). Column scratch from the plan. */
-void vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name, cl_mem x,
-              size_t x_offset, int C, int H, int W, int O, int K, int stride, const int pad[4],
-              int has_bias, cl_mem y, size_t y_offset, int accumulate);
+void digcl_vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
+                    cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
+                    const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate);
 
 /* snprintf into a name buffer of VAE_NAME_MAX; fatal on truncation. */
-void vae_name(char *out, const char *format, ...) DIGCL_PRINTF(2, 3);
+void digcl_vae_format_name(char *out, const char *format, ...) DIGCL_PRINTF(2, 3);
 
 /* Offset (floats) of a tensor that must exist; fatal otherwise (a programming error). */
-size_t vae_offset(const vae_weights *w, const char *format, ...) DIGCL_PRINTF(2, 3);
+size_t digcl_vae_offset(const vae_weights *w, const char *format, ...) DIGCL_PRINTF(2, 3);
 
 #endif

@@ -13,7 +13,7 @@
 #include "digcl/vae_ops.h"
 #include "vae_internal.h"
 
-void vae_name(char *out, const char *format, ...) {
+void digcl_vae_format_name(char *out, const char *format, ...) {
     va_list args;
     va_start(args, format);
     const int n = vsnprintf(out, VAE_NAME_MAX, format, args);
@@ -21,7 +21,7 @@ void vae_name(char *out, const char *format, ...) {
     if (n < 0 || n >= VAE_NAME_MAX) digcl_fatal("vae: tensor name too long: %s...", out);
 }
 
-size_t vae_offset(const vae_weights *w, const char *format, ...) {
+size_t digcl_vae_offset(const vae_weights *w, const char *format, ...) {
     char name[VAE_NAME_MAX];
     va_list args;
     va_start(args, format);
@@ -49,12 +49,12 @@ typedef struct kl_run {
 static cl_mem slot_mem(const kl_run *r, int slot) { return r->plan->act[slot].mem; }
 
 /* y = conv(x) (+ y when accumulate) for a conv named `name` (weight and bias). */
-void vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name, cl_mem x,
-              size_t x_offset, int C, int H, int W, int O, int K, int stride, const int pad[4],
-              int has_bias, cl_mem y, size_t y_offset, int accumulate) {
+void digcl_vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
+                    cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
+                    const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate) {
     digcl_conv2d_shape s = {1, C, H, W, O, K, stride, pad[0], pad[1], pad[2], pad[3]};
-    const size_t wo = vae_offset(w, "%s.weight", name);
-    const size_t bo = has_bias ? vae_offset(w, "%s.bias", name) : 0;
+    const size_t wo = digcl_vae_offset(w, "%s.weight", name);
+    const size_t bo = has_bias ? digcl_vae_offset(w, "%s.bias", name) : 0;
     digcl_conv2d_forward(ctx, &s, x, x_offset, w->mem, wo, has_bias ? w->mem : NULL, bo, y,
                          y_offset, accumulate, plan->col.mem, plan->col_floats);
 }
@@ -64,8 +64,8 @@ static const int SAME[4] = {1, 1, 1, 1}, NONE[4] = {0, 0, 0, 0}, DOWN[4] = {0, 0
 static void group_norm(const kl_run *r, const char *name, cl_mem x, int C, int pixels, int silu,
                        cl_mem y) {
     digcl_groupnorm_shape s = {1, C, pixels, r->config->groups, r->config->eps};
-    digcl_groupnorm_forward(r->ctx, &s, x, r->w->mem, vae_offset(r->w, "%s.weight", name),
-                            vae_offset(r->w, "%s.bias", name), silu, y, r->plan->norm.mem);
+    digcl_groupnorm_forward(r->ctx, &s, x, r->w->mem, digcl_vae_offset(r->w, "%s.weight", name),
+                            digcl_vae_offset(r->w, "%s.bias", name), silu, y, r->plan->norm.mem);
 }
 
 static int other(int a, int b) { return 3 - a - b; }
@@ -74,23 +74,23 @@ static int other(int a, int b) { return 3 - a - b; }
 static activation resnet(const kl_run *r, const char *prefix, activation x, int out) {
     char name[VAE_NAME_MAX];
     const int t1 = (x.slot + 1) % 3, t2 = other(x.slot, t1), pixels = x.H * x.W;
-    vae_name(name, "%s.norm1", prefix);
+    digcl_vae_format_name(name, "%s.norm1", prefix);
     group_norm(r, name, slot_mem(r, x.slot), x.C, pixels, 1, slot_mem(r, t1));
-    vae_name(name, "%s.conv1", prefix);
-    vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, out, 3, 1, SAME, 1,
-             slot_mem(r, t2), 0, 0);
-    vae_name(name, "%s.norm2", prefix);
+    digcl_vae_format_name(name, "%s.conv1", prefix);
+    digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, out, 3, 1, SAME,
+                   1, slot_mem(r, t2), 0, 0);
+    digcl_vae_format_name(name, "%s.norm2", prefix);
     group_norm(r, name, slot_mem(r, t2), out, pixels, 1, slot_mem(r, t1));
     activation y = {x.slot, out, x.H, x.W};
     if (x.C != out) { /* the 1x1 shortcut into t2, then conv2 adds onto it */
-        vae_name(name, "%s.conv_shortcut", prefix);
-        vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, x.slot), 0, x.C, x.H, x.W, out, 1, 1,
-                 NONE, 1, slot_mem(r, t2), 0, 0);
+        digcl_vae_format_name(name, "%s.conv_shortcut", prefix);
+        digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, x.slot), 0, x.C, x.H, x.W, out, 1,
+                       1, NONE, 1, slot_mem(r, t2), 0, 0);
         y.slot = t2;
     }
-    vae_name(name, "%s.conv2", prefix);
-    vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, out, x.H, x.W, out, 3, 1, SAME, 1,
-             slot_mem(r, y.slot), 0, 1);
+    digcl_vae_format_name(name, "%s.conv2", prefix);
+    digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, out, x.H, x.W, out, 3, 1, SAME,
+                   1, slot_mem(r, y.slot), 0, 1);
     return y;
 }
 
@@ -101,29 +101,29 @@ static void attention(const kl_run *r, const char *prefix, activation x) {
     const int t1 = (x.slot + 1) % 3, t2 = other(x.slot, t1), T = x.H * x.W;
     const size_t plane = (size_t)x.C * T;
     static const char *const qkv[3] = {"to_q", "to_k", "to_v"};
-    vae_name(name, "%s.group_norm", prefix);
+    digcl_vae_format_name(name, "%s.group_norm", prefix);
     group_norm(r, name, slot_mem(r, x.slot), x.C, T, 0, slot_mem(r, t1));
     for (int i = 0; i < 3; ++i) { /* Linear over channels = a 1x1 conv on [C, T] */
-        vae_name(name, "%s.%s", prefix, qkv[i]);
-        vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, x.C, 1, 1, NONE, 1,
-                 slot_mem(r, t2), i * plane, 0);
+        digcl_vae_format_name(name, "%s.%s", prefix, qkv[i]);
+        digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, x.C, 1, 1,
+                       NONE, 1, slot_mem(r, t2), i * plane, 0);
     }
     digcl_plane_ref q = {slot_mem(r, t2), 0}, k = {slot_mem(r, t2), plane};
     digcl_plane_ref v = {slot_mem(r, t2), 2 * plane}, out = {slot_mem(r, t1), plane};
     digcl_spatial_attention_forward(r->ctx, x.C, T, q, k, v, out, r->plan->scores.mem,
                                     r->plan->score_floats);
-    vae_name(name, "%s.to_out.0", prefix);
-    vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), plane, x.C, x.H, x.W, x.C, 1, 1, NONE, 1,
-             slot_mem(r, x.slot), 0, 1);
+    digcl_vae_format_name(name, "%s.to_out.0", prefix);
+    digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), plane, x.C, x.H, x.W, x.C, 1, 1,
+                   NONE, 1, slot_mem(r, x.slot), 0, 1);
 }
 
 static activation mid_block(const kl_run *r, const char *side, activation x) {
     char name[VAE_NAME_MAX];
-    vae_name(name, "%s.mid_block.resnets.0", side);
+    digcl_vae_format_name(name, "%s.mid_block.resnets.0", side);
     x = resnet(r, name, x, x.C);
-    vae_name(name, "%s.mid_block.attentions.0", side);
+    digcl_vae_format_name(name, "%s.mid_block.attentions.0", side);
     attention(r, name, x);
-    vae_name(name, "%s.mid_block.resnets.1", side);
+    digcl_vae_format_name(name, "%s.mid_block.resnets.1", side);
     return resnet(r, name, x, x.C);
 }
 
@@ -131,63 +131,63 @@ static activation mid_block(const kl_run *r, const char *side, activation x) {
 static void head(const kl_run *r, const char *side, activation x, int out, cl_mem y) {
     char name[VAE_NAME_MAX];
     const int t1 = (x.slot + 1) % 3;
-    vae_name(name, "%s.conv_norm_out", side);
+    digcl_vae_format_name(name, "%s.conv_norm_out", side);
     group_norm(r, name, slot_mem(r, x.slot), x.C, x.H * x.W, 1, slot_mem(r, t1));
-    vae_name(name, "%s.conv_out", side);
-    vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, out, 3, 1, SAME, 1, y,
-             0, 0);
+    digcl_vae_format_name(name, "%s.conv_out", side);
+    digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, out, 3, 1, SAME,
+                   1, y, 0, 0);
 }
 
-void vae_kl_encode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
-                   vae_plan *plan) {
+void digcl_vae_kl_encode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
+                         vae_plan *plan) {
     const kl_run r = {ctx, c, w, plan};
     char name[VAE_NAME_MAX];
     activation x = {0, c->channels[0], plan->H, plan->W};
-    vae_conv(ctx, w, plan, "encoder.conv_in", plan->input.mem, 0, 3, x.H, x.W, x.C, 3, 1, SAME, 1,
-             slot_mem(&r, 0), 0, 0);
+    digcl_vae_conv(ctx, w, plan, "encoder.conv_in", plan->input.mem, 0, 3, x.H, x.W, x.C, 3, 1,
+                   SAME, 1, slot_mem(&r, 0), 0, 0);
     for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
         for (int j = 0; j < c->encoder_blocks; ++j) {
-            vae_name(name, "encoder.down_blocks.%d.resnets.%d", i, j);
+            digcl_vae_format_name(name, "encoder.down_blocks.%d.resnets.%d", i, j);
             x = resnet(&r, name, x, c->channels[i]);
         }
         if (i == DIGCL_VAE_LEVELS - 1) continue;
-        vae_name(name, "encoder.down_blocks.%d.downsamplers.0.conv", i);
+        digcl_vae_format_name(name, "encoder.down_blocks.%d.downsamplers.0.conv", i);
         activation y = {(x.slot + 1) % 3, x.C, (x.H + 1 - 3) / 2 + 1, (x.W + 1 - 3) / 2 + 1};
-        vae_conv(ctx, w, plan, name, slot_mem(&r, x.slot), 0, x.C, x.H, x.W, x.C, 3, 2, DOWN, 1,
-                 slot_mem(&r, y.slot), 0, 0);
+        digcl_vae_conv(ctx, w, plan, name, slot_mem(&r, x.slot), 0, x.C, x.H, x.W, x.C, 3, 2, DOWN,
+                       1, slot_mem(&r, y.slot), 0, 0);
         x = y;
     }
     x = mid_block(&r, "encoder", x);
     const int moments = 2 * c->latent_channels, t2 = (x.slot + 2) % 3;
     head(&r, "encoder", x, moments, slot_mem(&r, t2));
-    vae_conv(ctx, w, plan, "quant_conv", slot_mem(&r, t2), 0, moments, x.H, x.W, moments, 1, 1,
-             NONE, 1, plan->output.mem, 0, 0);
+    digcl_vae_conv(ctx, w, plan, "quant_conv", slot_mem(&r, t2), 0, moments, x.H, x.W, moments, 1,
+                   1, NONE, 1, plan->output.mem, 0, 0);
 }
 
-void vae_kl_decode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
-                   vae_plan *plan) {
+void digcl_vae_kl_decode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
+                         vae_plan *plan) {
     const kl_run r = {ctx, c, w, plan};
     char name[VAE_NAME_MAX];
     const int L = c->latent_channels, h = plan->H / 8, wd = plan->W / 8;
-    vae_conv(ctx, w, plan, "post_quant_conv", plan->input.mem, 0, L, h, wd, L, 1, 1, NONE, 1,
-             slot_mem(&r, 1), 0, 0);
+    digcl_vae_conv(ctx, w, plan, "post_quant_conv", plan->input.mem, 0, L, h, wd, L, 1, 1, NONE, 1,
+                   slot_mem(&r, 1), 0, 0);
     activation x = {0, c->channels[DIGCL_VAE_LEVELS - 1], h, wd};
-    vae_conv(ctx, w, plan, "decoder.conv_in", slot_mem(&r, 1), 0, L, h, wd, x.C, 3, 1, SAME, 1,
-             slot_mem(&r, 0), 0, 0);
+    digcl_vae_conv(ctx, w, plan, "decoder.conv_in", slot_mem(&r, 1), 0, L, h, wd, x.C, 3, 1, SAME,
+                   1, slot_mem(&r, 0), 0, 0);
     x = mid_block(&r, "decoder", x);
     for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
         const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i];
         for (int j = 0; j < c->decoder_blocks; ++j) {
-            vae_name(name, "decoder.up_blocks.%d.resnets.%d", i, j);
+            digcl_vae_format_name(name, "decoder.up_blocks.%d.resnets.%d", i, j);
             x = resnet(&r, name, x, out);
         }
         if (i == DIGCL_VAE_LEVELS - 1) continue;
         const int up = (x.slot + 1) % 3, y = other(x.slot, up);
         digcl_upsample_nearest_forward(ctx, x.C, x.H, x.W, 2, slot_mem(&r, x.slot),
                                        slot_mem(&r, up));
-        vae_name(name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-        vae_conv(ctx, w, plan, name, slot_mem(&r, up), 0, x.C, 2 * x.H, 2 * x.W, x.C, 3, 1, SAME, 1,
-                 slot_mem(&r, y), 0, 0);
+        digcl_vae_format_name(name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+        digcl_vae_conv(ctx, w, plan, name, slot_mem(&r, up), 0, x.C, 2 * x.H, 2 * x.W, x.C, 3, 1,
+                       SAME, 1, slot_mem(&r, y), 0, 0);
         x.slot = y, x.H *= 2, x.W *= 2;
     }
     head(&r, "decoder", x, 3, plan->output.mem);

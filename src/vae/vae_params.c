@@ -59,25 +59,26 @@ static void add_linear(digcl_param_table *t, int part, const char *prefix, int c
 
 static void add_resnet(digcl_param_table *t, int part, const char *prefix, int in, int out) {
     char name[VAE_NAME_MAX];
-    vae_name(name, "%s.norm1", prefix), add_norm(t, part, name, in);
-    vae_name(name, "%s.conv1", prefix), add_conv(t, part, name, out, in, 3, 1);
-    vae_name(name, "%s.norm2", prefix), add_norm(t, part, name, out);
-    vae_name(name, "%s.conv2", prefix), add_conv(t, part, name, out, out, 3, 1);
+    digcl_vae_format_name(name, "%s.norm1", prefix), add_norm(t, part, name, in);
+    digcl_vae_format_name(name, "%s.conv1", prefix), add_conv(t, part, name, out, in, 3, 1);
+    digcl_vae_format_name(name, "%s.norm2", prefix), add_norm(t, part, name, out);
+    digcl_vae_format_name(name, "%s.conv2", prefix), add_conv(t, part, name, out, out, 3, 1);
     if (in != out)
-        vae_name(name, "%s.conv_shortcut", prefix), add_conv(t, part, name, out, in, 1, 1);
+        digcl_vae_format_name(name, "%s.conv_shortcut", prefix),
+            add_conv(t, part, name, out, in, 1, 1);
 }
 
 static void add_mid(digcl_param_table *t, int part, const char *side, int c) {
     char name[VAE_NAME_MAX];
-    vae_name(name, "%s.mid_block.resnets.0", side), add_resnet(t, part, name, c, c);
+    digcl_vae_format_name(name, "%s.mid_block.resnets.0", side), add_resnet(t, part, name, c, c);
     static const char *const projections[] = {"to_q", "to_k", "to_v", "to_out.0"};
-    vae_name(name, "%s.mid_block.attentions.0.group_norm", side);
+    digcl_vae_format_name(name, "%s.mid_block.attentions.0.group_norm", side);
     add_norm(t, part, name, c);
     for (int i = 0; i < 4; ++i) {
-        vae_name(name, "%s.mid_block.attentions.0.%s", side, projections[i]);
+        digcl_vae_format_name(name, "%s.mid_block.attentions.0.%s", side, projections[i]);
         add_linear(t, part, name, c);
     }
-    vae_name(name, "%s.mid_block.resnets.1", side), add_resnet(t, part, name, c, c);
+    digcl_vae_format_name(name, "%s.mid_block.resnets.1", side), add_resnet(t, part, name, c, c);
 }
 
 static void build_kl_encoder(digcl_param_table *t, const digcl_vae_config *c) {
@@ -87,12 +88,12 @@ static void build_kl_encoder(digcl_param_table *t, const digcl_vae_config *c) {
     int in = c->channels[0];
     for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
         for (int j = 0; j < c->encoder_blocks; ++j) {
-            vae_name(name, "encoder.down_blocks.%d.resnets.%d", i, j);
+            digcl_vae_format_name(name, "encoder.down_blocks.%d.resnets.%d", i, j);
             add_resnet(t, E, name, in, c->channels[i]);
             in = c->channels[i];
         }
         if (i == DIGCL_VAE_LEVELS - 1) continue;
-        vae_name(name, "encoder.down_blocks.%d.downsamplers.0.conv", i);
+        digcl_vae_format_name(name, "encoder.down_blocks.%d.downsamplers.0.conv", i);
         add_conv(t, E, name, in, in, 3, 1);
     }
     add_mid(t, E, "encoder", top);
@@ -111,12 +112,12 @@ static void build_kl_decoder(digcl_param_table *t, const digcl_vae_config *c) {
     for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
         const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i];
         for (int j = 0; j < c->decoder_blocks; ++j) {
-            vae_name(name, "decoder.up_blocks.%d.resnets.%d", i, j);
+            digcl_vae_format_name(name, "decoder.up_blocks.%d.resnets.%d", i, j);
             add_resnet(t, D, name, in, out);
             in = out;
         }
         if (i == DIGCL_VAE_LEVELS - 1) continue;
-        vae_name(name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+        digcl_vae_format_name(name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
         add_conv(t, D, name, out, out, 3, 1);
     }
     add_norm(t, D, "decoder.conv_norm_out", c->channels[0]);
@@ -129,7 +130,7 @@ static void add_taesd_block(digcl_param_table *t, int part, const char *side, in
                             int width) {
     char name[VAE_NAME_MAX];
     for (int k = 0; k <= 4; k += 2) {
-        vae_name(name, "%s.layers.%d.conv.%d", side, index, k);
+        digcl_vae_format_name(name, "%s.layers.%d.conv.%d", side, index, k);
         add_conv(t, part, name, width, width, 3, 1);
     }
 }
@@ -139,11 +140,11 @@ static void build_taesd_encoder(digcl_param_table *t, const digcl_vae_config *c)
     char name[VAE_NAME_MAX];
     int index = 0;
     for (int level = 0; level < DIGCL_VAE_LEVELS; ++level) {
-        vae_name(name, "encoder.layers.%d", index++);
+        digcl_vae_format_name(name, "encoder.layers.%d", index++);
         add_conv(t, E, name, w, level == 0 ? 3 : w, 3, level == 0);
         for (int b = 0; b < (level == 0 ? 1 : 3); ++b) add_taesd_block(t, E, "encoder", index++, w);
     }
-    vae_name(name, "encoder.layers.%d", index);
+    digcl_vae_format_name(name, "encoder.layers.%d", index);
     add_conv(t, E, name, c->latent_channels, w, 3, 1);
 }
 
@@ -156,12 +157,12 @@ static void build_taesd_decoder(digcl_param_table *t, const digcl_vae_config *c)
         const int last = level == DIGCL_VAE_LEVELS - 1;
         for (int b = 0; b < (last ? 1 : 3); ++b) add_taesd_block(t, D, "decoder", index++, w);
         if (!last) index++; /* the Upsample */
-        vae_name(name, "decoder.layers.%d", index++);
+        digcl_vae_format_name(name, "decoder.layers.%d", index++);
         add_conv(t, D, name, last ? 3 : w, w, 3, last);
     }
 }
 
-int vae_table_build(digcl_param_table *t, const digcl_vae_config *c, int parts) {
+int digcl_vae_table_build(digcl_param_table *t, const digcl_vae_config *c, int parts) {
     memset(t, 0, sizeof *t);
     const int kl = c->kind == DIGCL_VAE_KL;
     if (parts & DIGCL_VAE_ENCODER) kl ? build_kl_encoder(t, c) : build_taesd_encoder(t, c);
@@ -171,7 +172,7 @@ int vae_table_build(digcl_param_table *t, const digcl_vae_config *c, int parts) 
 
 int64_t digcl_vae_parameter_count(const digcl_vae_config *config, int part) {
     digcl_param_table t;
-    vae_table_build(&t, config, part);
+    digcl_vae_table_build(&t, config, part);
     const int64_t count = (int64_t)t.total;
     digcl_param_table_free(&t);
     return count;
@@ -180,7 +181,7 @@ int64_t digcl_vae_parameter_count(const digcl_vae_config *config, int part) {
 int digcl_vae_tensor_info(const digcl_vae_config *config, int parts, int index, char *name,
                           size_t name_size, int *rank, int64_t shape[4]) {
     digcl_param_table t;
-    vae_table_build(&t, config, parts);
+    digcl_vae_table_build(&t, config, parts);
     const int ok = index >= 0 && (size_t)index < t.count;
     if (ok) {
         const digcl_param_info *x = &t.params[index];
@@ -305,8 +306,8 @@ static int taesd_original_name(const char *name, char *out, size_t size) {
     return 0;
 }
 
-int vae_name_spellings(const digcl_vae_config *c, const char *canonical,
-                       char spellings[][VAE_NAME_MAX], int max) {
+int digcl_vae_name_spellings(const digcl_vae_config *c, const char *canonical,
+                             char spellings[][VAE_NAME_MAX], int max) {
     int n = 0;
     char ldm[VAE_NAME_MAX];
     if (n < max) format_to(spellings[n++], VAE_NAME_MAX, "%s", canonical);
@@ -328,7 +329,7 @@ int vae_name_spellings(const digcl_vae_config *c, const char *canonical,
 static const digcl_st_tensor *find_any(const digcl_safetensors *st, const digcl_vae_config *c,
                                        const char *canonical) {
     char spellings[MAX_SPELLINGS][VAE_NAME_MAX];
-    const int n = vae_name_spellings(c, canonical, spellings, MAX_SPELLINGS);
+    const int n = digcl_vae_name_spellings(c, canonical, spellings, MAX_SPELLINGS);
     for (int i = 0; i < n; ++i) {
         const digcl_st_tensor *t = digcl_st_find(st, spellings[i]);
         if (t) return t;
@@ -336,7 +337,7 @@ static const digcl_st_tensor *find_any(const digcl_safetensors *st, const digcl_
     return NULL;
 }
 
-digcl_vae_kind vae_kind_of_file(const digcl_safetensors *st) {
+digcl_vae_kind digcl_vae_kind_of_file(const digcl_safetensors *st) {
     if (digcl_st_find(st, "encoder.layers.0.weight") ||
         digcl_st_find(st, "decoder.layers.0.weight") || digcl_st_find(st, "0.weight") ||
         digcl_st_find(st, "1.weight"))
@@ -346,11 +347,11 @@ digcl_vae_kind vae_kind_of_file(const digcl_safetensors *st) {
 
 /* A part is present when its first tensor is (TAESD's original files share index names, so
  * the first conv's input channels tell an encoder [w, 3, 3, 3] from a decoder [w, 4, 3, 3]). */
-int vae_parts_in_file(const digcl_safetensors *st, const digcl_vae_config *c) {
+int digcl_vae_parts_in_file(const digcl_safetensors *st, const digcl_vae_config *c) {
     int parts = 0;
     for (int part = DIGCL_VAE_ENCODER; part <= DIGCL_VAE_DECODER; part <<= 1) {
         digcl_param_table t;
-        vae_table_build(&t, c, part);
+        digcl_vae_table_build(&t, c, part);
         const digcl_st_tensor *first = find_any(st, c, t.params[0].name);
         if (first && first->rank == 4 && first->shape[1] == t.params[0].shape[1]) parts |= part;
         digcl_param_table_free(&t);
@@ -379,7 +380,7 @@ static const digcl_st_tensor *find_checked(void *user, const digcl_safetensors *
     const digcl_st_tensor *t = find_any(st, c, x->name);
     if (!t) {
         char spellings[MAX_SPELLINGS][VAE_NAME_MAX], also[512] = "";
-        const int n = vae_name_spellings(c, x->name, spellings, MAX_SPELLINGS);
+        const int n = digcl_vae_name_spellings(c, x->name, spellings, MAX_SPELLINGS);
         for (int i = 1; i < n; ++i) {
             const size_t used = strlen(also);
             snprintf(also + used, sizeof also - used, "%s'%s'", i > 1 ? ", " : "", spellings[i]);
@@ -397,7 +398,7 @@ static const digcl_st_tensor *find_checked(void *user, const digcl_safetensors *
     return t;
 }
 
-int vae_params_load(digcl_params *params, const digcl_safetensors *st, const digcl_vae_config *c,
-                    char *error, size_t size) {
+int digcl_vae_params_load(digcl_params *params, const digcl_safetensors *st,
+                          const digcl_vae_config *c, char *error, size_t size) {
     return digcl_params_load_found(params, st, find_checked, (void *)c, error, size);
 }

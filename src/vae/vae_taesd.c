@@ -23,12 +23,12 @@ typedef struct taesd_run {
 
 static cl_mem slot(const taesd_run *r, int s) { return r->plan->act[s].mem; }
 
-static void conv(const taesd_run *r, const char *side, int index, const char *leaf, cl_mem x,
-                 int C, int H, int W, int O, int stride, int has_bias, cl_mem y, int accumulate) {
+static void conv(const taesd_run *r, const char *side, int index, const char *leaf, cl_mem x, int C,
+                 int H, int W, int O, int stride, int has_bias, cl_mem y, int accumulate) {
     char name[VAE_NAME_MAX];
-    vae_name(name, "%s.layers.%d%s", side, index, leaf);
-    vae_conv(r->ctx, r->w, r->plan, name, x, 0, C, H, W, O, 3, stride, SAME, has_bias, y, 0,
-             accumulate);
+    digcl_vae_format_name(name, "%s.layers.%d%s", side, index, leaf);
+    digcl_vae_conv(r->ctx, r->w, r->plan, name, x, 0, C, H, W, O, 3, stride, SAME, has_bias, y, 0,
+                   accumulate);
 }
 
 /* x (slot s, [w, H, W]) -> Block(x) in place. */
@@ -43,8 +43,8 @@ static void block(const taesd_run *r, const char *side, int index, int s, int H,
     digcl_relu_inplace(r->ctx, count, slot(r, s));
 }
 
-void vae_taesd_encode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
-                      vae_plan *plan) {
+void digcl_vae_taesd_encode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
+                            vae_plan *plan) {
     const taesd_run r = {ctx, w, plan, c->channels[0]};
     int H = plan->H, W = plan->W, s = 0, index = 0;
     digcl_affine_inplace(ctx, (size_t)3 * H * W, 0.5f, 0.5f, plan->input.mem); /* [0, 1] */
@@ -60,8 +60,8 @@ void vae_taesd_encode(digcl_context *ctx, const digcl_vae_config *c, const vae_w
          plan->output.mem, 0);
 }
 
-void vae_taesd_decode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
-                      vae_plan *plan) {
+void digcl_vae_taesd_decode(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
+                            vae_plan *plan) {
     const taesd_run r = {ctx, w, plan, c->channels[0]};
     const int L = c->latent_channels;
     int H = plan->H / 8, W = plan->W / 8, s = 0, index = 2;
@@ -76,7 +76,8 @@ void vae_taesd_decode(digcl_context *ctx, const digcl_vae_config *c, const vae_w
         digcl_upsample_nearest_forward(ctx, r.width, H, W, 2, slot(&r, s), slot(&r, up));
         index++; /* the Upsample module */
         H *= 2, W *= 2;
-        conv(&r, "decoder", index++, "", slot(&r, up), r.width, H, W, r.width, 1, 0, slot(&r, y), 0);
+        conv(&r, "decoder", index++, "", slot(&r, up), r.width, H, W, r.width, 1, 0, slot(&r, y),
+             0);
         s = y;
     }
     conv(&r, "decoder", index, "", slot(&r, s), r.width, H, W, 3, 1, 1, plan->output.mem, 0);
