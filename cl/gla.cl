@@ -567,3 +567,110 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
 #undef PASS_K
 }
 #endif
+
+/* ------------------------------------------- dq, dk, dg on CPU devices */
+
+#ifdef GLA_GRAD_QK_SERIAL
+/* The same dq, dk, dg as gla_chunk_grad_qk (same terms, same self-term
+ * handling), for CPU devices: one work-item per chunk x head, no local
+ * memory and no barriers, so PoCL compiles it optimised and needs no
+ * work-item loops (the work-group kernel is built with -cl-opt-disable there,
+ * see src/ops/gla.c). Every pair j < t takes exp(b_t - b_j) elementwise
+ * (argument <= 0) once, for both dq_t and dk_j. Loops over i innermost so that
+ * the compiler vectorises them. Global (NT, N*H), work-group (1, 1). */
+__kernel void gla_chunk_grad_qk_serial(
+    __global const float *q,       /* [N, T, H, K] strided */
+    __global const float *k,       /* [N, T, H, K] strided */
+    __global const float *g,       /* [N, T, H, K] strided */
+    __global const float *v,       /* [N, T, H, V] strided */
+    __global const float *do_,     /* [N, T, H, V] strided */
+    __global const float *workspace, /* H_n [N*H, NT, K, V] at 0, D_n at dstates_offset */
+    ulong dstates_offset,
+    __global float *dq,            /* [N, T, H, K] strided */
+    __global float *dk,            /* [N, T, H, K] strided */
+    __global float *dg,            /* [N, T, H, K] strided */
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+    const int chunk = get_global_id(0), nh = get_global_id(1);
+    const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
+    if (chunk >= NT) return;
+    const int rows = min(CHUNK, T - t0);
+    __global const float *qc = q + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    __global const float *kc = k + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    __global const float *gc = g + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    __global const float *vc =
+        v + head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    __global const float *doc =
+        do_ + head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    const size_t state_at = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
+    __global const float *state = workspace + state_at;                   /* [K, V] H_n */
+    __global const float *dstate = workspace + dstates_offset + state_at; /* [K, V] D_n */
+    const size_t out_at = head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    float b[CHUNK][K_DIM];         /* chunk-local cumsum of g */
+    float dA[CHUNK][CHUNK];        /* s <do_t, v_j>, j <= t */
+    /* without the self terms dA_tt k_t, dA_tt q_t (they cancel in q dq - k dk) */
+    float query_grad[CHUNK][K_DIM], key_intra[CHUNK][K_DIM], key_inter[CHUNK][K_DIM];
+    float running[K_DIM];
+    for (int i = 0; i < K_DIM; i++) running[i] = 0.0f;
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++) {
+            running[i] += gc[(size_t)t * qk_token + i];
+            b[t][i] = running[i];
+        }
+    for (int t = 0; t < rows; t++)
+        for (int j = 0; j <= t; j++) {
+            float sum = 0.0f;
+            for (int c = 0; c < V_DIM; c++)
+                sum += doc[(size_t)t * value_token + c] * vc[(size_t)j * value_token + c];
+            dA[t][j] = scale * sum;
+        }
+    /* inter-chunk parts: dq_t = s exp(b_t) H_n do_t, dk_t = exp(Gamma - b_t) D_n v_t */
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++) {
+            float state_do = 0.0f, dstate_v = 0.0f;
+            for (int c = 0; c < V_DIM; c++) {
+                state_do += state[i * V_DIM + c] * doc[(size_t)t * value_token + c];
+                dstate_v += dstate[i * V_DIM + c] * vc[(size_t)t * value_token + c];
+            }
+            query_grad[t][i] = scale * exp(b[t][i]) * state_do;
+            key_inter[t][i] = exp(b[rows - 1][i] - b[t][i]) * dstate_v;
+            key_intra[t][i] = 0.0f;
+        }
+    /* intra-chunk parts: one exp per pair j < t serves dq_t and dk_j */
+    for (int t = 1; t < rows; t++)
+        for (int j = 0; j < t; j++) {
+            const float a = dA[t][j];
+            for (int i = 0; i < K_DIM; i++) {
+                const float decay = exp(b[t][i] - b[j][i]);
+                query_grad[t][i] += a * kc[(size_t)j * qk_token + i] * decay;
+                key_intra[j][i] += a * qc[(size_t)t * qk_token + i] * decay;
+            }
+        }
+    /* dg_t = sum_{u >= t} (q_u dq'_u - k_u dk'_intra_u) + exp(Gamma) rowsum(H_n * D_n)
+     *        + sum_{u < t} k_u dk_inter_u: the exclusive prefix sums go into b (no longer
+     *        needed), the suffix sums plus the column term run in `running` */
+    for (int i = 0; i < K_DIM; i++) {
+        float dot = 0.0f;
+        for (int c = 0; c < V_DIM; c++) dot += state[i * V_DIM + c] * dstate[i * V_DIM + c];
+        running[i] = exp(b[rows - 1][i]) * dot;
+    }
+    float prefix[K_DIM];
+    for (int i = 0; i < K_DIM; i++) prefix[i] = 0.0f;
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++) {
+            b[t][i] = prefix[i];
+            prefix[i] += kc[(size_t)t * qk_token + i] * key_inter[t][i];
+        }
+    for (int t = rows - 1; t >= 0; t--) {
+        const float self = dA[t][t];
+        for (int i = 0; i < K_DIM; i++) {
+            const size_t at = (size_t)t * qk_token + i;
+            const float query = qc[at], key = kc[at];
+            running[i] += query * query_grad[t][i] - key * key_intra[t][i];
+            dg[out_at + at] = running[i] + b[t][i];
+            dq[out_at + at] = query_grad[t][i] + self * key;
+            dk[out_at + at] = key_inter[t][i] + key_intra[t][i] + self * query;
+        }
+    }
+}
+#endif

@@ -7,6 +7,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "digcl/gla.h"
@@ -238,12 +239,36 @@ static const char *grad_qk_options(digcl_context *ctx) {
     return strstr(device->platform_name, "Portable Computing Language") ? "-cl-opt-disable" : "";
 }
 
+/* Serial kernels (one work-item per chunk and head, private arrays, no
+ * barriers) on CPU devices, where PoCL runs each work-item's loops as plain
+ * vectorised C; the work-group kernels everywhere else. They keep [C, K]
+ * arrays in private memory: only up to SERIAL_MAX_CHUNK_K elements per array.
+ * DIGCL_GLA_KERNELS=workgroup|serial overrides the choice (tests use it to
+ * cover both on PoCL). */
+enum { SERIAL_MAX_CHUNK_K = 2048 };
+
+static int use_serial(digcl_context *ctx, const digcl_gla_shape *s, int chunk) {
+    const char *forced = getenv("DIGCL_GLA_KERNELS");
+    const int fits = chunk * s->K <= SERIAL_MAX_CHUNK_K && chunk * s->V <= 2 * SERIAL_MAX_CHUNK_K;
+    if (forced && *forced) {
+        if (strcmp(forced, "workgroup") == 0) return 0;
+        if (strcmp(forced, "serial") == 0) return fits;
+        digcl_fatal("DIGCL_GLA_KERNELS='%s' is not a GLA kernel family (workgroup or serial)",
+                    forced);
+    }
+    return fits && (digcl_context_device(ctx)->type & CL_DEVICE_TYPE_CPU) != 0;
+}
+
 static void launch_grad_qk(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p,
                            cl_mem q, cl_mem k, cl_mem g, cl_mem v, cl_mem do_, cl_mem workspace,
                            cl_mem dq, cl_mem dk, cl_mem dg, float scale) {
+    const int serial = use_serial(ctx, s, p->chunk);
     gla_tiles tiles = {p->chunk > 32 ? 16 : 32, value_tile(s->V, 32)};
-    cl_kernel kernel = gla_kernel(ctx, "gla_chunk_grad_qk", "GLA_GRAD_QK", p->chunk, s, tiles,
-                                  grad_qk_options(ctx));
+    cl_kernel kernel =
+        serial ? gla_kernel(ctx, "gla_chunk_grad_qk_serial", "GLA_GRAD_QK_SERIAL", p->chunk, s,
+                            tiles, "")
+               : gla_kernel(ctx, "gla_chunk_grad_qk", "GLA_GRAD_QK", p->chunk, s, tiles,
+                            grad_qk_options(ctx));
     cl_mem inputs[5] = {q, k, g, v, do_};
     for (unsigned i = 0; i < 5; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 5, workspace);
@@ -252,6 +277,11 @@ static void launch_grad_qk(digcl_context *ctx, const digcl_gla_shape *s, const g
     digcl_arg_mem(kernel, 8, dk);
     digcl_arg_mem(kernel, 9, dg);
     layout_args(kernel, 10, s, scale);
+    if (serial) {
+        const size_t global[2] = {chunk_count(s, p->chunk), (size_t)s->N * s->H}, local[2] = {1, 1};
+        digcl_launch(ctx, kernel, "gla_chunk_grad_qk", 2, global, local);
+        return;
+    }
     launch_chunks(ctx, kernel, "gla_chunk_grad_qk", p->chunk,
                   (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key), s);
 }
