@@ -674,3 +674,135 @@ __kernel void gla_chunk_grad_qk_serial(
     }
 }
 #endif
+
+/* --------------------------------- prepass, output and dv on CPU devices */
+
+#if defined(GLA_PREPASS_SERIAL) || defined(GLA_OUTPUT_SERIAL)
+/* b[t][i] = inclusive cumsum of g over the chunk's `rows` rows. */
+static inline void chunk_cumsum(float b[CHUNK][K_DIM], __global const float *gc, int token,
+                                int rows) {
+    float running[K_DIM];
+    for (int i = 0; i < K_DIM; i++) running[i] = 0.0f;
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++) {
+            running[i] += gc[(size_t)t * token + i];
+            b[t][i] = running[i];
+        }
+}
+
+/* out[i][c] = sum_t left[t][i] * x_t[c] over the chunk's rows, for one [K, V] state. */
+static inline void rows_outer_product(__global float *out, float left[CHUNK][K_DIM],
+                                      __global const float *x, int token, int rows) {
+    for (int i = 0; i < K_DIM; i++) {
+        float acc[V_DIM];
+        for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
+        for (int t = 0; t < rows; t++) {
+            const float a = left[t][i];
+            for (int c = 0; c < V_DIM; c++) acc[c] += a * x[(size_t)t * token + c];
+        }
+        for (int c = 0; c < V_DIM; c++) out[i * V_DIM + c] = acc[c];
+    }
+}
+#endif
+
+#ifdef GLA_PREPASS_SERIAL
+/* gla_chunk_prepass for CPU devices: one work-item per chunk x head (global (NT, N*H),
+ * work-group (1, 1)), the same U_n, Gamma_n (GLA_STATES) and W_n (GLA_STATE_GRADS). */
+__kernel void gla_chunk_prepass_serial(
+    __global const float *q,  /* [N, T, H, K] strided */
+    __global const float *k,  /* [N, T, H, K] strided */
+    __global const float *g,  /* [N, T, H, K] strided */
+    __global const float *v,  /* [N, T, H, V] strided */
+    __global const float *do_, /* [N, T, H, V] strided */
+    __global float *workspace, /* states [N*H, NT, K, V], gammas [N*H, NT, K], dstates */
+    ulong gammas_offset, ulong dstates_offset,
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+    const int chunk = get_global_id(0), nh = get_global_id(1);
+    const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
+    if (chunk >= NT) return;
+    const int rows = min(CHUNK, T - t0);
+    const size_t qk_at = head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    const size_t value_at = head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    const size_t state = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
+    float b[CHUNK][K_DIM], left[CHUNK][K_DIM];
+    chunk_cumsum(b, g + qk_at, qk_token, rows);
+#ifdef GLA_STATES
+    __global float *gammas = workspace + gammas_offset + ((size_t)nh * NT + chunk) * K_DIM;
+    for (int i = 0; i < K_DIM; i++) gammas[i] = b[rows - 1][i];
+    for (int t = 0; t < rows; t++) /* k_j * exp(Gamma - b_j) */
+        for (int i = 0; i < K_DIM; i++)
+            left[t][i] = k[qk_at + (size_t)t * qk_token + i] * exp(b[rows - 1][i] - b[t][i]);
+    rows_outer_product(workspace + state, left, v + value_at, value_token, rows);
+#endif
+#ifdef GLA_STATE_GRADS
+    for (int t = 0; t < rows; t++) /* s q_t * exp(b_t) */
+        for (int i = 0; i < K_DIM; i++)
+            left[t][i] = q[qk_at + (size_t)t * qk_token + i] * (scale * exp(b[t][i]));
+    rows_outer_product(workspace + dstates_offset + state, left, do_ + value_at, value_token,
+                       rows);
+#endif
+}
+#endif
+
+#ifdef GLA_OUTPUT_SERIAL
+/* gla_chunk_output for CPU devices: one work-item per chunk x head (global (NT, N*H),
+ * work-group (1, 1)); o, or dv with -DGLA_DV, with A_tj = s sum_i q_t k_j exp(b_t - b_j). */
+__kernel void gla_chunk_output_serial(
+    __global const float *q,      /* [N, T, H, K] strided */
+    __global const float *k,      /* [N, T, H, K] strided */
+    __global const float *g,      /* [N, T, H, K] strided */
+    __global const float *values, /* [N, T, H, V] strided: v, or do for dv */
+    __global const float *workspace, /* states H_n, or D_n for dv, at states_offset */
+    ulong states_offset,
+    __global float *out,          /* [N, T, H, V] strided: o, or dv */
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+    const int chunk = get_global_id(0), nh = get_global_id(1);
+    const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
+    if (chunk >= NT) return;
+    const int rows = min(CHUNK, T - t0);
+    __global const float *qc = q + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    __global const float *kc = k + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    const size_t value_at = head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    __global const float *xc = values + value_at;
+    __global const float *state =
+        workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
+    float b[CHUNK][K_DIM], scores[CHUNK][CHUNK], left[CHUNK][K_DIM];
+    chunk_cumsum(b, g + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token, qk_token,
+                 rows);
+    for (int t = 0; t < rows; t++)
+        for (int j = 0; j <= t; j++) {
+            float sum = 0.0f;
+            for (int i = 0; i < K_DIM; i++)
+                sum += qc[(size_t)t * qk_token + i] * kc[(size_t)j * qk_token + i] *
+                       exp(b[t][i] - b[j][i]);
+            scores[t][j] = scale * sum;
+        }
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++)
+#ifdef GLA_DV
+            left[t][i] = kc[(size_t)t * qk_token + i] * exp(b[rows - 1][i] - b[t][i]);
+#else
+            left[t][i] = scale * qc[(size_t)t * qk_token + i] * exp(b[t][i]);
+#endif
+    for (int t = 0; t < rows; t++) {
+        float acc[V_DIM];
+        for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
+        for (int i = 0; i < K_DIM; i++) {
+            const float a = left[t][i];
+            for (int c = 0; c < V_DIM; c++) acc[c] += a * state[i * V_DIM + c];
+        }
+#ifdef GLA_DV
+        for (int u = t; u < rows; u++) {
+            const float a = scores[u][t];
+#else
+        for (int u = 0; u <= t; u++) {
+            const float a = scores[t][u];
+#endif
+            for (int c = 0; c < V_DIM; c++) acc[c] += a * xc[(size_t)u * value_token + c];
+        }
+        for (int c = 0; c < V_DIM; c++) out[value_at + (size_t)t * value_token + c] = acc[c];
+    }
+}
+#endif
