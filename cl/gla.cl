@@ -32,6 +32,9 @@
  *                      hT; D_n in place of W_n, dh0
  *   gla_chunk_output   per (V tile, chunk, head): o (or dv with -DGLA_DV)
  *   gla_chunk_grad_qk  per (K tile, chunk, head): dq, dk, dg
+ * and for CPU devices the same three chunk kernels as `_serial` variants (GLA_*_SERIAL):
+ * one work-item per (chunk, head), [C, K] arrays in private memory, no barriers, each
+ * pair j < t taking exp(b_t - b_j) elementwise (docs/GLA_DESIGN.md, "CPU kernels").
  *
  * Compile-time: GLA_PREPASS / GLA_SCAN / GLA_OUTPUT / GLA_GRAD_QK (which kernel
  * the program holds), CHUNK (C), K_DIM, V_DIM, KT (K tile, 16 or 32), VT (V
@@ -568,6 +571,36 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
 }
 #endif
 
+/* ------------------------------------------ serial kernels (CPU devices) */
+
+#if defined(GLA_PREPASS_SERIAL) || defined(GLA_OUTPUT_SERIAL) || defined(GLA_GRAD_QK_SERIAL)
+/* b[t][i] = inclusive cumsum of g over the chunk's `rows` rows. */
+static inline void chunk_cumsum(float b[CHUNK][K_DIM], __global const float *gc, int token,
+                                int rows) {
+    float running[K_DIM];
+    for (int i = 0; i < K_DIM; i++) running[i] = 0.0f;
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++) {
+            running[i] += gc[(size_t)t * token + i];
+            b[t][i] = running[i];
+        }
+}
+
+/* out[i][c] = sum_t left[t][i] * x_t[c] over the chunk's rows, for one [K, V] state. */
+static inline void rows_outer_product(__global float *out, float left[CHUNK][K_DIM],
+                                      __global const float *x, int token, int rows) {
+    for (int i = 0; i < K_DIM; i++) {
+        float acc[V_DIM];
+        for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
+        for (int t = 0; t < rows; t++) {
+            const float a = left[t][i];
+            for (int c = 0; c < V_DIM; c++) acc[c] += a * x[(size_t)t * token + c];
+        }
+        for (int c = 0; c < V_DIM; c++) out[i * V_DIM + c] = acc[c];
+    }
+}
+#endif
+
 /* ------------------------------------------- dq, dk, dg on CPU devices */
 
 #ifdef GLA_GRAD_QK_SERIAL
@@ -611,12 +644,7 @@ __kernel void gla_chunk_grad_qk_serial(
     /* without the self terms dA_tt k_t, dA_tt q_t (they cancel in q dq - k dk) */
     float query_grad[CHUNK][K_DIM], key_intra[CHUNK][K_DIM], key_inter[CHUNK][K_DIM];
     float running[K_DIM];
-    for (int i = 0; i < K_DIM; i++) running[i] = 0.0f;
-    for (int t = 0; t < rows; t++)
-        for (int i = 0; i < K_DIM; i++) {
-            running[i] += gc[(size_t)t * qk_token + i];
-            b[t][i] = running[i];
-        }
+    chunk_cumsum(b, gc, qk_token, rows);
     for (int t = 0; t < rows; t++)
         for (int j = 0; j <= t; j++) {
             float sum = 0.0f;
@@ -677,33 +705,6 @@ __kernel void gla_chunk_grad_qk_serial(
 
 /* --------------------------------- prepass, output and dv on CPU devices */
 
-#if defined(GLA_PREPASS_SERIAL) || defined(GLA_OUTPUT_SERIAL)
-/* b[t][i] = inclusive cumsum of g over the chunk's `rows` rows. */
-static inline void chunk_cumsum(float b[CHUNK][K_DIM], __global const float *gc, int token,
-                                int rows) {
-    float running[K_DIM];
-    for (int i = 0; i < K_DIM; i++) running[i] = 0.0f;
-    for (int t = 0; t < rows; t++)
-        for (int i = 0; i < K_DIM; i++) {
-            running[i] += gc[(size_t)t * token + i];
-            b[t][i] = running[i];
-        }
-}
-
-/* out[i][c] = sum_t left[t][i] * x_t[c] over the chunk's rows, for one [K, V] state. */
-static inline void rows_outer_product(__global float *out, float left[CHUNK][K_DIM],
-                                      __global const float *x, int token, int rows) {
-    for (int i = 0; i < K_DIM; i++) {
-        float acc[V_DIM];
-        for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
-        for (int t = 0; t < rows; t++) {
-            const float a = left[t][i];
-            for (int c = 0; c < V_DIM; c++) acc[c] += a * x[(size_t)t * token + c];
-        }
-        for (int c = 0; c < V_DIM; c++) out[i * V_DIM + c] = acc[c];
-    }
-}
-#endif
 
 #ifdef GLA_PREPASS_SERIAL
 /* gla_chunk_prepass for CPU devices: one work-item per chunk x head (global (NT, N*H),
