@@ -40,7 +40,7 @@
  * the program holds), CHUNK (C), K_DIM, V_DIM, KT (K tile, 16 or 32), VT (V
  * tile, multiple of 4), VALUE_PAD. Work-group: 4 * CHUNK items, item = (row, part).
  * Layout: element (n, t, h, d) at n*batch + h*head + t*token + d. Workspace
- * states: [N*H, NT, K, V], gammas: [N*H, NT, K].
+ * states: [N*H, NT, K, V], gammas: [N*H, NT, K] holding exp(Gamma).
  */
 
 #define NS 4
@@ -159,7 +159,7 @@ static inline void rows_outer_products(__local const float *left0, __local const
 #ifdef GLA_PREPASS
 /* One work-group per (K tile, V tile) x chunk x head. With GLA_STATES:
  * states[nh, c] = U_c = sum_j (k_j * exp(Gamma - b_j)) v_j^T, gammas[nh, c] =
- * Gamma. With GLA_STATE_GRADS: dstates[nh, c] = W_c = s sum_t (q_t * exp(b_t))
+ * exp(Gamma) (once per state row here, not per state element in the scan). With GLA_STATE_GRADS: dstates[nh, c] = W_c = s sum_t (q_t * exp(b_t))
  * do_t^T. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     __global const float *q,  /* [N, T, H, K] strided */
@@ -214,7 +214,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     }
 #ifdef GLA_STATES
     if (v0 == 0 && lid < KT && k0 + lid < K_DIM)
-        gammas[((size_t)nh * NT + chunk) * K_DIM + k0 + lid] = b[(CHUNK - 1) * KPAD + lid];
+        gammas[((size_t)nh * NT + chunk) * K_DIM + k0 + lid] = exp(b[(CHUNK - 1) * KPAD + lid]);
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 #if defined(GLA_STATES) && defined(GLA_STATE_GRADS)
@@ -265,7 +265,7 @@ __kernel void gla_state_scan(__global float *workspace, /* states, gammas, dstat
             const int step = c0 + r, c = reverse ? NT - 1 - step : step;
             const size_t at = ((size_t)nh * NT + c) * KV + element;
             contribution[r] = step < NT ? slots[at] : 0.0f;
-            decay[r] = step < NT ? exp(gamma[(size_t)c * K_DIM]) : 1.0f;
+            decay[r] = step < NT ? gamma[(size_t)c * K_DIM] : 1.0f;
         }
         for (int r = 0; r < SCAN_BATCH && c0 + r < NT; r++) {
             const int step = c0 + r, c = reverse ? NT - 1 - step : step;
@@ -730,7 +730,7 @@ __kernel void gla_chunk_prepass_serial(
     chunk_cumsum(b, g + qk_at, qk_token, rows);
 #ifdef GLA_STATES
     __global float *gammas = workspace + gammas_offset + ((size_t)nh * NT + chunk) * K_DIM;
-    for (int i = 0; i < K_DIM; i++) gammas[i] = b[rows - 1][i];
+    for (int i = 0; i < K_DIM; i++) gammas[i] = exp(b[rows - 1][i]);
     for (int t = 0; t < rows; t++) /* k_j * exp(Gamma - b_j) */
         for (int i = 0; i < K_DIM; i++)
             left[t][i] = k[qk_at + (size_t)t * qk_token + i] * exp(b[rows - 1][i] - b[t][i]);
