@@ -32,12 +32,15 @@
  *                      hT; D_n in place of W_n, dh0
  *   gla_chunk_output   per (V tile, chunk, head): o (or dv with -DGLA_DV)
  *   gla_chunk_grad_qk  per (K tile, chunk, head): dq, dk, dg
+ * and for CPU devices the same three chunk kernels as `_serial` variants (GLA_*_SERIAL):
+ * one work-item per (chunk, head), [C, K] arrays in private memory, no barriers, each
+ * pair j < t taking exp(b_t - b_j) elementwise (docs/GLA_DESIGN.md, "CPU kernels").
  *
  * Compile-time: GLA_PREPASS / GLA_SCAN / GLA_OUTPUT / GLA_GRAD_QK (which kernel
  * the program holds), CHUNK (C), K_DIM, V_DIM, KT (K tile, 16 or 32), VT (V
  * tile, multiple of 4), VALUE_PAD. Work-group: 4 * CHUNK items, item = (row, part).
  * Layout: element (n, t, h, d) at n*batch + h*head + t*token + d. Workspace
- * states: [N*H, NT, K, V], gammas: [N*H, NT, K].
+ * states: [N*H, NT, K, V], gammas: [N*H, NT, K] holding exp(Gamma).
  */
 
 #define NS 4
@@ -156,7 +159,7 @@ static inline void rows_outer_products(__local const float *left0, __local const
 #ifdef GLA_PREPASS
 /* One work-group per (K tile, V tile) x chunk x head. With GLA_STATES:
  * states[nh, c] = U_c = sum_j (k_j * exp(Gamma - b_j)) v_j^T, gammas[nh, c] =
- * Gamma. With GLA_STATE_GRADS: dstates[nh, c] = W_c = s sum_t (q_t * exp(b_t))
+ * exp(Gamma) (once per state row here, not per state element in the scan). With GLA_STATE_GRADS: dstates[nh, c] = W_c = s sum_t (q_t * exp(b_t))
  * do_t^T. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     __global const float *q,  /* [N, T, H, K] strided */
@@ -211,7 +214,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     }
 #ifdef GLA_STATES
     if (v0 == 0 && lid < KT && k0 + lid < K_DIM)
-        gammas[((size_t)nh * NT + chunk) * K_DIM + k0 + lid] = b[(CHUNK - 1) * KPAD + lid];
+        gammas[((size_t)nh * NT + chunk) * K_DIM + k0 + lid] = exp(b[(CHUNK - 1) * KPAD + lid]);
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 #if defined(GLA_STATES) && defined(GLA_STATE_GRADS)
@@ -262,7 +265,7 @@ __kernel void gla_state_scan(__global float *workspace, /* states, gammas, dstat
             const int step = c0 + r, c = reverse ? NT - 1 - step : step;
             const size_t at = ((size_t)nh * NT + c) * KV + element;
             contribution[r] = step < NT ? slots[at] : 0.0f;
-            decay[r] = step < NT ? exp(gamma[(size_t)c * K_DIM]) : 1.0f;
+            decay[r] = step < NT ? gamma[(size_t)c * K_DIM] : 1.0f;
         }
         for (int r = 0; r < SCAN_BATCH && c0 + r < NT; r++) {
             const int step = c0 + r, c = reverse ? NT - 1 - step : step;
@@ -565,5 +568,242 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     }
 #undef PASS_V
 #undef PASS_K
+}
+#endif
+
+/* ------------------------------------------ serial kernels (CPU devices) */
+
+#if defined(GLA_PREPASS_SERIAL) || defined(GLA_OUTPUT_SERIAL) || defined(GLA_GRAD_QK_SERIAL)
+/* b[t][i] = inclusive cumsum of g over the chunk's `rows` rows. */
+static inline void chunk_cumsum(float b[CHUNK][K_DIM], __global const float *gc, int token,
+                                int rows) {
+    float running[K_DIM];
+    for (int i = 0; i < K_DIM; i++) running[i] = 0.0f;
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++) {
+            running[i] += gc[(size_t)t * token + i];
+            b[t][i] = running[i];
+        }
+}
+
+/* out[i][c] = sum_t left[t][i] * x_t[c] over the chunk's rows, for one [K, V] state. */
+static inline void rows_outer_product(__global float *out, float left[CHUNK][K_DIM],
+                                      __global const float *x, int token, int rows) {
+    for (int i = 0; i < K_DIM; i++) {
+        float acc[V_DIM];
+        for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
+        for (int t = 0; t < rows; t++) {
+            const float a = left[t][i];
+            for (int c = 0; c < V_DIM; c++) acc[c] += a * x[(size_t)t * token + c];
+        }
+        for (int c = 0; c < V_DIM; c++) out[i * V_DIM + c] = acc[c];
+    }
+}
+#endif
+
+/* ------------------------------------------- dq, dk, dg on CPU devices */
+
+#ifdef GLA_GRAD_QK_SERIAL
+/* The same dq, dk, dg as gla_chunk_grad_qk (same terms, same self-term
+ * handling), for CPU devices: one work-item per chunk x head, no local
+ * memory and no barriers, so PoCL compiles it optimised and needs no
+ * work-item loops (the work-group kernel is built with -cl-opt-disable there,
+ * see src/ops/gla.c). Every pair j < t takes exp(b_t - b_j) elementwise
+ * (argument <= 0) once, for both dq_t and dk_j. Loops over i innermost so that
+ * the compiler vectorises them. Global (NT, N*H), work-group (1, 1). */
+__kernel void gla_chunk_grad_qk_serial(
+    __global const float *q,       /* [N, T, H, K] strided */
+    __global const float *k,       /* [N, T, H, K] strided */
+    __global const float *g,       /* [N, T, H, K] strided */
+    __global const float *v,       /* [N, T, H, V] strided */
+    __global const float *do_,     /* [N, T, H, V] strided */
+    __global const float *workspace, /* H_n [N*H, NT, K, V] at 0, D_n at dstates_offset */
+    ulong dstates_offset,
+    __global float *dq,            /* [N, T, H, K] strided */
+    __global float *dk,            /* [N, T, H, K] strided */
+    __global float *dg,            /* [N, T, H, K] strided */
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+    const int chunk = get_global_id(0), nh = get_global_id(1);
+    const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
+    if (chunk >= NT) return;
+    const int rows = min(CHUNK, T - t0);
+    __global const float *qc = q + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    __global const float *kc = k + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    __global const float *gc = g + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    __global const float *vc =
+        v + head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    __global const float *doc =
+        do_ + head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    const size_t state_at = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
+    __global const float *state = workspace + state_at;                   /* [K, V] H_n */
+    __global const float *dstate = workspace + dstates_offset + state_at; /* [K, V] D_n */
+    const size_t out_at = head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    float b[CHUNK][K_DIM];         /* chunk-local cumsum of g */
+    float dA[CHUNK][CHUNK];        /* s <do_t, v_j>, j <= t */
+    /* without the self terms dA_tt k_t, dA_tt q_t (they cancel in q dq - k dk) */
+    float query_grad[CHUNK][K_DIM], key_intra[CHUNK][K_DIM], key_inter[CHUNK][K_DIM];
+    float running[K_DIM];
+    chunk_cumsum(b, gc, qk_token, rows);
+    for (int t = 0; t < rows; t++)
+        for (int j = 0; j <= t; j++) {
+            float sum = 0.0f;
+            for (int c = 0; c < V_DIM; c++)
+                sum += doc[(size_t)t * value_token + c] * vc[(size_t)j * value_token + c];
+            dA[t][j] = scale * sum;
+        }
+    /* inter-chunk parts: dq_t = s exp(b_t) H_n do_t, dk_t = exp(Gamma - b_t) D_n v_t */
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++) {
+            float state_do = 0.0f, dstate_v = 0.0f;
+            for (int c = 0; c < V_DIM; c++) {
+                state_do += state[i * V_DIM + c] * doc[(size_t)t * value_token + c];
+                dstate_v += dstate[i * V_DIM + c] * vc[(size_t)t * value_token + c];
+            }
+            query_grad[t][i] = scale * exp(b[t][i]) * state_do;
+            key_inter[t][i] = exp(b[rows - 1][i] - b[t][i]) * dstate_v;
+            key_intra[t][i] = 0.0f;
+        }
+    /* intra-chunk parts: one exp per pair j < t serves dq_t and dk_j */
+    for (int t = 1; t < rows; t++)
+        for (int j = 0; j < t; j++) {
+            const float a = dA[t][j];
+            for (int i = 0; i < K_DIM; i++) {
+                const float decay = exp(b[t][i] - b[j][i]);
+                query_grad[t][i] += a * kc[(size_t)j * qk_token + i] * decay;
+                key_intra[j][i] += a * qc[(size_t)t * qk_token + i] * decay;
+            }
+        }
+    /* dg_t = sum_{u >= t} (q_u dq'_u - k_u dk'_intra_u) + exp(Gamma) rowsum(H_n * D_n)
+     *        + sum_{u < t} k_u dk_inter_u: the exclusive prefix sums go into b (no longer
+     *        needed), the suffix sums plus the column term run in `running` */
+    for (int i = 0; i < K_DIM; i++) {
+        float dot = 0.0f;
+        for (int c = 0; c < V_DIM; c++) dot += state[i * V_DIM + c] * dstate[i * V_DIM + c];
+        running[i] = exp(b[rows - 1][i]) * dot;
+    }
+    float prefix[K_DIM];
+    for (int i = 0; i < K_DIM; i++) prefix[i] = 0.0f;
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++) {
+            b[t][i] = prefix[i];
+            prefix[i] += kc[(size_t)t * qk_token + i] * key_inter[t][i];
+        }
+    for (int t = rows - 1; t >= 0; t--) {
+        const float self = dA[t][t];
+        for (int i = 0; i < K_DIM; i++) {
+            const size_t at = (size_t)t * qk_token + i;
+            const float query = qc[at], key = kc[at];
+            running[i] += query * query_grad[t][i] - key * key_intra[t][i];
+            dg[out_at + at] = running[i] + b[t][i];
+            dq[out_at + at] = query_grad[t][i] + self * key;
+            dk[out_at + at] = key_inter[t][i] + key_intra[t][i] + self * query;
+        }
+    }
+}
+#endif
+
+/* --------------------------------- prepass, output and dv on CPU devices */
+
+
+#ifdef GLA_PREPASS_SERIAL
+/* gla_chunk_prepass for CPU devices: one work-item per chunk x head (global (NT, N*H),
+ * work-group (1, 1)), the same U_n, Gamma_n (GLA_STATES) and W_n (GLA_STATE_GRADS). */
+__kernel void gla_chunk_prepass_serial(
+    __global const float *q,  /* [N, T, H, K] strided */
+    __global const float *k,  /* [N, T, H, K] strided */
+    __global const float *g,  /* [N, T, H, K] strided */
+    __global const float *v,  /* [N, T, H, V] strided */
+    __global const float *do_, /* [N, T, H, V] strided */
+    __global float *workspace, /* states [N*H, NT, K, V], gammas [N*H, NT, K], dstates */
+    ulong gammas_offset, ulong dstates_offset,
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+    const int chunk = get_global_id(0), nh = get_global_id(1);
+    const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
+    if (chunk >= NT) return;
+    const int rows = min(CHUNK, T - t0);
+    const size_t qk_at = head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    const size_t value_at = head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    const size_t state = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
+    float b[CHUNK][K_DIM], left[CHUNK][K_DIM];
+    chunk_cumsum(b, g + qk_at, qk_token, rows);
+#ifdef GLA_STATES
+    __global float *gammas = workspace + gammas_offset + ((size_t)nh * NT + chunk) * K_DIM;
+    for (int i = 0; i < K_DIM; i++) gammas[i] = exp(b[rows - 1][i]);
+    for (int t = 0; t < rows; t++) /* k_j * exp(Gamma - b_j) */
+        for (int i = 0; i < K_DIM; i++)
+            left[t][i] = k[qk_at + (size_t)t * qk_token + i] * exp(b[rows - 1][i] - b[t][i]);
+    rows_outer_product(workspace + state, left, v + value_at, value_token, rows);
+#endif
+#ifdef GLA_STATE_GRADS
+    for (int t = 0; t < rows; t++) /* s q_t * exp(b_t) */
+        for (int i = 0; i < K_DIM; i++)
+            left[t][i] = q[qk_at + (size_t)t * qk_token + i] * (scale * exp(b[t][i]));
+    rows_outer_product(workspace + dstates_offset + state, left, do_ + value_at, value_token,
+                       rows);
+#endif
+}
+#endif
+
+#ifdef GLA_OUTPUT_SERIAL
+/* gla_chunk_output for CPU devices: one work-item per chunk x head (global (NT, N*H),
+ * work-group (1, 1)); o, or dv with -DGLA_DV, with A_tj = s sum_i q_t k_j exp(b_t - b_j). */
+__kernel void gla_chunk_output_serial(
+    __global const float *q,      /* [N, T, H, K] strided */
+    __global const float *k,      /* [N, T, H, K] strided */
+    __global const float *g,      /* [N, T, H, K] strided */
+    __global const float *values, /* [N, T, H, V] strided: v, or do for dv */
+    __global const float *workspace, /* states H_n, or D_n for dv, at states_offset */
+    ulong states_offset,
+    __global float *out,          /* [N, T, H, V] strided: o, or dv */
+    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
+    int value_batch, float scale) {
+    const int chunk = get_global_id(0), nh = get_global_id(1);
+    const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
+    if (chunk >= NT) return;
+    const int rows = min(CHUNK, T - t0);
+    __global const float *qc = q + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    __global const float *kc = k + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
+    const size_t value_at = head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    __global const float *xc = values + value_at;
+    __global const float *state =
+        workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
+    float b[CHUNK][K_DIM], scores[CHUNK][CHUNK], left[CHUNK][K_DIM];
+    chunk_cumsum(b, g + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token, qk_token,
+                 rows);
+    for (int t = 0; t < rows; t++)
+        for (int j = 0; j <= t; j++) {
+            float sum = 0.0f;
+            for (int i = 0; i < K_DIM; i++)
+                sum += qc[(size_t)t * qk_token + i] * kc[(size_t)j * qk_token + i] *
+                       exp(b[t][i] - b[j][i]);
+            scores[t][j] = scale * sum;
+        }
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < K_DIM; i++)
+#ifdef GLA_DV
+            left[t][i] = kc[(size_t)t * qk_token + i] * exp(b[rows - 1][i] - b[t][i]);
+#else
+            left[t][i] = scale * qc[(size_t)t * qk_token + i] * exp(b[t][i]);
+#endif
+    for (int t = 0; t < rows; t++) {
+        float acc[V_DIM];
+        for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
+        for (int i = 0; i < K_DIM; i++) {
+            const float a = left[t][i];
+            for (int c = 0; c < V_DIM; c++) acc[c] += a * state[i * V_DIM + c];
+        }
+#ifdef GLA_DV
+        for (int u = t; u < rows; u++) {
+            const float a = scores[u][t];
+#else
+        for (int u = 0; u <= t; u++) {
+            const float a = scores[t][u];
+#endif
+            for (int c = 0; c < V_DIM; c++) acc[c] += a * xc[(size_t)u * value_token + c];
+        }
+        for (int c = 0; c < V_DIM; c++) out[value_at + (size_t)t * value_token + c] = acc[c];
+    }
 }
 #endif

@@ -7,6 +7,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "digcl/gla.h"
@@ -164,6 +165,33 @@ static gla_plan plan_of(digcl_context *ctx, const digcl_gla_shape *s) {
     return p;
 }
 
+/* Serial kernels (one work-item per chunk and head, private arrays, no
+ * barriers) on CPU devices, where PoCL runs each work-item's loops as plain
+ * vectorised C; the work-group kernels everywhere else. They keep [C, K]
+ * arrays in private memory: only up to SERIAL_MAX_CHUNK_K elements per array.
+ * DIGCL_GLA_KERNELS=workgroup|serial overrides the choice (tests use it to
+ * cover both on PoCL). */
+enum { SERIAL_MAX_CHUNK_K = 2048 };
+
+static int use_serial(digcl_context *ctx, const digcl_gla_shape *s, int chunk) {
+    const char *forced = getenv("DIGCL_GLA_KERNELS");
+    const int fits = chunk * s->K <= SERIAL_MAX_CHUNK_K && chunk * s->V <= 2 * SERIAL_MAX_CHUNK_K;
+    if (forced && *forced) {
+        if (strcmp(forced, "workgroup") == 0) return 0;
+        if (strcmp(forced, "serial") == 0) return fits;
+        digcl_fatal("DIGCL_GLA_KERNELS='%s' is not a GLA kernel family (workgroup or serial)",
+                    forced);
+    }
+    return fits && (digcl_context_device(ctx)->type & CL_DEVICE_TYPE_CPU) != 0;
+}
+
+/* One work-item per chunk x head: the serial kernels' launch. */
+static void launch_serial(digcl_context *ctx, cl_kernel kernel, const char *label, int chunk,
+                          const digcl_gla_shape *s) {
+    const size_t global[2] = {chunk_count(s, chunk), (size_t)s->N * s->H}, local[2] = {1, 1};
+    digcl_launch(ctx, kernel, label, 2, global, local);
+}
+
 /* U_n, Gamma_n (with GLA_STATES) and/or W_n (with GLA_STATE_GRADS). */
 static void launch_prepass(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p,
                            const char *flags, cl_mem q, cl_mem k, cl_mem g, cl_mem v, cl_mem do_,
@@ -171,14 +199,21 @@ static void launch_prepass(digcl_context *ctx, const digcl_gla_shape *s, const g
     /* both products at once hold two [C, VT] tiles: narrower V tiles */
     int both = strstr(flags, "GLA_STATES") && strstr(flags, "GLA_STATE_GRADS");
     gla_tiles tiles = {KEY_TILE, value_tile(s->V, both ? 32 : 64)};
+    const int serial = use_serial(ctx, s, p->chunk);
     cl_kernel kernel =
-        gla_kernel(ctx, "gla_chunk_prepass", "GLA_PREPASS", p->chunk, s, tiles, flags);
+        serial ? gla_kernel(ctx, "gla_chunk_prepass_serial", "GLA_PREPASS_SERIAL", p->chunk, s,
+                            tiles, flags)
+               : gla_kernel(ctx, "gla_chunk_prepass", "GLA_PREPASS", p->chunk, s, tiles, flags);
     cl_mem inputs[5] = {q, k, g, v, do_};
     for (unsigned i = 0; i < 5; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 5, workspace);
     arg_offset(kernel, 6, p->gammas_offset);
     arg_offset(kernel, 7, p->dstates_offset);
     layout_args(kernel, 8, s, scale);
+    if (serial) {
+        launch_serial(ctx, kernel, "gla_chunk_prepass", p->chunk, s);
+        return;
+    }
     int groups = (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key) *
                  (int)ops_ceil_div((size_t)s->V, (size_t)tiles.value);
     launch_chunks(ctx, kernel, "gla_chunk_prepass", p->chunk, groups, s);
@@ -216,8 +251,11 @@ static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gl
     gla_tiles tiles = {KEY_TILE, value_tile(s->V, 64)};
     char options[64];
     snprintf(options, sizeof options, "-DVALUE_PAD=0 %s", flags);
+    const int serial = use_serial(ctx, s, p->chunk);
     cl_kernel kernel =
-        gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, options);
+        serial ? gla_kernel(ctx, "gla_chunk_output_serial", "GLA_OUTPUT_SERIAL", p->chunk, s,
+                            tiles, flags)
+               : gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, options);
     cl_mem inputs[4] = {q, k, g, values};
     for (unsigned i = 0; i < 4; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 4, workspace);
@@ -225,6 +263,10 @@ static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gl
     digcl_arg_mem(kernel, 6, out);
     layout_args(kernel, 7, s, scale);
     const char *label = strstr(flags, "GLA_DV") ? "gla_chunk_dv" : "gla_chunk_output";
+    if (serial) {
+        launch_serial(ctx, kernel, label, p->chunk, s);
+        return;
+    }
     launch_chunks(ctx, kernel, label, p->chunk,
                   (int)ops_ceil_div((size_t)s->V, (size_t)tiles.value), s);
 }
@@ -241,9 +283,13 @@ static const char *grad_qk_options(digcl_context *ctx) {
 static void launch_grad_qk(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p,
                            cl_mem q, cl_mem k, cl_mem g, cl_mem v, cl_mem do_, cl_mem workspace,
                            cl_mem dq, cl_mem dk, cl_mem dg, float scale) {
+    const int serial = use_serial(ctx, s, p->chunk);
     gla_tiles tiles = {p->chunk > 32 ? 16 : 32, value_tile(s->V, 32)};
-    cl_kernel kernel = gla_kernel(ctx, "gla_chunk_grad_qk", "GLA_GRAD_QK", p->chunk, s, tiles,
-                                  grad_qk_options(ctx));
+    cl_kernel kernel =
+        serial ? gla_kernel(ctx, "gla_chunk_grad_qk_serial", "GLA_GRAD_QK_SERIAL", p->chunk, s,
+                            tiles, "")
+               : gla_kernel(ctx, "gla_chunk_grad_qk", "GLA_GRAD_QK", p->chunk, s, tiles,
+                            grad_qk_options(ctx));
     cl_mem inputs[5] = {q, k, g, v, do_};
     for (unsigned i = 0; i < 5; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 5, workspace);
@@ -252,6 +298,10 @@ static void launch_grad_qk(digcl_context *ctx, const digcl_gla_shape *s, const g
     digcl_arg_mem(kernel, 8, dk);
     digcl_arg_mem(kernel, 9, dg);
     layout_args(kernel, 10, s, scale);
+    if (serial) {
+        launch_serial(ctx, kernel, "gla_chunk_grad_qk", p->chunk, s);
+        return;
+    }
     launch_chunks(ctx, kernel, "gla_chunk_grad_qk", p->chunk,
                   (int)ops_ceil_div((size_t)s->K, (size_t)tiles.key), s);
 }

@@ -45,6 +45,21 @@ int digcl_norm_width_supported(int width) {
 
 static row_layout make_layout(int D, int vec) { return make_layout_items(D, vec, GROUP_ITEMS); }
 
+/* Forward kernels on CPU devices: one item per row (LANES = 1, the whole row in its
+ * registers), CPU_ROWS rows per group. PoCL runs a group's items as a loop between
+ * barriers, so the lane reductions of the GPU layout (32 lanes x 8 rows) cost more
+ * than the rows themselves. Backward kernels keep the GPU layout: their workspace size
+ * is planned without a device. */
+enum { CPU_ROWS = 16 };
+
+static row_layout make_forward_layout(digcl_context *ctx, int D, int vec) {
+    if (!(digcl_context_device(ctx)->type & CL_DEVICE_TYPE_CPU)) return make_layout(D, vec);
+    row_layout layout = {vec, 1, D / vec, CPU_ROWS, {0}};
+    snprintf(layout.options, sizeof layout.options, "-DVEC=%d -DLANES=1 -DCOLS=%d -DROWS=%d",
+             layout.vec, layout.cols, layout.rows);
+    return layout;
+}
+
 static void launch_groups(digcl_context *ctx, cl_kernel kernel, const char *label,
                           const row_layout *layout, size_t groups) {
     size_t global[2] = {(size_t)layout->lanes * groups, (size_t)layout->rows};
@@ -82,7 +97,7 @@ static void layernorm_forward(digcl_context *ctx, int N, int T, int D, cl_mem x,
     const int modulate = shift != NULL;
     const int vec = modulate ? views_vec_width(D, (digcl_row_view[]){*shift, *scale}, 2)
                              : views_vec_width(D, NULL, 0);
-    const row_layout layout = make_layout(D, vec);
+    const row_layout layout = make_forward_layout(ctx, D, vec);
     const int rows = N * T;
     digcl_row_view unused = {x, 0, 0};
     cl_kernel kernel = digcl_kernel(ctx, "norm", "layernorm_forward", layout.options);
@@ -235,7 +250,7 @@ void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, c
                                 cl_mem weight, size_t weight_offset, cl_mem y) {
     check_rows(rows, V, "rmsnorm_gate_forward");
     ops_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_forward");
-    const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset));
+    const row_layout layout = make_forward_layout(ctx, V, rmsnorm_vec_width(V, weight_offset));
     cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_forward", layout.options);
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, gate);
