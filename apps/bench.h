@@ -35,7 +35,7 @@ int bench_ops_main(digcl_context *ctx, int argc, char **argv);
 int bench_gla_main(digcl_context *ctx, int argc, char **argv);
 int bench_model_main(digcl_context *ctx, int argc, char **argv);
 int bench_vae_main(digcl_context *ctx, int argc, char **argv);
-int bench_data_main(digcl_context *ctx, int argc, char **argv); /* apps/bench_data.c */
+int bench_data_main(digcl_context *ctx, int argc, char **argv);   /* apps/bench_data.c */
 int bench_sample_main(digcl_context *ctx, int argc, char **argv); /* apps/bench_sample.c */
 
 /* `digcl bench gemm --tune` (apps/bench_gemm_tune.c): CLBlast parameter sets

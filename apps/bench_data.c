@@ -75,8 +75,7 @@ static void parse(data_bench *bench, int argc, char **argv) {
         else if (cli_is_help(argv[i])) {
             usage_data();
             exit(0);
-        } else
-            cli_unknown_argument("bench data", argv[i]);
+        } else cli_unknown_argument("bench data", argv[i]);
     }
 }
 

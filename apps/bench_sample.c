@@ -32,7 +32,8 @@ static void parse_sampler(const char *value, sample_options *o) {
     else if (strcmp(value, "ddim") == 0) o->only = DIGCL_SAMPLER_DDIM;
     else if (strcmp(value, "dpm++2m") == 0) o->only = DIGCL_SAMPLER_DPMPP_2M;
     else {
-        fprintf(stderr, "digcl bench sample: --sampler expects ddpm, ddim or dpm++2m, got '%s'\n", value);
+        fprintf(stderr, "digcl bench sample: --sampler expects ddpm, ddim or dpm++2m, got '%s'\n",
+                value);
         exit(2);
     }
 }
@@ -41,7 +42,8 @@ static void parse_options(int argc, char **argv, sample_options *o) {
     for (int i = 0; i < argc; i++) {
         const char *value = NULL;
         if (model_flags_take(&o->model, argc, argv, &i)) continue;
-        if (cli_option_value(argc, argv, &i, "--images", &value) || cli_option_value(argc, argv, &i, "-n", &value))
+        if (cli_option_value(argc, argv, &i, "--images", &value) ||
+            cli_option_value(argc, argv, &i, "-n", &value))
             o->images = (int)cli_parse_long("--images", value, 1, 4096);
         else if (cli_option_value(argc, argv, &i, "--steps", &value))
             o->steps = (int)cli_parse_long("--steps", value, 1, DIGCL_DIFFUSION_STEPS);
@@ -56,15 +58,17 @@ static void parse_options(int argc, char **argv, sample_options *o) {
     }
 }
 
-static void run_case(digcl_context *ctx, digcl_diffusion *diffusion, digcl_model *model, const char *name,
-                     const sample_options *o, digcl_sampler_kind kind, int steps) {
+static void run_case(digcl_context *ctx, digcl_diffusion *diffusion, digcl_model *model,
+                     const char *name, const sample_options *o, digcl_sampler_kind kind,
+                     int steps) {
     static const char *const kind_names[] = {"ddpm", "ddim", "dpm++2m"};
     digcl_sampler_options warm = {kind, 2, 0.0f, o->cfg_scale, DIGCL_CFG_AUTO};
     digcl_sampler_options timed = warm;
     timed.steps = steps;
     int32_t *labels = malloc(sizeof *labels * (size_t)o->images);
     const digcl_model_config *c = digcl_model_get_config(model);
-    float *x0 = malloc(sizeof *x0 * (size_t)o->images * c->in_channels * c->input_size * c->input_size);
+    float *x0 =
+        malloc(sizeof *x0 * (size_t)o->images * c->in_channels * c->input_size * c->input_size);
     if (!labels || !x0) digcl_fatal("bench sample: out of host memory");
     for (int i = 0; i < o->images; ++i) labels[i] = (i * 37) % c->num_classes;
     const digcl_sampler_noise noise = {42, 0, NULL, NULL};
@@ -82,14 +86,16 @@ static void run_case(digcl_context *ctx, digcl_diffusion *diffusion, digcl_model
     digcl_sampler_release(sampler);
     const int rows = o->cfg_scale != 1.0f ? 2 * o->images : o->images;
     digcl_memory_stats memory = digcl_memory_stats_get(ctx);
-    printf("%-10s %-8s %4d steps  cfg %-4g N %3d (batch %3d)  %8.2f s  %8.2f img/s  %7.2f ms/step  peak %.0f MiB\n",
-           name, kind_names[kind], steps, (double)o->cfg_scale, o->images, rows, best, o->images / best,
-           1000.0 * best / steps, memory.peak_bytes / 1048576.0);
+    printf(
+        "%-10s %-8s %4d steps  cfg %-4g N %3d (batch %3d)  %8.2f s  %8.2f img/s  %7.2f ms/step  peak %.0f MiB\n",
+        name, kind_names[kind], steps, (double)o->cfg_scale, o->images, rows, best,
+        o->images / best, 1000.0 * best / steps, memory.peak_bytes / 1048576.0);
     fflush(stdout);
     free(labels), free(x0);
 }
 
-static void run_model(digcl_context *ctx, const char *name, const model_flags *flags, const sample_options *o) {
+static void run_model(digcl_context *ctx, const char *name, const model_flags *flags,
+                      const sample_options *o) {
     digcl_model_config config;
     int status = model_flags_resolve(flags, "bench sample", &config);
     if (status == 0) status = model_flags_check_batch(&config, 2L * o->images, "bench sample");
@@ -99,10 +105,11 @@ static void run_model(digcl_context *ctx, const char *name, const model_flags *f
     digcl_model_randomize(model, 1, 0.02f); /* zero-init layers would make eps zero */
     digcl_diffusion *diffusion = digcl_diffusion_create(ctx, config.learn_sigma);
     if (o->only < 0 || o->only != DIGCL_SAMPLER_DPMPP_2M)
-        run_case(ctx, diffusion, model, name, o, o->only < 0 ? DIGCL_SAMPLER_DDPM : (digcl_sampler_kind)o->only,
-                 o->steps);
+        run_case(ctx, diffusion, model, name, o,
+                 o->only < 0 ? DIGCL_SAMPLER_DDPM : (digcl_sampler_kind)o->only, o->steps);
     if (o->only < 0 || o->only == DIGCL_SAMPLER_DPMPP_2M)
-        run_case(ctx, diffusion, model, name, o, DIGCL_SAMPLER_DPMPP_2M, o->only < 0 ? o->dpm_steps : o->steps);
+        run_case(ctx, diffusion, model, name, o, DIGCL_SAMPLER_DPMPP_2M,
+                 o->only < 0 ? o->dpm_steps : o->steps);
     digcl_diffusion_release(diffusion);
     digcl_model_release(model);
 }

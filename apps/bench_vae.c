@@ -21,37 +21,43 @@ typedef struct vae_case {
 static void run_case(digcl_context *ctx, void *arg) {
     vae_case *c = arg;
     (void)ctx;
-    if (c->encode) digcl_vae_encode(c->vae, &c->tiling, c->N, c->size, c->size, c->in, c->out, c->logvar);
-    else digcl_vae_decode(c->vae, &c->tiling, c->N, c->size / 8, c->size / 8, c->in, DIGCL_VAE_SD_SCALE, c->out);
+    if (c->encode)
+        digcl_vae_encode(c->vae, &c->tiling, c->N, c->size, c->size, c->in, c->out, c->logvar);
+    else
+        digcl_vae_decode(c->vae, &c->tiling, c->N, c->size / 8, c->size / 8, c->in,
+                         DIGCL_VAE_SD_SCALE, c->out);
 }
 
 static void time_case(digcl_context *ctx, const char *label, digcl_vae *vae, int encode, int N,
                       int size, size_t max_memory, int repeats) {
     vae_case c = {vae, encode, N, size, {0, -1, max_memory}, NULL, NULL, NULL};
-    const size_t image = (size_t)N * 3 * size * size, latent = (size_t)N * 4 * (size / 8) * (size / 8);
+    const size_t image = (size_t)N * 3 * size * size,
+                 latent = (size_t)N * 4 * (size / 8) * (size / 8);
     c.in = malloc((encode ? image : latent) * sizeof(float));
     c.out = malloc((encode ? latent : image) * sizeof(float));
     c.logvar = malloc(latent * sizeof(float));
     if (!c.in || !c.out || !c.logvar) digcl_fatal("bench vae: out of host memory");
     bench_fill_uniform(c.in, encode ? image : latent, 7, 2.0f);
-    const digcl_vae_tile_plan plan = digcl_vae_plan_tiles(vae, encode ? DIGCL_VAE_ENCODER : DIGCL_VAE_DECODER,
-                                                          size, size, &c.tiling);
+    const digcl_vae_tile_plan plan = digcl_vae_plan_tiles(
+        vae, encode ? DIGCL_VAE_ENCODER : DIGCL_VAE_DECODER, size, size, &c.tiling);
     run_case(ctx, &c); /* allocates the plan */
     digcl_memory_reset_peak(ctx);
     const double ms = bench_time_ms(ctx, run_case, &c, 0, repeats);
     const digcl_memory_stats m = digcl_memory_stats_get(ctx);
     char shape[96];
     snprintf(shape, sizeof shape, "N=%d %dpx%s", N, size, plan.tiled ? " tiled" : "");
-    printf("%-22s %-10s %-20s %10.2f ms  peak %8.1f MiB", label, encode ? "encode" : "decode", shape,
-           ms, m.peak_bytes / 1048576.0);
-    if (plan.tiled) printf("  (tiles %dx%d, overlap %d)", plan.tile_height, plan.tile_width, plan.overlap);
+    printf("%-22s %-10s %-20s %10.2f ms  peak %8.1f MiB", label, encode ? "encode" : "decode",
+           shape, ms, m.peak_bytes / 1048576.0);
+    if (plan.tiled)
+        printf("  (tiles %dx%d, overlap %d)", plan.tile_height, plan.tile_width, plan.overlap);
     printf("\n");
     fflush(stdout);
     free(c.in), free(c.out), free(c.logvar);
 }
 
 static digcl_vae *open_vae(digcl_context *ctx, const char *path, digcl_vae_config config) {
-    if (!path) return digcl_vae_create_random(ctx, &config, DIGCL_VAE_ENCODER | DIGCL_VAE_DECODER, 1);
+    if (!path)
+        return digcl_vae_create_random(ctx, &config, DIGCL_VAE_ENCODER | DIGCL_VAE_DECODER, 1);
     char error[1024];
     digcl_vae_load_options options = {DIGCL_VAE_ENCODER | DIGCL_VAE_DECODER, &config, config.kind};
     digcl_vae *vae = digcl_vae_load(ctx, path, &options, error, sizeof error);
@@ -75,7 +81,8 @@ int bench_vae_main(digcl_context *ctx, int argc, char **argv) {
         else cli_unknown_argument("bench vae", argv[i]);
     }
     const size_t budget_8g = (size_t)8 << 30;
-    printf("%-22s %-10s %-20s %13s  %s\n", "network", "pass", "shape", "time", "peak device memory");
+    printf("%-22s %-10s %-20s %13s  %s\n", "network", "pass", "shape", "time",
+           "peak device memory");
     for (int net = 0; net < 2; ++net) {
         const char *label = net ? "taesd" : "kl-f8";
         if (only && strcmp(only, label) != 0) continue;

@@ -8,14 +8,15 @@
 #include "digcl/train.h"
 
 void usage_export(void) {
-    printf("usage: digcl export CKPT OUT [--weights ema|model]\n\n"
-           "Writes the weights of training checkpoint CKPT (checkpoints/SSSSSSS.safetensors of a\n"
-           "`digcl train` run) to OUT under upstream's names, with the checkpoint's dig.config:\n"
-           "  --weights ema    the EMA weights (default; what upstream samples with)\n"
-           "  --weights model  the raw trained weights\n"
-           "OUT is written atomically and may not be CKPT itself.\n\n"
-           "example:\n"
-           "  digcl export results/000-DiG-S-2/checkpoints/0050000.safetensors dig-s2-ema.safetensors\n");
+    printf(
+        "usage: digcl export CKPT OUT [--weights ema|model]\n\n"
+        "Writes the weights of training checkpoint CKPT (checkpoints/SSSSSSS.safetensors of a\n"
+        "`digcl train` run) to OUT under upstream's names, with the checkpoint's dig.config:\n"
+        "  --weights ema    the EMA weights (default; what upstream samples with)\n"
+        "  --weights model  the raw trained weights\n"
+        "OUT is written atomically and may not be CKPT itself.\n\n"
+        "example:\n"
+        "  digcl export results/000-DiG-S-2/checkpoints/0050000.safetensors dig-s2-ema.safetensors\n");
 }
 
 /* 1 when both paths name the same existing file (device and inode). */
@@ -44,7 +45,8 @@ int cmd_export(const cli_globals *globals, int argc, char **argv) {
         return 2;
     }
     if (same_file(paths[0], paths[1])) {
-        fprintf(stderr, "digcl export: OUT %s is the checkpoint itself; choose another file\n", paths[1]);
+        fprintf(stderr, "digcl export: OUT %s is the checkpoint itself; choose another file\n",
+                paths[1]);
         return 2;
     }
     char error[1024];
@@ -52,6 +54,7 @@ int cmd_export(const cli_globals *globals, int argc, char **argv) {
         fprintf(stderr, "digcl export: %s\n", error);
         return 1;
     }
-    fprintf(stderr, "digcl export: wrote the %s weights of %s to %s\n", weights, paths[0], paths[1]);
+    fprintf(stderr, "digcl export: wrote the %s weights of %s to %s\n", weights, paths[0],
+            paths[1]);
     return 0;
 }

@@ -32,8 +32,10 @@ int data_flags_take(data_flags *flags, int argc, char **argv, int *i) {
 digcl_dataset *data_flags_open(const data_flags *flags, long image_size, const char *command,
                                int *status) {
     if (!flags->data) {
-        fprintf(stderr, "digcl %s: missing --data SPEC (fashion-mnist, idx:DIR, "
-                "latents:FILE.safetensors or an image folder)\n", command);
+        fprintf(stderr,
+                "digcl %s: missing --data SPEC (fashion-mnist, idx:DIR, "
+                "latents:FILE.safetensors or an image folder)\n",
+                command);
         *status = 2;
         return NULL;
     }

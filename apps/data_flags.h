@@ -14,8 +14,8 @@
 typedef struct data_flags {
     const char *data;
     const char *class_names;
-    long channels;  /* 0: unset */
-    long workers;   /* 0: default */
+    long channels; /* 0: unset */
+    long workers;  /* 0: default */
     int skip_bad_images;
 } data_flags;
 

@@ -68,14 +68,15 @@ int train_dist_take_flag(train_dist *d, int argc, char **argv, int *i) {
 }
 
 void train_dist_usage(void) {
-    printf("\nseveral devices (mpirun -np K digcl train ...: one process per device; --global-batch-size\n"
-           "is split evenly over the K ranks, each rank uses its host's local_rank-th GPU unless\n"
-           "--device is given; only rank 0 prints and writes the run folder):\n"
-           "  --dist-timeout S       seconds a rank waits for the others before it stops with an\n"
-           "                         error (600)\n"
-           "  --dist-bucket-mb MB    gradient all-reduce bucket size (25)\n"
-           "  --check-weights-every N  compare a hash of every rank's weights every N steps and stop\n"
-           "                         on a difference (1000; 0: never)\n");
+    printf(
+        "\nseveral devices (mpirun -np K digcl train ...: one process per device; --global-batch-size\n"
+        "is split evenly over the K ranks, each rank uses its host's local_rank-th GPU unless\n"
+        "--device is given; only rank 0 prints and writes the run folder):\n"
+        "  --dist-timeout S       seconds a rank waits for the others before it stops with an\n"
+        "                         error (600)\n"
+        "  --dist-bucket-mb MB    gradient all-reduce bucket size (25)\n"
+        "  --check-weights-every N  compare a hash of every rank's weights every N steps and stop\n"
+        "                         on a difference (1000; 0: never)\n");
 }
 
 const char *train_dist_device(const train_dist *d, const char *given, char *spec, size_t size) {
@@ -99,10 +100,9 @@ static void check_weights(train_dist *d, int64_t step) {
     digcl_model *model = digcl_trainer_model(d->trainer);
     char error[512], what[64];
     snprintf(what, sizeof what, "step %lld: the model weights", (long long)step);
-    if (digcl_dist_check_same_buffer(d->dist, digcl_trainer_context(d->trainer),
-                                     digcl_model_param_buffer(model),
-                                     digcl_model_flat_count(model) * sizeof(float), d->host, what,
-                                     error, sizeof error) != 0)
+    if (digcl_dist_check_same_buffer(
+            d->dist, digcl_trainer_context(d->trainer), digcl_model_param_buffer(model),
+            digcl_model_flat_count(model) * sizeof(float), d->host, what, error, sizeof error) != 0)
         digcl_fatal("%s; data-parallel ranks must stay bitwise identical (stopped)", error);
 }
 

@@ -13,16 +13,16 @@ typedef struct train_dist {
     digcl_dist *dist;
     int rank, world;
     /* flags */
-    double timeout_s;   /* --dist-timeout (600) */
-    double bucket_mb;   /* --dist-bucket-mb (25, DDP's bucket_cap_mb) */
-    long check_every;   /* --check-weights-every (1000; 0: never) */
+    double timeout_s; /* --dist-timeout (600) */
+    double bucket_mb; /* --dist-bucket-mb (25, DDP's bucket_cap_mb) */
+    long check_every; /* --check-weights-every (1000; 0: never) */
     /* the run */
     digcl_trainer *trainer;
     digcl_grad_sync *sync;
-    void *host;          /* [P] floats: broadcasts and the weights check */
+    void *host;               /* [P] floats: broadcasts and the weights check */
     volatile int *local_stop; /* this process's SIGINT flag */
-    int agreed_stop;     /* the loop's stop flag: set on every rank at the same step */
-    int budget_spent;    /* the stop was the time budget's */
+    int agreed_stop;          /* the loop's stop flag: set on every rank at the same step */
+    int budget_spent;         /* the stop was the time budget's */
     double budget_s, start;
     void (*inner_on_step)(int64_t step, void *user);
     void *inner_user;

@@ -60,7 +60,8 @@ static inline uint8_t data_float_to_pixel(float x) {
 }
 
 /* Opens spec or fails the test with the error. */
-static inline digcl_dataset *data_open_or_fail(const char *spec, const digcl_dataset_options *options) {
+static inline digcl_dataset *data_open_or_fail(const char *spec,
+                                               const digcl_dataset_options *options) {
     char error[1024];
     digcl_dataset *d = digcl_dataset_open(spec, options, error, sizeof error);
     if (!d) fail_msg("digcl_dataset_open(%s): %s", spec, error);
@@ -69,7 +70,7 @@ static inline digcl_dataset *data_open_or_fail(const char *spec, const digcl_dat
 
 /* Opening spec must fail with `expected` in the message. */
 static inline void data_expect_open_error(const char *spec, const digcl_dataset_options *options,
-                                   const char *expected) {
+                                          const char *expected) {
     char error[1024] = "";
     digcl_dataset *d = digcl_dataset_open(spec, options, error, sizeof error);
     if (d) {

@@ -136,7 +136,8 @@ static void write_variant(const digcl_model *m, const char *path, const variant 
 
 static void round_trip(digcl_arch arch) {
     char path[512];
-    test_temp_path(path, sizeof path, arch == DIGCL_ARCH_DIG ? "dig.safetensors" : "dit.safetensors");
+    test_temp_path(path, sizeof path,
+                   arch == DIGCL_ARCH_DIG ? "dig.safetensors" : "dit.safetensors");
     digcl_model *a = random_model(arch, 11), *b = random_model(arch, 12);
     char message[1024] = "";
     if (digcl_checkpoint_save(a, path, message, sizeof message) != 0) fail_msg("%s", message);

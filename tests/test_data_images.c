@@ -71,8 +71,8 @@ static void test_crop_matches_pil(void **state) {
     while (fgets(line, sizeof line, cases)) {
         char name[128], expected_name[160];
         int size, channels;
-        if (line[0] == '#' || sscanf(line, "%127s %d %d %159s", name, &size, &channels,
-                                     expected_name) != 4)
+        if (line[0] == '#' ||
+            sscanf(line, "%127s %d %d %159s", name, &size, &channels, expected_name) != 4)
             continue;
         char image[256], expected_path[256];
         snprintf(image, sizeof image, "%s/%s", crop_dir(), name);
@@ -101,7 +101,6 @@ static void test_crop_matches_pil(void **state) {
     assert_true(count >= (getenv("DIGCL_CROP_DIR") ? 1 : 40));
 }
 
-
 /* ------------------------------------------------------------ writers */
 
 /* A PNG of w x h samples (`channels` per pixel for the colour type, values
@@ -121,7 +120,8 @@ static void write_png(const char *path, int w, int h, int color_type, int depth,
         png_color palette[8];
         png_byte alpha[8];
         for (int i = 0; i < 8; i++) {
-            palette[i] = (png_color){(png_byte)(i * 30), (png_byte)(255 - i * 20), (png_byte)(i * 7)};
+            palette[i] =
+                (png_color){(png_byte)(i * 30), (png_byte)(255 - i * 20), (png_byte)(i * 7)};
             alpha[i] = (png_byte)(i * 31);
         }
         png_set_PLTE(png, info, palette, 8);
@@ -192,26 +192,35 @@ typedef struct png_case {
 static void test_png_color_types(void **state) {
     (void)state;
     static const png_case cases[] = {
-        {"grey1", PNG_COLOR_TYPE_GRAY, 1, 0},        {"grey2", PNG_COLOR_TYPE_GRAY, 2, 0},
-        {"grey4", PNG_COLOR_TYPE_GRAY, 4, 0},        {"grey8", PNG_COLOR_TYPE_GRAY, 8, 0},
-        {"grey16", PNG_COLOR_TYPE_GRAY, 16, 0},      {"grey_alpha8", PNG_COLOR_TYPE_GRAY_ALPHA, 8, 0},
-        {"grey_alpha16", PNG_COLOR_TYPE_GRAY_ALPHA, 16, 0}, {"rgb8", PNG_COLOR_TYPE_RGB, 8, 0},
-        {"rgb16", PNG_COLOR_TYPE_RGB, 16, 0},        {"rgba8", PNG_COLOR_TYPE_RGBA, 8, 0},
-        {"rgba16", PNG_COLOR_TYPE_RGBA, 16, 1},      {"palette4", PNG_COLOR_TYPE_PALETTE, 4, 0},
-        {"palette8", PNG_COLOR_TYPE_PALETTE, 8, 1},  {"rgb8_interlaced", PNG_COLOR_TYPE_RGB, 8, 1},
+        {"grey1", PNG_COLOR_TYPE_GRAY, 1, 0},
+        {"grey2", PNG_COLOR_TYPE_GRAY, 2, 0},
+        {"grey4", PNG_COLOR_TYPE_GRAY, 4, 0},
+        {"grey8", PNG_COLOR_TYPE_GRAY, 8, 0},
+        {"grey16", PNG_COLOR_TYPE_GRAY, 16, 0},
+        {"grey_alpha8", PNG_COLOR_TYPE_GRAY_ALPHA, 8, 0},
+        {"grey_alpha16", PNG_COLOR_TYPE_GRAY_ALPHA, 16, 0},
+        {"rgb8", PNG_COLOR_TYPE_RGB, 8, 0},
+        {"rgb16", PNG_COLOR_TYPE_RGB, 16, 0},
+        {"rgba8", PNG_COLOR_TYPE_RGBA, 8, 0},
+        {"rgba16", PNG_COLOR_TYPE_RGBA, 16, 1},
+        {"palette4", PNG_COLOR_TYPE_PALETTE, 4, 0},
+        {"palette8", PNG_COLOR_TYPE_PALETTE, 8, 1},
+        {"rgb8_interlaced", PNG_COLOR_TYPE_RGB, 8, 1},
     };
     enum { W = 7, H = 6 };
     for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
         const png_case *c = &cases[n];
         const int is_palette = c->color_type == PNG_COLOR_TYPE_PALETTE;
-        const int channels = is_palette ? 1 : (c->color_type & PNG_COLOR_MASK_COLOR ? 3 : 1) +
-                                                  (c->color_type & PNG_COLOR_MASK_ALPHA ? 1 : 0);
+        const int channels = is_palette ? 1
+                                        : (c->color_type & PNG_COLOR_MASK_COLOR ? 3 : 1) +
+                                              (c->color_type & PNG_COLOR_MASK_ALPHA ? 1 : 0);
         const unsigned top = is_palette ? 7u : (1u << c->depth) - 1u;
         uint16_t samples[W * H * 4];
         uint8_t want[W * H * 3];
         for (int p = 0; p < W * H; p++) {
             for (int k = 0; k < channels; k++)
-                samples[p * channels + k] = (uint16_t)((p * 37u + k * 11u + (unsigned)p * p * 5u) % (top + 1));
+                samples[p * channels + k] =
+                    (uint16_t)((p * 37u + k * 11u + (unsigned)p * p * 5u) % (top + 1));
             for (int k = 0; k < 3; k++) {
                 unsigned v;
                 if (is_palette) {
@@ -234,8 +243,8 @@ static void test_png_color_types(void **state) {
             for (int x = 0; x < H; x++)
                 for (int k = 0; k < 3; k++)
                     if (got[(y * H + x) * 3 + k] != want[(y * W + x) * 3 + k])
-                        fail_msg("%s: pixel (%d, %d) channel %d is %d, expected %d", c->name, y,
-                                 x, k, got[(y * H + x) * 3 + k], want[(y * W + x) * 3 + k]);
+                        fail_msg("%s: pixel (%d, %d) channel %d is %d, expected %d", c->name, y, x,
+                                 k, got[(y * H + x) * 3 + k], want[(y * W + x) * 3 + k]);
         read_single(dir, H, 1, grey);
         for (int y = 0; y < H; y++)
             for (int x = 0; x < H; x++) {
@@ -300,10 +309,10 @@ static void test_folder_order(void **state) {
     (void)state;
     /* classes by byte-wise name: "B" < "a" < "a b" < "b"; within a class,
      * (folder, file) sorted; other files ignored */
-    const char *files[] = {"b/z.png", "a/z.png", "a/10.png", "a/9.png", "a/A.PNG",
-                           "a/sub/1.png", "a b/x.png", "B/y.png"};
-    const char *order[] = {"B/y.png", "a/10.png", "a/9.png", "a/A.PNG", "a/z.png",
-                           "a/sub/1.png", "a b/x.png", "b/z.png"};
+    const char *files[] = {"b/z.png", "a/z.png",     "a/10.png",  "a/9.png",
+                           "a/A.PNG", "a/sub/1.png", "a b/x.png", "B/y.png"};
+    const char *order[] = {"B/y.png", "a/10.png",    "a/9.png",   "a/A.PNG",
+                           "a/z.png", "a/sub/1.png", "a b/x.png", "b/z.png"};
     const int labels[] = {0, 1, 1, 1, 1, 1, 2, 3};
     char path[512], dir[512];
     for (int i = 0; i < 8; i++) {
@@ -379,7 +388,8 @@ static void test_bad_files(void **state) {
     digcl_dataset_options options = {4, 3, 0, NULL};
     digcl_dataset *d = data_open_or_fail(dir, &options);
     assert_int_equal(digcl_dataset_get_info(d)->count, 9);
-    const char *expected[][2] = {{"c0/corrupt.png", "PNG"}, {"c1/text.png", "unsupported file format"},
+    const char *expected[][2] = {{"c0/corrupt.png", "PNG"},
+                                 {"c1/text.png", "unsupported file format"},
                                  {"c1/truncated.jpg", "JPEG"}};
     for (int i = 0; i < 9; i++) {
         float x[48];
@@ -452,12 +462,9 @@ static void test_folder_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crop_matches_pil),
-        cmocka_unit_test(test_png_color_types),
-        cmocka_unit_test(test_jpeg_kinds),
-        cmocka_unit_test(test_folder_order),
-        cmocka_unit_test(test_bad_files),
-        cmocka_unit_test(test_folder_errors),
+        cmocka_unit_test(test_crop_matches_pil), cmocka_unit_test(test_png_color_types),
+        cmocka_unit_test(test_jpeg_kinds),       cmocka_unit_test(test_folder_order),
+        cmocka_unit_test(test_bad_files),        cmocka_unit_test(test_folder_errors),
     };
     return cmocka_run_group_tests(tests, data_make_temp_root, data_remove_temp_root);
 }

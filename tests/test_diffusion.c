@@ -66,13 +66,15 @@ static cl_mem upload_ints(const int32_t *x, size_t n) {
     return b.mem;
 }
 
-static void assert_rel_close_double(const char *label, const double *got, const double *want, size_t n,
-                                    double tolerance) {
+static void assert_rel_close_double(const char *label, const double *got, const double *want,
+                                    size_t n, double tolerance) {
     double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; ++i) num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
+    for (size_t i = 0; i < n; ++i)
+        num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
     const double error = den > 0 ? sqrt(num / den) : sqrt(num);
     print_message("  %-44s rel L2 %.3e\n", label, error);
-    if (!(error < tolerance)) fail_msg("%s: rel L2 %.3e is not below %.0e", label, error, tolerance);
+    if (!(error < tolerance))
+        fail_msg("%s: rel L2 %.3e is not below %.0e", label, error, tolerance);
 }
 
 /* ------------------------------------------------------------ schedule */
@@ -84,8 +86,8 @@ static void test_schedule_matches_port(void **state) {
     double *acp = read_doubles(terms_file(), "alphas_cumprod", NULL);
     double *plv = read_doubles(terms_file(), "posterior_log_variance_clipped", NULL);
     assert_rel_close_double("alphas_cumprod", base->tables.alphas_cumprod, acp, 1000, 1e-14);
-    assert_rel_close_double("posterior_log_variance_clipped", base->tables.posterior_log_variance_clipped,
-                            plv, 1000, 1e-14);
+    assert_rel_close_double("posterior_log_variance_clipped",
+                            base->tables.posterior_log_variance_clipped, plv, 1000, 1e-14);
     for (int t = 0; t < 1000; ++t) assert_int_equal(base->timestep_map[t], t);
     size_t count;
     int64_t *sums = read_ints(terms_file(), "respace_sums", &count);
@@ -152,28 +154,32 @@ typedef struct loss_results {
 static loss_results ref_loss(const digcl_diffusion_tables *tables, const loss_case *c) {
     loss_results r = {test_zeros((size_t)c->N), test_zeros((size_t)c->N), test_zeros((size_t)c->N),
                       test_zeros(c->out_count)};
-    digcl_ref_diffusion_training_loss(tables, c->learn_sigma, c->N, c->channels, c->hw, c->x_start, c->x_t,
-                                      c->t, c->noise, c->model_out, r.loss, r.mse, r.vb, r.dout);
+    digcl_ref_diffusion_training_loss(tables, c->learn_sigma, c->N, c->channels, c->hw, c->x_start,
+                                      c->x_t, c->t, c->noise, c->model_out, r.loss, r.mse, r.vb,
+                                      r.dout);
     return r;
 }
 
-static void free_results(loss_results *r) { free(r->loss), free(r->mse), free(r->vb), free(r->dout); }
+static void free_results(loss_results *r) {
+    free(r->loss), free(r->mse), free(r->vb), free(r->dout);
+}
 
 /* Runs q_sample (checked against x_t) and the loss kernel; compares with want. */
-static void device_loss(const loss_case *c, const loss_results *want, const char *label, double loss_tol,
-                        double dout_tol) {
+static void device_loss(const loss_case *c, const loss_results *want, const char *label,
+                        double loss_tol, double dout_tol) {
     digcl_context *ctx = test_context();
     digcl_diffusion *d = digcl_diffusion_create(ctx, c->learn_sigma);
     const size_t count = (size_t)c->N * c->chw;
-    float *x0 = narrow(c->x_start, count), *noise = narrow(c->noise, count), *xt = narrow(c->x_t, count);
+    float *x0 = narrow(c->x_start, count), *noise = narrow(c->noise, count),
+          *xt = narrow(c->x_t, count);
     float *out = narrow(c->model_out, c->out_count);
     cl_mem x0_mem = test_upload(x0, count), noise_mem = test_upload(noise, count);
     cl_mem xt_mem = test_poisoned(count), out_mem = test_upload(out, c->out_count);
     cl_mem t_mem = upload_ints(c->t, (size_t)c->N);
     digcl_diffusion_q_sample(d, c->N, c->chw, x0_mem, t_mem, noise_mem, xt_mem);
     double *xt_want = test_zeros(count);
-    digcl_ref_diffusion_q_sample(digcl_diffusion_get_tables(d), c->N, c->chw, c->x_start, c->t, c->noise,
-                                 xt_want);
+    digcl_ref_diffusion_q_sample(digcl_diffusion_get_tables(d), c->N, c->chw, c->x_start, c->t,
+                                 c->noise, xt_want);
     char name[96];
     snprintf(name, sizeof name, "%s q_sample", label);
     float *xt_got = test_download(xt_mem, count);
@@ -181,8 +187,8 @@ static void device_loss(const loss_case *c, const loss_results *want, const char
     digcl_write(ctx, xt_mem, 0, count * sizeof(float), xt); /* the loss on the given x_t */
     cl_mem loss = test_poisoned((size_t)c->N), mse = test_poisoned((size_t)c->N);
     cl_mem vb = test_poisoned((size_t)c->N), dout = test_poisoned(c->out_count);
-    digcl_diffusion_loss_args args = {c->N,  c->channels, c->hw, x0_mem, xt_mem, t_mem, noise_mem,
-                                      out_mem, loss,      mse,   vb,     dout};
+    digcl_diffusion_loss_args args = {c->N,      c->channels, c->hw, x0_mem, xt_mem, t_mem,
+                                      noise_mem, out_mem,     loss,  mse,    vb,     dout};
     digcl_diffusion_training_loss(d, &args);
     float *got = test_download(loss, (size_t)c->N);
     snprintf(name, sizeof name, "%s loss", label);
@@ -210,7 +216,8 @@ static void device_loss(const loss_case *c, const loss_results *want, const char
     test_assert_close(name, got, want->dout, c->out_count, dout_tol);
     free(got);
     test_release(x0_mem), test_release(noise_mem), test_release(xt_mem), test_release(out_mem);
-    test_release(t_mem), test_release(loss), test_release(mse), test_release(vb), test_release(dout);
+    test_release(t_mem), test_release(loss), test_release(mse), test_release(vb),
+        test_release(dout);
     free(x0), free(noise), free(xt), free(out), free(xt_want), free(xt_got);
     digcl_diffusion_release(d);
 }
@@ -294,13 +301,15 @@ static loss_case random_case(test_rng *rng, int learn_sigma, int N, int channels
     memcpy(c.t, t, sizeof *c.t * N);
     float *x0 = test_random_floats(rng, count, 0.8f), *noise = test_random_floats(rng, count, 1.0f);
     float *out = test_random_floats(rng, c.out_count, 0.7f);
-    c.x_start = test_widen(x0, count), c.noise = test_widen(noise, count), c.model_out = test_widen(out, c.out_count);
+    c.x_start = test_widen(x0, count), c.noise = test_widen(noise, count),
+    c.model_out = test_widen(out, c.out_count);
     c.x_t = test_zeros(count);
     digcl_ref_diffusion_q_sample(&base->tables, N, c.chw, c.x_start, c.t, c.noise, c.x_t);
     for (size_t i = 0; i < count; ++i) c.x_t[i] = (float)c.x_t[i];
     for (int n = 0; n < N; ++n) /* eps = noise + eps_error * N(0, 0.7^2) */
         for (size_t j = 0; j < c.chw; ++j) {
-            const size_t i = (size_t)n * c.chw + j, o = (size_t)n * c.chw * (learn_sigma ? 2 : 1) + j;
+            const size_t i = (size_t)n * c.chw + j,
+                         o = (size_t)n * c.chw * (learn_sigma ? 2 : 1) + j;
             c.model_out[o] = (float)(c.noise[i] + eps_error * c.model_out[o]);
         }
     free(x0), free(noise), free(out), free(base);
@@ -321,8 +330,8 @@ static void test_oracle_gradient(void **state) {
             double *frozen = malloc(c.out_count * sizeof *frozen);
             memcpy(frozen, c.model_out, c.out_count * sizeof *frozen);
             fd_arg arg = {&base->tables, &c, frozen};
-            test_check_gradient(learn ? "loss oracle, learned range" : "loss oracle, fixed", mean_loss, &arg,
-                                c.model_out, r.dout, c.out_count, 0);
+            test_check_gradient(learn ? "loss oracle, learned range" : "loss oracle, fixed",
+                                mean_loss, &arg, c.model_out, r.dout, c.out_count, 0);
             free_results(&r), free_case(&c), free(frozen);
         }
     free(base);
@@ -357,7 +366,8 @@ static void test_decoder_nll_oracle(void **state) {
     const double x = 0.2, mean = 0.1, log_scale = log(0.5);
     const double p = (x - mean + 1.0 / 255.0) / 0.5, m = (x - mean - 1.0 / 255.0) / 0.5;
     const double a = sqrt(2.0 / 3.14159265358979323846);
-    const double direct = log(0.5 * (tanh(a * (p + 0.044715 * p * p * p)) - tanh(a * (m + 0.044715 * m * m * m))));
+    const double direct =
+        log(0.5 * (tanh(a * (p + 0.044715 * p * p * p)) - tanh(a * (m + 0.044715 * m * m * m))));
     assert_true(fabs(-digcl_ref_discretized_gaussian_nll(x, mean, log_scale) - direct) < 1e-13);
     /* clamps: far outside, log(1e-12) */
     assert_true(fabs(digcl_ref_discretized_gaussian_nll(0.5, -0.5, log(1e-3)) + log(1e-12)) < 1e-9);
@@ -400,10 +410,24 @@ typedef struct step_data {
     double *xw, *outw, *zw, *dw;
 } step_data;
 
-static step_data make_step_data(test_rng *rng, int rows, int channels, int out_channels, size_t hw) {
-    step_data s = {rows, channels, out_channels, hw, (size_t)rows * channels * hw,
-                   (size_t)rows * out_channels * hw, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    s.x = test_random_floats(rng, s.count, 1.0f), s.out = test_random_floats(rng, s.out_count, 0.8f);
+static step_data make_step_data(test_rng *rng, int rows, int channels, int out_channels,
+                                size_t hw) {
+    step_data s = {rows,
+                   channels,
+                   out_channels,
+                   hw,
+                   (size_t)rows * channels * hw,
+                   (size_t)rows * out_channels * hw,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL};
+    s.x = test_random_floats(rng, s.count, 1.0f),
+    s.out = test_random_floats(rng, s.out_count, 0.8f);
     s.z = test_random_floats(rng, s.count, 1.0f), s.d_prev = test_random_floats(rng, s.count, 1.0f);
     s.xw = test_widen(s.x, s.count), s.outw = test_widen(s.out, s.out_count);
     s.zw = test_widen(s.z, s.count), s.dw = test_widen(s.d_prev, s.count);
@@ -411,14 +435,16 @@ static step_data make_step_data(test_rng *rng, int rows, int channels, int out_c
 }
 
 static void free_step_data(step_data *s) {
-    free(s->x), free(s->out), free(s->z), free(s->d_prev), free(s->xw), free(s->outw), free(s->zw), free(s->dw);
+    free(s->x), free(s->out), free(s->z), free(s->d_prev), free(s->xw), free(s->outw), free(s->zw),
+        free(s->dw);
 }
 
 static void check_ancestral(const char *label, const step_data *s, const digcl_ancestral_step *step,
                             const double *want) {
     cl_mem x = test_upload(s->x, s->count), out = test_upload(s->out, s->out_count);
     cl_mem z = test_upload(s->z, s->count);
-    digcl_sampler_ancestral_step(test_context(), s->rows, s->channels, s->hw, s->out_channels, step, x, out, z);
+    digcl_sampler_ancestral_step(test_context(), s->rows, s->channels, s->hw, s->out_channels, step,
+                                 x, out, z);
     float *got = test_download(x, s->count);
     test_assert_close(label, got, want, s->count, 2e-6);
     free(got), test_release(x), test_release(out), test_release(z);
@@ -440,16 +466,19 @@ static void test_ancestral_steps(void **state) {
                 double *want = test_zeros(d.count);
                 digcl_ancestral_step step;
                 digcl_ddpm_step_coefficients(sched, learn, s, &step);
-                digcl_ref_p_sample(sched, learn, i, d.rows, d.channels, d.hw, d.xw, d.outw, d.zw, want);
+                digcl_ref_p_sample(sched, learn, i, d.rows, d.channels, d.hw, d.xw, d.outw, d.zw,
+                                   want);
                 char label[96];
-                snprintf(label, sizeof label, "ddpm %s, %d steps, step %d", learn ? "learned" : "fixed", S, s);
+                snprintf(label, sizeof label, "ddpm %s, %d steps, step %d",
+                         learn ? "learned" : "fixed", S, s);
                 check_ancestral(label, &d, &step, want);
                 const double etas[] = {0.0, 0.7};
                 for (int e = 0; e < 2; ++e) {
                     digcl_ddim_step_coefficients(sched, etas[e], s, &step);
-                    digcl_ref_ddim_sample(sched, etas[e], i, d.rows, d.channels, d.hw, d.out_channels, d.xw, d.outw,
-                                          d.zw, want);
-                    snprintf(label, sizeof label, "ddim eta %.1f, %d steps, step %d", etas[e], S, s);
+                    digcl_ref_ddim_sample(sched, etas[e], i, d.rows, d.channels, d.hw,
+                                          d.out_channels, d.xw, d.outw, d.zw, want);
+                    snprintf(label, sizeof label, "ddim eta %.1f, %d steps, step %d", etas[e], S,
+                             s);
                     check_ancestral(label, &d, &step, want);
                 }
                 free(want), free_step_data(&d);
@@ -472,12 +501,13 @@ static void test_dpmpp_steps(void **state) {
             double *want = test_zeros(d.count), *want_d = test_zeros(d.count);
             digcl_dpmpp_step step;
             digcl_dpmpp_step_coefficients(sched, s, &step);
-            digcl_ref_dpmpp_2m_step(sched, s, d.rows, d.channels, d.hw, d.out_channels, d.xw, d.outw, d.dw, want,
-                                    want_d);
+            digcl_ref_dpmpp_2m_step(sched, s, d.rows, d.channels, d.hw, d.out_channels, d.xw,
+                                    d.outw, d.dw, want, want_d);
             cl_mem x = test_upload(d.x, d.count), out = test_upload(d.out, d.out_count);
             cl_mem dp = test_upload(d.d_prev, d.count);
             if (s == 0) test_poison(dp, d.count); /* not read at the first step */
-            digcl_sampler_dpmpp_step(test_context(), d.rows, d.channels, d.hw, d.out_channels, &step, x, out, dp);
+            digcl_sampler_dpmpp_step(test_context(), d.rows, d.channels, d.hw, d.out_channels,
+                                     &step, x, out, dp);
             char label[80];
             snprintf(label, sizeof label, "dpm++2m %d steps, step %d: x", S, s);
             float *got = test_download(x, d.count);

@@ -52,7 +52,8 @@ static digcl_model *load_model(const char *fixture) {
     char path[512], error[1024];
     snprintf(path, sizeof path, "%s/%s/weights.safetensors", FIXTURES, fixture);
     digcl_model_config config;
-    if (digcl_checkpoint_read_config(path, &config, error, sizeof error) != 0) fail_msg("%s", error);
+    if (digcl_checkpoint_read_config(path, &config, error, sizeof error) != 0)
+        fail_msg("%s", error);
     digcl_model *model = digcl_model_create(test_context(), &config);
     if (digcl_checkpoint_load(model, path, error, sizeof error) != 0) fail_msg("%s", error);
     return model;
@@ -84,11 +85,14 @@ static void run_loss_fixture(const char *fixture) {
     const size_t out_count = count / c->in_channels * c->out_channels;
     float *t_float = malloc(rows * sizeof *t_float);
     for (size_t i = 0; i < rows; ++i) t_float[i] = (float)t[i];
-    digcl_buffer t_int = digcl_buffer_create(ctx, rows * sizeof(int32_t), "t"), labels = digcl_buffer_create(ctx, rows * 4, "y");
+    digcl_buffer t_int = digcl_buffer_create(ctx, rows * sizeof(int32_t), "t"),
+                 labels = digcl_buffer_create(ctx, rows * 4, "y");
     digcl_write(ctx, t_int.mem, 0, rows * sizeof(int32_t), t);
     digcl_write(ctx, labels.mem, 0, rows * sizeof(int32_t), y);
-    cl_mem x_mem = test_upload(x, count), noise_mem = test_upload(noise, count), xt = test_poisoned(count);
-    cl_mem t_mem = test_upload(t_float, rows), out = test_poisoned(out_count), dout = test_poisoned(out_count);
+    cl_mem x_mem = test_upload(x, count), noise_mem = test_upload(noise, count),
+           xt = test_poisoned(count);
+    cl_mem t_mem = test_upload(t_float, rows), out = test_poisoned(out_count),
+           dout = test_poisoned(out_count);
     cl_mem loss = test_poisoned(rows), mse = test_poisoned(rows), vb = test_poisoned(rows);
     digcl_diffusion *d = digcl_diffusion_create(ctx, c->learn_sigma);
     digcl_diffusion_q_sample(d, N, count / rows, x_mem, t_int.mem, noise_mem, xt);
@@ -96,8 +100,18 @@ static void run_loss_fixture(const char *fixture) {
     digcl_model_prepare(model, N, DIGCL_MODE_TRAINING);
     digcl_model_zero_grad(model);
     digcl_model_forward(model, &inputs, out);
-    const digcl_diffusion_loss_args args = {N,   c->in_channels, (size_t)c->input_size * c->input_size,
-                                            x_mem, xt, t_int.mem, noise_mem, out, loss, mse, vb, dout};
+    const digcl_diffusion_loss_args args = {N,
+                                            c->in_channels,
+                                            (size_t)c->input_size * c->input_size,
+                                            x_mem,
+                                            xt,
+                                            t_int.mem,
+                                            noise_mem,
+                                            out,
+                                            loss,
+                                            mse,
+                                            vb,
+                                            dout};
     digcl_diffusion_training_loss(d, &args);
     digcl_model_backward(model, &inputs, dout, NULL);
     char label[160];
@@ -126,10 +140,12 @@ static void run_loss_fixture(const char *fixture) {
         digcl_model_read_grad(model, i, g_got);
         const double error = test_rel_l2(g_got, wide, p->numel);
         if (error > worst) worst = error;
-        if (!(error < 1e-4)) fail_msg("%s %s: rel L2 %.3e is not below 1e-4", fixture, label, error);
+        if (!(error < 1e-4))
+            fail_msg("%s %s: rel L2 %.3e is not below 1e-4", fixture, label, error);
         free(g_want), free(g_got), free(wide);
     }
-    print_message("  %s: every parameter gradient of mean(loss) within rel L2 %.3e\n", fixture, worst);
+    print_message("  %s: every parameter gradient of mean(loss) within rel L2 %.3e\n", fixture,
+                  worst);
     digcl_diffusion_release(d);
     cl_mem all[] = {x_mem, noise_mem, xt, t_mem, out, dout, loss, mse, vb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) test_release(all[i]);
@@ -173,14 +189,16 @@ static void run_sample_fixture(const char *fixture) {
     digcl_model *model = load_model(fixture);
     const digcl_model_config *c = digcl_model_get_config(model);
     size_t count, images, z_count;
-    float *x_T = read_floats(noise_file, "x_T", &count), *z = read_floats(noise_file, "z", &z_count);
+    float *x_T = read_floats(noise_file, "x_T", &count),
+          *z = read_floats(noise_file, "z", &z_count);
     int32_t *y = read_labels(noise_file, "y", &images);
     assert_int_equal(z_count, 10 * count);
     digcl_diffusion *d = digcl_diffusion_create(test_context(), c->learn_sigma);
     float *x0 = malloc(count * sizeof *x0);
     for (size_t r = 0; r < sizeof sample_runs / sizeof *sample_runs; ++r) {
         const sample_run *run = &sample_runs[r];
-        const digcl_sampler_options options = {run->kind, 10, run->eta, run->cfg_scale, run->channels};
+        const digcl_sampler_options options = {run->kind, 10, run->eta, run->cfg_scale,
+                                               run->channels};
         digcl_sampler *sampler = digcl_sampler_create(d, model, &options, (int)images);
         assert_int_equal(digcl_sampler_step_count(sampler), 10);
         const digcl_sampler_noise noise = {0, 0, x_T, z};

@@ -122,8 +122,10 @@ static void test_two_ranks_match_one(void **state) {
     int one = train("", "--max-steps 5 --ckpt-every 5 --results-dir one", "one");
     if (one != 0) print_log("one");
     assert_int_equal(one, 0);
-    int two = train(MPIRUN, "--max-steps 5 --ckpt-every 5 --results-dir two --dist-bucket-mb 0.01 "
-                            "--check-weights-every 1", "two");
+    int two = train(MPIRUN,
+                    "--max-steps 5 --ckpt-every 5 --results-dir two --dist-bucket-mb 0.01 "
+                    "--check-weights-every 1",
+                    "two");
     if (two != 0) print_log("two");
     assert_int_equal(two, 0);
     double worst = compare("one", "two", 5, 0);
@@ -136,8 +138,10 @@ static void test_two_ranks_match_one(void **state) {
     for (int i = 0; i < 5; i++) assert_true(fabs(a[i] - b[i]) <= 1e-6 * fabs(a[i]));
     /* the same split without overlap (sums after backward) gives the same bits */
     setenv("DIGCL_DIST_OVERLAP", "0", 1);
-    int serial = train(MPIRUN, "--max-steps 5 --ckpt-every 5 --results-dir serial "
-                               "--dist-bucket-mb 0.01", "serial");
+    int serial = train(MPIRUN,
+                       "--max-steps 5 --ckpt-every 5 --results-dir serial "
+                       "--dist-bucket-mb 0.01",
+                       "serial");
     unsetenv("DIGCL_DIST_OVERLAP");
     assert_int_equal(serial, 0);
     assert_true(compare("two", "serial", 5, 1) == 0);
@@ -146,12 +150,12 @@ static void test_two_ranks_match_one(void **state) {
 static void test_resume_is_bit_exact(void **state) {
     (void)state;
     skip_without_mpi();
-    assert_int_equal(train(MPIRUN, "--max-steps 6 --ckpt-every 3 --results-dir straight",
-                           "straight"), 0);
-    assert_int_equal(train(MPIRUN, "--max-steps 3 --ckpt-every 3 --results-dir resumed",
-                           "resumed1"), 0);
-    int refused = train("", "--max-steps 6 --ckpt-every 3 --results-dir resumed --resume auto",
-                        "refused");
+    assert_int_equal(
+        train(MPIRUN, "--max-steps 6 --ckpt-every 3 --results-dir straight", "straight"), 0);
+    assert_int_equal(
+        train(MPIRUN, "--max-steps 3 --ckpt-every 3 --results-dir resumed", "resumed1"), 0);
+    int refused =
+        train("", "--max-steps 6 --ckpt-every 3 --results-dir resumed --resume auto", "refused");
     print_log("refused");
     assert_int_equal(refused, 2);
     int resumed = train(MPIRUN, "--max-steps 6 --ckpt-every 3 --results-dir resumed --resume auto",

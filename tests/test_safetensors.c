@@ -461,9 +461,21 @@ static void test_atomic_write(void **state) {
 /* F16 writing rounds to nearest even (numpy's astype(float16)) and reads back exactly. */
 static void test_f16_writer(void **state) {
     (void)state;
-    const float values[] = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65520.0f, 1e-8f, 2.98023224e-8f,
-                            5.96046448e-8f, 6.103515625e-5f, 1.0f + 1.0f / 2048.0f,
-                            1.0f + 3.0f / 2048.0f, 0.1f, -INFINITY, 3.0e-5f};
+    const float values[] = {0.0f,
+                            -0.0f,
+                            1.0f,
+                            -2.5f,
+                            65504.0f,
+                            65520.0f,
+                            1e-8f,
+                            2.98023224e-8f,
+                            5.96046448e-8f,
+                            6.103515625e-5f,
+                            1.0f + 1.0f / 2048.0f,
+                            1.0f + 3.0f / 2048.0f,
+                            0.1f,
+                            -INFINITY,
+                            3.0e-5f};
     const uint16_t bits[] = {0x0000, 0x8000, 0x3c00, 0xc100, 0x7bff, 0x7c00, 0x0000, 0x0000,
                              0x0001, 0x0400, 0x3c00, 0x3c02, 0x2e66, 0xfc00, 0x01f7};
     const int64_t shape[1] = {15};
@@ -480,8 +492,9 @@ static void test_f16_writer(void **state) {
     assert_int_equal(t->dtype, DIGCL_ST_F16);
     for (int i = 0; i < 15; ++i) {
         const uint16_t got = (uint16_t)(t->data[2 * i] | (t->data[2 * i + 1] << 8));
-        if (got != bits[i]) fail_msg("value %d (%g): F16 0x%04x, expected 0x%04x", i,
-                                     (double)values[i], got, bits[i]);
+        if (got != bits[i])
+            fail_msg("value %d (%g): F16 0x%04x, expected 0x%04x", i, (double)values[i], got,
+                     bits[i]);
     }
     float back[15];
     assert_int_equal(digcl_st_read_f32(st, t, back, &err), 0);

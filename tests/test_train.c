@@ -499,8 +499,8 @@ static void test_trainer_memory(void **unused) {
 
 static void test_state_json(void **unused) {
     (void)unused;
-    digcl_train_state s = {123456789, 7,   42,   18446744073709551615ull, 3, 0.1, 0.2,
-                           1e-30,     3.5, 12.25, 2};
+    digcl_train_state s = {123456789, 7,     42, 18446744073709551615ull, 3, 0.1, 0.2, 1e-30,
+                           3.5,       12.25, 2};
     char *json = digcl_train_state_to_json(&s);
     digcl_train_state back;
     char error[256];

@@ -10,7 +10,7 @@
 #include "digcl/data.h"
 #include "digcl/train.h"
 
-#define ROWS 8
+#define ROWS  8
 #define STEPS 40
 
 typedef struct loss_trace {
@@ -55,7 +55,8 @@ static void test_loss_falls_on_fashion_mnist(void **unused) {
     loss_trace trace = {0};
     assert_int_equal(digcl_trainer_drain(trainer, keep, &trace), STEPS);
     double first = 0, last = 0;
-    for (int s = 0; s < 5; s++) first += trace.loss[s] / 5.0, last += trace.loss[STEPS - 5 + s] / 5.0;
+    for (int s = 0; s < 5; s++)
+        first += trace.loss[s] / 5.0, last += trace.loss[STEPS - 5 + s] / 5.0;
     printf("  mean loss: steps 1-5 %.4f, steps %d-%d %.4f\n", first, STEPS - 4, STEPS, last);
     if (!(last < 0.5 * first)) fail_msg("the loss did not fall: %.4f -> %.4f", first, last);
     digcl_loader_release(loader, batch);

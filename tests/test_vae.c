@@ -15,7 +15,7 @@
 #include "digcl/vae.h"
 #include "test_util.h"
 
-#define FIXTURES "tests/reference/fixtures_committed/vae"
+#define FIXTURES  "tests/reference/fixtures_committed/vae"
 #define TOLERANCE 1e-5
 
 static digcl_vae_config small_kl(void) {
@@ -77,7 +77,8 @@ static void check_names(const char *file, const digcl_vae_config *config) {
             fail_msg("%s: line %d '%s' is past the end of the C table", file, index, line);
         snprintf(want, sizeof want, "%s %s", name,
                  digcl_st_format_shape(shape_text, sizeof shape_text, rank, shape));
-        if (strcmp(want, line) != 0) fail_msg("%s line %d: '%s', C table '%s'", file, index, line, want);
+        if (strcmp(want, line) != 0)
+            fail_msg("%s line %d: '%s', C table '%s'", file, index, line, want);
     }
     fclose(f);
     assert_int_equal(digcl_vae_tensor_info(config, 3, index, name, sizeof name, &rank, shape), -1);
@@ -100,7 +101,7 @@ static void test_tables(void **state) {
 /* ---------------------------------------------------------------- against the reference */
 
 typedef struct image_case {
-    const char *key; /* "64" or "72x40" */
+    const char *key;        /* "64" or "72x40" */
     const char *latent_key; /* "8" or "9x5" */
 } image_case;
 
@@ -127,7 +128,8 @@ static void check_fixture(const char *dir, const char *kind, const digcl_vae_con
         digcl_vae_encode(vae, tiling, N, H, W, images, mean, logvar);
         snprintf(name, sizeof name, kl ? "mean_%s" : "latent_%s", CASES[c].key);
         float *want = fixture_tensor(io, name, NULL);
-        snprintf(label, sizeof label, "%s encode %s %dx%d N=%d", kind, kl ? "mean" : "latent", H, W, N);
+        snprintf(label, sizeof label, "%s encode %s %dx%d N=%d", kind, kl ? "mean" : "latent", H, W,
+                 N);
         expect_close(label, mean, want, latent, TOLERANCE);
         free(want);
         if (kl) {
@@ -199,7 +201,8 @@ static int respell(const char *canonical, spelling how, char *out) {
     snprintf(s, sizeof s, "%s", canonical);
     int attention = strstr(s, ".attentions.0.to_") != NULL && strstr(s, ".weight") != NULL;
     if (how == DIFFUSERS_OLD) {
-        replace(s, ".to_q.", ".query."), replace(s, ".to_k.", ".key."), replace(s, ".to_v.", ".value.");
+        replace(s, ".to_q.", ".query."), replace(s, ".to_k.", ".key."),
+            replace(s, ".to_v.", ".value.");
         replace(s, ".to_out.0.", ".proj_attn.");
         snprintf(out, 256, "%s", s);
         return 0;
@@ -216,8 +219,10 @@ static int respell(const char *canonical, spelling how, char *out) {
         snprintf(from, sizeof from, "up_blocks.%d.upsamplers.0.", i);
         snprintf(to, sizeof to, "up.%d.upsample.", 3 - i), replace(s, from, to);
     }
-    replace(s, "mid_block.resnets.0.", "mid.block_1."), replace(s, "mid_block.resnets.1.", "mid.block_2.");
-    replace(s, "mid_block.attentions.0.", "mid.attn_1."), replace(s, "attn_1.group_norm.", "attn_1.norm.");
+    replace(s, "mid_block.resnets.0.", "mid.block_1."),
+        replace(s, "mid_block.resnets.1.", "mid.block_2.");
+    replace(s, "mid_block.attentions.0.", "mid.attn_1."),
+        replace(s, "attn_1.group_norm.", "attn_1.norm.");
     replace(s, ".to_q.", ".q."), replace(s, ".to_k.", ".k."), replace(s, ".to_v.", ".v.");
     replace(s, ".to_out.0.", ".proj_out."), replace(s, "conv_shortcut", "nin_shortcut");
     replace(s, "conv_norm_out", "norm_out");
@@ -228,7 +233,7 @@ static int respell(const char *canonical, spelling how, char *out) {
 
 typedef struct rewrite {
     spelling how;
-    const char *drop;   /* a tensor to leave out, or NULL */
+    const char *drop;    /* a tensor to leave out, or NULL */
     const char *reshape; /* a tensor to write with one channel less, or NULL */
 } rewrite;
 
@@ -237,7 +242,7 @@ static void write_respelled(const char *path, const rewrite *r) {
     digcl_safetensors *st = digcl_st_open_or_die(FIXTURES "/kl/weights.safetensors");
     digcl_st_writer *w = digcl_st_writer_new();
     float **data = calloc(st->n_tensors, sizeof *data);
-    char (*names)[256] = calloc(st->n_tensors, sizeof *names);
+    char(*names)[256] = calloc(st->n_tensors, sizeof *names);
     digcl_st_error err;
     for (size_t i = 0; i < st->n_tensors; ++i) {
         const digcl_st_tensor *t = &st->tensors[i];
@@ -248,7 +253,8 @@ static void write_respelled(const char *path, const rewrite *r) {
         if (respell(t->name, r->how, names[i]) && rank == 2) rank = 4;
         else memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->rank);
         if (r->reshape && strcmp(t->name, r->reshape) == 0) shape[0] -= 1;
-        if (digcl_st_writer_add_f32(w, names[i], rank, shape, data[i], &err) != 0) fail_msg("%s", err.message);
+        if (digcl_st_writer_add_f32(w, names[i], rank, shape, data[i], &err) != 0)
+            fail_msg("%s", err.message);
     }
     digcl_st_writer_write_or_die(w, path);
     for (size_t i = 0; i < st->n_tensors; ++i) free(data[i]);
@@ -265,7 +271,8 @@ static void temp_path(char *path, size_t size, const char *leaf) {
 /* Decodes latents_8 and encodes images_64 with a VAE into one array. */
 static float *run_both(digcl_vae *vae, size_t *count) {
     digcl_safetensors *io = digcl_st_open_or_die(FIXTURES "/kl/io.safetensors");
-    float *z = fixture_tensor(io, "latents_8", NULL), *images = fixture_tensor(io, "images_64", NULL);
+    float *z = fixture_tensor(io, "latents_8", NULL),
+          *images = fixture_tensor(io, "images_64", NULL);
     const size_t decoded = 2 * 3 * 64 * 64, latent = 2 * 4 * 8 * 8;
     float *out = malloc((decoded + 2 * latent) * sizeof *out);
     digcl_vae_decode(vae, NULL, 2, 8, 8, z, 1.0f, out);
@@ -324,7 +331,8 @@ static void test_load_errors(void **state) {
     const rewrite wrong = {DIFFUSERS_OLD, NULL, "encoder.mid_block.attentions.0.to_k.weight"};
     expect_load_error(&wrong, "has shape [31, 32]", "expected [32, 32]");
     char error[1024];
-    digcl_vae *vae = digcl_vae_load(test_context(), "no/such/file.safetensors", NULL, error, sizeof error);
+    digcl_vae *vae =
+        digcl_vae_load(test_context(), "no/such/file.safetensors", NULL, error, sizeof error);
     assert_null(vae);
     assert_non_null(strstr(error, "no/such/file.safetensors"));
 }
@@ -380,8 +388,8 @@ static void test_tiling_seams(void **state) {
     const digcl_vae_tiling tiles = {256, 192, 0};
     digcl_vae_tile_plan plan;
     const double error = tiled_decode_error(vae, 48, 40, &tiles, 8, &plan);
-    printf("  TAESD tiled decode 384x320, %dx%d tiles, overlap %d: rel L2 %.3e\n",
-           plan.tile_height, plan.tile_width, plan.overlap, error);
+    printf("  TAESD tiled decode 384x320, %dx%d tiles, overlap %d: rel L2 %.3e\n", plan.tile_height,
+           plan.tile_width, plan.overlap, error);
     assert_int_equal(plan.tiled, 1);
     assert_true(error < 1e-3);
     digcl_vae_free(vae);
@@ -407,7 +415,8 @@ static void test_tiling_kl(void **state) {
     const size_t latent = (size_t)4 * h * w;
     float *images = malloc((size_t)3 * H * W * sizeof *images), *z = smooth_latent(h, w);
     digcl_vae_decode(vae, NULL, 1, h, w, z, 1.0f, images);
-    float *mean_whole = malloc(latent * sizeof *mean_whole), *mean_tiled = malloc(latent * sizeof *mean_tiled);
+    float *mean_whole = malloc(latent * sizeof *mean_whole),
+          *mean_tiled = malloc(latent * sizeof *mean_tiled);
     digcl_vae_encode(vae, NULL, 1, H, W, images, mean_whole, NULL);
     digcl_vae_encode(vae, &tiles, 1, H, W, images, mean_tiled, NULL);
     const double encode_error = interior_error(mean_tiled, mean_whole, 4, h, w, 4);
@@ -416,7 +425,8 @@ static void test_tiling_kl(void **state) {
 
     const digcl_vae_tile_plan full = digcl_vae_plan_tiles(vae, DIGCL_VAE_DECODER, H, W, NULL);
     const digcl_vae_tiling budget = {0, -1, full.bytes / 2};
-    const digcl_vae_tile_plan automatic = digcl_vae_plan_tiles(vae, DIGCL_VAE_DECODER, H, W, &budget);
+    const digcl_vae_tile_plan automatic =
+        digcl_vae_plan_tiles(vae, DIGCL_VAE_DECODER, H, W, &budget);
     printf("  whole pass %.1f MiB; budget %.1f MiB -> tiles %dx%d (%.1f MiB)\n",
            full.bytes / 1048576.0, budget.max_memory / 1048576.0, automatic.tile_height,
            automatic.tile_width, automatic.bytes / 1048576.0);
@@ -464,10 +474,10 @@ static void test_encode_sample(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tables),      cmocka_unit_test(test_reference_small),
+        cmocka_unit_test(test_tables),         cmocka_unit_test(test_reference_small),
         cmocka_unit_test(test_reference_full), cmocka_unit_test(test_spellings),
-        cmocka_unit_test(test_load_errors), cmocka_unit_test(test_tiling_seams),
-        cmocka_unit_test(test_tiling_kl),   cmocka_unit_test(test_encode_sample),
+        cmocka_unit_test(test_load_errors),    cmocka_unit_test(test_tiling_seams),
+        cmocka_unit_test(test_tiling_kl),      cmocka_unit_test(test_encode_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,9 +45,11 @@ static void run_conv(test_rng *rng, const conv_case *c) {
     digcl_conv2d_forward(ctx, s, xm, 0, wm, w_pad, c->has_bias ? bm : NULL, b_pad, y, 0,
                          c->accumulate, workspace, ws);
     char label[160];
-    snprintf(label, sizeof label, "conv2d N=%d C=%d %dx%d O=%d K=%d S=%d pad=%d%d%d%d bias=%d "
-             "acc=%d ws=%zu", s->N, s->C, s->H, s->W, s->O, s->K, s->stride, s->pad_top,
-             s->pad_left, s->pad_bottom, s->pad_right, c->has_bias, c->accumulate, ws);
+    snprintf(label, sizeof label,
+             "conv2d N=%d C=%d %dx%d O=%d K=%d S=%d pad=%d%d%d%d bias=%d "
+             "acc=%d ws=%zu",
+             s->N, s->C, s->H, s->W, s->O, s->K, s->stride, s->pad_top, s->pad_left, s->pad_bottom,
+             s->pad_right, c->has_bias, c->accumulate, ws);
     dense_expect(label, y, want, ny, DENSE_FORWARD_TOLERANCE);
     test_release(xm), test_release(wm), test_release(bm), test_release(y);
     test_release(workspace);
@@ -60,12 +62,12 @@ static void test_conv2d(void **state) {
     const conv_case cases[] = {
         {{1, 3, 9, 7, 5, 3, 1, 1, 1, 1, 1}, 1, 0, 0},
         {{2, 8, 16, 12, 16, 3, 1, 1, 1, 1, 1}, 1, 1, 0},
-        {{2, 6, 10, 9, 7, 3, 2, 0, 0, 1, 1}, 1, 0, 0},   /* the VAE downsampler */
-        {{1, 5, 9, 5, 4, 3, 2, 1, 1, 1, 1}, 0, 0, 0},    /* TAESD's stride-2 conv, no bias */
-        {{2, 9, 6, 11, 13, 1, 1, 0, 0, 0, 0}, 1, 1, 0},  /* 1x1 shortcut, accumulate */
-        {{1, 4, 7, 7, 3, 1, 1, 0, 0, 0, 0}, 0, 0, 0},    /* 1x1 without bias */
+        {{2, 6, 10, 9, 7, 3, 2, 0, 0, 1, 1}, 1, 0, 0},  /* the VAE downsampler */
+        {{1, 5, 9, 5, 4, 3, 2, 1, 1, 1, 1}, 0, 0, 0},   /* TAESD's stride-2 conv, no bias */
+        {{2, 9, 6, 11, 13, 1, 1, 0, 0, 0, 0}, 1, 1, 0}, /* 1x1 shortcut, accumulate */
+        {{1, 4, 7, 7, 3, 1, 1, 0, 0, 0, 0}, 0, 0, 0},   /* 1x1 without bias */
         {{1, 7, 17, 19, 6, 3, 1, 1, 1, 1, 1}, 1, 0, 7 * 9 * 64}, /* chunked im2col */
-        {{1, 3, 1, 1, 2, 3, 1, 1, 1, 1, 1}, 1, 0, 0},    /* a single pixel */
+        {{1, 3, 1, 1, 2, 3, 1, 1, 1, 1, 1}, 1, 0, 0},            /* a single pixel */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) run_conv(&rng, &cases[i]);
 }
@@ -86,8 +88,8 @@ static void run_groupnorm(test_rng *rng, digcl_groupnorm_shape s, int silu) {
     cl_mem ws = test_poisoned(digcl_groupnorm_workspace_floats(&s));
     digcl_groupnorm_forward(ctx, &s, xm, pm, offset, offset + s.C, silu, y, ws);
     char label[128];
-    snprintf(label, sizeof label, "groupnorm N=%d C=%d pixels=%d G=%d silu=%d", s.N, s.C,
-             s.pixels, s.groups, silu);
+    snprintf(label, sizeof label, "groupnorm N=%d C=%d pixels=%d G=%d silu=%d", s.N, s.C, s.pixels,
+             s.groups, silu);
     dense_expect(label, y, want, n, DENSE_FORWARD_TOLERANCE);
     digcl_groupnorm_forward(ctx, &s, xm, pm, offset, offset + s.C, silu, xm, ws); /* in place */
     snprintf(label, sizeof label, "groupnorm in place C=%d pixels=%d", s.C, s.pixels);
@@ -191,16 +193,16 @@ static void test_attention(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(1205);
     run_attention(&rng, 32, 1, 1);
-    run_attention(&rng, 64, 45, 45 * 45);     /* whole matrix */
-    run_attention(&rng, 48, 300, 300 * 37);   /* blocks of 37 query rows, ragged last block */
-    run_attention(&rng, 512, 64, 64 * 64);    /* the VAE's width */
+    run_attention(&rng, 64, 45, 45 * 45);   /* whole matrix */
+    run_attention(&rng, 48, 300, 300 * 37); /* blocks of 37 query rows, ragged last block */
+    run_attention(&rng, 512, 64, 64 * 64);  /* the VAE's width */
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d),     cmocka_unit_test(test_groupnorm),
-        cmocka_unit_test(test_upsample),   cmocka_unit_test(test_elementwise),
-        cmocka_unit_test(test_attention),  cmocka_unit_test(test_posterior_sample),
+        cmocka_unit_test(test_conv2d),    cmocka_unit_test(test_groupnorm),
+        cmocka_unit_test(test_upsample),  cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_attention), cmocka_unit_test(test_posterior_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

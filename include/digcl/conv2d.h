@@ -17,11 +17,11 @@
 #include "digcl/runtime.h"
 
 typedef struct digcl_conv2d_shape {
-    int N;              /* batch */
-    int C, H, W;        /* input channels and size */
-    int O;              /* output channels */
-    int K;              /* kernel side: 1 or 3 (any odd or even K >= 1 works) */
-    int stride;         /* S >= 1 */
+    int N;       /* batch */
+    int C, H, W; /* input channels and size */
+    int O;       /* output channels */
+    int K;       /* kernel side: 1 or 3 (any odd or even K >= 1 works) */
+    int stride;  /* S >= 1 */
     int pad_top, pad_left, pad_bottom, pad_right;
 } digcl_conv2d_shape;
 
@@ -36,8 +36,8 @@ size_t digcl_conv2d_min_workspace_floats(const digcl_conv2d_shape *shape);
 
 /* y = conv(x) + bias (accumulate = 0) or y += conv(x) + bias (accumulate = 1). bias may be NULL.
  * x and y must not overlap. workspace holds workspace_floats floats (may be NULL when 0). */
-void digcl_conv2d_forward(digcl_context *ctx, const digcl_conv2d_shape *shape,
-                          cl_mem x, size_t x_offset,      /* [N, C, H, W] (offset in floats) */
+void digcl_conv2d_forward(digcl_context *ctx, const digcl_conv2d_shape *shape, cl_mem x,
+                          size_t x_offset,                /* [N, C, H, W] (offset in floats) */
                           cl_mem weight, size_t w_offset, /* [O, C, K, K] */
                           cl_mem bias, size_t b_offset,   /* [O] or NULL */
                           cl_mem y, size_t y_offset,      /* [N, O, Ho, Wo] */

@@ -47,7 +47,8 @@ int digcl_diffusion_learn_sigma(const digcl_diffusion *diffusion);
 /* The tables of gaussian_diffusion.py's __init__ for `count` betas (count in
  * [1, 1000]; entries from count on are zero). With one beta the clipped
  * posterior log-variance is undefined upstream; here it is log(betas[0]). */
-void digcl_diffusion_tables_from_betas(const double *betas, int count, digcl_diffusion_tables *tables);
+void digcl_diffusion_tables_from_betas(const double *betas, int count,
+                                       digcl_diffusion_tables *tables);
 
 /* A respaced process (respace.py SpacedDiffusion): the kept original indices
  * timestep_map[i] (ascending), betas[i] = 1 - acp[map[i]] / acp[map[i - 1]]
@@ -177,14 +178,14 @@ typedef struct digcl_ancestral_step {
     float coef_x, coef_eps;
     int learned_range;
     float min_log, log_range; /* learned_range */
-    float fixed_std;        /* otherwise */
+    float fixed_std;          /* otherwise */
     int add_noise;
 } digcl_ancestral_step;
 void digcl_sampler_ancestral_step(digcl_context *ctx, int rows, int channels, size_t hw,
                                   int out_channels, const digcl_ancestral_step *step,
-                                  cl_mem x,          /* [rows, C, H, W] in/out */
-                                  cl_mem model_out,  /* [rows, out_channels, H, W] */
-                                  cl_mem z);         /* [rows, C, H, W] */
+                                  cl_mem x,         /* [rows, C, H, W] in/out */
+                                  cl_mem model_out, /* [rows, out_channels, H, W] */
+                                  cl_mem z);        /* [rows, C, H, W] */
 
 /* One DPM-Solver++ 2M update in place: d = inv_alpha x - sigma_over_alpha eps
  * (the data prediction), x = coef_x x + coef_d d + coef_d_prev d_prev,

@@ -73,9 +73,8 @@ void digcl_dist_broadcast_buffer(digcl_dist *dist, digcl_context *ctx, cl_mem bu
 /* Hashes `bytes` of a device buffer (XXH64 through `host` staging) and
  * compares the hash over ranks: 0 when every rank holds the same bytes, else
  * -1 with a message naming the ranks that differ from rank 0. */
-int digcl_dist_check_same_buffer(digcl_dist *dist, digcl_context *ctx, cl_mem buffer,
-                                 size_t bytes, void *host, const char *what, char *error,
-                                 size_t size);
+int digcl_dist_check_same_buffer(digcl_dist *dist, digcl_context *ctx, cl_mem buffer, size_t bytes,
+                                 void *host, const char *what, char *error, size_t size);
 
 /* ------------------------------------------------------------ gradient averaging */
 
@@ -105,9 +104,9 @@ void digcl_grad_sync_finish(digcl_grad_sync *sync, cl_mem values, size_t offset)
 
 typedef struct digcl_grad_sync_stats {
     int64_t steps;
-    double wait_s;          /* host time blocked in digcl_grad_sync_finish */
-    double overlapped;      /* fraction of buckets whose sum had started before finish */
-    size_t buckets;         /* per step */
+    double wait_s;     /* host time blocked in digcl_grad_sync_finish */
+    double overlapped; /* fraction of buckets whose sum had started before finish */
+    size_t buckets;    /* per step */
 } digcl_grad_sync_stats;
 digcl_grad_sync_stats digcl_grad_sync_get_stats(const digcl_grad_sync *sync);
 

@@ -41,9 +41,9 @@ void digcl_timestep_frequency_table(int dim, float *table); /* [2, dim/2]: hi ro
 
 /* embedding = [cos(t f), sin(t f)] (see above). */
 void digcl_timestep_embed_forward(digcl_context *ctx, int N, int dim,
-                                  cl_mem timesteps,                            /* [N] float */
-                                  cl_mem frequency_table,                      /* [2, dim/2] */
-                                  cl_mem embedding);                           /* [N, dim] */
+                                  cl_mem timesteps,       /* [N] float */
+                                  cl_mem frequency_table, /* [2, dim/2] */
+                                  cl_mem embedding);      /* [N, dim] */
 
 /* ---------------------------------------------------------- label embedding */
 

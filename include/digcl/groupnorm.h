@@ -23,8 +23,8 @@ typedef struct digcl_groupnorm_shape {
 size_t digcl_groupnorm_workspace_floats(const digcl_groupnorm_shape *shape);
 
 void digcl_groupnorm_forward(digcl_context *ctx, const digcl_groupnorm_shape *shape,
-                             cl_mem x,                 /* [N, C, pixels] */
+                             cl_mem x, /* [N, C, pixels] */
                              cl_mem params, size_t gamma_offset, size_t beta_offset, /* [C] each */
-                             int silu, cl_mem y,       /* [N, C, pixels] */
+                             int silu, cl_mem y, /* [N, C, pixels] */
                              cl_mem workspace);
 #endif

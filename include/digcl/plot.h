@@ -11,18 +11,18 @@
 #include <stddef.h>
 
 typedef struct digcl_plot_series {
-    const char *label;     /* legend text; NULL: not in the legend */
-    const double *x;       /* [count] ascending */
-    const double *y;       /* [count]; non-finite (and, on a log axis, <= 0) points are skipped */
+    const char *label; /* legend text; NULL: not in the legend */
+    const double *x;   /* [count] ascending */
+    const double *y;   /* [count]; non-finite (and, on a log axis, <= 0) points are skipped */
     size_t count;
-    double rgb[3];         /* colour, each in [0, 1] */
-    double line_width;     /* pixels; 0: 1.5 */
+    double rgb[3];     /* colour, each in [0, 1] */
+    double line_width; /* pixels; 0: 1.5 */
 } digcl_plot_series;
 
 typedef struct digcl_plot {
     const char *title, *x_label, *y_label;
-    int log_y;             /* 1: logarithmic y axis */
-    int width, height;     /* pixels; 0: 960 x 600 */
+    int log_y;         /* 1: logarithmic y axis */
+    int width, height; /* pixels; 0: 960 x 600 */
     const digcl_plot_series *series;
     size_t series_count;
 } digcl_plot;

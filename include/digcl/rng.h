@@ -28,18 +28,19 @@
  * numbers are part of the checkpoint format (a resumed run must draw the
  * same values): never renumber, only append. */
 typedef enum digcl_rng_stream {
-    DIGCL_RNG_INIT = 1,          /* parameter initialisation: step 0, sample = tensor index */
-    DIGCL_RNG_DATA_ORDER = 2,    /* per-epoch shuffle: step = epoch */
-    DIGCL_RNG_FLIP = 3,          /* horizontal flip: step = epoch, sample = data index */
-    DIGCL_RNG_LABEL_DROP = 4,    /* classifier-free label dropout: step, sample = global row */
-    DIGCL_RNG_TIMESTEP = 5,      /* diffusion timestep t: step, sample = global row */
-    DIGCL_RNG_NOISE = 6,         /* q_sample noise: step, sample = global row */
-    DIGCL_RNG_LATENT = 7,        /* posterior draw z = mean + std eps: step = epoch, sample = data index */
-    DIGCL_RNG_SAMPLER = 8,       /* sampling noise: step = sampler step, sample = image number */
-    DIGCL_RNG_SAMPLER_INIT = 9,  /* sampling x_T: sample = image number */
-    DIGCL_RNG_SAMPLE_LABELS = 10, /* digcl sample --class-labels random: step 0, sample = image number */
+    DIGCL_RNG_INIT = 1,       /* parameter initialisation: step 0, sample = tensor index */
+    DIGCL_RNG_DATA_ORDER = 2, /* per-epoch shuffle: step = epoch */
+    DIGCL_RNG_FLIP = 3,       /* horizontal flip: step = epoch, sample = data index */
+    DIGCL_RNG_LABEL_DROP = 4, /* classifier-free label dropout: step, sample = global row */
+    DIGCL_RNG_TIMESTEP = 5,   /* diffusion timestep t: step, sample = global row */
+    DIGCL_RNG_NOISE = 6,      /* q_sample noise: step, sample = global row */
+    DIGCL_RNG_LATENT = 7, /* posterior draw z = mean + std eps: step = epoch, sample = data index */
+    DIGCL_RNG_SAMPLER = 8,      /* sampling noise: step = sampler step, sample = image number */
+    DIGCL_RNG_SAMPLER_INIT = 9, /* sampling x_T: sample = image number */
+    DIGCL_RNG_SAMPLE_LABELS =
+        10, /* digcl sample --class-labels random: step 0, sample = image number */
     DIGCL_RNG_VAE_POSTERIOR = 11, /* train --vae: z = mean + std eps: step, sample = global row */
-    DIGCL_RNG_TEST = 15          /* tests and benchmarks */
+    DIGCL_RNG_TEST = 15           /* tests and benchmarks */
 } digcl_rng_stream;
 
 typedef struct digcl_rng_key {

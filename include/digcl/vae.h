@@ -22,13 +22,13 @@
 #include "digcl/rng.h"
 #include "digcl/runtime.h"
 
-#define DIGCL_VAE_SD_SCALE 0.18215f /* Stable Diffusion's latent scale factor */
+#define DIGCL_VAE_SD_SCALE   0.18215f /* Stable Diffusion's latent scale factor */
 #define DIGCL_VAE_LOGVAR_MIN -30.0f
 #define DIGCL_VAE_LOGVAR_MAX 20.0f
 
 typedef enum digcl_vae_kind {
-    DIGCL_VAE_KL = 1,    /* AutoencoderKL (diffusers) / first_stage_model (LDM) */
-    DIGCL_VAE_TAESD = 2  /* AutoencoderTiny (diffusers) / taesd_{encoder,decoder} */
+    DIGCL_VAE_KL = 1,   /* AutoencoderKL (diffusers) / first_stage_model (LDM) */
+    DIGCL_VAE_TAESD = 2 /* AutoencoderTiny (diffusers) / taesd_{encoder,decoder} */
 } digcl_vae_kind;
 
 enum { DIGCL_VAE_ENCODER = 1, DIGCL_VAE_DECODER = 2 }; /* parts, a bitmask */
@@ -57,12 +57,12 @@ int digcl_vae_tensor_info(const digcl_vae_config *config, int parts, int index, 
                           size_t name_size, int *rank, int64_t shape[4]);
 
 typedef struct digcl_vae_load_options {
-    int parts;                       /* DIGCL_VAE_ENCODER | DECODER; 0: every part in the file */
-    const digcl_vae_config *config;  /* NULL: the published network of the file's kind (a KL
+    int parts;                      /* DIGCL_VAE_ENCODER | DECODER; 0: every part in the file */
+    const digcl_vae_config *config; /* NULL: the published network of the file's kind (a KL
                                         file's metadata "channels", "groups", "eps",
                                         "encoder_blocks", "decoder_blocks" override it;
                                         TAESD's width comes from its first conv) */
-    digcl_vae_kind kind;             /* 0: detect from the names */
+    digcl_vae_kind kind;            /* 0: detect from the names */
 } digcl_vae_load_options;
 
 typedef struct digcl_vae digcl_vae;
@@ -83,17 +83,17 @@ int digcl_vae_parts(const digcl_vae *vae);
 const char *digcl_vae_name(const digcl_vae *vae);
 
 typedef struct digcl_vae_tiling {
-    int tile_size;      /* image pixels per tile side, a multiple of 8; 0: automatic */
-    int tile_overlap;   /* image pixels shared by neighbouring tiles; < 0: tile_size / 4 */
-    size_t max_memory;  /* bytes of device memory for activations; 0: 80% of what is free */
+    int tile_size;     /* image pixels per tile side, a multiple of 8; 0: automatic */
+    int tile_overlap;  /* image pixels shared by neighbouring tiles; < 0: tile_size / 4 */
+    size_t max_memory; /* bytes of device memory for activations; 0: 80% of what is free */
 } digcl_vae_tiling;
 
 /* The tile the calls below would use for an image of H x W pixels: tile side in pixels
  * (H or W or more when untiled) and the bytes of device memory one tile needs. */
 typedef struct digcl_vae_tile_plan {
-    int tiled;          /* 0: one pass over the whole image */
+    int tiled;                            /* 0: one pass over the whole image */
     int tile_height, tile_width, overlap; /* image pixels */
-    size_t bytes;       /* device memory of one pass */
+    size_t bytes;                         /* device memory of one pass */
 } digcl_vae_tile_plan;
 digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, int W,
                                          const digcl_vae_tiling *tiling);

@@ -76,7 +76,8 @@ static double vb_element(const digcl_diffusion_tables *tb, int t, double x0, dou
     const double dlog_variance_dv = 0.5 * (max_log - min_log);
     const double acp = tb->alphas_cumprod[t];
     const double pred_xstart = sqrt(1.0 / acp) * xt - sqrt(1.0 / acp - 1.0) * eps;
-    const double model_mean = tb->posterior_mean_coef1[t] * pred_xstart + tb->posterior_mean_coef2[t] * xt;
+    const double model_mean =
+        tb->posterior_mean_coef1[t] * pred_xstart + tb->posterior_mean_coef2[t] * xt;
     if (t == 0) {
         double dlog_scale;
         const double nll = -log_likelihood(x0, model_mean, 0.5 * model_log_variance, &dlog_scale);
@@ -86,9 +87,9 @@ static double vb_element(const digcl_diffusion_tables *tb, int t, double x0, dou
     const double true_mean = tb->posterior_mean_coef1[t] * x0 + tb->posterior_mean_coef2[t] * xt;
     const double true_log_variance = min_log;
     const double mean_term = (true_mean - model_mean) * (true_mean - model_mean);
-    const double kl = 0.5 * (-1.0 + model_log_variance - true_log_variance +
-                             exp(true_log_variance - model_log_variance) +
-                             mean_term * exp(-model_log_variance));
+    const double kl =
+        0.5 * (-1.0 + model_log_variance - true_log_variance +
+               exp(true_log_variance - model_log_variance) + mean_term * exp(-model_log_variance));
     const double dkl = 0.5 * (1.0 - exp(true_log_variance - model_log_variance) -
                               mean_term * exp(-model_log_variance));
     *dv = dkl * dlog_variance_dv;
@@ -147,10 +148,13 @@ void digcl_ref_p_sample(const digcl_diffusion_schedule *schedule, int learn_sigm
             double log_variance = log(fixed_variance);
             if (learn_sigma) {
                 const double frac = (model_out[o + chw] + 1.0) / 2.0;
-                log_variance = frac * log(tb->betas[i]) + (1.0 - frac) * tb->posterior_log_variance_clipped[i];
+                log_variance =
+                    frac * log(tb->betas[i]) + (1.0 - frac) * tb->posterior_log_variance_clipped[i];
             }
-            const double pred_xstart = sqrt(1.0 / acp) * x[k] - sqrt(1.0 / acp - 1.0) * model_out[o];
-            const double mean = tb->posterior_mean_coef1[i] * pred_xstart + tb->posterior_mean_coef2[i] * x[k];
+            const double pred_xstart =
+                sqrt(1.0 / acp) * x[k] - sqrt(1.0 / acp - 1.0) * model_out[o];
+            const double mean =
+                tb->posterior_mean_coef1[i] * pred_xstart + tb->posterior_mean_coef2[i] * x[k];
             x_next[k] = mean + (i != 0 ? exp(0.5 * log_variance) * z[k] : 0.0);
         }
 }
@@ -165,23 +169,27 @@ void digcl_ref_ddim_sample(const digcl_diffusion_schedule *schedule, double eta,
     for (int n = 0; n < rows; ++n)
         for (size_t j = 0; j < chw; ++j) {
             const size_t k = n * chw + j;
-            const double pred_xstart = sqrt(1.0 / acp) * x[k] - sqrt(1.0 / acp - 1.0) * model_out[n * out_stride + j];
+            const double pred_xstart =
+                sqrt(1.0 / acp) * x[k] - sqrt(1.0 / acp - 1.0) * model_out[n * out_stride + j];
             const double eps = (sqrt(1.0 / acp) * x[k] - pred_xstart) / sqrt(1.0 / acp - 1.0);
-            const double mean = pred_xstart * sqrt(acp_prev) + sqrt(1.0 - acp_prev - sigma * sigma) * eps;
+            const double mean =
+                pred_xstart * sqrt(acp_prev) + sqrt(1.0 - acp_prev - sigma * sigma) * eps;
             x_next[k] = mean + (i != 0 ? sigma * z[k] : 0.0);
         }
 }
 
 /* alpha, sigma and lambda = log(alpha / sigma) at respaced index i. */
-static void dpm_point(const digcl_diffusion_tables *tb, int i, double *alpha, double *sigma, double *lambda) {
+static void dpm_point(const digcl_diffusion_tables *tb, int i, double *alpha, double *sigma,
+                      double *lambda) {
     *alpha = sqrt(tb->alphas_cumprod[i]);
     *sigma = sqrt(1.0 - tb->alphas_cumprod[i]);
     *lambda = log(*alpha) - log(*sigma);
 }
 
-void digcl_ref_dpmpp_2m_step(const digcl_diffusion_schedule *schedule, int s, int rows, int channels,
-                             size_t hw, int out_channels, const double *x, const double *model_out,
-                             const double *d_prev, double *x_next, double *d) {
+void digcl_ref_dpmpp_2m_step(const digcl_diffusion_schedule *schedule, int s, int rows,
+                             int channels, size_t hw, int out_channels, const double *x,
+                             const double *model_out, const double *d_prev, double *x_next,
+                             double *d) {
     const digcl_diffusion_tables *tb = &schedule->tables;
     const int S = schedule->count, i = S - 1 - s; /* evaluated at respaced index i */
     const size_t chw = (size_t)channels * hw, out_stride = (size_t)out_channels * hw;
@@ -201,7 +209,8 @@ void digcl_ref_dpmpp_2m_step(const digcl_diffusion_schedule *schedule, int s, in
                 x_next[k] = d[k];
                 continue;
             }
-            const double D = second_order ? (1.0 + 1.0 / (2.0 * r)) * d[k] - 1.0 / (2.0 * r) * d_prev[k] : d[k];
+            const double D =
+                second_order ? (1.0 + 1.0 / (2.0 * r)) * d[k] - 1.0 / (2.0 * r) * d_prev[k] : d[k];
             x_next[k] = sigma_next / sigma * x[k] - alpha_next * (exp(-h) - 1.0) * D;
         }
 }

@@ -33,7 +33,8 @@ void digcl_diffusion_tables_from_betas(const double *betas, int count, digcl_dif
         tb->posterior_mean_coef2[i] = (1.0 - acp_prev) * sqrt(1.0 - betas[i]) / (1.0 - acp);
     }
     /* log(append(posterior_variance[1], posterior_variance[1:])) */
-    for (int i = 1; i < count; ++i) tb->posterior_log_variance_clipped[i] = log(tb->posterior_variance[i]);
+    for (int i = 1; i < count; ++i)
+        tb->posterior_log_variance_clipped[i] = log(tb->posterior_variance[i]);
     tb->posterior_log_variance_clipped[0] =
         count > 1 ? log(tb->posterior_variance[1]) : log(betas[0]);
 }
@@ -85,8 +86,10 @@ static void upload_float_tables(digcl_diffusion *d) {
         const double min_log = tb->posterior_log_variance_clipped[t];
         row[TABLE_SQRT_RECIP_ACP * DIGCL_DIFFUSION_STEPS] = (float)recip;
         row[TABLE_SQRT_RECIPM1_ACP * DIGCL_DIFFUSION_STEPS] = (float)recipm1;
-        row[TABLE_SQRT_RECIP_ACP_LO * DIGCL_DIFFUSION_STEPS] = (float)(recip - (double)(float)recip);
-        row[TABLE_SQRT_RECIPM1_ACP_LO * DIGCL_DIFFUSION_STEPS] = (float)(recipm1 - (double)(float)recipm1);
+        row[TABLE_SQRT_RECIP_ACP_LO * DIGCL_DIFFUSION_STEPS] =
+            (float)(recip - (double)(float)recip);
+        row[TABLE_SQRT_RECIPM1_ACP_LO * DIGCL_DIFFUSION_STEPS] =
+            (float)(recipm1 - (double)(float)recipm1);
         row[TABLE_INV_VARIANCE * DIGCL_DIFFUSION_STEPS] = (float)exp(-min_log);
         row[TABLE_INV_STD * DIGCL_DIFFUSION_STEPS] = (float)exp(-0.5 * min_log);
         row[TABLE_COEF1 * DIGCL_DIFFUSION_STEPS] = (float)tb->posterior_mean_coef1[t];

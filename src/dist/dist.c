@@ -48,7 +48,8 @@ digcl_dist *digcl_dist_init(int *argc, char ***argv) {
     const char *size = getenv("OMPI_COMM_WORLD_SIZE");
     if (size && atoi(size) > 1)
         digcl_fatal("started by mpirun as one of %s processes, but this digcl was built without "
-                    "MPI (install libopenmpi-dev and configure with -DDIGCL_WITH_MPI=ON)", size);
+                    "MPI (install libopenmpi-dev and configure with -DDIGCL_WITH_MPI=ON)",
+                    size);
 #else
     if (!launched_by_mpirun()) return d;
     int provided = 0;
@@ -98,8 +99,7 @@ void digcl_dist_device_spec(const digcl_dist *d, char *spec, size_t size) {
         int wanted = d->local_rank % same_type;
         for (int i = 0; i < count && nth < wanted; i++)
             if (devices[i].type == devices[chosen].type && ++nth == wanted) chosen = i;
-        snprintf(spec, size, "%d:%d", devices[chosen].platform_index,
-                 devices[chosen].device_index);
+        snprintf(spec, size, "%d:%d", devices[chosen].platform_index, devices[chosen].device_index);
     }
     free(devices);
 }
@@ -163,8 +163,8 @@ void digcl_dist_broadcast(digcl_dist *d, void *data, size_t bytes, const char *w
     for (size_t done = 0; done < bytes;) { /* MPI counts are int */
         size_t chunk = bytes - done < (1u << 30) ? bytes - done : (1u << 30);
         MPI_Request request;
-        check_started(d, MPI_Ibcast((char *)data + done, (int)chunk, MPI_BYTE, 0, d->comm, &request),
-                      what);
+        check_started(
+            d, MPI_Ibcast((char *)data + done, (int)chunk, MPI_BYTE, 0, d->comm, &request), what);
         wait_or_fail(d, &request, what);
         done += chunk;
     }
@@ -176,8 +176,9 @@ void digcl_dist_sum(digcl_dist *d, double *values, int count, const char *what) 
 #ifdef DIGCL_HAVE_MPI
     if (d->world == 1) return;
     MPI_Request request;
-    check_started(d, MPI_Iallreduce(MPI_IN_PLACE, values, count, MPI_DOUBLE, MPI_SUM, d->comm,
-                                    &request), what);
+    check_started(
+        d, MPI_Iallreduce(MPI_IN_PLACE, values, count, MPI_DOUBLE, MPI_SUM, d->comm, &request),
+        what);
     wait_or_fail(d, &request, what);
 #endif
 }
@@ -194,8 +195,9 @@ void digcl_dist_gather_u64(digcl_dist *d, uint64_t value, uint64_t *values, cons
 #ifdef DIGCL_HAVE_MPI
     if (d->world == 1) return;
     MPI_Request request;
-    check_started(d, MPI_Iallgather(&value, 1, MPI_UINT64_T, values, 1, MPI_UINT64_T, d->comm,
-                                    &request), what);
+    check_started(
+        d, MPI_Iallgather(&value, 1, MPI_UINT64_T, values, 1, MPI_UINT64_T, d->comm, &request),
+        what);
     wait_or_fail(d, &request, what);
 #endif
 }

@@ -38,7 +38,7 @@ struct digcl_grad_sync {
     cl_mem grads;
     size_t count;
     int extra;
-    float *host; /* [count + extra] */
+    float *host;     /* [count + extra] */
     bucket *buckets; /* [total]: in read order (last gradient bucket first), extra last */
     int gradient_buckets, total;
     int threaded;
@@ -46,9 +46,9 @@ struct digcl_grad_sync {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     pthread_t thread;
-    int enqueued;     /* buckets whose read is enqueued */
-    int started;      /* buckets whose sum was started (thread) */
-    int done;         /* 1 when every sum of the step completed */
+    int enqueued;       /* buckets whose read is enqueued */
+    int started;        /* buckets whose sum was started (thread) */
+    int done;           /* 1 when every sum of the step completed */
     int64_t generation; /* steps started */
     int quit, failed;
     char error[512];
@@ -73,8 +73,8 @@ static void enqueue_read(digcl_grad_sync *s, bucket *b, cl_mem source, size_t of
 #ifdef DIGCL_HAVE_MPI
 static int read_complete(const bucket *b) {
     cl_int status = CL_QUEUED;
-    DIGCL_CL_CHECK(clGetEventInfo(b->read, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status,
-                                  &status, NULL));
+    DIGCL_CL_CHECK(
+        clGetEventInfo(b->read, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL));
     if (status < 0) digcl_fatal("reading gradients back for the all-reduce failed (%d)", status);
     return status == CL_COMPLETE;
 }
@@ -96,8 +96,8 @@ static int test_started(digcl_grad_sync *s, int started) {
         int flag = 0;
         if (MPI_Test(&s->buckets[k].request, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
             char message[512];
-            snprintf(message, sizeof message, "rank %d: MPI all-reduce of gradient bucket %d failed",
-                     s->dist->rank, k);
+            snprintf(message, sizeof message,
+                     "rank %d: MPI all-reduce of gradient bucket %d failed", s->dist->rank, k);
             return fail(s, message);
         }
         if (!flag) return 0;
@@ -245,8 +245,8 @@ digcl_grad_sync *digcl_grad_sync_create(digcl_dist *dist, digcl_context *ctx, cl
     plan_buckets(s, bucket_floats);
     s->stats.buckets = (size_t)s->total;
     cl_int status = CL_SUCCESS;
-    s->copy_queue = clCreateCommandQueue(digcl_context_cl(ctx), digcl_context_device(ctx)->device,
-                                         0, &status);
+    s->copy_queue =
+        clCreateCommandQueue(digcl_context_cl(ctx), digcl_context_device(ctx)->device, 0, &status);
     DIGCL_CL_CHECK(status);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->changed, NULL);
@@ -315,8 +315,8 @@ static void write_back(digcl_grad_sync *s, cl_mem values, size_t offset) {
                                         s->host, 0, NULL, NULL));
     if (s->extra > 0)
         DIGCL_CL_CHECK(clEnqueueWriteBuffer(queue, values, CL_FALSE, offset * sizeof(float),
-                                            (size_t)s->extra * sizeof(float), s->host + s->count,
-                                            0, NULL, NULL));
+                                            (size_t)s->extra * sizeof(float), s->host + s->count, 0,
+                                            NULL, NULL));
 }
 
 void digcl_grad_sync_finish(digcl_grad_sync *s, cl_mem values, size_t offset) {

@@ -71,12 +71,14 @@ int digcl_plot_available(void) { return 1; }
 /* ------------------------------------------------------------ ranges */
 
 typedef struct plot_frame {
-    double x0, x1, y0, y1;    /* data range (y in log10 when log_y) */
+    double x0, x1, y0, y1;           /* data range (y in log10 when log_y) */
     double left, right, top, bottom; /* plot area in pixels */
     int log_y;
 } plot_frame;
 
-static int usable(const digcl_plot *plot, double y) { return isfinite(y) && (!plot->log_y || y > 0); }
+static int usable(const digcl_plot *plot, double y) {
+    return isfinite(y) && (!plot->log_y || y > 0);
+}
 
 static double y_value(const plot_frame *f, double y) { return f->log_y ? log10(y) : y; }
 
@@ -119,7 +121,8 @@ static void format_tick(char *buf, size_t size, double v) {
     else snprintf(buf, size, "%g", v);
 }
 
-static void text_at(cairo_t *cr, const char *text, double x, double y, double align_x, double align_y) {
+static void text_at(cairo_t *cr, const char *text, double x, double y, double align_x,
+                    double align_y) {
     cairo_text_extents_t e;
     cairo_text_extents(cr, text, &e);
     cairo_move_to(cr, x - e.width * align_x - e.x_bearing, y - e.height * align_y - e.y_bearing);
@@ -153,7 +156,8 @@ static void draw_axes(cairo_t *cr, const digcl_plot *plot, const plot_frame *f) 
     cairo_rectangle(cr, f->left, f->top, f->right - f->left, f->bottom - f->top);
     cairo_stroke(cr);
     cairo_set_font_size(cr, 15);
-    if (plot->x_label) text_at(cr, plot->x_label, (f->left + f->right) / 2, f->bottom + 34, 0.5, 0.0);
+    if (plot->x_label)
+        text_at(cr, plot->x_label, (f->left + f->right) / 2, f->bottom + 34, 0.5, 0.0);
     if (plot->y_label) {
         cairo_save(cr);
         cairo_translate(cr, 22, (f->top + f->bottom) / 2);
@@ -222,7 +226,8 @@ static void draw(cairo_t *cr, const digcl_plot *plot, plot_frame *f, int width, 
 /* ------------------------------------------------------------ output */
 
 static cairo_status_t png_chunk(void *file, const unsigned char *data, unsigned int length) {
-    return fwrite(data, 1, length, file) == length ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+    return fwrite(data, 1, length, file) == length ? CAIRO_STATUS_SUCCESS
+                                                   : CAIRO_STATUS_WRITE_ERROR;
 }
 
 static int write_png(void *file, void *surface, digcl_st_error *err) {
@@ -244,8 +249,8 @@ int digcl_plot_png(const digcl_plot *plot, const char *path, char *error, size_t
     cairo_status_t status = cairo_status(cr);
     cairo_destroy(cr);
     digcl_st_error err;
-    int result = status != CAIRO_STATUS_SUCCESS
-                     ? fail(error, size, "%s: drawing failed: %s", path, cairo_status_to_string(status))
+    int result = status != CAIRO_STATUS_SUCCESS ? fail(error, size, "%s: drawing failed: %s", path,
+                                                       cairo_status_to_string(status))
                  : digcl_st_write_atomic(path, write_png, surface, &err) != 0
                      ? fail(error, size, "%s: %s", path, err.message)
                      : 0;
@@ -259,8 +264,9 @@ int digcl_plot_available(void) { return 0; }
 
 int digcl_plot_png(const digcl_plot *plot, const char *path, char *error, size_t size) {
     (void)plot;
-    return fail(error, size, "%s: this digcl was built without cairo (DIGCL_WITH_CAIRO=OFF), so "
-                             "it cannot draw plots",
+    return fail(error, size,
+                "%s: this digcl was built without cairo (DIGCL_WITH_CAIRO=OFF), so "
+                "it cannot draw plots",
                 path);
 }
 

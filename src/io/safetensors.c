@@ -138,7 +138,7 @@ static uint16_t f32_to_f16(float value) {
     if (magnitude >= 0x7f800000u) /* inf or NaN */
         return (uint16_t)(sign | 0x7c00u | (magnitude > 0x7f800000u ? 0x200u : 0u));
     if (magnitude >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds past 65504 */
-    if (magnitude < 0x38800000u) { /* below 2^-14: a subnormal half (or zero) */
+    if (magnitude < 0x38800000u) {                /* below 2^-14: a subnormal half (or zero) */
         if (magnitude < 0x33000000u) return sign; /* below half the smallest subnormal */
         const uint32_t exponent = magnitude >> 23, mantissa = (magnitude & 0x7fffffu) | 0x800000u;
         const uint32_t shift = 126u - exponent; /* 14 .. 24 */

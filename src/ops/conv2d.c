@@ -48,8 +48,8 @@ static void check_shape(const digcl_conv2d_shape *s) {
         digcl_fatal("conv2d: tensors of %zu / %zu floats exceed the int range", in, out);
 }
 
-static void write_bias(digcl_context *ctx, cl_mem y, size_t y_offset, cl_mem bias,
-                       size_t b_offset, int pixels, int channels, int accumulate) {
+static void write_bias(digcl_context *ctx, cl_mem y, size_t y_offset, cl_mem bias, size_t b_offset,
+                       int pixels, int channels, int accumulate) {
     if (!bias) return; /* y keeps its values (accumulate) or the GEMM overwrites it (beta 0) */
     cl_kernel kernel = digcl_kernel(ctx, "conv2d", "conv2d_bias", "");
     digcl_arg_mem(kernel, 0, y);

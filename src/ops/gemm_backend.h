@@ -16,7 +16,7 @@ digcl_gemm_backend_kind digcl_gemm_backend(const digcl_context *ctx);
 
 /* `batch` GEMMs with element strides between them, through OpenBLAS; blocks
  * until the queue has produced the operands. */
-void digcl_gemm_blas(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a, size_t stride_b,
-                     size_t stride_c, size_t batch);
+void digcl_gemm_blas(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a,
+                     size_t stride_b, size_t stride_c, size_t batch);
 
 #endif

@@ -22,7 +22,10 @@ digcl_gemm_backend_kind digcl_gemm_backend(const digcl_context *ctx) {
     static int forced = -1; /* -1 unknown, 0 none, 1 clblast, 2 blas */
     if (forced < 0) {
         const char *value = getenv("DIGCL_GEMM");
-        forced = !value || !*value ? 0 : strcmp(value, "clblast") == 0 ? 1 : strcmp(value, "blas") == 0 ? 2 : 0;
+        forced = !value || !*value               ? 0
+                 : strcmp(value, "clblast") == 0 ? 1
+                 : strcmp(value, "blas") == 0    ? 2
+                                                 : 0;
         if (value && *value && forced == 0)
             digcl_fatal("DIGCL_GEMM='%s' is not a GEMM backend (expected clblast or blas)", value);
     }
@@ -58,9 +61,10 @@ static size_t operand_extent(size_t offset, size_t rows, size_t columns, size_t 
 
 static float *map_floats(digcl_context *ctx, cl_mem mem, size_t count, cl_map_flags flags) {
     cl_int status = CL_SUCCESS;
-    void *pointer = clEnqueueMapBuffer(digcl_context_queue(ctx), mem, CL_TRUE, flags, 0, count * sizeof(float), 0,
-                                       NULL, NULL, &status);
-    if (status != CL_SUCCESS) digcl_cl_failed("clEnqueueMapBuffer (GEMM through OpenBLAS)", status, __FILE__, __LINE__);
+    void *pointer = clEnqueueMapBuffer(digcl_context_queue(ctx), mem, CL_TRUE, flags, 0,
+                                       count * sizeof(float), 0, NULL, NULL, &status);
+    if (status != CL_SUCCESS)
+        digcl_cl_failed("clEnqueueMapBuffer (GEMM through OpenBLAS)", status, __FILE__, __LINE__);
     return pointer;
 }
 
@@ -86,14 +90,19 @@ void digcl_gemm_blas(digcl_context *ctx, const digcl_gemm_args *a, size_t stride
     const size_t b_rows = a->transpose_b ? a->N : a->K, b_cols = a->transpose_b ? a->K : a->N;
     const int has_k = a->K > 0;
     double begin = digcl_profile_begin(ctx);
-    float *A = has_k ? map_floats(ctx, a->A, operand_extent(a->a_offset, a_rows, a_cols, a->lda, stride_a, batch),
-                                  CL_MAP_READ)
-                     : NULL;
-    float *B = has_k ? map_floats(ctx, a->B, operand_extent(a->b_offset, b_rows, b_cols, a->ldb, stride_b, batch),
-                                  CL_MAP_READ)
-                     : NULL;
-    float *C = map_floats(ctx, a->C, operand_extent(a->c_offset, a->M, a->N, a->ldc, stride_c, batch),
-                          CL_MAP_READ | CL_MAP_WRITE);
+    float *A =
+        has_k ? map_floats(ctx, a->A,
+                           operand_extent(a->a_offset, a_rows, a_cols, a->lda, stride_a, batch),
+                           CL_MAP_READ)
+              : NULL;
+    float *B =
+        has_k ? map_floats(ctx, a->B,
+                           operand_extent(a->b_offset, b_rows, b_cols, a->ldb, stride_b, batch),
+                           CL_MAP_READ)
+              : NULL;
+    float *C =
+        map_floats(ctx, a->C, operand_extent(a->c_offset, a->M, a->N, a->ldc, stride_c, batch),
+                   CL_MAP_READ | CL_MAP_WRITE);
     const enum CBLAS_TRANSPOSE ta = a->transpose_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = a->transpose_b ? CblasTrans : CblasNoTrans;
     for (size_t i = 0; i < batch; ++i) {

@@ -253,8 +253,8 @@ static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gl
     snprintf(options, sizeof options, "-DVALUE_PAD=0 %s", flags);
     const int serial = use_serial(ctx, s, p->chunk);
     cl_kernel kernel =
-        serial ? gla_kernel(ctx, "gla_chunk_output_serial", "GLA_OUTPUT_SERIAL", p->chunk, s,
-                            tiles, flags)
+        serial ? gla_kernel(ctx, "gla_chunk_output_serial", "GLA_OUTPUT_SERIAL", p->chunk, s, tiles,
+                            flags)
                : gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, options);
     cl_mem inputs[4] = {q, k, g, values};
     for (unsigned i = 0; i < 4; i++) digcl_arg_mem(kernel, i, inputs[i]);
@@ -285,11 +285,10 @@ static void launch_grad_qk(digcl_context *ctx, const digcl_gla_shape *s, const g
                            cl_mem dq, cl_mem dk, cl_mem dg, float scale) {
     const int serial = use_serial(ctx, s, p->chunk);
     gla_tiles tiles = {p->chunk > 32 ? 16 : 32, value_tile(s->V, 32)};
-    cl_kernel kernel =
-        serial ? gla_kernel(ctx, "gla_chunk_grad_qk_serial", "GLA_GRAD_QK_SERIAL", p->chunk, s,
-                            tiles, "")
-               : gla_kernel(ctx, "gla_chunk_grad_qk", "GLA_GRAD_QK", p->chunk, s, tiles,
-                            grad_qk_options(ctx));
+    cl_kernel kernel = serial ? gla_kernel(ctx, "gla_chunk_grad_qk_serial", "GLA_GRAD_QK_SERIAL",
+                                           p->chunk, s, tiles, "")
+                              : gla_kernel(ctx, "gla_chunk_grad_qk", "GLA_GRAD_QK", p->chunk, s,
+                                           tiles, grad_qk_options(ctx));
     cl_mem inputs[5] = {q, k, g, v, do_};
     for (unsigned i = 0; i < 5; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 5, workspace);

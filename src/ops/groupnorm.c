@@ -2,8 +2,8 @@
  * per-chunk (mean, M2) partials, an ordered merge per group, the elementwise apply. */
 #include "digcl/groupnorm.h"
 
-#define LOCAL 256
-#define MAX_CHUNKS 64
+#define LOCAL            256
+#define MAX_CHUNKS       64
 #define MIN_CHUNK_LENGTH 4096
 
 typedef struct chunking {
@@ -13,7 +13,8 @@ typedef struct chunking {
 static chunking make_chunking(const digcl_groupnorm_shape *s) {
     if (s->N < 1 || s->C < 1 || s->pixels < 1 || s->groups < 1 || s->C % s->groups != 0)
         digcl_fatal("groupnorm: invalid shape N=%d C=%d pixels=%d groups=%d (C must be a "
-                    "multiple of groups)", s->N, s->C, s->pixels, s->groups);
+                    "multiple of groups)",
+                    s->N, s->C, s->pixels, s->groups);
     if ((size_t)s->N * s->C * s->pixels > 2147483647u)
         digcl_fatal("groupnorm: %d x %d x %d floats exceed the int range", s->N, s->C, s->pixels);
     chunking c;

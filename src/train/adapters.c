@@ -18,10 +18,15 @@ digcl_train_objective digcl_train_diffusion_objective(digcl_diffusion *diffusion
 }
 
 static const digcl_batch *loader_next(void *user) { return digcl_loader_next(user); }
-static void loader_release(void *user, const digcl_batch *batch) { digcl_loader_release(user, batch); }
-static void loader_seek(void *user, int64_t epoch, int64_t index) { digcl_loader_seek(user, epoch, index); }
+static void loader_release(void *user, const digcl_batch *batch) {
+    digcl_loader_release(user, batch);
+}
+static void loader_seek(void *user, int64_t epoch, int64_t index) {
+    digcl_loader_seek(user, epoch, index);
+}
 
 digcl_train_source digcl_train_loader_source(digcl_loader *loader, int64_t batches_per_epoch) {
-    digcl_train_source source = {loader_next, loader_release, loader_seek, batches_per_epoch, loader};
+    digcl_train_source source = {loader_next, loader_release, loader_seek, batches_per_epoch,
+                                 loader};
     return source;
 }

@@ -126,20 +126,19 @@ static void log_interval(loop_run *run) {
     digcl_train_state *s = run->state;
     if (s->log_count == 0) return;
     double now = now_seconds(), count = (double)s->log_count;
-    digcl_train_log_entry e = {s->step,
-                               s->epoch,
-                               s->log_loss / count,
-                               s->log_mse / count,
-                               s->log_vb / count,
-                               s->log_grad_norm / count,
-                               digcl_trainer_hparams(run->trainer)->adamw.lr,
-                               run->interval_steps > 0 ? (double)run->interval_steps *
-                                                             digcl_trainer_batch(run->trainer) *
-                                                             ranks(run->options) /
-                                                             fmax(now - run->interval_start, 1e-9)
-                                                       : 0.0,
-                               s->log_data_wait_ms / count,
-                               now - run->start};
+    digcl_train_log_entry e = {
+        s->step,
+        s->epoch,
+        s->log_loss / count,
+        s->log_mse / count,
+        s->log_vb / count,
+        s->log_grad_norm / count,
+        digcl_trainer_hparams(run->trainer)->adamw.lr,
+        run->interval_steps > 0 ? (double)run->interval_steps * digcl_trainer_batch(run->trainer) *
+                                      ranks(run->options) / fmax(now - run->interval_start, 1e-9)
+                                : 0.0,
+        s->log_data_wait_ms / count,
+        now - run->start};
     write_log_line(run, &e);
     add_plot_point(run, (double)e.step, e.loss);
     if (run->options->on_log) run->options->on_log(&e, run->options->user);

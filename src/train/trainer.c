@@ -53,7 +53,7 @@ struct digcl_trainer {
     staging slots[2];                         /* uploads of step k use slots[k % 2] */
     trainable_run runs[MAX_RUNS];
     int run_count;
-    float *host_history; /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
+    float *host_history;   /* [DIGCL_TRAIN_HISTORY, VALUE_COUNT] */
     digcl_grad_sync *sync; /* data parallel: averages gradients and losses; NULL alone */
 };
 

@@ -14,7 +14,7 @@ typedef struct vae_source {
     const digcl_trainer *trainer;
     int batch, height, width;
     float scale;
-    float *latents; /* [batch, 4, H/8, W/8] */
+    float *latents;  /* [batch, 4, H/8, W/8] */
     int32_t *labels; /* [batch] */
     digcl_batch current;
 } vae_source;
@@ -50,8 +50,8 @@ digcl_train_source digcl_train_vae_source(const digcl_train_source *images, digc
                                           float scale) {
     vae_source *s = calloc(1, sizeof *s);
     const int batch = digcl_trainer_batch(trainer);
-    const size_t row = (size_t)digcl_vae_get_config(vae)->latent_channels * (height / 8) *
-                       (width / 8);
+    const size_t row =
+        (size_t)digcl_vae_get_config(vae)->latent_channels * (height / 8) * (width / 8);
     if (s) s->latents = malloc((size_t)batch * row * sizeof *s->latents);
     if (s) s->labels = malloc((size_t)batch * sizeof *s->labels);
     if (!s || !s->latents || !s->labels) digcl_fatal("train --vae: out of host memory");
