@@ -649,6 +649,7 @@ static int train_on_device(const cli_globals *globals, train_session *s,
     lo.batch = batch, lo.rank = dist->rank, lo.world = dist->world, lo.seed = a->seed,
     lo.workers = (int)a->workers;
     lo.hflip = a->hflip && !digcl_dataset_get_info(s->dataset)->is_latent;
+    digcl_dataset_set_device_posterior(s->dataset, !a->vae); /* z drawn by the trainer */
     digcl_vae_load_options vae_options = {DIGCL_VAE_ENCODER, NULL, 0};
     digcl_vae *vae = status == 0 && a->vae
                          ? digcl_vae_load(ctx, a->vae, &vae_options, error, sizeof error)

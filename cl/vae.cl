@@ -63,3 +63,31 @@ __kernel void softmax_rows(__global float *S, const int columns, const float sca
     const float inverse = 1.0f / scratch[0];
     for (int j = l; j < columns; j += LOCAL) s[j] *= inverse;
 }
+
+#include "philox.cl"
+
+/* posterior_draw: the data layer's posterior latents (docs/TRAINING.md "Data"), in place of
+ * mean: z[n, j] = scale (mean[n, j] + sd[n, j] eps), sd = spread, or exp(clamp(spread, -30, 20)
+ * / 2) with -DSPREAD_IS_LOGVAR=1, eps the normal draw (seed, stream, step, draw_index[n], j)
+ * of cl/philox.cl (lane j % 4 of block j / 4, as the host's digcl_rng_normal). One work-item
+ * per block of 4 elements of one row. */
+__kernel void posterior_draw(__global float *mean_z, __global const float *spread,
+                             __global const int *draw_index, const uint seed_lo,
+                             const uint seed_hi, const uint stream, const uint step,
+                             const float scale, const int rows, const int row_length) {
+    const int block = get_global_id(0), row = get_global_id(1);
+    const int column = block * 4;
+    if (row >= rows || column >= row_length) return;
+    const uint4 draws = philox_block((uint2)(seed_lo, seed_hi), stream, step,
+                                     (uint)draw_index[row], (uint)block);
+    const float4 z = philox_normal4(draws);
+    const float lanes[4] = {z.x, z.y, z.z, z.w};
+    const size_t base = (size_t)row * row_length + column;
+    for (int lane = 0; lane < 4 && column + lane < row_length; ++lane) {
+        float sd = spread[base + lane];
+#if SPREAD_IS_LOGVAR
+        sd = exp(0.5f * clamp(sd, -30.0f, 20.0f));
+#endif
+        mean_z[base + lane] = scale * (mean_z[base + lane] + sd * lanes[lane]);
+    }
+}

@@ -94,6 +94,13 @@ int digcl_dataset_check_model(const digcl_dataset *dataset, int in_channels, int
 int digcl_dataset_read(digcl_dataset *dataset, int64_t index, uint64_t seed, int64_t epoch,
                        int hflip, float *x, int32_t *y, char *error, size_t error_size);
 
+/* Posterior latents (info.has_posterior): on 1, loaders created afterwards hand over batches
+ * of mean and spread planes (digcl_batch.spread) for the trainer to draw z on the device
+ * (digcl_trainer_step_batch); on 0 (the default) they draw z on the host. digcl_dataset_read
+ * always draws on the host, and so do loaders with hflip (the flip follows the draw). No
+ * effect on other data sets. */
+void digcl_dataset_set_device_posterior(digcl_dataset *dataset, int on);
+
 typedef struct digcl_loader_options {
     int batch;       /* N rows per batch (per rank) */
     int rank, world; /* this process and the number of processes (1 alone) */
@@ -112,6 +119,14 @@ typedef struct digcl_batch {
     int64_t
         first_sample; /* global row index of row 0: (epoch * batches + index) * N * world + rank * N */
     double wait_ms; /* how long digcl_loader_next waited for it */
+    /* With digcl_loader_options.device_posterior on a posterior data set: x holds the
+     * unscaled mean, spread [N, C, H, W] the std (or logvar when spread_is_logvar), and
+     * z = scale (mean + std eps) is still to draw, eps at (DIGCL_RNG_LATENT, step = epoch,
+     * sample = draw_index[n], index = element). spread is NULL when x is final. */
+    float *spread;
+    int32_t *draw_index; /* [N] data index of each row */
+    int spread_is_logvar;
+    float scale;
 } digcl_batch;
 
 typedef struct digcl_loader digcl_loader;

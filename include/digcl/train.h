@@ -114,6 +114,12 @@ void digcl_trainer_set_step_count(digcl_trainer *trainer, int64_t steps);
 void digcl_trainer_step(digcl_trainer *trainer, const float *x, const int32_t *y,
                         uint64_t first_sample);
 
+/* One step on a loader batch: digcl_trainer_step, or for a posterior batch (batch->spread
+ * set: x the mean) z = scale (mean + std eps) drawn on the device first, eps from
+ * DIGCL_RNG_LATENT at (step = batch->epoch, sample = batch->draw_index[n], index = element),
+ * as the host draw of the data layer (digcl/data.h). Allocates nothing. */
+void digcl_trainer_step_batch(digcl_trainer *trainer, const digcl_batch *batch);
+
 /* The same with explicit t [N] and noise [N, C, H, W] (host) and labels used
  * as given (no dropout): the three-step reference check. */
 void digcl_trainer_step_with(digcl_trainer *trainer, const float *x, const int32_t *y,

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "digcl/rng.h"
 #include "digcl/runtime.h"
 
 void digcl_relu_inplace(digcl_context *ctx, size_t count, cl_mem x /* [count] */);
@@ -26,6 +27,15 @@ void digcl_affine_inplace(digcl_context *ctx, size_t count, float a, float b,
 void digcl_posterior_sample_forward(digcl_context *ctx, size_t count, float scale,
                                     cl_mem mean_z /* [count] in: mean, out: z */,
                                     cl_mem logvar /* [count] */, cl_mem eps /* [count] */);
+
+/* The data layer's posterior latents, in place of mean (docs/TRAINING.md "Data"):
+ * z[n, j] = scale (mean[n, j] + sd[n, j] eps), sd = spread (or exp(clamp(spread, -30, 20) / 2)
+ * when spread_is_logvar), eps = digcl_rng_normal(key, step, draw_index[n], j). */
+void digcl_posterior_draw_forward(digcl_context *ctx, size_t rows, size_t row_length, float scale,
+                                  int spread_is_logvar, digcl_rng_key key, uint64_t step,
+                                  cl_mem mean_z /* [rows, row_length] in: mean, out: z */,
+                                  cl_mem spread /* [rows, row_length] */,
+                                  cl_mem draw_index /* [rows] int32 */);
 
 typedef struct digcl_plane_ref {
     cl_mem mem;

@@ -39,6 +39,9 @@ typedef struct data_read_context {
     uint64_t seed;
     int64_t epoch;
     data_scratch *scratch;
+    /* Non-NULL: a posterior entry writes its unscaled mean to x and its spread here, in the
+     * data set's form (posterior_logvar), and draws nothing (the device does). */
+    float *spread;
 } data_read_context;
 
 /* One source kind. read() writes entry `index` as x [C, H, W] floats and its
@@ -56,6 +59,9 @@ struct digcl_dataset {
     data_source source;
     char *class_names; /* owned; info.class_names points here */
     int skip_bad_images;
+    int posterior_logvar;  /* posterior latents: spread planes hold logvar (else std) */
+    float posterior_scale; /* ... and z's scale (the metadata's, else 0.18215) */
+    int device_posterior;  /* digcl_dataset_set_device_posterior */
 };
 
 /* Sources: each fills dataset->info (except class_names) and dataset->source,

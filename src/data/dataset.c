@@ -201,6 +201,10 @@ int digcl_data_read_entry(digcl_dataset *dataset, int64_t index, const data_read
     return 0;
 }
 
+void digcl_dataset_set_device_posterior(digcl_dataset *dataset, int on) {
+    dataset->device_posterior = on != 0;
+}
+
 int digcl_dataset_read(digcl_dataset *dataset, int64_t index, uint64_t seed, int64_t epoch,
                        int hflip, float *x, int32_t *y, char *error, size_t error_size) {
     if (index < 0 || index >= dataset->info.count) {
@@ -209,7 +213,7 @@ int digcl_dataset_read(digcl_dataset *dataset, int64_t index, uint64_t seed, int
         return -1;
     }
     data_scratch scratch = {0};
-    data_read_context context = {seed, epoch, &scratch};
+    data_read_context context = {seed, epoch, &scratch, NULL};
     int status = digcl_data_read_entry(dataset, index, &context, hflip, x, y, error, error_size);
     digcl_data_scratch_free(&scratch);
     return status;

@@ -52,6 +52,7 @@ typedef struct latent_file {
     int32_t *labels;
     size_t row; /* C * h * w */
     float scale;
+    int spread_is_logvar; /* the form handed to the device: part 0's */
 } latent_file;
 
 static void part_close(latent_part *p) {
@@ -83,6 +84,17 @@ static int read_row(const latent_file *f, const latent_part *p, const digcl_st_t
     return 0;
 }
 
+/* The spread row for a device draw, in the set's form (a shard of the other form converted). */
+static int read_spread(const latent_file *f, const latent_part *p, int64_t local, float *spread,
+                       char *error, size_t error_size) {
+    if (read_row(f, p, p->spread, local, spread, error, error_size) != 0) return -1;
+    if (p->spread_is_logvar == f->spread_is_logvar) return 0;
+    for (size_t i = 0; i < f->row; i++)
+        spread[i] = p->spread_is_logvar ? expf(0.5f * fminf(fmaxf(spread[i], -30.0f), 20.0f))
+                                        : 2.0f * logf(spread[i]);
+    return 0;
+}
+
 static int latent_read(void *state, int64_t index, const data_read_context *context, float *x,
                        int32_t *label, char *error, size_t error_size) {
     const latent_file *f = state;
@@ -91,6 +103,7 @@ static int latent_read(void *state, int64_t index, const data_read_context *cont
     *label = f->labels[index];
     if (read_row(f, p, p->values, local, x, error, error_size) != 0) return -1;
     if (!p->spread) return 0;
+    if (context->spread) return read_spread(f, p, local, context->spread, error, error_size);
     float *spread =
         (float *)digcl_data_buffer_reserve(&context->scratch->rows, f->row * sizeof(float));
     if (!spread) {
@@ -404,5 +417,10 @@ int digcl_data_open_latents(digcl_dataset *dataset, const char *path, char *erro
     info->width = (int)shape[3];
     info->is_latent = 1;
     info->has_posterior = f->parts[0].spread != NULL;
-    return read_metadata(dataset, f, f->index ? f->index : f->parts[0].st, error, error_size);
+    f->spread_is_logvar = f->parts[0].spread_is_logvar;
+    dataset->posterior_logvar = f->spread_is_logvar;
+    if (read_metadata(dataset, f, f->index ? f->index : f->parts[0].st, error, error_size) != 0)
+        return -1;
+    dataset->posterior_scale = f->scale;
+    return 0;
 }

@@ -48,6 +48,7 @@ struct digcl_loader {
     int64_t batches;   /* B, per epoch and rank */
     size_t row_floats; /* C * H * W */
     int chunk_rows, chunks;
+    int device_posterior; /* batches carry mean + spread (options and a posterior set) */
 
     pthread_mutex_t lock;
     pthread_cond_t work;  /* workers: a slot was freed, or stop */
@@ -157,13 +158,15 @@ static int mark_bad(digcl_loader *l, int64_t index) {
 
 /* Row `index`, or with skip_bad_images the next good entry after it. */
 static int read_row(digcl_loader *l, int64_t index, const data_read_context *context, float *x,
-                    int32_t *y, char *error, size_t error_size) {
+                    int32_t *y, int64_t *used, char *error, size_t error_size) {
     const int64_t count = l->dataset->info.count;
     const int hflip = l->options.hflip;
+    *used = index;
     if (!l->bad)
         return digcl_data_read_entry(l->dataset, index, context, hflip, x, y, error, error_size);
     for (int64_t tries = 0; tries < count; tries++, index = (index + 1) % count) {
         if (is_bad(l, index)) continue;
+        *used = index;
         if (digcl_data_read_entry(l->dataset, index, context, hflip, x, y, error, error_size) == 0)
             return 0;
         if (mark_bad(l, index)) digcl_log(DIGCL_LOG_WARNING, "%s (skipped)", error);
@@ -177,11 +180,16 @@ static void fill_chunk(digcl_loader *l, loader_slot *s, int chunk, data_scratch 
     const int first = chunk * l->chunk_rows;
     const int last =
         first + l->chunk_rows < l->options.batch ? first + l->chunk_rows : l->options.batch;
-    data_read_context context = {l->options.seed, s->batch.epoch, scratch};
+    data_read_context context = {l->options.seed, s->batch.epoch, scratch, NULL};
     char error[1024];
     for (int k = first; k < last; k++) {
-        if (read_row(l, s->indices[k], &context, s->batch.x + (size_t)k * l->row_floats,
-                     s->batch.y + k, error, sizeof error) != 0) {
+        const size_t offset = (size_t)k * l->row_floats;
+        int64_t used = 0;
+        context.spread = s->batch.spread ? s->batch.spread + offset : NULL;
+        int status = read_row(l, s->indices[k], &context, s->batch.x + offset, s->batch.y + k,
+                              &used, error, sizeof error);
+        if (s->batch.draw_index) s->batch.draw_index[k] = (int32_t)used;
+        if (status != 0) {
             pthread_mutex_lock(&l->lock);
             if (!s->failed) snprintf(s->error, sizeof s->error, "%s", error);
             s->failed = 1;
@@ -272,6 +280,12 @@ static int allocate(digcl_loader *l) {
         s->indices = malloc((size_t)n * sizeof *s->indices);
         s->batch.rows = n;
         if (!s->batch.x || !s->batch.y || !s->indices) return -1;
+        if (!l->device_posterior) continue;
+        s->batch.spread = aligned_floats((size_t)n * l->row_floats);
+        s->batch.draw_index = malloc((size_t)n * sizeof *s->batch.draw_index);
+        s->batch.spread_is_logvar = l->dataset->posterior_logvar;
+        s->batch.scale = l->dataset->posterior_scale;
+        if (!s->batch.spread || !s->batch.draw_index) return -1;
     }
     return 0;
 }
@@ -305,6 +319,8 @@ digcl_loader *digcl_loader_create(digcl_dataset *dataset, const digcl_loader_opt
     l->depth = l->options.depth ? (l->options.depth < 2 ? 2 : l->options.depth) : 4;
     l->batches = digcl_dataset_batches_per_epoch(dataset, options->batch, options->world);
     l->row_floats = (size_t)info->channels * info->height * info->width;
+    /* A flip follows the draw (eps addressed by the unflipped element): host draws then. */
+    l->device_posterior = dataset->device_posterior && info->has_posterior && !options->hflip;
     l->chunk_rows =
         dataset->source.chunk_rows < options->batch ? dataset->source.chunk_rows : options->batch;
     l->chunks = (options->batch + l->chunk_rows - 1) / l->chunk_rows;
@@ -402,6 +418,8 @@ void digcl_loader_destroy(digcl_loader *l) {
     for (int i = 0; l->slots && i < l->depth; i++) {
         free(l->slots[i].batch.x);
         free(l->slots[i].batch.y);
+        free(l->slots[i].batch.spread);
+        free(l->slots[i].batch.draw_index);
         free(l->slots[i].indices);
     }
     for (int i = 0; l->scratch && i < l->options.workers; i++)

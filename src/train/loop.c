@@ -216,7 +216,7 @@ static void advance_position(digcl_train_state *s, const digcl_batch *batch, int
 static void take_step(loop_run *run) {
     const digcl_batch *batch = run->source->next(run->source->user);
     run->state->log_data_wait_ms += batch->wait_ms;
-    digcl_trainer_step(run->trainer, batch->x, batch->y, (uint64_t)batch->first_sample);
+    digcl_trainer_step_batch(run->trainer, batch);
     advance_position(run->state, batch, run->source->batches_per_epoch);
     run->source->release(run->source->user, batch);
     run->state->step = digcl_trainer_step_count(run->trainer);

@@ -7,6 +7,7 @@
 
 #include "digcl/reduce.h"
 #include "digcl/train.h"
+#include "digcl/vae_ops.h"
 
 /* Per-step values in the history: mean loss, mse, vb and the grad norm. */
 enum { VALUE_LOSS, VALUE_MSE, VALUE_VB, VALUE_GRAD_NORM, VALUE_COUNT };
@@ -18,6 +19,8 @@ typedef struct staging {
     int32_t *labels;   /* [N] */
     int32_t *t;        /* [N] */
     float *t_float;    /* [N] */
+    float *spread;     /* [N, C, H, W] a posterior batch's std or logvar */
+    int32_t *draw_index; /* [N] its data indices */
     cl_event uploaded; /* NULL: free */
 } staging;
 
@@ -43,6 +46,7 @@ struct digcl_trainer {
     int64_t steps;                            /* completed */
     digcl_buffer x, x_t, noise;               /* [N, C, H, W] */
     digcl_buffer t_index, t_float, labels;    /* [N] int32, float, int32 */
+    digcl_buffer draw_index;                  /* [N] int32: a posterior batch's data indices */
     digcl_buffer out, dout;                   /* [N, C_out, H, W] */
     digcl_buffer loss, mse, vb;               /* [N] */
     digcl_params *ema, *exp_avg, *exp_avg_sq; /* stores of the model's table, [P] each */
@@ -75,7 +79,7 @@ size_t digcl_trainer_step_bytes(const digcl_model_config *c, int batch, size_t f
     size_t out_chw = chw / (size_t)c->in_channels * (size_t)c->out_channels;
     size_t work =
         larger(digcl_reduce_workspace_bytes((int)flat_count), digcl_reduce_workspace_bytes(batch));
-    return 3 * n * chw * f + 3 * n * sizeof(int32_t) + 2 * n * out_chw * f + 3 * n * f +
+    return 3 * n * chw * f + 4 * n * sizeof(int32_t) + 2 * n * out_chw * f + 3 * n * f +
            DIGCL_TRAIN_HISTORY * 4 * f + larger(work, f);
 }
 
@@ -98,6 +102,7 @@ static void create_buffers(digcl_trainer *tr) {
     tr->t_index = digcl_buffer_create(ctx, n * sizeof(int32_t), "train t");
     tr->t_float = digcl_buffer_create(ctx, n * f, "train t (float)");
     tr->labels = digcl_buffer_create(ctx, n * sizeof(int32_t), "train labels");
+    tr->draw_index = digcl_buffer_create(ctx, n * sizeof(int32_t), "train data indices");
     tr->out = digcl_buffer_create(ctx, n * tr->out_chw * f, "train model output");
     tr->dout = digcl_buffer_create(ctx, n * tr->out_chw * f, "train d loss / d output");
     tr->loss = digcl_buffer_create(ctx, n * f, "train loss");
@@ -171,6 +176,8 @@ digcl_trainer *digcl_trainer_create(digcl_context *ctx, digcl_model *model, int 
         tr->slots[k].labels = host_array((size_t)batch, sizeof(int32_t));
         tr->slots[k].t = host_array((size_t)batch, sizeof(int32_t));
         tr->slots[k].t_float = host_array((size_t)batch, sizeof(float));
+        tr->slots[k].spread = host_array((size_t)batch * tr->chw, sizeof(float));
+        tr->slots[k].draw_index = host_array((size_t)batch, sizeof(int32_t));
     }
     tr->host_history = host_array(DIGCL_TRAIN_HISTORY * VALUE_COUNT, sizeof(float));
     digcl_model_prepare(model, batch, DIGCL_MODE_TRAINING);
@@ -184,7 +191,7 @@ void digcl_trainer_release(digcl_trainer *tr) {
     if (!tr) return;
     digcl_buffer *all[] = {&tr->x,      &tr->x_t,     &tr->noise,    &tr->t_index, &tr->t_float,
                            &tr->labels, &tr->out,     &tr->dout,     &tr->loss,    &tr->mse,
-                           &tr->vb,     &tr->history, &tr->workspace};
+                           &tr->vb,     &tr->history, &tr->workspace, &tr->draw_index};
     for (int r = 0; r < tr->run_count; r++) {
         clReleaseMemObject(tr->runs[r].params);
         clReleaseMemObject(tr->runs[r].grads);
@@ -206,6 +213,8 @@ void digcl_trainer_release(digcl_trainer *tr) {
         free(tr->slots[k].labels);
         free(tr->slots[k].t);
         free(tr->slots[k].t_float);
+        free(tr->slots[k].spread);
+        free(tr->slots[k].draw_index);
     }
     free(tr->host_history);
     free(tr);
@@ -247,9 +256,10 @@ static void enqueue_write(digcl_trainer *tr, cl_mem mem, size_t bytes, const voi
                                         0, NULL, event));
 }
 
-/* Copies x, labels and t into this step's staging slot and enqueues the
+/* Copies x, labels and t (and a posterior batch's spread and data indices: spread goes to the
+ * noise buffer, which is drawn only after z) into this step's staging slot and enqueues the
  * uploads without waiting (the in-order queue runs them before the step). */
-static void upload_step_inputs(digcl_trainer *tr, const float *x) {
+static void upload_step_inputs(digcl_trainer *tr, const float *x, const digcl_batch *posterior) {
     size_t n = (size_t)tr->batch;
     staging *slot = &tr->slots[tr->steps % 2];
     if (slot->uploaded) {
@@ -261,6 +271,12 @@ static void upload_step_inputs(digcl_trainer *tr, const float *x) {
     memcpy(slot->labels, tr->host_labels, n * sizeof(int32_t));
     memcpy(slot->t, tr->host_t, n * sizeof(int32_t));
     for (size_t i = 0; i < n; i++) slot->t_float[i] = (float)tr->host_t[i];
+    if (posterior) {
+        memcpy(slot->spread, posterior->spread, n * tr->chw * sizeof(float));
+        memcpy(slot->draw_index, posterior->draw_index, n * sizeof(int32_t));
+        enqueue_write(tr, tr->noise.mem, n * tr->chw * sizeof(float), slot->spread, NULL);
+        enqueue_write(tr, tr->draw_index.mem, n * sizeof(int32_t), slot->draw_index, NULL);
+    }
     enqueue_write(tr, tr->x.mem, n * tr->chw * sizeof(float), slot->x, NULL);
     enqueue_write(tr, tr->labels.mem, n * sizeof(int32_t), slot->labels, NULL);
     enqueue_write(tr, tr->t_index.mem, n * sizeof(int32_t), slot->t, NULL);
@@ -330,10 +346,8 @@ static void network_step(digcl_trainer *tr) {
                      digcl_model_param_buffer(tr->model));
 }
 
-void digcl_trainer_step(digcl_trainer *tr, const float *x, const int32_t *y,
-                        uint64_t first_sample) {
-    draw_labels_and_t(tr, y, first_sample);
-    upload_step_inputs(tr, x);
+/* Noise, x_t, then the network step, on this step's uploaded x. */
+static void noised_step(digcl_trainer *tr, uint64_t first_sample) {
     const digcl_rng_key noise = {tr->hparams.seed, DIGCL_RNG_NOISE};
     digcl_rng_fill_normal(tr->ctx, noise, (uint64_t)tr->steps, first_sample, (size_t)tr->batch,
                           tr->chw, tr->noise.mem);
@@ -342,11 +356,35 @@ void digcl_trainer_step(digcl_trainer *tr, const float *x, const int32_t *y,
     network_step(tr);
 }
 
+void digcl_trainer_step(digcl_trainer *tr, const float *x, const int32_t *y,
+                        uint64_t first_sample) {
+    draw_labels_and_t(tr, y, first_sample);
+    upload_step_inputs(tr, x, NULL);
+    noised_step(tr, first_sample);
+}
+
+void digcl_trainer_step_batch(digcl_trainer *tr, const digcl_batch *batch) {
+    if (!batch->spread) {
+        digcl_trainer_step(tr, batch->x, batch->y, (uint64_t)batch->first_sample);
+        return;
+    }
+    if (batch->rows != tr->batch)
+        digcl_fatal("digcl_trainer_step_batch: a batch of %d rows, the trainer's is %d",
+                    batch->rows, tr->batch);
+    draw_labels_and_t(tr, batch->y, (uint64_t)batch->first_sample);
+    upload_step_inputs(tr, batch->x, batch);
+    const digcl_rng_key latent = {tr->hparams.seed, DIGCL_RNG_LATENT};
+    digcl_posterior_draw_forward(tr->ctx, (size_t)tr->batch, tr->chw, batch->scale,
+                                 batch->spread_is_logvar, latent, (uint64_t)batch->epoch,
+                                 tr->x.mem, tr->noise.mem, tr->draw_index.mem);
+    noised_step(tr, (uint64_t)batch->first_sample);
+}
+
 void digcl_trainer_step_with(digcl_trainer *tr, const float *x, const int32_t *y, const int32_t *t,
                              const float *noise) {
     memcpy(tr->host_labels, y, (size_t)tr->batch * sizeof *y);
     memcpy(tr->host_t, t, (size_t)tr->batch * sizeof *t);
-    upload_step_inputs(tr, x);
+    upload_step_inputs(tr, x, NULL);
     digcl_write(tr->ctx, tr->noise.mem, 0, (size_t)tr->batch * tr->chw * sizeof(float), noise);
     tr->objective.q_sample(tr->objective.user, tr->batch, tr->chw, tr->x.mem, tr->t_index.mem,
                            tr->noise.mem, tr->x_t.mem);

@@ -52,6 +52,28 @@ void digcl_posterior_sample_forward(digcl_context *ctx, size_t count, float scal
     launch_flat(ctx, kernel, "posterior_sample", count);
 }
 
+void digcl_posterior_draw_forward(digcl_context *ctx, size_t rows, size_t row_length, float scale,
+                                  int spread_is_logvar, digcl_rng_key key, uint64_t step,
+                                  cl_mem mean_z, cl_mem spread, cl_mem draw_index) {
+    checked_count(rows * row_length, "posterior draw");
+    if (rows == 0 || row_length == 0) return;
+    cl_kernel kernel = digcl_kernel(ctx, "vae", "posterior_draw",
+                                    spread_is_logvar ? "-DSPREAD_IS_LOGVAR=1" : "-DSPREAD_IS_LOGVAR=0");
+    const cl_uint words[4] = {(cl_uint)key.seed, (cl_uint)(key.seed >> 32), key.stream,
+                              (cl_uint)step};
+    digcl_arg_mem(kernel, 0, mean_z);
+    digcl_arg_mem(kernel, 1, spread);
+    digcl_arg_mem(kernel, 2, draw_index);
+    for (unsigned k = 0; k < 4; k++)
+        DIGCL_CL_CHECK(clSetKernelArg(kernel, 3 + k, sizeof(cl_uint), &words[k]));
+    digcl_arg_float(kernel, 7, scale);
+    digcl_arg_int(kernel, 8, (int)rows);
+    digcl_arg_int(kernel, 9, (int)row_length);
+    const size_t global[2] = {(row_length + 3) / 4, rows};
+    const size_t local[2] = {global[0] < 64 ? global[0] : 64, 1};
+    digcl_launch(ctx, kernel, "posterior_draw", 2, global, local);
+}
+
 int digcl_spatial_attention_block_rows(int T, size_t score_floats) {
     if (T < 1 || score_floats < (size_t)T)
         digcl_fatal("spatial attention: a scores workspace of %zu floats is below one row (T = %d)",
@@ -98,6 +120,20 @@ void digcl_ref_posterior_sample_forward(size_t count, double scale, const double
         const double lv = fmin(fmax(logvar[i], -30.0), 20.0);
         z[i] = scale * (mean[i] + exp(0.5 * lv) * eps[i]);
     }
+}
+
+void digcl_ref_posterior_draw_forward(size_t rows, size_t row_length, double scale,
+                                      int spread_is_logvar, digcl_rng_key key, uint64_t step,
+                                      const double *mean, const double *spread,
+                                      const int32_t *draw_index, double *z) {
+    for (size_t n = 0; n < rows; n++)
+        for (size_t j = 0; j < row_length; j++) {
+            const size_t i = n * row_length + j;
+            const double sd =
+                spread_is_logvar ? exp(0.5 * fmin(fmax(spread[i], -30.0), 20.0)) : spread[i];
+            const double eps = digcl_rng_normal_double(key, step, (uint64_t)draw_index[n], j);
+            z[i] = scale * (mean[i] + sd * eps);
+        }
 }
 
 void digcl_ref_spatial_attention_forward(int C, int T, const double *q, const double *k,
