@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include "digcl/data.h"
+#include "digcl/model.h"
 #include "digcl/ref/vae_ops.h"
 #include "digcl/safetensors.h"
+#include "digcl/train.h"
 #include "digcl/vae_ops.h"
 #include "test_util.h"
 
@@ -62,9 +64,9 @@ static void test_kernel(void **state) {
     run_kernel_case(1, 7, 256);
 }
 
-/* A posterior set of `count` rows [4, 2, 3] with the spread named spread_name. */
-static void write_set(const char *path, const char *spread_name, int count) {
-    enum { ROW = 24 };
+/* A posterior set of `count` rows [4, 2, side] with the spread named spread_name. */
+static void write_set(const char *path, const char *spread_name, int count, int side) {
+    const int ROW = 4 * 2 * side;
     test_rng rng = test_rng_seeded(5);
     float *mean = malloc((size_t)count * ROW * sizeof *mean);
     float *spread = malloc((size_t)count * ROW * sizeof *spread);
@@ -74,7 +76,7 @@ static void write_set(const char *path, const char *spread_name, int count) {
     if (strcmp(spread_name, "std") == 0)
         for (int i = 0; i < count * ROW; i++) spread[i] = fabsf(spread[i]) + 0.05f;
     for (int i = 0; i < count; i++) labels[i] = i % 3;
-    int64_t shape[4] = {count, 4, 2, 3}, label_shape[1] = {count};
+    int64_t shape[4] = {count, 4, 2, side}, label_shape[1] = {count};
     digcl_st_error err;
     digcl_st_writer *w = digcl_st_writer_new();
     assert_int_equal(digcl_st_writer_add_f32(w, "mean", 4, shape, mean, &err), 0);
@@ -134,7 +136,7 @@ static void test_loader_matches_host(void **state) {
         char name[64], path[512], spec[600];
         snprintf(name, sizeof name, "posterior_%s.safetensors", spreads[s]);
         test_temp_path(path, sizeof path, name);
-        write_set(path, spreads[s], 10);
+        write_set(path, spreads[s], 10, 3);
         snprintf(spec, sizeof spec, "latents:%s", path);
         char error[512];
         digcl_dataset *d = digcl_dataset_open(spec, NULL, error, sizeof error);
@@ -155,10 +157,100 @@ static void test_loader_matches_host(void **state) {
     }
 }
 
+/* ------------------------------------------------------------ through the trainer */
+
+/* An objective that keeps what the step saw: x (z after the draw) and the noise. */
+typedef struct capture {
+    digcl_context *ctx;
+    cl_mem x, noise; /* [N, C, H, W] copies */
+} capture;
+
+static void capture_q_sample(void *user, int N, size_t chw, cl_mem x, cl_mem t, cl_mem noise,
+                             cl_mem x_t) {
+    capture *c = user;
+    (void)t;
+    const size_t bytes = (size_t)N * chw * sizeof(float);
+    digcl_copy(c->ctx, x, 0, c->x, 0, bytes);
+    digcl_copy(c->ctx, noise, 0, c->noise, 0, bytes);
+    digcl_copy(c->ctx, x, 0, x_t, 0, bytes);
+}
+
+static void capture_loss(void *user, const digcl_diffusion_loss_args *a) {
+    capture *c = user;
+    digcl_fill_f32(c->ctx, a->loss, 0, (size_t)a->N, 0.0f);
+    digcl_fill_f32(c->ctx, a->mse, 0, (size_t)a->N, 0.0f);
+    digcl_fill_f32(c->ctx, a->vb, 0, (size_t)a->N, 0.0f);
+    digcl_fill_f32(c->ctx, a->dout, 0, (size_t)a->N * a->channels * a->hw, 0.0f);
+}
+
+/* digcl_trainer_step_batch on device-posterior batches: the step's x is the host draw of the
+ * batch's (seed, epoch, data indices), and its noise is the usual DIGCL_RNG_NOISE draw (the
+ * spread staged in the noise buffer does not leak). */
+static void test_trainer_step_batch(void **state) {
+    (void)state;
+    enum { BATCH = 3, SIDE = 2, ROW = 4 * SIDE * SIDE };
+    char path[512], spec[600], error[512];
+    test_temp_path(path, sizeof path, "posterior_train.safetensors");
+    write_set(path, "logvar", 7, SIDE);
+    snprintf(spec, sizeof spec, "latents:%s", path);
+    digcl_dataset *d = digcl_dataset_open(spec, NULL, error, sizeof error);
+    if (!d) fail_msg("%s", error);
+    digcl_dataset_set_device_posterior(d, 1);
+    digcl_context *ctx = test_context();
+    digcl_model_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = DIGCL_ARCH_DIT, c.depth = 1, c.hidden_size = 16, c.num_heads = 2;
+    c.patch_size = 1, c.input_size = SIDE, c.in_channels = 4, c.num_classes = 3;
+    digcl_config_error err;
+    assert_int_equal(digcl_model_config_finish(&c, &err), 0);
+    digcl_model *model = digcl_model_create(ctx, &c);
+    digcl_model_init(model, 1);
+    const size_t n = (size_t)BATCH * ROW;
+    capture cap = {ctx, test_poisoned(n), test_poisoned(n)};
+    digcl_train_objective objective = {capture_q_sample, capture_loss, &cap};
+    digcl_train_hparams hp = digcl_train_hparams_defaults();
+    hp.seed = SEED;
+    digcl_trainer *tr = digcl_trainer_create(ctx, model, BATCH, &hp, &objective);
+    digcl_loader_options o = {BATCH, 0, 1, SEED, 2, 2, 0};
+    digcl_loader *l = digcl_loader_create(d, &o, error, sizeof error);
+    assert_non_null(l);
+    float *want = malloc(n * sizeof *want), *noise = malloc(n * sizeof *noise);
+    const digcl_rng_key noise_key = {SEED, DIGCL_RNG_NOISE};
+    for (int step = 0; step < 3; step++) { /* 2 batches per epoch: epoch 1 at step 2 */
+        const digcl_batch *batch = digcl_loader_next(l);
+        assert_non_null(batch->spread);
+        for (int r = 0; r < BATCH; r++) {
+            int32_t y;
+            assert_int_equal(digcl_dataset_read(d, batch->draw_index[r], SEED, batch->epoch, 0,
+                                                 want + (size_t)r * ROW, &y, error, sizeof error),
+                             0);
+            for (int j = 0; j < ROW; j++)
+                noise[(size_t)r * ROW + j] = digcl_rng_normal(
+                    noise_key, (uint64_t)step, (uint64_t)batch->first_sample + (uint64_t)r,
+                    (uint64_t)j);
+        }
+        digcl_trainer_step_batch(tr, batch);
+        digcl_loader_release(l, batch);
+        digcl_trainer_drain(tr, NULL, NULL);
+        float *got_x = test_download(cap.x, n), *got_noise = test_download(cap.noise, n);
+        double *want_x = test_widen(want, n), *want_noise = test_widen(noise, n);
+        test_assert_close("trainer x = host posterior draw", got_x, want_x, n, 1e-5);
+        test_assert_close("trainer noise", got_noise, want_noise, n, 1e-6);
+        free(got_x), free(got_noise), free(want_x), free(want_noise);
+    }
+    free(want), free(noise);
+    digcl_loader_destroy(l);
+    digcl_trainer_release(tr);
+    digcl_model_release(model);
+    test_release(cap.x), test_release(cap.noise);
+    digcl_dataset_close(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernel),
         cmocka_unit_test(test_loader_matches_host),
+        cmocka_unit_test(test_trainer_step_batch),
     };
     return cmocka_run_group_tests(tests, test_temp_dir_setup, test_temp_dir_teardown);
 }
