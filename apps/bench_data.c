@@ -37,7 +37,8 @@ static void usage_data(void) {
 /* One row: `workers` threads, batches for about `seconds`. */
 static void run_workers(digcl_dataset *dataset, const data_bench *bench, int workers) {
     digcl_loader_options options = {(int)bench->batch, 0, 1, 0, workers, 0, 1};
-    digcl_dataset_set_device_posterior(dataset, 1); /* what digcl train reads */
+    options.hflip = !digcl_dataset_get_info(dataset)->is_latent; /* as digcl train reads, */
+    digcl_dataset_set_device_posterior(dataset, 1); /* posterior z drawn by the trainer */
     char error[1024];
     digcl_loader *loader = digcl_loader_create(dataset, &options, error, sizeof error);
     if (!loader) digcl_fatal("digcl bench data: %s", error);

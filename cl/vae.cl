@@ -6,7 +6,10 @@
  *                   scores of one query block; docs/VAE.md "Attention")
  *   posterior_sample: z = scale (mean + exp(logvar / 2) eps), logvar clamped to [-30, 20]
  *                   (diffusers' DiagonalGaussianDistribution.sample; docs/VAE.md "Training on
- *                   images") */
+ *                   images")
+ *   posterior_draw: the same with spread = std or logvar and eps drawn in the kernel from
+ *                   cl/philox.cl at (seed, DIGCL_RNG_LATENT, epoch, data index, element): the
+ *                   data layer's posterior latents (docs/TRAINING.md "Data") */
 
 __kernel void relu_inplace(__global float *x, const int count) {
     const int i = get_global_id(0);

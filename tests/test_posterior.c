@@ -114,7 +114,7 @@ static void check_loader(digcl_dataset *d, int logvar) {
         for (int r = 0; r < BATCH; r++) {
             int32_t y = -1;
             assert_int_equal(digcl_dataset_read(d, batch->draw_index[r], SEED, batch->epoch, 0,
-                                                 host + (size_t)r * ROW, &y, error, sizeof error),
+                                                host + (size_t)r * ROW, &y, error, sizeof error),
                              0);
             assert_int_equal(y, batch->y[r]);
         }
@@ -222,12 +222,12 @@ static void test_trainer_step_batch(void **state) {
         for (int r = 0; r < BATCH; r++) {
             int32_t y;
             assert_int_equal(digcl_dataset_read(d, batch->draw_index[r], SEED, batch->epoch, 0,
-                                                 want + (size_t)r * ROW, &y, error, sizeof error),
+                                                want + (size_t)r * ROW, &y, error, sizeof error),
                              0);
             for (int j = 0; j < ROW; j++)
-                noise[(size_t)r * ROW + j] = digcl_rng_normal(
-                    noise_key, (uint64_t)step, (uint64_t)batch->first_sample + (uint64_t)r,
-                    (uint64_t)j);
+                noise[(size_t)r * ROW + j] =
+                    digcl_rng_normal(noise_key, (uint64_t)step,
+                                     (uint64_t)batch->first_sample + (uint64_t)r, (uint64_t)j);
         }
         digcl_trainer_step_batch(tr, batch);
         digcl_loader_release(l, batch);

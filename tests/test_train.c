@@ -85,7 +85,7 @@ static const digcl_batch *fake_next(void *user) {
     test_fill_uniform(&rng, s->x, ROWS * 64, -1.0f, 1.0f);
     for (int n = 0; n < ROWS; n++) s->y[n] = (int32_t)((s->index + n + s->epoch) % 3);
     digcl_batch b = {s->x, s->y, ROWS, s->epoch, s->index, (s->epoch * PER_EPOCH + s->index) * ROWS,
-                     0.25, NULL, NULL, 0, 0.0f};
+                     0.25, NULL, NULL, 0,        0.0f};
     s->batch = b;
     if (++s->index == PER_EPOCH) s->index = 0, s->epoch++;
     return &s->batch;

@@ -15,13 +15,13 @@ enum { VALUE_LOSS, VALUE_MSE, VALUE_VB, VALUE_GRAD_NORM, VALUE_COUNT };
 /* Host copies of one step's inputs, uploaded without blocking: a slot is
  * reused only after its upload event completed (double buffering). */
 typedef struct staging {
-    float *x;          /* [N, C, H, W] */
-    int32_t *labels;   /* [N] */
-    int32_t *t;        /* [N] */
-    float *t_float;    /* [N] */
-    float *spread;     /* [N, C, H, W] a posterior batch's std or logvar */
+    float *x;            /* [N, C, H, W] */
+    int32_t *labels;     /* [N] */
+    int32_t *t;          /* [N] */
+    float *t_float;      /* [N] */
+    float *spread;       /* [N, C, H, W] a posterior batch's std or logvar */
     int32_t *draw_index; /* [N] its data indices */
-    cl_event uploaded; /* NULL: free */
+    cl_event uploaded;   /* NULL: free */
 } staging;
 
 /* A maximal range of consecutive trainable tensors in the flat layout, as
@@ -189,8 +189,8 @@ digcl_trainer *digcl_trainer_create(digcl_context *ctx, digcl_model *model, int 
 
 void digcl_trainer_release(digcl_trainer *tr) {
     if (!tr) return;
-    digcl_buffer *all[] = {&tr->x,      &tr->x_t,     &tr->noise,    &tr->t_index, &tr->t_float,
-                           &tr->labels, &tr->out,     &tr->dout,     &tr->loss,    &tr->mse,
+    digcl_buffer *all[] = {&tr->x,      &tr->x_t,     &tr->noise,     &tr->t_index,   &tr->t_float,
+                           &tr->labels, &tr->out,     &tr->dout,      &tr->loss,      &tr->mse,
                            &tr->vb,     &tr->history, &tr->workspace, &tr->draw_index};
     for (int r = 0; r < tr->run_count; r++) {
         clReleaseMemObject(tr->runs[r].params);
@@ -375,8 +375,8 @@ void digcl_trainer_step_batch(digcl_trainer *tr, const digcl_batch *batch) {
     upload_step_inputs(tr, batch->x, batch);
     const digcl_rng_key latent = {tr->hparams.seed, DIGCL_RNG_LATENT};
     digcl_posterior_draw_forward(tr->ctx, (size_t)tr->batch, tr->chw, batch->scale,
-                                 batch->spread_is_logvar, latent, (uint64_t)batch->epoch,
-                                 tr->x.mem, tr->noise.mem, tr->draw_index.mem);
+                                 batch->spread_is_logvar, latent, (uint64_t)batch->epoch, tr->x.mem,
+                                 tr->noise.mem, tr->draw_index.mem);
     noised_step(tr, (uint64_t)batch->first_sample);
 }
 

@@ -57,8 +57,9 @@ void digcl_posterior_draw_forward(digcl_context *ctx, size_t rows, size_t row_le
                                   cl_mem mean_z, cl_mem spread, cl_mem draw_index) {
     checked_count(rows * row_length, "posterior draw");
     if (rows == 0 || row_length == 0) return;
-    cl_kernel kernel = digcl_kernel(ctx, "vae", "posterior_draw",
-                                    spread_is_logvar ? "-DSPREAD_IS_LOGVAR=1" : "-DSPREAD_IS_LOGVAR=0");
+    cl_kernel kernel =
+        digcl_kernel(ctx, "vae", "posterior_draw",
+                     spread_is_logvar ? "-DSPREAD_IS_LOGVAR=1" : "-DSPREAD_IS_LOGVAR=0");
     const cl_uint words[4] = {(cl_uint)key.seed, (cl_uint)(key.seed >> 32), key.stream,
                               (cl_uint)step};
     digcl_arg_mem(kernel, 0, mean_z);
