@@ -9,7 +9,9 @@
  *   std or logvar [N, C, h, w]  its standard deviation, or log variance
  *                               (clamped to [-30, 20] like diffusers)
  *   z = scale * (mean + std * eps), eps ~ N(0, 1) from DIGCL_RNG_LATENT
- *   (step = epoch, sample = data index, index = element).
+ *   (step = epoch, sample = data index, index = element), here on the host, or with
+ *   digcl_dataset_set_device_posterior by the trainer's kernel (the read then hands the mean
+ *   and the spread over: read_spread).
  * Metadata (all optional): "vae" (name), "scale" (default 0.18215),
  * "class_names" (comma-separated), "num_classes". docs/TRAINING.md ("Data").
  *
