@@ -37,6 +37,7 @@ int bench_model_main(digcl_context *ctx, int argc, char **argv);
 int bench_vae_main(digcl_context *ctx, int argc, char **argv);
 int bench_data_main(digcl_context *ctx, int argc, char **argv);   /* apps/bench_data.c */
 int bench_sample_main(digcl_context *ctx, int argc, char **argv); /* apps/bench_sample.c */
+int bench_sweep_main(digcl_context *ctx, int argc, char **argv);  /* apps/bench_sweep.c */
 
 /* `digcl bench gemm --tune` (apps/bench_gemm_tune.c): CLBlast parameter sets
  * tried on the DiG-S/2 GEMM shapes, one row of timings per set. */
