@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "bench.h"
 #include "digcl/rng.h"
 
@@ -71,6 +73,36 @@ double bench_copy_bandwidth(digcl_context *ctx, size_t bytes) {
     return 2.0 * (double)bytes / (ms * 1e6);
 }
 
+static cJSON *recorded_rows; /* bench_record_to */
+
+void bench_record_to(cJSON *rows) { recorded_rows = rows; }
+
+static void record_kernel_row(const char *kernel, const char *shape, double ms, double bytes,
+                              double flops) {
+    if (!recorded_rows) return;
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "name", kernel);
+    cJSON_AddStringToObject(row, "shape", shape);
+    cJSON_AddNumberToObject(row, "ms", ms);
+    if (bytes > 0) cJSON_AddNumberToObject(row, "gb_per_s", bytes / (ms * 1e6));
+    if (flops > 0) cJSON_AddNumberToObject(row, "gflop_per_s", flops / (ms * 1e6));
+    cJSON_AddItemToArray(recorded_rows, row);
+}
+
+void bench_record_model(const char *phase, const char *model, int batch, int resolution, double ms,
+                        double peak_bytes) {
+    if (!recorded_rows) return;
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "model", model);
+    cJSON_AddStringToObject(row, "phase", phase);
+    cJSON_AddNumberToObject(row, "batch", batch);
+    cJSON_AddNumberToObject(row, "resolution", resolution);
+    cJSON_AddNumberToObject(row, "ms", ms);
+    cJSON_AddNumberToObject(row, "images_per_s", 1000.0 * batch / ms);
+    cJSON_AddNumberToObject(row, "peak_memory_bytes", peak_bytes);
+    cJSON_AddItemToArray(recorded_rows, row);
+}
+
 void bench_print_header(double copy_gbps) {
     printf("device copy bandwidth: %.1f GB/s (read + write)\n", copy_gbps);
     printf("%-34s %-28s %10s %9s %10s %7s\n", "kernel", "shape", "ms", "GB/s", "GFLOP/s", "%copy");
@@ -86,5 +118,6 @@ void bench_print_row(const char *kernel, const char *shape, double ms, double by
     }
     if (flops > 0) snprintf(gflops, sizeof gflops, "%.1f", flops / (ms * 1e6));
     printf("%-34s %-28s %10.4f %9s %10s %7s\n", kernel, shape, ms, gbps, gflops, percent);
+    record_kernel_row(kernel, shape, ms, bytes, flops);
     fflush(stdout);
 }

@@ -21,17 +21,17 @@
 #include "digcl/plot.h"
 #include "digcl/safetensors.h"
 
-#define SWEEP_MAX_MODELS 8
+#define SWEEP_MAX_MODELS      8
 #define SWEEP_MAX_RESOLUTIONS 32
-#define SWEEP_WHY 512 /* an OOM cell's reason */
+#define SWEEP_WHY             512 /* an OOM cell's reason */
 
 enum { PHASE_FORWARD, PHASE_BACKWARD, PHASE_COUNT };
 static const char *const phase_names[PHASE_COUNT] = {"forward", "fwd+bwd"};
 
 typedef struct sweep_cell {
-    int oom;       /* 1: did not fit (estimate) or batch refused */
-    double ms;     /* median */
-    double peak;   /* bytes, device peak during the phase */
+    int oom;             /* 1: did not fit (estimate) or batch refused */
+    double ms;           /* median */
+    double peak;         /* bytes, device peak during the phase */
     char why[SWEEP_WHY]; /* OOM reason */
 } sweep_cell;
 
@@ -166,19 +166,20 @@ static digcl_buffer upload(digcl_context *ctx, const void *host, size_t bytes, c
 static void case_inputs(digcl_context *ctx, const digcl_model_config *c, int batch,
                         sweep_case *sc) {
     size_t side = (size_t)c->input_size * c->input_size;
-    size_t image = (size_t)batch * c->in_channels * side, out = (size_t)batch * c->out_channels * side;
+    size_t image = (size_t)batch * c->in_channels * side,
+           out = (size_t)batch * c->out_channels * side;
     float *host = malloc((image > out ? image : out) * sizeof *host);
     float *t = malloc((size_t)batch * sizeof *t);
     int32_t *y = malloc((size_t)batch * sizeof *y);
     if (!host || !t || !y) digcl_fatal("out of host memory");
     for (int n = 0; n < batch; n++) t[n] = (float)((n * 97 + 13) % 1000), y[n] = n % c->num_classes;
     bench_fill_uniform(host, image, 1, 2.0f);
-    sc->x = upload(ctx, host, image * sizeof *host, "sweep latents");      /* [N, C, S, S] */
+    sc->x = upload(ctx, host, image * sizeof *host, "sweep latents");     /* [N, C, S, S] */
     sc->t = upload(ctx, t, (size_t)batch * sizeof *t, "sweep timesteps"); /* [N] */
     sc->y = upload(ctx, y, (size_t)batch * sizeof *y, "sweep labels");    /* [N] */
     bench_fill_uniform(host, out, 2, 2.0f / (float)out);
     sc->dout = upload(ctx, host, out * sizeof *host, "sweep output gradient"); /* [N, 2C, S, S] */
-    sc->out = upload(ctx, NULL, out * sizeof *host, "sweep output");          /* [N, 2C, S, S] */
+    sc->out = upload(ctx, NULL, out * sizeof *host, "sweep output");           /* [N, 2C, S, S] */
     sc->inputs.x = sc->x.mem, sc->inputs.t = sc->t.mem, sc->inputs.y = sc->y.mem;
     free(host), free(t), free(y);
 }
@@ -206,8 +207,8 @@ static void run_forward_backward(digcl_context *ctx, void *arg) {
  * resolution does not divide into the model's patches (U-DiG: a grid halved
  * twice, so px / 8 a multiple of 4); returns -1 with the message in why when
  * the model refuses the size otherwise (too many tokens for 32-bit indices). */
-static int sweep_config(const sweep_options *o, int m, int r, digcl_model_config *config,
-                        char *why, size_t size) {
+static int sweep_config(const sweep_options *o, int m, int r, digcl_model_config *config, char *why,
+                        size_t size) {
     digcl_config_error err;
     digcl_model_config_preset(o->models[m], config, &err);
     int input = o->resolutions[r] / 8, multiple = config->arch == DIGCL_ARCH_UDIG ? 4 : 1;
@@ -238,8 +239,8 @@ static int fits(digcl_context *ctx, const sweep_options *o, const digcl_model_co
                 config->input_size * config->input_size * sizeof(float);
     size_t activations =
         phase == PHASE_FORWARD ? memory.activations_inference : memory.activations_training;
-    size_t total = memory.parameters + activations + io +
-                   (phase == PHASE_BACKWARD ? memory.gradients : 0);
+    size_t total =
+        memory.parameters + activations + io + (phase == PHASE_BACKWARD ? memory.gradients : 0);
     digcl_memory_stats stats = digcl_memory_stats_get(ctx);
     uint64_t capacity = device->global_mem_bytes;
     if (o->memory_limit_mib > 0 && (uint64_t)o->memory_limit_mib * 1048576u < capacity)
@@ -320,8 +321,8 @@ static void print_row(const sweep_options *o, int m, int r, int p) {
 }
 
 static void print_table(const sweep_options *o) {
-    printf("%-16s %-8s %6s  %10s  %9s  %7s  %10s  ratios (first model against this one)\n",
-           "model", "phase", "px", "ms", "img/s", "ln(FPS)", "peak MiB");
+    printf("%-16s %-8s %6s  %10s  %9s  %7s  %10s  ratios (first model against this one)\n", "model",
+           "phase", "px", "ms", "img/s", "ln(FPS)", "peak MiB");
     for (int m = 0; m < o->model_count; m++)
         for (int r = 0; r < o->resolution_count; r++)
             for (int p = 0; p < PHASE_COUNT; p++)
@@ -403,9 +404,13 @@ static int write_plot(const sweep_options *o) {
                 y[1][count][r] = c->oom ? NAN : c->peak / 1073741824.0;
             }
             for (int panel = 0; panel < 2; panel++)
-                series[panel][count] = (digcl_plot_series){
-                    labels[count], x, y[panel][count], (size_t)o->resolution_count,
-                    {palette[m][0], palette[m][1], palette[m][2]}, p == PHASE_FORWARD ? 1.5 : 3.0};
+                series[panel][count] =
+                    (digcl_plot_series){labels[count],
+                                        x,
+                                        y[panel][count],
+                                        (size_t)o->resolution_count,
+                                        {palette[m][0], palette[m][1], palette[m][2]},
+                                        p == PHASE_FORWARD ? 1.5 : 3.0};
             count++;
         }
     digcl_plot panels[2] = {
@@ -425,7 +430,8 @@ int bench_sweep_main(digcl_context *ctx, int argc, char **argv) {
     digcl_model_config config;
     char why[SWEEP_WHY];
     for (int m = 0; m < o.model_count; m++) /* every size checked before anything runs */
-        for (int r = 0; r < o.resolution_count; r++) sweep_config(&o, m, r, &config, why, sizeof why);
+        for (int r = 0; r < o.resolution_count; r++)
+            sweep_config(&o, m, r, &config, why, sizeof why);
     const digcl_device_info *device = digcl_context_device(ctx);
     printf("device: %s (%s, driver %s), batch %d, %d repeats\n", device->name,
            device->platform_name, device->driver_version, o.batch, o.repeats);

@@ -16,3 +16,12 @@ add_test(NAME cli_bench_sweep_usage_errors
           sh ${DIGCL_BIN})
 set_tests_properties(cli_bench_sweep_usage_errors PROPERTIES PASS_REGULAR_EXPRESSION
   "unknown model preset 'Nope'.*exit=2.*U-DiG-S needs px / 8 to be a multiple of 4, got 40 px.*exit=2.*--only expects forward or fwd\\+bwd.*exit=2.*30 is not a multiple of 8.*exit=2")
+
+# `digcl bench report` (apps/bench_report.c) at smoke resolutions (the standard 256/1024 px set
+# is far too slow for CI on the CPU): the versioned JSON with device, versions, kernel rows
+# (2 SGEMM + 4 attention) and model rows (DiG-S/2 and DiT-S/2 x 2 sizes x 3 phases).
+add_test(NAME cli_bench_report
+  COMMAND sh -c "cd \"$2\" && rm -f r.json && \"$1\" bench report --quick --resolutions 32,64 --json r.json >/dev/null 2>&1; echo exit=$?; grep -o 'digcl-bench-report/1\\|\"driver\"\\|\"digcl_version\"\\|\"gemm_backend\"' r.json | sort -u | tr '\\n' ' '; echo; grep -c '\"name\":	\"sgemm\"\\|\"name\":	\"attention' r.json; grep -c '\"phase\":' r.json; \"$1\" bench report --resolutions 32 2>&1; echo exit=$?"
+          sh ${DIGCL_BIN} "${CMAKE_CURRENT_BINARY_DIR}")
+set_tests_properties(cli_bench_report PROPERTIES PASS_REGULAR_EXPRESSION
+  "exit=0\n\"digcl_version\" \"driver\" \"gemm_backend\" digcl-bench-report/1 \n6\n12\n.*--resolutions expects two multiples of 16.*exit=2")
