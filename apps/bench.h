@@ -38,6 +38,12 @@ void bench_record_to(struct cJSON *rows);
 void bench_record_model(const char *phase, const char *model, int batch, int resolution, double ms,
                         double peak_bytes);
 
+/* {name, platform, platform_version, driver, opencl_c, global_memory_bytes,
+ * compute_units} of the context's device (bench sweep and report JSON). */
+struct cJSON *bench_device_json(digcl_context *ctx);
+/* root printed to path atomically; 0, or 1 after "digcl <command>: --json PATH: why". */
+int bench_write_json(const char *command, const char *path, const struct cJSON *root);
+
 /* Subcommand entry points: argc/argv start after "bench <what>". */
 int bench_gemm_main(digcl_context *ctx, int argc, char **argv);
 int bench_ops_main(digcl_context *ctx, int argc, char **argv);

@@ -20,7 +20,6 @@
 #include "cli.h"
 #include "digcl/attention.h"
 #include "digcl/gemm.h"
-#include "digcl/safetensors.h"
 
 #define REPORT_SCHEMA      "digcl-bench-report/1"
 #define REPORT_RESOLUTIONS 2
@@ -158,38 +157,6 @@ static void report_model(digcl_context *ctx, const report_options *o, const char
 
 /* ---------------------------------------------------------------- JSON */
 
-static cJSON *device_json(digcl_context *ctx) {
-    const digcl_device_info *d = digcl_context_device(ctx);
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "name", d->name);
-    cJSON_AddStringToObject(j, "platform", d->platform_name);
-    cJSON_AddStringToObject(j, "platform_version", d->platform_version);
-    cJSON_AddStringToObject(j, "driver", d->driver_version);
-    cJSON_AddStringToObject(j, "opencl_c", d->opencl_c_version);
-    cJSON_AddNumberToObject(j, "global_memory_bytes", (double)d->global_mem_bytes);
-    cJSON_AddNumberToObject(j, "compute_units", d->compute_units);
-    return j;
-}
-
-static int write_text(void *file, void *user, digcl_st_error *err) {
-    const char *text = user;
-    size_t n = strlen(text);
-    if (fwrite(text, 1, n, file) == n && fputc('\n', file) != EOF) return 0;
-    snprintf(err->message, sizeof err->message, "write failed");
-    return -1;
-}
-
-static int write_report(const char *path, cJSON *root) {
-    char *text = cJSON_Print(root);
-    if (!text) digcl_fatal("out of host memory");
-    digcl_st_error err;
-    int status = digcl_st_write_atomic(path, write_text, text, &err);
-    free(text);
-    if (status == 0) return 0;
-    fprintf(stderr, "digcl bench report: --json %s: %s\n", path, err.message);
-    return 1;
-}
-
 static cJSON *report_header(digcl_context *ctx, const report_options *o) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "schema", REPORT_SCHEMA);
@@ -203,7 +170,7 @@ static cJSON *report_header(digcl_context *ctx, const report_options *o) {
     cJSON_AddNumberToObject(root, "repeats", o->repeats);
     cJSON_AddNumberToObject(root, "warmup", o->warmup);
     cJSON_AddItemToObject(root, "resolutions", cJSON_CreateIntArray(o->resolutions, 2));
-    cJSON_AddItemToObject(root, "device", device_json(ctx));
+    cJSON_AddItemToObject(root, "device", bench_device_json(ctx));
     return root;
 }
 
@@ -233,7 +200,7 @@ int bench_report_main(digcl_context *ctx, int argc, char **argv) {
         for (int r = 0; r < REPORT_RESOLUTIONS; r++)
             report_model(ctx, &o, models[m], o.resolutions[r], batches[r]);
     bench_record_to(NULL);
-    int status = o.json ? write_report(o.json, root) : 0;
+    int status = o.json ? bench_write_json("bench report", o.json, root) : 0;
     cJSON_Delete(root);
     return status;
 }

@@ -19,7 +19,6 @@
 #include "cli.h"
 #include "digcl/model.h"
 #include "digcl/plot.h"
-#include "digcl/safetensors.h"
 
 #define SWEEP_MAX_MODELS      8
 #define SWEEP_MAX_RESOLUTIONS 32
@@ -353,21 +352,10 @@ static cJSON *cell_json(const sweep_options *o, int m, int r, int p) {
     return j;
 }
 
-static int write_text(void *file, void *user, digcl_st_error *err) {
-    const char *text = user;
-    size_t n = strlen(text);
-    if (fwrite(text, 1, n, file) == n && fputc('\n', file) != EOF) return 0;
-    snprintf(err->message, sizeof err->message, "write failed");
-    return -1;
-}
-
 static int write_json(digcl_context *ctx, const sweep_options *o) {
-    const digcl_device_info *device = digcl_context_device(ctx);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "schema", "digcl-bench-sweep/1");
-    cJSON_AddStringToObject(root, "device", device->name);
-    cJSON_AddStringToObject(root, "platform", device->platform_name);
-    cJSON_AddStringToObject(root, "driver", device->driver_version);
+    cJSON_AddItemToObject(root, "device", bench_device_json(ctx));
     cJSON_AddNumberToObject(root, "batch", o->batch);
     cJSON_AddNumberToObject(root, "repeats", o->repeats);
     cJSON *cells = cJSON_AddArrayToObject(root, "cells");
@@ -375,14 +363,9 @@ static int write_json(digcl_context *ctx, const sweep_options *o) {
         for (int r = 0; r < o->resolution_count; r++)
             for (int p = 0; p < PHASE_COUNT; p++)
                 if (o->phases[p]) cJSON_AddItemToArray(cells, cell_json(o, m, r, p));
-    char *text = cJSON_Print(root);
+    int status = bench_write_json("bench sweep", o->json, root);
     cJSON_Delete(root);
-    if (!text) digcl_fatal("out of host memory");
-    digcl_st_error err;
-    int status = digcl_st_write_atomic(o->json, write_text, text, &err);
-    free(text);
-    if (status != 0) fprintf(stderr, "digcl bench sweep: --json %s: %s\n", o->json, err.message);
-    return status == 0 ? 0 : 1;
+    return status;
 }
 
 static int write_plot(const sweep_options *o) {
