@@ -29,6 +29,21 @@ void bench_print_header(double copy_gbps);
 void bench_print_row(const char *kernel, const char *shape, double ms, double bytes, double flops,
                      double copy_gbps);
 
+/* `digcl bench report` collects rows: while a cJSON array is set (NULL: off),
+ * bench_print_row appends {"name","shape","ms","gb_per_s","gflop_per_s"} and
+ * bench_record_model {"model","phase","batch","resolution","ms","images_per_s",
+ * "peak_memory_bytes"} (bench model's rows) to it. */
+struct cJSON;
+void bench_record_to(struct cJSON *rows);
+void bench_record_model(const char *phase, const char *model, int batch, int resolution, double ms,
+                        double peak_bytes);
+
+/* {name, platform, platform_version, driver, opencl_c, global_memory_bytes,
+ * compute_units} of the context's device (bench sweep and report JSON). */
+struct cJSON *bench_device_json(digcl_context *ctx);
+/* root printed to path atomically; 0, or 1 after "digcl <command>: --json PATH: why". */
+int bench_write_json(const char *command, const char *path, const struct cJSON *root);
+
 /* Subcommand entry points: argc/argv start after "bench <what>". */
 int bench_gemm_main(digcl_context *ctx, int argc, char **argv);
 int bench_ops_main(digcl_context *ctx, int argc, char **argv);
@@ -37,6 +52,8 @@ int bench_model_main(digcl_context *ctx, int argc, char **argv);
 int bench_vae_main(digcl_context *ctx, int argc, char **argv);
 int bench_data_main(digcl_context *ctx, int argc, char **argv);   /* apps/bench_data.c */
 int bench_sample_main(digcl_context *ctx, int argc, char **argv); /* apps/bench_sample.c */
+int bench_sweep_main(digcl_context *ctx, int argc, char **argv);  /* apps/bench_sweep.c */
+int bench_report_main(digcl_context *ctx, int argc, char **argv); /* apps/bench_report.c */
 
 /* `digcl bench gemm --tune` (apps/bench_gemm_tune.c): CLBlast parameter sets
  * tried on the DiG-S/2 GEMM shapes, one row of timings per set. */

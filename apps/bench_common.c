@@ -2,10 +2,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "bench.h"
 #include "digcl/rng.h"
+#include "digcl/safetensors.h"
 
 static double now_ms(void) {
     struct timespec ts;
@@ -71,6 +75,36 @@ double bench_copy_bandwidth(digcl_context *ctx, size_t bytes) {
     return 2.0 * (double)bytes / (ms * 1e6);
 }
 
+static cJSON *recorded_rows; /* bench_record_to */
+
+void bench_record_to(cJSON *rows) { recorded_rows = rows; }
+
+static void record_kernel_row(const char *kernel, const char *shape, double ms, double bytes,
+                              double flops) {
+    if (!recorded_rows) return;
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "name", kernel);
+    cJSON_AddStringToObject(row, "shape", shape);
+    cJSON_AddNumberToObject(row, "ms", ms);
+    if (bytes > 0) cJSON_AddNumberToObject(row, "gb_per_s", bytes / (ms * 1e6));
+    if (flops > 0) cJSON_AddNumberToObject(row, "gflop_per_s", flops / (ms * 1e6));
+    cJSON_AddItemToArray(recorded_rows, row);
+}
+
+void bench_record_model(const char *phase, const char *model, int batch, int resolution, double ms,
+                        double peak_bytes) {
+    if (!recorded_rows) return;
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "model", model);
+    cJSON_AddStringToObject(row, "phase", phase);
+    cJSON_AddNumberToObject(row, "batch", batch);
+    cJSON_AddNumberToObject(row, "resolution", resolution);
+    cJSON_AddNumberToObject(row, "ms", ms);
+    cJSON_AddNumberToObject(row, "images_per_s", 1000.0 * batch / ms);
+    cJSON_AddNumberToObject(row, "peak_memory_bytes", peak_bytes);
+    cJSON_AddItemToArray(recorded_rows, row);
+}
+
 void bench_print_header(double copy_gbps) {
     printf("device copy bandwidth: %.1f GB/s (read + write)\n", copy_gbps);
     printf("%-34s %-28s %10s %9s %10s %7s\n", "kernel", "shape", "ms", "GB/s", "GFLOP/s", "%copy");
@@ -86,5 +120,38 @@ void bench_print_row(const char *kernel, const char *shape, double ms, double by
     }
     if (flops > 0) snprintf(gflops, sizeof gflops, "%.1f", flops / (ms * 1e6));
     printf("%-34s %-28s %10.4f %9s %10s %7s\n", kernel, shape, ms, gbps, gflops, percent);
+    record_kernel_row(kernel, shape, ms, bytes, flops);
     fflush(stdout);
+}
+
+cJSON *bench_device_json(digcl_context *ctx) {
+    const digcl_device_info *d = digcl_context_device(ctx);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", d->name);
+    cJSON_AddStringToObject(j, "platform", d->platform_name);
+    cJSON_AddStringToObject(j, "platform_version", d->platform_version);
+    cJSON_AddStringToObject(j, "driver", d->driver_version);
+    cJSON_AddStringToObject(j, "opencl_c", d->opencl_c_version);
+    cJSON_AddNumberToObject(j, "global_memory_bytes", (double)d->global_mem_bytes);
+    cJSON_AddNumberToObject(j, "compute_units", d->compute_units);
+    return j;
+}
+
+static int write_text(void *file, void *user, digcl_st_error *err) {
+    const char *text = user;
+    size_t n = strlen(text);
+    if (fwrite(text, 1, n, file) == n && fputc('\n', file) != EOF) return 0;
+    snprintf(err->message, sizeof err->message, "write failed");
+    return -1;
+}
+
+int bench_write_json(const char *command, const char *path, const cJSON *root) {
+    char *text = cJSON_Print(root);
+    if (!text) digcl_fatal("out of host memory");
+    digcl_st_error err;
+    int status = digcl_st_write_atomic(path, write_text, text, &err);
+    free(text);
+    if (status == 0) return 0;
+    fprintf(stderr, "digcl %s: --json %s: %s\n", command, path, err.message);
+    return 1;
 }

@@ -23,11 +23,15 @@ typedef struct model_case {
     cl_mem out, dout, m, v;
     long step;
     digcl_adamw_hparams adamw;
+    digcl_buffer owned[8]; /* every buffer above, released at the end */
+    int owned_count;
 } model_case;
 
-static cl_mem upload(digcl_context *ctx, const void *host, size_t bytes, const char *what) {
+static cl_mem upload(digcl_context *ctx, model_case *mc, const void *host, size_t bytes,
+                     const char *what) {
     digcl_buffer buffer = digcl_buffer_create(ctx, bytes, what);
     if (host) digcl_write(ctx, buffer.mem, 0, bytes, host);
+    mc->owned[mc->owned_count++] = buffer;
     return buffer.mem;
 }
 
@@ -44,12 +48,12 @@ static void make_inputs(digcl_context *ctx, const digcl_model_config *c, int bat
         y[n] = (n * 37) % (c->num_classes + 1);
     }
     bench_fill_uniform(host, image, 1, 2.0f);
-    mc->inputs.x = upload(ctx, host, image * sizeof *host, "bench latents");
-    mc->inputs.t = upload(ctx, t, (size_t)batch * sizeof *t, "bench timesteps");
-    mc->inputs.y = upload(ctx, y, (size_t)batch * sizeof *y, "bench labels");
+    mc->inputs.x = upload(ctx, mc, host, image * sizeof *host, "bench latents");
+    mc->inputs.t = upload(ctx, mc, t, (size_t)batch * sizeof *t, "bench timesteps");
+    mc->inputs.y = upload(ctx, mc, y, (size_t)batch * sizeof *y, "bench labels");
     bench_fill_uniform(host, out, 2, 2.0f / (float)out);
-    mc->dout = upload(ctx, host, out * sizeof *host, "bench output gradient");
-    mc->out = upload(ctx, NULL, out * sizeof *host, "bench output");
+    mc->dout = upload(ctx, mc, host, out * sizeof *host, "bench output gradient");
+    mc->out = upload(ctx, mc, NULL, out * sizeof *host, "bench output");
     free(host), free(t), free(y);
 }
 
@@ -83,12 +87,13 @@ static void report(const char *what, const char *name, int batch, int image_size
         what, name, batch, image_size, ms, 1000.0 * batch / ms, memory.in_use_bytes / 1048576.0,
         memory.peak_bytes / 1048576.0);
     fflush(stdout);
+    bench_record_model(what, name, batch, image_size, ms, (double)memory.peak_bytes);
 }
 
 typedef struct bench_model_options {
     model_flags model; /* --model NAME (default DiG-S/2), --ckpt, custom sizes, --image-size */
     const char *name;  /* what the rows call the model */
-    int batch, image_size, repeats;
+    int batch, image_size, repeats, warmup;
     int forward, backward, step;
 } bench_model_options;
 
@@ -111,6 +116,8 @@ static void parse_options(int argc, char **argv, bench_model_options *o) {
             o->batch = (int)cli_parse_long("--batch", value, 1, 4096);
         else if (cli_option_value(argc, argv, &i, "--repeats", &value))
             o->repeats = (int)cli_parse_long("--repeats", value, 1, 10000);
+        else if (cli_option_value(argc, argv, &i, "--warmup", &value))
+            o->warmup = (int)cli_parse_long("--warmup", value, 0, 10000);
         else if (cli_option_value(argc, argv, &i, "--only", &value)) parse_only(value, o);
         else cli_unknown_argument("bench model", argv[i]);
     }
@@ -129,7 +136,8 @@ static void configure(bench_model_options *o, digcl_model_config *config) {
 }
 
 int bench_model_main(digcl_context *ctx, int argc, char **argv) {
-    bench_model_options o = {.batch = 32, .repeats = 10, .forward = 1, .backward = 1, .step = 1};
+    bench_model_options o = {
+        .batch = 32, .repeats = 10, .warmup = 2, .forward = 1, .backward = 1, .step = 1};
     model_flags_init(&o.model);
     parse_options(argc, argv, &o);
     digcl_model_config config;
@@ -145,23 +153,24 @@ int bench_model_main(digcl_context *ctx, int argc, char **argv) {
     if (o.forward) {
         digcl_model_prepare(mc.model, o.batch, DIGCL_MODE_INFERENCE);
         report("forward", o.name, o.batch, o.image_size,
-               bench_time_ms(ctx, run_forward, &mc, 2, o.repeats), ctx);
+               bench_time_ms(ctx, run_forward, &mc, o.warmup, o.repeats), ctx);
     }
     if (o.backward || o.step) {
         digcl_model_prepare(mc.model, o.batch, DIGCL_MODE_TRAINING);
         if (o.backward)
             report("fwd+bwd", o.name, o.batch, o.image_size,
-                   bench_time_ms(ctx, run_forward_backward, &mc, 2, o.repeats), ctx);
+                   bench_time_ms(ctx, run_forward_backward, &mc, o.warmup, o.repeats), ctx);
     }
     if (o.step) {
         size_t bytes = digcl_model_flat_count(mc.model) * sizeof(float);
-        mc.m = upload(ctx, NULL, bytes, "AdamW first moment");
-        mc.v = upload(ctx, NULL, bytes, "AdamW second moment");
+        mc.m = upload(ctx, &mc, NULL, bytes, "AdamW first moment");
+        mc.v = upload(ctx, &mc, NULL, bytes, "AdamW second moment");
         digcl_fill_f32(ctx, mc.m, 0, bytes / 4, 0.0f);
         digcl_fill_f32(ctx, mc.v, 0, bytes / 4, 0.0f);
         report("step", o.name, o.batch, o.image_size,
-               bench_time_ms(ctx, run_step, &mc, 2, o.repeats), ctx);
+               bench_time_ms(ctx, run_step, &mc, o.warmup, o.repeats), ctx);
     }
     digcl_model_release(mc.model);
+    for (int i = 0; i < mc.owned_count; i++) digcl_buffer_release(&mc.owned[i]);
     return 0;
 }

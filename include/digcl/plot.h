@@ -33,6 +33,10 @@ int digcl_plot_available(void);
 /* Draws and writes path atomically (temp, fsync, rename). Returns 0, or -1
  * with one line in error[size]. */
 int digcl_plot_png(const digcl_plot *plot, const char *path, char *error, size_t size);
+/* count panels side by side in one PNG (each panels[0].width x height, default
+ * 960 x 600; the figure of `digcl bench sweep`). Same returns. */
+int digcl_plot_png_panels(const digcl_plot *panels, size_t count, const char *path, char *error,
+                          size_t size);
 
 /* Nice tick values covering [low, high]: linear steps of 1, 2 or 5 x 10^k
  * (log: decades, with 2 and 5 between when few decades are shown). Returns

@@ -238,14 +238,28 @@ static int write_png(void *file, void *surface, digcl_st_error *err) {
     return -1;
 }
 
-int digcl_plot_png(const digcl_plot *plot, const char *path, char *error, size_t size) {
-    int width = plot->width > 0 ? plot->width : 960, height = plot->height > 0 ? plot->height : 600;
+/* Panel i of count takes the i-th column of equal width of the picture. */
+static void draw_panel(cairo_t *cr, const digcl_plot *plot, int x_offset, int width, int height) {
     plot_frame frame = {0};
     frame.log_y = plot->log_y;
     if (!data_range(plot, &frame)) frame.x0 = 0, frame.x1 = 1, frame.y0 = 0, frame.y1 = 1;
-    cairo_surface_t *surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
-    cairo_t *cr = cairo_create(surface);
+    cairo_save(cr);
+    cairo_translate(cr, x_offset, 0);
+    cairo_rectangle(cr, 0, 0, width, height);
+    cairo_clip(cr);
     draw(cr, plot, &frame, width, height);
+    cairo_restore(cr);
+}
+
+int digcl_plot_png_panels(const digcl_plot *panels, size_t count, const char *path, char *error,
+                          size_t size) {
+    if (count == 0) return fail(error, size, "%s: no panels to draw", path);
+    int width = panels[0].width > 0 ? panels[0].width : 960;
+    int height = panels[0].height > 0 ? panels[0].height : 600;
+    cairo_surface_t *surface =
+        cairo_image_surface_create(CAIRO_FORMAT_RGB24, width * (int)count, height);
+    cairo_t *cr = cairo_create(surface);
+    for (size_t i = 0; i < count; i++) draw_panel(cr, &panels[i], (int)i * width, width, height);
     cairo_status_t status = cairo_status(cr);
     cairo_destroy(cr);
     digcl_st_error err;
@@ -258,16 +272,25 @@ int digcl_plot_png(const digcl_plot *plot, const char *path, char *error, size_t
     return result;
 }
 
+int digcl_plot_png(const digcl_plot *plot, const char *path, char *error, size_t size) {
+    return digcl_plot_png_panels(plot, 1, path, error, size);
+}
+
 #else
 
 int digcl_plot_available(void) { return 0; }
 
-int digcl_plot_png(const digcl_plot *plot, const char *path, char *error, size_t size) {
-    (void)plot;
+int digcl_plot_png_panels(const digcl_plot *panels, size_t count, const char *path, char *error,
+                          size_t size) {
+    (void)panels, (void)count;
     return fail(error, size,
                 "%s: this digcl was built without cairo (DIGCL_WITH_CAIRO=OFF), so "
                 "it cannot draw plots",
                 path);
+}
+
+int digcl_plot_png(const digcl_plot *plot, const char *path, char *error, size_t size) {
+    return digcl_plot_png_panels(plot, 1, path, error, size);
 }
 
 #endif
