@@ -10,12 +10,7 @@
 #include "bench.h"
 #include "digcl/rng.h"
 #include "digcl/safetensors.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
+#include "digcl/runtime.h"
 
 static int compare_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -34,10 +29,10 @@ double bench_time_ms(digcl_context *ctx, bench_fn fn, void *arg, int warmup, int
     double *times = malloc((size_t)repeats * sizeof *times);
     if (!times) digcl_fatal("out of host memory in bench");
     for (int i = 0; i < repeats; i++) {
-        double start = now_ms();
+        double start = (1e3 * digcl_seconds_now());
         fn(ctx, arg);
         digcl_finish(ctx);
-        times[i] = now_ms() - start;
+        times[i] = (1e3 * digcl_seconds_now()) - start;
     }
     qsort(times, (size_t)repeats, sizeof *times, compare_double);
     double median = times[repeats / 2];

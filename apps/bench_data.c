@@ -12,18 +12,13 @@
 #include "cli.h"
 #include "data_flags.h"
 #include "digcl/log.h"
+#include "digcl/runtime.h"
 
 typedef struct data_bench {
     data_flags data;
     long image_size, batch;
     double seconds;
 } data_bench;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void usage_data(void) {
     printf("usage: digcl bench data --data SPEC [--image-size S] [--workers N] [--batch N]\n"
@@ -44,13 +39,13 @@ static void run_workers(digcl_dataset *dataset, const data_bench *bench, int wor
     if (!loader) digcl_fatal("digcl bench data: %s", error);
     digcl_loader_release(loader, digcl_loader_next(loader)); /* warm-up */
     long batches = 0;
-    double waited = 0.0, start = now_s(), elapsed = 0.0;
+    double waited = 0.0, start = digcl_seconds_now(), elapsed = 0.0;
     while (elapsed < bench->seconds || batches < 3) {
         const digcl_batch *batch = digcl_loader_next(loader);
         waited += batch->wait_ms;
         digcl_loader_release(loader, batch);
         batches++;
-        elapsed = now_s() - start;
+        elapsed = digcl_seconds_now() - start;
     }
     double images = (double)batches * bench->batch;
     printf("%7d %9ld %10.0f %8.2f %12.0f %14.0f %12.2f\n", workers, batches, images, elapsed,

@@ -12,12 +12,7 @@
 #include "cli.h"
 #include "digcl/gemm.h"
 #include "digcl/ref/gemm.h"
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "digcl/runtime.h"
 
 /* A small odd-shaped GEMM with transposes and offsets against the reference. */
 static double self_check(digcl_context *ctx) {
@@ -200,12 +195,12 @@ int bench_gemm_main(digcl_context *ctx, int argc, char **argv) {
     digcl_gemm(ctx, &args); /* warm-up: CLBlast compiles its kernels here */
     digcl_finish(ctx);
     long runs = 0;
-    double start = seconds_now(), elapsed = 0;
+    double start = digcl_seconds_now(), elapsed = 0;
     while (elapsed < seconds) {
         digcl_gemm(ctx, &args);
         digcl_finish(ctx);
         runs++;
-        elapsed = seconds_now() - start;
+        elapsed = digcl_seconds_now() - start;
     }
     double gflops = 2.0 * (double)n * n * n * runs / elapsed * 1e-9;
     printf("SGEMM %zux%zux%zu: %ld runs in %.2f s, %.2f ms each, %.1f GFLOP/s\n", n, n, n, runs,

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "digcl/diffusion.h"
 #include "digcl/model.h"
+#include "digcl/runtime.h"
 #include "model_flags.h"
 
 typedef struct sample_options {
@@ -20,12 +21,6 @@ typedef struct sample_options {
     float cfg_scale;
     int only; /* -1 both samplers, else the kind */
 } sample_options;
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void parse_sampler(const char *value, sample_options *o) {
     if (strcmp(value, "ddpm") == 0) o->only = DIGCL_SAMPLER_DDPM;
@@ -78,9 +73,9 @@ static void run_case(digcl_context *ctx, digcl_diffusion *diffusion, digcl_model
     sampler = digcl_sampler_create(diffusion, model, &timed, o->images);
     double best = 1e30;
     for (int r = 0; r < o->repeats; ++r) {
-        const double start = now_seconds();
+        const double start = digcl_seconds_now();
         digcl_sampler_run(sampler, labels, &noise, x0, NULL, NULL);
-        const double seconds = now_seconds() - start;
+        const double seconds = digcl_seconds_now() - start;
         if (seconds < best) best = seconds;
     }
     digcl_sampler_release(sampler);

@@ -18,6 +18,7 @@
 #include "digcl/file.h"
 #include "digcl/safetensors.h"
 #include "digcl/vae.h"
+#include "digcl/runtime.h"
 
 #define FOLDER_SIZE 4096
 #define PATH_SIZE   4608
@@ -245,12 +246,6 @@ typedef struct encoder {
     int progress_line;
 } encoder;
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Row r into x [3, S, S]: image r / 2, mirrored when r is odd (upstream flips after the crop). */
 static int read_row(encoder *e, int64_t r, float *x, int64_t *label) {
     const int S = (int)e->args->image_size;
@@ -278,7 +273,7 @@ static int read_row(encoder *e, int64_t r, float *x, int64_t *label) {
 
 static void show_progress(encoder *e, int64_t done_rows, int final) {
     if (e->args->quiet || !isatty(2)) return;
-    const double elapsed = seconds_now() - e->start;
+    const double elapsed = digcl_seconds_now() - e->start;
     const double rate = (double)(done_rows - e->start_row) / fmax(elapsed, 1e-9);
     const double left = (double)(e->set->rows - done_rows) / fmax(rate, 1e-9);
     fprintf(stderr, "\rencode %lld/%lld rows (%.1f%%)  %.1f img/s  ETA %dm%02ds   ",
@@ -445,8 +440,12 @@ int cmd_encode(const cli_globals *globals, int argc, char **argv) {
     const int64_t from = status == 0 ? first_missing_shard(&set, a.resume) : -1;
     if (status == 0 && from < 0) status = 2;
     if (status == 0) {
-        e = (encoder){
-            &a, &set, dataset, vae, .start = seconds_now(), .start_row = from * set.shard_rows};
+        e = (encoder){&a,
+                      &set,
+                      dataset,
+                      vae,
+                      .start = digcl_seconds_now(),
+                      .start_row = from * set.shard_rows};
         status = allocate(&e);
     }
     if (status == 0 && from > 0 && !a.quiet)

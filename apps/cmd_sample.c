@@ -15,6 +15,7 @@
 #include "digcl/file.h"
 #include "digcl/log.h"
 #include "digcl/vae.h"
+#include "digcl/runtime.h"
 #include "sample.h"
 
 void usage_sample(void) {
@@ -272,12 +273,6 @@ typedef struct progress {
     double start;
 } progress;
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void format_duration(double s, char *out, size_t size) {
     long t = (long)(s + 0.5);
     if (t >= 3600) snprintf(out, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
@@ -288,7 +283,7 @@ static void format_duration(double s, char *out, size_t size) {
 static void on_step(int step, int steps, void *user) {
     progress *p = user;
     int done = p->steps_done_before + step;
-    double elapsed = now_seconds() - p->start, rate = elapsed > 0 ? done / elapsed : 0;
+    double elapsed = digcl_seconds_now() - p->start, rate = elapsed > 0 ? done / elapsed : 0;
     char eta[32], speed[32], bar[31];
     int filled = (int)(30.0 * done / p->steps_total);
     for (int k = 0; k < 30; k++) bar[k] = k < filled ? '#' : '.';
@@ -422,7 +417,7 @@ static int run_batches(const cli_globals *globals, const sample_args *a, const s
                  (size_t)plan->config.input_size;
     int steps = status == 0 ? digcl_sampler_step_count(r.sampler) : 0;
     p.steps_total = steps * p.batches;
-    p.start = now_seconds();
+    p.start = digcl_seconds_now();
     for (int first = 0; status == 0 && first < plan->n; first += batch, p.batch_index++) {
         int rows = plan->n - first < batch ? plan->n - first : batch;
         if (rows < batch) { /* the short last batch: a sampler planned for it */
@@ -439,7 +434,7 @@ static int run_batches(const cli_globals *globals, const sample_args *a, const s
         status = keep_batch(a, plan, &r, first, rows, out);
         if (p.lines)
             fprintf(stderr, "digcl sample: %d/%d images, %.1f s\n", p.images_done, plan->n,
-                    now_seconds() - p.start);
+                    digcl_seconds_now() - p.start);
     }
     if (p.enabled) fprintf(stderr, "\n");
     release_run(&r);

@@ -22,6 +22,7 @@
 #include "digcl/log.h"
 #include "digcl/train.h"
 #include "digcl/vae.h"
+#include "digcl/runtime.h"
 #include "model_flags.h"
 #include "train_dist.h"
 #include "train_sample.h"
@@ -399,12 +400,6 @@ typedef struct progress {
     train_sampler *sampler; /* --sample-every, or NULL */
 } progress;
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void format_eta(char *buf, size_t size, double s) {
     if (!(s >= 0) || !isfinite(s)) snprintf(buf, size, "?");
     else if (s >= 3600) snprintf(buf, size, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
@@ -420,7 +415,7 @@ static void on_values(const digcl_train_values *v, void *user) {
 
 static void on_step(int64_t step, void *user) {
     progress *p = user;
-    double now = seconds_now();
+    double now = digcl_seconds_now();
     if (!p->terminal || now - p->last_print < 0.25) return;
     p->last_print = now;
     double elapsed = now - p->start, rate = (double)(step - p->start_step) / fmax(elapsed, 1e-9);
@@ -669,7 +664,7 @@ static int train_on_device(const cli_globals *globals, train_session *s,
         progress p = {isatty(2),
                       a->max_steps > 0 && a->max_steps < by_epochs ? a->max_steps : by_epochs,
                       a->time_budget,
-                      seconds_now(),
+                      digcl_seconds_now(),
                       0,
                       state.step,
                       batch * dist->world,

@@ -9,17 +9,12 @@
 
 #include "cli.h"
 #include "digcl/error.h"
+#include "digcl/runtime.h"
 #include "train_dist.h"
 
 static int saved_stderr = -1; /* ranks > 0: the terminal, for fatal errors */
 static int this_rank;
 static train_dist *active; /* the loop's on_step wrapper reaches it here */
-
-static double seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Every rank's fatal errors reach the terminal, named by rank. */
 static void print_fatal_with_rank(const char *message, void *user) {
@@ -113,7 +108,8 @@ static void on_step_together(int64_t step, void *user) {
     train_dist *d = active;
     if (d->inner_on_step) d->inner_on_step(step, user);
     double flags[2] = {d->local_stop && *d->local_stop ? 1.0 : 0.0,
-                       d->rank == 0 && d->budget_s > 0 && seconds() - d->start >= d->budget_s};
+                       d->rank == 0 && d->budget_s > 0 &&
+                           digcl_seconds_now() - d->start >= d->budget_s};
     digcl_dist_sum(d->dist, flags, 2, "the stop decision");
     if (flags[0] > 0 || flags[1] > 0) d->agreed_stop = 1;
     if (flags[1] > 0 && flags[0] == 0) d->budget_spent = 1;
@@ -152,7 +148,7 @@ void train_dist_start(train_dist *d, digcl_trainer *trainer, digcl_train_state *
     d->inner_user = o->user;
     o->on_step = on_step_together;
     active = d;
-    d->start = seconds();
+    d->start = digcl_seconds_now();
 }
 
 void train_dist_report(const train_dist *d) {

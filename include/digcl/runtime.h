@@ -137,6 +137,9 @@ double digcl_profile_begin(digcl_context *ctx);
 void digcl_profile_end(digcl_context *ctx, const char *label, double begin);
 int digcl_profiling_enabled(const digcl_context *ctx);
 
+/* Seconds on the monotonic clock (CLOCK_MONOTONIC): for durations only. */
+double digcl_seconds_now(void);
+
 /* ---------------------------------------------------------------- buffers */
 
 typedef struct digcl_buffer {

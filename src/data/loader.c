@@ -28,6 +28,7 @@
 #include "digcl/error.h"
 #include "digcl/log.h"
 #include "digcl/rng.h"
+#include "digcl/runtime.h"
 
 enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_HELD };
 
@@ -80,12 +81,6 @@ typedef struct worker_arg {
     digcl_loader *loader;
     int id;
 } worker_arg;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 /* ------------------------------------------------------------------ order */
 
@@ -369,10 +364,10 @@ const digcl_batch *digcl_loader_next(digcl_loader *l) {
                     "(digcl_loader_release) before asking for the next",
                     l->depth);
     }
-    double start = now_ms();
+    double start = (1e3 * digcl_seconds_now());
     while (!(s->state == SLOT_READY && s->job == l->consumed))
         pthread_cond_wait(&l->ready, &l->lock);
-    double waited = now_ms() - start;
+    double waited = (1e3 * digcl_seconds_now()) - start;
     if (s->failed) {
         char message[1024];
         snprintf(message, sizeof message, "%s", s->error);

@@ -20,12 +20,6 @@ int digcl_dist_available(void) {
 #endif
 }
 
-double digcl_dist_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void digcl_dist_pause(int *microseconds) {
     struct timespec ts = {0, (long)*microseconds * 1000L};
     nanosleep(&ts, NULL);
@@ -109,7 +103,7 @@ void digcl_dist_device_spec(const digcl_dist *d, char *spec, size_t size) {
 #ifdef DIGCL_HAVE_MPI
 int digcl_dist_wait(const digcl_dist *d, MPI_Request *request, const char *what, char *error,
                     size_t size) {
-    double deadline = digcl_dist_now() + d->timeout_s;
+    double deadline = digcl_seconds_now() + d->timeout_s;
     int pause = 20;
     for (;;) {
         int done = 0, status = MPI_Test(request, &done, MPI_STATUS_IGNORE);
@@ -121,7 +115,7 @@ int digcl_dist_wait(const digcl_dist *d, MPI_Request *request, const char *what,
                                       text);
         }
         if (done) return 0;
-        if (digcl_dist_now() > deadline)
+        if (digcl_seconds_now() > deadline)
             return digcl_format_error(error, size,
                                       "rank %d: MPI %s: no answer from the other ranks in %.0f s "
                                       "(a rank died or stalled?)",

@@ -20,7 +20,6 @@ struct digcl_dist {
 #endif
 };
 
-double digcl_dist_now(void); /* CLOCK_MONOTONIC seconds */
 /* Sleeps *microseconds and doubles it up to 1 ms (polling back-off). */
 void digcl_dist_pause(int *microseconds);
 

@@ -118,12 +118,12 @@ static int start_sum(digcl_grad_sync *s, int k) {
 
 /* Drives the started sums until all complete; -1 on an error or timeout. */
 static int complete_started(digcl_grad_sync *s, int started) {
-    double deadline = digcl_dist_now() + s->dist->timeout_s;
+    double deadline = digcl_seconds_now() + s->dist->timeout_s;
     int pause = 10;
     for (;;) {
         int all = test_started(s, started);
         if (all != 0) return all > 0 ? 0 : -1;
-        if (digcl_dist_now() > deadline) {
+        if (digcl_seconds_now() > deadline) {
             char message[512];
             snprintf(message, sizeof message,
                      "rank %d: MPI gradient all-reduce: no answer from the other ranks in %.0f s "
@@ -321,7 +321,7 @@ static void write_back(digcl_grad_sync *s, cl_mem values, size_t offset) {
 
 void digcl_grad_sync_finish(digcl_grad_sync *s, cl_mem values, size_t offset) {
     if (!s->host) return;
-    double begin = digcl_dist_now();
+    double begin = digcl_seconds_now();
     pthread_mutex_lock(&s->lock);
     int started_before = s->started;
     pthread_mutex_unlock(&s->lock);
@@ -345,7 +345,7 @@ void digcl_grad_sync_finish(digcl_grad_sync *s, cl_mem values, size_t offset) {
     if (status != 0) digcl_fatal("%s", s->error);
     write_back(s, values, offset);
     s->stats.steps++;
-    s->stats.wait_s += digcl_dist_now() - begin;
+    s->stats.wait_s += digcl_seconds_now() - begin;
     s->overlapped_sum += (double)started_before / (double)s->total;
     s->stats.overlapped = s->overlapped_sum / (double)s->stats.steps;
 }

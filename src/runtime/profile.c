@@ -65,16 +65,10 @@ void digcl_profile_after_launch(digcl_context *ctx, const char *label) {
     ctx->external_event = NULL;
 }
 
-static double host_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
 double digcl_profile_begin(digcl_context *ctx) {
     if (!ctx->profiling) return 0.0;
     DIGCL_CL_CHECK(clFinish(ctx->queue));
-    return host_ms();
+    return (1e3 * digcl_seconds_now());
 }
 
 void digcl_profile_end(digcl_context *ctx, const char *label, double begin) {
@@ -82,7 +76,7 @@ void digcl_profile_end(digcl_context *ctx, const char *label, double begin) {
     DIGCL_CL_CHECK(clFinish(ctx->queue));
     int index = profile_index(ctx, label); /* may grow ctx->profile */
     profile_entry *entry = &ctx->profile[index];
-    entry->total_ms += host_ms() - begin;
+    entry->total_ms += (1e3 * digcl_seconds_now()) - begin;
     entry->count++;
 }
 int digcl_profiling_enabled(const digcl_context *ctx) { return ctx->profiling; }
@@ -113,4 +107,10 @@ void digcl_profile_free(digcl_context *ctx) {
     free(ctx->profile);
     ctx->profile = NULL;
     ctx->profile_count = ctx->profile_capacity = 0;
+}
+
+double digcl_seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -12,6 +12,7 @@
 #include "digcl/log.h"
 #include "digcl/plot.h"
 #include "digcl/train.h"
+#include "digcl/runtime.h"
 
 #define PLOT_WINDOW 20 /* log points in the moving average of loss.png */
 
@@ -30,12 +31,6 @@ typedef struct loop_run {
     char *error;
     size_t error_size;
 } loop_run;
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------ values */
 
@@ -71,7 +66,7 @@ static void accumulate(const digcl_train_values *v, void *user) {
 /* Reads the pending values; 1 when one of them was not finite. */
 static int drain(loop_run *run) {
     digcl_trainer_drain(run->trainer, accumulate, run);
-    run->last_drain = now_seconds();
+    run->last_drain = digcl_seconds_now();
     return run->bad[0] != 0;
 }
 
@@ -125,7 +120,7 @@ static double ranks(const digcl_train_loop_options *o) {
 static void log_interval(loop_run *run) {
     digcl_train_state *s = run->state;
     if (s->log_count == 0) return;
-    double now = now_seconds(), count = (double)s->log_count;
+    double now = digcl_seconds_now(), count = (double)s->log_count;
     digcl_train_log_entry e = {
         s->step,
         s->epoch,
@@ -226,7 +221,7 @@ static void take_step(loop_run *run) {
 static digcl_train_stop stop_reason(const loop_run *run) {
     const digcl_train_loop_options *o = run->options;
     if (o->max_steps > 0 && run->state->step >= o->max_steps) return DIGCL_TRAIN_DONE;
-    if (o->time_budget_s > 0 && now_seconds() - run->start >= o->time_budget_s)
+    if (o->time_budget_s > 0 && digcl_seconds_now() - run->start >= o->time_budget_s)
         return DIGCL_TRAIN_BUDGET;
     if (o->stop_flag && *o->stop_flag) return DIGCL_TRAIN_STOPPED;
     return (digcl_train_stop)-1;
@@ -240,7 +235,7 @@ static digcl_train_stop after_step(loop_run *run) {
     const digcl_train_loop_options *o = run->options;
     int64_t step = run->state->step;
     int log_due = every(step, o->log_every), ckpt_due = every(step, o->ckpt_every);
-    int refresh_due = o->refresh_s > 0 && now_seconds() - run->last_drain >= o->refresh_s;
+    int refresh_due = o->refresh_s > 0 && digcl_seconds_now() - run->last_drain >= o->refresh_s;
     int full = digcl_trainer_pending(run->trainer) == DIGCL_TRAIN_HISTORY;
     if ((log_due || ckpt_due || refresh_due || full) && drain(run)) return DIGCL_TRAIN_NONFINITE;
     if (log_due) log_interval(run);
@@ -292,7 +287,7 @@ digcl_train_stop digcl_train_loop(digcl_trainer *trainer, const digcl_train_sour
     digcl_trainer_set_step_count(trainer, state->step);
     if (open_run(&run) == 0) {
         source->seek(source->user, state->epoch, state->batch_in_epoch);
-        run.start = run.interval_start = run.last_drain = now_seconds();
+        run.start = run.interval_start = run.last_drain = digcl_seconds_now();
         stop = run_steps(&run);
     }
     if (stop == DIGCL_TRAIN_NONFINITE) {
