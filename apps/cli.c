@@ -31,6 +31,9 @@ void cli_print_devices(const digcl_device_info *devices, int count, int selected
                 d->max_work_group_size);
         fprintf(out, "      fp16: %s  fp64: %s\n", d->has_fp16 ? "yes" : "no",
                 d->has_fp64 ? "yes" : "no");
+        if (d->nv_compute_capability)
+            fprintf(out, "      compute capability: %d.%d (NVIDIA)\n",
+                    d->nv_compute_capability / 10, d->nv_compute_capability % 10);
     }
     if (selected >= 0)
         fprintf(out, "(* = selected device; choose with --device P:D|NAME or DIGCL_DEVICE)\n");
@@ -50,7 +53,7 @@ digcl_context *cli_open_context(const cli_globals *globals) {
         exit(2);
     }
     free(devices);
-    digcl_context_options options = {globals->device, globals->verbose};
+    digcl_context_options options = {globals->device, globals->verbose, globals->precision};
     return digcl_context_create(&options);
 }
 

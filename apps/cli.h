@@ -8,8 +8,9 @@
 #include "digcl/runtime.h"
 
 typedef struct cli_globals {
-    const char *device; /* --device P:D|NAME */
-    int verbose;        /* -v */
+    const char *device;        /* --device P:D|NAME */
+    int verbose;               /* -v */
+    digcl_precision precision; /* --precision fp32|tf32 */
 } cli_globals;
 
 typedef struct cli_command {

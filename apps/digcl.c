@@ -30,11 +30,12 @@ static const cli_command commands[] = {
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: digcl [--device P:D|NAME] [-v] <command> [options]\n"
-                 "\n"
-                 "DiG (Diffusion Gated Linear Attention Transformers) on any OpenCL device.\n"
-                 "\n"
-                 "commands:\n");
+    fprintf(out,
+            "usage: digcl [--device P:D|NAME] [--precision fp32|tf32] [-v] <command> [options]\n"
+            "\n"
+            "DiG (Diffusion Gated Linear Attention Transformers) on any OpenCL device.\n"
+            "\n"
+            "commands:\n");
     for (int i = 0; i < command_count; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
@@ -42,12 +43,18 @@ static void usage(FILE *out) {
             "global options:\n"
             "  --device P:D|NAME  platform:device index or a case-insensitive name substring\n"
             "                     (default: $DIGCL_DEVICE, else the first GPU, accelerator, CPU)\n"
-            "  -v, --verbose      say which kernels were compiled or loaded from the cache\n"
+            "  --precision P      fp32 (default): fp32-accurate matrix products everywhere\n"
+            "                     (3xTF32 on NVIDIA tensor cores); tf32: one TF32 product\n"
+            "                     per term on tensor cores, like PyTorch's allow_tf32\n"
+            "                     (default: $DIGCL_PRECISION, else fp32)\n"
+            "  -v, --verbose      say which kernels were compiled or loaded from the cache,\n"
+            "                     and which GEMM path runs\n"
             "  -h, --help         this help; `digcl <command> --help` for a command\n"
             "  --version          print the version\n"
             "\n"
             "environment: DIGCL_DEVICE, DIGCL_PROFILE=1 (per-kernel times at exit),\n"
-            "             DIGCL_KERNEL_CACHE=0, DIGCL_CACHE_DIR (kernel binary cache)\n");
+            "             DIGCL_KERNEL_CACHE=0, DIGCL_CACHE_DIR (kernel binary cache),\n"
+            "             DIGCL_PRECISION, DIGCL_GEMM=clblast|blas|tensor (GEMM path)\n");
 }
 
 /* Removes the global options from argv wherever they stand; returns the new argc. */
@@ -57,6 +64,13 @@ static int take_global_options(int argc, char **argv, cli_globals *globals) {
         const char *value = NULL;
         if (cli_option_value(argc, argv, &i, "--device", &value)) {
             globals->device = value;
+        } else if (cli_option_value(argc, argv, &i, "--precision", &value)) {
+            int precision = digcl_precision_parse(value);
+            if (precision < 0) {
+                fprintf(stderr, "digcl: --precision expects fp32 or tf32, got '%s'\n", value);
+                exit(2);
+            }
+            globals->precision = (digcl_precision)precision;
         } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
             globals->verbose = 1;
         } else {

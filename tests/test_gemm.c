@@ -103,6 +103,22 @@ static void test_gemm_shapes_and_transposes(void **state) {
     }
 }
 
+/* Shapes whose offsets, leading dimensions and extents are multiples of 4,
+ * so the tensor-core kernels take their float4-load / float2-store variants
+ * (K = 36 and 20 end inside a K step; 132 and 260 inside a tile). */
+static void test_gemm_vector_paths(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(15);
+    const size_t shapes[][3] = {{128, 192, 64}, {260, 132, 36}, {64, 8, 20}, {4, 260, 132}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 4; t++) {
+            gemm_case c = {shapes[s][0], shapes[s][1],          shapes[s][2],
+                           t & 1,        (t >> 1) & 1,          (size_t)(s % 2) * 4,
+                           1.0f,         (t & 1) ? 0.5f : 0.0f, 0};
+            run_case(&c, &rng);
+        }
+}
+
 static void test_gemm_large(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(12);
@@ -188,6 +204,56 @@ static void test_gemm_strided_batched(void **state) {
     test_release(da), test_release(db), test_release(dc);
 }
 
+/* --precision tf32: where the GEMM runs on tensor cores, one TF32 product per
+ * term (relative L2 error at most 2e-3, and visibly above fp32's); elsewhere
+ * the products stay fp32. A context of its own holds the precision. */
+static void test_gemm_tf32_precision(void **state) {
+    (void)state;
+    enum { M = 257, N = 130, K = 300 };
+    digcl_context *ctx =
+        digcl_context_create(&(digcl_context_options){.precision = DIGCL_PRECISION_TF32});
+    assert_int_equal(digcl_context_precision(ctx), DIGCL_PRECISION_TF32);
+    test_rng rng = test_rng_seeded(16);
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+    float *want = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+    assert_true(a && b && want && got);
+    test_fill_normal(&rng, a, (size_t)M * K, 1.0f);
+    test_fill_normal(&rng, b, (size_t)K * N, 1.0f);
+    digcl_buffer da = digcl_buffer_create(ctx, sizeof(float) * M * K, "tf32 A"),
+                 db = digcl_buffer_create(ctx, sizeof(float) * K * N, "tf32 B"),
+                 dc = digcl_buffer_create(ctx, sizeof(float) * M * N, "tf32 C");
+    digcl_write(ctx, da.mem, 0, sizeof(float) * M * K, a);
+    digcl_write(ctx, db.mem, 0, sizeof(float) * K * N, b);
+    digcl_fill_f32(ctx, dc.mem, 0, (size_t)M * N, NAN);
+    digcl_gemm_args args = {.M = M,
+                            .N = N,
+                            .K = K,
+                            .alpha = 1.0f,
+                            .beta = 0.0f,
+                            .A = da.mem,
+                            .lda = K,
+                            .B = db.mem,
+                            .ldb = N,
+                            .C = dc.mem,
+                            .ldc = N};
+    digcl_gemm(ctx, &args);
+    digcl_read(ctx, dc.mem, 0, sizeof(float) * M * N, got);
+    for (size_t i = 0; i < (size_t)M * N; i++) want[i] = 0.0f;
+    digcl_ref_gemm(0, 0, M, N, K, 1.0f, a, 0, K, b, 0, N, 0.0f, want, 0, N);
+    double *wide = malloc(sizeof(double) * M * N);
+    for (size_t i = 0; i < (size_t)M * N; i++) wide[i] = want[i];
+    double error = test_rel_l2(got, wide, (size_t)M * N);
+    const int tensor = strstr(digcl_gemm_backend_name(ctx), "tensor") != NULL;
+    printf("  tf32 GEMM %dx%dx%d through %s: rel L2 %.3e\n", M, N, K, digcl_gemm_backend_name(ctx),
+           error);
+    assert_true(error <= 2e-3);
+    if (tensor) assert_true(error > 1e-5); /* really one TF32 product */
+    else assert_true(error < 1e-5);        /* no tensor cores: fp32 */
+    digcl_buffer_release(&da), digcl_buffer_release(&db), digcl_buffer_release(&dc);
+    digcl_context_release(ctx);
+    free(a), free(b), free(want), free(got), free(wide);
+}
+
 static void test_reference_detects_errors(void **state) {
     (void)state; /* the comparison itself must be able to fail */
     float got[3] = {1.0f, 2.0f, 3.0f};
@@ -201,10 +267,12 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_detects_errors),
         cmocka_unit_test(test_gemm_shapes_and_transposes),
+        cmocka_unit_test(test_gemm_vector_paths),
         cmocka_unit_test(test_gemm_large),
         cmocka_unit_test(test_gemm_split_k),
         cmocka_unit_test(test_gemm_auto_slices),
         cmocka_unit_test(test_gemm_strided_batched),
+        cmocka_unit_test(test_gemm_tf32_precision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

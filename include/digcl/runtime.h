@@ -35,6 +35,9 @@ typedef struct digcl_device_info {
     uint32_t mem_base_addr_align_bytes;
     int has_fp16;
     int has_fp64;
+    /* NVIDIA compute capability as major*10 + minor (90 for Hopper), read
+     * through cl_nv_device_attribute_query; 0 on other devices. */
+    int nv_compute_capability;
 } digcl_device_info;
 
 /* Lists every device of every platform. Returns the count (0 when there is no
@@ -59,10 +62,25 @@ int digcl_select_device(const digcl_device_info *devices, int count, const char 
 
 typedef struct digcl_context digcl_context;
 
+/* The arithmetic of matrix products (GEMMs). FP32 (the default) gives
+ * fp32-accurate products on every device (on NVIDIA tensor cores through
+ * 3xTF32); TF32 allows one TF32 product per term where tensor cores exist, as
+ * PyTorch's allow_tf32 (relative L2 error about 1e-3; no effect elsewhere). */
+typedef enum digcl_precision {
+    DIGCL_PRECISION_DEFAULT = 0, /* $DIGCL_PRECISION (fp32|tf32), else fp32 */
+    DIGCL_PRECISION_FP32 = 1,
+    DIGCL_PRECISION_TF32 = 2
+} digcl_precision;
+
 typedef struct digcl_context_options {
-    const char *device_spec; /* --device; NULL: $DIGCL_DEVICE, then the default */
-    int verbose;             /* 1: say which kernels came from the cache */
+    const char *device_spec;   /* --device; NULL: $DIGCL_DEVICE, then the default */
+    int verbose;               /* 1: say which kernels came from the cache */
+    digcl_precision precision; /* --precision */
 } digcl_context_options;
+
+/* "fp32" / "tf32" -> the enum; -1 for anything else. */
+int digcl_precision_parse(const char *name);
+const char *digcl_precision_name(digcl_precision precision);
 
 /* Opens the device: context, in-order queue (with profiling when
  * DIGCL_PROFILE=1). An unknown spec or no platform at all (the message
@@ -78,6 +96,8 @@ const digcl_device_info *digcl_context_device(const digcl_context *ctx);
 cl_context digcl_context_cl(const digcl_context *ctx);
 cl_command_queue digcl_context_queue(const digcl_context *ctx);
 int digcl_context_verbose(const digcl_context *ctx);
+/* FP32 or TF32 (never DEFAULT: resolved at creation). */
+digcl_precision digcl_context_precision(const digcl_context *ctx);
 
 /* A reusable device buffer owned by the context, one per key (e.g. CLBlast's
  * temp buffer): at least `bytes`, grown (never shrunk) on demand, released with
@@ -121,6 +141,7 @@ void digcl_kernel_cache_dir(char *path, size_t size);
 void digcl_arg_mem(cl_kernel kernel, unsigned index, cl_mem value);
 void digcl_arg_int(cl_kernel kernel, unsigned index, int value);
 void digcl_arg_float(cl_kernel kernel, unsigned index, float value);
+void digcl_arg_ulong(cl_kernel kernel, unsigned index, uint64_t value);
 void digcl_arg_local(cl_kernel kernel, unsigned index, size_t bytes);
 
 /* Enqueues an NDRange. local may be NULL. global sizes are rounded up to a

@@ -1,4 +1,5 @@
-/* Row-major SGEMM through CLBlast; its temp buffer and the split-K partial
+/* Row-major SGEMM: the dispatch to the device's path (gemm_backend.c),
+ * CLBlast, and split-K. CLBlast's temp buffer and the split-K partial
  * products are context scratch (digcl_context_scratch). */
 #include <clblast_c.h>
 #include <stdio.h>
@@ -27,10 +28,12 @@ static cl_mem temp_buffer(digcl_context *ctx, size_t bytes) {
 }
 
 static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
-    if (digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS) {
+    digcl_gemm_backend_kind backend = digcl_gemm_backend(ctx);
+    if (backend == DIGCL_GEMM_BACKEND_BLAS) {
         digcl_gemm_blas(ctx, a, 0, 0, 0, 1);
         return;
     }
+    if (backend == DIGCL_GEMM_BACKEND_TENSOR && digcl_gemm_tc(ctx, a, 0, 0, 0, 1)) return;
     digcl_gemm_tuning_apply(ctx);
     CLBlastTranspose ta = transpose_flag(a->transpose_a), tb = transpose_flag(a->transpose_b);
     cl_command_queue queue = digcl_context_queue(ctx);
@@ -51,10 +54,14 @@ static void plain_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
 void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
                                 size_t stride_b, size_t stride_c, size_t batch) {
     if (a->M == 0 || a->N == 0 || batch == 0) return;
-    if (digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS) {
+    digcl_gemm_backend_kind backend = digcl_gemm_backend(ctx);
+    if (backend == DIGCL_GEMM_BACKEND_BLAS) {
         digcl_gemm_blas(ctx, a, stride_a, stride_b, stride_c, batch);
         return;
     }
+    if (backend == DIGCL_GEMM_BACKEND_TENSOR &&
+        digcl_gemm_tc(ctx, a, stride_a, stride_b, stride_c, batch))
+        return;
     digcl_gemm_tuning_apply(ctx);
     cl_command_queue queue = digcl_context_queue(ctx);
     double begin = digcl_profile_begin(ctx);

@@ -1,5 +1,5 @@
-/* gemm_backend.h: which library runs digcl_gemm on a device (private to
- * src/ops). See gemm_blas.c for the selection rule. */
+/* gemm_backend.h: which path runs digcl_gemm on a device (private to
+ * src/ops). See gemm_backend.c for the selection rule. */
 #ifndef DIGCL_OPS_GEMM_BACKEND_H
 #define DIGCL_OPS_GEMM_BACKEND_H
 
@@ -9,7 +9,8 @@
 
 typedef enum digcl_gemm_backend_kind {
     DIGCL_GEMM_BACKEND_CLBLAST = 0, /* CLBlast kernels on the device (portable) */
-    DIGCL_GEMM_BACKEND_BLAS = 1     /* OpenBLAS on the mapped buffers of a CPU device */
+    DIGCL_GEMM_BACKEND_BLAS = 1,    /* OpenBLAS on the mapped buffers of a CPU device */
+    DIGCL_GEMM_BACKEND_TENSOR = 2   /* our mma kernels on NVIDIA tensor cores (gemm_tc.c) */
 } digcl_gemm_backend_kind;
 
 digcl_gemm_backend_kind digcl_gemm_backend(const digcl_context *ctx);
@@ -18,5 +19,16 @@ digcl_gemm_backend_kind digcl_gemm_backend(const digcl_context *ctx);
  * until the queue has produced the operands. */
 void digcl_gemm_blas(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a,
                      size_t stride_b, size_t stride_c, size_t batch);
+
+/* Whether the device can run the tensor-core kernels (NVIDIA, sm_80+). */
+int digcl_gemm_tc_supported(const digcl_device_info *device);
+/* DIGCL_GEMM=tensor-emulate: the tensor-core kernels with their PTX
+ * emulated (any device; tests). */
+int digcl_gemm_tc_emulated(void);
+/* `batch` GEMMs on tensor cores (3xTF32, or TF32 when the context allows it).
+ * Returns 0 without enqueueing anything when the operands exceed the
+ * kernel's 32-bit index range (the caller falls back to CLBlast). */
+int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a, size_t stride_b,
+                  size_t stride_c, size_t batch);
 
 #endif

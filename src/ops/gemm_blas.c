@@ -4,9 +4,7 @@
  * the product with as many threads as the device has compute units, several
  * times faster than CLBlast's OpenCL kernels compiled for the CPU.
  *
- * Selection (digcl_gemm_backend): DIGCL_GEMM=clblast forces CLBlast
- * everywhere; otherwise CPU devices use this path when digcl was built with
- * OpenBLAS (DIGCL_WITH_OPENBLAS). */
+ * Chosen by digcl_gemm_backend (gemm_backend.c). */
 #include "gemm_backend.h"
 
 #include <stdlib.h>
@@ -17,38 +15,6 @@
 #ifdef DIGCL_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
-
-digcl_gemm_backend_kind digcl_gemm_backend(const digcl_context *ctx) {
-    static int forced = -1; /* -1 unknown, 0 none, 1 clblast, 2 blas */
-    if (forced < 0) {
-        const char *value = getenv("DIGCL_GEMM");
-        forced = !value || !*value               ? 0
-                 : strcmp(value, "clblast") == 0 ? 1
-                 : strcmp(value, "blas") == 0    ? 2
-                                                 : 0;
-        if (value && *value && forced == 0)
-            digcl_fatal("DIGCL_GEMM='%s' is not a GEMM backend (expected clblast or blas)", value);
-    }
-    const digcl_device_info *device = digcl_context_device(ctx);
-    const int cpu = (device->type & CL_DEVICE_TYPE_CPU) != 0;
-#ifdef DIGCL_HAVE_OPENBLAS
-    if (forced == 2 && !cpu)
-        digcl_fatal("DIGCL_GEMM=blas needs a CPU OpenCL device (its buffers live in host memory); "
-                    "device '%s' is not one",
-                    device->name);
-    if (forced != 1 && cpu) return DIGCL_GEMM_BACKEND_BLAS;
-#else
-    if (forced == 2)
-        digcl_fatal("DIGCL_GEMM=blas: this digcl was built without OpenBLAS "
-                    "(configure with -DDIGCL_WITH_OPENBLAS=ON, Debian: libopenblas-dev)");
-    (void)cpu;
-#endif
-    return DIGCL_GEMM_BACKEND_CLBLAST;
-}
-
-const char *digcl_gemm_backend_name(const digcl_context *ctx) {
-    return digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS ? "OpenBLAS" : "CLBlast";
-}
 
 #ifdef DIGCL_HAVE_OPENBLAS
 

@@ -18,6 +18,27 @@ static int env_is_one(const char *name) {
     return value && strcmp(value, "1") == 0;
 }
 
+int digcl_precision_parse(const char *name) {
+    if (name && strcmp(name, "fp32") == 0) return DIGCL_PRECISION_FP32;
+    if (name && strcmp(name, "tf32") == 0) return DIGCL_PRECISION_TF32;
+    return -1;
+}
+
+const char *digcl_precision_name(digcl_precision precision) {
+    return precision == DIGCL_PRECISION_TF32 ? "tf32" : "fp32";
+}
+
+/* The option, else $DIGCL_PRECISION, else fp32. */
+static digcl_precision resolve_precision(digcl_precision requested) {
+    if (requested != DIGCL_PRECISION_DEFAULT) return requested;
+    const char *value = getenv("DIGCL_PRECISION");
+    if (!value || !*value) return DIGCL_PRECISION_FP32;
+    int parsed = digcl_precision_parse(value);
+    if (parsed < 0)
+        digcl_fatal("DIGCL_PRECISION='%s' is not a precision (expected fp32 or tf32)", value);
+    return (digcl_precision)parsed;
+}
+
 static void open_queue(digcl_context *ctx) {
     cl_int status;
     cl_context_properties properties[] = {CL_CONTEXT_PLATFORM,
@@ -47,6 +68,7 @@ digcl_context *digcl_context_create(const digcl_context_options *options) {
     ctx->device = devices[index];
     free(devices);
     ctx->verbose = options->verbose;
+    ctx->precision = resolve_precision(options->precision);
     ctx->profiling = env_is_one("DIGCL_PROFILE");
     static int cpu_notice_given = 0; /* once per process */
     if (!(ctx->device.type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) &&
@@ -79,6 +101,7 @@ const digcl_device_info *digcl_context_device(const digcl_context *ctx) { return
 cl_context digcl_context_cl(const digcl_context *ctx) { return ctx->context; }
 cl_command_queue digcl_context_queue(const digcl_context *ctx) { return ctx->queue; }
 int digcl_context_verbose(const digcl_context *ctx) { return ctx->verbose; }
+digcl_precision digcl_context_precision(const digcl_context *ctx) { return ctx->precision; }
 
 void digcl_context_on_release(digcl_context *ctx, void (*fn)(void *arg), void *arg) {
     context_cleanup *grown =

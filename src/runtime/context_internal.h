@@ -46,6 +46,7 @@ struct digcl_context {
     cl_command_queue queue;
     int verbose;
     int profiling;
+    digcl_precision precision;
 
     program_entry *programs;
     int program_count, program_capacity;

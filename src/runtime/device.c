@@ -48,6 +48,18 @@ static int has_extension(cl_device_id device, const char *name) {
     return found;
 }
 
+/* cl_nv_device_attribute_query (cl_ext.h names them
+ * CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV / _MINOR_NV). */
+static int nv_compute_capability(cl_device_id device) {
+    enum { CC_MAJOR_NV = 0x4000, CC_MINOR_NV = 0x4001 };
+    if (!has_extension(device, "cl_nv_device_attribute_query")) return 0;
+    cl_uint major = 0, minor = 0;
+    if (clGetDeviceInfo(device, CC_MAJOR_NV, sizeof major, &major, NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(device, CC_MINOR_NV, sizeof minor, &minor, NULL) != CL_SUCCESS)
+        return 0;
+    return (int)(major * 10 + minor);
+}
+
 static void describe_device(digcl_device_info *info) {
     cl_device_id device = info->device;
     platform_string(info->platform, CL_PLATFORM_NAME, info->platform_name,
@@ -71,6 +83,7 @@ static void describe_device(digcl_device_info *info) {
                                    NULL));
     info->has_fp16 = has_extension(device, "cl_khr_fp16");
     info->has_fp64 = has_extension(device, "cl_khr_fp64");
+    info->nv_compute_capability = nv_compute_capability(device);
 }
 
 static int list_platform(cl_platform_id platform, int platform_index, digcl_device_info **devices,

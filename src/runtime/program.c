@@ -464,6 +464,10 @@ void digcl_arg_int(cl_kernel kernel, unsigned index, int value) {
 void digcl_arg_float(cl_kernel kernel, unsigned index, float value) {
     DIGCL_CL_CHECK(clSetKernelArg(kernel, index, sizeof value, &value));
 }
+void digcl_arg_ulong(cl_kernel kernel, unsigned index, uint64_t value) {
+    cl_ulong v = value;
+    DIGCL_CL_CHECK(clSetKernelArg(kernel, index, sizeof v, &v));
+}
 void digcl_arg_local(cl_kernel kernel, unsigned index, size_t bytes) {
     DIGCL_CL_CHECK(clSetKernelArg(kernel, index, bytes, NULL));
 }

@@ -1,0 +1,316 @@
+/* gemm_tc.cl: row-major SGEMM on NVIDIA tensor cores through inline PTX
+ * (docs/PERFORMANCE.md, "Tensor-core GEMM"; PTX ISA, "Warp-level matrix
+ * multiply-accumulate instructions", mma.m16n8k8 with .tf32 operands).
+ *
+ *   C[M, N] = alpha * op(A) op(B) + beta * C      (beta = 0 never reads C)
+ *
+ * TF32 keeps 10 explicit mantissa bits. With SPLIT3 = 1 (the fp32-accurate
+ * default) every operand x is split into x = hi + lo with hi = tf32(x) and
+ * lo = tf32(x - hi), and each product is accumulated in fp32 as
+ *   a b ~= a_lo b_hi + a_hi b_lo + a_hi b_hi       (3xTF32; a_lo b_lo dropped)
+ * which is as accurate as an fp32 dot product (error about 2^-22 per term).
+ * With SPLIT3 = 0 (TF32, PyTorch's allow_tf32) only a_hi b_hi is used.
+ *
+ * Work-group: a BM x BN tile of C, (BM/WM) x (BN/WN) warps, each warp a
+ * WM x WN tile as (WM/16) x (WN/8) mma tiles of 16 x 8. K advances in steps of
+ * BK (16, or 8 for the largest tile) through two local-memory buffers (register-staged prefetch of the
+ * next step while the tensor cores work on this one, one barrier per step).
+ * Both operands are kept K-contiguous in local memory, As[m][k] and Bs[n][k],
+ * with rows padded to BK + 4 floats: the fragment loads of a warp (lane =
+ * 4 g + t reads row g, column t) then touch 32 different banks.
+ *
+ * Fragments (PTX ISA, m16n8k8 .tf32; g = lane / 4, t = lane % 4):
+ *   A 16x8 row: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4)
+ *   B 8x8 col:  b0 (k = t, n = g), b1 (k = t+4, n = g)
+ *   C 16x8:     c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1)
+ *
+ * Options: -D BM, BN, BK, WM, WN (tile sizes), TRANS_A, TRANS_B (op(X) = X^T,
+ * X stored transposed), SPLIT3 (0 or 1), VEC_A, VEC_B (float4 loads), VEC_C
+ * (float2 stores), TC_EMULATE (1: no PTX, for tests on
+ * other devices). Strided batches over dimension 2. Needs sm_80 or newer
+ * (mma .tf32, cvt.rna.tf32.f32). */
+
+#ifndef BK
+#define BK 16 /* 8 or 16 */
+#endif
+#define LDS (BK + 4) /* row g at bank offset g * LDS: distinct for BK = 8, 16 */
+#define WARPS_M (BM / WM)
+#define WARPS_N (BN / WN)
+#define THREADS (32 * WARPS_M * WARPS_N)
+#define MT (WM / 16) /* mma tiles per warp along M */
+#define NT (WN / 8)  /* mma tiles per warp along N */
+#define LOADS_A (BM * BK / THREADS)
+#define LOADS_B (BN * BK / THREADS)
+
+#if (BM * BK) % THREADS != 0 || (BN * BK) % THREADS != 0
+#error "tile sizes must give every thread the same number of loads"
+#endif
+
+#if TC_EMULATE
+/* Tests on devices without tensor cores: the same kernel with the two PTX
+ * instructions emulated (the second warp_step below). */
+static inline uint to_tf32(float x) { /* round to nearest, ties away */
+    return (as_uint(x) + 0x1000u) & 0xffffe000u;
+}
+#else
+static inline uint to_tf32(float x) {
+    uint r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+/* d[0..3] += a[0..3] (16x8) * b[0..1] (8x8) */
+static inline void mma_tf32(float *d, const uint *a, const uint *b) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+
+/* Global loads run in chunks of VA (VB) consecutive stored elements: 4 with
+ * VEC_A (VEC_B), which the host sets only when the offset, the leading
+ * dimension and the contiguous extent are multiples of 4, so a chunk is
+ * either wholly inside the matrix or wholly outside. */
+#define VA (VEC_A ? 4 : 1)
+#define VB (VEC_B ? 4 : 1)
+#define CHUNKS_A (LOADS_A / VA)
+#define CHUNKS_B (LOADS_B / VB)
+
+/* The first element (m, k) of chunk c of the A tile. A [M, K] is read along
+ * k, A^T (stored [K, M]) along m: consecutive threads, consecutive addresses. */
+static inline void a_chunk(int c, int *m, int *k) {
+#if TRANS_A
+    *m = (c % (BM / VA)) * VA, *k = c / (BM / VA);
+#else
+    *k = (c % (BK / VA)) * VA, *m = c / (BK / VA);
+#endif
+}
+
+/* The same for op(B)[k, n]: B [K, N] along n, B^T (stored [N, K]) along k. */
+static inline void b_chunk(int c, int *n, int *k) {
+#if TRANS_B
+    *k = (c % (BK / VB)) * VB, *n = c / (BK / VB);
+#else
+    *n = (c % (BN / VB)) * VB, *k = c / (BN / VB);
+#endif
+}
+
+/* The next K step of both operands into registers (zero outside). */
+static inline void fetch(__global const float *A, int lda, __global const float *B, int ldb,
+                         int M, int N, int K, int m0, int n0, int k0, int tid, float *ra,
+                         float *rb) {
+    for (int c = 0; c < CHUNKS_A; c++) {
+        int m, k;
+        a_chunk(tid + c * THREADS, &m, &k);
+        m += m0, k += k0;
+        const int valid = m < M && k < K;
+        __global const float *p = A + (TRANS_A ? k * lda + m : m * lda + k);
+#if VEC_A
+        const float4 v = valid ? *(__global const float4 *)p : (float4)(0.0f);
+        ra[4 * c] = v.x, ra[4 * c + 1] = v.y, ra[4 * c + 2] = v.z, ra[4 * c + 3] = v.w;
+#else
+        ra[c] = valid ? *p : 0.0f;
+#endif
+    }
+    for (int c = 0; c < CHUNKS_B; c++) {
+        int n, k;
+        b_chunk(tid + c * THREADS, &n, &k);
+        n += n0, k += k0;
+        const int valid = n < N && k < K;
+        __global const float *p = B + (TRANS_B ? n * ldb + k : k * ldb + n);
+#if VEC_B
+        const float4 v = valid ? *(__global const float4 *)p : (float4)(0.0f);
+        rb[4 * c] = v.x, rb[4 * c + 1] = v.y, rb[4 * c + 2] = v.z, rb[4 * c + 3] = v.w;
+#else
+        rb[c] = valid ? *p : 0.0f;
+#endif
+    }
+}
+
+/* TF32 mode rounds once here; 3xTF32 splits after the fragment loads. */
+static inline float stored(float x) {
+#if SPLIT3
+    return x;
+#else
+    return as_float(to_tf32(x));
+#endif
+}
+
+/* Registers -> As[m][k], Bs[n][k]. A chunk along k is one float4 store. */
+static inline void stage(__local float *As, __local float *Bs, int tid, const float *ra,
+                         const float *rb) {
+    for (int c = 0; c < CHUNKS_A; c++) {
+        int m, k;
+        a_chunk(tid + c * THREADS, &m, &k);
+#if VEC_A && !TRANS_A
+        *(__local float4 *)(As + m * LDS + k) = (float4)(stored(ra[4 * c]), stored(ra[4 * c + 1]),
+                                                         stored(ra[4 * c + 2]), stored(ra[4 * c + 3]));
+#else
+        for (int q = 0; q < VA; q++)
+            As[(m + (TRANS_A ? q : 0)) * LDS + k + (TRANS_A ? 0 : q)] = stored(ra[VA * c + q]);
+#endif
+    }
+    for (int c = 0; c < CHUNKS_B; c++) {
+        int n, k;
+        b_chunk(tid + c * THREADS, &n, &k);
+#if VEC_B && TRANS_B
+        *(__local float4 *)(Bs + n * LDS + k) = (float4)(stored(rb[4 * c]), stored(rb[4 * c + 1]),
+                                                         stored(rb[4 * c + 2]), stored(rb[4 * c + 3]));
+#else
+        for (int q = 0; q < VB; q++)
+            Bs[(n + (TRANS_B ? 0 : q)) * LDS + k + (TRANS_B ? q : 0)] = stored(rb[VB * c + q]);
+#endif
+    }
+}
+
+/* hi and lo parts of one fragment element */
+static inline void split(float x, uint *hi, uint *lo) {
+#if SPLIT3
+    *hi = to_tf32(x);
+    *lo = to_tf32(x - as_float(*hi));
+#else
+    *hi = as_uint(x), *lo = 0u;
+#endif
+}
+
+/* The A fragment (16x8, rows row0.., columns kk..kk+7) that `lane` holds. */
+static inline void a_fragment(__local const float *As, int row0, int kk, int lane, float *x) {
+    __local const float *p = As + (row0 + lane / 4) * LDS + kk + lane % 4;
+    x[0] = p[0], x[1] = p[8 * LDS], x[2] = p[4], x[3] = p[8 * LDS + 4];
+}
+
+/* The B fragment (8x8, k = kk..kk+7, columns col0..col0+7) that `lane` holds. */
+static inline void b_fragment(__local const float *Bs, int col0, int kk, int lane, float *x) {
+    __local const float *p = Bs + (col0 + lane / 4) * LDS + kk + lane % 4;
+    x[0] = p[0], x[1] = p[4];
+}
+
+#if !TC_EMULATE
+/* One k8 slice of the warp tile: acc[MT][NT][4] += As Bs over columns kk..kk+7. */
+static inline void warp_step(__local const float *As, __local const float *Bs, int kk, int wm,
+                             int wn, int lane, float acc[MT][NT][4]) {
+    uint a_hi[MT][4], a_lo[MT][4], b_hi[NT][2], b_lo[NT][2];
+    for (int i = 0; i < MT; i++) {
+        float x[4];
+        a_fragment(As, wm * WM + i * 16, kk, lane, x);
+        for (int r = 0; r < 4; r++) split(x[r], &a_hi[i][r], &a_lo[i][r]);
+    }
+    for (int j = 0; j < NT; j++) {
+        float x[2];
+        b_fragment(Bs, wn * WN + j * 8, kk, lane, x);
+        for (int r = 0; r < 2; r++) split(x[r], &b_hi[j][r], &b_lo[j][r]);
+    }
+    for (int i = 0; i < MT; i++)
+        for (int j = 0; j < NT; j++) {
+#if SPLIT3
+            mma_tf32(acc[i][j], a_lo[i], b_hi[j]);
+            mma_tf32(acc[i][j], a_hi[i], b_lo[j]);
+#endif
+            mma_tf32(acc[i][j], a_hi[i], b_hi[j]);
+        }
+}
+#else
+/* Operand k of the 16x8 A tile at row `row` / of the 8x8 B tile at column
+ * `col`, fetched from the lane that holds it in the fragment layout, split. */
+static inline void a_element(__local const float *As, int row0, int kk, int row, int k, uint *hi,
+                             uint *lo) {
+    float x[4];
+    a_fragment(As, row0, kk, (row % 8) * 4 + k % 4, x);
+    split(x[row / 8 + 2 * (k / 4)], hi, lo);
+}
+static inline void b_element(__local const float *Bs, int col0, int kk, int col, int k, uint *hi,
+                             uint *lo) {
+    float x[2];
+    b_fragment(Bs, col0, kk, col * 4 + k % 4, x);
+    split(x[k / 4], hi, lo);
+}
+
+/* What the mma instructions of warp_step compute, element by element: the
+ * C layout picks this lane's four outputs of each tile; the products run in
+ * the same order (lo hi, hi lo, hi hi). */
+static inline void warp_step(__local const float *As, __local const float *Bs, int kk, int wm,
+                             int wn, int lane, float acc[MT][NT][4]) {
+    const int g = lane / 4, t = lane % 4;
+    for (int i = 0; i < MT; i++)
+        for (int j = 0; j < NT; j++)
+            for (int r = 0; r < 4; r++) {
+                const int row = g + 8 * (r / 2), col = 2 * t + r % 2;
+                float terms[3] = {0.0f, 0.0f, 0.0f}; /* lo hi, hi lo, hi hi */
+                for (int k = 0; k < 8; k++) {
+                    uint ah, al, bh, bl;
+                    a_element(As, wm * WM + i * 16, kk, row, k, &ah, &al);
+                    b_element(Bs, wn * WN + j * 8, kk, col, k, &bh, &bl);
+                    terms[0] += as_float(al) * as_float(bh);
+                    terms[1] += as_float(ah) * as_float(bl);
+                    terms[2] += as_float(ah) * as_float(bh);
+                }
+#if SPLIT3
+                acc[i][j][r] += terms[0];
+                acc[i][j][r] += terms[1];
+#endif
+                acc[i][j][r] += terms[2];
+            }
+}
+#endif
+
+static inline float blend(float value, __global const float *c, float alpha, float beta) {
+    return beta == 0.0f ? alpha * value : alpha * value + beta * *c;
+}
+
+/* C[m, n..n+1] from two accumulators (n even). VEC_C (ldc, the offset and N
+ * even): one float2 access. */
+static inline void store_pair(__global float *C, int ldc, int M, int N, int m, int n, float v0,
+                              float v1, float alpha, float beta) {
+    if (m >= M || n >= N) return;
+    __global float *c = C + (long)m * ldc + n;
+#if VEC_C
+    float2 old = beta == 0.0f ? (float2)(0.0f) : *(__global float2 *)c;
+    *(__global float2 *)c = (float2)(alpha * v0 + beta * old.x, alpha * v1 + beta * old.y);
+#else
+    c[0] = blend(v0, c, alpha, beta);
+    if (n + 1 < N) c[1] = blend(v1, c + 1, alpha, beta);
+#endif
+}
+
+__kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
+gemm_tc(const int M, const int N, const int K, const float alpha, __global const float *A,
+        const ulong a_offset, const int lda, const ulong stride_a, __global const float *B,
+        const ulong b_offset, const int ldb, const ulong stride_b, const float beta,
+        __global float *C, const ulong c_offset, const int ldc, const ulong stride_c) {
+    __local float As[2][BM * LDS]; /* [buffer][m][k] */
+    __local float Bs[2][BN * LDS]; /* [buffer][n][k] */
+    const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, t = lane % 4, wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM;
+    const ulong batch = get_global_id(2);
+    A += a_offset + batch * stride_a;
+    B += b_offset + batch * stride_b;
+    C += c_offset + batch * stride_c;
+
+    float acc[MT][NT][4];
+    for (int i = 0; i < MT; i++)
+        for (int j = 0; j < NT; j++)
+            for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+
+    float ra[LOADS_A], rb[LOADS_B];
+    fetch(A, lda, B, ldb, M, N, K, m0, n0, 0, tid, ra, rb);
+    stage(As[0], Bs[0], tid, ra, rb);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const int steps = (K + BK - 1) / BK;
+    for (int s = 0; s < steps; s++) {
+        const int buffer = s & 1, more = s + 1 < steps;
+        if (more) fetch(A, lda, B, ldb, M, N, K, m0, n0, (s + 1) * BK, tid, ra, rb);
+        for (int kk = 0; kk < BK; kk += 8)
+            warp_step(As[buffer], Bs[buffer], kk, wm, wn, lane, acc);
+        if (more) stage(As[buffer ^ 1], Bs[buffer ^ 1], tid, ra, rb);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    for (int i = 0; i < MT; i++)
+        for (int j = 0; j < NT; j++) {
+            const int m = m0 + wm * WM + i * 16 + g, n = n0 + wn * WN + j * 8 + 2 * t;
+            store_pair(C, ldc, M, N, m, n, acc[i][j][0], acc[i][j][1], alpha, beta);
+            store_pair(C, ldc, M, N, m + 8, n, acc[i][j][2], acc[i][j][3], alpha, beta);
+        }
+}

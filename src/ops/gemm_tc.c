@@ -1,0 +1,121 @@
+/* gemm_tc.c: the host side of cl/gemm_tc.cl, SGEMM on NVIDIA tensor cores
+ * (mma.sync m16n8k8 TF32 through inline PTX), fp32-accurate through 3xTF32 or
+ * plain TF32 when the context's precision allows it.
+ *
+ * Tile choice: the largest work-group tile that still gives every compute
+ * unit at least one tile (fewer, larger tiles reuse each loaded operand more;
+ * more, smaller tiles fill the device when the output is small).
+ * DIGCL_GEMM_TILE=NAME forces one of the table below (benchmarks). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_backend.h"
+
+typedef struct tc_tile {
+    const char *name;
+    int bm, bn, bk, wm, wn; /* work-group tile, K step, warp tile */
+    int automatic;          /* in the automatic choice (largest first) */
+} tc_tile;
+
+/* Local memory: 2 buffers x (BM + BN) x (BK + 4) floats, at most 48 KiB. */
+static const tc_tile tiles[] = {
+    {"128x128", 128, 128, 16, 64, 32, 1},    /* 8 warps of 64x32 */
+    {"128x64", 128, 64, 16, 64, 32, 1},      /* 4 warps */
+    {"64x64", 64, 64, 16, 32, 32, 1},        /* 4 warps */
+    {"128x128w64", 128, 128, 16, 64, 64, 0}, /* 4 warps of 64x64 (more registers) */
+    {"256x128", 256, 128, 8, 64, 64, 0},     /* 8 warps of 64x64, K steps of 8 */
+};
+enum { TILE_COUNT = sizeof tiles / sizeof *tiles, INT_LIMIT = 2147483647 };
+
+int digcl_gemm_tc_supported(const digcl_device_info *device) {
+    return (device->type & CL_DEVICE_TYPE_GPU) && device->nv_compute_capability >= 80;
+}
+
+static const tc_tile *forced_tile(void) {
+    const char *value = getenv("DIGCL_GEMM_TILE");
+    if (!value || !*value) return NULL;
+    for (int i = 0; i < TILE_COUNT; i++)
+        if (strcmp(value, tiles[i].name) == 0) return &tiles[i];
+    digcl_fatal("DIGCL_GEMM_TILE='%s' is not a tile (expected 128x128, 128x64, 64x64, "
+                "128x128w64 or 256x128)",
+                value);
+}
+
+static size_t tile_count(const tc_tile *t, const digcl_gemm_args *a, size_t batch) {
+    return ((a->M + t->bm - 1) / t->bm) * ((a->N + t->bn - 1) / t->bn) * batch;
+}
+
+static const tc_tile *choose_tile(const digcl_context *ctx, const digcl_gemm_args *a,
+                                  size_t batch) {
+    const tc_tile *forced = forced_tile();
+    if (forced) return forced;
+    size_t units = digcl_context_device(ctx)->compute_units;
+    const tc_tile *smallest = NULL;
+    for (int i = 0; i < TILE_COUNT; i++) {
+        if (!tiles[i].automatic) continue;
+        if (tile_count(&tiles[i], a, batch) >= units) return &tiles[i];
+        smallest = &tiles[i];
+    }
+    return smallest;
+}
+
+/* Largest element index the kernel forms inside one matrix of the batch
+ * (32-bit arithmetic there); offsets and batch strides are 64-bit. */
+static int fits_int(const digcl_gemm_args *a) {
+    size_t a_rows = a->transpose_a ? a->K : a->M, b_rows = a->transpose_b ? a->N : a->K;
+    return a_rows * a->lda < INT_LIMIT && b_rows * a->ldb < INT_LIMIT &&
+           a->M * a->ldc < INT_LIMIT && a->lda < INT_LIMIT && a->ldb < INT_LIMIT &&
+           a->ldc < INT_LIMIT && a->K < INT_LIMIT;
+}
+
+/* float4 loads of an operand: offset, leading dimension and the extent
+ * along its contiguous dimension all multiples of 4 (batch strides too). */
+static int vector_ok(size_t offset, size_t ld, size_t contiguous, size_t stride) {
+    return offset % 4 == 0 && ld % 4 == 0 && contiguous % 4 == 0 && stride % 4 == 0;
+}
+
+static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gemm_args *a,
+                           size_t stride_a, size_t stride_b, size_t stride_c) {
+    char options[256];
+    const int split3 = digcl_context_precision(ctx) != DIGCL_PRECISION_TF32;
+    const int vec_a = vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a);
+    const int vec_b = vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b);
+    const int vec_c = a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
+    snprintf(options, sizeof options,
+             "-D BM=%d -D BN=%d -D BK=%d -D WM=%d -D WN=%d -D TRANS_A=%d -D TRANS_B=%d "
+             "-D SPLIT3=%d -D VEC_A=%d -D VEC_B=%d -D VEC_C=%d -D TC_EMULATE=%d",
+             t->bm, t->bn, t->bk, t->wm, t->wn, a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0,
+             split3, vec_a, vec_b, vec_c, digcl_gemm_tc_emulated());
+    return digcl_kernel(ctx, "gemm_tc", "gemm_tc", options);
+}
+
+int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a, size_t stride_b,
+                  size_t stride_c, size_t batch) {
+    if (!fits_int(a)) return 0;
+    const tc_tile *t = choose_tile(ctx, a, batch);
+    cl_kernel kernel = tc_kernel(ctx, t, a, stride_a, stride_b, stride_c);
+    unsigned i = 0;
+    digcl_arg_int(kernel, i++, (int)a->M);
+    digcl_arg_int(kernel, i++, (int)a->N);
+    digcl_arg_int(kernel, i++, (int)a->K);
+    digcl_arg_float(kernel, i++, a->alpha);
+    digcl_arg_mem(kernel, i++, a->A);
+    digcl_arg_ulong(kernel, i++, a->a_offset);
+    digcl_arg_int(kernel, i++, (int)a->lda);
+    digcl_arg_ulong(kernel, i++, stride_a);
+    digcl_arg_mem(kernel, i++, a->B);
+    digcl_arg_ulong(kernel, i++, a->b_offset);
+    digcl_arg_int(kernel, i++, (int)a->ldb);
+    digcl_arg_ulong(kernel, i++, stride_b);
+    digcl_arg_float(kernel, i++, a->beta);
+    digcl_arg_mem(kernel, i++, a->C);
+    digcl_arg_ulong(kernel, i++, a->c_offset);
+    digcl_arg_int(kernel, i++, (int)a->ldc);
+    digcl_arg_ulong(kernel, i++, stride_c);
+    const size_t threads = 32 * (size_t)(t->bm / t->wm) * (size_t)(t->bn / t->wn);
+    size_t global[3] = {((a->N + t->bn - 1) / t->bn) * threads, (a->M + t->bm - 1) / t->bm, batch};
+    size_t local[3] = {threads, 1, 1};
+    digcl_launch(ctx, kernel, "gemm (tensor cores)", 3, global, local);
+    return 1;
+}
