@@ -7,7 +7,9 @@
  * not fit the device, or whose batch the model refuses, is an OOM cell and the
  * sweep goes on. Output: a table on stdout, --json FILE, --plot FILE.png (two
  * panels: ln FPS and peak memory against resolution, one line per model and
- * phase). */
+ * phase). --attention naive runs the DiT models with the materialised
+ * [N, H, T, T] attention of the paper's baseline (docs/MODEL.md "DiT attention
+ * modes"); DiG models are unaffected. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,8 @@ typedef struct sweep_options {
     int resolutions[SWEEP_MAX_RESOLUTIONS];
     int resolution_count;
     int batch, repeats, phases[PHASE_COUNT];
-    long memory_limit_mib; /* --memory-limit: treat the device as this small (0: off) */
+    long memory_limit_mib;          /* --memory-limit: treat the device as this small (0: off) */
+    digcl_attention_mode attention; /* --attention: of the DiT models */
     const char *json, *plot;
     sweep_cell cells[SWEEP_MAX_MODELS][SWEEP_MAX_RESOLUTIONS][PHASE_COUNT];
 } sweep_options;
@@ -112,10 +115,13 @@ static void usage_sweep(void) {
     printf("usage: digcl bench sweep [--models A,B,...] [--resolutions 256,512,...] [--batch N]\n"
            "                         [--repeats R] [--only forward|fwd+bwd] [--json FILE]\n"
            "                         [--plot FILE.png] [--memory-limit MIB]\n"
+           "                         [--attention tiled|naive]\n"
            "defaults: DiG-S/2,DiT-S/2; 256..2048 step 256; batch 1; 5 repeats; both phases.\n"
            "A cell that does not fit the device memory (the model's estimate against the\n"
            "device, or against --memory-limit MIB to stand for a smaller card), or that the\n"
-           "model refuses as too large, is reported as OOM and the sweep goes on.\n");
+           "model refuses as too large, is reported as OOM and the sweep goes on.\n"
+           "--attention naive: DiT models materialise the [N, H, T, T] attention probabilities\n"
+           "(timm without fused attention, the paper's DiT baseline); default tiled.\n");
 }
 
 static void parse_options(int argc, char **argv, sweep_options *o) {
@@ -136,7 +142,13 @@ static void parse_options(int argc, char **argv, sweep_options *o) {
         else if (cli_option_value(argc, argv, &i, "--only", &value)) parse_only(o, value);
         else if (cli_option_value(argc, argv, &i, "--memory-limit", &value))
             o->memory_limit_mib = cli_parse_long("--memory-limit", value, 1, 1L << 30);
-        else if (cli_option_value(argc, argv, &i, "--json", &value)) o->json = value;
+        else if (cli_option_value(argc, argv, &i, "--attention", &value)) {
+            if (digcl_attention_mode_parse(value, &o->attention) != 0) {
+                fprintf(stderr, "digcl bench sweep: --attention expects tiled or naive, got '%s'\n",
+                        value);
+                exit(2);
+            }
+        } else if (cli_option_value(argc, argv, &i, "--json", &value)) o->json = value;
         else if (cli_option_value(argc, argv, &i, "--plot", &value)) o->plot = value;
         else cli_unknown_argument("bench sweep", argv[i]);
     }
@@ -219,6 +231,7 @@ static int sweep_config(const sweep_options *o, int m, int r, digcl_model_config
         exit(2);
     }
     config->input_size = input;
+    if (config->arch == DIGCL_ARCH_DIT) config->attention = o->attention;
     if (digcl_model_config_finish(config, &err) == 0) return 0;
     snprintf(why, size, "%s", err.message);
     return -1;
@@ -358,6 +371,7 @@ static int write_json(digcl_context *ctx, const sweep_options *o) {
     cJSON_AddItemToObject(root, "device", bench_device_json(ctx));
     cJSON_AddNumberToObject(root, "batch", o->batch);
     cJSON_AddNumberToObject(root, "repeats", o->repeats);
+    cJSON_AddStringToObject(root, "dit_attention", digcl_attention_mode_name(o->attention));
     cJSON *cells = cJSON_AddArrayToObject(root, "cells");
     for (int m = 0; m < o->model_count; m++)
         for (int r = 0; r < o->resolution_count; r++)
@@ -416,8 +430,9 @@ int bench_sweep_main(digcl_context *ctx, int argc, char **argv) {
         for (int r = 0; r < o.resolution_count; r++)
             sweep_config(&o, m, r, &config, why, sizeof why);
     const digcl_device_info *device = digcl_context_device(ctx);
-    printf("device: %s (%s, driver %s), batch %d, %d repeats\n", device->name,
-           device->platform_name, device->driver_version, o.batch, o.repeats);
+    printf("device: %s (%s, driver %s), batch %d, %d repeats, DiT attention %s\n", device->name,
+           device->platform_name, device->driver_version, o.batch, o.repeats,
+           digcl_attention_mode_name(o.attention));
     for (int m = 0; m < o.model_count; m++)
         for (int r = 0; r < o.resolution_count; r++) run_cell(ctx, &o, m, r, o.cells[m][r]);
     print_table(&o);

@@ -23,6 +23,7 @@ void usage_info(void) {
            "examples:\n"
            "  digcl info --model DiG-XL/2 --image-size 512\n"
            "  digcl info --ckpt dig-s2.safetensors --batch 64\n"
+           "  digcl info --model DiT-S/2 --attention naive --image-size 512\n"
            "  digcl info --depth 4 --hidden-size 128 --num-heads 2 --patch-size 4\n");
 }
 
@@ -44,6 +45,11 @@ static void print_config(const digcl_model_config *c, const char *source) {
     printf("num_classes   %d (+1 null class)\n", c->num_classes);
     printf("skip          %d (%d skip linears%s)\n", c->skip, c->n_skip,
            c->skip_zero_init ? ", zero-init" : "");
+    if (c->arch == DIGCL_ARCH_DIT) /* docs/MODEL.md "DiT attention modes" */
+        printf("attention     %s (%s)\n", digcl_attention_mode_name(c->attention),
+               c->attention == DIGCL_ATTENTION_NAIVE
+                   ? "[N, H, T, T] probabilities materialised, kept per block for backward"
+                   : "O(T)-memory online softmax, no [T, T] buffer");
     if (c->arch == DIGCL_ARCH_UDIG) /* docs/MODEL.md "U-DiG" */
         printf("stages        5 x %d blocks on grids %d, %d, %d, %d, %d (encoder 1, encoder 2, "
                "bottleneck, decoder 2, decoder 1)\n",
@@ -86,6 +92,12 @@ static void print_memory(const digcl_model_config *c, const digcl_train_memory *
     print_row("activations", m->activations_inference, m->activations_training);
     print_row("training step", 0, t->step);
     print_row("total", m->sampling_total, t->total);
+    if (c->attention == DIGCL_ATTENTION_NAIVE) {
+        const double block = (double)batch * c->num_heads * c->tokens * c->tokens * sizeof(float);
+        printf("  (naive attention: %.1f MiB of [N, H, T, T] per block, one shared when sampling,\n"
+               "   %d kept + 1 for dP when training, included above)\n",
+               block / 1048576.0, c->depth);
+    }
     printf("  (sampling with classifier-free guidance runs 2x the batch; data, VAE and\n"
            "   CLBlast scratch are not included)\n");
 }

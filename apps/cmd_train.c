@@ -211,10 +211,12 @@ static int model_flags_given(const model_flags *f) {
 
 /* ------------------------------------------------------------ train.args / config.json */
 
-static cJSON *args_json(const train_args *a, const char *model_name, int world) {
+static cJSON *args_json(const train_args *a, const char *model_name, const digcl_model_config *cfg,
+                        int world) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "data", a->data);
     cJSON_AddStringToObject(o, "model", model_name);
+    cJSON_AddStringToObject(o, "attention", digcl_attention_mode_name(cfg->attention));
     if (a->vae) cJSON_AddStringToObject(o, "vae", a->vae);
     cJSON_AddNumberToObject(o, "image_size", (double)a->image_size);
     cJSON_AddNumberToObject(o, "channels", (double)a->channels);
@@ -241,11 +243,12 @@ static cJSON *args_json(const train_args *a, const char *model_name, int world) 
 }
 
 /* Flags that steer the run rather than what it learns (and the data set,
- * which is checked on its own): changing them needs no warning. */
+ * which is checked on its own; the attention mode changes memory and speed,
+ * not the function): changing them needs no warning. */
 static int is_run_control(const char *key) {
-    static const char *const keys[] = {"data",       "results_dir",   "max_steps",
-                                       "epochs",     "time_budget_s", "log_every",
-                                       "ckpt_every", "keep",          "model"};
+    static const char *const keys[] = {"data",          "results_dir", "max_steps",  "epochs",
+                                       "time_budget_s", "log_every",   "ckpt_every", "keep",
+                                       "model",         "attention"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(key, keys[i]) == 0) return 1;
     return 0;
@@ -537,6 +540,8 @@ static int resolve_model(train_session *s) {
     if (digcl_checkpoint_read_config(s->plan.checkpoint, &s->config, error, sizeof error) != 0)
         return fprintf(stderr, "digcl train: %s\n", error), 1;
     if (model_flags_given(&a->model) && !same_model(&s->config, &from_flags)) return 2;
+    /* the checkpoint's dig.config has no attention mode: this run's flag decides */
+    if (model_flags_apply_attention(&a->model, "train", &s->config) != 0) return 2;
     if (s->config.in_channels != s->info->channels || s->config.input_size != s->info->height ||
         s->config.num_classes < s->info->num_classes) {
         fprintf(
@@ -762,7 +767,7 @@ static int train_with_args(const cli_globals *globals, train_args *a) {
     }
     if (status == 0) status = prepare_run_dir(&s);
     if (status == 0) {
-        s.args_json = args_json(&args, s.model_name, args.dist->world);
+        s.args_json = args_json(&args, s.model_name, &s.config, args.dist->world);
         if (train_dist_is_root(args.dist))
             status = write_config_json(s.plan.run_dir, s.args_json, &s.config, s.info);
     }

@@ -49,6 +49,13 @@ int model_flags_take(model_flags *flags, int argc, char **argv, int *i) {
             exit(2);
         }
         flags->arch = value;
+    } else if (cli_option_value(argc, argv, i, "--attention", &value)) {
+        digcl_attention_mode mode;
+        if (digcl_attention_mode_parse(value, &mode) != 0) {
+            fprintf(stderr, "digcl: --attention expects tiled or naive, got '%s'\n", value);
+            exit(2);
+        }
+        flags->attention = value;
     } else if (cli_option_value(argc, argv, i, "--image-size", &value)) {
         flags->image_size = cli_parse_long("--image-size", value, 8, 8L * 16384);
     } else {
@@ -181,6 +188,22 @@ static void note_ckpt_override(const model_flags *flags, const char *command,
     free(b);
 }
 
+int model_flags_apply_attention(const model_flags *flags, const char *command,
+                                digcl_model_config *cfg) {
+    digcl_attention_mode mode = DIGCL_ATTENTION_TILED;
+    if (!flags->attention || digcl_attention_mode_parse(flags->attention, &mode) != 0) return 0;
+    if (mode == DIGCL_ATTENTION_NAIVE && cfg->arch != DIGCL_ARCH_DIT) {
+        fprintf(stderr,
+                "digcl %s: --attention naive needs a DiT model, but this one is %s (DiG and "
+                "U-DiG blocks use gated linear attention: there is no [T, T] softmax to "
+                "materialise)\n",
+                command, cfg->arch == DIGCL_ARCH_UDIG ? "U-DiG" : "DiG");
+        return 2;
+    }
+    cfg->attention = mode;
+    return 0;
+}
+
 int model_flags_resolve(const model_flags *flags, const char *command, digcl_model_config *cfg) {
     int status;
     if (flags->model) status = base_from_preset(flags->model, command, cfg);
@@ -189,6 +212,7 @@ int model_flags_resolve(const model_flags *flags, const char *command, digcl_mod
     if (status != 0) return status;
     apply_overrides(flags, cfg);
     status = apply_image_size(flags, command, cfg);
+    if (status == 0) status = model_flags_apply_attention(flags, command, cfg);
     if (status != 0) return status;
     digcl_config_error err;
     if (digcl_model_config_finish(cfg, &err) != 0) {
@@ -221,7 +245,10 @@ void model_flags_usage(int with_model_and_ckpt) {
         "  --arch dig|dit|udig (udig: patch 1, depth a multiple of 5)  --depth N\n"
         "  --hidden-size D  --num-heads H  --patch-size P\n"
         "  --input-size E (latent side)  --in-channels C  --num-classes K\n"
-        "  --learn-sigma 0|1  --skip 0|1 (DiG long skips)\n");
+        "  --learn-sigma 0|1  --skip 0|1 (DiG long skips)\n"
+        "  --attention tiled|naive  DiT softmax attention: tiled (default, O(T) memory) or\n"
+        "                      naive, materialising the [N, H, T, T] probabilities per block as\n"
+        "                      timm does (the paper's baseline memory); weights are the same\n");
 }
 
 int model_io_args_parse(const char *command, int argc, char **argv, model_io_args *a) {

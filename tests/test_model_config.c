@@ -435,6 +435,39 @@ static void test_udig_json_and_rejections(void **state) {
     assert_int_equal(digcl_model_config_preset("U-DiG-S/2", &c, &err), -1);
 }
 
+/* The attention mode is a runtime option of DiT: dig.config leaves it out (a
+ * naive config writes the same JSON as a tiled one and reads back tiled), and
+ * DiG and U-DiG refuse naive. */
+static void test_attention_mode(void **state) {
+    (void)state;
+    digcl_model_config tiled = preset("DiT-S/2"), naive = tiled, back;
+    digcl_config_error err;
+    naive.attention = DIGCL_ATTENTION_NAIVE;
+    assert_int_equal(digcl_model_config_finish(&naive, &err), 0);
+    char *a = digcl_model_config_to_json(&tiled), *b = digcl_model_config_to_json(&naive);
+    assert_string_equal(a, b);
+    assert_null(strstr(b, "attention"));
+    if (digcl_model_config_from_json(b, &back, &err) != 0) fail_msg("%s", err.message);
+    assert_int_equal(back.attention, DIGCL_ATTENTION_TILED);
+    free(a), free(b);
+    const char *refusing[] = {"DiG-S/2", "U-DiG-S"};
+    for (int i = 0; i < 2; i++) {
+        digcl_model_config c = preset(refusing[i]);
+        c.attention = DIGCL_ATTENTION_NAIVE;
+        assert_int_equal(digcl_model_config_finish(&c, &err), -1);
+        if (!strstr(err.message, "attention \"naive\" exists only for DiT"))
+            fail_msg("%s: \"%s\"", refusing[i], err.message);
+    }
+    tiled.attention = (digcl_attention_mode)7;
+    assert_int_equal(digcl_model_config_finish(&tiled, &err), -1);
+    assert_non_null(strstr(err.message, "tiled or naive"));
+    digcl_attention_mode mode = DIGCL_ATTENTION_TILED;
+    assert_int_equal(digcl_attention_mode_parse("naive", &mode), 0);
+    assert_int_equal(mode, DIGCL_ATTENTION_NAIVE);
+    assert_string_equal(digcl_attention_mode_name(mode), "naive");
+    assert_int_equal(digcl_attention_mode_parse("flash", &mode), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_param_counts),
@@ -448,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_udig_presets),
         cmocka_unit_test(test_udig_geometry_and_table),
         cmocka_unit_test(test_udig_json_and_rejections),
+        cmocka_unit_test(test_attention_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

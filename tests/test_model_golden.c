@@ -5,7 +5,9 @@
  * network). Committed small fixtures always run; the full-size ones (width 128)
  * run when ctest generated them (python3-torch present).
  * Pass: rel L2 < 1e-4 forward, < 1e-3 for every gradient; U-DiG (issue 15):
- * < 1e-5 forward, < 1e-4 for every gradient. */
+ * < 1e-5 forward, < 1e-4 for every gradient. The DiT fixtures run again with
+ * naive attention (config.attention, docs/MODEL.md "DiT attention modes"):
+ * same weights, same reference, same tolerances. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 static const char *fixture_names[] = {"dig_a_16x16",   "dig_b_12x12", "dig_c_skip",
                                       "dit_d_16x16",   "dig_e_p4_c3", "udig_a_16x16_d5",
                                       "udig_b_8x8_d10"};
+static const char *dit_names[] = {"dit_d_16x16"};
 /* U-DiG fixtures of the full (generated) set only: stages ending in C and in Cr. */
 static const char *full_only_names[] = {"udig_c_8x8_d15", "udig_d_8x8_d20"};
 
@@ -48,12 +51,16 @@ static float *read_tensor(const digcl_safetensors *st, const char *name, size_t 
     return values;
 }
 
+static digcl_attention_mode dit_attention = DIGCL_ATTENTION_TILED; /* for DiT fixtures */
+
 static digcl_model *load_model(const char *dir) {
     char path[2048], error[1024];
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
     digcl_model_config config;
     if (digcl_checkpoint_read_config(path, &config, error, sizeof error) != 0)
         fail_msg("%s", error);
+    assert_int_equal(config.attention, DIGCL_ATTENTION_TILED); /* dig.config never records it */
+    if (config.arch == DIGCL_ARCH_DIT) config.attention = dit_attention;
     digcl_model *model = digcl_model_create(test_context(), &config);
     if (digcl_checkpoint_load(model, path, error, sizeof error) != 0) fail_msg("%s", error);
     return model;
@@ -117,6 +124,8 @@ static void run_fixture(const char *dir, const char *fixture) {
     double gradient_tolerance = arch == DIGCL_ARCH_UDIG ? 1e-4 : 1e-3;
     if (digcl_arch_has_dig_blocks(arch))
         assert_int_equal(digcl_model_fused_projections(model), expect_fused);
+    if (arch == DIGCL_ARCH_DIT)
+        assert_int_equal(digcl_model_get_config(model)->attention, dit_attention);
     int N = 0;
     size_t x_count = 0, t_count = 0, out_count = 0;
     float *x = read_tensor(f.inputs, "x", &x_count), *t = read_tensor(f.inputs, "t", &t_count);
@@ -141,8 +150,11 @@ static void run_fixture(const char *dir, const char *fixture) {
     digcl_model_forward(model, &inputs, out);
     compare(fixture, "out (inference mode)", out, want_out, out_count, forward_tolerance,
             &worst_forward);
-    print_message("  %-40s forward rel L2 %.2e, worst gradient %.2e\n", dir, worst_forward,
-                  worst_gradient);
+    print_message("  %-40s %sforward rel L2 %.2e, worst gradient %.2e\n", dir,
+                  arch != DIGCL_ARCH_DIT                   ? ""
+                  : dit_attention == DIGCL_ATTENTION_NAIVE ? "naive attention, "
+                                                           : "tiled attention, ",
+                  worst_forward, worst_gradient);
     test_release(inputs.x), test_release(inputs.t), test_release(inputs.y);
     test_release(out), test_release(d_out), test_release(dx);
     free(x), free(t), free(dout), free(want_out), free(want_dx);
@@ -181,6 +193,20 @@ static void test_committed_fixtures_separate_projections(void **state) {
     unsetenv("DIGCL_FUSED_PROJECTIONS");
 }
 
+/* Naive attention: the materialised [N, H, T, T] path on the DiT fixtures. */
+static void run_dit_naive(const char *root) {
+    dit_attention = DIGCL_ATTENTION_NAIVE;
+    run_names(root, dit_names, sizeof dit_names / sizeof *dit_names);
+    dit_attention = DIGCL_ATTENTION_TILED;
+    if (failures)
+        fail_msg("%d tensors differ from the reference in %s (naive attention)", failures, root);
+}
+
+static void test_committed_dit_fixtures_naive_attention(void **state) {
+    (void)state;
+    run_dit_naive("tests/reference/fixtures_committed");
+}
+
 static void test_full_size_fixtures(void **state) {
     (void)state;
     const char *binary_dir = getenv("DIGCL_TEST_BINARY_DIR");
@@ -193,12 +219,14 @@ static void test_full_size_fixtures(void **state) {
     run_set(root);
     run_names(root, full_only_names, sizeof full_only_names / sizeof *full_only_names);
     if (failures) fail_msg("%d tensors differ from the reference in %s", failures, root);
+    run_dit_naive(root);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_committed_fixtures),
         cmocka_unit_test(test_committed_fixtures_separate_projections),
+        cmocka_unit_test(test_committed_dit_fixtures_naive_attention),
         cmocka_unit_test(test_full_size_fixtures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

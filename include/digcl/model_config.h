@@ -25,6 +25,21 @@
  * definition: five stages of DiG blocks on three grids. */
 typedef enum digcl_arch { DIGCL_ARCH_DIG, DIGCL_ARCH_DIT, DIGCL_ARCH_UDIG } digcl_arch;
 
+/* How DiT blocks compute softmax attention. A runtime choice, not part of the
+ * architecture: the weights and the function are the same, dig.config does
+ * not record it, and a checkpoint trained in one mode loads in the other.
+ * docs/MODEL.md "DiT attention modes". */
+typedef enum digcl_attention_mode {
+    DIGCL_ATTENTION_TILED = 0, /* O(T)-memory online softmax (digcl/attention.h), the default */
+    DIGCL_ATTENTION_NAIVE = 1  /* [N, H, T, T] probabilities materialised, kept per block for
+                                * backward, as timm's Attention without fused attention */
+} digcl_attention_mode;
+
+/* "tiled" / "naive" ("?" for other values). */
+const char *digcl_attention_mode_name(digcl_attention_mode mode);
+/* 0 and *mode for "tiled" or "naive"; -1 otherwise. */
+int digcl_attention_mode_parse(const char *name, digcl_attention_mode *mode);
+
 typedef struct digcl_config_error {
     char message[512];
 } digcl_config_error;
@@ -42,6 +57,8 @@ typedef struct digcl_model_config {
     int learn_sigma;    /* 1: out_channels = 2C (eps + variance) */
     int skip;           /* DiG only: long skips (skip_linear in blocks i > depth/2) */
     int skip_zero_init; /* DiG "-skipzero": skip_linear starts as [I | 0] */
+    /* ---- runtime options (not architecture: never in dig.config JSON) ---- */
+    digcl_attention_mode attention; /* DiT only; DiG and U-DiG need TILED (= 0) */
     /* ---- derived by digcl_model_config_finish ---- */
     int qk_dim;       /* DiG: Dk = D/2; DiT: D */
     int v_dim;        /* D */
@@ -90,7 +107,8 @@ int digcl_udig_stage_level(int stage);
  * cfg->grid >> level(stage). */
 int digcl_model_block_grid(const digcl_model_config *cfg, int block);
 
-/* dig.config JSON: {"arch":"dig","depth":12,"hidden_size":384,"num_heads":6,
+/* dig.config JSON (the architecture only; `attention` is left out and reads back
+ * as TILED): {"arch":"dig","depth":12,"hidden_size":384,"num_heads":6,
  * "patch_size":2,"input_size":32,"in_channels":4,"num_classes":1000,
  * "learn_sigma":true,"skip":false} (+ "skip_zero_init" when true).
  * to_json returns a malloc'ed string (free with free()), NULL when out of memory. */

@@ -31,6 +31,17 @@ const char *digcl_arch_name(digcl_arch arch) {
     return arch == DIGCL_ARCH_DIT ? "dit" : arch == DIGCL_ARCH_UDIG ? "udig" : "dig";
 }
 
+const char *digcl_attention_mode_name(digcl_attention_mode mode) {
+    return mode == DIGCL_ATTENTION_TILED ? "tiled" : mode == DIGCL_ATTENTION_NAIVE ? "naive" : "?";
+}
+
+int digcl_attention_mode_parse(const char *name, digcl_attention_mode *mode) {
+    if (name && strcmp(name, "tiled") == 0) *mode = DIGCL_ATTENTION_TILED;
+    else if (name && strcmp(name, "naive") == 0) *mode = DIGCL_ATTENTION_NAIVE;
+    else return -1;
+    return 0;
+}
+
 /* ------------------------------------------------------------ derivation */
 
 /* fla GLAMLP (hidden_ratio 4): int(D*4*2/3) rounded up to a multiple of 256. */
@@ -90,6 +101,12 @@ static int check_fields(const digcl_model_config *c, digcl_config_error *err) {
                     gla ? " (DiG needs D/2 and D divisible by heads)" : "");
     if (c->arch == DIGCL_ARCH_DIT && (c->skip || c->skip_zero_init))
         return fail(err, "model config: long skips exist only for DiG, not DiT");
+    if (c->attention != DIGCL_ATTENTION_TILED && c->attention != DIGCL_ATTENTION_NAIVE)
+        return fail(err, "model config: attention must be tiled or naive");
+    if (c->attention == DIGCL_ATTENTION_NAIVE && c->arch != DIGCL_ARCH_DIT)
+        return fail(err,
+                    "model config: attention \"naive\" exists only for DiT (DiG and U-DiG blocks "
+                    "use gated linear attention, which has no [T, T] softmax)");
     if (c->arch == DIGCL_ARCH_UDIG) return check_udig(c, err);
     return 0;
 }

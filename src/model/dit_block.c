@@ -5,8 +5,10 @@
  *   h_out = h1 + gate2 * FC2(GELU_tanh(FC1(modulate(LN(h1), shift2, scale2))))
  *
  * Attention is timm's fused-qkv layout [N, T, 3, H, dh], non-causal, scale
- * dh^-0.5, through the O(T)-memory tiled kernel. Backward recomputes the
- * modulated norms, h1 and the GELU output. */
+ * dh^-0.5, through the O(T)-memory tiled kernel, or with config.attention
+ * naive through the materialised [N, H, T, T] probabilities, kept per block
+ * (docs/MODEL.md "DiT attention modes"). Backward recomputes the modulated
+ * norms, h1 and the GELU output. */
 #include "digcl/activation.h"
 #include "digcl/adaln.h"
 #include "digcl/attention.h"
@@ -27,6 +29,20 @@ static dit_dims dims_of(const digcl_model *model) {
 static digcl_attention_shape attention_shape(const digcl_model *model, const dit_dims *d) {
     digcl_attention_shape shape = {d->N, d->T, d->H, model->config.hidden_size / d->H};
     return shape;
+}
+
+static int naive_attention(const digcl_model *model) {
+    return model->config.attention == DIGCL_ATTENTION_NAIVE;
+}
+
+/* saved->attention [N, T, D] from saved->qkv [N, T, 3D]. */
+static void attention_forward(digcl_model *model, const dit_dims *d, block_saved *saved) {
+    digcl_attention_shape shape = attention_shape(model, d);
+    if (naive_attention(model))
+        digcl_attention_naive_forward(model->ctx, &shape, saved->qkv, saved->attention,
+                                      saved->probs);
+    else
+        digcl_attention_forward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp);
 }
 
 static void modulated_norm(digcl_model *model, const dit_dims *d, block_saved *saved, cl_mem h,
@@ -50,12 +66,11 @@ void digcl_dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem 
     const block_params *p = &model->blocks[index];
     model_scratch *s = &model->scratch;
     dit_dims d = dims_of(model);
-    digcl_attention_shape shape = attention_shape(model, &d);
     digcl_model_linear(model, d.N, d.D, 6 * d.D, model->embedding.condition_act, p->adaln_weight,
                        p->adaln_bias, saved->modulation);
     modulated_norm(model, &d, saved, h_in, 0);
     digcl_model_linear(model, d.rows, d.D, 3 * d.D, s->x1, p->qkv_weight, p->qkv_bias, saved->qkv);
-    digcl_attention_forward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp);
+    attention_forward(model, &d, saved);
     digcl_model_linear(model, d.rows, d.D, d.D, saved->attention, p->proj_weight, p->proj_bias,
                        saved->branch1);
     first_residual(model, &d, saved, h_in);
@@ -100,8 +115,12 @@ static void attention_backward(digcl_model *model, const dit_dims *d, const bloc
                                   block_modulation_vector(s->d_modulation, 2, d->D), s->workspace);
     digcl_model_linear_backward(model, d->rows, d->D, d->D, s->d_b, saved->attention,
                                 p->proj_weight, p->proj_bias, s->d_c, 0);
-    digcl_attention_backward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp,
-                             s->d_c, s->d_a, s->workspace);
+    if (naive_attention(model))
+        digcl_attention_naive_backward(model->ctx, &shape, saved->qkv, saved->probs, s->d_c, s->d_a,
+                                       s->d_probs);
+    else
+        digcl_attention_backward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp,
+                                 s->d_c, s->d_a, s->workspace);
     modulated_norm(model, d, saved, h_in, 0); /* recompute x1 */
     digcl_model_linear_backward(model, d->rows, d->D, 3 * d->D, s->d_a, s->x1, p->qkv_weight,
                                 p->qkv_bias, s->d_b, 0);

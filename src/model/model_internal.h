@@ -71,7 +71,8 @@ typedef struct block_saved {
     /* DiT */
     cl_mem qkv;       /* [N, T, 3D] */
     cl_mem attention; /* [N, T, D] */
-    cl_mem logsumexp; /* [N, H, T] */
+    cl_mem logsumexp; /* [N, H, T] (tiled attention) */
+    cl_mem probs;     /* [N, H, T, T] softmax(scale q k^T) (naive attention) */
     cl_mem fc1;       /* [N, T, F] */
 } block_saved;
 
@@ -88,6 +89,7 @@ typedef struct model_scratch {
     cl_mem d_q, d_k, d_gate, d_gate_raw; /* [N, T, Dk] */
     cl_mem d_gate_low;                   /* [N, T, 16] */
     cl_mem d_modulation;                 /* [N, 6D] */
+    cl_mem d_probs;                      /* [N, H, T, T] naive attention: dP, then dS */
     cl_mem d_condition;     /* [N, D] gradient of SiLU(c), summed over blocks and head */
     cl_mem d_condition_pre; /* [N, D] gradient of c */
     cl_mem stream_ping[2];  /* [N, T, D] INFERENCE block inputs */

@@ -3,7 +3,8 @@
  * backward needs; cheap elementwise results (modulated norms, the SwiGLU and
  * GELU outputs, the streams between branches, the GLA log gate, the normed GLA
  * output) are recomputed in backward instead of kept. INFERENCE keeps one
- * shared set. */
+ * shared set. DiT with naive attention keeps the [N, H, T, T] probabilities
+ * per block (as timm's autograd does) and one [N, H, T, T] dP scratch. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,16 @@ static size_t linear_workspace(size_t rows, size_t in, size_t out) {
     return digcl_linear_backward_workspace_bytes(shape);
 }
 
+static int naive_attention(const digcl_model_config *c) {
+    return c->arch == DIGCL_ARCH_DIT && c->attention == DIGCL_ATTENTION_NAIVE;
+}
+
+/* [N, H, T, T] */
+static size_t probs_floats(const digcl_model_config *c, const plan_sizes *s) {
+    digcl_attention_shape shape = {(int)s->N, (int)s->T, c->num_heads, c->head_v_dim};
+    return digcl_attention_naive_probs_floats(&shape);
+}
+
 /* The largest scratch any op of this model asks for. */
 static size_t workspace_bytes(const digcl_model_config *c, const plan_sizes *s) {
     int N = (int)s->N, T = (int)s->T, D = (int)s->D;
@@ -66,7 +77,7 @@ static size_t workspace_bytes(const digcl_model_config *c, const plan_sizes *s) 
             digcl_gla_shape_token_major(N, T, c->num_heads, c->head_qk_dim, c->head_v_dim, 0);
         bytes = max_size(bytes, digcl_gla_forward_workspace_bytes(&gla));
         bytes = max_size(bytes, digcl_gla_backward_workspace_bytes(&gla));
-    } else {
+    } else if (!naive_attention(c)) {
         digcl_attention_shape attention = {N, T, c->num_heads, c->head_v_dim};
         bytes = max_size(bytes, digcl_attention_backward_workspace_bytes(&attention));
     }
@@ -117,6 +128,7 @@ static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_con
     digcl_arena_add(a, &x->d_gate_raw, rows * s->Dk);
     digcl_arena_add(a, &x->d_gate_low, rows * DIGCL_GLA_GATE_LOW_RANK);
     digcl_arena_add(a, &x->d_modulation, s->N * 6 * s->D);
+    if (naive_attention(c)) digcl_arena_add(a, &x->d_probs, probs_floats(c, s));
     digcl_arena_add(a, &x->d_condition, s->N * s->D);
     digcl_arena_add(a, &x->d_condition_pre, s->N * s->D);
     digcl_arena_add(a, &x->d_tokens_out, rows * s->out_features);
@@ -149,7 +161,8 @@ static void plan_block(model_arena *a, block_saved *b, const digcl_model_config 
     } else {
         digcl_arena_add(a, &b->qkv, rows * 3 * s->D);
         digcl_arena_add(a, &b->attention, rows * s->D);
-        digcl_arena_add(a, &b->logsumexp, s->N * (size_t)c->num_heads * s->T);
+        if (naive_attention(c)) digcl_arena_add(a, &b->probs, probs_floats(c, s));
+        else digcl_arena_add(a, &b->logsumexp, s->N * (size_t)c->num_heads * s->T);
         digcl_arena_add(a, &b->fc1, rows * s->F);
     }
 }

@@ -1,5 +1,6 @@
 /* Naive double-precision softmax attention (include/digcl/attention.h), the
- * test oracle. Memory O(T) per row; time O(N H T^2 dh). */
+ * test oracle, and the row softmax of the naive path. Memory O(T) per row;
+ * time O(N H T^2 dh). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -96,4 +97,24 @@ void digcl_ref_attention_backward(const digcl_attention_shape *s, const double *
         for (int h = 0; h < s->H; h++)
             for (int i = 0; i < s->T; i++) backward_row(s, qkv, dout, dqkv, n, i, h, probabilities);
     free(probabilities);
+}
+
+void digcl_ref_softmax_rows_forward(size_t rows, int cols, const double *x, double *p) {
+    for (size_t r = 0; r < rows; r++) {
+        const double *in = x + r * (size_t)cols;
+        double *out = p + r * (size_t)cols, maximum = -INFINITY, total = 0.0;
+        for (int j = 0; j < cols; j++)
+            if (in[j] > maximum) maximum = in[j];
+        for (int j = 0; j < cols; j++) total += (out[j] = exp(in[j] - maximum));
+        for (int j = 0; j < cols; j++) out[j] /= total;
+    }
+}
+
+void digcl_ref_softmax_rows_backward(size_t rows, int cols, const double *p, const double *dp,
+                                     double *dx) {
+    for (size_t r = 0; r < rows; r++) {
+        const size_t first = r * (size_t)cols;
+        const double inner = dot(p + first, dp + first, cols); /* sum_k p_k dp_k */
+        for (int j = 0; j < cols; j++) dx[first + j] = p[first + j] * (dp[first + j] - inner);
+    }
 }

@@ -22,4 +22,10 @@ void digcl_ref_attention_forward_row(const digcl_attention_shape *shape, const d
                                      int t, int h, double *out_row, /* [dh] */
                                      double *logsumexp);            /* scalar, or NULL */
 
+/* Row softmax (the naive attention's kernels) on [rows, cols]: p = softmax(x)
+ * per row; dx = p (dp - rowsum(dp p)). */
+void digcl_ref_softmax_rows_forward(size_t rows, int cols, const double *x, double *p);
+void digcl_ref_softmax_rows_backward(size_t rows, int cols, const double *p, const double *dp,
+                                     double *dx);
+
 #endif
