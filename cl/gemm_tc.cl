@@ -8,7 +8,12 @@
  * default) every operand x is split into x = hi + lo with hi = tf32(x) and
  * lo = tf32(x - hi), and each product is accumulated in fp32 as
  *   a b ~= a_lo b_hi + a_hi b_lo + a_hi b_hi       (3xTF32; a_lo b_lo dropped)
- * which is as accurate as an fp32 dot product (error about 2^-22 per term).
+ * which is nearly as accurate as an fp32 dot product (error about 2^-22 per
+ * term). The tensor cores' own fp32 accumulation does not round to nearest
+ * (measured on the H200: a long chain of mma into one accumulator drifted to
+ * 7e-6 relative at K = 4096, against 2e-7 emulated); with STEP_ACC each K step's
+ * products go into a fresh accumulator that is then added with an ordinary
+ * fp32 add, so the chain stays six mma long.
  * With SPLIT3 = 0 (TF32, PyTorch's allow_tf32) only a_hi b_hi is used.
  *
  * Work-group: a BM x BN tile of C, (BM/WM) x (BN/WN) warps, each warp a
@@ -26,7 +31,7 @@
  *
  * Options: -D BM, BN, BK, WM, WN (tile sizes), TRANS_A, TRANS_B (op(X) = X^T,
  * X stored transposed), SPLIT3 (0 or 1), VEC_A, VEC_B (float4 loads), VEC_C
- * (float2 stores), TC_EMULATE (1: no PTX, for tests on
+ * (float2 stores), STEP_ACC (per-step accumulators), TC_EMULATE (1: no PTX, for tests on
  * other devices). Strided batches over dimension 2. Needs sm_80 or newer
  * (mma .tf32, cvt.rna.tf32.f32). */
 
@@ -254,6 +259,18 @@ static inline void warp_step(__local const float *As, __local const float *Bs, i
 }
 #endif
 
+static inline void zero_tile(float acc[MT][NT][4]) {
+    for (int i = 0; i < MT; i++)
+        for (int j = 0; j < NT; j++)
+            for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+}
+
+static inline void add_tile(float acc[MT][NT][4], float part[MT][NT][4]) {
+    for (int i = 0; i < MT; i++)
+        for (int j = 0; j < NT; j++)
+            for (int r = 0; r < 4; r++) acc[i][j][r] += part[i][j][r];
+}
+
 static inline float blend(float value, __global const float *c, float alpha, float beta) {
     return beta == 0.0f ? alpha * value : alpha * value + beta * *c;
 }
@@ -278,8 +295,9 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
         const ulong a_offset, const int lda, const ulong stride_a, __global const float *B,
         const ulong b_offset, const int ldb, const ulong stride_b, const float beta,
         __global float *C, const ulong c_offset, const int ldc, const ulong stride_c) {
-    __local float As[2][BM * LDS]; /* [buffer][m][k] */
-    __local float Bs[2][BN * LDS]; /* [buffer][n][k] */
+    /* [buffer][m][k] and [buffer][n][k]; 16-byte aligned for the float4 stores */
+    __local float As[2][BM * LDS] __attribute__((aligned(16)));
+    __local float Bs[2][BN * LDS] __attribute__((aligned(16)));
     const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, t = lane % 4, wm = warp / WARPS_N, wn = warp % WARPS_N;
     const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM;
@@ -289,9 +307,10 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
     C += c_offset + batch * stride_c;
 
     float acc[MT][NT][4];
-    for (int i = 0; i < MT; i++)
-        for (int j = 0; j < NT; j++)
-            for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+    zero_tile(acc);
+#if STEP_ACC
+    float part[MT][NT][4]; /* this K step's products, added to acc with IEEE rounding */
+#endif
 
     float ra[LOADS_A], rb[LOADS_B];
     fetch(A, lda, B, ldb, M, N, K, m0, n0, 0, tid, ra, rb);
@@ -301,8 +320,15 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
     for (int s = 0; s < steps; s++) {
         const int buffer = s & 1, more = s + 1 < steps;
         if (more) fetch(A, lda, B, ldb, M, N, K, m0, n0, (s + 1) * BK, tid, ra, rb);
+#if STEP_ACC
+        zero_tile(part);
+        for (int kk = 0; kk < BK; kk += 8)
+            warp_step(As[buffer], Bs[buffer], kk, wm, wn, lane, part);
+        add_tile(acc, part);
+#else
         for (int kk = 0; kk < BK; kk += 8)
             warp_step(As[buffer], Bs[buffer], kk, wm, wn, lane, acc);
+#endif
         if (more) stage(As[buffer ^ 1], Bs[buffer ^ 1], tid, ra, rb);
         barrier(CLK_LOCAL_MEM_FENCE);
     }

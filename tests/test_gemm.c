@@ -243,7 +243,7 @@ static void test_gemm_tf32_precision(void **state) {
     double *wide = malloc(sizeof(double) * M * N);
     for (size_t i = 0; i < (size_t)M * N; i++) wide[i] = want[i];
     double error = test_rel_l2(got, wide, (size_t)M * N);
-    const int tensor = strstr(digcl_gemm_backend_name(ctx), "tensor") != NULL;
+    const int tensor = digcl_gemm_uses_tf32(ctx);
     printf("  tf32 GEMM %dx%dx%d through %s: rel L2 %.3e\n", M, N, K, digcl_gemm_backend_name(ctx),
            error);
     assert_true(error <= 2e-3);

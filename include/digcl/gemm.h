@@ -1,5 +1,6 @@
-/* digcl/gemm.h: row-major single-precision GEMM on the device through CLBlast
- * (OpenBLAS on CPU devices).
+/* digcl/gemm.h: row-major single-precision GEMM on the device: our
+ * tensor-core kernels on NVIDIA sm_80+, OpenBLAS on CPU devices, CLBlast
+ * elsewhere.
  *
  *   C[M, N] = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T (row-major)
  *
@@ -45,8 +46,14 @@ size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a
 void digcl_gemm_strided_batched(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a,
                                 size_t stride_b, size_t stride_c, size_t batch);
 
-/* The library that runs this context's GEMMs: "CLBlast", or "OpenBLAS" on CPU
- * devices (host memory, mapped buffers) when digcl was built with it.
- * DIGCL_GEMM=clblast|blas overrides the choice. */
+/* The path that runs this context's GEMMs: "OpenBLAS" on CPU devices (host
+ * memory, mapped buffers) when digcl was built with it, "tensor cores
+ * (3xTF32)" or "(TF32)" on NVIDIA compute capability 8.0 and newer, else
+ * "CLBlast". DIGCL_GEMM=clblast|blas|tensor|tensor-emulate overrides the
+ * choice (src/ops/gemm_backend.c). */
 const char *digcl_gemm_backend_name(const digcl_context *ctx);
+
+/* 1 when the products are single TF32 products (--precision tf32 on a
+ * tensor-core path): relative L2 error about 1e-3 instead of fp32's 1e-7. */
+int digcl_gemm_uses_tf32(const digcl_context *ctx);
 #endif

@@ -119,3 +119,8 @@ digcl_gemm_backend_kind digcl_gemm_backend(const digcl_context *ctx) {
 const char *digcl_gemm_backend_name(const digcl_context *ctx) {
     return backend_label(ctx, digcl_gemm_backend(ctx));
 }
+
+int digcl_gemm_uses_tf32(const digcl_context *ctx) {
+    return digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_TENSOR &&
+           digcl_context_precision(ctx) == DIGCL_PRECISION_TF32;
+}

@@ -18,11 +18,13 @@ typedef struct tc_tile {
     int automatic;          /* in the automatic choice (largest first) */
 } tc_tile;
 
-/* Local memory: 2 buffers x (BM + BN) x (BK + 4) floats, at most 48 KiB. */
+/* Local memory: 2 buffers x (BM + BN) x (BK + 4) floats, at most 48 KiB.
+ * The automatic ones were the fastest on the H200 (docs/PERFORMANCE.md,
+ * "Tensor-core GEMM"); the others stay for DIGCL_GEMM_TILE. */
 static const tc_tile tiles[] = {
-    {"128x128", 128, 128, 16, 64, 32, 1},    /* 8 warps of 64x32 */
-    {"128x64", 128, 64, 16, 64, 32, 1},      /* 4 warps */
+    {"128x64", 128, 64, 16, 64, 32, 1},      /* 4 warps of 64x32: fastest at 4096^3 */
     {"64x64", 64, 64, 16, 32, 32, 1},        /* 4 warps */
+    {"128x128", 128, 128, 16, 64, 32, 0},    /* 8 warps of 64x32 */
     {"128x128w64", 128, 128, 16, 64, 64, 0}, /* 4 warps of 64x64 (more registers) */
     {"256x128", 256, 128, 8, 64, 64, 0},     /* 8 warps of 64x64, K steps of 8 */
 };
@@ -69,6 +71,13 @@ static int fits_int(const digcl_gemm_args *a) {
            a->ldc < INT_LIMIT && a->K < INT_LIMIT;
 }
 
+/* 3xTF32 sums each K step apart (cl/gemm_tc.cl, STEP_ACC); DIGCL_GEMM_STEP_ACC=0
+ * measures without. */
+static int step_accumulators(void) {
+    const char *value = getenv("DIGCL_GEMM_STEP_ACC");
+    return !(value && strcmp(value, "0") == 0);
+}
+
 /* float4 loads of an operand: offset, leading dimension and the extent
  * along its contiguous dimension all multiples of 4 (batch strides too). */
 static int vector_ok(size_t offset, size_t ld, size_t contiguous, size_t stride) {
@@ -84,9 +93,9 @@ static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gem
     const int vec_c = a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
     snprintf(options, sizeof options,
              "-D BM=%d -D BN=%d -D BK=%d -D WM=%d -D WN=%d -D TRANS_A=%d -D TRANS_B=%d "
-             "-D SPLIT3=%d -D VEC_A=%d -D VEC_B=%d -D VEC_C=%d -D TC_EMULATE=%d",
+             "-D SPLIT3=%d -D VEC_A=%d -D VEC_B=%d -D VEC_C=%d -D STEP_ACC=%d -D TC_EMULATE=%d",
              t->bm, t->bn, t->bk, t->wm, t->wn, a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0,
-             split3, vec_a, vec_b, vec_c, digcl_gemm_tc_emulated());
+             split3, vec_a, vec_b, vec_c, split3 && step_accumulators(), digcl_gemm_tc_emulated());
     return digcl_kernel(ctx, "gemm_tc", "gemm_tc", options);
 }
 
