@@ -31,7 +31,9 @@
  *
  * Options: -D BM, BN, BK, WM, WN (tile sizes), TRANS_A, TRANS_B (op(X) = X^T,
  * X stored transposed), SPLIT3 (0 or 1), VEC_A, VEC_B (float4 loads), VEC_C
- * (float2 stores), STEP_ACC (per-step accumulators), TC_EMULATE (1: no PTX, for tests on
+ * (float2 stores), STEP_ACC (per-step accumulators), PREFETCH (1: the next K
+ * step is loaded while this one computes; 2: the one after next), LDMATRIX
+ * (fragments through ldmatrix instead of scalar local loads), TC_EMULATE (1: no PTX, for tests on
  * other devices). Strided batches over dimension 2. Needs sm_80 or newer
  * (mma .tf32, cvt.rna.tf32.f32). */
 
@@ -192,10 +194,41 @@ static inline void b_fragment(__local const float *Bs, int col0, int kk, int lan
 }
 
 #if !TC_EMULATE
+#if LDMATRIX
+/* Four 8x4 tf32 matrices (8x8 of b16) from local memory, one row address per
+ * lane (lanes 8i..8i+7: rows of matrix i, 16-byte aligned): lane L receives
+ * element (L / 4, L % 4) of each, which is the mma fragment layout: a 16x8 A
+ * fragment is one call (matrices: rows 0-7 / 8-15 x k 0-3 / 4-7), two 8x8 B
+ * fragments are another (n 0-7 / 8-15 x k 0-3 / 4-7). */
+static inline void ldmatrix_x4(__local const float *row, uint *x) {
+    const uint address = (uint)(size_t)row; /* the .shared window offset */
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
+                 : "r"(address)
+                 : "memory");
+}
+#endif
+
 /* One k8 slice of the warp tile: acc[MT][NT][4] += As Bs over columns kk..kk+7. */
 static inline void warp_step(__local const float *As, __local const float *Bs, int kk, int wm,
                              int wn, int lane, float acc[MT][NT][4]) {
     uint a_hi[MT][4], a_lo[MT][4], b_hi[NT][2], b_lo[NT][2];
+#if LDMATRIX
+    for (int i = 0; i < MT; i++) {
+        uint x[4];
+        ldmatrix_x4(As + (wm * WM + i * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * LDS + kk +
+                        4 * (lane / 16),
+                    x);
+        for (int r = 0; r < 4; r++) split(as_float(x[r]), &a_hi[i][r], &a_lo[i][r]);
+    }
+    for (int j = 0; j < NT; j += 2) {
+        uint x[4];
+        ldmatrix_x4(Bs + (wn * WN + j * 8 + 8 * (lane / 16) + lane % 8) * LDS + kk +
+                        4 * ((lane / 8) & 1),
+                    x);
+        for (int r = 0; r < 4; r++) split(as_float(x[r]), &b_hi[j + r / 2][r % 2], &b_lo[j + r / 2][r % 2]);
+    }
+#else
     for (int i = 0; i < MT; i++) {
         float x[4];
         a_fragment(As, wm * WM + i * 16, kk, lane, x);
@@ -206,6 +239,7 @@ static inline void warp_step(__local const float *As, __local const float *Bs, i
         b_fragment(Bs, wn * WN + j * 8, kk, lane, x);
         for (int r = 0; r < 2; r++) split(x[r], &b_hi[j][r], &b_lo[j][r]);
     }
+#endif
     for (int i = 0; i < MT; i++)
         for (int j = 0; j < NT; j++) {
 #if SPLIT3
@@ -290,6 +324,30 @@ static inline void store_pair(__global float *C, int ldc, int M, int N, int m, i
 #endif
 }
 
+/* K step s of `steps`: fetches step s + ahead into (free_a, free_b) (the
+ * registers this step's operands came from, already staged), computes from
+ * (As, Bs), stages step s + 1 from (next_a, next_b) into (As_next, Bs_next)
+ * and waits for the work-group. ahead = 1: one register set (free = next). */
+static inline void k_step(__global const float *A, int lda, __global const float *B, int ldb,
+                          int M, int N, int K, int m0, int n0, int tid, int wm, int wn, int lane,
+                          int s, int steps, int ahead, __local const float *As,
+                          __local const float *Bs, __local float *As_next, __local float *Bs_next,
+                          float *free_a, float *free_b, const float *next_a, const float *next_b,
+                          float acc[MT][NT][4]) {
+    if (s + ahead < steps)
+        fetch(A, lda, B, ldb, M, N, K, m0, n0, (s + ahead) * BK, tid, free_a, free_b);
+#if STEP_ACC
+    float part[MT][NT][4]; /* this K step's products, added to acc with IEEE rounding */
+    zero_tile(part);
+    for (int kk = 0; kk < BK; kk += 8) warp_step(As, Bs, kk, wm, wn, lane, part);
+    add_tile(acc, part);
+#else
+    for (int kk = 0; kk < BK; kk += 8) warp_step(As, Bs, kk, wm, wn, lane, acc);
+#endif
+    if (s + 1 < steps) stage(As_next, Bs_next, tid, next_a, next_b);
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 gemm_tc(const int M, const int N, const int K, const float alpha, __global const float *A,
         const ulong a_offset, const int lda, const ulong stride_a, __global const float *B,
@@ -308,30 +366,31 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
 
     float acc[MT][NT][4];
     zero_tile(acc);
-#if STEP_ACC
-    float part[MT][NT][4]; /* this K step's products, added to acc with IEEE rounding */
-#endif
 
+    const int steps = (K + BK - 1) / BK;
+#if PREFETCH == 2
+    /* two register sets: step s + 2 is fetched while step s computes */
+    float ra0[LOADS_A], rb0[LOADS_B], ra1[LOADS_A], rb1[LOADS_B];
+    fetch(A, lda, B, ldb, M, N, K, m0, n0, 0, tid, ra0, rb0);
+    stage(As[0], Bs[0], tid, ra0, rb0);
+    if (steps > 1) fetch(A, lda, B, ldb, M, N, K, m0, n0, BK, tid, ra1, rb1);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 0; s < steps; s += 2) {
+        k_step(A, lda, B, ldb, M, N, K, m0, n0, tid, wm, wn, lane, s, steps, 2, As[0], Bs[0],
+               As[1], Bs[1], ra0, rb0, ra1, rb1, acc);
+        if (s + 1 < steps)
+            k_step(A, lda, B, ldb, M, N, K, m0, n0, tid, wm, wn, lane, s + 1, steps, 2, As[1],
+                   Bs[1], As[0], Bs[0], ra1, rb1, ra0, rb0, acc);
+    }
+#else
     float ra[LOADS_A], rb[LOADS_B];
     fetch(A, lda, B, ldb, M, N, K, m0, n0, 0, tid, ra, rb);
     stage(As[0], Bs[0], tid, ra, rb);
     barrier(CLK_LOCAL_MEM_FENCE);
-    const int steps = (K + BK - 1) / BK;
-    for (int s = 0; s < steps; s++) {
-        const int buffer = s & 1, more = s + 1 < steps;
-        if (more) fetch(A, lda, B, ldb, M, N, K, m0, n0, (s + 1) * BK, tid, ra, rb);
-#if STEP_ACC
-        zero_tile(part);
-        for (int kk = 0; kk < BK; kk += 8)
-            warp_step(As[buffer], Bs[buffer], kk, wm, wn, lane, part);
-        add_tile(acc, part);
-#else
-        for (int kk = 0; kk < BK; kk += 8)
-            warp_step(As[buffer], Bs[buffer], kk, wm, wn, lane, acc);
+    for (int s = 0; s < steps; s++)
+        k_step(A, lda, B, ldb, M, N, K, m0, n0, tid, wm, wn, lane, s, steps, 1, As[s & 1],
+               Bs[s & 1], As[(s + 1) & 1], Bs[(s + 1) & 1], ra, rb, ra, rb, acc);
 #endif
-        if (more) stage(As[buffer ^ 1], Bs[buffer ^ 1], tid, ra, rb);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
 
     for (int i = 0; i < MT; i++)
         for (int j = 0; j < NT; j++) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the correctness tests and benchmarks on the GPU machine, from the
 # checkout root, after `source .gpu/env.sh` (the GPU machine's runtime libraries, kept outside git).
-# Usage: scripts/gpu-run.sh [BUILD_DIR] [OUT_DIR] [tests|bench-ops|bench-model|bench-gla|all]...
+# Usage: scripts/gpu-run.sh [BUILD_DIR] [OUT_DIR] [tests|bench-ops|bench-model|bench-gla|gemm-variants|all]...
+# gemm-variants (NVIDIA sm_80+ only, not part of all): the tensor-core kernel's variants
+# (DIGCL_GEMM_PREFETCH, DIGCL_GEMM_LDMATRIX, tiles), each checked by test_gemm before it is timed.
 # Logs go to OUT_DIR; a short summary is printed last.
 set -uo pipefail
 build=${1:-build}; out=${2:-/tmp/digcl-gpu}; shift 2 || true
@@ -31,5 +33,24 @@ if want bench-model; then
   run_model DiT-S/2 32 256 dit_s2_b32_256
   run_model DiG-S/2 1 1792 dig_s2_b1_1792
   summary+=("bench model: done")
+fi
+if [[ " $steps " == *" gemm-variants "* ]]; then
+  for variant in "1 0" "2 0" "1 1" "2 1"; do
+    read -r prefetch ldmatrix <<< "$variant"
+    export DIGCL_GEMM_PREFETCH=$prefetch DIGCL_GEMM_LDMATRIX=$ldmatrix
+    tag="prefetch $prefetch ldmatrix $ldmatrix"
+    if ! "$build/tests/test_gemm" > "$out/test_gemm_p${prefetch}_l${ldmatrix}.log" 2>&1; then
+      summary+=("FAIL test_gemm with $tag"); continue
+    fi
+    for tile in 128x64 256x128; do for precision in fp32 tf32; do
+      line=$(DIGCL_GEMM_TILE=$tile "$build/bin/digcl" --precision $precision bench gemm --size 4096 --seconds 1 | grep 'SGEMM 4096')
+      summary+=("$tag $tile $precision: ${line#*each, }")
+    done; done
+    for precision in fp32 tf32; do
+      line=$("$build/bin/digcl" --precision $precision bench model --model DiG-S/2 --batch 32 --image-size 256 --only step | tail -n 1)
+      summary+=("$tag DiG-S/2 step $precision: $(echo "$line" | grep -oE '[0-9.]+ ms +[0-9.]+ img/s')")
+    done
+  done
+  unset DIGCL_GEMM_PREFETCH DIGCL_GEMM_LDMATRIX
 fi
 printf '%s\n' "${summary[@]}"

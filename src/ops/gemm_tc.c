@@ -71,11 +71,32 @@ static int fits_int(const digcl_gemm_args *a) {
            a->ldc < INT_LIMIT && a->K < INT_LIMIT;
 }
 
-/* 3xTF32 sums each K step apart (cl/gemm_tc.cl, STEP_ACC); DIGCL_GEMM_STEP_ACC=0
- * measures without. */
-static int step_accumulators(void) {
-    const char *value = getenv("DIGCL_GEMM_STEP_ACC");
-    return !(value && strcmp(value, "0") == 0);
+/* Kernel variants for benchmarks, from the environment (cl/gemm_tc.cl):
+ * DIGCL_GEMM_STEP_ACC=0 (3xTF32 without per-step accumulators),
+ * DIGCL_GEMM_PREFETCH=2 (operands two K steps ahead), DIGCL_GEMM_LDMATRIX=1
+ * (ldmatrix fragment loads; not on emulated runs). The defaults are the
+ * measured choice. */
+typedef struct tc_variant {
+    int step_acc, prefetch, ldmatrix;
+} tc_variant;
+
+static int env_int(const char *name, int fallback, int min, int max) {
+    const char *value = getenv(name);
+    if (!value || !*value) return fallback;
+    char *end = NULL;
+    long parsed = strtol(value, &end, 10);
+    if (*end || parsed < min || parsed > max)
+        digcl_fatal("%s='%s' is not valid (expected an integer in [%d, %d])", name, value, min,
+                    max);
+    return (int)parsed;
+}
+
+static tc_variant variant(void) {
+    tc_variant v = {env_int("DIGCL_GEMM_STEP_ACC", 1, 0, 1),
+                    env_int("DIGCL_GEMM_PREFETCH", 1, 1, 2),
+                    env_int("DIGCL_GEMM_LDMATRIX", 0, 0, 1)};
+    if (digcl_gemm_tc_emulated()) v.ldmatrix = 0;
+    return v;
 }
 
 /* float4 loads of an operand: offset, leading dimension and the extent
@@ -86,16 +107,19 @@ static int vector_ok(size_t offset, size_t ld, size_t contiguous, size_t stride)
 
 static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gemm_args *a,
                            size_t stride_a, size_t stride_b, size_t stride_c) {
-    char options[256];
+    char options[320];
     const int split3 = digcl_context_precision(ctx) != DIGCL_PRECISION_TF32;
+    const tc_variant v = variant();
     const int vec_a = vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a);
     const int vec_b = vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b);
     const int vec_c = a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
     snprintf(options, sizeof options,
              "-D BM=%d -D BN=%d -D BK=%d -D WM=%d -D WN=%d -D TRANS_A=%d -D TRANS_B=%d "
-             "-D SPLIT3=%d -D VEC_A=%d -D VEC_B=%d -D VEC_C=%d -D STEP_ACC=%d -D TC_EMULATE=%d",
+             "-D SPLIT3=%d -D VEC_A=%d -D VEC_B=%d -D VEC_C=%d -D STEP_ACC=%d -D PREFETCH=%d "
+             "-D LDMATRIX=%d -D TC_EMULATE=%d",
              t->bm, t->bn, t->bk, t->wm, t->wn, a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0,
-             split3, vec_a, vec_b, vec_c, split3 && step_accumulators(), digcl_gemm_tc_emulated());
+             split3, vec_a, vec_b, vec_c, split3 && v.step_acc, v.prefetch, v.ldmatrix,
+             digcl_gemm_tc_emulated());
     return digcl_kernel(ctx, "gemm_tc", "gemm_tc", options);
 }
 
