@@ -747,6 +747,28 @@ __kernel void gla_chunk_prepass_serial(
 #endif
 
 #ifdef GLA_OUTPUT_SERIAL
+/* scores[t][j] = s sum_i q_t[i] k_j[i] exp(b_t[i] - b_j[i]) for j <= t, with
+ * exp(b_t - b_j) = prod_{j<u<=t} exp(b_u - b_u-1): one exp per (row, feature)
+ * instead of one per (pair, feature); every factor is <= 1. */
+static inline void decayed_scores(float scores[CHUNK][CHUNK], __global const float *qc,
+                                  __global const float *kc, float b[CHUNK][K_DIM], int token,
+                                  int rows, float scale) {
+    float step[CHUNK][K_DIM]; /* exp(b_u - b_u-1), u >= 1 */
+    for (int u = 1; u < rows; u++)
+        for (int i = 0; i < K_DIM; i++) step[u][i] = exp(b[u][i] - b[u - 1][i]);
+    for (int j = 0; j < rows; j++) {
+        float key[K_DIM]; /* k_j * exp(b_t - b_j) for the current t */
+        for (int i = 0; i < K_DIM; i++) key[i] = kc[(size_t)j * token + i];
+        for (int t = j; t < rows; t++) {
+            if (t > j)
+                for (int i = 0; i < K_DIM; i++) key[i] *= step[t][i];
+            float sum = 0.0f;
+            for (int i = 0; i < K_DIM; i++) sum += qc[(size_t)t * token + i] * key[i];
+            scores[t][j] = scale * sum;
+        }
+    }
+}
+
 /* gla_chunk_output for CPU devices: one work-item per chunk x head (global (NT, N*H),
  * work-group (1, 1)); o, or dv with -DGLA_DV, with A_tj = s sum_i q_t k_j exp(b_t - b_j). */
 __kernel void gla_chunk_output_serial(
@@ -772,14 +794,7 @@ __kernel void gla_chunk_output_serial(
     float b[CHUNK][K_DIM], scores[CHUNK][CHUNK], left[CHUNK][K_DIM];
     chunk_cumsum(b, g + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token, qk_token,
                  rows);
-    for (int t = 0; t < rows; t++)
-        for (int j = 0; j <= t; j++) {
-            float sum = 0.0f;
-            for (int i = 0; i < K_DIM; i++)
-                sum += qc[(size_t)t * qk_token + i] * kc[(size_t)j * qk_token + i] *
-                       exp(b[t][i] - b[j][i]);
-            scores[t][j] = scale * sum;
-        }
+    decayed_scores(scores, qc, kc, b, qk_token, rows, scale);
     for (int t = 0; t < rows; t++)
         for (int i = 0; i < K_DIM; i++)
 #ifdef GLA_DV
