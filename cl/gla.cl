@@ -277,6 +277,39 @@ __kernel void gla_state_scan(__global float *workspace, /* states, gammas, dstat
     __global float *end = reverse ? initial_grad : final_state;
     if (has_end) end[nh * KV + element] = carry;
 }
+
+/* gla_state_scan for CPU devices: one work-item per state row i of one head
+ * and direction, the V elements of the row carried in a private array (the
+ * loops over V vectorise). Global (K, N*H, dirs), work-group (1, 1, 1). */
+__kernel void gla_state_scan_serial(__global float *workspace, ulong gammas_offset,
+                                    ulong dstates_offset, __global const float *initial,
+                                    __global float *final_state, __global const float *final_grad,
+                                    __global float *initial_grad, int NT, int first_direction,
+                                    int has_h0, int has_hT, int has_dhT, int has_dh0) {
+    const int i = get_global_id(0), nh = get_global_id(1);
+    const int reverse = first_direction + (int)get_global_id(2) == 1;
+    if (i >= K_DIM) return;
+    const size_t KV = (size_t)K_DIM * V_DIM, row = (size_t)nh * KV + (size_t)i * V_DIM;
+    __global float *slots = reverse ? workspace + dstates_offset : workspace;
+    __global const float *gamma = workspace + gammas_offset + (size_t)nh * NT * K_DIM + i;
+    __global const float *start = reverse ? final_grad : initial;
+    const int has_start = reverse ? has_dhT : has_h0;
+    float carry[V_DIM]; /* [V] H (or D) row i */
+    for (int c = 0; c < V_DIM; c++) carry[c] = has_start ? start[row + c] : 0.0f;
+    for (int step = 0; step < NT; step++) {
+        const int chunk = reverse ? NT - 1 - step : step;
+        __global float *slot = slots + ((size_t)nh * NT + chunk) * KV + (size_t)i * V_DIM;
+        const float decay = gamma[(size_t)chunk * K_DIM];
+        for (int c = 0; c < V_DIM; c++) {
+            const float contribution = slot[c];
+            slot[c] = carry[c];
+            carry[c] = decay * carry[c] + contribution;
+        }
+    }
+    __global float *end = reverse ? initial_grad : final_state;
+    if (reverse ? has_dh0 : has_hT)
+        for (int c = 0; c < V_DIM; c++) end[row + c] = carry[c];
+}
 #endif
 
 /* ---------------------------------------------------- intra-chunk scores A */
