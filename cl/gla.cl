@@ -619,16 +619,22 @@ static inline void chunk_cumsum(float b[CHUNK][K_DIM], __global const float *gc,
         }
 }
 
-/* out[i][c] = sum_t left[t][i] * x_t[c] over the chunk's rows, for one [K, V] state. */
+/* out[i][c] = sum_t left[t][i] * x_t[c] over the chunk's rows, for one [K, V] state.
+ * The [V] accumulator loops of the serial kernels are unrolled (V_DIM is a
+ * compile-time constant) so that the accumulator lives in vector registers:
+ * rolled, PoCL's LLVM keeps it on the stack (a load and a store per FMA). */
 static inline void rows_outer_product(__global float *out, float left[CHUNK][K_DIM],
                                       __global const float *x, int token, int rows) {
     for (int i = 0; i < K_DIM; i++) {
         float acc[V_DIM];
+#pragma unroll
         for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
         for (int t = 0; t < rows; t++) {
             const float a = left[t][i];
+#pragma unroll
             for (int c = 0; c < V_DIM; c++) acc[c] += a * x[(size_t)t * token + c];
         }
+#pragma unroll
         for (int c = 0; c < V_DIM; c++) out[i * V_DIM + c] = acc[c];
     }
 }
@@ -837,9 +843,11 @@ __kernel void gla_chunk_output_serial(
 #endif
     for (int t = 0; t < rows; t++) {
         float acc[V_DIM];
+#pragma unroll
         for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
         for (int i = 0; i < K_DIM; i++) {
             const float a = left[t][i];
+#pragma unroll
             for (int c = 0; c < V_DIM; c++) acc[c] += a * state[i * V_DIM + c];
         }
 #ifdef GLA_DV
@@ -849,8 +857,10 @@ __kernel void gla_chunk_output_serial(
         for (int u = 0; u <= t; u++) {
             const float a = scores[t][u];
 #endif
+#pragma unroll
             for (int c = 0; c < V_DIM; c++) acc[c] += a * xc[(size_t)u * value_token + c];
         }
+#pragma unroll
         for (int c = 0; c < V_DIM; c++) out[value_at + (size_t)t * value_token + c] = acc[c];
     }
 }
