@@ -72,6 +72,8 @@ static int cpu_has_haswell_set(void) {
 #endif
 }
 
+const char *digcl_openblas_core(void) { return openblas_get_corename(); }
+
 const char *digcl_openblas_core_hint(void) {
     const char *set = getenv("OPENBLAS_CORETYPE");
     if (set && *set) return NULL;
@@ -144,6 +146,8 @@ void digcl_gemm_blas(digcl_context *ctx, const digcl_gemm_args *a, size_t stride
 }
 
 #else
+
+const char *digcl_openblas_core(void) { return NULL; }
 
 const char *digcl_openblas_core_hint(void) { return NULL; }
 
