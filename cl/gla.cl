@@ -34,7 +34,8 @@
  *   gla_chunk_grad_qk  per (K tile, chunk, head): dq, dk, dg
  * and for CPU devices the same three chunk kernels as `_serial` variants (GLA_*_SERIAL):
  * one work-item per (chunk, head), [C, K] arrays in private memory, no barriers, each
- * pair j < t taking exp(b_t - b_j) elementwise (docs/GLA_DESIGN.md, "CPU kernels").
+ * pair j < t taking exp(b_t - b_j) elementwise (docs/GLA_DESIGN.md, "CPU kernels"), and
+ * gla_state_scan_serial (one work-item per state row).
  *
  * Compile-time: GLA_PREPASS / GLA_SCAN / GLA_OUTPUT / GLA_GRAD_QK (which kernel
  * the program holds), CHUNK (C), K_DIM, V_DIM, KT (K tile, 16 or 32), VT (V
