@@ -2,8 +2,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <unistd.h>
+#endif
 
 #include "cli.h"
+#include "digcl/gemm.h"
 
 static const cli_command commands[] = {
     {"devices", "list every OpenCL platform and device and mark the default", cmd_devices,
@@ -81,7 +85,26 @@ static int take_global_options(int argc, char **argv, cli_globals *globals) {
     return kept;
 }
 
+/* OpenBLAS chose its kernels when this process loaded it; when it fell back to
+ * narrower ones than the CPU runs (digcl_openblas_core_hint), start again with
+ * OPENBLAS_CORETYPE set. The variable stops a second round; if exec fails the
+ * process goes on with the slower kernels. */
+static void reexec_for_openblas(char **argv) {
+#ifdef __linux__
+    const char *hint = digcl_openblas_core_hint();
+    if (!hint || setenv("OPENBLAS_CORETYPE", hint, 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    fprintf(stderr,
+            "digcl: notice: could not restart with OPENBLAS_CORETYPE=%s; GEMMs run on "
+            "OpenBLAS's slower kernels\n",
+            hint);
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv) {
+    reexec_for_openblas(argv);
     cli_globals globals = {0};
     cli_install_handlers();
     argc = take_global_options(argc, argv, &globals);

@@ -10,7 +10,7 @@
  *               dx = dy sigmoid(-x) / normalizer   (fla gla.py; docs/GLA.md §1.2)
  *
  * Gradients overwrite dx unless accumulate != 0 (then +=).
- * Options: -DVEC=1|4 (float4 when the element counts allow).
+ * Options: -DVEC=1|4|16 (float4, or float16 on CPU devices, when the element counts allow).
  */
 #include "vector.cl"
 

@@ -96,6 +96,41 @@ __kernel void depthwise_conv_forward(__global const float *x,      /* [N, height
     }
 }
 
+#ifndef ROW_CHANNELS
+#define ROW_CHANNELS 64
+#endif
+/* Forward on CPU devices: one work-item per (channel block, row, sample) walks
+ * the row's columns, ROW_CHANNELS channels at a time in the innermost loops
+ * (contiguous, so they vectorise), with the grid edges tested once per tap
+ * rather than per element. Global (ceil(D / ROW_CHANNELS), height, N), local (1, 1, 1). */
+__kernel void depthwise_conv_forward_rows(__global const float *x,      /* [N, height*width, D] */
+                                          __global const float *weight, /* [D, 3, 3] */
+                                          __global const float *bias,   /* [D] */
+                                          __global float *y,            /* [N, height*width, D] */
+                                          int N, int height, int width, int D) {
+    const int d0 = get_global_id(0) * ROW_CHANNELS, row = get_global_id(1), n = get_global_id(2);
+    if (d0 >= D || row >= height || n >= N) return;
+    const int count = min(ROW_CHANNELS, D - d0);
+    float w[9][ROW_CHANNELS], acc[ROW_CHANNELS];
+    for (int k = 0; k < 9; k++)
+        for (int d = 0; d < count; d++) w[k][d] = weight[(size_t)(d0 + d) * 9 + k];
+    for (int col = 0; col < width; col++) {
+        for (int d = 0; d < count; d++) acc[d] = 0.0f;
+        for (int a = 0; a < 3; a++) {
+            const int r = row + a - 1;
+            if (r < 0 || r >= height) continue;
+            for (int b = 0; b < 3; b++) {
+                const int c = col + b - 1;
+                if (c < 0 || c >= width) continue;
+                __global const float *src = x + ((size_t)(n * height + r) * width + c) * D + d0;
+                for (int d = 0; d < count; d++) acc[d] += w[3 * a + b][d] * src[d];
+            }
+        }
+        __global float *out = y + ((size_t)(n * height + row) * width + col) * D + d0;
+        for (int d = 0; d < count; d++) out[d] = bias[d0 + d] + acc[d];
+    }
+}
+
 /* Adds this row's parameter-gradient terms: dy of the middle row against the x window. */
 static void add_weight_terms(const float *g /* dy middle [SPAN] */, const float *xa,
                              const float *xm, const float *xb /* x rows [SPAN] */,

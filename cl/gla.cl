@@ -34,7 +34,8 @@
  *   gla_chunk_grad_qk  per (K tile, chunk, head): dq, dk, dg
  * and for CPU devices the same three chunk kernels as `_serial` variants (GLA_*_SERIAL):
  * one work-item per (chunk, head), [C, K] arrays in private memory, no barriers, each
- * pair j < t taking exp(b_t - b_j) elementwise (docs/GLA_DESIGN.md, "CPU kernels").
+ * pair j < t taking exp(b_t - b_j) elementwise (docs/GLA_DESIGN.md, "CPU kernels"), and
+ * gla_state_scan_serial (one work-item per state row).
  *
  * Compile-time: GLA_PREPASS / GLA_SCAN / GLA_OUTPUT / GLA_GRAD_QK (which kernel
  * the program holds), CHUNK (C), K_DIM, V_DIM, KT (K tile, 16 or 32), VT (V
@@ -276,6 +277,39 @@ __kernel void gla_state_scan(__global float *workspace, /* states, gammas, dstat
     const int has_end = reverse ? has_dh0 : has_hT;
     __global float *end = reverse ? initial_grad : final_state;
     if (has_end) end[nh * KV + element] = carry;
+}
+
+/* gla_state_scan for CPU devices: one work-item per state row i of one head
+ * and direction, the V elements of the row carried in a private array (the
+ * loops over V vectorise). Global (K, N*H, dirs), work-group (1, 1, 1). */
+__kernel void gla_state_scan_serial(__global float *workspace, ulong gammas_offset,
+                                    ulong dstates_offset, __global const float *initial,
+                                    __global float *final_state, __global const float *final_grad,
+                                    __global float *initial_grad, int NT, int first_direction,
+                                    int has_h0, int has_hT, int has_dhT, int has_dh0) {
+    const int i = get_global_id(0), nh = get_global_id(1);
+    const int reverse = first_direction + (int)get_global_id(2) == 1;
+    if (i >= K_DIM) return;
+    const size_t KV = (size_t)K_DIM * V_DIM, row = (size_t)nh * KV + (size_t)i * V_DIM;
+    __global float *slots = reverse ? workspace + dstates_offset : workspace;
+    __global const float *gamma = workspace + gammas_offset + (size_t)nh * NT * K_DIM + i;
+    __global const float *start = reverse ? final_grad : initial;
+    const int has_start = reverse ? has_dhT : has_h0;
+    float carry[V_DIM]; /* [V] H (or D) row i */
+    for (int c = 0; c < V_DIM; c++) carry[c] = has_start ? start[row + c] : 0.0f;
+    for (int step = 0; step < NT; step++) {
+        const int chunk = reverse ? NT - 1 - step : step;
+        __global float *slot = slots + ((size_t)nh * NT + chunk) * KV + (size_t)i * V_DIM;
+        const float decay = gamma[(size_t)chunk * K_DIM];
+        for (int c = 0; c < V_DIM; c++) {
+            const float contribution = slot[c];
+            slot[c] = carry[c];
+            carry[c] = decay * carry[c] + contribution;
+        }
+    }
+    __global float *end = reverse ? initial_grad : final_state;
+    if (reverse ? has_dh0 : has_hT)
+        for (int c = 0; c < V_DIM; c++) end[row + c] = carry[c];
 }
 #endif
 
@@ -586,16 +620,22 @@ static inline void chunk_cumsum(float b[CHUNK][K_DIM], __global const float *gc,
         }
 }
 
-/* out[i][c] = sum_t left[t][i] * x_t[c] over the chunk's rows, for one [K, V] state. */
+/* out[i][c] = sum_t left[t][i] * x_t[c] over the chunk's rows, for one [K, V] state.
+ * The [V] accumulator loops of the serial kernels are unrolled (V_DIM is a
+ * compile-time constant) so that the accumulator lives in vector registers:
+ * rolled, PoCL's LLVM keeps it on the stack (a load and a store per FMA). */
 static inline void rows_outer_product(__global float *out, float left[CHUNK][K_DIM],
                                       __global const float *x, int token, int rows) {
     for (int i = 0; i < K_DIM; i++) {
         float acc[V_DIM];
+#pragma unroll
         for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
         for (int t = 0; t < rows; t++) {
             const float a = left[t][i];
+#pragma unroll
             for (int c = 0; c < V_DIM; c++) acc[c] += a * x[(size_t)t * token + c];
         }
+#pragma unroll
         for (int c = 0; c < V_DIM; c++) out[i * V_DIM + c] = acc[c];
     }
 }
@@ -747,6 +787,28 @@ __kernel void gla_chunk_prepass_serial(
 #endif
 
 #ifdef GLA_OUTPUT_SERIAL
+/* scores[t][j] = s sum_i q_t[i] k_j[i] exp(b_t[i] - b_j[i]) for j <= t, with
+ * exp(b_t - b_j) = prod_{j<u<=t} exp(b_u - b_u-1): one exp per (row, feature)
+ * instead of one per (pair, feature); every factor is <= 1. */
+static inline void decayed_scores(float scores[CHUNK][CHUNK], __global const float *qc,
+                                  __global const float *kc, float b[CHUNK][K_DIM], int token,
+                                  int rows, float scale) {
+    float step[CHUNK][K_DIM]; /* exp(b_u - b_u-1), u >= 1 */
+    for (int u = 1; u < rows; u++)
+        for (int i = 0; i < K_DIM; i++) step[u][i] = exp(b[u][i] - b[u - 1][i]);
+    for (int j = 0; j < rows; j++) {
+        float key[K_DIM]; /* k_j * exp(b_t - b_j) for the current t */
+        for (int i = 0; i < K_DIM; i++) key[i] = kc[(size_t)j * token + i];
+        for (int t = j; t < rows; t++) {
+            if (t > j)
+                for (int i = 0; i < K_DIM; i++) key[i] *= step[t][i];
+            float sum = 0.0f;
+            for (int i = 0; i < K_DIM; i++) sum += qc[(size_t)t * token + i] * key[i];
+            scores[t][j] = scale * sum;
+        }
+    }
+}
+
 /* gla_chunk_output for CPU devices: one work-item per chunk x head (global (NT, N*H),
  * work-group (1, 1)); o, or dv with -DGLA_DV, with A_tj = s sum_i q_t k_j exp(b_t - b_j). */
 __kernel void gla_chunk_output_serial(
@@ -772,14 +834,7 @@ __kernel void gla_chunk_output_serial(
     float b[CHUNK][K_DIM], scores[CHUNK][CHUNK], left[CHUNK][K_DIM];
     chunk_cumsum(b, g + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token, qk_token,
                  rows);
-    for (int t = 0; t < rows; t++)
-        for (int j = 0; j <= t; j++) {
-            float sum = 0.0f;
-            for (int i = 0; i < K_DIM; i++)
-                sum += qc[(size_t)t * qk_token + i] * kc[(size_t)j * qk_token + i] *
-                       exp(b[t][i] - b[j][i]);
-            scores[t][j] = scale * sum;
-        }
+    decayed_scores(scores, qc, kc, b, qk_token, rows, scale);
     for (int t = 0; t < rows; t++)
         for (int i = 0; i < K_DIM; i++)
 #ifdef GLA_DV
@@ -789,9 +844,11 @@ __kernel void gla_chunk_output_serial(
 #endif
     for (int t = 0; t < rows; t++) {
         float acc[V_DIM];
+#pragma unroll
         for (int c = 0; c < V_DIM; c++) acc[c] = 0.0f;
         for (int i = 0; i < K_DIM; i++) {
             const float a = left[t][i];
+#pragma unroll
             for (int c = 0; c < V_DIM; c++) acc[c] += a * state[i * V_DIM + c];
         }
 #ifdef GLA_DV
@@ -801,8 +858,10 @@ __kernel void gla_chunk_output_serial(
         for (int u = 0; u <= t; u++) {
             const float a = scores[t][u];
 #endif
+#pragma unroll
             for (int c = 0; c < V_DIM; c++) acc[c] += a * xc[(size_t)u * value_token + c];
         }
+#pragma unroll
         for (int c = 0; c < V_DIM; c++) out[value_at + (size_t)t * value_token + c] = acc[c];
     }
 }

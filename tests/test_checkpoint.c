@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "digcl/checkpoint.h"
+#include "digcl/gemm.h"
 #include "digcl/model.h"
 #include "digcl/safetensors.h"
 #include "test_util.h"
@@ -363,11 +364,20 @@ static const char *digcl_binary(char *buf, size_t size) {
     return access(buf, X_OK) == 0 ? buf : NULL;
 }
 
+/* The CLI restarts itself on wider OpenBLAS kernels when OpenBLAS fell back to
+ * narrow ones (apps/digcl.c): pin it to this process's kernels, so that its
+ * output is compared with the same arithmetic. */
+static void same_blas_kernels_for_children(void) {
+    const char *core = digcl_openblas_core();
+    if (core) setenv("OPENBLAS_CORETYPE", core, 1);
+}
+
 /* Runs `digcl forward` on files in test_temp_dir; returns the exit code and the
  * combined output in out. */
 static int run_forward(const char *inputs, const char *output, char *out, size_t size) {
     char binary[512], command[2048];
     if (!digcl_binary(binary, sizeof binary)) skip();
+    same_blas_kernels_for_children();
     snprintf(command, sizeof command,
              "'%s' forward --ckpt '%s/w.safetensors' --inputs '%s/%s' --output '%s/%s' 2>&1",
              binary, test_temp_dir, test_temp_dir, inputs, test_temp_dir, output);

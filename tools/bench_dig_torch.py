@@ -10,10 +10,17 @@ digcl side: `digcl bench model --model M --batch B --image-size S --only forward
 POCL_MAX_PTHREAD_COUNT=T (PoCL's worker threads; OpenBLAS follows the device's compute units).
 The two alternate --rounds times; each prints the median of --repeats runs after a warm-up.
 
+PyTorch's BLAS is OpenBLAS (pthreads), whose thread pool torch.set_num_threads does not size:
+the script sets OPENBLAS_NUM_THREADS=T before importing torch unless the environment sets it.
+OpenBLAS picks its kernels when loaded; --openblas-coretype NAME sets OPENBLAS_CORETYPE for both
+sides (digcl restarts itself with a better one when OpenBLAS fell back to narrow kernels).
+
 usage: /usr/bin/python3 tools/bench_dig_torch.py [--threads 2] [--model DiG-S/2] [--batch 1]
            [--image-size 256] [--repeats 10] [--rounds 3] [--digcl build/bin/digcl] [--no-digcl]
+           [--openblas-coretype SkylakeX]
 """
 import argparse
+import ctypes
 import os
 import re
 import statistics
@@ -21,11 +28,30 @@ import subprocess
 import sys
 import time
 
-import torch
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
-import dig_reference as ref  # noqa: E402
+torch = ref = None  # imported by main, after the OpenBLAS environment is set
+
+
+def import_torch(args):
+    """OpenBLAS reads OPENBLAS_NUM_THREADS and OPENBLAS_CORETYPE when torch loads it."""
+    global torch, ref
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
+    if args.openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = args.openblas_coretype
+    import torch as torch_module
+    import dig_reference as ref_module
+    torch, ref = torch_module, ref_module
+
+
+def openblas_core():
+    """The kernels of the OpenBLAS that torch loaded (same soname), or '?'."""
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "?"
 
 
 def gla_chunked(q, k, v, gk, chunk=64):
@@ -94,6 +120,7 @@ def torch_forward_ms(cfg, batch, repeats):
 
 def digcl_forward_ms(args):
     env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(args.threads))
+    env.pop("OPENBLAS_NUM_THREADS", None)  # digcl sizes OpenBLAS to the device
     command = [args.digcl, "bench", "model", "--model", args.model, "--batch", str(args.batch),
                "--image-size", str(args.image_size), "--only", "forward",
                "--repeats", str(args.repeats)]
@@ -116,9 +143,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--digcl", default=os.path.join(HERE, "..", "build", "bin", "digcl"))
     ap.add_argument("--no-digcl", action="store_true")
+    ap.add_argument("--openblas-coretype", default=None)
     args = ap.parse_args()
     if args.image_size % 8:
         sys.exit("bench_dig_torch: --image-size must be a multiple of 8 (latent = size / 8)")
+    import_torch(args)
     torch.set_num_threads(args.threads)
     ref.DTYPE = torch.float32
     ref.gla_recurrence_exact = ref.gla_recurrence
@@ -126,8 +155,10 @@ def main():
     ref.gla_recurrence = gla_chunked
     cfg = ref.preset(args.model)
     cfg["input_size"] = args.image_size // 8
-    print("torch %s, %d threads (torch.get_num_threads %d), fp32, chunked GLA (C = 64)"
-          % (torch.__version__, args.threads, torch.get_num_threads()))
+    print("torch %s, %d threads (torch.get_num_threads %d; OpenBLAS %s threads, %s kernels), "
+          "fp32, chunked GLA (C = 64)"
+          % (torch.__version__, args.threads, torch.get_num_threads(),
+             os.environ["OPENBLAS_NUM_THREADS"], openblas_core()))
     torch_ms, digcl_ms = [], []
     for r in range(args.rounds):
         torch_ms.append(torch_forward_ms(cfg, args.batch, args.repeats))

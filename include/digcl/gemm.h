@@ -56,4 +56,17 @@ const char *digcl_gemm_backend_name(const digcl_context *ctx);
 /* 1 when the products are single TF32 products (--precision tf32 on a
  * tensor-core path): relative L2 error about 1e-3 instead of fp32's 1e-7. */
 int digcl_gemm_uses_tf32(const digcl_context *ctx);
+
+/* The kernels OpenBLAS runs in this process ("Prescott", "SkylakeX", ...), or
+ * NULL when built without OpenBLAS. */
+const char *digcl_openblas_core(void);
+
+/* The OPENBLAS_CORETYPE that would run this CPU's GEMMs on wider kernels than
+ * the ones OpenBLAS picked when it was loaded ("SkylakeX" on an AVX-512 CPU
+ * that an older OpenBLAS does not know and runs with its SSE3 "Prescott"
+ * kernels, about 3x slower), or NULL: nothing better known, OPENBLAS_CORETYPE
+ * already set, or built without OpenBLAS. OpenBLAS reads the variable once, at
+ * load time, so only a new process can follow the hint (the CLI re-executes
+ * itself with it). */
+const char *digcl_openblas_core_hint(void);
 #endif

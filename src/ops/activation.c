@@ -3,14 +3,23 @@
 
 #include "ops_common.h"
 
+#include <stdio.h>
+
 #define GROUP 256
 
 static cl_kernel elementwise_kernel(digcl_context *ctx, const char *name, int count, int vec) {
     ops_check_positive(count, "count", name);
-    return digcl_kernel(ctx, "activation", name, vec == 4 ? "-DVEC=4" : "-DVEC=1");
+    char options[16];
+    snprintf(options, sizeof options, "-DVEC=%d", vec);
+    return digcl_kernel(ctx, "activation", name, options);
 }
 
-static int count_vec_width(int count) {
+/* float16 on CPU devices when the count allows: PoCL does not widen float4
+ * work-items into AVX registers, and the exps of sigmoid and logsigmoid then
+ * run 4 lanes at a time; float4 elsewhere (GPUs), float when nothing divides. */
+static int count_vec_width(digcl_context *ctx, int count) {
+    const int cpu = (digcl_context_device(ctx)->type & CL_DEVICE_TYPE_CPU) != 0;
+    if (cpu && count % 16 == 0) return 16;
     size_t values[1] = {(size_t)count};
     return ops_vec_width(values, 1);
 }
@@ -23,7 +32,7 @@ static void launch_1d(digcl_context *ctx, cl_kernel kernel, const char *label, i
 /* y = f(x) kernels with arguments (x, y, count_vec [, extra float]). */
 static void unary_forward(digcl_context *ctx, const char *name, int count, cl_mem x, cl_mem y,
                           const float *extra) {
-    const int vec = count_vec_width(count);
+    const int vec = count_vec_width(ctx, count);
     cl_kernel kernel = elementwise_kernel(ctx, name, count, vec);
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, y);
@@ -35,7 +44,7 @@ static void unary_forward(digcl_context *ctx, const char *name, int count, cl_me
 /* dx = f'(x) dy kernels with arguments (dy, x, dx, count_vec [, extra float], accumulate). */
 static void unary_backward(digcl_context *ctx, const char *name, int count, cl_mem dy, cl_mem x,
                            cl_mem dx, int accumulate, const float *extra) {
-    const int vec = count_vec_width(count);
+    const int vec = count_vec_width(ctx, count);
     cl_kernel kernel = elementwise_kernel(ctx, name, count, vec);
     unsigned index = 0;
     digcl_arg_mem(kernel, index++, dy);
@@ -86,7 +95,7 @@ static void launch_swiglu(digcl_context *ctx, cl_kernel kernel, const char *labe
 void digcl_swiglu_forward(digcl_context *ctx, int rows, int F, cl_mem x, cl_mem y) {
     ops_check_positive(rows, "rows", "swiglu_forward");
     ops_check_int((size_t)rows * 2 * F, "rows * 2F", "swiglu_forward");
-    const int vec = count_vec_width(F);
+    const int vec = count_vec_width(ctx, F);
     cl_kernel kernel = elementwise_kernel(ctx, "swiglu_forward", F, vec);
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, y);
@@ -99,7 +108,7 @@ void digcl_swiglu_backward(digcl_context *ctx, int rows, int F, cl_mem dy, cl_me
                            int accumulate) {
     ops_check_positive(rows, "rows", "swiglu_backward");
     ops_check_int((size_t)rows * 2 * F, "rows * 2F", "swiglu_backward");
-    const int vec = count_vec_width(F);
+    const int vec = count_vec_width(ctx, F);
     cl_kernel kernel = elementwise_kernel(ctx, "swiglu_backward", F, vec);
     digcl_arg_mem(kernel, 0, dy);
     digcl_arg_mem(kernel, 1, x);

@@ -4,8 +4,11 @@
 #include "ops_common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 enum { TERMS = 10, SUM_CHANNELS = 32, SUM_LANES = 8, GROUP_ITEMS = 256, MAX_BLOCKS = 8 };
+enum { ROW_CHANNELS = 64 }; /* channels per work-item of the CPU forward (cl/conv.cl) */
 
 /* Work split of one kernel (cl/conv.cl): a work-item owns `cols` columns x
  * `strip_rows` rows of one channel; a work-group is (group_channels, group_blocks). */
@@ -51,11 +54,22 @@ size_t digcl_depthwise_conv_workspace_bytes(const digcl_grid_shape *shape) {
     return (size_t)backward_tiles(shape, &c) * TERMS * (size_t)shape->D * sizeof(float);
 }
 
-void digcl_depthwise_conv_forward(digcl_context *ctx, const digcl_grid_shape *shape, cl_mem x,
-                                  cl_mem weight, cl_mem bias, cl_mem y) {
-    check_shape(shape);
-    const conv_config c = make_config(shape, 0);
-    cl_kernel kernel = digcl_kernel(ctx, "conv", "depthwise_conv_forward", c.options);
+/* The forward's kernel family: per row on CPU devices (PoCL runs a work-item's
+ * loops as vectorised C, but not the tiled kernel's edge tests per element), tiled
+ * elsewhere. DIGCL_CONV_KERNELS=tiled|rows overrides it (tests cover both on PoCL). */
+static int use_rows(digcl_context *ctx) {
+    const char *forced = getenv("DIGCL_CONV_KERNELS");
+    if (forced && *forced) {
+        if (strcmp(forced, "tiled") == 0) return 0;
+        if (strcmp(forced, "rows") == 0) return 1;
+        digcl_fatal("DIGCL_CONV_KERNELS='%s' is not a depthwise conv kernel family (tiled or rows)",
+                    forced);
+    }
+    return (digcl_context_device(ctx)->type & CL_DEVICE_TYPE_CPU) != 0;
+}
+
+static void set_forward_args(cl_kernel kernel, const digcl_grid_shape *shape, cl_mem x,
+                             cl_mem weight, cl_mem bias, cl_mem y) {
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, weight);
     digcl_arg_mem(kernel, 2, bias);
@@ -64,6 +78,25 @@ void digcl_depthwise_conv_forward(digcl_context *ctx, const digcl_grid_shape *sh
     digcl_arg_int(kernel, 5, shape->height);
     digcl_arg_int(kernel, 6, shape->width);
     digcl_arg_int(kernel, 7, shape->D);
+}
+
+void digcl_depthwise_conv_forward(digcl_context *ctx, const digcl_grid_shape *shape, cl_mem x,
+                                  cl_mem weight, cl_mem bias, cl_mem y) {
+    check_shape(shape);
+    if (use_rows(ctx)) {
+        char options[32];
+        snprintf(options, sizeof options, "-DROW_CHANNELS=%d", ROW_CHANNELS);
+        cl_kernel kernel = digcl_kernel(ctx, "conv", "depthwise_conv_forward_rows", options);
+        set_forward_args(kernel, shape, x, weight, bias, y);
+        const size_t global[3] = {ops_ceil_div((size_t)shape->D, ROW_CHANNELS),
+                                  (size_t)shape->height, (size_t)shape->N},
+                     local[3] = {1, 1, 1};
+        digcl_launch(ctx, kernel, "depthwise_conv_forward", 3, global, local);
+        return;
+    }
+    const conv_config c = make_config(shape, 0);
+    cl_kernel kernel = digcl_kernel(ctx, "conv", "depthwise_conv_forward", c.options);
+    set_forward_args(kernel, shape, x, weight, bias, y);
     const size_t local[3] = {(size_t)c.group_channels, (size_t)c.group_blocks, 1};
     const size_t global[3] = {ops_round_up((size_t)shape->D, local[0]),
                               ops_round_up((size_t)c.blocks, local[1]),

@@ -227,7 +227,9 @@ typedef struct gla_boundary {
 static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p, int first,
                         int last, gla_boundary b, cl_mem workspace) {
     gla_tiles tiles = {KEY_TILE, 4};
-    cl_kernel kernel = gla_kernel(ctx, "gla_state_scan", "GLA_SCAN", p->chunk, s, tiles, "");
+    const int serial = use_serial(ctx, s, p->chunk);
+    cl_kernel kernel = gla_kernel(ctx, serial ? "gla_state_scan_serial" : "gla_state_scan",
+                                  "GLA_SCAN", p->chunk, s, tiles, "");
     digcl_arg_mem(kernel, 0, workspace);
     arg_offset(kernel, 1, p->gammas_offset);
     arg_offset(kernel, 2, p->dstates_offset);
@@ -238,9 +240,14 @@ static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_
     digcl_arg_int(kernel, 7, (int)chunk_count(s, p->chunk));
     digcl_arg_int(kernel, 8, first);
     for (unsigned i = 0; i < 4; i++) digcl_arg_int(kernel, 9 + i, ends[i] != NULL);
+    const size_t directions = (size_t)(last - first + 1), heads = (size_t)s->N * s->H;
+    if (serial) { /* one work-item per state row */
+        const size_t global[3] = {(size_t)s->K, heads, directions}, local[3] = {1, 1, 1};
+        digcl_launch(ctx, kernel, "gla_state_scan", 3, global, local);
+        return;
+    }
     const size_t local[3] = {SCAN_GROUP, 1, 1};
-    const size_t global[3] = {ops_round_up((size_t)s->K * s->V, SCAN_GROUP), (size_t)s->N * s->H,
-                              (size_t)(last - first + 1)};
+    const size_t global[3] = {ops_round_up((size_t)s->K * s->V, SCAN_GROUP), heads, directions};
     digcl_launch(ctx, kernel, "gla_state_scan", 3, global, local);
 }
 
