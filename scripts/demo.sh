@@ -39,7 +39,7 @@ sample_flags="${DEMO_SAMPLE_FLAGS:-$sample_flags}"
 
 echo "demo: training DiG ($model_flags) on Fashion-MNIST for $MINUTES min on $device"
 if [ "$kind" = CPU ]; then
-  echo "demo: a CPU trains about 1,000 small steps in 5 minutes on 2 cores: expect rough garment"
+  echo "demo: a CPU trains about 1,700 small steps in 5 minutes on 2 cores: expect rough garment"
   echo "      outlines and shoe/bag blobs (about 45 % class accuracy); a GPU gives clothes."
 fi
 mkdir -p "$OUT"
