@@ -212,11 +212,14 @@ static int model_flags_given(const model_flags *f) {
 /* ------------------------------------------------------------ train.args / config.json */
 
 static cJSON *args_json(const train_args *a, const char *model_name, const digcl_model_config *cfg,
-                        int world) {
+                        int world, digcl_precision precision) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "data", a->data);
     cJSON_AddStringToObject(o, "model", model_name);
     cJSON_AddStringToObject(o, "attention", digcl_attention_mode_name(cfg->attention));
+    /* GEMM arithmetic (--precision): a resume under another one warns, since it is no
+     * longer bit-exact */
+    cJSON_AddStringToObject(o, "precision", digcl_precision_name(precision));
     if (a->vae) cJSON_AddStringToObject(o, "vae", a->vae);
     cJSON_AddNumberToObject(o, "image_size", (double)a->image_size);
     cJSON_AddNumberToObject(o, "channels", (double)a->channels);
@@ -767,7 +770,8 @@ static int train_with_args(const cli_globals *globals, train_args *a) {
     }
     if (status == 0) status = prepare_run_dir(&s);
     if (status == 0) {
-        s.args_json = args_json(&args, s.model_name, &s.config, args.dist->world);
+        s.args_json = args_json(&args, s.model_name, &s.config, args.dist->world,
+                                digcl_precision_resolve(globals->precision));
         if (train_dist_is_root(args.dist))
             status = write_config_json(s.plan.run_dir, s.args_json, &s.config, s.info);
     }

@@ -80,6 +80,9 @@ typedef struct digcl_context_options {
 
 /* "fp32" / "tf32" -> the enum; -1 for anything else. */
 int digcl_precision_parse(const char *name);
+/* What a context created with `requested` uses: requested, else
+ * $DIGCL_PRECISION, else FP32 (a bad $DIGCL_PRECISION is fatal). */
+digcl_precision digcl_precision_resolve(digcl_precision requested);
 const char *digcl_precision_name(digcl_precision precision);
 
 /* Opens the device: context, in-order queue (with profiling when

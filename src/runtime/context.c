@@ -28,8 +28,7 @@ const char *digcl_precision_name(digcl_precision precision) {
     return precision == DIGCL_PRECISION_TF32 ? "tf32" : "fp32";
 }
 
-/* The option, else $DIGCL_PRECISION, else fp32. */
-static digcl_precision resolve_precision(digcl_precision requested) {
+digcl_precision digcl_precision_resolve(digcl_precision requested) {
     if (requested != DIGCL_PRECISION_DEFAULT) return requested;
     const char *value = getenv("DIGCL_PRECISION");
     if (!value || !*value) return DIGCL_PRECISION_FP32;
@@ -68,7 +67,7 @@ digcl_context *digcl_context_create(const digcl_context_options *options) {
     ctx->device = devices[index];
     free(devices);
     ctx->verbose = options->verbose;
-    ctx->precision = resolve_precision(options->precision);
+    ctx->precision = digcl_precision_resolve(options->precision);
     ctx->profiling = env_is_one("DIGCL_PROFILE");
     static int cpu_notice_given = 0; /* once per process */
     if (!(ctx->device.type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) &&
