@@ -34,7 +34,7 @@ int digcl_gemm_tc_supported(const digcl_device_info *device) {
     return (device->type & CL_DEVICE_TYPE_GPU) && device->nv_compute_capability >= 80;
 }
 
-static const tc_tile *forced_tile(void) {
+static const tc_tile *read_forced_tile(void) {
     const char *value = getenv("DIGCL_GEMM_TILE");
     if (!value || !*value) return NULL;
     for (int i = 0; i < TILE_COUNT; i++)
@@ -42,6 +42,14 @@ static const tc_tile *forced_tile(void) {
     digcl_fatal("DIGCL_GEMM_TILE='%s' is not a tile (expected 128x128, 128x64, 64x64, "
                 "128x128w64 or 256x128)",
                 value);
+}
+
+/* DIGCL_GEMM_TILE, read once per process (as DIGCL_GEMM is): not on every GEMM. */
+static const tc_tile *forced_tile(void) {
+    static int read;
+    static const tc_tile *forced;
+    if (!read) forced = read_forced_tile(), read = 1;
+    return forced;
 }
 
 static size_t tile_count(const tc_tile *t, const digcl_gemm_args *a, size_t batch) {
@@ -91,11 +99,16 @@ static int env_int(const char *name, int fallback, int min, int max) {
     return (int)parsed;
 }
 
+/* Read once per process, like forced_tile. */
 static tc_variant variant(void) {
-    tc_variant v = {env_int("DIGCL_GEMM_STEP_ACC", 1, 0, 1),
-                    env_int("DIGCL_GEMM_PREFETCH", 1, 1, 2),
-                    env_int("DIGCL_GEMM_LDMATRIX", 0, 0, 1)};
+    static int read;
+    static tc_variant v;
+    if (read) return v;
+    v = (tc_variant){env_int("DIGCL_GEMM_STEP_ACC", 1, 0, 1),
+                     env_int("DIGCL_GEMM_PREFETCH", 1, 1, 2),
+                     env_int("DIGCL_GEMM_LDMATRIX", 0, 0, 1)};
     if (digcl_gemm_tc_emulated()) v.ldmatrix = 0;
+    read = 1;
     return v;
 }
 
