@@ -38,6 +38,24 @@ add_test(NAME cli_profile_totals
 set_tests_properties(cli_profile_totals PROPERTIES
   PASS_REGULAR_EXPRESSION "digcl profile .*gemm \\(CLBlast, host-timed\\).*copy_float4|digcl profile .*copy_float4.*gemm \\(CLBlast, host-timed\\)")
 
+# --precision and the GEMM-path variables: a bad value is refused with a message naming
+# it (the flag exits 2 like any bad flag; the library's own checks of the environment
+# exit 1); tf32 where no tensor-core GEMM exists says so and stays fp32.
+add_test(NAME cli_bad_precision_exits_2
+  COMMAND sh -c "\"$1\" --precision fp64 devices 2>&1; echo exit=$?" sh ${DIGCL_BIN})
+set_tests_properties(cli_bad_precision_exits_2 PROPERTIES PASS_REGULAR_EXPRESSION
+  "--precision expects fp32 or tf32, got 'fp64'.*exit=2")
+add_test(NAME cli_bad_gemm_environment
+  COMMAND sh -c "for setting in DIGCL_PRECISION=fp64 DIGCL_GEMM=bogus DIGCL_GEMM=tensor 'DIGCL_GEMM=tensor-emulate DIGCL_GEMM_TILE=9x9' 'DIGCL_GEMM=tensor-emulate DIGCL_GEMM_PREFETCH=3'; do env $setting \"$1\" bench gemm --size 64 --seconds 0.05 2>&1 | grep 'digcl: error'; echo exit=$?; done" sh ${DIGCL_BIN})
+set_tests_properties(cli_bad_gemm_environment PROPERTIES PASS_REGULAR_EXPRESSION
+  "DIGCL_PRECISION='fp64' is not a precision.*exit=0.*DIGCL_GEMM='bogus' is not a GEMM path.*exit=0.*DIGCL_GEMM=tensor needs an NVIDIA GPU.*exit=0.*DIGCL_GEMM_TILE='9x9' is not a tile.*exit=0.*DIGCL_GEMM_PREFETCH='3' is not valid.*exit=0")
+add_test(NAME cli_bad_gemm_environment_exit_code
+  COMMAND sh -c "DIGCL_GEMM=bogus \"$1\" bench gemm --size 64 --seconds 0.05 >/dev/null 2>&1; test $? -eq 1" sh ${DIGCL_BIN})
+add_test(NAME cli_tf32_without_tensor_cores
+  COMMAND sh -c "DIGCL_GEMM=clblast \"$1\" --precision tf32 bench gemm --size 64 --seconds 0.05 2>&1; echo exit=$?" sh ${DIGCL_BIN})
+set_tests_properties(cli_tf32_without_tensor_cores PROPERTIES PASS_REGULAR_EXPRESSION
+  "GEMM path: CLBlast.*precision tf32 has no effect.*products stay fp32.*self-check.*ok.*exit=0|precision tf32 has no effect.*GEMM path: CLBlast.*exit=0")
+
 # ---------------------------------------------------------------- digcl info / forward
 # Each command's exit code is echoed as "exit=N" so the regular expression checks it too.
 
