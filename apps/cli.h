@@ -57,6 +57,8 @@ int cmd_train(const cli_globals *globals, int argc, char **argv);
 void usage_train(void);
 int cmd_export(const cli_globals *globals, int argc, char **argv);
 void usage_export(void);
+int cmd_plot(const cli_globals *globals, int argc, char **argv);
+void usage_plot(void);
 int cmd_decode(const cli_globals *globals, int argc, char **argv);
 void usage_decode(void);
 int cmd_encode(const cli_globals *globals, int argc, char **argv);

@@ -28,6 +28,7 @@ static const cli_command commands[] = {
      usage_train},
     {"export", "the EMA or model weights of a training checkpoint as a weights-only file",
      cmd_export, usage_export},
+    {"plot", "redraw a training run's loss.png from its log.jsonl", cmd_plot, usage_plot},
     {"sample", "draw class-conditional images from a checkpoint (PNG grid, files, .npz)",
      cmd_sample, usage_sample},
 };

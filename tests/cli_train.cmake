@@ -1,4 +1,4 @@
-# `digcl train` and `digcl export`: flags, exit codes, resume rules, kill -9 safety.
+# `digcl train`, `digcl export` and `digcl plot`: flags, exit codes, resume rules, kill -9 safety.
 # Every training run is a tiny DiG on Fashion-MNIST (dataset-fashion-mnist) on PoCL.
 # Each command's exit code is echoed as "exit=N" so the regular expression checks it.
 set(DIGCL_TRAIN_TINY --data fashion-mnist --arch dig --depth 1 --hidden-size 32 --num-heads 2
@@ -32,7 +32,8 @@ set_tests_properties(cli_train_bad_data_exits_nonzero PROPERTIES PASS_REGULAR_EX
   "/no/such/folder.*exit=[12]")
 
 # Six steps, then: the run folder, log.jsonl, config.json, loss.png; resume with another model
-# refused; resume with another lr accepted with a warning; export EMA and model weights.
+# refused; resume with another lr accepted with a warning; export EMA and model weights;
+# `digcl plot` redraws the loss curve, refuses to overwrite log.jsonl, names a missing log.
 add_test(NAME cli_train_run_resume_export
   COMMAND sh -c "rm -rf \"$2\" && mkdir -p \"$2\" && cd \"$2\" &&
     \"$1\" train ${DIGCL_TRAIN_TINY_TEXT} --max-steps 6 --log-every 2 --ckpt-every 3 --keep 1 --results-dir r 2>&1 &&
@@ -43,11 +44,14 @@ add_test(NAME cli_train_run_resume_export
     \"$1\" export r/000-custom/checkpoints/0000008.safetensors ema.safetensors 2>&1; echo exit=$?;
     \"$1\" export r/000-custom/checkpoints/0000008.safetensors r/000-custom/checkpoints/0000008.safetensors 2>&1;
     echo exit=$?;
-    \"$1\" export ema.safetensors x.safetensors 2>&1; echo exit=$?"
+    \"$1\" export ema.safetensors x.safetensors 2>&1; echo exit=$?;
+    \"$1\" plot r/000-custom -o p.png 2>&1; echo exit=$?; head -c 4 p.png | tail -c 3; echo;
+    \"$1\" plot r/000-custom -o r/000-custom/log.jsonl 2>&1; echo exit=$?;
+    \"$1\" plot r/000-custom/checkpoints 2>&1; echo exit=$?"
   sh ${DIGCL_BIN} "${DIGCL_TRAIN_WORK}/run")
 set_tests_properties(cli_train_run_resume_export PROPERTIES ENVIRONMENT "${DIGCL_TRAIN_ENV}" TIMEOUT 600
   PASS_REGULAR_EXPRESSION
-  "run folder r/000-custom.*step 6: saved r/000-custom/checkpoints/0000006.safetensors.*config.json.*log.jsonl.*loss.png.*0000006.safetensors.*\\{\"step\":2,\"epoch\":0,\"loss\":.*cannot resume: the checkpoint's model is.*exit=2.*warning: resuming with changed settings: lr 0.0001 -> 0.0002.*resuming r/000-custom/checkpoints/0000006.safetensors at step 6.*done after 8 steps.*exit=0.*wrote the ema weights.*exit=0.*is the checkpoint itself.*exit=2.*not a digcl training checkpoint.*exit=1")
+  "run folder r/000-custom.*step 6: saved r/000-custom/checkpoints/0000006.safetensors.*config.json.*log.jsonl.*loss.png.*0000006.safetensors.*\\{\"step\":2,\"epoch\":0,\"loss\":.*cannot resume: the checkpoint's model is.*exit=2.*warning: resuming with changed settings: lr 0.0001 -> 0.0002.*resuming r/000-custom/checkpoints/0000006.safetensors at step 6.*done after 8 steps.*exit=0.*wrote the ema weights.*exit=0.*is the checkpoint itself.*exit=2.*not a digcl training checkpoint.*exit=1.*wrote p.png.*exit=0.*PNG.*refusing to overwrite an input.*exit=2.*checkpoints/log.jsonl: cannot read.*exit=1")
 
 # A non-finite loss stops with the step and the value, keeps the last good checkpoint, exits 1.
 add_test(NAME cli_train_nonfinite_exits_1

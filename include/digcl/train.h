@@ -302,4 +302,13 @@ digcl_train_stop digcl_train_loop(digcl_trainer *trainer, const digcl_train_sour
  * kill: the steps past the last checkpoint are taken again). */
 int digcl_train_log_truncate(const char *run_dir, int64_t step, char *error, size_t size);
 
+/* Draws the loss curve of run_dir/log.jsonl (the logged loss and a Gaussian
+ * moving average of its logarithm, sigma 5 log points, against steps,
+ * log-scaled) to
+ * png_path (NULL: run_dir/loss.png), atomically. The loop calls it at every
+ * checkpoint. Returns 0; 1 when the log has no lines yet (nothing drawn; the
+ * reason in error); -1 with one line in error[size] (an unreadable file, a
+ * build without cairo, a PNG that cannot be written). */
+int digcl_train_loss_plot(const char *run_dir, const char *png_path, char *error, size_t size);
+
 #endif

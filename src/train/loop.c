@@ -7,14 +7,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-
 #include "digcl/log.h"
 #include "digcl/plot.h"
 #include "digcl/train.h"
 #include "digcl/runtime.h"
-
-#define PLOT_WINDOW 20 /* log points in the moving average of loss.png */
 
 typedef struct loop_run {
     digcl_trainer *trainer;
@@ -23,11 +19,9 @@ typedef struct loop_run {
     digcl_train_state *state;
     FILE *log_file; /* run/log.jsonl, appended */
     double start, interval_start, last_drain;
-    int64_t interval_steps;        /* steps of this process in the log interval */
-    int64_t last_checkpoint;       /* step of the newest complete checkpoint, -1 none */
-    char bad[256];                 /* first non-finite value, "" if none */
-    double *plot_step, *plot_loss; /* log points for loss.png */
-    size_t plot_count, plot_capacity;
+    int64_t interval_steps;  /* steps of this process in the log interval */
+    int64_t last_checkpoint; /* step of the newest complete checkpoint, -1 none */
+    char bad[256];           /* first non-finite value, "" if none */
     char *error;
     size_t error_size;
 } loop_run;
@@ -72,35 +66,6 @@ static int drain(loop_run *run) {
 
 /* ------------------------------------------------------------ log.jsonl and loss.png */
 
-static void add_plot_point(loop_run *run, double step, double loss) {
-    if (run->plot_count == run->plot_capacity) {
-        size_t capacity = run->plot_capacity ? 2 * run->plot_capacity : 256;
-        double *steps = realloc(run->plot_step, capacity * sizeof *steps);
-        if (steps) run->plot_step = steps;
-        double *losses = steps ? realloc(run->plot_loss, capacity * sizeof *losses) : NULL;
-        if (!losses) return; /* the plot misses a point; training goes on */
-        run->plot_loss = losses;
-        run->plot_capacity = capacity;
-    }
-    run->plot_step[run->plot_count] = step;
-    run->plot_loss[run->plot_count++] = loss;
-}
-
-/* The log points already in log.jsonl (a resumed run's plot starts with them). */
-static void load_plot_points(loop_run *run, const char *path) {
-    FILE *f = fopen(path, "r");
-    char line[2048];
-    while (f && fgets(line, sizeof line, f)) {
-        cJSON *root = cJSON_Parse(line);
-        const cJSON *step = cJSON_GetObjectItemCaseSensitive(root, "step");
-        const cJSON *loss = cJSON_GetObjectItemCaseSensitive(root, "loss");
-        if (cJSON_IsNumber(step) && cJSON_IsNumber(loss))
-            add_plot_point(run, step->valuedouble, loss->valuedouble);
-        cJSON_Delete(root);
-    }
-    if (f) fclose(f);
-}
-
 static void write_log_line(loop_run *run, const digcl_train_log_entry *e) {
     if (!run->log_file) return;
     fprintf(run->log_file,
@@ -135,7 +100,6 @@ static void log_interval(loop_run *run) {
         s->log_data_wait_ms / count,
         now - run->start};
     write_log_line(run, &e);
-    add_plot_point(run, (double)e.step, e.loss);
     if (run->options->on_log) run->options->on_log(&e, run->options->user);
     s->log_count = 0;
     s->log_loss = s->log_mse = s->log_vb = s->log_grad_norm = s->log_data_wait_ms = 0.0;
@@ -144,25 +108,10 @@ static void log_interval(loop_run *run) {
 }
 
 static void draw_loss_plot(loop_run *run) {
-    if (!run->options->plot || run->plot_count == 0 || !digcl_plot_available()) return;
-    size_t n = run->plot_count;
-    double *average = malloc(n * sizeof *average);
-    if (!average) return;
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        sum += run->plot_loss[i];
-        if (i >= PLOT_WINDOW) sum -= run->plot_loss[i - PLOT_WINDOW];
-        average[i] = sum / (double)(i < PLOT_WINDOW ? i + 1 : PLOT_WINDOW);
-    }
-    digcl_plot_series series[2] = {
-        {"loss (mean per log interval)", run->plot_step, run->plot_loss, n, {0.55, 0.7, 0.9}, 1.2},
-        {"moving average (20 intervals)", run->plot_step, average, n, {0.8, 0.2, 0.1}, 2.2}};
-    digcl_plot plot = {"training loss", "step", "loss (log scale)", 1, 0, 0, series, 2};
-    char path[4200], message[512];
-    snprintf(path, sizeof path, "%s/loss.png", run->options->run_dir);
-    if (digcl_plot_png(&plot, path, message, sizeof message) != 0)
+    char message[512];
+    if (!run->options->plot || !digcl_plot_available()) return;
+    if (digcl_train_loss_plot(run->options->run_dir, NULL, message, sizeof message) < 0)
         digcl_log(DIGCL_LOG_WARNING, "loss plot not drawn: %s", message);
-    free(average);
 }
 
 /* ------------------------------------------------------------ checkpoints */
@@ -264,7 +213,6 @@ static int open_run(loop_run *run) {
     snprintf(path, sizeof path, "%s/log.jsonl", o->run_dir);
     if (digcl_train_log_truncate(o->run_dir, run->state->step, run->error, run->error_size) != 0)
         return -1;
-    load_plot_points(run, path);
     run->log_file = fopen(path, "a");
     if (!run->log_file)
         digcl_log(DIGCL_LOG_WARNING, "%s: cannot open for appending; no log lines", path);
@@ -298,7 +246,5 @@ digcl_train_stop digcl_train_loop(digcl_trainer *trainer, const digcl_train_sour
                  last);
     }
     if (run.log_file) fclose(run.log_file);
-    free(run.plot_step);
-    free(run.plot_loss);
     return stop;
 }
