@@ -8,7 +8,9 @@
  *   groupnorm_partial:  each work-group takes one chunk of one group and writes its
  *                       (mean, M2) from a two-pass sum over the chunk,
  *   groupnorm_finalize: one work-item per group merges the chunks in order (Chan et al.:
- *                       M2 = M2a + M2b + delta^2 na nb / n) into (mean, rstd),
+ *                       M2 = M2a + M2b + delta^2 na nb / n) into (mean, rstd), or with
+ *                       raw = 1 into (mean, M2) for a caller that merges the moments of
+ *                       several parts of one image (the streamed VAE, docs/VAE.md "Tiling"),
  *   groupnorm_apply:    the elementwise normalisation (may run in place, y = x). */
 
 #define LOCAL 256
@@ -28,8 +30,7 @@ static float local_sum(__local float *scratch, float value) {
 
 /* global (LOCAL chunks, groups), local (LOCAL, 1); partial[(group chunks + chunk) 2 + {0, 1}]. */
 __kernel void groupnorm_partial(__global const float *x, const int group_length,
-                                const int chunk_length, const int chunks,
-                                __global float *partial) {
+                                const int chunk_length, const int chunks, __global float *partial) {
     __local float scratch[LOCAL];
     const int chunk = get_group_id(0), group = get_global_id(1), l = get_local_id(0);
     const size_t base = (size_t)group * group_length;
@@ -51,10 +52,11 @@ __kernel void groupnorm_partial(__global const float *x, const int group_length,
     }
 }
 
-/* global (groups): stats[group 2 + {0, 1}] = (mean, rstd). */
+/* global (groups): stats[group 2 + {0, 1}] = (mean, rstd), or (mean, M2) when raw. */
 __kernel void groupnorm_finalize(__global const float *partial, const int groups,
                                  const int group_length, const int chunk_length, const int chunks,
-                                 const float eps, __global float *stats, const int stats_offset) {
+                                 const float eps, __global float *stats, const int stats_offset,
+                                 const int raw) {
     const int group = get_global_id(0);
     if (group >= groups) return;
     float n = 0.0f, mean = 0.0f, m2 = 0.0f;
@@ -68,15 +70,15 @@ __kernel void groupnorm_finalize(__global const float *partial, const int groups
         n = total;
     }
     stats[stats_offset + (size_t)group * 2] = mean;
-    stats[stats_offset + (size_t)group * 2 + 1] = rsqrt(m2 / n + eps);
+    stats[stats_offset + (size_t)group * 2 + 1] = raw ? m2 : rsqrt(m2 / n + eps);
 }
 
 /* global (count): element i of [N, C, pixels]. gamma/beta at their offsets (floats). */
 __kernel void groupnorm_apply(__global const float *x, __global float *y,
                               __global const float *stats, const int stats_offset,
-                              __global const float *params,
-                              const int gamma_offset, const int beta_offset, const int channels,
-                              const int group_channels, const int pixels, const int count) {
+                              __global const float *params, const int gamma_offset,
+                              const int beta_offset, const int channels, const int group_channels,
+                              const int pixels, const int count) {
     const int i = get_global_id(0);
     if (i >= count) return;
     const int image_channel = i / pixels, c = image_channel % channels;

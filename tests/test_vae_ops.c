@@ -9,6 +9,7 @@
 #include "dense_helpers.h"
 #include "digcl/conv2d.h"
 #include "digcl/groupnorm.h"
+#include <string.h>
 #include "digcl/upsample.h"
 #include "digcl/vae_ops.h"
 #include "digcl/ref/conv2d.h"
@@ -107,6 +108,64 @@ static void test_groupnorm(void **state) {
     run_groupnorm(&rng, (digcl_groupnorm_shape){2, 8, 128 * 130, 2, 1e-6f}, 1); /* many chunks */
 }
 
+/* An image [C, H, W] normalised in row strips: the moments of each strip merged on the host,
+ * then each strip normalised with the image's statistics, must equal the whole-image
+ * GroupNorm (the streamed VAE's use). */
+static void run_groupnorm_strips(test_rng *rng, int C, int H, int W, int G, const int *cuts,
+                                 int strips) {
+    digcl_context *ctx = test_context();
+    const size_t n = (size_t)C * H * W, offset = 5;
+    float *x = test_random_floats(rng, n, 2.0f);
+    for (size_t i = 0; i < n; ++i) x[i] += 0.75f;
+    float *params = test_random_floats(rng, offset + 2 * (size_t)C, 1.0f);
+    const digcl_groupnorm_shape whole = {1, C, H * W, G, 1e-6f};
+    double *xw = test_widen(x, n), *gamma = test_widen(params + offset, (size_t)C);
+    double *beta = test_widen(params + offset + C, (size_t)C), *want = test_zeros(n);
+    digcl_ref_groupnorm_forward(&whole, xw, gamma, beta, 1, want);
+    cl_mem pm = test_upload(params, offset + 2 * (size_t)C);
+    float *strip = malloc(n * sizeof *strip), moments[2 * 64], stats[2 * 64];
+    digcl_groupnorm_total total = digcl_groupnorm_total_empty(G);
+    for (int pass = 0; pass < 2; ++pass)
+        for (int k = 0; k < strips; ++k) {
+            const int r0 = cuts[k], rows = cuts[k + 1] - cuts[k];
+            for (int c = 0; c < C; ++c) /* rows [r0, r0 + rows) of every channel */
+                memcpy(strip + (size_t)c * rows * W, x + ((size_t)c * H + r0) * W,
+                       (size_t)rows * W * sizeof *x);
+            const digcl_groupnorm_shape part = {1, C, rows * W, G, 1e-6f};
+            const size_t m = (size_t)C * rows * W;
+            cl_mem xm = test_upload(strip, m), y = test_poisoned(m);
+            cl_mem ws = test_poisoned(digcl_groupnorm_workspace_floats(&part));
+            if (pass == 0) {
+                digcl_groupnorm_moments(ctx, &part, xm, ws, moments);
+                digcl_groupnorm_total_add(&total, (double)C / G * rows * W, moments);
+            } else {
+                digcl_groupnorm_apply_stats(ctx, &part, xm, pm, offset, offset + C, 1, y, ws,
+                                            stats);
+                double *part_want = test_zeros(m);
+                for (int c = 0; c < C; ++c)
+                    for (size_t i = 0; i < (size_t)rows * W; ++i)
+                        part_want[(size_t)c * rows * W + i] = want[((size_t)c * H + r0) * W + i];
+                char label[128];
+                snprintf(label, sizeof label, "groupnorm strip %d of %d, rows %d-%d of %dx%dx%d", k,
+                         strips, r0, r0 + rows, C, H, W);
+                dense_expect(label, y, part_want, m, DENSE_FORWARD_TOLERANCE);
+                free(part_want);
+            }
+            if (pass == 0 && k == strips - 1) digcl_groupnorm_total_stats(&total, 1e-6f, stats);
+            test_release(xm), test_release(y), test_release(ws);
+        }
+    test_release(pm);
+    free(x), free(params), free(xw), free(gamma), free(beta), free(want), free(strip);
+}
+
+static void test_groupnorm_strips(void **state) {
+    (void)state;
+    test_rng rng = test_rng_seeded(1203);
+    const int three[] = {0, 1, 6, 11}, two[] = {0, 70, 131};
+    run_groupnorm_strips(&rng, 16, 11, 9, 4, three, 3);
+    run_groupnorm_strips(&rng, 8, 131, 130, 2, two, 2); /* many chunks per strip */
+}
+
 /* ---------------------------------------------------------------- upsample, elementwise */
 
 static void test_upsample(void **state) {
@@ -200,9 +259,10 @@ static void test_attention(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d),    cmocka_unit_test(test_groupnorm),
-        cmocka_unit_test(test_upsample),  cmocka_unit_test(test_elementwise),
-        cmocka_unit_test(test_attention), cmocka_unit_test(test_posterior_sample),
+        cmocka_unit_test(test_conv2d),           cmocka_unit_test(test_groupnorm),
+        cmocka_unit_test(test_groupnorm_strips), cmocka_unit_test(test_upsample),
+        cmocka_unit_test(test_elementwise),      cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_posterior_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

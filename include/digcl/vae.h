@@ -94,6 +94,12 @@ typedef struct digcl_vae_tile_plan {
     int tiled;                            /* 0: one pass over the whole image */
     int tile_height, tile_width, overlap; /* image pixels */
     size_t bytes;                         /* device memory of one pass */
+    /* 1: the KL decoder runs layer by layer in row strips of the whole width instead of
+     * overlapping tiles, each GroupNorm with the whole image's statistics: the result equals
+     * the untiled decode (docs/VAE.md "Tiling"); tile_height/width give its device budget,
+     * overlap is 0, and host_bytes of host memory hold three whole activations. */
+    int streamed;
+    size_t host_bytes;
 } digcl_vae_tile_plan;
 digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, int W,
                                          const digcl_vae_tiling *tiling);

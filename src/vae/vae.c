@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "digcl/conv2d.h"
 #include "digcl/groupnorm.h"
@@ -19,8 +20,9 @@ struct digcl_vae {
     digcl_context *ctx;
     digcl_vae_config config;
     int parts;
-    digcl_params *weights; /* the table of digcl_vae_table_build(config, parts) */
-    vae_plan plans[3];     /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
+    digcl_params *weights;  /* the table of digcl_vae_table_build(config, parts) */
+    vae_plan plans[3];      /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
+    vae_stream_plan stream; /* the streamed KL decoder's, reused while latent and strip fit */
     char name[64];
     /* digcl_vae_encode_sample's buffers: host posterior and device z, logvar, eps, grown to
      * the largest batch asked for (a training run asks for one size: allocated once). */
@@ -240,6 +242,7 @@ void digcl_vae_free(digcl_vae *vae) {
     if (!vae) return;
     release_sample_buffers(vae);
     for (int i = 0; i < 3; ++i) digcl_vae_plan_release(&vae->plans[i]);
+    digcl_vae_stream_plan_release(&vae->stream);
     digcl_params_release(vae->weights);
     free(vae);
 }
@@ -267,9 +270,25 @@ static int fits(const digcl_vae *vae, int part, int H, int W, size_t limit, size
     return *bytes <= limit && biggest <= max_alloc;
 }
 
+/* MemAvailable of /proc/meminfo (Linux), else the physical memory. */
+static double available_host_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    double kib = -1.0;
+    while (f && kib < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kib) != 1) kib = -1.0;
+    if (f) fclose(f);
+    if (kib >= 0) return kib * 1024.0;
+    return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* The strip buffers of a streamed decode in the device memory of one tile pass: five strip
+ * buffers (input, normalised, output, residual, im2col) in about five sixths of it. */
+static size_t strip_floats(size_t tile_bytes) { return tile_bytes / sizeof(float) / 6; }
+
 digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, int W,
                                          const digcl_vae_tiling *tiling) {
-    digcl_vae_tile_plan t = {0, H, W, 0, 0};
+    digcl_vae_tile_plan t = {0, H, W, 0, 0, 0, 0};
     const size_t limit = budget(vae, tiling);
     const int asked = tiling ? tiling->tile_size : 0;
     if (asked > 0 && (asked < H || asked < W)) {
@@ -291,6 +310,14 @@ digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, 
     }
     vae_plan p;
     t.bytes = digcl_vae_plan_size(&p, &vae->config, part, t.tile_height, t.tile_width);
+    if (t.tiled && part == DIGCL_VAE_DECODER && vae->config.kind == DIGCL_VAE_KL) {
+        vae_stream_plan sp;
+        const size_t bytes =
+            digcl_vae_stream_plan_size(&sp, &vae->config, H / 8, W / 8, strip_floats(t.bytes));
+        const size_t host = 3 * sp.host_floats * sizeof(float);
+        if ((double)host <= 0.8 * (double)available_host_bytes()) /* else overlapping tiles */
+            t.streamed = 1, t.overlap = 0, t.bytes = bytes, t.host_bytes = host;
+    }
     return t;
 }
 
@@ -300,6 +327,21 @@ static vae_plan *plan_for(digcl_vae *vae, int part, int H, int W) {
     digcl_vae_plan_release(p);
     digcl_vae_plan_size(p, &vae->config, part, H, W);
     digcl_vae_plan_allocate(vae->ctx, p);
+    return p;
+}
+
+/* The stream plan of a decode planned as t (whose bytes are the stream plan's). */
+static vae_stream_plan *stream_plan_for(digcl_vae *vae, int h, int w,
+                                        const digcl_vae_tile_plan *t) {
+    vae_stream_plan *p = &vae->stream, wanted;
+    vae_plan tile;
+    const size_t tile_bytes =
+        digcl_vae_plan_size(&tile, &vae->config, DIGCL_VAE_DECODER, t->tile_height, t->tile_width);
+    digcl_vae_stream_plan_size(&wanted, &vae->config, h, w, strip_floats(tile_bytes));
+    if (p->in.mem && p->h == h && p->w == w && p->strip_floats == wanted.strip_floats) return p;
+    digcl_vae_stream_plan_release(p);
+    *p = wanted;
+    digcl_vae_stream_plan_allocate(vae->ctx, p);
     return p;
 }
 
@@ -435,10 +477,15 @@ void digcl_vae_decode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
     const size_t plane = (size_t)h * w;
     float *z = malloc((size_t)L * plane * sizeof *z);
     if (!z) digcl_fatal("vae decode: out of host memory");
+    const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
     for (int n = 0; n < N; ++n) {
         for (size_t i = 0; i < (size_t)L * plane; ++i)
             z[i] = latents[n * L * plane + i] / latent_scale;
-        run_tiled(vae, &job, &t, h, w, z, images + (size_t)n * 3 * 64 * plane);
+        float *image = images + (size_t)n * 3 * 64 * plane;
+        if (t.streamed)
+            digcl_vae_kl_decode_streamed(vae->ctx, &vae->config, &weights,
+                                         stream_plan_for(vae, h, w, &t), z, image);
+        else run_tiled(vae, &job, &t, h, w, z, image);
     }
     free(z);
 }

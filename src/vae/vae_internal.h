@@ -73,6 +73,36 @@ void digcl_vae_taesd_decode(digcl_context *ctx, const digcl_vae_config *config,
 void digcl_vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
                     cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
                     const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate);
+/* The same with an explicit column scratch of col_floats floats. */
+void digcl_vae_conv_scratch(digcl_context *ctx, const vae_weights *w, cl_mem col, size_t col_floats,
+                            const char *name, cl_mem x, size_t x_offset, int C, int H, int W, int O,
+                            int K, int stride, const int pad[4], int has_bias, cl_mem y,
+                            size_t y_offset, int accumulate);
+
+/* The KL decoder streamed in row strips (vae_kl_stream.c, docs/VAE.md "Tiling"): every tensor
+ * whole in host memory (three of the largest), each layer over strips of full width on the
+ * device, GroupNorm with the whole tensor's statistics: equal to the whole-image pass. */
+typedef struct vae_stream_plan {
+    int h, w;             /* the latent it was planned for */
+    size_t strip_floats;  /* each of in, norm, out, res: a strip of any layer, and the latent */
+    size_t norm_floats;   /* GroupNorm scratch */
+    size_t score_floats;  /* attention scores */
+    size_t latent_floats; /* one top-level tensor of the latent: [C_top, h, w] */
+    size_t host_floats;   /* each of the three host tensors */
+    digcl_buffer in, norm, out, res, col, qkv, gn, scores;
+    float *host[3], *staging; /* staging: [strip_floats] */
+} vae_stream_plan;
+
+/* Sizes for a latent of h x w with strips of about strip_floats floats (raised to what the
+ * widest row and the latent need); returns the device bytes. No allocation. */
+size_t digcl_vae_stream_plan_size(vae_stream_plan *plan, const digcl_vae_config *config, int h,
+                                  int w, size_t strip_floats);
+void digcl_vae_stream_plan_allocate(digcl_context *ctx, vae_stream_plan *plan);
+void digcl_vae_stream_plan_release(vae_stream_plan *plan);
+/* z: the raw latent [L, h, w] (already divided by the scale); image: [3, 8h, 8w]. */
+void digcl_vae_kl_decode_streamed(digcl_context *ctx, const digcl_vae_config *config,
+                                  const vae_weights *w, vae_stream_plan *plan, const float *z,
+                                  float *image);
 
 /* snprintf into a name buffer of VAE_NAME_MAX; fatal on truncation. */
 void digcl_vae_format_name(char *out, const char *format, ...) DIGCL_PRINTF(2, 3);

@@ -49,14 +49,22 @@ typedef struct kl_run {
 static cl_mem slot_mem(const kl_run *r, int slot) { return r->plan->act[slot].mem; }
 
 /* y = conv(x) (+ y when accumulate) for a conv named `name` (weight and bias). */
-void digcl_vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
-                    cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
-                    const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate) {
+void digcl_vae_conv_scratch(digcl_context *ctx, const vae_weights *w, cl_mem col, size_t col_floats,
+                            const char *name, cl_mem x, size_t x_offset, int C, int H, int W, int O,
+                            int K, int stride, const int pad[4], int has_bias, cl_mem y,
+                            size_t y_offset, int accumulate) {
     digcl_conv2d_shape s = {1, C, H, W, O, K, stride, pad[0], pad[1], pad[2], pad[3]};
     const size_t wo = digcl_vae_offset(w, "%s.weight", name);
     const size_t bo = has_bias ? digcl_vae_offset(w, "%s.bias", name) : 0;
     digcl_conv2d_forward(ctx, &s, x, x_offset, w->mem, wo, has_bias ? w->mem : NULL, bo, y,
-                         y_offset, accumulate, plan->col.mem, plan->col_floats);
+                         y_offset, accumulate, col, col_floats);
+}
+
+void digcl_vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
+                    cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
+                    const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate) {
+    digcl_vae_conv_scratch(ctx, w, plan->col.mem, plan->col_floats, name, x, x_offset, C, H, W, O,
+                           K, stride, pad, has_bias, y, y_offset, accumulate);
 }
 
 static const int SAME[4] = {1, 1, 1, 1}, NONE[4] = {0, 0, 0, 0}, DOWN[4] = {0, 0, 1, 1};

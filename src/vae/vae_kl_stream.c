@@ -1,0 +1,357 @@
+/* vae_kl_stream.c: the AutoencoderKL decoder streamed in row strips (docs/VAE.md "Tiling").
+ * Every tensor of the network lives whole in host memory; each layer runs over strips of full
+ * width on the device:
+ *   out[:, r0:r1] = conv(up(silu(gn(in)))[:, r0 - p : r1 + p]) (+ residual[:, r0:r1], or its
+ *                   1x1 shortcut),
+ * reading from the whole input the rows its 3x3 convolution needs, so a strip sees its real
+ * neighbours and zero padding only at the image's own edges. Each GroupNorm uses the statistics
+ * of the whole tensor, merged on the host from the moments of the strips of the pass that
+ * produced it; the mid block's attention runs over the whole latent at once. The result equals
+ * the whole-image pass up to float rounding, whatever the strip height. Where an upsample
+ * precedes the conv, interior strip boundaries are odd output rows, so that the input rows a
+ * strip needs start and end on whole source rows. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "digcl/groupnorm.h"
+#include "digcl/upsample.h"
+#include "digcl/vae_ops.h"
+#include "vae_internal.h"
+
+#define SCORE_CAP_FLOATS ((size_t)16 << 20) /* as vae.c: 64 MiB per query block */
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* A whole tensor in host memory. */
+typedef struct host_tensor {
+    float *data; /* [C, H, W] */
+    int C, H, W;
+} host_tensor;
+
+typedef struct stream {
+    digcl_context *ctx;
+    const digcl_vae_config *config;
+    const vae_weights *w;
+    vae_stream_plan *plan;
+    host_tensor t[3]; /* the plan's host tensors, rotating between layers */
+} stream;
+
+/* One layer over the strips of its output. */
+typedef struct conv_pass {
+    const char *conv;                 /* weight name */
+    int K;                            /* 3 (padding 1) or 1 */
+    const char *norm;                 /* GroupNorm + SiLU before the conv, or NULL */
+    const float *norm_stats;          /* [2 G] (mean, rstd) of the whole input */
+    int upsample;                     /* nearest x2 between the norm and the conv */
+    const host_tensor *residual;      /* added to the output, or NULL */
+    const char *shortcut;             /* the residual through this 1x1 conv, or identity */
+    digcl_groupnorm_total *out_total; /* the output's moments, or NULL */
+} conv_pass;
+
+/* ---------------------------------------------------------------- plan */
+
+/* Floats a strip of `rows` output rows needs in the largest of in, norm, out and res: C input
+ * channels of W_in columns (upsampled by factor), a K x K conv to O channels, a residual of R. */
+static size_t strip_need(int C, int W_in, int factor, int K, int O, int R, int rows) {
+    const size_t conv_rows = (size_t)rows + (size_t)K - 1, Wc = (size_t)W_in * factor;
+    const size_t widest = max_size((size_t)O, (size_t)R);
+    return max_size((size_t)C * conv_rows * Wc, widest * rows * Wc);
+}
+
+/* The smallest strip buffer that holds two output rows of every layer of the decoder. */
+static size_t minimum_strip(const digcl_vae_config *c, int w) {
+    const int top = c->channels[DIGCL_VAE_LEVELS - 1];
+    size_t need = strip_need(top, w, 1, 3, top, top, 2);
+    int in = top;
+    for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
+        const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i], width = w << i;
+        need = max_size(need, strip_need(in > out ? in : out, width, 1, 3, out, in, 2));
+        if (i < DIGCL_VAE_LEVELS - 1)
+            need = max_size(need, strip_need(out, width, 2, 3, out, 0, 2));
+        in = out;
+    }
+    return need;
+}
+
+/* The largest host tensor of the decoder: [C, H, W] floats. */
+static size_t largest_tensor(const digcl_vae_config *c, int h, int w) {
+    const size_t latent = (size_t)h * w;
+    size_t largest = (size_t)c->channels[DIGCL_VAE_LEVELS - 1] * latent;
+    for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
+        const size_t out = (size_t)c->channels[DIGCL_VAE_LEVELS - 1 - i];
+        largest = max_size(largest, out * (latent << (2 * i)));
+        if (i < DIGCL_VAE_LEVELS - 1) largest = max_size(largest, out * (latent << (2 * i + 2)));
+    }
+    return max_size(largest, (size_t)3 * (latent << 6));
+}
+
+size_t digcl_vae_stream_plan_size(vae_stream_plan *p, const digcl_vae_config *c, int h, int w,
+                                  size_t strip_floats) {
+    memset(p, 0, sizeof *p);
+    p->h = h, p->w = w;
+    const size_t T = (size_t)h * w;
+    p->latent_floats = (size_t)c->channels[DIGCL_VAE_LEVELS - 1] * T;
+    p->strip_floats = max_size(strip_floats, max_size(minimum_strip(c, w), p->latent_floats));
+    digcl_groupnorm_shape g = {1, c->groups, (int)(p->strip_floats / (size_t)c->groups), c->groups,
+                               c->eps};
+    p->norm_floats = digcl_groupnorm_workspace_floats(&g);
+    p->score_floats = T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
+    p->host_floats = largest_tensor(c, h, w);
+    return sizeof(float) *
+           (5 * p->strip_floats + 3 * p->latent_floats + p->norm_floats + p->score_floats);
+}
+
+static digcl_buffer create(digcl_context *ctx, size_t floats, const char *what) {
+    return digcl_buffer_create(ctx, (floats ? floats : 1) * sizeof(float), what);
+}
+
+void digcl_vae_stream_plan_allocate(digcl_context *ctx, vae_stream_plan *p) {
+    p->in = create(ctx, p->strip_floats, "vae strip input");
+    p->norm = create(ctx, p->strip_floats, "vae strip normalised");
+    p->out = create(ctx, p->strip_floats, "vae strip output");
+    p->res = create(ctx, p->strip_floats, "vae strip residual");
+    p->col = create(ctx, p->strip_floats, "vae strip im2col scratch");
+    p->qkv = create(ctx, 3 * p->latent_floats, "vae attention q, k, v");
+    p->gn = create(ctx, p->norm_floats, "vae group-norm scratch");
+    p->scores = create(ctx, p->score_floats, "vae attention scores");
+    for (int i = 0; i < 3; ++i) p->host[i] = malloc(p->host_floats * sizeof(float));
+    p->staging = malloc(p->strip_floats * sizeof(float));
+    if (!p->host[0] || !p->host[1] || !p->host[2] || !p->staging)
+        digcl_fatal("vae: out of host memory for the streamed decode (3 x %.1f MiB)",
+                    p->host_floats * sizeof(float) / 1048576.0);
+}
+
+void digcl_vae_stream_plan_release(vae_stream_plan *p) {
+    digcl_buffer *all[] = {&p->in,  &p->norm, &p->out, &p->res,
+                           &p->col, &p->qkv,  &p->gn,  &p->scores};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        if (all[i]->mem) digcl_buffer_release(all[i]);
+    for (int i = 0; i < 3; ++i) free(p->host[i]);
+    free(p->staging);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---------------------------------------------------------------- strips */
+
+/* Rows [r0, r1) of every channel of t -> device buffer [C, r1 - r0, W]. */
+static void upload_rows(const stream *s, const host_tensor *t, int r0, int r1, cl_mem to) {
+    const size_t row = (size_t)t->W, rows = (size_t)(r1 - r0);
+    float *staging = s->plan->staging;
+    for (int c = 0; c < t->C; ++c)
+        memcpy(staging + c * rows * row, t->data + ((size_t)c * t->H + r0) * row,
+               rows * row * sizeof *staging);
+    digcl_write(s->ctx, to, 0, (size_t)t->C * rows * row * sizeof *staging, staging);
+}
+
+/* Device buffer [C, r1 - r0, W] -> rows [r0, r1) of every channel of t. */
+static void download_rows(const stream *s, cl_mem from, host_tensor *t, int r0, int r1) {
+    const size_t row = (size_t)t->W, rows = (size_t)(r1 - r0);
+    float *staging = s->plan->staging;
+    digcl_read(s->ctx, from, 0, (size_t)t->C * rows * row * sizeof *staging, staging);
+    for (int c = 0; c < t->C; ++c)
+        memcpy(t->data + ((size_t)c * t->H + r0) * row, staging + c * rows * row,
+               rows * row * sizeof *staging);
+}
+
+/* Output rows per strip of a pass: as many as the strip buffers hold (at least 2). */
+static int strip_rows(const stream *s, const host_tensor *in, const conv_pass *p, int O) {
+    const int factor = p->upsample ? 2 : 1, R = p->residual ? p->residual->C : 0;
+    const size_t limit = s->plan->strip_floats;
+    int rows = 2;
+    while (rows < in->H * factor && strip_need(in->C, in->W, factor, p->K, O, R, 2 * rows) <= limit)
+        rows *= 2;
+    while (rows < in->H * factor && strip_need(in->C, in->W, factor, p->K, O, R, rows + 1) <= limit)
+        ++rows;
+    return rows;
+}
+
+/* The end of the strip that starts at r0: odd interior boundaries after an upsample. */
+static int strip_end(int r0, int rows, int H, int upsample) {
+    int r1 = r0 + rows;
+    if (upsample && r1 < H && r1 % 2 == 0) --r1;
+    return r1 < H ? r1 : H;
+}
+
+static void norm_and_upsample(const stream *s, const conv_pass *p, const host_tensor *in, int rows,
+                              cl_mem *x) {
+    vae_stream_plan *plan = s->plan;
+    if (p->norm) {
+        const digcl_groupnorm_shape g = {1, in->C, rows * in->W, s->config->groups, s->config->eps};
+        digcl_groupnorm_apply_stats(s->ctx, &g, plan->in.mem, s->w->mem,
+                                    digcl_vae_offset(s->w, "%s.weight", p->norm),
+                                    digcl_vae_offset(s->w, "%s.bias", p->norm), 1, plan->in.mem,
+                                    plan->gn.mem, p->norm_stats);
+    }
+    *x = plan->in.mem;
+    if (p->upsample) {
+        digcl_upsample_nearest_forward(s->ctx, in->C, rows, in->W, 2, plan->in.mem, plan->norm.mem);
+        *x = plan->norm.mem;
+    }
+}
+
+/* The residual rows [r0, r1) into plan->out (identity or through the 1x1 shortcut). */
+static void residual_rows(const stream *s, const conv_pass *p, int r0, int r1, int O) {
+    vae_stream_plan *plan = s->plan;
+    if (!p->shortcut) {
+        upload_rows(s, p->residual, r0, r1, plan->out.mem);
+        return;
+    }
+    static const int NONE[4] = {0, 0, 0, 0};
+    upload_rows(s, p->residual, r0, r1, plan->res.mem);
+    digcl_vae_conv_scratch(s->ctx, s->w, plan->col.mem, plan->strip_floats, p->shortcut,
+                           plan->res.mem, 0, p->residual->C, r1 - r0, p->residual->W, O, 1, 1, NONE,
+                           1, plan->out.mem, 0, 0);
+}
+
+static void run_strip(const stream *s, const conv_pass *p, const host_tensor *in, host_tensor *out,
+                      int r0, int r1) {
+    vae_stream_plan *plan = s->plan;
+    const int factor = p->upsample ? 2 : 1, pad = (p->K - 1) / 2, Hc = in->H * factor;
+    const int a = r0 - pad > 0 ? r0 - pad : 0, b = r1 + pad < Hc ? r1 + pad : Hc;
+    const int pads[4] = {a - (r0 - pad), pad, (r1 + pad) - b, pad}; /* top, left, bottom, right */
+    upload_rows(s, in, a / factor, b / factor, plan->in.mem);
+    cl_mem x;
+    norm_and_upsample(s, p, in, (b - a) / factor, &x);
+    if (p->residual) residual_rows(s, p, r0, r1, out->C);
+    digcl_vae_conv_scratch(s->ctx, s->w, plan->col.mem, plan->strip_floats, p->conv, x, 0, in->C,
+                           b - a, in->W * factor, out->C, p->K, 1, pads, 1, plan->out.mem, 0,
+                           p->residual != NULL);
+    if (p->out_total) {
+        const digcl_groupnorm_shape g = {1, out->C, (r1 - r0) * out->W, s->config->groups,
+                                         s->config->eps};
+        float moments[2 * DIGCL_GROUPNORM_MAX_GROUPS];
+        digcl_groupnorm_moments(s->ctx, &g, plan->out.mem, plan->gn.mem, moments);
+        digcl_groupnorm_total_add(p->out_total,
+                                  (double)out->C / s->config->groups * (r1 - r0) * out->W, moments);
+    }
+    download_rows(s, plan->out.mem, out, r0, r1);
+}
+
+/* out (its C set by the caller; H, W here) = the pass over the strips of its rows. */
+static void run_pass(const stream *s, const conv_pass *p, const host_tensor *in, host_tensor *out) {
+    const int factor = p->upsample ? 2 : 1;
+    out->H = in->H * factor, out->W = in->W * factor;
+    if (p->out_total) *p->out_total = digcl_groupnorm_total_empty(s->config->groups);
+    const int rows = strip_rows(s, in, p, out->C);
+    for (int r0 = 0; r0 < out->H;) {
+        const int r1 = strip_end(r0, rows, out->H, p->upsample);
+        run_strip(s, p, in, out, r0, r1);
+        r0 = r1;
+    }
+}
+
+/* ---------------------------------------------------------------- the network */
+
+/* The result of a layer: which host tensor, and the moments of its groups. */
+typedef struct layer_out {
+    int slot;
+    digcl_groupnorm_total total;
+} layer_out;
+
+static host_tensor *slot_tensor(stream *s, int slot, int C) {
+    s->t[slot].C = C;
+    return &s->t[slot];
+}
+
+static layer_out resnet(stream *s, const char *prefix, layer_out x, int out) {
+    char conv1[VAE_NAME_MAX], norm1[VAE_NAME_MAX], conv2[VAE_NAME_MAX], norm2[VAE_NAME_MAX];
+    char shortcut[VAE_NAME_MAX];
+    digcl_vae_format_name(conv1, "%s.conv1", prefix);
+    digcl_vae_format_name(norm1, "%s.norm1", prefix);
+    digcl_vae_format_name(conv2, "%s.conv2", prefix);
+    digcl_vae_format_name(norm2, "%s.norm2", prefix);
+    digcl_vae_format_name(shortcut, "%s.conv_shortcut", prefix);
+    const host_tensor *in = &s->t[x.slot];
+    const int h_slot = (x.slot + 1) % 3, y_slot = (x.slot + 2) % 3;
+    float stats[2 * DIGCL_GROUPNORM_MAX_GROUPS];
+    layer_out h = {h_slot, {0}}, y = {y_slot, {0}};
+    digcl_groupnorm_total_stats(&x.total, s->config->eps, stats);
+    const conv_pass first = {conv1, 3, norm1, stats, 0, NULL, NULL, &h.total};
+    run_pass(s, &first, in, slot_tensor(s, h_slot, out));
+    digcl_groupnorm_total_stats(&h.total, s->config->eps, stats);
+    const conv_pass second = {conv2,   3, norm2, stats, 0, in, in->C != out ? shortcut : NULL,
+                              &y.total};
+    run_pass(s, &second, &s->t[h_slot], slot_tensor(s, y_slot, out));
+    return y;
+}
+
+/* x + to_out(attention(to_q, to_k, to_v of gn(x))) over the whole latent at once. */
+static layer_out attention(stream *s, const char *prefix, layer_out x) {
+    vae_stream_plan *plan = s->plan;
+    const host_tensor *in = &s->t[x.slot];
+    const int C = in->C, T = in->H * in->W;
+    const size_t plane = (size_t)C * T;
+    static const int NONE[4] = {0, 0, 0, 0};
+    static const char *const qkv[3] = {"to_q", "to_k", "to_v"};
+    char name[VAE_NAME_MAX];
+    float stats[2 * DIGCL_GROUPNORM_MAX_GROUPS];
+    upload_rows(s, in, 0, in->H, plan->in.mem);
+    digcl_groupnorm_total_stats(&x.total, s->config->eps, stats);
+    digcl_vae_format_name(name, "%s.group_norm", prefix);
+    const digcl_groupnorm_shape g = {1, C, T, s->config->groups, s->config->eps};
+    digcl_groupnorm_apply_stats(
+        s->ctx, &g, plan->in.mem, s->w->mem, digcl_vae_offset(s->w, "%s.weight", name),
+        digcl_vae_offset(s->w, "%s.bias", name), 0, plan->norm.mem, plan->gn.mem, stats);
+    for (int i = 0; i < 3; ++i) { /* Linear over channels = a 1x1 conv on [C, T] */
+        digcl_vae_format_name(name, "%s.%s", prefix, qkv[i]);
+        digcl_vae_conv_scratch(s->ctx, s->w, plan->col.mem, plan->strip_floats, name,
+                               plan->norm.mem, 0, C, in->H, in->W, C, 1, 1, NONE, 1, plan->qkv.mem,
+                               i * plane, 0);
+    }
+    const digcl_plane_ref q = {plan->qkv.mem, 0}, k = {plan->qkv.mem, plane};
+    const digcl_plane_ref v = {plan->qkv.mem, 2 * plane}, out = {plan->res.mem, 0};
+    digcl_spatial_attention_forward(s->ctx, C, T, q, k, v, out, plan->scores.mem,
+                                    plan->score_floats);
+    digcl_vae_format_name(name, "%s.to_out.0", prefix);
+    digcl_vae_conv_scratch(s->ctx, s->w, plan->col.mem, plan->strip_floats, name, plan->res.mem, 0,
+                           C, in->H, in->W, C, 1, 1, NONE, 1, plan->in.mem, 0, 1);
+    layer_out y = {(x.slot + 1) % 3, digcl_groupnorm_total_empty(s->config->groups)};
+    float moments[2 * DIGCL_GROUPNORM_MAX_GROUPS];
+    digcl_groupnorm_moments(s->ctx, &g, plan->in.mem, plan->gn.mem, moments);
+    digcl_groupnorm_total_add(&y.total, (double)C / s->config->groups * T, moments);
+    host_tensor *result = slot_tensor(s, y.slot, C);
+    result->H = in->H, result->W = in->W;
+    download_rows(s, plan->in.mem, result, 0, in->H);
+    return y;
+}
+
+static layer_out upsample(stream *s, const char *conv, layer_out x) {
+    layer_out y = {(x.slot + 1) % 3, {0}};
+    const conv_pass p = {conv, 3, NULL, NULL, 1, NULL, NULL, &y.total};
+    run_pass(s, &p, &s->t[x.slot], slot_tensor(s, y.slot, s->t[x.slot].C));
+    return y;
+}
+
+void digcl_vae_kl_decode_streamed(digcl_context *ctx, const digcl_vae_config *c,
+                                  const vae_weights *w, vae_stream_plan *plan, const float *z,
+                                  float *image) {
+    stream s = {ctx, c, w, plan, {{0}}};
+    for (int i = 0; i < 3; ++i) s.t[i].data = plan->host[i];
+    const int L = c->latent_channels, top = c->channels[DIGCL_VAE_LEVELS - 1];
+    char name[VAE_NAME_MAX];
+    const host_tensor latent = {(float *)z, L, plan->h, plan->w};
+    const conv_pass post_quant = {"post_quant_conv", 1, NULL, NULL, 0, NULL, NULL, NULL};
+    run_pass(&s, &post_quant, &latent, slot_tensor(&s, 0, L));
+    layer_out x = {1, {0}};
+    const conv_pass conv_in = {"decoder.conv_in", 3, NULL, NULL, 0, NULL, NULL, &x.total};
+    run_pass(&s, &conv_in, &s.t[0], slot_tensor(&s, 1, top));
+    x = resnet(&s, "decoder.mid_block.resnets.0", x, top);
+    x = attention(&s, "decoder.mid_block.attentions.0", x);
+    x = resnet(&s, "decoder.mid_block.resnets.1", x, top);
+    for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
+        const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i];
+        for (int j = 0; j < c->decoder_blocks; ++j) {
+            digcl_vae_format_name(name, "decoder.up_blocks.%d.resnets.%d", i, j);
+            x = resnet(&s, name, x, out);
+        }
+        if (i == DIGCL_VAE_LEVELS - 1) continue;
+        digcl_vae_format_name(name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+        x = upsample(&s, name, x);
+    }
+    float stats[2 * DIGCL_GROUPNORM_MAX_GROUPS];
+    digcl_groupnorm_total_stats(&x.total, c->eps, stats);
+    host_tensor result = {image, 3, 0, 0};
+    const conv_pass head = {
+        "decoder.conv_out", 3, "decoder.conv_norm_out", stats, 0, NULL, NULL, NULL};
+    run_pass(&s, &head, &s.t[x.slot], &result);
+}
