@@ -48,7 +48,10 @@ static void time_case(digcl_context *ctx, const char *label, digcl_vae *vae, int
     snprintf(shape, sizeof shape, "N=%d %dpx%s", N, size, plan.tiled ? " tiled" : "");
     printf("%-22s %-10s %-20s %10.2f ms  peak %8.1f MiB", label, encode ? "encode" : "decode",
            shape, ms, m.peak_bytes / 1048576.0);
-    if (plan.tiled)
+    if (plan.streamed)
+        printf("  (row strips in the budget of %dx%d tiles, %.0f MiB host)", plan.tile_height,
+               plan.tile_width, plan.host_bytes / 1048576.0);
+    else if (plan.tiled)
         printf("  (tiles %dx%d, overlap %d)", plan.tile_height, plan.tile_width, plan.overlap);
     printf("\n");
     fflush(stdout);

@@ -20,7 +20,10 @@ void usage_decode(void) {
         "OUT ending in .safetensors gets 'images' F32 in [-1, 1]; .png gets an 8-bit RGB grid of\n"
         "the images (floor(sqrt(N)) rows; one image: the image itself), or with --per-image one\n"
         "file per image, OUT-0000.png, OUT-0001.png, ...; .ppm gets the images side by side.\n"
-        "Tiling is automatic when a whole image would not fit the device.\n");
+        "Tiling is automatic when a whole image would not fit the device. The KL VAE then runs\n"
+        "layer by layer in row strips with the whole image's GroupNorm statistics (the same\n"
+        "result as one pass; three whole activations in host memory, --vae-tile-size sets the\n"
+        "device budget, the overlap is unused); TAESD in overlapping tiles, blended.\n");
 }
 
 static int fail(const char *message, const char *detail) {

@@ -395,14 +395,11 @@ static void test_tiling_seams(void **state) {
     digcl_vae_free(vae);
 }
 
-/* The KL decoder, tiled, streams row strips layer by layer with the whole image's GroupNorm
- * statistics and real neighbours at every cut: it must equal the untiled decode everywhere,
- * borders included, for any strip height (tiles of 64 px give strips of a few rows at every
- * level here; 128 x 64 px tiles, fewer). The KL encoder still normalises and attends per
- * tile: with random weights a tile's output differs from the whole image's by O(0.1-1) even
- * far from its cut (the reference shows the same), so its check is that the tiles land in
- * place (a misplaced or missing tile gives an error of 1 or more). Also: automatic tiling
- * under a memory budget. */
+/* The KL VAE, tiled, streams row strips layer by layer with the whole image's GroupNorm
+ * statistics and real neighbours at every cut: decode and encode must equal the untiled
+ * pass everywhere, borders included, for any strip height (64 px tiles give strips of a few
+ * rows at every level but the latent's; 128 x 64 px tiles, fewer; a 1-byte budget, the
+ * smallest). Also: automatic tiling under a memory budget. */
 static void test_tiling_kl(void **state) {
     (void)state;
     const digcl_vae_config config = small_kl();
@@ -420,18 +417,28 @@ static void test_tiling_kl(void **state) {
         assert_int_equal(plan.streamed, 1);
         assert_true(error < 1e-5);
     }
-    const digcl_vae_tiling tiles = {128, 64, 0};
-
     const size_t latent = (size_t)4 * h * w;
     float *images = malloc((size_t)3 * H * W * sizeof *images), *z = smooth_latent(h, w);
     digcl_vae_decode(vae, NULL, 1, h, w, z, 1.0f, images);
     float *mean_whole = malloc(latent * sizeof *mean_whole),
           *mean_tiled = malloc(latent * sizeof *mean_tiled);
-    digcl_vae_encode(vae, NULL, 1, H, W, images, mean_whole, NULL);
-    digcl_vae_encode(vae, &tiles, 1, H, W, images, mean_tiled, NULL);
-    const double encode_error = interior_error(mean_tiled, mean_whole, 4, h, w, 4);
-    printf("  KL tiled encode: interior rel L2 %.3e\n", encode_error);
-    assert_true(encode_error < 1.0);
+    float *logvar_whole = malloc(latent * sizeof *logvar_whole),
+          *logvar_tiled = malloc(latent * sizeof *logvar_tiled);
+    digcl_vae_encode(vae, NULL, 1, H, W, images, mean_whole, logvar_whole);
+    for (size_t k = 0; k < sizeof strips / sizeof strips[0]; ++k) {
+        for (size_t i = 0; i < latent; ++i) mean_tiled[i] = logvar_tiled[i] = NAN;
+        const digcl_vae_tile_plan plan =
+            digcl_vae_plan_tiles(vae, DIGCL_VAE_ENCODER, H, W, &strips[k]);
+        digcl_vae_encode(vae, &strips[k], 1, H, W, images, mean_tiled, logvar_tiled);
+        assert_true(test_all_finite(mean_tiled, latent) && test_all_finite(logvar_tiled, latent));
+        const double mean_error = interior_error(mean_tiled, mean_whole, 4, h, w, 0);
+        const double logvar_error = interior_error(logvar_tiled, logvar_whole, 4, h, w, 0);
+        printf("  KL streamed encode, budget of %dx%d tiles: %.2f MiB device; rel L2 mean %.3e, "
+               "logvar %.3e\n",
+               plan.tile_height, plan.tile_width, plan.bytes / 1048576.0, mean_error, logvar_error);
+        assert_int_equal(plan.streamed, 1);
+        assert_true(mean_error < 1e-5 && logvar_error < 1e-5);
+    }
 
     const digcl_vae_tile_plan full = digcl_vae_plan_tiles(vae, DIGCL_VAE_DECODER, H, W, NULL);
     const digcl_vae_tiling budget = {0, -1, full.bytes / 2};
@@ -443,7 +450,8 @@ static void test_tiling_kl(void **state) {
     assert_int_equal(full.tiled, 0);
     assert_int_equal(automatic.tiled, 1);
     assert_true(automatic.bytes <= budget.max_memory);
-    free(z), free(images), free(mean_whole), free(mean_tiled);
+    free(z), free(images), free(mean_whole), free(mean_tiled), free(logvar_whole),
+        free(logvar_tiled);
     digcl_vae_free(vae);
 }
 

@@ -94,10 +94,12 @@ typedef struct digcl_vae_tile_plan {
     int tiled;                            /* 0: one pass over the whole image */
     int tile_height, tile_width, overlap; /* image pixels */
     size_t bytes;                         /* device memory of one pass */
-    /* 1: the KL decoder runs layer by layer in row strips of the whole width instead of
-     * overlapping tiles, each GroupNorm with the whole image's statistics: the result equals
-     * the untiled decode (docs/VAE.md "Tiling"); tile_height/width give its device budget,
-     * overlap is 0, and host_bytes of host memory hold three whole activations. */
+    /* 1: the KL encoder or decoder runs layer by layer in row strips of the whole width
+     * instead of overlapping tiles, each GroupNorm with the whole image's statistics: the
+     * result equals the untiled pass (docs/VAE.md "Tiling"); tile_height/width give its
+     * device budget, overlap is 0, and host_bytes of host memory hold three whole
+     * activations. Chosen for the KL VAE whenever it tiles and those fit in 80 % of the
+     * available host memory; TAESD (local, exact in overlapping tiles) never streams. */
     int streamed;
     size_t host_bytes;
 } digcl_vae_tile_plan;

@@ -20,9 +20,9 @@ struct digcl_vae {
     digcl_context *ctx;
     digcl_vae_config config;
     int parts;
-    digcl_params *weights;  /* the table of digcl_vae_table_build(config, parts) */
-    vae_plan plans[3];      /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
-    vae_stream_plan stream; /* the streamed KL decoder's, reused while latent and strip fit */
+    digcl_params *weights; /* the table of digcl_vae_table_build(config, parts) */
+    vae_plan plans[3];     /* by part (index 1 encoder, 2 decoder), reused while the tile fits */
+    vae_stream_plan streams[3]; /* the streamed KL passes' (by part), reused while they fit */
     char name[64];
     /* digcl_vae_encode_sample's buffers: host posterior and device z, logvar, eps, grown to
      * the largest batch asked for (a training run asks for one size: allocated once). */
@@ -242,7 +242,7 @@ void digcl_vae_free(digcl_vae *vae) {
     if (!vae) return;
     release_sample_buffers(vae);
     for (int i = 0; i < 3; ++i) digcl_vae_plan_release(&vae->plans[i]);
-    digcl_vae_stream_plan_release(&vae->stream);
+    for (int i = 0; i < 3; ++i) digcl_vae_stream_plan_release(&vae->streams[i]);
     digcl_params_release(vae->weights);
     free(vae);
 }
@@ -282,7 +282,7 @@ static double available_host_bytes(void) {
     return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
 }
 
-/* The strip buffers of a streamed decode in the device memory of one tile pass: five strip
+/* The strip buffers of a streamed pass in the device memory of one tile pass: five strip
  * buffers (input, normalised, output, residual, im2col) in about five sixths of it. */
 static size_t strip_floats(size_t tile_bytes) { return tile_bytes / sizeof(float) / 6; }
 
@@ -310,10 +310,10 @@ digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, 
     }
     vae_plan p;
     t.bytes = digcl_vae_plan_size(&p, &vae->config, part, t.tile_height, t.tile_width);
-    if (t.tiled && part == DIGCL_VAE_DECODER && vae->config.kind == DIGCL_VAE_KL) {
+    if (t.tiled && vae->config.kind == DIGCL_VAE_KL) {
         vae_stream_plan sp;
-        const size_t bytes =
-            digcl_vae_stream_plan_size(&sp, &vae->config, H / 8, W / 8, strip_floats(t.bytes));
+        const size_t bytes = digcl_vae_stream_plan_size(&sp, &vae->config, part, H / 8, W / 8,
+                                                        strip_floats(t.bytes));
         const size_t host = 3 * sp.host_floats * sizeof(float);
         if ((double)host <= 0.8 * (double)available_host_bytes()) /* else overlapping tiles */
             t.streamed = 1, t.overlap = 0, t.bytes = bytes, t.host_bytes = host;
@@ -330,14 +330,14 @@ static vae_plan *plan_for(digcl_vae *vae, int part, int H, int W) {
     return p;
 }
 
-/* The stream plan of a decode planned as t (whose bytes are the stream plan's). */
-static vae_stream_plan *stream_plan_for(digcl_vae *vae, int h, int w,
+/* The stream plan of a pass of `part` planned as t (whose bytes are the stream plan's). */
+static vae_stream_plan *stream_plan_for(digcl_vae *vae, int part, int h, int w,
                                         const digcl_vae_tile_plan *t) {
-    vae_stream_plan *p = &vae->stream, wanted;
+    vae_stream_plan *p = &vae->streams[part], wanted;
     vae_plan tile;
     const size_t tile_bytes =
-        digcl_vae_plan_size(&tile, &vae->config, DIGCL_VAE_DECODER, t->tile_height, t->tile_width);
-    digcl_vae_stream_plan_size(&wanted, &vae->config, h, w, strip_floats(tile_bytes));
+        digcl_vae_plan_size(&tile, &vae->config, part, t->tile_height, t->tile_width);
+    digcl_vae_stream_plan_size(&wanted, &vae->config, part, h, w, strip_floats(tile_bytes));
     if (p->in.mem && p->h == h && p->w == w && p->strip_floats == wanted.strip_floats) return p;
     digcl_vae_stream_plan_release(p);
     *p = wanted;
@@ -451,8 +451,13 @@ void digcl_vae_encode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
     const size_t plane = (size_t)h * w, image = (size_t)3 * H * W;
     float *moments = malloc((size_t)job.out_channels * plane * sizeof *moments);
     if (!moments) digcl_fatal("vae encode: out of host memory");
+    const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
     for (int n = 0; n < N; ++n) {
-        run_tiled(vae, &job, &t, h, w, images + n * image, moments);
+        if (t.streamed)
+            digcl_vae_kl_encode_streamed(vae->ctx, &vae->config, &weights,
+                                         stream_plan_for(vae, DIGCL_VAE_ENCODER, h, w, &t),
+                                         images + n * image, moments);
+        else run_tiled(vae, &job, &t, h, w, images + n * image, moments);
         for (size_t i = 0; i < (size_t)L * plane; ++i) {
             mean[n * L * plane + i] = moments[i];
             if (!logvar) continue;
@@ -484,7 +489,8 @@ void digcl_vae_decode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
         float *image = images + (size_t)n * 3 * 64 * plane;
         if (t.streamed)
             digcl_vae_kl_decode_streamed(vae->ctx, &vae->config, &weights,
-                                         stream_plan_for(vae, h, w, &t), z, image);
+                                         stream_plan_for(vae, DIGCL_VAE_DECODER, h, w, &t), z,
+                                         image);
         else run_tiled(vae, &job, &t, h, w, z, image);
     }
     free(z);

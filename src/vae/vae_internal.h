@@ -79,11 +79,12 @@ void digcl_vae_conv_scratch(digcl_context *ctx, const vae_weights *w, cl_mem col
                             int K, int stride, const int pad[4], int has_bias, cl_mem y,
                             size_t y_offset, int accumulate);
 
-/* The KL decoder streamed in row strips (vae_kl_stream.c, docs/VAE.md "Tiling"): every tensor
- * whole in host memory (three of the largest), each layer over strips of full width on the
- * device, GroupNorm with the whole tensor's statistics: equal to the whole-image pass. */
+/* The KL encoder and decoder streamed in row strips (vae_kl_stream.c, docs/VAE.md "Tiling"):
+ * every tensor whole in host memory (three of the largest), each layer over strips of full
+ * width on the device, GroupNorm with the whole tensor's statistics: equal to the whole-image
+ * pass. */
 typedef struct vae_stream_plan {
-    int h, w;             /* the latent it was planned for */
+    int part, h, w;       /* DIGCL_VAE_ENCODER or _DECODER; the latent it was planned for */
     size_t strip_floats;  /* each of in, norm, out, res: a strip of any layer, and the latent */
     size_t norm_floats;   /* GroupNorm scratch */
     size_t score_floats;  /* attention scores */
@@ -95,10 +96,14 @@ typedef struct vae_stream_plan {
 
 /* Sizes for a latent of h x w with strips of about strip_floats floats (raised to what the
  * widest row and the latent need); returns the device bytes. No allocation. */
-size_t digcl_vae_stream_plan_size(vae_stream_plan *plan, const digcl_vae_config *config, int h,
-                                  int w, size_t strip_floats);
+size_t digcl_vae_stream_plan_size(vae_stream_plan *plan, const digcl_vae_config *config, int part,
+                                  int h, int w, size_t strip_floats);
 void digcl_vae_stream_plan_allocate(digcl_context *ctx, vae_stream_plan *plan);
 void digcl_vae_stream_plan_release(vae_stream_plan *plan);
+/* image [3, 8h, 8w] in [-1, 1] -> moments [2 L, h, w] (quant_conv's output). */
+void digcl_vae_kl_encode_streamed(digcl_context *ctx, const digcl_vae_config *config,
+                                  const vae_weights *w, vae_stream_plan *plan, const float *image,
+                                  float *moments);
 /* z: the raw latent [L, h, w] (already divided by the scale); image: [3, 8h, 8w]. */
 void digcl_vae_kl_decode_streamed(digcl_context *ctx, const digcl_vae_config *config,
                                   const vae_weights *w, vae_stream_plan *plan, const float *z,

@@ -1,4 +1,4 @@
-/* vae_kl_stream.c: the AutoencoderKL decoder streamed in row strips (docs/VAE.md "Tiling").
+/* vae_kl_stream.c: the AutoencoderKL encoder and decoder streamed in row strips (docs/VAE.md "Tiling").
  * Every tensor of the network lives whole in host memory; each layer runs over strips of full
  * width on the device:
  *   out[:, r0:r1] = conv(up(silu(gn(in)))[:, r0 - p : r1 + p]) (+ residual[:, r0:r1], or its
@@ -39,7 +39,8 @@ typedef struct stream {
 /* One layer over the strips of its output. */
 typedef struct conv_pass {
     const char *conv;                 /* weight name */
-    int K;                            /* 3 (padding 1) or 1 */
+    int K, stride;                    /* kernel side; stride (0: 1) */
+    const int *pads;                  /* top, left, bottom, right; NULL: (K - 1) / 2 each */
     const char *norm;                 /* GroupNorm + SiLU before the conv, or NULL */
     const float *norm_stats;          /* [2 G] (mean, rstd) of the whole input */
     int upsample;                     /* nearest x2 between the norm and the conv */
@@ -48,55 +49,90 @@ typedef struct conv_pass {
     digcl_groupnorm_total *out_total; /* the output's moments, or NULL */
 } conv_pass;
 
+/* Sizes of a layer: its conv's input (after the upsample) and output. */
+typedef struct geometry {
+    int factor, stride, K, pad[4]; /* pad: top, left, bottom, right */
+    int Hc, Wc, Ho, Wo;
+} geometry;
+
+static geometry geometry_of(int H, int W, int K, int stride, const int *pads, int upsample) {
+    geometry g = {upsample ? 2 : 1, stride > 0 ? stride : 1, K, {0}, 0, 0, 0, 0};
+    for (int i = 0; i < 4; ++i) g.pad[i] = pads ? pads[i] : (K - 1) / 2;
+    g.Hc = H * g.factor, g.Wc = W * g.factor;
+    g.Ho = (g.Hc + g.pad[0] + g.pad[2] - K) / g.stride + 1;
+    g.Wo = (g.Wc + g.pad[1] + g.pad[3] - K) / g.stride + 1;
+    return g;
+}
+
+static geometry pass_geometry(const conv_pass *p, const host_tensor *in) {
+    return geometry_of(in->H, in->W, p->K, p->stride, p->pads, p->upsample);
+}
+
 /* ---------------------------------------------------------------- plan */
 
 /* Floats a strip of `rows` output rows needs in the largest of in, norm, out and res: C input
- * channels of W_in columns (upsampled by factor), a K x K conv to O channels, a residual of R. */
-static size_t strip_need(int C, int W_in, int factor, int K, int O, int R, int rows) {
-    const size_t conv_rows = (size_t)rows + (size_t)K - 1, Wc = (size_t)W_in * factor;
+ * channels, O output channels, a residual of R. */
+static size_t strip_need(const geometry *g, int C, int O, int R, int rows) {
+    const size_t conv_rows = (size_t)(rows - 1) * g->stride + g->K;
     const size_t widest = max_size((size_t)O, (size_t)R);
-    return max_size((size_t)C * conv_rows * Wc, widest * rows * Wc);
+    return max_size((size_t)C * conv_rows * g->Wc, widest * rows * g->Wo);
 }
 
-/* The smallest strip buffer that holds two output rows of every layer of the decoder. */
-static size_t minimum_strip(const digcl_vae_config *c, int w) {
+static const int DOWN[4] = {0, 0, 1, 1}; /* F.pad(x, (0, 1, 0, 1)) before the stride-2 conv */
+
+/* The smallest strip buffer that holds two output rows of every layer of the part, and its
+ * largest whole tensor (host floats). */
+static void part_sizes(const digcl_vae_config *c, int part, int h, int w, size_t *strip,
+                       size_t *largest) {
     const int top = c->channels[DIGCL_VAE_LEVELS - 1];
-    size_t need = strip_need(top, w, 1, 3, top, top, 2);
-    int in = top;
-    for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
-        const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i], width = w << i;
-        need = max_size(need, strip_need(in > out ? in : out, width, 1, 3, out, in, 2));
-        if (i < DIGCL_VAE_LEVELS - 1)
-            need = max_size(need, strip_need(out, width, 2, 3, out, 0, 2));
-        in = out;
+    const geometry latent = geometry_of(h, w, 3, 1, NULL, 0);
+    size_t need = strip_need(&latent, top, top, top, 2);
+    size_t most = max_size((size_t)top * h * w, (size_t)2 * c->latent_channels * h * w);
+    if (part == DIGCL_VAE_ENCODER) {
+        int in = c->channels[0], H = 8 * h, W = 8 * w;
+        most = max_size(most, (size_t)3 * H * W);
+        for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
+            const int out = c->channels[i], wide = in > out ? in : out;
+            const geometry same = geometry_of(H, W, 3, 1, NULL, 0);
+            need = max_size(need, strip_need(&same, wide, out, in, 2));
+            most = max_size(most, (size_t)wide * H * W);
+            if (i == DIGCL_VAE_LEVELS - 1) break;
+            const geometry down = geometry_of(H, W, 3, 2, DOWN, 0);
+            need = max_size(need, strip_need(&down, out, out, 0, 2));
+            in = out, H = down.Ho, W = down.Wo;
+        }
+    } else {
+        int in = top;
+        for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
+            const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i], wide = in > out ? in : out;
+            const geometry same = geometry_of(h << i, w << i, 3, 1, NULL, 0);
+            need = max_size(need, strip_need(&same, wide, out, in, 2));
+            most = max_size(most, (size_t)wide * same.Ho * same.Wo);
+            if (i < DIGCL_VAE_LEVELS - 1) {
+                const geometry up = geometry_of(h << i, w << i, 3, 1, NULL, 1);
+                need = max_size(need, strip_need(&up, out, out, 0, 2));
+                most = max_size(most, (size_t)out * up.Ho * up.Wo);
+            }
+            in = out;
+        }
+        most = max_size(most, (size_t)3 * (8 * h) * (8 * w));
     }
-    return need;
+    *strip = need, *largest = most;
 }
 
-/* The largest host tensor of the decoder: [C, H, W] floats. */
-static size_t largest_tensor(const digcl_vae_config *c, int h, int w) {
-    const size_t latent = (size_t)h * w;
-    size_t largest = (size_t)c->channels[DIGCL_VAE_LEVELS - 1] * latent;
-    for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
-        const size_t out = (size_t)c->channels[DIGCL_VAE_LEVELS - 1 - i];
-        largest = max_size(largest, out * (latent << (2 * i)));
-        if (i < DIGCL_VAE_LEVELS - 1) largest = max_size(largest, out * (latent << (2 * i + 2)));
-    }
-    return max_size(largest, (size_t)3 * (latent << 6));
-}
-
-size_t digcl_vae_stream_plan_size(vae_stream_plan *p, const digcl_vae_config *c, int h, int w,
-                                  size_t strip_floats) {
+size_t digcl_vae_stream_plan_size(vae_stream_plan *p, const digcl_vae_config *c, int part, int h,
+                                  int w, size_t strip_floats) {
     memset(p, 0, sizeof *p);
-    p->h = h, p->w = w;
+    p->part = part, p->h = h, p->w = w;
     const size_t T = (size_t)h * w;
+    size_t minimum;
+    part_sizes(c, part, h, w, &minimum, &p->host_floats);
     p->latent_floats = (size_t)c->channels[DIGCL_VAE_LEVELS - 1] * T;
-    p->strip_floats = max_size(strip_floats, max_size(minimum_strip(c, w), p->latent_floats));
+    p->strip_floats = max_size(strip_floats, max_size(minimum, p->latent_floats));
     digcl_groupnorm_shape g = {1, c->groups, (int)(p->strip_floats / (size_t)c->groups), c->groups,
                                c->eps};
     p->norm_floats = digcl_groupnorm_workspace_floats(&g);
     p->score_floats = T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
-    p->host_floats = largest_tensor(c, h, w);
     return sizeof(float) *
            (5 * p->strip_floats + 3 * p->latent_floats + p->norm_floats + p->score_floats);
 }
@@ -155,13 +191,12 @@ static void download_rows(const stream *s, cl_mem from, host_tensor *t, int r0, 
 
 /* Output rows per strip of a pass: as many as the strip buffers hold (at least 2). */
 static int strip_rows(const stream *s, const host_tensor *in, const conv_pass *p, int O) {
-    const int factor = p->upsample ? 2 : 1, R = p->residual ? p->residual->C : 0;
+    const geometry g = pass_geometry(p, in);
+    const int R = p->residual ? p->residual->C : 0;
     const size_t limit = s->plan->strip_floats;
     int rows = 2;
-    while (rows < in->H * factor && strip_need(in->C, in->W, factor, p->K, O, R, 2 * rows) <= limit)
-        rows *= 2;
-    while (rows < in->H * factor && strip_need(in->C, in->W, factor, p->K, O, R, rows + 1) <= limit)
-        ++rows;
+    while (rows < g.Ho && strip_need(&g, in->C, O, R, 2 * rows) <= limit) rows *= 2;
+    while (rows < g.Ho && strip_need(&g, in->C, O, R, rows + 1) <= limit) ++rows;
     return rows;
 }
 
@@ -206,21 +241,22 @@ static void residual_rows(const stream *s, const conv_pass *p, int r0, int r1, i
 static void run_strip(const stream *s, const conv_pass *p, const host_tensor *in, host_tensor *out,
                       int r0, int r1) {
     vae_stream_plan *plan = s->plan;
-    const int factor = p->upsample ? 2 : 1, pad = (p->K - 1) / 2, Hc = in->H * factor;
-    const int a = r0 - pad > 0 ? r0 - pad : 0, b = r1 + pad < Hc ? r1 + pad : Hc;
-    const int pads[4] = {a - (r0 - pad), pad, (r1 + pad) - b, pad}; /* top, left, bottom, right */
-    upload_rows(s, in, a / factor, b / factor, plan->in.mem);
+    const geometry g = pass_geometry(p, in);
+    const int first = r0 * g.stride - g.pad[0], end = (r1 - 1) * g.stride - g.pad[0] + g.K;
+    const int a = first > 0 ? first : 0, b = end < g.Hc ? end : g.Hc;
+    const int pads[4] = {a - first, g.pad[1], end - b, g.pad[3]};
+    upload_rows(s, in, a / g.factor, b / g.factor, plan->in.mem);
     cl_mem x;
-    norm_and_upsample(s, p, in, (b - a) / factor, &x);
+    norm_and_upsample(s, p, in, (b - a) / g.factor, &x);
     if (p->residual) residual_rows(s, p, r0, r1, out->C);
     digcl_vae_conv_scratch(s->ctx, s->w, plan->col.mem, plan->strip_floats, p->conv, x, 0, in->C,
-                           b - a, in->W * factor, out->C, p->K, 1, pads, 1, plan->out.mem, 0,
+                           b - a, g.Wc, out->C, g.K, g.stride, pads, 1, plan->out.mem, 0,
                            p->residual != NULL);
     if (p->out_total) {
-        const digcl_groupnorm_shape g = {1, out->C, (r1 - r0) * out->W, s->config->groups,
-                                         s->config->eps};
+        const digcl_groupnorm_shape gn = {1, out->C, (r1 - r0) * out->W, s->config->groups,
+                                          s->config->eps};
         float moments[2 * DIGCL_GROUPNORM_MAX_GROUPS];
-        digcl_groupnorm_moments(s->ctx, &g, plan->out.mem, plan->gn.mem, moments);
+        digcl_groupnorm_moments(s->ctx, &gn, plan->out.mem, plan->gn.mem, moments);
         digcl_groupnorm_total_add(p->out_total,
                                   (double)out->C / s->config->groups * (r1 - r0) * out->W, moments);
     }
@@ -229,8 +265,8 @@ static void run_strip(const stream *s, const conv_pass *p, const host_tensor *in
 
 /* out (its C set by the caller; H, W here) = the pass over the strips of its rows. */
 static void run_pass(const stream *s, const conv_pass *p, const host_tensor *in, host_tensor *out) {
-    const int factor = p->upsample ? 2 : 1;
-    out->H = in->H * factor, out->W = in->W * factor;
+    const geometry g = pass_geometry(p, in);
+    out->H = g.Ho, out->W = g.Wo;
     if (p->out_total) *p->out_total = digcl_groupnorm_total_empty(s->config->groups);
     const int rows = strip_rows(s, in, p, out->C);
     for (int r0 = 0; r0 < out->H;) {
@@ -266,11 +302,17 @@ static layer_out resnet(stream *s, const char *prefix, layer_out x, int out) {
     float stats[2 * DIGCL_GROUPNORM_MAX_GROUPS];
     layer_out h = {h_slot, {0}}, y = {y_slot, {0}};
     digcl_groupnorm_total_stats(&x.total, s->config->eps, stats);
-    const conv_pass first = {conv1, 3, norm1, stats, 0, NULL, NULL, &h.total};
+    const conv_pass first = {
+        .conv = conv1, .K = 3, .norm = norm1, .norm_stats = stats, .out_total = &h.total};
     run_pass(s, &first, in, slot_tensor(s, h_slot, out));
     digcl_groupnorm_total_stats(&h.total, s->config->eps, stats);
-    const conv_pass second = {conv2,   3, norm2, stats, 0, in, in->C != out ? shortcut : NULL,
-                              &y.total};
+    const conv_pass second = {.conv = conv2,
+                              .K = 3,
+                              .norm = norm2,
+                              .norm_stats = stats,
+                              .residual = in,
+                              .shortcut = in->C != out ? shortcut : NULL,
+                              .out_total = &y.total};
     run_pass(s, &second, &s->t[h_slot], slot_tensor(s, y_slot, out));
     return y;
 }
@@ -317,27 +359,79 @@ static layer_out attention(stream *s, const char *prefix, layer_out x) {
 
 static layer_out upsample(stream *s, const char *conv, layer_out x) {
     layer_out y = {(x.slot + 1) % 3, {0}};
-    const conv_pass p = {conv, 3, NULL, NULL, 1, NULL, NULL, &y.total};
+    const conv_pass p = {.conv = conv, .K = 3, .upsample = 1, .out_total = &y.total};
     run_pass(s, &p, &s->t[x.slot], slot_tensor(s, y.slot, s->t[x.slot].C));
     return y;
+}
+
+static layer_out downsample(stream *s, const char *conv, layer_out x) {
+    layer_out y = {(x.slot + 1) % 3, {0}};
+    const conv_pass p = {.conv = conv, .K = 3, .stride = 2, .pads = DOWN, .out_total = &y.total};
+    run_pass(s, &p, &s->t[x.slot], slot_tensor(s, y.slot, s->t[x.slot].C));
+    return y;
+}
+
+static layer_out mid_block(stream *s, const char *side, layer_out x) {
+    char name[VAE_NAME_MAX];
+    const int C = s->t[x.slot].C;
+    digcl_vae_format_name(name, "%s.mid_block.resnets.0", side);
+    x = resnet(s, name, x, C);
+    digcl_vae_format_name(name, "%s.mid_block.attentions.0", side);
+    x = attention(s, name, x);
+    digcl_vae_format_name(name, "%s.mid_block.resnets.1", side);
+    return resnet(s, name, x, C);
+}
+
+static stream stream_of(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
+                        vae_stream_plan *plan) {
+    stream s = {ctx, c, w, plan, {{0}}};
+    for (int i = 0; i < 3; ++i) s.t[i].data = plan->host[i];
+    return s;
+}
+
+void digcl_vae_kl_encode_streamed(digcl_context *ctx, const digcl_vae_config *c,
+                                  const vae_weights *w, vae_stream_plan *plan, const float *image,
+                                  float *moments) {
+    stream s = stream_of(ctx, c, w, plan);
+    char name[VAE_NAME_MAX];
+    const host_tensor input = {(float *)image, 3, 8 * plan->h, 8 * plan->w};
+    layer_out x = {0, {0}};
+    const conv_pass conv_in = {.conv = "encoder.conv_in", .K = 3, .out_total = &x.total};
+    run_pass(&s, &conv_in, &input, slot_tensor(&s, 0, c->channels[0]));
+    for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
+        for (int j = 0; j < c->encoder_blocks; ++j) {
+            digcl_vae_format_name(name, "encoder.down_blocks.%d.resnets.%d", i, j);
+            x = resnet(&s, name, x, c->channels[i]);
+        }
+        if (i == DIGCL_VAE_LEVELS - 1) continue;
+        digcl_vae_format_name(name, "encoder.down_blocks.%d.downsamplers.0.conv", i);
+        x = downsample(&s, name, x);
+    }
+    x = mid_block(&s, "encoder", x);
+    float stats[2 * DIGCL_GROUPNORM_MAX_GROUPS];
+    digcl_groupnorm_total_stats(&x.total, c->eps, stats);
+    const int head_slot = (x.slot + 1) % 3, L2 = 2 * c->latent_channels;
+    const conv_pass head = {
+        .conv = "encoder.conv_out", .K = 3, .norm = "encoder.conv_norm_out", .norm_stats = stats};
+    run_pass(&s, &head, &s.t[x.slot], slot_tensor(&s, head_slot, L2));
+    host_tensor result = {moments, L2, 0, 0};
+    const conv_pass quant = {.conv = "quant_conv", .K = 1};
+    run_pass(&s, &quant, &s.t[head_slot], &result);
 }
 
 void digcl_vae_kl_decode_streamed(digcl_context *ctx, const digcl_vae_config *c,
                                   const vae_weights *w, vae_stream_plan *plan, const float *z,
                                   float *image) {
-    stream s = {ctx, c, w, plan, {{0}}};
-    for (int i = 0; i < 3; ++i) s.t[i].data = plan->host[i];
+    stream s = stream_of(ctx, c, w, plan);
     const int L = c->latent_channels, top = c->channels[DIGCL_VAE_LEVELS - 1];
     char name[VAE_NAME_MAX];
     const host_tensor latent = {(float *)z, L, plan->h, plan->w};
-    const conv_pass post_quant = {"post_quant_conv", 1, NULL, NULL, 0, NULL, NULL, NULL};
+    const conv_pass post_quant = {.conv = "post_quant_conv", .K = 1};
     run_pass(&s, &post_quant, &latent, slot_tensor(&s, 0, L));
     layer_out x = {1, {0}};
-    const conv_pass conv_in = {"decoder.conv_in", 3, NULL, NULL, 0, NULL, NULL, &x.total};
+    const conv_pass conv_in = {.conv = "decoder.conv_in", .K = 3, .out_total = &x.total};
     run_pass(&s, &conv_in, &s.t[0], slot_tensor(&s, 1, top));
-    x = resnet(&s, "decoder.mid_block.resnets.0", x, top);
-    x = attention(&s, "decoder.mid_block.attentions.0", x);
-    x = resnet(&s, "decoder.mid_block.resnets.1", x, top);
+    x = mid_block(&s, "decoder", x);
     for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
         const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i];
         for (int j = 0; j < c->decoder_blocks; ++j) {
@@ -352,6 +446,6 @@ void digcl_vae_kl_decode_streamed(digcl_context *ctx, const digcl_vae_config *c,
     digcl_groupnorm_total_stats(&x.total, c->eps, stats);
     host_tensor result = {image, 3, 0, 0};
     const conv_pass head = {
-        "decoder.conv_out", 3, "decoder.conv_norm_out", stats, 0, NULL, NULL, NULL};
+        .conv = "decoder.conv_out", .K = 3, .norm = "decoder.conv_norm_out", .norm_stats = stats};
     run_pass(&s, &head, &s.t[x.slot], &result);
 }
