@@ -314,7 +314,7 @@ digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, 
         vae_stream_plan sp;
         const size_t bytes = digcl_vae_stream_plan_size(&sp, &vae->config, part, H / 8, W / 8,
                                                         strip_floats(t.bytes));
-        const size_t host = 3 * sp.host_floats * sizeof(float);
+        const size_t host = digcl_vae_stream_host_bytes(&sp);
         if ((double)host <= 0.8 * (double)available_host_bytes()) /* else overlapping tiles */
             t.streamed = 1, t.overlap = 0, t.bytes = bytes, t.host_bytes = host;
     }

@@ -80,24 +80,27 @@ void digcl_vae_conv_scratch(digcl_context *ctx, const vae_weights *w, cl_mem col
                             size_t y_offset, int accumulate);
 
 /* The KL encoder and decoder streamed in row strips (vae_kl_stream.c, docs/VAE.md "Tiling"):
- * every tensor whole in host memory (three of the largest), each layer over strips of full
+ * every tensor whole in host memory (three rotating slots), each layer over strips of full
  * width on the device, GroupNorm with the whole tensor's statistics: equal to the whole-image
  * pass. */
 typedef struct vae_stream_plan {
-    int part, h, w;       /* DIGCL_VAE_ENCODER or _DECODER; the latent it was planned for */
-    size_t strip_floats;  /* each of in, norm, out, res: a strip of any layer, and the latent */
-    size_t norm_floats;   /* GroupNorm scratch */
-    size_t score_floats;  /* attention scores */
-    size_t latent_floats; /* one top-level tensor of the latent: [C_top, h, w] */
-    size_t host_floats;   /* each of the three host tensors */
+    int part, h, w;        /* DIGCL_VAE_ENCODER or _DECODER; the latent it was planned for */
+    size_t strip_floats;   /* each of in, norm, out, res: a strip of any layer, and the latent */
+    size_t norm_floats;    /* GroupNorm scratch */
+    size_t score_floats;   /* attention scores */
+    size_t latent_floats;  /* one top-level tensor of the latent: [C_top, h, w] */
+    size_t host_floats[3]; /* each of the three host tensors (the largest it holds) */
     digcl_buffer in, norm, out, res, col, qkv, gn, scores;
     float *host[3], *staging; /* staging: [strip_floats] */
 } vae_stream_plan;
 
 /* Sizes for a latent of h x w with strips of about strip_floats floats (raised to what the
- * widest row and the latent need); returns the device bytes. No allocation. */
+ * widest layer and the latent need), from a dry run of the network; returns the device
+ * bytes. No allocation. */
 size_t digcl_vae_stream_plan_size(vae_stream_plan *plan, const digcl_vae_config *config, int part,
                                   int h, int w, size_t strip_floats);
+/* Host bytes of a plan: the three tensors and the staging strip. */
+size_t digcl_vae_stream_host_bytes(const vae_stream_plan *plan);
 void digcl_vae_stream_plan_allocate(digcl_context *ctx, vae_stream_plan *plan);
 void digcl_vae_stream_plan_release(vae_stream_plan *plan);
 /* image [3, 8h, 8w] in [-1, 1] -> moments [2 L, h, w] (quant_conv's output). */

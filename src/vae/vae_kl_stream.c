@@ -28,12 +28,20 @@ typedef struct host_tensor {
     int C, H, W;
 } host_tensor;
 
+/* What a dry run of the network records: the plan's sizes. */
+typedef struct stream_sizes {
+    size_t strip;   /* floats for two output rows of every layer */
+    size_t slot[3]; /* floats of the largest tensor each host slot holds */
+    size_t latent;  /* floats of the attention's input */
+} stream_sizes;
+
 typedef struct stream {
     digcl_context *ctx;
     const digcl_vae_config *config;
     const vae_weights *w;
     vae_stream_plan *plan;
-    host_tensor t[3]; /* the plan's host tensors, rotating between layers */
+    host_tensor t[3];    /* the plan's host tensors, rotating between layers */
+    stream_sizes *sizes; /* non-NULL: a dry run that only records sizes (no device, no data) */
 } stream;
 
 /* One layer over the strips of its output. */
@@ -80,63 +88,6 @@ static size_t strip_need(const geometry *g, int C, int O, int R, int rows) {
 
 static const int DOWN[4] = {0, 0, 1, 1}; /* F.pad(x, (0, 1, 0, 1)) before the stride-2 conv */
 
-/* The smallest strip buffer that holds two output rows of every layer of the part, and its
- * largest whole tensor (host floats). */
-static void part_sizes(const digcl_vae_config *c, int part, int h, int w, size_t *strip,
-                       size_t *largest) {
-    const int top = c->channels[DIGCL_VAE_LEVELS - 1];
-    const geometry latent = geometry_of(h, w, 3, 1, NULL, 0);
-    size_t need = strip_need(&latent, top, top, top, 2);
-    size_t most = max_size((size_t)top * h * w, (size_t)2 * c->latent_channels * h * w);
-    if (part == DIGCL_VAE_ENCODER) {
-        int in = c->channels[0], H = 8 * h, W = 8 * w;
-        most = max_size(most, (size_t)3 * H * W);
-        for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
-            const int out = c->channels[i], wide = in > out ? in : out;
-            const geometry same = geometry_of(H, W, 3, 1, NULL, 0);
-            need = max_size(need, strip_need(&same, wide, out, in, 2));
-            most = max_size(most, (size_t)wide * H * W);
-            if (i == DIGCL_VAE_LEVELS - 1) break;
-            const geometry down = geometry_of(H, W, 3, 2, DOWN, 0);
-            need = max_size(need, strip_need(&down, out, out, 0, 2));
-            in = out, H = down.Ho, W = down.Wo;
-        }
-    } else {
-        int in = top;
-        for (int i = 0; i < DIGCL_VAE_LEVELS; ++i) {
-            const int out = c->channels[DIGCL_VAE_LEVELS - 1 - i], wide = in > out ? in : out;
-            const geometry same = geometry_of(h << i, w << i, 3, 1, NULL, 0);
-            need = max_size(need, strip_need(&same, wide, out, in, 2));
-            most = max_size(most, (size_t)wide * same.Ho * same.Wo);
-            if (i < DIGCL_VAE_LEVELS - 1) {
-                const geometry up = geometry_of(h << i, w << i, 3, 1, NULL, 1);
-                need = max_size(need, strip_need(&up, out, out, 0, 2));
-                most = max_size(most, (size_t)out * up.Ho * up.Wo);
-            }
-            in = out;
-        }
-        most = max_size(most, (size_t)3 * (8 * h) * (8 * w));
-    }
-    *strip = need, *largest = most;
-}
-
-size_t digcl_vae_stream_plan_size(vae_stream_plan *p, const digcl_vae_config *c, int part, int h,
-                                  int w, size_t strip_floats) {
-    memset(p, 0, sizeof *p);
-    p->part = part, p->h = h, p->w = w;
-    const size_t T = (size_t)h * w;
-    size_t minimum;
-    part_sizes(c, part, h, w, &minimum, &p->host_floats);
-    p->latent_floats = (size_t)c->channels[DIGCL_VAE_LEVELS - 1] * T;
-    p->strip_floats = max_size(strip_floats, max_size(minimum, p->latent_floats));
-    digcl_groupnorm_shape g = {1, c->groups, (int)(p->strip_floats / (size_t)c->groups), c->groups,
-                               c->eps};
-    p->norm_floats = digcl_groupnorm_workspace_floats(&g);
-    p->score_floats = T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
-    return sizeof(float) *
-           (5 * p->strip_floats + 3 * p->latent_floats + p->norm_floats + p->score_floats);
-}
-
 static digcl_buffer create(digcl_context *ctx, size_t floats, const char *what) {
     return digcl_buffer_create(ctx, (floats ? floats : 1) * sizeof(float), what);
 }
@@ -150,11 +101,11 @@ void digcl_vae_stream_plan_allocate(digcl_context *ctx, vae_stream_plan *p) {
     p->qkv = create(ctx, 3 * p->latent_floats, "vae attention q, k, v");
     p->gn = create(ctx, p->norm_floats, "vae group-norm scratch");
     p->scores = create(ctx, p->score_floats, "vae attention scores");
-    for (int i = 0; i < 3; ++i) p->host[i] = malloc(p->host_floats * sizeof(float));
+    for (int i = 0; i < 3; ++i) p->host[i] = malloc((p->host_floats[i] + 1) * sizeof(float));
     p->staging = malloc(p->strip_floats * sizeof(float));
     if (!p->host[0] || !p->host[1] || !p->host[2] || !p->staging)
-        digcl_fatal("vae: out of host memory for the streamed decode (3 x %.1f MiB)",
-                    p->host_floats * sizeof(float) / 1048576.0);
+        digcl_fatal("vae: out of host memory for the streamed pass (%.1f MiB)",
+                    digcl_vae_stream_host_bytes(p) / 1048576.0);
 }
 
 void digcl_vae_stream_plan_release(vae_stream_plan *p) {
@@ -263,11 +214,25 @@ static void run_strip(const stream *s, const conv_pass *p, const host_tensor *in
     download_rows(s, plan->out.mem, out, r0, r1);
 }
 
+/* A dry run: the largest tensor of out's host slot (the caller's output is not a slot). */
+static void record_output(const stream *s, const host_tensor *out) {
+    for (int i = 0; i < 3; ++i)
+        if (out == &s->t[i])
+            s->sizes->slot[i] = max_size(s->sizes->slot[i], (size_t)out->C * out->H * out->W);
+}
+
 /* out (its C set by the caller; H, W here) = the pass over the strips of its rows. */
 static void run_pass(const stream *s, const conv_pass *p, const host_tensor *in, host_tensor *out) {
     const geometry g = pass_geometry(p, in);
     out->H = g.Ho, out->W = g.Wo;
     if (p->out_total) *p->out_total = digcl_groupnorm_total_empty(s->config->groups);
+    if (s->sizes) {
+        record_output(s, out);
+        s->sizes->strip = max_size(
+            s->sizes->strip,
+            strip_need(&g, in->C, out->C, p->residual ? p->residual->C : 0, 2 < g.Ho ? 2 : g.Ho));
+        return;
+    }
     const int rows = strip_rows(s, in, p, out->C);
     for (int r0 = 0; r0 < out->H;) {
         const int r1 = strip_end(r0, rows, out->H, p->upsample);
@@ -327,6 +292,14 @@ static layer_out attention(stream *s, const char *prefix, layer_out x) {
     static const char *const qkv[3] = {"to_q", "to_k", "to_v"};
     char name[VAE_NAME_MAX];
     float stats[2 * DIGCL_GROUPNORM_MAX_GROUPS];
+    layer_out y = {(x.slot + 1) % 3, digcl_groupnorm_total_empty(s->config->groups)};
+    host_tensor *result = slot_tensor(s, y.slot, C);
+    result->H = in->H, result->W = in->W;
+    if (s->sizes) {
+        record_output(s, result);
+        s->sizes->latent = max_size(s->sizes->latent, plane);
+        return y;
+    }
     upload_rows(s, in, 0, in->H, plan->in.mem);
     digcl_groupnorm_total_stats(&x.total, s->config->eps, stats);
     digcl_vae_format_name(name, "%s.group_norm", prefix);
@@ -347,12 +320,9 @@ static layer_out attention(stream *s, const char *prefix, layer_out x) {
     digcl_vae_format_name(name, "%s.to_out.0", prefix);
     digcl_vae_conv_scratch(s->ctx, s->w, plan->col.mem, plan->strip_floats, name, plan->res.mem, 0,
                            C, in->H, in->W, C, 1, 1, NONE, 1, plan->in.mem, 0, 1);
-    layer_out y = {(x.slot + 1) % 3, digcl_groupnorm_total_empty(s->config->groups)};
     float moments[2 * DIGCL_GROUPNORM_MAX_GROUPS];
     digcl_groupnorm_moments(s->ctx, &g, plan->in.mem, plan->gn.mem, moments);
     digcl_groupnorm_total_add(&y.total, (double)C / s->config->groups * T, moments);
-    host_tensor *result = slot_tensor(s, y.slot, C);
-    result->H = in->H, result->W = in->W;
     download_rows(s, plan->in.mem, result, 0, in->H);
     return y;
 }
@@ -383,16 +353,16 @@ static layer_out mid_block(stream *s, const char *side, layer_out x) {
 }
 
 static stream stream_of(digcl_context *ctx, const digcl_vae_config *c, const vae_weights *w,
-                        vae_stream_plan *plan) {
-    stream s = {ctx, c, w, plan, {{0}}};
+                        vae_stream_plan *plan, stream_sizes *sizes) {
+    stream s = {ctx, c, w, plan, {{0}}, sizes};
     for (int i = 0; i < 3; ++i) s.t[i].data = plan->host[i];
     return s;
 }
 
-void digcl_vae_kl_encode_streamed(digcl_context *ctx, const digcl_vae_config *c,
-                                  const vae_weights *w, vae_stream_plan *plan, const float *image,
-                                  float *moments) {
-    stream s = stream_of(ctx, c, w, plan);
+/* image [3, 8h, 8w] -> moments [2 L, h, w], or with s->sizes the sizes only. */
+static void encode_flow(stream s, const float *image, float *moments) {
+    const digcl_vae_config *c = s.config;
+    const vae_stream_plan *plan = s.plan;
     char name[VAE_NAME_MAX];
     const host_tensor input = {(float *)image, 3, 8 * plan->h, 8 * plan->w};
     layer_out x = {0, {0}};
@@ -419,10 +389,10 @@ void digcl_vae_kl_encode_streamed(digcl_context *ctx, const digcl_vae_config *c,
     run_pass(&s, &quant, &s.t[head_slot], &result);
 }
 
-void digcl_vae_kl_decode_streamed(digcl_context *ctx, const digcl_vae_config *c,
-                                  const vae_weights *w, vae_stream_plan *plan, const float *z,
-                                  float *image) {
-    stream s = stream_of(ctx, c, w, plan);
+/* z [L, h, w] -> image [3, 8h, 8w], or with s->sizes the sizes only. */
+static void decode_flow(stream s, const float *z, float *image) {
+    const digcl_vae_config *c = s.config;
+    const vae_stream_plan *plan = s.plan;
     const int L = c->latent_channels, top = c->channels[DIGCL_VAE_LEVELS - 1];
     char name[VAE_NAME_MAX];
     const host_tensor latent = {(float *)z, L, plan->h, plan->w};
@@ -448,4 +418,43 @@ void digcl_vae_kl_decode_streamed(digcl_context *ctx, const digcl_vae_config *c,
     const conv_pass head = {
         .conv = "decoder.conv_out", .K = 3, .norm = "decoder.conv_norm_out", .norm_stats = stats};
     run_pass(&s, &head, &s.t[x.slot], &result);
+}
+
+void digcl_vae_kl_encode_streamed(digcl_context *ctx, const digcl_vae_config *c,
+                                  const vae_weights *w, vae_stream_plan *plan, const float *image,
+                                  float *moments) {
+    encode_flow(stream_of(ctx, c, w, plan, NULL), image, moments);
+}
+
+void digcl_vae_kl_decode_streamed(digcl_context *ctx, const digcl_vae_config *c,
+                                  const vae_weights *w, vae_stream_plan *plan, const float *z,
+                                  float *image) {
+    decode_flow(stream_of(ctx, c, w, plan, NULL), z, image);
+}
+
+/* ---------------------------------------------------------------- plan sizes */
+
+size_t digcl_vae_stream_plan_size(vae_stream_plan *p, const digcl_vae_config *c, int part, int h,
+                                  int w, size_t strip_floats) {
+    memset(p, 0, sizeof *p);
+    p->part = part, p->h = h, p->w = w;
+    stream_sizes sizes = {0};
+    const stream dry = stream_of(NULL, c, NULL, p, &sizes); /* the network, sizes only */
+    if (part == DIGCL_VAE_ENCODER) encode_flow(dry, NULL, NULL);
+    else decode_flow(dry, NULL, NULL);
+    const size_t T = (size_t)h * w;
+    p->latent_floats = sizes.latent;
+    p->strip_floats = max_size(strip_floats, max_size(sizes.strip, sizes.latent));
+    for (int i = 0; i < 3; ++i) p->host_floats[i] = sizes.slot[i];
+    digcl_groupnorm_shape g = {1, c->groups, (int)(p->strip_floats / (size_t)c->groups), c->groups,
+                               c->eps};
+    p->norm_floats = digcl_groupnorm_workspace_floats(&g);
+    p->score_floats = T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
+    return sizeof(float) *
+           (5 * p->strip_floats + 3 * p->latent_floats + p->norm_floats + p->score_floats);
+}
+
+size_t digcl_vae_stream_host_bytes(const vae_stream_plan *p) {
+    return sizeof(float) *
+           (p->host_floats[0] + p->host_floats[1] + p->host_floats[2] + p->strip_floats);
 }
