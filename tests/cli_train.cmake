@@ -31,9 +31,10 @@ add_test(NAME cli_train_bad_data_exits_nonzero
 set_tests_properties(cli_train_bad_data_exits_nonzero PROPERTIES PASS_REGULAR_EXPRESSION
   "/no/such/folder.*exit=[12]")
 
-# Six steps, then: the run folder, log.jsonl, config.json, loss.png; resume with another model
-# refused; resume with another lr accepted with a warning; export EMA and model weights;
-# `digcl plot` redraws the loss curve, refuses to overwrite log.jsonl, names a missing log.
+# Six steps, then: the run folder, log.jsonl (elapsed_s, then train_s), config.json, loss.png;
+# resume with another model refused; resume with another lr accepted with a warning; export EMA
+# and model weights; `digcl plot` redraws the loss curve, refuses to overwrite log.jsonl, names a
+# missing log.
 add_test(NAME cli_train_run_resume_export
   COMMAND sh -c "rm -rf \"$2\" && mkdir -p \"$2\" && cd \"$2\" &&
     \"$1\" train ${DIGCL_TRAIN_TINY_TEXT} --max-steps 6 --log-every 2 --ckpt-every 3 --keep 1 --results-dir r 2>&1 &&
@@ -51,7 +52,7 @@ add_test(NAME cli_train_run_resume_export
   sh ${DIGCL_BIN} "${DIGCL_TRAIN_WORK}/run")
 set_tests_properties(cli_train_run_resume_export PROPERTIES ENVIRONMENT "${DIGCL_TRAIN_ENV}" TIMEOUT 600
   PASS_REGULAR_EXPRESSION
-  "run folder r/000-custom.*step 6: saved r/000-custom/checkpoints/0000006.safetensors.*config.json.*log.jsonl.*loss.png.*0000006.safetensors.*\\{\"step\":2,\"epoch\":0,\"loss\":.*cannot resume: the checkpoint's model is.*exit=2.*warning: resuming with changed settings: lr 0.0001 -> 0.0002.*resuming r/000-custom/checkpoints/0000006.safetensors at step 6.*done after 8 steps.*exit=0.*wrote the ema weights.*exit=0.*is the checkpoint itself.*exit=2.*not a digcl training checkpoint.*exit=1.*wrote p.png.*exit=0.*PNG.*refusing to overwrite an input.*exit=2.*checkpoints/log.jsonl: cannot read.*exit=1")
+  "run folder r/000-custom.*step 6: saved r/000-custom/checkpoints/0000006.safetensors.*config.json.*log.jsonl.*loss.png.*0000006.safetensors.*\\{\"step\":2,\"epoch\":0,\"loss\":.*\"elapsed_s\":[-+.0-9e]+,\"train_s\":[-+.0-9e]+\\}.*cannot resume: the checkpoint's model is.*exit=2.*warning: resuming with changed settings: lr 0.0001 -> 0.0002.*resuming r/000-custom/checkpoints/0000006.safetensors at step 6.*done after 8 steps.*exit=0.*wrote the ema weights.*exit=0.*is the checkpoint itself.*exit=2.*not a digcl training checkpoint.*exit=1.*wrote p.png.*exit=0.*PNG.*refusing to overwrite an input.*exit=2.*checkpoints/log.jsonl: cannot read.*exit=1")
 
 # A non-finite loss stops with the step and the value, keeps the last good checkpoint, exits 1.
 add_test(NAME cli_train_nonfinite_exits_1

@@ -162,7 +162,19 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-/* Tensor bytes of two safetensors files are equal, names and all. */
+/* A copy of train.state JSON without its "train_seconds" (a clock, not
+ * training state; the check fails when the field is missing). */
+static char *without_clock(const char *json) {
+    const char *key = strstr(json, ",\"train_seconds\":");
+    if (!key) fail_msg("train.state has no \"train_seconds\": %s", json);
+    const char *end = key + 1 + strcspn(key + 1, ",}");
+    char *out = malloc(strlen(json) + 1);
+    snprintf(out, strlen(json) + 1, "%.*s%s", (int)(key - json), json, end);
+    return out;
+}
+
+/* Tensor bytes of two safetensors files are equal, names and all, and so is
+ * train.state but for the training seconds. */
 static void assert_same_tensors(const char *a, const char *b) {
     digcl_safetensors *x = digcl_st_open_or_die(a), *y = digcl_st_open_or_die(b);
     assert_int_equal(x->n_tensors, y->n_tensors);
@@ -173,7 +185,10 @@ static void assert_same_tensors(const char *a, const char *b) {
         if (memcmp(x->tensors[i].data, y->tensors[i].data, bytes) != 0)
             fail_msg("tensor %s differs between %s and %s", x->tensors[i].name, a, b);
     }
-    assert_string_equal(digcl_st_metadata(x, "train.state"), digcl_st_metadata(y, "train.state"));
+    char *sa = without_clock(digcl_st_metadata(x, "train.state"));
+    char *sb = without_clock(digcl_st_metadata(y, "train.state"));
+    assert_string_equal(sa, sb);
+    free(sa), free(sb);
     digcl_st_close(x), digcl_st_close(y);
 }
 
@@ -192,6 +207,52 @@ static char *log_losses(const char *run_dir) {
     }
     fclose(f);
     return out;
+}
+
+/* The clock of log.jsonl: elapsed_s and train_s of every line, in order. */
+typedef struct log_clock {
+    int count;
+    int64_t step[16];
+    double elapsed[16], train[16];
+} log_clock;
+
+static log_clock read_log_clock(const char *run_dir) {
+    char path[4200], line[2048];
+    snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    log_clock c = {0};
+    while (c.count < 16 && fgets(line, sizeof line, f)) {
+        const char *elapsed = strstr(line, ",\"elapsed_s\":"),
+                   *train = strstr(line, ",\"train_s\":");
+        if (!elapsed || !train || train < elapsed) fail_msg("log line without the clock: %s", line);
+        c.step[c.count] = strtoll(line + strlen("{\"step\":"), NULL, 10);
+        c.elapsed[c.count] = strtod(elapsed + strlen(",\"elapsed_s\":"), NULL);
+        c.train[c.count++] = strtod(train + strlen(",\"train_s\":"), NULL);
+    }
+    fclose(f);
+    return c;
+}
+
+/* The split run's clock: the first process (steps 2, 4) counts from 0, its
+ * checkpoint at step 5 holds its seconds, and the resumed process (6, 8)
+ * counts on from there: train_s never falls across the resume. Values are
+ * printed with 6 digits, hence the relative tolerance. */
+static void check_resumed_clock(const char *split, double saved_seconds) {
+    log_clock c = read_log_clock(split);
+    assert_int_equal(c.count, 4);
+    assert_int_equal(c.step[1], 4), assert_int_equal(c.step[2], 6);
+    const double tol = 1e-5;
+    for (int i = 0; i < 2; i++) assert_true(c.train[i] == c.elapsed[i]);
+    assert_true(saved_seconds > 0 && saved_seconds >= c.train[1] * (1 - tol));
+    for (int i = 2; i < 4; i++)
+        if (fabs(c.train[i] - (saved_seconds + c.elapsed[i])) > tol * c.train[i])
+            fail_msg("step %lld: train_s %g, not the checkpoint's %g + elapsed_s %g",
+                     (long long)c.step[i], c.train[i], saved_seconds, c.elapsed[i]);
+    for (int i = 1; i < 4; i++)
+        if (c.train[i] < c.train[i - 1])
+            fail_msg("train_s fell from %g (step %lld) to %g (step %lld)", c.train[i - 1],
+                     (long long)c.step[i - 1], c.train[i], (long long)c.step[i]);
 }
 
 /* ------------------------------------------------------------ tests */
@@ -234,6 +295,8 @@ static void check_resume(digcl_arch arch) {
     assert_int_equal(resumed.epoch, 1);
     assert_int_equal(resumed.batch_in_epoch, 1);
     assert_int_equal(resumed.log_count, 1);
+    assert_true(resumed.train_seconds > 0 && resumed.train_seconds == first.train_seconds);
+    const double saved_seconds = resumed.train_seconds;
     o = loop_options(split, 8);
     assert_int_equal(digcl_train_loop(h.trainer, &h.source, &o, &resumed, error, sizeof error),
                      DIGCL_TRAIN_DONE);
@@ -247,6 +310,8 @@ static void check_resume(digcl_arch arch) {
     assert_string_equal(la, lb);
     assert_non_null(strstr(la, "\"step\":8"));
     free(la), free(lb);
+    check_resumed_clock(split, saved_seconds);
+    assert_true(resumed.train_seconds > saved_seconds); /* advanced at the checkpoints */
     snprintf(a, sizeof a, "%s/loss.png", straight);
     assert_true(file_exists(a));
 }
@@ -500,13 +565,23 @@ static void test_trainer_memory(void **unused) {
 static void test_state_json(void **unused) {
     (void)unused;
     digcl_train_state s = {123456789, 7,     42, 18446744073709551615ull, 3, 0.1, 0.2, 1e-30,
-                           3.5,       12.25, 2};
+                           3.5,       12.25, 2,  1234.5678901234567};
     char *json = digcl_train_state_to_json(&s);
     digcl_train_state back;
     char error[256];
     assert_int_equal(digcl_train_state_from_json(json, &back, error, sizeof error), 0);
     assert_memory_equal(&s, &back, sizeof s);
-    free(json);
+    /* An older checkpoint without the field: no seconds yet, the rest as written. */
+    char *old = without_clock(json);
+    assert_int_equal(digcl_train_state_from_json(old, &back, error, sizeof error), 0);
+    assert_true(back.train_seconds == 0.0);
+    back.train_seconds = s.train_seconds;
+    assert_memory_equal(&s, &back, sizeof s);
+    char bad[1024];
+    snprintf(bad, sizeof bad, "%.*s,\"train_seconds\":-1}", (int)(strlen(old) - 1), old);
+    assert_int_equal(digcl_train_state_from_json(bad, &back, error, sizeof error), -1);
+    assert_non_null(strstr(error, "\"train_seconds\""));
+    free(old), free(json);
     assert_int_equal(digcl_train_state_from_json("{\"step\":-1}", &back, error, sizeof error), -1);
     assert_non_null(strstr(error, "\"step\""));
 }

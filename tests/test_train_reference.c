@@ -212,7 +212,7 @@ static void run_reference(const char *name, const digcl_train_objective *objecti
     char checkpoint[512];
     snprintf(checkpoint, sizeof checkpoint, "%s/test-train-reference-%s.safetensors",
              getenv("DIGCL_TEST_BINARY_DIR") ? getenv("DIGCL_TEST_BINARY_DIR") : "/tmp", name);
-    digcl_train_state state = {STEPS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    digcl_train_state state = {STEPS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
     assert_int_equal(
         digcl_train_checkpoint_save(trainer, &state, NULL, checkpoint, error, sizeof error), 0);
     compare_stores(name, checkpoint);

@@ -165,6 +165,11 @@ typedef struct digcl_train_state {
      * file names none). A resume needs the same; every rank's position is
      * (epoch, batch_in_epoch) of its own shard. */
     int64_t world_size;
+    /* Seconds the run has trained (inside digcl_train_loop, all its
+     * processes) up to the newest checkpoint: each checkpoint sets it to the
+     * value at the loop's start plus the loop's own seconds. 0 when the file
+     * names none (older checkpoints). */
+    double train_seconds;
 } digcl_train_state;
 
 char *digcl_train_state_to_json(const digcl_train_state *state); /* malloc'ed; NULL: no memory */
@@ -248,6 +253,7 @@ typedef struct digcl_train_log_entry {
     double images_per_second;
     double data_wait_ms; /* mean per step */
     double elapsed_s;    /* since this process started training */
+    double train_s;      /* the whole run's: train_seconds at the start + elapsed_s */
 } digcl_train_log_entry;
 
 /* Why the loop stopped. */
@@ -293,7 +299,8 @@ typedef struct digcl_train_loop_options {
 
 /* Runs from `state` (fresh: zeros and the seed; resumed: as loaded) until a
  * stop condition, checkpointing every ckpt_every steps and at the end.
- * state is updated. error receives the reason for NONFINITE and FAILED. */
+ * state is updated (train_seconds at each checkpoint). error receives the
+ * reason for NONFINITE and FAILED. */
 digcl_train_stop digcl_train_loop(digcl_trainer *trainer, const digcl_train_source *source,
                                   const digcl_train_loop_options *options, digcl_train_state *state,
                                   char *error, size_t size);

@@ -73,6 +73,7 @@ char *digcl_train_state_to_json(const digcl_train_state *s) {
     add_exact(log, "grad_norm", s->log_grad_norm);
     add_exact(log, "data_wait_ms", s->log_data_wait_ms);
     cJSON_AddItemToObject(root, "log_interval", log);
+    add_exact(root, "train_seconds", s->train_seconds);
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return text;
@@ -91,6 +92,21 @@ static int get_count(const cJSON *object, const char *key, int64_t *out) {
         return -1;
     *out = (int64_t)value;
     return 0;
+}
+
+/* The fields that older checkpoints lack: world_size (one process: 1) and
+ * train_seconds (0). NULL, or the field that is invalid. */
+static const char *read_optional(const cJSON *root, digcl_train_state *s) {
+    s->world_size = 1;
+    s->train_seconds = 0.0;
+    if (cJSON_GetObjectItemCaseSensitive(root, "world_size") &&
+        (get_count(root, "world_size", &s->world_size) || s->world_size < 1))
+        return "\"world_size\"";
+    if (cJSON_GetObjectItemCaseSensitive(root, "train_seconds") &&
+        (get_number(root, "train_seconds", &s->train_seconds) || !isfinite(s->train_seconds) ||
+         s->train_seconds < 0))
+        return "\"train_seconds\" (seconds, >= 0)";
+    return NULL;
 }
 
 int digcl_train_state_from_json(const char *json, digcl_train_state *s, char *error, size_t size) {
@@ -113,10 +129,7 @@ int digcl_train_state_from_json(const char *json, digcl_train_state *s, char *er
                               get_number(log, "data_wait_ms", &s->log_data_wait_ms)
                           ? "\"log_interval\" sums"
                           : NULL;
-    s->world_size = 1; /* checkpoints of one process name none */
-    if (!bad && cJSON_GetObjectItemCaseSensitive(root, "world_size") &&
-        (get_count(root, "world_size", &s->world_size) || s->world_size < 1))
-        bad = "\"world_size\"";
+    if (!bad) bad = read_optional(root, s);
     if (!bad) {
         char *end = NULL;
         s->seed = strtoull(seed->valuestring, &end, 10);

@@ -19,6 +19,7 @@ typedef struct loop_run {
     digcl_train_state *state;
     FILE *log_file; /* run/log.jsonl, appended */
     double start, interval_start, last_drain;
+    double base_seconds;     /* state->train_seconds when this process started */
     int64_t interval_steps;  /* steps of this process in the log interval */
     int64_t last_checkpoint; /* step of the newest complete checkpoint, -1 none */
     char bad[256];           /* first non-finite value, "" if none */
@@ -71,10 +72,15 @@ static void write_log_line(loop_run *run, const digcl_train_log_entry *e) {
     fprintf(run->log_file,
             "{\"step\":%lld,\"epoch\":%lld,\"loss\":%.17g,\"mse\":%.17g,\"vb\":%.17g,"
             "\"grad_norm\":%.17g,\"lr\":%.9g,\"img_per_s\":%.6g,\"data_wait_ms\":%.6g,"
-            "\"elapsed_s\":%.6g}\n",
+            "\"elapsed_s\":%.6g,\"train_s\":%.6g}\n",
             (long long)e->step, (long long)e->epoch, e->loss, e->mse, e->vb, e->grad_norm, e->lr,
-            e->images_per_second, e->data_wait_ms, e->elapsed_s);
+            e->images_per_second, e->data_wait_ms, e->elapsed_s, e->train_s);
     fflush(run->log_file);
+}
+
+/* Training seconds of the whole run at `now`: every earlier process's and this one's. */
+static double run_seconds(const loop_run *run, double now) {
+    return run->base_seconds + (now - run->start);
 }
 
 static double ranks(const digcl_train_loop_options *o) {
@@ -98,7 +104,8 @@ static void log_interval(loop_run *run) {
                                       ranks(run->options) / fmax(now - run->interval_start, 1e-9)
                                 : 0.0,
         s->log_data_wait_ms / count,
-        now - run->start};
+        now - run->start,
+        run_seconds(run, now)};
     write_log_line(run, &e);
     if (run->options->on_log) run->options->on_log(&e, run->options->user);
     s->log_count = 0;
@@ -120,6 +127,8 @@ static int checkpoint(loop_run *run) {
     const digcl_train_loop_options *o = run->options;
     int64_t step = run->state->step;
     if (step == run->last_checkpoint) return 0;
+    /* Every rank keeps its clock; rank 0's is the one saved. */
+    run->state->train_seconds = run_seconds(run, digcl_seconds_now());
     if (o->read_only) { /* another rank writes it */
         run->last_checkpoint = step;
         return 0;
@@ -236,6 +245,7 @@ digcl_train_stop digcl_train_loop(digcl_trainer *trainer, const digcl_train_sour
     if (open_run(&run) == 0) {
         source->seek(source->user, state->epoch, state->batch_in_epoch);
         run.start = run.interval_start = run.last_drain = digcl_seconds_now();
+        run.base_seconds = state->train_seconds;
         stop = run_steps(&run);
     }
     if (stop == DIGCL_TRAIN_NONFINITE) {
