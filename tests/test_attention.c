@@ -68,14 +68,34 @@ static void extract_part(const digcl_attention_shape *s, int which, const float 
         }
 }
 
+static double norm2(const double *x, size_t n) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += x[i] * x[i];
+    return sqrt(sum);
+}
+
+/* Each of dq, dk, dv within 1e-4 relative L2. A part that is exactly zero (T = 1: one key,
+ * P = 1, dS = 0) has no relative error; its error is measured against the norm of the whole
+ * dqkv instead (a forward whose arithmetic differs from the backward's recomputation leaves
+ * dS at rounding level there, not exactly 0). */
 static void compare_dqkv(const digcl_attention_shape *s, const float *got, const double *want) {
     const size_t part = out_count(s);
     float *got_part = malloc(part * sizeof *got_part);
     double *want_part = malloc(part * sizeof *want_part);
     const char *labels[3] = {"  dq", "  dk", "  dv"};
+    const double whole = norm2(want, qkv_count(s));
     for (int which = 0; which < 3; which++) {
         extract_part(s, which, got, want, got_part, want_part);
-        test_assert_close(labels[which], got_part, want_part, part, 1e-4);
+        if (norm2(want_part, part) > 0.0) {
+            test_assert_close(labels[which], got_part, want_part, part, 1e-4);
+            continue;
+        }
+        double sum = 0.0;
+        for (size_t i = 0; i < part; i++) sum += (double)got_part[i] * got_part[i];
+        const double error = isfinite(sum) ? sqrt(sum) / whole : INFINITY;
+        print_message("  %-48s L2 %.3e of |dqkv| (exactly zero; tolerance 1e-04)\n", labels[which],
+                      error);
+        assert_true(error < 1e-4);
     }
     free(got_part), free(want_part);
 }

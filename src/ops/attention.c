@@ -3,8 +3,12 @@
  * every kernel stays within ~40 KiB of local memory (NVIDIA: 48 KiB). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "digcl/attention.h"
+#include "digcl/log.h"
+#include "gemm_backend.h"
 
 enum {
     KEY_BLOCK = 32,       /* BKB: query rows per dq group, keys per dk/dv group */
@@ -87,9 +91,58 @@ static void launch_rows(digcl_context *ctx, cl_kernel kernel, const char *label,
     launch_groups(ctx, kernel, label, s, rows_per_group, rows_per_group);
 }
 
+/* ---------------------------------------------------------------- tensor-core forward */
+
+/* DIGCL_ATTENTION_FORWARD: simt (default; cl/attention.cl), tensor (cl/attention_tc.cl on
+ * NVIDIA sm_80+; opt-in until measured, docs/PERFORMANCE.md), tensor-emulate (the same
+ * kernel with the PTX emulated, any device: tests). Read once per process. */
+typedef enum forward_path { FORWARD_SIMT, FORWARD_TENSOR, FORWARD_TENSOR_EMULATE } forward_path;
+
+static forward_path forward_choice(const digcl_context *ctx, int head_dim) {
+    static int forced = -1;
+    if (forced < 0) {
+        const char *value = getenv("DIGCL_ATTENTION_FORWARD");
+        if (!value || !*value || strcmp(value, "simt") == 0) forced = FORWARD_SIMT;
+        else if (strcmp(value, "tensor") == 0) forced = FORWARD_TENSOR;
+        else if (strcmp(value, "tensor-emulate") == 0) forced = FORWARD_TENSOR_EMULATE;
+        else
+            digcl_fatal("DIGCL_ATTENTION_FORWARD='%s' is not an attention forward (expected simt, "
+                        "tensor or tensor-emulate)",
+                        value);
+    }
+    if (forced == FORWARD_TENSOR && !digcl_gemm_tc_supported(digcl_context_device(ctx)))
+        digcl_fatal("DIGCL_ATTENTION_FORWARD=tensor needs an NVIDIA GPU of compute capability 8.0 "
+                    "or newer; device '%s' is not one",
+                    digcl_context_device(ctx)->name);
+    return head_dim % 8 == 0 ? (forward_path)forced : FORWARD_SIMT; /* mma k steps of 8 */
+}
+
+enum { TC_QUERY_ROWS = 64, TC_GROUP = 128 };
+
+static void forward_tensor(digcl_context *ctx, const digcl_attention_shape *s, cl_mem qkv,
+                           cl_mem out, cl_mem logsumexp, int emulate) {
+    char options[128];
+    snprintf(options, sizeof options, "-DDH=%d -DBKV=%d -DSPLIT3=%d -DTC_EMULATE=%d", s->head_dim,
+             s->head_dim > 96 ? 16 : 32, digcl_context_precision(ctx) != DIGCL_PRECISION_TF32,
+             emulate);
+    cl_kernel kernel = digcl_kernel(ctx, "attention_tc", "attention_tc_forward", options);
+    digcl_arg_mem(kernel, 0, qkv);
+    digcl_arg_mem(kernel, 1, out);
+    digcl_arg_mem(kernel, 2, logsumexp);
+    digcl_arg_int(kernel, 3, s->T);
+    digcl_arg_int(kernel, 4, s->H);
+    digcl_arg_float(kernel, 5, attention_scale(s));
+    launch_groups(ctx, kernel, "attention_tc_forward", s, TC_QUERY_ROWS, TC_GROUP);
+}
+
 void digcl_attention_forward(digcl_context *ctx, const digcl_attention_shape *shape, cl_mem qkv,
                              cl_mem out, cl_mem logsumexp) {
     check_shape(shape);
+    const forward_path path = forward_choice(ctx, shape->head_dim);
+    if (path != FORWARD_SIMT) {
+        forward_tensor(ctx, shape, qkv, out, logsumexp, path == FORWARD_TENSOR_EMULATE);
+        return;
+    }
     cl_kernel kernel = attention_kernel(ctx, "attention_forward", shape->head_dim);
     digcl_arg_mem(kernel, 0, qkv);
     digcl_arg_mem(kernel, 1, out);
