@@ -4,9 +4,9 @@
 # Usage: scripts/gpu-run.sh [BUILD_DIR] [OUT_DIR] [tests|bench-ops|bench-model|bench-gla|gemm-variants|all]...
 # gemm-variants (NVIDIA sm_80+ only, not part of all): the tensor-core kernel's variants
 # (DIGCL_GEMM_PREFETCH, DIGCL_GEMM_LDMATRIX, tiles), each checked by test_gemm before it is timed.
-# attention-tc (NVIDIA sm_80+ only, not part of all): the tensor-core attention forward
-# (DIGCL_ATTENTION_FORWARD=tensor) checked by test_attention and test_model_golden, then timed
-# against the SIMT forward (bench ops attention rows, DiT-S/2 forward at 1792 px).
+# attention-tc (NVIDIA sm_80+ only, not part of all): the tensor-core attention kernels
+# (DIGCL_ATTENTION_FORWARD/BACKWARD=tensor) checked by test_attention and test_model_golden,
+# then timed against the SIMT ones (bench ops attention rows, DiT-S/2 at 1792 px).
 # Logs go to OUT_DIR; a short summary is printed last.
 set -uo pipefail
 build=${1:-build}; out=${2:-/tmp/digcl-gpu}; shift 2 || true
@@ -57,19 +57,22 @@ if [[ " $steps " == *" gemm-variants "* ]]; then
   unset DIGCL_GEMM_PREFETCH DIGCL_GEMM_LDMATRIX
 fi
 if [[ " $steps " == *" attention-tc "* ]]; then
+  export DIGCL_ATTENTION_FORWARD=tensor DIGCL_ATTENTION_BACKWARD=tensor
   for t in test_attention test_model_golden; do
-    if DIGCL_ATTENTION_FORWARD=tensor "$build/tests/$t" > "$out/${t}_tc.log" 2>&1; then
-      summary+=("PASS $t with the tensor-core forward")
-    else summary+=("FAIL $t with the tensor-core forward (see ${t}_tc.log)"); fi
+    if "$build/tests/$t" > "$out/${t}_tc.log" 2>&1; then summary+=("PASS $t with the tensor-core kernels")
+    else summary+=("FAIL $t with the tensor-core kernels (see ${t}_tc.log)"); fi
   done
   for path in simt tensor; do
+    export DIGCL_ATTENTION_FORWARD=$path DIGCL_ATTENTION_BACKWARD=$path
     for precision in fp32 tf32; do
-      DIGCL_ATTENTION_FORWARD=$path "$build/bin/digcl" --precision $precision bench ops 2>&1 |
-        grep 'attention fwd' > "$out/attention_${path}_${precision}.txt"
-      summary+=("attention forward $path $precision: $(tr -s ' ' < "$out/attention_${path}_${precision}.txt" | head -n 2 | tr '\n' ';')")
-      line=$(DIGCL_ATTENTION_FORWARD=$path "$build/bin/digcl" --precision $precision bench model --model DiT-S/2 --batch 1 --image-size 1792 --only forward | tail -n 1)
-      summary+=("DiT-S/2 1792 forward $path $precision: $(echo "$line" | grep -oE '[0-9.]+ ms')")
+      "$build/bin/digcl" --precision $precision bench ops 2>&1 | grep 'attention' > "$out/attention_${path}_${precision}.txt"
+      summary+=("attention $path $precision: $(tr -s ' ' < "$out/attention_${path}_${precision}.txt" | tr '\n' ';')")
+      for only in forward fwd+bwd; do
+        line=$("$build/bin/digcl" --precision $precision bench model --model DiT-S/2 --batch 1 --image-size 1792 --only $only | tail -n 1)
+        summary+=("DiT-S/2 1792 $only $path $precision: $(echo "$line" | grep -oE '[0-9.]+ ms')")
+      done
     done
   done
+  unset DIGCL_ATTENTION_FORWARD DIGCL_ATTENTION_BACKWARD
 fi
 printf '%s\n' "${summary[@]}"

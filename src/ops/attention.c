@@ -93,39 +93,46 @@ static void launch_rows(digcl_context *ctx, cl_kernel kernel, const char *label,
 
 /* ---------------------------------------------------------------- tensor-core forward */
 
-/* DIGCL_ATTENTION_FORWARD: simt (default; cl/attention.cl), tensor (cl/attention_tc.cl on
- * NVIDIA sm_80+; opt-in until measured, docs/PERFORMANCE.md), tensor-emulate (the same
- * kernel with the PTX emulated, any device: tests). Read once per process. */
-typedef enum forward_path { FORWARD_SIMT, FORWARD_TENSOR, FORWARD_TENSOR_EMULATE } forward_path;
+/* DIGCL_ATTENTION_FORWARD and DIGCL_ATTENTION_BACKWARD: simt (default; cl/attention.cl),
+ * tensor (cl/attention_tc.cl on NVIDIA sm_80+; opt-in until measured, docs/PERFORMANCE.md),
+ * tensor-emulate (the same kernels with the PTX emulated, any device: tests). Each is read
+ * once per process; head dims that are not a multiple of 8 keep the SIMT kernels. */
+typedef enum attention_path { PATH_SIMT, PATH_TENSOR, PATH_TENSOR_EMULATE } attention_path;
 
-static forward_path forward_choice(const digcl_context *ctx, int head_dim) {
-    static int forced = -1;
-    if (forced < 0) {
-        const char *value = getenv("DIGCL_ATTENTION_FORWARD");
-        if (!value || !*value || strcmp(value, "simt") == 0) forced = FORWARD_SIMT;
-        else if (strcmp(value, "tensor") == 0) forced = FORWARD_TENSOR;
-        else if (strcmp(value, "tensor-emulate") == 0) forced = FORWARD_TENSOR_EMULATE;
-        else
-            digcl_fatal("DIGCL_ATTENTION_FORWARD='%s' is not an attention forward (expected simt, "
-                        "tensor or tensor-emulate)",
-                        value);
-    }
-    if (forced == FORWARD_TENSOR && !digcl_gemm_tc_supported(digcl_context_device(ctx)))
-        digcl_fatal("DIGCL_ATTENTION_FORWARD=tensor needs an NVIDIA GPU of compute capability 8.0 "
-                    "or newer; device '%s' is not one",
-                    digcl_context_device(ctx)->name);
-    return head_dim % 8 == 0 ? (forward_path)forced : FORWARD_SIMT; /* mma k steps of 8 */
+static attention_path parse_path(const char *variable) {
+    const char *value = getenv(variable);
+    if (!value || !*value || strcmp(value, "simt") == 0) return PATH_SIMT;
+    if (strcmp(value, "tensor") == 0) return PATH_TENSOR;
+    if (strcmp(value, "tensor-emulate") == 0) return PATH_TENSOR_EMULATE;
+    digcl_fatal("%s='%s' is not an attention kernel path (expected simt, tensor or "
+                "tensor-emulate)",
+                variable, value);
+}
+
+static attention_path path_choice(const digcl_context *ctx, int backward, int head_dim) {
+    static int chosen[2] = {-1, -1};
+    const char *variable = backward ? "DIGCL_ATTENTION_BACKWARD" : "DIGCL_ATTENTION_FORWARD";
+    if (chosen[backward] < 0) chosen[backward] = (int)parse_path(variable);
+    if (chosen[backward] == PATH_TENSOR && !digcl_gemm_tc_supported(digcl_context_device(ctx)))
+        digcl_fatal("%s=tensor needs an NVIDIA GPU of compute capability 8.0 or newer; device "
+                    "'%s' is not one",
+                    variable, digcl_context_device(ctx)->name);
+    return head_dim % 8 == 0 ? (attention_path)chosen[backward] : PATH_SIMT; /* mma k steps */
 }
 
 enum { TC_QUERY_ROWS = 64, TC_GROUP = 128 };
 
+static cl_kernel tensor_kernel(digcl_context *ctx, const char *name, int head_dim, int emulate) {
+    char options[128];
+    snprintf(options, sizeof options, "-DDH=%d -DBKV=%d -DSPLIT3=%d -DTC_EMULATE=%d", head_dim,
+             head_dim > 96 ? 16 : 32, digcl_context_precision(ctx) != DIGCL_PRECISION_TF32,
+             emulate);
+    return digcl_kernel(ctx, "attention_tc", name, options);
+}
+
 static void forward_tensor(digcl_context *ctx, const digcl_attention_shape *s, cl_mem qkv,
                            cl_mem out, cl_mem logsumexp, int emulate) {
-    char options[128];
-    snprintf(options, sizeof options, "-DDH=%d -DBKV=%d -DSPLIT3=%d -DTC_EMULATE=%d", s->head_dim,
-             s->head_dim > 96 ? 16 : 32, digcl_context_precision(ctx) != DIGCL_PRECISION_TF32,
-             emulate);
-    cl_kernel kernel = digcl_kernel(ctx, "attention_tc", "attention_tc_forward", options);
+    cl_kernel kernel = tensor_kernel(ctx, "attention_tc_forward", s->head_dim, emulate);
     digcl_arg_mem(kernel, 0, qkv);
     digcl_arg_mem(kernel, 1, out);
     digcl_arg_mem(kernel, 2, logsumexp);
@@ -138,9 +145,9 @@ static void forward_tensor(digcl_context *ctx, const digcl_attention_shape *s, c
 void digcl_attention_forward(digcl_context *ctx, const digcl_attention_shape *shape, cl_mem qkv,
                              cl_mem out, cl_mem logsumexp) {
     check_shape(shape);
-    const forward_path path = forward_choice(ctx, shape->head_dim);
-    if (path != FORWARD_SIMT) {
-        forward_tensor(ctx, shape, qkv, out, logsumexp, path == FORWARD_TENSOR_EMULATE);
+    const attention_path path = path_choice(ctx, 0, shape->head_dim);
+    if (path != PATH_SIMT) {
+        forward_tensor(ctx, shape, qkv, out, logsumexp, path == PATH_TENSOR_EMULATE);
         return;
     }
     cl_kernel kernel = attention_kernel(ctx, "attention_forward", shape->head_dim);
@@ -175,7 +182,14 @@ static void launch_backward_pass(digcl_context *ctx, const char *name,
                                  const digcl_attention_shape *s, int rows_per_group, int group_size,
                                  cl_mem qkv, cl_mem logsumexp, cl_mem dout, cl_mem delta,
                                  cl_mem dqkv) {
-    cl_kernel kernel = attention_kernel(ctx, name, s->head_dim);
+    const attention_path path = path_choice(ctx, 1, s->head_dim);
+    const int tensor = path != PATH_SIMT;
+    char tensor_name[64];
+    snprintf(tensor_name, sizeof tensor_name, "attention_tc_%s", name + strlen("attention_"));
+    cl_kernel kernel =
+        tensor ? tensor_kernel(ctx, tensor_name, s->head_dim, path == PATH_TENSOR_EMULATE)
+               : attention_kernel(ctx, name, s->head_dim);
+    if (tensor) rows_per_group = TC_QUERY_ROWS, group_size = TC_GROUP;
     digcl_arg_mem(kernel, 0, qkv);
     digcl_arg_mem(kernel, 1, dout);
     digcl_arg_mem(kernel, 2, logsumexp);
@@ -184,7 +198,7 @@ static void launch_backward_pass(digcl_context *ctx, const char *name,
     digcl_arg_int(kernel, 5, s->T);
     digcl_arg_int(kernel, 6, s->H);
     digcl_arg_float(kernel, 7, attention_scale(s));
-    launch_groups(ctx, kernel, name, s, rows_per_group, group_size);
+    launch_groups(ctx, kernel, tensor ? tensor_name : name, s, rows_per_group, group_size);
 }
 
 void digcl_attention_backward(digcl_context *ctx, const digcl_attention_shape *shape, cl_mem qkv,
