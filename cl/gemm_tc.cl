@@ -33,12 +33,23 @@
  * X stored transposed), SPLIT3 (0 or 1), VEC_A, VEC_B (float4 loads), VEC_C
  * (float2 stores), STEP_ACC (per-step accumulators), PREFETCH (1: the next K
  * step is loaded while this one computes; 2: the one after next), LDMATRIX
- * (fragments through ldmatrix instead of scalar local loads), TC_EMULATE (1: no PTX, for tests on
+ * (fragments through ldmatrix instead of scalar local loads), ASYNC (1: the
+ * operands go from global to local memory by cp.async in a three-stage
+ * pipeline, one barrier per K step, no register staging; only for A [M, K]
+ * and B stored [N, K] (TRANS_A 0, TRANS_B 1) with float4 chunks; TF32 then
+ * rounds at the fragment loads), TC_EMULATE (1: no PTX, for tests on
  * other devices). Strided batches over dimension 2. Needs sm_80 or newer
- * (mma .tf32, cvt.rna.tf32.f32). */
+ * (mma .tf32, cvt.rna.tf32.f32, cp.async). */
 
 #ifndef BK
 #define BK 16 /* 8 or 16 */
+#endif
+#ifndef ASYNC
+#define ASYNC 0
+#endif
+#define STAGES 3 /* ASYNC: K steps in flight */
+#if ASYNC && (TRANS_A || !TRANS_B || !VEC_A || !VEC_B)
+#error "ASYNC needs A [M, K] and B stored [N, K] with float4 chunks"
 #endif
 #define LDS (BK + 4) /* row g at bank offset g * LDS: distinct for BK = 8, 16 */
 #define WARPS_M (BM / WM)
@@ -176,8 +187,10 @@ static inline void split(float x, uint *hi, uint *lo) {
 #if SPLIT3
     *hi = to_tf32(x);
     *lo = to_tf32(x - as_float(*hi));
+#elif ASYNC
+    *hi = to_tf32(x), *lo = 0u; /* cp.async stores the raw value */
 #else
-    *hi = as_uint(x), *lo = 0u;
+    *hi = as_uint(x), *lo = 0u; /* stage() rounded it */
 #endif
 }
 
@@ -348,14 +361,95 @@ static inline void k_step(__global const float *A, int lda, __global const float
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
+#if ASYNC
+/* 16 bytes global -> local without registers (zero-filled when !valid). */
+static inline void copy16(__local float *to, __global const float *from, int valid) {
+#if TC_EMULATE
+    vstore4(valid ? vload4(0, from) : (float4)(0.0f), 0, to);
+#else
+    const uint address = (uint)(size_t)to; /* the .shared window offset */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(address), "l"(from),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+#endif
+}
+
+static inline void copy_commit(void) {
+#if !TC_EMULATE
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+/* This thread's copies of all but the newest STAGES - 2 groups have landed. */
+static inline void copy_wait(void) {
+#if !TC_EMULATE
+    asm volatile("cp.async.wait_group 1;" ::: "memory"); /* STAGES - 2 */
+#endif
+}
+
+/* K step k0 of both operands -> (As, Bs) by cp.async (one commit group). */
+static inline void issue(__global const float *A, int lda, __global const float *B, int ldb,
+                         int M, int N, int K, int m0, int n0, int k0, int tid, __local float *As,
+                         __local float *Bs) {
+    for (int c = 0; c < CHUNKS_A; c++) {
+        int m, k;
+        a_chunk(tid + c * THREADS, &m, &k);
+        const int valid = m0 + m < M && k0 + k < K;
+        copy16(As + m * LDS + k, valid ? A + (long)(m0 + m) * lda + k0 + k : A, valid);
+    }
+    for (int c = 0; c < CHUNKS_B; c++) {
+        int n, k;
+        b_chunk(tid + c * THREADS, &n, &k);
+        const int valid = n0 + n < N && k0 + k < K;
+        copy16(Bs + n * LDS + k, valid ? B + (long)(n0 + n) * ldb + k0 + k : B, valid);
+    }
+    copy_commit();
+}
+
+/* The K loop with STAGES buffers: wait for step s, one barrier (step s - 1's buffer is then
+ * free), issue step s + STAGES - 1 into it, compute step s. */
+static inline void async_loop(__global const float *A, int lda, __global const float *B, int ldb,
+                              int M, int N, int K, int m0, int n0, int tid, int wm, int wn,
+                              int lane, __local float (*As)[BM * LDS],
+                              __local float (*Bs)[BN * LDS], float acc[MT][NT][4]) {
+    const int steps = (K + BK - 1) / BK;
+    for (int s = 0; s < STAGES - 1; s++)
+        if (s < steps) issue(A, lda, B, ldb, M, N, K, m0, n0, s * BK, tid, As[s], Bs[s]);
+        else copy_commit(); /* empty groups keep the count uniform */
+    for (int s = 0; s < steps; s++) {
+        copy_wait();
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int next = s + STAGES - 1;
+        if (next < steps)
+            issue(A, lda, B, ldb, M, N, K, m0, n0, next * BK, tid, As[next % STAGES],
+                  Bs[next % STAGES]);
+        else copy_commit();
+        __local const float *as = As[s % STAGES], *bs = Bs[s % STAGES];
+#if STEP_ACC
+        float part[MT][NT][4];
+        zero_tile(part);
+        for (int kk = 0; kk < BK; kk += 8) warp_step(as, bs, kk, wm, wn, lane, part);
+        add_tile(acc, part);
+#else
+        for (int kk = 0; kk < BK; kk += 8) warp_step(as, bs, kk, wm, wn, lane, acc);
+#endif
+    }
+}
+#endif
+
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 gemm_tc(const int M, const int N, const int K, const float alpha, __global const float *A,
         const ulong a_offset, const int lda, const ulong stride_a, __global const float *B,
         const ulong b_offset, const int ldb, const ulong stride_b, const float beta,
         __global float *C, const ulong c_offset, const int ldc, const ulong stride_c) {
     /* [buffer][m][k] and [buffer][n][k]; 16-byte aligned for the float4 stores */
+#if ASYNC
+    __local float As[STAGES][BM * LDS] __attribute__((aligned(16)));
+    __local float Bs[STAGES][BN * LDS] __attribute__((aligned(16)));
+#else
     __local float As[2][BM * LDS] __attribute__((aligned(16)));
     __local float Bs[2][BN * LDS] __attribute__((aligned(16)));
+#endif
     const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, t = lane % 4, wm = warp / WARPS_N, wn = warp % WARPS_N;
     const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM;
@@ -368,7 +462,10 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
     zero_tile(acc);
 
     const int steps = (K + BK - 1) / BK;
-#if PREFETCH == 2
+#if ASYNC
+    (void)steps;
+    async_loop(A, lda, B, ldb, M, N, K, m0, n0, tid, wm, wn, lane, As, Bs, acc);
+#elif PREFETCH == 2
     /* two register sets: step s + 2 is fetched while step s computes */
     float ra0[LOADS_A], rb0[LOADS_B], ra1[LOADS_A], rb1[LOADS_B];
     fetch(A, lda, B, ldb, M, N, K, m0, n0, 0, tid, ra0, rb0);

@@ -3,7 +3,8 @@
 # checkout root, after `source .gpu/env.sh` (the GPU machine's runtime libraries, kept outside git).
 # Usage: scripts/gpu-run.sh [BUILD_DIR] [OUT_DIR] [tests|bench-ops|bench-model|bench-gla|gemm-variants|all]...
 # gemm-variants (NVIDIA sm_80+ only, not part of all): the tensor-core kernel's variants
-# (DIGCL_GEMM_PREFETCH, DIGCL_GEMM_LDMATRIX, tiles), each checked by test_gemm before it is timed.
+# (DIGCL_GEMM_PREFETCH, DIGCL_GEMM_LDMATRIX, DIGCL_GEMM_ASYNC), each checked by test_gemm before
+# it is timed (4096^3 and the DiG-S/2 MLP shapes, the DiG-S/2 step, both precisions).
 # attention-tc (NVIDIA sm_80+ only, not part of all): the tensor-core attention kernels
 # (DIGCL_ATTENTION_FORWARD/BACKWARD=tensor) checked by test_attention and test_model_golden,
 # then timed against the SIMT ones (bench ops attention rows, DiT-S/2 at 1792 px).
@@ -38,23 +39,23 @@ if want bench-model; then
   summary+=("bench model: done")
 fi
 if [[ " $steps " == *" gemm-variants "* ]]; then
-  for variant in "1 0" "2 0" "1 1" "2 1"; do
-    read -r prefetch ldmatrix <<< "$variant"
-    export DIGCL_GEMM_PREFETCH=$prefetch DIGCL_GEMM_LDMATRIX=$ldmatrix
-    tag="prefetch $prefetch ldmatrix $ldmatrix"
-    if ! "$build/tests/test_gemm" > "$out/test_gemm_p${prefetch}_l${ldmatrix}.log" 2>&1; then
+  for variant in "1 0 0" "1 1 0" "1 0 1" "1 1 1" "2 0 0"; do
+    read -r prefetch ldmatrix async <<< "$variant"
+    export DIGCL_GEMM_PREFETCH=$prefetch DIGCL_GEMM_LDMATRIX=$ldmatrix DIGCL_GEMM_ASYNC=$async
+    tag="prefetch $prefetch ldmatrix $ldmatrix async $async"
+    if ! "$build/tests/test_gemm" > "$out/test_gemm_p${prefetch}_l${ldmatrix}_a${async}.log" 2>&1; then
       summary+=("FAIL test_gemm with $tag"); continue
     fi
-    for tile in 128x64 256x128; do for precision in fp32 tf32; do
-      line=$(DIGCL_GEMM_TILE=$tile "$build/bin/digcl" --precision $precision bench gemm --size 4096 --seconds 1 | grep 'SGEMM 4096')
-      summary+=("$tag $tile $precision: ${line#*each, }")
-    done; done
     for precision in fp32 tf32; do
+      for shape in "--size 4096" "--shape 8192,1536,384,0,1" "--shape 8192,384,1536,0,1"; do
+        line=$("$build/bin/digcl" --precision $precision bench gemm $shape --seconds 1 | grep -E 'SGEMM 4096|(auto)' | head -n 1)
+        summary+=("$tag $precision $shape: ${line#*each, }")
+      done
       line=$("$build/bin/digcl" --precision $precision bench model --model DiG-S/2 --batch 32 --image-size 256 --only step | tail -n 1)
       summary+=("$tag DiG-S/2 step $precision: $(echo "$line" | grep -oE '[0-9.]+ ms +[0-9.]+ img/s')")
     done
   done
-  unset DIGCL_GEMM_PREFETCH DIGCL_GEMM_LDMATRIX
+  unset DIGCL_GEMM_PREFETCH DIGCL_GEMM_LDMATRIX DIGCL_GEMM_ASYNC
 fi
 if [[ " $steps " == *" attention-tc "* ]]; then
   export DIGCL_ATTENTION_FORWARD=tensor DIGCL_ATTENTION_BACKWARD=tensor

@@ -207,24 +207,23 @@ static void test_gemm_strided_batched(void **state) {
 /* --precision tf32: where the GEMM runs on tensor cores, one TF32 product per
  * term (relative L2 error at most 2e-3, and visibly above fp32's); elsewhere
  * the products stay fp32. A context of its own holds the precision. */
-static void test_gemm_tf32_precision(void **state) {
-    (void)state;
+/* One TF32 GEMM C = A op(B) (op(B) = B^T when transpose_b: B stored [N, K], the layout of
+ * the cp.async variant) against float32's reference: within the TF32 tolerance, and on tensor
+ * cores measurably not fp32. */
+static void run_tf32_case(digcl_context *ctx, test_rng *rng, int transpose_b) {
     enum { M = 257, N = 130, K = 300 };
-    digcl_context *ctx =
-        digcl_context_create(&(digcl_context_options){.precision = DIGCL_PRECISION_TF32});
-    assert_int_equal(digcl_context_precision(ctx), DIGCL_PRECISION_TF32);
-    test_rng rng = test_rng_seeded(16);
     float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
     float *want = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
     assert_true(a && b && want && got);
-    test_fill_normal(&rng, a, (size_t)M * K, 1.0f);
-    test_fill_normal(&rng, b, (size_t)K * N, 1.0f);
+    test_fill_normal(rng, a, (size_t)M * K, 1.0f);
+    test_fill_normal(rng, b, (size_t)K * N, 1.0f);
     digcl_buffer da = digcl_buffer_create(ctx, sizeof(float) * M * K, "tf32 A"),
                  db = digcl_buffer_create(ctx, sizeof(float) * K * N, "tf32 B"),
                  dc = digcl_buffer_create(ctx, sizeof(float) * M * N, "tf32 C");
     digcl_write(ctx, da.mem, 0, sizeof(float) * M * K, a);
     digcl_write(ctx, db.mem, 0, sizeof(float) * K * N, b);
     digcl_fill_f32(ctx, dc.mem, 0, (size_t)M * N, NAN);
+    const int ldb = transpose_b ? K : N;
     digcl_gemm_args args = {.M = M,
                             .N = N,
                             .K = K,
@@ -233,25 +232,36 @@ static void test_gemm_tf32_precision(void **state) {
                             .A = da.mem,
                             .lda = K,
                             .B = db.mem,
-                            .ldb = N,
+                            .ldb = ldb,
+                            .transpose_b = transpose_b,
                             .C = dc.mem,
                             .ldc = N};
     digcl_gemm(ctx, &args);
     digcl_read(ctx, dc.mem, 0, sizeof(float) * M * N, got);
     for (size_t i = 0; i < (size_t)M * N; i++) want[i] = 0.0f;
-    digcl_ref_gemm(0, 0, M, N, K, 1.0f, a, 0, K, b, 0, N, 0.0f, want, 0, N);
+    digcl_ref_gemm(0, transpose_b, M, N, K, 1.0f, a, 0, K, b, 0, ldb, 0.0f, want, 0, N);
     double *wide = malloc(sizeof(double) * M * N);
     for (size_t i = 0; i < (size_t)M * N; i++) wide[i] = want[i];
     double error = test_rel_l2(got, wide, (size_t)M * N);
     const int tensor = digcl_gemm_uses_tf32(ctx);
-    printf("  tf32 GEMM %dx%dx%d through %s: rel L2 %.3e\n", M, N, K, digcl_gemm_backend_name(ctx),
-           error);
+    printf("  tf32 GEMM %dx%dx%d t0%d through %s: rel L2 %.3e\n", M, N, K, transpose_b,
+           digcl_gemm_backend_name(ctx), error);
     assert_true(error <= 2e-3);
     if (tensor) assert_true(error > 1e-5); /* really one TF32 product */
     else assert_true(error < 1e-5);        /* no tensor cores: fp32 */
     digcl_buffer_release(&da), digcl_buffer_release(&db), digcl_buffer_release(&dc);
-    digcl_context_release(ctx);
     free(a), free(b), free(want), free(got), free(wide);
+}
+
+static void test_gemm_tf32_precision(void **state) {
+    (void)state;
+    digcl_context *ctx =
+        digcl_context_create(&(digcl_context_options){.precision = DIGCL_PRECISION_TF32});
+    assert_int_equal(digcl_context_precision(ctx), DIGCL_PRECISION_TF32);
+    test_rng rng = test_rng_seeded(16);
+    run_tf32_case(ctx, &rng, 0);
+    run_tf32_case(ctx, &rng, 1);
+    digcl_context_release(ctx);
 }
 
 static void test_reference_detects_errors(void **state) {

@@ -82,10 +82,12 @@ static int fits_int(const digcl_gemm_args *a) {
 /* Kernel variants for benchmarks, from the environment (cl/gemm_tc.cl):
  * DIGCL_GEMM_STEP_ACC=0 (3xTF32 without per-step accumulators),
  * DIGCL_GEMM_PREFETCH=2 (operands two K steps ahead), DIGCL_GEMM_LDMATRIX=1
- * (ldmatrix fragment loads; not on emulated runs). The defaults are the
- * measured choice. */
+ * (ldmatrix fragment loads; not on emulated runs), DIGCL_GEMM_ASYNC=1 (a
+ * three-stage cp.async pipeline where the layout allows it: A [M, K], B
+ * stored [N, K], float4-aligned, and the stages fit the local memory). The
+ * defaults are the measured choice. */
 typedef struct tc_variant {
-    int step_acc, prefetch, ldmatrix;
+    int step_acc, prefetch, ldmatrix, async;
 } tc_variant;
 
 static int env_int(const char *name, int fallback, int min, int max) {
@@ -106,7 +108,7 @@ static tc_variant variant(void) {
     if (read) return v;
     v = (tc_variant){env_int("DIGCL_GEMM_STEP_ACC", 1, 0, 1),
                      env_int("DIGCL_GEMM_PREFETCH", 1, 1, 2),
-                     env_int("DIGCL_GEMM_LDMATRIX", 0, 0, 1)};
+                     env_int("DIGCL_GEMM_LDMATRIX", 0, 0, 1), env_int("DIGCL_GEMM_ASYNC", 0, 0, 1)};
     if (digcl_gemm_tc_emulated()) v.ldmatrix = 0;
     read = 1;
     return v;
@@ -126,12 +128,16 @@ static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gem
     const int vec_a = vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a);
     const int vec_b = vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b);
     const int vec_c = a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
+    /* three stages of both tiles, padded rows of BK + 4 floats, within the local memory */
+    const size_t stage_bytes = (size_t)(t->bm + t->bn) * (t->bk + 4) * sizeof(float);
+    const int async = v.async && !a->transpose_a && a->transpose_b && vec_a && vec_b &&
+                      3 * stage_bytes + 1024 <= digcl_context_device(ctx)->local_mem_bytes;
     snprintf(options, sizeof options,
              "-D BM=%d -D BN=%d -D BK=%d -D WM=%d -D WN=%d -D TRANS_A=%d -D TRANS_B=%d "
              "-D SPLIT3=%d -D VEC_A=%d -D VEC_B=%d -D VEC_C=%d -D STEP_ACC=%d -D PREFETCH=%d "
-             "-D LDMATRIX=%d -D TC_EMULATE=%d",
+             "-D LDMATRIX=%d -D ASYNC=%d -D TC_EMULATE=%d",
              t->bm, t->bn, t->bk, t->wm, t->wn, a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0,
-             split3, vec_a, vec_b, vec_c, split3 && v.step_acc, v.prefetch, v.ldmatrix,
+             split3, vec_a, vec_b, vec_c, split3 && v.step_acc, v.prefetch, v.ldmatrix, async,
              digcl_gemm_tc_emulated());
     return digcl_kernel(ctx, "gemm_tc", "gemm_tc", options);
 }
