@@ -52,23 +52,7 @@
 #define NS (BKV / 8) /* 8-key tiles of S */
 #define NO (DH / 8)  /* 8-column tiles of O */
 
-#if TC_EMULATE
-static inline uint to_tf32(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
-#else
-static inline uint to_tf32(float x) {
-    uint r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
-}
-
-/* d[0..3] += a[0..3] (16x8) * b[0..1] (8x8) */
-static inline void mma_tf32(float *d, const uint *a, const uint *b) {
-    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-#endif
+#include "tensor_core.cl"
 
 static inline void split(float x, uint *hi, uint *lo) {
 #if SPLIT3
@@ -124,27 +108,58 @@ static inline float emulated_step(const float *a, const float *b) {
 }
 #endif
 
-/* S of this warp's 16 rows against the block's keys: s[NS][4] in the C layout. */
-static inline void scores(const uint q_hi[KT][4], const uint q_lo[KT][4],
-                          __global const float *qrow0, __global const float *qrow8, float qscale,
-                          __local const float *Ks, int lane, float s[NS][4]) {
+/* c[NS][4] = A B^T over the head dimension: A (16 x DH) is this warp's rows a0 (rows g) and
+ * a8 (rows g + 8) in global memory times m0 / m8 (0 for rows past T), B (BKV x DH) a local
+ * block of row stride ldb. The fragments of A are read on the fly. */
+static inline void scores_rows(__global const float *a0, __global const float *a8, float m0,
+                               float m8, __local const float *B, int ldb, int lane,
+                               float c[NS][4]) {
     const int g = lane / 4, t = lane % 4;
     for (int j = 0; j < NS; j++)
-        for (int r = 0; r < 4; r++) s[j][r] = 0.0f;
+        for (int r = 0; r < 4; r++) c[j][r] = 0.0f;
 #if TC_EMULATE
-    (void)q_hi, (void)q_lo;
     for (int j = 0; j < NS; j++)
         for (int r = 0; r < 4; r++) {
-            __global const float *q = r < 2 ? qrow0 : qrow8;
-            __local const float *k = Ks + (j * 8 + 2 * t + r % 2) * LDK;
+            __global const float *a = r < 2 ? a0 : a8;
+            const float m = r < 2 ? m0 : m8;
+            __local const float *b = B + (j * 8 + 2 * t + r % 2) * ldb;
             for (int kk = 0; kk < KT; kk++) {
-                float a[8], b[8];
-                for (int i = 0; i < 8; i++) a[i] = q[kk * 8 + i] * qscale, b[i] = k[kk * 8 + i];
-                s[j][r] += emulated_step(a, b);
+                float x[8], y[8];
+                for (int i = 0; i < 8; i++) x[i] = a[kk * 8 + i] * m, y[i] = b[kk * 8 + i];
+                c[j][r] += emulated_step(x, y);
             }
         }
 #else
-    (void)qrow0, (void)qrow8, (void)qscale;
+    for (int kk = 0; kk < KT; kk++) {
+        const float x[4] = {a0[kk * 8 + t] * m0, a8[kk * 8 + t] * m8, a0[kk * 8 + t + 4] * m0,
+                            a8[kk * 8 + t + 4] * m8};
+        uint a_hi[4], a_lo[4];
+        for (int r = 0; r < 4; r++) split(x[r], &a_hi[r], &a_lo[r]);
+        for (int j = 0; j < NS; j++) {
+            __local const float *b = B + (j * 8 + g) * ldb + kk * 8 + t;
+            uint b_hi[2], b_lo[2];
+            split(b[0], &b_hi[0], &b_lo[0]);
+            split(b[4], &b_hi[1], &b_lo[1]);
+            float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            products(d, a_hi, a_lo, b_hi, b_lo);
+            for (int r = 0; r < 4; r++) c[j][r] += d[r];
+        }
+    }
+#endif
+}
+
+/* S of this warp's 16 rows against the block's keys: s[NS][4] in the C layout. */
+static inline void scores(const uint q_hi[KT][4], const uint q_lo[KT][4],
+                          __global const float *qrow0, __global const float *qrow8, float m0,
+                          float m8, __local const float *Ks, int lane, float s[NS][4]) {
+#if TC_EMULATE
+    (void)q_hi, (void)q_lo;
+    scores_rows(qrow0, qrow8, m0, m8, Ks, LDK, lane, s);
+#else
+    (void)qrow0, (void)qrow8, (void)m0, (void)m8;
+    const int g = lane / 4, t = lane % 4;
+    for (int j = 0; j < NS; j++)
+        for (int r = 0; r < 4; r++) s[j][r] = 0.0f;
     for (int kk = 0; kk < KT; kk++)
         for (int j = 0; j < NS; j++) {
             __local const float *k = Ks + (j * 8 + g) * LDK + kk * 8 + t;
@@ -268,7 +283,8 @@ attention_tc_forward(__global const float *qkv, /* [N, T, 3, H, DH] */
         load_block(v, stride, key0, count, LDV, Vs, BKV);
         barrier(CLK_LOCAL_MEM_FENCE);
         float s[NS][4];
-        scores(q_hi, q_lo, qrow0, qrow8, qscale, Ks, lane, s);
+        scores(q_hi, q_lo, qrow0, qrow8, qa < T ? qscale : 0.0f, qb < T ? qscale : 0.0f, Ks, lane,
+               s);
         for (int j = 0; j < NS; j++)
             for (int r = 0; r < 4; r++) {
                 const int row = g + 8 * (r / 2), col = j * 8 + 2 * t + r % 2;
@@ -297,46 +313,6 @@ attention_tc_forward(__global const float *qkv, /* [N, T, 3, H, DH] */
 }
 
 /* ---------------------------------------------------------------- backward */
-
-/* c[NS][4] = A B^T over the head dimension: A (16 x DH) is this warp's rows a0 (rows g) and
- * a8 (rows g + 8) in global memory times m0 / m8 (0 for rows past T), B (BKV x DH) a local
- * block of row stride ldb. The fragments of A are read on the fly. */
-static inline void scores_rows(__global const float *a0, __global const float *a8, float m0,
-                               float m8, __local const float *B, int ldb, int lane,
-                               float c[NS][4]) {
-    const int g = lane / 4, t = lane % 4;
-    for (int j = 0; j < NS; j++)
-        for (int r = 0; r < 4; r++) c[j][r] = 0.0f;
-#if TC_EMULATE
-    for (int j = 0; j < NS; j++)
-        for (int r = 0; r < 4; r++) {
-            __global const float *a = r < 2 ? a0 : a8;
-            const float m = r < 2 ? m0 : m8;
-            __local const float *b = B + (j * 8 + 2 * t + r % 2) * ldb;
-            for (int kk = 0; kk < KT; kk++) {
-                float x[8], y[8];
-                for (int i = 0; i < 8; i++) x[i] = a[kk * 8 + i] * m, y[i] = b[kk * 8 + i];
-                c[j][r] += emulated_step(x, y);
-            }
-        }
-#else
-    for (int kk = 0; kk < KT; kk++) {
-        const float x[4] = {a0[kk * 8 + t] * m0, a8[kk * 8 + t] * m8, a0[kk * 8 + t + 4] * m0,
-                            a8[kk * 8 + t + 4] * m8};
-        uint a_hi[4], a_lo[4];
-        for (int r = 0; r < 4; r++) split(x[r], &a_hi[r], &a_lo[r]);
-        for (int j = 0; j < NS; j++) {
-            __local const float *b = B + (j * 8 + g) * ldb + kk * 8 + t;
-            uint b_hi[2], b_lo[2];
-            split(b[0], &b_hi[0], &b_lo[0]);
-            split(b[4], &b_hi[1], &b_lo[1]);
-            float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            products(d, a_hi, a_lo, b_hi, b_lo);
-            for (int r = 0; r < 4; r++) c[j][r] += d[r];
-        }
-    }
-#endif
-}
 
 /* count values of a [N, H, T] statistic from position first -> local (zero past count). */
 static void load_stats(__global const float *base, int first, int count, __local float *to) {

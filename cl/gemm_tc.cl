@@ -64,27 +64,7 @@
 #error "tile sizes must give every thread the same number of loads"
 #endif
 
-#if TC_EMULATE
-/* Tests on devices without tensor cores: the same kernel with the two PTX
- * instructions emulated (the second warp_step below). */
-static inline uint to_tf32(float x) { /* round to nearest, ties away */
-    return (as_uint(x) + 0x1000u) & 0xffffe000u;
-}
-#else
-static inline uint to_tf32(float x) {
-    uint r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
-}
-
-/* d[0..3] += a[0..3] (16x8) * b[0..1] (8x8) */
-static inline void mma_tf32(float *d, const uint *a, const uint *b) {
-    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-#endif
+#include "tensor_core.cl"
 
 /* Global loads run in chunks of VA (VB) consecutive stored elements: 4 with
  * VEC_A (VEC_B), which the host sets only when the offset, the leading
@@ -337,6 +317,19 @@ static inline void store_pair(__global float *C, int ldc, int M, int N, int m, i
 #endif
 }
 
+/* acc += the products of one K step from (As, Bs). */
+static inline void compute_step(__local const float *As, __local const float *Bs, int wm, int wn,
+                                int lane, float acc[MT][NT][4]) {
+#if STEP_ACC
+    float part[MT][NT][4]; /* this K step's products, added to acc with IEEE rounding */
+    zero_tile(part);
+    for (int kk = 0; kk < BK; kk += 8) warp_step(As, Bs, kk, wm, wn, lane, part);
+    add_tile(acc, part);
+#else
+    for (int kk = 0; kk < BK; kk += 8) warp_step(As, Bs, kk, wm, wn, lane, acc);
+#endif
+}
+
 /* K step s of `steps`: fetches step s + ahead into (free_a, free_b) (the
  * registers this step's operands came from, already staged), computes from
  * (As, Bs), stages step s + 1 from (next_a, next_b) into (As_next, Bs_next)
@@ -349,14 +342,7 @@ static inline void k_step(__global const float *A, int lda, __global const float
                           float acc[MT][NT][4]) {
     if (s + ahead < steps)
         fetch(A, lda, B, ldb, M, N, K, m0, n0, (s + ahead) * BK, tid, free_a, free_b);
-#if STEP_ACC
-    float part[MT][NT][4]; /* this K step's products, added to acc with IEEE rounding */
-    zero_tile(part);
-    for (int kk = 0; kk < BK; kk += 8) warp_step(As, Bs, kk, wm, wn, lane, part);
-    add_tile(acc, part);
-#else
-    for (int kk = 0; kk < BK; kk += 8) warp_step(As, Bs, kk, wm, wn, lane, acc);
-#endif
+    compute_step(As, Bs, wm, wn, lane, acc);
     if (s + 1 < steps) stage(As_next, Bs_next, tid, next_a, next_b);
     barrier(CLK_LOCAL_MEM_FENCE);
 }
@@ -424,15 +410,7 @@ static inline void async_loop(__global const float *A, int lda, __global const f
             issue(A, lda, B, ldb, M, N, K, m0, n0, next * BK, tid, As[next % STAGES],
                   Bs[next % STAGES]);
         else copy_commit();
-        __local const float *as = As[s % STAGES], *bs = Bs[s % STAGES];
-#if STEP_ACC
-        float part[MT][NT][4];
-        zero_tile(part);
-        for (int kk = 0; kk < BK; kk += 8) warp_step(as, bs, kk, wm, wn, lane, part);
-        add_tile(acc, part);
-#else
-        for (int kk = 0; kk < BK; kk += 8) warp_step(as, bs, kk, wm, wn, lane, acc);
-#endif
+        compute_step(As[s % STAGES], Bs[s % STAGES], wm, wn, lane, acc);
     }
 }
 #endif

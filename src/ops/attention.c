@@ -130,27 +130,15 @@ static cl_kernel tensor_kernel(digcl_context *ctx, const char *name, int head_di
     return digcl_kernel(ctx, "attention_tc", name, options);
 }
 
-static void forward_tensor(digcl_context *ctx, const digcl_attention_shape *s, cl_mem qkv,
-                           cl_mem out, cl_mem logsumexp, int emulate) {
-    cl_kernel kernel = tensor_kernel(ctx, "attention_tc_forward", s->head_dim, emulate);
-    digcl_arg_mem(kernel, 0, qkv);
-    digcl_arg_mem(kernel, 1, out);
-    digcl_arg_mem(kernel, 2, logsumexp);
-    digcl_arg_int(kernel, 3, s->T);
-    digcl_arg_int(kernel, 4, s->H);
-    digcl_arg_float(kernel, 5, attention_scale(s));
-    launch_groups(ctx, kernel, "attention_tc_forward", s, TC_QUERY_ROWS, TC_GROUP);
-}
-
 void digcl_attention_forward(digcl_context *ctx, const digcl_attention_shape *shape, cl_mem qkv,
                              cl_mem out, cl_mem logsumexp) {
     check_shape(shape);
     const attention_path path = path_choice(ctx, 0, shape->head_dim);
-    if (path != PATH_SIMT) {
-        forward_tensor(ctx, shape, qkv, out, logsumexp, path == PATH_TENSOR_EMULATE);
-        return;
-    }
-    cl_kernel kernel = attention_kernel(ctx, "attention_forward", shape->head_dim);
+    const int tensor = path != PATH_SIMT;
+    const char *label = tensor ? "attention_tc_forward" : "attention_forward";
+    cl_kernel kernel = tensor
+                           ? tensor_kernel(ctx, label, shape->head_dim, path == PATH_TENSOR_EMULATE)
+                           : attention_kernel(ctx, label, shape->head_dim);
     digcl_arg_mem(kernel, 0, qkv);
     digcl_arg_mem(kernel, 1, out);
     digcl_arg_mem(kernel, 2, logsumexp);
@@ -158,8 +146,9 @@ void digcl_attention_forward(digcl_context *ctx, const digcl_attention_shape *sh
     digcl_arg_int(kernel, 4, shape->H);
     digcl_arg_float(kernel, 5, attention_scale(shape));
     const attention_tiles tiles = choose_tiles(ctx, shape->head_dim);
-    launch_groups(ctx, kernel, "attention_forward", shape, FORWARD_GROUP / 4 * tiles.forward_rows,
-                  FORWARD_GROUP);
+    launch_groups(ctx, kernel, label, shape,
+                  tensor ? TC_QUERY_ROWS : FORWARD_GROUP / 4 * tiles.forward_rows,
+                  tensor ? TC_GROUP : FORWARD_GROUP);
 }
 
 size_t digcl_attention_backward_workspace_bytes(const digcl_attention_shape *shape) {

@@ -1,0 +1,24 @@
+/* tensor_core.cl: the two PTX instructions of the tensor-core kernels
+ * (cl/gemm_tc.cl, cl/attention_tc.cl; docs/PERFORMANCE.md "Tensor-core GEMM"):
+ *   to_tf32(x)          cvt.rna.tf32.f32, round to nearest (ties away) to TF32
+ *   mma_tf32(d, a, b)   d[0..3] += a[0..3] (16x8, row) * b[0..1] (8x8, col),
+ *                       mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
+ * With TC_EMULATE = 1 (tests on devices without tensor cores) only to_tf32
+ * exists, in plain C; the including kernel computes the products itself. */
+
+#if TC_EMULATE
+static inline uint to_tf32(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
+#else
+static inline uint to_tf32(float x) {
+    uint r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+static inline void mma_tf32(float *d, const uint *a, const uint *b) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
