@@ -75,9 +75,7 @@ size_t digcl_vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int
         digcl_groupnorm_shape g = {1, c->groups, (int)(p->act_floats / (size_t)c->groups),
                                    c->groups, c->eps};
         p->norm_floats = digcl_groupnorm_workspace_floats(&g);
-        const size_t T = latent;
-        p->score_floats =
-            T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
+        p->score_floats = digcl_vae_score_floats(latent);
     } else {
         p->act_floats = (size_t)c->channels[0] * pixels;
         col_full = p->act_floats * 9;
@@ -91,19 +89,23 @@ size_t digcl_vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int
            (3 * p->act_floats + p->col_floats + p->norm_floats + p->score_floats + in + out);
 }
 
-static digcl_buffer create(digcl_context *ctx, size_t floats, const char *what) {
+size_t digcl_vae_score_floats(size_t T) {
+    return T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
+}
+
+digcl_buffer digcl_vae_buffer(digcl_context *ctx, size_t floats, const char *what) {
     return digcl_buffer_create(ctx, (floats ? floats : 1) * sizeof(float), what);
 }
 
 void digcl_vae_plan_allocate(digcl_context *ctx, vae_plan *p) {
     const size_t pixels = (size_t)p->H * p->W, latent = pixels / 64;
     const int enc = p->part == DIGCL_VAE_ENCODER;
-    for (int i = 0; i < 3; ++i) p->act[i] = create(ctx, p->act_floats, "vae activations");
-    p->col = create(ctx, p->col_floats, "vae im2col scratch");
-    p->norm = create(ctx, p->norm_floats, "vae group-norm scratch");
-    p->scores = create(ctx, p->score_floats, "vae attention scores");
-    p->input = create(ctx, enc ? 3 * pixels : 8 * latent, "vae input tile");
-    p->output = create(ctx, enc ? 8 * latent : 3 * pixels, "vae output tile");
+    for (int i = 0; i < 3; ++i) p->act[i] = digcl_vae_buffer(ctx, p->act_floats, "vae activations");
+    p->col = digcl_vae_buffer(ctx, p->col_floats, "vae im2col scratch");
+    p->norm = digcl_vae_buffer(ctx, p->norm_floats, "vae group-norm scratch");
+    p->scores = digcl_vae_buffer(ctx, p->score_floats, "vae attention scores");
+    p->input = digcl_vae_buffer(ctx, enc ? 3 * pixels : 8 * latent, "vae input tile");
+    p->output = digcl_vae_buffer(ctx, enc ? 8 * latent : 3 * pixels, "vae output tile");
 }
 
 void digcl_vae_plan_release(vae_plan *p) {
@@ -452,10 +454,10 @@ void digcl_vae_encode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
     float *moments = malloc((size_t)job.out_channels * plane * sizeof *moments);
     if (!moments) digcl_fatal("vae encode: out of host memory");
     const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
+    vae_stream_plan *stream = t.streamed ? stream_plan_for(vae, DIGCL_VAE_ENCODER, h, w, &t) : NULL;
     for (int n = 0; n < N; ++n) {
-        if (t.streamed)
-            digcl_vae_kl_encode_streamed(vae->ctx, &vae->config, &weights,
-                                         stream_plan_for(vae, DIGCL_VAE_ENCODER, h, w, &t),
+        if (stream)
+            digcl_vae_kl_encode_streamed(vae->ctx, &vae->config, &weights, stream,
                                          images + n * image, moments);
         else run_tiled(vae, &job, &t, h, w, images + n * image, moments);
         for (size_t i = 0; i < (size_t)L * plane; ++i) {
@@ -483,14 +485,13 @@ void digcl_vae_decode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
     float *z = malloc((size_t)L * plane * sizeof *z);
     if (!z) digcl_fatal("vae decode: out of host memory");
     const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
+    vae_stream_plan *stream = t.streamed ? stream_plan_for(vae, DIGCL_VAE_DECODER, h, w, &t) : NULL;
     for (int n = 0; n < N; ++n) {
         for (size_t i = 0; i < (size_t)L * plane; ++i)
             z[i] = latents[n * L * plane + i] / latent_scale;
         float *image = images + (size_t)n * 3 * 64 * plane;
-        if (t.streamed)
-            digcl_vae_kl_decode_streamed(vae->ctx, &vae->config, &weights,
-                                         stream_plan_for(vae, DIGCL_VAE_DECODER, h, w, &t), z,
-                                         image);
+        if (stream)
+            digcl_vae_kl_decode_streamed(vae->ctx, &vae->config, &weights, stream, z, image);
         else run_tiled(vae, &job, &t, h, w, z, image);
     }
     free(z);
@@ -507,9 +508,9 @@ void digcl_vae_encode_sample(digcl_vae *vae, const digcl_vae_tiling *tiling, int
         vae->host_logvar = malloc(count * sizeof(float));
         if (!vae->host_mean || !vae->host_logvar)
             digcl_fatal("vae encode: out of host memory for %zu latents", count);
-        vae->sample_z = create(vae->ctx, count, "vae posterior sample");
-        vae->sample_logvar = create(vae->ctx, count, "vae posterior logvar");
-        vae->sample_eps = create(vae->ctx, count, "vae posterior eps");
+        vae->sample_z = digcl_vae_buffer(vae->ctx, count, "vae posterior sample");
+        vae->sample_logvar = digcl_vae_buffer(vae->ctx, count, "vae posterior logvar");
+        vae->sample_eps = digcl_vae_buffer(vae->ctx, count, "vae posterior eps");
         vae->sample_floats = count;
     }
     digcl_vae_encode(vae, tiling, N, H, W, images, vae->host_mean, vae->host_logvar);

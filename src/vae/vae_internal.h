@@ -46,6 +46,12 @@ typedef struct vae_plan {
     digcl_buffer act[3], col, norm, scores, input, output;
 } vae_plan;
 
+/* Floats of the mid-block attention's score buffer for T positions: T x T, capped at 64 MiB
+ * per query block (digcl_spatial_attention_forward takes blocks of rows). */
+size_t digcl_vae_score_floats(size_t T);
+/* A device buffer of `floats` floats (at least one). */
+digcl_buffer digcl_vae_buffer(digcl_context *ctx, size_t floats, const char *what);
+
 /* Sizes of a plan (no allocation); bytes of device memory it needs. */
 size_t digcl_vae_plan_size(vae_plan *plan, const digcl_vae_config *config, int part, int H, int W);
 void digcl_vae_plan_allocate(digcl_context *ctx, vae_plan *plan);

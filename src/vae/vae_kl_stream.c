@@ -18,8 +18,6 @@
 #include "digcl/vae_ops.h"
 #include "vae_internal.h"
 
-#define SCORE_CAP_FLOATS ((size_t)16 << 20) /* as vae.c: 64 MiB per query block */
-
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 /* A whole tensor in host memory. */
@@ -88,19 +86,15 @@ static size_t strip_need(const geometry *g, int C, int O, int R, int rows) {
 
 static const int DOWN[4] = {0, 0, 1, 1}; /* F.pad(x, (0, 1, 0, 1)) before the stride-2 conv */
 
-static digcl_buffer create(digcl_context *ctx, size_t floats, const char *what) {
-    return digcl_buffer_create(ctx, (floats ? floats : 1) * sizeof(float), what);
-}
-
 void digcl_vae_stream_plan_allocate(digcl_context *ctx, vae_stream_plan *p) {
-    p->in = create(ctx, p->strip_floats, "vae strip input");
-    p->norm = create(ctx, p->strip_floats, "vae strip normalised");
-    p->out = create(ctx, p->strip_floats, "vae strip output");
-    p->res = create(ctx, p->strip_floats, "vae strip residual");
-    p->col = create(ctx, p->strip_floats, "vae strip im2col scratch");
-    p->qkv = create(ctx, 3 * p->latent_floats, "vae attention q, k, v");
-    p->gn = create(ctx, p->norm_floats, "vae group-norm scratch");
-    p->scores = create(ctx, p->score_floats, "vae attention scores");
+    p->in = digcl_vae_buffer(ctx, p->strip_floats, "vae strip input");
+    p->norm = digcl_vae_buffer(ctx, p->strip_floats, "vae strip normalised");
+    p->out = digcl_vae_buffer(ctx, p->strip_floats, "vae strip output");
+    p->res = digcl_vae_buffer(ctx, p->strip_floats, "vae strip residual");
+    p->col = digcl_vae_buffer(ctx, p->strip_floats, "vae strip im2col scratch");
+    p->qkv = digcl_vae_buffer(ctx, 3 * p->latent_floats, "vae attention q, k, v");
+    p->gn = digcl_vae_buffer(ctx, p->norm_floats, "vae group-norm scratch");
+    p->scores = digcl_vae_buffer(ctx, p->score_floats, "vae attention scores");
     for (int i = 0; i < 3; ++i) p->host[i] = malloc((p->host_floats[i] + 1) * sizeof(float));
     p->staging = malloc(p->strip_floats * sizeof(float));
     if (!p->host[0] || !p->host[1] || !p->host[2] || !p->staging)
@@ -449,7 +443,7 @@ size_t digcl_vae_stream_plan_size(vae_stream_plan *p, const digcl_vae_config *c,
     digcl_groupnorm_shape g = {1, c->groups, (int)(p->strip_floats / (size_t)c->groups), c->groups,
                                c->eps};
     p->norm_floats = digcl_groupnorm_workspace_floats(&g);
-    p->score_floats = T * T < max_size(T, SCORE_CAP_FLOATS) ? T * T : max_size(T, SCORE_CAP_FLOATS);
+    p->score_floats = digcl_vae_score_floats(T);
     return sizeof(float) *
            (5 * p->strip_floats + 3 * p->latent_floats + p->norm_floats + p->score_floats);
 }
