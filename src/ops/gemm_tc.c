@@ -85,7 +85,9 @@ static int fits_int(const digcl_gemm_args *a) {
  * (ldmatrix fragment loads; not on emulated runs), DIGCL_GEMM_ASYNC=1 (a
  * three-stage cp.async pipeline where the layout allows it: A [M, K], B
  * stored [N, K], float4-aligned, and the stages fit the local memory). The
- * defaults are the measured choice. */
+ * defaults are the measured choice on the H200 (docs/PERFORMANCE.md): ldmatrix
+ * for 3xTF32 (DiG-S/2 step 52.2 -> 49.0 ms), cp.async for TF32 (35.4 -> 34.8
+ * ms; ldmatrix costs TF32 14 %). -1 below: the default of the precision. */
 typedef struct tc_variant {
     int step_acc, prefetch, ldmatrix, async;
 } tc_variant;
@@ -106,10 +108,9 @@ static tc_variant variant(void) {
     static int read;
     static tc_variant v;
     if (read) return v;
-    v = (tc_variant){env_int("DIGCL_GEMM_STEP_ACC", 1, 0, 1),
-                     env_int("DIGCL_GEMM_PREFETCH", 1, 1, 2),
-                     env_int("DIGCL_GEMM_LDMATRIX", 0, 0, 1), env_int("DIGCL_GEMM_ASYNC", 0, 0, 1)};
-    if (digcl_gemm_tc_emulated()) v.ldmatrix = 0;
+    v = (tc_variant){
+        env_int("DIGCL_GEMM_STEP_ACC", 1, 0, 1), env_int("DIGCL_GEMM_PREFETCH", 1, 1, 2),
+        env_int("DIGCL_GEMM_LDMATRIX", -1, 0, 1), env_int("DIGCL_GEMM_ASYNC", -1, 0, 1)};
     read = 1;
     return v;
 }
@@ -124,7 +125,10 @@ static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gem
                            size_t stride_a, size_t stride_b, size_t stride_c) {
     char options[320];
     const int split3 = digcl_context_precision(ctx) != DIGCL_PRECISION_TF32;
-    const tc_variant v = variant();
+    tc_variant v = variant();
+    if (v.ldmatrix < 0) v.ldmatrix = split3;
+    if (v.async < 0) v.async = !split3;
+    if (digcl_gemm_tc_emulated()) v.ldmatrix = 0;
     const int vec_a = vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a);
     const int vec_b = vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b);
     const int vec_c = a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
