@@ -93,18 +93,25 @@ static void launch_rows(digcl_context *ctx, cl_kernel kernel, const char *label,
 
 /* ---------------------------------------------------------------- tensor-core forward */
 
-/* DIGCL_ATTENTION_FORWARD and DIGCL_ATTENTION_BACKWARD: simt (default; cl/attention.cl),
- * tensor (cl/attention_tc.cl on NVIDIA sm_80+; opt-in until measured, docs/PERFORMANCE.md),
+/* DIGCL_ATTENTION_FORWARD and DIGCL_ATTENTION_BACKWARD: auto (default: tensor where the
+ * device has the tensor-core path of the GEMM, else simt), simt (cl/attention.cl), tensor
+ * (cl/attention_tc.cl on NVIDIA sm_80+; measured faster on the H200, docs/PERFORMANCE.md),
  * tensor-emulate (the same kernels with the PTX emulated, any device: tests). Each is read
  * once per process; head dims that are not a multiple of 8 keep the SIMT kernels. */
-typedef enum attention_path { PATH_SIMT, PATH_TENSOR, PATH_TENSOR_EMULATE } attention_path;
+typedef enum attention_path {
+    PATH_AUTO,
+    PATH_SIMT,
+    PATH_TENSOR,
+    PATH_TENSOR_EMULATE
+} attention_path;
 
 static attention_path parse_path(const char *variable) {
     const char *value = getenv(variable);
-    if (!value || !*value || strcmp(value, "simt") == 0) return PATH_SIMT;
+    if (!value || !*value || strcmp(value, "auto") == 0) return PATH_AUTO;
+    if (strcmp(value, "simt") == 0) return PATH_SIMT;
     if (strcmp(value, "tensor") == 0) return PATH_TENSOR;
     if (strcmp(value, "tensor-emulate") == 0) return PATH_TENSOR_EMULATE;
-    digcl_fatal("%s='%s' is not an attention kernel path (expected simt, tensor or "
+    digcl_fatal("%s='%s' is not an attention kernel path (expected auto, simt, tensor or "
                 "tensor-emulate)",
                 variable, value);
 }
@@ -113,21 +120,58 @@ static attention_path path_choice(const digcl_context *ctx, int backward, int he
     static int chosen[2] = {-1, -1};
     const char *variable = backward ? "DIGCL_ATTENTION_BACKWARD" : "DIGCL_ATTENTION_FORWARD";
     if (chosen[backward] < 0) chosen[backward] = (int)parse_path(variable);
-    if (chosen[backward] == PATH_TENSOR && !digcl_gemm_tc_supported(digcl_context_device(ctx)))
+    const int supported = digcl_gemm_tc_supported(digcl_context_device(ctx));
+    if (chosen[backward] == PATH_TENSOR && !supported)
         digcl_fatal("%s=tensor needs an NVIDIA GPU of compute capability 8.0 or newer; device "
                     "'%s' is not one",
                     variable, digcl_context_device(ctx)->name);
-    return head_dim % 8 == 0 ? (attention_path)chosen[backward] : PATH_SIMT; /* mma k steps */
+    attention_path path = (attention_path)chosen[backward];
+    if (path == PATH_AUTO) path = supported ? PATH_TENSOR : PATH_SIMT;
+    return head_dim % 8 == 0 ? path : PATH_SIMT; /* mma k steps */
 }
 
 enum { TC_QUERY_ROWS = 64, TC_GROUP = 128 };
 
+/* Two tensor-core designs with the same kernels and arguments (docs/PERFORMANCE.md):
+ * registers (cl/attention_tc.cl, S and P in mma registers; the TF32 default) and staged
+ * (cl/attention_tc_staged.cl, S and P through local memory; the 3xTF32 default, 15 %
+ * faster there on the H200). DIGCL_ATTENTION_TC_KERNELS=registers|staged overrides. */
+static int registers_design(const digcl_context *ctx) {
+    static int chosen = -1; /* -1 unread, 0 the precision's default, 1 registers, 2 staged */
+    if (chosen < 0) {
+        const char *value = getenv("DIGCL_ATTENTION_TC_KERNELS");
+        if (!value || !*value) chosen = 0;
+        else if (strcmp(value, "registers") == 0) chosen = 1;
+        else if (strcmp(value, "staged") == 0) chosen = 2;
+        else
+            digcl_fatal("DIGCL_ATTENTION_TC_KERNELS='%s' is not a tensor-core attention design "
+                        "(expected registers or staged)",
+                        value);
+    }
+    if (chosen) return chosen == 1;
+    return digcl_context_precision(ctx) == DIGCL_PRECISION_TF32;
+}
+
+/* registers: blocks of 32 keys (queries) where two buffers of two [BKV][dh + 4] tiles fit
+ * the local memory (dh <= 88 on NVIDIA's 48 KiB), else 16; emulation adds its exchange
+ * area. staged: 32, or 16 above dh 96. */
+static int tensor_block(digcl_context *ctx, int head_dim, int emulate, int registers) {
+    if (!registers) return head_dim > 96 ? 16 : 32;
+    const size_t fixed = 1024 + (emulate ? 4 * 32 * 12 * sizeof(float) : 0) + 4 * 32 * 4;
+    const size_t tiles = (size_t)4 * 32 * (size_t)(head_dim + 4) * sizeof(float);
+    return fixed + tiles <= digcl_context_device(ctx)->local_mem_bytes ? 32 : 16;
+}
+
+/* DIGCL_ATTENTION_TC_OPTIONS (benchmarks): more build options for the tensor-core kernels,
+ * such as -DSHUFFLE=0 or -cl-nv-maxrregcount=128. */
 static cl_kernel tensor_kernel(digcl_context *ctx, const char *name, int head_dim, int emulate) {
-    char options[128];
-    snprintf(options, sizeof options, "-DDH=%d -DBKV=%d -DSPLIT3=%d -DTC_EMULATE=%d", head_dim,
-             head_dim > 96 ? 16 : 32, digcl_context_precision(ctx) != DIGCL_PRECISION_TF32,
-             emulate);
-    return digcl_kernel(ctx, "attention_tc", name, options);
+    char options[384];
+    const char *extra = getenv("DIGCL_ATTENTION_TC_OPTIONS");
+    const int registers = registers_design(ctx);
+    snprintf(options, sizeof options, "-DDH=%d -DBKV=%d -DSPLIT3=%d -DTC_EMULATE=%d %.200s",
+             head_dim, tensor_block(ctx, head_dim, emulate, registers),
+             digcl_context_precision(ctx) != DIGCL_PRECISION_TF32, emulate, extra ? extra : "");
+    return digcl_kernel(ctx, registers ? "attention_tc" : "attention_tc_staged", name, options);
 }
 
 void digcl_attention_forward(digcl_context *ctx, const digcl_attention_shape *shape, cl_mem qkv,
