@@ -137,33 +137,23 @@ static inline float quad_reduce(float x, int is_max, __local uint *xchg, int lan
 
 /* c[NS][4] = A B^T over the head dimension: A (16 x DH) this warp's rows as raw A fragments
  * a[KT][4] (rows g, g + 8; columns 8 kk + t, 8 kk + t + 4), B (BKV x DH) a local block. */
-static inline void score_step(const uint a_hi[4], const uint a_lo[4], int kk,
-                              __local const float *B, int lane, float c[NS][4],
-                              __local uint *xchg) {
-    const int g = lane / 4, t = lane % 4;
-    for (int j = 0; j < NS; j++) {
-        __local const float *b = B + (j * 8 + g) * LD + kk * 8 + t;
-        uint b_hi[2], b_lo[2];
-        split(b[0], &b_hi[0], &b_lo[0]);
-        split(b[4], &b_hi[1], &b_lo[1]);
-        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        products(d, a_hi, a_lo, b_hi, b_lo, xchg, lane);
-        for (int r = 0; r < 4; r++) c[j][r] += d[r];
-    }
-}
-
-static inline void zero_scores(float c[NS][4]) {
-    for (int j = 0; j < NS; j++)
-        for (int r = 0; r < 4; r++) c[j][r] = 0.0f;
-}
-
 static inline void scores(const float a[KT][4], __local const float *B, int lane, float c[NS][4],
                           __local uint *xchg) {
-    zero_scores(c);
+    const int g = lane / 4, t = lane % 4;
+    for (int j = 0; j < NS; j++)
+        for (int r = 0; r < 4; r++) c[j][r] = 0.0f;
     for (int kk = 0; kk < KT; kk++) {
         uint a_hi[4], a_lo[4];
         for (int r = 0; r < 4; r++) split(a[kk][r], &a_hi[r], &a_lo[r]);
-        score_step(a_hi, a_lo, kk, B, lane, c, xchg);
+        for (int j = 0; j < NS; j++) {
+            __local const float *b = B + (j * 8 + g) * LD + kk * 8 + t;
+            uint b_hi[2], b_lo[2];
+            split(b[0], &b_hi[0], &b_lo[0]);
+            split(b[4], &b_hi[1], &b_lo[1]);
+            float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            products(d, a_hi, a_lo, b_hi, b_lo, xchg, lane);
+            for (int r = 0; r < 4; r++) c[j][r] += d[r];
+        }
     }
 }
 
@@ -213,6 +203,19 @@ static inline void stage_block(__global const float *base, int stride, int first
     }
 }
 
+/* Block `block` of two slices (row strides sa, sb) -> local A, B: the K/V (or Q/dout) pair
+ * every kernel streams. */
+static inline void stage_pair(__global const float *a, int sa, __global const float *b, int sb,
+                              int block, int T, __local float *A, __local float *B) {
+    stage_block(a, sa, block * BKV, T, A);
+    stage_block(b, sb, block * BKV, T, B);
+}
+
+/* The rows of block `block` that lie before T. */
+static inline int block_rows(int block, int T) {
+    return T - block * BKV < BKV ? T - block * BKV : BKV;
+}
+
 /* Rows row0 + g and row0 + g + 8 of this warp's 16: o * multiplier -> base rows (stride). */
 static inline void store_rows(const float o[NO][4], float m0, float m8, __global float *base,
                               int stride, int row0, int T, int lane) {
@@ -252,15 +255,12 @@ attention_tc_forward(__global const float *qkv, /* [N, T, 3, H, DH] */
     float o[NO][4];
     zero_acc(o);
     float m0 = -INFINITY, m8 = -INFINITY, l0 = 0.0f, l8 = 0.0f; /* l: this lane's columns */
-    stage_block(k, stride, 0, T, Ks[0]);
-    stage_block(v, stride, 0, T, Vs[0]);
+    stage_pair(k, stride, v, stride, 0, T, Ks[0], Vs[0]);
     for (int b = 0; b < blocks; b++) {
-        if (b + 1 < blocks) {
-            stage_block(k, stride, (b + 1) * BKV, T, Ks[(b + 1) % 2]);
-            stage_block(v, stride, (b + 1) * BKV, T, Vs[(b + 1) % 2]);
-        }
+        if (b + 1 < blocks)
+            stage_pair(k, stride, v, stride, b + 1, T, Ks[(b + 1) % 2], Vs[(b + 1) % 2]);
         barrier(CLK_LOCAL_MEM_FENCE);
-        const int count = T - b * BKV < BKV ? T - b * BKV : BKV;
+        const int count = block_rows(b, T);
         float s[NS][4]; /* [16 rows][BKV keys], C layout */
         scores(qf, Ks[b % 2], lane, s, xchg);
         float x0 = -INFINITY, x8 = -INFINITY;
@@ -326,15 +326,12 @@ attention_tc_backward_query(__global const float *qkv,       /* [N, T, 3, H, DH]
     const float e0 = qa < T ? delta[stats + qa] : 0.0f, e8 = qb < T ? delta[stats + qb] : 0.0f;
     float dq[NO][4];
     zero_acc(dq);
-    stage_block(k, stride, 0, T, Ks[0]);
-    stage_block(v, stride, 0, T, Vs[0]);
+    stage_pair(k, stride, v, stride, 0, T, Ks[0], Vs[0]);
     for (int b = 0; b < blocks; b++) {
-        if (b + 1 < blocks) {
-            stage_block(k, stride, (b + 1) * BKV, T, Ks[(b + 1) % 2]);
-            stage_block(v, stride, (b + 1) * BKV, T, Vs[(b + 1) % 2]);
-        }
+        if (b + 1 < blocks)
+            stage_pair(k, stride, v, stride, b + 1, T, Ks[(b + 1) % 2], Vs[(b + 1) % 2]);
         barrier(CLK_LOCAL_MEM_FENCE);
-        const int count = T - b * BKV < BKV ? T - b * BKV : BKV;
+        const int count = block_rows(b, T);
         float s[NS][4], dp[NS][4]; /* [16 queries][BKV keys] */
         scores(qf, Ks[b % 2], lane, s, xchg);
         scores(df, Vs[b % 2], lane, dp, xchg);
@@ -381,22 +378,18 @@ attention_tc_backward_key_value(__global const float *qkv,       /* [N, T, 3, H,
     float dk[NO][4], dv[NO][4];
     zero_acc(dk);
     zero_acc(dv);
-    stage_block(q, stride, 0, T, Qs[0]);
-    stage_block(g_out, dstride, 0, T, Gs[0]);
+    stage_pair(q, stride, g_out, dstride, 0, T, Qs[0], Gs[0]);
     load_stats(L, 0, T, Ls[0]);
     load_stats(E, 0, T, Es[0]);
     for (int b = 0; b < blocks; b++) {
         const int next = (b + 1) % 2;
         if (b + 1 < blocks) {
-            stage_block(q, stride, (b + 1) * BKV, T, Qs[next]);
-            stage_block(g_out, dstride, (b + 1) * BKV, T, Gs[next]);
-        }
-        if (b + 1 < blocks) {
+            stage_pair(q, stride, g_out, dstride, b + 1, T, Qs[next], Gs[next]);
             load_stats(L, (b + 1) * BKV, T, Ls[next]);
             load_stats(E, (b + 1) * BKV, T, Es[next]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        const int count = T - b * BKV < BKV ? T - b * BKV : BKV;
+        const int count = block_rows(b, T);
         __local const float *Lb = Ls[b % 2], *Eb = Es[b % 2];
         float st[NS][4], dpt[NS][4]; /* [16 keys][BKV queries] */
         scores(kf, Qs[b % 2], lane, st, xchg);

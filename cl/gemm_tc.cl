@@ -347,7 +347,32 @@ static inline void k_step(__global const float *A, int lda, __global const float
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-#if ASYNC /* copy16, copy_commit, copy_wait (all but the newest STAGES - 2 = 1 groups): tensor_core.cl */
+#if ASYNC
+/* 16 bytes global -> local without registers (zero-filled when !valid). */
+static inline void copy16(__local float *to, __global const float *from, int valid) {
+#if TC_EMULATE
+    vstore4(valid ? vload4(0, from) : (float4)(0.0f), 0, to);
+#else
+    const uint address = (uint)(size_t)to; /* the .shared window offset */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(address), "l"(from),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+#endif
+}
+
+static inline void copy_commit(void) {
+#if !TC_EMULATE
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+/* This thread's copies of all but the newest STAGES - 2 groups have landed. */
+static inline void copy_wait(void) {
+#if !TC_EMULATE
+    asm volatile("cp.async.wait_group 1;" ::: "memory"); /* STAGES - 2 */
+#endif
+}
+
 /* K step k0 of both operands -> (As, Bs) by cp.async (one commit group). */
 static inline void issue(__global const float *A, int lda, __global const float *B, int ldb,
                          int M, int N, int K, int m0, int n0, int k0, int tid, __local float *As,

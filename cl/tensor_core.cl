@@ -1,15 +1,12 @@
 /* tensor_core.cl: the PTX instructions of the tensor-core kernels
- * (cl/gemm_tc.cl, cl/attention_tc.cl; docs/PERFORMANCE.md "Tensor-core GEMM"):
+ * (cl/gemm_tc.cl, cl/attention_tc*.cl; docs/PERFORMANCE.md "Tensor-core GEMM"):
  *   to_tf32(x)          cvt.rna.tf32.f32, round to nearest (ties away) to TF32
  *   mma_tf32(d, a, b)   d[0..3] += a[0..3] (16x8, row) * b[0..1] (8x8, col),
  *                       mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
  *   shuffle_xor(x, m)   the value of lane (lane ^ m) of the warp, shfl.sync.bfly
- *   copy16(to, from, v) 16 bytes global -> local by cp.async.cg (zeros when !v);
- *   copy_commit()       closes this thread's group of copies;
- *   copy_wait()         waits until all but the newest group have landed
- * With TC_EMULATE = 1 (tests on devices without tensor cores) to_tf32 and the
- * copies exist in plain C (a copy is an ordinary load and store); the
- * including kernel computes products and exchanges between lanes itself. */
+ * With TC_EMULATE = 1 (tests on devices without tensor cores) only to_tf32
+ * exists, in plain C; the including kernel computes products and exchanges
+ * between lanes itself. */
 
 #if TC_EMULATE
 static inline uint to_tf32(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
@@ -35,26 +32,3 @@ static inline float shuffle_xor(float x, int mask) {
     return as_float(r);
 }
 #endif
-
-static inline void copy16(__local float *to, __global const float *from, int valid) {
-#if TC_EMULATE
-    vstore4(valid ? vload4(0, from) : (float4)(0.0f), 0, to);
-#else
-    const uint address = (uint)(size_t)to; /* the .shared window offset */
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(address), "l"(from),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-#endif
-}
-
-static inline void copy_commit(void) {
-#if !TC_EMULATE
-    asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-
-static inline void copy_wait(void) {
-#if !TC_EMULATE
-    asm volatile("cp.async.wait_group 1;" ::: "memory");
-#endif
-}
