@@ -65,6 +65,7 @@
 #endif
 
 #include "tensor_core.cl"
+#include "gemm_common.cl"
 
 /* Global loads run in chunks of VA (VB) consecutive stored elements: 4 with
  * VEC_A (VEC_B), which the host sets only when the offset, the leading
@@ -98,6 +99,7 @@ static inline void b_chunk(int c, int *n, int *k) {
 static inline void fetch(__global const float *A, int lda, __global const float *B, int ldb,
                          int M, int N, int K, int m0, int n0, int k0, int tid, float *ra,
                          float *rb) {
+    #pragma unroll
     for (int c = 0; c < CHUNKS_A; c++) {
         int m, k;
         a_chunk(tid + c * THREADS, &m, &k);
@@ -111,6 +113,7 @@ static inline void fetch(__global const float *A, int lda, __global const float 
         ra[c] = valid ? *p : 0.0f;
 #endif
     }
+    #pragma unroll
     for (int c = 0; c < CHUNKS_B; c++) {
         int n, k;
         b_chunk(tid + c * THREADS, &n, &k);
@@ -138,6 +141,7 @@ static inline float stored(float x) {
 /* Registers -> As[m][k], Bs[n][k]. A chunk along k is one float4 store. */
 static inline void stage(__local float *As, __local float *Bs, int tid, const float *ra,
                          const float *rb) {
+    #pragma unroll
     for (int c = 0; c < CHUNKS_A; c++) {
         int m, k;
         a_chunk(tid + c * THREADS, &m, &k);
@@ -145,10 +149,12 @@ static inline void stage(__local float *As, __local float *Bs, int tid, const fl
         *(__local float4 *)(As + m * LDS + k) = (float4)(stored(ra[4 * c]), stored(ra[4 * c + 1]),
                                                          stored(ra[4 * c + 2]), stored(ra[4 * c + 3]));
 #else
+        #pragma unroll
         for (int q = 0; q < VA; q++)
             As[(m + (TRANS_A ? q : 0)) * LDS + k + (TRANS_A ? 0 : q)] = stored(ra[VA * c + q]);
 #endif
     }
+    #pragma unroll
     for (int c = 0; c < CHUNKS_B; c++) {
         int n, k;
         b_chunk(tid + c * THREADS, &n, &k);
@@ -156,6 +162,7 @@ static inline void stage(__local float *As, __local float *Bs, int tid, const fl
         *(__local float4 *)(Bs + n * LDS + k) = (float4)(stored(rb[4 * c]), stored(rb[4 * c + 1]),
                                                          stored(rb[4 * c + 2]), stored(rb[4 * c + 3]));
 #else
+        #pragma unroll
         for (int q = 0; q < VB; q++)
             Bs[(n + (TRANS_B ? 0 : q)) * LDS + k + (TRANS_B ? q : 0)] = stored(rb[VB * c + q]);
 #endif
@@ -207,33 +214,43 @@ static inline void warp_step(__local const float *As, __local const float *Bs, i
                              int wn, int lane, float acc[MT][NT][4]) {
     uint a_hi[MT][4], a_lo[MT][4], b_hi[NT][2], b_lo[NT][2];
 #if LDMATRIX
+    #pragma unroll
     for (int i = 0; i < MT; i++) {
         uint x[4];
         ldmatrix_x4(As + (wm * WM + i * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * LDS + kk +
                         4 * (lane / 16),
                     x);
+        #pragma unroll
         for (int r = 0; r < 4; r++) split(as_float(x[r]), &a_hi[i][r], &a_lo[i][r]);
     }
+    #pragma unroll
     for (int j = 0; j < NT; j += 2) {
         uint x[4];
         ldmatrix_x4(Bs + (wn * WN + j * 8 + 8 * (lane / 16) + lane % 8) * LDS + kk +
                         4 * ((lane / 8) & 1),
                     x);
+        #pragma unroll
         for (int r = 0; r < 4; r++) split(as_float(x[r]), &b_hi[j + r / 2][r % 2], &b_lo[j + r / 2][r % 2]);
     }
 #else
+    #pragma unroll
     for (int i = 0; i < MT; i++) {
         float x[4];
         a_fragment(As, wm * WM + i * 16, kk, lane, x);
+        #pragma unroll
         for (int r = 0; r < 4; r++) split(x[r], &a_hi[i][r], &a_lo[i][r]);
     }
+    #pragma unroll
     for (int j = 0; j < NT; j++) {
         float x[2];
         b_fragment(Bs, wn * WN + j * 8, kk, lane, x);
+        #pragma unroll
         for (int r = 0; r < 2; r++) split(x[r], &b_hi[j][r], &b_lo[j][r]);
     }
 #endif
+    #pragma unroll
     for (int i = 0; i < MT; i++)
+        #pragma unroll
         for (int j = 0; j < NT; j++) {
 #if SPLIT3
             mma_tf32(acc[i][j], a_lo[i], b_hi[j]);
@@ -287,34 +304,21 @@ static inline void warp_step(__local const float *As, __local const float *Bs, i
 #endif
 
 static inline void zero_tile(float acc[MT][NT][4]) {
+    #pragma unroll
     for (int i = 0; i < MT; i++)
+        #pragma unroll
         for (int j = 0; j < NT; j++)
+            #pragma unroll
             for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 }
 
 static inline void add_tile(float acc[MT][NT][4], float part[MT][NT][4]) {
+    #pragma unroll
     for (int i = 0; i < MT; i++)
+        #pragma unroll
         for (int j = 0; j < NT; j++)
+            #pragma unroll
             for (int r = 0; r < 4; r++) acc[i][j][r] += part[i][j][r];
-}
-
-static inline float blend(float value, __global const float *c, float alpha, float beta) {
-    return beta == 0.0f ? alpha * value : alpha * value + beta * *c;
-}
-
-/* C[m, n..n+1] from two accumulators (n even). VEC_C (ldc, the offset and N
- * even): one float2 access. */
-static inline void store_pair(__global float *C, int ldc, int M, int N, int m, int n, float v0,
-                              float v1, float alpha, float beta) {
-    if (m >= M || n >= N) return;
-    __global float *c = C + (long)m * ldc + n;
-#if VEC_C
-    float2 old = beta == 0.0f ? (float2)(0.0f) : *(__global float2 *)c;
-    *(__global float2 *)c = (float2)(alpha * v0 + beta * old.x, alpha * v1 + beta * old.y);
-#else
-    c[0] = blend(v0, c, alpha, beta);
-    if (n + 1 < N) c[1] = blend(v1, c + 1, alpha, beta);
-#endif
 }
 
 /* acc += the products of one K step from (As, Bs). */
@@ -323,9 +327,11 @@ static inline void compute_step(__local const float *As, __local const float *Bs
 #if STEP_ACC
     float part[MT][NT][4]; /* this K step's products, added to acc with IEEE rounding */
     zero_tile(part);
+    #pragma unroll
     for (int kk = 0; kk < BK; kk += 8) warp_step(As, Bs, kk, wm, wn, lane, part);
     add_tile(acc, part);
 #else
+    #pragma unroll
     for (int kk = 0; kk < BK; kk += 8) warp_step(As, Bs, kk, wm, wn, lane, acc);
 #endif
 }
@@ -348,41 +354,18 @@ static inline void k_step(__global const float *A, int lda, __global const float
 }
 
 #if ASYNC
-/* 16 bytes global -> local without registers (zero-filled when !valid). */
-static inline void copy16(__local float *to, __global const float *from, int valid) {
-#if TC_EMULATE
-    vstore4(valid ? vload4(0, from) : (float4)(0.0f), 0, to);
-#else
-    const uint address = (uint)(size_t)to; /* the .shared window offset */
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(address), "l"(from),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-#endif
-}
-
-static inline void copy_commit(void) {
-#if !TC_EMULATE
-    asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-
-/* This thread's copies of all but the newest STAGES - 2 groups have landed. */
-static inline void copy_wait(void) {
-#if !TC_EMULATE
-    asm volatile("cp.async.wait_group 1;" ::: "memory"); /* STAGES - 2 */
-#endif
-}
-
 /* K step k0 of both operands -> (As, Bs) by cp.async (one commit group). */
 static inline void issue(__global const float *A, int lda, __global const float *B, int ldb,
                          int M, int N, int K, int m0, int n0, int k0, int tid, __local float *As,
                          __local float *Bs) {
+    #pragma unroll
     for (int c = 0; c < CHUNKS_A; c++) {
         int m, k;
         a_chunk(tid + c * THREADS, &m, &k);
         const int valid = m0 + m < M && k0 + k < K;
         copy16(As + m * LDS + k, valid ? A + (long)(m0 + m) * lda + k0 + k : A, valid);
     }
+    #pragma unroll
     for (int c = 0; c < CHUNKS_B; c++) {
         int n, k;
         b_chunk(tid + c * THREADS, &n, &k);
@@ -467,7 +450,9 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
                Bs[s & 1], As[(s + 1) & 1], Bs[(s + 1) & 1], ra, rb, ra, rb, acc);
 #endif
 
+    #pragma unroll
     for (int i = 0; i < MT; i++)
+        #pragma unroll
         for (int j = 0; j < NT; j++) {
             const int m = m0 + wm * WM + i * 16 + g, n = n0 + wn * WN + j * 8 + 2 * t;
             store_pair(C, ldc, M, N, m, n, acc[i][j][0], acc[i][j][1], alpha, beta);

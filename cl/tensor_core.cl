@@ -4,9 +4,13 @@
  *   mma_tf32(d, a, b)   d[0..3] += a[0..3] (16x8, row) * b[0..1] (8x8, col),
  *                       mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
  *   shuffle_xor(x, m)   the value of lane (lane ^ m) of the warp, shfl.sync.bfly
+ *   ARCH_PTX            written before an sm_90a instruction in an asm string: a PTX
+ *                       comment marker the runtime removes (cl/gemm_wgmma.cl)
  * With TC_EMULATE = 1 (tests on devices without tensor cores) only to_tf32
  * exists, in plain C; the including kernel computes products and exchanges
  * between lanes itself. */
+
+#define ARCH_PTX "// @@" /* src/runtime/program.c, ARCH_PTX_MARKER */
 
 #if TC_EMULATE
 static inline uint to_tf32(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }

@@ -7,6 +7,8 @@
  * axpy_float:   y[i] += alpha * x[i] for i < count (gradient sums).
  * gemm_sum_slices: the reduction of a split-K GEMM (below).
  * copy_columns: a block of columns between matrices of different row strides.
+ * transpose_batched: out[b, c, r] = in[b, r, c] for a strided batch (the wgmma GEMM's
+ *               K-major operands, src/ops/gemm_tc.c).
  */
 __kernel void copy_float4(__global const float4 *src, __global float4 *dst, const int count4) {
     int i = get_global_id(0);
@@ -47,4 +49,25 @@ __kernel void copy_columns(__global const float *src, const int src_stride, cons
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= columns || r >= rows) return;
     dst[(size_t)r * dst_stride + dst_column + c] = src[(size_t)r * src_stride + src_column + c];
+}
+
+/* transpose_batched: out[out_offset + b out_stride + c out_ld + r] =
+ *   in[in_offset + b in_stride + r in_ld + c]   for r < rows, c < cols, b < batch.
+ * 32 x 32 tiles through local memory (rows padded by one: no bank conflicts), so that
+ * both the reads and the writes of a warp are consecutive. Work-group (32, 8). */
+__kernel __attribute__((reqd_work_group_size(32, 8, 1))) void
+transpose_batched(__global const float *in, const ulong in_offset, const int in_ld,
+                  const ulong in_stride, const int rows, const int cols, __global float *out,
+                  const ulong out_offset, const int out_ld, const ulong out_stride) {
+    __local float tile[32][33];
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int c0 = get_group_id(0) * 32, r0 = get_group_id(1) * 32;
+    const ulong b = get_global_id(2);
+    in += in_offset + b * in_stride;
+    out += out_offset + b * out_stride;
+    for (int y = ty; y < 32; y += 8)
+        if (r0 + y < rows && c0 + tx < cols) tile[y][tx] = in[(size_t)(r0 + y) * in_ld + c0 + tx];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int y = ty; y < 32; y += 8)
+        if (c0 + y < cols && r0 + tx < rows) out[(size_t)(c0 + y) * out_ld + r0 + tx] = tile[tx][y];
 }

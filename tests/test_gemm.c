@@ -253,6 +253,100 @@ static void run_tf32_case(digcl_context *ctx, test_rng *rng, int transpose_b) {
     free(a), free(b), free(want), free(got), free(wide);
 }
 
+/* TF32 C = alpha op(A) op(B) + beta C (the wgmma kernel on compute capability 9.0,
+ * emulated with DIGCL_GEMM_WGMMA=1) over `batch` strided products, with padded leading
+ * dimensions and offsets (multiples of 4), edges in M, N and K, and a NaN-poisoned C
+ * when beta = 0. */
+typedef struct tf32_case {
+    int M, N, K, transpose_a, transpose_b, pad, batch; /* batch 0: one digcl_gemm (split-K) */
+    float alpha, beta;
+} tf32_case;
+
+static void run_tf32_layout_case(digcl_context *ctx, test_rng *rng, const tf32_case *given) {
+    tf32_case one = *given;
+    const tf32_case *c = &one;
+    one.batch = given->batch ? given->batch : 1;
+    size_t a_rows, a_cols, b_rows, b_cols;
+    stored_shape(c->transpose_a, c->M, c->K, &a_rows, &a_cols);
+    stored_shape(c->transpose_b, c->K, c->N, &b_rows, &b_cols);
+    const size_t lda = a_cols + c->pad, ldb = b_cols + 2 * c->pad, ldc = c->N + c->pad;
+    const size_t sa = a_rows * lda + 4, sb = b_rows * ldb + 8, sc = c->M * ldc + 2;
+    const size_t na = c->pad + c->batch * sa, nb = c->pad + c->batch * sb,
+                 nc = c->pad + c->batch * sc;
+    float *a = malloc(sizeof(float) * na), *b = malloc(sizeof(float) * nb);
+    float *c0 = malloc(sizeof(float) * nc), *got = malloc(sizeof(float) * nc);
+    float *slice = malloc(sizeof(float) * c->M * ldc);
+    double *want = malloc(sizeof(double) * nc);
+    assert_true(a && b && c0 && got && want && slice);
+    test_fill_normal(rng, a, na, 1.0f), test_fill_normal(rng, b, nb, 1.0f);
+    test_fill_normal(rng, c0, nc, 1.0f);
+    if (c->beta == 0.0f)
+        for (size_t i = 0; i < nc; i++) c0[i] = NAN;
+    digcl_buffer da = digcl_buffer_create(ctx, sizeof(float) * na, "tf32 A"),
+                 db = digcl_buffer_create(ctx, sizeof(float) * nb, "tf32 B"),
+                 dc = digcl_buffer_create(ctx, sizeof(float) * nc, "tf32 C");
+    digcl_write(ctx, da.mem, 0, sizeof(float) * na, a);
+    digcl_write(ctx, db.mem, 0, sizeof(float) * nb, b);
+    digcl_write(ctx, dc.mem, 0, sizeof(float) * nc, c0);
+    digcl_gemm_args args = {.M = c->M,
+                            .N = c->N,
+                            .K = c->K,
+                            .alpha = c->alpha,
+                            .beta = c->beta,
+                            .A = da.mem,
+                            .a_offset = c->pad,
+                            .lda = lda,
+                            .B = db.mem,
+                            .b_offset = c->pad,
+                            .ldb = ldb,
+                            .transpose_a = c->transpose_a,
+                            .transpose_b = c->transpose_b,
+                            .C = dc.mem,
+                            .c_offset = c->pad,
+                            .ldc = ldc};
+    if (given->batch) digcl_gemm_strided_batched(ctx, &args, sa, sb, sc, c->batch);
+    else digcl_gemm(ctx, &args);
+    digcl_read(ctx, dc.mem, 0, sizeof(float) * nc, got);
+    for (size_t i = 0; i < nc; i++) want[i] = c0[i];
+    for (int p = 0; p < c->batch; p++) {
+        const size_t at = c->pad + p * sc;
+        for (size_t i = 0; i < c->M * ldc; i++) slice[i] = c->beta == 0.0f ? 0.0f : c0[at + i];
+        digcl_ref_gemm(c->transpose_a, c->transpose_b, c->M, c->N, c->K, c->alpha, a,
+                       c->pad + p * sa, lda, b, c->pad + p * sb, ldb, c->beta, slice, 0, ldc);
+        for (int m = 0; m < c->M; m++)
+            for (int n = 0; n < c->N; n++) want[at + m * ldc + n] = slice[m * ldc + n];
+    }
+    for (size_t i = 0; i < nc; i++) /* outside the products C stays as it was (NaN too) */
+        if (isnan(want[i]) && isnan(got[i])) want[i] = 0.0, got[i] = 0.0f;
+    char label[96];
+    snprintf(label, sizeof label, "tf32 %d x %dx%dx%d t%d%d pad %d beta %g", c->batch, c->M, c->N,
+             c->K, c->transpose_a, c->transpose_b, c->pad, c->beta);
+    test_assert_close(label, got, want, nc, 2e-3);
+    free(a), free(b), free(c0), free(got), free(want), free(slice);
+    digcl_buffer_release(&da), digcl_buffer_release(&db), digcl_buffer_release(&dc);
+}
+
+static void test_gemm_tf32_layouts(void **state) {
+    (void)state;
+    digcl_context *ctx =
+        digcl_context_create(&(digcl_context_options){.precision = DIGCL_PRECISION_TF32});
+    test_rng rng = test_rng_seeded(17);
+    const tf32_case cases[] = {
+        {64, 128, 32, 0, 1, 0, 1, 1.0f, 0.0f},    /* one tile, one K step */
+        {1000, 384, 36, 0, 1, 4, 1, 1.0f, 0.0f},  /* K past one step, edges in M */
+        {70, 200, 516, 0, 1, 8, 3, -1.5f, 0.5f},  /* batches, alpha, beta, edges in N */
+        {132, 68, 1024, 0, 1, 4, 2, 0.25f, 1.0f}, /* N not a multiple of 64 */
+        {260, 136, 100, 0, 0, 4, 2, 1.0f, 0.0f},  /* B [K, N]: dX = dY W */
+        {132, 200, 300, 1, 0, 0, 1, 1.0f, 0.5f},  /* A^T, B [K, N]: dW = dY^T X */
+        {68, 72, 92, 1, 1, 4, 2, 2.0f, 0.0f},     /* A^T, B stored [N, K] */
+        {68, 72, 90, 1, 1, 4, 2, 2.0f, 0.0f},     /* K not a multiple of 4: the mma.sync kernel */
+        {96, 64, 8192, 1, 0, 0, 0, 1.0f, 0.0f},   /* dW: split-K slices as a batch */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        run_tf32_layout_case(ctx, &rng, &cases[i]);
+    digcl_context_release(ctx);
+}
+
 static void test_gemm_tf32_precision(void **state) {
     (void)state;
     digcl_context *ctx =
@@ -283,6 +377,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_auto_slices),
         cmocka_unit_test(test_gemm_strided_batched),
         cmocka_unit_test(test_gemm_tf32_precision),
+        cmocka_unit_test(test_gemm_tf32_layouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

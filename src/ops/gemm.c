@@ -111,7 +111,11 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *a, size_t sli
         plain_gemm(ctx, a);
         return;
     }
-    size_t width = a->K / slices, rest = a->K - width * slices, plane = a->M * a->N;
+    /* slices of a multiple of 4 where K is one, so that every slice keeps the float4
+     * alignment of the whole (the vector and wgmma kernels need it) */
+    size_t width = a->K / slices, plane = a->M * a->N;
+    if (a->K % 4 == 0 && width >= 4) width -= width % 4;
+    const size_t rest = a->K - width * slices;
     if ((slices * plane + 2) > 2147483647u || a->c_offset + a->M * a->ldc > 2147483647u)
         digcl_fatal("split-K GEMM of %zux%zu in %zu slices exceeds the int range", a->M, a->N,
                     slices);

@@ -146,11 +146,9 @@ static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gem
     return digcl_kernel(ctx, "gemm_tc", "gemm_tc", options);
 }
 
-int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a, size_t stride_b,
-                  size_t stride_c, size_t batch) {
-    if (!fits_int(a)) return 0;
-    const tc_tile *t = choose_tile(ctx, a, batch);
-    cl_kernel kernel = tc_kernel(ctx, t, a, stride_a, stride_b, stride_c);
+/* The arguments both kernels take, in their order. */
+static void set_gemm_args(cl_kernel kernel, const digcl_gemm_args *a, size_t stride_a,
+                          size_t stride_b, size_t stride_c) {
     unsigned i = 0;
     digcl_arg_int(kernel, i++, (int)a->M);
     digcl_arg_int(kernel, i++, (int)a->N);
@@ -169,6 +167,102 @@ int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
     digcl_arg_ulong(kernel, i++, a->c_offset);
     digcl_arg_int(kernel, i++, (int)a->ldc);
     digcl_arg_ulong(kernel, i++, stride_c);
+}
+
+/* ---------------------------------------------------------------- wgmma (sm_90a) */
+
+/* DIGCL_GEMM_WGMMA: unset, TF32 GEMMs with K a multiple of 4 run on cl/gemm_wgmma.cl on
+ * compute capability 9.0; 0 never; 1 also where the kernel is emulated
+ * (DIGCL_GEMM=tensor-emulate, tests). DIGCL_GEMM_WGMMA_BN=64|128 forces the tile width
+ * (benchmarks). */
+static int wgmma_wanted(const digcl_context *ctx) {
+    static int read, setting;
+    if (!read) setting = env_int("DIGCL_GEMM_WGMMA", -1, 0, 1), read = 1;
+    if (setting == 0) return 0;
+    if (digcl_gemm_tc_emulated()) return setting == 1;
+    return digcl_context_device(ctx)->nv_compute_capability == 90;
+}
+
+/* The kernel reads A [M, K] and B stored [N, K] directly where they are float4-aligned;
+ * an operand stored the other way gets a K-major copy first (transposed_copy). */
+static int wgmma_eligible(const digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
+                          size_t stride_b) {
+    return digcl_context_precision(ctx) == DIGCL_PRECISION_TF32 && a->K % 4 == 0 &&
+           (a->transpose_a || vector_ok(a->a_offset, a->lda, a->K, stride_a)) &&
+           (!a->transpose_b || vector_ok(a->b_offset, a->ldb, a->K, stride_b)) && wgmma_wanted(ctx);
+}
+
+/* 64 x 128 tiles where they give every compute unit two, else 64 x 64. */
+static int wgmma_width(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch) {
+    static int read, forced;
+    if (!read) forced = env_int("DIGCL_GEMM_WGMMA_BN", 0, 0, 128), read = 1;
+    if (forced == 64 || forced == 128) return forced;
+    if (forced)
+        digcl_fatal("DIGCL_GEMM_WGMMA_BN=%d is not a tile width (expected 64 or 128)", forced);
+    const size_t wide = ((a->M + 63) / 64) * ((a->N + 127) / 128) * batch;
+    return wide >= 2 * digcl_context_device(ctx)->compute_units ? 128 : 64;
+}
+
+/* X stored [K, rows] (offset, ld, batch stride) -> scratch `key` as [batch][rows][K]. */
+static cl_mem transposed_copy(digcl_context *ctx, const char *key, cl_mem X, size_t offset,
+                              size_t ld, size_t stride, size_t K, size_t rows, size_t batch) {
+    cl_mem copy = digcl_context_scratch(ctx, key, batch * rows * K * sizeof(float),
+                                        "K-major GEMM operand (wgmma)");
+    cl_kernel kernel = digcl_kernel(ctx, "util", "transpose_batched", "");
+    unsigned i = 0;
+    digcl_arg_mem(kernel, i++, X);
+    digcl_arg_ulong(kernel, i++, offset);
+    digcl_arg_int(kernel, i++, (int)ld);
+    digcl_arg_ulong(kernel, i++, stride);
+    digcl_arg_int(kernel, i++, (int)K);
+    digcl_arg_int(kernel, i++, (int)rows);
+    digcl_arg_mem(kernel, i++, copy);
+    digcl_arg_ulong(kernel, i++, 0);
+    digcl_arg_int(kernel, i++, (int)K);
+    digcl_arg_ulong(kernel, i++, rows * K);
+    size_t global[3] = {((rows + 31) / 32) * 32, ((K + 31) / 32) * 8, batch};
+    size_t local[3] = {32, 8, 1};
+    digcl_launch(ctx, kernel, "transpose_batched", 3, global, local);
+    return copy;
+}
+
+static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
+                         size_t stride_b, size_t stride_c, size_t batch) {
+    digcl_gemm_args k_major = *a; /* A [M, K], B stored [N, K] */
+    if (a->transpose_a) {
+        k_major.A = transposed_copy(ctx, "gemm wgmma A", a->A, a->a_offset, a->lda, stride_a, a->K,
+                                    a->M, batch);
+        k_major.a_offset = 0, k_major.lda = a->K, stride_a = a->M * a->K;
+    }
+    if (!a->transpose_b) {
+        k_major.B = transposed_copy(ctx, "gemm wgmma B", a->B, a->b_offset, a->ldb, stride_b, a->K,
+                                    a->N, batch);
+        k_major.b_offset = 0, k_major.ldb = a->K, stride_b = a->N * a->K;
+    }
+    const int bn = wgmma_width(ctx, a, batch);
+    const int vec_c = a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
+    char options[96];
+    snprintf(options, sizeof options, "-D BN=%d -D VEC_C=%d -D TC_EMULATE=%d", bn, vec_c,
+             digcl_gemm_tc_emulated());
+    cl_kernel kernel = digcl_kernel(ctx, "gemm_wgmma", "gemm_wgmma", options);
+    set_gemm_args(kernel, &k_major, stride_a, stride_b, stride_c);
+    size_t global[3] = {((a->N + bn - 1) / bn) * 128, (a->M + 63) / 64, batch};
+    size_t local[3] = {128, 1, 1};
+    digcl_launch(ctx, kernel, "gemm (wgmma)", 3, global, local);
+}
+
+/* ---------------------------------------------------------------- entry */
+
+int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a, size_t stride_b,
+                  size_t stride_c, size_t batch) {
+    if (!fits_int(a)) return 0;
+    if (wgmma_eligible(ctx, a, stride_a, stride_b)) {
+        launch_wgmma(ctx, a, stride_a, stride_b, stride_c, batch);
+        return 1;
+    }
+    const tc_tile *t = choose_tile(ctx, a, batch);
+    cl_kernel kernel = tc_kernel(ctx, t, a, stride_a, stride_b, stride_c);
+    set_gemm_args(kernel, a, stride_a, stride_b, stride_c);
     const size_t threads = 32 * (size_t)(t->bm / t->wm) * (size_t)(t->bn / t->wn);
     size_t global[3] = {((a->N + t->bn - 1) / t->bn) * threads, (a->M + t->bm - 1) / t->bm, batch};
     size_t local[3] = {threads, 1, 1};

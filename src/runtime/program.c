@@ -245,12 +245,36 @@ static cl_program build_from_binary(digcl_context *ctx, const unsigned char *bin
     return program;
 }
 
+/* DIGCL_BUILD_LOG=1 (kernel development): every program compiled from source
+ * hands its build log to the log handler, line by line, so that a compiler's
+ * report (NVIDIA: DIGCL_BUILD_OPTIONS=-cl-nv-verbose gives ptxas's registers,
+ * stack frame and spills per kernel) can be read for each kernel variant. */
+static void log_build_report(digcl_context *ctx, cl_program program, const char *label,
+                             const char *options) {
+    const char *wanted = getenv("DIGCL_BUILD_LOG");
+    if (!wanted || strcmp(wanted, "1") != 0) return;
+    size_t size = 0;
+    clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, 0, NULL, &size);
+    char *log = malloc(size + 1);
+    if (!log || clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, size, log,
+                                      NULL) != CL_SUCCESS) {
+        free(log);
+        return;
+    }
+    log[size] = '\0';
+    digcl_log(DIGCL_LOG_INFO, "build log of %s [%.1800s]:", label, options);
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
+        digcl_log(DIGCL_LOG_INFO, "  %.1900s", line);
+    free(log);
+}
+
 static cl_program build_from_source(digcl_context *ctx, const char *label, const char *source,
                                     size_t length, const char *options) {
     cl_int status;
     cl_program program = clCreateProgramWithSource(ctx->context, 1, &source, &length, &status);
     DIGCL_CL_CHECK(status);
     status = clBuildProgram(program, 1, &ctx->device.device, options, NULL, NULL);
+    if (status == CL_SUCCESS) log_build_report(ctx, program, label, options);
     if (status != CL_SUCCESS) {
         print_build_log(ctx, program, label, options);
         digcl_fatal(
@@ -258,6 +282,72 @@ static cl_program build_from_source(digcl_context *ctx, const char *label, const
             label, digcl_cl_error_name(status), ctx->device.name);
     }
     return program;
+}
+
+/* ------------------------------------------------------------ arch-specific PTX */
+
+/* NVIDIA's OpenCL compiler emits PTX for the plain target (sm_90 on Hopper), whose
+ * assembler rejects the arch-specific instructions (wgmma needs sm_90a). A kernel
+ * therefore writes each such instruction as a PTX comment behind ARCH_PTX_MARKER
+ * (cl/tensor_core.cl, ARCH_PTX); here the compiled PTX has the markers removed and its
+ * target renamed to the arch-specific one, and the driver compiles that. Only on compute
+ * capability 9.0, where the kernels that carry markers are chosen (src/ops/gemm_tc.c). */
+#define ARCH_PTX_MARKER "// @@"
+
+static char *arch_specific_ptx(const unsigned char *binary, size_t bytes, size_t *patched_bytes) {
+    const char *text = (const char *)binary, *end = text + bytes;
+    const size_t marker = strlen(ARCH_PTX_MARKER), target = strlen(".target sm_90");
+    char *out = malloc(bytes + 2), *o = out;
+    if (!out) return NULL;
+    int retargeted = 0;
+    for (const char *r = text; r < end && *r;) {
+        if ((size_t)(end - r) >= marker && memcmp(r, ARCH_PTX_MARKER, marker) == 0) {
+            r += marker;
+        } else if (!retargeted && (size_t)(end - r) > target &&
+                   memcmp(r, ".target sm_90", target) == 0 && r[target] != 'a') {
+            memcpy(o, ".target sm_90a", target + 1), o += target + 1, r += target;
+            retargeted = 1;
+        } else {
+            *o++ = *r++;
+        }
+    }
+    *o = '\0';
+    *patched_bytes = (size_t)(o - out); /* the text, as the driver returned it */
+    if (!retargeted) free(out), out = NULL;
+    return out;
+}
+
+static int has_arch_markers(const unsigned char *binary, size_t bytes) {
+    const size_t marker = strlen(ARCH_PTX_MARKER);
+    for (size_t i = 0; i + marker <= bytes; i++)
+        if (memcmp(binary + i, ARCH_PTX_MARKER, marker) == 0) return 1;
+    return 0;
+}
+
+/* The program with its marked instructions restored, or the program itself when it has
+ * none (every program on other devices). */
+static cl_program restore_arch_instructions(digcl_context *ctx, cl_program program,
+                                            const char *label, const char *options) {
+    if (ctx->device.nv_compute_capability != 90) return program;
+    size_t bytes = 0;
+    unsigned char *binary = program_binary(ctx, program, &bytes);
+    if (!binary || !has_arch_markers(binary, bytes)) {
+        free(binary);
+        return program;
+    }
+    size_t patched_bytes = 0;
+    char *patched = arch_specific_ptx(binary, bytes, &patched_bytes);
+    free(binary);
+    cl_program rebuilt =
+        patched ? build_from_binary(ctx, (const unsigned char *)patched, patched_bytes, options)
+                : NULL;
+    free(patched);
+    if (!rebuilt)
+        digcl_fatal("the driver rejected the sm_90a PTX of OpenCL program %s on %s\n"
+                    "---> HINT: DIGCL_GEMM_WGMMA=0 keeps the kernels without wgmma",
+                    label, ctx->device.name);
+    clReleaseProgram(program);
+    return rebuilt;
 }
 
 static void log_cache(digcl_context *ctx, const char *what, const char *label,
@@ -268,8 +358,12 @@ static void log_cache(digcl_context *ctx, const char *what, const char *label,
 
 cl_program digcl_program_from_source(digcl_context *ctx, const char *label, const char *source,
                                      size_t length, const char *options) {
+    /* DIGCL_BUILD_OPTIONS (kernel development): appended to every build, and so
+     * part of the cache key */
+    const char *extra = getenv("DIGCL_BUILD_OPTIONS");
     char full_options[2048];
-    snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 %s", options ? options : "");
+    snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 %s%s%.600s", options ? options : "",
+             extra && *extra ? " " : "", extra && *extra ? extra : "");
     char dir[4096], path[4200];
     digcl_kernel_cache_dir(dir, sizeof dir);
     cache_key key = compute_cache_key(ctx, source, length, full_options);
@@ -291,6 +385,7 @@ cl_program digcl_program_from_source(digcl_context *ctx, const char *label, cons
         }
     }
     cl_program program = build_from_source(ctx, label, source, length, full_options);
+    program = restore_arch_instructions(ctx, program, label, full_options);
     ctx->cache_stats.disk_misses++;
     log_cache(ctx, "compiled", label, options ? options : "");
     if (dir[0]) {
