@@ -81,12 +81,13 @@ static const char *backend_label(const digcl_context *ctx, digcl_gemm_backend_ki
     switch (kind) {
     case DIGCL_GEMM_BACKEND_BLAS: return "OpenBLAS";
     case DIGCL_GEMM_BACKEND_TENSOR:
+        if (digcl_context_precision(ctx) != DIGCL_PRECISION_TF32)
+            return digcl_gemm_tc_emulated() ? "tensor-core kernels, emulated (3xTF32)"
+                                            : "tensor cores (3xTF32)";
         if (digcl_gemm_tc_emulated())
-            return digcl_context_precision(ctx) == DIGCL_PRECISION_TF32
-                       ? "tensor-core kernels, emulated (TF32)"
-                       : "tensor-core kernels, emulated (3xTF32)";
-        return digcl_context_precision(ctx) == DIGCL_PRECISION_TF32 ? "tensor cores (TF32)"
-                                                                    : "tensor cores (3xTF32)";
+            return digcl_gemm_tc_wgmma(ctx) ? "tensor-core kernels, emulated (TF32, wgmma)"
+                                            : "tensor-core kernels, emulated (TF32)";
+        return digcl_gemm_tc_wgmma(ctx) ? "tensor cores (TF32, wgmma)" : "tensor cores (TF32)";
     case DIGCL_GEMM_BACKEND_CLBLAST: break;
     }
     return "CLBlast";

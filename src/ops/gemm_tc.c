@@ -175,7 +175,7 @@ static void set_gemm_args(cl_kernel kernel, const digcl_gemm_args *a, size_t str
  * compute capability 9.0; 0 never; 1 also where the kernel is emulated
  * (DIGCL_GEMM=tensor-emulate, tests). DIGCL_GEMM_WGMMA_BN=64|128 forces the tile width
  * (benchmarks). */
-static int wgmma_wanted(const digcl_context *ctx) {
+int digcl_gemm_tc_wgmma(const digcl_context *ctx) {
     static int read, setting;
     if (!read) setting = env_int("DIGCL_GEMM_WGMMA", -1, 0, 1), read = 1;
     if (setting == 0) return 0;
@@ -189,7 +189,8 @@ static int wgmma_eligible(const digcl_context *ctx, const digcl_gemm_args *a, si
                           size_t stride_b) {
     return digcl_context_precision(ctx) == DIGCL_PRECISION_TF32 && a->K % 4 == 0 &&
            (a->transpose_a || vector_ok(a->a_offset, a->lda, a->K, stride_a)) &&
-           (!a->transpose_b || vector_ok(a->b_offset, a->ldb, a->K, stride_b)) && wgmma_wanted(ctx);
+           (!a->transpose_b || vector_ok(a->b_offset, a->ldb, a->K, stride_b)) &&
+           digcl_gemm_tc_wgmma(ctx);
 }
 
 /* 64 x 128 tiles where they give every compute unit two, else 64 x 64. */
