@@ -121,6 +121,11 @@ static int vector_ok(size_t offset, size_t ld, size_t contiguous, size_t stride)
     return offset % 4 == 0 && ld % 4 == 0 && contiguous % 4 == 0 && stride % 4 == 0;
 }
 
+/* float2 stores of C: offset, leading dimension, N and the batch stride all even. */
+static int vector_c_ok(const digcl_gemm_args *a, size_t stride_c) {
+    return a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
+}
+
 static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gemm_args *a,
                            size_t stride_a, size_t stride_b, size_t stride_c) {
     char options[320];
@@ -131,7 +136,7 @@ static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gem
     if (digcl_gemm_tc_emulated()) v.ldmatrix = 0;
     const int vec_a = vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a);
     const int vec_b = vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b);
-    const int vec_c = a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
+    const int vec_c = vector_c_ok(a, stride_c);
     /* three stages of both tiles, padded rows of BK + 4 floats, within the local memory */
     const size_t stage_bytes = (size_t)(t->bm + t->bn) * (t->bk + 4) * sizeof(float);
     const int async = v.async && !a->transpose_a && a->transpose_b && vec_a && vec_b &&
@@ -241,7 +246,7 @@ static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t st
         k_major.b_offset = 0, k_major.ldb = a->K, stride_b = a->N * a->K;
     }
     const int bn = wgmma_width(ctx, a, batch);
-    const int vec_c = a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
+    const int vec_c = vector_c_ok(a, stride_c);
     char options[96];
     snprintf(options, sizeof options, "-D BN=%d -D VEC_C=%d -D TC_EMULATE=%d", bn, vec_c,
              digcl_gemm_tc_emulated());

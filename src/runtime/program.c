@@ -200,17 +200,26 @@ static void write_cache_file(const char *dir, const char *path, const cache_key 
 
 /* ------------------------------------------------------------ building */
 
-static void print_build_log(digcl_context *ctx, cl_program program, const char *label,
-                            const char *options) {
+/* The program's build log (malloc'ed), or NULL. */
+static char *build_log_text(digcl_context *ctx, cl_program program) {
     size_t size = 0;
     clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, 0, NULL, &size);
     char *log = malloc(size + 1);
     if (log && clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, size, log,
                                      NULL) == CL_SUCCESS) {
         log[size] = '\0';
+        return log;
+    }
+    free(log);
+    return NULL;
+}
+
+static void print_build_log(digcl_context *ctx, cl_program program, const char *label,
+                            const char *options) {
+    char *log = build_log_text(ctx, program);
+    if (log)
         digcl_log(DIGCL_LOG_WARNING, "build log of %s (options: %s) on %s:\n%s", label, options,
                   ctx->device.name, log);
-    }
     free(log);
 }
 
@@ -253,15 +262,8 @@ static void log_build_report(digcl_context *ctx, cl_program program, const char 
                              const char *options) {
     const char *wanted = getenv("DIGCL_BUILD_LOG");
     if (!wanted || strcmp(wanted, "1") != 0) return;
-    size_t size = 0;
-    clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, 0, NULL, &size);
-    char *log = malloc(size + 1);
-    if (!log || clGetProgramBuildInfo(program, ctx->device.device, CL_PROGRAM_BUILD_LOG, size, log,
-                                      NULL) != CL_SUCCESS) {
-        free(log);
-        return;
-    }
-    log[size] = '\0';
+    char *log = build_log_text(ctx, program);
+    if (!log) return;
     digcl_log(DIGCL_LOG_INFO, "build log of %s [%.1800s]:", label, options);
     for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
         digcl_log(DIGCL_LOG_INFO, "  %.1900s", line);
