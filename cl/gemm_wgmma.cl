@@ -76,8 +76,6 @@ static inline void load_step(__global const float *A, int lda, __global const fl
 }
 
 #if TC_EMULATE
-static inline float truncated(float x) { return as_float(as_uint(x) & 0xffffe000u); }
-
 /* What wgmma_k8 computes for this lane: its accumulators' sums over the k slice. */
 static inline void emulated_k8(float *d, __local const float *As, __local const float *Bs,
                                int kk) {
@@ -93,48 +91,23 @@ static inline void emulated_k8(float *d, __local const float *As, __local const 
 
 static inline void wgmma_wait(float *d) { (void)d; /* emulated_k8 has finished */ }
 #else
-/* The descriptor of a K-major swizzled tile from `tile`, k slice kk. */
-static inline ulong descriptor(__local const float *tile, int kk) {
-    const uint address = (uint)(size_t)(tile + kk); /* the .shared window offset */
-    return (ulong)((address >> 4) & 0x3fffu) | ((ulong)1 << 16) | ((ulong)64 << 32) |
-           ((ulong)1 << 62);
-}
+#include "wgmma_common.cl"
 
-/* The accumulators as asm operands, %0.. of the templates: "+f" of d[0 .. BN / 2 - 1]. */
-#define D8(i)                                                                                \
-    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
-        "+f"(d[i + 6]), "+f"(d[i + 7])
-#if BN == 64
-#define ACC_OPERANDS D8(0), D8(8), D8(16), D8(24)
-#define ACC_REGS     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
-#define WGMMA_SHAPE  "m64n64k8"
-#define OPERAND_A    "%32"
-#define OPERAND_B    "%33"
-#define OPERAND_S    "%34"
-#elif BN == 128
-#define ACC_OPERANDS D8(0), D8(8), D8(16), D8(24), D8(32), D8(40), D8(48), D8(56)
-#define ACC_REGS     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-#define WGMMA_SHAPE  "m64n128k8"
-#define OPERAND_A    "%64"
-#define OPERAND_B    "%65"
-#define OPERAND_S    "%66"
-#else
-#error "BN must be 64 or 128"
-#endif
+/* The descriptor of a K-major tile (128-byte swizzle, 8-row groups 1024 bytes apart) from
+ * `tile`, k slice kk. */
+static inline ulong descriptor(__local const float *tile, int kk) {
+    return smem_descriptor(tile + kk, 1024, 1);
+}
 
 /* d[0 .. BN / 2 - 1] += A (64 x 8, descriptor a) B^T (B BN x 8, descriptor b) */
 static inline void wgmma_k8(float *d, ulong a, ulong b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " OPERAND_S ", 0;\n" ARCH_PTX
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " AFTER_ACC2 ", 0;\n" ARCH_PTX
                  "wgmma.mma_async.sync.aligned." WGMMA_SHAPE ".f32.tf32.tf32 " ACC_REGS
-                 ", " OPERAND_A ", " OPERAND_B ", p, 1, 1;\n}\n"
+                 ", " AFTER_ACC0 ", " AFTER_ACC1 ", p, 1, 1;\n}\n"
                  : ACC_OPERANDS
                  : "l"(a), "l"(b), "r"(1));
 }
 
-/* the accumulators are final once this warpgroup's wgmma groups are done */
-static inline void wgmma_wait(float *d) {
-    asm volatile(ARCH_PTX "wgmma.wait_group.sync.aligned 0;" : ACC_OPERANDS : : "memory");
-}
 #endif
 
 /* Starts acc += the products of one K step from a stage's tiles (emulated: computes them). */

@@ -7,14 +7,20 @@
  *   ARCH_PTX            written before an sm_90a instruction in an asm string: a PTX
  *                       comment marker the runtime removes (cl/gemm_wgmma.cl)
  * With TC_EMULATE = 1 (tests on devices without tensor cores) only to_tf32
- * exists, in plain C; the including kernel computes products and exchanges
- * between lanes itself. */
+ * and truncated (the TF32 part a wgmma uses) exist, in plain C; the including
+ * kernel computes products and exchanges between lanes itself. */
 
 #define ARCH_PTX "// @@" /* src/runtime/program.c, ARCH_PTX_MARKER */
 
 #if TC_EMULATE
 static inline uint to_tf32(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
+
+/* what a wgmma reads of an fp32 operand: its TF32 part (the low 13 mantissa bits unused) */
+static inline float truncated(float x) { return as_float(as_uint(x) & 0xffffe000u); }
 #else
+/* (Two integer operations as above would be 7 % faster in the GEMMs on the H200, but wrap
+ * NVIDIA's NaN 0x7fffffff to -0; every NaN-keeping integer form measured slower than cvt:
+ * docs/PERFORMANCE.md, "3xTF32 on wgmma".) */
 static inline uint to_tf32(float x) {
     uint r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));

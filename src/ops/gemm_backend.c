@@ -80,14 +80,17 @@ static digcl_gemm_backend_kind choose(const digcl_device_info *device) {
 static const char *backend_label(const digcl_context *ctx, digcl_gemm_backend_kind kind) {
     switch (kind) {
     case DIGCL_GEMM_BACKEND_BLAS: return "OpenBLAS";
-    case DIGCL_GEMM_BACKEND_TENSOR:
-        if (digcl_context_precision(ctx) != DIGCL_PRECISION_TF32)
-            return digcl_gemm_tc_emulated() ? "tensor-core kernels, emulated (3xTF32)"
-                                            : "tensor cores (3xTF32)";
-        if (digcl_gemm_tc_emulated())
-            return digcl_gemm_tc_wgmma(ctx) ? "tensor-core kernels, emulated (TF32, wgmma)"
-                                            : "tensor-core kernels, emulated (TF32)";
-        return digcl_gemm_tc_wgmma(ctx) ? "tensor cores (TF32, wgmma)" : "tensor cores (TF32)";
+    case DIGCL_GEMM_BACKEND_TENSOR: {
+        static const char *labels[2][2][2] = {
+            /* [emulated][wgmma][tf32] */
+            {{"tensor cores (3xTF32)", "tensor cores (TF32)"},
+             {"tensor cores (3xTF32, wgmma)", "tensor cores (TF32, wgmma)"}},
+            {{"tensor-core kernels, emulated (3xTF32)", "tensor-core kernels, emulated (TF32)"},
+             {"tensor-core kernels, emulated (3xTF32, wgmma)",
+              "tensor-core kernels, emulated (TF32, wgmma)"}}};
+        return labels[digcl_gemm_tc_emulated() != 0][digcl_gemm_tc_wgmma(ctx) != 0]
+                     [digcl_context_precision(ctx) == DIGCL_PRECISION_TF32];
+    }
     case DIGCL_GEMM_BACKEND_CLBLAST: break;
     }
     return "CLBlast";

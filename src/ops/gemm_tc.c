@@ -1,6 +1,7 @@
 /* gemm_tc.c: the host side of cl/gemm_tc.cl, SGEMM on NVIDIA tensor cores
  * (mma.sync m16n8k8 TF32 through inline PTX), fp32-accurate through 3xTF32 or
- * plain TF32 when the context's precision allows it.
+ * plain TF32 when the context's precision allows it; on compute capability 9.0 the
+ * wgmma kernels (cl/gemm_wgmma.cl TF32, cl/gemm_wgmma_split.cl 3xTF32) where they apply.
  *
  * Tile choice: the largest work-group tile that still gives every compute
  * unit at least one tile (fewer, larger tiles reuse each loaded operand more;
@@ -176,10 +177,10 @@ static void set_gemm_args(cl_kernel kernel, const digcl_gemm_args *a, size_t str
 
 /* ---------------------------------------------------------------- wgmma (sm_90a) */
 
-/* DIGCL_GEMM_WGMMA: unset, TF32 GEMMs with K a multiple of 4 run on cl/gemm_wgmma.cl on
- * compute capability 9.0; 0 never; 1 also where the kernel is emulated
- * (DIGCL_GEMM=tensor-emulate, tests). DIGCL_GEMM_WGMMA_BN=64|128 forces the tile width
- * (benchmarks). */
+/* DIGCL_GEMM_WGMMA: unset, TF32 GEMMs with K a multiple of 4 run on cl/gemm_wgmma.cl and
+ * fp32-accurate ones with 16-byte operand chunks on cl/gemm_wgmma_split.cl, on compute
+ * capability 9.0; 0 never; 1 also where the kernels are emulated (DIGCL_GEMM=tensor-emulate,
+ * tests). DIGCL_GEMM_WGMMA_BN=64|128 forces the tile width (benchmarks). */
 int digcl_gemm_tc_wgmma(const digcl_context *ctx) {
     static int read, setting;
     if (!read) setting = env_int("DIGCL_GEMM_WGMMA", -1, 0, 1), read = 1;
@@ -257,6 +258,31 @@ static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t st
     digcl_launch(ctx, kernel, "gemm (wgmma)", 3, global, local);
 }
 
+/* fp32-accurate GEMMs (3xTF32, cl/gemm_wgmma_split.cl) read both operands in their
+ * stored layout; each needs 16-byte chunks along its contiguous dimension. */
+static int wgmma_split_eligible(const digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
+                                size_t stride_b) {
+    return digcl_context_precision(ctx) != DIGCL_PRECISION_TF32 &&
+           vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a) &&
+           vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b) &&
+           digcl_gemm_tc_wgmma(ctx);
+}
+
+static void launch_wgmma_split(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
+                               size_t stride_b, size_t stride_c, size_t batch) {
+    const int bn = wgmma_width(ctx, a, batch);
+    char options[128];
+    snprintf(options, sizeof options,
+             "-D BN=%d -D TRANS_A=%d -D TRANS_B=%d -D VEC_C=%d -D TC_EMULATE=%d", bn,
+             a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0, vector_c_ok(a, stride_c),
+             digcl_gemm_tc_emulated());
+    cl_kernel kernel = digcl_kernel(ctx, "gemm_wgmma_split", "gemm_wgmma_split", options);
+    set_gemm_args(kernel, a, stride_a, stride_b, stride_c);
+    size_t global[3] = {((a->N + bn - 1) / bn) * 128, (a->M + 63) / 64, batch};
+    size_t local[3] = {128, 1, 1};
+    digcl_launch(ctx, kernel, "gemm (wgmma, 3xTF32)", 3, global, local);
+}
+
 /* ---------------------------------------------------------------- entry */
 
 int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a, size_t stride_b,
@@ -264,6 +290,10 @@ int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
     if (!fits_int(a)) return 0;
     if (wgmma_eligible(ctx, a, stride_a, stride_b)) {
         launch_wgmma(ctx, a, stride_a, stride_b, stride_c, batch);
+        return 1;
+    }
+    if (wgmma_split_eligible(ctx, a, stride_a, stride_b)) {
+        launch_wgmma_split(ctx, a, stride_a, stride_b, stride_c, batch);
         return 1;
     }
     const tc_tile *t = choose_tile(ctx, a, batch);
