@@ -233,6 +233,22 @@ static cl_mem transposed_copy(digcl_context *ctx, const char *key, cl_mem X, siz
     return copy;
 }
 
+/* One of the wgmma kernels (`program`, its kernel of the same name; `layout`: its options
+ * besides the tile width and the C stores) over a's 64 x BN tiles, one warpgroup each. */
+static void launch_warpgroup(digcl_context *ctx, const char *program, const char *layout,
+                             const char *label, const digcl_gemm_args *a, size_t stride_a,
+                             size_t stride_b, size_t stride_c, size_t batch) {
+    const int bn = wgmma_width(ctx, a, batch);
+    char options[128];
+    snprintf(options, sizeof options, "-D BN=%d%s -D VEC_C=%d -D TC_EMULATE=%d", bn, layout,
+             vector_c_ok(a, stride_c), digcl_gemm_tc_emulated());
+    cl_kernel kernel = digcl_kernel(ctx, program, program, options);
+    set_gemm_args(kernel, a, stride_a, stride_b, stride_c);
+    size_t global[3] = {((a->N + bn - 1) / bn) * 128, (a->M + 63) / 64, batch};
+    size_t local[3] = {128, 1, 1};
+    digcl_launch(ctx, kernel, label, 3, global, local);
+}
+
 static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
                          size_t stride_b, size_t stride_c, size_t batch) {
     digcl_gemm_args k_major = *a; /* A [M, K], B stored [N, K] */
@@ -246,16 +262,8 @@ static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t st
                                     a->N, batch);
         k_major.b_offset = 0, k_major.ldb = a->K, stride_b = a->N * a->K;
     }
-    const int bn = wgmma_width(ctx, a, batch);
-    const int vec_c = vector_c_ok(a, stride_c);
-    char options[96];
-    snprintf(options, sizeof options, "-D BN=%d -D VEC_C=%d -D TC_EMULATE=%d", bn, vec_c,
-             digcl_gemm_tc_emulated());
-    cl_kernel kernel = digcl_kernel(ctx, "gemm_wgmma", "gemm_wgmma", options);
-    set_gemm_args(kernel, &k_major, stride_a, stride_b, stride_c);
-    size_t global[3] = {((a->N + bn - 1) / bn) * 128, (a->M + 63) / 64, batch};
-    size_t local[3] = {128, 1, 1};
-    digcl_launch(ctx, kernel, "gemm (wgmma)", 3, global, local);
+    launch_warpgroup(ctx, "gemm_wgmma", "", "gemm (wgmma)", &k_major, stride_a, stride_b, stride_c,
+                     batch);
 }
 
 /* fp32-accurate GEMMs (3xTF32, cl/gemm_wgmma_split.cl) read both operands in their
@@ -270,17 +278,11 @@ static int wgmma_split_eligible(const digcl_context *ctx, const digcl_gemm_args 
 
 static void launch_wgmma_split(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
                                size_t stride_b, size_t stride_c, size_t batch) {
-    const int bn = wgmma_width(ctx, a, batch);
-    char options[128];
-    snprintf(options, sizeof options,
-             "-D BN=%d -D TRANS_A=%d -D TRANS_B=%d -D VEC_C=%d -D TC_EMULATE=%d", bn,
-             a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0, vector_c_ok(a, stride_c),
-             digcl_gemm_tc_emulated());
-    cl_kernel kernel = digcl_kernel(ctx, "gemm_wgmma_split", "gemm_wgmma_split", options);
-    set_gemm_args(kernel, a, stride_a, stride_b, stride_c);
-    size_t global[3] = {((a->N + bn - 1) / bn) * 128, (a->M + 63) / 64, batch};
-    size_t local[3] = {128, 1, 1};
-    digcl_launch(ctx, kernel, "gemm (wgmma, 3xTF32)", 3, global, local);
+    char layout[48];
+    snprintf(layout, sizeof layout, " -D TRANS_A=%d -D TRANS_B=%d", a->transpose_a ? 1 : 0,
+             a->transpose_b ? 1 : 0);
+    launch_warpgroup(ctx, "gemm_wgmma_split", layout, "gemm (wgmma, 3xTF32)", a, stride_a, stride_b,
+                     stride_c, batch);
 }
 
 /* ---------------------------------------------------------------- entry */
