@@ -68,8 +68,7 @@
 
 static inline void split(float x, uint *hi, uint *lo) {
 #if SPLIT3
-    *hi = to_tf32(x);
-    *lo = to_tf32(x - as_float(*hi));
+    split3(x, hi, lo);
 #else
     *hi = to_tf32(x), *lo = 0u;
 #endif
@@ -90,9 +89,9 @@ static inline void products(float *d, const uint *a_hi, const uint *a_lo, const 
         for (int k = 0; k < 8; k++) {
             __local const uint *a = xchg + ((row % 8) * 4 + k % 4) * XCHG + row / 8 + 2 * (k / 4);
             __local const uint *b = xchg + (col * 4 + k % 4) * XCHG + 8 + k / 4;
-            terms[0] += as_float(a[4]) * as_float(b[0]);
-            terms[1] += as_float(a[0]) * as_float(b[2]);
-            terms[2] += as_float(a[0]) * as_float(b[0]);
+            terms[0] += tf32_part(a[4]) * tf32_part(b[0]);
+            terms[1] += tf32_part(a[0]) * tf32_part(b[2]);
+            terms[2] += tf32_part(a[0]) * tf32_part(b[0]);
         }
         d[r] += SPLIT3 ? terms[0] + terms[1] + terms[2] : terms[2];
     }

@@ -59,8 +59,7 @@
 
 static inline void split(float x, uint *hi, uint *lo) {
 #if SPLIT3
-    *hi = to_tf32(x);
-    *lo = to_tf32(x - as_float(*hi));
+    split3(x, hi, lo);
 #else
     *hi = to_tf32(x), *lo = 0u;
 #endif
@@ -99,9 +98,9 @@ static inline float emulated_step(const float *a, const float *b) {
         uint ah, al, bh, bl;
         split(a[k], &ah, &al);
         split(b[k], &bh, &bl);
-        terms[0] += as_float(al) * as_float(bh);
-        terms[1] += as_float(ah) * as_float(bl);
-        terms[2] += as_float(ah) * as_float(bh);
+        terms[0] += tf32_part(al) * tf32_part(bh);
+        terms[1] += tf32_part(ah) * tf32_part(bl);
+        terms[2] += tf32_part(ah) * tf32_part(bh);
     }
 #if SPLIT3
     return terms[0] + terms[1] + terms[2];

@@ -5,10 +5,11 @@
  *   C[M, N] = alpha * op(A) op(B) + beta * C      (beta = 0 never reads C)
  *
  * TF32 keeps 10 explicit mantissa bits. With SPLIT3 = 1 (the fp32-accurate
- * default) every operand x is split into x = hi + lo with hi = tf32(x) and
- * lo = tf32(x - hi), and each product is accumulated in fp32 as
+ * default) every operand x is split into x = hi + lo with hi the TF32 part of x
+ * and lo = x - hi (split3 in cl/tensor_core.cl; the tensor cores read the TF32
+ * part of lo), and each product is accumulated in fp32 as
  *   a b ~= a_lo b_hi + a_hi b_lo + a_hi b_hi       (3xTF32; a_lo b_lo dropped)
- * which is nearly as accurate as an fp32 dot product (error about 2^-22 per
+ * which is nearly as accurate as an fp32 dot product (error below 2^-19 per
  * term). The tensor cores' own fp32 accumulation does not round to nearest
  * (measured on the H200: a long chain of mma into one accumulator drifted to
  * 7e-6 relative at K = 4096, against 2e-7 emulated); with STEP_ACC each K step's
@@ -20,9 +21,12 @@
  * WM x WN tile as (WM/16) x (WN/8) mma tiles of 16 x 8. K advances in steps of
  * BK (16, or 8 for the largest tile) through two local-memory buffers (register-staged prefetch of the
  * next step while the tensor cores work on this one, one barrier per step).
- * Both operands are kept K-contiguous in local memory, As[m][k] and Bs[n][k],
- * with rows padded to BK + 4 floats: the fragment loads of a warp (lane =
- * 4 g + t reads row g, column t) then touch 32 different banks.
+ * Local memory keeps each operand's stored layout, so every staging store runs
+ * along the contiguous dimension: As[m][k] for A [M, K] and Bs[n][k] for B
+ * stored [N, K], rows padded to BK + 4 floats, and As[k][m] for A^T and Bs[k][n]
+ * for B [K, N], rows padded to BM + 8 (BN + 8) floats. Either way the fragment
+ * loads of a warp (lane = 4 g + t reads row g, column t) touch 32 different
+ * banks: bank 20 g + t, or 8 t + g (BM and BN are multiples of 32).
  *
  * Fragments (PTX ISA, m16n8k8 .tf32; g = lane / 4, t = lane % 4):
  *   A 16x8 row: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4)
@@ -33,7 +37,8 @@
  * X stored transposed), SPLIT3 (0 or 1), VEC_A, VEC_B (float4 loads), VEC_C
  * (float2 stores), STEP_ACC (per-step accumulators), PREFETCH (1: the next K
  * step is loaded while this one computes; 2: the one after next), LDMATRIX
- * (fragments through ldmatrix instead of scalar local loads), ASYNC (1: the
+ * (fragments of the [m][k] / [n][k] tiles through ldmatrix instead of scalar
+ * local loads), ASYNC (1: the
  * operands go from global to local memory by cp.async in a three-stage
  * pipeline, one barrier per K step, no register staging; only for A [M, K]
  * and B stored [N, K] (TRANS_A 0, TRANS_B 1) with float4 chunks; TF32 then
@@ -52,6 +57,10 @@
 #error "ASYNC needs A [M, K] and B stored [N, K] with float4 chunks"
 #endif
 #define LDS (BK + 4) /* row g at bank offset g * LDS: distinct for BK = 8, 16 */
+#define LDA_T (BM + 8) /* As[k][m] rows: k = t at bank offset 8 t */
+#define LDB_T (BN + 8)
+#define TILE_A (TRANS_A ? BK * LDA_T : BM * LDS)
+#define TILE_B (TRANS_B ? BN * LDS : BK * LDB_T)
 #define WARPS_M (BM / WM)
 #define WARPS_N (BN / WN)
 #define THREADS (32 * WARPS_M * WARPS_N)
@@ -129,6 +138,10 @@ static inline void fetch(__global const float *A, int lda, __global const float 
     }
 }
 
+/* Where element (m, k) of op(A) and (n, k) of op(B) sit in their local tiles. */
+static inline int a_index(int m, int k) { return TRANS_A ? k * LDA_T + m : m * LDS + k; }
+static inline int b_index(int n, int k) { return TRANS_B ? n * LDS + k : k * LDB_T + n; }
+
 /* TF32 mode rounds once here; 3xTF32 splits after the fragment loads. */
 static inline float stored(float x) {
 #if SPLIT3
@@ -138,33 +151,30 @@ static inline float stored(float x) {
 #endif
 }
 
-/* Registers -> As[m][k], Bs[n][k]. A chunk along k is one float4 store. */
+/* Registers -> As, Bs. A chunk runs along the contiguous dimension of both the stored
+ * matrix and the local tile: one float4 store. */
 static inline void stage(__local float *As, __local float *Bs, int tid, const float *ra,
                          const float *rb) {
     #pragma unroll
     for (int c = 0; c < CHUNKS_A; c++) {
         int m, k;
         a_chunk(tid + c * THREADS, &m, &k);
-#if VEC_A && !TRANS_A
-        *(__local float4 *)(As + m * LDS + k) = (float4)(stored(ra[4 * c]), stored(ra[4 * c + 1]),
-                                                         stored(ra[4 * c + 2]), stored(ra[4 * c + 3]));
+#if VEC_A
+        *(__local float4 *)(As + a_index(m, k)) = (float4)(stored(ra[4 * c]), stored(ra[4 * c + 1]),
+                                                           stored(ra[4 * c + 2]), stored(ra[4 * c + 3]));
 #else
-        #pragma unroll
-        for (int q = 0; q < VA; q++)
-            As[(m + (TRANS_A ? q : 0)) * LDS + k + (TRANS_A ? 0 : q)] = stored(ra[VA * c + q]);
+        As[a_index(m, k)] = stored(ra[c]);
 #endif
     }
     #pragma unroll
     for (int c = 0; c < CHUNKS_B; c++) {
         int n, k;
         b_chunk(tid + c * THREADS, &n, &k);
-#if VEC_B && TRANS_B
-        *(__local float4 *)(Bs + n * LDS + k) = (float4)(stored(rb[4 * c]), stored(rb[4 * c + 1]),
-                                                         stored(rb[4 * c + 2]), stored(rb[4 * c + 3]));
+#if VEC_B
+        *(__local float4 *)(Bs + b_index(n, k)) = (float4)(stored(rb[4 * c]), stored(rb[4 * c + 1]),
+                                                           stored(rb[4 * c + 2]), stored(rb[4 * c + 3]));
 #else
-        #pragma unroll
-        for (int q = 0; q < VB; q++)
-            Bs[(n + (TRANS_B ? 0 : q)) * LDS + k + (TRANS_B ? q : 0)] = stored(rb[VB * c + q]);
+        Bs[b_index(n, k)] = stored(rb[c]);
 #endif
     }
 }
@@ -172,8 +182,7 @@ static inline void stage(__local float *As, __local float *Bs, int tid, const fl
 /* hi and lo parts of one fragment element */
 static inline void split(float x, uint *hi, uint *lo) {
 #if SPLIT3
-    *hi = to_tf32(x);
-    *lo = to_tf32(x - as_float(*hi));
+    split3(x, hi, lo);
 #elif ASYNC
     *hi = to_tf32(x), *lo = 0u; /* cp.async stores the raw value */
 #else
@@ -183,14 +192,15 @@ static inline void split(float x, uint *hi, uint *lo) {
 
 /* The A fragment (16x8, rows row0.., columns kk..kk+7) that `lane` holds. */
 static inline void a_fragment(__local const float *As, int row0, int kk, int lane, float *x) {
-    __local const float *p = As + (row0 + lane / 4) * LDS + kk + lane % 4;
-    x[0] = p[0], x[1] = p[8 * LDS], x[2] = p[4], x[3] = p[8 * LDS + 4];
+    const int m = row0 + lane / 4, k = kk + lane % 4;
+    x[0] = As[a_index(m, k)], x[1] = As[a_index(m + 8, k)];
+    x[2] = As[a_index(m, k + 4)], x[3] = As[a_index(m + 8, k + 4)];
 }
 
 /* The B fragment (8x8, k = kk..kk+7, columns col0..col0+7) that `lane` holds. */
 static inline void b_fragment(__local const float *Bs, int col0, int kk, int lane, float *x) {
-    __local const float *p = Bs + (col0 + lane / 4) * LDS + kk + lane % 4;
-    x[0] = p[0], x[1] = p[4];
+    const int n = col0 + lane / 4, k = kk + lane % 4;
+    x[0] = Bs[b_index(n, k)], x[1] = Bs[b_index(n, k + 4)];
 }
 
 #if !TC_EMULATE
@@ -209,20 +219,34 @@ static inline void ldmatrix_x4(__local const float *row, uint *x) {
 }
 #endif
 
-/* One k8 slice of the warp tile: acc[MT][NT][4] += As Bs over columns kk..kk+7. */
-static inline void warp_step(__local const float *As, __local const float *Bs, int kk, int wm,
-                             int wn, int lane, float acc[MT][NT][4]) {
-    uint a_hi[MT][4], a_lo[MT][4], b_hi[NT][2], b_lo[NT][2];
-#if LDMATRIX
+/* ldmatrix needs rows of 8 k; the [k][m] and [k][n] tiles load fragments by scalar reads. */
+#define LDMATRIX_A (LDMATRIX && !TRANS_A)
+#define LDMATRIX_B (LDMATRIX && TRANS_B)
+
+/* This lane's A fragments of the warp's MT 16x8 tiles at columns kk..kk+7, split. */
+static inline void a_fragments(__local const float *As, int kk, int wm, int lane, uint a_hi[MT][4],
+                               uint a_lo[MT][4]) {
     #pragma unroll
     for (int i = 0; i < MT; i++) {
-        uint x[4];
+#if LDMATRIX_A
+        uint u[4];
         ldmatrix_x4(As + (wm * WM + i * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * LDS + kk +
                         4 * (lane / 16),
-                    x);
+                    u);
+        const float x[4] = {as_float(u[0]), as_float(u[1]), as_float(u[2]), as_float(u[3])};
+#else
+        float x[4];
+        a_fragment(As, wm * WM + i * 16, kk, lane, x);
+#endif
         #pragma unroll
-        for (int r = 0; r < 4; r++) split(as_float(x[r]), &a_hi[i][r], &a_lo[i][r]);
+        for (int r = 0; r < 4; r++) split(x[r], &a_hi[i][r], &a_lo[i][r]);
     }
+}
+
+/* This lane's B fragments of the warp's NT 8x8 tiles at k = kk..kk+7, split. */
+static inline void b_fragments(__local const float *Bs, int kk, int wn, int lane, uint b_hi[NT][2],
+                               uint b_lo[NT][2]) {
+#if LDMATRIX_B
     #pragma unroll
     for (int j = 0; j < NT; j += 2) {
         uint x[4];
@@ -230,16 +254,10 @@ static inline void warp_step(__local const float *As, __local const float *Bs, i
                         4 * ((lane / 8) & 1),
                     x);
         #pragma unroll
-        for (int r = 0; r < 4; r++) split(as_float(x[r]), &b_hi[j + r / 2][r % 2], &b_lo[j + r / 2][r % 2]);
+        for (int r = 0; r < 4; r++)
+            split(as_float(x[r]), &b_hi[j + r / 2][r % 2], &b_lo[j + r / 2][r % 2]);
     }
 #else
-    #pragma unroll
-    for (int i = 0; i < MT; i++) {
-        float x[4];
-        a_fragment(As, wm * WM + i * 16, kk, lane, x);
-        #pragma unroll
-        for (int r = 0; r < 4; r++) split(x[r], &a_hi[i][r], &a_lo[i][r]);
-    }
     #pragma unroll
     for (int j = 0; j < NT; j++) {
         float x[2];
@@ -248,6 +266,14 @@ static inline void warp_step(__local const float *As, __local const float *Bs, i
         for (int r = 0; r < 2; r++) split(x[r], &b_hi[j][r], &b_lo[j][r]);
     }
 #endif
+}
+
+/* One k8 slice of the warp tile: acc[MT][NT][4] += As Bs over columns kk..kk+7. */
+static inline void warp_step(__local const float *As, __local const float *Bs, int kk, int wm,
+                             int wn, int lane, float acc[MT][NT][4]) {
+    uint a_hi[MT][4], a_lo[MT][4], b_hi[NT][2], b_lo[NT][2];
+    a_fragments(As, kk, wm, lane, a_hi, a_lo);
+    b_fragments(Bs, kk, wn, lane, b_hi, b_lo);
     #pragma unroll
     for (int i = 0; i < MT; i++)
         #pragma unroll
@@ -290,9 +316,9 @@ static inline void warp_step(__local const float *As, __local const float *Bs, i
                     uint ah, al, bh, bl;
                     a_element(As, wm * WM + i * 16, kk, row, k, &ah, &al);
                     b_element(Bs, wn * WN + j * 8, kk, col, k, &bh, &bl);
-                    terms[0] += as_float(al) * as_float(bh);
-                    terms[1] += as_float(ah) * as_float(bl);
-                    terms[2] += as_float(ah) * as_float(bh);
+                    terms[0] += tf32_part(al) * tf32_part(bh);
+                    terms[1] += tf32_part(ah) * tf32_part(bl);
+                    terms[2] += tf32_part(ah) * tf32_part(bh);
                 }
 #if SPLIT3
                 acc[i][j][r] += terms[0];
@@ -363,14 +389,14 @@ static inline void issue(__global const float *A, int lda, __global const float 
         int m, k;
         a_chunk(tid + c * THREADS, &m, &k);
         const int valid = m0 + m < M && k0 + k < K;
-        copy16(As + m * LDS + k, valid ? A + (long)(m0 + m) * lda + k0 + k : A, valid);
+        copy16(As + a_index(m, k), valid ? A + (long)(m0 + m) * lda + k0 + k : A, valid);
     }
     #pragma unroll
     for (int c = 0; c < CHUNKS_B; c++) {
         int n, k;
         b_chunk(tid + c * THREADS, &n, &k);
         const int valid = n0 + n < N && k0 + k < K;
-        copy16(Bs + n * LDS + k, valid ? B + (long)(n0 + n) * ldb + k0 + k : B, valid);
+        copy16(Bs + b_index(n, k), valid ? B + (long)(n0 + n) * ldb + k0 + k : B, valid);
     }
     copy_commit();
 }
@@ -379,8 +405,8 @@ static inline void issue(__global const float *A, int lda, __global const float 
  * free), issue step s + STAGES - 1 into it, compute step s. */
 static inline void async_loop(__global const float *A, int lda, __global const float *B, int ldb,
                               int M, int N, int K, int m0, int n0, int tid, int wm, int wn,
-                              int lane, __local float (*As)[BM * LDS],
-                              __local float (*Bs)[BN * LDS], float acc[MT][NT][4]) {
+                              int lane, __local float (*As)[TILE_A],
+                              __local float (*Bs)[TILE_B], float acc[MT][NT][4]) {
     const int steps = (K + BK - 1) / BK;
     for (int s = 0; s < STAGES - 1; s++)
         if (s < steps) issue(A, lda, B, ldb, M, N, K, m0, n0, s * BK, tid, As[s], Bs[s]);
@@ -403,13 +429,13 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
         const ulong a_offset, const int lda, const ulong stride_a, __global const float *B,
         const ulong b_offset, const int ldb, const ulong stride_b, const float beta,
         __global float *C, const ulong c_offset, const int ldc, const ulong stride_c) {
-    /* [buffer][m][k] and [buffer][n][k]; 16-byte aligned for the float4 stores */
+    /* [buffer][tile] (a_index, b_index); 16-byte aligned for the float4 stores */
 #if ASYNC
-    __local float As[STAGES][BM * LDS] __attribute__((aligned(16)));
-    __local float Bs[STAGES][BN * LDS] __attribute__((aligned(16)));
+    __local float As[STAGES][TILE_A] __attribute__((aligned(16)));
+    __local float Bs[STAGES][TILE_B] __attribute__((aligned(16)));
 #else
-    __local float As[2][BM * LDS] __attribute__((aligned(16)));
-    __local float Bs[2][BN * LDS] __attribute__((aligned(16)));
+    __local float As[2][TILE_A] __attribute__((aligned(16)));
+    __local float Bs[2][TILE_B] __attribute__((aligned(16)));
 #endif
     const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, t = lane % 4, wm = warp / WARPS_N, wn = warp % WARPS_N;

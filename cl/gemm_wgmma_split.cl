@@ -5,8 +5,9 @@
  *
  *   C[M, N] = alpha * op(A) op(B) + beta * C      (beta = 0 never reads C)
  *
- * Every operand x is split into x = hi + lo, hi = tf32(x), lo = tf32(x - hi) (round to
- * nearest), and each K step accumulates
+ * Every operand x is split into x = hi + lo, hi the TF32 part of x and lo = x - hi, of
+ * which the tensor cores read the TF32 part (split3 in cl/tensor_core.cl), and each K
+ * step accumulates
  *   a b ~= a_lo b_hi + a_hi b_lo + a_hi b_hi       (a_lo b_lo dropped; cl/gemm_tc.cl)
  * into a fresh accumulator (scale-d 0 on its first wgmma) that is then added to the
  * running sum with an ordinary fp32 add: the tensor cores' own accumulation chain stays
@@ -91,10 +92,8 @@ static inline int swizzled(int n, int k) {
     return n * BK + (((k / 4) ^ ((n / 2) % 4)) * 4) + k % 4;
 }
 
-static inline float4 tf32_hi(float4 x) {
-    return (float4)(as_float(to_tf32(x.x)), as_float(to_tf32(x.y)), as_float(to_tf32(x.z)),
-                    as_float(to_tf32(x.w)));
-}
+/* truncated() of each component: the hi parts of four elements */
+static inline float4 truncated4(float4 x) { return as_float4(as_uint4(x) & (uint4)(0xffffe000u)); }
 
 /* The raw B tile (B [n][k] or B^T [k][n]) -> hi and lo tiles, one 4-float chunk of a
  * K-major row at a time. */
@@ -109,9 +108,9 @@ static inline void split_b(__local const float *raw, __local float *hi, __local 
         const float4 x = (float4)(raw[k * BN + n], raw[(k + 1) * BN + n], raw[(k + 2) * BN + n],
                                   raw[(k + 3) * BN + n]);
 #endif
-        const float4 h = tf32_hi(x);
+        const float4 h = truncated4(x);
         *(__local float4 *)(hi + swizzled(n, k)) = h;
-        *(__local float4 *)(lo + swizzled(n, k)) = tf32_hi(x - h);
+        *(__local float4 *)(lo + swizzled(n, k)) = x - h;
     }
 }
 
@@ -132,8 +131,7 @@ static inline void split_a(__local const float *raw, uint *a_hi, uint *a_lo) {
     for (int i = 0; i < 8; i++) {
         const int kk = 8 * (i / 4), j = i % 4;
         const float x = raw_a(raw, r + 8 * (j % 2), kk + t + 4 * (j / 2));
-        a_hi[i] = to_tf32(x);
-        a_lo[i] = to_tf32(x - as_float(a_hi[i]));
+        split3(x, &a_hi[i], &a_lo[i]);
     }
 }
 
@@ -146,12 +144,12 @@ static inline void emulated_step(float *part, __local const float *raw, __local 
         const int row = 16 * w + g + 8 * ((i % 4) / 2), col = 8 * (i / 4) + 2 * t + i % 2;
         float sum = 0.0f;
         for (int k = 0; k < BK; k++) {
-            const float a = raw_a(raw, row, k), a_hi = as_float(to_tf32(a));
-            const float a_lo = as_float(to_tf32(a - a_hi));
+            uint a_hi, a_lo;
+            split3(raw_a(raw, row, k), &a_hi, &a_lo);
             /* the tensor cores use the TF32 part of what the tiles hold */
             const float b_hi = truncated(hi[swizzled(col, k)]);
             const float b_lo = truncated(lo[swizzled(col, k)]);
-            sum += a_lo * b_hi + a_hi * b_lo + a_hi * b_hi;
+            sum += tf32_part(a_lo) * b_hi + tf32_part(a_hi) * b_lo + tf32_part(a_hi) * b_hi;
         }
         part[i] = sum;
     }

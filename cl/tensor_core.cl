@@ -1,26 +1,44 @@
 /* tensor_core.cl: the PTX instructions of the tensor-core kernels
  * (cl/gemm_tc.cl, cl/attention_tc*.cl; docs/PERFORMANCE.md "Tensor-core GEMM"):
  *   to_tf32(x)          cvt.rna.tf32.f32, round to nearest (ties away) to TF32
+ *   truncated(x)        the TF32 part of x (its low 13 mantissa bits cleared): what the
+ *                       tensor cores read of an fp32 register or tile (measured on the H200)
+ *   split3(x, hi, lo)   x = hi + lo for the 3xTF32 products: hi = truncated(x), and
+ *                       lo = x - hi (exact), of which the tensor cores read the TF32 part
+ *   tf32_part(u)        the value an operand register u holds for the tensor cores
  *   mma_tf32(d, a, b)   d[0..3] += a[0..3] (16x8, row) * b[0..1] (8x8, col),
  *                       mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
  *   shuffle_xor(x, m)   the value of lane (lane ^ m) of the warp, shfl.sync.bfly
  *   ARCH_PTX            written before an sm_90a instruction in an asm string: a PTX
  *                       comment marker the runtime removes (cl/gemm_wgmma.cl)
- * With TC_EMULATE = 1 (tests on devices without tensor cores) only to_tf32
- * and truncated (the TF32 part a wgmma uses) exist, in plain C; the including
- * kernel computes products and exchanges between lanes itself. */
+ * With TC_EMULATE = 1 (tests on devices without tensor cores) only to_tf32,
+ * truncated, split3 and tf32_part exist, in plain C; the including kernel computes
+ * products and exchanges between lanes itself.
+ *
+ * Why split3 truncates: a 3xTF32 product a_lo b_hi + a_hi b_lo + a_hi b_hi needs hi to be
+ * exactly what the tensor cores use, and clearing bits is one integer AND against
+ * cvt.rna's conversion, keeps NaN a NaN (no carry into the exponent) and lets lo go to the
+ * tensor cores unconverted. The price is accuracy that is still far inside fp32 tolerances:
+ * |x - hi - tf32(lo)| < 2^-20 |x| (rounding both: 2^-22). */
 
 #define ARCH_PTX "// @@" /* src/runtime/program.c, ARCH_PTX_MARKER */
 
+/* what the tensor cores read of an fp32 operand: its TF32 part (the low 13 mantissa bits
+ * unused) */
+static inline float truncated(float x) { return as_float(as_uint(x) & 0xffffe000u); }
+
+static inline float tf32_part(uint x) { return truncated(as_float(x)); }
+
+static inline void split3(float x, uint *hi, uint *lo) {
+    *hi = as_uint(truncated(x));
+    *lo = as_uint(x - as_float(*hi));
+}
+
 #if TC_EMULATE
 static inline uint to_tf32(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
-
-/* what a wgmma reads of an fp32 operand: its TF32 part (the low 13 mantissa bits unused) */
-static inline float truncated(float x) { return as_float(as_uint(x) & 0xffffe000u); }
 #else
-/* (Two integer operations as above would be 7 % faster in the GEMMs on the H200, but wrap
- * NVIDIA's NaN 0x7fffffff to -0; every NaN-keeping integer form measured slower than cvt:
- * docs/PERFORMANCE.md, "3xTF32 on wgmma".) */
+/* (Rounding by two integer operations as in the emulation wraps NVIDIA's NaN 0x7fffffff to
+ * -0: docs/PERFORMANCE.md, "3xTF32 on wgmma".) */
 static inline uint to_tf32(float x) {
     uint r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));

@@ -25,8 +25,8 @@ int digcl_gemm_tc_supported(const digcl_device_info *device);
 /* DIGCL_GEMM=tensor-emulate: the tensor-core kernels with their PTX
  * emulated (any device; tests). */
 int digcl_gemm_tc_emulated(void);
-/* Whether GEMMs take the wgmma kernels here (TF32 and 3xTF32; DIGCL_GEMM_WGMMA, compute
- * capability 9.0). */
+/* Whether GEMMs of the context's precision take the wgmma kernels here (compute capability
+ * 9.0: TF32 by default, 3xTF32 with DIGCL_GEMM_WGMMA=1). */
 int digcl_gemm_tc_wgmma(const digcl_context *ctx);
 /* `batch` GEMMs on tensor cores (3xTF32, or TF32 when the context allows it).
  * Returns 0 without enqueueing anything when the operands exceed the

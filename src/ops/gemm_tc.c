@@ -177,16 +177,18 @@ static void set_gemm_args(cl_kernel kernel, const digcl_gemm_args *a, size_t str
 
 /* ---------------------------------------------------------------- wgmma (sm_90a) */
 
-/* DIGCL_GEMM_WGMMA: unset, TF32 GEMMs with K a multiple of 4 run on cl/gemm_wgmma.cl and
- * fp32-accurate ones with 16-byte operand chunks on cl/gemm_wgmma_split.cl, on compute
- * capability 9.0; 0 never; 1 also where the kernels are emulated (DIGCL_GEMM=tensor-emulate,
- * tests). DIGCL_GEMM_WGMMA_BN=64|128 forces the tile width (benchmarks). */
+/* DIGCL_GEMM_WGMMA: unset (-1), TF32 GEMMs with K a multiple of 4 run on cl/gemm_wgmma.cl on
+ * compute capability 9.0, and fp32-accurate ones stay on the mma.sync kernel, which is faster
+ * there with the truncating split (docs/PERFORMANCE.md, "The truncating split"); 0 never; 1
+ * both precisions, fp32-accurate GEMMs with 16-byte operand chunks on cl/gemm_wgmma_split.cl,
+ * also where the kernels are emulated (DIGCL_GEMM=tensor-emulate, tests).
+ * DIGCL_GEMM_WGMMA_BN=64|128 forces the tile width (benchmarks). */
 int digcl_gemm_tc_wgmma(const digcl_context *ctx) {
     static int read, setting;
     if (!read) setting = env_int("DIGCL_GEMM_WGMMA", -1, 0, 1), read = 1;
-    if (setting == 0) return 0;
     if (digcl_gemm_tc_emulated()) return setting == 1;
-    return digcl_context_device(ctx)->nv_compute_capability == 90;
+    if (digcl_context_device(ctx)->nv_compute_capability != 90) return 0;
+    return digcl_context_precision(ctx) == DIGCL_PRECISION_TF32 ? setting != 0 : setting == 1;
 }
 
 /* The kernel reads A [M, K] and B stored [N, K] directly where they are float4-aligned;
