@@ -151,6 +151,10 @@ static inline float stored(float x) {
 #endif
 }
 
+static inline float4 stored4(float4 x) {
+    return (float4)(stored(x.x), stored(x.y), stored(x.z), stored(x.w));
+}
+
 /* Registers -> As, Bs. A chunk runs along the contiguous dimension of both the stored
  * matrix and the local tile: one float4 store. */
 static inline void stage(__local float *As, __local float *Bs, int tid, const float *ra,
@@ -160,8 +164,7 @@ static inline void stage(__local float *As, __local float *Bs, int tid, const fl
         int m, k;
         a_chunk(tid + c * THREADS, &m, &k);
 #if VEC_A
-        *(__local float4 *)(As + a_index(m, k)) = (float4)(stored(ra[4 * c]), stored(ra[4 * c + 1]),
-                                                           stored(ra[4 * c + 2]), stored(ra[4 * c + 3]));
+        *(__local float4 *)(As + a_index(m, k)) = stored4(vload4(c, ra));
 #else
         As[a_index(m, k)] = stored(ra[c]);
 #endif
@@ -171,8 +174,7 @@ static inline void stage(__local float *As, __local float *Bs, int tid, const fl
         int n, k;
         b_chunk(tid + c * THREADS, &n, &k);
 #if VEC_B
-        *(__local float4 *)(Bs + b_index(n, k)) = (float4)(stored(rb[4 * c]), stored(rb[4 * c + 1]),
-                                                           stored(rb[4 * c + 2]), stored(rb[4 * c + 3]));
+        *(__local float4 *)(Bs + b_index(n, k)) = stored4(vload4(c, rb));
 #else
         Bs[b_index(n, k)] = stored(rb[c]);
 #endif

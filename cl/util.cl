@@ -6,7 +6,8 @@
  * scale_float:  x[i] = alpha * x[i] for i < count.
  * axpy_float:   y[i] += alpha * x[i] for i < count (gradient sums).
  * gemm_sum_slices: the reduction of a split-K GEMM (below).
- * copy_columns: a block of columns between matrices of different row strides.
+ * copy_columns: a block of columns between matrices of different row strides
+ *               (copy_columns4: in float4 chunks).
  * transpose_batched: out[b, c, r] = in[b, r, c] for a strided batch (the wgmma GEMM's
  *               K-major operands, src/ops/gemm_tc.c).
  */
@@ -46,6 +47,16 @@ __kernel void gemm_sum_slices(__global const float *partial, __global float *C, 
 __kernel void copy_columns(__global const float *src, const int src_stride, const int src_column,
                            __global float *dst, const int dst_stride, const int dst_column, const int rows,
                            const int columns) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= columns || r >= rows) return;
+    dst[(size_t)r * dst_stride + dst_column + c] = src[(size_t)r * src_stride + src_column + c];
+}
+
+/* copy_columns4: the same in float4 chunks, where both strides, both first columns and
+ * the column count are multiples of 4 (counted in float4 here). */
+__kernel void copy_columns4(__global const float4 *src, const int src_stride, const int src_column,
+                            __global float4 *dst, const int dst_stride, const int dst_column,
+                            const int rows, const int columns) {
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= columns || r >= rows) return;
     dst[(size_t)r * dst_stride + dst_column + c] = src[(size_t)r * src_stride + src_column + c];

@@ -365,23 +365,37 @@ static void test_kernel_includes(void **state) {
     assert_non_null(digcl_kernel(test_context(), "linear", "bias_add", ""));
 }
 
+/* columns src_column.. of src [rows, src_stride] into columns dst_column.. of a poisoned
+ * dst [rows, dst_stride]: the block copied, everything else untouched. */
+static void check_copy_columns(int rows, int src_stride, int src_column, int dst_stride,
+                               int dst_column, int columns) {
+    float *src = malloc(sizeof(float) * (size_t)(rows * src_stride));
+    float *dst = malloc(sizeof(float) * (size_t)(rows * dst_stride));
+    assert_non_null(src), assert_non_null(dst);
+    for (int i = 0; i < rows * src_stride; i++) src[i] = (float)i + 0.5f;
+    cl_mem dsrc = test_upload(src, (size_t)(rows * src_stride));
+    cl_mem ddst = test_poisoned((size_t)(rows * dst_stride));
+    digcl_copy_columns(test_context(), dsrc, (size_t)src_stride, (size_t)src_column, ddst,
+                       (size_t)dst_stride, (size_t)dst_column, (size_t)rows, (size_t)columns);
+    digcl_read(test_context(), ddst, 0, sizeof(float) * (size_t)(rows * dst_stride), dst);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < dst_stride; c++) {
+            const float got = dst[r * dst_stride + c];
+            if (c >= dst_column && c < dst_column + columns)
+                assert_true(got == src[r * src_stride + src_column + c - dst_column]);
+            else assert_true(isnan(got)); /* untouched */
+        }
+    test_release(dsrc), test_release(ddst);
+    free(src), free(dst);
+}
+
+/* One element per work-item (odd strides), and float4 chunks (DiG's fused projection
+ * parts: every stride, first column and width a multiple of 4). */
 static void test_copy_columns(void **state) {
     (void)state;
-    enum { ROWS = 7, SRC_STRIDE = 11, DST_STRIDE = 5 };
-    float src[ROWS * SRC_STRIDE], dst[ROWS * DST_STRIDE];
-    for (int i = 0; i < ROWS * SRC_STRIDE; i++) src[i] = (float)i + 0.5f;
-    cl_mem dsrc = test_upload(src, ROWS * SRC_STRIDE), ddst = test_poisoned(ROWS * DST_STRIDE);
-    /* columns 6..8 of src into columns 1..3 of dst */
-    digcl_copy_columns(test_context(), dsrc, SRC_STRIDE, 6, ddst, DST_STRIDE, 1, ROWS, 3);
-    digcl_read(test_context(), ddst, 0, sizeof dst, dst);
-    for (int r = 0; r < ROWS; r++) {
-        for (int c = 0; c < DST_STRIDE; c++) {
-            if (c >= 1 && c <= 3)
-                assert_true(dst[r * DST_STRIDE + c] == src[r * SRC_STRIDE + 5 + c]);
-            else assert_true(isnan(dst[r * DST_STRIDE + c])); /* untouched */
-        }
-    }
-    test_release(dsrc), test_release(ddst);
+    check_copy_columns(7, 11, 6, 5, 1, 3);
+    check_copy_columns(9, 56, 20, 24, 4, 16);
+    check_copy_columns(5, 24, 0, 56, 36, 20);
 }
 
 static void test_error_names(void **state) {
