@@ -19,6 +19,9 @@
  *   row max and sum: two lanes per row over half the block each, merged
  *   through local memory; P = exp2(S - m_new) in place; alpha = exp2(m - m_new)
  *   O (16 x DH) = alpha O + P V   mma, P fragments from Ps, V from Vs[key][d]
+ * Only the K/V blocks, which all warps read, need work-group barriers (two per
+ * block); a warp's own tiles (Ps, its rows' m, l, alpha) order their writes and
+ * reads with warp_sync (bar.warp.sync), as the backward's dS tiles do.
  * With SPLIT3 (the fp32-accurate default) every product is 3xTF32
  * (a_lo b_hi + a_hi b_lo + a_hi b_hi); with SPLIT3 = 0, TF32. Row strides are
  * padded so that fragment loads hit 32 distinct banks: LDK = 4 (mod 32) for
@@ -222,9 +225,9 @@ static inline void softmax_block(__local float *Ps, __local float *m, __local fl
     float mx = -INFINITY;
     for (int c = 0; c < width; c++) mx = fmax(mx, p[c]);
     partial[lane] = mx;
-    barrier(CLK_LOCAL_MEM_FENCE);
+    warp_sync();
     const float m_new = fmax(m[row], fmax(partial[2 * row], partial[2 * row + 1]));
-    barrier(CLK_LOCAL_MEM_FENCE);
+    warp_sync();
     float sum = 0.0f;
     for (int c = 0; c < width; c++) {
         const float e = exp2(p[c] - m_new);
@@ -232,14 +235,14 @@ static inline void softmax_block(__local float *Ps, __local float *m, __local fl
         sum += e;
     }
     partial[lane] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
+    warp_sync();
     if (part == 0) {
         const float a = exp2(m[row] - m_new);
         alpha[row] = a;
         l[row] = l[row] * a + partial[2 * row] + partial[2 * row + 1];
         m[row] = m_new;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    warp_sync();
 }
 
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
@@ -292,7 +295,7 @@ attention_tc_forward(__global const float *qkv, /* [N, T, 3, H, DH] */
                 const int row = g + 8 * (r / 2), col = j * 8 + 2 * t + r % 2;
                 Ps[row * LDP + col] = col < count ? s[j][r] : -INFINITY;
             }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        warp_sync(); /* Ps, m, l, alpha and partial belong to this warp */
         softmax_block(Ps, m, l, alpha, partial, lane);
         const float a0 = alpha[g], a8 = alpha[g + 8];
         for (int j = 0; j < NO; j++) o[j][0] *= a0, o[j][1] *= a0, o[j][2] *= a8, o[j][3] *= a8;
@@ -383,7 +386,7 @@ attention_tc_backward_query(__global const float *qkv,       /* [N, T, 3, H, DH]
                 const float p = col < count ? exp(s[j][r] - (r < 2 ? L0 : L8)) : 0.0f;
                 Ds[row * LDP + col] = p * (dp[j][r] - (r < 2 ? e0 : e8));
             }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        warp_sync(); /* Ds belongs to this warp */
         values(Ds, Ks, LDK, lane, dq);
     }
     store_rows(dq, scale, dqkv + (size_t)n * T * stride + h * DH, stride, row0, T, lane);
@@ -433,7 +436,7 @@ attention_tc_backward_key_value(__global const float *qkv,       /* [N, T, 3, H,
                 Pt[row * LDP + col] = p;
                 Dt[row * LDP + col] = p * (dpt[j][r] - Es[col]);
             }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        warp_sync(); /* Pt and Dt belong to this warp */
         values(Pt, Gs, LDK, lane, dv);
         values(Dt, Qs, LDK, lane, dk);
     }

@@ -9,10 +9,14 @@
  *   mma_tf32(d, a, b)   d[0..3] += a[0..3] (16x8, row) * b[0..1] (8x8, col),
  *                       mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
  *   shuffle_xor(x, m)   the value of lane (lane ^ m) of the warp, shfl.sync.bfly
+ *   warp_sync()         the lanes of this warp wait for each other, and the local-memory
+ *                       writes of each before it are visible to all after it
+ *                       (bar.warp.sync, CUDA's __syncwarp); emulated: a work-group barrier,
+ *                       so it must be reached by the whole work-group, like one
  *   ARCH_PTX            written before an sm_90a instruction in an asm string: a PTX
  *                       comment marker the runtime removes (cl/gemm_wgmma.cl)
  * With TC_EMULATE = 1 (tests on devices without tensor cores) only to_tf32,
- * truncated, split3 and tf32_part exist, in plain C; the including kernel computes
+ * truncated, split3, tf32_part and warp_sync exist, in plain C; the including kernel computes
  * products and exchanges between lanes itself.
  *
  * Why split3 truncates: a 3xTF32 product a_lo b_hi + a_hi b_lo + a_hi b_hi needs hi to be
@@ -36,7 +40,11 @@ static inline void split3(float x, uint *hi, uint *lo) {
 
 #if TC_EMULATE
 static inline uint to_tf32(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
+
+static inline void warp_sync(void) { barrier(CLK_LOCAL_MEM_FENCE); }
 #else
+static inline void warp_sync(void) { asm volatile("bar.warp.sync 0xffffffff;" ::: "memory"); }
+
 /* (Rounding by two integer operations as in the emulation wraps NVIDIA's NaN 0x7fffffff to
  * -0: docs/PERFORMANCE.md, "3xTF32 on wgmma".) */
 static inline uint to_tf32(float x) {
