@@ -26,7 +26,7 @@ int digcl_gemm_tc_supported(const digcl_device_info *device);
  * emulated (any device; tests). */
 int digcl_gemm_tc_emulated(void);
 /* Whether GEMMs of the context's precision take the wgmma kernels here (compute capability
- * 9.0: TF32 by default, 3xTF32 with DIGCL_GEMM_WGMMA=1). */
+ * 9.0: TF32 by default, for A [M, K] times B stored [N, K]; 3xTF32 with DIGCL_GEMM_WGMMA=1). */
 int digcl_gemm_tc_wgmma(const digcl_context *ctx);
 /* `batch` GEMMs on tensor cores (3xTF32, or TF32 when the context allows it).
  * Returns 0 without enqueueing anything when the operands exceed the

@@ -88,20 +88,19 @@ void digcl_copy_columns(digcl_context *ctx, cl_mem src, size_t src_row_stride, s
                          ? 1
                          : 4; /* floats per work-item */
     cl_kernel kernel = digcl_kernel(ctx, "util", v == 4 ? "copy_columns4" : "copy_columns", "");
+    const size_t chunks = columns / v; /* work-items per row */
     const int args[] = {(int)(src_row_stride / v),
                         (int)(src_column / v),
                         (int)(dst_row_stride / v),
                         (int)(dst_column / v),
                         (int)rows,
-                        (int)(columns / v)};
+                        (int)chunks};
     digcl_arg_mem(kernel, 0, src);
     digcl_arg_int(kernel, 1, args[0]);
     digcl_arg_int(kernel, 2, args[1]);
     digcl_arg_mem(kernel, 3, dst);
     for (unsigned i = 2; i < 6; i++) digcl_arg_int(kernel, i + 2, args[i]);
-    columns /= v;
-    size_t global[2] = {columns, rows},
-           local[2] = {columns >= 64 ? 64 : 16, columns >= 64 ? 4 : 16};
+    size_t global[2] = {chunks, rows}, local[2] = {chunks >= 64 ? 64 : 16, chunks >= 64 ? 4 : 16};
     digcl_launch(ctx, kernel, "copy_columns", 2, global, local);
 }
 
