@@ -73,13 +73,15 @@ static digcl_vae *open_vae(digcl_context *ctx, const char *path, digcl_vae_confi
 
 int bench_vae_main(digcl_context *ctx, int argc, char **argv) {
     const char *kl_path = NULL, *taesd_path = NULL, *value = NULL, *only = NULL;
-    int repeats = 3, quick = 0;
+    int repeats = 3, quick = 0, max_size = 2048;
     for (int i = 0; i < argc; i++) {
         if (cli_option_value(argc, argv, &i, "--vae", &value)) kl_path = value;
         else if (cli_option_value(argc, argv, &i, "--taesd", &value)) taesd_path = value;
         else if (cli_option_value(argc, argv, &i, "--only", &value)) only = value;
         else if (cli_option_value(argc, argv, &i, "--repeats", &value))
             repeats = (int)cli_parse_long("--repeats", value, 1, 1000);
+        else if (cli_option_value(argc, argv, &i, "--max-size", &value))
+            max_size = (int)cli_parse_long("--max-size", value, 256, 2048);
         else if (strcmp(argv[i], "--quick") == 0) quick = 1; /* sizes / 8, batch 2: a smoke run */
         else cli_unknown_argument("bench vae", argv[i]);
     }
@@ -94,8 +96,14 @@ int bench_vae_main(digcl_context *ctx, int argc, char **argv) {
         const int d = quick ? 8 : 1, batch = quick ? 2 : 8;
         time_case(ctx, label, vae, 1, batch, 256 / d, 0, repeats);
         time_case(ctx, label, vae, 0, batch, 256 / d, 0, repeats);
-        time_case(ctx, label, vae, 1, 1, 1024 / d, 0, repeats);
-        time_case(ctx, label, vae, 0, 1, 1024 / d, 0, repeats);
+        if (max_size >= 1024) {
+            time_case(ctx, label, vae, 1, 1, 1024 / d, 0, repeats);
+            time_case(ctx, label, vae, 0, 1, 1024 / d, 0, repeats);
+        }
+        if (max_size < 2048) { /* --max-size: the 2048 px case left out */
+            digcl_vae_free(vae);
+            continue;
+        }
         /* a fresh network, so that the peak is the weights and this pass's plan alone, not the
          * 1024 px plan kept from the case before */
         digcl_vae_free(vae);

@@ -32,7 +32,7 @@ static const bench_entry benches[] = {
     {"ops", "every layer kernel at DiG-S/2 training shapes (N=32, T=256) and at N=1, T=12544",
      bench_ops_main},
     {"vae",
-     "SD VAE and TAESD encode/decode at 256 px x 8, 1024 px, 2048 px tiled (--vae --taesd --quick)",
+     "SD VAE and TAESD encode/decode, 256 px x 8 to 2048 px (--vae --taesd --only --max-size)",
      bench_vae_main},
 };
 static const int bench_count = (int)(sizeof benches / sizeof benches[0]);

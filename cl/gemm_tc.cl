@@ -19,8 +19,9 @@
  *
  * Work-group: a BM x BN tile of C, (BM/WM) x (BN/WN) warps, each warp a
  * WM x WN tile as (WM/16) x (WN/8) mma tiles of 16 x 8. K advances in steps of
- * BK (16, or 8 for the largest tile) through two local-memory buffers (register-staged prefetch of the
- * next step while the tensor cores work on this one, one barrier per step).
+ * BK (16, or 8 for the largest tile) through two local-memory buffers
+ * (register-staged prefetch of the next step while the tensor cores work on
+ * this one, one barrier per step).
  * Local memory keeps each operand's stored layout, so every staging store runs
  * along the contiguous dimension: As[m][k] for A [M, K] and Bs[n][k] for B
  * stored [N, K], rows padded to BK + 4 floats, and As[k][m] for A^T and Bs[k][n]
@@ -43,8 +44,16 @@
  * pipeline, one barrier per K step, no register staging; only for A [M, K]
  * and B stored [N, K] (TRANS_A 0, TRANS_B 1) with float4 chunks; TF32 then
  * rounds at the fragment loads), TC_EMULATE (1: no PTX, for tests on
- * other devices). Strided batches over dimension 2. Needs sm_80 or newer
- * (mma .tf32, cvt.rna.tf32.f32, cp.async). */
+ * other devices), CONV_KSIZE (the implicit-GEMM convolution conv2d_tc below:
+ * op(B) is the im2col matrix of an NCHW image, read from the image itself).
+ * Strided batches over dimension 2. Needs sm_80 or newer (mma .tf32,
+ * cvt.rna.tf32.f32, cp.async).
+ *
+ * conv2d_tc (docs/VAE.md "Kernels"): y[o, p] = bias[o] + beta y[o, p] +
+ *   sum_{k < C KK} w[o, k] col[k, p], with k = (c K + a) K + b, p = i Wo + j and
+ *   col[k, p] = x[c, S i + a - pt, S j + b - pl] (zero outside the image),
+ * the GEMM of cl/conv2d.cl's im2col path without its column matrix: each thread
+ * gathers its elements of the B tile from x. One image per batch index. */
 
 #ifndef BK
 #define BK 16 /* 8 or 16 */
@@ -55,6 +64,12 @@
 #define STAGES 3 /* ASYNC: K steps in flight */
 #if ASYNC && (TRANS_A || !TRANS_B || !VEC_A || !VEC_B)
 #error "ASYNC needs A [M, K] and B stored [N, K] with float4 chunks"
+#endif
+#ifndef CONV_KSIZE
+#define CONV_KSIZE 0 /* a GEMM */
+#endif
+#if CONV_KSIZE && (TRANS_A || TRANS_B || VEC_B || ASYNC)
+#error "conv2d_tc reads w [O, C K K] and gathers B [C K K, pixels] element by element"
 #endif
 #define LDS (BK + 4) /* row g at bank offset g * LDS: distinct for BK = 8, 16 */
 #define LDA_T (BM + 8) /* As[k][m] rows: k = t at bank offset 8 t */
@@ -71,6 +86,9 @@
 
 #if (BM * BK) % THREADS != 0 || (BN * BK) % THREADS != 0
 #error "tile sizes must give every thread the same number of loads"
+#endif
+#if CONV_KSIZE && THREADS % BN != 0
+#error "conv2d_tc: each thread gathers one pixel column of the B tile (THREADS a multiple of BN)"
 #endif
 
 #include "tensor_core.cl"
@@ -104,10 +122,40 @@ static inline void b_chunk(int c, int *n, int *k) {
 #endif
 }
 
+/* Where op(B) comes from: a stored matrix, or (conv2d_tc) the image whose im2col it is. */
+#if CONV_KSIZE
+typedef struct b_source {
+    __global const float *x; /* [C, H, W] */
+    int H, W, Wo, stride, pad_top, pad_left;
+} b_source;
+#else
+typedef struct b_source {
+    __global const float *p;
+    int ld;
+} b_source;
+#endif
+
+#if CONV_KSIZE
+/* This thread's elements of the B tile at K step k0, gathered from the image: with
+ * THREADS a multiple of BN every chunk of the thread is the same pixel n0 + tid % BN
+ * (b_chunk), at k = k0 + tid / BN + c THREADS / BN. */
+static inline void gather_b(b_source B, int N, int K, int n0, int k0, int tid, float *rb) {
+    const int p = n0 + tid % BN, i = p / B.Wo, j = p - i * B.Wo;
+    const int top = i * B.stride - B.pad_top, left = j * B.stride - B.pad_left;
+    #pragma unroll
+    for (int c = 0; c < CHUNKS_B; c++) {
+        const int k = k0 + tid / BN + c * (THREADS / BN);
+        const int channel = k / (CONV_KSIZE * CONV_KSIZE), tap = k % (CONV_KSIZE * CONV_KSIZE);
+        const int y = top + tap / CONV_KSIZE, x = left + tap % CONV_KSIZE;
+        const int valid = p < N && k < K && y >= 0 && y < B.H && x >= 0 && x < B.W;
+        rb[c] = valid ? B.x[(channel * B.H + y) * B.W + x] : 0.0f;
+    }
+}
+#endif
+
 /* The next K step of both operands into registers (zero outside). */
-static inline void fetch(__global const float *A, int lda, __global const float *B, int ldb,
-                         int M, int N, int K, int m0, int n0, int k0, int tid, float *ra,
-                         float *rb) {
+static inline void fetch(__global const float *A, int lda, b_source B, int M, int N, int K,
+                         int m0, int n0, int k0, int tid, float *ra, float *rb) {
     #pragma unroll
     for (int c = 0; c < CHUNKS_A; c++) {
         int m, k;
@@ -122,13 +170,16 @@ static inline void fetch(__global const float *A, int lda, __global const float 
         ra[c] = valid ? *p : 0.0f;
 #endif
     }
+#if CONV_KSIZE
+    gather_b(B, N, K, n0, k0, tid, rb);
+#else
     #pragma unroll
     for (int c = 0; c < CHUNKS_B; c++) {
         int n, k;
         b_chunk(tid + c * THREADS, &n, &k);
         n += n0, k += k0;
         const int valid = n < N && k < K;
-        __global const float *p = B + (TRANS_B ? n * ldb + k : k * ldb + n);
+        __global const float *p = B.p + (TRANS_B ? n * B.ld + k : k * B.ld + n);
 #if VEC_B
         const float4 v = valid ? *(__global const float4 *)p : (float4)(0.0f);
         rb[4 * c] = v.x, rb[4 * c + 1] = v.y, rb[4 * c + 2] = v.z, rb[4 * c + 3] = v.w;
@@ -136,6 +187,7 @@ static inline void fetch(__global const float *A, int lda, __global const float 
         rb[c] = valid ? *p : 0.0f;
 #endif
     }
+#endif
 }
 
 /* Where element (m, k) of op(A) and (n, k) of op(B) sit in their local tiles. */
@@ -368,14 +420,14 @@ static inline void compute_step(__local const float *As, __local const float *Bs
  * registers this step's operands came from, already staged), computes from
  * (As, Bs), stages step s + 1 from (next_a, next_b) into (As_next, Bs_next)
  * and waits for the work-group. ahead = 1: one register set (free = next). */
-static inline void k_step(__global const float *A, int lda, __global const float *B, int ldb,
-                          int M, int N, int K, int m0, int n0, int tid, int wm, int wn, int lane,
-                          int s, int steps, int ahead, __local const float *As,
-                          __local const float *Bs, __local float *As_next, __local float *Bs_next,
-                          float *free_a, float *free_b, const float *next_a, const float *next_b,
+static inline void k_step(__global const float *A, int lda, b_source B, int M, int N, int K,
+                          int m0, int n0, int tid, int wm, int wn, int lane, int s, int steps,
+                          int ahead, __local const float *As, __local const float *Bs,
+                          __local float *As_next, __local float *Bs_next, float *free_a,
+                          float *free_b, const float *next_a, const float *next_b,
                           float acc[MT][NT][4]) {
     if (s + ahead < steps)
-        fetch(A, lda, B, ldb, M, N, K, m0, n0, (s + ahead) * BK, tid, free_a, free_b);
+        fetch(A, lda, B, M, N, K, m0, n0, (s + ahead) * BK, tid, free_a, free_b);
     compute_step(As, Bs, wm, wn, lane, acc);
     if (s + 1 < steps) stage(As_next, Bs_next, tid, next_a, next_b);
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -383,9 +435,8 @@ static inline void k_step(__global const float *A, int lda, __global const float
 
 #if ASYNC
 /* K step k0 of both operands -> (As, Bs) by cp.async (one commit group). */
-static inline void issue(__global const float *A, int lda, __global const float *B, int ldb,
-                         int M, int N, int K, int m0, int n0, int k0, int tid, __local float *As,
-                         __local float *Bs) {
+static inline void issue(__global const float *A, int lda, b_source B, int M, int N, int K,
+                         int m0, int n0, int k0, int tid, __local float *As, __local float *Bs) {
     #pragma unroll
     for (int c = 0; c < CHUNKS_A; c++) {
         int m, k;
@@ -398,85 +449,86 @@ static inline void issue(__global const float *A, int lda, __global const float 
         int n, k;
         b_chunk(tid + c * THREADS, &n, &k);
         const int valid = n0 + n < N && k0 + k < K;
-        copy16(Bs + b_index(n, k), valid ? B + (long)(n0 + n) * ldb + k0 + k : B, valid);
+        copy16(Bs + b_index(n, k), valid ? B.p + (long)(n0 + n) * B.ld + k0 + k : B.p, valid);
     }
     copy_commit();
 }
+#endif
 
-/* The K loop with STAGES buffers: wait for step s, one barrier (step s - 1's buffer is then
- * free), issue step s + STAGES - 1 into it, compute step s. */
-static inline void async_loop(__global const float *A, int lda, __global const float *B, int ldb,
-                              int M, int N, int K, int m0, int n0, int tid, int wm, int wn,
-                              int lane, __local float (*As)[TILE_A],
-                              __local float (*Bs)[TILE_B], float acc[MT][NT][4]) {
+/* [buffer][tile] (a_index, b_index) */
+#if ASYNC
+#define BUFFERS STAGES
+#else
+#define BUFFERS 2
+#endif
+
+/* acc = op(A) op(B) over all of K for the work-group's tile at (m0, n0). */
+static inline void multiply(__global const float *A, int lda, b_source B, int M, int N, int K,
+                            int m0, int n0, int tid, int wm, int wn, int lane,
+                            __local float (*As)[TILE_A], __local float (*Bs)[TILE_B],
+                            float acc[MT][NT][4]) {
+    zero_tile(acc);
     const int steps = (K + BK - 1) / BK;
+#if ASYNC
+    /* STAGES buffers: wait for step s, one barrier (step s - 1's buffer is then free), issue
+     * step s + STAGES - 1 into it, compute step s. */
     for (int s = 0; s < STAGES - 1; s++)
-        if (s < steps) issue(A, lda, B, ldb, M, N, K, m0, n0, s * BK, tid, As[s], Bs[s]);
+        if (s < steps) issue(A, lda, B, M, N, K, m0, n0, s * BK, tid, As[s], Bs[s]);
         else copy_commit(); /* empty groups keep the count uniform */
     for (int s = 0; s < steps; s++) {
         copy_wait();
         barrier(CLK_LOCAL_MEM_FENCE);
         const int next = s + STAGES - 1;
         if (next < steps)
-            issue(A, lda, B, ldb, M, N, K, m0, n0, next * BK, tid, As[next % STAGES],
+            issue(A, lda, B, M, N, K, m0, n0, next * BK, tid, As[next % STAGES],
                   Bs[next % STAGES]);
         else copy_commit();
         compute_step(As[s % STAGES], Bs[s % STAGES], wm, wn, lane, acc);
     }
-}
+#elif PREFETCH == 2
+    /* two register sets: step s + 2 is fetched while step s computes */
+    float ra0[LOADS_A], rb0[LOADS_B], ra1[LOADS_A], rb1[LOADS_B];
+    fetch(A, lda, B, M, N, K, m0, n0, 0, tid, ra0, rb0);
+    stage(As[0], Bs[0], tid, ra0, rb0);
+    if (steps > 1) fetch(A, lda, B, M, N, K, m0, n0, BK, tid, ra1, rb1);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 0; s < steps; s += 2) {
+        k_step(A, lda, B, M, N, K, m0, n0, tid, wm, wn, lane, s, steps, 2, As[0], Bs[0], As[1],
+               Bs[1], ra0, rb0, ra1, rb1, acc);
+        if (s + 1 < steps)
+            k_step(A, lda, B, M, N, K, m0, n0, tid, wm, wn, lane, s + 1, steps, 2, As[1], Bs[1],
+                   As[0], Bs[0], ra1, rb1, ra0, rb0, acc);
+    }
+#else
+    float ra[LOADS_A], rb[LOADS_B];
+    fetch(A, lda, B, M, N, K, m0, n0, 0, tid, ra, rb);
+    stage(As[0], Bs[0], tid, ra, rb);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 0; s < steps; s++)
+        k_step(A, lda, B, M, N, K, m0, n0, tid, wm, wn, lane, s, steps, 1, As[s & 1], Bs[s & 1],
+               As[(s + 1) & 1], Bs[(s + 1) & 1], ra, rb, ra, rb, acc);
 #endif
+}
 
+#if !CONV_KSIZE
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 gemm_tc(const int M, const int N, const int K, const float alpha, __global const float *A,
         const ulong a_offset, const int lda, const ulong stride_a, __global const float *B,
         const ulong b_offset, const int ldb, const ulong stride_b, const float beta,
         __global float *C, const ulong c_offset, const int ldc, const ulong stride_c) {
-    /* [buffer][tile] (a_index, b_index); 16-byte aligned for the float4 stores */
-#if ASYNC
-    __local float As[STAGES][TILE_A] __attribute__((aligned(16)));
-    __local float Bs[STAGES][TILE_B] __attribute__((aligned(16)));
-#else
-    __local float As[2][TILE_A] __attribute__((aligned(16)));
-    __local float Bs[2][TILE_B] __attribute__((aligned(16)));
-#endif
+    /* 16-byte aligned for the float4 stores */
+    __local float As[BUFFERS][TILE_A] __attribute__((aligned(16)));
+    __local float Bs[BUFFERS][TILE_B] __attribute__((aligned(16)));
     const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, t = lane % 4, wm = warp / WARPS_N, wn = warp % WARPS_N;
     const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM;
     const ulong batch = get_global_id(2);
     A += a_offset + batch * stride_a;
-    B += b_offset + batch * stride_b;
     C += c_offset + batch * stride_c;
+    const b_source source = {B + b_offset + batch * stride_b, ldb};
 
     float acc[MT][NT][4];
-    zero_tile(acc);
-
-    const int steps = (K + BK - 1) / BK;
-#if ASYNC
-    (void)steps;
-    async_loop(A, lda, B, ldb, M, N, K, m0, n0, tid, wm, wn, lane, As, Bs, acc);
-#elif PREFETCH == 2
-    /* two register sets: step s + 2 is fetched while step s computes */
-    float ra0[LOADS_A], rb0[LOADS_B], ra1[LOADS_A], rb1[LOADS_B];
-    fetch(A, lda, B, ldb, M, N, K, m0, n0, 0, tid, ra0, rb0);
-    stage(As[0], Bs[0], tid, ra0, rb0);
-    if (steps > 1) fetch(A, lda, B, ldb, M, N, K, m0, n0, BK, tid, ra1, rb1);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = 0; s < steps; s += 2) {
-        k_step(A, lda, B, ldb, M, N, K, m0, n0, tid, wm, wn, lane, s, steps, 2, As[0], Bs[0],
-               As[1], Bs[1], ra0, rb0, ra1, rb1, acc);
-        if (s + 1 < steps)
-            k_step(A, lda, B, ldb, M, N, K, m0, n0, tid, wm, wn, lane, s + 1, steps, 2, As[1],
-                   Bs[1], As[0], Bs[0], ra1, rb1, ra0, rb0, acc);
-    }
-#else
-    float ra[LOADS_A], rb[LOADS_B];
-    fetch(A, lda, B, ldb, M, N, K, m0, n0, 0, tid, ra, rb);
-    stage(As[0], Bs[0], tid, ra, rb);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = 0; s < steps; s++)
-        k_step(A, lda, B, ldb, M, N, K, m0, n0, tid, wm, wn, lane, s, steps, 1, As[s & 1],
-               Bs[s & 1], As[(s + 1) & 1], Bs[(s + 1) & 1], ra, rb, ra, rb, acc);
-#endif
+    multiply(A, lda, source, M, N, K, m0, n0, tid, wm, wn, lane, As, Bs, acc);
 
     #pragma unroll
     for (int i = 0; i < MT; i++)
@@ -487,3 +539,39 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
             store_pair(C, ldc, M, N, m + 8, n, acc[i][j][2], acc[i][j][3], alpha, beta);
         }
 }
+#else
+/* One image per batch index: w [O, C KK] (M = O, K = C KK), x [C, H, W] at x_offset +
+ * image * stride_x, y [O, Ho Wo] (N = Ho Wo) at y_offset + image * stride_y; beta = 1 adds
+ * onto y (the fused residual), beta = 0 never reads it; bias [O] unless has_bias is 0. */
+__kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
+conv2d_tc(const int M, const int N, const int K, __global const float *w, const ulong w_offset,
+          __global const float *x, const ulong x_offset, const ulong stride_x, const int H,
+          const int W, const int Wo, const int stride, const int pad_top, const int pad_left,
+          __global const float *bias, const ulong bias_offset, const int has_bias,
+          const float beta, __global float *y, const ulong y_offset, const ulong stride_y) {
+    __local float As[BUFFERS][TILE_A] __attribute__((aligned(16)));
+    __local float Bs[BUFFERS][TILE_B] __attribute__((aligned(16)));
+    const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, t = lane % 4, wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM;
+    const ulong image = get_global_id(2);
+    y += y_offset + image * stride_y;
+    const b_source source = {x + x_offset + image * stride_x, H, W, Wo, stride, pad_top, pad_left};
+
+    float acc[MT][NT][4];
+    multiply(w + w_offset, K, source, M, N, K, m0, n0, tid, wm, wn, lane, As, Bs, acc);
+
+    #pragma unroll
+    for (int i = 0; i < MT; i++) {
+        const int m = m0 + wm * WM + i * 16 + g;
+        const float b0 = has_bias && m < M ? bias[bias_offset + m] : 0.0f;
+        const float b8 = has_bias && m + 8 < M ? bias[bias_offset + m + 8] : 0.0f;
+        #pragma unroll
+        for (int j = 0; j < NT; j++) {
+            const int n = n0 + wn * WN + j * 8 + 2 * t;
+            store_pair(y, N, M, N, m, n, acc[i][j][0] + b0, acc[i][j][1] + b0, 1.0f, beta);
+            store_pair(y, N, M, N, m + 8, n, acc[i][j][2] + b8, acc[i][j][3] + b8, 1.0f, beta);
+        }
+    }
+}
+#endif

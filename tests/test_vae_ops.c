@@ -69,6 +69,9 @@ static void test_conv2d(void **state) {
         {{1, 4, 7, 7, 3, 1, 1, 0, 0, 0, 0}, 0, 0, 0},   /* 1x1 without bias */
         {{1, 7, 17, 19, 6, 3, 1, 1, 1, 1, 1}, 1, 0, 7 * 9 * 64}, /* chunked im2col */
         {{1, 3, 1, 1, 2, 3, 1, 1, 1, 1, 1}, 1, 0, 0},            /* a single pixel */
+        /* several tiles along O, pixels and C K K (the implicit GEMM's edges), float4 rows */
+        {{2, 20, 23, 21, 70, 3, 1, 1, 1, 1, 1}, 1, 1, 0},
+        {{3, 12, 16, 16, 36, 3, 2, 0, 0, 1, 1}, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) run_conv(&rng, &cases[i]);
 }

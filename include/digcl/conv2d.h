@@ -29,6 +29,10 @@ typedef struct digcl_conv2d_shape {
 int digcl_conv2d_out_height(const digcl_conv2d_shape *shape);
 int digcl_conv2d_out_width(const digcl_conv2d_shape *shape);
 
+/* Whether convolutions on this context run as implicit GEMMs (NVIDIA tensor cores, unless
+ * DIGCL_CONV2D=im2col), which use no workspace: callers may then pass none. */
+int digcl_conv2d_implicit(const digcl_context *ctx);
+
 /* Workspace floats that let the conv run in one im2col chunk per image (C K K Ho Wo; 0 for
  * 1x1 stride 1 unpadded). Any workspace of at least C K K * 64 floats works (more chunks). */
 size_t digcl_conv2d_full_workspace_floats(const digcl_conv2d_shape *shape);

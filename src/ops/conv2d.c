@@ -1,12 +1,18 @@
 /* conv2d.c: launchers of the dense 2-D convolution (digcl/conv2d.h, cl/conv2d.cl):
  * im2col of a range of output pixels into the workspace, then one GEMM
  *   y[:, p0 : p0 + P] (+)= w [O, C K K] x col [C K K, P]
- * per range, after the bias was written (or added) into y. */
+ * per range, after the bias was written (or added) into y. Where GEMMs run on tensor cores the
+ * whole convolution is one implicit GEMM instead (digcl_conv2d_tc: no column matrix, the bias in
+ * the epilogue, every image in one launch); DIGCL_CONV2D=im2col|implicit overrides the choice
+ * (implicit only where the tensor-core kernels run). */
 #include "digcl/conv2d.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "digcl/gemm.h"
+#include "gemm_backend.h"
 
 #define MIN_CHUNK_PIXELS 64
 
@@ -98,11 +104,33 @@ static int chunk_pixels(const digcl_conv2d_shape *s, size_t workspace_floats) {
     return (int)chunk;
 }
 
+/* DIGCL_CONV2D, read once per process: 1 implicit (the default where it can run), 0 im2col. */
+static int implicit_setting(void) {
+    static int read, implicit = 1;
+    if (read) return implicit;
+    const char *value = getenv("DIGCL_CONV2D");
+    if (value && *value && strcmp(value, "implicit") != 0) {
+        if (strcmp(value, "im2col") != 0)
+            digcl_fatal("DIGCL_CONV2D='%s' is not a convolution path (expected im2col or implicit)",
+                        value);
+        implicit = 0;
+    }
+    read = 1;
+    return implicit;
+}
+
+int digcl_conv2d_implicit(const digcl_context *ctx) {
+    return implicit_setting() && digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_TENSOR;
+}
+
 void digcl_conv2d_forward(digcl_context *ctx, const digcl_conv2d_shape *s, cl_mem x,
                           size_t x_offset, cl_mem weight, size_t w_offset, cl_mem bias,
                           size_t b_offset, cl_mem y, size_t y_offset, int accumulate,
                           cl_mem workspace, size_t workspace_floats) {
     check_shape(s);
+    if (digcl_conv2d_implicit(ctx) && digcl_conv2d_tc(ctx, s, x, x_offset, weight, w_offset, bias,
+                                                      b_offset, y, y_offset, accumulate))
+        return;
     const int pixels = digcl_conv2d_out_height(s) * digcl_conv2d_out_width(s);
     const size_t in_image = (size_t)s->C * s->H * s->W, out_image = (size_t)s->O * pixels;
     const size_t rows = column_rows(s);

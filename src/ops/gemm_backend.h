@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "digcl/conv2d.h"
 #include "digcl/gemm.h"
 
 typedef enum digcl_gemm_backend_kind {
@@ -33,5 +34,13 @@ int digcl_gemm_tc_wgmma(const digcl_context *ctx);
  * kernel's 32-bit index range (the caller falls back to CLBlast). */
 int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *args, size_t stride_a, size_t stride_b,
                   size_t stride_c, size_t batch);
+
+/* The convolution of digcl_conv2d_forward as an implicit GEMM on tensor cores (cl/gemm_tc.cl,
+ * conv2d_tc: the im2col matrix is gathered from x tile by tile, the bias added in the epilogue,
+ * all images in one launch). Returns 0 without enqueueing anything when a matrix exceeds the
+ * kernel's 32-bit index range. */
+int digcl_conv2d_tc(digcl_context *ctx, const digcl_conv2d_shape *shape, cl_mem x, size_t x_offset,
+                    cl_mem weight, size_t w_offset, cl_mem bias, size_t b_offset, cl_mem y,
+                    size_t y_offset, int accumulate);
 
 #endif

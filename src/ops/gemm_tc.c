@@ -65,6 +65,7 @@ static const tc_tile *choose_tile(const digcl_context *ctx, const digcl_gemm_arg
     const tc_tile *smallest = NULL;
     for (int i = 0; i < TILE_COUNT; i++) {
         if (!tiles[i].automatic) continue;
+        if (tiles[i].bm > 64 && a->M <= 64) continue; /* half its rows would be empty */
         if (tile_count(&tiles[i], a, batch) >= units) return &tiles[i];
         smallest = &tiles[i];
     }
@@ -129,29 +130,35 @@ static int vector_c_ok(const digcl_gemm_args *a, size_t stride_c) {
     return a->c_offset % 2 == 0 && a->ldc % 2 == 0 && a->N % 2 == 0 && stride_c % 2 == 0;
 }
 
-static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gemm_args *a,
-                           size_t stride_a, size_t stride_b, size_t stride_c) {
-    char options[320];
+/* The options of cl/gemm_tc.cl for tile t and this layout; conv_ksize > 0: conv2d_tc. */
+static void tc_options(char *options, size_t size, digcl_context *ctx, const tc_tile *t,
+                       int trans_a, int trans_b, int vec_a, int vec_b, int vec_c, int conv_ksize) {
     const int split3 = digcl_context_precision(ctx) != DIGCL_PRECISION_TF32;
     tc_variant v = variant();
     if (v.ldmatrix < 0) v.ldmatrix = split3;
     if (v.async < 0) v.async = !split3;
-    if (v.prefetch < 0) v.prefetch = split3 && !a->transpose_a && a->transpose_b ? 2 : 1;
+    if (v.prefetch < 0) v.prefetch = split3 && !trans_a && trans_b ? 2 : 1;
     if (digcl_gemm_tc_emulated()) v.ldmatrix = 0;
-    const int vec_a = vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a);
-    const int vec_b = vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b);
-    const int vec_c = vector_c_ok(a, stride_c);
     /* three stages of both tiles, padded rows of BK + 4 floats, within the local memory */
     const size_t stage_bytes = (size_t)(t->bm + t->bn) * (t->bk + 4) * sizeof(float);
-    const int async = v.async && !a->transpose_a && a->transpose_b && vec_a && vec_b &&
+    const int async = v.async && !trans_a && trans_b && vec_a && vec_b && !conv_ksize &&
                       3 * stage_bytes + 1024 <= digcl_context_device(ctx)->local_mem_bytes;
-    snprintf(options, sizeof options,
+    snprintf(options, size,
              "-D BM=%d -D BN=%d -D BK=%d -D WM=%d -D WN=%d -D TRANS_A=%d -D TRANS_B=%d "
              "-D SPLIT3=%d -D VEC_A=%d -D VEC_B=%d -D VEC_C=%d -D STEP_ACC=%d -D PREFETCH=%d "
-             "-D LDMATRIX=%d -D ASYNC=%d -D TC_EMULATE=%d",
-             t->bm, t->bn, t->bk, t->wm, t->wn, a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0,
-             split3, vec_a, vec_b, vec_c, split3 && v.step_acc, v.prefetch, v.ldmatrix, async,
-             digcl_gemm_tc_emulated());
+             "-D LDMATRIX=%d -D ASYNC=%d -D TC_EMULATE=%d -D CONV_KSIZE=%d",
+             t->bm, t->bn, t->bk, t->wm, t->wn, trans_a, trans_b, split3, vec_a, vec_b, vec_c,
+             split3 && v.step_acc, v.prefetch, v.ldmatrix, async, digcl_gemm_tc_emulated(),
+             conv_ksize);
+}
+
+static cl_kernel tc_kernel(digcl_context *ctx, const tc_tile *t, const digcl_gemm_args *a,
+                           size_t stride_a, size_t stride_b, size_t stride_c) {
+    char options[320];
+    const int vec_a = vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a);
+    const int vec_b = vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b);
+    tc_options(options, sizeof options, ctx, t, a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0,
+               vec_a, vec_b, vector_c_ok(a, stride_c), 0);
     return digcl_kernel(ctx, "gemm_tc", "gemm_tc", options);
 }
 
@@ -297,6 +304,59 @@ static void launch_wgmma_split(digcl_context *ctx, const digcl_gemm_args *a, siz
              a->transpose_b ? 1 : 0);
     launch_warpgroup(ctx, "gemm_wgmma_split", layout, "gemm (wgmma, 3xTF32)", a, stride_a, stride_b,
                      stride_c, batch);
+}
+
+/* ---------------------------------------------------------------- implicit-GEMM conv */
+
+/* conv2d_tc gathers one pixel column of the B tile per thread: THREADS a multiple of BN. */
+static int gathers_columns(const tc_tile *t) {
+    return (32 * (t->bm / t->wm) * (t->bn / t->wn)) % t->bn == 0;
+}
+
+int digcl_conv2d_tc(digcl_context *ctx, const digcl_conv2d_shape *s, cl_mem x, size_t x_offset,
+                    cl_mem weight, size_t w_offset, cl_mem bias, size_t b_offset, cl_mem y,
+                    size_t y_offset, int accumulate) {
+    const size_t Wo = (size_t)digcl_conv2d_out_width(s);
+    const size_t pixels = (size_t)digcl_conv2d_out_height(s) * Wo;
+    const size_t rows = (size_t)s->C * s->K * s->K, in_image = (size_t)s->C * s->H * s->W;
+    if (s->O * rows >= INT_LIMIT || s->O * pixels >= INT_LIMIT || in_image >= INT_LIMIT) return 0;
+    digcl_gemm_args g = {0}; /* w [O, C K K] times col [C K K, pixels] */
+    g.M = (size_t)s->O, g.N = pixels, g.K = rows, g.a_offset = w_offset, g.lda = rows;
+    g.c_offset = y_offset, g.ldc = pixels;
+    const tc_tile *t = choose_tile(ctx, &g, (size_t)s->N);
+    if (!gathers_columns(t)) t = &tiles[0];
+    char options[320];
+    tc_options(options, sizeof options, ctx, t, 0, 0, vector_ok(w_offset, rows, rows, 0), 0,
+               vector_c_ok(&g, (size_t)s->O * pixels), s->K);
+    cl_kernel kernel = digcl_kernel(ctx, "gemm_tc", "conv2d_tc", options);
+    unsigned i = 0;
+    digcl_arg_int(kernel, i++, s->O);
+    digcl_arg_int(kernel, i++, (int)pixels);
+    digcl_arg_int(kernel, i++, (int)rows);
+    digcl_arg_mem(kernel, i++, weight);
+    digcl_arg_ulong(kernel, i++, w_offset);
+    digcl_arg_mem(kernel, i++, x);
+    digcl_arg_ulong(kernel, i++, x_offset);
+    digcl_arg_ulong(kernel, i++, in_image);
+    digcl_arg_int(kernel, i++, s->H);
+    digcl_arg_int(kernel, i++, s->W);
+    digcl_arg_int(kernel, i++, (int)Wo);
+    digcl_arg_int(kernel, i++, s->stride);
+    digcl_arg_int(kernel, i++, s->pad_top);
+    digcl_arg_int(kernel, i++, s->pad_left);
+    digcl_arg_mem(kernel, i++, bias ? bias : weight);
+    digcl_arg_ulong(kernel, i++, b_offset);
+    digcl_arg_int(kernel, i++, bias != NULL);
+    digcl_arg_float(kernel, i++, accumulate ? 1.0f : 0.0f);
+    digcl_arg_mem(kernel, i++, y);
+    digcl_arg_ulong(kernel, i++, y_offset);
+    digcl_arg_ulong(kernel, i++, (size_t)s->O * pixels);
+    const size_t threads = 32 * (size_t)(t->bm / t->wm) * (size_t)(t->bn / t->wn);
+    size_t global[3] = {((pixels + t->bn - 1) / t->bn) * threads, (g.M + t->bm - 1) / t->bm,
+                        (size_t)s->N};
+    size_t local[3] = {threads, 1, 1};
+    digcl_launch(ctx, kernel, "conv2d (tensor cores)", 3, global, local);
+    return 1;
 }
 
 /* ---------------------------------------------------------------- entry */
