@@ -102,6 +102,9 @@ typedef struct digcl_vae_tile_plan {
      * available host memory; TAESD (local, exact in overlapping tiles) never streams. */
     int streamed;
     size_t host_bytes;
+    /* Untiled: the images one pass takes at once (about a megapixel's worth, as many as the
+     * memory budget holds, found by halving; `bytes` stays the one-image pass). Tiled: 1. */
+    int images;
 } digcl_vae_tile_plan;
 digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, int W,
                                          const digcl_vae_tiling *tiling);

@@ -63,16 +63,17 @@ static void kl_sizes(const digcl_vae_config *c, int part, int H, int W, size_t *
     *act = a, *col = k;
 }
 
-size_t digcl_vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int H, int W) {
+size_t digcl_vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int capacity, int H,
+                           int W, int implicit_conv) {
     memset(p, 0, sizeof *p);
-    p->part = part, p->H = H, p->W = W;
+    p->part = part, p->H = H, p->W = W, p->capacity = capacity, p->N = capacity;
     const size_t pixels = (size_t)H * W, latent = pixels / 64;
     const int L = c->latent_channels;
     size_t col_full, min_col;
     if (c->kind == DIGCL_VAE_KL) {
         kl_sizes(c, part, H, W, &p->act_floats, &col_full);
         min_col = (size_t)c->channels[DIGCL_VAE_LEVELS - 1] * 9 * 64;
-        digcl_groupnorm_shape g = {1, c->groups, (int)(p->act_floats / (size_t)c->groups),
+        digcl_groupnorm_shape g = {capacity, c->groups, (int)(p->act_floats / (size_t)c->groups),
                                    c->groups, c->eps};
         p->norm_floats = digcl_groupnorm_workspace_floats(&g);
         p->score_floats = digcl_vae_score_floats(latent);
@@ -83,8 +84,12 @@ size_t digcl_vae_plan_size(vae_plan *p, const digcl_vae_config *c, int part, int
     }
     p->col_floats =
         col_full < max_size(p->act_floats, min_col) ? col_full : max_size(p->act_floats, min_col);
-    const size_t in = part == DIGCL_VAE_ENCODER ? 3 * pixels : (size_t)L * latent;
-    const size_t out = part == DIGCL_VAE_ENCODER ? 2 * (size_t)L * latent : 3 * pixels;
+    if (implicit_conv) p->col_floats = 0;
+    p->act_floats *= (size_t)capacity; /* the images of a pass side by side: [N, C, H, W] */
+    const size_t in =
+        (size_t)capacity * (part == DIGCL_VAE_ENCODER ? 3 * pixels : (size_t)L * latent);
+    const size_t out =
+        (size_t)capacity * (part == DIGCL_VAE_ENCODER ? 2 * (size_t)L * latent : 3 * pixels);
     return sizeof(float) *
            (3 * p->act_floats + p->col_floats + p->norm_floats + p->score_floats + in + out);
 }
@@ -104,8 +109,9 @@ void digcl_vae_plan_allocate(digcl_context *ctx, vae_plan *p) {
     p->col = digcl_vae_buffer(ctx, p->col_floats, "vae im2col scratch");
     p->norm = digcl_vae_buffer(ctx, p->norm_floats, "vae group-norm scratch");
     p->scores = digcl_vae_buffer(ctx, p->score_floats, "vae attention scores");
-    p->input = digcl_vae_buffer(ctx, enc ? 3 * pixels : 8 * latent, "vae input tile");
-    p->output = digcl_vae_buffer(ctx, enc ? 8 * latent : 3 * pixels, "vae output tile");
+    const size_t images = (size_t)p->capacity;
+    p->input = digcl_vae_buffer(ctx, images * (enc ? 3 * pixels : 8 * latent), "vae input tiles");
+    p->output = digcl_vae_buffer(ctx, images * (enc ? 8 * latent : 3 * pixels), "vae output tiles");
 }
 
 void digcl_vae_plan_release(vae_plan *p) {
@@ -263,13 +269,29 @@ static size_t budget(const digcl_vae *vae, const digcl_vae_tiling *tiling) {
     return free_bytes > 0 ? (size_t)(0.8 * free_bytes) : 0;
 }
 
-static int fits(const digcl_vae *vae, int part, int H, int W, size_t limit, size_t *bytes) {
+static size_t plan_size(const digcl_vae *vae, vae_plan *p, int part, int capacity, int H, int W) {
+    return digcl_vae_plan_size(p, &vae->config, part, capacity, H, W,
+                               digcl_conv2d_implicit(vae->ctx));
+}
+
+static int fits(const digcl_vae *vae, int part, int capacity, int H, int W, size_t limit,
+                size_t *bytes) {
     vae_plan p;
-    *bytes = digcl_vae_plan_size(&p, &vae->config, part, H, W);
+    *bytes = plan_size(vae, &p, part, capacity, H, W);
     const uint64_t max_alloc = digcl_context_device(vae->ctx)->max_alloc_bytes;
     const size_t biggest =
         sizeof(float) * max_size(max_size(p.act_floats, p.col_floats), p.score_floats);
     return *bytes <= limit && biggest <= max_alloc;
+}
+
+/* Images per untiled pass: about a megapixel (as one 1024 px image, which fills a large
+ * device), halved until the memory limit holds them, at least 1. */
+static int images_per_pass(const digcl_vae *vae, int part, int H, int W, size_t limit) {
+    const size_t per_pass = ((size_t)1 << 20) / ((size_t)H * W);
+    int images = per_pass < 1 ? 1 : per_pass > 4096 ? 4096 : (int)per_pass;
+    size_t bytes;
+    while (images > 1 && !fits(vae, part, images, H, W, limit, &bytes)) images = (images + 1) / 2;
+    return images;
 }
 
 /* MemAvailable of /proc/meminfo (Linux), else the physical memory. */
@@ -290,16 +312,16 @@ static size_t strip_floats(size_t tile_bytes) { return tile_bytes / sizeof(float
 
 digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, int W,
                                          const digcl_vae_tiling *tiling) {
-    digcl_vae_tile_plan t = {0, H, W, 0, 0, 0, 0};
+    digcl_vae_tile_plan t = {0, H, W, 0, 0, 0, 0, 1};
     const size_t limit = budget(vae, tiling);
     const int asked = tiling ? tiling->tile_size : 0;
     if (asked > 0 && (asked < H || asked < W)) {
         t.tiled = 1;
         t.tile_height = asked < H ? asked : H, t.tile_width = asked < W ? asked : W;
-    } else if (asked <= 0 && !fits(vae, part, H, W, limit, &t.bytes)) {
+    } else if (asked <= 0 && !fits(vae, part, 1, H, W, limit, &t.bytes)) {
         int side = (H > W ? H : W) / 8 * 8;
         while (side > MIN_TILE &&
-               !fits(vae, part, side < H ? side : H, side < W ? side : W, limit, &t.bytes))
+               !fits(vae, part, 1, side < H ? side : H, side < W ? side : W, limit, &t.bytes))
             side = (side / 2 + 7) / 8 * 8;
         t.tiled = 1;
         t.tile_height = side < H ? side : H, t.tile_width = side < W ? side : W;
@@ -311,7 +333,7 @@ digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, 
         t.overlap = overlap / 8 * 8;
     }
     vae_plan p;
-    t.bytes = digcl_vae_plan_size(&p, &vae->config, part, t.tile_height, t.tile_width);
+    t.bytes = plan_size(vae, &p, part, 1, t.tile_height, t.tile_width);
     if (t.tiled && vae->config.kind == DIGCL_VAE_KL) {
         vae_stream_plan sp;
         const size_t bytes = digcl_vae_stream_plan_size(&sp, &vae->config, part, H / 8, W / 8,
@@ -320,15 +342,20 @@ digcl_vae_tile_plan digcl_vae_plan_tiles(const digcl_vae *vae, int part, int H, 
         if ((double)host <= 0.8 * (double)available_host_bytes()) /* else overlapping tiles */
             t.streamed = 1, t.overlap = 0, t.bytes = bytes, t.host_bytes = host;
     }
+    if (!t.tiled) t.images = images_per_pass(vae, part, H, W, limit);
     return t;
 }
 
-static vae_plan *plan_for(digcl_vae *vae, int part, int H, int W) {
+/* The plan of `part` for passes of up to `capacity` tiles of H x W, reused while it is the same;
+ * its N is set to `capacity`. */
+static vae_plan *plan_for(digcl_vae *vae, int part, int capacity, int H, int W) {
     vae_plan *p = &vae->plans[part];
-    if (p->act[0].mem && p->H == H && p->W == W) return p;
-    digcl_vae_plan_release(p);
-    digcl_vae_plan_size(p, &vae->config, part, H, W);
-    digcl_vae_plan_allocate(vae->ctx, p);
+    if (!(p->act[0].mem && p->H == H && p->W == W && p->capacity == capacity)) {
+        digcl_vae_plan_release(p);
+        plan_size(vae, p, part, capacity, H, W);
+        digcl_vae_plan_allocate(vae->ctx, p);
+    }
+    p->N = capacity;
     return p;
 }
 
@@ -337,8 +364,7 @@ static vae_stream_plan *stream_plan_for(digcl_vae *vae, int part, int h, int w,
                                         const digcl_vae_tile_plan *t) {
     vae_stream_plan *p = &vae->streams[part], wanted;
     vae_plan tile;
-    const size_t tile_bytes =
-        digcl_vae_plan_size(&tile, &vae->config, part, t->tile_height, t->tile_width);
+    const size_t tile_bytes = plan_size(vae, &tile, part, 1, t->tile_height, t->tile_width);
     digcl_vae_stream_plan_size(&wanted, &vae->config, part, h, w, strip_floats(tile_bytes));
     if (p->in.mem && p->h == h && p->w == w && p->strip_floats == wanted.strip_floats) return p;
     digcl_vae_stream_plan_release(p);
@@ -382,6 +408,36 @@ typedef struct tile_job {
     int in_factor, out_factor;     /* pixels per latent pixel: 8 for images, 1 for latents */
 } tile_job;
 
+/* The network of `part` over the plan's N tiles (plan->input -> plan->output). */
+static void run_network(digcl_vae *vae, int part, vae_plan *plan) {
+    const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
+    const int kl = vae->config.kind == DIGCL_VAE_KL;
+    if (part == DIGCL_VAE_ENCODER)
+        kl ? digcl_vae_kl_encode(vae->ctx, &vae->config, &weights, plan)
+           : digcl_vae_taesd_encode(vae->ctx, &vae->config, &weights, plan);
+    else
+        kl ? digcl_vae_kl_decode(vae->ctx, &vae->config, &weights, plan)
+           : digcl_vae_taesd_decode(vae->ctx, &vae->config, &weights, plan);
+}
+
+/* Runs `part` untiled over N whole images, `images` per pass: in [N, in_channels, h fi, w fi]
+ * -> out [N, out_channels, h fo, w fo]; h, w in latent pixels. */
+static void run_batched(digcl_vae *vae, const tile_job *job, int images, int N, int h, int w,
+                        const float *in, float *out) {
+    vae_plan *plan = plan_for(vae, job->part, images, 8 * h, 8 * w);
+    const size_t plane = (size_t)h * w;
+    const size_t in_image = (size_t)job->in_channels * plane * job->in_factor * job->in_factor;
+    const size_t out_image = (size_t)job->out_channels * plane * job->out_factor * job->out_factor;
+    for (int n = 0; n < N; n += images) {
+        plan->N = N - n < images ? N - n : images;
+        digcl_write(vae->ctx, plan->input.mem, 0, plan->N * in_image * sizeof *in,
+                    in + n * in_image);
+        run_network(vae, job->part, plan);
+        digcl_read(vae->ctx, plan->output.mem, 0, plan->N * out_image * sizeof *out,
+                   out + n * out_image);
+    }
+}
+
 /* Runs `part` over every tile of one image, blending into out [out_channels, h f, w f].
  * in [in_channels, h fi, w fi]; h, w in latent pixels. */
 static void run_tiled(digcl_vae *vae, const tile_job *job, const digcl_vae_tile_plan *t, int h,
@@ -391,7 +447,7 @@ static void run_tiled(digcl_vae *vae, const tile_job *job, const digcl_vae_tile_
     int ys[MAX_TILES], xs[MAX_TILES];
     const int ny = tile_starts(h, th, overlap, ys, MAX_TILES);
     const int nx = tile_starts(w, tw, overlap, xs, MAX_TILES);
-    vae_plan *plan = plan_for(vae, job->part, th * 8, tw * 8);
+    vae_plan *plan = plan_for(vae, job->part, 1, th * 8, tw * 8);
     const int fi = job->in_factor, fo = job->out_factor, ramp = overlap * fo;
     const size_t in_tile = (size_t)job->in_channels * th * fi * tw * fi;
     const size_t out_tile = (size_t)job->out_channels * th * fo * tw * fo;
@@ -400,8 +456,6 @@ static void run_tiled(digcl_vae *vae, const tile_job *job, const digcl_vae_tile_
     float *wsum = calloc(out_plane, sizeof *wsum);
     if (!tin || !tout || !wsum) digcl_fatal("vae: out of host memory for tiles");
     memset(out, 0, out_plane * job->out_channels * sizeof *out);
-    const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
-    const int kl = vae->config.kind == DIGCL_VAE_KL;
     for (int a = 0; a < ny; ++a)
         for (int b = 0; b < nx; ++b) {
             const int Hi = h * fi, Wi = w * fi, y0 = ys[a] * fi, x0 = xs[b] * fi;
@@ -410,12 +464,7 @@ static void run_tiled(digcl_vae *vae, const tile_job *job, const digcl_vae_tile_
                     memcpy(tin + ((size_t)c * th * fi + i) * tw * fi,
                            in + ((size_t)c * Hi + y0 + i) * Wi + x0, (size_t)tw * fi * sizeof *in);
             digcl_write(vae->ctx, plan->input.mem, 0, in_tile * sizeof *tin, tin);
-            if (job->part == DIGCL_VAE_ENCODER)
-                kl ? digcl_vae_kl_encode(vae->ctx, &vae->config, &weights, plan)
-                   : digcl_vae_taesd_encode(vae->ctx, &vae->config, &weights, plan);
-            else
-                kl ? digcl_vae_kl_decode(vae->ctx, &vae->config, &weights, plan)
-                   : digcl_vae_taesd_decode(vae->ctx, &vae->config, &weights, plan);
+            run_network(vae, job->part, plan);
             digcl_read(vae->ctx, plan->output.mem, 0, out_tile * sizeof *tout, tout);
             const int Ho = h * fo, Wo = w * fo, oy = ys[a] * fo, ox = xs[b] * fo;
             for (int i = 0; i < th * fo; ++i) {
@@ -451,19 +500,24 @@ void digcl_vae_encode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
     const digcl_vae_tile_plan t = digcl_vae_plan_tiles(vae, DIGCL_VAE_ENCODER, H, W, tiling);
     const tile_job job = {DIGCL_VAE_ENCODER, 3, vae->config.kind == DIGCL_VAE_KL ? 2 * L : L, 8, 1};
     const size_t plane = (size_t)h * w, image = (size_t)3 * H * W;
-    float *moments = malloc((size_t)job.out_channels * plane * sizeof *moments);
+    const size_t moment_floats = (size_t)job.out_channels * plane;
+    float *moments = malloc((size_t)N * moment_floats * sizeof *moments);
     if (!moments) digcl_fatal("vae encode: out of host memory");
     const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
     vae_stream_plan *stream = t.streamed ? stream_plan_for(vae, DIGCL_VAE_ENCODER, h, w, &t) : NULL;
-    for (int n = 0; n < N; ++n) {
+    if (!t.tiled) run_batched(vae, &job, t.images < N ? t.images : N, N, h, w, images, moments);
+    for (int n = 0; t.tiled && n < N; ++n) {
         if (stream)
             digcl_vae_kl_encode_streamed(vae->ctx, &vae->config, &weights, stream,
-                                         images + n * image, moments);
-        else run_tiled(vae, &job, &t, h, w, images + n * image, moments);
+                                         images + n * image, moments + n * moment_floats);
+        else run_tiled(vae, &job, &t, h, w, images + n * image, moments + n * moment_floats);
+    }
+    for (int n = 0; n < N; ++n) {
+        const float *m = moments + n * moment_floats;
         for (size_t i = 0; i < (size_t)L * plane; ++i) {
-            mean[n * L * plane + i] = moments[i];
+            mean[n * L * plane + i] = m[i];
             if (!logvar) continue;
-            float lv = job.out_channels == 2 * L ? moments[L * plane + i] : DIGCL_VAE_LOGVAR_MIN;
+            float lv = job.out_channels == 2 * L ? m[L * plane + i] : DIGCL_VAE_LOGVAR_MIN;
             logvar[n * L * plane + i] =
                 fminf(fmaxf(lv, DIGCL_VAE_LOGVAR_MIN), DIGCL_VAE_LOGVAR_MAX);
         }
@@ -481,18 +535,19 @@ void digcl_vae_decode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
     const digcl_vae_tile_plan t =
         digcl_vae_plan_tiles(vae, DIGCL_VAE_DECODER, 8 * h, 8 * w, tiling);
     const tile_job job = {DIGCL_VAE_DECODER, L, 3, 1, 8};
-    const size_t plane = (size_t)h * w;
-    float *z = malloc((size_t)L * plane * sizeof *z);
+    const size_t plane = (size_t)h * w, latent = (size_t)L * plane;
+    float *z = malloc((size_t)N * latent * sizeof *z);
     if (!z) digcl_fatal("vae decode: out of host memory");
+    for (size_t i = 0; i < (size_t)N * latent; ++i) z[i] = latents[i] / latent_scale;
     const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
     vae_stream_plan *stream = t.streamed ? stream_plan_for(vae, DIGCL_VAE_DECODER, h, w, &t) : NULL;
-    for (int n = 0; n < N; ++n) {
-        for (size_t i = 0; i < (size_t)L * plane; ++i)
-            z[i] = latents[n * L * plane + i] / latent_scale;
+    if (!t.tiled) run_batched(vae, &job, t.images < N ? t.images : N, N, h, w, z, images);
+    for (int n = 0; t.tiled && n < N; ++n) {
         float *image = images + (size_t)n * 3 * 64 * plane;
         if (stream)
-            digcl_vae_kl_decode_streamed(vae->ctx, &vae->config, &weights, stream, z, image);
-        else run_tiled(vae, &job, &t, h, w, z, image);
+            digcl_vae_kl_decode_streamed(vae->ctx, &vae->config, &weights, stream, z + n * latent,
+                                         image);
+        else run_tiled(vae, &job, &t, h, w, z + n * latent, image);
     }
     free(z);
 }

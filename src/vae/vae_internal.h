@@ -36,11 +36,14 @@ digcl_vae_kind digcl_vae_kind_of_file(const struct digcl_safetensors *st);
 int digcl_vae_params_load(digcl_params *params, const struct digcl_safetensors *st,
                           const digcl_vae_config *config, char *error, size_t error_size);
 
-/* Device buffers of one pass over a tile of H x W image pixels (h x w latents). */
+/* Device buffers of one pass over up to `capacity` tiles (or whole images) of H x W image
+ * pixels (h x w latents) at once; a pass runs the first N of them (input and output
+ * [N, C, H, W]). */
 typedef struct vae_plan {
     int part, H, W;
+    int capacity, N;     /* images the buffers hold; images of the current pass */
     size_t act_floats;   /* each of act[0..2] */
-    size_t col_floats;   /* im2col scratch */
+    size_t col_floats;   /* im2col scratch (one image; 0 where convolutions need none) */
     size_t norm_floats;  /* GroupNorm scratch */
     size_t score_floats; /* attention scores */
     digcl_buffer act[3], col, norm, scores, input, output;
@@ -52,14 +55,16 @@ size_t digcl_vae_score_floats(size_t T);
 /* A device buffer of `floats` floats (at least one). */
 digcl_buffer digcl_vae_buffer(digcl_context *ctx, size_t floats, const char *what);
 
-/* Sizes of a plan (no allocation); bytes of device memory it needs. */
-size_t digcl_vae_plan_size(vae_plan *plan, const digcl_vae_config *config, int part, int H, int W);
+/* Sizes of a plan for `capacity` images (no allocation); bytes of device memory it needs.
+ * implicit_conv: the context's convolutions need no im2col scratch (digcl_conv2d_implicit). */
+size_t digcl_vae_plan_size(vae_plan *plan, const digcl_vae_config *config, int part, int capacity,
+                           int H, int W, int implicit_conv);
 void digcl_vae_plan_allocate(digcl_context *ctx, vae_plan *plan);
 void digcl_vae_plan_release(vae_plan *plan);
 
-/* The networks over one tile, input in plan->input, result in plan->output:
- * encoder: image [3, H, W] in [-1, 1] -> moments [2 L, H/8, W/8] (quant_conv output);
- * decoder: raw latent [L, h, w] -> image [3, 8h, 8w] in about [-1, 1]. */
+/* The networks over plan->N tiles, input in plan->input, result in plan->output:
+ * encoder: images [N, 3, H, W] in [-1, 1] -> moments [N, 2 L, H/8, W/8] (quant_conv output);
+ * decoder: raw latents [N, L, h, w] -> images [N, 3, 8h, 8w] in about [-1, 1]. */
 typedef struct vae_weights {
     const digcl_params *params;
     cl_mem mem; /* digcl_params_buffer(params) */
@@ -74,12 +79,12 @@ void digcl_vae_taesd_encode(digcl_context *ctx, const digcl_vae_config *config,
 void digcl_vae_taesd_decode(digcl_context *ctx, const digcl_vae_config *config,
                             const vae_weights *w, vae_plan *plan);
 
-/* y (+)= conv(x) for the conv `name` (name.weight [O, C, K, K], name.bias when has_bias) on one
- * image; pad = (top, left, bottom, right). Column scratch from the plan. */
+/* y (+)= conv(x) for the conv `name` (name.weight [O, C, K, K], name.bias when has_bias) on the
+ * plan's N images; pad = (top, left, bottom, right). Column scratch from the plan. */
 void digcl_vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
                     cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
                     const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate);
-/* The same with an explicit column scratch of col_floats floats. */
+/* The same on one image with an explicit column scratch of col_floats floats. */
 void digcl_vae_conv_scratch(digcl_context *ctx, const vae_weights *w, cl_mem col, size_t col_floats,
                             const char *name, cl_mem x, size_t x_offset, int C, int H, int W, int O,
                             int K, int stride, const int pad[4], int has_bias, cl_mem y,

@@ -1,9 +1,10 @@
-/* vae_kl.c: the AutoencoderKL encoder and decoder over one tile (docs/VAE.md "Networks"),
+/* vae_kl.c: the AutoencoderKL encoder and decoder over the tiles (or images) of one pass (docs/VAE.md "Networks"),
  * on three activation buffers of plan->act_floats floats that rotate between layers:
  *   ResNet(x): h = conv1(silu(gn1(x))); h = conv2(silu(gn2(h))); out = shortcut(x) + h
  *   attention(x): h = gn(x); q, k, v = W h + b (1x1); out = x + W_o attn(q, k, v) + b_o
  *   downsample: F.pad(x, (0, 1, 0, 1)) then conv3x3 stride 2; upsample: nearest x2, conv3x3
- * The shortcut add is fused into conv2 (a GEMM with beta = 1 onto x or the 1x1 shortcut). */
+ * The shortcut add is fused into conv2 (a GEMM with beta = 1 onto x or the 1x1 shortcut).
+ * Every op runs on the plan's N images at once ([N, C, H, W] per buffer). */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -48,30 +49,38 @@ typedef struct kl_run {
 
 static cl_mem slot_mem(const kl_run *r, int slot) { return r->plan->act[slot].mem; }
 
-/* y = conv(x) (+ y when accumulate) for a conv named `name` (weight and bias). */
-void digcl_vae_conv_scratch(digcl_context *ctx, const vae_weights *w, cl_mem col, size_t col_floats,
-                            const char *name, cl_mem x, size_t x_offset, int C, int H, int W, int O,
-                            int K, int stride, const int pad[4], int has_bias, cl_mem y,
-                            size_t y_offset, int accumulate) {
-    digcl_conv2d_shape s = {1, C, H, W, O, K, stride, pad[0], pad[1], pad[2], pad[3]};
+/* y = conv(x) (+ y when accumulate) for a conv named `name` (weight and bias) on N images. */
+static void conv_images(digcl_context *ctx, const vae_weights *w, cl_mem col, size_t col_floats,
+                        const char *name, int N, cl_mem x, size_t x_offset, int C, int H, int W,
+                        int O, int K, int stride, const int pad[4], int has_bias, cl_mem y,
+                        size_t y_offset, int accumulate) {
+    digcl_conv2d_shape s = {N, C, H, W, O, K, stride, pad[0], pad[1], pad[2], pad[3]};
     const size_t wo = digcl_vae_offset(w, "%s.weight", name);
     const size_t bo = has_bias ? digcl_vae_offset(w, "%s.bias", name) : 0;
     digcl_conv2d_forward(ctx, &s, x, x_offset, w->mem, wo, has_bias ? w->mem : NULL, bo, y,
                          y_offset, accumulate, col, col_floats);
 }
 
+void digcl_vae_conv_scratch(digcl_context *ctx, const vae_weights *w, cl_mem col, size_t col_floats,
+                            const char *name, cl_mem x, size_t x_offset, int C, int H, int W, int O,
+                            int K, int stride, const int pad[4], int has_bias, cl_mem y,
+                            size_t y_offset, int accumulate) {
+    conv_images(ctx, w, col, col_floats, name, 1, x, x_offset, C, H, W, O, K, stride, pad, has_bias,
+                y, y_offset, accumulate);
+}
+
 void digcl_vae_conv(digcl_context *ctx, const vae_weights *w, vae_plan *plan, const char *name,
                     cl_mem x, size_t x_offset, int C, int H, int W, int O, int K, int stride,
                     const int pad[4], int has_bias, cl_mem y, size_t y_offset, int accumulate) {
-    digcl_vae_conv_scratch(ctx, w, plan->col.mem, plan->col_floats, name, x, x_offset, C, H, W, O,
-                           K, stride, pad, has_bias, y, y_offset, accumulate);
+    conv_images(ctx, w, plan->col.mem, plan->col_floats, name, plan->N, x, x_offset, C, H, W, O, K,
+                stride, pad, has_bias, y, y_offset, accumulate);
 }
 
 static const int SAME[4] = {1, 1, 1, 1}, NONE[4] = {0, 0, 0, 0}, DOWN[4] = {0, 0, 1, 1};
 
 static void group_norm(const kl_run *r, const char *name, cl_mem x, int C, int pixels, int silu,
                        cl_mem y) {
-    digcl_groupnorm_shape s = {1, C, pixels, r->config->groups, r->config->eps};
+    digcl_groupnorm_shape s = {r->plan->N, C, pixels, r->config->groups, r->config->eps};
     digcl_groupnorm_forward(r->ctx, &s, x, r->w->mem, digcl_vae_offset(r->w, "%s.weight", name),
                             digcl_vae_offset(r->w, "%s.bias", name), silu, y, r->plan->norm.mem);
 }
@@ -102,26 +111,31 @@ static activation resnet(const kl_run *r, const char *prefix, activation x, int 
     return y;
 }
 
-/* x += W_o attention(gn(x)) + b_o, in place. Planes: t1 holds gn(x) then the attention
- * output; t2 holds q, k, v. */
+/* x += W_o attention(gn(x)) + b_o, in place, each image attending over its own positions.
+ * t1 holds gn(x) [N, C, T] then the attention output [N, C, T]; t2 holds q, k, v
+ * ([3][N, C, T]). */
 static void attention(const kl_run *r, const char *prefix, activation x) {
     char name[VAE_NAME_MAX];
-    const int t1 = (x.slot + 1) % 3, t2 = other(x.slot, t1), T = x.H * x.W;
-    const size_t plane = (size_t)x.C * T;
+    const int t1 = (x.slot + 1) % 3, t2 = other(x.slot, t1), T = x.H * x.W, N = r->plan->N;
+    const size_t plane = (size_t)x.C * T, planes = (size_t)N * plane;
     static const char *const qkv[3] = {"to_q", "to_k", "to_v"};
     digcl_vae_format_name(name, "%s.group_norm", prefix);
     group_norm(r, name, slot_mem(r, x.slot), x.C, T, 0, slot_mem(r, t1));
     for (int i = 0; i < 3; ++i) { /* Linear over channels = a 1x1 conv on [C, T] */
         digcl_vae_format_name(name, "%s.%s", prefix, qkv[i]);
         digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), 0, x.C, x.H, x.W, x.C, 1, 1,
-                       NONE, 1, slot_mem(r, t2), i * plane, 0);
+                       NONE, 1, slot_mem(r, t2), i * planes, 0);
     }
-    digcl_plane_ref q = {slot_mem(r, t2), 0}, k = {slot_mem(r, t2), plane};
-    digcl_plane_ref v = {slot_mem(r, t2), 2 * plane}, out = {slot_mem(r, t1), plane};
-    digcl_spatial_attention_forward(r->ctx, x.C, T, q, k, v, out, r->plan->scores.mem,
-                                    r->plan->score_floats);
+    for (int n = 0; n < N; ++n) {
+        const size_t at = (size_t)n * plane;
+        digcl_plane_ref q = {slot_mem(r, t2), at}, k = {slot_mem(r, t2), planes + at};
+        digcl_plane_ref v = {slot_mem(r, t2), 2 * planes + at},
+                        out = {slot_mem(r, t1), planes + at};
+        digcl_spatial_attention_forward(r->ctx, x.C, T, q, k, v, out, r->plan->scores.mem,
+                                        r->plan->score_floats);
+    }
     digcl_vae_format_name(name, "%s.to_out.0", prefix);
-    digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), plane, x.C, x.H, x.W, x.C, 1, 1,
+    digcl_vae_conv(r->ctx, r->w, r->plan, name, slot_mem(r, t1), planes, x.C, x.H, x.W, x.C, 1, 1,
                    NONE, 1, slot_mem(r, x.slot), 0, 1);
 }
 
@@ -191,7 +205,7 @@ void digcl_vae_kl_decode(digcl_context *ctx, const digcl_vae_config *c, const va
         }
         if (i == DIGCL_VAE_LEVELS - 1) continue;
         const int up = (x.slot + 1) % 3, y = other(x.slot, up);
-        digcl_upsample_nearest_forward(ctx, x.C, x.H, x.W, 2, slot_mem(&r, x.slot),
+        digcl_upsample_nearest_forward(ctx, plan->N * x.C, x.H, x.W, 2, slot_mem(&r, x.slot),
                                        slot_mem(&r, up));
         digcl_vae_format_name(name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
         digcl_vae_conv(ctx, w, plan, name, slot_mem(&r, up), 0, x.C, 2 * x.H, 2 * x.W, x.C, 3, 1,
