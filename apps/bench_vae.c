@@ -100,13 +100,10 @@ int bench_vae_main(digcl_context *ctx, int argc, char **argv) {
             time_case(ctx, label, vae, 1, 1, 1024 / d, 0, repeats);
             time_case(ctx, label, vae, 0, 1, 1024 / d, 0, repeats);
         }
-        if (max_size < 2048) { /* --max-size: the 2048 px case left out */
-            digcl_vae_free(vae);
-            continue;
-        }
+        digcl_vae_free(vae);
+        if (max_size < 2048) continue; /* --max-size: the 2048 px case left out */
         /* a fresh network, so that the peak is the weights and this pass's plan alone, not the
          * 1024 px plan kept from the case before */
-        digcl_vae_free(vae);
         vae = open_vae(ctx, net ? taesd_path : kl_path,
                        net ? digcl_vae_config_taesd() : digcl_vae_config_sd());
         time_case(ctx, label, vae, 0, 1, 2048 / d, quick ? ((size_t)8 << 20) : budget_8g, 1);

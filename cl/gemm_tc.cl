@@ -510,6 +510,28 @@ static inline void multiply(__global const float *A, int lda, b_source B, int M,
 #endif
 }
 
+/* C[m, n] = alpha (acc + bias[m]) + beta C[m, n] for this lane's elements of the warp's tile
+ * (bias may be 0: none). */
+static inline void store_tile(__global float *C, int ldc, int M, int N, int m0, int n0, int wm,
+                              int wn, int lane, float acc[MT][NT][4], float alpha, float beta,
+                              __global const float *bias) {
+    const int g = lane / 4, t = lane % 4;
+    #pragma unroll
+    for (int i = 0; i < MT; i++) {
+        const int m = m0 + wm * WM + i * 16 + g;
+        const float b0 = bias && m < M ? bias[m] : 0.0f;
+        const float b8 = bias && m + 8 < M ? bias[m + 8] : 0.0f;
+        #pragma unroll
+        for (int j = 0; j < NT; j++) {
+            const int n = n0 + wn * WN + j * 8 + 2 * t;
+            store_pair(C, ldc, M, N, m, n, bias ? acc[i][j][0] + b0 : acc[i][j][0],
+                       bias ? acc[i][j][1] + b0 : acc[i][j][1], alpha, beta);
+            store_pair(C, ldc, M, N, m + 8, n, bias ? acc[i][j][2] + b8 : acc[i][j][2],
+                       bias ? acc[i][j][3] + b8 : acc[i][j][3], alpha, beta);
+        }
+    }
+}
+
 #if !CONV_KSIZE
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 gemm_tc(const int M, const int N, const int K, const float alpha, __global const float *A,
@@ -520,7 +542,7 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
     __local float As[BUFFERS][TILE_A] __attribute__((aligned(16)));
     __local float Bs[BUFFERS][TILE_B] __attribute__((aligned(16)));
     const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, t = lane % 4, wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const int wm = warp / WARPS_N, wn = warp % WARPS_N;
     const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM;
     const ulong batch = get_global_id(2);
     A += a_offset + batch * stride_a;
@@ -529,15 +551,7 @@ gemm_tc(const int M, const int N, const int K, const float alpha, __global const
 
     float acc[MT][NT][4];
     multiply(A, lda, source, M, N, K, m0, n0, tid, wm, wn, lane, As, Bs, acc);
-
-    #pragma unroll
-    for (int i = 0; i < MT; i++)
-        #pragma unroll
-        for (int j = 0; j < NT; j++) {
-            const int m = m0 + wm * WM + i * 16 + g, n = n0 + wn * WN + j * 8 + 2 * t;
-            store_pair(C, ldc, M, N, m, n, acc[i][j][0], acc[i][j][1], alpha, beta);
-            store_pair(C, ldc, M, N, m + 8, n, acc[i][j][2], acc[i][j][3], alpha, beta);
-        }
+    store_tile(C, ldc, M, N, m0, n0, wm, wn, lane, acc, alpha, beta, 0);
 }
 #else
 /* One image per batch index: w [O, C KK] (M = O, K = C KK), x [C, H, W] at x_offset +
@@ -552,7 +566,7 @@ conv2d_tc(const int M, const int N, const int K, __global const float *w, const 
     __local float As[BUFFERS][TILE_A] __attribute__((aligned(16)));
     __local float Bs[BUFFERS][TILE_B] __attribute__((aligned(16)));
     const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, t = lane % 4, wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const int wm = warp / WARPS_N, wn = warp % WARPS_N;
     const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM;
     const ulong image = get_global_id(2);
     y += y_offset + image * stride_y;
@@ -560,18 +574,7 @@ conv2d_tc(const int M, const int N, const int K, __global const float *w, const 
 
     float acc[MT][NT][4];
     multiply(w + w_offset, K, source, M, N, K, m0, n0, tid, wm, wn, lane, As, Bs, acc);
-
-    #pragma unroll
-    for (int i = 0; i < MT; i++) {
-        const int m = m0 + wm * WM + i * 16 + g;
-        const float b0 = has_bias && m < M ? bias[bias_offset + m] : 0.0f;
-        const float b8 = has_bias && m + 8 < M ? bias[bias_offset + m + 8] : 0.0f;
-        #pragma unroll
-        for (int j = 0; j < NT; j++) {
-            const int n = n0 + wn * WN + j * 8 + 2 * t;
-            store_pair(y, N, M, N, m, n, acc[i][j][0] + b0, acc[i][j][1] + b0, 1.0f, beta);
-            store_pair(y, N, M, N, m + 8, n, acc[i][j][2] + b8, acc[i][j][3] + b8, 1.0f, beta);
-        }
-    }
+    __global const float *bias_or_none = has_bias ? bias + bias_offset : 0;
+    store_tile(y, N, M, N, m0, n0, wm, wn, lane, acc, 1.0f, beta, bias_or_none);
 }
 #endif

@@ -420,10 +420,11 @@ static void run_network(digcl_vae *vae, int part, vae_plan *plan) {
            : digcl_vae_taesd_decode(vae->ctx, &vae->config, &weights, plan);
 }
 
-/* Runs `part` untiled over N whole images, `images` per pass: in [N, in_channels, h fi, w fi]
+/* Runs `part` untiled over N whole images, t->images per pass: in [N, in_channels, h fi, w fi]
  * -> out [N, out_channels, h fo, w fo]; h, w in latent pixels. */
-static void run_batched(digcl_vae *vae, const tile_job *job, int images, int N, int h, int w,
-                        const float *in, float *out) {
+static void run_batched(digcl_vae *vae, const tile_job *job, const digcl_vae_tile_plan *t, int N,
+                        int h, int w, const float *in, float *out) {
+    const int images = t->images < N ? t->images : N;
     vae_plan *plan = plan_for(vae, job->part, images, 8 * h, 8 * w);
     const size_t plane = (size_t)h * w;
     const size_t in_image = (size_t)job->in_channels * plane * job->in_factor * job->in_factor;
@@ -505,13 +506,14 @@ void digcl_vae_encode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
     if (!moments) digcl_fatal("vae encode: out of host memory");
     const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
     vae_stream_plan *stream = t.streamed ? stream_plan_for(vae, DIGCL_VAE_ENCODER, h, w, &t) : NULL;
-    if (!t.tiled) run_batched(vae, &job, t.images < N ? t.images : N, N, h, w, images, moments);
-    for (int n = 0; t.tiled && n < N; ++n) {
-        if (stream)
-            digcl_vae_kl_encode_streamed(vae->ctx, &vae->config, &weights, stream,
-                                         images + n * image, moments + n * moment_floats);
-        else run_tiled(vae, &job, &t, h, w, images + n * image, moments + n * moment_floats);
-    }
+    if (!t.tiled) run_batched(vae, &job, &t, N, h, w, images, moments);
+    else
+        for (int n = 0; n < N; ++n) {
+            if (stream)
+                digcl_vae_kl_encode_streamed(vae->ctx, &vae->config, &weights, stream,
+                                             images + n * image, moments + n * moment_floats);
+            else run_tiled(vae, &job, &t, h, w, images + n * image, moments + n * moment_floats);
+        }
     for (int n = 0; n < N; ++n) {
         const float *m = moments + n * moment_floats;
         for (size_t i = 0; i < (size_t)L * plane; ++i) {
@@ -541,14 +543,15 @@ void digcl_vae_decode(digcl_vae *vae, const digcl_vae_tiling *tiling, int N, int
     for (size_t i = 0; i < (size_t)N * latent; ++i) z[i] = latents[i] / latent_scale;
     const vae_weights weights = {vae->weights, digcl_params_buffer(vae->weights)};
     vae_stream_plan *stream = t.streamed ? stream_plan_for(vae, DIGCL_VAE_DECODER, h, w, &t) : NULL;
-    if (!t.tiled) run_batched(vae, &job, t.images < N ? t.images : N, N, h, w, z, images);
-    for (int n = 0; t.tiled && n < N; ++n) {
-        float *image = images + (size_t)n * 3 * 64 * plane;
-        if (stream)
-            digcl_vae_kl_decode_streamed(vae->ctx, &vae->config, &weights, stream, z + n * latent,
-                                         image);
-        else run_tiled(vae, &job, &t, h, w, z + n * latent, image);
-    }
+    if (!t.tiled) run_batched(vae, &job, &t, N, h, w, z, images);
+    else
+        for (int n = 0; n < N; ++n) {
+            float *image = images + (size_t)n * 3 * 64 * plane;
+            if (stream)
+                digcl_vae_kl_decode_streamed(vae->ctx, &vae->config, &weights, stream,
+                                             z + n * latent, image);
+            else run_tiled(vae, &job, &t, h, w, z + n * latent, image);
+        }
     free(z);
 }
 

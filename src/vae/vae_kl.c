@@ -1,5 +1,6 @@
-/* vae_kl.c: the AutoencoderKL encoder and decoder over the tiles (or images) of one pass (docs/VAE.md "Networks"),
- * on three activation buffers of plan->act_floats floats that rotate between layers:
+/* vae_kl.c: the AutoencoderKL encoder and decoder over the tiles (or images) of one pass
+ * (docs/VAE.md "Networks"), on three activation buffers of plan->act_floats floats that rotate
+ * between layers:
  *   ResNet(x): h = conv1(silu(gn1(x))); h = conv2(silu(gn2(h))); out = shortcut(x) + h
  *   attention(x): h = gn(x); q, k, v = W h + b (1x1); out = x + W_o attn(q, k, v) + b_o
  *   downsample: F.pad(x, (0, 1, 0, 1)) then conv3x3 stride 2; upsample: nearest x2, conv3x3

@@ -1,5 +1,5 @@
-/* vae_taesd.c: TAESD (madebyollin/taesd; diffusers AutoencoderTiny) over the tiles (or images) of one pass
- * (docs/VAE.md "TAESD"), width w = config->channels[0]:
+/* vae_taesd.c: TAESD (madebyollin/taesd; diffusers AutoencoderTiny) over the tiles (or images)
+ * of one pass (docs/VAE.md "TAESD"), width w = config->channels[0]:
  *   Block(x) = relu(conv(relu(conv(relu(conv(x))))) + x)          (3x3 convs with bias)
  *   encoder: x = (img + 1) / 2; conv(3, w); Block; 3 x [conv stride 2 (no bias); 3 Blocks];
  *            conv(w, 4)
