@@ -4,6 +4,7 @@
  *   copy16       16 bytes global -> local without registers, zero-filled when !valid
  *   copy_commit  closes this thread's group of copies
  *   copy_wait    all but the newest STAGES - 2 groups of this thread have landed
+ *   copy_wait_all  all groups of this thread have landed
  * Included after tensor_core.cl, with TC_EMULATE, VEC_C and STAGES defined. */
 
 static inline float blend(float value, __global const float *c, float alpha, float beta) {
@@ -44,5 +45,11 @@ static inline void copy_commit(void) {
 static inline void copy_wait(void) {
 #if !TC_EMULATE
     asm volatile("cp.async.wait_group %0;" ::"n"(STAGES - 2) : "memory");
+#endif
+}
+
+static inline void copy_wait_all(void) {
+#if !TC_EMULATE
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
 #endif
 }

@@ -220,14 +220,14 @@ static int wgmma_eligible(const digcl_context *ctx, const digcl_gemm_args *a, si
            digcl_gemm_tc_wgmma(ctx);
 }
 
-/* 64 x 128 tiles where they give every compute unit two, else 64 x 64. */
-static int wgmma_width(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch) {
+/* BM x 128 tiles where they give every compute unit two, else BM x 64. */
+static int wgmma_width(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch, int bm) {
     static int read, forced;
     if (!read) forced = env_int("DIGCL_GEMM_WGMMA_BN", 0, 0, 128), read = 1;
     if (forced == 64 || forced == 128) return forced;
     if (forced)
         digcl_fatal("DIGCL_GEMM_WGMMA_BN=%d is not a tile width (expected 64 or 128)", forced);
-    const size_t wide = ((a->M + 63) / 64) * ((a->N + 127) / 128) * batch;
+    const size_t wide = ((a->M + bm - 1) / bm) * ((a->N + 127) / 128) * batch;
     return wide >= 2 * digcl_context_device(ctx)->compute_units ? 128 : 64;
 }
 
@@ -254,19 +254,18 @@ static cl_mem transposed_copy(digcl_context *ctx, const char *key, cl_mem X, siz
     return copy;
 }
 
-/* One of the wgmma kernels (`program`, its kernel of the same name; `layout`: its options
- * besides the tile width and the C stores) over a's 64 x BN tiles, one warpgroup each. */
-static void launch_warpgroup(digcl_context *ctx, const char *program, const char *layout,
-                             const char *label, const digcl_gemm_args *a, size_t stride_a,
-                             size_t stride_b, size_t stride_c, size_t batch) {
-    const int bn = wgmma_width(ctx, a, batch);
-    char options[128];
-    snprintf(options, sizeof options, "-D BN=%d%s -D VEC_C=%d -D TC_EMULATE=%d", bn, layout,
+/* The options of a wgmma kernel: the tile width bn, `layout` (the rest but the C stores). */
+static void wgmma_options(char *options, size_t size, int bn, const char *layout,
+                          const digcl_gemm_args *a, size_t stride_c) {
+    snprintf(options, size, "-D BN=%d%s -D VEC_C=%d -D TC_EMULATE=%d", bn, layout,
              vector_c_ok(a, stride_c), digcl_gemm_tc_emulated());
-    cl_kernel kernel = digcl_kernel(ctx, program, program, options);
-    set_gemm_args(kernel, a, stride_a, stride_b, stride_c);
-    size_t global[3] = {((a->N + bn - 1) / bn) * 128, (a->M + 63) / 64, batch};
-    size_t local[3] = {128, 1, 1};
+}
+
+/* `kernel` over a's 64 wg x bn tiles, wg warpgroups each. */
+static void launch_tiles(digcl_context *ctx, cl_kernel kernel, const char *label,
+                         const digcl_gemm_args *a, size_t batch, int wg, int bn) {
+    size_t global[3] = {((a->N + bn - 1) / bn) * 128 * wg, (a->M + 64 * wg - 1) / (64 * wg), batch};
+    size_t local[3] = {128 * (size_t)wg, 1, 1};
     digcl_launch(ctx, kernel, label, 3, global, local);
 }
 
@@ -283,27 +282,64 @@ static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t st
                                     a->N, batch);
         k_major.b_offset = 0, k_major.ldb = a->K, stride_b = a->N * a->K;
     }
-    launch_warpgroup(ctx, "gemm_wgmma", "", "gemm (wgmma)", &k_major, stride_a, stride_b, stride_c,
-                     batch);
+    const int bn = wgmma_width(ctx, a, batch, 64);
+    char options[160];
+    wgmma_options(options, sizeof options, bn, "", a, stride_c);
+    cl_kernel kernel = digcl_kernel(ctx, "gemm_wgmma", "gemm_wgmma", options);
+    set_gemm_args(kernel, &k_major, stride_a, stride_b, stride_c);
+    launch_tiles(ctx, kernel, "gemm (wgmma)", a, batch, 1, bn);
 }
 
-/* fp32-accurate GEMMs (3xTF32, cl/gemm_wgmma_split.cl) read both operands in their
- * stored layout; each needs 16-byte chunks along its contiguous dimension. */
-static int wgmma_split_eligible(const digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
+/* DIGCL_GEMM_WGMMA_TF32=split: TF32 GEMMs too run on cl/gemm_wgmma_split.cl (one product,
+ * every layout without copies) where it can (benchmarks). */
+static int wgmma_split_tf32(void) {
+    static int read, split;
+    if (!read) {
+        const char *v = getenv("DIGCL_GEMM_WGMMA_TF32");
+        split = v && strcmp(v, "split") == 0, read = 1;
+    }
+    return split;
+}
+
+/* cl/gemm_wgmma_split.cl reads both operands in their stored layout, A element by element
+ * and B in 16-byte chunks along its contiguous dimension. */
+static int wgmma_split_eligible(const digcl_context *ctx, const digcl_gemm_args *a,
                                 size_t stride_b) {
-    return digcl_context_precision(ctx) != DIGCL_PRECISION_TF32 &&
-           vector_ok(a->a_offset, a->lda, a->transpose_a ? a->M : a->K, stride_a) &&
+    return (digcl_context_precision(ctx) != DIGCL_PRECISION_TF32 || wgmma_split_tf32()) &&
            vector_ok(a->b_offset, a->ldb, a->transpose_b ? a->K : a->N, stride_b) &&
            digcl_gemm_tc_wgmma(ctx);
 }
 
+/* DIGCL_GEMM_WGMMA_WG=1|2 forces the warpgroups per work-group; unset, two (128-row tiles)
+ * where 128 x 128 tiles give every compute unit one. */
+static int wgmma_split_groups(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch) {
+    static int read, forced;
+    if (!read) forced = env_int("DIGCL_GEMM_WGMMA_WG", 0, 0, 2), read = 1;
+    if (forced) return forced;
+    const size_t tiles = ((a->M + 127) / 128) * ((a->N + 127) / 128) * batch;
+    return tiles >= digcl_context_device(ctx)->compute_units ? 2 : 1;
+}
+
+/* DIGCL_GEMM_WGMMA_CHAIN: K steps of 16 per fresh tensor-core accumulation (3xTF32), 4. */
+static int wgmma_split_chain(void) {
+    static int read, chain;
+    if (!read) chain = env_int("DIGCL_GEMM_WGMMA_CHAIN", 4, 1, 1 << 20), read = 1;
+    return chain;
+}
+
 static void launch_wgmma_split(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
                                size_t stride_b, size_t stride_c, size_t batch) {
-    char layout[48];
-    snprintf(layout, sizeof layout, " -D TRANS_A=%d -D TRANS_B=%d", a->transpose_a ? 1 : 0,
-             a->transpose_b ? 1 : 0);
-    launch_warpgroup(ctx, "gemm_wgmma_split", layout, "gemm (wgmma, 3xTF32)", a, stride_a, stride_b,
-                     stride_c, batch);
+    const int split = digcl_context_precision(ctx) != DIGCL_PRECISION_TF32;
+    const int wg = wgmma_split_groups(ctx, a, batch), bn = wgmma_width(ctx, a, batch, 64 * wg);
+    char layout[128], options[192];
+    snprintf(layout, sizeof layout, " -D TRANS_A=%d -D TRANS_B=%d -D WG=%d -D SPLIT=%d -D CHAIN=%d",
+             a->transpose_a ? 1 : 0, a->transpose_b ? 1 : 0, wg, split,
+             split ? wgmma_split_chain() : 0);
+    wgmma_options(options, sizeof options, bn, layout, a, stride_c);
+    cl_kernel kernel = digcl_kernel(ctx, "gemm_wgmma_split", "gemm_wgmma_split", options);
+    set_gemm_args(kernel, a, stride_a, stride_b, stride_c);
+    launch_tiles(ctx, kernel, split ? "gemm (wgmma, 3xTF32)" : "gemm (wgmma, TF32 split kernel)", a,
+                 batch, wg, bn);
 }
 
 /* ---------------------------------------------------------------- implicit-GEMM conv */
@@ -364,11 +400,11 @@ int digcl_conv2d_tc(digcl_context *ctx, const digcl_conv2d_shape *s, cl_mem x, s
 int digcl_gemm_tc(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a, size_t stride_b,
                   size_t stride_c, size_t batch) {
     if (!fits_int(a)) return 0;
-    if (wgmma_eligible(ctx, a, stride_a, stride_b)) {
+    if (!wgmma_split_tf32() && wgmma_eligible(ctx, a, stride_a, stride_b)) {
         launch_wgmma(ctx, a, stride_a, stride_b, stride_c, batch);
         return 1;
     }
-    if (wgmma_split_eligible(ctx, a, stride_a, stride_b)) {
+    if (wgmma_split_eligible(ctx, a, stride_b)) {
         launch_wgmma_split(ctx, a, stride_a, stride_b, stride_c, batch);
         return 1;
     }
