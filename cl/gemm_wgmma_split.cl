@@ -43,7 +43,7 @@
  * TC_EMULATE = 1 (tests on other devices): cp.async becomes a copy, and each step's
  * wgmma the same sums, the A fragments exchanged through local memory and B read from
  * the swizzled hi / lo tiles.
- * Options: -D BN, WG (1 or 2), CHAIN, SPLIT, TRANS_A, TRANS_B (op(X) = X^T, X stored
+ * Options: -D BN, WG (1 to 4), CHAIN, SPLIT, TRANS_A, TRANS_B (op(X) = X^T, X stored
  * transposed), VEC_C (float2 stores), TC_EMULATE. The host checks that B's contiguous
  * dimension, leading dimension, offset and batch stride are multiples of 4. */
 

@@ -310,11 +310,11 @@ static int wgmma_split_eligible(const digcl_context *ctx, const digcl_gemm_args 
            digcl_gemm_tc_wgmma(ctx);
 }
 
-/* DIGCL_GEMM_WGMMA_WG=1|2 forces the warpgroups per work-group; unset, two (128-row tiles)
+/* DIGCL_GEMM_WGMMA_WG=1..4 forces the warpgroups per work-group; unset, two (128-row tiles)
  * where 128 x 128 tiles give every compute unit one. */
 static int wgmma_split_groups(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch) {
     static int read, forced;
-    if (!read) forced = env_int("DIGCL_GEMM_WGMMA_WG", 0, 0, 2), read = 1;
+    if (!read) forced = env_int("DIGCL_GEMM_WGMMA_WG", 0, 0, 4), read = 1;
     if (forced) return forced;
     const size_t tiles = ((a->M + 127) / 128) * ((a->N + 127) / 128) * batch;
     return tiles >= digcl_context_device(ctx)->compute_units ? 2 : 1;
