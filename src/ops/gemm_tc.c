@@ -192,7 +192,7 @@ static void set_gemm_args(cl_kernel kernel, const digcl_gemm_args *a, size_t str
  * kernel, which is faster there for fp32-accurate GEMMs since the truncating split and, in a
  * whole TF32 step, than the wgmma kernel's K-major copies (docs/PERFORMANCE.md, "The truncating
  * split"); 0 never; 1 both kernels wherever they can run (other TF32 layouts through K-major
- * copies, fp32-accurate GEMMs with 16-byte operand chunks on cl/gemm_wgmma_split.cl), also
+ * copies, fp32-accurate GEMMs whose B has 16-byte chunks on cl/gemm_wgmma_split.cl), also
  * where the kernels are emulated (DIGCL_GEMM=tensor-emulate, tests).
  * DIGCL_GEMM_WGMMA_BN=64|128 forces the tile width (benchmarks). */
 static int wgmma_setting(void) {
