@@ -295,8 +295,11 @@ static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t st
 static int wgmma_split_tf32(void) {
     static int read, split;
     if (!read) {
-        const char *v = getenv("DIGCL_GEMM_WGMMA_TF32");
-        split = v && strcmp(v, "split") == 0, read = 1;
+        const char *value = getenv("DIGCL_GEMM_WGMMA_TF32");
+        if (value && *value && strcmp(value, "split") != 0)
+            digcl_fatal("DIGCL_GEMM_WGMMA_TF32='%s' is not a TF32 kernel choice (expected split)",
+                        value);
+        split = value && *value, read = 1;
     }
     return split;
 }
