@@ -315,30 +315,6 @@ __kernel void gla_state_scan_serial(__global float *workspace, ulong gammas_offs
 
 /* ---------------------------------------------------- intra-chunk scores A */
 
-/* Item (t, part): acc[jj] += the K-tile's share of A_t,j (unscaled) for the
- * keys j = part*SUB + jj of sub-chunk `part`, when part <= the row's sub-chunk.
- * q, k, b, keys_to_end: [C, KT]; keys_to_end[j] = k_j * exp(b_lastJ - b_j). */
-static inline void accumulate_scores(float *acc, __local const float *q, __local const float *k,
-                              __local const float *b, __local const float *keys_to_end, int t,
-                              int part) {
-    const int first = part * SUB, last = first + SUB - 1;
-    if (part < t / SUB) {
-        for (int i = 0; i < KT; i++) {
-            const float query = q[t * KPAD + i] * exp(b[t * KPAD + i] - b[last * KPAD + i]);
-            for (int jj = 0; jj < SUB; jj++)
-                acc[jj] += query * keys_to_end[(first + jj) * KPAD + i];
-        }
-    } else if (part == t / SUB) {
-        for (int i = 0; i < KT; i++) {
-            const float query = q[t * KPAD + i], bt = b[t * KPAD + i];
-            for (int jj = 0; jj < SUB; jj++) {
-                const int j = first + jj;
-                if (j <= t) acc[jj] += query * k[j * KPAD + i] * exp(bt - b[j * KPAD + i]);
-            }
-        }
-    }
-}
-
 /* keys_to_end[j][i] = k[j][i] * exp(b[last row of j's sub-chunk][i] - b[j][i]). */
 static inline void keys_to_sub_end(__local float *keys_to_end, __local const float *k,
                             __local const float *b) {
@@ -363,7 +339,130 @@ static inline void queries_from_sub_start(__local float *queries_from_start, __l
 #ifdef GLA_OUTPUT
 /* Forward: o_t = s (q_t * exp(b_t))^T H_n + sum_{j<=t} A_tj v_j.
  * With -DGLA_DV: dv_j = (k_j * exp(Gamma - b_j))^T D_n + sum_{t>=j} A_tj do_t.
- * One work-group per V tile x chunk x head; item (row, part) owns VPI columns. */
+ * One work-group per V tile x chunk x head, register-blocked (docs/GLA_DESIGN.md,
+ * "Register blocking"): every item owns a 4 x 4 block of the [C, VT] output and,
+ * for the intra-chunk scores A, a 4 x 2 block below the diagonal sub-blocks and
+ * up to DIAG_PER_ITEM entries of the diagonal sub-blocks; each float4 read from
+ * local memory feeds four FMAs. Off-diagonal blocks (query sub-chunk I, key
+ * sub-chunk J < I) factor exp(b_t - b_j) as exp(b_t - b_firstI) exp(b_firstI -
+ * b_lastJ) exp(b_lastJ - b_j), each factor <= 1; diagonal blocks take it per element. */
+#define CPAD (CHUNK + 4)         /* row stride of the [KT, C] transposed tiles */
+#define OUT_TILES (CHUNK / 4 * (VT / 4))
+#define TRI (SUB * (SUB + 1) / 2) /* entries j <= t of one diagonal sub-block */
+#define DIAG_PER_ITEM ((NS * TRI + WG - 1) / WG)
+#define PAIR_UNITS (SUB * SUB / 8) /* 4 x 2 units of one off-diagonal sub-block */
+#define OFF_UNITS (6 * PAIR_UNITS)
+#ifdef GLA_DV
+#define SCORE_AT(t, j) ((t) * CPAD + (j)) /* P[t][j] = A_tj: rows of the key block */
+#else
+#define SCORE_AT(t, j) ((j) * CPAD + (t)) /* P[j][t] = A_tj: rows of the query block */
+#endif
+
+/* The 6 sub-chunk pairs p below the diagonal: (I, J) = (1,0) (2,0) (2,1) (3,0) (3,1) (3,2). */
+static inline int pair_query(int p) { return p < 1 ? 1 : p < 3 ? 2 : 3; }
+static inline int pair_key(int p) { return p - (p < 1 ? 0 : p < 3 ? 1 : 3); }
+
+/* First query row t0 and key j0 of off-diagonal unit u (4 rows x 2 keys of pair u / PAIR_UNITS). */
+static inline int unit_query(int u) {
+    return pair_query(u / PAIR_UNITS) * SUB + u % PAIR_UNITS / (SUB / 2) * 4;
+}
+static inline int unit_key(int u) {
+    return pair_key(u / PAIR_UNITS) * SUB + u % PAIR_UNITS % (SUB / 2) * 2;
+}
+
+/* Row t and key j <= t of diagonal entry e (sub-block e / TRI, row-major triangle). */
+static inline int2 diagonal_entry(int e) {
+    const int first = e / TRI * SUB;
+    int r = e % TRI, tt = 0;
+    while (r > tt) r -= ++tt;
+    return (int2)(first + tt, first + r);
+}
+
+/* One K tile's factors from the raw q, k and the cumsum b ([C, KT], stride KPAD):
+ *   qs[i][t]     = q_t[i] exp(b_t[i] - b_first(t)[i])       (first row of t's sub-chunk)
+ *   ke[i][j]     = k_j[i] exp(b_last(j)[i] - b_j[i])        (last row of j's sub-chunk)
+ *   coef[i][t]   = s q_t[i] exp(b_t[i]), or k_t[i] exp(Gamma[i] - b_t[i]) for dv
+ *   bridge[p][i] = exp(b_firstI[i] - b_lastJ[i])            for pair p = (I, J)      */
+static inline void chunk_factors(__local float *qs, __local float *ke, __local float *coef,
+                                 __local float *bridge, __local const float *q,
+                                 __local const float *k, __local const float *b, float scale) {
+    for (int e = get_local_id(0); e < CHUNK * KT; e += WG) {
+        const int i = e / CHUNK, t = e % CHUNK, first = t / SUB * SUB;
+        const float bt = b[t * KPAD + i];
+        qs[i * CPAD + t] = q[t * KPAD + i] * exp(bt - b[first * KPAD + i]);
+        ke[i * CPAD + t] = k[t * KPAD + i] * exp(b[(first + SUB - 1) * KPAD + i] - bt);
+#ifdef GLA_DV
+        coef[i * CPAD + t] = k[t * KPAD + i] * exp(b[(CHUNK - 1) * KPAD + i] - bt);
+#else
+        coef[i * CPAD + t] = scale * q[t * KPAD + i] * exp(bt);
+#endif
+    }
+    for (int e = get_local_id(0); e < 6 * KT; e += WG) {
+        const int p = e / KT, i = e % KT;
+        const int first = pair_query(p) * SUB, last = pair_key(p) * SUB + SUB - 1;
+        bridge[e] = exp(b[first * KPAD + i] - b[last * KPAD + i]);
+    }
+}
+
+/* acc[2r + c] += sum_i qs[i][t0 + r] bridge[p][i] ke[i][j0 + c] over this K tile. */
+static inline void offdiagonal_scores(float *acc, int u, __local const float *qs,
+                                      __local const float *ke, __local const float *bridge) {
+    const int t0 = unit_query(u), j0 = unit_key(u);
+    __local const float *pair = bridge + u / PAIR_UNITS * KT;
+    for (int i = 0; i < KT; i++) {
+        const float4 query = *(__local const float4 *)(qs + i * CPAD + t0);
+        const float2 key = *(__local const float2 *)(ke + i * CPAD + j0) * pair[i];
+        acc[0] += query.x * key.x, acc[1] += query.x * key.y;
+        acc[2] += query.y * key.x, acc[3] += query.y * key.y;
+        acc[4] += query.z * key.x, acc[5] += query.z * key.y;
+        acc[6] += query.w * key.x, acc[7] += query.w * key.y;
+    }
+}
+
+/* sum_i q_t[i] k_j[i] exp(b_t[i] - b_j[i]) over this K tile, j <= t in one sub-chunk. */
+static inline float diagonal_score(int2 tj, __local const float *q, __local const float *k,
+                                   __local const float *b) {
+    float sum = 0.0f;
+    for (int i = 0; i < KT; i++)
+        sum += q[tj.x * KPAD + i] * k[tj.y * KPAD + i] *
+               exp(b[tj.x * KPAD + i] - b[tj.y * KPAD + i]);
+    return sum;
+}
+
+/* acc[4r + c] += sum_x left[x][y0 + r] right[x][c0 + c] for x in [from, to), rows of
+ * stride CPAD (left) and VT (right). */
+static inline void rows_times_tile(float *acc, __local const float *left,
+                                   __local const float *right, int from, int to, int y0, int c0) {
+    for (int x = from; x < to; x++) {
+        const float4 l = *(__local const float4 *)(left + x * CPAD + y0);
+        const float4 r = *(__local const float4 *)(right + x * VT + c0);
+        acc[0] += l.x * r.x, acc[1] += l.x * r.y, acc[2] += l.x * r.z, acc[3] += l.x * r.w;
+        acc[4] += l.y * r.x, acc[5] += l.y * r.y, acc[6] += l.y * r.z, acc[7] += l.y * r.w;
+        acc[8] += l.z * r.x, acc[9] += l.z * r.y, acc[10] += l.z * r.z, acc[11] += l.z * r.w;
+        acc[12] += l.w * r.x, acc[13] += l.w * r.y, acc[14] += l.w * r.z, acc[15] += l.w * r.w;
+    }
+}
+
+/* The scaled scores into P (SCORE_AT), zero above the diagonal. */
+static inline void store_scores(__local float *scores, const float *offdiag, const float *diag,
+                                float scale) {
+    const int lid = get_local_id(0);
+    for (int e = lid; e < CHUNK * CHUNK; e += WG) {
+        const int t = e / CHUNK, j = e % CHUNK;
+        if (j > t) scores[SCORE_AT(t, j)] = 0.0f;
+    }
+    if (lid < OFF_UNITS)
+        for (int r = 0; r < 8; r++)
+            scores[SCORE_AT(unit_query(lid) + r / 2, unit_key(lid) + r % 2)] = scale * offdiag[r];
+    for (int d = 0; d < DIAG_PER_ITEM; d++) {
+        const int e = WG - 1 - lid + d * WG;
+        if (e < NS * TRI) {
+            const int2 tj = diagonal_entry(e);
+            scores[SCORE_AT(tj.x, tj.y)] = scale * diag[d];
+        }
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
     __global const float *q,      /* [N, T, H, K] strided */
     __global const float *k,      /* [N, T, H, K] strided */
@@ -374,23 +473,28 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
     __global float *out,          /* [N, T, H, V] strided: o, or dv */
     int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
     int value_batch, float scale) {
-#define TILES_K (4 * CHUNK * KPAD + KT * VPAD)
-#define TILES_V (CHUNK * (CHUNK + 1) + CHUNK * VPAD)
-    __local float scratch[TILES_K > TILES_V ? TILES_K : TILES_V];
+#define RAW (3 * CHUNK * KPAD)                   /* q, k, b: [C, KT] */
+#define TILES_K (RAW + 3 * KT * CPAD + 8 * KT + KT * VT) /* + qs, ke, coef, bridge, state */
+#define TILES_V (CHUNK * CPAD + CHUNK * VT)              /* P [C, C], values [C, VT] */
+    __local float4 scratch4[((TILES_K > TILES_V ? TILES_K : TILES_V) + 3) / 4];
     __local float totals[WG];
-    __local float *qt = scratch, *kt = qt + CHUNK * KPAD, *bt = kt + CHUNK * KPAD;
-    __local float *kend = bt + CHUNK * KPAD, *state_tile = kend + CHUNK * KPAD;
-    __local float *scores = scratch, *value_tile = scratch + CHUNK * (CHUNK + 1);
+    __local float *scratch = (__local float *)scratch4;
+    /* float4-read tiles first: every offset is a multiple of 4 floats */
+    __local float *qs = scratch, *ke = qs + KT * CPAD, *coef = ke + KT * CPAD;
+    __local float *state_tile = coef + KT * CPAD, *bridge = state_tile + KT * VT;
+    __local float *qt = bridge + 8 * KT, *kt = qt + CHUNK * KPAD, *bt = kt + CHUNK * KPAD;
+    __local float *scores = scratch, *value_tile = scratch + CHUNK * CPAD;
     const int v0 = get_group_id(0) * VT, chunk = get_group_id(1), nh = get_group_id(2);
     const int NT = get_num_groups(1), t0 = chunk * CHUNK, lid = get_local_id(0);
-    const int row = lid / NS, part = lid % NS;
+    const int y0 = lid / (VT / 4) * 4, c0 = lid % (VT / 4) * 4; /* output block */
     const size_t qk_base = head_offset(nh, H, qk_head, qk_batch);
     const size_t value_base = head_offset(nh, H, value_head, value_batch);
     __global const float *state =
         workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
-    float acc[SUB], result[VPI];
-    for (int jj = 0; jj < SUB; jj++) acc[jj] = 0.0f;
-    for (int c = 0; c < VPI; c++) result[c] = 0.0f;
+    float offdiag[8], diag[DIAG_PER_ITEM], result[16];
+    for (int r = 0; r < 8; r++) offdiag[r] = 0.0f;
+    for (int d = 0; d < DIAG_PER_ITEM; d++) diag[d] = 0.0f;
+    for (int r = 0; r < 16; r++) result[r] = 0.0f;
     for (int k0 = 0; k0 < K_DIM; k0 += KT) {
         load_rows(qt, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
         load_rows(kt, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
@@ -398,48 +502,35 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
         load_state_tile(state_tile, KT, VT, state, k0, v0);
         barrier(CLK_LOCAL_MEM_FENCE);
         cumsum_rows(bt, totals, 0);
-        keys_to_sub_end(kend, kt, bt);
+        chunk_factors(qs, ke, coef, bridge, qt, kt, bt, scale);
         barrier(CLK_LOCAL_MEM_FENCE);
-        accumulate_scores(acc, qt, kt, bt, kend, row, part);
-        for (int i = 0; i < KT; i++) {
-#ifdef GLA_DV
-            const float coefficient =
-                kt[row * KPAD + i] * exp(bt[(CHUNK - 1) * KPAD + i] - bt[row * KPAD + i]);
-#else
-            const float coefficient = scale * qt[row * KPAD + i] * exp(bt[row * KPAD + i]);
-#endif
-            for (int c = 0; c < VPI; c++)
-                result[c] += coefficient * state_tile[i * VPAD + part * VPI + c];
+        if (lid < OFF_UNITS) offdiagonal_scores(offdiag, lid, qs, ke, bridge);
+        for (int d = 0; d < DIAG_PER_ITEM; d++) {
+            const int e = WG - 1 - lid + d * WG; /* from the last item: spread the load */
+            if (e < NS * TRI) diag[d] += diagonal_score(diagonal_entry(e), qt, kt, bt);
         }
+        if (lid < OUT_TILES) rows_times_tile(result, coef, state_tile, 0, KT, y0, c0);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    for (int jj = 0; jj < SUB; jj++) {
-        const int j = part * SUB + jj;
-        scores[row * (CHUNK + 1) + j] = j <= row ? scale * acc[jj] : 0.0f;
-    }
-    load_rows(value_tile, VPAD, VT, values, value_base, value_token, t0, T, v0, V_DIM);
+    store_scores(scores, offdiag, diag, scale);
+    load_rows(value_tile, VT, VT, values, value_base, value_token, t0, T, v0, V_DIM);
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int u = 0; u < CHUNK; u++) { /* u uniform across lanes: no bank conflicts */
+    if (lid >= OUT_TILES) return;
 #ifdef GLA_DV
-        if (u < row) continue;
-        const float a = scores[u * (CHUNK + 1) + row];
+    rows_times_tile(result, scores, value_tile, y0, CHUNK, y0, c0); /* keys y0.. , t >= key */
 #else
-        if (u > row) break;
-        const float a = scores[row * (CHUNK + 1) + u];
+    rows_times_tile(result, scores, value_tile, 0, y0 + 4, y0, c0); /* rows y0.., j <= row */
 #endif
-        for (int c = 0; c < VPI; c++)
-            result[c] += a * value_tile[u * VPAD + part * VPI + c];
+    for (int r = 0; r < 16; r++) {
+        const int t = t0 + y0 + r / 4, column = v0 + c0 + r % 4;
+        if (t < T && column < V_DIM) out[value_base + (size_t)t * value_token + column] = result[r];
     }
-    const int t = t0 + row;
-    for (int c = 0; c < VPI; c++) {
-        const int column = v0 + part * VPI + c;
-        if (t < T && column < V_DIM)
-            out[value_base + (size_t)t * value_token + column] = result[c];
-    }
+#undef RAW
 #undef TILES_K
 #undef TILES_V
 }
 #endif
+
 
 /* -------------------------------------------------------- dq, dk, dg */
 

@@ -255,7 +255,8 @@ static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_
 static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gla_plan *p,
                           const char *flags, cl_mem q, cl_mem k, cl_mem g, cl_mem values,
                           cl_mem workspace, size_t states_offset, cl_mem out, float scale) {
-    gla_tiles tiles = {KEY_TILE, value_tile(s->V, 64)};
+    /* K tiles of 16 at C = 64 keep the register-blocked kernel's tiles under 48 KiB */
+    gla_tiles tiles = {p->chunk > 32 ? 16 : KEY_TILE, value_tile(s->V, 64)};
     char options[64];
     snprintf(options, sizeof options, "-DVALUE_PAD=0 %s", flags);
     const int serial = use_serial(ctx, s, p->chunk);
