@@ -110,54 +110,52 @@ static inline void cumsum_rows(__local float *tile, __local float *totals, int r
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
+/* acc[4r + c] += sum_x left[x][r0 + r] right[x][c0 + c] for x in [from, to): a 4 x 4
+ * register block of a product of two tiles read as float4 rows (strides multiples
+ * of 4), each float4 pair feeding 16 FMAs (docs/GLA_DESIGN.md, "Register blocking"). */
+static inline void outer_products_4x4(float *acc, __local const float *left, int left_pad, int r0,
+                                      __local const float *right, int right_pad, int c0,
+                                      int from, int to) {
+    for (int x = from; x < to; x++) {
+        const float4 l = *(__local const float4 *)(left + x * left_pad + r0);
+        const float4 r = *(__local const float4 *)(right + x * right_pad + c0);
+        acc[0] += l.x * r.x, acc[1] += l.x * r.y, acc[2] += l.x * r.z, acc[3] += l.x * r.w;
+        acc[4] += l.y * r.x, acc[5] += l.y * r.y, acc[6] += l.y * r.z, acc[7] += l.y * r.w;
+        acc[8] += l.z * r.x, acc[9] += l.z * r.y, acc[10] += l.z * r.z, acc[11] += l.z * r.w;
+        acc[12] += l.w * r.x, acc[13] += l.w * r.y, acc[14] += l.w * r.z, acc[15] += l.w * r.w;
+    }
+}
+
 /* ----------------------------------------------------------- chunk prepass */
 
-/* For each of `products` (1 or 2) pairs: acc[e] = sum_j left[j][i] * right[j][v]
- * over the CHUNK rows, for the state entries e = lid + r*WG -> (i, v) =
- * (e / VT, e % VT) of a [KT, VT] tile, written to out (one [K, V] state) at
- * (k0 + i, v0 + v). Both products share one loop: two sequential products
- * with barriers between them were miscompiled by PoCL 3.1 (LLVM 15). */
+#ifdef GLA_PREPASS
+#define LPAD (KT + 4) /* [C, KT] tiles, float4 rows */
+#define RPAD (VT + 4) /* [C, VT] tiles, float4 rows */
+#define STATE_BLOCKS (KT / 4 * (VT / 4))
+
+/* For each of `products` (1 or 2) pairs: out[i][v] = sum_j left[j][i] * right[j][v]
+ * over the CHUNK rows for a [KT, VT] tile, written to one [K, V] state at (k0 + i,
+ * v0 + v); every item takes 4 x 4 blocks. Both products share one loop: two
+ * sequential products with barriers between them were miscompiled by PoCL 3.1. */
 static inline void rows_outer_products(__local const float *left0, __local const float *right0,
                                        __global float *out0, __local const float *left1,
                                        __local const float *right1, __global float *out1,
                                        const int products, int k0, int v0) {
-#define ENTRIES ((KT * VT + WG - 1) / WG)
-    const int lid = get_local_id(0);
-    float acc0[ENTRIES], acc1[ENTRIES];
-    for (int r = 0; r < ENTRIES; r++)
-        acc0[r] = acc1[r] = 0.0f;
-    for (int j = 0; j < CHUNK; j++) {
-#if WG % VT == 0 /* every entry of the item is in column lid % VT: load it once */
-        const float r0 = right0[j * VPAD + lid % VT];
-        const float r1 = products == 2 ? right1[j * VPAD + lid % VT] : 0.0f;
-#endif
-        for (int r = 0; r < ENTRIES; r++) {
-            const int e = lid + r * WG;
-            if (e < KT * VT) {
-                const int left = j * KPAD + e / VT;
-#if WG % VT == 0
-                acc0[r] += left0[left] * r0;
-                if (products == 2) acc1[r] += left1[left] * r1;
-#else
-                const int right = j * VPAD + e % VT;
-                acc0[r] += left0[left] * right0[right];
-                if (products == 2) acc1[r] += left1[left] * right1[right];
-#endif
-            }
+    for (int u = get_local_id(0); u < products * STATE_BLOCKS; u += WG) {
+        const int second = u >= STATE_BLOCKS, block = u % STATE_BLOCKS;
+        const int i0 = block / (VT / 4) * 4, c0 = block % (VT / 4) * 4;
+        float acc[16];
+        for (int r = 0; r < 16; r++) acc[r] = 0.0f;
+        outer_products_4x4(acc, second ? left1 : left0, LPAD, i0, second ? right1 : right0, RPAD,
+                           c0, 0, CHUNK);
+        __global float *out = second ? out1 : out0;
+        for (int r = 0; r < 16; r++) {
+            const int i = k0 + i0 + r / 4, v = v0 + c0 + r % 4;
+            if (i < K_DIM && v < V_DIM) out[(size_t)i * V_DIM + v] = acc[r];
         }
     }
-    for (int r = 0; r < ENTRIES; r++) {
-        const int e = lid + r * WG;
-        const int i = k0 + e / VT, v = v0 + e % VT;
-        if (e < KT * VT && i < K_DIM && v < V_DIM) {
-            out0[(size_t)i * V_DIM + v] = acc0[r];
-            if (products == 2) out1[(size_t)i * V_DIM + v] = acc1[r];
-        }
-    }
-#undef ENTRIES
 }
 
-#ifdef GLA_PREPASS
 /* One work-group per (K tile, V tile) x chunk x head. With GLA_STATES:
  * states[nh, c] = U_c = sum_j (k_j * exp(Gamma - b_j)) v_j^T, gammas[nh, c] =
  * exp(Gamma) (once per state row here, not per state element in the scan). With GLA_STATE_GRADS: dstates[nh, c] = W_c = s sum_t (q_t * exp(b_t))
@@ -176,12 +174,14 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     __global float *dstates = workspace + dstates_offset;
     __local float b[CHUNK * KPAD];      /* [C, KT] chunk-local cumsum of g */
 #ifdef GLA_STATES
-    __local float keys[CHUNK * KPAD];   /* [C, KT] k_j * exp(Gamma - b_j) */
-    __local float values[CHUNK * VPAD]; /* [C, VT] v */
+    __local float4 keys4[CHUNK * LPAD / 4];   /* [C, KT] k_j * exp(Gamma - b_j) */
+    __local float4 values4[CHUNK * RPAD / 4]; /* [C, VT] v */
+    __local float *keys = (__local float *)keys4, *values = (__local float *)values4;
 #endif
 #ifdef GLA_STATE_GRADS
-    __local float queries[CHUNK * KPAD]; /* [C, KT] s q_t * exp(b_t) */
-    __local float grads[CHUNK * VPAD];   /* [C, VT] do */
+    __local float4 queries4[CHUNK * LPAD / 4]; /* [C, KT] s q_t * exp(b_t) */
+    __local float4 grads4[CHUNK * RPAD / 4];   /* [C, VT] do */
+    __local float *queries = (__local float *)queries4, *grads = (__local float *)grads4;
 #endif
     __local float totals[WG];
     const int v_tiles = (V_DIM + VT - 1) / VT;
@@ -195,22 +195,22 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     barrier(CLK_LOCAL_MEM_FENCE);
     cumsum_rows(b, totals, 0);
 #ifdef GLA_STATES
-    load_rows(keys, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
-    load_rows(values, VPAD, VT, v, value_base, value_token, t0, T, v0, V_DIM);
+    load_rows(keys, LPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
+    load_rows(values, RPAD, VT, v, value_base, value_token, t0, T, v0, V_DIM);
 #endif
 #ifdef GLA_STATE_GRADS
-    load_rows(queries, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
-    load_rows(grads, VPAD, VT, do_, value_base, value_token, t0, T, v0, V_DIM);
+    load_rows(queries, LPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
+    load_rows(grads, RPAD, VT, do_, value_base, value_token, t0, T, v0, V_DIM);
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = lid; e < CHUNK * KT; e += WG) {
         const int r = e / KT, i = e % KT;
         const float gamma = b[(CHUNK - 1) * KPAD + i], cumsum = b[r * KPAD + i];
 #ifdef GLA_STATES
-        keys[r * KPAD + i] *= exp(gamma - cumsum);
+        keys[r * LPAD + i] *= exp(gamma - cumsum);
 #endif
 #ifdef GLA_STATE_GRADS
-        queries[r * KPAD + i] *= scale * exp(cumsum);
+        queries[r * LPAD + i] *= scale * exp(cumsum);
 #endif
     }
 #ifdef GLA_STATES
@@ -315,22 +315,26 @@ __kernel void gla_state_scan_serial(__global float *workspace, ulong gammas_offs
 
 /* ---------------------------------------------------- intra-chunk scores A */
 
-/* keys_to_end[j][i] = k[j][i] * exp(b[last row of j's sub-chunk][i] - b[j][i]). */
-static inline void keys_to_sub_end(__local float *keys_to_end, __local const float *k,
-                            __local const float *b) {
-    for (int e = get_local_id(0); e < CHUNK * KT; e += WG) {
-        const int j = e / KT, i = e % KT, last = j / SUB * SUB + SUB - 1;
-        keys_to_end[j * KPAD + i] = k[j * KPAD + i] * exp(b[last * KPAD + i] - b[j * KPAD + i]);
-    }
+/* The 6 sub-chunk pairs p below the diagonal: (I, J) = (1,0) (2,0) (2,1) (3,0) (3,1) (3,2). */
+static inline int pair_query(int p) { return p < 1 ? 1 : p < 3 ? 2 : 3; }
+static inline int pair_key(int p) { return p - (p < 1 ? 0 : p < 3 ? 1 : 3); }
+/* The pair index of (I, J), I > J. */
+static inline int pair_of(int I, int J) { return I * (I - 1) / 2 + J; }
+
+/* (row, column <= row) of entry r of a lower triangle enumerated row by row. */
+static inline int2 triangle_entry(int r) {
+    int row = 0;
+    while (r > row) r -= ++row;
+    return (int2)(row, r);
 }
 
-/* queries_from_start[t][i] = q[t][i] * exp(b[t][i] - b[first row of t's sub-chunk][i]). */
-static inline void queries_from_sub_start(__local float *queries_from_start, __local const float *q,
-                                   __local const float *b) {
-    for (int e = get_local_id(0); e < CHUNK * KT; e += WG) {
-        const int t = e / KT, i = e % KT, first = t / SUB * SUB;
-        queries_from_start[t * KPAD + i] =
-            q[t * KPAD + i] * exp(b[t * KPAD + i] - b[first * KPAD + i]);
+/* bridge[p][i] = exp(b_firstI[i] - b_lastJ[i]) for the pairs p = (I, J): the decay
+ * between two sub-chunks, <= 1. b: [C, KT] cumsum (stride KPAD); bridge: [6, KT]. */
+static inline void sub_chunk_bridges(__local float *bridge, __local const float *b) {
+    for (int e = get_local_id(0); e < 6 * KT; e += WG) {
+        const int p = e / KT, i = e % KT;
+        const int first = pair_query(p) * SUB, last = pair_key(p) * SUB + SUB - 1;
+        bridge[e] = exp(b[first * KPAD + i] - b[last * KPAD + i]);
     }
 }
 
@@ -358,10 +362,6 @@ static inline void queries_from_sub_start(__local float *queries_from_start, __l
 #define SCORE_AT(t, j) ((j) * CPAD + (t)) /* P[j][t] = A_tj: rows of the query block */
 #endif
 
-/* The 6 sub-chunk pairs p below the diagonal: (I, J) = (1,0) (2,0) (2,1) (3,0) (3,1) (3,2). */
-static inline int pair_query(int p) { return p < 1 ? 1 : p < 3 ? 2 : 3; }
-static inline int pair_key(int p) { return p - (p < 1 ? 0 : p < 3 ? 1 : 3); }
-
 /* First query row t0 and key j0 of off-diagonal unit u (4 rows x 2 keys of pair u / PAIR_UNITS). */
 static inline int unit_query(int u) {
     return pair_query(u / PAIR_UNITS) * SUB + u % PAIR_UNITS / (SUB / 2) * 4;
@@ -371,18 +371,13 @@ static inline int unit_key(int u) {
 }
 
 /* Row t and key j <= t of diagonal entry e (sub-block e / TRI, row-major triangle). */
-static inline int2 diagonal_entry(int e) {
-    const int first = e / TRI * SUB;
-    int r = e % TRI, tt = 0;
-    while (r > tt) r -= ++tt;
-    return (int2)(first + tt, first + r);
-}
+static inline int2 diagonal_entry(int e) { return e / TRI * SUB + triangle_entry(e % TRI); }
 
 /* One K tile's factors from the raw q, k and the cumsum b ([C, KT], stride KPAD):
  *   qs[i][t]     = q_t[i] exp(b_t[i] - b_first(t)[i])       (first row of t's sub-chunk)
  *   ke[i][j]     = k_j[i] exp(b_last(j)[i] - b_j[i])        (last row of j's sub-chunk)
  *   coef[i][t]   = s q_t[i] exp(b_t[i]), or k_t[i] exp(Gamma[i] - b_t[i]) for dv
- *   bridge[p][i] = exp(b_firstI[i] - b_lastJ[i])            for pair p = (I, J)      */
+ * and the sub-chunk bridges (sub_chunk_bridges).                                    */
 static inline void chunk_factors(__local float *qs, __local float *ke, __local float *coef,
                                  __local float *bridge, __local const float *q,
                                  __local const float *k, __local const float *b, float scale) {
@@ -397,11 +392,7 @@ static inline void chunk_factors(__local float *qs, __local float *ke, __local f
         coef[i * CPAD + t] = scale * q[t * KPAD + i] * exp(bt);
 #endif
     }
-    for (int e = get_local_id(0); e < 6 * KT; e += WG) {
-        const int p = e / KT, i = e % KT;
-        const int first = pair_query(p) * SUB, last = pair_key(p) * SUB + SUB - 1;
-        bridge[e] = exp(b[first * KPAD + i] - b[last * KPAD + i]);
-    }
+    sub_chunk_bridges(bridge, b);
 }
 
 /* acc[2r + c] += sum_i qs[i][t0 + r] bridge[p][i] ke[i][j0 + c] over this K tile. */
@@ -427,20 +418,6 @@ static inline float diagonal_score(int2 tj, __local const float *q, __local cons
         sum += q[tj.x * KPAD + i] * k[tj.y * KPAD + i] *
                exp(b[tj.x * KPAD + i] - b[tj.y * KPAD + i]);
     return sum;
-}
-
-/* acc[4r + c] += sum_x left[x][y0 + r] right[x][c0 + c] for x in [from, to), rows of
- * stride CPAD (left) and VT (right). */
-static inline void rows_times_tile(float *acc, __local const float *left,
-                                   __local const float *right, int from, int to, int y0, int c0) {
-    for (int x = from; x < to; x++) {
-        const float4 l = *(__local const float4 *)(left + x * CPAD + y0);
-        const float4 r = *(__local const float4 *)(right + x * VT + c0);
-        acc[0] += l.x * r.x, acc[1] += l.x * r.y, acc[2] += l.x * r.z, acc[3] += l.x * r.w;
-        acc[4] += l.y * r.x, acc[5] += l.y * r.y, acc[6] += l.y * r.z, acc[7] += l.y * r.w;
-        acc[8] += l.z * r.x, acc[9] += l.z * r.y, acc[10] += l.z * r.z, acc[11] += l.z * r.w;
-        acc[12] += l.w * r.x, acc[13] += l.w * r.y, acc[14] += l.w * r.z, acc[15] += l.w * r.w;
-    }
 }
 
 /* The scaled scores into P (SCORE_AT), zero above the diagonal. */
@@ -509,7 +486,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
             const int e = WG - 1 - lid + d * WG; /* from the last item: spread the load */
             if (e < NS * TRI) diag[d] += diagonal_score(diagonal_entry(e), qt, kt, bt);
         }
-        if (lid < OUT_TILES) rows_times_tile(result, coef, state_tile, 0, KT, y0, c0);
+        if (lid < OUT_TILES) outer_products_4x4(result, coef, CPAD, y0, state_tile, VT, c0, 0, KT);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     store_scores(scores, offdiag, diag, scale);
@@ -517,9 +494,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid >= OUT_TILES) return;
 #ifdef GLA_DV
-    rows_times_tile(result, scores, value_tile, y0, CHUNK, y0, c0); /* keys y0.. , t >= key */
+    outer_products_4x4(result, scores, CPAD, y0, value_tile, VT, c0, y0, CHUNK); /* t >= key */
 #else
-    rows_times_tile(result, scores, value_tile, 0, y0 + 4, y0, c0); /* rows y0.., j <= row */
+    outer_products_4x4(result, scores, CPAD, y0, value_tile, VT, c0, 0, y0 + 4); /* j <= t */
 #endif
     for (int r = 0; r < 16; r++) {
         const int t = t0 + y0 + r / 4, column = v0 + c0 + r % 4;
@@ -534,46 +511,132 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
 
 /* -------------------------------------------------------- dq, dk, dg */
 
-/* dq_t[i], intra-chunk part without the self term j = t (dA_tt k_t[i]);
- * scores = dA (scaled), [C, C+1]. */
-static inline float query_grad_intra(__local const float *scores, __local const float *k,
-                              __local const float *b, __local const float *keys_to_end, int t,
-                              int i) {
-    float sum = 0.0f;
-    const int own = t / SUB;
-    for (int J = 0; J < own; J++) {
-        const int first = J * SUB, last = first + SUB - 1;
-        float block = 0.0f;
-        for (int jj = 0; jj < SUB; jj++)
-            block += scores[t * (CHUNK + 1) + first + jj] * keys_to_end[(first + jj) * KPAD + i];
-        sum += block * exp(b[t * KPAD + i] - b[last * KPAD + i]);
-    }
-    for (int j = own * SUB; j < t; j++)
-        sum += scores[t * (CHUNK + 1) + j] * k[j * KPAD + i] * exp(b[t * KPAD + i] - b[j * KPAD + i]);
-    return sum;
-}
-
-/* dk_j[i] intra-chunk part without the self term: sum_{t>j} dA_tj q_t[i] exp(b_t[i] - b_j[i]). */
-static inline float key_grad_intra(__local const float *scores, __local const float *q,
-                            __local const float *b, __local const float *queries_from_start,
-                            int j, int i) {
-    float sum = 0.0f;
-    const int own = j / SUB;
-    for (int I = own + 1; I < NS; I++) {
-        const int first = I * SUB;
-        float block = 0.0f;
-        for (int tt = 0; tt < SUB; tt++)
-            block += scores[(first + tt) * (CHUNK + 1) + j] *
-                     queries_from_start[(first + tt) * KPAD + i];
-        sum += block * exp(b[first * KPAD + i] - b[j * KPAD + i]);
-    }
-    for (int t = j + 1; t < own * SUB + SUB; t++)
-        sum += scores[t * (CHUNK + 1) + j] * q[t * KPAD + i] * exp(b[t * KPAD + i] - b[j * KPAD + i]);
-    return sum;
-}
-
 #ifdef GLA_GRAD_QK
-/* One work-group per K tile x chunk x head: dq, dk and the chunk-local dg. */
+/* One work-group per K tile x chunk x head: dq, dk and the chunk-local dg,
+ * register-blocked (docs/GLA_DESIGN.md, "Register blocking"). Phase 1, over V
+ * tiles held transposed ([VT, rows], float4 along rows): items own 4 x 4 blocks
+ * of dA = do v^T (lower triangle) or of H_n do_t and D_n v_t together. Phase 2:
+ * half the items own a 4 x 4 (t, i) block of dq, half one of dk; the off-diagonal
+ * sub-blocks factor the decay as the output kernel does (qs, ke, bridge), the
+ * diagonal ones take exp(b_t - b_j) per element. */
+#define TPAD (CHUNK + 4)                  /* [VT, C] transposed do, v; dA [C, C] */
+#define SPAD (KT + 4)                     /* [VT, KT] transposed H, D; qs, ke [C, KT] */
+#define QK_BLOCKS (CHUNK / 4 * (KT / 4))  /* 4 x 4 blocks of a [C, KT] tile */
+#define DA_BLOCKS (CHUNK / 4 * (CHUNK / 4 + 1) / 2)
+#if QK_BLOCKS + DA_BLOCKS > WG || 2 * QK_BLOCKS > WG
+#error "gla_chunk_grad_qk: K tile too wide for the work-group's blocks"
+#endif
+
+/* tile[c][r] = x[t0 + r, col0 + c] (row stride `pad`), zero outside T x D. */
+static inline void load_rows_transposed(__local float *tile, int pad, __global const float *x,
+                                        size_t base, int token_stride, int t0, int T, int col0,
+                                        int D) {
+    for (int e = get_local_id(0); e < CHUNK * VT; e += WG) {
+        const int r = e / VT, c = e % VT, t = t0 + r, col = col0 + c;
+        tile[c * pad + r] = (t < T && col < D) ? x[base + (size_t)t * token_stride + col] : 0.0f;
+    }
+}
+
+/* tile[v][i] = state[k0 + i][v0 + v] of one [K, V] state, zero outside. */
+static inline void load_state_transposed(__local float *tile, __global const float *state, int k0,
+                                         int v0) {
+    for (int e = get_local_id(0); e < KT * VT; e += WG) {
+        const int i = e / VT, v = e % VT, row = k0 + i, col = v0 + v;
+        tile[v * SPAD + i] = (row < K_DIM && col < V_DIM) ? state[(size_t)row * V_DIM + col] : 0.0f;
+    }
+}
+
+/* qs[t][i] = q_t[i] exp(b_t[i] - b_first(t)[i]), ke[j][i] = k_j[i] exp(b_last(j)[i] - b_j[i])
+ * ([C, KT], stride SPAD), and the sub-chunk bridges. */
+static inline void grad_factors(__local float *qs, __local float *ke, __local float *bridge,
+                                __local const float *q, __local const float *k,
+                                __local const float *b) {
+    for (int e = get_local_id(0); e < CHUNK * KT; e += WG) {
+        const int t = e / KT, i = e % KT, first = t / SUB * SUB;
+        const float bt = b[t * KPAD + i];
+        qs[t * SPAD + i] = q[t * KPAD + i] * exp(bt - b[first * KPAD + i]);
+        ke[t * SPAD + i] = k[t * KPAD + i] * exp(b[(first + SUB - 1) * KPAD + i] - bt);
+    }
+    sub_chunk_bridges(bridge, b);
+}
+
+/* out[0..3] = the lanes of v (vector lanes are not indexed at run time). */
+static inline void unpack4(float *out, float4 v) {
+    out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
+}
+
+/* acc[r] += bridge[pair][i0 + r % 4] * block[r] for the 4 x 4 block. */
+static inline void add_bridged(float *acc, const float *block, __local const float *bridge,
+                               int pair, int i0) {
+    float bridges[4];
+    unpack4(bridges, *(__local const float4 *)(bridge + pair * KT + i0));
+#pragma unroll
+    for (int r = 0; r < 16; r++) acc[r] += bridges[r % 4] * block[r];
+}
+
+/* The intra-chunk dq of rows t0..t0+3, columns i0..i0+3, without the self term:
+ * sum_{j<t} dA_tj k_j[i] exp(b_t[i] - b_j[i]). scores: dA [C, C] (stride TPAD). */
+static inline void query_grads_intra(float *acc, int t0, int i0, __local const float *scores,
+                                     __local const float *ke, __local const float *bridge,
+                                     __local const float *k, __local const float *b) {
+    const int I = t0 / SUB;
+    for (int J = 0; J < I; J++) { /* sum_j dA_tj ke_j, then the bridge per column */
+        float block[16];
+#pragma unroll
+        for (int r = 0; r < 16; r++) block[r] = 0.0f;
+        for (int j = J * SUB; j < J * SUB + SUB; j += 4) {
+            float a[4][4], key[4][4]; /* dA[t0 + r][j + m], ke[j + m][i0 + c] */
+#pragma unroll
+            for (int m = 0; m < 4; m++) {
+                unpack4(a[m], *(__local const float4 *)(scores + (t0 + m) * TPAD + j));
+                unpack4(key[m], *(__local const float4 *)(ke + (j + m) * SPAD + i0));
+            }
+#pragma unroll
+            for (int r = 0; r < 16; r++)
+                block[r] += a[r / 4][0] * key[0][r % 4] + a[r / 4][1] * key[1][r % 4] +
+                            a[r / 4][2] * key[2][r % 4] + a[r / 4][3] * key[3][r % 4];
+        }
+        add_bridged(acc, block, bridge, pair_of(I, J), i0);
+    }
+    for (int r = 0; r < 16; r++) { /* exp(b_t - b_firstI), then the diagonal sub-block */
+        const int t = t0 + r / 4, i = i0 + r % 4;
+        const float bt = b[t * KPAD + i];
+        float sum = acc[r] * exp(bt - b[I * SUB * KPAD + i]);
+        for (int j = I * SUB; j < t; j++)
+            sum += scores[t * TPAD + j] * k[j * KPAD + i] * exp(bt - b[j * KPAD + i]);
+        acc[r] = sum;
+    }
+}
+
+/* The intra-chunk dk of keys j0..j0+3, columns i0..i0+3, without the self term:
+ * sum_{t>j} dA_tj q_t[i] exp(b_t[i] - b_j[i]). */
+static inline void key_grads_intra(float *acc, int j0, int i0, __local const float *scores,
+                                   __local const float *qs, __local const float *bridge,
+                                   __local const float *q, __local const float *b) {
+    const int J = j0 / SUB;
+    for (int I = J + 1; I < NS; I++) { /* sum_t dA_tj qs_t, then the bridge per column */
+        float block[16];
+#pragma unroll
+        for (int r = 0; r < 16; r++) block[r] = 0.0f;
+        for (int t = I * SUB; t < I * SUB + SUB; t++) {
+            float a[4], query[4]; /* dA[t][j0 + r], qs[t][i0 + c] */
+            unpack4(a, *(__local const float4 *)(scores + t * TPAD + j0));
+            unpack4(query, *(__local const float4 *)(qs + t * SPAD + i0));
+#pragma unroll
+            for (int r = 0; r < 16; r++) block[r] += a[r / 4] * query[r % 4];
+        }
+        add_bridged(acc, block, bridge, pair_of(I, J), i0);
+    }
+    for (int r = 0; r < 16; r++) { /* exp(b_lastJ - b_j), then the diagonal sub-block */
+        const int j = j0 + r / 4, i = i0 + r % 4;
+        const float bj = b[j * KPAD + i];
+        float sum = acc[r] * exp(b[(J * SUB + SUB - 1) * KPAD + i] - bj);
+        for (int t = j + 1; t < J * SUB + SUB; t++)
+            sum += scores[t * TPAD + j] * q[t * KPAD + i] * exp(b[t * KPAD + i] - bj);
+        acc[r] = sum;
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     __global const float *q,       /* [N, T, H, K] strided */
     __global const float *k,       /* [N, T, H, K] strided */
@@ -587,109 +650,113 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     __global float *dg,            /* [N, T, H, K] strided */
     int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
     int value_batch, float scale) {
-#define PASS_V (2 * CHUNK * VPAD + 2 * KT * VPAD)
-#define PASS_K (CHUNK * (CHUNK + 1) + 5 * CHUNK * KPAD)
-    __local float scratch[PASS_V > PASS_K ? PASS_V : PASS_K];
+#define PASS_V (2 * VT * TPAD + 2 * VT * SPAD)
+#define PASS_K (CHUNK * TPAD + 2 * CHUNK * SPAD + 8 * KT + 6 * CHUNK * KPAD)
+    __local float4 scratch4[((PASS_V > PASS_K ? PASS_V : PASS_K) + 3) / 4];
     __local float totals[WG];
     __local float column_terms[KT]; /* exp(Gamma) rowsum(H_n * D_n) */
+    __local float *scratch = (__local float *)scratch4;
     const int k0 = get_group_id(0) * KT, chunk = get_group_id(1), nh = get_group_id(2);
     const int NT = get_num_groups(1), t0 = chunk * CHUNK, lid = get_local_id(0);
-    const int row = lid / NS, part = lid % NS;
     const size_t qk_base = head_offset(nh, H, qk_head, qk_batch);
     const size_t value_base = head_offset(nh, H, value_head, value_batch);
     const size_t state_at = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
-    float dA[SUB], state_do[KPI], dstate_v[KPI], state_dot = 0.0f;
-    for (int jj = 0; jj < SUB; jj++) dA[jj] = 0.0f;
-    for (int c = 0; c < KPI; c++) state_do[c] = dstate_v[c] = 0.0f;
-    /* Phase 1 over V tiles: dA (keys of sub-chunk `part`), H_n do_t and D_n v_t
-     * for the item's KPI columns, rowsum(H_n * D_n) for lid < KT. */
+    /* Phase 1: the item's block of [C, KT] (H_n do, D_n v) or of dA [C, C] */
+    const int qk_item = lid < QK_BLOCKS, da_item = !qk_item && lid < QK_BLOCKS + DA_BLOCKS;
+    const int2 da_block = 4 * triangle_entry(lid - QK_BLOCKS);
+    const int r0 = qk_item ? lid / (KT / 4) * 4 : da_block.x;
+    const int c0 = qk_item ? lid % (KT / 4) * 4 : da_block.y;
+    float first[16], second[16], state_dot = 0.0f; /* H do or dA; D v */
+    for (int r = 0; r < 16; r++) first[r] = second[r] = 0.0f;
     {
-        __local float *do_tile = scratch, *v_tile = scratch + CHUNK * VPAD;
-        __local float *state_tile = v_tile + CHUNK * VPAD, *dstate_tile = state_tile + KT * VPAD;
-        __global const float *state = workspace + state_at;
-        __global const float *dstate = workspace + dstates_offset + state_at;
+        __local float *do_tile = scratch, *v_tile = do_tile + VT * TPAD;  /* [VT, C] */
+        __local float *state_tile = v_tile + VT * TPAD, *dstate_tile = state_tile + VT * SPAD;
         for (int v0 = 0; v0 < V_DIM; v0 += VT) {
-            load_rows(do_tile, VPAD, VT, do_, value_base, value_token, t0, T, v0, V_DIM);
-            load_rows(v_tile, VPAD, VT, v, value_base, value_token, t0, T, v0, V_DIM);
-            load_state_tile(state_tile, KT, VT, state, k0, v0);
-            load_state_tile(dstate_tile, KT, VT, dstate, k0, v0);
+            load_rows_transposed(do_tile, TPAD, do_, value_base, value_token, t0, T, v0, V_DIM);
+            load_rows_transposed(v_tile, TPAD, v, value_base, value_token, t0, T, v0, V_DIM);
+            load_state_transposed(state_tile, workspace + state_at, k0, v0);
+            load_state_transposed(dstate_tile, workspace + dstates_offset + state_at, k0, v0);
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (part <= row / SUB)
-                for (int c = 0; c < VT; c++) {
-                    const float gradient = do_tile[row * VPAD + c];
-                    for (int jj = 0; jj < SUB; jj++)
-                        dA[jj] += gradient * v_tile[(part * SUB + jj) * VPAD + c];
-                }
-            for (int ci = 0; ci < KPI; ci++) {
-                const int i = part * KPI + ci;
-                float a = 0.0f, b = 0.0f;
-                for (int c = 0; c < VT; c++) {
-                    a += state_tile[i * VPAD + c] * do_tile[row * VPAD + c];
-                    b += dstate_tile[i * VPAD + c] * v_tile[row * VPAD + c];
-                }
-                state_do[ci] += a;
-                dstate_v[ci] += b;
+            if (qk_item) {
+                outer_products_4x4(first, do_tile, TPAD, r0, state_tile, SPAD, c0, 0, VT);
+                outer_products_4x4(second, v_tile, TPAD, r0, dstate_tile, SPAD, c0, 0, VT);
+            } else if (da_item) {
+                outer_products_4x4(first, do_tile, TPAD, r0, v_tile, TPAD, c0, 0, VT);
             }
             if (lid < KT)
                 for (int c = 0; c < VT; c++)
-                    state_dot += state_tile[lid * VPAD + c] * dstate_tile[lid * VPAD + c];
+                    state_dot += state_tile[c * SPAD + lid] * dstate_tile[c * SPAD + lid];
             barrier(CLK_LOCAL_MEM_FENCE);
         }
     }
-    __local float *scores = scratch, *qt = scores + CHUNK * (CHUNK + 1);
+    /* Phase 2 tiles: float4-read ones first (offsets multiples of 4 floats) */
+    __local float *scores = scratch, *qs = scores + CHUNK * TPAD, *ke = qs + CHUNK * SPAD;
+    __local float *bridge = ke + CHUNK * SPAD, *qt = bridge + 8 * KT;
     __local float *kt = qt + CHUNK * KPAD, *bt = kt + CHUNK * KPAD;
-    __local float *kend = bt + CHUNK * KPAD, *qstart = kend + CHUNK * KPAD;
-    for (int jj = 0; jj < SUB; jj++) {
-        const int j = part * SUB + jj;
-        scores[row * (CHUNK + 1) + j] = j <= row ? scale * dA[jj] : 0.0f;
+    __local float *state_do = bt + CHUNK * KPAD, *dstate_v = state_do + CHUNK * KPAD;
+    __local float *inter = dstate_v + CHUNK * KPAD; /* [C, KT] each, stride KPAD */
+    for (int e = lid; e < CHUNK * CHUNK; e += WG)
+        if (e % CHUNK > e / CHUNK) scores[e / CHUNK * TPAD + e % CHUNK] = 0.0f;
+    for (int r = 0; r < 16; r++) {
+        const int row = r0 + r / 4, column = c0 + r % 4;
+        if (qk_item) {
+            state_do[row * KPAD + column] = first[r];
+            dstate_v[row * KPAD + column] = second[r];
+        } else if (da_item && column <= row) {
+            scores[row * TPAD + column] = scale * first[r];
+        }
     }
     load_rows(qt, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
     load_rows(kt, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
     load_rows(bt, KPAD, KT, g, qk_base, qk_token, t0, T, k0, K_DIM);
     barrier(CLK_LOCAL_MEM_FENCE);
     cumsum_rows(bt, totals, 0);
-    keys_to_sub_end(kend, kt, bt);
-    queries_from_sub_start(qstart, qt, bt);
-    if (lid < KT)
-        column_terms[lid] = exp(bt[(CHUNK - 1) * KPAD + lid]) * state_dot;
+    grad_factors(qs, ke, bridge, qt, kt, bt);
+    if (lid < KT) column_terms[lid] = exp(bt[(CHUNK - 1) * KPAD + lid]) * state_dot;
     barrier(CLK_LOCAL_MEM_FENCE);
-    float gate_terms[KPI], inter_terms[KPI];
-    const int t = t0 + row;
-    /* The self terms dA_tt k_t (in dq_t) and dA_tt q_t (in dk_t) cancel exactly
-     * in q dq - k dk; leaving them out of the gate terms keeps dg accurate when
-     * strong decay makes dg tiny next to them (g = -20: dg ~ e^-20 q dq). */
-    const float self = scores[row * (CHUNK + 1) + row];
-    for (int c = 0; c < KPI; c++) {
-        const int i = part * KPI + c;
-        const float bq = bt[row * KPAD + i], query = qt[row * KPAD + i], key = kt[row * KPAD + i];
-        const float query_grad =
-            scale * exp(bq) * state_do[c] + query_grad_intra(scores, kt, bt, kend, row, i);
-        const float key_inter = exp(bt[(CHUNK - 1) * KPAD + i] - bq) * dstate_v[c];
-        const float key_grad = key_inter + key_grad_intra(scores, qt, bt, qstart, row, i);
-        /* dg_t gets -k_u dk_inter_u for u >= t and +k_u dk_inter_u for all u:
-         * only the exclusive prefix u < t is summed, so nothing cancels */
-        gate_terms[c] = query * query_grad - key * (key_grad - key_inter);
-        inter_terms[c] = key * key_inter;
-        if (t < T && k0 + i < K_DIM) {
-            const size_t at = qk_base + (size_t)t * qk_token + k0 + i;
-            dq[at] = query_grad + self * key;
-            dk[at] = key_grad + self * query;
+    /* dq items: lid < QK_BLOCKS; dk items: the next QK_BLOCKS. Both keep the
+     * self terms dA_tt k_t, dA_tt q_t out of the gate terms: they cancel exactly
+     * in q dq - k dk (g = -20: dg ~ e^-20 q dq). */
+    const int unit = lid % QK_BLOCKS, y0 = unit / (KT / 4) * 4, i0 = unit % (KT / 4) * 4;
+    const int dq_item = lid < QK_BLOCKS, dk_item = !dq_item && lid < 2 * QK_BLOCKS;
+    float grad[16];
+    for (int r = 0; r < 16; r++) grad[r] = 0.0f;
+    if (dq_item) query_grads_intra(grad, y0, i0, scores, ke, bridge, kt, bt);
+    if (dk_item) key_grads_intra(grad, y0, i0, scores, qs, bridge, qt, bt);
+    for (int r = 0; r < 16 && (dq_item || dk_item); r++) {
+        const int row = y0 + r / 4, i = i0 + r % 4, t = t0 + row, at = row * KPAD + i;
+        const float bq = bt[at], self = scores[row * TPAD + row];
+        const float query = qt[at], key = kt[at];
+        float value;
+        if (dq_item) {
+            const float query_grad = scale * exp(bq) * state_do[at] + grad[r];
+            state_do[at] = query * query_grad; /* + gate term */
+            value = query_grad + self * key;
+        } else {
+            const float key_inter = exp(bt[(CHUNK - 1) * KPAD + i] - bq) * dstate_v[at];
+            dstate_v[at] = key * grad[r]; /* - gate term */
+            /* dg_t gets -k_u dk_inter_u for u >= t and +k_u dk_inter_u for all u:
+             * only the exclusive prefix u < t is summed, so nothing cancels */
+            if (row + 1 < CHUNK) inter[at + KPAD] = key * key_inter;
+            if (row == 0) inter[i] = 0.0f;
+            value = key_inter + grad[r] + self * query;
         }
+        if (t < T && k0 + i < K_DIM)
+            (dq_item ? dq : dk)[qk_base + (size_t)t * qk_token + k0 + i] = value;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int c = 0; c < KPI; c++) {
-        kend[row * KPAD + part * KPI + c] = gate_terms[c];
-        if (row + 1 < CHUNK) qstart[(row + 1) * KPAD + part * KPI + c] = inter_terms[c];
-        if (row == 0) qstart[part * KPI + c] = 0.0f;
+    for (int e = lid; e < CHUNK * KT; e += WG) {
+        const int at = e / KT * KPAD + e % KT;
+        state_do[at] -= dstate_v[at]; /* the gate terms q dq' - k dk'_intra */
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    cumsum_rows(kend, totals, 1);   /* suffix sums of the gate terms */
-    cumsum_rows(qstart, totals, 0); /* exclusive prefix sums of k dk_inter */
-    for (int c = 0; c < KPI; c++) {
-        const int i = part * KPI + c;
+    cumsum_rows(state_do, totals, 1); /* suffix sums of the gate terms */
+    cumsum_rows(inter, totals, 0);    /* exclusive prefix sums of k dk_inter */
+    for (int e = lid; e < CHUNK * KT; e += WG) {
+        const int row = e / KT, i = e % KT, t = t0 + row, at = row * KPAD + i;
         if (t < T && k0 + i < K_DIM)
             dg[qk_base + (size_t)t * qk_token + k0 + i] =
-                kend[row * KPAD + i] + column_terms[i] + qstart[row * KPAD + i];
+                state_do[at] + column_terms[i] + inter[at];
     }
 #undef PASS_V
 #undef PASS_K

@@ -292,7 +292,8 @@ static void launch_grad_qk(digcl_context *ctx, const digcl_gla_shape *s, const g
                            cl_mem q, cl_mem k, cl_mem g, cl_mem v, cl_mem do_, cl_mem workspace,
                            cl_mem dq, cl_mem dk, cl_mem dg, float scale) {
     const int serial = use_serial(ctx, s, p->chunk);
-    gla_tiles tiles = {p->chunk > 32 ? 16 : 32, value_tile(s->V, 32)};
+    /* K tiles of 8 at C = 64 keep the register-blocked kernel's tiles under 48 KiB */
+    gla_tiles tiles = {p->chunk > 32 ? 8 : 32, value_tile(s->V, 32)};
     cl_kernel kernel = serial ? gla_kernel(ctx, "gla_chunk_grad_qk_serial", "GLA_GRAD_QK_SERIAL",
                                            p->chunk, s, tiles, "")
                               : gla_kernel(ctx, "gla_chunk_grad_qk", "GLA_GRAD_QK", p->chunk, s,
