@@ -39,7 +39,8 @@
  *
  * Compile-time: GLA_PREPASS / GLA_SCAN / GLA_OUTPUT / GLA_GRAD_QK (which kernel
  * the program holds), CHUNK (C), K_DIM, V_DIM, KT (K tile, 16 or 32), VT (V
- * tile, multiple of 4), VALUE_PAD. Work-group: 4 * CHUNK items, item = (row, part).
+ * tile, multiple of 4). Work-group: 4 * CHUNK items; each kernel says what an item owns
+ * (4 x 4 register blocks in the chunk kernels, docs/GLA_DESIGN.md, "Register blocking").
  * Layout: element (n, t, h, d) at n*batch + h*head + t*token + d. Workspace
  * states: [N*H, NT, K, V], gammas: [N*H, NT, K] holding exp(Gamma).
  */
@@ -47,16 +48,7 @@
 #define NS 4
 #define SUB (CHUNK / NS)
 #define WG (CHUNK * NS)
-#define KPAD (KT + 1)
-/* Row stride of [rows, VT] tiles: padded against bank conflicts where lanes
- * read different rows; the output kernel reads rows uniformly and takes
- * VALUE_PAD = 0 so that rows stay 16-byte aligned for vector loads. */
-#ifndef VALUE_PAD
-#define VALUE_PAD 1
-#endif
-#define VPAD (VT + VALUE_PAD)
-#define VPI (VT / NS)
-#define KPI (KT / NS)
+#define KPAD (KT + 1) /* row stride of [C, KT] tiles read by scalar loads */
 #define SEGMENTS (WG / KT)
 #define SEGMENT_ROWS (CHUNK / SEGMENTS)
 
@@ -81,7 +73,7 @@ static inline void load_state_tile(__local float *tile, int rows, int width, __g
     for (int e = get_local_id(0); e < rows * width; e += WG) {
         const int i = e / width, v = e % width;
         const int row = k0 + i, col = v0 + v;
-        tile[i * (width + VALUE_PAD) + v] =
+        tile[i * width + v] =
             (row < K_DIM && col < V_DIM) ? state[(size_t)row * V_DIM + col] : 0.0f;
     }
 }
@@ -233,7 +225,11 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
 /* -------------------------------------------------------------- state scan */
 #ifdef GLA_SCAN
 
-#define SCAN_BATCH 8
+/* Chunks whose loads are issued together: the chain is latency-bound (one batch of
+ * loads per SCAN_BATCH chunks), so larger batches matter at long T with few heads. */
+#ifndef SCAN_BATCH
+#define SCAN_BATCH 32
+#endif
 
 /* Direction 0: H = h0; for each chunk c: states[c] holds U_c, becomes H_c,
  * H = exp(Gamma_c) H + U_c; hT = H. Direction 1: D = dhT; for c from the last:
@@ -262,15 +258,17 @@ __kernel void gla_state_scan(__global float *workspace, /* states, gammas, dstat
     float carry = has_start ? start[nh * KV + element] : 0.0f;
     for (int c0 = 0; c0 < NT; c0 += SCAN_BATCH) {
         float contribution[SCAN_BATCH], decay[SCAN_BATCH];
+#pragma unroll
         for (int r = 0; r < SCAN_BATCH; r++) {
             const int step = c0 + r, c = reverse ? NT - 1 - step : step;
             const size_t at = ((size_t)nh * NT + c) * KV + element;
             contribution[r] = step < NT ? slots[at] : 0.0f;
             decay[r] = step < NT ? gamma[(size_t)c * K_DIM] : 1.0f;
         }
-        for (int r = 0; r < SCAN_BATCH && c0 + r < NT; r++) {
+#pragma unroll
+        for (int r = 0; r < SCAN_BATCH; r++) { /* constant trip count: registers, not stack */
             const int step = c0 + r, c = reverse ? NT - 1 - step : step;
-            slots[((size_t)nh * NT + c) * KV + element] = carry;
+            if (step < NT) slots[((size_t)nh * NT + c) * KV + element] = carry;
             carry = decay[r] * carry + contribution[r];
         }
     }
@@ -598,13 +596,22 @@ static inline void query_grads_intra(float *acc, int t0, int i0, __local const f
         }
         add_bridged(acc, block, bridge, pair_of(I, J), i0);
     }
-    for (int r = 0; r < 16; r++) { /* exp(b_t - b_firstI), then the diagonal sub-block */
-        const int t = t0 + r / 4, i = i0 + r % 4;
-        const float bt = b[t * KPAD + i];
-        float sum = acc[r] * exp(bt - b[I * SUB * KPAD + i]);
-        for (int j = I * SUB; j < t; j++)
-            sum += scores[t * TPAD + j] * k[j * KPAD + i] * exp(bt - b[j * KPAD + i]);
-        acc[r] = sum;
+    float bt[16]; /* b_t[i] of the block */
+#pragma unroll
+    for (int r = 0; r < 16; r++) { /* exp(b_t - b_firstI) */
+        bt[r] = b[(t0 + r / 4) * KPAD + i0 + r % 4];
+        acc[r] *= exp(bt[r] - b[I * SUB * KPAD + i0 + r % 4]);
+    }
+    for (int j = I * SUB; j < t0 + 3; j++) { /* the diagonal sub-block, keys j < t */
+        float key[4], bj[4], a[4];
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            key[c] = k[j * KPAD + i0 + c], bj[c] = b[j * KPAD + i0 + c];
+            a[c] = scores[(t0 + c) * TPAD + j];
+        }
+#pragma unroll
+        for (int r = 0; r < 16; r++)
+            if (j < t0 + r / 4) acc[r] += a[r / 4] * key[r % 4] * exp(bt[r] - bj[r % 4]);
     }
 }
 
@@ -627,13 +634,20 @@ static inline void key_grads_intra(float *acc, int j0, int i0, __local const flo
         }
         add_bridged(acc, block, bridge, pair_of(I, J), i0);
     }
-    for (int r = 0; r < 16; r++) { /* exp(b_lastJ - b_j), then the diagonal sub-block */
-        const int j = j0 + r / 4, i = i0 + r % 4;
-        const float bj = b[j * KPAD + i];
-        float sum = acc[r] * exp(b[(J * SUB + SUB - 1) * KPAD + i] - bj);
-        for (int t = j + 1; t < J * SUB + SUB; t++)
-            sum += scores[t * TPAD + j] * q[t * KPAD + i] * exp(b[t * KPAD + i] - bj);
-        acc[r] = sum;
+    float bj[16]; /* b_j[i] of the block */
+#pragma unroll
+    for (int r = 0; r < 16; r++) { /* exp(b_lastJ - b_j) */
+        bj[r] = b[(j0 + r / 4) * KPAD + i0 + r % 4];
+        acc[r] *= exp(b[(J * SUB + SUB - 1) * KPAD + i0 + r % 4] - bj[r]);
+    }
+    for (int t = j0 + 1; t < J * SUB + SUB; t++) { /* the diagonal sub-block, rows t > j */
+        float query[4], bt[4], a[4];
+        unpack4(a, *(__local const float4 *)(scores + t * TPAD + j0));
+#pragma unroll
+        for (int c = 0; c < 4; c++) query[c] = q[t * KPAD + i0 + c], bt[c] = b[t * KPAD + i0 + c];
+#pragma unroll
+        for (int r = 0; r < 16; r++)
+            if (t > j0 + r / 4) acc[r] += a[r / 4] * query[r % 4] * exp(bt[r % 4] - bj[r]);
     }
 }
 
@@ -667,6 +681,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     const int r0 = qk_item ? lid / (KT / 4) * 4 : da_block.x;
     const int c0 = qk_item ? lid % (KT / 4) * 4 : da_block.y;
     float first[16], second[16], state_dot = 0.0f; /* H do or dA; D v */
+#pragma unroll
     for (int r = 0; r < 16; r++) first[r] = second[r] = 0.0f;
     {
         __local float *do_tile = scratch, *v_tile = do_tile + VT * TPAD;  /* [VT, C] */
@@ -697,6 +712,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     __local float *inter = dstate_v + CHUNK * KPAD; /* [C, KT] each, stride KPAD */
     for (int e = lid; e < CHUNK * CHUNK; e += WG)
         if (e % CHUNK > e / CHUNK) scores[e / CHUNK * TPAD + e % CHUNK] = 0.0f;
+#pragma unroll
     for (int r = 0; r < 16; r++) {
         const int row = r0 + r / 4, column = c0 + r % 4;
         if (qk_item) {
@@ -720,10 +736,13 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     const int unit = lid % QK_BLOCKS, y0 = unit / (KT / 4) * 4, i0 = unit % (KT / 4) * 4;
     const int dq_item = lid < QK_BLOCKS, dk_item = !dq_item && lid < 2 * QK_BLOCKS;
     float grad[16];
+#pragma unroll
     for (int r = 0; r < 16; r++) grad[r] = 0.0f;
     if (dq_item) query_grads_intra(grad, y0, i0, scores, ke, bridge, kt, bt);
     if (dk_item) key_grads_intra(grad, y0, i0, scores, qs, bridge, qt, bt);
-    for (int r = 0; r < 16 && (dq_item || dk_item); r++) {
+#pragma unroll
+    for (int r = 0; r < 16; r++) {
+        if (!dq_item && !dk_item) break;
         const int row = y0 + r / 4, i = i0 + r % 4, t = t0 + row, at = row * KPAD + i;
         const float bq = bt[at], self = scores[row * TPAD + row];
         const float query = qt[at], key = kt[at];

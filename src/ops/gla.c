@@ -257,13 +257,11 @@ static void launch_output(digcl_context *ctx, const digcl_gla_shape *s, const gl
                           cl_mem workspace, size_t states_offset, cl_mem out, float scale) {
     /* K tiles of 16 at C = 64 keep the register-blocked kernel's tiles under 48 KiB */
     gla_tiles tiles = {p->chunk > 32 ? 16 : KEY_TILE, value_tile(s->V, 64)};
-    char options[64];
-    snprintf(options, sizeof options, "-DVALUE_PAD=0 %s", flags);
     const int serial = use_serial(ctx, s, p->chunk);
     cl_kernel kernel =
         serial ? gla_kernel(ctx, "gla_chunk_output_serial", "GLA_OUTPUT_SERIAL", p->chunk, s, tiles,
                             flags)
-               : gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, options);
+               : gla_kernel(ctx, "gla_chunk_output", "GLA_OUTPUT", p->chunk, s, tiles, flags);
     cl_mem inputs[4] = {q, k, g, values};
     for (unsigned i = 0; i < 4; i++) digcl_arg_mem(kernel, i, inputs[i]);
     digcl_arg_mem(kernel, 4, workspace);
