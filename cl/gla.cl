@@ -68,8 +68,8 @@ static inline void load_rows(__local float *tile, int pad, int width, __global c
 }
 
 /* tile[i][v] = state[k0 + i][v0 + v] of one [K, V] state, zero outside. */
-static inline void load_state_tile(__local float *tile, int rows, int width, __global const float *state,
-                            int k0, int v0) {
+static inline void load_state_tile(__local float *tile, int rows, int width,
+                                   __global const float *state, int k0, int v0) {
     for (int e = get_local_id(0); e < rows * width; e += WG) {
         const int i = e / width, v = e % width;
         const int row = k0 + i, col = v0 + v;
@@ -150,8 +150,8 @@ static inline void rows_outer_products(__local const float *left0, __local const
 
 /* One work-group per (K tile, V tile) x chunk x head. With GLA_STATES:
  * states[nh, c] = U_c = sum_j (k_j * exp(Gamma - b_j)) v_j^T, gammas[nh, c] =
- * exp(Gamma) (once per state row here, not per state element in the scan). With GLA_STATE_GRADS: dstates[nh, c] = W_c = s sum_t (q_t * exp(b_t))
- * do_t^T. */
+ * exp(Gamma) (once per state row here, not per state element in the scan). With
+ * GLA_STATE_GRADS: dstates[nh, c] = W_c = s sum_t (q_t * exp(b_t)) do_t^T. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     __global const float *q,  /* [N, T, H, K] strided */
     __global const float *k,  /* [N, T, H, K] strided */
