@@ -302,6 +302,8 @@ static void test_gla_against_oracle(void **state) {
         {1, 65, 2, 128, 128, 32, LAYOUT_TOKEN_MAJOR, GATE_MINUS_20, 1, 0, 1, 5},
         {1, 300, 2, 36, 72, 64, LAYOUT_PADDED, GATE_LOGSIGMOID, 1, 1, 1, 6},
         {1, 1024, 2, 32, 64, 32, LAYOUT_HEAD_MAJOR, GATE_LOGSIGMOID, 16, 1, 1, 7},
+        /* K and V not multiples of 4: the register blocks' zero padding and edge stores */
+        {2, 70, 3, 5, 7, 32, LAYOUT_PADDED, GATE_LOGSIGMOID, 1, 1, 1, 8},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         gla_outputs got = run_case(&cases[i]);
@@ -390,12 +392,12 @@ static void test_gla_long_sweep(void **state) {
         return;
     }
     const int Ts[] = {1, 15, 63, 64, 65, 300, 1024}, chunks[] = {16, 32, 64};
-    const int dims[][2] = {{32, 64}, {36, 72}, {64, 64}, {128, 128}};
+    const int dims[][2] = {{32, 64}, {36, 72}, {64, 64}, {128, 128}, {5, 7}};
     const double taus[] = {0.1, 1, 16};
     int count = 0;
     for (size_t t = 0; t < 7; t++)
         for (size_t c = 0; c < 3; c++)
-            for (size_t d = 0; d < 4; d++)
+            for (size_t d = 0; d < 5; d++)
                 for (int gate = 0; gate < 5; gate++)
                     for (int ends = 0; ends < 4; ends++) {
                         gla_case x = {2,
