@@ -345,7 +345,8 @@ static inline void sub_chunk_bridges(__local float *bridge, __local const float 
  * "Register blocking"): every item owns a 4 x 4 block of the [C, VT] output and,
  * for the intra-chunk scores A, a 4 x 2 block below the diagonal sub-blocks and
  * up to DIAG_PER_ITEM entries of the diagonal sub-blocks; each float4 read from
- * local memory feeds four FMAs. Off-diagonal blocks (query sub-chunk I, key
+ * local memory feeds eight FMAs (16 per pair of operand reads; 8 per float4 + float2
+ * in the scores). Off-diagonal blocks (query sub-chunk I, key
  * sub-chunk J < I) factor exp(b_t - b_j) as exp(b_t - b_firstI) exp(b_firstI -
  * b_lastJ) exp(b_lastJ - b_j), each factor <= 1; diagonal blocks take it per element. */
 #define CPAD (CHUNK + 4)         /* row stride of the [KT, C] transposed tiles */
