@@ -57,23 +57,34 @@ static inline size_t head_offset(int nh, int H, int head, int batch) {
     return (size_t)(nh / H) * (size_t)batch + (size_t)(nh % H) * (size_t)head;
 }
 
-/* tile[r][c] = x[t0 + r, col0 + c] (row stride `pad`), zero outside T x D. */
-static inline void load_rows(__local float *tile, int pad, int width, __global const float *x,
-                      size_t base, int token_stride, int t0, int T, int col0, int D) {
+/* x[t0 + r, col0 + c] for the CHUNK rows and `width` columns, zero outside T x D, at
+ * tile[r * row_stride + c * column_stride] (column_stride 1: rows; row_stride 1: the tile
+ * transposed). The items run along c, so the global reads are coalesced. */
+static inline void load_tile(__local float *tile, int row_stride, int column_stride, int width,
+                             __global const float *x, size_t base, int token_stride, int t0,
+                             int T, int col0, int D) {
     for (int e = get_local_id(0); e < CHUNK * width; e += WG) {
         const int r = e / width, c = e % width;
         const int t = t0 + r, col = col0 + c;
-        tile[r * pad + c] = (t < T && col < D) ? x[base + (size_t)t * token_stride + col] : 0.0f;
+        tile[r * row_stride + c * column_stride] =
+            (t < T && col < D) ? x[base + (size_t)t * token_stride + col] : 0.0f;
     }
 }
 
-/* tile[i][v] = state[k0 + i][v0 + v] of one [K, V] state, zero outside. */
-static inline void load_state_tile(__local float *tile, int rows, int width,
+/* tile[r][c] = x[t0 + r, col0 + c] (row stride `pad`), zero outside T x D. */
+static inline void load_rows(__local float *tile, int pad, int width, __global const float *x,
+                             size_t base, int token_stride, int t0, int T, int col0, int D) {
+    load_tile(tile, pad, 1, width, x, base, token_stride, t0, T, col0, D);
+}
+
+/* state[k0 + i][v0 + v] of one [K, V] state for the KT x VT tile, zero outside, at
+ * tile[i * row_stride + v * column_stride]. */
+static inline void load_state_tile(__local float *tile, int row_stride, int column_stride,
                                    __global const float *state, int k0, int v0) {
-    for (int e = get_local_id(0); e < rows * width; e += WG) {
-        const int i = e / width, v = e % width;
+    for (int e = get_local_id(0); e < KT * VT; e += WG) {
+        const int i = e / VT, v = e % VT;
         const int row = k0 + i, col = v0 + v;
-        tile[i * width + v] =
+        tile[i * row_stride + v * column_stride] =
             (row < K_DIM && col < V_DIM) ? state[(size_t)row * V_DIM + col] : 0.0f;
     }
 }
@@ -475,7 +486,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
         load_rows(qt, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
         load_rows(kt, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
         load_rows(bt, KPAD, KT, g, qk_base, qk_token, t0, T, k0, K_DIM);
-        load_state_tile(state_tile, KT, VT, state, k0, v0);
+        load_state_tile(state_tile, VT, 1, state, k0, v0);
         barrier(CLK_LOCAL_MEM_FENCE);
         cumsum_rows(bt, totals, 0);
         chunk_factors(qs, ke, coef, bridge, qt, kt, bt, scale);
@@ -525,25 +536,6 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
 #if QK_BLOCKS + DA_BLOCKS > WG || 2 * QK_BLOCKS > WG
 #error "gla_chunk_grad_qk: K tile too wide for the work-group's blocks"
 #endif
-
-/* tile[c][r] = x[t0 + r, col0 + c] (row stride `pad`), zero outside T x D. */
-static inline void load_rows_transposed(__local float *tile, int pad, __global const float *x,
-                                        size_t base, int token_stride, int t0, int T, int col0,
-                                        int D) {
-    for (int e = get_local_id(0); e < CHUNK * VT; e += WG) {
-        const int r = e / VT, c = e % VT, t = t0 + r, col = col0 + c;
-        tile[c * pad + r] = (t < T && col < D) ? x[base + (size_t)t * token_stride + col] : 0.0f;
-    }
-}
-
-/* tile[v][i] = state[k0 + i][v0 + v] of one [K, V] state, zero outside. */
-static inline void load_state_transposed(__local float *tile, __global const float *state, int k0,
-                                         int v0) {
-    for (int e = get_local_id(0); e < KT * VT; e += WG) {
-        const int i = e / VT, v = e % VT, row = k0 + i, col = v0 + v;
-        tile[v * SPAD + i] = (row < K_DIM && col < V_DIM) ? state[(size_t)row * V_DIM + col] : 0.0f;
-    }
-}
 
 /* qs[t][i] = q_t[i] exp(b_t[i] - b_first(t)[i]), ke[j][i] = k_j[i] exp(b_last(j)[i] - b_j[i])
  * ([C, KT], stride SPAD), and the sub-chunk bridges. */
@@ -688,10 +680,10 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
         __local float *do_tile = scratch, *v_tile = do_tile + VT * TPAD;  /* [VT, C] */
         __local float *state_tile = v_tile + VT * TPAD, *dstate_tile = state_tile + VT * SPAD;
         for (int v0 = 0; v0 < V_DIM; v0 += VT) {
-            load_rows_transposed(do_tile, TPAD, do_, value_base, value_token, t0, T, v0, V_DIM);
-            load_rows_transposed(v_tile, TPAD, v, value_base, value_token, t0, T, v0, V_DIM);
-            load_state_transposed(state_tile, workspace + state_at, k0, v0);
-            load_state_transposed(dstate_tile, workspace + dstates_offset + state_at, k0, v0);
+            load_tile(do_tile, 1, TPAD, VT, do_, value_base, value_token, t0, T, v0, V_DIM);
+            load_tile(v_tile, 1, TPAD, VT, v, value_base, value_token, t0, T, v0, V_DIM);
+            load_state_tile(state_tile, 1, SPAD, workspace + state_at, k0, v0);
+            load_state_tile(dstate_tile, 1, SPAD, workspace + dstates_offset + state_at, k0, v0);
             barrier(CLK_LOCAL_MEM_FENCE);
             if (qk_item) {
                 outer_products_4x4(first, do_tile, TPAD, r0, state_tile, SPAD, c0, 0, VT);
