@@ -35,6 +35,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import bench_dig_torch  # noqa: E402
+import diffusion_reference  # noqa: E402
 import dig_reference as ref  # noqa: E402
 
 RESPACED_STEPS = 250
@@ -52,29 +53,17 @@ def dit_attention_sdpa(params, x, cfg, prefix):
 
 
 def respaced_schedule():
-    """SpacedDiffusion(space_timesteps(1000, "250")) coefficients (float64 numpy) and map."""
-    betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)
-    size, count = 1000, RESPACED_STEPS
-    stride = (size - 1) / (count - 1)
-    use = {round(i * stride) for i in range(count)}
-    last, new_betas, timestep_map = 1.0, [], []
-    for i, acp in enumerate(np.cumprod(1.0 - betas)):
-        if i in use:
-            new_betas.append(1 - acp / last)
-            last = acp
-            timestep_map.append(i)
-    b = np.array(new_betas)
-    acp = np.cumprod(1.0 - b)
-    acp_prev = np.append(1.0, acp[:-1])
-    post_var = b * (1.0 - acp_prev) / (1.0 - acp)
+    """SpacedDiffusion(space_timesteps(1000, "250")): the coefficients p_sample reads (float64
+    numpy, tests/reference/diffusion_reference.py's port of upstream) and the timestep map."""
+    d = diffusion_reference.spaced_diffusion(RESPACED_STEPS)
     return {
-        "log_betas": np.log(b),
-        "post_log_var": np.log(np.append(post_var[1], post_var[1:])),
-        "recip": np.sqrt(1.0 / acp),
-        "recipm1": np.sqrt(1.0 / acp - 1),
-        "coef1": b * np.sqrt(acp_prev) / (1.0 - acp),
-        "coef2": (1.0 - acp_prev) * np.sqrt(1.0 - b) / (1.0 - acp),
-        "map": np.array(timestep_map),
+        "log_betas": np.log(d.betas),
+        "post_log_var": d.posterior_log_variance_clipped,
+        "recip": d.sqrt_recip_alphas_cumprod,
+        "recipm1": d.sqrt_recipm1_alphas_cumprod,
+        "coef1": d.posterior_mean_coef1,
+        "coef2": d.posterior_mean_coef2,
+        "map": np.array(d.timestep_map),
     }
 
 
