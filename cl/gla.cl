@@ -237,9 +237,16 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
 #ifdef GLA_SCAN
 
 /* Chunks whose loads are issued together: the chain is latency-bound (one batch of
- * loads per SCAN_BATCH chunks), so larger batches matter at long T with few heads. */
+ * loads per SCAN_BATCH chunks), so larger batches matter at long T with few heads; a
+ * batch beyond the chunk count only costs registers and occupancy, so the host passes
+ * SCAN_BATCH_AUTO = the chunk count rounded up to 8, 16 or 32 (docs/GLA_DESIGN.md,
+ * "Measured"). -DSCAN_BATCH=n overrides it (benchmarks). */
 #ifndef SCAN_BATCH
+#ifdef SCAN_BATCH_AUTO
+#define SCAN_BATCH SCAN_BATCH_AUTO
+#else
 #define SCAN_BATCH 32
+#endif
 #endif
 
 /* Direction 0: H = h0; for each chunk c: states[c] holds U_c, becomes H_c,

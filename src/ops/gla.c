@@ -219,6 +219,10 @@ static void launch_prepass(digcl_context *ctx, const digcl_gla_shape *s, const g
     launch_chunks(ctx, kernel, "gla_chunk_prepass", p->chunk, groups, s);
 }
 
+/* Chunks per batch of loads in gla_state_scan: all of them, rounded up to 8, 16 or 32
+ * (a larger batch than the chunks costs registers and occupancy for nothing). */
+static int scan_batch(size_t chunks) { return chunks <= 8 ? 8 : chunks <= 16 ? 16 : 32; }
+
 typedef struct gla_boundary {
     cl_mem h0, hT, dhT, dh0; /* [N, H, K, V] each, or NULL */
 } gla_boundary;
@@ -228,8 +232,10 @@ static void launch_scan(digcl_context *ctx, const digcl_gla_shape *s, const gla_
                         int last, gla_boundary b, cl_mem workspace) {
     gla_tiles tiles = {KEY_TILE, 4};
     const int serial = use_serial(ctx, s, p->chunk);
+    char batch[32];
+    snprintf(batch, sizeof batch, "-DSCAN_BATCH_AUTO=%d", scan_batch(chunk_count(s, p->chunk)));
     cl_kernel kernel = gla_kernel(ctx, serial ? "gla_state_scan_serial" : "gla_state_scan",
-                                  "GLA_SCAN", p->chunk, s, tiles, "");
+                                  "GLA_SCAN", p->chunk, s, tiles, serial ? "" : batch);
     digcl_arg_mem(kernel, 0, workspace);
     arg_offset(kernel, 1, p->gammas_offset);
     arg_offset(kernel, 2, p->dstates_offset);
