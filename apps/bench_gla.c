@@ -61,7 +61,8 @@ static void bench_case(digcl_context *ctx, int N, int H, int T, int chunk, doubl
     gla_bench b;
     memset(&b, 0, sizeof b);
     b.shape = digcl_gla_shape_token_major(N, T, H, BENCH_K, BENCH_V, chunk);
-    size_t qk = digcl_gla_qk_span(&b.shape), value = digcl_gla_value_span(&b.shape);
+    size_t qk = digcl_gla_span(&b.shape, &b.shape.q, BENCH_K);
+    size_t value = digcl_gla_span(&b.shape, &b.shape.v, BENCH_V);
     /* constant inputs: timing does not depend on values; g = -0.05 per step */
     b.q = filled(ctx, qk, 0.5f, "gla q"), b.k = filled(ctx, qk, 0.25f, "gla k");
     b.g = filled(ctx, qk, -0.05f, "gla g"), b.dq = filled(ctx, qk, 0, "gla dq");

@@ -41,7 +41,7 @@
  * the program holds), CHUNK (C), K_DIM, V_DIM, KT (K tile, 16 or 32), VT (V
  * tile, multiple of 4). Work-group: 4 * CHUNK items; each kernel says what an item owns
  * (4 x 4 register blocks in the chunk kernels, docs/GLA_DESIGN.md, "Register blocking").
- * Layout: element (n, t, h, d) at n*batch + h*head + t*token + d. Workspace
+ * Layout: each tensor has its own (LAYOUT below; gradients share their tensor's). Workspace
  * states: [N*H, NT, K, V], gammas: [N*H, NT, K] holding exp(Gamma).
  */
 
@@ -57,24 +57,35 @@ static inline size_t head_offset(int nh, int H, int head, int batch) {
     return (size_t)(nh / H) * (size_t)batch + (size_t)(nh % H) * (size_t)head;
 }
 
-/* x[t0 + r, col0 + c] for the CHUNK rows and `width` columns, zero outside T x D, at
- * tile[r * row_stride + c * column_stride] (column_stride 1: rows; row_stride 1: the tile
- * transposed). The items run along c, so the global reads are coalesced. */
+/* One tensor's layout: element (n, t, h, d) at offset + n*batch + h*head + t*token + d.
+ * Every kernel takes the layouts of q, k, g, v and o; a gradient has its tensor's
+ * layout (dq q's, dk k's, dg g's, dv v's, do o's). */
+#define LAYOUT(x) ulong x##_offset, int x##_token, int x##_head, int x##_batch
+#define LAYOUTS LAYOUT(q), LAYOUT(k), LAYOUT(g), LAYOUT(v), LAYOUT(o)
+/* Element (n, 0, h, 0) of tensor x for nh = n * H + h. */
+#define BASE(x) ((size_t)x##_offset + head_offset(nh, H, x##_head, x##_batch))
+
+/* Row r of the chunk's first token: x + its (n, h) base + t0 * token. The host keeps
+ * CHUNK * token below 2^31, so the indices inside a chunk are 32-bit. */
+#define CHUNK_ROWS(x, layout) ((x) + BASE(layout) + (size_t)t0 * layout##_token)
+
+/* x[r, col0 + c] of the chunk (rows: CHUNK_ROWS) for `width` columns, zero for r >=
+ * rows or col0 + c >= D, at tile[r * row_stride + c * column_stride] (column_stride 1:
+ * rows; row_stride 1: the tile transposed). The items run along c: coalesced reads. */
 static inline void load_tile(__local float *tile, int row_stride, int column_stride, int width,
-                             __global const float *x, size_t base, int token_stride, int t0,
-                             int T, int col0, int D) {
+                             __global const float *x, int token_stride, int rows, int col0,
+                             int D) {
     for (int e = get_local_id(0); e < CHUNK * width; e += WG) {
-        const int r = e / width, c = e % width;
-        const int t = t0 + r, col = col0 + c;
+        const int r = e / width, c = e % width, col = col0 + c;
         tile[r * row_stride + c * column_stride] =
-            (t < T && col < D) ? x[base + (size_t)t * token_stride + col] : 0.0f;
+            (r < rows && col < D) ? x[r * token_stride + col] : 0.0f;
     }
 }
 
-/* tile[r][c] = x[t0 + r, col0 + c] (row stride `pad`), zero outside T x D. */
+/* tile[r][c] = x[r, col0 + c] (row stride `pad`), zero outside the chunk's rows x D. */
 static inline void load_rows(__local float *tile, int pad, int width, __global const float *x,
-                             size_t base, int token_stride, int t0, int T, int col0, int D) {
-    load_tile(tile, pad, 1, width, x, base, token_stride, t0, T, col0, D);
+                             int token_stride, int rows, int col0, int D) {
+    load_tile(tile, pad, 1, width, x, token_stride, rows, col0, D);
 }
 
 /* state[k0 + i][v0 + v] of one [K, V] state for the KT x VT tile, zero outside, at
@@ -171,8 +182,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     __global const float *do_, /* [N, T, H, V] strided */
     __global float *workspace, /* states [N*H, NT, K, V], gammas [N*H, NT, K], dstates */
     ulong gammas_offset, ulong dstates_offset, /* elements into workspace */
-    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
-    int value_batch, float scale) {
+    int T, int H, LAYOUTS, float scale) {
     __global float *states = workspace, *gammas = workspace + gammas_offset;
     __global float *dstates = workspace + dstates_offset;
     __local float b[CHUNK * KPAD];      /* [C, KT] chunk-local cumsum of g */
@@ -191,19 +201,18 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_prepass(
     const int k0 = get_group_id(0) / v_tiles * KT, v0 = get_group_id(0) % v_tiles * VT;
     const int chunk = get_group_id(1), nh = get_group_id(2);
     const int NT = get_num_groups(1), t0 = chunk * CHUNK, lid = get_local_id(0);
-    const size_t qk_base = head_offset(nh, H, qk_head, qk_batch);
-    const size_t value_base = head_offset(nh, H, value_head, value_batch);
     const size_t state = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
-    load_rows(b, KPAD, KT, g, qk_base, qk_token, t0, T, k0, K_DIM);
+    const int rows = T - t0; /* tokens left from t0 (rows beyond CHUNK are not read) */
+    load_rows(b, KPAD, KT, CHUNK_ROWS(g, g), g_token, rows, k0, K_DIM);
     barrier(CLK_LOCAL_MEM_FENCE);
     cumsum_rows(b, totals, 0);
 #ifdef GLA_STATES
-    load_rows(keys, LPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
-    load_rows(values, RPAD, VT, v, value_base, value_token, t0, T, v0, V_DIM);
+    load_rows(keys, LPAD, KT, CHUNK_ROWS(k, k), k_token, rows, k0, K_DIM);
+    load_rows(values, RPAD, VT, CHUNK_ROWS(v, v), v_token, rows, v0, V_DIM);
 #endif
 #ifdef GLA_STATE_GRADS
-    load_rows(queries, LPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
-    load_rows(grads, RPAD, VT, do_, value_base, value_token, t0, T, v0, V_DIM);
+    load_rows(queries, LPAD, KT, CHUNK_ROWS(q, q), q_token, rows, k0, K_DIM);
+    load_rows(grads, RPAD, VT, CHUNK_ROWS(do_, o), o_token, rows, v0, V_DIM);
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = lid; e < CHUNK * KT; e += WG) {
@@ -465,8 +474,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
     __global const float *workspace, /* states H_n, or D_n for dv, at states_offset */
     ulong states_offset,
     __global float *out,          /* [N, T, H, V] strided: o, or dv */
-    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
-    int value_batch, float scale) {
+    int T, int H, LAYOUTS, float scale) {
 #define RAW (3 * CHUNK * KPAD)                   /* q, k, b: [C, KT] */
 #define TILES_K (RAW + 3 * KT * CPAD + 8 * KT + KT * VT) /* + qs, ke, coef, bridge, state */
 #define TILES_V (CHUNK * CPAD + CHUNK * VT)              /* P [C, C], values [C, VT] */
@@ -481,8 +489,18 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
     const int v0 = get_group_id(0) * VT, chunk = get_group_id(1), nh = get_group_id(2);
     const int NT = get_num_groups(1), t0 = chunk * CHUNK, lid = get_local_id(0);
     const int y0 = lid / (VT / 4) * 4, c0 = lid % (VT / 4) * 4; /* output block */
-    const size_t qk_base = head_offset(nh, H, qk_head, qk_batch);
-    const size_t value_base = head_offset(nh, H, value_head, value_batch);
+    const int rows = T - t0; /* tokens left from t0 */
+    __global const float *q_rows = CHUNK_ROWS(q, q), *k_rows = CHUNK_ROWS(k, k);
+    __global const float *g_rows = CHUNK_ROWS(g, g);
+#ifdef GLA_DV /* values: do (o's layout); out: dv (v's layout) */
+    __global const float *in_rows = CHUNK_ROWS(values, o);
+    __global float *out_rows = CHUNK_ROWS(out, v);
+    const int in_token = o_token, out_token = v_token;
+#else
+    __global const float *in_rows = CHUNK_ROWS(values, v);
+    __global float *out_rows = CHUNK_ROWS(out, o);
+    const int in_token = v_token, out_token = o_token;
+#endif
     __global const float *state =
         workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
     float offdiag[8], diag[DIAG_PER_ITEM], result[16];
@@ -490,9 +508,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
     for (int d = 0; d < DIAG_PER_ITEM; d++) diag[d] = 0.0f;
     for (int r = 0; r < 16; r++) result[r] = 0.0f;
     for (int k0 = 0; k0 < K_DIM; k0 += KT) {
-        load_rows(qt, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
-        load_rows(kt, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
-        load_rows(bt, KPAD, KT, g, qk_base, qk_token, t0, T, k0, K_DIM);
+        load_rows(qt, KPAD, KT, q_rows, q_token, rows, k0, K_DIM);
+        load_rows(kt, KPAD, KT, k_rows, k_token, rows, k0, K_DIM);
+        load_rows(bt, KPAD, KT, g_rows, g_token, rows, k0, K_DIM);
         load_state_tile(state_tile, VT, 1, state, k0, v0);
         barrier(CLK_LOCAL_MEM_FENCE);
         cumsum_rows(bt, totals, 0);
@@ -507,7 +525,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     store_scores(scores, offdiag, diag, scale);
-    load_rows(value_tile, VT, VT, values, value_base, value_token, t0, T, v0, V_DIM);
+    load_rows(value_tile, VT, VT, in_rows, in_token, rows, v0, V_DIM);
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid >= OUT_TILES) return;
 #ifdef GLA_DV
@@ -516,8 +534,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
     outer_products_4x4(result, scores, CPAD, y0, value_tile, VT, c0, 0, y0 + 4); /* j <= t */
 #endif
     for (int r = 0; r < 16; r++) {
-        const int t = t0 + y0 + r / 4, column = v0 + c0 + r % 4;
-        if (t < T && column < V_DIM) out[value_base + (size_t)t * value_token + column] = result[r];
+        const int row = y0 + r / 4, column = v0 + c0 + r % 4;
+        if (row < rows && column < V_DIM) out_rows[row * out_token + column] = result[r];
     }
 #undef RAW
 #undef TILES_K
@@ -662,8 +680,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     __global float *dq,            /* [N, T, H, K] strided */
     __global float *dk,            /* [N, T, H, K] strided */
     __global float *dg,            /* [N, T, H, K] strided */
-    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
-    int value_batch, float scale) {
+    int T, int H, LAYOUTS, float scale) {
 #define PASS_V (2 * VT * TPAD + 2 * VT * SPAD)
 #define PASS_K (CHUNK * TPAD + 2 * CHUNK * SPAD + 8 * KT + 6 * CHUNK * KPAD)
     __local float4 scratch4[((PASS_V > PASS_K ? PASS_V : PASS_K) + 3) / 4];
@@ -672,8 +689,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     __local float *scratch = (__local float *)scratch4;
     const int k0 = get_group_id(0) * KT, chunk = get_group_id(1), nh = get_group_id(2);
     const int NT = get_num_groups(1), t0 = chunk * CHUNK, lid = get_local_id(0);
-    const size_t qk_base = head_offset(nh, H, qk_head, qk_batch);
-    const size_t value_base = head_offset(nh, H, value_head, value_batch);
+    const int rows = T - t0; /* tokens left from t0 */
+    __global const float *q_rows = CHUNK_ROWS(q, q), *k_rows = CHUNK_ROWS(k, k);
+    __global const float *g_rows = CHUNK_ROWS(g, g);
     const size_t state_at = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
     /* Phase 1: the item's block of [C, KT] (H_n do, D_n v) or of dA [C, C] */
     const int qk_item = lid < QK_BLOCKS, da_item = !qk_item && lid < QK_BLOCKS + DA_BLOCKS;
@@ -687,8 +705,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
         __local float *do_tile = scratch, *v_tile = do_tile + VT * TPAD;  /* [VT, C] */
         __local float *state_tile = v_tile + VT * TPAD, *dstate_tile = state_tile + VT * SPAD;
         for (int v0 = 0; v0 < V_DIM; v0 += VT) {
-            load_tile(do_tile, 1, TPAD, VT, do_, value_base, value_token, t0, T, v0, V_DIM);
-            load_tile(v_tile, 1, TPAD, VT, v, value_base, value_token, t0, T, v0, V_DIM);
+            load_tile(do_tile, 1, TPAD, VT, CHUNK_ROWS(do_, o), o_token, rows, v0, V_DIM);
+            load_tile(v_tile, 1, TPAD, VT, CHUNK_ROWS(v, v), v_token, rows, v0, V_DIM);
             load_state_tile(state_tile, 1, SPAD, workspace + state_at, k0, v0);
             load_state_tile(dstate_tile, 1, SPAD, workspace + dstates_offset + state_at, k0, v0);
             barrier(CLK_LOCAL_MEM_FENCE);
@@ -722,9 +740,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
             scores[row * TPAD + column] = scale * first[r];
         }
     }
-    load_rows(qt, KPAD, KT, q, qk_base, qk_token, t0, T, k0, K_DIM);
-    load_rows(kt, KPAD, KT, k, qk_base, qk_token, t0, T, k0, K_DIM);
-    load_rows(bt, KPAD, KT, g, qk_base, qk_token, t0, T, k0, K_DIM);
+    load_rows(qt, KPAD, KT, q_rows, q_token, rows, k0, K_DIM);
+    load_rows(kt, KPAD, KT, k_rows, k_token, rows, k0, K_DIM);
+    load_rows(bt, KPAD, KT, g_rows, g_token, rows, k0, K_DIM);
     barrier(CLK_LOCAL_MEM_FENCE);
     cumsum_rows(bt, totals, 0);
     grad_factors(qs, ke, bridge, qt, kt, bt);
@@ -743,7 +761,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
 #pragma unroll
     for (int r = 0; r < 16; r++) {
         if (!dq_item && !dk_item) break;
-        const int row = y0 + r / 4, i = i0 + r % 4, t = t0 + row, at = row * KPAD + i;
+        const int row = y0 + r / 4, i = i0 + r % 4, at = row * KPAD + i;
         const float bq = bt[at], self = scores[row * TPAD + row];
         const float query = qt[at], key = kt[at];
         float value;
@@ -760,8 +778,10 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
             if (row == 0) inter[i] = 0.0f;
             value = key_inter + grad[r] + self * query;
         }
-        if (t < T && k0 + i < K_DIM)
-            (dq_item ? dq : dk)[qk_base + (size_t)t * qk_token + k0 + i] = value;
+        if (row < rows && k0 + i < K_DIM) {
+            if (dq_item) CHUNK_ROWS(dq, q)[row * q_token + k0 + i] = value;
+            else CHUNK_ROWS(dk, k)[row * k_token + k0 + i] = value;
+        }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = lid; e < CHUNK * KT; e += WG) {
@@ -772,10 +792,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_grad_qk(
     cumsum_rows(state_do, totals, 1); /* suffix sums of the gate terms */
     cumsum_rows(inter, totals, 0);    /* exclusive prefix sums of k dk_inter */
     for (int e = lid; e < CHUNK * KT; e += WG) {
-        const int row = e / KT, i = e % KT, t = t0 + row, at = row * KPAD + i;
-        if (t < T && k0 + i < K_DIM)
-            dg[qk_base + (size_t)t * qk_token + k0 + i] =
-                state_do[at] + column_terms[i] + inter[at];
+        const int row = e / KT, i = e % KT, at = row * KPAD + i;
+        if (row < rows && k0 + i < K_DIM)
+            CHUNK_ROWS(dg, g)[row * g_token + k0 + i] = state_do[at] + column_terms[i] + inter[at];
     }
 #undef PASS_V
 #undef PASS_K
@@ -839,34 +858,30 @@ __kernel void gla_chunk_grad_qk_serial(
     __global float *dq,            /* [N, T, H, K] strided */
     __global float *dk,            /* [N, T, H, K] strided */
     __global float *dg,            /* [N, T, H, K] strided */
-    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
-    int value_batch, float scale) {
+    int T, int H, LAYOUTS, float scale) {
     const int chunk = get_global_id(0), nh = get_global_id(1);
     const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
     if (chunk >= NT) return;
     const int rows = min(CHUNK, T - t0);
-    __global const float *qc = q + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
-    __global const float *kc = k + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
-    __global const float *gc = g + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
-    __global const float *vc =
-        v + head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
-    __global const float *doc =
-        do_ + head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
+    const size_t q_at = BASE(q) + (size_t)t0 * q_token, k_at = BASE(k) + (size_t)t0 * k_token;
+    const size_t g_at = BASE(g) + (size_t)t0 * g_token;
+    __global const float *qc = q + q_at, *kc = k + k_at, *gc = g + g_at;
+    __global const float *vc = v + BASE(v) + (size_t)t0 * v_token;
+    __global const float *doc = do_ + BASE(o) + (size_t)t0 * o_token;
     const size_t state_at = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
     __global const float *state = workspace + state_at;                   /* [K, V] H_n */
     __global const float *dstate = workspace + dstates_offset + state_at; /* [K, V] D_n */
-    const size_t out_at = head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
     float b[CHUNK][K_DIM];         /* chunk-local cumsum of g */
     float dA[CHUNK][CHUNK];        /* s <do_t, v_j>, j <= t */
     /* without the self terms dA_tt k_t, dA_tt q_t (they cancel in q dq - k dk) */
     float query_grad[CHUNK][K_DIM], key_intra[CHUNK][K_DIM], key_inter[CHUNK][K_DIM];
     float running[K_DIM];
-    chunk_cumsum(b, gc, qk_token, rows);
+    chunk_cumsum(b, gc, g_token, rows);
     for (int t = 0; t < rows; t++)
         for (int j = 0; j <= t; j++) {
             float sum = 0.0f;
             for (int c = 0; c < V_DIM; c++)
-                sum += doc[(size_t)t * value_token + c] * vc[(size_t)j * value_token + c];
+                sum += doc[(size_t)t * o_token + c] * vc[(size_t)j * v_token + c];
             dA[t][j] = scale * sum;
         }
     /* inter-chunk parts: dq_t = s exp(b_t) H_n do_t, dk_t = exp(Gamma - b_t) D_n v_t */
@@ -874,8 +889,8 @@ __kernel void gla_chunk_grad_qk_serial(
         for (int i = 0; i < K_DIM; i++) {
             float state_do = 0.0f, dstate_v = 0.0f;
             for (int c = 0; c < V_DIM; c++) {
-                state_do += state[i * V_DIM + c] * doc[(size_t)t * value_token + c];
-                dstate_v += dstate[i * V_DIM + c] * vc[(size_t)t * value_token + c];
+                state_do += state[i * V_DIM + c] * doc[(size_t)t * o_token + c];
+                dstate_v += dstate[i * V_DIM + c] * vc[(size_t)t * v_token + c];
             }
             query_grad[t][i] = scale * exp(b[t][i]) * state_do;
             key_inter[t][i] = exp(b[rows - 1][i] - b[t][i]) * dstate_v;
@@ -887,8 +902,8 @@ __kernel void gla_chunk_grad_qk_serial(
             const float a = dA[t][j];
             for (int i = 0; i < K_DIM; i++) {
                 const float decay = exp(b[t][i] - b[j][i]);
-                query_grad[t][i] += a * kc[(size_t)j * qk_token + i] * decay;
-                key_intra[j][i] += a * qc[(size_t)t * qk_token + i] * decay;
+                query_grad[t][i] += a * kc[(size_t)j * k_token + i] * decay;
+                key_intra[j][i] += a * qc[(size_t)t * q_token + i] * decay;
             }
         }
     /* dg_t = sum_{u >= t} (q_u dq'_u - k_u dk'_intra_u) + exp(Gamma) rowsum(H_n * D_n)
@@ -904,17 +919,17 @@ __kernel void gla_chunk_grad_qk_serial(
     for (int t = 0; t < rows; t++)
         for (int i = 0; i < K_DIM; i++) {
             b[t][i] = prefix[i];
-            prefix[i] += kc[(size_t)t * qk_token + i] * key_inter[t][i];
+            prefix[i] += kc[(size_t)t * k_token + i] * key_inter[t][i];
         }
     for (int t = rows - 1; t >= 0; t--) {
         const float self = dA[t][t];
         for (int i = 0; i < K_DIM; i++) {
-            const size_t at = (size_t)t * qk_token + i;
-            const float query = qc[at], key = kc[at];
+            const size_t q_row = (size_t)t * q_token + i, k_row = (size_t)t * k_token + i;
+            const float query = qc[q_row], key = kc[k_row];
             running[i] += query * query_grad[t][i] - key * key_intra[t][i];
-            dg[out_at + at] = running[i] + b[t][i];
-            dq[out_at + at] = query_grad[t][i] + self * key;
-            dk[out_at + at] = key_inter[t][i] + key_intra[t][i] + self * query;
+            dg[g_at + (size_t)t * g_token + i] = running[i] + b[t][i];
+            dq[q_at + q_row] = query_grad[t][i] + self * key;
+            dk[k_at + k_row] = key_inter[t][i] + key_intra[t][i] + self * query;
         }
     }
 }
@@ -934,31 +949,30 @@ __kernel void gla_chunk_prepass_serial(
     __global const float *do_, /* [N, T, H, V] strided */
     __global float *workspace, /* states [N*H, NT, K, V], gammas [N*H, NT, K], dstates */
     ulong gammas_offset, ulong dstates_offset,
-    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
-    int value_batch, float scale) {
+    int T, int H, LAYOUTS, float scale) {
     const int chunk = get_global_id(0), nh = get_global_id(1);
     const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
     if (chunk >= NT) return;
     const int rows = min(CHUNK, T - t0);
-    const size_t qk_at = head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
-    const size_t value_at = head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
     const size_t state = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
     float b[CHUNK][K_DIM], left[CHUNK][K_DIM];
-    chunk_cumsum(b, g + qk_at, qk_token, rows);
+    chunk_cumsum(b, g + BASE(g) + (size_t)t0 * g_token, g_token, rows);
 #ifdef GLA_STATES
     __global float *gammas = workspace + gammas_offset + ((size_t)nh * NT + chunk) * K_DIM;
     for (int i = 0; i < K_DIM; i++) gammas[i] = exp(b[rows - 1][i]);
     for (int t = 0; t < rows; t++) /* k_j * exp(Gamma - b_j) */
         for (int i = 0; i < K_DIM; i++)
-            left[t][i] = k[qk_at + (size_t)t * qk_token + i] * exp(b[rows - 1][i] - b[t][i]);
-    rows_outer_product(workspace + state, left, v + value_at, value_token, rows);
+            left[t][i] = k[BASE(k) + (size_t)(t0 + t) * k_token + i] *
+                         exp(b[rows - 1][i] - b[t][i]);
+    rows_outer_product(workspace + state, left, v + BASE(v) + (size_t)t0 * v_token, v_token,
+                       rows);
 #endif
 #ifdef GLA_STATE_GRADS
     for (int t = 0; t < rows; t++) /* s q_t * exp(b_t) */
         for (int i = 0; i < K_DIM; i++)
-            left[t][i] = q[qk_at + (size_t)t * qk_token + i] * (scale * exp(b[t][i]));
-    rows_outer_product(workspace + dstates_offset + state, left, do_ + value_at, value_token,
-                       rows);
+            left[t][i] = q[BASE(q) + (size_t)(t0 + t) * q_token + i] * (scale * exp(b[t][i]));
+    rows_outer_product(workspace + dstates_offset + state, left,
+                       do_ + BASE(o) + (size_t)t0 * o_token, o_token, rows);
 #endif
 }
 #endif
@@ -968,19 +982,19 @@ __kernel void gla_chunk_prepass_serial(
  * exp(b_t - b_j) = prod_{j<u<=t} exp(b_u - b_u-1): one exp per (row, feature)
  * instead of one per (pair, feature); every factor is <= 1. */
 static inline void decayed_scores(float scores[CHUNK][CHUNK], __global const float *qc,
-                                  __global const float *kc, float b[CHUNK][K_DIM], int token,
-                                  int rows, float scale) {
+                                  int q_token, __global const float *kc, int k_token,
+                                  float b[CHUNK][K_DIM], int rows, float scale) {
     float step[CHUNK][K_DIM]; /* exp(b_u - b_u-1), u >= 1 */
     for (int u = 1; u < rows; u++)
         for (int i = 0; i < K_DIM; i++) step[u][i] = exp(b[u][i] - b[u - 1][i]);
     for (int j = 0; j < rows; j++) {
         float key[K_DIM]; /* k_j * exp(b_t - b_j) for the current t */
-        for (int i = 0; i < K_DIM; i++) key[i] = kc[(size_t)j * token + i];
+        for (int i = 0; i < K_DIM; i++) key[i] = kc[(size_t)j * k_token + i];
         for (int t = j; t < rows; t++) {
             if (t > j)
                 for (int i = 0; i < K_DIM; i++) key[i] *= step[t][i];
             float sum = 0.0f;
-            for (int i = 0; i < K_DIM; i++) sum += qc[(size_t)t * token + i] * key[i];
+            for (int i = 0; i < K_DIM; i++) sum += qc[(size_t)t * q_token + i] * key[i];
             scores[t][j] = scale * sum;
         }
     }
@@ -996,28 +1010,32 @@ __kernel void gla_chunk_output_serial(
     __global const float *workspace, /* states H_n, or D_n for dv, at states_offset */
     ulong states_offset,
     __global float *out,          /* [N, T, H, V] strided: o, or dv */
-    int T, int H, int qk_token, int qk_head, int qk_batch, int value_token, int value_head,
-    int value_batch, float scale) {
+    int T, int H, LAYOUTS, float scale) {
     const int chunk = get_global_id(0), nh = get_global_id(1);
     const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
     if (chunk >= NT) return;
     const int rows = min(CHUNK, T - t0);
-    __global const float *qc = q + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
-    __global const float *kc = k + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token;
-    const size_t value_at = head_offset(nh, H, value_head, value_batch) + (size_t)t0 * value_token;
-    __global const float *xc = values + value_at;
+    __global const float *qc = q + BASE(q) + (size_t)t0 * q_token;
+    __global const float *kc = k + BASE(k) + (size_t)t0 * k_token;
+#ifdef GLA_DV /* values: do (o's layout); out: dv (v's layout) */
+    const size_t in_at = BASE(o) + (size_t)t0 * o_token, out_at = BASE(v) + (size_t)t0 * v_token;
+    const int in_token = o_token, out_token = v_token;
+#else
+    const size_t in_at = BASE(v) + (size_t)t0 * v_token, out_at = BASE(o) + (size_t)t0 * o_token;
+    const int in_token = v_token, out_token = o_token;
+#endif
+    __global const float *xc = values + in_at;
     __global const float *state =
         workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
     float b[CHUNK][K_DIM], scores[CHUNK][CHUNK], left[CHUNK][K_DIM];
-    chunk_cumsum(b, g + head_offset(nh, H, qk_head, qk_batch) + (size_t)t0 * qk_token, qk_token,
-                 rows);
-    decayed_scores(scores, qc, kc, b, qk_token, rows, scale);
+    chunk_cumsum(b, g + BASE(g) + (size_t)t0 * g_token, g_token, rows);
+    decayed_scores(scores, qc, q_token, kc, k_token, b, rows, scale);
     for (int t = 0; t < rows; t++)
         for (int i = 0; i < K_DIM; i++)
 #ifdef GLA_DV
-            left[t][i] = kc[(size_t)t * qk_token + i] * exp(b[rows - 1][i] - b[t][i]);
+            left[t][i] = kc[(size_t)t * k_token + i] * exp(b[rows - 1][i] - b[t][i]);
 #else
-            left[t][i] = scale * qc[(size_t)t * qk_token + i] * exp(b[t][i]);
+            left[t][i] = scale * qc[(size_t)t * q_token + i] * exp(b[t][i]);
 #endif
     for (int t = 0; t < rows; t++) {
         float acc[V_DIM];
@@ -1036,10 +1054,10 @@ __kernel void gla_chunk_output_serial(
             const float a = scores[t][u];
 #endif
 #pragma unroll
-            for (int c = 0; c < V_DIM; c++) acc[c] += a * xc[(size_t)u * value_token + c];
+            for (int c = 0; c < V_DIM; c++) acc[c] += a * xc[(size_t)u * in_token + c];
         }
 #pragma unroll
-        for (int c = 0; c < V_DIM; c++) out[value_at + (size_t)t * value_token + c] = acc[c];
+        for (int c = 0; c < V_DIM; c++) out[out_at + (size_t)t * out_token + c] = acc[c];
     }
 }
 #endif

@@ -40,15 +40,28 @@ static digcl_gla_shape shape_of(const gla_case *c) {
     if (c->layout == LAYOUT_HEAD_MAJOR)
         return digcl_gla_shape_head_major(c->N, c->T, c->H, c->K, c->V, c->chunk);
     digcl_gla_shape s = digcl_gla_shape_token_major(c->N, c->T, c->H, c->K, c->V, c->chunk);
-    if (c->layout == LAYOUT_PADDED) { /* rows of a wider fused projection, gaps between */
-        s.qk.head = (size_t)c->K + 3;
-        s.qk.token = s.qk.head * c->H + 5;
-        s.qk.batch = s.qk.token * c->T + 7;
-        s.value.head = (size_t)c->V + 2;
-        s.value.token = s.value.head * c->H + 1;
-        s.value.batch = s.value.token * c->T + 9;
+    if (c->layout == LAYOUT_PADDED) { /* column slices of wider rows: each its own layout */
+        digcl_gla_strides *layouts[5] = {&s.q, &s.k, &s.g, &s.v, &s.o};
+        for (int i = 0; i < 5; i++) {
+            digcl_gla_strides *x = layouts[i];
+            x->offset = (size_t)(3 * i + 1);
+            x->head = (size_t)(i < 3 ? c->K : c->V) + (size_t)(i + 2);
+            x->token = x->head * c->H + (size_t)(2 * i + 1);
+            x->batch = x->token * c->T + (size_t)(i + 7);
+        }
     }
     return s;
+}
+
+enum { TENSOR_Q, TENSOR_K, TENSOR_G, TENSOR_V, TENSOR_O, TENSORS };
+
+static const digcl_gla_strides *layout_of(const digcl_gla_shape *s, int tensor) {
+    const digcl_gla_strides *layouts[TENSORS] = {&s->q, &s->k, &s->g, &s->v, &s->o};
+    return layouts[tensor];
+}
+
+static int width_of(const digcl_gla_shape *s, int tensor) {
+    return tensor < TENSOR_V ? s->K : s->V;
 }
 
 /* Host tensor in the view's layout: float (uploaded) and double (oracle). */
@@ -94,7 +107,7 @@ static size_t gather(const digcl_gla_shape *s, const digcl_gla_strides *x, int D
         for (int t = 0; t < s->T; t++)
             for (int h = 0; h < s->H; h++)
                 for (int d = 0; d < D; d++) {
-                    size_t at = n * x->batch + h * x->head + t * x->token + d;
+                    size_t at = x->offset + n * x->batch + h * x->head + t * x->token + d;
                     dense[count++] = strided[at];
                     inside[at] = 1;
                 }
@@ -110,7 +123,8 @@ static void gather_wide(const digcl_gla_shape *s, const digcl_gla_strides *x, in
         for (int t = 0; t < s->T; t++)
             for (int h = 0; h < s->H; h++)
                 for (int d = 0; d < D; d++)
-                    dense[count++] = strided[n * x->batch + h * x->head + t * x->token + d];
+                    dense[count++] =
+                        strided[x->offset + n * x->batch + h * x->head + t * x->token + d];
 }
 
 /* Device result of one tensor, dense [N, T, H, D] (or [N, H, K, V] states). */
@@ -123,13 +137,15 @@ static void outputs_free(gla_outputs *x) {
     for (size_t i = 0; i < 7; i++) free(all[i]);
 }
 
-/* Downloads a strided output, checks its gaps, returns the dense copy. */
-static float *download_view(cl_mem mem, const digcl_gla_shape *s, const digcl_gla_strides *x, int D,
-                            size_t span) {
+/* Downloads a strided output (the gradient of `tensor`, or o), checks its gaps, returns
+ * the dense copy. */
+static float *download_view(cl_mem mem, const digcl_gla_shape *s, int tensor) {
+    const int D = width_of(s, tensor);
+    const size_t span = digcl_gla_span(s, layout_of(s, tensor), D);
     float *strided = test_download(mem, span);
     float *dense = malloc((size_t)s->N * s->T * s->H * D * sizeof(float));
     assert_non_null(dense);
-    size_t touched = gather(s, x, D, strided, span, dense);
+    size_t touched = gather(s, layout_of(s, tensor), D, strided, span, dense);
     if (touched) print_message("gla: %zu elements written outside the view\n", touched);
     assert_int_equal(touched, 0);
     free(strided);
@@ -151,7 +167,8 @@ static double check(const char *what, const gla_case *c, const float *got, const
 typedef struct gla_problem {
     gla_case c;
     digcl_gla_shape shape;
-    size_t qk_span, value_span, state_count, qk_dense, value_dense;
+    size_t span[TENSORS]; /* buffer elements of q, k, g, v, o (and their gradients) */
+    size_t state_count, qk_dense, value_dense;
     host_tensor q, k, v, g, do_, h0, dhT;
 } gla_problem;
 
@@ -160,19 +177,19 @@ static gla_problem problem_create(const gla_case *c) {
     memset(&p, 0, sizeof p);
     p.c = *c;
     p.shape = shape_of(c);
-    p.qk_span = digcl_gla_qk_span(&p.shape);
-    p.value_span = digcl_gla_value_span(&p.shape);
+    for (int i = 0; i < TENSORS; i++)
+        p.span[i] = digcl_gla_span(&p.shape, layout_of(&p.shape, i), width_of(&p.shape, i));
     p.state_count = (size_t)c->N * c->H * c->K * c->V;
     p.qk_dense = (size_t)c->N * c->T * c->H * c->K;
     p.value_dense = (size_t)c->N * c->T * c->H * c->V;
     test_rng rng = test_rng_seeded(c->seed);
-    p.q = tensor_random(&rng, p.qk_span);
-    p.k = tensor_random(&rng, p.qk_span);
-    p.v = tensor_random(&rng, p.value_span);
-    p.do_ = tensor_random(&rng, p.value_span);
+    p.q = tensor_random(&rng, p.span[TENSOR_Q]);
+    p.k = tensor_random(&rng, p.span[TENSOR_K]);
+    p.v = tensor_random(&rng, p.span[TENSOR_V]);
+    p.do_ = tensor_random(&rng, p.span[TENSOR_O]);
     p.h0 = tensor_random(&rng, p.state_count);
     p.dhT = tensor_random(&rng, p.state_count);
-    p.g = tensor_random(&rng, p.qk_span);
+    p.g = tensor_random(&rng, p.span[TENSOR_G]);
     fill_gate(&rng, &p.g, c);
     return p;
 }
@@ -187,14 +204,17 @@ static void problem_free(gla_problem *p) {
 static gla_outputs run_device(const gla_problem *p, int reuse) {
     digcl_context *ctx = test_context();
     const digcl_gla_shape *s = &p->shape;
-    cl_mem q = test_upload(p->q.values, p->qk_span), k = test_upload(p->k.values, p->qk_span);
-    cl_mem g = test_upload(p->g.values, p->qk_span), v = test_upload(p->v.values, p->value_span);
-    cl_mem do_ = test_upload(p->do_.values, p->value_span);
+    const size_t *span = p->span;
+    cl_mem q = test_upload(p->q.values, span[TENSOR_Q]);
+    cl_mem k = test_upload(p->k.values, span[TENSOR_K]);
+    cl_mem g = test_upload(p->g.values, span[TENSOR_G]);
+    cl_mem v = test_upload(p->v.values, span[TENSOR_V]);
+    cl_mem do_ = test_upload(p->do_.values, span[TENSOR_O]);
     cl_mem h0 = p->c.with_h0 ? test_upload(p->h0.values, p->state_count) : NULL;
     cl_mem dhT = p->c.with_dhT ? test_upload(p->dhT.values, p->state_count) : NULL;
-    cl_mem o = test_poisoned(p->value_span), hT = test_poisoned(p->state_count);
-    cl_mem dq = test_poisoned(p->qk_span), dk = test_poisoned(p->qk_span);
-    cl_mem dg = test_poisoned(p->qk_span), dv = test_poisoned(p->value_span);
+    cl_mem o = test_poisoned(span[TENSOR_O]), hT = test_poisoned(p->state_count);
+    cl_mem dq = test_poisoned(span[TENSOR_Q]), dk = test_poisoned(span[TENSOR_K]);
+    cl_mem dg = test_poisoned(span[TENSOR_G]), dv = test_poisoned(span[TENSOR_V]);
     cl_mem dh0 = test_poisoned(p->state_count);
     cl_mem workspace = test_poisoned(digcl_gla_backward_workspace_bytes(s) / sizeof(float));
     digcl_gla_forward(ctx, s, q, k, v, g, h0, o, hT, workspace, 0);
@@ -207,11 +227,11 @@ static gla_outputs run_device(const gla_problem *p, int reuse) {
      * in-order queue should make them unnecessary */
     digcl_finish(ctx);
     gla_outputs out;
-    out.o = download_view(o, s, &s->value, s->V, p->value_span);
-    out.dv = download_view(dv, s, &s->value, s->V, p->value_span);
-    out.dq = download_view(dq, s, &s->qk, s->K, p->qk_span);
-    out.dk = download_view(dk, s, &s->qk, s->K, p->qk_span);
-    out.dg = download_view(dg, s, &s->qk, s->K, p->qk_span);
+    out.o = download_view(o, s, TENSOR_O);
+    out.dv = download_view(dv, s, TENSOR_V);
+    out.dq = download_view(dq, s, TENSOR_Q);
+    out.dk = download_view(dk, s, TENSOR_K);
+    out.dg = download_view(dg, s, TENSOR_G);
     out.hT = test_download(hT, p->state_count);
     out.dh0 = test_download(dh0, p->state_count);
     cl_mem all[] = {q, k, g, v, do_, h0, dhT, o, hT, dq, dk, dg, dv, dh0, workspace};
@@ -234,9 +254,9 @@ static double *dense_alloc(size_t n) {
 static gla_reference run_oracle(const gla_problem *p) {
     const digcl_gla_shape *s = &p->shape;
     const double *h0 = p->c.with_h0 ? p->h0.wide : NULL, *dhT = p->c.with_dhT ? p->dhT.wide : NULL;
-    double *o = dense_alloc(p->value_span), *dv = dense_alloc(p->value_span);
-    double *dq = dense_alloc(p->qk_span), *dk = dense_alloc(p->qk_span);
-    double *dg = dense_alloc(p->qk_span);
+    double *o = dense_alloc(p->span[TENSOR_O]), *dv = dense_alloc(p->span[TENSOR_V]);
+    double *dq = dense_alloc(p->span[TENSOR_Q]), *dk = dense_alloc(p->span[TENSOR_K]);
+    double *dg = dense_alloc(p->span[TENSOR_G]);
     gla_reference r;
     r.hT = dense_alloc(p->state_count);
     r.dh0 = dense_alloc(p->state_count);
@@ -246,11 +266,11 @@ static gla_reference run_oracle(const gla_problem *p) {
     r.o = dense_alloc(p->value_dense), r.dv = dense_alloc(p->value_dense);
     r.dq = dense_alloc(p->qk_dense), r.dk = dense_alloc(p->qk_dense);
     r.dg = dense_alloc(p->qk_dense);
-    gather_wide(s, &s->value, s->V, o, r.o);
-    gather_wide(s, &s->value, s->V, dv, r.dv);
-    gather_wide(s, &s->qk, s->K, dq, r.dq);
-    gather_wide(s, &s->qk, s->K, dk, r.dk);
-    gather_wide(s, &s->qk, s->K, dg, r.dg);
+    gather_wide(s, &s->o, s->V, o, r.o);
+    gather_wide(s, &s->v, s->V, dv, r.dv);
+    gather_wide(s, &s->q, s->K, dq, r.dq);
+    gather_wide(s, &s->k, s->K, dk, r.dk);
+    gather_wide(s, &s->g, s->K, dg, r.dg);
     free(o), free(dv), free(dq), free(dk), free(dg);
     return r;
 }
@@ -379,7 +399,7 @@ static void test_gla_rejects_bad_arguments(void **state) {
     b.workspace_bytes = 64;
     assert_true(test_expect_fatal(call_forward, &b, message, sizeof message));
     assert_non_null(strstr(message, "workspace"));
-    b.shape.qk.token = 3; /* rows of K = 32 overlap */
+    b.shape.k.token = 3; /* rows of K = 32 overlap */
     assert_true(test_expect_fatal(call_forward, &b, message, sizeof message));
     assert_non_null(strstr(message, "overlap"));
 }

@@ -39,8 +39,8 @@ static oracle_case case_create(digcl_gla_shape shape, uint64_t seed, double tau)
     oracle_case c;
     memset(&c, 0, sizeof c);
     c.shape = shape;
-    c.qk_count = digcl_gla_qk_span(&shape);
-    c.value_count = digcl_gla_value_span(&shape);
+    c.qk_count = digcl_gla_span(&shape, &shape.q, shape.K);
+    c.value_count = digcl_gla_span(&shape, &shape.v, shape.V);
     c.state_count = (size_t)shape.N * shape.H * shape.K * shape.V;
     test_rng rng = test_rng_seeded(seed);
     double **qk[] = {&c.q, &c.k, &c.g, &c.dq, &c.dk, &c.dg};
@@ -130,7 +130,7 @@ static double suffix_identity_error(oracle_case *c) {
     double worst = 0, scale = 0;
     for (int n = 0; n < s->N; n++)
         for (int h = 0; h < s->H; h++) {
-            size_t base = n * s->qk.batch + h * s->qk.head;
+            size_t base = n * s->q.batch + h * s->q.head;
             const double *hT = c->hT + ((size_t)n * s->H + h) * s->K * s->V;
             const double *dhT = c->dhT + ((size_t)n * s->H + h) * s->K * s->V;
             for (int i = 0; i < s->K; i++) {
@@ -139,7 +139,7 @@ static double suffix_identity_error(oracle_case *c) {
             }
             for (int t = s->T - 1; t >= 0; t--)
                 for (int i = 0; i < s->K; i++) {
-                    size_t x = base + t * s->qk.token + i;
+                    size_t x = base + t * s->q.token + i;
                     suffix[i] += c->q[x] * c->dq[x] - c->k[x] * c->dk[x];
                     double error = fabs(suffix[i] - c->dg[x]);
                     worst = error > worst ? error : worst;
@@ -162,7 +162,7 @@ static void test_oracle_suffix_identity(void **state) {
         print_message("oracle suffix identity tau=%g: max error / max |dg| %.3g\n", taus[i], error);
         assert_true(error < 1e-10);
         /* the identity must notice a wrong dg */
-        c.dg[c.shape.qk.token * 40 + 2] += 1e-3;
+        c.dg[c.shape.q.token * 40 + 2] += 1e-3;
         assert_true(suffix_identity_error(&c) > 1e-8);
         case_free(&c);
     }

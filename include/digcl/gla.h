@@ -11,10 +11,12 @@
  * Linear Attention Transformers with Hardware-Efficient Training", arXiv
  * 2312.06635); docs/GLA_DESIGN.md describes the kernels.
  *
- * Layout: q, k, g (and dq, dk, dg) share one set of element strides, v, o (and
- * do, dv) another, so that the token-major [N, T, H, D] output of the linear
- * layers and the head-major [N, H, T, D] layout are both read in place.
- * Element (n, t, h, d) lives at n*batch + h*head + t*token + d (d contiguous).
+ * Layout: each of q, k, g, v and o has its own element offset and strides, and
+ * a gradient has its tensor's layout (dq q's, dk k's, dg g's, dv v's, do o's),
+ * so that the token-major [N, T, H, D] output of the linear layers, column
+ * slices of one fused projection and the head-major [N, H, T, D] layout are all
+ * read and written in place. Element (n, t, h, d) of a tensor lives at
+ * offset + n*batch + h*head + t*token + d (d contiguous).
  * States h0, hT, dh0, dhT are contiguous fp32 [N, H, K, V].
  *
  * Workspace: the caller passes a device buffer of at least
@@ -31,16 +33,17 @@
 #include "digcl/runtime.h"
 
 typedef struct digcl_gla_strides {
-    size_t token; /* elements between t and t+1 */
-    size_t head;  /* elements between h and h+1 */
-    size_t batch; /* elements between n and n+1 */
+    size_t offset; /* elements before element (0, 0, 0, 0) */
+    size_t token;  /* elements between t and t+1 */
+    size_t head;   /* elements between h and h+1 */
+    size_t batch;  /* elements between n and n+1 */
 } digcl_gla_strides;
 
 typedef struct digcl_gla_shape {
     int N, T, H, K, V;
-    int chunk;               /* 16, 32 or 64; 0: digcl_gla_default_chunk of the device */
-    digcl_gla_strides qk;    /* q, k, g, dq, dk, dg */
-    digcl_gla_strides value; /* v, o, do, dv */
+    int chunk;                 /* 16, 32 or 64; 0: digcl_gla_default_chunk of the device */
+    digcl_gla_strides q, k, g; /* [N, T, H, K]; dq, dk, dg alike */
+    digcl_gla_strides v, o;    /* [N, T, H, V]; dv, do alike */
 } digcl_gla_shape;
 
 /* Flags of digcl_gla_backward. */
@@ -57,9 +60,9 @@ digcl_gla_shape digcl_gla_shape_head_major(int N, int T, int H, int K, int V, in
  * 64 on CPUs and other devices (fewer, larger work-groups; not tuned). */
 int digcl_gla_default_chunk(const digcl_device_info *device);
 
-/* Number of elements a tensor of this shape spans (max offset + 1). */
-size_t digcl_gla_qk_span(const digcl_gla_shape *shape);
-size_t digcl_gla_value_span(const digcl_gla_shape *shape);
+/* Elements a buffer holding one tensor of this layout needs (its largest index + 1);
+ * width: K for q, k, g and V for v, o. */
+size_t digcl_gla_span(const digcl_gla_shape *shape, const digcl_gla_strides *layout, int width);
 
 /* Workspace bytes: forward (states [N*H, T/C, K, V] and chunk decays
  * [N*H, T/C, K]); backward adds state gradients [N*H, T/C, K, V]. With
@@ -69,12 +72,12 @@ size_t digcl_gla_backward_workspace_bytes(const digcl_gla_shape *shape);
 
 /* o = GLA(q, k, v, g; h0); hT written when not NULL. scale <= 0: K^-1/2. */
 void digcl_gla_forward(digcl_context *ctx, const digcl_gla_shape *shape,
-                       cl_mem q,         /* [N, T, H, K] strided (shape->qk) */
-                       cl_mem k,         /* [N, T, H, K] strided (shape->qk) */
-                       cl_mem v,         /* [N, T, H, V] strided (shape->value) */
-                       cl_mem g,         /* [N, T, H, K] strided (shape->qk), <= 0 */
+                       cl_mem q,         /* [N, T, H, K] (shape->q, ->k, ->g) */
+                       cl_mem k,         /* [N, T, H, K] (shape->q, ->k, ->g) */
+                       cl_mem v,         /* [N, T, H, V] (shape->v, ->o) */
+                       cl_mem g,         /* [N, T, H, K] (shape->q, ->k, ->g), <= 0 */
                        cl_mem h0,        /* [N, H, K, V] or NULL */
-                       cl_mem o,         /* [N, T, H, V] strided (shape->value), overwritten */
+                       cl_mem o,         /* [N, T, H, V] (shape->v, ->o), overwritten */
                        cl_mem hT,        /* [N, H, K, V] or NULL, overwritten */
                        cl_mem workspace, /* digcl_gla_forward_workspace_bytes */
                        float scale);

@@ -19,19 +19,23 @@ typedef struct gla_tiles {
     int key, value; /* KT, VT */
 } gla_tiles;
 
+static digcl_gla_strides dense_layout(size_t token, size_t head, size_t batch) {
+    return (digcl_gla_strides){0, token, head, batch};
+}
+
 digcl_gla_shape digcl_gla_shape_token_major(int N, int T, int H, int K, int V, int chunk) {
     digcl_gla_shape s;
     memset(&s, 0, sizeof s);
     s.N = N, s.T = T, s.H = H, s.K = K, s.V = V, s.chunk = chunk;
-    s.qk.token = (size_t)H * K, s.qk.head = (size_t)K, s.qk.batch = (size_t)T * H * K;
-    s.value.token = (size_t)H * V, s.value.head = (size_t)V, s.value.batch = (size_t)T * H * V;
+    s.q = s.k = s.g = dense_layout((size_t)H * K, (size_t)K, (size_t)T * H * K);
+    s.v = s.o = dense_layout((size_t)H * V, (size_t)V, (size_t)T * H * V);
     return s;
 }
 
 digcl_gla_shape digcl_gla_shape_head_major(int N, int T, int H, int K, int V, int chunk) {
     digcl_gla_shape s = digcl_gla_shape_token_major(N, T, H, K, V, chunk);
-    s.qk.token = (size_t)K, s.qk.head = (size_t)T * K;
-    s.value.token = (size_t)V, s.value.head = (size_t)T * V;
+    s.q = s.k = s.g = dense_layout((size_t)K, (size_t)T * K, (size_t)T * H * K);
+    s.v = s.o = dense_layout((size_t)V, (size_t)T * V, (size_t)T * H * V);
     return s;
 }
 
@@ -42,15 +46,9 @@ int digcl_gla_default_chunk(const digcl_device_info *device) {
     return device && (device->type & CL_DEVICE_TYPE_CPU) ? 16 : 32;
 }
 
-static size_t span(const digcl_gla_shape *s, const digcl_gla_strides *x, int D) {
-    return (size_t)(s->N - 1) * x->batch + (size_t)(s->H - 1) * x->head +
-           (size_t)(s->T - 1) * x->token + (size_t)D;
-}
-
-size_t digcl_gla_qk_span(const digcl_gla_shape *shape) { return span(shape, &shape->qk, shape->K); }
-
-size_t digcl_gla_value_span(const digcl_gla_shape *shape) {
-    return span(shape, &shape->value, shape->V);
+size_t digcl_gla_span(const digcl_gla_shape *s, const digcl_gla_strides *x, int width) {
+    return x->offset + (size_t)(s->N - 1) * x->batch + (size_t)(s->H - 1) * x->head +
+           (size_t)(s->T - 1) * x->token + (size_t)width;
 }
 
 /* The chunk in use; shape->chunk 0 needs a device (ctx) to pick the default. */
@@ -92,6 +90,15 @@ static void check_strides(const char *what, const digcl_gla_strides *x, int T, i
                     x->token, x->head, D);
     if (x->token > 0x7fffffff || x->head > 0x7fffffff || x->batch > 0x7fffffff)
         digcl_fatal("gla: %s strides exceed 2^31 elements", what);
+    if (x->token > 0x7fffffff / 64) /* a chunk's rows are indexed in 32 bits (cl/gla.cl) */
+        digcl_fatal("gla: %s token stride %zu exceeds 2^31 / 64 elements", what, x->token);
+}
+
+static void check_layouts(const digcl_gla_shape *s) {
+    const digcl_gla_strides *layouts[5] = {&s->q, &s->k, &s->g, &s->v, &s->o};
+    const char *names[5] = {"q", "k", "g", "v", "o"};
+    for (int i = 0; i < 5; i++)
+        check_strides(names[i], layouts[i], s->T, s->H, i < 3 ? s->K : s->V);
 }
 
 static void check_shape(const digcl_gla_shape *s, int chunk) {
@@ -99,8 +106,7 @@ static void check_shape(const digcl_gla_shape *s, int chunk) {
         digcl_fatal("gla: bad shape N=%d T=%d H=%d K=%d V=%d", s->N, s->T, s->H, s->K, s->V);
     if (chunk != 16 && chunk != 32 && chunk != 64)
         digcl_fatal("gla: chunk %d is not 16, 32 or 64", chunk);
-    check_strides("q/k/g", &s->qk, s->T, s->H, s->K);
-    check_strides("v/o", &s->value, s->T, s->H, s->V);
+    check_layouts(s);
 }
 
 static void check_workspace(cl_mem workspace, size_t needed) {
@@ -130,17 +136,19 @@ static void arg_offset(cl_kernel kernel, unsigned index, size_t elements) {
     DIGCL_CL_CHECK(clSetKernelArg(kernel, index, sizeof value, &value));
 }
 
-/* The layout arguments shared by the chunk kernels, from `index` on. */
+/* The arguments shared by the chunk kernels, from `index` on: T, H, then the layouts
+ * of q, k, g, v and o (cl/gla.cl, LAYOUTS), then the scale. */
 static void layout_args(cl_kernel kernel, unsigned index, const digcl_gla_shape *s, float scale) {
-    digcl_arg_int(kernel, index, s->T);
-    digcl_arg_int(kernel, index + 1, s->H);
-    digcl_arg_int(kernel, index + 2, (int)s->qk.token);
-    digcl_arg_int(kernel, index + 3, (int)s->qk.head);
-    digcl_arg_int(kernel, index + 4, (int)s->qk.batch);
-    digcl_arg_int(kernel, index + 5, (int)s->value.token);
-    digcl_arg_int(kernel, index + 6, (int)s->value.head);
-    digcl_arg_int(kernel, index + 7, (int)s->value.batch);
-    digcl_arg_float(kernel, index + 8, scale);
+    digcl_arg_int(kernel, index++, s->T);
+    digcl_arg_int(kernel, index++, s->H);
+    const digcl_gla_strides *layouts[5] = {&s->q, &s->k, &s->g, &s->v, &s->o};
+    for (int i = 0; i < 5; i++) {
+        arg_offset(kernel, index++, layouts[i]->offset);
+        digcl_arg_int(kernel, index++, (int)layouts[i]->token);
+        digcl_arg_int(kernel, index++, (int)layouts[i]->head);
+        digcl_arg_int(kernel, index++, (int)layouts[i]->batch);
+    }
+    digcl_arg_float(kernel, index, scale);
 }
 
 static void launch_chunks(digcl_context *ctx, cl_kernel kernel, const char *label, int chunk,

@@ -24,7 +24,7 @@ enum { GLA_REF_SEGMENT = 32 };
 typedef struct gla_ref_head {
     const double *q, *k, *v, *g, *do_; /* token-strided rows */
     double *o, *dq, *dk, *dv, *dg;
-    size_t qk_token, value_token;
+    size_t q_token, k_token, g_token, v_token, o_token; /* gradients: their tensor's */
     int T, K, V;
     double scale;
 } gla_ref_head;
@@ -33,12 +33,9 @@ static double default_scale(const digcl_gla_shape *shape, double scale) {
     return scale > 0 ? scale : 1.0 / sqrt((double)shape->K);
 }
 
-static size_t qk_base(const digcl_gla_shape *shape, int n, int h) {
-    return (size_t)n * shape->qk.batch + (size_t)h * shape->qk.head;
-}
-
-static size_t value_base(const digcl_gla_shape *shape, int n, int h) {
-    return (size_t)n * shape->value.batch + (size_t)h * shape->value.head;
+/* Element (n, 0, h, 0) of a tensor with this layout. */
+static size_t base(const digcl_gla_strides *x, int n, int h) {
+    return x->offset + (size_t)n * x->batch + (size_t)h * x->head;
 }
 
 static size_t state_base(const digcl_gla_shape *shape, int n, int h) {
@@ -53,9 +50,9 @@ static void *ref_calloc(size_t count, size_t size) {
 
 /* S = Diag(exp(g_t)) S + k_t v_t^T for token t. S: [K, V] */
 static void state_step(const gla_ref_head *x, int t, double *S) {
-    const double *g = x->g + (size_t)t * x->qk_token;
-    const double *k = x->k + (size_t)t * x->qk_token;
-    const double *v = x->v + (size_t)t * x->value_token;
+    const double *g = x->g + (size_t)t * x->g_token;
+    const double *k = x->k + (size_t)t * x->k_token;
+    const double *v = x->v + (size_t)t * x->v_token;
     for (int i = 0; i < x->K; i++) {
         double decay = exp(g[i]);
         for (int j = 0; j < x->V; j++) S[i * x->V + j] = decay * S[i * x->V + j] + k[i] * v[j];
@@ -64,8 +61,8 @@ static void state_step(const gla_ref_head *x, int t, double *S) {
 
 /* o_t = s S^T q_t. S: [K, V] */
 static void output_row(const gla_ref_head *x, int t, const double *S) {
-    const double *q = x->q + (size_t)t * x->qk_token;
-    double *o = x->o + (size_t)t * x->value_token;
+    const double *q = x->q + (size_t)t * x->q_token;
+    double *o = x->o + (size_t)t * x->o_token;
     for (int j = 0; j < x->V; j++) {
         double sum = 0;
         for (int i = 0; i < x->K; i++) sum += q[i] * S[i * x->V + j];
@@ -77,13 +74,15 @@ static gla_ref_head head_slice(const digcl_gla_shape *shape, int n, int h, const
                                const double *k, const double *v, const double *g, double scale) {
     gla_ref_head x;
     memset(&x, 0, sizeof x);
-    size_t qk = qk_base(shape, n, h), value = value_base(shape, n, h);
-    x.q = q + qk;
-    x.k = k + qk;
-    x.g = g + qk;
-    x.v = v + value;
-    x.qk_token = shape->qk.token;
-    x.value_token = shape->value.token;
+    x.q = q + base(&shape->q, n, h);
+    x.k = k + base(&shape->k, n, h);
+    x.g = g + base(&shape->g, n, h);
+    x.v = v + base(&shape->v, n, h);
+    x.q_token = shape->q.token;
+    x.k_token = shape->k.token;
+    x.g_token = shape->g.token;
+    x.v_token = shape->v.token;
+    x.o_token = shape->o.token;
     x.T = shape->T;
     x.K = shape->K;
     x.V = shape->V;
@@ -104,7 +103,7 @@ void digcl_ref_gla_forward(const digcl_gla_shape *shape, const double *q, const 
     for (int n = 0; n < shape->N; n++)
         for (int h = 0; h < shape->H; h++) {
             gla_ref_head x = head_slice(shape, n, h, q, k, v, g, default_scale(shape, scale));
-            x.o = o + value_base(shape, n, h);
+            x.o = o + base(&shape->o, n, h);
             load_state(S, h0 ? h0 + state_base(shape, n, h) : NULL, KV);
             for (int t = 0; t < shape->T; t++) {
                 state_step(&x, t, S);
@@ -119,12 +118,12 @@ void digcl_ref_gla_forward(const digcl_gla_shape *shape, const double *q, const 
  * running dS from dS_t to dS_{t-1}. All states: [K, V] */
 static void backward_token(const gla_ref_head *x, int t, const double *previous,
                            const double *current, double *dS) {
-    const double *q = x->q + (size_t)t * x->qk_token, *k = x->k + (size_t)t * x->qk_token;
-    const double *g = x->g + (size_t)t * x->qk_token;
-    const double *v = x->v + (size_t)t * x->value_token;
-    const double *do_ = x->do_ + (size_t)t * x->value_token;
-    double *dq = x->dq + (size_t)t * x->qk_token, *dk = x->dk + (size_t)t * x->qk_token;
-    double *dg = x->dg + (size_t)t * x->qk_token, *dv = x->dv + (size_t)t * x->value_token;
+    const double *q = x->q + (size_t)t * x->q_token, *k = x->k + (size_t)t * x->k_token;
+    const double *g = x->g + (size_t)t * x->g_token;
+    const double *v = x->v + (size_t)t * x->v_token;
+    const double *do_ = x->do_ + (size_t)t * x->o_token;
+    double *dq = x->dq + (size_t)t * x->q_token, *dk = x->dk + (size_t)t * x->k_token;
+    double *dg = x->dg + (size_t)t * x->g_token, *dv = x->dv + (size_t)t * x->v_token;
     int K = x->K, V = x->V;
     for (int i = 0; i < K; i++) {
         double sum = 0;
@@ -192,13 +191,12 @@ void digcl_ref_gla_backward(const digcl_gla_shape *shape, const double *q, const
     for (int n = 0; n < shape->N; n++)
         for (int h = 0; h < shape->H; h++) {
             gla_ref_head x = head_slice(shape, n, h, q, k, v, g, default_scale(shape, scale));
-            size_t qk = qk_base(shape, n, h), value = value_base(shape, n, h);
             size_t state = state_base(shape, n, h);
-            x.do_ = do_ + value;
-            x.dq = dq + qk;
-            x.dk = dk + qk;
-            x.dg = dg + qk;
-            x.dv = dv + value;
+            x.do_ = do_ + base(&shape->o, n, h);
+            x.dq = dq + base(&shape->q, n, h);
+            x.dk = dk + base(&shape->k, n, h);
+            x.dg = dg + base(&shape->g, n, h);
+            x.dv = dv + base(&shape->v, n, h);
             backward_head(&x, h0 ? h0 + state : NULL, dhT ? dhT + state : NULL,
                           dh0 ? dh0 + state : NULL);
         }
