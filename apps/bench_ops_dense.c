@@ -71,14 +71,15 @@ static digcl_row_view chunk(const dense_bench *s, cl_mem mem, int index) {
 
 static void op_linear_forward(digcl_context *ctx, const dense_bench *s) {
     digcl_linear_shape shape = {s->rows, s->D, s->D};
-    digcl_linear_forward_args args = {s->a, s->weight, 0, s->weight, (size_t)s->D * s->D, s->b};
+    digcl_linear_forward_args args = {s->a, s->weight, 0, s->weight, (size_t)s->D * s->D,
+                                      s->b, 0,         0};
     digcl_linear_forward(ctx, shape, &args);
 }
 static void op_linear_backward(digcl_context *ctx, const dense_bench *s) {
     digcl_linear_shape shape = {s->rows, s->D, s->D};
     digcl_linear_backward_args args = {
-        s->b, s->a,       s->weight,           0,           s->c, 0, s->dweight,
-        0,    s->dweight, (size_t)s->D * s->D, s->workspace};
+        s->b,         s->a, s->weight, 0, s->c, 0, s->dweight, 0, s->dweight, (size_t)s->D * s->D,
+        s->workspace, 0,    0,         0, 0};
     digcl_linear_backward(ctx, shape, &args);
 }
 static void op_bias_column_sum(digcl_context *ctx, const dense_bench *s) {
@@ -115,11 +116,13 @@ static void op_gated_residual_backward(digcl_context *ctx, const dense_bench *s)
                                   chunk(s, s->dadaln, 2), s->workspace);
 }
 static void op_rmsnorm_gate_forward(digcl_context *ctx, const dense_bench *s) {
-    digcl_rmsnorm_gate_forward(ctx, s->rows * HEADS, V_HEAD, s->a, s->b, s->weight, 0, s->c);
+    digcl_rmsnorm_gate_forward(ctx, s->rows * HEADS, V_HEAD, s->a, s->b,
+                               digcl_gate_rows_dense(V_HEAD), s->weight, 0, s->c);
 }
 static void op_rmsnorm_gate_backward(digcl_context *ctx, const dense_bench *s) {
-    digcl_rmsnorm_gate_backward(ctx, s->rows * HEADS, V_HEAD, s->c, s->a, s->b, s->weight, 0, s->d,
-                                s->e, 0, s->dweight, 0, s->workspace);
+    digcl_rmsnorm_gate_backward(ctx, s->rows * HEADS, V_HEAD, s->c, s->a, s->b,
+                                digcl_gate_rows_dense(V_HEAD), s->weight, 0, s->d, s->e, 0,
+                                s->dweight, 0, s->workspace);
 }
 static void op_silu_forward(digcl_context *ctx, const dense_bench *s) {
     digcl_silu_forward(ctx, s->rows * s->D, s->a, s->b);

@@ -216,15 +216,26 @@ float rms_rstd(const vec *value, const int D, const int D_vec, __local float *sc
 
 vec sigmoid_of(vec x) { return 1.0f / (1.0f + exp(-x)); }
 
+/* Row r = t * heads + h of the gate (and of its gradient) starts at
+ * offset + t * token_stride + h * V: the dense [rows, V] (heads 1, token_stride V),
+ * or the g columns of DiG's fused projection rows (docs/MODEL.md). */
+#define GATE_ROWS ulong gate_offset, const int gate_token, const int gate_heads
+size_t gate_row(int row, int V, GATE_ROWS) {
+    return (size_t)gate_offset + (size_t)(row / gate_heads) * gate_token +
+           (size_t)(row % gate_heads) * V;
+}
+
 /* Global size (LANES * ceil(rows / ROWS), ROWS). */
 __kernel __attribute__((reqd_work_group_size(LANES, ROWS, 1)))
-void rmsnorm_gate_forward(__global const float *x, __global const float *gate, /* [rows, V] */
+void rmsnorm_gate_forward(__global const float *x,                               /* [rows, V] */
+                          __global const float *gate, GATE_ROWS,                 /* [rows, V] */
                           __global const float *weight, const int weight_offset, /* [V] */
                           __global float *y, const int rows, const int V) {
     __local float scratch[ROWS * LANES];
     const int row = get_group_id(0) * ROWS + get_local_id(1);
     const int valid = row < rows, V_vec = V / VEC;
     const size_t base = (size_t)(valid ? row : 0) * V;
+    const size_t gate_base = gate_row(valid ? row : 0, V, gate_offset, gate_token, gate_heads);
     vec value[COLS];
     load_row(x + base, V_vec, valid, value);
     const float rstd = rms_rstd(value, V, V_vec, scratch);
@@ -232,7 +243,7 @@ void rmsnorm_gate_forward(__global const float *x, __global const float *gate, /
     for (int k = 0; k < COLS; ++k) {
         const int j = get_local_id(0) + k * LANES;
         if (j >= V_vec) continue;
-        const vec g = LOAD(gate + base, j);
+        const vec g = LOAD(gate + gate_base, j);
         STORE(y + base, j) = value[k] * rstd * LOAD(weight + weight_offset, j) * g * sigmoid_of(g);
     }
 }
@@ -241,7 +252,7 @@ void rmsnorm_gate_forward(__global const float *x, __global const float *gate, /
  * and writes partial[c, :] = its sum of dy xn swish(g) (the dweight stage 1). */
 __kernel __attribute__((reqd_work_group_size(LANES, ROWS, 1)))
 void rmsnorm_gate_backward(__global const float *dy, __global const float *x,
-                           __global const float *gate,                            /* [rows, V] */
+                           __global const float *gate, GATE_ROWS, /* [rows, V]; dgate alike */
                            __global const float *weight, const int weight_offset, /* [V] */
                            __global float *dx, __global float *dgate, const int accumulate,
                            const int rows, const int V, const int iterations,
@@ -259,10 +270,12 @@ void rmsnorm_gate_backward(__global const float *dy, __global const float *x,
         const int row = (get_group_id(0) * iterations + it) * ROWS + get_local_id(1);
         const int valid = row < rows;
         const size_t base = (size_t)(valid ? row : 0) * V;
+        const size_t gate_base =
+            gate_row(valid ? row : 0, V, gate_offset, gate_token, gate_heads);
         vec xn[COLS], dy_value[COLS], g[COLS];
         load_row(x + base, V_vec, valid, xn);
         load_row(dy + base, V_vec, valid, dy_value);
-        load_row(gate + base, V_vec, valid, g);
+        load_row(gate + gate_base, V_vec, valid, g);
         const float rstd = rms_rstd(xn, V, V_vec, scratch);
         float sum_dxn_xn = 0.0f;
         for (int k = 0; k < COLS; ++k) {
@@ -278,7 +291,8 @@ void rmsnorm_gate_backward(__global const float *dy, __global const float *x,
             const vec s = sigmoid_of(g[k]);
             const vec dgate_value = dy_value[k] * w[k] * xn[k] * s * (1.0f + g[k] * (1.0f - s));
             const vec dx_value = rstd * (dy_value[k] * w[k] * g[k] * s - xn[k] * mean_dxn_xn);
-            STORE(dgate + base, j) = accumulate ? LOAD(dgate + base, j) + dgate_value : dgate_value;
+            STORE(dgate + gate_base, j) =
+                accumulate ? LOAD(dgate + gate_base, j) + dgate_value : dgate_value;
             STORE(dx + base, j) = accumulate ? LOAD(dx + base, j) + dx_value : dx_value;
         }
     }

@@ -147,57 +147,121 @@ static void test_layernorm_modulate(void **state) {
 
 /* ---------------------------------------------------------------- RMSNorm x swish gate */
 
-static void run_rmsnorm_gate(test_rng *rng, int rows, int V, size_t weight_offset, int accumulate) {
+/* The gate (and dgate) in a digcl_gate_rows layout: heads rows of V per token, each
+ * token's rows `pad` elements short of the token stride, after `offset` elements. */
+typedef struct gate_layout {
+    int heads;
+    size_t pad, offset;
+} gate_layout;
+
+static digcl_gate_rows gate_rows_of(gate_layout l, int V) {
+    digcl_gate_rows rows = {l.offset, (size_t)l.heads * V + l.pad, l.heads};
+    return rows;
+}
+
+/* Element j of gate row r in the layout. */
+static size_t gate_at(digcl_gate_rows g, int V, int r, int j) {
+    return g.offset + (size_t)(r / g.heads) * g.token_stride + (size_t)(r % g.heads) * V + j;
+}
+
+static size_t gate_span(digcl_gate_rows g, int rows, int V) {
+    return gate_at(g, V, rows - 1, V - 1) + 1;
+}
+
+/* dgate read back from its layout; the gaps must keep `gaps` (NULL: NaN poison). */
+static void expect_gate_gradient(const char *label, cl_mem dg, digcl_gate_rows g, int rows, int V,
+                                 const double *want, const float *gaps) {
+    size_t span = gate_span(g, rows, V), n = (size_t)rows * V, touched = 0;
+    float *got = test_download(dg, span), *dense = malloc(n * sizeof(float));
+    char *inside = calloc(span, 1);
+    assert_non_null(dense);
+    assert_non_null(inside);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < V; j++) {
+            size_t at = gate_at(g, V, r, j);
+            dense[(size_t)r * V + j] = got[at], inside[at] = 1;
+        }
+    for (size_t i = 0; i < span; i++)
+        if (!inside[i]) touched += gaps ? got[i] != gaps[i] : !isnan(got[i]);
+    double error = test_rel_l2(dense, want, n);
+    if (!(error < DENSE_BACKWARD_TOLERANCE) || touched)
+        print_message("%s: rel %.3g, %zu gap elements written\n", label, error, touched);
+    assert_true(error < DENSE_BACKWARD_TOLERANCE);
+    assert_int_equal(touched, 0);
+    free(got), free(dense), free(inside);
+}
+
+static const gate_layout DENSE_GATE = {1, 0, 0};
+
+static void run_rmsnorm_gate(test_rng *rng, int rows, int V, size_t weight_offset, int accumulate,
+                             gate_layout layout) {
     digcl_context *ctx = test_context();
     const size_t n = (size_t)rows * V;
-    float *x = test_random_floats(rng, n, 1.0f), *g = test_random_floats(rng, n, 2.0f);
-    float *dy = test_random_floats(rng, n, 1.0f), *prior = test_random_floats(rng, n, 1.0f);
+    const digcl_gate_rows gate_rows = gate_rows_of(layout, V);
+    const size_t span = gate_span(gate_rows, rows, V);
+    float *x = test_random_floats(rng, n, 1.0f), *g = test_random_floats(rng, span, 2.0f);
+    float *dy = test_random_floats(rng, n, 1.0f), *prior = test_random_floats(rng, span, 1.0f);
     float *params = test_random_floats(rng, weight_offset + V, 1.0f);
     float *grads = test_random_floats(rng, weight_offset + V, 1.0f);
-    double *xw = test_widen(x, n), *gw = test_widen(g, n), *dyw = test_widen(dy, n);
+    double *gw = test_zeros(n), *prior_dense = test_zeros(n);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < V; j++) {
+            gw[(size_t)r * V + j] = g[gate_at(gate_rows, V, r, j)];
+            prior_dense[(size_t)r * V + j] = prior[gate_at(gate_rows, V, r, j)];
+        }
+    double *xw = test_widen(x, n), *dyw = test_widen(dy, n);
     double *ww = test_widen(params + weight_offset, (size_t)V);
     double *y_want = test_zeros(n), *dx_want = test_zeros(n), *dg_want = test_zeros(n);
     double *dw_want = test_widen(grads, weight_offset + V);
     digcl_ref_rmsnorm_gate_forward(rows, V, xw, gw, ww, y_want);
     digcl_ref_rmsnorm_gate_backward(rows, V, dyw, xw, gw, ww, dx_want, dg_want,
                                     dw_want + weight_offset);
-    for (size_t i = 0; accumulate && i < n; ++i) dx_want[i] += prior[i], dg_want[i] += prior[i];
-    cl_mem xm = test_upload(x, n), gm = test_upload(g, n), dym = test_upload(dy, n);
+    for (size_t i = 0; accumulate && i < n; ++i)
+        dx_want[i] += prior[i], dg_want[i] += prior_dense[i];
+    cl_mem xm = test_upload(x, n), gm = test_upload(g, span), dym = test_upload(dy, n);
     cl_mem pm = test_upload(params, weight_offset + V), dwm = test_upload(grads, weight_offset + V);
     cl_mem y = test_poisoned(n);
     cl_mem dx = accumulate ? test_upload(prior, n) : test_poisoned(n);
-    cl_mem dg = accumulate ? test_upload(prior, n) : test_poisoned(n);
+    cl_mem dg = accumulate ? test_upload(prior, span) : test_poisoned(span);
     cl_mem workspace =
         test_poisoned(digcl_rmsnorm_gate_backward_workspace_bytes(rows, V) / sizeof(float) + 1);
-    digcl_rmsnorm_gate_forward(ctx, rows, V, xm, gm, pm, weight_offset, y);
-    digcl_rmsnorm_gate_backward(ctx, rows, V, dym, xm, gm, pm, weight_offset, dx, dg, accumulate,
-                                dwm, weight_offset, workspace);
-    char label[96];
-    snprintf(label, sizeof label, "rmsnorm_gate forward rows=%d V=%d off=%zu", rows, V,
-             weight_offset);
+    digcl_rmsnorm_gate_forward(ctx, rows, V, xm, gm, gate_rows, pm, weight_offset, y);
+    digcl_rmsnorm_gate_backward(ctx, rows, V, dym, xm, gm, gate_rows, pm, weight_offset, dx, dg,
+                                accumulate, dwm, weight_offset, workspace);
+    char label[128];
+    snprintf(label, sizeof label, "rmsnorm_gate forward rows=%d V=%d off=%zu heads=%d", rows, V,
+             weight_offset, layout.heads);
     dense_expect(label, y, y_want, n, DENSE_FORWARD_TOLERANCE);
     /* V = 1 is degenerate: dx = rstd dxn (1 - xn^2) with 1 - xn^2 ~ eps / x^2, which float
      * cannot resolve (cancellation); DiG uses V = 64. */
     snprintf(label, sizeof label, "rmsnorm_gate dx rows=%d V=%d acc=%d", rows, V, accumulate);
     if (V > 1) dense_expect(label, dx, dx_want, n, DENSE_BACKWARD_TOLERANCE);
-    snprintf(label, sizeof label, "rmsnorm_gate dgate rows=%d V=%d", rows, V);
-    dense_expect(label, dg, dg_want, n, DENSE_BACKWARD_TOLERANCE);
+    snprintf(label, sizeof label, "rmsnorm_gate dgate rows=%d V=%d heads=%d", rows, V,
+             layout.heads);
+    expect_gate_gradient(label, dg, gate_rows, rows, V, dg_want, accumulate ? prior : NULL);
     snprintf(label, sizeof label, "rmsnorm_gate dweight (+=) rows=%d V=%d", rows, V);
     dense_expect(label, dwm, dw_want, weight_offset + V, DENSE_BACKWARD_TOLERANCE);
     test_release(xm), test_release(gm), test_release(dym), test_release(pm), test_release(dwm);
     test_release(y), test_release(dx), test_release(dg), test_release(workspace);
     free(x), free(g), free(dy), free(prior), free(params), free(grads), free(xw), free(gw);
     free(dyw), free(ww), free(y_want), free(dx_want), free(dg_want), free(dw_want);
+    free(prior_dense);
 }
 
 static void test_rmsnorm_gate(void **state) {
     (void)state;
     test_rng rng = test_rng_seeded(33);
-    run_rmsnorm_gate(&rng, 1, 1, 0, 0);
-    run_rmsnorm_gate(&rng, 7 * 6, 33, 2, 1);
-    run_rmsnorm_gate(&rng, 36 * 6 * 2, 64, 0, 0);
-    run_rmsnorm_gate(&rng, 257 * 6, 64, 4, 1);
-    run_rmsnorm_gate(&rng, 9, 64, 3, 0);
+    run_rmsnorm_gate(&rng, 1, 1, 0, 0, DENSE_GATE);
+    run_rmsnorm_gate(&rng, 7 * 6, 33, 2, 1, DENSE_GATE);
+    run_rmsnorm_gate(&rng, 36 * 6 * 2, 64, 0, 0, DENSE_GATE);
+    run_rmsnorm_gate(&rng, 257 * 6, 64, 4, 1, DENSE_GATE);
+    run_rmsnorm_gate(&rng, 9, 64, 3, 0, DENSE_GATE);
+    /* g columns of DiG's fused projection rows: [q | k | v | g | low-rank] (float4 path) */
+    const gate_layout fused = {6, 2 * 192 + 2 * 384 + 16 - 6 * 64, 2 * 192 + 384};
+    run_rmsnorm_gate(&rng, 37 * 6, 64, 0, 0, fused);
+    run_rmsnorm_gate(&rng, 37 * 6, 64, 4, 1, fused);
+    const gate_layout odd = {3, 5, 3}; /* scalar path */
+    run_rmsnorm_gate(&rng, 11 * 3, 33, 1, 1, odd);
 }
 
 /* ---------------------------------------------------------------- oracle gradients */

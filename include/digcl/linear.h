@@ -31,8 +31,9 @@ typedef struct digcl_linear_forward_args {
     cl_mem weight;
     size_t weight_offset; /* [out, in] */
     cl_mem bias;
-    size_t bias_offset; /* [out], or NULL: no bias */
-    cl_mem y;           /* [rows, out] overwritten */
+    size_t bias_offset;        /* [out], or NULL: no bias */
+    cl_mem y;                  /* [rows, out] overwritten */
+    size_t x_offset, x_stride; /* x row r at x_offset + r * x_stride (x_stride 0: in) */
 } digcl_linear_forward_args;
 
 typedef struct digcl_linear_backward_args {
@@ -45,8 +46,10 @@ typedef struct digcl_linear_backward_args {
     cl_mem dweight;
     size_t dweight_offset; /* [out, in] +=, or NULL */
     cl_mem dbias;
-    size_t dbias_offset; /* [out] +=, or NULL */
-    cl_mem workspace;    /* digcl_linear_backward_workspace_bytes */
+    size_t dbias_offset;         /* [out] +=, or NULL */
+    cl_mem workspace;            /* digcl_linear_backward_workspace_bytes */
+    size_t x_offset, x_stride;   /* x row r at x_offset + r * x_stride (x_stride 0: in) */
+    size_t dx_offset, dx_stride; /* dx likewise: a column slice of wider rows */
 } digcl_linear_backward_args;
 
 void digcl_linear_forward(digcl_context *ctx, digcl_linear_shape shape,

@@ -78,8 +78,21 @@ void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D,
 
 /* ---------------------------------------------------------------- RMSNorm x swish gate */
 
+/* Where the gate's rows are: row r = t * heads + h starts at offset + t * token_stride
+ * + h * V. digcl_gate_rows_dense(V) is the plain [rows, V]; DiG passes the g columns
+ * of its fused projection rows. The gate's gradient has the same layout. */
+typedef struct digcl_gate_rows {
+    size_t offset, token_stride; /* elements */
+    int heads;
+} digcl_gate_rows;
+
+static inline digcl_gate_rows digcl_gate_rows_dense(int V) {
+    digcl_gate_rows rows = {0, (size_t)V, 1};
+    return rows;
+}
+
 void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, /* [rows, V] */
-                                cl_mem gate,                                   /* [rows, V] */
+                                cl_mem gate, digcl_gate_rows gate_rows,        /* [rows, V] */
                                 cl_mem weight, size_t weight_offset,           /* [V] */
                                 cl_mem y);                                     /* [rows, V] */
 
@@ -88,10 +101,10 @@ size_t digcl_rmsnorm_gate_backward_workspace_bytes(int rows, int V);
 /* dx, dgate (=|+=); dweight += sum over rows. rstd is recomputed from x. */
 void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy, /* [rows, V] */
                                  cl_mem x,                                       /* [rows, V] */
-                                 cl_mem gate,                                    /* [rows, V] */
+                                 cl_mem gate, digcl_gate_rows gate_rows,         /* [rows, V] */
                                  cl_mem weight, size_t weight_offset,            /* [V] */
                                  cl_mem dx,                                      /* [rows, V] */
-                                 cl_mem dgate,                                   /* [rows, V] */
+                                 cl_mem dgate, /* [rows, V] in gate_rows' layout */
                                  int accumulate, cl_mem dweight, size_t dweight_offset, /* [V] += */
                                  cl_mem workspace);
 #endif

@@ -19,6 +19,7 @@
 #include "digcl/conv.h"
 #include "digcl/gemm.h"
 #include "digcl/gla.h"
+#include "digcl/linear.h"
 #include "digcl/norm.h"
 #include "digcl/srem.h"
 #include "model/model_internal.h"
@@ -37,8 +38,44 @@ static dig_dims dims_of(const digcl_model *model, int index) {
     return d;
 }
 
+/* Columns of the fused projection [q | k | v | g | low-rank gate]: the layout of
+ * saved->projections and, in backward, of their gradients in scratch.wide. */
+enum { PART_Q, PART_K, PART_V, PART_G, PART_LOW_RANK, PARTS };
+
+static int fused_width(const dig_dims *d) { return 2 * d->Dk + 2 * d->D + DIGCL_GLA_GATE_LOW_RANK; }
+
+typedef struct projection_part {
+    int column, width;
+} projection_part;
+
+static projection_part fused_part(const dig_dims *d, int which) {
+    const int widths[PARTS] = {d->Dk, d->Dk, d->D, d->D, DIGCL_GLA_GATE_LOW_RANK};
+    int column = 0;
+    for (int i = 0; i < which; i++) column += widths[i];
+    return (projection_part){column, widths[which]};
+}
+
+/* Head slices of one part of the projection rows, as the GLA reads them. */
+static digcl_gla_strides projection_slice(const dig_dims *d, int which, int head_width) {
+    size_t width = (size_t)fused_width(d);
+    digcl_gla_strides x = {(size_t)fused_part(d, which).column, width, (size_t)head_width,
+                           (size_t)d->T * width};
+    return x;
+}
+
+/* q, k, v (and dq, dk, dv) in the projection rows; the log gate and o dense. */
 static digcl_gla_shape gla_shape(const dig_dims *d) {
-    return digcl_gla_shape_token_major(d->N, d->T, d->H, d->K, d->V, 0);
+    digcl_gla_shape shape = digcl_gla_shape_token_major(d->N, d->T, d->H, d->K, d->V, 0);
+    shape.q = projection_slice(d, PART_Q, d->K);
+    shape.k = projection_slice(d, PART_K, d->K);
+    shape.v = projection_slice(d, PART_V, d->V);
+    return shape;
+}
+
+/* The g part's rows per (token, head), for the gated RMSNorm. */
+static digcl_gate_rows output_gate_rows(const dig_dims *d) {
+    digcl_gate_rows rows = {(size_t)fused_part(d, PART_G).column, (size_t)fused_width(d), d->H};
+    return rows;
 }
 
 static float gla_scale(const dig_dims *d) { return 1.0f / sqrtf((float)d->K); }
@@ -75,74 +112,74 @@ static void residual_streams(digcl_model *model, const dig_dims *d, block_saved 
 
 static void normed_gla_output(digcl_model *model, const dig_dims *d, const block_params *p,
                               block_saved *saved) {
-    digcl_rmsnorm_gate_forward(model->ctx, d->rows * d->H, d->V, saved->o, saved->g,
-                               digcl_model_weight(model, p->norm_gate_weight), 0,
-                               model->scratch.narrow);
+    digcl_rmsnorm_gate_forward(model->ctx, d->rows * d->H, d->V, saved->o, saved->projections,
+                               output_gate_rows(d), digcl_model_weight(model, p->norm_gate_weight),
+                               0, model->scratch.narrow);
 }
 
 /* ------------------------------------------------------------ forward */
 
-/* ------------------------------------------------------------ fused projections */
+/* ------------------------------------------------------------ projections */
 
-/* Columns of the fused projection [q | k | v | g | low-rank gate]. */
-static int fused_width(const dig_dims *d) { return 2 * d->Dk + 2 * d->D + DIGCL_GLA_GATE_LOW_RANK; }
-
-typedef struct projection_part {
-    int column, width;
-} projection_part;
-
-static void fused_parts(const dig_dims *d, projection_part parts[5]) {
-    const int widths[5] = {d->Dk, d->Dk, d->D, d->D, DIGCL_GLA_GATE_LOW_RANK};
-    for (int i = 0, column = 0; i < 5; column += widths[i], i++)
-        parts[i] = (projection_part){column, widths[i]};
+/* The fused path multiplies by W_all [width, D] (q_proj ... gk_proj.0 adjacent in the
+ * parameters) at once; the separate path (DIGCL_FUSED_PROJECTIONS=0, or weights that
+ * are not adjacent) by each part's weight. Both keep the same projection rows. */
+static size_t part_weight_offset(digcl_model *model, const block_params *p, int which) {
+    const int weights[PARTS] = {p->q_weight, p->k_weight, p->v_weight, p->g_weight,
+                                p->gate_low_weight};
+    return digcl_params_offset(model->params, (size_t)weights[which]);
 }
 
-/* [rows, width] = x1 [rows, D] W_all^T, W_all [width, D] starting at q_proj. */
-static void fused_projections_forward(digcl_model *model, const dig_dims *d, const block_params *p,
-                                      block_saved *saved) {
-    model_scratch *s = &model->scratch;
-    size_t width = (size_t)fused_width(d);
+/* projections[:, part] = x1 W_part^T: [rows, D] x [width, D]^T; width = all parts (fused)
+ * or one. */
+static void projection_forward(digcl_model *model, const dig_dims *d, const block_params *p,
+                               block_saved *saved, int first, int parts) {
+    projection_part part = fused_part(d, first);
+    size_t width = 0;
+    for (int i = first; i < first + parts; i++) width += (size_t)fused_part(d, i).width;
     digcl_gemm_args args = {.transpose_b = 1,
                             .M = (size_t)d->rows,
                             .N = width,
                             .K = (size_t)d->D,
                             .alpha = 1.0f,
                             .beta = 0.0f,
-                            .A = s->x1,
+                            .A = model->scratch.x1,
                             .lda = (size_t)d->D,
                             .B = digcl_params_buffer(model->active),
-                            .b_offset = digcl_params_offset(model->params, (size_t)p->q_weight),
+                            .b_offset = part_weight_offset(model, p, first),
                             .ldb = (size_t)d->D,
-                            .C = s->wide,
-                            .ldc = width};
+                            .C = saved->projections,
+                            .c_offset = (size_t)part.column,
+                            .ldc = (size_t)fused_width(d)};
     digcl_gemm(model->ctx, &args);
-    cl_mem outputs[5] = {saved->q, saved->k, saved->v, saved->g, saved->gate_low};
-    projection_part parts[5];
-    fused_parts(d, parts);
-    for (int i = 0; i < 5; i++)
-        digcl_copy_columns(model->ctx, s->wide, width, (size_t)parts[i].column, outputs[i],
-                           (size_t)parts[i].width, 0, (size_t)d->rows, (size_t)parts[i].width);
 }
 
-/* d_a = dx1 = [dq | dk | dv | dg | d low-rank] W_all; dW_all += d_all^T x1. */
-static void fused_projections_backward(digcl_model *model, const dig_dims *d, const block_params *p,
-                                       cl_mem d_v, cl_mem d_g) {
+static void projections_forward(digcl_model *model, const dig_dims *d, const block_params *p,
+                                block_saved *saved) {
+    if (model->fused_projections) {
+        projection_forward(model, d, p, saved, 0, PARTS);
+        return;
+    }
+    for (int i = 0; i < PARTS; i++) projection_forward(model, d, p, saved, i, 1);
+}
+
+/* From the gradients of the projection rows (scratch.wide, same columns):
+ * dx1 (=|+=) d_part W_part into d_a, and dW_part += d_part^T x1. */
+static void projection_backward(digcl_model *model, const dig_dims *d, const block_params *p,
+                                int first, int parts, int accumulate) {
     model_scratch *s = &model->scratch;
-    size_t width = (size_t)fused_width(d), rows = (size_t)d->rows, D = (size_t)d->D;
-    cl_mem gradients[5] = {s->d_q, s->d_k, d_v, d_g, s->d_gate_low};
-    projection_part parts[5];
-    fused_parts(d, parts);
-    for (int i = 0; i < 5; i++)
-        digcl_copy_columns(model->ctx, gradients[i], (size_t)parts[i].width, 0, s->wide, width,
-                           (size_t)parts[i].column, rows, (size_t)parts[i].width);
-    size_t weights = digcl_params_offset(model->params, (size_t)p->q_weight);
+    size_t width = 0, weights = part_weight_offset(model, p, first);
+    for (int i = first; i < first + parts; i++) width += (size_t)fused_part(d, i).width;
+    size_t rows = (size_t)d->rows, D = (size_t)d->D, row = (size_t)fused_width(d);
+    size_t column = (size_t)fused_part(d, first).column;
     digcl_gemm_args input_grad = {.M = rows,
                                   .N = D,
                                   .K = width,
                                   .alpha = 1.0f,
-                                  .beta = 0.0f,
+                                  .beta = accumulate ? 1.0f : 0.0f,
                                   .A = s->wide,
-                                  .lda = width,
+                                  .a_offset = column,
+                                  .lda = row,
                                   .B = digcl_params_buffer(model->active),
                                   .b_offset = weights,
                                   .ldb = D,
@@ -156,7 +193,8 @@ static void fused_projections_backward(digcl_model *model, const dig_dims *d, co
                                    .alpha = 1.0f,
                                    .beta = 1.0f,
                                    .A = s->wide,
-                                   .lda = width,
+                                   .a_offset = column,
+                                   .lda = row,
                                    .B = s->x1,
                                    .ldb = D,
                                    .C = digcl_params_grad_buffer(model->params),
@@ -165,15 +203,43 @@ static void fused_projections_backward(digcl_model *model, const dig_dims *d, co
     digcl_gemm(model->ctx, &weight_grad);
 }
 
-static void separate_projections_forward(digcl_model *model, const dig_dims *d,
-                                         const block_params *p, block_saved *saved) {
+/* raw log gate = (x1 W0^T) W1^T + b1, reading x1 W0^T from the projection rows. */
+static void gate_high_forward(digcl_model *model, const dig_dims *d, const block_params *p,
+                              block_saved *saved) {
+    digcl_linear_shape shape = {d->rows, DIGCL_GLA_GATE_LOW_RANK, d->Dk};
+    digcl_linear_forward_args args = {saved->projections,
+                                      digcl_model_weight(model, p->gate_high_weight),
+                                      0,
+                                      digcl_model_weight(model, p->gate_high_bias),
+                                      0,
+                                      saved->gate_raw,
+                                      (size_t)fused_part(d, PART_LOW_RANK).column,
+                                      (size_t)fused_width(d)};
+    digcl_linear_forward(model->ctx, shape, &args);
+}
+
+/* Its backward: d(x1 W0^T) into the low-rank columns of scratch.wide. */
+static void gate_high_backward(digcl_model *model, const dig_dims *d, const block_params *p,
+                               block_saved *saved) {
     model_scratch *s = &model->scratch;
-    digcl_model_linear(model, d->rows, d->D, d->Dk, s->x1, p->q_weight, -1, saved->q);
-    digcl_model_linear(model, d->rows, d->D, d->Dk, s->x1, p->k_weight, -1, saved->k);
-    digcl_model_linear(model, d->rows, d->D, d->D, s->x1, p->v_weight, -1, saved->v);
-    digcl_model_linear(model, d->rows, d->D, d->D, s->x1, p->g_weight, -1, saved->g);
-    digcl_model_linear(model, d->rows, d->D, DIGCL_GLA_GATE_LOW_RANK, s->x1, p->gate_low_weight, -1,
-                       saved->gate_low);
+    digcl_linear_shape shape = {d->rows, DIGCL_GLA_GATE_LOW_RANK, d->Dk};
+    const size_t column = (size_t)fused_part(d, PART_LOW_RANK).column, row = (size_t)fused_width(d);
+    digcl_linear_backward_args args = {s->d_gate_raw,
+                                       saved->projections,
+                                       digcl_model_weight(model, p->gate_high_weight),
+                                       0,
+                                       s->wide,
+                                       0,
+                                       digcl_model_weight_grad(model, p->gate_high_weight),
+                                       0,
+                                       digcl_model_weight_grad(model, p->gate_high_bias),
+                                       0,
+                                       s->workspace,
+                                       column,
+                                       row,
+                                       column,
+                                       row};
+    digcl_linear_backward(model->ctx, shape, &args);
 }
 
 /* ------------------------------------------------------------ forward */
@@ -181,15 +247,14 @@ static void separate_projections_forward(digcl_model *model, const dig_dims *d,
 static void gla_mixer_forward(digcl_model *model, const dig_dims *d, const block_params *p,
                               block_saved *saved) {
     model_scratch *s = &model->scratch;
-    if (model->fused_projections) fused_projections_forward(model, d, p, saved);
-    else separate_projections_forward(model, d, p, saved);
-    digcl_model_linear(model, d->rows, DIGCL_GLA_GATE_LOW_RANK, d->Dk, saved->gate_low,
-                       p->gate_high_weight, p->gate_high_bias, saved->gate_raw);
+    projections_forward(model, d, p, saved);
+    gate_high_forward(model, d, p, saved);
     digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER,
                               saved->gate_raw, s->gate);
     digcl_gla_shape shape = gla_shape(d);
-    digcl_gla_forward(model->ctx, &shape, saved->q, saved->k, saved->v, s->gate, NULL, saved->o,
-                      NULL, s->workspace, gla_scale(d));
+    cl_mem rows = saved->projections; /* q, k, v */
+    digcl_gla_forward(model->ctx, &shape, rows, rows, rows, s->gate, NULL, saved->o, NULL,
+                      s->workspace, gla_scale(d));
     normed_gla_output(model, d, p, saved);
     digcl_model_linear(model, d->rows, d->D, d->D, s->narrow, p->o_weight, -1, saved->branch1);
 }
@@ -249,27 +314,19 @@ static void mlp_backward(digcl_model *model, const dig_dims *d, const block_para
         block_modulation_vector(s->d_modulation, 4, d->D), s->workspace);
 }
 
-/* Projections of x1: dx1 = sum over q, k, v, g, low-rank gate (into d_a). */
+/* Projections of x1: dx1 = sum over q, k, v, g, low-rank gate (into d_a), from the
+ * projection rows' gradients in scratch.wide (dq, dk, dv, dg there already). */
 static void projections_backward(digcl_model *model, const dig_dims *d, const block_params *p,
-                                 block_saved *saved, cl_mem d_v, cl_mem d_g) {
+                                 block_saved *saved) {
     model_scratch *s = &model->scratch;
     digcl_forget_gate_backward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER, s->d_gate,
                                saved->gate_raw, s->d_gate_raw, 0);
-    digcl_model_linear_backward(model, d->rows, DIGCL_GLA_GATE_LOW_RANK, d->Dk, s->d_gate_raw,
-                                saved->gate_low, p->gate_high_weight, p->gate_high_bias,
-                                s->d_gate_low, 0);
+    gate_high_backward(model, d, p, saved);
     if (model->fused_projections) {
-        fused_projections_backward(model, d, p, d_v, d_g);
+        projection_backward(model, d, p, 0, PARTS, 0);
         return;
     }
-    digcl_model_linear_backward(model, d->rows, d->D, DIGCL_GLA_GATE_LOW_RANK, s->d_gate_low, s->x1,
-                                p->gate_low_weight, -1, s->d_a, 0);
-    digcl_model_linear_backward(model, d->rows, d->D, d->Dk, s->d_q, s->x1, p->q_weight, -1, s->d_a,
-                                1);
-    digcl_model_linear_backward(model, d->rows, d->D, d->Dk, s->d_k, s->x1, p->k_weight, -1, s->d_a,
-                                1);
-    digcl_model_linear_backward(model, d->rows, d->D, d->D, d_v, s->x1, p->v_weight, -1, s->d_a, 1);
-    digcl_model_linear_backward(model, d->rows, d->D, d->D, d_g, s->x1, p->g_weight, -1, s->d_a, 1);
+    for (int i = 0; i < PARTS; i++) projection_backward(model, d, p, i, 1, i > 0);
 }
 
 /* d_in = dL/dh_mid on entry; leaves dL/dh_in. */
@@ -282,19 +339,19 @@ static void gla_mixer_backward(digcl_model *model, const dig_dims *d, const bloc
     normed_gla_output(model, d, p, saved); /* recompute */
     digcl_model_linear_backward(model, d->rows, d->D, d->D, s->d_b, s->narrow, p->o_weight, -1,
                                 s->d_c, 0);
-    /* d_c: d normed o -> d_a: d o, d_b: d g */
-    digcl_rmsnorm_gate_backward(model->ctx, d->rows * d->H, d->V, s->d_c, saved->o, saved->g,
-                                digcl_model_weight(model, p->norm_gate_weight), 0, s->d_a, s->d_b,
-                                0, digcl_model_weight_grad(model, p->norm_gate_weight), 0,
-                                s->workspace);
+    /* d_c: d normed o -> d_a: d o; d g into the g columns of scratch.wide */
+    digcl_rmsnorm_gate_backward(
+        model->ctx, d->rows * d->H, d->V, s->d_c, saved->o, saved->projections, output_gate_rows(d),
+        digcl_model_weight(model, p->norm_gate_weight), 0, s->d_a, s->wide, 0,
+        digcl_model_weight_grad(model, p->norm_gate_weight), 0, s->workspace);
     digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER,
                               saved->gate_raw, s->gate);
     digcl_gla_shape shape = gla_shape(d);
-    digcl_gla_backward(model->ctx, &shape, saved->q, saved->k, saved->v, s->gate, NULL, s->d_a,
-                       NULL, s->d_q, s->d_k, s->d_c, s->d_gate, NULL, s->workspace, gla_scale(d),
-                       0);
+    cl_mem rows = saved->projections, d_rows = s->wide; /* q, k, v; dq, dk, dv */
+    digcl_gla_backward(model->ctx, &shape, rows, rows, rows, s->gate, NULL, s->d_a, NULL, d_rows,
+                       d_rows, d_rows, s->d_gate, NULL, s->workspace, gla_scale(d), 0);
     modulated_norm1(model, d, saved, h_in); /* recompute x1 */
-    projections_backward(model, d, p, saved, s->d_c, s->d_b);
+    projections_backward(model, d, p, saved);
     digcl_layernorm_modulate_backward(
         model->ctx, d->N, d->T, d->D, s->d_a, h_in, saved->mean1, saved->rstd1,
         block_modulation_vector(saved->modulation, 1, d->D), d_in, 1,

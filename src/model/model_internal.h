@@ -62,12 +62,10 @@ typedef struct block_saved {
     cl_mem branch1;                    /* [N, T, D] attention/GLA branch output before the gate */
     cl_mem branch2;                    /* [N, T, D] MLP branch output before the gate */
     /* DiG */
-    cl_mem q, k;       /* [N, T, Dk] */
-    cl_mem v, g;       /* [N, T, D] */
-    cl_mem gate_low;   /* [N, T, 16] */
-    cl_mem gate_raw;   /* [N, T, Dk] before logsigmoid/16 */
-    cl_mem o;          /* [N, T, D] GLA output */
-    cl_mem mlp_hidden; /* [N, T, 2F] gate_proj output */
+    cl_mem projections; /* [N, T, 2Dk + 2D + 16]: [q | k | v | g | low-rank gate] columns */
+    cl_mem gate_raw;    /* [N, T, Dk] before logsigmoid/16 */
+    cl_mem o;           /* [N, T, D] GLA output */
+    cl_mem mlp_hidden;  /* [N, T, 2F] gate_proj output */
     /* DiT */
     cl_mem qkv;       /* [N, T, 3D] */
     cl_mem attention; /* [N, T, D] */
@@ -78,22 +76,21 @@ typedef struct block_saved {
 
 /* Scratch shared by all blocks (never needed across blocks). */
 typedef struct model_scratch {
-    cl_mem x1, x2;                       /* [N, T, D] modulated norms */
-    cl_mem wide;                         /* [N, T, max(2F, 3D, F)] */
-    cl_mem narrow;                       /* [N, T, max(F, D)] */
-    cl_mem h_mid;                        /* [N, T, D] stream between the branches */
-    cl_mem h_post;                       /* [N, T, D] stream before conv/SREM */
-    cl_mem gate;                         /* [N, T, Dk] GLA log gate */
-    cl_mem d_stream[2];                  /* [N, T, D] running stream gradient (ping-pong) */
-    cl_mem d_a, d_b, d_c;                /* [N, T, wide] wide = max(2F, 3D, F, 2D) */
-    cl_mem d_q, d_k, d_gate, d_gate_raw; /* [N, T, Dk] */
-    cl_mem d_gate_low;                   /* [N, T, 16] */
-    cl_mem d_modulation;                 /* [N, 6D] */
-    cl_mem d_probs;                      /* [N, H, T, T] naive attention: dP, then dS */
-    cl_mem d_condition;     /* [N, D] gradient of SiLU(c), summed over blocks and head */
-    cl_mem d_condition_pre; /* [N, D] gradient of c */
-    cl_mem stream_ping[2];  /* [N, T, D] INFERENCE block inputs */
-    cl_mem workspace;       /* the largest workspace any op asks for */
+    cl_mem x1, x2;             /* [N, T, D] modulated norms */
+    cl_mem wide;               /* [N, T, wide]; DiG backward: the projection rows' gradients */
+    cl_mem narrow;             /* [N, T, max(F, D)] */
+    cl_mem h_mid;              /* [N, T, D] stream between the branches */
+    cl_mem h_post;             /* [N, T, D] stream before conv/SREM */
+    cl_mem gate;               /* [N, T, Dk] GLA log gate */
+    cl_mem d_stream[2];        /* [N, T, D] running stream gradient (ping-pong) */
+    cl_mem d_a, d_b, d_c;      /* [N, T, wide], wide = max(2F, 3D, F, 2D, 2Dk + 2D + 16) */
+    cl_mem d_gate, d_gate_raw; /* [N, T, Dk] */
+    cl_mem d_modulation;       /* [N, 6D] */
+    cl_mem d_probs;            /* [N, H, T, T] naive attention: dP, then dS */
+    cl_mem d_condition;        /* [N, D] gradient of SiLU(c), summed over blocks and head */
+    cl_mem d_condition_pre;    /* [N, D] gradient of c */
+    cl_mem stream_ping[2];     /* [N, T, D] INFERENCE block inputs */
+    cl_mem workspace;          /* the largest workspace any op asks for */
     size_t workspace_bytes;
     cl_mem gla_workspace; /* per-block GLA states are recomputed in backward */
     cl_mem tokens_out;    /* [N, T, p*p*Cout] */

@@ -94,7 +94,8 @@ void digcl_model_linear(digcl_model *model, int rows, int in, int out, cl_mem x,
     digcl_linear_shape shape = {rows, in, out};
     digcl_linear_forward_args args = {x, digcl_model_weight(model, weight),
                                       0, bias >= 0 ? digcl_model_weight(model, bias) : NULL,
-                                      0, y};
+                                      0, y,
+                                      0, 0};
     digcl_linear_forward(model->ctx, shape, &args);
 }
 
@@ -111,7 +112,11 @@ void digcl_model_linear_backward(digcl_model *model, int rows, int in, int out, 
                                        0,
                                        bias >= 0 ? digcl_model_weight_grad(model, bias) : NULL,
                                        0,
-                                       model->scratch.workspace};
+                                       model->scratch.workspace,
+                                       0,
+                                       0,
+                                       0,
+                                       0};
     digcl_linear_backward(model->ctx, shape, &args);
 }
 

@@ -122,11 +122,8 @@ static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_con
     digcl_arena_add(a, &x->d_a, rows * s->wide);
     digcl_arena_add(a, &x->d_b, rows * s->wide);
     digcl_arena_add(a, &x->d_c, rows * s->wide);
-    digcl_arena_add(a, &x->d_q, rows * s->Dk);
-    digcl_arena_add(a, &x->d_k, rows * s->Dk);
     digcl_arena_add(a, &x->d_gate, rows * s->Dk);
     digcl_arena_add(a, &x->d_gate_raw, rows * s->Dk);
-    digcl_arena_add(a, &x->d_gate_low, rows * DIGCL_GLA_GATE_LOW_RANK);
     digcl_arena_add(a, &x->d_modulation, s->N * 6 * s->D);
     if (naive_attention(c)) digcl_arena_add(a, &x->d_probs, probs_floats(c, s));
     digcl_arena_add(a, &x->d_condition, s->N * s->D);
@@ -150,11 +147,8 @@ static void plan_block(model_arena *a, block_saved *b, const digcl_model_config 
     digcl_arena_add(a, &b->branch1, rows * s->D);
     digcl_arena_add(a, &b->branch2, rows * s->D);
     if (digcl_arch_has_dig_blocks(c->arch)) {
-        digcl_arena_add(a, &b->q, rows * s->Dk);
-        digcl_arena_add(a, &b->k, rows * s->Dk);
-        digcl_arena_add(a, &b->v, rows * s->D);
-        digcl_arena_add(a, &b->g, rows * s->D);
-        digcl_arena_add(a, &b->gate_low, rows * DIGCL_GLA_GATE_LOW_RANK);
+        digcl_arena_add(a, &b->projections,
+                        rows * (2 * s->Dk + 2 * s->D + DIGCL_GLA_GATE_LOW_RANK));
         digcl_arena_add(a, &b->gate_raw, rows * s->Dk);
         digcl_arena_add(a, &b->o, rows * s->D);
         digcl_arena_add(a, &b->mlp_hidden, rows * 2 * s->F);

@@ -43,7 +43,8 @@ void digcl_linear_forward(digcl_context *ctx, digcl_linear_shape shape,
     gemm.K = (size_t)shape.in;
     gemm.alpha = 1.0f;
     gemm.beta = 0.0f;
-    gemm.A = args->x, gemm.lda = (size_t)shape.in;
+    gemm.A = args->x, gemm.a_offset = args->x_offset;
+    gemm.lda = args->x_stride ? args->x_stride : (size_t)shape.in;
     gemm.B = args->weight, gemm.b_offset = args->weight_offset, gemm.ldb = (size_t)shape.in;
     gemm.C = args->y, gemm.ldc = (size_t)shape.out;
     digcl_gemm(ctx, &gemm);
@@ -66,7 +67,8 @@ static void backward_input(digcl_context *ctx, digcl_linear_shape shape,
     gemm.beta = args->accumulate_dx ? 1.0f : 0.0f;
     gemm.A = args->dy, gemm.lda = (size_t)shape.out;
     gemm.B = args->weight, gemm.b_offset = args->weight_offset, gemm.ldb = (size_t)shape.in;
-    gemm.C = args->dx, gemm.ldc = (size_t)shape.in;
+    gemm.C = args->dx, gemm.c_offset = args->dx_offset;
+    gemm.ldc = args->dx_stride ? args->dx_stride : (size_t)shape.in;
     digcl_gemm(ctx, &gemm);
 }
 
@@ -81,7 +83,8 @@ static void backward_weight(digcl_context *ctx, digcl_linear_shape shape,
     gemm.alpha = 1.0f;
     gemm.beta = 1.0f;
     gemm.A = args->dy, gemm.lda = (size_t)shape.out;
-    gemm.B = args->x, gemm.ldb = (size_t)shape.in;
+    gemm.B = args->x, gemm.b_offset = args->x_offset;
+    gemm.ldb = args->x_stride ? args->x_stride : (size_t)shape.in;
     gemm.C = args->dweight, gemm.c_offset = args->dweight_offset, gemm.ldc = (size_t)shape.in;
     digcl_gemm(ctx, &gemm);
 }

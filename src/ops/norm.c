@@ -241,24 +241,42 @@ void digcl_layernorm_modulate_backward(digcl_context *ctx, int N, int T, int D, 
 
 /* ---------------------------------------------------------------- RMSNorm x swish gate */
 
-static int rmsnorm_vec_width(int V, size_t weight_offset) {
-    size_t values[2] = {(size_t)V, weight_offset};
-    return ops_vec_width(values, 2);
+static int rmsnorm_vec_width(int V, size_t weight_offset, digcl_gate_rows gate_rows) {
+    size_t values[4] = {(size_t)V, weight_offset, gate_rows.offset, gate_rows.token_stride};
+    return ops_vec_width(values, 4);
+}
+
+/* The gate_rows arguments (cl/norm.cl, GATE_ROWS) from `index` on; rows split into
+ * whole tokens of heads rows of V that do not overlap. */
+static unsigned set_gate_rows(cl_kernel kernel, unsigned index, int rows, int V, digcl_gate_rows g,
+                              const char *op) {
+    if (g.heads < 1 || rows % g.heads != 0 || g.token_stride < (size_t)g.heads * V)
+        digcl_fatal("%s: gate rows of %d heads x %d with token stride %zu do not tile %d rows", op,
+                    g.heads, V, g.token_stride, rows);
+    ops_check_int(g.token_stride, "gate token stride", op);
+    cl_ulong offset = g.offset;
+    DIGCL_CL_CHECK(clSetKernelArg(kernel, index, sizeof offset, &offset));
+    digcl_arg_int(kernel, index + 1, (int)g.token_stride);
+    digcl_arg_int(kernel, index + 2, g.heads);
+    return index + 3;
 }
 
 void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, cl_mem gate,
-                                cl_mem weight, size_t weight_offset, cl_mem y) {
+                                digcl_gate_rows gate_rows, cl_mem weight, size_t weight_offset,
+                                cl_mem y) {
     check_rows(rows, V, "rmsnorm_gate_forward");
     ops_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_forward");
-    const row_layout layout = make_forward_layout(ctx, V, rmsnorm_vec_width(V, weight_offset));
+    const row_layout layout =
+        make_forward_layout(ctx, V, rmsnorm_vec_width(V, weight_offset, gate_rows));
     cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_forward", layout.options);
     digcl_arg_mem(kernel, 0, x);
     digcl_arg_mem(kernel, 1, gate);
-    digcl_arg_mem(kernel, 2, weight);
-    digcl_arg_int(kernel, 3, (int)weight_offset);
-    digcl_arg_mem(kernel, 4, y);
-    digcl_arg_int(kernel, 5, rows);
-    digcl_arg_int(kernel, 6, V);
+    unsigned index = set_gate_rows(kernel, 2, rows, V, gate_rows, "rmsnorm_gate_forward");
+    digcl_arg_mem(kernel, index, weight);
+    digcl_arg_int(kernel, index + 1, (int)weight_offset);
+    digcl_arg_mem(kernel, index + 2, y);
+    digcl_arg_int(kernel, index + 3, rows);
+    digcl_arg_int(kernel, index + 4, V);
     launch_groups(ctx, kernel, "rmsnorm_gate_forward", &layout,
                   ops_ceil_div((size_t)rows, (size_t)layout.rows));
 }
@@ -289,27 +307,28 @@ size_t digcl_rmsnorm_gate_backward_workspace_bytes(int rows, int V) {
 }
 
 void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy, cl_mem x,
-                                 cl_mem gate, cl_mem weight, size_t weight_offset, cl_mem dx,
-                                 cl_mem dgate, int accumulate, cl_mem dweight,
-                                 size_t dweight_offset, cl_mem workspace) {
+                                 cl_mem gate, digcl_gate_rows gate_rows, cl_mem weight,
+                                 size_t weight_offset, cl_mem dx, cl_mem dgate, int accumulate,
+                                 cl_mem dweight, size_t dweight_offset, cl_mem workspace) {
     check_rows(rows, V, "rmsnorm_gate_backward");
     ops_check_int(weight_offset + (size_t)V, "weight extent", "rmsnorm_gate_backward");
     if (!workspace) digcl_fatal("rmsnorm_gate_backward: needs a workspace");
-    const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset));
+    const row_layout layout = make_layout(V, rmsnorm_vec_width(V, weight_offset, gate_rows));
     const rmsnorm_backward_plan plan = plan_rmsnorm_backward(rows, &layout);
     cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_backward", layout.options);
     digcl_arg_mem(kernel, 0, dy);
     digcl_arg_mem(kernel, 1, x);
     digcl_arg_mem(kernel, 2, gate);
-    digcl_arg_mem(kernel, 3, weight);
-    digcl_arg_int(kernel, 4, (int)weight_offset);
-    digcl_arg_mem(kernel, 5, dx);
-    digcl_arg_mem(kernel, 6, dgate);
-    digcl_arg_int(kernel, 7, accumulate);
-    digcl_arg_int(kernel, 8, rows);
-    digcl_arg_int(kernel, 9, V);
-    digcl_arg_int(kernel, 10, plan.iterations);
-    digcl_arg_mem(kernel, 11, workspace);
+    unsigned index = set_gate_rows(kernel, 3, rows, V, gate_rows, "rmsnorm_gate_backward");
+    digcl_arg_mem(kernel, index, weight);
+    digcl_arg_int(kernel, index + 1, (int)weight_offset);
+    digcl_arg_mem(kernel, index + 2, dx);
+    digcl_arg_mem(kernel, index + 3, dgate);
+    digcl_arg_int(kernel, index + 4, accumulate);
+    digcl_arg_int(kernel, index + 5, rows);
+    digcl_arg_int(kernel, index + 6, V);
+    digcl_arg_int(kernel, index + 7, plan.iterations);
+    digcl_arg_mem(kernel, index + 8, workspace);
     launch_groups(ctx, kernel, "rmsnorm_gate_backward", &layout, (size_t)plan.chunks);
     digcl_column_sum(ctx, 1, plan.chunks, V, workspace, 0, 1.0f, dweight, dweight_offset, 0, 1,
                      workspace, (size_t)plan.chunks * V);
