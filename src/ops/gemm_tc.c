@@ -188,17 +188,26 @@ static void set_gemm_args(cl_kernel kernel, const digcl_gemm_args *a, size_t str
 /* ---------------------------------------------------------------- wgmma (sm_90a) */
 
 /* DIGCL_GEMM_WGMMA: unset (-1), TF32 GEMMs of A [M, K] and B stored [N, K] with K a multiple
- * of 4 run on cl/gemm_wgmma.cl on compute capability 9.0, and every other GEMM on the mma.sync
+ * of 4 run on cl/gemm_wgmma.cl on compute capability 9.0, and so do TF32 GEMMs of A [M, K] and
+ * B [K, N] whose B is at most a quarter of A (a layer's input gradient dY W) through a K-major
+ * copy of B (wgmma reads TF32 operands K-major only); every other GEMM runs on the mma.sync
  * kernel, which is faster there for fp32-accurate GEMMs since the truncating split and, in a
- * whole TF32 step, than the wgmma kernel's K-major copies (docs/PERFORMANCE.md, "The truncating
- * split"); 0 never; 1 both kernels wherever they can run (other TF32 layouts through K-major
- * copies, fp32-accurate GEMMs whose B has 16-byte chunks on cl/gemm_wgmma_split.cl), also
- * where the kernels are emulated (DIGCL_GEMM=tensor-emulate, tests).
+ * whole TF32 step, than the wgmma kernel with K-major copies of large operands
+ * (docs/PERFORMANCE.md, "The truncating split" and "Column slices in place"); 0 never; 1 both
+ * kernels wherever they can run (other TF32 layouts through K-major copies, fp32-accurate
+ * GEMMs whose B has 16-byte chunks on cl/gemm_wgmma_split.cl), also where the kernels are
+ * emulated (DIGCL_GEMM=tensor-emulate, tests).
  * DIGCL_GEMM_WGMMA_BN=64|128 forces the tile width (benchmarks). */
 static int wgmma_setting(void) {
     static int read, setting;
     if (!read) setting = env_int("DIGCL_GEMM_WGMMA", -1, 0, 1), read = 1;
     return setting;
+}
+
+/* A [M, K] times B [K, N] with B at most a quarter of A: the K-major copy of B costs little
+ * against the GEMM (8192x384x1536 TF32: 78.8 -> 99.5 TFLOP/s on the H200, copy included). */
+static int small_b_layout(const digcl_gemm_args *a) {
+    return !a->transpose_a && !a->transpose_b && 4 * a->N <= a->M;
 }
 
 int digcl_gemm_tc_wgmma(const digcl_context *ctx) {
@@ -208,13 +217,13 @@ int digcl_gemm_tc_wgmma(const digcl_context *ctx) {
     return digcl_context_precision(ctx) == DIGCL_PRECISION_TF32 ? setting != 0 : setting == 1;
 }
 
-/* The kernel reads A [M, K] and B stored [N, K] directly where they are float4-aligned;
- * with DIGCL_GEMM_WGMMA=1 an operand stored the other way gets a K-major copy first
- * (transposed_copy). */
+/* The kernel reads A [M, K] and B stored [N, K] directly where they are float4-aligned; an
+ * operand stored the other way (a small B by default, any with DIGCL_GEMM_WGMMA=1) gets a
+ * K-major copy first (transposed_copy). */
 static int wgmma_eligible(const digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
                           size_t stride_b) {
     return digcl_context_precision(ctx) == DIGCL_PRECISION_TF32 && a->K % 4 == 0 &&
-           ((!a->transpose_a && a->transpose_b) || wgmma_setting() == 1) &&
+           ((!a->transpose_a && a->transpose_b) || small_b_layout(a) || wgmma_setting() == 1) &&
            (a->transpose_a || vector_ok(a->a_offset, a->lda, a->K, stride_a)) &&
            (!a->transpose_b || vector_ok(a->b_offset, a->ldb, a->K, stride_b)) &&
            digcl_gemm_tc_wgmma(ctx);
