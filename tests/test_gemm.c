@@ -332,15 +332,16 @@ static void test_gemm_tf32_layouts(void **state) {
         digcl_context_create(&(digcl_context_options){.precision = DIGCL_PRECISION_TF32});
     test_rng rng = test_rng_seeded(17);
     const tf32_case cases[] = {
-        {64, 128, 32, 0, 1, 0, 1, 1.0f, 0.0f},    /* one tile, one K step */
-        {1000, 384, 36, 0, 1, 4, 1, 1.0f, 0.0f},  /* K past one step, edges in M */
-        {70, 200, 516, 0, 1, 8, 3, -1.5f, 0.5f},  /* batches, alpha, beta, edges in N */
-        {132, 68, 1024, 0, 1, 4, 2, 0.25f, 1.0f}, /* N not a multiple of 64 */
-        {260, 136, 100, 0, 0, 4, 2, 1.0f, 0.0f},  /* B [K, N]: dX = dY W */
-        {132, 200, 300, 1, 0, 0, 1, 1.0f, 0.5f},  /* A^T, B [K, N]: dW = dY^T X */
-        {68, 72, 92, 1, 1, 4, 2, 2.0f, 0.0f},     /* A^T, B stored [N, K] */
-        {68, 72, 90, 1, 1, 4, 2, 2.0f, 0.0f},     /* K not a multiple of 4: the mma.sync kernel */
-        {96, 64, 8192, 1, 0, 0, 0, 1.0f, 0.0f},   /* dW: split-K slices as a batch */
+        {64, 128, 32, 0, 1, 0, 1, 1.0f, 0.0f},     /* one tile, one K step */
+        {1000, 384, 36, 0, 1, 4, 1, 1.0f, 0.0f},   /* K past one step, edges in M */
+        {70, 200, 516, 0, 1, 8, 3, -1.5f, 0.5f},   /* batches, alpha, beta, edges in N */
+        {132, 68, 1024, 0, 1, 4, 2, 0.25f, 1.0f},  /* N not a multiple of 64 */
+        {260, 136, 100, 0, 0, 4, 2, 1.0f, 0.0f},   /* B [K, N]: dX = dY W */
+        {1000, 200, 100, 0, 0, 4, 2, -1.5f, 0.5f}, /* B at most A / 4: wgmma, B copied K-major */
+        {132, 200, 300, 1, 0, 0, 1, 1.0f, 0.5f},   /* A^T, B [K, N]: dW = dY^T X */
+        {68, 72, 92, 1, 1, 4, 2, 2.0f, 0.0f},      /* A^T, B stored [N, K] */
+        {68, 72, 90, 1, 1, 4, 2, 2.0f, 0.0f},      /* K not a multiple of 4: the mma.sync kernel */
+        {96, 64, 8192, 1, 0, 0, 0, 1.0f, 0.0f},    /* dW: split-K slices as a batch */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         run_tf32_layout_case(ctx, &rng, &cases[i]);
