@@ -159,6 +159,7 @@ static void test_gemm_auto_slices(void **state) {
         .transpose_a = 1, .M = 128, .N = 128, .K = 65536, .alpha = 1.0f, .beta = 0.0f};
     size_t slices = digcl_gemm_auto_slices(ctx, &thin);
     assert_true(slices >= 1 && slices <= 16);
+    assert_int_equal(slices & (slices - 1), 0); /* a power of two: no tail GEMM for K = 2^n */
     /* OpenBLAS (CPU devices) splits the work over its threads instead. */
     const int blas = strcmp(digcl_gemm_backend_name(ctx), "OpenBLAS") == 0;
     if (blas) assert_int_equal(slices, 1);

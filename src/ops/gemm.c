@@ -137,16 +137,21 @@ void digcl_gemm_split_k(digcl_context *ctx, const digcl_gemm_args *a, size_t sli
 }
 
 /* Heuristic: 128x128 output tiles; split when they cover under half the
- * compute units twice over and K is long enough to keep slices >= 512 wide. */
+ * compute units twice over and K is long enough to keep slices >= 512 wide. The
+ * count is rounded to the nearest power of two (5 -> 4, 7 -> 8, 11 -> 8), so that
+ * the slices of the usual K (rows of a batch) divide it: a rest costs one more GEMM
+ * launch (the tail in digcl_gemm_split_k). */
 size_t digcl_gemm_auto_slices(const digcl_context *ctx, const digcl_gemm_args *a) {
     if (digcl_gemm_backend(ctx) == DIGCL_GEMM_BACKEND_BLAS) return 1; /* threads split the work */
     size_t units = digcl_context_device(ctx)->compute_units;
     size_t tiles = ((a->M + 127) / 128) * ((a->N + 127) / 128);
     if (a->K < 2048 || 2 * tiles > units) return 1;
-    size_t slices = (2 * units) / tiles;
-    if (slices > a->K / 512) slices = a->K / 512;
-    if (slices > 16) slices = 16;
-    return slices < 2 ? 1 : slices;
+    size_t slices = (2 * units) / tiles, limit = a->K / 512 < 16 ? a->K / 512 : 16;
+    size_t power = 1;
+    while (2 * power <= slices) power *= 2;
+    if (2 * slices >= 3 * power) power *= 2; /* nearer the next power up */
+    while (power > limit && power > 1) power /= 2;
+    return power;
 }
 
 void digcl_gemm(digcl_context *ctx, const digcl_gemm_args *a) {
