@@ -15,7 +15,9 @@
 #include "digcl/ref/gla.h"
 #include "test_util.h"
 
-enum { LAYOUT_TOKEN_MAJOR, LAYOUT_HEAD_MAJOR, LAYOUT_PADDED };
+/* LAYOUT_FUSED: q, k, v are column slices of one buffer of rows (and dq, dk, dv of one
+ * gradient buffer), as in DiG's projection rows; g and o dense. */
+enum { LAYOUT_TOKEN_MAJOR, LAYOUT_HEAD_MAJOR, LAYOUT_PADDED, LAYOUT_FUSED, LAYOUTS };
 enum { GATE_LOGSIGMOID, GATE_ZERO, GATE_MINUS_20 };
 
 typedef struct gla_case {
@@ -50,6 +52,13 @@ static digcl_gla_shape shape_of(const gla_case *c) {
             x->batch = x->token * c->T + (size_t)(i + 7);
         }
     }
+    if (c->layout == LAYOUT_FUSED) { /* [q | k | v | 3 more] per token */
+        size_t qk = (size_t)c->H * c->K, row = 2 * qk + (size_t)c->H * c->V + 3;
+        digcl_gla_strides q = {0, row, (size_t)c->K, row * c->T};
+        s.q = q;
+        s.k = q, s.k.offset = qk;
+        s.v = q, s.v.offset = 2 * qk, s.v.head = (size_t)c->V;
+    }
     return s;
 }
 
@@ -80,6 +89,15 @@ static host_tensor tensor_random(test_rng *rng, size_t span) {
     return x;
 }
 
+static host_tensor tensor_copy(const host_tensor *x) {
+    host_tensor y = {x->span, malloc(x->span * sizeof(float)), malloc(x->span * sizeof(double))};
+    assert_non_null(y.values);
+    assert_non_null(y.wide);
+    memcpy(y.values, x->values, x->span * sizeof(float));
+    memcpy(y.wide, x->wide, x->span * sizeof(double));
+    return y;
+}
+
 static void tensor_free(host_tensor *x) {
     free(x->values);
     free(x->wide);
@@ -97,12 +115,10 @@ static void fill_gate(test_rng *rng, host_tensor *g, const gla_case *c) {
 }
 
 /* Copies the view's elements [N, T, H, D] out of a strided buffer into dense
- * order; returns the number of gap elements that are not NaN (poison kept). */
-static size_t gather(const digcl_gla_shape *s, const digcl_gla_strides *x, int D,
-                     const float *strided, size_t span, float *dense) {
-    char *inside = calloc(span, 1);
-    assert_non_null(inside);
-    size_t count = 0, touched = 0;
+ * order and marks them in `inside`. */
+static void gather(const digcl_gla_shape *s, const digcl_gla_strides *x, int D,
+                   const float *strided, char *inside, float *dense) {
+    size_t count = 0;
     for (int n = 0; n < s->N; n++)
         for (int t = 0; t < s->T; t++)
             for (int h = 0; h < s->H; h++)
@@ -111,9 +127,6 @@ static size_t gather(const digcl_gla_shape *s, const digcl_gla_strides *x, int D
                     dense[count++] = strided[at];
                     inside[at] = 1;
                 }
-    for (size_t i = 0; i < span; i++) touched += !inside[i] && !isnan(strided[i]);
-    free(inside);
-    return touched;
 }
 
 static void gather_wide(const digcl_gla_shape *s, const digcl_gla_strides *x, int D,
@@ -137,18 +150,32 @@ static void outputs_free(gla_outputs *x) {
     for (size_t i = 0; i < 7; i++) free(all[i]);
 }
 
-/* Downloads a strided output (the gradient of `tensor`, or o), checks its gaps, returns
- * the dense copy. */
-static float *download_view(cl_mem mem, const digcl_gla_shape *s, int tensor) {
-    const int D = width_of(s, tensor);
-    const size_t span = digcl_gla_span(s, layout_of(s, tensor), D);
+/* Downloads a buffer of `span` elements holding the outputs (the gradients of
+ * `tensors`, or o), returns their dense copies in dense[i] and checks that nothing
+ * outside them was written (the poison kept). */
+static void download_views(cl_mem mem, size_t span, const digcl_gla_shape *s, const int *tensors,
+                           int count, float **dense) {
     float *strided = test_download(mem, span);
-    float *dense = malloc((size_t)s->N * s->T * s->H * D * sizeof(float));
-    assert_non_null(dense);
-    size_t touched = gather(s, layout_of(s, tensor), D, strided, span, dense);
-    if (touched) print_message("gla: %zu elements written outside the view\n", touched);
+    char *inside = calloc(span, 1);
+    assert_non_null(inside);
+    for (int i = 0; i < count; i++) {
+        const int D = width_of(s, tensors[i]);
+        dense[i] = malloc((size_t)s->N * s->T * s->H * D * sizeof(float));
+        assert_non_null(dense[i]);
+        gather(s, layout_of(s, tensors[i]), D, strided, inside, dense[i]);
+    }
+    size_t touched = 0;
+    for (size_t i = 0; i < span; i++) touched += !inside[i] && !isnan(strided[i]);
+    if (touched) print_message("gla: %zu elements written outside the views\n", touched);
     assert_int_equal(touched, 0);
+    free(inside);
     free(strided);
+}
+
+static float *download_view(cl_mem mem, const digcl_gla_shape *s, int tensor) {
+    float *dense = NULL;
+    download_views(mem, digcl_gla_span(s, layout_of(s, tensor), width_of(s, tensor)), s, &tensor, 1,
+                   &dense);
     return dense;
 }
 
@@ -179,13 +206,15 @@ static gla_problem problem_create(const gla_case *c) {
     p.shape = shape_of(c);
     for (int i = 0; i < TENSORS; i++)
         p.span[i] = digcl_gla_span(&p.shape, layout_of(&p.shape, i), width_of(&p.shape, i));
+    if (c->layout == LAYOUT_FUSED) /* one buffer of rows for q, k, v: v ends last */
+        p.span[TENSOR_Q] = p.span[TENSOR_K] = p.span[TENSOR_V];
     p.state_count = (size_t)c->N * c->H * c->K * c->V;
     p.qk_dense = (size_t)c->N * c->T * c->H * c->K;
     p.value_dense = (size_t)c->N * c->T * c->H * c->V;
     test_rng rng = test_rng_seeded(c->seed);
     p.q = tensor_random(&rng, p.span[TENSOR_Q]);
-    p.k = tensor_random(&rng, p.span[TENSOR_K]);
-    p.v = tensor_random(&rng, p.span[TENSOR_V]);
+    p.k = c->layout == LAYOUT_FUSED ? tensor_copy(&p.q) : tensor_random(&rng, p.span[TENSOR_K]);
+    p.v = c->layout == LAYOUT_FUSED ? tensor_copy(&p.q) : tensor_random(&rng, p.span[TENSOR_V]);
     p.do_ = tensor_random(&rng, p.span[TENSOR_O]);
     p.h0 = tensor_random(&rng, p.state_count);
     p.dhT = tensor_random(&rng, p.state_count);
@@ -205,16 +234,19 @@ static gla_outputs run_device(const gla_problem *p, int reuse) {
     digcl_context *ctx = test_context();
     const digcl_gla_shape *s = &p->shape;
     const size_t *span = p->span;
+    const int fused = p->c.layout == LAYOUT_FUSED; /* q, k, v (dq, dk, dv) in one buffer */
     cl_mem q = test_upload(p->q.values, span[TENSOR_Q]);
-    cl_mem k = test_upload(p->k.values, span[TENSOR_K]);
+    cl_mem k = fused ? q : test_upload(p->k.values, span[TENSOR_K]);
     cl_mem g = test_upload(p->g.values, span[TENSOR_G]);
-    cl_mem v = test_upload(p->v.values, span[TENSOR_V]);
+    cl_mem v = fused ? q : test_upload(p->v.values, span[TENSOR_V]);
     cl_mem do_ = test_upload(p->do_.values, span[TENSOR_O]);
     cl_mem h0 = p->c.with_h0 ? test_upload(p->h0.values, p->state_count) : NULL;
     cl_mem dhT = p->c.with_dhT ? test_upload(p->dhT.values, p->state_count) : NULL;
     cl_mem o = test_poisoned(span[TENSOR_O]), hT = test_poisoned(p->state_count);
-    cl_mem dq = test_poisoned(span[TENSOR_Q]), dk = test_poisoned(span[TENSOR_K]);
-    cl_mem dg = test_poisoned(span[TENSOR_G]), dv = test_poisoned(span[TENSOR_V]);
+    cl_mem dq = test_poisoned(span[TENSOR_Q]);
+    cl_mem dk = fused ? dq : test_poisoned(span[TENSOR_K]);
+    cl_mem dg = test_poisoned(span[TENSOR_G]);
+    cl_mem dv = fused ? dq : test_poisoned(span[TENSOR_V]);
     cl_mem dh0 = test_poisoned(p->state_count);
     cl_mem workspace = test_poisoned(digcl_gla_backward_workspace_bytes(s) / sizeof(float));
     digcl_gla_forward(ctx, s, q, k, v, g, h0, o, hT, workspace, 0);
@@ -228,15 +260,25 @@ static gla_outputs run_device(const gla_problem *p, int reuse) {
     digcl_finish(ctx);
     gla_outputs out;
     out.o = download_view(o, s, TENSOR_O);
-    out.dv = download_view(dv, s, TENSOR_V);
-    out.dq = download_view(dq, s, TENSOR_Q);
-    out.dk = download_view(dk, s, TENSOR_K);
     out.dg = download_view(dg, s, TENSOR_G);
+    if (fused) {
+        const int rows[3] = {TENSOR_Q, TENSOR_K, TENSOR_V};
+        float *dense[3];
+        download_views(dq, span[TENSOR_Q], s, rows, 3, dense);
+        out.dq = dense[0], out.dk = dense[1], out.dv = dense[2];
+    } else {
+        out.dv = download_view(dv, s, TENSOR_V);
+        out.dq = download_view(dq, s, TENSOR_Q);
+        out.dk = download_view(dk, s, TENSOR_K);
+    }
     out.hT = test_download(hT, p->state_count);
     out.dh0 = test_download(dh0, p->state_count);
     cl_mem all[] = {q, k, g, v, do_, h0, dhT, o, hT, dq, dk, dg, dv, dh0, workspace};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-        if (all[i]) test_release(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        int again = 0; /* the fused layout passes one buffer several times */
+        for (size_t j = 0; j < i; j++) again |= all[j] == all[i];
+        if (all[i] && !again) test_release(all[i]);
+    }
     return out;
 }
 
@@ -324,6 +366,9 @@ static void test_gla_against_oracle(void **state) {
         {1, 1024, 2, 32, 64, 32, LAYOUT_HEAD_MAJOR, GATE_LOGSIGMOID, 16, 1, 1, 7},
         /* K and V not multiples of 4: the register blocks' zero padding and edge stores */
         {2, 70, 3, 5, 7, 32, LAYOUT_PADDED, GATE_LOGSIGMOID, 1, 1, 1, 8},
+        /* DiG's projection rows: q, k, v read from and dq, dk, dv written to one buffer */
+        {2, 100, 3, 32, 64, 32, LAYOUT_FUSED, GATE_LOGSIGMOID, 16, 0, 1, 9},
+        {1, 65, 2, 5, 7, 16, LAYOUT_FUSED, GATE_LOGSIGMOID, 1, 1, 0, 10},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         gla_outputs got = run_case(&cases[i]);
@@ -426,7 +471,7 @@ static void test_gla_long_sweep(void **state) {
                                       dims[d][0],
                                       dims[d][1],
                                       chunks[c],
-                                      count % 3,
+                                      count % LAYOUTS,
                                       gate < 3 ? GATE_LOGSIGMOID : gate - 2,
                                       gate < 3 ? taus[gate] : 1,
                                       ends & 1,
