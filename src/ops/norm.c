@@ -261,6 +261,18 @@ static unsigned set_gate_rows(cl_kernel kernel, unsigned index, int rows, int V,
     return index + 3;
 }
 
+/* gate, its rows and the RMSNorm weight, from `index` on (both kernels take them in this
+ * order); returns the next index. */
+static unsigned set_gate_and_weight(cl_kernel kernel, unsigned index, cl_mem gate,
+                                    digcl_gate_rows gate_rows, cl_mem weight, size_t weight_offset,
+                                    int rows, int V, const char *op) {
+    digcl_arg_mem(kernel, index, gate);
+    index = set_gate_rows(kernel, index + 1, rows, V, gate_rows, op);
+    digcl_arg_mem(kernel, index, weight);
+    digcl_arg_int(kernel, index + 1, (int)weight_offset);
+    return index + 2;
+}
+
 void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, cl_mem gate,
                                 digcl_gate_rows gate_rows, cl_mem weight, size_t weight_offset,
                                 cl_mem y) {
@@ -270,13 +282,11 @@ void digcl_rmsnorm_gate_forward(digcl_context *ctx, int rows, int V, cl_mem x, c
         make_forward_layout(ctx, V, rmsnorm_vec_width(V, weight_offset, gate_rows));
     cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_forward", layout.options);
     digcl_arg_mem(kernel, 0, x);
-    digcl_arg_mem(kernel, 1, gate);
-    unsigned index = set_gate_rows(kernel, 2, rows, V, gate_rows, "rmsnorm_gate_forward");
-    digcl_arg_mem(kernel, index, weight);
-    digcl_arg_int(kernel, index + 1, (int)weight_offset);
-    digcl_arg_mem(kernel, index + 2, y);
-    digcl_arg_int(kernel, index + 3, rows);
-    digcl_arg_int(kernel, index + 4, V);
+    unsigned index = set_gate_and_weight(kernel, 1, gate, gate_rows, weight, weight_offset, rows, V,
+                                         "rmsnorm_gate_forward");
+    digcl_arg_mem(kernel, index, y);
+    digcl_arg_int(kernel, index + 1, rows);
+    digcl_arg_int(kernel, index + 2, V);
     launch_groups(ctx, kernel, "rmsnorm_gate_forward", &layout,
                   ops_ceil_div((size_t)rows, (size_t)layout.rows));
 }
@@ -318,17 +328,15 @@ void digcl_rmsnorm_gate_backward(digcl_context *ctx, int rows, int V, cl_mem dy,
     cl_kernel kernel = digcl_kernel(ctx, "norm", "rmsnorm_gate_backward", layout.options);
     digcl_arg_mem(kernel, 0, dy);
     digcl_arg_mem(kernel, 1, x);
-    digcl_arg_mem(kernel, 2, gate);
-    unsigned index = set_gate_rows(kernel, 3, rows, V, gate_rows, "rmsnorm_gate_backward");
-    digcl_arg_mem(kernel, index, weight);
-    digcl_arg_int(kernel, index + 1, (int)weight_offset);
-    digcl_arg_mem(kernel, index + 2, dx);
-    digcl_arg_mem(kernel, index + 3, dgate);
-    digcl_arg_int(kernel, index + 4, accumulate);
-    digcl_arg_int(kernel, index + 5, rows);
-    digcl_arg_int(kernel, index + 6, V);
-    digcl_arg_int(kernel, index + 7, plan.iterations);
-    digcl_arg_mem(kernel, index + 8, workspace);
+    unsigned index = set_gate_and_weight(kernel, 2, gate, gate_rows, weight, weight_offset, rows, V,
+                                         "rmsnorm_gate_backward");
+    digcl_arg_mem(kernel, index, dx);
+    digcl_arg_mem(kernel, index + 1, dgate);
+    digcl_arg_int(kernel, index + 2, accumulate);
+    digcl_arg_int(kernel, index + 3, rows);
+    digcl_arg_int(kernel, index + 4, V);
+    digcl_arg_int(kernel, index + 5, plan.iterations);
+    digcl_arg_mem(kernel, index + 6, workspace);
     launch_groups(ctx, kernel, "rmsnorm_gate_backward", &layout, (size_t)plan.chunks);
     digcl_column_sum(ctx, 1, plan.chunks, V, workspace, 0, 1.0f, dweight, dweight_offset, 0, 1,
                      workspace, (size_t)plan.chunks * V);
