@@ -65,8 +65,9 @@ static inline size_t head_offset(int nh, int H, int head, int batch) {
 /* Element (n, 0, h, 0) of tensor x for nh = n * H + h. */
 #define BASE(x) ((size_t)x##_offset + head_offset(nh, H, x##_head, x##_batch))
 
-/* Row r of the chunk's first token: x + its (n, h) base + t0 * token. The host keeps
- * CHUNK * token below 2^31, so the indices inside a chunk are 32-bit. */
+/* The chunk's first row (token t0) of tensor x in `layout`: x + its (n, h) base + t0 *
+ * token; row r follows at r * token. The host keeps CHUNK * token below 2^31, so the
+ * work-group kernels index inside a chunk in 32 bits. */
 #define CHUNK_ROWS(x, layout) ((x) + BASE(layout) + (size_t)t0 * layout##_token)
 
 /* x[r, col0 + c] of the chunk (rows: CHUNK_ROWS) for `width` columns, zero for r >=
@@ -863,11 +864,10 @@ __kernel void gla_chunk_grad_qk_serial(
     const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
     if (chunk >= NT) return;
     const int rows = min(CHUNK, T - t0);
-    const size_t q_at = BASE(q) + (size_t)t0 * q_token, k_at = BASE(k) + (size_t)t0 * k_token;
-    const size_t g_at = BASE(g) + (size_t)t0 * g_token;
-    __global const float *qc = q + q_at, *kc = k + k_at, *gc = g + g_at;
-    __global const float *vc = v + BASE(v) + (size_t)t0 * v_token;
-    __global const float *doc = do_ + BASE(o) + (size_t)t0 * o_token;
+    __global const float *qc = CHUNK_ROWS(q, q), *kc = CHUNK_ROWS(k, k), *gc = CHUNK_ROWS(g, g);
+    __global const float *vc = CHUNK_ROWS(v, v), *doc = CHUNK_ROWS(do_, o);
+    __global float *dq_rows = CHUNK_ROWS(dq, q), *dk_rows = CHUNK_ROWS(dk, k);
+    __global float *dg_rows = CHUNK_ROWS(dg, g);
     const size_t state_at = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
     __global const float *state = workspace + state_at;                   /* [K, V] H_n */
     __global const float *dstate = workspace + dstates_offset + state_at; /* [K, V] D_n */
@@ -927,9 +927,9 @@ __kernel void gla_chunk_grad_qk_serial(
             const size_t q_row = (size_t)t * q_token + i, k_row = (size_t)t * k_token + i;
             const float query = qc[q_row], key = kc[k_row];
             running[i] += query * query_grad[t][i] - key * key_intra[t][i];
-            dg[g_at + (size_t)t * g_token + i] = running[i] + b[t][i];
-            dq[q_at + q_row] = query_grad[t][i] + self * key;
-            dk[k_at + k_row] = key_inter[t][i] + key_intra[t][i] + self * query;
+            dg_rows[(size_t)t * g_token + i] = running[i] + b[t][i];
+            dq_rows[q_row] = query_grad[t][i] + self * key;
+            dk_rows[k_row] = key_inter[t][i] + key_intra[t][i] + self * query;
         }
     }
 }
@@ -956,23 +956,23 @@ __kernel void gla_chunk_prepass_serial(
     const int rows = min(CHUNK, T - t0);
     const size_t state = ((size_t)nh * NT + chunk) * K_DIM * V_DIM;
     float b[CHUNK][K_DIM], left[CHUNK][K_DIM];
-    chunk_cumsum(b, g + BASE(g) + (size_t)t0 * g_token, g_token, rows);
+    chunk_cumsum(b, CHUNK_ROWS(g, g), g_token, rows);
 #ifdef GLA_STATES
     __global float *gammas = workspace + gammas_offset + ((size_t)nh * NT + chunk) * K_DIM;
+    __global const float *kc = CHUNK_ROWS(k, k);
     for (int i = 0; i < K_DIM; i++) gammas[i] = exp(b[rows - 1][i]);
     for (int t = 0; t < rows; t++) /* k_j * exp(Gamma - b_j) */
         for (int i = 0; i < K_DIM; i++)
-            left[t][i] = k[BASE(k) + (size_t)(t0 + t) * k_token + i] *
-                         exp(b[rows - 1][i] - b[t][i]);
-    rows_outer_product(workspace + state, left, v + BASE(v) + (size_t)t0 * v_token, v_token,
-                       rows);
+            left[t][i] = kc[(size_t)t * k_token + i] * exp(b[rows - 1][i] - b[t][i]);
+    rows_outer_product(workspace + state, left, CHUNK_ROWS(v, v), v_token, rows);
 #endif
 #ifdef GLA_STATE_GRADS
+    __global const float *qc = CHUNK_ROWS(q, q);
     for (int t = 0; t < rows; t++) /* s q_t * exp(b_t) */
         for (int i = 0; i < K_DIM; i++)
-            left[t][i] = q[BASE(q) + (size_t)(t0 + t) * q_token + i] * (scale * exp(b[t][i]));
-    rows_outer_product(workspace + dstates_offset + state, left,
-                       do_ + BASE(o) + (size_t)t0 * o_token, o_token, rows);
+            left[t][i] = qc[(size_t)t * q_token + i] * (scale * exp(b[t][i]));
+    rows_outer_product(workspace + dstates_offset + state, left, CHUNK_ROWS(do_, o), o_token,
+                       rows);
 #endif
 }
 #endif
@@ -1015,20 +1015,20 @@ __kernel void gla_chunk_output_serial(
     const int NT = (T + CHUNK - 1) / CHUNK, t0 = chunk * CHUNK;
     if (chunk >= NT) return;
     const int rows = min(CHUNK, T - t0);
-    __global const float *qc = q + BASE(q) + (size_t)t0 * q_token;
-    __global const float *kc = k + BASE(k) + (size_t)t0 * k_token;
+    __global const float *qc = CHUNK_ROWS(q, q), *kc = CHUNK_ROWS(k, k);
 #ifdef GLA_DV /* values: do (o's layout); out: dv (v's layout) */
-    const size_t in_at = BASE(o) + (size_t)t0 * o_token, out_at = BASE(v) + (size_t)t0 * v_token;
+    __global const float *xc = CHUNK_ROWS(values, o);
+    __global float *out_rows = CHUNK_ROWS(out, v);
     const int in_token = o_token, out_token = v_token;
 #else
-    const size_t in_at = BASE(v) + (size_t)t0 * v_token, out_at = BASE(o) + (size_t)t0 * o_token;
+    __global const float *xc = CHUNK_ROWS(values, v);
+    __global float *out_rows = CHUNK_ROWS(out, o);
     const int in_token = v_token, out_token = o_token;
 #endif
-    __global const float *xc = values + in_at;
     __global const float *state =
         workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
     float b[CHUNK][K_DIM], scores[CHUNK][CHUNK], left[CHUNK][K_DIM];
-    chunk_cumsum(b, g + BASE(g) + (size_t)t0 * g_token, g_token, rows);
+    chunk_cumsum(b, CHUNK_ROWS(g, g), g_token, rows);
     decayed_scores(scores, qc, q_token, kc, k_token, b, rows, scale);
     for (int t = 0; t < rows; t++)
         for (int i = 0; i < K_DIM; i++)
@@ -1057,7 +1057,7 @@ __kernel void gla_chunk_output_serial(
             for (int c = 0; c < V_DIM; c++) acc[c] += a * xc[(size_t)u * in_token + c];
         }
 #pragma unroll
-        for (int c = 0; c < V_DIM; c++) out[out_at + (size_t)t * out_token + c] = acc[c];
+        for (int c = 0; c < V_DIM; c++) out_rows[(size_t)t * out_token + c] = acc[c];
     }
 }
 #endif
