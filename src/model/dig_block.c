@@ -55,6 +55,13 @@ static projection_part fused_part(const dig_dims *d, int which) {
     return (projection_part){column, widths[which]};
 }
 
+/* Columns of parts [first, first + parts): adjacent in the rows and in the weights. */
+static size_t parts_width(const dig_dims *d, int first, int parts) {
+    size_t width = 0;
+    for (int i = first; i < first + parts; i++) width += (size_t)fused_part(d, i).width;
+    return width;
+}
+
 /* Head slices of one part of the projection rows, as the GLA reads them. */
 static digcl_gla_strides projection_slice(const dig_dims *d, int which, int head_width) {
     size_t width = (size_t)fused_width(d);
@@ -134,12 +141,9 @@ static size_t part_weight_offset(digcl_model *model, const block_params *p, int 
  * or one. */
 static void projection_forward(digcl_model *model, const dig_dims *d, const block_params *p,
                                block_saved *saved, int first, int parts) {
-    projection_part part = fused_part(d, first);
-    size_t width = 0;
-    for (int i = first; i < first + parts; i++) width += (size_t)fused_part(d, i).width;
     digcl_gemm_args args = {.transpose_b = 1,
                             .M = (size_t)d->rows,
-                            .N = width,
+                            .N = parts_width(d, first, parts),
                             .K = (size_t)d->D,
                             .alpha = 1.0f,
                             .beta = 0.0f,
@@ -149,7 +153,7 @@ static void projection_forward(digcl_model *model, const dig_dims *d, const bloc
                             .b_offset = part_weight_offset(model, p, first),
                             .ldb = (size_t)d->D,
                             .C = saved->projections,
-                            .c_offset = (size_t)part.column,
+                            .c_offset = (size_t)fused_part(d, first).column,
                             .ldc = (size_t)fused_width(d)};
     digcl_gemm(model->ctx, &args);
 }
@@ -168,8 +172,7 @@ static void projections_forward(digcl_model *model, const dig_dims *d, const blo
 static void projection_backward(digcl_model *model, const dig_dims *d, const block_params *p,
                                 int first, int parts, int accumulate) {
     model_scratch *s = &model->scratch;
-    size_t width = 0, weights = part_weight_offset(model, p, first);
-    for (int i = first; i < first + parts; i++) width += (size_t)fused_part(d, i).width;
+    size_t width = parts_width(d, first, parts), weights = part_weight_offset(model, p, first);
     size_t rows = (size_t)d->rows, D = (size_t)d->D, row = (size_t)fused_width(d);
     size_t column = (size_t)fused_part(d, first).column;
     digcl_gemm_args input_grad = {.M = rows,

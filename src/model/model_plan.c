@@ -23,6 +23,7 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 typedef struct plan_sizes {
     size_t N, T, D, Dk, F, rows, wide, out_features;
+    size_t fused; /* DiG's projection rows [q | k | v | g | low-rank gate]: 2Dk + 2D + 16 */
 } plan_sizes;
 
 static plan_sizes sizes_of(const digcl_model_config *c, int batch) {
@@ -33,9 +34,8 @@ static plan_sizes sizes_of(const digcl_model_config *c, int batch) {
     s.Dk = (size_t)c->qk_dim;
     s.F = (size_t)c->mlp_hidden;
     s.rows = s.N * s.T;
-    /* DiG's fused projection [q | k | v | g | low-rank gate] is 2Dk + 2D + 16 wide */
-    size_t fused = 2 * s.Dk + 2 * s.D + DIGCL_GLA_GATE_LOW_RANK;
-    s.wide = max_size(max_size(max_size(2 * s.F, 3 * s.D), max_size(s.F, 2 * s.D)), fused);
+    s.fused = 2 * s.Dk + 2 * s.D + DIGCL_GLA_GATE_LOW_RANK;
+    s.wide = max_size(max_size(max_size(2 * s.F, 3 * s.D), max_size(s.F, 2 * s.D)), s.fused);
     s.out_features = (size_t)(c->patch_size * c->patch_size * c->out_channels);
     return s;
 }
@@ -147,8 +147,7 @@ static void plan_block(model_arena *a, block_saved *b, const digcl_model_config 
     digcl_arena_add(a, &b->branch1, rows * s->D);
     digcl_arena_add(a, &b->branch2, rows * s->D);
     if (digcl_arch_has_dig_blocks(c->arch)) {
-        digcl_arena_add(a, &b->projections,
-                        rows * (2 * s->Dk + 2 * s->D + DIGCL_GLA_GATE_LOW_RANK));
+        digcl_arena_add(a, &b->projections, rows * s->fused);
         digcl_arena_add(a, &b->gate_raw, rows * s->Dk);
         digcl_arena_add(a, &b->o, rows * s->D);
         digcl_arena_add(a, &b->mlp_hidden, rows * 2 * s->F);

@@ -94,10 +94,19 @@ static void check_strides(const char *what, const digcl_gla_strides *x, int T, i
         digcl_fatal("gla: %s token stride %zu exceeds 2^31 / 64 elements", what, x->token);
 }
 
+/* The layouts in the kernels' order (cl/gla.cl, LAYOUTS): q, k, g ([.., K]), v, o ([.., V]). */
+enum { LAYOUT_COUNT = 5 };
+
+static void layouts_of(const digcl_gla_shape *s, const digcl_gla_strides *layouts[LAYOUT_COUNT]) {
+    layouts[0] = &s->q, layouts[1] = &s->k, layouts[2] = &s->g, layouts[3] = &s->v;
+    layouts[4] = &s->o;
+}
+
 static void check_layouts(const digcl_gla_shape *s) {
-    const digcl_gla_strides *layouts[5] = {&s->q, &s->k, &s->g, &s->v, &s->o};
-    const char *names[5] = {"q", "k", "g", "v", "o"};
-    for (int i = 0; i < 5; i++)
+    const digcl_gla_strides *layouts[LAYOUT_COUNT];
+    const char *names[LAYOUT_COUNT] = {"q", "k", "g", "v", "o"};
+    layouts_of(s, layouts);
+    for (int i = 0; i < LAYOUT_COUNT; i++)
         check_strides(names[i], layouts[i], s->T, s->H, i < 3 ? s->K : s->V);
 }
 
@@ -141,8 +150,9 @@ static void arg_offset(cl_kernel kernel, unsigned index, size_t elements) {
 static void layout_args(cl_kernel kernel, unsigned index, const digcl_gla_shape *s, float scale) {
     digcl_arg_int(kernel, index++, s->T);
     digcl_arg_int(kernel, index++, s->H);
-    const digcl_gla_strides *layouts[5] = {&s->q, &s->k, &s->g, &s->v, &s->o};
-    for (int i = 0; i < 5; i++) {
+    const digcl_gla_strides *layouts[LAYOUT_COUNT];
+    layouts_of(s, layouts);
+    for (int i = 0; i < LAYOUT_COUNT; i++) {
         arg_offset(kernel, index++, layouts[i]->offset);
         digcl_arg_int(kernel, index++, (int)layouts[i]->token);
         digcl_arg_int(kernel, index++, (int)layouts[i]->head);

@@ -32,6 +32,9 @@ void digcl_bias_add(digcl_context *ctx, int rows, int out, cl_mem y, cl_mem bias
 }
 
 /* y = x W^T (+ b). */
+/* Row stride of x or dx: `stride`, or dense (in) when 0. */
+static size_t rows_stride(size_t stride, int in) { return stride ? stride : (size_t)in; }
+
 void digcl_linear_forward(digcl_context *ctx, digcl_linear_shape shape,
                           const digcl_linear_forward_args *args) {
     check_shape(shape, "linear_forward");
@@ -44,7 +47,7 @@ void digcl_linear_forward(digcl_context *ctx, digcl_linear_shape shape,
     gemm.alpha = 1.0f;
     gemm.beta = 0.0f;
     gemm.A = args->x, gemm.a_offset = args->x_offset;
-    gemm.lda = args->x_stride ? args->x_stride : (size_t)shape.in;
+    gemm.lda = rows_stride(args->x_stride, shape.in);
     gemm.B = args->weight, gemm.b_offset = args->weight_offset, gemm.ldb = (size_t)shape.in;
     gemm.C = args->y, gemm.ldc = (size_t)shape.out;
     digcl_gemm(ctx, &gemm);
@@ -68,7 +71,7 @@ static void backward_input(digcl_context *ctx, digcl_linear_shape shape,
     gemm.A = args->dy, gemm.lda = (size_t)shape.out;
     gemm.B = args->weight, gemm.b_offset = args->weight_offset, gemm.ldb = (size_t)shape.in;
     gemm.C = args->dx, gemm.c_offset = args->dx_offset;
-    gemm.ldc = args->dx_stride ? args->dx_stride : (size_t)shape.in;
+    gemm.ldc = rows_stride(args->dx_stride, shape.in);
     digcl_gemm(ctx, &gemm);
 }
 
@@ -84,7 +87,7 @@ static void backward_weight(digcl_context *ctx, digcl_linear_shape shape,
     gemm.beta = 1.0f;
     gemm.A = args->dy, gemm.lda = (size_t)shape.out;
     gemm.B = args->x, gemm.b_offset = args->x_offset;
-    gemm.ldb = args->x_stride ? args->x_stride : (size_t)shape.in;
+    gemm.ldb = rows_stride(args->x_stride, shape.in);
     gemm.C = args->dweight, gemm.c_offset = args->dweight_offset, gemm.ldc = (size_t)shape.in;
     digcl_gemm(ctx, &gemm);
 }
