@@ -70,6 +70,19 @@ static inline size_t head_offset(int nh, int H, int head, int batch) {
  * work-group kernels index inside a chunk in 32 bits. */
 #define CHUNK_ROWS(x, layout) ((x) + BASE(layout) + (size_t)t0 * layout##_token)
 
+/* The output kernels read `values` and write `out`: v into o, or with GLA_DV do (o's
+ * layout) into dv (v's). The _OF forms expand IN_LAYOUT / OUT_LAYOUT before pasting. */
+#ifdef GLA_DV
+#define IN_LAYOUT o
+#define OUT_LAYOUT v
+#else
+#define IN_LAYOUT v
+#define OUT_LAYOUT o
+#endif
+#define CHUNK_ROWS_OF(x, layout) CHUNK_ROWS(x, layout)
+#define TOKEN_OF_(layout) layout##_token
+#define TOKEN_OF(layout) TOKEN_OF_(layout)
+
 /* x[r, col0 + c] of the chunk (rows: CHUNK_ROWS) for `width` columns, zero for r >=
  * rows or col0 + c >= D, at tile[r * row_stride + c * column_stride] (column_stride 1:
  * rows; row_stride 1: the tile transposed). The items run along c: coalesced reads. */
@@ -493,15 +506,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gla_chunk_output(
     const int rows = T - t0; /* tokens left from t0 */
     __global const float *q_rows = CHUNK_ROWS(q, q), *k_rows = CHUNK_ROWS(k, k);
     __global const float *g_rows = CHUNK_ROWS(g, g);
-#ifdef GLA_DV /* values: do (o's layout); out: dv (v's layout) */
-    __global const float *in_rows = CHUNK_ROWS(values, o);
-    __global float *out_rows = CHUNK_ROWS(out, v);
-    const int in_token = o_token, out_token = v_token;
-#else
-    __global const float *in_rows = CHUNK_ROWS(values, v);
-    __global float *out_rows = CHUNK_ROWS(out, o);
-    const int in_token = v_token, out_token = o_token;
-#endif
+    __global const float *in_rows = CHUNK_ROWS_OF(values, IN_LAYOUT);
+    __global float *out_rows = CHUNK_ROWS_OF(out, OUT_LAYOUT);
+    const int in_token = TOKEN_OF(IN_LAYOUT), out_token = TOKEN_OF(OUT_LAYOUT);
     __global const float *state =
         workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
     float offdiag[8], diag[DIAG_PER_ITEM], result[16];
@@ -1016,15 +1023,9 @@ __kernel void gla_chunk_output_serial(
     if (chunk >= NT) return;
     const int rows = min(CHUNK, T - t0);
     __global const float *qc = CHUNK_ROWS(q, q), *kc = CHUNK_ROWS(k, k);
-#ifdef GLA_DV /* values: do (o's layout); out: dv (v's layout) */
-    __global const float *xc = CHUNK_ROWS(values, o);
-    __global float *out_rows = CHUNK_ROWS(out, v);
-    const int in_token = o_token, out_token = v_token;
-#else
-    __global const float *xc = CHUNK_ROWS(values, v);
-    __global float *out_rows = CHUNK_ROWS(out, o);
-    const int in_token = v_token, out_token = o_token;
-#endif
+    __global const float *xc = CHUNK_ROWS_OF(values, IN_LAYOUT);
+    __global float *out_rows = CHUNK_ROWS_OF(out, OUT_LAYOUT);
+    const int in_token = TOKEN_OF(IN_LAYOUT), out_token = TOKEN_OF(OUT_LAYOUT);
     __global const float *state =
         workspace + states_offset + ((size_t)nh * NT + chunk) * K_DIM * V_DIM; /* [K, V] */
     float b[CHUNK][K_DIM], scores[CHUNK][CHUNK], left[CHUNK][K_DIM];
