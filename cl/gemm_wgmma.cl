@@ -12,21 +12,32 @@
  * cores read the fp32 operands and use their TF32 part (the low 13 mantissa bits
  * are not used).
  *
- * Work-group: one warpgroup (4 warps, 128 threads) computes a 64 x BN tile of C
- * (BN 64 or 128), warp w the rows 16 w .. 16 w + 15. K advances in steps of 32
- * through two local buffers filled by cp.async (16-byte chunks, zero-filled past
- * M, N or K): step s starts its four m64nBNk8 wgmma (k slices of 8) on one buffer,
- * issues the copies of step s + 1 into the other while the tensor cores work, waits
- * for both, and one barrier ends the step.
+ * Work-group: WG warpgroups (4 warps each) compute a 64 WG x BN tile of C (BN 64 or
+ * 128), warpgroup u the rows 64 u .. 64 u + 63 and its warp w the 16 rows from
+ * 64 u + 16 w; they share the B tile. K advances in steps of BK (8, 16 or 32)
+ * through STAGES local buffers filled by cp.async (16-byte chunks, zero-filled past
+ * M, N or K), AHEAD steps ahead of the tensor cores. Step s waits for its own
+ * copies, and one barrier makes them visible to the tensor cores and tells every
+ * thread that no wgmma still reads the buffer of step s + AHEAD, which then takes
+ * its copies; then step s's BK / 8 m64nBNk8 wgmma start, and
+ *   DRAIN = 1 (AHEAD = STAGES - 1): the warpgroup waits for them, so the buffer of
+ *     step s is free at step s + 1 (other work-groups on the compute unit keep the
+ *     tensor cores busy meanwhile);
+ *   DRAIN = 0 (AHEAD = STAGES - 2): the warpgroup waits only for those of step
+ *     s - 1, so the next step's wgmma can queue behind them; the buffer of step s
+ *     is free at step s + 2.
  *
- * Local layout, both tiles K-major with the 128-byte swizzle the descriptors name:
- * a tile row is 32 floats (128 bytes, eight 16-byte chunks); chunk c of row r is
- * stored at chunk c ^ (r % 8) of that row; 8-row groups are 1024 bytes apart, and
- * every tile starts on a 1024-byte boundary.
+ * Local layout, both tiles K-major with the swizzle the descriptors name: a tile
+ * row is BK floats (4 BK bytes, RC = BK / 4 16-byte chunks); chunk c of row r is
+ * stored at chunk c ^ ((r RC / 8) % RC) of that row (BK 32: c ^ (r % 8), the
+ * 128-byte swizzle; 16: c ^ ((r / 2) % 4), 64 bytes; 8: c ^ ((r / 4) % 2), 32
+ * bytes: the XOR of address bits 4.. with bits 7..); 8-row groups are 32 BK bytes
+ * apart, and every tile starts on a 1024-byte boundary.
  * Descriptor (PTX ISA, "Matrix Descriptor Format"): bits 0-13 start address >> 4,
- * 16-29 leading-dimension byte offset >> 4 (unused with this swizzle: 1), 32-45
- * stride byte offset >> 4 (1024 bytes: 64), 62-63 swizzle mode (1: 128 bytes).
- * The k slice kk..kk+7 starts 4 kk bytes into the tile.
+ * 16-29 leading-dimension byte offset >> 4 (unused with a swizzle: 1), 32-45
+ * stride byte offset >> 4 (the 8-row group, 32 BK bytes), 62-63 swizzle mode
+ * (1: 128 bytes, 2: 64, 3: 32). The k slice kk..kk+7 starts 4 kk bytes into the
+ * tile.
  * Accumulators (m64nNk8 .f32): lane 4 g + t of warp w holds, for i < N / 2,
  * row 16 w + g + 8 ((i % 4) / 2), column 8 (i / 4) + 2 t + i % 2.
  *
@@ -35,23 +46,46 @@
  * compiled PTX, retargeted to sm_90a (src/runtime/program.c, "arch-specific PTX").
  * TC_EMULATE = 1 (tests on other devices): cp.async becomes a copy and each wgmma
  * the same sums read from the swizzled tiles, the operands truncated to TF32.
- * Options: -D BN, VEC_C (float2 stores), TC_EMULATE. */
+ * Options: -D BN, BK, STAGES, DRAIN, WG, VEC_C (float2 stores), TC_EMULATE. */
 
-#define STAGES 2 /* buffers; cp.async waits for all groups (STAGES - 2 = 0) */
-#define BM      64
-#define BK      32
-#define THREADS 128
+#ifndef BK
+#define BK 32
+#endif
+#ifndef STAGES
+#define STAGES 2 /* buffers */
+#endif
+#ifndef DRAIN
+#define DRAIN 1
+#endif
+#ifndef WG
+#define WG 1 /* warpgroups */
+#endif
+#define AHEAD (STAGES - 2 + DRAIN) /* K steps the copies run ahead */
+#define BM      (64 * WG)
+#define THREADS (128 * WG)
 #define TILE_A  (BM * BK) /* floats */
 #define TILE_B  (BN * BK)
 #define STAGE   (TILE_A + TILE_B)
 #define ROW_CHUNKS (BK / 4) /* 16-byte chunks of a tile row */
+#if BK == 32
+#define SWIZZLE_MODE 1 /* 128 bytes */
+#elif BK == 16
+#define SWIZZLE_MODE 2 /* 64 bytes */
+#elif BK == 8
+#define SWIZZLE_MODE 3 /* 32 bytes */
+#else
+#error "BK must be 8, 16 or 32"
+#endif
+#if AHEAD < 1 || STAGES * STAGE * 4 > 48 * 1024
+#error "STAGES buffers must fit in 48 KiB and let the copies run ahead (DRAIN = 0: at least 3)"
+#endif
 
 #include "tensor_core.cl"
 #include "gemm_common.cl"
 
 /* The float index of element (row, k) of a swizzled tile. */
 static inline int swizzled(int row, int k) {
-    return row * BK + (((k / 4) ^ (row % 8)) * 4) + k % 4;
+    return row * BK + (((k / 4) ^ ((row * ROW_CHUNKS / 8) % ROW_CHUNKS)) * 4) + k % 4;
 }
 
 /* Step k0's 16-byte chunks of rows first.. of an [rows, K] operand -> tile (zero past
@@ -79,7 +113,8 @@ static inline void load_step(__global const float *A, int lda, __global const fl
 /* What wgmma_k8 computes for this lane: its accumulators' sums over the k slice. */
 static inline void emulated_k8(float *d, __local const float *As, __local const float *Bs,
                                int kk) {
-    const int lane = get_local_id(0) % 32, w = get_local_id(0) / 32, g = lane / 4, t = lane % 4;
+    const int lane = get_local_id(0) % 32, w = get_local_id(0) / 32 % 4; /* in its group */
+    const int g = lane / 4, t = lane % 4;
     for (int i = 0; i < BN / 2; i++) {
         const int row = 16 * w + g + 8 * ((i % 4) / 2), col = 8 * (i / 4) + 2 * t + i % 2;
         float sum = 0.0f;
@@ -90,13 +125,20 @@ static inline void emulated_k8(float *d, __local const float *As, __local const 
 }
 
 static inline void wgmma_wait(float *d) { (void)d; /* emulated_k8 has finished */ }
+static inline void wgmma_wait_previous(float *d) { (void)d; }
 #else
 #include "wgmma_common.cl"
 
-/* The descriptor of a K-major tile (128-byte swizzle, 8-row groups 1024 bytes apart) from
- * `tile`, k slice kk. */
+/* The descriptor of a K-major tile (8-row groups 32 BK bytes apart) from `tile`, k slice
+ * kk. */
 static inline ulong descriptor(__local const float *tile, int kk) {
-    return smem_descriptor(tile + kk, 1024, 1);
+    return smem_descriptor(tile + kk, 32 * BK, SWIZZLE_MODE);
+}
+
+/* All but the newest group of this warpgroup's wgmma are done (d is named so that the
+ * compiler keeps it in place). */
+static inline void wgmma_wait_previous(float *d) {
+    asm volatile(ARCH_PTX "wgmma.wait_group.sync.aligned 1;" : ACC_OPERANDS : : "memory");
 }
 
 /* d[0 .. BN / 2 - 1] += A (64 x 8, descriptor a) B^T (B BN x 8, descriptor b) */
@@ -122,10 +164,11 @@ static inline void issue_step(__local const float *As, __local const float *Bs, 
 #endif
 }
 
-/* This thread's copies have landed and are visible to the tensor cores. */
+/* This thread's copies of the step to compute (all but the newest AHEAD - 1 groups) have
+ * landed and are visible to the tensor cores. */
 static inline void loads_landed(void) {
-    copy_wait();
 #if !TC_EMULATE
+    asm volatile("cp.async.wait_group %0;" ::"n"(AHEAD - 1) : "memory");
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 #endif
 }
@@ -135,9 +178,9 @@ gemm_wgmma(const int M, const int N, const int K, const float alpha, __global co
            const ulong a_offset, const int lda, const ulong stride_a, __global const float *B,
            const ulong b_offset, const int ldb, const ulong stride_b, const float beta,
            __global float *C, const ulong c_offset, const int ldc, const ulong stride_c) {
-    __local float tiles[2][STAGE] __attribute__((aligned(1024))); /* [stage][A | B] */
+    __local float tiles[STAGES][STAGE] __attribute__((aligned(1024))); /* [stage][A | B] */
     const int tid = get_local_id(0), lane = tid % 32, w = tid / 32, g = lane / 4, t = lane % 4;
-    const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM;
+    const int n0 = get_group_id(0) * BN, m0 = get_group_id(1) * BM; /* warp w: rows 16 w.. */
     const ulong batch = get_global_id(2);
     A += a_offset + batch * stride_a;
     B += b_offset + batch * stride_b;
@@ -146,20 +189,29 @@ gemm_wgmma(const int M, const int N, const int K, const float alpha, __global co
     float acc[BN / 2]; /* the accumulator layout of the header */
 #pragma unroll
     for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
-    /* step s computes from buffer s % 2 while step s + 1 loads into the other, which
-     * step s - 1's products (waited for) no longer read */
     const int steps = (K + BK - 1) / BK;
-    load_step(A, lda, B, ldb, M, N, K, m0, n0, 0, tid, tiles[0]);
-    loads_landed();
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = 0; s < steps; s++) {
-        issue_step(tiles[s % 2], tiles[s % 2] + TILE_A, acc);
-        if (s + 1 < steps)
-            load_step(A, lda, B, ldb, M, N, K, m0, n0, (s + 1) * BK, tid, tiles[(s + 1) % 2]);
-        wgmma_wait(acc);
-        loads_landed();
-        barrier(CLK_LOCAL_MEM_FENCE);
+    __local const float *A_rows = tiles[0] + (tid / 128) * 64 * BK; /* this warpgroup's */
+    /* one group of copies per step, empty past the last, so that the wait counts hold */
+    for (int s = 0; s < AHEAD; s++) {
+        if (s < steps) load_step(A, lda, B, ldb, M, N, K, m0, n0, s * BK, tid, tiles[s]);
+        else copy_commit();
     }
+    for (int s = 0; s < steps; s++) {
+        loads_landed();
+        barrier(CLK_LOCAL_MEM_FENCE); /* step s's tiles are in; step s + AHEAD's buffer is free */
+        const int ahead = s + AHEAD;
+        if (ahead < steps)
+            load_step(A, lda, B, ldb, M, N, K, m0, n0, ahead * BK, tid, tiles[ahead % STAGES]);
+        else
+            copy_commit();
+        issue_step(A_rows + (s % STAGES) * STAGE, tiles[s % STAGES] + TILE_A, acc);
+#if DRAIN
+        wgmma_wait(acc);
+#else
+        wgmma_wait_previous(acc);
+#endif
+    }
+    wgmma_wait(acc);
 
 #pragma unroll
     for (int i = 0; i < BN / 2; i += 4) {

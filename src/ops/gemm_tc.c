@@ -278,6 +278,55 @@ static void launch_tiles(digcl_context *ctx, cl_kernel kernel, const char *label
     digcl_launch(ctx, kernel, label, 3, global, local);
 }
 
+/* cl/gemm_wgmma.cl's pipeline: K steps of bk through `stages` local buffers, the wgmma
+ * drained every step or one step kept in flight, `groups` warpgroups per work-group. */
+typedef struct wgmma_pipe {
+    int bk, stages, drain, groups;
+} wgmma_pipe;
+
+/* DIGCL_GEMM_WGMMA_BK=8|16|32, DIGCL_GEMM_WGMMA_STAGES, DIGCL_GEMM_WGMMA_DRAIN=0|1 and
+ * DIGCL_GEMM_WGMMA_TF32_WG=1|2 force a part of the pipeline (benchmarks); 0 (-1 for drain):
+ * the automatic choice. Read once per process. */
+static wgmma_pipe forced_pipe(void) {
+    static int read;
+    static wgmma_pipe p;
+    if (read) return p;
+    p = (wgmma_pipe){
+        env_int("DIGCL_GEMM_WGMMA_BK", 0, 0, 32), env_int("DIGCL_GEMM_WGMMA_STAGES", 0, 0, 16),
+        env_int("DIGCL_GEMM_WGMMA_DRAIN", -1, 0, 1), env_int("DIGCL_GEMM_WGMMA_TF32_WG", 0, 0, 2)};
+    if (p.bk && p.bk != 8 && p.bk != 16 && p.bk != 32)
+        digcl_fatal("DIGCL_GEMM_WGMMA_BK=%d is not a K step (expected 8, 16 or 32)", p.bk);
+    if (p.stages == 1)
+        digcl_fatal("DIGCL_GEMM_WGMMA_STAGES=1 is not a pipeline (expected at least 2)");
+    read = 1;
+    return p;
+}
+
+/* Automatic (the fastest on the H200, docs/PERFORMANCE.md "A deeper wgmma pipeline"): two
+ * warpgroups on 128 x 128 tiles, three buffers, drained every step, where those tiles give
+ * every compute unit four (with fewer, the last wave of two work-groups per unit runs
+ * part-empty: 12544 x 384 lost 8 %); else one warpgroup on 64 x BN tiles, four buffers, a
+ * step in flight. K steps of 16 (8 costs a barrier per wgmma, 32 leaves room for only two
+ * buffers). */
+static wgmma_pipe tf32_pipe(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch) {
+    const wgmma_pipe f = forced_pipe();
+    const size_t wide = ((a->M + 127) / 128) * ((a->N + 127) / 128) * batch;
+    wgmma_pipe p;
+    p.groups = f.groups ? f.groups : wide >= 4 * digcl_context_device(ctx)->compute_units ? 2 : 1;
+    p.bk = f.bk ? f.bk : 16;
+    p.stages = f.stages ? f.stages : p.groups == 2 ? 3 : 4;
+    p.drain = f.drain >= 0 ? f.drain : p.groups == 2;
+    if (!p.drain && p.stages < 3)
+        digcl_fatal("DIGCL_GEMM_WGMMA_DRAIN=0 keeps a step in flight: it needs at least 3 "
+                    "buffers (DIGCL_GEMM_WGMMA_STAGES)");
+    const size_t bytes = (size_t)p.stages * (64 * p.groups + 128) * p.bk * sizeof(float);
+    if (bytes > 48 * 1024)
+        digcl_fatal("the wgmma TF32 pipeline of %d buffers of K steps of %d with %d warpgroups "
+                    "needs %zu bytes of local memory (at most 49152; DIGCL_GEMM_WGMMA_*)",
+                    p.stages, p.bk, p.groups, bytes);
+    return p;
+}
+
 static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t stride_a,
                          size_t stride_b, size_t stride_c, size_t batch) {
     digcl_gemm_args k_major = *a; /* A [M, K], B stored [N, K] */
@@ -291,12 +340,15 @@ static void launch_wgmma(digcl_context *ctx, const digcl_gemm_args *a, size_t st
                                     a->N, batch);
         k_major.b_offset = 0, k_major.ldb = a->K, stride_b = a->N * a->K;
     }
-    const int bn = wgmma_width(ctx, a, batch, 64);
-    char options[160];
-    wgmma_options(options, sizeof options, bn, "", a, stride_c);
+    const wgmma_pipe p = tf32_pipe(ctx, a, batch);
+    const int bn = wgmma_width(ctx, a, batch, 64 * p.groups);
+    char layout[96], options[192];
+    snprintf(layout, sizeof layout, " -D BK=%d -D STAGES=%d -D DRAIN=%d -D WG=%d", p.bk, p.stages,
+             p.drain, p.groups);
+    wgmma_options(options, sizeof options, bn, layout, a, stride_c);
     cl_kernel kernel = digcl_kernel(ctx, "gemm_wgmma", "gemm_wgmma", options);
     set_gemm_args(kernel, &k_major, stride_a, stride_b, stride_c);
-    launch_tiles(ctx, kernel, "gemm (wgmma)", a, batch, 1, bn);
+    launch_tiles(ctx, kernel, "gemm (wgmma)", a, batch, p.groups, bn);
 }
 
 /* DIGCL_GEMM_WGMMA_TF32=split: TF32 GEMMs too run on cl/gemm_wgmma_split.cl (one product,
