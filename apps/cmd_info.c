@@ -50,6 +50,10 @@ static void print_config(const digcl_model_config *c, const char *source) {
                c->attention == DIGCL_ATTENTION_NAIVE
                    ? "[N, H, T, T] probabilities materialised, kept per block for backward"
                    : "O(T)-memory online softmax, no [T, T] buffer");
+    printf("activations   %s (%s)\n", digcl_activation_mode_name(c->activations), /* MODEL.md */
+           c->activations == DIGCL_ACTIVATIONS_KEEP
+               ? "training keeps every block's norms, streams and MLP activation"
+               : "training recomputes the elementwise ones in backward");
     if (c->arch == DIGCL_ARCH_UDIG) /* docs/MODEL.md "U-DiG" */
         printf("stages        5 x %d blocks on grids %d, %d, %d, %d, %d (encoder 1, encoder 2, "
                "bottleneck, decoder 2, decoder 1)\n",

@@ -217,6 +217,7 @@ static cJSON *args_json(const train_args *a, const char *model_name, const digcl
     cJSON_AddStringToObject(o, "data", a->data);
     cJSON_AddStringToObject(o, "model", model_name);
     cJSON_AddStringToObject(o, "attention", digcl_attention_mode_name(cfg->attention));
+    cJSON_AddStringToObject(o, "activations", digcl_activation_mode_name(cfg->activations));
     /* GEMM arithmetic (--precision): a resume under another one warns, since it is no
      * longer bit-exact */
     cJSON_AddStringToObject(o, "precision", digcl_precision_name(precision));
@@ -246,12 +247,12 @@ static cJSON *args_json(const train_args *a, const char *model_name, const digcl
 }
 
 /* Flags that steer the run rather than what it learns (and the data set,
- * which is checked on its own; the attention mode changes memory and speed,
- * not the function): changing them needs no warning. */
+ * which is checked on its own; the attention and activation modes change memory
+ * and speed, not the function): changing them needs no warning. */
 static int is_run_control(const char *key) {
     static const char *const keys[] = {"data",          "results_dir", "max_steps",  "epochs",
                                        "time_budget_s", "log_every",   "ckpt_every", "keep",
-                                       "model",         "attention"};
+                                       "model",         "attention",   "activations"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(key, keys[i]) == 0) return 1;
     return 0;
@@ -544,7 +545,7 @@ static int resolve_model(train_session *s) {
         return fprintf(stderr, "digcl train: %s\n", error), 1;
     if (model_flags_given(&a->model) && !same_model(&s->config, &from_flags)) return 2;
     /* the checkpoint's dig.config has no attention mode: this run's flag decides */
-    if (model_flags_apply_attention(&a->model, "train", &s->config) != 0) return 2;
+    if (model_flags_apply_runtime(&a->model, "train", &s->config) != 0) return 2;
     if (s->config.in_channels != s->info->channels || s->config.input_size != s->info->height ||
         s->config.num_classes < s->info->num_classes) {
         fprintf(

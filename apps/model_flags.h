@@ -8,8 +8,9 @@
  *      --num-heads required;
  *   2. every explicit --arch/--depth/... flag overrides the base;
  *   3. --image-size S (pixels) sets input_size = S/8.
- * --attention tiled|naive is a runtime option of DiT (digcl_attention_mode), not
- * part of the architecture: it is applied last and never changes dig.config.
+ * --attention tiled|naive (DiT, digcl_attention_mode) and --activations
+ * recompute|keep (training, digcl_activation_mode) are runtime options, not part of
+ * the architecture: they are applied last and never change dig.config.
  */
 #ifndef DIGCL_APPS_MODEL_FLAGS_H
 #define DIGCL_APPS_MODEL_FLAGS_H
@@ -36,6 +37,7 @@ typedef struct model_flags {
     long values[MODEL_FLAG_COUNT]; /* -1: unset */
     long image_size;               /* --image-size pixels; -1: unset */
     const char *attention;         /* --attention tiled|naive; NULL: unset (tiled) */
+    const char *activations;       /* --activations recompute|keep; NULL: unset (recompute) */
 } model_flags;
 
 void model_flags_init(model_flags *flags);
@@ -50,12 +52,12 @@ int model_flags_take(model_flags *flags, int argc, char **argv, int *i);
  * cannot be read. */
 int model_flags_resolve(const model_flags *flags, const char *command, digcl_model_config *cfg);
 
-/* Sets cfg->attention from --attention (unset: left as it is). Returns 0, or 2
- * after a message naming the command and the flag when naive is asked of a
- * model that is not DiT. model_flags_resolve calls it; `digcl train` also calls
- * it on a resumed checkpoint's config. */
-int model_flags_apply_attention(const model_flags *flags, const char *command,
-                                digcl_model_config *cfg);
+/* Sets cfg->attention from --attention and cfg->activations from --activations (unset:
+ * left as they are). Returns 0, or 2 after a message naming the command and the flag
+ * when naive is asked of a model that is not DiT. model_flags_resolve calls it;
+ * `digcl train` also calls it on a resumed checkpoint's config. */
+int model_flags_apply_runtime(const model_flags *flags, const char *command,
+                              digcl_model_config *cfg);
 
 /* 0 when digcl_model_check_batch accepts `batch`; else prints why, naming
  * --batch and --image-size, and returns 2. */

@@ -7,7 +7,9 @@
  * Pass: rel L2 < 1e-4 forward, < 1e-3 for every gradient; U-DiG (issue 15):
  * < 1e-5 forward, < 1e-4 for every gradient. The DiT fixtures run again with
  * naive attention (config.attention, docs/MODEL.md "DiT attention modes"):
- * same weights, same reference, same tolerances. */
+ * same weights, same reference, same tolerances. All of them run again with the
+ * activations kept per block instead of recomputed (config.activations, docs/MODEL.md
+ * "Activation memory"), whose extra memory is checked to the float. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +53,8 @@ static float *read_tensor(const digcl_safetensors *st, const char *name, size_t 
     return values;
 }
 
-static digcl_attention_mode dit_attention = DIGCL_ATTENTION_TILED; /* for DiT fixtures */
+static digcl_attention_mode dit_attention = DIGCL_ATTENTION_TILED;      /* for DiT fixtures */
+static digcl_activation_mode activations = DIGCL_ACTIVATIONS_RECOMPUTE; /* every fixture */
 
 static digcl_model *load_model(const char *dir) {
     char path[2048], error[1024];
@@ -60,7 +63,9 @@ static digcl_model *load_model(const char *dir) {
     if (digcl_checkpoint_read_config(path, &config, error, sizeof error) != 0)
         fail_msg("%s", error);
     assert_int_equal(config.attention, DIGCL_ATTENTION_TILED); /* dig.config never records it */
+    assert_int_equal(config.activations, DIGCL_ACTIVATIONS_RECOMPUTE); /* nor this */
     if (config.arch == DIGCL_ARCH_DIT) config.attention = dit_attention;
+    config.activations = activations;
     digcl_model *model = digcl_model_create(test_context(), &config);
     if (digcl_checkpoint_load(model, path, error, sizeof error) != 0) fail_msg("%s", error);
     return model;
@@ -150,11 +155,12 @@ static void run_fixture(const char *dir, const char *fixture) {
     digcl_model_forward(model, &inputs, out);
     compare(fixture, "out (inference mode)", out, want_out, out_count, forward_tolerance,
             &worst_forward);
-    print_message("  %-40s %sforward rel L2 %.2e, worst gradient %.2e\n", dir,
+    print_message("  %-40s %s%sforward rel L2 %.2e, worst gradient %.2e\n", dir,
                   arch != DIGCL_ARCH_DIT                   ? ""
                   : dit_attention == DIGCL_ATTENTION_NAIVE ? "naive attention, "
                                                            : "tiled attention, ",
-                  worst_forward, worst_gradient);
+                  activations == DIGCL_ACTIVATIONS_KEEP ? "kept activations, " : "", worst_forward,
+                  worst_gradient);
     test_release(inputs.x), test_release(inputs.t), test_release(inputs.y);
     test_release(out), test_release(d_out), test_release(dx);
     free(x), free(t), free(dout), free(want_out), free(want_dx);
@@ -207,6 +213,102 @@ static void test_committed_dit_fixtures_naive_attention(void **state) {
     run_dit_naive("tests/reference/fixtures_committed");
 }
 
+/* Kept activations: every committed fixture with the block's own copies of what the
+ * backward otherwise recomputes (forward and gradients against the same reference). */
+static void test_committed_fixtures_kept_activations(void **state) {
+    (void)state;
+    activations = DIGCL_ACTIVATIONS_KEEP;
+    run_set("tests/reference/fixtures_committed");
+    activations = DIGCL_ACTIVATIONS_RECOMPUTE;
+}
+
+/* One forward and backward of a committed fixture in `mode`: the flat gradient buffer and
+ * grad.x, downloaded (free both). */
+static void fixture_gradients(const char *dir, digcl_activation_mode mode, float **grads,
+                              size_t *grad_count, float **dx_host, size_t *x_count) {
+    fixture_files f = {open_in(dir, "inputs.safetensors"), open_in(dir, "expected.safetensors")};
+    activations = mode;
+    digcl_model *model = load_model(dir);
+    activations = DIGCL_ACTIVATIONS_RECOMPUTE;
+    int N = 0;
+    size_t t_count = 0, out_count = 0;
+    float *x = read_tensor(f.inputs, "x", x_count), *t = read_tensor(f.inputs, "t", &t_count);
+    float *dout = read_tensor(f.inputs, "dout", &out_count);
+    digcl_model_inputs inputs = {test_upload(x, *x_count), test_upload(t, t_count),
+                                 upload_int_labels(f.inputs, &N)};
+    cl_mem out = test_poisoned(out_count), d_out = test_upload(dout, out_count),
+           dx = test_poisoned(*x_count);
+    digcl_model_prepare(model, N, DIGCL_MODE_TRAINING);
+    digcl_model_zero_grad(model);
+    digcl_model_forward(model, &inputs, out);
+    digcl_model_backward(model, &inputs, d_out, dx);
+    *grad_count = digcl_model_flat_count(model);
+    *grads = test_download(digcl_model_grad_buffer(model), *grad_count);
+    *dx_host = test_download(dx, *x_count);
+    test_release(inputs.x), test_release(inputs.t), test_release(inputs.y);
+    test_release(out), test_release(d_out), test_release(dx);
+    free(x), free(t), free(dout);
+    digcl_model_release(model);
+    digcl_st_close(f.inputs), digcl_st_close(f.expected);
+}
+
+/* Keeping changes where the values live, not how they are computed: DiG (with skips),
+ * DiT and U-DiG give the same gradients bit for bit in both modes. */
+static void test_kept_activations_bitwise(void **state) {
+    (void)state;
+    const char *names[] = {"dig_c_skip", "dit_d_16x16", "udig_a_16x16_d5"};
+    for (int i = 0; i < 3; i++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "tests/reference/fixtures_committed/%s", names[i]);
+        float *g[2], *dx[2];
+        size_t grad_count[2], x_count[2];
+        fixture_gradients(dir, DIGCL_ACTIVATIONS_RECOMPUTE, &g[0], &grad_count[0], &dx[0],
+                          &x_count[0]);
+        fixture_gradients(dir, DIGCL_ACTIVATIONS_KEEP, &g[1], &grad_count[1], &dx[1], &x_count[1]);
+        assert_int_equal(grad_count[0], grad_count[1]);
+        assert_int_equal(x_count[0], x_count[1]);
+        size_t differ = 0;
+        for (size_t k = 0; k < grad_count[0]; k++) differ += memcmp(&g[0][k], &g[1][k], 4) != 0;
+        for (size_t k = 0; k < x_count[0]; k++) differ += memcmp(&dx[0][k], &dx[1][k], 4) != 0;
+        print_message("  %-16s %zu gradients and %zu grad.x values, %zu differ\n", names[i],
+                      grad_count[0], x_count[0], differ);
+        assert_int_equal(differ, 0);
+        free(g[0]), free(g[1]), free(dx[0]), free(dx[1]);
+    }
+}
+
+/* What keeping costs, to the float (alignment 4 bytes): per block x1, x2, h_mid and the
+ * MLP activation [rows, F], and for DiG h_post, normed o [rows, D] and the log gate
+ * [rows, Dk]; inference plans the same either way. */
+static void test_kept_activation_bytes(void **state) {
+    (void)state;
+    const char *presets[] = {"DiG-S/2", "DiT-S/2", "U-DiG-S"};
+    for (int i = 0; i < 3; i++) {
+        digcl_model_config config;
+        digcl_config_error error;
+        assert_int_equal(digcl_model_config_preset(presets[i], &config, &error), 0);
+        const int batch = 4;
+        size_t lean = digcl_model_activation_bytes(&config, batch, DIGCL_MODE_TRAINING, 4);
+        size_t lean_inference =
+            digcl_model_activation_bytes(&config, batch, DIGCL_MODE_INFERENCE, 4);
+        config.activations = DIGCL_ACTIVATIONS_KEEP;
+        size_t kept = digcl_model_activation_bytes(&config, batch, DIGCL_MODE_TRAINING, 4);
+        assert_int_equal(digcl_model_activation_bytes(&config, batch, DIGCL_MODE_INFERENCE, 4),
+                         lean_inference);
+        const int dig = digcl_arch_has_dig_blocks(config.arch);
+        size_t want = 0;
+        for (int b = 0; b < config.depth; b++) {
+            const size_t side = (size_t)digcl_model_block_grid(&config, b);
+            const size_t rows = (size_t)batch * side * side;
+            const size_t D = (size_t)config.hidden_size, F = (size_t)config.mlp_hidden;
+            want += rows * (3 * D + F + (dig ? 2 * D + (size_t)config.qk_dim : 0)) * 4;
+        }
+        print_message("  %-8s batch %d: activations %.1f MiB recomputed, %.1f MiB kept\n",
+                      presets[i], batch, lean / 1048576.0, kept / 1048576.0);
+        assert_int_equal(kept - lean, want);
+    }
+}
+
 static void test_full_size_fixtures(void **state) {
     (void)state;
     const char *binary_dir = getenv("DIGCL_TEST_BINARY_DIR");
@@ -227,6 +329,9 @@ int main(void) {
         cmocka_unit_test(test_committed_fixtures),
         cmocka_unit_test(test_committed_fixtures_separate_projections),
         cmocka_unit_test(test_committed_dit_fixtures_naive_attention),
+        cmocka_unit_test(test_committed_fixtures_kept_activations),
+        cmocka_unit_test(test_kept_activations_bitwise),
+        cmocka_unit_test(test_kept_activation_bytes),
         cmocka_unit_test(test_full_size_fixtures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,23 @@ const char *digcl_attention_mode_name(digcl_attention_mode mode);
 /* 0 and *mode for "tiled" or "naive"; -1 otherwise. */
 int digcl_attention_mode_parse(const char *name, digcl_attention_mode *mode);
 
+/* What a training forward keeps for the backward. A runtime choice like the attention
+ * mode (dig.config does not record it; gradients are the same bit for bit): RECOMPUTE
+ * keeps the inputs of the expensive ops and has the backward recompute the elementwise
+ * ones (modulated norms, gated residual streams, the gated RMSNorm and forget gate of
+ * DiG, the SwiGLU / GELU output) into shared scratch; KEEP gives each block its own
+ * copies instead, about 100 MB more per DiG-S block at batch 32 for about 1 ms less per
+ * training step (docs/MODEL.md "Activation memory"). */
+typedef enum digcl_activation_mode {
+    DIGCL_ACTIVATIONS_RECOMPUTE = 0, /* the default */
+    DIGCL_ACTIVATIONS_KEEP = 1
+} digcl_activation_mode;
+
+/* "recompute" / "keep" ("?" for other values). */
+const char *digcl_activation_mode_name(digcl_activation_mode mode);
+/* 0 and *mode for "recompute" or "keep"; -1 otherwise. */
+int digcl_activation_mode_parse(const char *name, digcl_activation_mode *mode);
+
 typedef struct digcl_config_error {
     char message[512];
 } digcl_config_error;
@@ -58,7 +75,8 @@ typedef struct digcl_model_config {
     int skip;           /* DiG only: long skips (skip_linear in blocks i > depth/2) */
     int skip_zero_init; /* DiG "-skipzero": skip_linear starts as [I | 0] */
     /* ---- runtime options (not architecture: never in dig.config JSON) ---- */
-    digcl_attention_mode attention; /* DiT only; DiG and U-DiG need TILED (= 0) */
+    digcl_attention_mode attention;    /* DiT only; DiG and U-DiG need TILED (= 0) */
+    digcl_activation_mode activations; /* training: recomputed (0) or kept per block */
     /* ---- derived by digcl_model_config_finish ---- */
     int qk_dim;       /* DiG: Dk = D/2; DiT: D */
     int v_dim;        /* D */

@@ -42,6 +42,19 @@ int digcl_attention_mode_parse(const char *name, digcl_attention_mode *mode) {
     return 0;
 }
 
+const char *digcl_activation_mode_name(digcl_activation_mode mode) {
+    return mode == DIGCL_ACTIVATIONS_RECOMPUTE ? "recompute"
+           : mode == DIGCL_ACTIVATIONS_KEEP    ? "keep"
+                                               : "?";
+}
+
+int digcl_activation_mode_parse(const char *name, digcl_activation_mode *mode) {
+    if (name && strcmp(name, "recompute") == 0) *mode = DIGCL_ACTIVATIONS_RECOMPUTE;
+    else if (name && strcmp(name, "keep") == 0) *mode = DIGCL_ACTIVATIONS_KEEP;
+    else return -1;
+    return 0;
+}
+
 /* ------------------------------------------------------------ derivation */
 
 /* fla GLAMLP (hidden_ratio 4): int(D*4*2/3) rounded up to a multiple of 256. */
@@ -103,6 +116,8 @@ static int check_fields(const digcl_model_config *c, digcl_config_error *err) {
         return fail(err, "model config: long skips exist only for DiG, not DiT");
     if (c->attention != DIGCL_ATTENTION_TILED && c->attention != DIGCL_ATTENTION_NAIVE)
         return fail(err, "model config: attention must be tiled or naive");
+    if (c->activations != DIGCL_ACTIVATIONS_RECOMPUTE && c->activations != DIGCL_ACTIVATIONS_KEEP)
+        return fail(err, "model config: activations must be recompute or keep");
     if (c->attention == DIGCL_ATTENTION_NAIVE && c->arch != DIGCL_ARCH_DIT)
         return fail(err,
                     "model config: attention \"naive\" exists only for DiT (DiG and U-DiG blocks "

@@ -11,7 +11,9 @@
  *   h_out = SREM_i(DWConv3x3(h2))                            // no residual
  *
  * Backward recomputes x1, x2, the log gate, the normed GLA output, the SwiGLU
- * output and the streams h1, h2 from what the forward kept. */
+ * output and the streams h1, h2 from what the forward kept, into the shared
+ * scratch; with DIGCL_ACTIVATIONS_KEEP the forward writes them into the block's
+ * own buffers (block_saved) and the backward reads them there. */
 #include <math.h>
 
 #include "digcl/activation.h"
@@ -90,38 +92,52 @@ static float gla_scale(const dig_dims *d) { return 1.0f / sqrtf((float)d->K); }
 /* x1 = modulate(LN(h_in), shift1, scale1), also (re)writing mean1/rstd1. */
 static void modulated_norm1(digcl_model *model, const dig_dims *d, block_saved *saved,
                             cl_mem h_in) {
-    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h_in,
-                                     block_modulation_vector(saved->modulation, 0, d->D),
-                                     block_modulation_vector(saved->modulation, 1, d->D),
-                                     model->scratch.x1, saved->mean1, saved->rstd1);
+    digcl_layernorm_modulate_forward(
+        model->ctx, d->N, d->T, d->D, h_in, block_modulation_vector(saved->modulation, 0, d->D),
+        block_modulation_vector(saved->modulation, 1, d->D),
+        block_kept(saved->x1, model->scratch.x1), saved->mean1, saved->rstd1);
 }
 
 static void modulated_norm2(digcl_model *model, const dig_dims *d, block_saved *saved,
                             cl_mem h_mid) {
-    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h_mid,
-                                     block_modulation_vector(saved->modulation, 3, d->D),
-                                     block_modulation_vector(saved->modulation, 4, d->D),
-                                     model->scratch.x2, saved->mean2, saved->rstd2);
+    digcl_layernorm_modulate_forward(
+        model->ctx, d->N, d->T, d->D, h_mid, block_modulation_vector(saved->modulation, 3, d->D),
+        block_modulation_vector(saved->modulation, 4, d->D),
+        block_kept(saved->x2, model->scratch.x2), saved->mean2, saved->rstd2);
 }
 
-/* h_mid = h_in + gate1 * branch1; h_post = h_mid + gate2 * branch2. */
-static void residual_streams(digcl_model *model, const dig_dims *d, block_saved *saved, cl_mem h_in,
-                             int second) {
-    model_scratch *s = &model->scratch;
+static cl_mem h_mid_of(digcl_model *model, const block_saved *saved) {
+    return block_kept(saved->h_mid, model->scratch.h_mid);
+}
+
+static cl_mem h_post_of(digcl_model *model, const block_saved *saved) {
+    return block_kept(saved->h_post, model->scratch.h_post);
+}
+
+/* h_mid = h_in + gate1 * branch1 */
+static void first_stream(digcl_model *model, const dig_dims *d, block_saved *saved, cl_mem h_in) {
     digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_in,
                                  block_modulation_vector(saved->modulation, 2, d->D),
-                                 saved->branch1, s->h_mid);
-    if (second)
-        digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, s->h_mid,
-                                     block_modulation_vector(saved->modulation, 5, d->D),
-                                     saved->branch2, s->h_post);
+                                 saved->branch1, h_mid_of(model, saved));
+}
+
+/* h_post = h_mid + gate2 * branch2 */
+static void second_stream(digcl_model *model, const dig_dims *d, block_saved *saved) {
+    digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_mid_of(model, saved),
+                                 block_modulation_vector(saved->modulation, 5, d->D),
+                                 saved->branch2, h_post_of(model, saved));
 }
 
 static void normed_gla_output(digcl_model *model, const dig_dims *d, const block_params *p,
                               block_saved *saved) {
     digcl_rmsnorm_gate_forward(model->ctx, d->rows * d->H, d->V, saved->o, saved->projections,
                                output_gate_rows(d), digcl_model_weight(model, p->norm_gate_weight),
-                               0, model->scratch.narrow);
+                               0, block_kept(saved->normed, model->scratch.narrow));
+}
+
+static void forget_gate(digcl_model *model, const dig_dims *d, block_saved *saved) {
+    digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER,
+                              saved->gate_raw, block_kept(saved->log_gate, model->scratch.gate));
 }
 
 /* ------------------------------------------------------------ forward */
@@ -147,7 +163,7 @@ static void projection_forward(digcl_model *model, const dig_dims *d, const bloc
                             .K = (size_t)d->D,
                             .alpha = 1.0f,
                             .beta = 0.0f,
-                            .A = model->scratch.x1,
+                            .A = block_kept(saved->x1, model->scratch.x1),
                             .lda = (size_t)d->D,
                             .B = digcl_params_buffer(model->active),
                             .b_offset = part_weight_offset(model, p, first),
@@ -170,7 +186,7 @@ static void projections_forward(digcl_model *model, const dig_dims *d, const blo
 /* From the gradients of the projection rows (scratch.wide, same columns):
  * dx1 (=|+=) d_part W_part into d_a, and dW_part += d_part^T x1. */
 static void projection_backward(digcl_model *model, const dig_dims *d, const block_params *p,
-                                int first, int parts, int accumulate) {
+                                const block_saved *saved, int first, int parts, int accumulate) {
     model_scratch *s = &model->scratch;
     size_t width = parts_width(d, first, parts), weights = part_weight_offset(model, p, first);
     size_t rows = (size_t)d->rows, D = (size_t)d->D, row = (size_t)fused_width(d);
@@ -198,7 +214,7 @@ static void projection_backward(digcl_model *model, const dig_dims *d, const blo
                                    .A = s->wide,
                                    .a_offset = column,
                                    .lda = row,
-                                   .B = s->x1,
+                                   .B = block_kept(saved->x1, s->x1),
                                    .ldb = D,
                                    .C = digcl_params_grad_buffer(model->params),
                                    .c_offset = weights,
@@ -252,23 +268,24 @@ static void gla_mixer_forward(digcl_model *model, const dig_dims *d, const block
     model_scratch *s = &model->scratch;
     projections_forward(model, d, p, saved);
     gate_high_forward(model, d, p, saved);
-    digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER,
-                              saved->gate_raw, s->gate);
+    forget_gate(model, d, saved);
     digcl_gla_shape shape = gla_shape(d);
     cl_mem rows = saved->projections; /* q, k, v */
-    digcl_gla_forward(model->ctx, &shape, rows, rows, rows, s->gate, NULL, saved->o, NULL,
-                      s->workspace, gla_scale(d));
+    digcl_gla_forward(model->ctx, &shape, rows, rows, rows, block_kept(saved->log_gate, s->gate),
+                      NULL, saved->o, NULL, s->workspace, gla_scale(d));
     normed_gla_output(model, d, p, saved);
-    digcl_model_linear(model, d->rows, d->D, d->D, s->narrow, p->o_weight, -1, saved->branch1);
+    digcl_model_linear(model, d->rows, d->D, d->D, block_kept(saved->normed, s->narrow),
+                       p->o_weight, -1, saved->branch1);
 }
 
 static void mlp_forward(digcl_model *model, const dig_dims *d, const block_params *p,
                         block_saved *saved) {
     model_scratch *s = &model->scratch;
-    digcl_model_linear(model, d->rows, d->D, 2 * d->F, s->x2, p->mlp_gate_weight, -1,
-                       saved->mlp_hidden);
-    digcl_swiglu_forward(model->ctx, d->rows, d->F, saved->mlp_hidden, s->narrow);
-    digcl_model_linear(model, d->rows, d->F, d->D, s->narrow, p->mlp_down_weight, -1,
+    cl_mem activation = block_kept(saved->mlp_act, s->narrow); /* [N, T, F] */
+    digcl_model_linear(model, d->rows, d->D, 2 * d->F, block_kept(saved->x2, s->x2),
+                       p->mlp_gate_weight, -1, saved->mlp_hidden);
+    digcl_swiglu_forward(model->ctx, d->rows, d->F, saved->mlp_hidden, activation);
+    digcl_model_linear(model, d->rows, d->F, d->D, activation, p->mlp_down_weight, -1,
                        saved->branch2);
 }
 
@@ -281,14 +298,12 @@ void digcl_dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem 
                        p->adaln_bias, saved->modulation);
     modulated_norm1(model, &d, saved, h_in);
     gla_mixer_forward(model, &d, p, saved);
-    residual_streams(model, &d, saved, h_in, 0);
-    modulated_norm2(model, &d, saved, s->h_mid);
+    first_stream(model, &d, saved, h_in);
+    modulated_norm2(model, &d, saved, h_mid_of(model, saved));
     mlp_forward(model, &d, p, saved);
-    digcl_gated_residual_forward(model->ctx, d.N, d.T, d.D, s->h_mid,
-                                 block_modulation_vector(saved->modulation, 5, d.D), saved->branch2,
-                                 s->h_post);
+    second_stream(model, &d, saved);
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
-    digcl_depthwise_conv_forward(model->ctx, &grid, s->h_post,
+    digcl_depthwise_conv_forward(model->ctx, &grid, h_post_of(model, saved),
                                  digcl_model_weight(model, p->conv_weight),
                                  digcl_model_weight(model, p->conv_bias), s->x1);
     digcl_model_block_reorient_forward(model, index, d.N, d.E, d.D, s->x1, h_out);
@@ -303,15 +318,17 @@ static void mlp_backward(digcl_model *model, const dig_dims *d, const block_para
     digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch2,
                                   block_modulation_vector(saved->modulation, 5, d->D), s->d_b, 0,
                                   block_modulation_vector(s->d_modulation, 5, d->D), s->workspace);
-    digcl_swiglu_forward(model->ctx, d->rows, d->F, saved->mlp_hidden, s->narrow); /* recompute */
-    digcl_model_linear_backward(model, d->rows, d->F, d->D, s->d_b, s->narrow, p->mlp_down_weight,
-                                -1, s->d_c, 0);
+    if (!saved->mlp_act) /* recompute */
+        digcl_swiglu_forward(model->ctx, d->rows, d->F, saved->mlp_hidden, s->narrow);
+    digcl_model_linear_backward(model, d->rows, d->F, d->D, s->d_b,
+                                block_kept(saved->mlp_act, s->narrow), p->mlp_down_weight, -1,
+                                s->d_c, 0);
     digcl_swiglu_backward(model->ctx, d->rows, d->F, s->d_c, saved->mlp_hidden, s->d_a, 0);
-    modulated_norm2(model, d, saved, s->h_mid); /* recompute x2 */
-    digcl_model_linear_backward(model, d->rows, d->D, 2 * d->F, s->d_a, s->x2, p->mlp_gate_weight,
-                                -1, s->d_b, 0);
+    if (!saved->x2) modulated_norm2(model, d, saved, h_mid_of(model, saved)); /* recompute */
+    digcl_model_linear_backward(model, d->rows, d->D, 2 * d->F, s->d_a,
+                                block_kept(saved->x2, s->x2), p->mlp_gate_weight, -1, s->d_b, 0);
     digcl_layernorm_modulate_backward(
-        model->ctx, d->N, d->T, d->D, s->d_b, s->h_mid, saved->mean2, saved->rstd2,
+        model->ctx, d->N, d->T, d->D, s->d_b, h_mid_of(model, saved), saved->mean2, saved->rstd2,
         block_modulation_vector(saved->modulation, 4, d->D), d_in, 1,
         block_modulation_vector(s->d_modulation, 3, d->D),
         block_modulation_vector(s->d_modulation, 4, d->D), s->workspace);
@@ -326,10 +343,10 @@ static void projections_backward(digcl_model *model, const dig_dims *d, const bl
                                saved->gate_raw, s->d_gate_raw, 0);
     gate_high_backward(model, d, p, saved);
     if (model->fused_projections) {
-        projection_backward(model, d, p, 0, PARTS, 0);
+        projection_backward(model, d, p, saved, 0, PARTS, 0);
         return;
     }
-    for (int i = 0; i < PARTS; i++) projection_backward(model, d, p, i, 1, i > 0);
+    for (int i = 0; i < PARTS; i++) projection_backward(model, d, p, saved, i, 1, i > 0);
 }
 
 /* d_in = dL/dh_mid on entry; leaves dL/dh_in. */
@@ -339,21 +356,21 @@ static void gla_mixer_backward(digcl_model *model, const dig_dims *d, const bloc
     digcl_gated_residual_backward(model->ctx, d->N, d->T, d->D, d_in, saved->branch1,
                                   block_modulation_vector(saved->modulation, 2, d->D), s->d_b, 0,
                                   block_modulation_vector(s->d_modulation, 2, d->D), s->workspace);
-    normed_gla_output(model, d, p, saved); /* recompute */
-    digcl_model_linear_backward(model, d->rows, d->D, d->D, s->d_b, s->narrow, p->o_weight, -1,
-                                s->d_c, 0);
+    if (!saved->normed) normed_gla_output(model, d, p, saved); /* recompute */
+    digcl_model_linear_backward(model, d->rows, d->D, d->D, s->d_b,
+                                block_kept(saved->normed, s->narrow), p->o_weight, -1, s->d_c, 0);
     /* d_c: d normed o -> d_a: d o; d g into the g columns of scratch.wide */
     digcl_rmsnorm_gate_backward(
         model->ctx, d->rows * d->H, d->V, s->d_c, saved->o, saved->projections, output_gate_rows(d),
         digcl_model_weight(model, p->norm_gate_weight), 0, s->d_a, s->wide, 0,
         digcl_model_weight_grad(model, p->norm_gate_weight), 0, s->workspace);
-    digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER,
-                              saved->gate_raw, s->gate);
+    if (!saved->log_gate) forget_gate(model, d, saved); /* recompute */
     digcl_gla_shape shape = gla_shape(d);
     cl_mem rows = saved->projections, d_rows = s->wide; /* q, k, v; dq, dk, dv */
-    digcl_gla_backward(model->ctx, &shape, rows, rows, rows, s->gate, NULL, s->d_a, NULL, d_rows,
-                       d_rows, d_rows, s->d_gate, NULL, s->workspace, gla_scale(d), 0);
-    modulated_norm1(model, d, saved, h_in); /* recompute x1 */
+    digcl_gla_backward(model->ctx, &shape, rows, rows, rows, block_kept(saved->log_gate, s->gate),
+                       NULL, s->d_a, NULL, d_rows, d_rows, d_rows, s->d_gate, NULL, s->workspace,
+                       gla_scale(d), 0);
+    if (!saved->x1) modulated_norm1(model, d, saved, h_in); /* recompute */
     projections_backward(model, d, p, saved);
     digcl_layernorm_modulate_backward(
         model->ctx, d->N, d->T, d->D, s->d_a, h_in, saved->mean1, saved->rstd1,
@@ -369,9 +386,10 @@ void digcl_dig_block_backward(digcl_model *model, int index, block_saved *saved,
     dig_dims d = dims_of(model, index);
     cl_mem h_in = saved->h_in;
     digcl_model_block_reorient_backward(model, index, d.N, d.E, d.D, d_out, s->d_a);
-    residual_streams(model, &d, saved, h_in, 1); /* recompute h_mid, h_post */
+    if (!saved->h_mid) first_stream(model, &d, saved, h_in); /* recompute */
+    if (!saved->h_post) second_stream(model, &d, saved);
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
-    digcl_depthwise_conv_backward(model->ctx, &grid, s->h_post,
+    digcl_depthwise_conv_backward(model->ctx, &grid, h_post_of(model, saved),
                                   digcl_model_weight(model, p->conv_weight), s->d_a, d_in,
                                   digcl_model_weight_grad(model, p->conv_weight),
                                   digcl_model_weight_grad(model, p->conv_bias), s->workspace);

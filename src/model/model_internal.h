@@ -72,7 +72,18 @@ typedef struct block_saved {
     cl_mem logsumexp; /* [N, H, T] (tiled attention) */
     cl_mem probs;     /* [N, H, T, T] softmax(scale q k^T) (naive attention) */
     cl_mem fc1;       /* [N, T, F] */
+    /* DIGCL_ACTIVATIONS_KEEP (training) only, else NULL: the backward recomputes them into
+     * model_scratch (block_kept) */
+    cl_mem x1, x2;        /* [N, T, D] modulated norms */
+    cl_mem h_mid, h_post; /* [N, T, D] streams between the branches (h_post: DiG) */
+    cl_mem normed;        /* [N, T, D] DiG: the gated RMSNorm of o */
+    cl_mem log_gate;      /* [N, T, Dk] DiG: the GLA log gate */
+    cl_mem mlp_act;       /* [N, T, F] SwiGLU (DiG) or GELU (DiT) output */
 } block_saved;
+
+/* Where a block's recomputable activation lives: its own copy (`kept`, non-NULL with
+ * DIGCL_ACTIVATIONS_KEEP) or the shared `scratch` the backward recomputes it into. */
+static inline cl_mem block_kept(cl_mem kept, cl_mem scratch) { return kept ? kept : scratch; }
 
 /* Scratch shared by all blocks (never needed across blocks). */
 typedef struct model_scratch {

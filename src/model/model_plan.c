@@ -2,7 +2,8 @@
  * once per (config, batch, mode). TRAINING keeps per-block tensors that
  * backward needs; cheap elementwise results (modulated norms, the SwiGLU and
  * GELU outputs, the streams between branches, the GLA log gate, the normed GLA
- * output) are recomputed in backward instead of kept. INFERENCE keeps one
+ * output) are recomputed in backward into shared scratch, or with
+ * config.activations = KEEP kept per block as well. INFERENCE keeps one
  * shared set. DiT with naive attention keeps the [N, H, T, T] probabilities
  * per block (as timm's autograd does) and one [N, H, T, T] dP scratch. */
 #include <stdlib.h>
@@ -132,10 +133,25 @@ static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_con
     digcl_arena_add(a, &x->d_final_modulation, s->N * 2 * s->D);
 }
 
+/* With DIGCL_ACTIVATIONS_KEEP, what the backward would otherwise recompute: the block's
+ * own x1, x2, h_mid (and DiG's h_post, normed o, log gate) and MLP activation. */
+static void plan_kept(model_arena *a, block_saved *b, const digcl_model_config *c,
+                      const plan_sizes *s) {
+    size_t rows = s->rows;
+    digcl_arena_add(a, &b->x1, rows * s->D);
+    digcl_arena_add(a, &b->x2, rows * s->D);
+    digcl_arena_add(a, &b->h_mid, rows * s->D);
+    digcl_arena_add(a, &b->mlp_act, rows * s->F);
+    if (!digcl_arch_has_dig_blocks(c->arch)) return;
+    digcl_arena_add(a, &b->h_post, rows * s->D);
+    digcl_arena_add(a, &b->normed, rows * s->D);
+    digcl_arena_add(a, &b->log_gate, rows * s->Dk);
+}
+
 /* What one block keeps. In INFERENCE only the first entry exists and is
  * reused by every block. */
 static void plan_block(model_arena *a, block_saved *b, const digcl_model_config *c,
-                       const plan_sizes *s, int has_skip_input) {
+                       const plan_sizes *s, int has_skip_input, int training) {
     size_t rows = s->rows;
     digcl_arena_add(a, &b->h_in, rows * s->D);
     if (has_skip_input) digcl_arena_add(a, &b->skip_in, rows * s->D);
@@ -158,6 +174,7 @@ static void plan_block(model_arena *a, block_saved *b, const digcl_model_config 
         else digcl_arena_add(a, &b->logsumexp, s->N * (size_t)c->num_heads * s->T);
         digcl_arena_add(a, &b->fc1, rows * s->F);
     }
+    if (training && c->activations == DIGCL_ACTIVATIONS_KEEP) plan_kept(a, b, c, s);
 }
 
 void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_mode mode,
@@ -183,7 +200,7 @@ void digcl_model_plan(const digcl_model_config *config, int batch, digcl_model_m
         size_t side = (size_t)digcl_model_block_grid(config, b);
         block.T = side * side;
         block.rows = s.N * block.T;
-        plan_block(arena, &(*saved)[b], config, &block, skip_input && training);
+        plan_block(arena, &(*saved)[b], config, &block, skip_input && training, training);
     }
     if (config->arch == DIGCL_ARCH_UDIG)
         digcl_udig_plan(arena, config, batch, training, *skips, *d_skips);
