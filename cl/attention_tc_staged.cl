@@ -45,9 +45,23 @@
  *   attention_tc_backward_key_value: 64 keys per work-group, Q/dout blocks of
  *     BKV queries: S^T = s k Q^T, dP^T = v dout^T, P^T and dS^T -> local tiles,
  *     dv += P^T dout,  dk += dS^T q;  dk *= s at the end.
- * Options: -D DH (a multiple of 8, at most 128), BKV (16 or 32), SPLIT3,
+ * The tensor cores' fp32 accumulation truncates, so the products of KCHAIN
+ * k8 steps (1 to 4) go into a fresh accumulator that is then added to the
+ * running sum in fp32: 2 (as the GEMM's STEP_ACC) where the head dimension
+ * has an even number of k8 steps, which saved half of those adds (DiT-S/2 at
+ * 1792 px fwd+bwd 447.6 -> 415.8 ms on the H200, T = 4,096 errors out 8.2e-7
+ * -> 9.1e-7, dq 1.18e-6 -> 1.29e-6), else 1 (DH 72: DiT-XL/2 was not faster
+ * with 2; docs/PERFORMANCE.md "Attention on tensor cores").
+ * Options: -D DH (a multiple of 8, at most 128), BKV (16 or 32), SPLIT3, KCHAIN,
  * TC_EMULATE. */
 
+#ifndef KCHAIN
+#if DH % 16 == 0
+#define KCHAIN 2
+#else
+#define KCHAIN 1
+#endif
+#endif
 #define BQ 64
 #define WARP_ROWS 16
 #define THREADS 128
@@ -135,18 +149,23 @@ static inline void scores_rows(__global const float *a0, __global const float *a
             }
         }
 #else
-    for (int kk = 0; kk < KT; kk++) {
-        const float x[4] = {a0[kk * 8 + t] * m0, a8[kk * 8 + t] * m8, a0[kk * 8 + t + 4] * m0,
-                            a8[kk * 8 + t + 4] * m8};
-        uint a_hi[4], a_lo[4];
-        for (int r = 0; r < 4; r++) split(x[r], &a_hi[r], &a_lo[r]);
+    for (int k0 = 0; k0 < KT; k0 += KCHAIN) {
+        uint a_hi[KCHAIN][4], a_lo[KCHAIN][4];
+        for (int u = 0; u < KCHAIN && k0 + u < KT; u++) {
+            const int kk = k0 + u;
+            const float x[4] = {a0[kk * 8 + t] * m0, a8[kk * 8 + t] * m8,
+                                a0[kk * 8 + t + 4] * m0, a8[kk * 8 + t + 4] * m8};
+            for (int r = 0; r < 4; r++) split(x[r], &a_hi[u][r], &a_lo[u][r]);
+        }
         for (int j = 0; j < NS; j++) {
-            __local const float *b = B + (j * 8 + g) * ldb + kk * 8 + t;
-            uint b_hi[2], b_lo[2];
-            split(b[0], &b_hi[0], &b_lo[0]);
-            split(b[4], &b_hi[1], &b_lo[1]);
             float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            products(d, a_hi, a_lo, b_hi, b_lo);
+            for (int u = 0; u < KCHAIN && k0 + u < KT; u++) {
+                __local const float *b = B + (j * 8 + g) * ldb + (k0 + u) * 8 + t;
+                uint b_hi[2], b_lo[2];
+                split(b[0], &b_hi[0], &b_lo[0]);
+                split(b[4], &b_hi[1], &b_lo[1]);
+                products(d, a_hi[u], a_lo[u], b_hi, b_lo);
+            }
             for (int r = 0; r < 4; r++) c[j][r] += d[r];
         }
     }
@@ -165,14 +184,16 @@ static inline void scores(const uint q_hi[KT][4], const uint q_lo[KT][4],
     const int g = lane / 4, t = lane % 4;
     for (int j = 0; j < NS; j++)
         for (int r = 0; r < 4; r++) s[j][r] = 0.0f;
-    for (int kk = 0; kk < KT; kk++)
+    for (int k0 = 0; k0 < KT; k0 += KCHAIN)
         for (int j = 0; j < NS; j++) {
-            __local const float *k = Ks + (j * 8 + g) * LDK + kk * 8 + t;
-            uint b_hi[2], b_lo[2];
-            split(k[0], &b_hi[0], &b_lo[0]);
-            split(k[4], &b_hi[1], &b_lo[1]);
             float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            products(d, q_hi[kk], q_lo[kk], b_hi, b_lo);
+            for (int kk = k0; kk < k0 + KCHAIN && kk < KT; kk++) {
+                __local const float *k = Ks + (j * 8 + g) * LDK + kk * 8 + t;
+                uint b_hi[2], b_lo[2];
+                split(k[0], &b_hi[0], &b_lo[0]);
+                split(k[4], &b_hi[1], &b_lo[1]);
+                products(d, q_hi[kk], q_lo[kk], b_hi, b_lo);
+            }
             for (int r = 0; r < 4; r++) s[j][r] += d[r];
         }
 #endif
@@ -195,20 +216,24 @@ static inline void values(__local const float *Ps, __local const float *Vs, int 
             }
         }
 #else
-    for (int kk = 0; kk < BKV / 8; kk++) {
-        __local const float *p = Ps + g * LDP + kk * 8 + t;
-        uint a_hi[4], a_lo[4];
-        split(p[0], &a_hi[0], &a_lo[0]);
-        split(p[8 * LDP], &a_hi[1], &a_lo[1]);
-        split(p[4], &a_hi[2], &a_lo[2]);
-        split(p[8 * LDP + 4], &a_hi[3], &a_lo[3]);
+    for (int k0 = 0; k0 < BKV / 8; k0 += KCHAIN) {
+        uint a_hi[KCHAIN][4], a_lo[KCHAIN][4];
+        for (int u = 0; u < KCHAIN && k0 + u < BKV / 8; u++) {
+            __local const float *p = Ps + g * LDP + (k0 + u) * 8 + t;
+            split(p[0], &a_hi[u][0], &a_lo[u][0]);
+            split(p[8 * LDP], &a_hi[u][1], &a_lo[u][1]);
+            split(p[4], &a_hi[u][2], &a_lo[u][2]);
+            split(p[8 * LDP + 4], &a_hi[u][3], &a_lo[u][3]);
+        }
         for (int j = 0; j < NO; j++) {
-            __local const float *v = Vs + (kk * 8 + t) * ldv + j * 8 + g;
-            uint b_hi[2], b_lo[2];
-            split(v[0], &b_hi[0], &b_lo[0]);
-            split(v[4 * ldv], &b_hi[1], &b_lo[1]);
             float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            products(d, a_hi, a_lo, b_hi, b_lo);
+            for (int u = 0; u < KCHAIN && k0 + u < BKV / 8; u++) {
+                __local const float *v = Vs + ((k0 + u) * 8 + t) * ldv + j * 8 + g;
+                uint b_hi[2], b_lo[2];
+                split(v[0], &b_hi[0], &b_lo[0]);
+                split(v[4 * ldv], &b_hi[1], &b_lo[1]);
+                products(d, a_hi[u], a_lo[u], b_hi, b_lo);
+            }
             for (int r = 0; r < 4; r++) o[j][r] += d[r];
         }
     }
