@@ -10,7 +10,7 @@ set(DIGCL_BIN "$<TARGET_FILE:digcl_cli>") # this file is included before cli_tes
 # a block, 294 MiB in all (plus alignment); sampling plans the same.
 add_test(NAME cli_activations_info_memory
   COMMAND sh -c "
-    mib() { awk '/^  activations/ { s = $2 * ($3 == \"GiB\" ? 1024 : 1); t = $4 * ($5 == \"GiB\" ? 1024 : 1); print s, t }'; }
+    ${DIGCL_INFO_ACTIVATION_MIB}
     \"$1\" info --model DiG-S/2 --batch 8 --activations keep 2>&1 | grep '^activations' &&
     lean=$(\"$1\" info --model DiG-S/2 --batch 8 | mib) &&
     kept=$(\"$1\" info --model DiG-S/2 --batch 8 --activations keep | mib) &&

@@ -15,7 +15,7 @@ set_tests_properties(cli_attention_info_help PROPERTIES PASS_REGULAR_EXPRESSION
 # fails unless they are those.
 add_test(NAME cli_attention_info_memory
   COMMAND sh -c "
-    mib() { awk '/^  activations/ { s = $2 * ($3 == \"GiB\" ? 1024 : 1); t = $4 * ($5 == \"GiB\" ? 1024 : 1); print s, t }'; }
+    ${DIGCL_INFO_ACTIVATION_MIB}
     \"$1\" info --model DiT-S/2 --batch 8 --attention naive 2>&1 | grep '^attention' &&
     tiled=$(\"$1\" info --model DiT-S/2 --batch 8 | mib) &&
     naive=$(\"$1\" info --model DiT-S/2 --batch 8 --attention naive | mib) &&
