@@ -100,7 +100,10 @@ static void plan_scratch(model_arena *a, model_scratch *x, const digcl_model_con
     size_t rows = s->rows;
     digcl_arena_add(a, &x->x1, rows * s->D);
     digcl_arena_add(a, &x->x2, rows * s->D);
-    digcl_arena_add(a, &x->wide, rows * s->wide);
+    /* [N, T, wide]: DiG's projection-row gradients (training) and U-DiG's token merges; DiT
+     * and a DiG forward never use it */
+    if (c->arch == DIGCL_ARCH_UDIG || (training && c->arch == DIGCL_ARCH_DIG))
+        digcl_arena_add(a, &x->wide, rows * s->wide);
     digcl_arena_add(a, &x->narrow, rows * max_size(s->F, s->D));
     digcl_arena_add(a, &x->h_mid, rows * s->D);
     digcl_arena_add(a, &x->h_post, rows * s->D);
