@@ -37,6 +37,14 @@ void model_flags_init(model_flags *flags) {
     flags->image_size = -1;
 }
 
+/* `value` of a mode flag when it names a mode (`valid`); else exits 2 naming the flag. */
+static const char *checked_mode(const char *flag, const char *value, int valid,
+                                const char *expected) {
+    if (valid) return value;
+    fprintf(stderr, "digcl: %s expects %s, got '%s'\n", flag, expected, value);
+    exit(2);
+}
+
 int model_flags_take(model_flags *flags, int argc, char **argv, int *i) {
     const char *value = NULL;
     if (cli_option_value(argc, argv, i, "--model", &value)) {
@@ -51,18 +59,13 @@ int model_flags_take(model_flags *flags, int argc, char **argv, int *i) {
         flags->arch = value;
     } else if (cli_option_value(argc, argv, i, "--attention", &value)) {
         digcl_attention_mode mode;
-        if (digcl_attention_mode_parse(value, &mode) != 0) {
-            fprintf(stderr, "digcl: --attention expects tiled or naive, got '%s'\n", value);
-            exit(2);
-        }
-        flags->attention = value;
+        flags->attention = checked_mode(
+            "--attention", value, digcl_attention_mode_parse(value, &mode) == 0, "tiled or naive");
     } else if (cli_option_value(argc, argv, i, "--activations", &value)) {
         digcl_activation_mode mode;
-        if (digcl_activation_mode_parse(value, &mode) != 0) {
-            fprintf(stderr, "digcl: --activations expects recompute or keep, got '%s'\n", value);
-            exit(2);
-        }
-        flags->activations = value;
+        flags->activations =
+            checked_mode("--activations", value, digcl_activation_mode_parse(value, &mode) == 0,
+                         "recompute or keep");
     } else if (cli_option_value(argc, argv, i, "--image-size", &value)) {
         flags->image_size = cli_parse_long("--image-size", value, 8, 8L * 16384);
     } else {
