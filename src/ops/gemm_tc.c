@@ -306,8 +306,8 @@ static wgmma_pipe forced_pipe(void) {
  * warpgroups on 128 x 128 tiles, three buffers, drained every step, where those tiles give
  * every compute unit four (with fewer, the last wave of two work-groups per unit runs
  * part-empty: 12544 x 384 lost 8 %); else one warpgroup on 64 x BN tiles, four buffers, a
- * step in flight. K steps of 16 (8 costs a barrier per wgmma, 32 leaves room for only two
- * buffers). */
+ * step in flight (two buffers, when forced, are always drained). K steps of 16 (8 costs a
+ * barrier per wgmma, 32 leaves room for only two buffers). */
 static wgmma_pipe tf32_pipe(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch) {
     const wgmma_pipe f = forced_pipe();
     const size_t wide = ((a->M + 127) / 128) * ((a->N + 127) / 128) * batch;
@@ -315,7 +315,7 @@ static wgmma_pipe tf32_pipe(const digcl_context *ctx, const digcl_gemm_args *a, 
     p.groups = f.groups ? f.groups : wide >= 4 * digcl_context_device(ctx)->compute_units ? 2 : 1;
     p.bk = f.bk ? f.bk : 16;
     p.stages = f.stages ? f.stages : p.groups == 2 ? 3 : 4;
-    p.drain = f.drain >= 0 ? f.drain : p.groups == 2;
+    p.drain = f.drain >= 0 ? f.drain : p.groups == 2 || p.stages < 3;
     if (!p.drain && p.stages < 3)
         digcl_fatal("DIGCL_GEMM_WGMMA_DRAIN=0 keeps a step in flight: it needs at least 3 "
                     "buffers (DIGCL_GEMM_WGMMA_STAGES)");
