@@ -468,6 +468,35 @@ static void test_attention_mode(void **state) {
     assert_int_equal(digcl_attention_mode_parse("flash", &mode), -1);
 }
 
+/* The activation mode is a runtime option of training: dig.config leaves it out (a kept
+ * config writes the same JSON and reads back recomputing), every architecture takes both,
+ * and other values are refused naming the two. */
+static void test_activation_mode(void **state) {
+    (void)state;
+    const char *presets[] = {"DiG-S/2", "DiT-S/2", "U-DiG-S"};
+    for (int i = 0; i < 3; i++) {
+        digcl_model_config lean = preset(presets[i]), kept = lean, back;
+        digcl_config_error err;
+        kept.activations = DIGCL_ACTIVATIONS_KEEP;
+        assert_int_equal(digcl_model_config_finish(&kept, &err), 0);
+        char *a = digcl_model_config_to_json(&lean), *b = digcl_model_config_to_json(&kept);
+        assert_string_equal(a, b);
+        assert_null(strstr(b, "activations"));
+        if (digcl_model_config_from_json(b, &back, &err) != 0) fail_msg("%s", err.message);
+        assert_int_equal(back.activations, DIGCL_ACTIVATIONS_RECOMPUTE);
+        free(a), free(b);
+        kept.activations = (digcl_activation_mode)5;
+        assert_int_equal(digcl_model_config_finish(&kept, &err), -1);
+        assert_non_null(strstr(err.message, "recompute or keep"));
+    }
+    digcl_activation_mode mode = DIGCL_ACTIVATIONS_RECOMPUTE;
+    assert_int_equal(digcl_activation_mode_parse("keep", &mode), 0);
+    assert_int_equal(mode, DIGCL_ACTIVATIONS_KEEP);
+    assert_string_equal(digcl_activation_mode_name(mode), "keep");
+    assert_string_equal(digcl_activation_mode_name(DIGCL_ACTIVATIONS_RECOMPUTE), "recompute");
+    assert_int_equal(digcl_activation_mode_parse("all", &mode), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_param_counts),
@@ -482,6 +511,7 @@ int main(void) {
         cmocka_unit_test(test_udig_geometry_and_table),
         cmocka_unit_test(test_udig_json_and_rejections),
         cmocka_unit_test(test_attention_mode),
+        cmocka_unit_test(test_activation_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
