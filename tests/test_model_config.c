@@ -435,6 +435,19 @@ static void test_udig_json_and_rejections(void **state) {
     assert_int_equal(digcl_model_config_preset("U-DiG-S/2", &c, &err), -1);
 }
 
+/* `other` (the default config `base` with one runtime option changed, finished) writes the
+ * same dig.config JSON as `base`, without `key`; *back is what that JSON reads back as. */
+static void assert_json_leaves_out(const digcl_model_config *base, digcl_model_config *other,
+                                   const char *key, digcl_model_config *back) {
+    digcl_config_error err;
+    assert_int_equal(digcl_model_config_finish(other, &err), 0);
+    char *a = digcl_model_config_to_json(base), *b = digcl_model_config_to_json(other);
+    assert_string_equal(a, b);
+    assert_null(strstr(b, key));
+    if (digcl_model_config_from_json(b, back, &err) != 0) fail_msg("%s", err.message);
+    free(a), free(b);
+}
+
 /* The attention mode is a runtime option of DiT: dig.config leaves it out (a
  * naive config writes the same JSON as a tiled one and reads back tiled), and
  * DiG and U-DiG refuse naive. */
@@ -443,13 +456,8 @@ static void test_attention_mode(void **state) {
     digcl_model_config tiled = preset("DiT-S/2"), naive = tiled, back;
     digcl_config_error err;
     naive.attention = DIGCL_ATTENTION_NAIVE;
-    assert_int_equal(digcl_model_config_finish(&naive, &err), 0);
-    char *a = digcl_model_config_to_json(&tiled), *b = digcl_model_config_to_json(&naive);
-    assert_string_equal(a, b);
-    assert_null(strstr(b, "attention"));
-    if (digcl_model_config_from_json(b, &back, &err) != 0) fail_msg("%s", err.message);
+    assert_json_leaves_out(&tiled, &naive, "attention", &back);
     assert_int_equal(back.attention, DIGCL_ATTENTION_TILED);
-    free(a), free(b);
     const char *refusing[] = {"DiG-S/2", "U-DiG-S"};
     for (int i = 0; i < 2; i++) {
         digcl_model_config c = preset(refusing[i]);
@@ -478,13 +486,8 @@ static void test_activation_mode(void **state) {
         digcl_model_config lean = preset(presets[i]), kept = lean, back;
         digcl_config_error err;
         kept.activations = DIGCL_ACTIVATIONS_KEEP;
-        assert_int_equal(digcl_model_config_finish(&kept, &err), 0);
-        char *a = digcl_model_config_to_json(&lean), *b = digcl_model_config_to_json(&kept);
-        assert_string_equal(a, b);
-        assert_null(strstr(b, "activations"));
-        if (digcl_model_config_from_json(b, &back, &err) != 0) fail_msg("%s", err.message);
+        assert_json_leaves_out(&lean, &kept, "activations", &back);
         assert_int_equal(back.activations, DIGCL_ACTIVATIONS_RECOMPUTE);
-        free(a), free(b);
         kept.activations = (digcl_activation_mode)5;
         assert_int_equal(digcl_model_config_finish(&kept, &err), -1);
         assert_non_null(strstr(err.message, "recompute or keep"));
