@@ -92,52 +92,44 @@ static float gla_scale(const dig_dims *d) { return 1.0f / sqrtf((float)d->K); }
 /* x1 = modulate(LN(h_in), shift1, scale1), also (re)writing mean1/rstd1. */
 static void modulated_norm1(digcl_model *model, const dig_dims *d, block_saved *saved,
                             cl_mem h_in) {
-    digcl_layernorm_modulate_forward(
-        model->ctx, d->N, d->T, d->D, h_in, block_modulation_vector(saved->modulation, 0, d->D),
-        block_modulation_vector(saved->modulation, 1, d->D),
-        block_kept(saved->x1, model->scratch.x1), saved->mean1, saved->rstd1);
+    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h_in,
+                                     block_modulation_vector(saved->modulation, 0, d->D),
+                                     block_modulation_vector(saved->modulation, 1, d->D),
+                                     kept_x1(model, saved), saved->mean1, saved->rstd1);
 }
 
 static void modulated_norm2(digcl_model *model, const dig_dims *d, block_saved *saved,
                             cl_mem h_mid) {
-    digcl_layernorm_modulate_forward(
-        model->ctx, d->N, d->T, d->D, h_mid, block_modulation_vector(saved->modulation, 3, d->D),
-        block_modulation_vector(saved->modulation, 4, d->D),
-        block_kept(saved->x2, model->scratch.x2), saved->mean2, saved->rstd2);
-}
-
-static cl_mem h_mid_of(digcl_model *model, const block_saved *saved) {
-    return block_kept(saved->h_mid, model->scratch.h_mid);
-}
-
-static cl_mem h_post_of(digcl_model *model, const block_saved *saved) {
-    return block_kept(saved->h_post, model->scratch.h_post);
+    digcl_layernorm_modulate_forward(model->ctx, d->N, d->T, d->D, h_mid,
+                                     block_modulation_vector(saved->modulation, 3, d->D),
+                                     block_modulation_vector(saved->modulation, 4, d->D),
+                                     kept_x2(model, saved), saved->mean2, saved->rstd2);
 }
 
 /* h_mid = h_in + gate1 * branch1 */
 static void first_stream(digcl_model *model, const dig_dims *d, block_saved *saved, cl_mem h_in) {
     digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_in,
                                  block_modulation_vector(saved->modulation, 2, d->D),
-                                 saved->branch1, h_mid_of(model, saved));
+                                 saved->branch1, kept_h_mid(model, saved));
 }
 
 /* h_post = h_mid + gate2 * branch2 */
 static void second_stream(digcl_model *model, const dig_dims *d, block_saved *saved) {
-    digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_mid_of(model, saved),
+    digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, kept_h_mid(model, saved),
                                  block_modulation_vector(saved->modulation, 5, d->D),
-                                 saved->branch2, h_post_of(model, saved));
+                                 saved->branch2, kept_h_post(model, saved));
 }
 
 static void normed_gla_output(digcl_model *model, const dig_dims *d, const block_params *p,
                               block_saved *saved) {
     digcl_rmsnorm_gate_forward(model->ctx, d->rows * d->H, d->V, saved->o, saved->projections,
                                output_gate_rows(d), digcl_model_weight(model, p->norm_gate_weight),
-                               0, block_kept(saved->normed, model->scratch.narrow));
+                               0, kept_normed(model, saved));
 }
 
 static void forget_gate(digcl_model *model, const dig_dims *d, block_saved *saved) {
     digcl_forget_gate_forward(model->ctx, d->rows * d->Dk, DIGCL_FORGET_GATE_NORMALIZER,
-                              saved->gate_raw, block_kept(saved->log_gate, model->scratch.gate));
+                              saved->gate_raw, kept_log_gate(model, saved));
 }
 
 /* ------------------------------------------------------------ forward */
@@ -163,7 +155,7 @@ static void projection_forward(digcl_model *model, const dig_dims *d, const bloc
                             .K = (size_t)d->D,
                             .alpha = 1.0f,
                             .beta = 0.0f,
-                            .A = block_kept(saved->x1, model->scratch.x1),
+                            .A = kept_x1(model, saved),
                             .lda = (size_t)d->D,
                             .B = digcl_params_buffer(model->active),
                             .b_offset = part_weight_offset(model, p, first),
@@ -214,7 +206,7 @@ static void projection_backward(digcl_model *model, const dig_dims *d, const blo
                                    .A = s->wide,
                                    .a_offset = column,
                                    .lda = row,
-                                   .B = block_kept(saved->x1, s->x1),
+                                   .B = kept_x1(model, saved),
                                    .ldb = D,
                                    .C = digcl_params_grad_buffer(model->params),
                                    .c_offset = weights,
@@ -271,19 +263,18 @@ static void gla_mixer_forward(digcl_model *model, const dig_dims *d, const block
     forget_gate(model, d, saved);
     digcl_gla_shape shape = gla_shape(d);
     cl_mem rows = saved->projections; /* q, k, v */
-    digcl_gla_forward(model->ctx, &shape, rows, rows, rows, block_kept(saved->log_gate, s->gate),
-                      NULL, saved->o, NULL, s->workspace, gla_scale(d));
+    digcl_gla_forward(model->ctx, &shape, rows, rows, rows, kept_log_gate(model, saved), NULL,
+                      saved->o, NULL, s->workspace, gla_scale(d));
     normed_gla_output(model, d, p, saved);
-    digcl_model_linear(model, d->rows, d->D, d->D, block_kept(saved->normed, s->narrow),
-                       p->o_weight, -1, saved->branch1);
+    digcl_model_linear(model, d->rows, d->D, d->D, kept_normed(model, saved), p->o_weight, -1,
+                       saved->branch1);
 }
 
 static void mlp_forward(digcl_model *model, const dig_dims *d, const block_params *p,
                         block_saved *saved) {
-    model_scratch *s = &model->scratch;
-    cl_mem activation = block_kept(saved->mlp_act, s->narrow); /* [N, T, F] */
-    digcl_model_linear(model, d->rows, d->D, 2 * d->F, block_kept(saved->x2, s->x2),
-                       p->mlp_gate_weight, -1, saved->mlp_hidden);
+    cl_mem activation = kept_mlp_act(model, saved); /* [N, T, F] */
+    digcl_model_linear(model, d->rows, d->D, 2 * d->F, kept_x2(model, saved), p->mlp_gate_weight,
+                       -1, saved->mlp_hidden);
     digcl_swiglu_forward(model->ctx, d->rows, d->F, saved->mlp_hidden, activation);
     digcl_model_linear(model, d->rows, d->F, d->D, activation, p->mlp_down_weight, -1,
                        saved->branch2);
@@ -299,11 +290,11 @@ void digcl_dig_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem 
     modulated_norm1(model, &d, saved, h_in);
     gla_mixer_forward(model, &d, p, saved);
     first_stream(model, &d, saved, h_in);
-    modulated_norm2(model, &d, saved, h_mid_of(model, saved));
+    modulated_norm2(model, &d, saved, kept_h_mid(model, saved));
     mlp_forward(model, &d, p, saved);
     second_stream(model, &d, saved);
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
-    digcl_depthwise_conv_forward(model->ctx, &grid, h_post_of(model, saved),
+    digcl_depthwise_conv_forward(model->ctx, &grid, kept_h_post(model, saved),
                                  digcl_model_weight(model, p->conv_weight),
                                  digcl_model_weight(model, p->conv_bias), s->x1);
     digcl_model_block_reorient_forward(model, index, d.N, d.E, d.D, s->x1, h_out);
@@ -319,16 +310,16 @@ static void mlp_backward(digcl_model *model, const dig_dims *d, const block_para
                                   block_modulation_vector(saved->modulation, 5, d->D), s->d_b, 0,
                                   block_modulation_vector(s->d_modulation, 5, d->D), s->workspace);
     if (!saved->mlp_act) /* recompute */
-        digcl_swiglu_forward(model->ctx, d->rows, d->F, saved->mlp_hidden, s->narrow);
-    digcl_model_linear_backward(model, d->rows, d->F, d->D, s->d_b,
-                                block_kept(saved->mlp_act, s->narrow), p->mlp_down_weight, -1,
-                                s->d_c, 0);
+        digcl_swiglu_forward(model->ctx, d->rows, d->F, saved->mlp_hidden,
+                             kept_mlp_act(model, saved));
+    digcl_model_linear_backward(model, d->rows, d->F, d->D, s->d_b, kept_mlp_act(model, saved),
+                                p->mlp_down_weight, -1, s->d_c, 0);
     digcl_swiglu_backward(model->ctx, d->rows, d->F, s->d_c, saved->mlp_hidden, s->d_a, 0);
-    if (!saved->x2) modulated_norm2(model, d, saved, h_mid_of(model, saved)); /* recompute */
-    digcl_model_linear_backward(model, d->rows, d->D, 2 * d->F, s->d_a,
-                                block_kept(saved->x2, s->x2), p->mlp_gate_weight, -1, s->d_b, 0);
+    if (!saved->x2) modulated_norm2(model, d, saved, kept_h_mid(model, saved)); /* recompute */
+    digcl_model_linear_backward(model, d->rows, d->D, 2 * d->F, s->d_a, kept_x2(model, saved),
+                                p->mlp_gate_weight, -1, s->d_b, 0);
     digcl_layernorm_modulate_backward(
-        model->ctx, d->N, d->T, d->D, s->d_b, h_mid_of(model, saved), saved->mean2, saved->rstd2,
+        model->ctx, d->N, d->T, d->D, s->d_b, kept_h_mid(model, saved), saved->mean2, saved->rstd2,
         block_modulation_vector(saved->modulation, 4, d->D), d_in, 1,
         block_modulation_vector(s->d_modulation, 3, d->D),
         block_modulation_vector(s->d_modulation, 4, d->D), s->workspace);
@@ -357,8 +348,8 @@ static void gla_mixer_backward(digcl_model *model, const dig_dims *d, const bloc
                                   block_modulation_vector(saved->modulation, 2, d->D), s->d_b, 0,
                                   block_modulation_vector(s->d_modulation, 2, d->D), s->workspace);
     if (!saved->normed) normed_gla_output(model, d, p, saved); /* recompute */
-    digcl_model_linear_backward(model, d->rows, d->D, d->D, s->d_b,
-                                block_kept(saved->normed, s->narrow), p->o_weight, -1, s->d_c, 0);
+    digcl_model_linear_backward(model, d->rows, d->D, d->D, s->d_b, kept_normed(model, saved),
+                                p->o_weight, -1, s->d_c, 0);
     /* d_c: d normed o -> d_a: d o; d g into the g columns of scratch.wide */
     digcl_rmsnorm_gate_backward(
         model->ctx, d->rows * d->H, d->V, s->d_c, saved->o, saved->projections, output_gate_rows(d),
@@ -367,8 +358,8 @@ static void gla_mixer_backward(digcl_model *model, const dig_dims *d, const bloc
     if (!saved->log_gate) forget_gate(model, d, saved); /* recompute */
     digcl_gla_shape shape = gla_shape(d);
     cl_mem rows = saved->projections, d_rows = s->wide; /* q, k, v; dq, dk, dv */
-    digcl_gla_backward(model->ctx, &shape, rows, rows, rows, block_kept(saved->log_gate, s->gate),
-                       NULL, s->d_a, NULL, d_rows, d_rows, d_rows, s->d_gate, NULL, s->workspace,
+    digcl_gla_backward(model->ctx, &shape, rows, rows, rows, kept_log_gate(model, saved), NULL,
+                       s->d_a, NULL, d_rows, d_rows, d_rows, s->d_gate, NULL, s->workspace,
                        gla_scale(d), 0);
     if (!saved->x1) modulated_norm1(model, d, saved, h_in); /* recompute */
     projections_backward(model, d, p, saved);
@@ -389,7 +380,7 @@ void digcl_dig_block_backward(digcl_model *model, int index, block_saved *saved,
     if (!saved->h_mid) first_stream(model, &d, saved, h_in); /* recompute */
     if (!saved->h_post) second_stream(model, &d, saved);
     digcl_grid_shape grid = {d.N, d.E, d.E, d.D};
-    digcl_depthwise_conv_backward(model->ctx, &grid, h_post_of(model, saved),
+    digcl_depthwise_conv_backward(model->ctx, &grid, kept_h_post(model, saved),
                                   digcl_model_weight(model, p->conv_weight), s->d_a, d_in,
                                   digcl_model_weight_grad(model, p->conv_weight),
                                   digcl_model_weight_grad(model, p->conv_bias), s->workspace);

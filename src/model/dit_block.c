@@ -48,8 +48,7 @@ static void attention_forward(digcl_model *model, const dit_dims *d, block_saved
 
 static void modulated_norm(digcl_model *model, const dit_dims *d, block_saved *saved, cl_mem h,
                            int second) {
-    cl_mem out = second ? block_kept(saved->x2, model->scratch.x2)
-                        : block_kept(saved->x1, model->scratch.x1);
+    cl_mem out = second ? kept_x2(model, saved) : kept_x1(model, saved);
     digcl_layernorm_modulate_forward(
         model->ctx, d->N, d->T, d->D, h,
         block_modulation_vector(saved->modulation, second ? 3 : 0, d->D),
@@ -57,34 +56,29 @@ static void modulated_norm(digcl_model *model, const dit_dims *d, block_saved *s
         second ? saved->mean2 : saved->mean1, second ? saved->rstd2 : saved->rstd1);
 }
 
-static cl_mem h_mid_of(digcl_model *model, const block_saved *saved) {
-    return block_kept(saved->h_mid, model->scratch.h_mid);
-}
-
 static void first_residual(digcl_model *model, const dit_dims *d, block_saved *saved, cl_mem h_in) {
     digcl_gated_residual_forward(model->ctx, d->N, d->T, d->D, h_in,
                                  block_modulation_vector(saved->modulation, 2, d->D),
-                                 saved->branch1, h_mid_of(model, saved));
+                                 saved->branch1, kept_h_mid(model, saved));
 }
 
 void digcl_dit_block_forward(digcl_model *model, int index, cl_mem h_in, cl_mem h_out,
                              block_saved *saved) {
     const block_params *p = &model->blocks[index];
-    model_scratch *s = &model->scratch;
     dit_dims d = dims_of(model);
     digcl_model_linear(model, d.N, d.D, 6 * d.D, model->embedding.condition_act, p->adaln_weight,
                        p->adaln_bias, saved->modulation);
     modulated_norm(model, &d, saved, h_in, 0);
-    digcl_model_linear(model, d.rows, d.D, 3 * d.D, block_kept(saved->x1, s->x1), p->qkv_weight,
+    digcl_model_linear(model, d.rows, d.D, 3 * d.D, kept_x1(model, saved), p->qkv_weight,
                        p->qkv_bias, saved->qkv);
     attention_forward(model, &d, saved);
     digcl_model_linear(model, d.rows, d.D, d.D, saved->attention, p->proj_weight, p->proj_bias,
                        saved->branch1);
     first_residual(model, &d, saved, h_in);
-    cl_mem h_mid = h_mid_of(model, saved), activation = block_kept(saved->mlp_act, s->narrow);
+    cl_mem h_mid = kept_h_mid(model, saved), activation = kept_mlp_act(model, saved);
     modulated_norm(model, &d, saved, h_mid, 1);
-    digcl_model_linear(model, d.rows, d.D, d.F, block_kept(saved->x2, s->x2), p->fc1_weight,
-                       p->fc1_bias, saved->fc1);
+    digcl_model_linear(model, d.rows, d.D, d.F, kept_x2(model, saved), p->fc1_weight, p->fc1_bias,
+                       saved->fc1);
     digcl_gelu_tanh_forward(model->ctx, d.rows * d.F, saved->fc1, activation);
     digcl_model_linear(model, d.rows, d.F, d.D, activation, p->fc2_weight, p->fc2_bias,
                        saved->branch2);
@@ -101,16 +95,15 @@ static void mlp_backward(digcl_model *model, const dit_dims *d, const block_para
                                   block_modulation_vector(saved->modulation, 5, d->D), s->d_b, 0,
                                   block_modulation_vector(s->d_modulation, 5, d->D), s->workspace);
     if (!saved->mlp_act) /* recompute */
-        digcl_gelu_tanh_forward(model->ctx, d->rows * d->F, saved->fc1, s->narrow);
-    digcl_model_linear_backward(model, d->rows, d->F, d->D, s->d_b,
-                                block_kept(saved->mlp_act, s->narrow), p->fc2_weight, p->fc2_bias,
-                                s->d_c, 0);
+        digcl_gelu_tanh_forward(model->ctx, d->rows * d->F, saved->fc1, kept_mlp_act(model, saved));
+    digcl_model_linear_backward(model, d->rows, d->F, d->D, s->d_b, kept_mlp_act(model, saved),
+                                p->fc2_weight, p->fc2_bias, s->d_c, 0);
     digcl_gelu_tanh_backward(model->ctx, d->rows * d->F, s->d_c, saved->fc1, s->d_a, 0);
-    if (!saved->x2) modulated_norm(model, d, saved, h_mid_of(model, saved), 1); /* recompute */
-    digcl_model_linear_backward(model, d->rows, d->D, d->F, s->d_a, block_kept(saved->x2, s->x2),
+    if (!saved->x2) modulated_norm(model, d, saved, kept_h_mid(model, saved), 1); /* recompute */
+    digcl_model_linear_backward(model, d->rows, d->D, d->F, s->d_a, kept_x2(model, saved),
                                 p->fc1_weight, p->fc1_bias, s->d_b, 0);
     digcl_layernorm_modulate_backward(
-        model->ctx, d->N, d->T, d->D, s->d_b, h_mid_of(model, saved), saved->mean2, saved->rstd2,
+        model->ctx, d->N, d->T, d->D, s->d_b, kept_h_mid(model, saved), saved->mean2, saved->rstd2,
         block_modulation_vector(saved->modulation, 4, d->D), d_in, 1,
         block_modulation_vector(s->d_modulation, 3, d->D),
         block_modulation_vector(s->d_modulation, 4, d->D), s->workspace);
@@ -133,9 +126,8 @@ static void attention_backward(digcl_model *model, const dit_dims *d, const bloc
         digcl_attention_backward(model->ctx, &shape, saved->qkv, saved->attention, saved->logsumexp,
                                  s->d_c, s->d_a, s->workspace);
     if (!saved->x1) modulated_norm(model, d, saved, h_in, 0); /* recompute */
-    digcl_model_linear_backward(model, d->rows, d->D, 3 * d->D, s->d_a,
-                                block_kept(saved->x1, s->x1), p->qkv_weight, p->qkv_bias, s->d_b,
-                                0);
+    digcl_model_linear_backward(model, d->rows, d->D, 3 * d->D, s->d_a, kept_x1(model, saved),
+                                p->qkv_weight, p->qkv_bias, s->d_b, 0);
     digcl_layernorm_modulate_backward(
         model->ctx, d->N, d->T, d->D, s->d_b, h_in, saved->mean1, saved->rstd1,
         block_modulation_vector(saved->modulation, 1, d->D), d_in, 1,

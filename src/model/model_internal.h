@@ -73,17 +73,13 @@ typedef struct block_saved {
     cl_mem probs;     /* [N, H, T, T] softmax(scale q k^T) (naive attention) */
     cl_mem fc1;       /* [N, T, F] */
     /* DIGCL_ACTIVATIONS_KEEP (training) only, else NULL: the backward recomputes them into
-     * model_scratch (block_kept) */
+     * model_scratch (read them through kept_x1 ... kept_mlp_act) */
     cl_mem x1, x2;        /* [N, T, D] modulated norms */
     cl_mem h_mid, h_post; /* [N, T, D] streams between the branches (h_post: DiG) */
     cl_mem normed;        /* [N, T, D] DiG: the gated RMSNorm of o */
     cl_mem log_gate;      /* [N, T, Dk] DiG: the GLA log gate */
     cl_mem mlp_act;       /* [N, T, F] SwiGLU (DiG) or GELU (DiT) output */
 } block_saved;
-
-/* Where a block's recomputable activation lives: its own copy (`kept`, non-NULL with
- * DIGCL_ACTIVATIONS_KEEP) or the shared `scratch` the backward recomputes it into. */
-static inline cl_mem block_kept(cl_mem kept, cl_mem scratch) { return kept ? kept : scratch; }
 
 /* Scratch shared by all blocks (never needed across blocks). */
 typedef struct model_scratch {
@@ -159,6 +155,32 @@ struct digcl_model {
     void *progress_user;
     size_t *progress_from;
 };
+
+/* Where a block's recomputable activation lives: its own copy (non-NULL with
+ * DIGCL_ACTIVATIONS_KEEP) or the shared scratch the backward recomputes it into. One place
+ * pairs each with its scratch (the normed GLA output and the MLP activation share narrow). */
+static inline cl_mem block_kept(cl_mem kept, cl_mem scratch) { return kept ? kept : scratch; }
+static inline cl_mem kept_x1(const digcl_model *m, const block_saved *b) {
+    return block_kept(b->x1, m->scratch.x1);
+}
+static inline cl_mem kept_x2(const digcl_model *m, const block_saved *b) {
+    return block_kept(b->x2, m->scratch.x2);
+}
+static inline cl_mem kept_h_mid(const digcl_model *m, const block_saved *b) {
+    return block_kept(b->h_mid, m->scratch.h_mid);
+}
+static inline cl_mem kept_h_post(const digcl_model *m, const block_saved *b) {
+    return block_kept(b->h_post, m->scratch.h_post);
+}
+static inline cl_mem kept_normed(const digcl_model *m, const block_saved *b) {
+    return block_kept(b->normed, m->scratch.narrow);
+}
+static inline cl_mem kept_log_gate(const digcl_model *m, const block_saved *b) {
+    return block_kept(b->log_gate, m->scratch.gate);
+}
+static inline cl_mem kept_mlp_act(const digcl_model *m, const block_saved *b) {
+    return block_kept(b->mlp_act, m->scratch.narrow);
+}
 
 /* model_params.c */
 void digcl_model_find_params(digcl_model *model);
