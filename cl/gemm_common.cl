@@ -3,9 +3,14 @@
  *   store_pair   C[m, n..n+1] = alpha (v0, v1) + beta C[m, n..n+1]   (beta = 0: no read)
  *   copy16       16 bytes global -> local without registers, zero-filled when !valid
  *   copy_commit  closes this thread's group of copies
- *   copy_wait    all but the newest STAGES - 2 groups of this thread have landed
+ *   copy_wait    all but the newest COPIES_IN_FLIGHT groups of this thread have landed
+ *                (unless the kernel defines it: STAGES - 2)
  *   copy_wait_all  all groups of this thread have landed
  * Included after tensor_core.cl, with TC_EMULATE, VEC_C and STAGES defined. */
+
+#ifndef COPIES_IN_FLIGHT
+#define COPIES_IN_FLIGHT (STAGES - 2)
+#endif
 
 static inline float blend(float value, __global const float *c, float alpha, float beta) {
     return beta == 0.0f ? alpha * value : alpha * value + beta * *c;
@@ -44,7 +49,7 @@ static inline void copy_commit(void) {
 
 static inline void copy_wait(void) {
 #if !TC_EMULATE
-    asm volatile("cp.async.wait_group %0;" ::"n"(STAGES - 2) : "memory");
+    asm volatile("cp.async.wait_group %0;" ::"n"(COPIES_IN_FLIGHT) : "memory");
 #endif
 }
 

@@ -61,6 +61,7 @@
 #define WG 1 /* warpgroups */
 #endif
 #define AHEAD (STAGES - 2 + DRAIN) /* K steps the copies run ahead */
+#define COPIES_IN_FLIGHT (AHEAD - 1) /* copy_wait: the groups of the later steps */
 #define BM      (64 * WG)
 #define THREADS (128 * WG)
 #define TILE_A  (BM * BK) /* floats */
@@ -107,6 +108,15 @@ static inline void load_step(__global const float *A, int lda, __global const fl
     issue_tile(A, lda, m0, M, K, k0, BM, tid, stage);
     issue_tile(B, ldb, n0, N, K, k0, BN, tid, stage + TILE_A);
     copy_commit();
+}
+
+/* Step s of `steps` -> a stage's tiles, or past the last step an empty group: one group per
+ * step, so that the wait counts hold. */
+static inline void step_copies(__global const float *A, int lda, __global const float *B,
+                               int ldb, int M, int N, int K, int m0, int n0, int s, int steps,
+                               int tid, __local float *stage) {
+    if (s < steps) load_step(A, lda, B, ldb, M, N, K, m0, n0, s * BK, tid, stage);
+    else copy_commit();
 }
 
 #if TC_EMULATE
@@ -167,8 +177,8 @@ static inline void issue_step(__local const float *As, __local const float *Bs, 
 /* This thread's copies of the step to compute (all but the newest AHEAD - 1 groups) have
  * landed and are visible to the tensor cores. */
 static inline void loads_landed(void) {
+    copy_wait();
 #if !TC_EMULATE
-    asm volatile("cp.async.wait_group %0;" ::"n"(AHEAD - 1) : "memory");
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 #endif
 }
@@ -191,19 +201,13 @@ gemm_wgmma(const int M, const int N, const int K, const float alpha, __global co
     for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
     const int steps = (K + BK - 1) / BK;
     __local const float *A_rows = tiles[0] + (tid / 128) * 64 * BK; /* this warpgroup's */
-    /* one group of copies per step, empty past the last, so that the wait counts hold */
-    for (int s = 0; s < AHEAD; s++) {
-        if (s < steps) load_step(A, lda, B, ldb, M, N, K, m0, n0, s * BK, tid, tiles[s]);
-        else copy_commit();
-    }
+    for (int s = 0; s < AHEAD; s++)
+        step_copies(A, lda, B, ldb, M, N, K, m0, n0, s, steps, tid, tiles[s]);
     for (int s = 0; s < steps; s++) {
         loads_landed();
         barrier(CLK_LOCAL_MEM_FENCE); /* step s's tiles are in; step s + AHEAD's buffer is free */
         const int ahead = s + AHEAD;
-        if (ahead < steps)
-            load_step(A, lda, B, ldb, M, N, K, m0, n0, ahead * BK, tid, tiles[ahead % STAGES]);
-        else
-            copy_commit();
+        step_copies(A, lda, B, ldb, M, N, K, m0, n0, ahead, steps, tid, tiles[ahead % STAGES]);
         issue_step(A_rows + (s % STAGES) * STAGE, tiles[s % STAGES] + TILE_A, acc);
 #if DRAIN
         wgmma_wait(acc);
