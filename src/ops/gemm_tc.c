@@ -229,6 +229,12 @@ static int wgmma_eligible(const digcl_context *ctx, const digcl_gemm_args *a, si
            digcl_gemm_tc_wgmma(ctx);
 }
 
+/* a's output tiles of `rows` x 128 (all batches): what the wgmma kernels' shape choices
+ * count. */
+static size_t wide_tiles(const digcl_gemm_args *a, size_t batch, int rows) {
+    return ((a->M + (size_t)rows - 1) / (size_t)rows) * ((a->N + 127) / 128) * batch;
+}
+
 /* BM x 128 tiles where they give every compute unit two, else BM x 64. */
 static int wgmma_width(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch, int bm) {
     static int read, forced;
@@ -236,8 +242,7 @@ static int wgmma_width(const digcl_context *ctx, const digcl_gemm_args *a, size_
     if (forced == 64 || forced == 128) return forced;
     if (forced)
         digcl_fatal("DIGCL_GEMM_WGMMA_BN=%d is not a tile width (expected 64 or 128)", forced);
-    const size_t wide = ((a->M + bm - 1) / bm) * ((a->N + 127) / 128) * batch;
-    return wide >= 2 * digcl_context_device(ctx)->compute_units ? 128 : 64;
+    return wide_tiles(a, batch, bm) >= 2 * digcl_context_device(ctx)->compute_units ? 128 : 64;
 }
 
 /* X stored [K, rows] (offset, ld, batch stride) -> scratch `key` as [batch][rows][K]. */
@@ -310,7 +315,7 @@ static wgmma_pipe forced_pipe(void) {
  * barrier per wgmma, 32 leaves room for only two buffers). */
 static wgmma_pipe tf32_pipe(const digcl_context *ctx, const digcl_gemm_args *a, size_t batch) {
     const wgmma_pipe f = forced_pipe();
-    const size_t wide = ((a->M + 127) / 128) * ((a->N + 127) / 128) * batch;
+    const size_t wide = wide_tiles(a, batch, 128);
     wgmma_pipe p;
     p.groups = f.groups ? f.groups : wide >= 4 * digcl_context_device(ctx)->compute_units ? 2 : 1;
     p.bk = f.bk ? f.bk : 16;
@@ -380,8 +385,7 @@ static int wgmma_split_groups(const digcl_context *ctx, const digcl_gemm_args *a
     static int read, forced;
     if (!read) forced = env_int("DIGCL_GEMM_WGMMA_WG", 0, 0, 4), read = 1;
     if (forced) return forced;
-    const size_t tiles = ((a->M + 127) / 128) * ((a->N + 127) / 128) * batch;
-    return tiles >= digcl_context_device(ctx)->compute_units ? 2 : 1;
+    return wide_tiles(a, batch, 128) >= digcl_context_device(ctx)->compute_units ? 2 : 1;
 }
 
 /* DIGCL_GEMM_WGMMA_CHAIN: K steps of 16 per fresh tensor-core accumulation (3xTF32), 4. */
