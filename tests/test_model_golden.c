@@ -121,39 +121,64 @@ static void check_parameter_gradients(const char *fixture, digcl_model *model,
     }
 }
 
+/* One fixture's model, inputs and training forward + backward (L = sum(out * dout)):
+ * out and dx on the device, the gradients in the model's buffer. */
+typedef struct fixture_pass {
+    fixture_files f;
+    digcl_model *model;
+    digcl_model_inputs inputs;
+    cl_mem out, d_out, dx;
+    size_t x_count, out_count;
+    int N;
+} fixture_pass;
+
+static fixture_pass fixture_pass_run(const char *dir) {
+    fixture_pass r = {0};
+    r.f = (fixture_files){open_in(dir, "inputs.safetensors"), open_in(dir, "expected.safetensors")};
+    r.model = load_model(dir);
+    size_t t_count = 0;
+    float *x = read_tensor(r.f.inputs, "x", &r.x_count),
+          *t = read_tensor(r.f.inputs, "t", &t_count);
+    float *dout = read_tensor(r.f.inputs, "dout", &r.out_count);
+    r.inputs = (digcl_model_inputs){test_upload(x, r.x_count), test_upload(t, t_count),
+                                    upload_int_labels(r.f.inputs, &r.N)};
+    r.out = test_poisoned(r.out_count), r.d_out = test_upload(dout, r.out_count);
+    r.dx = test_poisoned(r.x_count);
+    digcl_model_prepare(r.model, r.N, DIGCL_MODE_TRAINING);
+    digcl_model_zero_grad(r.model);
+    digcl_model_forward(r.model, &r.inputs, r.out);
+    digcl_model_backward(r.model, &r.inputs, r.d_out, r.dx);
+    free(x), free(t), free(dout);
+    return r;
+}
+
+static void fixture_pass_release(fixture_pass *r) {
+    test_release(r->inputs.x), test_release(r->inputs.t), test_release(r->inputs.y);
+    test_release(r->out), test_release(r->d_out), test_release(r->dx);
+    digcl_model_release(r->model);
+    digcl_st_close(r->f.inputs), digcl_st_close(r->f.expected);
+}
+
 static void run_fixture(const char *dir, const char *fixture) {
-    fixture_files f = {open_in(dir, "inputs.safetensors"), open_in(dir, "expected.safetensors")};
-    digcl_model *model = load_model(dir);
-    digcl_arch arch = digcl_model_get_config(model)->arch;
+    fixture_pass r = fixture_pass_run(dir);
+    digcl_arch arch = digcl_model_get_config(r.model)->arch;
     double forward_tolerance = arch == DIGCL_ARCH_UDIG ? 1e-5 : 1e-4;
     double gradient_tolerance = arch == DIGCL_ARCH_UDIG ? 1e-4 : 1e-3;
     if (digcl_arch_has_dig_blocks(arch))
-        assert_int_equal(digcl_model_fused_projections(model), expect_fused);
+        assert_int_equal(digcl_model_fused_projections(r.model), expect_fused);
     if (arch == DIGCL_ARCH_DIT)
-        assert_int_equal(digcl_model_get_config(model)->attention, dit_attention);
-    int N = 0;
-    size_t x_count = 0, t_count = 0, out_count = 0;
-    float *x = read_tensor(f.inputs, "x", &x_count), *t = read_tensor(f.inputs, "t", &t_count);
-    float *dout = read_tensor(f.inputs, "dout", &out_count),
-          *want_out = read_tensor(f.expected, "out", NULL);
-    float *want_dx = read_tensor(f.expected, "grad.x", NULL);
-    digcl_model_inputs inputs = {test_upload(x, x_count), test_upload(t, t_count),
-                                 upload_int_labels(f.inputs, &N)};
-    cl_mem out = test_poisoned(out_count), d_out = test_upload(dout, out_count),
-           dx = test_poisoned(x_count);
-    digcl_model_prepare(model, N, DIGCL_MODE_TRAINING);
-    digcl_model_zero_grad(model);
-    digcl_model_forward(model, &inputs, out);
-    digcl_model_backward(model, &inputs, d_out, dx);
+        assert_int_equal(digcl_model_get_config(r.model)->attention, dit_attention);
+    float *want_out = read_tensor(r.f.expected, "out", NULL);
+    float *want_dx = read_tensor(r.f.expected, "grad.x", NULL);
     double worst_forward = 0, worst_gradient = 0;
-    compare(fixture, "out", out, want_out, out_count, forward_tolerance, &worst_forward);
-    compare(fixture, "grad.x", dx, want_dx, x_count, gradient_tolerance, &worst_gradient);
-    check_parameter_gradients(fixture, model, f.expected, gradient_tolerance, &worst_gradient);
+    compare(fixture, "out", r.out, want_out, r.out_count, forward_tolerance, &worst_forward);
+    compare(fixture, "grad.x", r.dx, want_dx, r.x_count, gradient_tolerance, &worst_gradient);
+    check_parameter_gradients(fixture, r.model, r.f.expected, gradient_tolerance, &worst_gradient);
     /* inference mode must give the same output */
-    digcl_model_prepare(model, N, DIGCL_MODE_INFERENCE);
-    test_poison(out, out_count);
-    digcl_model_forward(model, &inputs, out);
-    compare(fixture, "out (inference mode)", out, want_out, out_count, forward_tolerance,
+    digcl_model_prepare(r.model, r.N, DIGCL_MODE_INFERENCE);
+    test_poison(r.out, r.out_count);
+    digcl_model_forward(r.model, &r.inputs, r.out);
+    compare(fixture, "out (inference mode)", r.out, want_out, r.out_count, forward_tolerance,
             &worst_forward);
     print_message("  %-40s %s%sforward rel L2 %.2e, worst gradient %.2e\n", dir,
                   arch != DIGCL_ARCH_DIT                   ? ""
@@ -161,11 +186,8 @@ static void run_fixture(const char *dir, const char *fixture) {
                                                            : "tiled attention, ",
                   activations == DIGCL_ACTIVATIONS_KEEP ? "kept activations, " : "", worst_forward,
                   worst_gradient);
-    test_release(inputs.x), test_release(inputs.t), test_release(inputs.y);
-    test_release(out), test_release(d_out), test_release(dx);
-    free(x), free(t), free(dout), free(want_out), free(want_dx);
-    digcl_model_release(model);
-    digcl_st_close(f.inputs), digcl_st_close(f.expected);
+    free(want_out), free(want_dx);
+    fixture_pass_release(&r);
 }
 
 static void run_names(const char *root, const char **names, size_t count) {
@@ -226,30 +248,14 @@ static void test_committed_fixtures_kept_activations(void **state) {
  * grad.x, downloaded (free both). */
 static void fixture_gradients(const char *dir, digcl_activation_mode mode, float **grads,
                               size_t *grad_count, float **dx_host, size_t *x_count) {
-    fixture_files f = {open_in(dir, "inputs.safetensors"), open_in(dir, "expected.safetensors")};
     activations = mode;
-    digcl_model *model = load_model(dir);
+    fixture_pass r = fixture_pass_run(dir);
     activations = DIGCL_ACTIVATIONS_RECOMPUTE;
-    int N = 0;
-    size_t t_count = 0, out_count = 0;
-    float *x = read_tensor(f.inputs, "x", x_count), *t = read_tensor(f.inputs, "t", &t_count);
-    float *dout = read_tensor(f.inputs, "dout", &out_count);
-    digcl_model_inputs inputs = {test_upload(x, *x_count), test_upload(t, t_count),
-                                 upload_int_labels(f.inputs, &N)};
-    cl_mem out = test_poisoned(out_count), d_out = test_upload(dout, out_count),
-           dx = test_poisoned(*x_count);
-    digcl_model_prepare(model, N, DIGCL_MODE_TRAINING);
-    digcl_model_zero_grad(model);
-    digcl_model_forward(model, &inputs, out);
-    digcl_model_backward(model, &inputs, d_out, dx);
-    *grad_count = digcl_model_flat_count(model);
-    *grads = test_download(digcl_model_grad_buffer(model), *grad_count);
-    *dx_host = test_download(dx, *x_count);
-    test_release(inputs.x), test_release(inputs.t), test_release(inputs.y);
-    test_release(out), test_release(d_out), test_release(dx);
-    free(x), free(t), free(dout);
-    digcl_model_release(model);
-    digcl_st_close(f.inputs), digcl_st_close(f.expected);
+    *grad_count = digcl_model_flat_count(r.model);
+    *grads = test_download(digcl_model_grad_buffer(r.model), *grad_count);
+    *x_count = r.x_count;
+    *dx_host = test_download(r.dx, r.x_count);
+    fixture_pass_release(&r);
 }
 
 /* Keeping changes where the values live, not how they are computed: DiG (with skips),
